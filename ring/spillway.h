@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spillway.h - the one public header of libspillway.
+ *
+ * Spillway is a shared-memory log bus for one Linux machine: producers append
+ * variable-length records lock-free into a per-topic ring in shared memory,
+ * consumers read them in place, and the daemon (spillwayd) spills the ring to
+ * segment files so it can be reused.
+ *
+ * Conventions (liburing's): every call returns 0 or a non-negative count /
+ * position on success and a negative errno on failure. errno is never the
+ * API's channel. Positions are byte offsets in the topic's log, from the
+ * topic's start position, never reused; they fit in int64_t.
+ *
+ * Errors you will meet:
+ *   -EINVAL    bad argument (topic name, sizes, alignment, ...)
+ *   -EEXIST    topic already exists (create)
+ *   -ENOENT    topic not found (open / delete)
+ *   -EAGAIN    ring full of unreclaimed bytes (non-blocking producer calls),
+ *              or nothing to read yet (never returned by poll: it returns 0)
+ *   -ETIMEDOUT a blocking call's timeout passed
+ *   -EMSGSIZE  record larger than the topic's max_record
+ *   -EBADMSG   garbage where a record header should be (shared memory is
+ *              never trusted: every length is bounds-checked)
+ *   -ESTALE    the consumer was lapped: the bytes at its position were
+ *              reclaimed; spw_consumer_oldest() says where the ring's data
+ *              starts now (the gap is on disk, see the daemon)
+ *   -ECANCELED a claim was aborted by the daemon because it stayed
+ *              uncommitted past the unblock timeout
+ */
+#ifndef SPILLWAY_H
+#define SPILLWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SPW_VERSION_MAJOR 0
+#define SPW_VERSION_MINOR 1
+
+#define SPW_NAME_MAX 128               /* topic names: [A-Za-z0-9._-]{1,128}, no leading '.' */
+#define SPW_RING_MIN_BYTES (64u << 10) /* ring_bytes: a power of two >= 64 KiB */
+#define SPW_RECORD_MAX_BYTES ((1u << 30) - 1) /* hard cap on max_record */
+#define SPW_DEFAULT_SHM_DIR "/dev/shm/spillway"
+#define SPW_RECORD_ALIGN 8u            /* every record starts 8-byte aligned */
+#define SPW_RECORD_HEADER_BYTES 16u    /* header in front of each payload */
+
+/* ---------------------------------------------------------------------------
+ * Topics
+ */
+
+/* Topic flags (spw_topic_config.flags). */
+#define SPW_TOPIC_NO_SPILL 0x1u /* pure IPC: the daemon reclaims without writing */
+
+struct spw_topic_config {
+	uint64_t ring_bytes;     /* power of two >= 64 KiB; 0 = 64 MiB */
+	uint64_t segment_bytes;  /* multiple of ring_bytes; 0 = max(1 GiB, ring) */
+	uint32_t max_record;     /* <= ring_bytes / 4; 0 = min(1 MiB, ring / 4) */
+	uint32_t mode;           /* file mode of the ring; 0 = 0600 */
+	uint32_t flags;          /* SPW_TOPIC_* */
+	uint32_t reserved;
+	uint64_t start_position; /* first position (8-aligned); 0 for a new log,
+	                          * the end of the disk log for a recreated ring */
+};
+
+/* Open flags (spw_topic_open). */
+#define SPW_OPEN_RDONLY 0x1u /* map the data read-only: consumers only */
+
+struct spw_topic;
+
+/*
+ * Directory resolution for every call taking shm_dir: the argument when not
+ * NULL, else $SPILLWAY_SHM_DIR, else SPW_DEFAULT_SHM_DIR. create makes the
+ * directory (0700... then the mode of the files decides) when missing.
+ */
+const char *spw_shm_dir(const char *shm_dir);
+
+/* Returns 0 when name is a valid topic name, -EINVAL otherwise. */
+int spw_topic_name_check(const char *name);
+
+/* Create the ring file, pre-faulted (pages allocated now, not on the first
+ * producer). -EEXIST when it exists. cfg may be NULL for all defaults. */
+int spw_topic_create(const char *shm_dir, const char *name,
+		     const struct spw_topic_config *cfg);
+/* Remove the ring file. Processes that have it open keep their mapping. */
+int spw_topic_delete(const char *shm_dir, const char *name);
+/* Map a topic. The header is validated (magic, version, sizes, file size);
+ * a garbage header gives -EBADMSG. */
+int spw_topic_open(const char *shm_dir, const char *name, unsigned flags,
+		   struct spw_topic **out);
+void spw_topic_close(struct spw_topic *t);
+
+/* A snapshot of the topic's settings and counters (each counter is read
+ * atomically; together they are not one instant). */
+struct spw_topic_info {
+	uint64_t ring_bytes, segment_bytes;
+	uint32_t max_record, flags;
+	uint64_t created_ns;     /* CLOCK_REALTIME */
+	uint64_t start_position; /* first position this ring ever held */
+	uint64_t tail;           /* next free position (producers) */
+	uint64_t reclaimed;      /* oldest position still readable in the ring */
+	uint64_t spilled;        /* bytes written to segment files (daemon) */
+	uint64_t durable;        /* bytes fdatasync'd (daemon) */
+	uint64_t limit;          /* producers may not claim past it */
+	uint32_t daemon_pid;     /* heartbeat: 0 when no daemon ever attached */
+	uint32_t reserved;
+	uint64_t daemon_heartbeat_ns; /* CLOCK_REALTIME of the last heartbeat */
+};
+int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *out);
+const char *spw_topic_name(const struct spw_topic *t);
+
+/* ---------------------------------------------------------------------------
+ * Producers. A producer handle is used by one thread at a time; any number of
+ * handles, in any number of processes, append to one topic concurrently.
+ */
+struct spw_producer;
+
+int spw_producer_open(struct spw_topic *t, struct spw_producer **out);
+void spw_producer_close(struct spw_producer *p);
+
+/* Copy a record in. Returns its position, or -EAGAIN (ring full),
+ * -EMSGSIZE, -EINVAL. */
+int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len);
+/* Blocking variant: spins briefly, then sleeps on a futex until the daemon
+ * reclaims room. timeout_ns < 0 waits forever. -ETIMEDOUT after timeout_ns. */
+int64_t spw_producer_send_wait(struct spw_producer *p, const void *data,
+			       uint32_t len, int64_t timeout_ns);
+
+/* Zero copy: claim len bytes, write them at c->data, then commit or abort.
+ * Exactly one claim per producer handle may be open at a time. */
+struct spw_claim {
+	void *data;        /* where to write the payload */
+	uint32_t len;      /* payload length claimed */
+	uint32_t reserved;
+	int64_t position;  /* the record's position */
+	void *hdr_;        /* private */
+};
+int spw_producer_claim(struct spw_producer *p, uint32_t len, struct spw_claim *c);
+int spw_producer_claim_wait(struct spw_producer *p, uint32_t len,
+			    int64_t timeout_ns, struct spw_claim *c);
+/* Publish the record. -ECANCELED when the daemon aborted the claim because
+ * it stayed open past the unblock timeout (the record is lost: resend). */
+int spw_producer_commit(struct spw_producer *p, struct spw_claim *c);
+/* Turn the claim into an ABORTED record that consumers skip. */
+int spw_producer_abort(struct spw_producer *p, struct spw_claim *c);
+
+/* ---------------------------------------------------------------------------
+ * Consumers. Records are handed to a callback in place (zero copy): the
+ * pointer is valid during the callback only. A consumer never delays
+ * producers; one that falls more than the ring behind gets -ESTALE.
+ */
+struct spw_consumer;
+
+enum spw_from {
+	SPW_FROM_OLDEST = 0,   /* the oldest position still in the ring */
+	SPW_FROM_LATEST = 1,   /* only records claimed after the open */
+	SPW_FROM_POSITION = 2, /* a given position (must be a record boundary) */
+};
+
+struct spw_record {
+	int64_t position;
+	uint64_t timestamp_ns; /* CLOCK_REALTIME, taken at claim */
+	const void *data;
+	uint32_t len;
+	uint32_t flags;
+};
+
+/* Return 0 to go on, non-zero to stop after this record (it counts as
+ * consumed). */
+typedef int (*spw_record_fn)(void *arg, const struct spw_record *r);
+
+int spw_consumer_open(struct spw_topic *t, enum spw_from from, int64_t position,
+		      struct spw_consumer **out);
+void spw_consumer_close(struct spw_consumer *c);
+
+/* Deliver up to max committed records from the consumer's position.
+ * Returns the count delivered (0: nothing yet), -ESTALE (lapped: the
+ * position is left at the first record not delivered), -EBADMSG (garbage
+ * header at the position; spw_consumer_position() names it). ABORTED and
+ * PADDING records are skipped and not counted. */
+int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int max);
+/* As poll, but when nothing is there, spin briefly then sleep on a futex
+ * until a producer commits. timeout_ns < 0 waits forever; returns 0 after the
+ * timeout. */
+int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg,
+			   int max, int64_t timeout_ns);
+/* The next position this consumer will read. */
+int64_t spw_consumer_position(const struct spw_consumer *c);
+/* The oldest position still readable in the ring (the reclaim bound). */
+int64_t spw_consumer_oldest(const struct spw_consumer *c);
+/* Move to a position (a record boundary the caller knows, e.g. the oldest
+ * after -ESTALE). -ESTALE if already reclaimed, -EINVAL if beyond the tail or
+ * unaligned. */
+int spw_consumer_seek(struct spw_consumer *c, int64_t position);
+
+/* ---------------------------------------------------------------------------
+ * Daemon-side calls: what spillwayd (or a custom spiller) uses. Producers and
+ * consumers never need them.
+ */
+
+struct spw_scan {
+	int64_t end;           /* end of the committed run (a record boundary) */
+	uint64_t records;      /* DATA records in [from, end) */
+	uint64_t max_timestamp_ns;
+	int64_t stuck;         /* position of the first record not committed, or -1 */
+	uint64_t stuck_header; /* its raw commit word (0: never written) */
+};
+/* Walk the committed records from `from` (a record boundary) for at most
+ * max_bytes, stopping at the first uncommitted record or the end of the ring
+ * (a run never wraps). Returns the bytes covered (end - from), or -EBADMSG at
+ * garbage (out->end then names the bad position), -ESTALE if `from` was
+ * reclaimed. */
+int64_t spw_topic_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes,
+		       struct spw_scan *out);
+
+/* Make the ring bytes below `upto` reusable: publish the new reclaim bound,
+ * zero the bytes, advance limit to upto + ring_bytes, and wake blocked
+ * producers only when some wait. `upto` must be a record boundary of
+ * committed records, 8-aligned, between the current bound and the tail. */
+int spw_topic_reclaim(struct spw_topic *t, int64_t upto);
+
+/* Turn the claim at `position` (the first uncommitted record, stuck past a
+ * timeout) into an ABORTED record covering exactly the claimed span, also
+ * when its producer died before writing any header byte. Returns the span in
+ * bytes, 0 if the record got committed meanwhile, or -errno. */
+int64_t spw_topic_unblock(struct spw_topic *t, int64_t position);
+
+/* Counters the daemon publishes. */
+enum spw_counter { SPW_SPILLED = 0, SPW_DURABLE = 1 };
+int spw_topic_set_counter(struct spw_topic *t, enum spw_counter which, int64_t value);
+/* Heartbeat: pid and CLOCK_REALTIME now. */
+int spw_topic_heartbeat(struct spw_topic *t, uint32_t pid);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SPILLWAY_H */
