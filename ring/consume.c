@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * consume.c - live consumers: read in place, validate after reading
+ * (ring_layout.h I3, I5), sleep and wake (I8).
+ *
+ * A consumer writes nothing that producers read (except the waiter count
+ * when it goes to sleep), so it can never slow them down.
+ *
+ * Reading the record at p:
+ *   1. p < limit (acquire; cached until passed): the previous lap's bytes at
+ *      p's offset were zeroed before limit moved (I3), so a non-zero commit
+ *      word there belongs to p's own lap.
+ *   2. commit word (acquire): COMMITTED, or stop (nothing yet).
+ *   3. bounds: the span must fit before the end of the ring, the length
+ *      within max_record; else garbage (-EBADMSG) unless lapped.
+ *   4. acquire fence, then `reclaimed`: if > p, the bytes may be torn (I5):
+ *      -ESTALE. The callback runs only on a validated record, and poll
+ *      validates again after it returns: a record reclaimed while the callback
+ *      held it is reported -ESTALE and not counted as consumed.
+ */
+#define _GNU_SOURCE
+#include "ring_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define SPIN_NS 50000ll /* spin before a futex sleep (~20 us sleep/wake here) */
+
+int spw_consumer_open(struct spw_topic *t, enum spw_from from, int64_t position,
+		      struct spw_consumer **out)
+{
+	struct spw_consumer *c;
+	uint64_t pos;
+	int r;
+
+	if (!t || !out)
+		return -EINVAL;
+	*out = NULL;
+	switch (from) {
+	case SPW_FROM_OLDEST:
+		/* Acquire: pairs with reclaim's seq_cst store; a bound, checked
+		 * again at every read (I5). */
+		pos = atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire);
+		break;
+	case SPW_FROM_LATEST:
+		/* Acquire: tail is always a record boundary (claims move it by
+		 * whole spans, I6). */
+		pos = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
+		break;
+	case SPW_FROM_POSITION:
+		pos = (uint64_t)position;
+		break;
+	default:
+		return -EINVAL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->t = t;
+	c->pos = pos;
+	if (from == SPW_FROM_POSITION) {
+		r = spw_consumer_seek(c, position);
+		if (r) {
+			free(c);
+			return r;
+		}
+	}
+	*out = c;
+	return 0;
+}
+
+void spw_consumer_close(struct spw_consumer *c)
+{
+	free(c);
+}
+
+int64_t spw_consumer_position(const struct spw_consumer *c)
+{
+	return c ? (int64_t)c->pos : -EINVAL;
+}
+
+int64_t spw_consumer_oldest(const struct spw_consumer *c)
+{
+	if (!c)
+		return -EINVAL;
+	/* Acquire: pairs with the seq_cst store in spw_topic_reclaim(). */
+	return (int64_t)atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire);
+}
+
+int spw_consumer_seek(struct spw_consumer *c, int64_t position)
+{
+	uint64_t pos = (uint64_t)position, tail;
+
+	if (!c || position < 0 || (pos & 7))
+		return -EINVAL;
+	/* Acquire loads: bounds only; reads re-validate (I5). */
+	tail = atomic_load_explicit(&c->t->hdr->tail, memory_order_acquire);
+	if (pos > tail)
+		return -EINVAL;
+	if (pos < atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire))
+		return -ESTALE;
+	c->pos = pos;
+	c->limit_cache = 0;
+	return 0;
+}
+
+/* I5: after reading what sits at pos, was it reclaimed meanwhile? */
+static bool lapped(struct spw_topic *t, uint64_t pos)
+{
+	/* The one standalone fence (STYLE.md): orders the reads of the record
+	 * above before the load of reclaimed below. Pairs with the seq_cst
+	 * store of reclaimed in spw_topic_reclaim(), made before it zeroes (I3):
+	 * if we read any zeroed or reused byte, we see the new bound. */
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > pos;
+}
+
+/* Below limit? (step 1). The cached limit is only ever behind the real one. */
+static bool below_limit(struct spw_consumer *c)
+{
+	if (c->pos < c->limit_cache)
+		return true;
+	/* Acquire: pairs with the seq_cst store of limit in reclaim, after the
+	 * zeroing (I3). */
+	c->limit_cache = atomic_load_explicit(&c->t->hdr->limit, memory_order_acquire);
+	return c->pos < c->limit_cache;
+}
+
+int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int max)
+{
+	struct spw_topic *t;
+	struct spw_record rec;
+	int n = 0;
+
+	if (!c || !fn || max <= 0)
+		return -EINVAL;
+	t = c->t;
+	while (n < max) {
+		uint64_t p = c->pos, w, span;
+		struct ring_rec *r;
+		int stop;
+
+		if (!below_limit(c))
+			return n ? n : (lapped(t, p) ? -ESTALE : 0);
+		r = ring_rec_at(t, p);
+		/* Acquire: pairs with the producer's commit CAS (I4) or the
+		 * padding / abort store: the payload is visible after it. */
+		w = atomic_load_explicit(&r->commit, memory_order_acquire);
+		if (!(w & RING_W_COMMITTED))
+			return n ? n : (lapped(t, p) ? -ESTALE : 0);
+		span = ring_committed_span(t, p, w);
+		if (!span)
+			return n ? n : (lapped(t, p) ? -ESTALE : -EBADMSG);
+		if (RING_W_TYPE(w) != RING_T_DATA) {
+			if (lapped(t, p))
+				return n ? n : -ESTALE;
+			c->pos = p + span;
+			continue;
+		}
+		rec.position = (int64_t)p;
+		rec.timestamp_ns = r->timestamp_ns;
+		rec.data = r + 1;
+		rec.len = RING_W_LEN(w);
+		rec.flags = 0;
+		if (lapped(t, p))
+			return n ? n : -ESTALE;
+		stop = fn(arg, &rec);
+		if (lapped(t, p)) /* overwritten while the callback held it */
+			return -ESTALE;
+		c->pos = p + span;
+		n++;
+		if (stop)
+			break;
+	}
+	return n;
+}
+
+/* Is there something for poll to do at the consumer's position? seq_cst
+ * load: the re-check half of I8 after the waiter count went up. */
+static bool ready(struct spw_consumer *c)
+{
+	struct spw_topic *t = c->t;
+
+	if (!below_limit(c))
+		return lapped(t, c->pos);
+	return (atomic_load_explicit(&ring_rec_at(t, c->pos)->commit, memory_order_seq_cst) &
+		RING_W_COMMITTED) ||
+	       lapped(t, c->pos);
+}
+
+static void consumer_sleep(struct spw_consumer *c, int64_t left_ns)
+{
+	struct ring_hdr *h = c->t->hdr;
+	uint32_t seq;
+
+	if (c->t->rdonly) {
+		/* A read-only mapping cannot register as a waiter: nap. */
+		struct timespec ts = { 0, 50000 };
+
+		if (left_ns >= 0 && left_ns < ts.tv_nsec)
+			ts.tv_nsec = left_ns;
+		nanosleep(&ts, NULL);
+		return;
+	}
+	/* Acquire: the futex compare value, read before the re-check. */
+	seq = atomic_load_explicit(&h->cons_wake, memory_order_acquire);
+	/* seq_cst: sleeper half of I8; pairs with the seq_cst load of
+	 * cons_waiters in ring_wake_consumers() after the commit CAS. */
+	atomic_fetch_add_explicit(&h->cons_waiters, 1, memory_order_seq_cst);
+	if (!ready(c))
+		ring_futex_wait(&h->cons_wake, seq, left_ns);
+	/* Relaxed: a hint for wakers only; a spare wake costs one syscall. */
+	atomic_fetch_sub_explicit(&h->cons_waiters, 1, memory_order_relaxed);
+}
+
+int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, int max,
+			   int64_t timeout_ns)
+{
+	int64_t start, elapsed;
+	int r;
+
+	r = spw_consumer_poll(c, fn, arg, max);
+	if (r != 0)
+		return r;
+	start = (int64_t)ring_monotonic_ns();
+	for (unsigned i = 1;; i++) {
+		if (ready(c)) {
+			r = spw_consumer_poll(c, fn, arg, max);
+			if (r != 0)
+				return r;
+		}
+		if ((i & 63) != 0) {
+			ring_cpu_relax();
+			continue;
+		}
+		elapsed = (int64_t)ring_monotonic_ns() - start;
+		if (timeout_ns >= 0 && elapsed >= timeout_ns)
+			return 0;
+		if (elapsed < SPIN_NS)
+			continue;
+		/* Sleep in slices of at most 100 ms: a producer that died with a
+		 * claim open is unblocked by the daemon, which wakes us, but a
+		 * bounded slice keeps any missed case from hanging us. */
+		consumer_sleep(c, timeout_ns < 0 ? 100000000
+				 : (timeout_ns - elapsed < 100000000 ? timeout_ns - elapsed
+								     : 100000000));
+	}
+}

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* util.c - clocks and futexes for the ring. */
+#define _GNU_SOURCE
+#include "ring_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+uint64_t ring_realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ring_monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* TSC calibration, once per process: ticks per ns against CLOCK_MONOTONIC
+ * over ~2 ms. Only when the CPU says the TSC is constant and non-stop. */
+static uint64_t tsc_mult; /* 32.32 ns per tick; 0 = use clock_gettime */
+static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
+
+static bool tsc_usable(void)
+{
+#if defined(__x86_64__)
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[4096];
+	bool constant = false, nonstop = false;
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "flags", 5) != 0)
+			continue;
+		constant = strstr(line, " constant_tsc") != NULL;
+		nonstop = strstr(line, " nonstop_tsc") != NULL;
+		break;
+	}
+	fclose(f);
+	return constant && nonstop;
+#else
+	return false;
+#endif
+}
+
+static void tsc_calibrate(void)
+{
+#if defined(__x86_64__)
+	uint64_t n0, n1, c0, c1;
+
+	if (!tsc_usable())
+		return;
+	n0 = ring_monotonic_ns();
+	c0 = __rdtsc();
+	do
+		n1 = ring_monotonic_ns();
+	while (n1 - n0 < 2000000);
+	c1 = __rdtsc();
+	if (c1 > c0)
+		tsc_mult = (uint64_t)(((__uint128_t)(n1 - n0) << 32) / (c1 - c0));
+#endif
+}
+
+static void clock_resync(struct ring_clock *c)
+{
+#if defined(__x86_64__)
+	c->base_tsc = __rdtsc();
+#endif
+	c->base_ns = ring_realtime_ns();
+}
+
+void ring_clock_init(struct ring_clock *c)
+{
+	pthread_once(&tsc_once, tsc_calibrate);
+	memset(c, 0, sizeof(*c));
+	c->mult = tsc_mult;
+	/* ~1 ms of ticks between re-syncs: the calibration error (~1e-5)
+	 * then costs ~10 ns at worst. */
+	c->resync_ticks = c->mult ? (1000000ull << 32) / c->mult : 0;
+	clock_resync(c);
+}
+
+uint64_t ring_clock_now(struct ring_clock *c)
+{
+	uint64_t ns;
+
+#if defined(__x86_64__)
+	if (c->mult) {
+		uint64_t d = __rdtsc() - c->base_tsc;
+
+		if (__builtin_expect(d >= c->resync_ticks, 0)) {
+			clock_resync(c);
+			d = 0;
+		}
+		ns = c->base_ns + (uint64_t)(((__uint128_t)d * c->mult) >> 32);
+	} else
+#endif
+		ns = ring_realtime_ns();
+	/* Never backwards within one producer (a re-sync or an NTP step). */
+	if (ns < c->last_ns)
+		ns = c->last_ns;
+	c->last_ns = ns;
+	return ns;
+}
+
+/* Shared (not PRIVATE) futexes: waiters and wakers are different processes. */
+int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
+{
+	struct timespec ts, *tp = NULL;
+	long r;
+
+	if (timeout_ns >= 0) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tp = &ts;
+	}
+	r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, tp, NULL, 0);
+	if (r < 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
+		return -errno;
+	return 0;
+}
+
+void ring_futex_wake_all(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+void ring_wake_consumers(struct spw_topic *t)
+{
+	/* seq_cst load: the waker half of I8; the caller's commit CAS (a full
+	 * barrier) comes first. Pairs with the fetch_add in consumer_sleep(). */
+	if (atomic_load_explicit(&t->hdr->cons_waiters, memory_order_seq_cst) == 0)
+		return;
+	/* seq_cst: a sleeper that read the old value before sleeping gets
+	 * EAGAIN from FUTEX_WAIT; one that reads the new value re-checks. */
+	atomic_fetch_add_explicit(&t->hdr->cons_wake, 1, memory_order_seq_cst);
+	ring_futex_wake_all(&t->hdr->cons_wake);
+}
