@@ -19,6 +19,7 @@ void (*ring_test_hook_after_claim)(void);
 
 /* Spin this long before sleeping on the futex: a sleep/wake costs ~20 us here. */
 #define SPIN_NS 20000ull
+#define PREFETCH_BYTES 2048u
 
 int spw_producer_open(struct spw_topic *t, struct spw_producer **out)
 {
@@ -79,6 +80,11 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 							  memory_order_relaxed))
 			break;
 	}
+	/* Write-prefetch ahead of the tail: the commit CAS is a locked
+	 * instruction and would otherwise wait for each cold line's fetch
+	 * (rings bigger than the cache: ~120 ns a record instead of ~25). */
+	__builtin_prefetch(t->data + ((next + PREFETCH_BYTES) & t->mask), 1, 3);
+	__builtin_prefetch(t->data + ((next + PREFETCH_BYTES + 64) & t->mask), 1, 3);
 	if (__builtin_expect(ring_test_hook_after_claim != NULL, 0))
 		ring_test_hook_after_claim();
 	if (pad) {
