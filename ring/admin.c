@@ -199,9 +199,16 @@ int spw_topic_set_counter(struct spw_topic *t, enum spw_counter which, int64_t v
 	/* Relaxed load: the daemon is the single writer (I1). */
 	if ((uint64_t)value < atomic_load_explicit(c, memory_order_relaxed))
 		return -EINVAL;
-	/* Release: pairs with the acquire loads of acknowledgement waiters and
-	 * tools; the bytes below value are on disk before it is published. */
-	atomic_store_explicit(c, (uint64_t)value, memory_order_release);
+	/* seq_cst (release would do for the data): pairs with the acquire
+	 * loads of acknowledgement waiters and tools; the bytes below value are
+	 * on disk before it is published. */
+	atomic_store_explicit(c, (uint64_t)value, memory_order_seq_cst);
+	/* seq_cst store above and load here: the waker half of I8 for
+	 * spw_producer_wait_ack(). */
+	if (atomic_load_explicit(&t->hdr->ack_waiters, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&t->hdr->ack_wake, 1, memory_order_seq_cst);
+		ring_futex_wake_all(&t->hdr->ack_wake);
+	}
 	return 0;
 }
 

@@ -245,3 +245,65 @@ int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_
 		return r;
 	return send_claimed(p, &c, data, len);
 }
+
+int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
+			  int64_t timeout_ns)
+{
+	struct ring_hdr *h;
+	_Atomic uint64_t *counter;
+	int64_t start, left;
+	uint32_t seq;
+
+	if (!p || position < 0)
+		return -EINVAL;
+	h = p->t->hdr;
+	switch (level) {
+	case SPW_ACK_COMMITTED: {
+		/* Our own commit is synchronous: committed once commit returned.
+		 * For another producer's record, look at its commit word. */
+		struct spw_topic *t = p->t;
+		uint64_t w;
+
+		if ((uint64_t)position >= atomic_load_explicit(&h->tail, memory_order_acquire))
+			return -EINVAL;
+		if ((uint64_t)position < atomic_load_explicit(&h->reclaimed, memory_order_acquire))
+			return 0; /* reclaimed bytes were committed */
+		/* Acquire: pairs with the commit CAS (I4). */
+		w = atomic_load_explicit(&ring_rec_at(t, (uint64_t)position)->commit,
+					 memory_order_acquire);
+		return (w & RING_W_COMMITTED) ? 0 : -EAGAIN;
+	}
+	case SPW_ACK_SPILLED:
+		counter = &h->spilled;
+		break;
+	case SPW_ACK_DURABLE:
+		counter = &h->durable;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (p->t->flags & SPW_TOPIC_NO_SPILL)
+		return -EOPNOTSUPP;
+	start = now_ns();
+	for (;;) {
+		/* Acquire: the futex compare value, read before the re-check. */
+		seq = atomic_load_explicit(&h->ack_wake, memory_order_acquire);
+		/* seq_cst: the sleeper half of I8; pairs with the seq_cst store
+		 * and waiter load in spw_topic_set_counter(). */
+		atomic_fetch_add_explicit(&h->ack_waiters, 1, memory_order_seq_cst);
+		/* seq_cst load: spilled/durable are record boundaries, so a
+		 * counter past the record's start is past its end. */
+		if (atomic_load_explicit(counter, memory_order_seq_cst) > (uint64_t)position) {
+			atomic_fetch_sub_explicit(&h->ack_waiters, 1, memory_order_relaxed);
+			return 0;
+		}
+		left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
+		if (timeout_ns >= 0 && left <= 0) {
+			atomic_fetch_sub_explicit(&h->ack_waiters, 1, memory_order_relaxed);
+			return -ETIMEDOUT;
+		}
+		ring_futex_wait(&h->ack_wake, seq, left);
+		/* Relaxed: a hint for the waker only. */
+		atomic_fetch_sub_explicit(&h->ack_waiters, 1, memory_order_relaxed);
+	}
+}

@@ -108,6 +108,9 @@ struct ring_hdr {
 	/* Consumers blocked on an empty ring (I8 with the commit words). */
 	alignas(RING_LINE) _Atomic uint32_t cons_wake;
 	_Atomic uint32_t cons_waiters;
+	/* Producers waiting for an acknowledgement (I8 with spilled/durable). */
+	alignas(RING_LINE) _Atomic uint32_t ack_wake;
+	_Atomic uint32_t ack_waiters;
 };
 
 _Static_assert(sizeof(struct ring_rec) == 16, "record header is 16 bytes");
@@ -120,6 +123,7 @@ _Static_assert(offsetof(struct ring_hdr, durable) == 640, "durable on line 5");
 _Static_assert(offsetof(struct ring_hdr, daemon_pid) == 768, "heartbeat on line 6");
 _Static_assert(offsetof(struct ring_hdr, prod_wake) == 896, "producer wake on line 7");
 _Static_assert(offsetof(struct ring_hdr, cons_wake) == 1024, "consumer wake on line 8");
+_Static_assert(offsetof(struct ring_hdr, ack_wake) == 1152, "ack wake on line 9");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 

@@ -147,6 +147,16 @@ int spw_producer_commit(struct spw_producer *p, struct spw_claim *c);
 /* Turn the claim into an ABORTED record that consumers skip. */
 int spw_producer_abort(struct spw_producer *p, struct spw_claim *c);
 
+/* Acknowledgements: wait until the record at `position` is committed
+ * (visible to consumers), spilled (in segment files: survives any process
+ * crash) or durable (fdatasync'd: survives power loss). Returns 0, or
+ * -ETIMEDOUT; timeout_ns < 0 waits forever. Spilled and durable need the
+ * daemon; a topic created with SPW_TOPIC_NO_SPILL never gets there
+ * (-EOPNOTSUPP). */
+enum spw_ack { SPW_ACK_COMMITTED = 0, SPW_ACK_SPILLED = 1, SPW_ACK_DURABLE = 2 };
+int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
+			  int64_t timeout_ns);
+
 /* ---------------------------------------------------------------------------
  * Consumers. Records are handed to a callback in place (zero copy): the
  * pointer is valid during the callback only. A consumer never delays
