@@ -41,6 +41,15 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/libspillway.a
 LIB_SO := $(BUILD)/libspillway.so.$(VERSION)
 
+# spill/: the disk side (private static library, needs liburing).
+SPILL_SRC := $(wildcard spill/*.c)
+SPILL_OBJ := $(SPILL_SRC:%.c=$(BUILD)/%.o)
+SPILL_A := $(BUILD)/libspill.a
+URING_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+
+DAEMON_SRC := $(wildcard daemon/*.c)
+DAEMON_BIN := $(BUILD)/spillwayd
+
 # Tests: every tests/*.c is one cmocka program. tests/mt_*.c are the threaded
 # ones that also run under TSan; tests/support.c is shared helper code.
 TEST_SRC := $(filter-out tests/support.c,$(wildcard tests/*.c))
@@ -53,9 +62,11 @@ BENCH_BIN := $(BUILD)/bench/spillway_bench
 
 .PHONY: all lib test check-tests asan tsan bench install uninstall clean deps demo
 
-all: deps lib
+all: deps lib bins
 
 lib: $(LIB_A) $(BUILD)/libspillway.so
+
+bins: $(DAEMON_BIN)
 
 # --- dependencies -----------------------------------------------------------
 deps:
@@ -81,6 +92,14 @@ $(LIB_A): $(LIB_OBJ)
 	@[ -n "$(Q)" ] && echo "  AR      $@" || true
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(SPILL_A): $(SPILL_OBJ)
+	@[ -n "$(Q)" ] && echo "  AR      $@" || true
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(DAEMON_BIN): $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
+	@[ -n "$(Q)" ] && echo "  LD      $@" || true
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(LDFLAGS)
+
 $(LIB_SO): $(LIB_OBJ)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
 	$(Q)$(CC) -shared -Wl,-soname,libspillway.so.$(SONAME_MAJOR) -o $@ $^ -pthread $(LDFLAGS)
@@ -92,13 +111,14 @@ $(BUILD)/libspillway.so: $(LIB_SO)
 # --- tests --------------------------------------------------------------------
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
-$(BUILD)/tests/%: tests/%.c $(LIB_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
+$(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	@[ -n "$(Q)" ] && echo "  CC      $<" || true
-	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(LIB_A) -o $@ $(CMOCKA_LIBS) -lm $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A) -o $@ $(CMOCKA_LIBS) $(URING_LIBS) -lm $(LDFLAGS)
 
-check-tests: $(TEST_BIN)
-	@set -e; for t in $(TEST_BIN); do \
+# Tests that run the daemon find it through SPW_DAEMON.
+check-tests: $(TEST_BIN) $(DAEMON_BIN)
+	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN); set -e; for t in $(TEST_BIN); do \
 		echo "== $$t"; $(TEST_ENV) $$t; \
 	done
 
@@ -161,4 +181,4 @@ demo:
 clean:
 	rm -rf build build-asan build-tsan
 
--include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tests/*.d)
+-include $(LIB_OBJ:.o=.d) $(SPILL_OBJ:.o=.d) $(DAEMON_SRC:%.c=$(BUILD)/%.d) $(wildcard $(BUILD)/tests/*.d)

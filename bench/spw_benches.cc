@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+// spw_benches.cc - the Spillway side: a topic per benchmark run, driven by the
+// shared drivers in bench.h. Pure IPC, no daemon: the benchmark itself
+// reclaims, always up to a committed record boundary (the consumer's position,
+// or the end of spw_topic_scan's committed run).
+#include "bench.h"
+
+namespace spwb {
+namespace {
+
+class SpwSys {
+public:
+	SpwSys() = default;
+	SpwSys(const SpwSys &) = delete;
+	SpwSys &operator=(const SpwSys &) = delete;
+	~SpwSys()
+	{
+		if (c_)
+			spw_consumer_close(c_);
+		if (p_)
+			spw_producer_close(p_);
+		if (t_)
+			spw_topic_close(t_);
+		if (created_)
+			spw_topic_delete(g_cfg.shm_dir.c_str(), name_.c_str());
+	}
+
+	// A fresh topic of g_cfg.ring_bytes with a producer and a consumer from
+	// its oldest position. Returns 0 or -errno; *what names the failed call.
+	int open(const char **what)
+	{
+		struct spw_topic_config cfg;
+		struct spw_topic_info info;
+		int r;
+
+		std::memset(&cfg, 0, sizeof(cfg));
+		cfg.ring_bytes = g_cfg.ring_bytes;
+		cfg.flags = SPW_TOPIC_NO_SPILL;
+		name_ = unique_name("spw");
+		*what = "spw_topic_create";
+		if ((r = spw_topic_create(g_cfg.shm_dir.c_str(), name_.c_str(), &cfg)) < 0)
+			return r;
+		created_ = true;
+		*what = "spw_topic_open";
+		if ((r = spw_topic_open(g_cfg.shm_dir.c_str(), name_.c_str(), 0, &t_)) < 0)
+			return r;
+		*what = "spw_topic_info";
+		if ((r = spw_topic_info(t_, &info)) < 0)
+			return r;
+		start_ = reclaimed_ = (int64_t)info.start_position;
+		*what = "spw_producer_open";
+		if ((r = spw_producer_open(t_, &p_)) < 0)
+			return r;
+		*what = "spw_consumer_open";
+		return spw_consumer_open(t_, SPW_FROM_OLDEST, 0, &c_);
+	}
+
+	int64_t send(const void *data, uint32_t len) { return spw_producer_send(p_, data, len); }
+
+	// Zero copy: the same bytes as send, written by the caller in place.
+	int64_t claim_commit(const void *data, uint32_t len)
+	{
+		struct spw_claim cl;
+		int r = spw_producer_claim(p_, len, &cl);
+
+		if (r < 0)
+			return r;
+		std::memcpy(cl.data, data, len);
+		r = spw_producer_commit(p_, &cl);
+		return r < 0 ? r : cl.position;
+	}
+
+	int poll(spw_record_fn fn, void *arg, int max) { return spw_consumer_poll(c_, fn, arg, max); }
+
+	int rewind() { return spw_consumer_seek(c_, start_); }
+
+	// No reader: walk the committed run from the reclaim bound (a run stops
+	// at the ring's end, so up to two scans) and reclaim up to its end.
+	int reclaim_all()
+	{
+		int64_t from = reclaimed_;
+
+		for (;;) {
+			struct spw_scan sc;
+			int64_t n = spw_topic_scan(t_, from, g_cfg.ring_bytes, &sc);
+			if (n < 0)
+				return (int)n;
+			if (n == 0)
+				break;
+			from = sc.end;
+		}
+		if (from == reclaimed_)
+			return 0;
+		int r = spw_topic_reclaim(t_, from);
+		if (r < 0)
+			return r;
+		reclaimed_ = from;
+		return 0;
+	}
+
+	// The consumer is the reclaimer: every ring/4 bytes, up to its position
+	// (a record boundary it has consumed, so committed). The producer, which
+	// may not claim past reclaimed + ring_bytes, then has room again.
+	int consumer_maintain()
+	{
+		int64_t pos = spw_consumer_position(c_);
+
+		if (pos - reclaimed_ < (int64_t)(g_cfg.ring_bytes / 4))
+			return 0;
+		int r = spw_topic_reclaim(t_, pos);
+		if (r < 0)
+			return r;
+		reclaimed_ = pos;
+		return 0;
+	}
+
+private:
+	std::string name_;
+	bool created_ = false;
+	struct spw_topic *t_ = nullptr;
+	struct spw_producer *p_ = nullptr;
+	struct spw_consumer *c_ = nullptr;
+	int64_t start_ = 0, reclaimed_ = 0;
+};
+
+bool open_or_skip(benchmark::State &st, SpwSys &sys)
+{
+	const char *what = "";
+	int r = sys.open(&what);
+
+	if (r < 0)
+		st.SkipWithError(err_text(what, r).c_str());
+	return r >= 0;
+}
+
+std::string bl_name(const char *fn, const benchmark::State &st)
+{
+	return std::string(fn) + "/" + std::to_string(st.range(0));
+}
+
+} // namespace
+
+void bm_spw_send(benchmark::State &st)
+{
+	SpwSys sys;
+	if (!open_or_skip(st, sys))
+		return;
+	run_send(st, sys, (uint32_t)st.range(0),
+		 [&sys](const void *d, uint32_t l) { return sys.send(d, l); },
+		 bl_name("bl_send", st).c_str());
+}
+
+void bm_spw_claim_commit(benchmark::State &st)
+{
+	SpwSys sys;
+	if (!open_or_skip(st, sys))
+		return;
+	run_send(st, sys, (uint32_t)st.range(0),
+		 [&sys](const void *d, uint32_t l) { return sys.claim_commit(d, l); },
+		 bl_name("bl_send", st).c_str());
+}
+
+void bm_spw_poll(benchmark::State &st)
+{
+	SpwSys sys;
+	if (!open_or_skip(st, sys))
+		return;
+	run_poll(st, sys, (uint32_t)st.range(0), bl_name("bl_poll", st).c_str());
+}
+
+void bm_spw_pc(benchmark::State &st)
+{
+	SpwSys sys;
+	if (!open_or_skip(st, sys))
+		return;
+	run_pc(st, sys, (uint32_t)st.range(0), bl_name("bl_pc", st).c_str());
+}
+
+} // namespace spwb

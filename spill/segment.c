@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.c - the disk log's format (spill/FORMAT.md): CRC32C, paths,
+ * index files, topic settings, recovery of a torn tail, gap records.
+ * Nothing read from disk is trusted: every header and entry is checked
+ * (magic, CRC, order, bounds) before use.
+ */
+#define _GNU_SOURCE
+#include "spill.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* --- CRC32C (Castagnoli): SSE4.2 when the CPU has it, else a table. ------- */
+static uint32_t crc_table[256];
+
+static void crc_table_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
+		crc_table[i] = c;
+	}
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	uint64_t c = crc;
+
+	for (; n && ((uintptr_t)p & 7); n--, p++)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p);
+	for (; n >= 8; n -= 8, p += 8) {
+		uint64_t v;
+
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+	}
+	for (; n; n--, p++)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *p);
+	return (uint32_t)c;
+}
+#endif
+
+uint32_t seg_crc32c(uint32_t crc, const void *buf, size_t n)
+{
+	static int mode; /* 0 unknown, 1 hw, 2 table; racing writers store the same value */
+	const uint8_t *p = buf;
+
+	crc = ~crc;
+	if (__builtin_expect(mode == 0, 0)) {
+#if defined(__x86_64__)
+		if (__builtin_cpu_supports("sse4.2")) {
+			__atomic_store_n(&mode, 1, __ATOMIC_RELAXED);
+		} else
+#endif
+		{
+			crc_table_init();
+			__atomic_store_n(&mode, 2, __ATOMIC_RELEASE);
+		}
+	}
+#if defined(__x86_64__)
+	if (__atomic_load_n(&mode, __ATOMIC_ACQUIRE) == 1)
+		return ~crc_hw(crc, p, n);
+#endif
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+void seg_idx_hdr_seal(struct seg_idx_hdr *h)
+{
+	h->crc = seg_crc32c(0, h, offsetof(struct seg_idx_hdr, crc));
+}
+
+void seg_idx_entry_seal(struct seg_idx_entry *e)
+{
+	e->crc = seg_crc32c(0, e, offsetof(struct seg_idx_entry, crc));
+}
+
+bool seg_idx_entry_ok(const struct seg_idx_entry *e)
+{
+	return e->crc == seg_crc32c(0, e, offsetof(struct seg_idx_entry, crc));
+}
+
+/* --- paths --------------------------------------------------------------- */
+int seg_topic_dir(char *buf, size_t size, const char *data_dir, const char *topic)
+{
+	int r = spw_topic_name_check(topic);
+
+	if (r)
+		return r;
+	if ((size_t)snprintf(buf, size, "%s/%s", data_dir, topic) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int seg_file_path(char *buf, size_t size, const char *topic_dir, uint64_t base, const char *ext)
+{
+	if ((size_t)snprintf(buf, size, "%s/%020llu.%s", topic_dir, (unsigned long long)base, ext) >=
+	    size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int seg_list(const char *topic_dir, uint64_t **bases, size_t *n)
+{
+	DIR *d = opendir(topic_dir);
+	struct dirent *de;
+	uint64_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+
+	*bases = NULL;
+	*n = 0;
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		const char *s = de->d_name;
+		size_t len = strlen(s);
+		uint64_t base = 0;
+		bool ok = len == 24 && strcmp(s + 20, ".seg") == 0;
+
+		for (size_t i = 0; ok && i < 20; i++) {
+			if (!isdigit((unsigned char)s[i]))
+				ok = false;
+			else
+				base = base * 10 + (uint64_t)(s[i] - '0');
+		}
+		if (!ok)
+			continue;
+		if (cnt == cap) {
+			uint64_t *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[cnt++] = base;
+	}
+	closedir(d);
+	qsort(v, cnt, sizeof(*v), cmp_u64);
+	*bases = v;
+	*n = cnt;
+	return 0;
+}
+
+/* --- index files --------------------------------------------------------- */
+static bool idx_hdr_ok(const struct seg_idx_hdr *h)
+{
+	return h->magic == SEG_IDX_MAGIC && h->version == SEG_IDX_VERSION &&
+	       h->entry_bytes == SEG_IDX_ENTRY_BYTES &&
+	       h->crc == seg_crc32c(0, h, offsetof(struct seg_idx_hdr, crc)) &&
+	       h->ring_bytes && !(h->ring_bytes & (h->ring_bytes - 1)) && h->segment_bytes &&
+	       h->segment_bytes % h->ring_bytes == 0 && h->base % h->segment_bytes == 0 &&
+	       h->first >= h->base && h->first <= h->base + h->segment_bytes && !(h->first & 7);
+}
+
+int seg_idx_load(const char *idx_path, struct seg_idx_hdr *hdr, struct seg_idx_entry **entries)
+{
+	struct seg_idx_entry *e = NULL;
+	struct stat st;
+	size_t n, good = 0;
+	uint64_t prev;
+	int fd = open(idx_path, O_RDONLY | O_CLOEXEC), r;
+
+	*entries = NULL;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || pread(fd, hdr, sizeof(*hdr), 0) != (ssize_t)sizeof(*hdr) ||
+	    !idx_hdr_ok(hdr)) {
+		close(fd);
+		return -EBADMSG;
+	}
+	n = ((size_t)st.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES;
+	if (n) {
+		e = malloc(n * sizeof(*e));
+		if (!e) {
+			close(fd);
+			return -ENOMEM;
+		}
+		if (pread(fd, e, n * sizeof(*e), SEG_IDX_HDR_BYTES) != (ssize_t)(n * sizeof(*e))) {
+			r = -errno ? -errno : -EIO;
+			free(e);
+			close(fd);
+			return r;
+		}
+	}
+	close(fd);
+	prev = hdr->first;
+	for (good = 0; good < n; good++) {
+		const struct seg_idx_entry *x = &e[good];
+
+		if (!seg_idx_entry_ok(x) || x->end <= prev || (x->end & 7) ||
+		    x->end > hdr->base + hdr->segment_bytes ||
+		    (good && (x->records < e[good - 1].records || x->max_ts < e[good - 1].max_ts)))
+			break;
+		prev = x->end;
+	}
+	*entries = e;
+	return (int)good;
+}
+
+/* --- topic settings -------------------------------------------------------- */
+void topic_conf_defaults(struct topic_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->ring_bytes = 64ull << 20;
+	c->segment_bytes = 1ull << 30;
+	c->max_record = 1u << 20;
+	c->mode = 0600;
+	c->retention_ms = 14ull * 24 * 3600 * 1000;
+	c->flush_ms = 1000;
+	c->flush_bytes = 64ull << 20;
+	c->unblock_ms = 1000;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': break;
+	case 'K': mul = 1ull << 10; end++; break;
+	case 'M': mul = 1ull << 20; end++; break;
+	case 'G': mul = 1ull << 30; end++; break;
+	case 'T': mul = 1ull << 40; end++; break;
+	case 'B': break;
+	default: return -EINVAL;
+	}
+	if (mul > 1 && (*end == 'i' || *end == 'I'))
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || (v && mul > UINT64_MAX / v))
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+int parse_duration_ms(const char *s, uint64_t *out)
+{
+	char *end;
+	double v, mul;
+
+	if (!s || !(isdigit((unsigned char)*s) || *s == '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || v < 0)
+		return -EINVAL;
+	if (!strcmp(end, "") || !strcmp(end, "ms"))
+		mul = 1;
+	else if (!strcmp(end, "s"))
+		mul = 1e3;
+	else if (!strcmp(end, "m"))
+		mul = 60e3;
+	else if (!strcmp(end, "h"))
+		mul = 3600e3;
+	else if (!strcmp(end, "d"))
+		mul = 86400e3;
+	else
+		return -EINVAL;
+	if (v * mul > 1e15)
+		return -EINVAL;
+	*out = (uint64_t)(v * mul + 0.5);
+	return 0;
+}
+
+int topic_conf_load(const char *topic_dir, struct topic_conf *c)
+{
+	char path[PATH_MAX], line[512], key[64], val[256];
+	FILE *f;
+	int r = 0;
+
+	topic_conf_defaults(c);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", topic_dir, SEG_CONF_NAME) >= sizeof(path))
+		return -ENAMETOOLONG;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t v;
+
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, " %63[a-z_] = %255s", key, val) != 2) {
+			r = -EBADMSG;
+			break;
+		}
+		if (!strcmp(key, "mode")) {
+			char *end;
+
+			v = strtoull(val, &end, 8);
+			if (*end || v > 0777) {
+				r = -EBADMSG;
+				break;
+			}
+			c->mode = (uint32_t)v;
+			continue;
+		}
+		if (!strcmp(key, "retention") || !strcmp(key, "flush_ms") || !strcmp(key, "unblock_ms"))
+			r = parse_duration_ms(val, &v);
+		else
+			r = parse_size(val, &v);
+		if (r) {
+			r = -EBADMSG;
+			break;
+		}
+		if (!strcmp(key, "ring_bytes")) c->ring_bytes = v;
+		else if (!strcmp(key, "segment_bytes")) c->segment_bytes = v;
+		else if (!strcmp(key, "max_record")) c->max_record = (uint32_t)v;
+		else if (!strcmp(key, "no_spill")) c->no_spill = v != 0;
+		else if (!strcmp(key, "retention")) c->retention_ms = v;
+		else if (!strcmp(key, "retention_bytes")) c->retention_bytes = v;
+		else if (!strcmp(key, "flush_ms")) c->flush_ms = v;
+		else if (!strcmp(key, "flush_bytes")) c->flush_bytes = v;
+		else if (!strcmp(key, "unblock_ms")) c->unblock_ms = v;
+		/* unknown keys are ignored: newer versions may add some */
+	}
+	fclose(f);
+	if (!r && (!c->ring_bytes || (c->ring_bytes & (c->ring_bytes - 1)) ||
+		   !c->segment_bytes || c->segment_bytes % c->ring_bytes ||
+		   c->max_record > c->ring_bytes / 4 || !c->flush_bytes))
+		r = -EBADMSG;
+	return r;
+}
+
+int topic_conf_save(const char *topic_dir, const struct topic_conf *c)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	FILE *f;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", topic_dir, SEG_CONF_NAME) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d", topic_dir, SEG_CONF_NAME, (int)getpid()) >=
+		    sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return -ENOMEM;
+	}
+	fprintf(f,
+		"# spillway topic settings (spill/FORMAT.md)\n"
+		"ring_bytes = %llu\nsegment_bytes = %llu\nmax_record = %u\nmode = %03o\n"
+		"no_spill = %d\nretention = %llums\nretention_bytes = %llu\nflush_ms = %llu\n"
+		"flush_bytes = %llu\nunblock_ms = %llu\n",
+		(unsigned long long)c->ring_bytes, (unsigned long long)c->segment_bytes,
+		c->max_record, c->mode, c->no_spill, (unsigned long long)c->retention_ms,
+		(unsigned long long)c->retention_bytes, (unsigned long long)c->flush_ms,
+		(unsigned long long)c->flush_bytes, (unsigned long long)c->unblock_ms);
+	if (fflush(f) || fsync(fileno(f))) {
+		int e = errno;
+
+		fclose(f);
+		unlink(tmp);
+		return -e;
+	}
+	fclose(f);
+	if (rename(tmp, path)) {
+		int e = errno;
+
+		unlink(tmp);
+		return -e;
+	}
+	return 0;
+}
+
+/* --- segments -------------------------------------------------------------- */
+int seg_fault_check(void)
+{
+	const char *p = getenv("SPILLWAY_FAULT_FILE");
+	char buf[32] = { 0 };
+	FILE *f;
+
+	if (!p || !*p)
+		return 0;
+	f = fopen(p, "re");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	if (!strncmp(buf, "EIO", 3))
+		return -EIO;
+	if (isdigit((unsigned char)buf[0]))
+		return -atoi(buf);
+	return -ENOSPC;
+}
+
+int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring_bytes,
+	     uint64_t segment_bytes, bool prealloc, int *seg_fd, int *idx_fd,
+	     uint64_t *idx_entries, struct seg_idx_entry *last)
+{
+	char sp[PATH_MAX], ip[PATH_MAX];
+	struct seg_idx_hdr h;
+	struct stat st;
+	int sf, xf, r;
+
+	if (seg_file_path(sp, sizeof(sp), topic_dir, base, "seg") ||
+	    seg_file_path(ip, sizeof(ip), topic_dir, base, "idx"))
+		return -ENAMETOOLONG;
+	sf = open(sp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sf < 0)
+		return -errno;
+	xf = open(ip, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (xf < 0) {
+		r = -errno;
+		close(sf);
+		return r;
+	}
+	memset(last, 0, sizeof(*last));
+	if (fstat(xf, &st)) {
+		r = -errno;
+		goto fail;
+	}
+	if (st.st_size < (off_t)SEG_IDX_HDR_BYTES) {
+		memset(&h, 0, sizeof(h));
+		h.magic = SEG_IDX_MAGIC;
+		h.version = SEG_IDX_VERSION;
+		h.entry_bytes = SEG_IDX_ENTRY_BYTES;
+		h.base = base;
+		h.first = first;
+		h.segment_bytes = segment_bytes;
+		h.ring_bytes = ring_bytes;
+		h.created_ns = ring_realtime_ns();
+		seg_idx_hdr_seal(&h);
+		if (pwrite(xf, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || ftruncate(xf, sizeof(h))) {
+			r = errno ? -errno : -EIO;
+			goto fail;
+		}
+		*idx_entries = 0;
+		last->end = first;
+	} else {
+		if (pread(xf, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || !idx_hdr_ok(&h) ||
+		    h.base != base || h.segment_bytes != segment_bytes) {
+			r = -EBADMSG;
+			goto fail;
+		}
+		*idx_entries = ((uint64_t)st.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES;
+		last->end = h.first;
+		if (*idx_entries &&
+		    pread(xf, last, sizeof(*last),
+			  (off_t)(SEG_IDX_HDR_BYTES + (*idx_entries - 1) * SEG_IDX_ENTRY_BYTES)) !=
+			    (ssize_t)sizeof(*last)) {
+			r = -EIO;
+			goto fail;
+		}
+	}
+	if (prealloc && fallocate(sf, FALLOC_FL_KEEP_SIZE, 0, (off_t)segment_bytes) &&
+	    errno != EOPNOTSUPP) {
+		r = -errno;
+		goto fail;
+	}
+	*seg_fd = sf;
+	*idx_fd = xf;
+	return 0;
+fail:
+	close(sf);
+	close(xf);
+	return r;
+}
+
+/* CRC of a segment range read back from the file. */
+static int file_crc(int fd, uint64_t off, uint64_t n, uint32_t *crc)
+{
+	static uint8_t buf[1 << 16];
+	uint32_t c = 0;
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? (size_t)n : sizeof(buf);
+		ssize_t got = pread(fd, buf, k, (off_t)off);
+
+		if (got != (ssize_t)k)
+			return got < 0 ? -errno : -EBADMSG;
+		c = seg_crc32c(c, buf, k);
+		off += k;
+		n -= k;
+	}
+	*crc = c;
+	return 0;
+}
+
+int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
+		struct seg_recovery *out, char *err, size_t errlen)
+{
+	char sp[PATH_MAX], ip[PATH_MAX];
+	struct seg_idx_entry *e = NULL;
+	struct seg_idx_hdr h, h0;
+	uint64_t *bases = NULL, last, end, prev;
+	size_t n;
+	struct stat st;
+	int r, good, sf = -1;
+
+	memset(out, 0, sizeof(*out));
+	r = seg_list(topic_dir, &bases, &n);
+	if (r == -ENOENT || (!r && n == 0)) {
+		free(bases);
+		out->empty = true;
+		return 0;
+	}
+	if (r)
+		return r;
+	out->segments = n;
+	last = bases[n - 1];
+	/* The oldest segment's header names where the kept log starts. */
+	if (seg_file_path(ip, sizeof(ip), topic_dir, bases[0], "idx") == 0) {
+		good = seg_idx_load(ip, &h0, &e);
+		free(e);
+		e = NULL;
+		out->first = good >= 0 ? h0.first : bases[0];
+	}
+	free(bases);
+	if (seg_file_path(sp, sizeof(sp), topic_dir, last, "seg") ||
+	    seg_file_path(ip, sizeof(ip), topic_dir, last, "idx"))
+		return -ENAMETOOLONG;
+	good = seg_idx_load(ip, &h, &e);
+	if (good < 0) {
+		snprintf(err, errlen, "%s: unreadable index header (%s)", ip, strerror(-good));
+		return good;
+	}
+	if (h.base != last || h.segment_bytes != segment_bytes || h.ring_bytes != ring_bytes) {
+		free(e);
+		snprintf(err, errlen, "%s: index header does not match the topic settings", ip);
+		return -EBADMSG;
+	}
+	sf = open(sp, O_RDWR | O_CLOEXEC);
+	if (sf < 0 || fstat(sf, &st)) {
+		r = -errno;
+		free(e);
+		if (sf >= 0)
+			close(sf);
+		snprintf(err, errlen, "%s: %s", sp, strerror(-r));
+		return r;
+	}
+	/* Verify every entry's bytes; the log ends after the last good one. */
+	prev = h.first;
+	end = h.first;
+	for (int i = 0; i < good; i++) {
+		uint32_t crc = 0;
+
+		if (e[i].end - last > (uint64_t)st.st_size ||
+		    file_crc(sf, prev - last, e[i].end - prev, &crc) || crc != e[i].crc_data) {
+			good = i;
+			break;
+		}
+		prev = end = e[i].end;
+	}
+	out->end = end;
+	out->high = last + (uint64_t)st.st_size > end ? last + (uint64_t)st.st_size : end;
+	out->high = (out->high + 7) & ~7ull;
+	if ((uint64_t)st.st_size > end - last) {
+		out->truncated = (uint64_t)st.st_size - (end - last);
+		if (ftruncate(sf, (off_t)(end - last))) {
+			r = -errno;
+			goto out;
+		}
+	}
+	r = truncate(ip, (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES)) ? -errno : 0;
+	if (!r && out->truncated && fsync(sf))
+		r = -errno;
+out:
+	free(e);
+	close(sf);
+	if (r)
+		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
+	return r;
+}
+
+int seg_fill_gap(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
+		 uint64_t from, uint64_t to)
+{
+	static const uint8_t zero[4096];
+
+	while (from < to) {
+		uint64_t base = from - from % segment_bytes, lap_end = from - from % ring_bytes + ring_bytes;
+		uint64_t span = to - from, entries, w;
+		struct seg_idx_entry last, e;
+		uint32_t crc;
+		int sf, xf, r;
+
+		if (span > lap_end - from)
+			span = lap_end - from;
+		if (span > (1ull << 31))
+			span = 1ull << 31;
+		r = seg_open(topic_dir, base, from, ring_bytes, segment_bytes, false, &sf, &xf,
+			     &entries, &last);
+		if (r)
+			return r;
+		w = RING_W_COMMITTED | RING_W_CLAIMED | RING_W_MAKE(RING_T_ABORTED, span);
+		crc = seg_crc32c(0, &w, 8);
+		for (uint64_t k = 8; k < span; k += sizeof(zero))
+			crc = seg_crc32c(crc, zero, span - k < sizeof(zero) ? span - k : sizeof(zero));
+		memset(&e, 0, sizeof(e));
+		e.end = from + span;
+		e.records = last.records;
+		e.max_ts = last.max_ts;
+		e.crc_data = crc;
+		seg_idx_entry_seal(&e);
+		if (ftruncate(sf, (off_t)(from + span - base)) ||
+		    pwrite(sf, &w, 8, (off_t)(from - base)) != 8 ||
+		    pwrite(xf, &e, sizeof(e), (off_t)(SEG_IDX_HDR_BYTES + entries * SEG_IDX_ENTRY_BYTES)) !=
+			    (ssize_t)sizeof(e) ||
+		    fdatasync(sf) || fdatasync(xf))
+			r = errno ? -errno : -EIO;
+		close(sf);
+		close(xf);
+		if (r)
+			return r;
+		from += span;
+	}
+	return 0;
+}

@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * writer.c - spill a topic's ring to segment files with io_uring.
+ *
+ * Invariants (W1-W6; tests cite them):
+ *  W1 Bytes are written straight from the ring mapping (a registered buffer
+ *     when the kernel allows), segment fds are fixed files when it allows.
+ *  W2 An op covers a committed run [from, to) of at most SPILL_OP_BYTES that
+ *     never crosses the end of the ring (nor so of a segment). It is a linked
+ *     pair: the data write, then the write of its index entries. Up to
+ *     SPILL_MAX_OPS ops are in flight per topic; they complete in any order.
+ *  W3 `spilled` advances over the completed prefix of ops only, and only
+ *     after both the data and the index entries are in the files (page
+ *     cache): a kill -9 of the daemon loses nothing the ring has reclaimed.
+ *  W4 The ring is reclaimed only below `spilled` (I1 of ring_layout.h).
+ *  W5 On an I/O error the stream stops submitting, waits for every op in
+ *     flight, rewinds to `spilled` and retries with backoff: nothing is
+ *     dropped, producers feel back-pressure when the ring fills.
+ *  W6 `durable` = the `spilled` value captured when an fdatasync of the
+ *     segment and its index was submitted, set when both complete.
+ */
+#define _GNU_SOURCE
+#include "spill.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void default_log(int level, const char *topic, const char *fmt, ...)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	va_list ap;
+
+	if (level > LOG_INFO)
+		return;
+	fprintf(stderr, "spillway: %s: %s: ", names[level], topic ? topic : "-");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void (*spill_log)(int level, const char *topic, const char *fmt, ...) = default_log;
+
+#define GIB (1ull << 30)
+
+int spill_writer_init(struct spill_writer *w, unsigned depth)
+{
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	r = io_uring_queue_init(depth, &w->ring, 0);
+	if (r)
+		return r;
+	w->fixed_files = io_uring_register_files_sparse(&w->ring, SPILL_FILE_SLOTS) == 0;
+	w->fixed_bufs = io_uring_register_buffers_sparse(&w->ring, SPILL_BUF_SLOTS) == 0;
+	return 0;
+}
+
+void spill_writer_exit(struct spill_writer *w)
+{
+	io_uring_queue_exit(&w->ring);
+}
+
+static int slot_get(uint8_t *used, int n, int count)
+{
+	for (int i = 0; i + count <= n; i++) {
+		int k = 0;
+
+		while (k < count && !used[i + k])
+			k++;
+		if (k == count) {
+			memset(used + i, 1, (size_t)count);
+			return i;
+		}
+		i += k;
+	}
+	return -1;
+}
+
+static void files_set(struct spill_writer *w, struct spill_seg *g)
+{
+	int fds[2] = { g->fd_seg, g->fd_idx };
+
+	g->slot_seg = g->slot_idx = -1;
+	if (!w->fixed_files)
+		return;
+	int slot = slot_get(w->file_used, SPILL_FILE_SLOTS, 2);
+
+	if (slot < 0)
+		return;
+	if (io_uring_register_files_update(&w->ring, (unsigned)slot, fds, 2) != 2) {
+		memset(w->file_used + slot, 0, 2);
+		return;
+	}
+	g->slot_seg = slot;
+	g->slot_idx = slot + 1;
+}
+
+static void files_clear(struct spill_writer *w, struct spill_seg *g)
+{
+	int fds[2] = { -1, -1 };
+
+	if (g->slot_seg >= 0) {
+		io_uring_register_files_update(&w->ring, (unsigned)g->slot_seg, fds, 2);
+		memset(w->file_used + g->slot_seg, 0, 2);
+	}
+	g->slot_seg = g->slot_idx = -1;
+}
+
+static void seg_close(struct spill_stream *s, bool sync)
+{
+	struct spill_seg *g = &s->seg;
+
+	if (g->fd_seg < 0)
+		return;
+	if (sync) {
+		if (fdatasync(g->fd_seg) || fdatasync(g->fd_idx))
+			spill_log(LOG_WARN, s->name, "fdatasync of segment %020llu: %s",
+				  (unsigned long long)g->base, strerror(errno));
+	}
+	files_clear(s->w, g);
+	close(g->fd_seg);
+	close(g->fd_idx);
+	g->fd_seg = g->fd_idx = -1;
+}
+
+/* Open the segment holding `pos` (preallocated); -errno on failure. */
+static int seg_activate(struct spill_stream *s, uint64_t pos)
+{
+	struct spill_seg *g = &s->seg;
+	uint64_t base = pos - pos % s->conf.segment_bytes, entries;
+	struct seg_idx_entry last;
+	int r;
+
+	r = seg_open(s->dir, base, pos, s->conf.ring_bytes, s->conf.segment_bytes, true, &g->fd_seg,
+		     &g->fd_idx, &entries, &last);
+	if (r) {
+		g->fd_seg = g->fd_idx = -1;
+		return r;
+	}
+	if (last.end != pos) {
+		spill_log(LOG_ERROR, s->name,
+			  "segment %020llu ends at %llu but the log continues at %llu",
+			  (unsigned long long)base, (unsigned long long)last.end,
+			  (unsigned long long)pos);
+		close(g->fd_seg);
+		close(g->fd_idx);
+		g->fd_seg = g->fd_idx = -1;
+		return -EBADMSG;
+	}
+	g->base = base;
+	g->sub_entries = g->done_entries = entries;
+	g->sub_records = g->done_records = last.records;
+	g->sub_max_ts = g->done_max_ts = last.max_ts;
+	files_set(s->w, g);
+	return 0;
+}
+
+int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *topic_dir,
+		      const struct topic_conf *conf, uint64_t start, struct spill_stream **out)
+{
+	struct spill_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->w = w;
+	s->t = t;
+	snprintf(s->name, sizeof(s->name), "%s", spw_topic_name(t));
+	snprintf(s->dir, sizeof(s->dir), "%s", topic_dir);
+	s->conf = *conf;
+	s->conf.ring_bytes = t->ring_bytes;
+	s->conf.segment_bytes = t->segment_bytes;
+	s->submitted = s->spilled = s->durable = start;
+	s->seg.fd_seg = s->seg.fd_idx = -1;
+	s->seg.slot_seg = s->seg.slot_idx = -1;
+	s->buf_slot = -1;
+	s->stuck_pos = -1;
+	s->last_sync_ns = ring_monotonic_ns();
+	/* W1: register the ring mapping, in <= 1 GiB iovecs (one iovec over
+	 * 1 GiB is refused with -EFAULT). */
+	if (w->fixed_bufs && !conf->no_spill) {
+		int n = (int)((t->ring_bytes + GIB - 1) / GIB);
+		int slot = slot_get(w->buf_used, SPILL_BUF_SLOTS, n);
+		struct iovec iov[64];
+
+		if (slot >= 0 && n <= 64) {
+			for (int i = 0; i < n; i++) {
+				iov[i].iov_base = t->data + (uint64_t)i * GIB;
+				iov[i].iov_len = t->ring_bytes - (uint64_t)i * GIB < GIB
+							 ? t->ring_bytes - (uint64_t)i * GIB
+							 : GIB;
+			}
+			if (io_uring_register_buffers_update_tag(&w->ring, (unsigned)slot, iov, NULL,
+								 (unsigned)n) == n) {
+				s->buf_slot = slot;
+				s->nbufs = n;
+			} else {
+				memset(w->buf_used + slot, 0, (size_t)n);
+			}
+		}
+	}
+	/* Acquire: the published counters, to continue from (I1). */
+	s->durable = atomic_load_explicit(&t->hdr->durable, memory_order_acquire);
+	if (s->durable > start)
+		s->durable = start;
+	if (start > atomic_load_explicit(&t->hdr->spilled, memory_order_acquire))
+		spw_topic_set_counter(t, SPW_SPILLED, (int64_t)start);
+	*out = s;
+	return 0;
+}
+
+static struct spill_op *op_at(struct spill_stream *s, unsigned i)
+{
+	return &s->ops[(s->op_head + i) % SPILL_MAX_OPS];
+}
+
+/* Walk the committed run from s->submitted into index entries (W2). */
+static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns)
+{
+	struct spw_topic *t = s->t;
+	uint64_t pos = s->submitted, records = s->seg.sub_records, max_ts = s->seg.sub_max_ts;
+	struct spw_scan sc;
+
+	op->nent = 0;
+	op->from = pos;
+	while (op->nent < SPILL_OP_ENTRIES && pos - op->from < SPILL_OP_BYTES) {
+		int64_t n = spw_topic_scan(t, (int64_t)pos, SEG_ENTRY_SPAN, &sc);
+		struct seg_idx_entry *e;
+
+		if (n == -EBADMSG) {
+			if (!s->corrupt)
+				spill_log(LOG_ERROR, s->name,
+					  "corrupt record header at position %lld in the ring: "
+					  "not spilling past it",
+					  (long long)sc.end);
+			s->corrupt = true;
+			s->corrupt_at = (uint64_t)sc.end;
+			break;
+		}
+		if (n < 0) {
+			spill_log(LOG_ERROR, s->name, "scan at %llu: %s", (unsigned long long)pos,
+				  strerror((int)-n));
+			break;
+		}
+		if (n == 0) {
+			/* Stuck claim: unblock it once it outlived the timeout. */
+			if (sc.stuck >= 0) {
+				if (sc.stuck != s->stuck_pos) {
+					s->stuck_pos = sc.stuck;
+					s->stuck_since_ns = now_ns;
+				} else if (now_ns - s->stuck_since_ns >= s->conf.unblock_ms * 1000000ull) {
+					int64_t span = spw_topic_unblock(t, sc.stuck);
+
+					if (span > 0) {
+						s->unblocked++;
+						spill_log(LOG_WARN, s->name,
+							  "claim at position %lld uncommitted for %llu ms: "
+							  "aborted %lld bytes (producer dead?)",
+							  (long long)sc.stuck,
+							  (unsigned long long)s->conf.unblock_ms,
+							  (long long)span);
+						continue;
+					}
+				}
+			}
+			break;
+		}
+		e = &op->ent[op->nent++];
+		records += sc.records;
+		if (sc.max_timestamp_ns > max_ts)
+			max_ts = sc.max_timestamp_ns;
+		memset(e, 0, sizeof(*e));
+		e->end = (uint64_t)sc.end;
+		e->records = records;
+		e->max_ts = max_ts;
+		e->crc_data = seg_crc32c(0, t->data + (pos & t->mask), (size_t)n);
+		seg_idx_entry_seal(e);
+		pos = (uint64_t)sc.end;
+		if ((pos & t->mask) == 0)
+			break; /* a run never wraps */
+	}
+	op->to = pos;
+	op->records = records;
+	op->max_ts = max_ts;
+	return op->nent;
+}
+
+static void prep_fd(struct io_uring_sqe *sqe, int slot)
+{
+	if (slot >= 0)
+		sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+static int op_submit(struct spill_stream *s, struct spill_op *op)
+{
+	struct spill_writer *w = s->w;
+	struct spill_seg *g = &s->seg;
+	struct io_uring_sqe *sd, *si;
+	uint64_t off = op->from & s->t->mask, len = op->to - op->from;
+	int fd_seg = g->slot_seg >= 0 ? g->slot_seg : g->fd_seg;
+	int fd_idx = g->slot_idx >= 0 ? g->slot_idx : g->fd_idx;
+
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		io_uring_submit(&w->ring);
+	sd = io_uring_get_sqe(&w->ring);
+	si = io_uring_get_sqe(&w->ring);
+	if (!sd || !si)
+		return -EBUSY;
+	if (s->buf_slot >= 0)
+		io_uring_prep_write_fixed(sd, fd_seg, s->t->data + off, (unsigned)len,
+					  op->from - g->base, s->buf_slot + (int)(off / GIB));
+	else
+		io_uring_prep_write(sd, fd_seg, s->t->data + off, (unsigned)len, op->from - g->base);
+	prep_fd(sd, g->slot_seg);
+	sd->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data(sd, op);
+	io_uring_prep_write(si, fd_idx, op->ent, (unsigned)op->nent * SEG_IDX_ENTRY_BYTES,
+			    SEG_IDX_HDR_BYTES + op->entry0 * SEG_IDX_ENTRY_BYTES);
+	prep_fd(si, g->slot_idx);
+	io_uring_sqe_set_data(si, (void *)((uintptr_t)op | 1));
+	op->pending = 2;
+	op->res = 0;
+	return 0;
+}
+
+/* Completed prefix of ops -> spilled (W3), errors -> rewind state (W5). */
+static void ops_advance(struct spill_stream *s)
+{
+	while (s->op_count) {
+		struct spill_op *op = op_at(s, 0);
+
+		if (op->pending)
+			return;
+		if (op->res < 0) {
+			if (!s->err)
+				spill_log(LOG_ERROR, s->name,
+					  "writing segment %020llu at %llu: %s; keeping the data "
+					  "in the ring and retrying",
+					  (unsigned long long)s->seg.base,
+					  (unsigned long long)op->from, strerror(-op->res));
+			s->err = op->res;
+			return;
+		}
+		s->spilled = op->to;
+		s->seg.done_entries = op->entry0 + (uint64_t)op->nent;
+		s->seg.done_records = op->records;
+		s->seg.done_max_ts = op->max_ts;
+		s->bytes_written += op->to - op->from;
+		op->used = false;
+		s->op_head = (s->op_head + 1) % SPILL_MAX_OPS;
+		s->op_count--;
+		spw_topic_set_counter(s->t, SPW_SPILLED, (int64_t)s->spilled);
+		if (s->backoff_ns) {
+			spill_log(LOG_INFO, s->name, "writes succeed again: spilling resumed");
+			s->backoff_ns = 0;
+		}
+	}
+}
+
+int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	int r;
+
+	io_uring_submit(&w->ring);
+	if (wait_ns > 0) {
+		struct __kernel_timespec ts = { .tv_sec = wait_ns / 1000000000,
+						.tv_nsec = wait_ns % 1000000000 };
+
+		r = io_uring_wait_cqe_timeout(&w->ring, &cqe, &ts);
+		if (r && r != -ETIME && r != -EINTR)
+			return r;
+	}
+	io_uring_for_each_cqe(&w->ring, head, cqe) {
+		uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
+
+		n++;
+		if (ud & 2) { /* fdatasync (W6) */
+			struct spill_stream *s = (struct spill_stream *)(ud & ~(uintptr_t)3);
+
+			if (cqe->res < 0 && !s->sync_res)
+				s->sync_res = cqe->res;
+			if (--s->sync_pending == 0) {
+				s->sync_inflight = false;
+				if (s->sync_res) {
+					spill_log(LOG_ERROR, s->name, "fdatasync: %s",
+						  strerror(-s->sync_res));
+				} else if (s->sync_target > s->durable) {
+					s->durable = s->sync_target;
+					spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+				}
+			}
+			continue;
+		}
+		struct spill_op *op = (struct spill_op *)(ud & ~(uintptr_t)3);
+		int expect = (ud & 1) ? op->nent * (int)SEG_IDX_ENTRY_BYTES : (int)(op->to - op->from);
+		int res = cqe->res >= 0 && cqe->res != expect ? -EIO : cqe->res;
+
+		if (res < 0 && (op->res == 0 || op->res == -ECANCELED))
+			op->res = res;
+		op->pending--;
+	}
+	io_uring_cq_advance(&w->ring, n);
+	return (int)n;
+}
+
+static void sync_submit(struct spill_stream *s)
+{
+	struct spill_writer *w = &s->w[0];
+	struct spill_seg *g = &s->seg;
+	struct io_uring_sqe *a, *b;
+
+	if (g->fd_seg < 0 || s->sync_inflight || s->spilled <= s->durable)
+		return;
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		io_uring_submit(&w->ring);
+	a = io_uring_get_sqe(&w->ring);
+	b = io_uring_get_sqe(&w->ring);
+	if (!a || !b)
+		return;
+	io_uring_prep_fsync(a, g->slot_seg >= 0 ? g->slot_seg : g->fd_seg, IORING_FSYNC_DATASYNC);
+	prep_fd(a, g->slot_seg);
+	io_uring_prep_fsync(b, g->slot_idx >= 0 ? g->slot_idx : g->fd_idx, IORING_FSYNC_DATASYNC);
+	prep_fd(b, g->slot_idx);
+	io_uring_sqe_set_data(a, (void *)((uintptr_t)s | 2));
+	io_uring_sqe_set_data(b, (void *)((uintptr_t)s | 2));
+	s->sync_inflight = true;
+	s->sync_pending = 2;
+	s->sync_res = 0;
+	s->sync_target = s->spilled;
+	s->last_sync_ns = ring_monotonic_ns();
+}
+
+/* Reclaim lazily: keep up to half the ring readable for live consumers,
+ * all of what is spilled when producers wait (W4). */
+static void reclaim(struct spill_stream *s)
+{
+	struct spw_topic *t = s->t;
+	struct ring_hdr *h = t->hdr;
+	/* Acquire loads: bounds for the walk below (I1). */
+	uint64_t rec = atomic_load_explicit(&h->reclaimed, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire), target;
+	bool waiting = atomic_load_explicit(&h->prod_waiters, memory_order_relaxed) != 0;
+
+	if (waiting || tail - rec > t->ring_bytes / 2) {
+		target = waiting ? s->spilled : tail - t->ring_bytes / 4;
+		if (target > s->spilled)
+			target = s->spilled;
+	} else {
+		return;
+	}
+	/* Find the last record boundary <= target. */
+	uint64_t pos = rec;
+	struct spw_scan sc;
+
+	while (pos < target) {
+		int64_t n = spw_topic_scan(t, (int64_t)pos, target - pos, &sc);
+
+		if (n <= 0 || (uint64_t)sc.end > target)
+			break;
+		pos = (uint64_t)sc.end;
+	}
+	if (pos > rec)
+		spw_topic_reclaim(t, (int64_t)pos);
+}
+
+int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
+{
+	int work = 0, r;
+
+	ops_advance(s);
+	if (s->err) {
+		/* W5: wait for all in flight, rewind, retry after backoff. */
+		for (unsigned i = 0; i < s->op_count; i++)
+			if (op_at(s, i)->pending)
+				return 0;
+		if (s->op_count) {
+			s->op_count = 0;
+			s->submitted = s->spilled;
+			s->seg.sub_entries = s->seg.done_entries;
+			s->seg.sub_records = s->seg.done_records;
+			s->seg.sub_max_ts = s->seg.done_max_ts;
+			s->backoff_ns = s->backoff_ns ? s->backoff_ns * 2 : 50000000ull;
+			if (s->backoff_ns > 2000000000ull)
+				s->backoff_ns = 2000000000ull;
+			s->retry_ns = now_ns + s->backoff_ns;
+		}
+		if (now_ns < s->retry_ns)
+			return 0;
+		s->err = 0;
+	}
+	if (s->conf.no_spill) {
+		/* Pure IPC: the committed run counts as handled at once. */
+		struct spill_op tmp;
+
+		s->seg.sub_records = 0;
+		while (op_build(s, &tmp, now_ns) > 0) {
+			s->submitted = s->spilled = tmp.to;
+			work++;
+		}
+		if (work)
+			spw_topic_set_counter(s->t, SPW_SPILLED, (int64_t)s->spilled);
+		reclaim(s);
+		return work;
+	}
+	while (s->op_count < SPILL_MAX_OPS && !s->corrupt) {
+		struct spill_op *op;
+
+		if (s->seg.fd_seg >= 0 && s->submitted == s->seg.base + s->conf.segment_bytes) {
+			if (s->op_count)
+				break; /* roll once the old segment has no op in flight */
+			seg_close(s, true);
+			s->durable = s->spilled; /* synced just now */
+			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+		}
+		if (s->seg.fd_seg < 0) {
+			r = seg_fault_check();
+			if (!r)
+				r = seg_activate(s, s->submitted);
+			if (r) {
+				if (!s->err && !s->backoff_ns)
+					spill_log(LOG_ERROR, s->name, "opening segment for %llu: %s",
+						  (unsigned long long)s->submitted, strerror(-r));
+				s->err = r;
+				s->backoff_ns = s->backoff_ns ? s->backoff_ns : 50000000ull;
+				s->retry_ns = now_ns + s->backoff_ns;
+				return work;
+			}
+		}
+		op = op_at(s, s->op_count);
+		op->s = s;
+		op->entry0 = s->seg.sub_entries;
+		if (op_build(s, op, now_ns) <= 0)
+			break;
+		r = seg_fault_check();
+		if (!r)
+			r = op_submit(s, op);
+		if (r) {
+			op->pending = 0;
+			op->res = r;
+		}
+		op->used = true;
+		s->op_count++;
+		s->submitted = op->to;
+		s->seg.sub_entries += (uint64_t)op->nent;
+		s->seg.sub_records = op->records;
+		s->seg.sub_max_ts = op->max_ts;
+		work++;
+		if (r)
+			break;
+	}
+	if (flush_now || s->spilled - s->durable >= s->conf.flush_bytes ||
+	    (s->spilled > s->durable && now_ns - s->last_sync_ns >= s->conf.flush_ms * 1000000ull))
+		sync_submit(s);
+	reclaim(s);
+	return work;
+}
+
+bool spill_stream_drained(struct spill_stream *s)
+{
+	struct spw_scan sc;
+	int64_t n = spw_topic_scan(s->t, (int64_t)s->submitted, 1, &sc);
+
+	return s->op_count == 0 && !s->sync_inflight && (n <= 0 || s->corrupt) &&
+	       (s->conf.no_spill || s->durable == s->spilled);
+}
+
+void spill_stream_close(struct spill_stream *s)
+{
+	if (!s)
+		return;
+	while (s->op_count || s->sync_inflight) {
+		spill_writer_reap(s->w, 10000000);
+		ops_advance(s);
+		if (s->err) {
+			bool busy = false;
+
+			for (unsigned i = 0; i < s->op_count; i++)
+				busy |= op_at(s, i)->pending != 0;
+			if (!busy)
+				break;
+		}
+	}
+	if (s->seg.fd_seg >= 0) {
+		seg_close(s, true);
+		if (!s->err && s->spilled > s->durable) {
+			s->durable = s->spilled;
+			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+		}
+	}
+	if (s->buf_slot >= 0) {
+		struct iovec iov[64] = { { 0 } };
+
+		io_uring_register_buffers_update_tag(&s->w->ring, (unsigned)s->buf_slot, iov, NULL,
+						     (unsigned)s->nbufs);
+		memset(s->w->buf_used + s->buf_slot, 0, (size_t)s->nbufs);
+	}
+	free(s);
+}
