@@ -36,13 +36,14 @@ endif
 
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev g++ pkg-config
 
-LIB_SRC := $(wildcard ring/*.c)
+# libspillway: the ring plus the disk readers (no liburing needed).
+LIB_SRC := $(wildcard ring/*.c) spill/segment.c spill/reader.c spill/group.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/libspillway.a
 LIB_SO := $(BUILD)/libspillway.so.$(VERSION)
 
 # spill/: the disk side (private static library, needs liburing).
-SPILL_SRC := $(wildcard spill/*.c)
+SPILL_SRC := spill/writer.c
 SPILL_OBJ := $(SPILL_SRC:%.c=$(BUILD)/%.o)
 SPILL_A := $(BUILD)/libspill.a
 URING_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
@@ -50,12 +51,16 @@ URING_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_BIN := $(BUILD)/spillwayd
 
+# tools/: the spillway CLI, one file per subcommand.
+TOOLS_SRC := $(wildcard tools/*.c)
+TOOLS_BIN := $(BUILD)/spillway
+
 # Tests: every tests/*.c is one cmocka program. tests/mt_*.c are the threaded
-# ones that also run under TSan; tests/support.c is shared helper code.
-TEST_SRC := $(filter-out tests/support.c,$(wildcard tests/*.c))
+# ones that also run under TSan; tests/support*.c are shared helper code.
+TEST_SRC := $(filter-out tests/support%,$(wildcard tests/*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TSAN_SRC := $(wildcard tests/mt_*.c)
-TEST_SUPPORT := $(wildcard tests/support.c)
+TEST_SUPPORT := $(wildcard tests/support*.c)
 
 BENCH_SRC := $(wildcard bench/*.cc)
 BENCH_BIN := $(BUILD)/bench/spillway_bench
@@ -66,7 +71,7 @@ all: deps lib bins
 
 lib: $(LIB_A) $(BUILD)/libspillway.so
 
-bins: $(DAEMON_BIN)
+bins: $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN))
 
 # --- dependencies -----------------------------------------------------------
 deps:
@@ -100,6 +105,10 @@ $(DAEMON_BIN): $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(LDFLAGS)
 
+$(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
+	@[ -n "$(Q)" ] && echo "  LD      $@" || true
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) -lm $(LDFLAGS)
+
 $(LIB_SO): $(LIB_OBJ)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
 	$(Q)$(CC) -shared -Wl,-soname,libspillway.so.$(SONAME_MAJOR) -o $@ $^ -pthread $(LDFLAGS)
@@ -116,11 +125,18 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 	@[ -n "$(Q)" ] && echo "  CC      $<" || true
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A) -o $@ $(CMOCKA_LIBS) $(URING_LIBS) -lm $(LDFLAGS)
 
-# Tests that run the daemon find it through SPW_DAEMON.
-check-tests: $(TEST_BIN) $(DAEMON_BIN)
-	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN); set -e; for t in $(TEST_BIN); do \
+# Tests that run the daemon or the CLI find them through SPW_DAEMON / SPW_CLI;
+# tests/*.sh are the CLI's end-to-end tests (run in the normal build only).
+TEST_SH := $(wildcard tests/*.sh)
+
+check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN))
+	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) SPW_CLI=$(CURDIR)/$(TOOLS_BIN); set -e; \
+	for t in $(TEST_BIN); do \
 		echo "== $$t"; $(TEST_ENV) $$t; \
-	done
+	done; \
+	if [ -z "$(TEST_ENV)" ]; then for t in $(TEST_SH); do \
+		echo "== $$t"; bash $$t; \
+	done; fi
 
 # The tier-one run, then the sanitizer variants. Each variant builds in its
 # own directory so objects never mix.
@@ -174,11 +190,12 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libspillway.a $(DESTDIR)$(LIBDIR)/libspillway.so* \
 		$(DESTDIR)$(INCDIR)/spillway.h $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc
 
-demo:
-	@echo "make demo arrives with the daemon and the CLI (issues 3-5); not built yet." >&2
-	@exit 1
+# The main job: daemon on temp dirs, producers, a live and a lagging
+# consumer, a replay, a summary; cleans up after itself (tools/cmd_demo.c).
+demo: deps lib bins
+	$(TOOLS_BIN) demo
 
 clean:
 	rm -rf build build-asan build-tsan
 
--include $(LIB_OBJ:.o=.d) $(SPILL_OBJ:.o=.d) $(DAEMON_SRC:%.c=$(BUILD)/%.d) $(wildcard $(BUILD)/tests/*.d)
+-include $(LIB_OBJ:.o=.d) $(SPILL_OBJ:.o=.d) $(DAEMON_SRC:%.c=$(BUILD)/%.d) $(TOOLS_SRC:%.c=$(BUILD)/%.d) $(wildcard $(BUILD)/tests/*.d)

@@ -207,6 +207,82 @@ int64_t spw_consumer_oldest(const struct spw_consumer *c);
 int spw_consumer_seek(struct spw_consumer *c, int64_t position);
 
 /* ---------------------------------------------------------------------------
+ * Readers: everything retention keeps, disk then live. A reader starts in
+ * the segment files (<data_dir>/<topic>/) when its position is no longer in
+ * the ring, switches to the live ring once it has caught up, and back to disk
+ * whenever it is lapped: no gap, no duplicate, the live consumer's callback.
+ * data_dir NULL: $SPILLWAY_DATA_DIR, else /var/lib/spillway (root) or
+ * $XDG_STATE_HOME/spillway.
+ */
+struct spw_reader;
+
+enum spw_start {
+	SPW_START_EARLIEST = 0, /* the oldest record retention kept */
+	SPW_START_LATEST = 1,   /* records produced after the open */
+	SPW_START_POSITION = 2, /* a record boundary */
+	SPW_START_TIME = 3,     /* first record with timestamp >= time_ns */
+	SPW_START_GROUP = 4,    /* a group's committed position (earliest if none) */
+};
+
+#define SPW_READER_SKIP_CORRUPT 0x1u /* skip a range that fails its CRC, go on */
+#define SPW_READER_NO_LIVE 0x2u      /* never read the ring: disk only */
+#define SPW_READER_NO_VERIFY 0x4u    /* do not check segment CRCs */
+
+struct spw_reader_opts {
+	const char *shm_dir;   /* NULL: as spw_shm_dir() */
+	const char *data_dir;  /* NULL: as spw_data_dir() */
+	enum spw_start start;
+	int64_t position;      /* SPW_START_POSITION */
+	uint64_t time_ns;      /* SPW_START_TIME */
+	const char *group;     /* SPW_START_GROUP */
+	/* Bounds for batch jobs; 0 = none. The reader stops before the first
+	 * record at or past stop_position, with a timestamp >= stop_time_ns,
+	 * or after max_records; then spw_reader_done() is true. */
+	int64_t stop_position;
+	uint64_t stop_time_ns;
+	uint64_t max_records;
+	unsigned flags;        /* SPW_READER_* */
+};
+
+const char *spw_data_dir(const char *data_dir);
+
+/* -ENOENT: no such topic (neither ring nor data dir). -ERANGE: the start
+ * position was deleted by retention (spw_topic_earliest() says what is kept).
+ * -EINVAL: a position that is unaligned or beyond the tail. */
+int spw_reader_open(const char *topic, const struct spw_reader_opts *opts,
+		    struct spw_reader **out);
+void spw_reader_close(struct spw_reader *r);
+/* As spw_consumer_poll: the count delivered, 0 when nothing is there (or the
+ * bound was reached: see spw_reader_done), or -errno:
+ *   -ERANGE   the position was deleted by retention meanwhile
+ *   -EBADMSG  a segment failed its CRC or holds a bad header (see
+ *             spw_reader_error); with SPW_READER_SKIP_CORRUPT the range is
+ *             skipped instead, and counted in spw_reader_skipped()
+ *   -ENOENT   a segment is missing in the middle of the log (spw_reader_error)
+ *   -ESTALE   lapped while live with SPW_READER_NO_LIVE unset but the data
+ *             dir lacks the range (no daemon spilling?) */
+int spw_reader_poll(struct spw_reader *r, spw_record_fn fn, void *arg, int max);
+int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int max,
+			 int64_t timeout_ns);
+int64_t spw_reader_position(const struct spw_reader *r);
+int spw_reader_done(const struct spw_reader *r);
+int spw_reader_is_live(const struct spw_reader *r);
+uint64_t spw_reader_skipped(const struct spw_reader *r); /* bytes skipped as corrupt */
+/* The file and position of the last -EBADMSG / -ENOENT / -ERANGE. */
+int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, int64_t *position);
+/* The oldest position kept (disk, else ring) for a topic. */
+int64_t spw_topic_earliest(const char *shm_dir, const char *data_dir, const char *topic);
+
+/* Consumer groups: <data_dir>/<topic>/groups/<group>, replaced atomically
+ * (write, fsync, rename, fsync dir) with a CRC, so a torn write never yields
+ * a bad position. Group names follow the topic-name rules. */
+int spw_reader_commit(struct spw_reader *r, const char *group);
+int spw_group_read(const char *data_dir, const char *topic, const char *group,
+		   int64_t *position);
+typedef int (*spw_group_fn)(void *arg, const char *group, int64_t position);
+int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, void *arg);
+
+/* ---------------------------------------------------------------------------
  * Daemon-side calls: what spillwayd (or a custom spiller) uses. Producers and
  * consumers never need them.
  */

@@ -113,6 +113,9 @@ int seg_fault_check(void);
 
 #endif
 
+/* Consumer groups (spill/group.c): write a position atomically. */
+int group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
+
 /* --- the io_uring writer (spill/writer.c) --------------------------------- */
 #include <liburing.h>
 

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * group.c - consumer group positions: <data>/<topic>/groups/<group>.
+ *
+ * The file is 32 bytes: u32 magic "SPWG", u32 version 1, u64 position,
+ * u64 commit time (ns), u32 reserved, u32 CRC32C of bytes 0-27. It is
+ * replaced atomically: written to a temp file, fsync'd, renamed over the old
+ * one, then the directory is fsync'd. A torn write leaves either the old or
+ * the new file, and a file that fails its CRC reads as -EBADMSG, never as a
+ * position. Positions come from a reader (spw_reader_commit), so they are
+ * always record boundaries.
+ */
+#define _GNU_SOURCE
+#include "spill.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GROUP_MAGIC 0x47575053u /* "SPWG" */
+
+struct group_file {
+	uint32_t magic, version;
+	uint64_t position, time_ns;
+	uint32_t reserved, crc;
+};
+_Static_assert(sizeof(struct group_file) == 32, "group file is 32 bytes");
+
+static int group_dir(char *buf, size_t size, const char *data_dir, const char *topic)
+{
+	char td[PATH_MAX];
+	int r = seg_topic_dir(td, sizeof(td), spw_data_dir(data_dir), topic);
+
+	if (r)
+		return r;
+	if ((size_t)snprintf(buf, size, "%s/groups", td) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int group_write(const char *data_dir, const char *topic, const char *group, int64_t position)
+{
+	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2], tmp[PATH_MAX + SPW_NAME_MAX + 32];
+	struct group_file g = { GROUP_MAGIC, 1, (uint64_t)position, ring_realtime_ns(), 0, 0 };
+	int fd, dfd, r;
+
+	if (position < 0 || (position & 7) || spw_topic_name_check(group))
+		return -EINVAL;
+	r = group_dir(dir, sizeof(dir), data_dir, topic);
+	if (r)
+		return r;
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		return -errno;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, group) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, group, (int)getpid()) >=
+		    sizeof(tmp))
+		return -ENAMETOOLONG;
+	g.crc = seg_crc32c(0, &g, offsetof(struct group_file, crc));
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd)) {
+		r = errno ? -errno : -EIO;
+		close(fd);
+		unlink(tmp);
+		return r;
+	}
+	close(fd);
+	if (rename(tmp, path)) {
+		r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static int group_load(const char *path, int64_t *position)
+{
+	struct group_file g;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, &g, sizeof(g));
+	close(fd);
+	if (n != (ssize_t)sizeof(g) || g.magic != GROUP_MAGIC || g.version != 1 ||
+	    g.crc != seg_crc32c(0, &g, offsetof(struct group_file, crc)) || (g.position & 7) ||
+	    g.position > (uint64_t)INT64_MAX)
+		return -EBADMSG;
+	*position = (int64_t)g.position;
+	return 0;
+}
+
+int spw_group_read(const char *data_dir, const char *topic, const char *group, int64_t *position)
+{
+	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2];
+	int r;
+
+	if (!position || spw_topic_name_check(group))
+		return -EINVAL;
+	r = group_dir(dir, sizeof(dir), data_dir, topic);
+	if (r)
+		return r;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, group) >= sizeof(path))
+		return -ENAMETOOLONG;
+	return group_load(path, position);
+}
+
+int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, void *arg)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct dirent *de;
+	DIR *d;
+	int n = 0, r;
+
+	if (!fn)
+		return -EINVAL;
+	r = group_dir(dir, sizeof(dir), data_dir, topic);
+	if (r)
+		return r;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		int64_t pos;
+
+		if (spw_topic_name_check(de->d_name))
+			continue; /* ".", "..", temp files */
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
+			continue;
+		r = group_load(path, &pos);
+		n++;
+		if (fn(arg, de->d_name, r ? r : pos))
+			break;
+	}
+	closedir(d);
+	return n;
+}

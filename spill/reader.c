@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reader.c - one reader from disk to live (spillway.h "Readers").
+ *
+ * Invariants (R1-R5; tests cite them):
+ *  R1 The reader's position is always a record boundary; it only moves past
+ *     a record that was delivered, skipped (PADDING / ABORTED / before the
+ *     start time) or, with SPW_READER_SKIP_CORRUPT, inside a bad range.
+ *  R2 Live when position >= the ring's reclaim bound: the ring holds every
+ *     byte from there (ring_layout.h I1). A live poll that reports -ESTALE
+ *     leaves the position at the first record not delivered; the reader
+ *     continues from the segments at exactly that position.
+ *  R3 On disk, bytes are delivered only from index-covered ranges whose
+ *     CRC32C matched (unless SPW_READER_NO_VERIFY), and every header is
+ *     bounds-checked against its range, the ring lap and max_record.
+ *  R4 Segments are read with pread into the reader's buffer, a few index
+ *     entries (~1 MiB) at a time: on these VMs the first touch of each page
+ *     of a fresh mmap costs ~5 us (shadow paging), which made mmap slower.
+ *  R5 A position below the oldest kept byte is -ERANGE; a segment missing
+ *     while older and newer data exist is -ENOENT, never a silent skip.
+ */
+#define _GNU_SOURCE
+#include "spill.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RD_CHUNK (1u << 20)
+
+struct rd_seg {
+	uint64_t base;
+	int fd;
+	struct seg_idx_hdr hdr;
+	struct seg_idx_entry *ent;
+	int nent;
+	char path[PATH_MAX];
+};
+
+struct spw_reader {
+	char topic[SPW_NAME_MAX + 1];
+	char shm_dir[PATH_MAX], data_dir[PATH_MAX], dir[PATH_MAX];
+	struct spw_reader_opts o;
+	uint64_t ring_bytes, segment_bytes, max_record;
+	struct spw_topic *t;
+	struct spw_consumer *c;
+	bool live, done, time_skip;
+	uint64_t pos;
+	struct rd_seg seg;
+	uint8_t *buf;
+	size_t buf_cap;
+	uint64_t buf_from, buf_to; /* positions held and verified in buf */
+	uint64_t delivered, skipped;
+	char err_file[PATH_MAX];
+	int64_t err_pos;
+};
+
+const char *spw_data_dir(const char *data_dir)
+{
+	static __thread char buf[PATH_MAX];
+	const char *e;
+
+	if (data_dir && *data_dir)
+		return data_dir;
+	e = getenv("SPILLWAY_DATA_DIR");
+	if (e && *e)
+		return e;
+	if (geteuid() == 0)
+		return "/var/lib/spillway";
+	e = getenv("XDG_STATE_HOME");
+	if (e && *e)
+		snprintf(buf, sizeof(buf), "%s/spillway", e);
+	else
+		snprintf(buf, sizeof(buf), "%s/.local/state/spillway",
+			 getenv("HOME") ? getenv("HOME") : "/tmp");
+	return buf;
+}
+
+static void set_err(struct spw_reader *r, const char *file, uint64_t pos)
+{
+	snprintf(r->err_file, sizeof(r->err_file), "%s", file ? file : "");
+	r->err_pos = (int64_t)pos;
+}
+
+static void seg_drop(struct rd_seg *g)
+{
+	if (g->fd >= 0)
+		close(g->fd);
+	free(g->ent);
+	memset(g, 0, sizeof(*g));
+	g->fd = -1;
+}
+
+/* The oldest position kept: the first segment's `first`, else the ring's
+ * reclaim bound. */
+static int64_t earliest(const char *dir, struct spw_topic *t)
+{
+	uint64_t *bases;
+	size_t n;
+	int64_t e = -ENOENT;
+
+	if (seg_list(dir, &bases, &n) == 0 && n) {
+		char p[PATH_MAX];
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *ent;
+
+		e = (int64_t)bases[0];
+		if (!seg_file_path(p, sizeof(p), dir, bases[0], "idx") && seg_idx_load(p, &h, &ent) >= 0) {
+			e = (int64_t)h.first;
+			free(ent);
+		}
+	}
+	free(bases);
+	if (e < 0 && t)
+		/* Acquire: pairs with reclaim's store (ring_layout.h I1). */
+		e = (int64_t)atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire);
+	return e;
+}
+
+int64_t spw_topic_earliest(const char *shm_dir, const char *data_dir, const char *topic)
+{
+	char dir[PATH_MAX];
+	struct spw_topic *t = NULL;
+	int64_t e;
+
+	if (seg_topic_dir(dir, sizeof(dir), spw_data_dir(data_dir), topic))
+		return -EINVAL;
+	spw_topic_open(shm_dir, topic, SPW_OPEN_RDONLY, &t);
+	e = earliest(dir, t);
+	spw_topic_close(t);
+	return e;
+}
+
+/* Open the segment holding position `pos`, with its index. */
+static int seg_load(struct spw_reader *r, uint64_t pos)
+{
+	struct rd_seg *g = &r->seg;
+	uint64_t base = pos - pos % r->segment_bytes;
+	char ip[PATH_MAX];
+	int n;
+
+	if (g->fd >= 0 && g->base == base)
+		return 0;
+	seg_drop(g);
+	if (seg_file_path(g->path, sizeof(g->path), r->dir, base, "seg") ||
+	    seg_file_path(ip, sizeof(ip), r->dir, base, "idx"))
+		return -ENAMETOOLONG;
+	g->fd = open(g->path, O_RDONLY | O_CLOEXEC);
+	if (g->fd < 0)
+		return -errno;
+	posix_fadvise(g->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	n = seg_idx_load(ip, &g->hdr, &g->ent);
+	if (n < 0 || g->hdr.base != base || g->hdr.ring_bytes != r->ring_bytes ||
+	    g->hdr.segment_bytes != r->segment_bytes) {
+		set_err(r, ip, pos);
+		seg_drop(g);
+		return n < 0 && n != -EBADMSG ? n : -EBADMSG;
+	}
+	g->base = base;
+	g->nent = n;
+	return 0;
+}
+
+/* Re-read the index of the segment being written. */
+static int seg_refresh(struct spw_reader *r)
+{
+	struct rd_seg *g = &r->seg;
+	struct seg_idx_entry *ent;
+	struct seg_idx_hdr h;
+	char ip[PATH_MAX];
+	int n;
+
+	if (seg_file_path(ip, sizeof(ip), r->dir, g->base, "idx"))
+		return -ENAMETOOLONG;
+	n = seg_idx_load(ip, &h, &ent);
+	if (n < 0)
+		return n;
+	free(g->ent);
+	g->ent = ent;
+	g->nent = n;
+	return 0;
+}
+
+/* Is there data on disk or in the ring past a missing segment at pos? */
+static int missing(struct spw_reader *r, uint64_t pos)
+{
+	int64_t e = earliest(r->dir, r->t);
+	uint64_t *bases;
+	size_t n;
+	bool later = false;
+
+	if (e >= 0 && pos < (uint64_t)e) {
+		set_err(r, r->seg.path, pos);
+		return -ERANGE;
+	}
+	if (seg_list(r->dir, &bases, &n) == 0)
+		later = n && bases[n - 1] > pos;
+	free(bases);
+	if (later) {
+		set_err(r, r->seg.path, pos);
+		return -ENOENT;
+	}
+	return 0; /* the end of the disk log: nothing yet */
+}
+
+/* Load the index entries around r->pos into the buffer and verify them
+ * (R3, R4). Returns 1 when loaded, 0 at the end of what the disk has. */
+static int fill(struct spw_reader *r)
+{
+	struct rd_seg *g;
+	int i, j, rc;
+	uint64_t from, to;
+
+	for (;;) {
+		rc = seg_load(r, r->pos);
+		if (rc == -ENOENT)
+			return missing(r, r->pos);
+		if (rc)
+			return rc;
+		g = &r->seg;
+		if (r->pos < g->hdr.first) {
+			set_err(r, g->path, r->pos);
+			return -ERANGE;
+		}
+		for (i = 0; i < g->nent && g->ent[i].end <= r->pos; i++)
+			;
+		if (i == g->nent) {
+			uint64_t last = g->nent ? g->ent[g->nent - 1].end : g->hdr.first;
+
+			if (last == g->base + r->segment_bytes) {
+				seg_drop(g); /* complete: the next segment */
+				continue;
+			}
+			rc = seg_refresh(r);
+			if (rc)
+				return rc;
+			for (i = 0; i < g->nent && g->ent[i].end <= r->pos; i++)
+				;
+			if (i == g->nent)
+				return 0;
+		}
+		break;
+	}
+	from = i ? g->ent[i - 1].end : g->hdr.first;
+	to = g->ent[i].end;
+	for (j = i + 1; j < g->nent && g->ent[j].end - from <= RD_CHUNK; j++)
+		to = g->ent[j].end;
+	if (to - from > r->buf_cap) {
+		uint8_t *nb = realloc(r->buf, to - from);
+
+		if (!nb)
+			return -ENOMEM;
+		r->buf = nb;
+		r->buf_cap = to - from;
+	}
+	ssize_t got = pread(g->fd, r->buf, to - from, (off_t)(from - g->base));
+
+	if (got != (ssize_t)(to - from)) {
+		set_err(r, g->path, from);
+		return got < 0 ? -errno : -EBADMSG; /* index points past the file */
+	}
+	r->buf_from = from;
+	r->buf_to = to;
+	if (!(r->o.flags & SPW_READER_NO_VERIFY)) {
+		uint64_t a = from;
+
+		for (int k = i; k < g->nent && g->ent[k].end <= to; k++) {
+			uint64_t b = g->ent[k].end;
+
+			if (seg_crc32c(0, r->buf + (a - from), b - a) != g->ent[k].crc_data) {
+				if (a <= r->pos) {
+					set_err(r, g->path, a);
+					if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
+						return -EBADMSG;
+					r->skipped += b - r->pos;
+					r->pos = b;
+					r->buf_from = r->buf_to = 0;
+					return fill(r);
+				}
+				r->buf_to = a; /* good up to the bad entry */
+				break;
+			}
+			a = b;
+		}
+	}
+	return 1;
+}
+
+struct ctx {
+	struct spw_reader *r;
+	spw_record_fn fn;
+	void *arg;
+	int n;
+	bool stop;
+};
+
+/* Bounds, start-time filter and the user's callback. Returns non-zero to
+ * stop; the reader's position is set by the caller. */
+static int deliver(struct ctx *x, const struct spw_record *rec)
+{
+	struct spw_reader *r = x->r;
+	const struct spw_reader_opts *o = &r->o;
+
+	if ((o->stop_position && rec->position >= o->stop_position) ||
+	    (o->stop_time_ns && rec->timestamp_ns >= o->stop_time_ns) ||
+	    (o->max_records && r->delivered >= o->max_records)) {
+		r->done = true;
+		return 1;
+	}
+	if (r->time_skip) {
+		if (rec->timestamp_ns < o->time_ns)
+			return 0;
+		r->time_skip = false;
+	}
+	r->delivered++;
+	x->n++;
+	if (x->fn(x->arg, rec))
+		x->stop = true;
+	return x->stop;
+}
+
+static int live_fn(void *arg, const struct spw_record *rec)
+{
+	struct ctx *x = arg;
+	int stop = deliver(x, rec);
+
+	if (x->r->done)
+		x->r->pos = (uint64_t)rec->position;
+	return stop;
+}
+
+/* Walk records in the verified buffer. */
+static int disk_walk(struct spw_reader *r, struct ctx *x, int max)
+{
+	while (x->n < max && !r->done && !x->stop && r->pos < r->buf_to) {
+		const uint8_t *p = r->buf + (r->pos - r->buf_from);
+		uint64_t w, span, lap_left = r->ring_bytes - r->pos % r->ring_bytes;
+		uint64_t left = r->buf_to - r->pos;
+		uint32_t len;
+		struct spw_record rec;
+
+		memcpy(&w, p, 8);
+		len = RING_W_LEN(w);
+		span = 0;
+		if ((w & (RING_W_COMMITTED | RING_W_CLAIMED)) == (RING_W_COMMITTED | RING_W_CLAIMED) &&
+		    !RING_W_FLAGS(w)) {
+			switch (RING_W_TYPE(w)) {
+			case RING_T_DATA:
+				if (len <= r->max_record && ring_span(len) <= lap_left)
+					span = ring_span(len);
+				break;
+			case RING_T_PADDING:
+				span = len == lap_left ? len : 0;
+				break;
+			case RING_T_ABORTED:
+				span = len >= 8 && !(len & 7) && len <= lap_left ? len : 0;
+				break;
+			}
+		}
+		if (!span || span > left) {
+			set_err(r, r->seg.path, r->pos);
+			if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
+				return -EBADMSG;
+			/* Skip to the end of the bad index entry. */
+			uint64_t end = r->buf_to;
+
+			for (int k = 0; k < r->seg.nent; k++)
+				if (r->seg.ent[k].end > r->pos) {
+					end = r->seg.ent[k].end;
+					break;
+				}
+			r->skipped += end - r->pos;
+			r->pos = end;
+			continue;
+		}
+		if (RING_W_TYPE(w) == RING_T_DATA) {
+			rec.position = (int64_t)r->pos;
+			memcpy(&rec.timestamp_ns, p + 8, 8);
+			rec.data = p + 16;
+			rec.len = len;
+			rec.flags = 0;
+			deliver(x, &rec);
+			if (r->done)
+				return 0;
+		}
+		r->pos += span;
+	}
+	return 0;
+}
+
+static bool can_go_live(struct spw_reader *r)
+{
+	if (!r->t || (r->o.flags & SPW_READER_NO_LIVE))
+		return false;
+	/* Acquire: pairs with reclaim's store (R2). */
+	return r->pos >= atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire);
+}
+
+static int go_live(struct spw_reader *r)
+{
+	int rc;
+
+	if (!r->c) {
+		rc = spw_consumer_open(r->t, SPW_FROM_POSITION, (int64_t)r->pos, &r->c);
+		if (rc)
+			return rc;
+	} else {
+		rc = spw_consumer_seek(r->c, (int64_t)r->pos);
+		if (rc)
+			return rc;
+	}
+	r->live = true;
+	return 0;
+}
+
+static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, int64_t timeout_ns)
+{
+	int rc;
+
+	while (x->n < max && !r->done && !x->stop) {
+		if (!r->live && can_go_live(r) && go_live(r) == 0)
+			continue;
+		if (r->live) {
+			rc = wait && x->n == 0
+				     ? spw_consumer_poll_wait(r->c, live_fn, x, max - x->n, timeout_ns)
+				     : spw_consumer_poll(r->c, live_fn, x, max - x->n);
+			if (!r->done)
+				r->pos = (uint64_t)spw_consumer_position(r->c);
+			if (rc == -ESTALE) { /* lapped: the segments have it (R2) */
+				r->live = false;
+				continue;
+			}
+			if (rc < 0)
+				return rc;
+			return 0;
+		}
+		if (r->pos >= r->buf_to || r->pos < r->buf_from) {
+			rc = fill(r);
+			if (rc < 0)
+				return rc;
+			if (rc == 0) {
+				if (can_go_live(r))
+					continue;
+				return 0; /* the end of the disk log, no ring to go on with */
+			}
+		}
+		rc = disk_walk(r, x, max);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int spw_reader_poll(struct spw_reader *r, spw_record_fn fn, void *arg, int max)
+{
+	struct ctx x = { r, fn, arg, 0, false };
+	int rc;
+
+	if (!r || !fn || max <= 0)
+		return -EINVAL;
+	rc = poll_once(r, &x, max, false, 0);
+	return x.n ? x.n : rc;
+}
+
+int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int max,
+			 int64_t timeout_ns)
+{
+	uint64_t start = ring_monotonic_ns();
+	struct ctx x = { r, fn, arg, 0, false };
+	int rc;
+
+	if (!r || !fn || max <= 0)
+		return -EINVAL;
+	for (;;) {
+		int64_t left = timeout_ns < 0 ? -1 : timeout_ns - (int64_t)(ring_monotonic_ns() - start);
+
+		rc = poll_once(r, &x, max, true, left < 0 && timeout_ns >= 0 ? 0 : left);
+		if (x.n || rc < 0 || r->done)
+			return x.n ? x.n : rc;
+		if (timeout_ns >= 0 && (int64_t)(ring_monotonic_ns() - start) >= timeout_ns)
+			return 0;
+		if (!r->live) { /* disk only, caught up: wait for the daemon */
+			struct timespec ts = { 0, 1000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/* Where a start time lands: the first index entry whose cumulative max
+ * timestamp reaches t, in the first segment that reaches it. */
+static uint64_t seek_time(struct spw_reader *r, uint64_t t, uint64_t fallback)
+{
+	uint64_t *bases, pos = fallback;
+	size_t n;
+
+	if (seg_list(r->dir, &bases, &n))
+		return fallback;
+	for (size_t s = 0; s < n; s++) {
+		char ip[PATH_MAX];
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e;
+		int k, lo, hi;
+
+		if (seg_file_path(ip, sizeof(ip), r->dir, bases[s], "idx"))
+			continue;
+		k = seg_idx_load(ip, &h, &e);
+		if (k <= 0 || e[k - 1].max_ts < t) {
+			if (k >= 0)
+				free(e);
+			continue;
+		}
+		lo = 0;
+		hi = k - 1;
+		while (lo < hi) {
+			int mid = (lo + hi) / 2;
+
+			if (e[mid].max_ts >= t)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		pos = lo ? e[lo - 1].end : h.first;
+		free(e);
+		break;
+	}
+	free(bases);
+	return pos;
+}
+
+/* The end of the indexed disk log (the newest segment's last entry). */
+static uint64_t disk_end(struct spw_reader *r, uint64_t fallback)
+{
+	uint64_t *bases, end = fallback;
+	size_t n;
+
+	if (seg_list(r->dir, &bases, &n) == 0 && n) {
+		char ip[PATH_MAX];
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e;
+		int k;
+
+		if (!seg_file_path(ip, sizeof(ip), r->dir, bases[n - 1], "idx") &&
+		    (k = seg_idx_load(ip, &h, &e)) >= 0) {
+			end = k ? e[k - 1].end : h.first;
+			free(e);
+		}
+	}
+	free(bases);
+	return end;
+}
+
+int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struct spw_reader **out)
+{
+	struct spw_reader *r;
+	struct topic_conf conf;
+	struct stat st;
+	int64_t e;
+	int rc;
+
+	if (!topic || !opts || !out || spw_topic_name_check(topic))
+		return -EINVAL;
+	*out = NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->seg.fd = -1;
+	r->o = *opts;
+	r->o.group = NULL;
+	snprintf(r->topic, sizeof(r->topic), "%s", topic);
+	snprintf(r->shm_dir, sizeof(r->shm_dir), "%s", spw_shm_dir(opts->shm_dir));
+	snprintf(r->data_dir, sizeof(r->data_dir), "%s", spw_data_dir(opts->data_dir));
+	r->o.shm_dir = r->shm_dir;
+	r->o.data_dir = r->data_dir;
+	rc = seg_topic_dir(r->dir, sizeof(r->dir), r->data_dir, topic);
+	if (rc)
+		goto fail;
+	spw_topic_open(r->shm_dir, topic, SPW_OPEN_RDONLY, &r->t);
+	if (r->t) {
+		r->ring_bytes = r->t->ring_bytes;
+		r->segment_bytes = r->t->segment_bytes;
+		r->max_record = r->t->max_record;
+	} else if (topic_conf_load(r->dir, &conf) == 0) {
+		r->ring_bytes = conf.ring_bytes;
+		r->segment_bytes = conf.segment_bytes;
+		r->max_record = conf.max_record ? conf.max_record : conf.ring_bytes / 4;
+	} else {
+		rc = stat(r->dir, &st) ? -ENOENT : -EBADMSG;
+		goto fail;
+	}
+	e = earliest(r->dir, r->t);
+	switch (opts->start) {
+	case SPW_START_EARLIEST:
+		if (e < 0) {
+			rc = (int)e;
+			goto fail;
+		}
+		r->pos = (uint64_t)e;
+		break;
+	case SPW_START_LATEST:
+		if (r->t) {
+			/* Acquire: tail is a record boundary (I6). */
+			r->pos = atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire);
+		} else {
+			r->pos = disk_end(r, e >= 0 ? (uint64_t)e : 0);
+			r->o.flags |= SPW_READER_NO_LIVE;
+		}
+		break;
+	case SPW_START_GROUP: {
+		int64_t gp;
+
+		rc = opts->group ? spw_group_read(r->data_dir, topic, opts->group, &gp) : -EINVAL;
+		if (rc == -ENOENT) {
+			gp = e;
+			rc = gp < 0 ? (int)gp : 0;
+		}
+		if (rc)
+			goto fail;
+		r->pos = (uint64_t)gp;
+		break;
+	}
+	case SPW_START_TIME:
+		r->time_skip = true;
+		r->pos = seek_time(r, opts->time_ns,
+				   r->t ? atomic_load_explicit(&r->t->hdr->reclaimed,
+							       memory_order_acquire)
+					: disk_end(r, e >= 0 ? (uint64_t)e : 0));
+		/* Records below the ring's bound not on disk: start in the ring. */
+		break;
+	case SPW_START_POSITION:
+		if (opts->position < 0 || (opts->position & 7)) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		r->pos = (uint64_t)opts->position;
+		if (r->t && r->pos > atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire)) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		break;
+	default:
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (e >= 0 && r->pos < (uint64_t)e) {
+		rc = -ERANGE;
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	spw_reader_close(r);
+	return rc;
+}
+
+void spw_reader_close(struct spw_reader *r)
+{
+	if (!r)
+		return;
+	spw_consumer_close(r->c);
+	spw_topic_close(r->t);
+	seg_drop(&r->seg);
+	free(r->buf);
+	free(r);
+}
+
+int64_t spw_reader_position(const struct spw_reader *r)
+{
+	return r ? (int64_t)r->pos : -EINVAL;
+}
+
+int spw_reader_done(const struct spw_reader *r)
+{
+	return r && r->done;
+}
+
+int spw_reader_is_live(const struct spw_reader *r)
+{
+	return r && r->live;
+}
+
+uint64_t spw_reader_skipped(const struct spw_reader *r)
+{
+	return r ? r->skipped : 0;
+}
+
+int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, int64_t *position)
+{
+	if (!r)
+		return -EINVAL;
+	if (file && file_len)
+		snprintf(file, file_len, "%s", r->err_file);
+	if (position)
+		*position = r->err_pos;
+	return 0;
+}
+
+int spw_reader_commit(struct spw_reader *r, const char *group)
+{
+	if (!r)
+		return -EINVAL;
+	return group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
+}
