@@ -78,6 +78,10 @@ void report_vs_baseline(benchmark::State &st, const std::string &bl_name,
 // A fresh unique name for a topic or a baseline ring file.
 std::string unique_name(const char *prefix);
 
+// --- spill_benches.cc: the daemon's benchmarks and their summary -----------------
+void register_spill();
+void print_spill_summary(FILE *out);
+
 // --- the benchmarks (spw_benches.cc, baseline.cc) -------------------------------
 void bm_spw_send(benchmark::State &st);
 void bm_spw_claim_commit(benchmark::State &st);

@@ -290,6 +290,7 @@ void register_all()
 	// consumed (the main thread's CPU time would mean nothing).
 	sizes(RegisterBenchmark("bl_pc", bm_bl_pc)->UseRealTime(), kSizes, 5);
 	sizes(RegisterBenchmark("spw_pc", bm_spw_pc)->UseRealTime(), kSizes, 5);
+	register_spill();
 }
 
 } // namespace
@@ -380,6 +381,7 @@ int main(int argc, char **argv)
 	TeeReporter tee(benchmark::CreateDefaultDisplayReporter());
 	benchmark::RunSpecifiedBenchmarks(&tee);
 	print_summary(info);
+	print_spill_summary(info);
 	benchmark::Shutdown();
 	remove_tmpdir();
 	return 0;
