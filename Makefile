@@ -176,8 +176,13 @@ bench: deps $(BENCH_BIN)
 	$(BENCH_BIN) $(BENCH_ARGS)
 
 # --- install ------------------------------------------------------------------
-install: lib
-	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
+install: lib bins
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 755 $(DAEMON_BIN) $(DESTDIR)$(BINDIR)/
+	$(if $(TOOLS_SRC),install -m 755 $(TOOLS_BIN) $(DESTDIR)$(BINDIR)/)
+	sed -e 's|@BINDIR@|$(BINDIR)|' daemon/spillwayd.service > $(DESTDIR)$(UNITDIR)/spillwayd.service
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
 	ln -sf libspillway.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libspillway.so.$(SONAME_MAJOR)
@@ -188,7 +193,8 @@ install: lib
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libspillway.a $(DESTDIR)$(LIBDIR)/libspillway.so* \
-		$(DESTDIR)$(INCDIR)/spillway.h $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc
+		$(DESTDIR)$(INCDIR)/spillway.h $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc \
+		$(DESTDIR)$(BINDIR)/spillwayd $(DESTDIR)$(BINDIR)/spillway $(DESTDIR)$(UNITDIR)/spillwayd.service
 
 # The main job: daemon on temp dirs, producers, a live and a lagging
 # consumer, a replay, a summary; cleans up after itself (tools/cmd_demo.c).
