@@ -54,6 +54,12 @@ int64_t spw_topic_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, st
 			out->end = (int64_t)p;
 			return -EBADMSG;
 		}
+		if (p + span > tail) { /* a committed record cannot pass the tail */
+			if (was_reclaimed(t, p))
+				return -ESTALE;
+			out->end = (int64_t)p;
+			return -EBADMSG;
+		}
 		if (p > start && p + span - start > max_bytes)
 			break;
 		if (RING_W_TYPE(w) == RING_T_DATA) {

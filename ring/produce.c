@@ -3,8 +3,9 @@
  * produce.c - the producers' hot path: claim, write, commit (ring_layout.h
  * I1-I4, I6, I8).
  *
- * Per record: one CAS on tail, one store of the CLAIMED header, the payload,
- * one CAS of the commit word, and one load of the consumers' waiter count.
+ * Per record: one CAS on tail, one CAS of the CLAIMED header (from 0, so a
+ * claim the daemon aborted is never overwritten), the payload, one CAS of
+ * the commit word, and one load of the consumers' waiter count.
  * No syscall, no lock, no other shared write. The shared lines touched are
  * tail (read-write), limit and cons_waiters (read-mostly) and the record.
  */
@@ -88,21 +89,33 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 	if (__builtin_expect(ring_test_hook_after_claim != NULL, 0))
 		ring_test_hook_after_claim();
 	if (pad) {
-		/* Release: consumers acquire-load it; the span is ours (I2, I6). */
-		atomic_store_explicit(&ring_rec_at(t, tail)->commit,
-				      RING_W_COMMITTED | RING_W_CLAIMED |
-					      RING_W_MAKE(RING_T_PADDING, pad),
-				      memory_order_release);
+		uint64_t zero = 0;
+
+		/* CAS from 0, release: consumers acquire-load it (I6). It fails
+		 * only if the daemon already aborted this span as a dead claim
+		 * (I7): its ABORTED record then covers the padding the same way,
+		 * so there is nothing to do. */
+		atomic_compare_exchange_strong_explicit(
+			&ring_rec_at(t, tail)->commit, &zero,
+			RING_W_COMMITTED | RING_W_CLAIMED | RING_W_MAKE(RING_T_PADDING, pad),
+			memory_order_release, memory_order_relaxed);
 		tail += pad;
 	}
 	r = ring_rec_at(t, tail);
-	/* Relaxed, then a compiler/CPU store barrier: the CLAIMED header must
-	 * be visible before any payload byte (I4, I7: the daemon's unblock scan
-	 * treats the first non-zero word as the next header). On x86 this
-	 * fence costs nothing at run time. */
-	atomic_store_explicit(&r->commit, RING_W_CLAIMED | RING_W_MAKE(RING_T_DATA, len),
-			      memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	/* CAS from 0 (I4, I7): if the daemon took this claim for a dead one
+	 * before we got here (we were stalled past the unblock timeout), its
+	 * ABORTED word is there and we must not overwrite it: -ECANCELED, the
+	 * caller resends. seq_cst (a locked instruction on x86 anyway) also
+	 * keeps every payload store after it: the unblock scan treats the first
+	 * non-zero word as the next header, so the header must come first. */
+	{
+		uint64_t zero = 0;
+
+		if (!atomic_compare_exchange_strong_explicit(
+			    &r->commit, &zero, RING_W_CLAIMED | RING_W_MAKE(RING_T_DATA, len),
+			    memory_order_seq_cst, memory_order_relaxed))
+			return -ECANCELED;
+	}
 	r->timestamp_ns = ring_clock_now(&p->clk);
 	c->data = r + 1;
 	c->len = len;

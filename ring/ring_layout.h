@@ -30,9 +30,11 @@
  *     the new reclaim bound and then (b) zeroed those bytes. So a producer's
  *     claimed span is all zero until it writes its header, and a reader that
  *     sees p < limit (acquire) can never read a previous lap's header at p.
- *  I4 Header first, payload next, commit last: the commit is a CAS from the
- *     CLAIMED word to the COMMITTED word (release). The CAS fails only when the
- *     daemon aborted the claim meanwhile (-ECANCELED).
+ *  I4 Header first, payload next, commit last. The header is a CAS from 0 to
+ *     the CLAIMED word, the commit a CAS from the CLAIMED word to the
+ *     COMMITTED word (release). Either fails only when the daemon aborted the
+ *     claim meanwhile (I7): the producer gets -ECANCELED and never overwrites
+ *     the ABORTED record.
  *  I5 A reader at p reads the commit word (acquire), the payload, then an
  *     acquire fence and `reclaimed`: if reclaimed > p, what it read may be
  *     torn (zeroed or overwritten): it reports -ESTALE, never the record.

@@ -138,6 +138,9 @@ struct spw_claim {
 	int64_t position;  /* the record's position */
 	void *hdr_;        /* private */
 };
+/* -ECANCELED from a claim (or a send): this producer was stalled between
+ * taking its span and writing the header for longer than the daemon's
+ * unblock timeout, and the daemon aborted the span meanwhile; resend. */
 int spw_producer_claim(struct spw_producer *p, uint32_t len, struct spw_claim *c);
 int spw_producer_claim_wait(struct spw_producer *p, uint32_t len,
 			    int64_t timeout_ns, struct spw_claim *c);
