@@ -1,0 +1,713 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fault_garbage.c - shared memory is never trusted. Seeded garbage is
+ * written straight into the ring file (our own MAP_SHARED mappings of the
+ * data at offset 4096 and of the header page): over commit words, over the
+ * header page's counters, sprayed anywhere; and over the immutable header or
+ * the file size before an open. Consumers, scan and unblock must answer
+ * -EBADMSG (or -ESTALE below the reclaim bound), name the bad position, hand
+ * out no record that is not wholly inside the ring, and never crash; after
+ * the garbage is taken back everything reads as before. open must refuse a
+ * garbage header with -EBADMSG. Many iterations, each from the printed seed.
+ * Format and invariant numbers: ring/ring_layout.h.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ring_layout.h"
+#include "support.h"
+
+#define RING (64u << 10)
+#define MAXREC (16u << 10) /* ring / 4: any bit flip of it in the header is invalid */
+#define MAXN 1024
+#define W_COMMITTED_CLAIMED (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED)
+
+static char *g_dir;
+
+struct world {
+	uint64_t seed, rng;
+	int iter;
+	const char *cls;        /* the garbage class being checked */
+	char name[32];
+	struct spw_topic *t;
+	uint8_t *map, *hdrp;    /* our own mappings: data (offset 4096), header page */
+	int n;                  /* DATA records in [reclaimed, tail), in order */
+	int64_t pos[MAXN];
+	uint32_t len[MAXN];
+	uint64_t hash[MAXN];
+	int n_lap0;             /* how many of them are before the padding */
+	int64_t pad_pos;
+	uint32_t pad_span;
+	int64_t reclaimed, tail;
+};
+
+#define FCHECK(w, cond)                                                            \
+	do {                                                                           \
+		if (!(cond))                                                               \
+			fail_msg("%s:%d: %s (class %s, iteration %d; rerun with "             \
+				 "SPW_TEST_SEED=%#" PRIx64 ")", __FILE__, __LINE__, #cond,        \
+				 (w)->cls, (w)->iter, (w)->seed);                                  \
+	} while (0)
+
+static int group_setup(void **state)
+{
+	(void)state;
+	g_dir = test_tmpdir_make();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_remove(g_dir);
+	return 0;
+}
+
+static uint64_t rnd(struct world *w, uint64_t n)
+{
+	return test_rand_below(&w->rng, n);
+}
+
+/* ------------------------------------------------------------------------- */
+/* What a reader may be handed: checked on every delivered record. */
+struct bounds_ctx {
+	int64_t last;
+	uint64_t n;
+	int bad;
+	char msg[200];
+	/* When set: the records must be exactly the world's, in order. */
+	const struct world *expect;
+	int next;
+};
+
+static int bounds_cb(void *arg, const struct spw_record *r)
+{
+	struct bounds_ctx *b = arg;
+	uint64_t off = (uint64_t)r->position & (RING - 1);
+	const volatile uint8_t *d = r->data;
+
+	if (r->len > MAXREC || off + SPW_RECORD_HEADER_BYTES + r->len > RING ||
+	    r->position % 8 || r->position <= b->last) {
+		snprintf(b->msg, sizeof(b->msg), "record at %" PRId64 " len %u after %" PRId64
+			 " is not inside the ring", r->position, r->len, b->last);
+		b->bad = 1;
+		return 1;
+	}
+	if (r->len) /* touch both ends: outside the mapping would fault here */
+		(void)(d[0] + d[r->len - 1]);
+	if (b->expect) {
+		const struct world *w = b->expect;
+
+		if (b->next >= w->n || w->pos[b->next] != r->position || w->len[b->next] != r->len ||
+		    w->hash[b->next] != test_hash(r->data, r->len)) {
+			snprintf(b->msg, sizeof(b->msg), "record %d at %" PRId64 " len %u is not the one "
+				 "sent there", b->next, r->position, r->len);
+			b->bad = 1;
+			return 1;
+		}
+		b->next++;
+	}
+	b->last = r->position;
+	b->n++;
+	return 0;
+}
+
+/* Poll until the consumer stops; returns the last poll's result. */
+static int poll_to_end(struct world *w, struct spw_consumer *c, struct bounds_ctx *b)
+{
+	int r = 0;
+
+	for (int i = 0; i < 100000; i++) {
+		r = spw_consumer_poll(c, bounds_cb, b, 64);
+		if (b->bad)
+			fail_msg("%s (class %s, iteration %d; rerun with SPW_TEST_SEED=%#" PRIx64 ")",
+				 b->msg, w->cls, w->iter, w->seed);
+		if (r <= 0)
+			return r;
+	}
+	FCHECK(w, !"a consumer kept delivering past any plausible end");
+	return r;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The world: a full 64 KiB ring whose records wrap once, behind a padding. */
+static void send_rec(struct world *w, struct spw_producer *p, uint32_t len, int64_t want)
+{
+	static uint8_t buf[MAXREC];
+	int64_t pos;
+
+	test_fill(buf, len, test_splitmix64(&w->rng));
+	pos = spw_producer_send(p, buf, len);
+	if (want >= 0)
+		FCHECK(w, pos == want);
+	FCHECK(w, pos >= 0 && w->n < MAXN);
+	w->pos[w->n] = pos;
+	w->len[w->n] = len;
+	w->hash[w->n] = test_hash(buf, len);
+	w->n++;
+	w->tail = pos + (int64_t)test_span(len);
+}
+
+static void world_make(struct world *w, uint64_t seed, int iter)
+{
+	struct spw_topic_config cfg = { .ring_bytes = RING, .max_record = MAXREC };
+	struct spw_producer *p = NULL;
+	static uint8_t buf[MAXREC];
+	int half;
+
+	memset(w, 0, sizeof(*w));
+	w->seed = seed;
+	w->iter = iter;
+	w->rng = test_key(seed, (uint64_t)iter, 0x6761726261676500ull);
+	w->cls = "setup";
+	snprintf(w->name, sizeof(w->name), "g%d", iter);
+	FCHECK(w, spw_topic_create(g_dir, w->name, &cfg) == 0);
+	FCHECK(w, spw_topic_open(g_dir, w->name, 0, &w->t) == 0);
+	w->map = test_map_ring(g_dir, w->name, RING, &w->hdrp);
+	FCHECK(w, w->map != NULL);
+	FCHECK(w, spw_producer_open(w->t, &p) == 0);
+
+	/* Lap 0: random records, leaving 64..2079 bytes before the end. */
+	for (;;) {
+		uint32_t len = (uint32_t)rnd(w, 2001);
+
+		if (w->tail + (int64_t)test_span(len) > (int64_t)RING - 64)
+			break;
+		send_rec(w, p, len, w->tail);
+	}
+	/* Reclaim the first half (a committed boundary: a record's position). */
+	half = w->n / 2;
+	FCHECK(w, half > 4);
+	w->reclaimed = w->pos[half];
+	FCHECK(w, spw_topic_reclaim(w->t, w->reclaimed) == 0);
+	memmove(w->pos, w->pos + half, (size_t)(w->n - half) * sizeof(w->pos[0]));
+	memmove(w->len, w->len + half, (size_t)(w->n - half) * sizeof(w->len[0]));
+	memmove(w->hash, w->hash + half, (size_t)(w->n - half) * sizeof(w->hash[0]));
+	w->n -= half;
+	w->n_lap0 = w->n;
+	/* A record that does not fit: PADDING to the end, then lap 1 (I6). */
+	w->pad_pos = w->tail;
+	w->pad_span = (uint32_t)(RING - (uint64_t)w->tail);
+	send_rec(w, p, w->pad_span, RING);
+	/* Then more until the ring is full, some of them max size. */
+	for (;;) {
+		uint32_t len = rnd(w, 8) ? (uint32_t)rnd(w, 2001) : MAXREC;
+		int64_t r;
+
+		if (w->tail + (int64_t)test_span(len) > w->reclaimed + (int64_t)RING) {
+			test_fill(buf, len, 1);
+			r = spw_producer_send(p, buf, len);
+			FCHECK(w, r == -EAGAIN);
+			break;
+		}
+		send_rec(w, p, len, w->tail);
+	}
+	spw_producer_close(p);
+	FCHECK(w, test_commit_word(w->map, RING, (uint64_t)w->pad_pos) ==
+			  (W_COMMITTED_CLAIMED | ((uint64_t)TEST_TYPE_PADDING << 32) | w->pad_span));
+}
+
+static void world_end(struct world *w)
+{
+	test_unmap_ring(w->map, RING);
+	munmap(w->hdrp, TEST_HDR_PAGE);
+	spw_topic_close(w->t);
+	FCHECK(w, spw_topic_delete(g_dir, w->name) == 0);
+}
+
+static struct spw_consumer *consumer_at(struct world *w, int64_t pos)
+{
+	struct spw_consumer *c = NULL;
+
+	FCHECK(w, spw_consumer_open(w->t, SPW_FROM_POSITION, pos, &c) == 0);
+	return c;
+}
+
+/* DATA records before position p. */
+static int records_before(const struct world *w, int64_t p)
+{
+	int k = 0;
+
+	while (k < w->n && w->pos[k] < p)
+		k++;
+	return k;
+}
+
+/* The first record boundary of p's scan run (runs never wrap, I6). */
+static int64_t run_start(const struct world *w, int64_t p)
+{
+	return p < (int64_t)RING ? w->reclaimed : (int64_t)RING;
+}
+
+/* The format's rule for a committed word at p: its span, or 0 for garbage. */
+static uint64_t valid_span(uint64_t wd, int64_t p)
+{
+	uint64_t room = RING - ((uint64_t)p & (RING - 1)), len = test_word_len(wd);
+
+	if (!(wd & TEST_BIT_COMMITTED) || !(wd & TEST_BIT_CLAIMED) || ((wd >> 40) & 0xffff))
+		return 0;
+	switch (test_word_type(wd)) {
+	case TEST_TYPE_DATA:
+		return len <= MAXREC && test_span(len) <= room ? test_span(len) : 0;
+	case TEST_TYPE_PADDING:
+		return len == room && len >= 8 && len % 8 == 0 ? len : 0;
+	case TEST_TYPE_ABORTED:
+		return len <= room && len >= 8 && len % 8 == 0 ? len : 0;
+	default:
+		return 0;
+	}
+}
+
+/* ------------------------------------------------------------------------- */
+/* Garbage over one committed word: every reader reports -EBADMSG at it;
+ * once it is put back, everything reads as before. */
+static void expect_badmsg_at(struct world *w, int64_t p, uint64_t garbage)
+{
+	struct spw_consumer *at = consumer_at(w, p), *all = consumer_at(w, w->reclaimed);
+	uint64_t saved = test_commit_word(w->map, RING, (uint64_t)p);
+	struct bounds_ctx b = { .last = -1, .expect = w };
+	struct spw_scan s;
+	int before = records_before(w, p);
+
+	FCHECK(w, valid_span(garbage, p) == 0);
+	test_set_commit_word(w->map, RING, (uint64_t)p, garbage);
+	FCHECK(w, spw_consumer_poll(at, bounds_cb, &b, 64) == -EBADMSG);
+	FCHECK(w, spw_consumer_poll(at, bounds_cb, &b, 64) == -EBADMSG);
+	FCHECK(w, spw_consumer_position(at) == p);
+	FCHECK(w, b.n == 0);
+	FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == -EBADMSG);
+	FCHECK(w, s.end == p);
+	FCHECK(w, spw_topic_scan(w->t, run_start(w, p), RING, &s) == -EBADMSG);
+	FCHECK(w, s.end == p);
+	FCHECK(w, poll_to_end(w, all, &b) == -EBADMSG);
+	FCHECK(w, spw_consumer_position(all) == p);
+	FCHECK(w, b.n == (uint64_t)before);
+	/* The readers wrote nothing: the garbage is still there. */
+	FCHECK(w, test_commit_word(w->map, RING, (uint64_t)p) == garbage);
+
+	test_set_commit_word(w->map, RING, (uint64_t)p, saved);
+	FCHECK(w, poll_to_end(w, all, &b) == 0);
+	FCHECK(w, b.n == (uint64_t)w->n);
+	FCHECK(w, spw_consumer_position(all) == w->tail);
+	FCHECK(w, spw_topic_scan(w->t, run_start(w, p), RING, &s) > 0);
+	spw_consumer_close(all);
+	spw_consumer_close(at);
+}
+
+static int pick_record(struct world *w)
+{
+	return (int)rnd(w, (uint64_t)w->n);
+}
+
+static uint64_t type_word(uint32_t type, uint64_t len)
+{
+	return W_COMMITTED_CLAIMED | ((uint64_t)type << 32) | (len & 0xffffffffull);
+}
+
+static void committed_garbage_classes(struct world *w)
+{
+	int k = pick_record(w), last0 = w->n_lap0 - 1;
+	int64_t p = w->pos[k];
+	uint64_t room = RING - ((uint64_t)p & (RING - 1)), orig = test_commit_word(w->map, RING, (uint64_t)p);
+	uint64_t proom = w->pad_span, lroom = RING - ((uint64_t)w->pos[last0] & (RING - 1));
+	uint32_t type;
+
+	w->cls = "DATA longer than max_record";
+	expect_badmsg_at(w, p, type_word(TEST_TYPE_DATA, MAXREC + 1 + rnd(w, UINT32_MAX - MAXREC - 1)));
+	w->cls = "unknown type";
+	type = (uint32_t)rnd(w, 253);
+	type = type == 0 ? 0 : type + 3; /* 0 or 4..255 */
+	expect_badmsg_at(w, w->pos[pick_record(w)], type_word(type, test_splitmix64(&w->rng)));
+	w->cls = "reserved flag bits set";
+	expect_badmsg_at(w, p, orig | ((1 + rnd(w, 0xffff)) << 40));
+	w->cls = "COMMITTED without CLAIMED";
+	expect_badmsg_at(w, p, orig & ~TEST_BIT_CLAIMED);
+	w->cls = "PADDING not reaching the ring end";
+	{
+		const uint64_t spans[] = { proom - 8, proom + 8, proom | 4, 0, 4,
+					   test_splitmix64(&w->rng) & 0xffffffff };
+		uint64_t sp = spans[rnd(w, sizeof(spans) / sizeof(spans[0]))];
+
+		if (sp == proom)
+			sp = proom + 8;
+		expect_badmsg_at(w, w->pad_pos, type_word(TEST_TYPE_PADDING, sp));
+	}
+	w->cls = "ABORTED with a bad span";
+	{
+		const uint64_t spans[] = { 0, 4, 8 * rnd(w, room / 8) + 4, room + 8,
+					   room + 8 + 8 * rnd(w, 1 << 20) };
+
+		expect_badmsg_at(w, p, type_word(TEST_TYPE_ABORTED, spans[rnd(w, 5)]));
+	}
+	w->cls = "DATA crossing the ring end";
+	FCHECK(w, lroom - 15 <= MAXREC);
+	expect_badmsg_at(w, w->pos[last0],
+			 type_word(TEST_TYPE_DATA, lroom - 15 + rnd(w, MAXREC - (lroom - 15) + 1)));
+}
+
+/* A random word: the reader's answer must be the format's (not committed:
+ * nothing yet, and the scan calls it stuck; committed garbage: -EBADMSG),
+ * and unblock never aborts a span the header does not vouch for. */
+static void random_word_class(struct world *w)
+{
+	int k = pick_record(w);
+	int64_t p = w->pos[k];
+	uint64_t saved = test_commit_word(w->map, RING, (uint64_t)p), g = test_splitmix64(&w->rng);
+	struct spw_consumer *at = consumer_at(w, p);
+	struct bounds_ctx b = { .last = -1 };
+	struct spw_scan s;
+	int r;
+
+	w->cls = "random commit word";
+	test_set_commit_word(w->map, RING, (uint64_t)p, g);
+	r = spw_consumer_poll(at, bounds_cb, &b, 1);
+	FCHECK(w, !b.bad);
+	if (!(g & TEST_BIT_COMMITTED)) {
+		uint64_t len = test_word_len(g), off = (uint64_t)p & (RING - 1);
+		int plausible = (g & TEST_BIT_CLAIMED) && test_word_type(g) == TEST_TYPE_DATA &&
+				!((g >> 40) & 0xffff) && len <= MAXREC && off + test_span(len) <= RING;
+
+		FCHECK(w, r == 0);
+		FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == 0);
+		FCHECK(w, s.stuck == p && s.stuck_header == g);
+		if (plausible) {
+			FCHECK(w, spw_topic_unblock(w->t, p) == (int64_t)test_span(len));
+		} else {
+			FCHECK(w, spw_topic_unblock(w->t, p) == -EBADMSG);
+			FCHECK(w, test_commit_word(w->map, RING, (uint64_t)p) == g);
+		}
+	} else if (valid_span(g, p) == 0) {
+		FCHECK(w, r == -EBADMSG);
+		FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == -EBADMSG && s.end == p);
+		FCHECK(w, spw_topic_unblock(w->t, p) == 0); /* committed: not its business */
+	} else {
+		FCHECK(w, r >= 0); /* a valid-looking header: 1 in billions */
+	}
+	test_set_commit_word(w->map, RING, (uint64_t)p, saved);
+	spw_consumer_close(at);
+}
+
+/* Garbage below the reclaim bound: -ESTALE, whatever the bytes say (I5). */
+static void stale_class(struct world *w)
+{
+	int j = (int)rnd(w, (uint64_t)w->n / 2), k = j + 1 + (int)rnd(w, (uint64_t)(w->n - j - 1));
+	int64_t p = w->pos[j], upto = w->pos[k];
+	struct spw_consumer *c = consumer_at(w, p);
+	struct bounds_ctx b = { .last = -1 };
+	struct spw_scan s;
+
+	w->cls = "garbage below the reclaim bound";
+	FCHECK(w, spw_topic_reclaim(w->t, upto) == 0);
+	test_set_commit_word(w->map, RING, (uint64_t)p,
+			     type_word(TEST_TYPE_DATA, MAXREC + 1 + rnd(w, 1000)));
+	FCHECK(w, spw_consumer_poll(c, bounds_cb, &b, 64) == -ESTALE);
+	FCHECK(w, b.n == 0 && spw_consumer_position(c) == p);
+	FCHECK(w, spw_consumer_oldest(c) == upto);
+	FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == -ESTALE);
+	/* Free space is zero (I3): put it back so later classes start clean. */
+	test_set_commit_word(w->map, RING, (uint64_t)p, 0);
+	FCHECK(w, spw_consumer_seek(c, spw_consumer_oldest(c)) == 0);
+	b.expect = NULL;
+	FCHECK(w, poll_to_end(w, c, &b) == 0);
+	FCHECK(w, b.n == (uint64_t)(w->n - k));
+	spw_consumer_close(c);
+	memmove(w->pos, w->pos + k, (size_t)(w->n - k) * sizeof(w->pos[0]));
+	memmove(w->len, w->len + k, (size_t)(w->n - k) * sizeof(w->len[0]));
+	memmove(w->hash, w->hash + k, (size_t)(w->n - k) * sizeof(w->hash[0]));
+	w->n -= k;
+	w->n_lap0 = w->n_lap0 > k ? w->n_lap0 - k : 0;
+	w->reclaimed = upto;
+}
+
+/* The header page's counters (lines 1..8). */
+static void counter_classes(struct world *w)
+{
+	struct ring_hdr *h = (struct ring_hdr *)(void *)w->hdrp;
+	uint64_t rec = atomic_load(&h->reclaimed), tail = atomic_load(&h->tail);
+	uint64_t lim = atomic_load(&h->limit);
+	static uint8_t saved[TEST_HDR_PAGE];
+	struct spw_consumer *c;
+	struct spw_producer *p = NULL;
+	struct bounds_ctx b = { .last = -1 };
+	struct spw_scan s;
+	int k = 1 + (int)rnd(w, (uint64_t)w->n - 1), r;
+	int64_t sr;
+
+	FCHECK(w, rec == (uint64_t)w->reclaimed && tail == (uint64_t)w->tail && lim == rec + RING);
+
+	w->cls = "reclaimed counter moved past a reader";
+	c = consumer_at(w, w->pos[0]);
+	atomic_store(&h->reclaimed, (uint64_t)w->pos[k]);
+	FCHECK(w, spw_consumer_poll(c, bounds_cb, &b, 64) == -ESTALE);
+	FCHECK(w, spw_consumer_oldest(c) == w->pos[k]);
+	FCHECK(w, spw_topic_scan(w->t, w->pos[0], RING, &s) == -ESTALE);
+	atomic_store(&h->reclaimed, rec);
+	spw_consumer_close(c);
+
+	w->cls = "limit counter below the data";
+	atomic_store(&h->limit, rnd(w, rec));
+	c = consumer_at(w, w->pos[0]);
+	r = spw_consumer_poll(c, bounds_cb, &b, 64);
+	FCHECK(w, r == 0 || r == -ESTALE);
+	FCHECK(w, spw_producer_open(w->t, &p) == 0);
+	FCHECK(w, spw_producer_send(p, "x", 1) == -EAGAIN); /* claims nothing */
+	FCHECK(w, atomic_load(&h->tail) == tail);
+	spw_producer_close(p);
+	atomic_store(&h->limit, lim);
+	spw_consumer_close(c);
+
+	w->cls = "limit and tail counters far ahead";
+	atomic_store(&h->limit, 1ull << 62);
+	atomic_store(&h->tail, (1ull << 62) - 8 * rnd(w, 1000));
+	c = consumer_at(w, w->reclaimed);
+	b = (struct bounds_ctx){ .last = -1, .expect = w };
+	if (test_commit_word(w->map, RING, (uint64_t)w->tail) == 0) {
+		/* Past the real tail lies zeroed memory: the commit words still
+		 * rule, the readers stop there. */
+		FCHECK(w, poll_to_end(w, c, &b) == 0);
+		FCHECK(w, b.n == (uint64_t)w->n && spw_consumer_position(c) == w->tail);
+		sr = spw_topic_scan(w->t, w->tail, RING, &s);
+		FCHECK(w, sr == 0 && s.stuck == w->tail && s.stuck_header == 0);
+	} else {
+		/* The ring is exactly full: past the tail is the oldest record's
+		 * lap, which only the real limit tells apart (I3). */
+		b.expect = NULL;
+		for (int i = 0; i < 64; i++) {
+			r = spw_consumer_poll(c, bounds_cb, &b, 64);
+			FCHECK(w, !b.bad && (r >= 0 || r == -EBADMSG));
+		}
+		FCHECK(w, b.n >= (uint64_t)w->n);
+	}
+	atomic_store(&h->tail, rnd(w, rec)); /* below the data */
+	sr = spw_topic_scan(w->t, w->reclaimed, RING, &s);
+	FCHECK(w, sr == -EINVAL || sr == -EBADMSG || sr >= 0);
+	atomic_store(&h->tail, tail);
+	atomic_store(&h->limit, lim);
+	spw_consumer_close(c);
+
+	w->cls = "random header page counters";
+	memcpy(saved, w->hdrp, TEST_HDR_PAGE);
+	c = consumer_at(w, w->reclaimed);
+	test_fill(w->hdrp + RING_LINE, TEST_HDR_PAGE - RING_LINE, test_splitmix64(&w->rng));
+	b = (struct bounds_ctx){ .last = -1 };
+	r = poll_to_end(w, c, &b);
+	FCHECK(w, r == 0 || r == -ESTALE || r == -EBADMSG);
+	sr = spw_topic_scan(w->t, w->reclaimed, RING, &s);
+	FCHECK(w, sr >= 0 || sr == -ESTALE || sr == -EBADMSG || sr == -EINVAL);
+	{
+		struct spw_topic_info info;
+
+		FCHECK(w, spw_topic_info(w->t, &info) == 0 && info.ring_bytes == RING);
+	}
+	sr = spw_topic_unblock(w->t, w->pos[0]); /* committed: at most a no-op */
+	FCHECK(w, sr == 0 || sr == -ESTALE || sr == -EINVAL);
+	memcpy(w->hdrp, saved, TEST_HDR_PAGE);
+	spw_consumer_close(c);
+	c = consumer_at(w, w->reclaimed);
+	b = (struct bounds_ctx){ .last = -1, .expect = w };
+	FCHECK(w, poll_to_end(w, c, &b) == 0 && b.n == (uint64_t)w->n);
+	spw_consumer_close(c);
+}
+
+/* Random bytes anywhere in the data: whatever happens, no record outside
+ * the ring, no crash, and the answers stay in the documented set. */
+static void spray_class(struct world *w)
+{
+	int spots = 1 + (int)rnd(w, 64);
+	struct spw_consumer *c = consumer_at(w, w->reclaimed);
+	struct bounds_ctx b = { .last = -1 };
+	int64_t from = w->reclaimed, sr;
+	struct spw_scan s;
+	int r;
+
+	w->cls = "random bytes sprayed over the data";
+	for (int i = 0; i < spots; i++) {
+		uint64_t off = rnd(w, RING - 8);
+
+		if (rnd(w, 2)) {
+			off &= ~7ull;
+			test_set_commit_word(w->map, RING, off, test_splitmix64(&w->rng));
+		} else {
+			w->map[off] = (uint8_t)test_splitmix64(&w->rng);
+		}
+	}
+	r = poll_to_end(w, c, &b);
+	FCHECK(w, r == 0 || r == -EBADMSG);
+	FCHECK(w, spw_consumer_position(c) >= w->reclaimed);
+	for (int i = 0; i < 1000; i++) {
+		sr = spw_topic_scan(w->t, from, RING, &s);
+		FCHECK(w, sr >= 0 || sr == -EBADMSG);
+		if (sr < 0)
+			break;
+		/* Committed records all end at or below the tail. */
+		if (s.end != from + sr || s.end > w->tail)
+			fail_msg("scan from %" PRId64 " returned %" PRId64 ", end %" PRId64 ", records %"
+				 PRIu64 ", stuck %" PRId64 ": past the tail %" PRId64 " (iteration %d; "
+				 "rerun with SPW_TEST_SEED=%#" PRIx64 ")", from, sr, s.end, s.records,
+				 s.stuck, w->tail, w->iter, w->seed);
+		if (sr == 0 || s.stuck >= 0)
+			break;
+		from = s.end;
+	}
+	spw_consumer_close(c);
+}
+
+static void readers_survive_garbage_in_the_ring(void **state)
+{
+	uint64_t seed = test_seed("fault_garbage ring");
+	int iters = (int)test_scaled(300, 60, 60);
+	struct world *w = calloc(1, sizeof(*w));
+
+	(void)state;
+	assert_non_null(w);
+	for (int i = 0; i < iters; i++) {
+		world_make(w, seed, i);
+		committed_garbage_classes(w);
+		random_word_class(w);
+		counter_classes(w);
+		stale_class(w);
+		spray_class(w);
+		world_end(w);
+	}
+	free(w);
+}
+
+/* A committed word whose span fits before the ring's end but runs past the
+ * tail: no record can (the tail ends the last claim), so the daemon's scan
+ * must call it garbage rather than report a run ending beyond the tail. */
+static void scan_refuses_a_record_running_past_the_tail(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = RING, .max_record = MAXREC };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	uint8_t buf[100] = { 0 }, *map;
+	struct spw_scan s;
+	int64_t r;
+
+	(void)state;
+	assert_int_equal(spw_topic_create(g_dir, "pasttail", &cfg), 0);
+	assert_int_equal(spw_topic_open(g_dir, "pasttail", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_producer_send(p, buf, 100), 0);
+	assert_int_equal(spw_producer_send(p, buf, 100), 120); /* tail 240 */
+	map = test_map_ring(g_dir, "pasttail", RING, NULL);
+	assert_non_null(map);
+	test_set_commit_word(map, RING, 120, W_COMMITTED_CLAIMED |
+			     ((uint64_t)TEST_TYPE_DATA << 32) | 1000);
+	r = spw_topic_scan(t, 0, RING, &s);
+	if (r != -EBADMSG || s.end != 120)
+		fail_msg("scan over a record running past the tail (240) returned %" PRId64
+			 ", end %" PRId64 ", not -EBADMSG at 120", r, s.end);
+	test_set_commit_word(map, RING, 120, W_COMMITTED_CLAIMED |
+			     ((uint64_t)TEST_TYPE_ABORTED << 32) | 4096);
+	r = spw_topic_scan(t, 0, RING, &s);
+	if (r != -EBADMSG || s.end != 120)
+		fail_msg("scan over an ABORTED span running past the tail (240) returned %" PRId64
+			 ", end %" PRId64 ", not -EBADMSG at 120", r, s.end);
+	test_unmap_ring(map, RING);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(g_dir, "pasttail"), 0);
+}
+
+/* ------------------------------------------------------------------------- */
+/* open refuses a garbage header or file size with -EBADMSG. */
+struct field {
+	const char *name;
+	size_t off, size;
+	unsigned lo, hi; /* bits [lo, hi) any flip of which is invalid */
+};
+
+static void open_refuses_a_garbage_header_page(void **state)
+{
+	static const struct field fields[] = {
+		{ "magic", offsetof(struct ring_hdr, magic), 8, 0, 64 },
+		{ "version", offsetof(struct ring_hdr, version), 4, 0, 32 },
+		{ "hdr_bytes", offsetof(struct ring_hdr, hdr_bytes), 4, 0, 32 },
+		{ "ring_bytes", offsetof(struct ring_hdr, ring_bytes), 8, 0, 64 },
+		/* 2 * ring: only flips below the ring's bit break the multiple */
+		{ "segment_bytes", offsetof(struct ring_hdr, segment_bytes), 8, 0, 16 },
+		{ "max_record", offsetof(struct ring_hdr, max_record), 4, 0, 32 },
+		/* bit 0 is SPW_TOPIC_NO_SPILL, valid */
+		{ "flags", offsetof(struct ring_hdr, flags), 4, 1, 32 },
+	};
+	struct spw_topic_config cfg = { .ring_bytes = RING, .segment_bytes = 2 * RING,
+					.max_record = MAXREC };
+	uint64_t seed = test_seed("fault_garbage header"), rng = seed;
+	int iters = (int)test_scaled(300, 60, 60);
+	const off_t full = TEST_HDR_PAGE + RING;
+	struct spw_topic *t = NULL;
+	uint8_t page[TEST_HDR_PAGE], junk[TEST_HDR_PAGE];
+	char path[4096];
+	int fd;
+
+	(void)state;
+	assert_int_equal(spw_topic_create(g_dir, "hdr", &cfg), 0);
+	test_ring_path(path, sizeof(path), g_dir, "hdr");
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, page, sizeof(page), 0), sizeof(page));
+	for (int i = 0; i < iters; i++) {
+		const struct field *f = &fields[test_rand_below(&rng, sizeof(fields) / sizeof(fields[0]))];
+		unsigned bit = f->lo + (unsigned)test_rand_below(&rng, f->hi - f->lo);
+		uint8_t byte = page[f->off + bit / 8] ^ (uint8_t)(1u << (bit % 8));
+		const off_t sizes[] = { 0, (off_t)test_rand_below(&rng, TEST_HDR_PAGE), TEST_HDR_PAGE,
+					TEST_HDR_PAGE + (off_t)test_rand_below(&rng, RING),
+					full - 8, full + 8, full + TEST_HDR_PAGE, 2 * full };
+		int r;
+
+		/* One bit of an immutable field. */
+		assert_int_equal(pwrite(fd, &byte, 1, (off_t)(f->off + bit / 8)), 1);
+		r = spw_topic_open(g_dir, "hdr", 0, &t);
+		if (r != -EBADMSG)
+			fail_msg("%s bit %u flipped: open returned %d (iteration %d, SPW_TEST_SEED=%#"
+				 PRIx64 ")", f->name, bit, r, i, seed);
+		assert_int_equal(pwrite(fd, &page[f->off + bit / 8], 1, (off_t)(f->off + bit / 8)), 1);
+
+		/* A file of the wrong size. */
+		assert_int_equal(ftruncate(fd, sizes[i % (sizeof(sizes) / sizeof(sizes[0]))]), 0);
+		r = spw_topic_open(g_dir, "hdr", 0, &t);
+		if (r != -EBADMSG)
+			fail_msg("file of %lld bytes: open returned %d (SPW_TEST_SEED=%#" PRIx64 ")",
+				 (long long)sizes[i % (sizeof(sizes) / sizeof(sizes[0]))], r, seed);
+		assert_int_equal(ftruncate(fd, full), 0);
+		assert_int_equal(pwrite(fd, page, sizeof(page), 0), sizeof(page));
+
+		/* A whole page of garbage. */
+		test_fill(junk, sizeof(junk), test_splitmix64(&rng));
+		if (memcmp(junk, page, 8) == 0)
+			junk[0] ^= 1;
+		assert_int_equal(pwrite(fd, junk, sizeof(junk), 0), sizeof(junk));
+		assert_int_equal(spw_topic_open(g_dir, "hdr", 0, &t), -EBADMSG);
+		assert_int_equal(pwrite(fd, page, sizeof(page), 0), sizeof(page));
+
+		/* Put back, it opens: each refusal was the garbage's doing. */
+		assert_int_equal(spw_topic_open(g_dir, "hdr", 0, &t), 0);
+		spw_topic_close(t);
+	}
+	close(fd);
+	assert_int_equal(spw_topic_delete(g_dir, "hdr"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(readers_survive_garbage_in_the_ring),
+		cmocka_unit_test(scan_refuses_a_record_running_past_the_tail),
+		cmocka_unit_test(open_refuses_a_garbage_header_page),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mp_stress.c - the multi-process stress test: 4 producer processes, 2
+ * consumer processes and 1 reclaimer process (the daemon's role) on a 1 MiB
+ * ring, millions of records of random sizes 0..4096 (about 1 in 1000 of
+ * max_record = 64 KiB), sent with send_wait, send and claim/commit. Every
+ * consumer checks every record: its producer's order, its length and every
+ * payload byte; at the end each got every record exactly once (tests/
+ * support.c, test_stress_*). Seeded: the seed is printed, SPW_TEST_SEED
+ * reruns it. mt_stress.c is the same with threads (and runs under TSan).
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#include "support.h"
+#include "support_stress.h"
+
+/* Each run's topic lives under the group's dir, removed by the group
+ * teardown even when a check fails half way. */
+static char *g_dir;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	g_dir = test_tmpdir_make();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_remove(g_dir);
+	return 0;
+}
+
+enum role { PRODUCER, CONSUMER, RECLAIMER };
+
+struct role_arg {
+	struct test_stress *s;
+	enum role role;
+	uint32_t id;
+};
+
+static int run_role(void *arg)
+{
+	struct role_arg *a = arg;
+
+	switch (a->role) {
+	case PRODUCER:
+		return test_stress_producer(a->s, a->id);
+	case CONSUMER:
+		return test_stress_consumer(a->s, a->id);
+	default:
+		return test_stress_reclaimer(a->s);
+	}
+}
+
+static const char *role_name(enum role r)
+{
+	return r == PRODUCER ? "producer" : r == CONSUMER ? "consumer" : "reclaimer";
+}
+
+static void run_processes(const char *what, uint64_t total, uint32_t producers, uint32_t consumers,
+			  int64_t start_position)
+{
+	enum { MAX_ROLES = TEST_STRESS_MAX_PRODUCERS + TEST_STRESS_MAX_CONSUMERS + 1 };
+	uint64_t seed = test_seed(what);
+	char dir[512];
+	struct test_stress *s = test_shared_alloc(sizeof(*s));
+	struct role_arg args[MAX_ROLES];
+	pid_t pids[MAX_ROLES];
+	int status[MAX_ROLES], n = 0, bad = 0;
+	struct spw_topic *t = NULL;
+	int64_t t0;
+
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, what);
+	test_stress_init(s, dir, "mp", seed, total, producers, consumers, start_position);
+	assert_int_equal(test_stress_create(s), 0);
+	for (uint32_t i = 0; i < consumers; i++)
+		args[n++] = (struct role_arg){ s, CONSUMER, i };
+	args[n++] = (struct role_arg){ s, RECLAIMER, 0 };
+	for (uint32_t i = 0; i < producers; i++)
+		args[n++] = (struct role_arg){ s, PRODUCER, i };
+
+	t0 = test_now_ns();
+	for (int i = 0; i < n; i++)
+		pids[i] = test_fork(run_role, &args[i]);
+	/* The roles give up at s->deadline_ns; a child hung past it (and a
+	 * grace) is killed and counts as failed. */
+	for (int i = 0; i < n; i++) {
+		int64_t left = s->deadline_ns - test_now_ns() + 60 * TEST_SEC;
+
+		status[i] = test_wait(pids[i], left > 0 ? left : 0);
+		if (status[i] != 0) {
+			fprintf(stderr, "[  FAILED  ] %s %u (pid %d): status %d%s\n",
+				role_name(args[i].role), args[i].id, (int)pids[i], status[i],
+				status[i] == 2 ? " (stopped: another role failed)" :
+				status[i] > 128 ? " (killed by a signal)" : "");
+			bad++;
+		}
+	}
+	test_stress_print(s, "processes", test_now_ns() - t0);
+	if (bad)
+		fail_msg("%d of %d processes failed (rerun with SPW_TEST_SEED=%#" PRIx64 ")", bad, n,
+			 seed);
+	assert_int_equal(spw_topic_open(dir, "mp", 0, &t), 0);
+	if (test_stress_final_check(s, t) != 0)
+		fail_msg("end-to-end check failed (rerun with SPW_TEST_SEED=%#" PRIx64 ")", seed);
+	spw_topic_close(t);
+	test_shared_free(s, sizeof(*s));
+	assert_int_equal(spw_topic_delete(dir, "mp"), 0);
+}
+
+static void processes_deliver_every_record_once_in_producer_order(void **state)
+{
+	(void)state;
+	run_processes("mp_stress", test_scaled(5000000, 400000, 400000), 4, 2, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(processes_deliver_every_record_once_in_producer_order),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mt_stress.c - the threaded variant of mp_stress.c, so TSan can watch the
+ * protocol (ring/ring_layout.h I1-I8): 4 producer threads, 2 consumer
+ * threads and 1 reclaimer thread sharing one topic handle (one mapping, so
+ * TSan sees every access at one address), the same checks (tests/support.c,
+ * test_stress_*). Also once from a start position in the middle of a lap,
+ * as a recreated ring has. Seeded: SPW_TEST_SEED reruns a failure.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "support.h"
+#include "support_stress.h"
+
+/* Each run's topic lives under the group's dir, removed by the group
+ * teardown even when a check fails half way. */
+static char *g_dir;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	g_dir = test_tmpdir_make();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_remove(g_dir);
+	return 0;
+}
+
+enum role { PRODUCER, CONSUMER, RECLAIMER };
+
+struct role_arg {
+	struct test_stress *s;
+	enum role role;
+	uint32_t id;
+	int rc;
+};
+
+static void *run_role(void *arg)
+{
+	struct role_arg *a = arg;
+
+	switch (a->role) {
+	case PRODUCER:
+		a->rc = test_stress_producer(a->s, a->id);
+		break;
+	case CONSUMER:
+		a->rc = test_stress_consumer(a->s, a->id);
+		break;
+	default:
+		a->rc = test_stress_reclaimer(a->s);
+		break;
+	}
+	return NULL;
+}
+
+static const char *role_name(enum role r)
+{
+	return r == PRODUCER ? "producer" : r == CONSUMER ? "consumer" : "reclaimer";
+}
+
+static void run_threads(const char *what, uint64_t total, int64_t start_position)
+{
+	enum { PRODUCERS = 4, CONSUMERS = 2, N = PRODUCERS + CONSUMERS + 1 };
+	uint64_t seed = test_seed(what);
+	char dir[512];
+	struct test_stress *s = calloc(1, sizeof(*s));
+	struct role_arg args[N];
+	pthread_t th[N];
+	int n = 0, bad = 0;
+	int64_t t0;
+
+	assert_non_null(s);
+	snprintf(dir, sizeof(dir), "%s/%s", g_dir, what);
+	test_stress_init(s, dir, "mt", seed, total, PRODUCERS, CONSUMERS, start_position);
+	assert_int_equal(test_stress_create(s), 0);
+	assert_int_equal(spw_topic_open(dir, "mt", 0, &s->topic), 0);
+	for (uint32_t i = 0; i < CONSUMERS; i++)
+		args[n++] = (struct role_arg){ s, CONSUMER, i, -1 };
+	args[n++] = (struct role_arg){ s, RECLAIMER, 0, -1 };
+	for (uint32_t i = 0; i < PRODUCERS; i++)
+		args[n++] = (struct role_arg){ s, PRODUCER, i, -1 };
+
+	t0 = test_now_ns();
+	for (int i = 0; i < N; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, run_role, &args[i]), 0);
+	/* Every role gives up by itself at s->deadline_ns. */
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		if (args[i].rc != 0) {
+			fprintf(stderr, "[  FAILED  ] %s thread %u: %d%s\n", role_name(args[i].role),
+				args[i].id, args[i].rc,
+				args[i].rc == 2 ? " (stopped: another role failed)" : "");
+			bad++;
+		}
+	}
+	test_stress_print(s, what, test_now_ns() - t0);
+	if (bad)
+		fail_msg("%d of %d threads failed (rerun with SPW_TEST_SEED=%#" PRIx64 ")", bad, N,
+			 seed);
+	if (test_stress_final_check(s, s->topic) != 0)
+		fail_msg("end-to-end check failed (rerun with SPW_TEST_SEED=%#" PRIx64 ")", seed);
+	spw_topic_close(s->topic);
+	free(s);
+	assert_int_equal(spw_topic_delete(dir, "mt"), 0);
+}
+
+static void threads_deliver_every_record_once_in_producer_order(void **state)
+{
+	(void)state;
+	run_threads("mt_stress", test_scaled(300000, 150000, 60000), 0);
+}
+
+/* A ring recreated after a disk log starts mid-lap, 8-aligned only. */
+static void threads_from_a_mid_lap_start_position(void **state)
+{
+	(void)state;
+	run_threads("mt_stress_mid_lap", test_scaled(100000, 50000, 20000),
+		    (5ll << 30) + (1 << 20) - 4088);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(threads_deliver_every_record_once_in_producer_order),
+		cmocka_unit_test(threads_from_a_mid_lap_start_position),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

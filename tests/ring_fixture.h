@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring_fixture.h - the cmocka side of the ring unit programs (ring_units.c,
+ * ring_topic.c, ring_wait.c): a fresh temp dir per program (g_dir, made by
+ * the group setup), topic / handle constructors that assert, tagged payloads
+ * (test_fill of a tag) and their hashes, draining a consumer. Include after
+ * <cmocka.h> and support.h; everything is static, one copy per program.
+ */
+#ifndef SPW_TEST_RING_FIXTURE_H
+#define SPW_TEST_RING_FIXTURE_H
+
+#include <stdlib.h>
+
+#include "support.h"
+
+#define KiB 1024u
+#define W_DATA(len) (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) | (len))
+#define W_PAD(span) (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_PADDING << 32) | (span))
+#define W_ABORTED(span) (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_ABORTED << 32) | (span))
+
+static char *g_dir;
+
+static inline int group_setup(void **state)
+{
+	(void)state;
+	g_dir = test_tmpdir_make();
+	return 0;
+}
+
+static inline int group_teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_remove(g_dir);
+	return 0;
+}
+
+static inline struct spw_topic *topic_new(const char *name, uint64_t ring_bytes, uint32_t max_record)
+{
+	struct spw_topic_config cfg = { .ring_bytes = ring_bytes, .max_record = max_record };
+	struct spw_topic *t = NULL;
+
+	assert_int_equal(spw_topic_create(g_dir, name, &cfg), 0);
+	assert_int_equal(spw_topic_open(g_dir, name, 0, &t), 0);
+	assert_non_null(t);
+	return t;
+}
+
+static inline void topic_end(struct spw_topic *t, const char *name)
+{
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(g_dir, name), 0);
+}
+
+static inline struct spw_producer *producer_new(struct spw_topic *t)
+{
+	struct spw_producer *p = NULL;
+
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_non_null(p);
+	return p;
+}
+
+static inline struct spw_consumer *consumer_new(struct spw_topic *t, enum spw_from from, int64_t pos)
+{
+	struct spw_consumer *c = NULL;
+
+	assert_int_equal(spw_consumer_open(t, from, pos, &c), 0);
+	assert_non_null(c);
+	return c;
+}
+
+/* Send len bytes of the pattern `tag`. */
+static inline int64_t send_tag(struct spw_producer *p, uint32_t len, uint64_t tag)
+{
+	uint8_t *buf = malloc(len ? len : 1);
+	int64_t r;
+
+	assert_non_null(buf);
+	test_fill(buf, len, tag);
+	r = spw_producer_send(p, buf, len);
+	free(buf);
+	return r;
+}
+
+static inline uint64_t tag_hash(uint32_t len, uint64_t tag)
+{
+	uint8_t *buf = malloc(len ? len : 1);
+	uint64_t h;
+
+	assert_non_null(buf);
+	test_fill(buf, len, tag);
+	h = test_hash(buf, len);
+	free(buf);
+	return h;
+}
+
+/* Poll until nothing is left; every call must succeed. */
+static inline int drain(struct spw_consumer *c, struct test_got *g)
+{
+	int r;
+
+	do {
+		r = spw_consumer_poll(c, test_collect, g, 1000);
+		assert_true(r >= 0);
+	} while (r > 0);
+	return g->n;
+}
+
+static inline struct spw_topic_info info_of(struct spw_topic *t)
+{
+	struct spw_topic_info info;
+
+	assert_int_equal(spw_topic_info(t, &info), 0);
+	return info;
+}
+
+/* Fill a 64 KiB ring exactly: 64 records of span 1024 (I1: tail == limit). */
+static inline void fill_64k(struct spw_producer *p, int64_t first)
+{
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(send_tag(p, 1008, (uint64_t)i), first + i * 1024);
+}
+
+#endif /* SPW_TEST_RING_FIXTURE_H */

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring_topic.c - topic files, one behaviour per case: create / open and the
+ * header page they write (ring/ring_layout.h), defaults, names, sizes,
+ * -EEXIST / -ENOENT, delete with open handles, the shm dir from the
+ * environment, read-only opens.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "ring_fixture.h"
+#include "ring_layout.h"
+#include "support.h"
+
+/* ------------------------------------------------------------------------- */
+static void create_open_reports_config_and_header_page(void **state)
+{
+	struct spw_topic_config cfg = {
+		.ring_bytes = 64 * KiB, .segment_bytes = 256 * KiB, .max_record = 16 * KiB,
+		.mode = 0640, .flags = SPW_TOPIC_NO_SPILL, .start_position = 3 * 4096 + 8,
+	};
+	struct spw_topic *t = NULL;
+	struct spw_topic_info info;
+	const struct ring_hdr *h;
+	uint8_t *data, *hdr = NULL;
+	char path[4096];
+	struct stat st;
+	int64_t before, after;
+
+	(void)state;
+	before = test_realtime_ns();
+	assert_int_equal(spw_topic_create(g_dir, "cfg", &cfg), 0);
+	after = test_realtime_ns();
+	test_ring_path(path, sizeof(path), g_dir, "cfg");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, TEST_HDR_PAGE + 64 * KiB);
+	assert_int_equal(st.st_mode & 0777, 0640);
+
+	assert_int_equal(spw_topic_open(g_dir, "cfg", 0, &t), 0);
+	assert_string_equal(spw_topic_name(t), "cfg");
+	info = info_of(t);
+	assert_int_equal(info.ring_bytes, 64 * KiB);
+	assert_int_equal(info.segment_bytes, 256 * KiB);
+	assert_int_equal(info.max_record, 16 * KiB);
+	assert_int_equal(info.flags, SPW_TOPIC_NO_SPILL);
+	assert_int_equal(info.start_position, cfg.start_position);
+	assert_int_equal(info.tail, cfg.start_position);
+	assert_int_equal(info.reclaimed, cfg.start_position);
+	assert_int_equal(info.limit, cfg.start_position + 64 * KiB);
+	assert_int_equal(info.daemon_pid, 0);
+	assert_in_range(info.created_ns, (uint64_t)before, (uint64_t)after);
+
+	/* The header page as the format says (ring_layout.h). */
+	data = test_map_ring(g_dir, "cfg", 64 * KiB, &hdr);
+	assert_non_null(data);
+	h = (const struct ring_hdr *)(const void *)hdr;
+	assert_int_equal(h->magic, RING_MAGIC);
+	assert_int_equal(h->version, RING_VERSION);
+	assert_int_equal(h->hdr_bytes, TEST_HDR_PAGE);
+	assert_int_equal(h->ring_bytes, 64 * KiB);
+	assert_int_equal(h->segment_bytes, 256 * KiB);
+	assert_int_equal(h->max_record, 16 * KiB);
+	assert_int_equal(h->flags, SPW_TOPIC_NO_SPILL);
+	assert_int_equal(h->created_ns, info.created_ns);
+	assert_int_equal(h->start_position, cfg.start_position);
+	assert_int_equal(atomic_load(&h->tail), cfg.start_position);
+	assert_int_equal(atomic_load(&h->reclaimed), cfg.start_position);
+	assert_int_equal(atomic_load(&h->limit), cfg.start_position + 64 * KiB);
+	/* A new ring is all zero: no record was ever written (I3). */
+	for (uint64_t off = 0; off < 64 * KiB; off += 8)
+		assert_int_equal(test_commit_word(data, 64 * KiB, off), 0);
+	test_unmap_ring(data, 64 * KiB);
+	munmap(hdr, TEST_HDR_PAGE);
+	topic_end(t, "cfg");
+}
+
+static void create_uses_defaults_for_zero_fields(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = 256 * KiB };
+	struct spw_topic *t = NULL;
+	struct spw_topic_info info;
+	char path[4096];
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(spw_topic_create(g_dir, "defaults", NULL), 0);
+	assert_int_equal(spw_topic_open(g_dir, "defaults", 0, &t), 0);
+	info = info_of(t);
+	assert_int_equal(info.ring_bytes, 64ull << 20);
+	assert_int_equal(info.segment_bytes, 1ull << 30);
+	assert_int_equal(info.max_record, 1u << 20);
+	assert_int_equal(info.start_position, 0);
+	test_ring_path(path, sizeof(path), g_dir, "defaults");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	topic_end(t, "defaults");
+
+	assert_int_equal(spw_topic_create(g_dir, "defaults2", &cfg), 0);
+	assert_int_equal(spw_topic_open(g_dir, "defaults2", 0, &t), 0);
+	info = info_of(t);
+	assert_int_equal(info.ring_bytes, 256 * KiB);
+	assert_int_equal(info.segment_bytes, 1ull << 30);
+	assert_int_equal(info.max_record, 64 * KiB);
+	topic_end(t, "defaults2");
+}
+
+static void topic_names_are_checked(void **state)
+{
+	static const char *const bad[] = { "", ".x", ".", "..", "a/b", "../x", "/abs", "a b",
+					   "x\n", "caf\xc3\xa9", "\xff", "a*", "a:b", "tab\t" };
+	static const char *const good[] = { "a", "0", "A-z_0.9", "x.", "x..y", "orders-2024.v1" };
+	struct spw_topic_config cfg = { .ring_bytes = 64 * KiB };
+	struct spw_topic *t;
+	char n128[SPW_NAME_MAX + 1], n129[SPW_NAME_MAX + 2], path[4096];
+	struct stat st;
+
+	(void)state;
+	memset(n128, 'n', SPW_NAME_MAX);
+	n128[SPW_NAME_MAX] = '\0';
+	memset(n129, 'n', SPW_NAME_MAX + 1);
+	n129[SPW_NAME_MAX + 1] = '\0';
+	assert_int_equal(spw_topic_name_check(NULL), -EINVAL);
+	assert_int_equal(spw_topic_name_check(n129), -EINVAL);
+	assert_int_equal(spw_topic_create(g_dir, n129, &cfg), -EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r[4];
+
+		t = NULL;
+		r[0] = spw_topic_name_check(bad[i]);
+		r[1] = spw_topic_create(g_dir, bad[i], &cfg);
+		r[2] = spw_topic_open(g_dir, bad[i], 0, &t);
+		r[3] = spw_topic_delete(g_dir, bad[i]);
+		for (int k = 0; k < 4; k++)
+			if (r[k] != -EINVAL)
+				fail_msg("bad name [%zu]: call %d returned %d, not -EINVAL", i, k, r[k]);
+		assert_null(t);
+	}
+	for (size_t i = 0; i <= sizeof(good) / sizeof(good[0]); i++) {
+		const char *name = i < sizeof(good) / sizeof(good[0]) ? good[i] : n128;
+
+		assert_int_equal(spw_topic_name_check(name), 0);
+		assert_int_equal(spw_topic_create(g_dir, name, &cfg), 0);
+		test_ring_path(path, sizeof(path), g_dir, name);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(spw_topic_open(g_dir, name, 0, &t), 0);
+		assert_string_equal(spw_topic_name(t), name);
+		topic_end(t, name);
+		assert_int_equal(stat(path, &st), -1);
+	}
+}
+
+static int dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void create_rejects_bad_sizes_and_leaves_nothing(void **state)
+{
+	static const struct spw_topic_config bad[] = {
+		{ .ring_bytes = 64 * KiB + 8 },         /* not a power of two */
+		{ .ring_bytes = 3 * 64 * KiB },
+		{ .ring_bytes = 96 * KiB },
+		{ .ring_bytes = 32 * KiB },             /* below 64 KiB */
+		{ .ring_bytes = 8 },
+		{ .ring_bytes = 64 * KiB, .segment_bytes = 100000 },      /* not a multiple */
+		{ .ring_bytes = 64 * KiB, .segment_bytes = 32 * KiB },
+		{ .ring_bytes = 64 * KiB, .segment_bytes = 64 * KiB + 8 },
+		{ .ring_bytes = 64 * KiB, .max_record = 16 * KiB + 1 },   /* > ring / 4 */
+		{ .ring_bytes = 64 * KiB, .max_record = UINT32_MAX },
+		{ .ring_bytes = 64 * KiB, .start_position = 4 },          /* not 8-aligned */
+	};
+	static const struct spw_topic_config ok[] = {
+		{ .ring_bytes = 64 * KiB, .segment_bytes = 3 * 64 * KiB },
+		{ .ring_bytes = 64 * KiB, .max_record = 16 * KiB },
+		{ .ring_bytes = 128 * KiB, .start_position = 1ull << 40 },
+	};
+	char dir[4096];
+	struct spw_topic *t;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/sizes", g_dir);
+	assert_int_equal(spw_topic_create(dir, "ok", &ok[0]), 0); /* makes the dir */
+	assert_int_equal(spw_topic_delete(dir, "ok"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = spw_topic_create(dir, "bad", &bad[i]);
+
+		if (r != -EINVAL)
+			fail_msg("bad config [%zu]: create returned %d, not -EINVAL", i, r);
+	}
+	assert_int_equal(dir_entries(dir), 0); /* not even a temp file */
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(spw_topic_create(dir, "ok", &ok[i]), 0);
+		assert_int_equal(spw_topic_open(dir, "ok", 0, &t), 0);
+		assert_int_equal(info_of(t).tail, ok[i].start_position);
+		spw_topic_close(t);
+		assert_int_equal(spw_topic_delete(dir, "ok"), 0);
+	}
+	assert_int_equal(dir_entries(dir), 0);
+}
+
+static void create_twice_is_eexist_and_missing_is_enoent(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = 64 * KiB };
+	struct spw_topic_config other = { .ring_bytes = 128 * KiB };
+	struct spw_topic *t = NULL;
+	char dir[4096];
+
+	(void)state;
+	assert_int_equal(spw_topic_create(g_dir, "dup", &cfg), 0);
+	assert_int_equal(spw_topic_create(g_dir, "dup", &cfg), -EEXIST);
+	assert_int_equal(spw_topic_create(g_dir, "dup", &other), -EEXIST);
+	assert_int_equal(spw_topic_open(g_dir, "dup", 0, &t), 0);
+	assert_int_equal(info_of(t).ring_bytes, 64 * KiB); /* the first one stays */
+	topic_end(t, "dup");
+	t = NULL;
+	assert_int_equal(spw_topic_open(g_dir, "nope", 0, &t), -ENOENT);
+	assert_null(t);
+	assert_int_equal(spw_topic_delete(g_dir, "nope"), -ENOENT);
+	snprintf(dir, sizeof(dir), "%s/no/such/dir", g_dir);
+	assert_int_equal(spw_topic_open(dir, "x", 0, &t), -ENOENT);
+}
+
+static void deleted_topic_is_enoent_while_open_handles_work(void **state)
+{
+	struct spw_topic *t = topic_new("gone", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct spw_topic *t2 = NULL;
+	struct test_got *g = test_got_new();
+	struct spw_topic_config cfg = { .ring_bytes = 64 * KiB };
+
+	(void)state;
+	assert_int_equal(send_tag(p, 10, 1), 0);
+	assert_int_equal(spw_topic_delete(g_dir, "gone"), 0);
+	assert_int_equal(spw_topic_open(g_dir, "gone", 0, &t2), -ENOENT);
+	assert_int_equal(spw_topic_delete(g_dir, "gone"), -ENOENT);
+	/* The mapping outlives the name. */
+	assert_int_equal(send_tag(p, 10, 2), 32);
+	assert_int_equal(drain(c, g), 2);
+	assert_int_equal(g->r[1].hash, tag_hash(10, 2));
+	/* The name can be reused: a new, empty ring. */
+	assert_int_equal(spw_topic_create(g_dir, "gone", &cfg), 0);
+	assert_int_equal(spw_topic_open(g_dir, "gone", 0, &t2), 0);
+	assert_int_equal(info_of(t2).tail, 0);
+	assert_int_equal(info_of(t).tail, 64);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	topic_end(t2, "gone");
+	free(g);
+}
+
+static void shm_dir_comes_from_environment_when_null(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = 64 * KiB };
+	const char *saved = getenv("SPILLWAY_SHM_DIR");
+	char *saved_copy = saved ? strdup(saved) : NULL;
+	char dir[4096], path[4096];
+	struct spw_topic *t = NULL;
+	struct stat st;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/env/sub", g_dir); /* does not exist yet */
+	assert_int_equal(setenv("SPILLWAY_SHM_DIR", dir, 1), 0);
+	assert_string_equal(spw_shm_dir(NULL), dir);
+	assert_string_equal(spw_shm_dir("/elsewhere"), "/elsewhere");
+	assert_int_equal(spw_topic_create(NULL, "envtopic", &cfg), 0);
+	test_ring_path(path, sizeof(path), dir, "envtopic");
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(spw_topic_open(NULL, "envtopic", 0, &t), 0);
+	assert_int_equal(info_of(t).ring_bytes, 64 * KiB);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(NULL, "envtopic"), 0);
+	assert_int_equal(stat(path, &st), -1);
+
+	assert_int_equal(unsetenv("SPILLWAY_SHM_DIR"), 0);
+	assert_string_equal(spw_shm_dir(NULL), SPW_DEFAULT_SHM_DIR);
+	if (saved_copy) {
+		setenv("SPILLWAY_SHM_DIR", saved_copy, 1);
+		free(saved_copy);
+	}
+}
+
+static void readonly_topic_serves_consumers_only(void **state)
+{
+	struct spw_topic *t = topic_new("ro", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_topic *ro = NULL;
+	struct spw_producer *p2 = NULL;
+	struct spw_consumer *c;
+	struct test_got *g = test_got_new();
+
+	(void)state;
+	assert_int_equal(spw_topic_open(g_dir, "ro", SPW_OPEN_RDONLY, &ro), 0);
+	assert_true(spw_producer_open(ro, &p2) < 0);
+	assert_null(p2);
+	assert_true(spw_topic_reclaim(ro, 0) < 0);
+	c = consumer_new(ro, SPW_FROM_OLDEST, 0);
+	assert_int_equal(send_tag(p, 33, 7), 0);
+	assert_int_equal(drain(c, g), 1);
+	assert_int_equal(g->r[0].hash, tag_hash(33, 7));
+	spw_consumer_close(c);
+	spw_topic_close(ro);
+	free(g);
+	spw_producer_close(p);
+	topic_end(t, "ro");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(create_open_reports_config_and_header_page),
+		cmocka_unit_test(create_uses_defaults_for_zero_fields),
+		cmocka_unit_test(topic_names_are_checked),
+		cmocka_unit_test(create_rejects_bad_sizes_and_leaves_nothing),
+		cmocka_unit_test(create_twice_is_eexist_and_missing_is_enoent),
+		cmocka_unit_test(deleted_topic_is_enoent_while_open_handles_work),
+		cmocka_unit_test(shm_dir_comes_from_environment_when_null),
+		cmocka_unit_test(readonly_topic_serves_consumers_only),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,639 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring_units.c - the ring's contract for records, one behaviour per case:
+ * the record layout in the file, padding at the ring's end, sizes, invalid
+ * arguments of the record calls, a full ring, claim / commit / abort, where
+ * consumers start, lapped consumers, counters, scan. Invariant numbers
+ * (I1..I8) are those of ring/ring_layout.h. Topic files (create, names,
+ * sizes, delete, the shm dir) are in ring_topic.c, the blocking calls in
+ * ring_wait.c.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ring_fixture.h"
+#include "support.h"
+
+/* ------------------------------------------------------------------------- */
+
+/* Positions are 8-aligned, each record starts where the previous one's span
+ * ends, and the file holds header, timestamp and payload where the format
+ * says (I4: committed words carry CLAIMED and COMMITTED). */
+static void records_are_aligned_and_laid_out_back_to_back(void **state)
+{
+	static const uint32_t lens[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25,
+					 31, 32, 33, 100, 255, 1000, 4095, 16384 };
+	enum { N = sizeof(lens) / sizeof(lens[0]) };
+	struct spw_topic *t = topic_new("layout", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	int64_t expect = 0, before = test_realtime_ns();
+	uint8_t *data;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		int64_t pos = send_tag(p, lens[i], 100 + (uint64_t)i);
+
+		assert_int_equal(pos, expect);
+		assert_int_equal(pos % SPW_RECORD_ALIGN, 0);
+		expect += (int64_t)test_span(lens[i]);
+	}
+	assert_int_equal(info_of(t).tail, expect);
+	assert_int_equal(drain(c, g), N);
+	assert_int_equal(spw_consumer_position(c), expect);
+
+	data = test_map_ring(g_dir, "layout", 64 * KiB, NULL);
+	assert_non_null(data);
+	for (int i = 0; i < N; i++) {
+		const struct test_rec *r = &g->r[i];
+		uint8_t want[16384];
+
+		assert_int_equal(r->len, lens[i]);
+		assert_int_equal(r->hash, tag_hash(lens[i], 100 + (uint64_t)i));
+		assert_in_range(r->timestamp_ns, (uint64_t)before - TEST_SEC,
+				(uint64_t)test_realtime_ns() + TEST_SEC);
+		assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)r->position), W_DATA(lens[i]));
+		assert_int_equal(test_timestamp(data, 64 * KiB, (uint64_t)r->position), r->timestamp_ns);
+		test_fill(want, lens[i], 100 + (uint64_t)i);
+		assert_memory_equal(data + r->position + 16, want, lens[i]);
+	}
+	/* Past the tail nothing was written. */
+	assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)expect), 0);
+	test_unmap_ring(data, 64 * KiB);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "layout");
+}
+
+/* I6: a record that does not fit before the end of the ring is placed at
+ * offset 0 of the next lap, behind a PADDING record that consumers skip and
+ * at which a scan run ends. */
+static void record_that_does_not_fit_wraps_after_padding(void **state)
+{
+	struct spw_topic *t = topic_new("wrap", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	struct spw_scan s;
+	uint8_t *data;
+
+	(void)state;
+	for (int i = 0; i < 64; i++) /* 64 * 1016 = 65024: 512 bytes left */
+		assert_int_equal(send_tag(p, 1000, (uint64_t)i), i * 1016);
+	assert_int_equal(drain(c, g), 64);
+	assert_int_equal(spw_topic_reclaim(t, 65024), 0);
+	assert_int_equal(send_tag(p, 1000, 77), 65536);
+	assert_int_equal(info_of(t).tail, 65536 + 1016);
+
+	data = test_map_ring(g_dir, "wrap", 64 * KiB, NULL);
+	assert_non_null(data);
+	assert_int_equal(test_commit_word(data, 64 * KiB, 65024), W_PAD(512));
+	assert_int_equal(test_commit_word(data, 64 * KiB, 65536), W_DATA(1000));
+	test_unmap_ring(data, 64 * KiB);
+
+	g->n = 0;
+	assert_int_equal(drain(c, g), 1);
+	assert_int_equal(g->r[0].position, 65536);
+	assert_int_equal(g->r[0].len, 1000);
+	assert_int_equal(g->r[0].hash, tag_hash(1000, 77));
+	assert_int_equal(spw_consumer_position(c), 65536 + 1016);
+
+	/* A scan run never wraps: the padding ends one. */
+	assert_int_equal(spw_topic_scan(t, 65024, 1 << 20, &s), 512);
+	assert_int_equal(s.end, 65536);
+	assert_int_equal(s.records, 0);
+	assert_int_equal(s.stuck, -1);
+	assert_int_equal(spw_topic_scan(t, 65536, 1 << 20, &s), 1016);
+	assert_int_equal(s.end, 65536 + 1016);
+	assert_int_equal(s.records, 1);
+	assert_int_equal(s.stuck, -1);
+	assert_int_equal(s.max_timestamp_ns, g->r[0].timestamp_ns);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "wrap");
+}
+
+/* I6 at its edge: 8 bytes left can hold only a commit word. */
+static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
+{
+	struct spw_topic *t = topic_new("gap8", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	struct spw_scan s;
+	uint8_t *data;
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(send_tag(p, 16368, (uint64_t)i), i * 16384);
+	assert_int_equal(send_tag(p, 16360, 3), 3 * 16384);
+	assert_int_equal(info_of(t).tail, 65528);
+	assert_int_equal(drain(c, g), 4);
+	assert_int_equal(spw_topic_reclaim(t, 65528), 0);
+	assert_int_equal(send_tag(p, 0, 4), 65536);
+
+	data = test_map_ring(g_dir, "gap8", 64 * KiB, NULL);
+	assert_non_null(data);
+	assert_int_equal(test_commit_word(data, 64 * KiB, 65528), W_PAD(8));
+	test_unmap_ring(data, 64 * KiB);
+
+	g->n = 0;
+	assert_int_equal(drain(c, g), 1);
+	assert_int_equal(g->r[0].position, 65536);
+	assert_int_equal(g->r[0].len, 0);
+	assert_int_equal(spw_topic_scan(t, 65528, 1 << 20, &s), 8);
+	assert_int_equal(s.records, 0);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "gap8");
+}
+
+static void max_record_fits_and_one_more_is_emsgsize(void **state)
+{
+	struct spw_topic *t = topic_new("maxrec", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	uint8_t *buf = calloc(1, 16 * KiB + 1);
+	struct spw_claim cl;
+
+	(void)state;
+	assert_non_null(buf);
+	assert_int_equal(send_tag(p, 16 * KiB, 5), 0);
+	assert_int_equal(spw_producer_send(p, buf, 16 * KiB + 1), -EMSGSIZE);
+	assert_int_equal(spw_producer_send(p, buf, UINT32_MAX), -EMSGSIZE);
+	assert_int_equal(spw_producer_send_wait(p, buf, 16 * KiB + 1, 0), -EMSGSIZE);
+	assert_int_equal(spw_producer_claim(p, 16 * KiB + 1, &cl), -EMSGSIZE);
+	assert_int_equal(spw_producer_claim_wait(p, 16 * KiB + 1, 0, &cl), -EMSGSIZE);
+	/* Refused calls claim nothing. */
+	assert_int_equal(info_of(t).tail, test_span(16 * KiB));
+	assert_int_equal(spw_producer_claim(p, 16 * KiB, &cl), 0);
+	assert_int_equal(cl.len, 16 * KiB);
+	assert_int_equal(cl.position, test_span(16 * KiB));
+	test_fill(cl.data, cl.len, 6);
+	assert_int_equal(spw_producer_commit(p, &cl), 0);
+
+	assert_int_equal(drain(c, g), 2);
+	assert_int_equal(g->r[0].len, 16 * KiB);
+	assert_int_equal(g->r[0].hash, tag_hash(16 * KiB, 5));
+	assert_int_equal(g->r[1].len, 16 * KiB);
+	assert_int_equal(g->r[1].hash, tag_hash(16 * KiB, 6));
+	free(buf);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "maxrec");
+}
+
+static void zero_length_records_are_delivered(void **state)
+{
+	struct spw_topic *t = topic_new("zero", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	struct spw_claim cl;
+	char byte = 'x';
+
+	(void)state;
+	assert_int_equal(spw_producer_send(p, &byte, 0), 0);
+	assert_int_equal(spw_producer_send(p, &byte, 0), 16);
+	assert_int_equal(spw_producer_claim(p, 0, &cl), 0);
+	assert_int_equal(cl.position, 32);
+	assert_int_equal(cl.len, 0);
+	assert_int_equal(spw_producer_commit(p, &cl), 0);
+	assert_int_equal(send_tag(p, 1, 9), 48);
+	assert_int_equal(drain(c, g), 4);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(g->r[i].position, 16 * i);
+		assert_int_equal(g->r[i].len, 0);
+	}
+	assert_int_equal(g->r[3].len, 1);
+	assert_int_equal(g->r[3].hash, tag_hash(1, 9));
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "zero");
+}
+
+static void null_pointers_are_einval(void **state)
+{
+	struct spw_topic *t = topic_new("nulls", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct spw_topic *t2 = NULL;
+	struct spw_producer *p2 = NULL;
+	struct spw_consumer *c2 = NULL;
+	struct spw_topic_info info;
+	struct spw_claim cl;
+	struct spw_scan s;
+	char buf[8] = { 0 };
+
+	(void)state;
+	assert_int_equal(spw_topic_create(g_dir, NULL, NULL), -EINVAL);
+	assert_int_equal(spw_topic_open(g_dir, NULL, 0, &t2), -EINVAL);
+	assert_int_equal(spw_topic_open(g_dir, "nulls", 0, NULL), -EINVAL);
+	assert_int_equal(spw_topic_delete(g_dir, NULL), -EINVAL);
+	assert_int_equal(spw_topic_info(NULL, &info), -EINVAL);
+	assert_int_equal(spw_topic_info(t, NULL), -EINVAL);
+	assert_int_equal(spw_producer_open(NULL, &p2), -EINVAL);
+	assert_int_equal(spw_producer_open(t, NULL), -EINVAL);
+	assert_int_equal(spw_producer_send(NULL, buf, 1), -EINVAL);
+	assert_int_equal(spw_producer_send(p, NULL, 1), -EINVAL);
+	assert_int_equal(spw_producer_send_wait(NULL, buf, 1, 0), -EINVAL);
+	assert_int_equal(spw_producer_send_wait(p, NULL, 1, 0), -EINVAL);
+	assert_int_equal(spw_producer_claim(NULL, 1, &cl), -EINVAL);
+	assert_int_equal(spw_producer_claim(p, 1, NULL), -EINVAL);
+	assert_int_equal(spw_producer_claim_wait(NULL, 1, 0, &cl), -EINVAL);
+	assert_int_equal(spw_producer_claim_wait(p, 1, 0, NULL), -EINVAL);
+	assert_int_equal(spw_producer_commit(p, NULL), -EINVAL);
+	assert_int_equal(spw_producer_abort(p, NULL), -EINVAL);
+	/* Nothing above claimed anything. */
+	assert_int_equal(info_of(t).tail, 0);
+	assert_int_equal(spw_producer_claim(p, 8, &cl), 0);
+	assert_int_equal(spw_producer_commit(NULL, &cl), -EINVAL);
+	assert_int_equal(spw_producer_commit(p, &cl), 0);
+	/* A claim is committed once. */
+	assert_int_equal(spw_producer_commit(p, &cl), -EINVAL);
+	assert_int_equal(spw_producer_abort(p, &cl), -EINVAL);
+
+	assert_int_equal(spw_consumer_open(NULL, SPW_FROM_OLDEST, 0, &c2), -EINVAL);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, NULL), -EINVAL);
+	assert_int_equal(spw_consumer_open(t, (enum spw_from)7, 0, &c2), -EINVAL);
+	assert_null(c2);
+	assert_int_equal(spw_consumer_poll(NULL, test_collect, buf, 1), -EINVAL);
+	assert_int_equal(spw_consumer_poll(c, NULL, buf, 1), -EINVAL);
+	assert_int_equal(spw_consumer_poll_wait(NULL, test_collect, buf, 1, 0), -EINVAL);
+	assert_int_equal(spw_consumer_poll_wait(c, NULL, buf, 1, 0), -EINVAL);
+	assert_int_equal(spw_consumer_seek(NULL, 0), -EINVAL);
+	assert_int_equal(spw_consumer_position(NULL), -EINVAL);
+	assert_int_equal(spw_consumer_oldest(NULL), -EINVAL);
+	assert_int_equal(spw_topic_scan(NULL, 0, 100, &s), -EINVAL);
+	assert_int_equal(spw_topic_scan(t, 0, 100, NULL), -EINVAL);
+	assert_int_equal(spw_topic_reclaim(NULL, 0), -EINVAL);
+	assert_int_equal(spw_topic_unblock(NULL, 0), -EINVAL);
+	assert_int_equal(spw_topic_set_counter(NULL, SPW_SPILLED, 0), -EINVAL);
+	assert_int_equal(spw_topic_heartbeat(NULL, 1), -EINVAL);
+	/* Closing nothing is a no-op. */
+	spw_topic_close(NULL);
+	spw_producer_close(NULL);
+	spw_consumer_close(NULL);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "nulls");
+}
+
+static void consumer_seek_checks_alignment_and_bounds(void **state)
+{
+	struct spw_topic *t = topic_new("seek", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct spw_consumer *c2 = NULL;
+	struct test_got *g = test_got_new();
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(send_tag(p, 100, (uint64_t)i), i * 120);
+	assert_int_equal(spw_consumer_seek(c, 124), -EINVAL);   /* unaligned */
+	assert_int_equal(spw_consumer_seek(c, 488), -EINVAL);   /* beyond the tail */
+	assert_int_equal(spw_consumer_seek(c, -8), -EINVAL);
+	assert_int_equal(spw_consumer_position(c), 0);          /* refused: unchanged */
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 4, &c2), -EINVAL);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 1 << 20, &c2), -EINVAL);
+	assert_null(c2);
+
+	assert_int_equal(spw_consumer_seek(c, 480), 0);         /* the tail itself */
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 0);
+	assert_int_equal(spw_consumer_seek(c, 240), 0);         /* back to a record */
+	assert_int_equal(drain(c, g), 2);
+	assert_int_equal(g->r[0].position, 240);
+	assert_int_equal(g->r[0].hash, tag_hash(100, 2));
+	assert_int_equal(g->r[1].position, 360);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "seek");
+}
+
+/* I1: producers never claim past limit = reclaimed + ring_bytes. */
+static void send_and_claim_when_full_return_eagain(void **state)
+{
+	struct spw_topic *t = topic_new("full", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	struct spw_topic_info info;
+	struct spw_claim cl;
+
+	(void)state;
+	fill_64k(p, 0);
+	info = info_of(t);
+	assert_int_equal(info.tail, 65536);
+	assert_int_equal(info.limit, 65536);
+	assert_int_equal(send_tag(p, 1008, 99), -EAGAIN);
+	assert_int_equal(send_tag(p, 0, 99), -EAGAIN);
+	assert_int_equal(spw_producer_claim(p, 0, &cl), -EAGAIN);
+	assert_int_equal(spw_producer_claim(p, 100, &cl), -EAGAIN);
+	assert_int_equal(info_of(t).tail, 65536);
+
+	/* Free one record: exactly one record of that span fits again. */
+	g->stop_after = 1;
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 1);
+	assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+	assert_int_equal(info_of(t).limit, 65536 + 1024);
+	assert_int_equal(send_tag(p, 1009, 99), -EAGAIN); /* span 1032 > 1024 */
+	assert_int_equal(spw_producer_claim(p, 1008, &cl), 0);
+	assert_int_equal(cl.position, 65536);
+	test_fill(cl.data, cl.len, 100);
+	assert_int_equal(spw_producer_commit(p, &cl), 0);
+	assert_int_equal(send_tag(p, 0, 99), -EAGAIN);
+	g->stop_after = 0;
+	assert_int_equal(drain(c, g), 65);
+	assert_int_equal(g->r[64].position, 65536);
+	assert_int_equal(g->r[64].hash, tag_hash(1008, 100));
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "full");
+}
+
+static void claim_commit_and_abort(void **state)
+{
+	struct spw_topic *t = topic_new("claims", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	struct spw_claim cl;
+	uint8_t *data = test_map_ring(g_dir, "claims", 64 * KiB, NULL);
+	int64_t aborted_at;
+
+	(void)state;
+	assert_non_null(data);
+	assert_int_equal(send_tag(p, 10, 1), 0);
+	assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
+	assert_int_equal(cl.position, 32);
+	assert_int_equal(cl.len, 100);
+	assert_non_null(cl.data);
+	test_fill(cl.data, 100, 2);
+	/* c->data is the record's payload in the ring (zero copy). */
+	assert_int_equal(test_hash(data + 32 + 16, 100), tag_hash(100, 2));
+	/* Open claim: header written (CLAIMED) but not COMMITTED (I4). */
+	assert_int_equal(test_commit_word(data, 64 * KiB, 32),
+			 TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) | 100);
+	assert_int_equal(drain(c, g), 1);
+	assert_int_equal(spw_consumer_position(c), 32); /* waits at the open claim */
+	assert_int_equal(spw_producer_commit(p, &cl), 0);
+	assert_int_equal(test_commit_word(data, 64 * KiB, 32), W_DATA(100));
+
+	assert_int_equal(spw_producer_claim(p, 200, &cl), 0);
+	aborted_at = cl.position;
+	assert_int_equal(aborted_at, 32 + 120);
+	memset(cl.data, 0xab, 200);
+	assert_int_equal(spw_producer_abort(p, &cl), 0);
+	assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)aborted_at), W_ABORTED(216));
+	assert_int_equal(send_tag(p, 20, 3), aborted_at + 216);
+
+	assert_int_equal(drain(c, g), 3);
+	assert_int_equal(g->r[1].position, 32);
+	assert_int_equal(g->r[1].hash, tag_hash(100, 2));
+	assert_int_equal(g->r[2].position, aborted_at + 216); /* the aborted one is skipped */
+	assert_int_equal(g->r[2].hash, tag_hash(20, 3));
+	test_unmap_ring(data, 64 * KiB);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "claims");
+}
+
+static void consumer_starts_from_oldest_latest_or_position(void **state)
+{
+	struct spw_topic *t = topic_new("from", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *oldest, *latest, *at, *after;
+	struct test_got *g = test_got_new();
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(send_tag(p, 50, (uint64_t)i), i * 72);
+	oldest = consumer_new(t, SPW_FROM_OLDEST, 12345 /* ignored */);
+	latest = consumer_new(t, SPW_FROM_LATEST, 12345);
+	at = consumer_new(t, SPW_FROM_POSITION, 72);
+	assert_int_equal(spw_consumer_position(oldest), 0);
+	assert_int_equal(spw_consumer_position(latest), 216);
+	assert_int_equal(spw_consumer_position(at), 72);
+	assert_int_equal(send_tag(p, 50, 3), 216);
+
+	assert_int_equal(drain(oldest, g), 4);
+	assert_int_equal(g->r[0].hash, tag_hash(50, 0));
+	g->n = 0;
+	assert_int_equal(drain(latest, g), 1);
+	assert_int_equal(g->r[0].position, 216);
+	assert_int_equal(g->r[0].hash, tag_hash(50, 3));
+	g->n = 0;
+	assert_int_equal(drain(at, g), 3);
+	assert_int_equal(g->r[0].position, 72);
+	assert_int_equal(g->r[0].hash, tag_hash(50, 1));
+
+	/* After a reclaim, "oldest" is the reclaim bound. */
+	assert_int_equal(spw_topic_reclaim(t, 144), 0);
+	after = consumer_new(t, SPW_FROM_OLDEST, 0);
+	assert_int_equal(spw_consumer_position(after), 144);
+	assert_int_equal(spw_consumer_oldest(after), 144);
+	g->n = 0;
+	assert_int_equal(drain(after, g), 2);
+	assert_int_equal(g->r[0].hash, tag_hash(50, 2));
+	free(g);
+	spw_consumer_close(after);
+	spw_consumer_close(at);
+	spw_consumer_close(latest);
+	spw_consumer_close(oldest);
+	spw_producer_close(p);
+	topic_end(t, "from");
+}
+
+/* I5: a consumer whose position was reclaimed gets -ESTALE, never bytes of
+ * a newer lap, also when a valid newer record sits at its offset. */
+static void lapped_consumer_gets_estale_and_seeks_to_oldest(void **state)
+{
+	struct spw_topic *t = topic_new("lapped", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_consumer *slow = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct spw_consumer *mid = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	struct spw_scan s;
+	int64_t upto;
+
+	(void)state;
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(send_tag(p, 1008, (uint64_t)i), i * 1024);
+	/* mid reads 5 records and stops at 5120. */
+	g->stop_after = 5;
+	assert_int_equal(spw_consumer_poll(mid, test_collect, g, 100), 5);
+	assert_int_equal(spw_consumer_position(mid), 5 * 1024);
+	g->stop_after = 0;
+
+	/* The daemon reclaims up to a committed boundary found by scan. */
+	assert_int_equal(spw_topic_scan(t, 0, 20000, &s), 19 * 1024);
+	upto = s.end;
+	assert_int_equal(spw_topic_reclaim(t, upto), 0);
+	g->n = 0;
+	assert_int_equal(spw_consumer_poll(slow, test_collect, g, 100), -ESTALE);
+	assert_int_equal(g->n, 0);
+	assert_int_equal(spw_consumer_position(slow), 0); /* left where it was */
+	assert_int_equal(spw_consumer_oldest(slow), upto);
+	assert_int_equal(spw_consumer_poll_wait(slow, test_collect, g, 100, TEST_SEC), -ESTALE);
+	assert_int_equal(spw_consumer_seek(slow, 0), -ESTALE);
+	assert_int_equal(spw_consumer_seek(slow, spw_consumer_oldest(slow)), 0);
+	assert_int_equal(drain(slow, g), 40 - 19);
+	assert_int_equal(g->r[0].position, upto);
+	assert_int_equal(g->r[0].hash, tag_hash(1008, 19));
+
+	/* Lap the ring: records of span 1024 put record 69 at mid's offset. */
+	for (int i = 40; i < 70; i++)
+		assert_int_equal(send_tag(p, 1008, (uint64_t)i), i * 1024);
+	g->n = 0;
+	assert_int_equal(spw_consumer_poll(mid, test_collect, g, 100), -ESTALE);
+	assert_int_equal(g->n, 0);
+	assert_int_equal(spw_consumer_position(mid), 5 * 1024);
+	free(g);
+	spw_consumer_close(mid);
+	spw_consumer_close(slow);
+	spw_producer_close(p);
+	topic_end(t, "lapped");
+}
+
+static void topic_info_tracks_tail_reclaim_and_counters(void **state)
+{
+	struct spw_topic *t = topic_new("info", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_topic_info info;
+	int64_t before;
+
+	(void)state;
+	assert_int_equal(send_tag(p, 100, 1), 0);
+	assert_int_equal(send_tag(p, 200, 2), 120);
+	info = info_of(t);
+	assert_int_equal(info.tail, 120 + 216);
+	assert_int_equal(info.reclaimed, 0);
+	assert_int_equal(info.limit, 64 * KiB);
+
+	assert_int_equal(spw_topic_reclaim(t, 120), 0);
+	assert_int_equal(spw_topic_reclaim(t, 120), 0); /* no-op */
+	info = info_of(t);
+	assert_int_equal(info.reclaimed, 120);
+	assert_int_equal(info.limit, 120 + 64 * KiB);
+	assert_int_equal(info.tail, 336);
+	/* Reclaim bounds: aligned, not backwards, not past the tail. */
+	assert_int_equal(spw_topic_reclaim(t, 124), -EINVAL);
+	assert_int_equal(spw_topic_reclaim(t, 344), -EINVAL);
+	assert_true(spw_topic_reclaim(t, 0) < 0);
+	assert_int_equal(info_of(t).reclaimed, 120);
+
+	assert_int_equal(spw_topic_set_counter(t, SPW_SPILLED, 336), 0);
+	assert_int_equal(spw_topic_set_counter(t, SPW_DURABLE, 120), 0);
+	assert_int_equal(spw_topic_set_counter(t, (enum spw_counter)9, 1), -EINVAL);
+	before = test_realtime_ns();
+	assert_int_equal(spw_topic_heartbeat(t, 4242), 0);
+	info = info_of(t);
+	assert_int_equal(info.spilled, 336);
+	assert_int_equal(info.durable, 120);
+	assert_int_equal(info.daemon_pid, 4242);
+	assert_in_range(info.daemon_heartbeat_ns, (uint64_t)before, (uint64_t)test_realtime_ns());
+	spw_producer_close(p);
+	topic_end(t, "info");
+}
+
+static void scan_reports_committed_run_records_and_stuck(void **state)
+{
+	struct spw_topic *t = topic_new("scan", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t);
+	struct spw_producer *p2 = producer_new(t);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	uint64_t max_ts = 0;
+	struct spw_claim cl;
+	struct spw_scan s;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(send_tag(p, 100, (uint64_t)i), i * 120);
+	assert_int_equal(spw_producer_claim(p2, 50, &cl), 0);
+	assert_int_equal(cl.position, 600);
+	assert_int_equal(send_tag(p, 100, 5), 672);
+	assert_int_equal(send_tag(p, 100, 6), 792);
+
+	/* The consumer stops at the open claim, later commits notwithstanding. */
+	assert_int_equal(drain(c, g), 5);
+	assert_int_equal(spw_consumer_position(c), 600);
+	for (int i = 0; i < 5; i++)
+		max_ts = g->r[i].timestamp_ns > max_ts ? g->r[i].timestamp_ns : max_ts;
+
+	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), 600);
+	assert_int_equal(s.end, 600);
+	assert_int_equal(s.records, 5);
+	assert_int_equal(s.stuck, 600);
+	assert_int_equal(s.stuck_header, TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) | 50);
+	assert_int_equal(s.max_timestamp_ns, max_ts);
+	/* max_bytes bounds the run at a record boundary. */
+	assert_int_equal(spw_topic_scan(t, 0, 250, &s), 240);
+	assert_int_equal(s.end, 240);
+	assert_int_equal(s.records, 2);
+	assert_int_equal(spw_topic_scan(t, 240, 240, &s), 240);
+	assert_int_equal(s.records, 2);
+	assert_int_equal(spw_topic_scan(t, 4, 100, &s), -EINVAL);
+	assert_int_equal(spw_topic_scan(t, 1 << 20, 100, &s), -EINVAL);
+
+	test_fill(cl.data, 50, 50);
+	assert_int_equal(spw_producer_commit(p2, &cl), 0);
+	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), 912);
+	assert_int_equal(s.end, 912);
+	assert_int_equal(s.records, 8);
+	assert_int_equal(s.stuck, -1);
+	assert_int_equal(drain(c, g), 8);
+	assert_int_equal(g->r[5].position, 600);
+	assert_int_equal(g->r[5].hash, tag_hash(50, 50));
+	assert_int_equal(g->r[6].position, 672);
+	assert_int_equal(g->r[7].position, 792);
+
+	assert_int_equal(spw_topic_reclaim(t, 240), 0);
+	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), -ESTALE);
+	assert_int_equal(spw_topic_scan(t, 240, 1 << 20, &s), 912 - 240);
+	assert_int_equal(s.records, 6);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p2);
+	spw_producer_close(p);
+	topic_end(t, "scan");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(records_are_aligned_and_laid_out_back_to_back),
+		cmocka_unit_test(record_that_does_not_fit_wraps_after_padding),
+		cmocka_unit_test(eight_byte_gap_at_ring_end_becomes_padding),
+		cmocka_unit_test(max_record_fits_and_one_more_is_emsgsize),
+		cmocka_unit_test(zero_length_records_are_delivered),
+		cmocka_unit_test(null_pointers_are_einval),
+		cmocka_unit_test(consumer_seek_checks_alignment_and_bounds),
+		cmocka_unit_test(send_and_claim_when_full_return_eagain),
+		cmocka_unit_test(claim_commit_and_abort),
+		cmocka_unit_test(consumer_starts_from_oldest_latest_or_position),
+		cmocka_unit_test(lapped_consumer_gets_estale_and_seeks_to_oldest),
+		cmocka_unit_test(topic_info_tracks_tail_reclaim_and_counters),
+		cmocka_unit_test(scan_reports_committed_run_records_and_stuck),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

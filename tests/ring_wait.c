@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring_wait.c - the blocking calls: send_wait / claim_wait released by a
+ * reclaim from another process or thread, their timeouts, poll_wait's
+ * timeout and its wake-up by a send from another thread or process (I8 in
+ * ring/ring_layout.h). Times are asserted as lower bounds and generous upper
+ * bounds only: this is about behaviour, not speed.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ring_fixture.h"
+#include "support.h"
+
+#define SLACK_NS (5 * TEST_SEC) /* upper bounds: a loaded 2-core machine */
+
+static int wait_group_setup(void **state)
+{
+	alarm(300); /* a lost wake-up must fail the run, not hang it */
+	return group_setup(state);
+}
+
+static int wait_group_teardown(void **state)
+{
+	alarm(0);
+	return group_teardown(state);
+}
+
+static struct spw_topic *topic_64k(const char *name)
+{
+	return topic_new(name, 64 * KiB, 16 * KiB);
+}
+
+static uint64_t tail_of(struct spw_topic *t)
+{
+	return info_of(t).tail;
+}
+
+/* Read one record and reclaim it: exactly one span of 1024 frees up. */
+static void free_one_record(struct spw_topic *t, struct spw_consumer *c, struct test_got *g)
+{
+	g->stop_after = g->n + 1;
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 1);
+	g->stop_after = 0;
+	assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+}
+
+static int still_running(pid_t pid)
+{
+	int st;
+
+	return waitpid(pid, &st, WNOHANG) == 0;
+}
+
+/* ------------------------------------------------------------------------- */
+
+struct child_send {
+	const char *name;
+	uint32_t len;
+	uint64_t tag;
+	int64_t delay_ns;       /* before sending */
+	int blocking;           /* send_wait(-1) instead of send */
+	_Atomic int started;
+	_Atomic int64_t result; /* the send's return */
+};
+
+static int child_send(void *arg)
+{
+	struct child_send *cs = arg;
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	uint8_t buf[1024];
+	int r;
+
+	r = spw_topic_open(g_dir, cs->name, 0, &t);
+	TEST_CHECK(r == 0, "child: open %s: %d", cs->name, r);
+	r = spw_producer_open(t, &p);
+	TEST_CHECK(r == 0, "child: producer_open: %d", r);
+	test_fill(buf, cs->len, cs->tag);
+	atomic_store(&cs->started, 1);
+	if (cs->delay_ns)
+		test_sleep_ns(cs->delay_ns);
+	atomic_store(&cs->result, cs->blocking ? spw_producer_send_wait(p, buf, cs->len, -1)
+					       : spw_producer_send(p, buf, cs->len));
+	spw_producer_close(p);
+	spw_topic_close(t);
+	return atomic_load(&cs->result) >= 0 ? 0 : 1;
+}
+
+static void wait_started(_Atomic int *flag)
+{
+	int64_t end = test_now_ns() + 30 * TEST_SEC;
+
+	while (!atomic_load(flag)) {
+		assert_true(test_now_ns() < end);
+		test_sleep_ns(TEST_MS);
+	}
+}
+
+static void send_wait_blocks_until_a_reclaim_by_another_process(void **state)
+{
+	struct spw_topic *t = topic_64k("bw_proc");
+	struct spw_producer *p = NULL;
+	struct spw_consumer *c = NULL;
+	struct test_got *g = test_got_new();
+	struct child_send *cs = test_shared_alloc(sizeof(*cs));
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	fill_64k(p, 0);
+	cs->name = "bw_proc";
+	cs->len = 1008;
+	cs->tag = 500;
+	cs->blocking = 1;
+	atomic_init(&cs->result, -1);
+	pid = test_fork(child_send, cs);
+	wait_started(&cs->started);
+	test_sleep_ns(100 * TEST_MS);
+	/* No room: the child cannot have claimed anything. */
+	assert_true(still_running(pid));
+	assert_int_equal(tail_of(t), 65536);
+
+	free_one_record(t, c, g);
+	assert_int_equal(test_wait(pid, 30 * TEST_SEC), 0);
+	assert_int_equal(atomic_load(&cs->result), 65536);
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 64);
+	assert_int_equal(g->r[64].position, 65536);
+	assert_int_equal(g->r[64].hash, tag_hash(1008, 500));
+	test_shared_free(cs, sizeof(*cs));
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "bw_proc");
+}
+
+struct thread_claim {
+	struct spw_topic *t;
+	_Atomic int started, done;
+	int rc;
+	int64_t position;
+};
+
+static void *thread_claim_wait(void *arg)
+{
+	struct thread_claim *tc = arg;
+	struct spw_producer *p = NULL;
+	struct spw_claim cl;
+
+	tc->rc = spw_producer_open(tc->t, &p);
+	if (tc->rc == 0) {
+		atomic_store(&tc->started, 1);
+		tc->rc = spw_producer_claim_wait(p, 1008, -1, &cl);
+		if (tc->rc == 0) {
+			test_fill(cl.data, cl.len, 501);
+			tc->position = cl.position;
+			tc->rc = spw_producer_commit(p, &cl);
+		}
+		spw_producer_close(p);
+	}
+	atomic_store(&tc->started, 1);
+	atomic_store(&tc->done, 1);
+	return NULL;
+}
+
+static void claim_wait_blocks_until_a_reclaim_by_another_thread(void **state)
+{
+	struct spw_topic *t = topic_64k("bw_thread");
+	struct spw_producer *p = NULL;
+	struct spw_consumer *c = NULL;
+	struct test_got *g = test_got_new();
+	struct thread_claim tc = { .t = t };
+	int64_t end;
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	fill_64k(p, 0);
+	assert_int_equal(pthread_create(&th, NULL, thread_claim_wait, &tc), 0);
+	wait_started(&tc.started);
+	test_sleep_ns(100 * TEST_MS);
+	assert_false(atomic_load(&tc.done));
+	assert_int_equal(tail_of(t), 65536);
+
+	free_one_record(t, c, g);
+	end = test_now_ns() + 30 * TEST_SEC;
+	while (!atomic_load(&tc.done)) {
+		if (test_now_ns() > end)
+			fail_msg("claim_wait(-1) still blocked 30 s after the reclaim");
+		test_sleep_ns(TEST_MS);
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(tc.rc, 0);
+	assert_int_equal(tc.position, 65536);
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 64);
+	assert_int_equal(g->r[64].position, 65536);
+	assert_int_equal(g->r[64].hash, tag_hash(1008, 501));
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "bw_thread");
+}
+
+static void send_wait_and_claim_wait_time_out_on_a_full_ring(void **state)
+{
+	static const int64_t timeouts[] = { 0, 1 * TEST_MS, 50 * TEST_MS, 200 * TEST_MS };
+	struct spw_topic *t = topic_64k("timeouts");
+	struct spw_producer *p = NULL;
+	uint8_t buf[64] = { 0 };
+	struct spw_claim cl;
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	fill_64k(p, 0);
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+		int64_t t0 = test_now_ns(), el;
+
+		assert_int_equal(spw_producer_send_wait(p, buf, sizeof(buf), timeouts[i]), -ETIMEDOUT);
+		el = test_now_ns() - t0;
+		assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
+		t0 = test_now_ns();
+		assert_int_equal(spw_producer_claim_wait(p, 0, timeouts[i], &cl), -ETIMEDOUT);
+		el = test_now_ns() - t0;
+		assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
+	}
+	assert_int_equal(tail_of(t), 65536); /* nothing was claimed */
+	spw_producer_close(p);
+	topic_end(t, "timeouts");
+}
+
+static void poll_wait_times_out_returning_zero(void **state)
+{
+	static const int64_t timeouts[] = { 0, 1 * TEST_MS, 50 * TEST_MS, 200 * TEST_MS };
+	struct spw_topic *t = topic_64k("poll_timeout");
+	struct spw_producer *p = NULL;
+	struct spw_consumer *c = NULL;
+	struct test_got *g = test_got_new();
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+		int64_t t0 = test_now_ns(), el;
+
+		assert_int_equal(spw_consumer_poll_wait(c, test_collect, g, 10, timeouts[i]), 0);
+		el = test_now_ns() - t0;
+		assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
+	}
+	assert_int_equal(g->n, 0);
+	/* Something there: returned without waiting out the (long) timeout. */
+	assert_int_equal(send_tag(p, 10, 1), 0);
+	assert_int_equal(spw_consumer_poll_wait(c, test_collect, g, 10, 3600 * TEST_SEC), 1);
+	assert_int_equal(g->r[0].hash, tag_hash(10, 1));
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "poll_timeout");
+}
+
+struct thread_send {
+	struct spw_topic *t;
+	int64_t delay_ns;
+	int64_t result;
+};
+
+static void *thread_send(void *arg)
+{
+	struct thread_send *ts = arg;
+	struct spw_producer *p = NULL;
+
+	ts->result = spw_producer_open(ts->t, &p);
+	if (ts->result == 0) {
+		test_sleep_ns(ts->delay_ns);
+		ts->result = send_tag(p, 77, 700);
+		spw_producer_close(p);
+	}
+	return NULL;
+}
+
+/* timeout_ns: the poll_wait timeout; long, so a return of 0 is a failure. */
+static void poll_wait_woken_by_thread(struct spw_topic *t, struct spw_consumer *c,
+				      int64_t timeout_ns)
+{
+	struct thread_send ts = { .t = t, .delay_ns = 100 * TEST_MS, .result = -1 };
+	struct test_got *g = test_got_new();
+	pthread_t th;
+	int r;
+
+	assert_int_equal(pthread_create(&th, NULL, thread_send, &ts), 0);
+	r = spw_consumer_poll_wait(c, test_collect, g, 10, timeout_ns);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(ts.result, 0);
+	assert_int_equal(r, 1);
+	assert_int_equal(g->r[0].position, 0);
+	assert_int_equal(g->r[0].len, 77);
+	assert_int_equal(g->r[0].hash, tag_hash(77, 700));
+	free(g);
+}
+
+static void poll_wait_is_woken_by_a_send_from_another_thread(void **state)
+{
+	struct spw_topic *t = topic_64k("wake_thread");
+	struct spw_consumer *c = NULL;
+
+	(void)state;
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_LATEST, 0, &c), 0);
+	poll_wait_woken_by_thread(t, c, 3600 * TEST_SEC);
+	spw_consumer_close(c);
+	topic_end(t, "wake_thread");
+}
+
+static void poll_wait_forever_returns_when_a_record_comes(void **state)
+{
+	struct spw_topic *t = topic_64k("wake_forever");
+	struct spw_consumer *c = NULL;
+
+	(void)state;
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_LATEST, 0, &c), 0);
+	poll_wait_woken_by_thread(t, c, -1);
+	spw_consumer_close(c);
+	topic_end(t, "wake_forever");
+}
+
+static void poll_wait_on_a_readonly_topic_sees_a_send(void **state)
+{
+	struct spw_topic *t = topic_64k("wake_ro");
+	struct spw_topic *ro = NULL;
+	struct spw_consumer *c = NULL;
+
+	(void)state;
+	assert_int_equal(spw_topic_open(g_dir, "wake_ro", SPW_OPEN_RDONLY, &ro), 0);
+	assert_int_equal(spw_consumer_open(ro, SPW_FROM_LATEST, 0, &c), 0);
+	poll_wait_woken_by_thread(t, c, 3600 * TEST_SEC);
+	spw_consumer_close(c);
+	spw_topic_close(ro);
+	topic_end(t, "wake_ro");
+}
+
+static void poll_wait_is_woken_by_a_send_from_another_process(void **state)
+{
+	struct spw_topic *t = topic_64k("wake_proc");
+	struct spw_consumer *c = NULL;
+	struct test_got *g = test_got_new();
+	struct child_send *cs = test_shared_alloc(sizeof(*cs));
+	pid_t pid;
+	int r;
+
+	(void)state;
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_LATEST, 0, &c), 0);
+	cs->name = "wake_proc";
+	cs->len = 500;
+	cs->tag = 800;
+	cs->delay_ns = 100 * TEST_MS;
+	atomic_init(&cs->result, -1);
+	pid = test_fork(child_send, cs);
+	r = spw_consumer_poll_wait(c, test_collect, g, 10, 3600 * TEST_SEC);
+	assert_int_equal(test_wait(pid, 30 * TEST_SEC), 0);
+	assert_int_equal(r, 1);
+	assert_int_equal(atomic_load(&cs->result), 0);
+	assert_int_equal(g->r[0].len, 500);
+	assert_int_equal(g->r[0].hash, tag_hash(500, 800));
+	test_shared_free(cs, sizeof(*cs));
+	free(g);
+	spw_consumer_close(c);
+	topic_end(t, "wake_proc");
+}
+
+/* Several producer processes blocked at once on a full ring all get their
+ * turn as the daemon frees room one record at a time. */
+static void every_blocked_producer_process_gets_room(void **state)
+{
+	enum { KIDS = 3 };
+	struct spw_topic *t = topic_64k("bw_many");
+	struct spw_producer *p = NULL;
+	struct spw_consumer *c = NULL;
+	struct test_got *g = test_got_new();
+	struct child_send *cs = test_shared_alloc(KIDS * sizeof(*cs));
+	uint64_t seen = 0;
+	pid_t pid[KIDS];
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	fill_64k(p, 0);
+	for (int k = 0; k < KIDS; k++) {
+		cs[k].name = "bw_many";
+		cs[k].len = 1008;
+		cs[k].tag = 900 + (uint64_t)k;
+		cs[k].blocking = 1;
+		atomic_init(&cs[k].result, -1);
+		pid[k] = test_fork(child_send, &cs[k]);
+	}
+	for (int k = 0; k < KIDS; k++)
+		wait_started(&cs[k].started);
+	test_sleep_ns(50 * TEST_MS);
+	assert_int_equal(tail_of(t), 65536);
+	for (int k = 0; k < KIDS; k++)
+		free_one_record(t, c, g);
+	for (int k = 0; k < KIDS; k++)
+		assert_int_equal(test_wait(pid[k], 30 * TEST_SEC), 0);
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 64);
+	for (int i = 64; i < 64 + KIDS; i++) {
+		int k;
+
+		assert_int_equal(g->r[i].position, 65536 + (i - 64) * 1024);
+		for (k = 0; k < KIDS; k++)
+			if (g->r[i].hash == tag_hash(1008, 900 + (uint64_t)k))
+				break;
+		assert_true(k < KIDS);
+		assert_int_equal(atomic_load(&cs[k].result), g->r[i].position);
+		seen |= 1u << k;
+	}
+	assert_int_equal(seen, (1u << KIDS) - 1);
+	test_shared_free(cs, KIDS * sizeof(*cs));
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	topic_end(t, "bw_many");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(send_wait_blocks_until_a_reclaim_by_another_process),
+		cmocka_unit_test(claim_wait_blocks_until_a_reclaim_by_another_thread),
+		cmocka_unit_test(send_wait_and_claim_wait_time_out_on_a_full_ring),
+		cmocka_unit_test(poll_wait_times_out_returning_zero),
+		cmocka_unit_test(poll_wait_is_woken_by_a_send_from_another_thread),
+		cmocka_unit_test(poll_wait_forever_returns_when_a_record_comes),
+		cmocka_unit_test(poll_wait_on_a_readonly_topic_sees_a_send),
+		cmocka_unit_test(poll_wait_is_woken_by_a_send_from_another_process),
+		cmocka_unit_test(every_blocked_producer_process_gets_room),
+	};
+
+	return cmocka_run_group_tests(tests, wait_group_setup, wait_group_teardown);
+}
