@@ -157,7 +157,8 @@ int seg_list(const char *topic_dir, uint64_t **bases, size_t *n)
 		v[cnt++] = base;
 	}
 	closedir(d);
-	qsort(v, cnt, sizeof(*v), cmp_u64);
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_u64);
 	*bases = v;
 	*n = cnt;
 	return 0;
@@ -518,7 +519,7 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	char sp[PATH_MAX], ip[PATH_MAX];
 	struct seg_idx_entry *e = NULL;
 	struct seg_idx_hdr h, h0;
-	uint64_t *bases = NULL, last, end, prev;
+	uint64_t *bases = NULL, last, end, prev, idx_high;
 	size_t n;
 	struct stat st;
 	int r, good, sf = -1;
@@ -532,6 +533,25 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	}
 	if (r)
 		return r;
+	/* A segment whose creation was cut short (empty .seg, index missing or
+	 * shorter than its header) holds nothing: remove it. */
+	while (n) {
+		struct stat ss, is;
+
+		if (seg_file_path(sp, sizeof(sp), topic_dir, bases[n - 1], "seg") ||
+		    seg_file_path(ip, sizeof(ip), topic_dir, bases[n - 1], "idx") ||
+		    stat(sp, &ss) || ss.st_size != 0 ||
+		    (stat(ip, &is) == 0 && is.st_size >= (off_t)SEG_IDX_HDR_BYTES))
+			break;
+		unlink(sp);
+		unlink(ip);
+		n--;
+	}
+	if (n == 0) {
+		free(bases);
+		out->empty = true;
+		return 0;
+	}
 	out->segments = n;
 	last = bases[n - 1];
 	/* The oldest segment's header names where the kept log starts. */
@@ -546,6 +566,7 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	    seg_file_path(ip, sizeof(ip), topic_dir, last, "idx"))
 		return -ENAMETOOLONG;
 	good = seg_idx_load(ip, &h, &e);
+	idx_high = good > 0 ? e[good - 1].end : 0;
 	if (good < 0) {
 		snprintf(err, errlen, "%s: unreadable index header (%s)", ip, strerror(-good));
 		return good;
@@ -579,6 +600,8 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	}
 	out->end = end;
 	out->high = last + (uint64_t)st.st_size > end ? last + (uint64_t)st.st_size : end;
+	if (idx_high > out->high)
+		out->high = idx_high;
 	out->high = (out->high + 7) & ~7ull;
 	if ((uint64_t)st.st_size > end - last) {
 		out->truncated = (uint64_t)st.st_size - (end - last);

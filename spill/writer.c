@@ -220,6 +220,24 @@ static struct spill_op *op_at(struct spill_stream *s, unsigned i)
 	return &s->ops[(s->op_head + i) % SPILL_MAX_OPS];
 }
 
+/* One index entry for the scanned run [pos, sc->end) (CRC computed here, by
+ * the daemon, not by producers). */
+static void add_entry(struct spill_op *op, struct spw_topic *t, uint64_t pos,
+		      const struct spw_scan *sc, uint64_t *records, uint64_t *max_ts)
+{
+	struct seg_idx_entry *e = &op->ent[op->nent++];
+
+	*records += sc->records;
+	if (sc->max_timestamp_ns > *max_ts)
+		*max_ts = sc->max_timestamp_ns;
+	memset(e, 0, sizeof(*e));
+	e->end = (uint64_t)sc->end;
+	e->records = *records;
+	e->max_ts = *max_ts;
+	e->crc_data = seg_crc32c(0, t->data + (pos & t->mask), (size_t)((uint64_t)sc->end - pos));
+	seg_idx_entry_seal(e);
+}
+
 /* Walk the committed run from s->submitted into index entries (W2). */
 static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns)
 {
@@ -231,8 +249,13 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 	op->from = pos;
 	while (op->nent < SPILL_OP_ENTRIES && pos - op->from < SPILL_OP_BYTES) {
 		int64_t n = spw_topic_scan(t, (int64_t)pos, SEG_ENTRY_SPAN, &sc);
-		struct seg_idx_entry *e;
 
+		if (n == -EBADMSG && (uint64_t)sc.end > pos) {
+			/* Spill the good run before the bad header. */
+			add_entry(op, t, pos, &sc, &records, &max_ts);
+			pos = (uint64_t)sc.end;
+			continue;
+		}
 		if (n == -EBADMSG) {
 			if (!s->corrupt)
 				spill_log(LOG_ERROR, s->name,
@@ -271,16 +294,7 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 			}
 			break;
 		}
-		e = &op->ent[op->nent++];
-		records += sc.records;
-		if (sc.max_timestamp_ns > max_ts)
-			max_ts = sc.max_timestamp_ns;
-		memset(e, 0, sizeof(*e));
-		e->end = (uint64_t)sc.end;
-		e->records = records;
-		e->max_ts = max_ts;
-		e->crc_data = seg_crc32c(0, t->data + (pos & t->mask), (size_t)n);
-		seg_idx_entry_seal(e);
+		add_entry(op, t, pos, &sc, &records, &max_ts);
 		pos = (uint64_t)sc.end;
 		if ((pos & t->mask) == 0)
 			break; /* a run never wraps */
@@ -338,7 +352,7 @@ static void ops_advance(struct spill_stream *s)
 		if (op->pending)
 			return;
 		if (op->res < 0) {
-			if (!s->err)
+			if (!s->err && !s->backoff_ns)
 				spill_log(LOG_ERROR, s->name,
 					  "writing segment %020llu at %llu: %s; keeping the data "
 					  "in the ring and retrying",

@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * crash_daemon.c - spillwayd killed, restarted, stopped, duplicated
+ * (spill/writer.c W3-W5, spill/FORMAT.md "Write order and what survives",
+ * ring/ring_layout.h I1, I7). Producer processes send identified records
+ * (support.h); at the end the segment files are walked back
+ * (support_daemon.h) and every committed record must be there exactly once,
+ * in producer order, with the positions contiguous up to the ring's tail.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support.h"
+#include "support_daemon.h"
+
+/* Defined in the library (ring/produce.c); NULL unless a test sets it. */
+extern void (*ring_test_hook_after_claim)(void);
+
+#define RING (256u << 10)
+#define MAXREC (16u << 10)
+
+static int setup(void **state)
+{
+	struct test_daemon *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -1;
+	test_daemon_setup(d);
+	*state = d;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct test_daemon *d = *state;
+
+	test_daemon_teardown(d);
+	free(d);
+	return 0;
+}
+
+static void need_daemon(void)
+{
+	if (!test_daemon_path()) {
+		print_message("spillwayd not found (SPW_DAEMON unset, no build/spillwayd): skipped\n");
+		skip();
+	}
+}
+
+static int64_t scaled_s(int64_t normal_s, int64_t asan_s)
+{
+	return (int64_t)test_scaled((uint64_t)normal_s, (uint64_t)asan_s, (uint64_t)asan_s) * TEST_SEC;
+}
+
+static void start_attached(struct test_daemon *d, const char *topic)
+{
+	assert_true(test_daemon_start(d) > 0);
+	assert_int_equal(test_daemon_wait_attached(d, topic, scaled_s(10, 30)), 0);
+}
+
+static void info_of(struct spw_topic *t, struct spw_topic_info *in)
+{
+	assert_int_equal(spw_topic_info(t, in), 0);
+}
+
+/* Walk the topic's segments checking every record against the feed's
+ * identity; fails the test with the walker's or the check's message. */
+static void walk_check(struct test_daemon *d, const char *topic, struct test_seg_walk *w,
+		       struct test_feed_check *c, test_seg_fn on_skip, void *skip_arg, uint64_t seed)
+{
+	char dir[1024];
+	int r;
+
+	test_daemon_topic_dir(d, topic, dir, sizeof(dir));
+	memset(w, 0, sizeof(*w));
+	w->on_data = test_feed_on_data;
+	w->arg = c;
+	w->on_skip = on_skip;
+	if (on_skip)
+		w->arg = skip_arg; /* the caller's skip_arg wraps c: see struct skips */
+	r = test_seg_walk(dir, w);
+	if (r)
+		fail_msg("segment walk: %d: %s%s%s (rerun with SPW_TEST_SEED=%#llx)", r, w->err,
+			 c->err[0] ? ": " : "", c->err, (unsigned long long)seed);
+}
+
+/* ABORTED records seen by a walk, with the feed check in front so that
+ * test_feed_on_data can take the same arg. */
+struct skips {
+	struct test_feed_check c; /* must stay first */
+	int n;
+	uint64_t pos[256], span[256];
+};
+
+static int note_skip(void *arg, const struct test_seg_rec *r)
+{
+	struct skips *s = arg;
+
+	if (r->type == TEST_TYPE_ABORTED && s->n < 256) {
+		s->pos[s->n] = r->position;
+		s->span[s->n++] = r->span;
+	}
+	return 0;
+}
+
+static void check_counts(struct test_feed_check *c, const struct test_feed *f, uint64_t seed)
+{
+	for (uint32_t p = f->first_id; p < f->first_id + f->producers; p++)
+		if (test_feed_check_count(c, p, atomic_load(&f->sent[p])))
+			fail_msg("%s (rerun with SPW_TEST_SEED=%#llx)", c->err,
+				 (unsigned long long)seed);
+}
+
+static void run_feed(struct test_daemon *d, struct test_feed *f)
+{
+	test_feed_start(f, d);
+	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * (a) kill -9 at random instants while four producers write.
+ */
+static void kill9_at_random_instants_loses_and_duplicates_nothing(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "crash", RING, 4 * RING, MAXREC, 50, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in;
+	struct test_seg_walk w;
+	struct test_feed_check c;
+	struct test_feed *f;
+	char dir[1024];
+	uint64_t seed, rng, last_spilled = 0;
+	int cycles = (int)test_scaled(24, 20, 20), waited = 0, r;
+	int64_t t0 = test_now_ns();
+
+	need_daemon();
+	seed = test_seed("kill9");
+	rng = seed;
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	test_daemon_topic_dir(d, "crash", dir, sizeof(dir));
+	start_attached(d, "crash");
+	f = test_feed_new(d->shm, "crash", seed, 0, 4, MAXREC);
+	f->pace_ns = 300 * 1000; /* ~15 MB/s in all: the daemon keeps up, segments roll */
+	f->timeout_ns = 200 * TEST_MS;
+	f->deadline_ns = test_now_ns() + scaled_s(100, 200);
+	test_feed_start(f, d);
+	assert_int_equal(spw_topic_open(d->shm, "crash", SPW_OPEN_RDONLY, &t), 0);
+
+	for (int i = 0; i < cycles; i++) {
+		test_sleep_ns((int64_t)(10 + test_rand_below(&rng, 191)) * TEST_MS);
+		test_daemon_kill(d);
+		/* Dead now: what it published must be in the files (W3), and
+		 * the counters only grow (I1). */
+		info_of(t, &in);
+		assert_seeded(in.spilled >= last_spilled, seed);
+		last_spilled = in.spilled;
+		memset(&w, 0, sizeof(w));
+		r = test_seg_walk(dir, &w);
+		if (r)
+			fail_msg("walk after kill %d: %d: %s (SPW_TEST_SEED=%#llx)", i, r, w.err,
+				 (unsigned long long)seed);
+		if (w.end < in.spilled)
+			fail_msg("kill %d: the ring says spilled %llu, the files end at %llu "
+				 "(SPW_TEST_SEED=%#llx)", i, (unsigned long long)in.spilled,
+				 (unsigned long long)w.end, (unsigned long long)seed);
+		assert_true(test_daemon_start(d) > 0);
+		/* Every other run gets to attach (so the log moves on); the rest
+		 * may die anywhere, recovery included. */
+		if (test_rand_below(&rng, 2) == 0) {
+			assert_int_equal(test_daemon_wait_attached(d, "crash", scaled_s(10, 30)), 0);
+			waited++;
+		}
+	}
+	assert_int_equal(test_daemon_wait_attached(d, "crash", scaled_s(10, 30)), 0);
+	atomic_store(&f->stop, 1);
+	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
+	info_of(t, &in);
+	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(20, 60)), 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+
+	info_of(t, &in);
+	assert_int_equal(in.spilled, in.tail);
+	assert_int_equal(in.durable, in.tail);
+	test_feed_check_init(&c, seed, 4, MAXREC);
+	walk_check(d, "crash", &w, &c, NULL, NULL, seed);
+	check_counts(&c, f, seed);
+	assert_int_equal(w.first, 0);
+	assert_int_equal(w.end, in.tail);
+	assert_int_equal(w.file_end, in.tail);
+	assert_int_equal(w.torn_index_bytes, 0);
+	assert_int_equal(w.data_records, test_feed_total(f, f->sent));
+	if (test_feed_total(f, f->canceled) == 0)
+		assert_int_equal(w.aborted_records, 0);
+	print_message("[ info     ] %d kills (%d after attach), %llu records, %llu segments, "
+		      "%.1f MB, %llu send timeouts, %.1f s\n",
+		      cycles, waited, (unsigned long long)w.data_records,
+		      (unsigned long long)w.segments, (double)w.end / 1e6,
+		      (unsigned long long)test_feed_total(f, f->timeouts),
+		      (double)(test_now_ns() - t0) / TEST_SEC);
+	spw_topic_close(t);
+	test_feed_free(f);
+}
+
+/* A kill -9 inside segment creation: seg_open creates the .seg, then the
+ * .idx, then writes the index header. Killed between those steps, the
+ * daemon leaves an empty .seg with no index, or with an empty one. That is
+ * as much a crash instant as any other: the next daemon must attach and
+ * spill (here: the first segment of a fresh log; a roll has the same
+ * window for every later segment). */
+static void kill9_inside_segment_creation_leaves_a_topic_that_restarts(void **state)
+{
+	static const char *const topics[] = { "noidx", "emptyidx" };
+	struct test_daemon *d = *state;
+	struct test_feed *f[2];
+	struct test_feed_check c;
+	struct test_seg_walk w;
+	char dir[1024], p[1200], failed[256] = "";
+	uint64_t seed;
+	int fd;
+
+	need_daemon();
+	seed = test_seed("kill9_seg_open");
+	for (int i = 0; i < 2; i++) {
+		const struct test_topic_spec spec = { topics[i], RING, 4 * RING, MAXREC, 50, 0 };
+
+		assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+		test_daemon_topic_dir(d, topics[i], dir, sizeof(dir));
+		snprintf(p, sizeof(p), "%s/%020d.seg", dir, 0);
+		fd = open(p, O_WRONLY | O_CREAT, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+		if (i == 1) {
+			snprintf(p, sizeof(p), "%s/%020d.idx", dir, 0);
+			fd = open(p, O_WRONLY | O_CREAT, 0600);
+			assert_true(fd >= 0);
+			close(fd);
+		}
+	}
+	assert_true(test_daemon_start(d) > 0);
+	for (int i = 0; i < 2; i++) {
+		if (test_daemon_wait_attached(d, topics[i], scaled_s(5, 15))) {
+			snprintf(failed + strlen(failed), sizeof(failed) - strlen(failed), " %s",
+				 topics[i]);
+			continue;
+		}
+		f[i] = test_feed_new(d->shm, topics[i], seed, 0, 1, MAXREC);
+		f[i]->per_producer = 300;
+		run_feed(d, f[i]);
+	}
+	if (failed[0])
+		fail_msg("the daemon did not attach the topics left by a kill inside segment "
+			 "creation:%s (empty .seg, missing or empty .idx: \"unreadable index "
+			 "header\")", failed);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	for (int i = 0; i < 2; i++) {
+		test_feed_check_init(&c, seed, 1, MAXREC);
+		walk_check(d, topics[i], &w, &c, NULL, NULL, seed);
+		check_counts(&c, f[i], seed);
+		assert_false(w.unborn_segment);
+		assert_int_equal(w.first, 0);
+		test_feed_free(f[i]);
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * (b) the ring is gone (a reboot) and the log's tail is damaged.
+ */
+enum damage { CUT_TAIL, CORRUPT_TAIL };
+
+struct ending_by {
+	uint64_t limit, n;
+};
+
+static int count_ending_by(void *arg, const struct test_seg_rec *r)
+{
+	struct ending_by *e = arg;
+
+	e->n += r->position + r->span <= e->limit;
+	return 0;
+}
+
+/* DATA records of the log that end at or before limit. */
+static uint64_t records_ending_by(const char *dir, uint64_t limit)
+{
+	struct ending_by e = { limit, 0 };
+	struct test_seg_walk w;
+
+	memset(&w, 0, sizeof(w));
+	w.on_data = count_ending_by;
+	w.arg = &e;
+	assert_int_equal(test_seg_walk(dir, &w), 0);
+	return e.n;
+}
+
+static void restart_after_ring_loss(struct test_daemon *d, enum damage how)
+{
+	const struct test_topic_spec spec = { "lost", RING, 2 * RING, MAXREC, 50, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in;
+	struct test_seg_walk w;
+	struct test_feed *f0, *f1;
+	struct skips skips = { 0 }, *sk = &skips;
+	char dir[1024], sp[1100];
+	uint64_t seed, rng, old_tail, cut_end, kept = 0, k = 0, reused_at = 0, below_cut;
+	int fd;
+
+	need_daemon();
+	seed = test_seed(how == CUT_TAIL ? "ring_loss_cut" : "ring_loss_corrupt");
+	rng = seed;
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	test_daemon_topic_dir(d, "lost", dir, sizeof(dir));
+	start_attached(d, "lost");
+	f0 = test_feed_new(d->shm, "lost", seed, 0, 1, MAXREC);
+	f0->per_producer = test_scaled(700, 400, 400); /* ~1.4 MB: three segments */
+	run_feed(d, f0);
+	assert_int_equal(spw_topic_open(d->shm, "lost", SPW_OPEN_RDONLY, &t), 0);
+	info_of(t, &in);
+	old_tail = in.tail;
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	info_of(t, &in);
+	assert_int_equal(in.durable, old_tail);
+	spw_topic_close(t);
+	t = NULL;
+
+	/* Where the last index entry's range begins: damage there cuts the
+	 * log back to it. */
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(test_seg_walk(dir, &w), 0);
+	assert_int_equal(w.end, old_tail);
+	cut_end = w.last_entry_start;
+	assert_true(cut_end < old_tail);
+	below_cut = records_ending_by(dir, cut_end);
+	assert_int_equal(spw_topic_delete(d->shm, "lost"), 0);
+	snprintf(sp, sizeof(sp), "%s/%020llu.seg", dir, (unsigned long long)w.last_base);
+	if (how == CUT_TAIL) {
+		/* >= 8 bytes: less is hidden by rounding positions up to 8. */
+		k = 8 + test_rand_below(&rng, old_tail - cut_end - 7);
+		assert_int_equal(truncate(sp, (off_t)(old_tail - k - w.last_base)), 0);
+	} else {
+		uint64_t junk = 0x0123456789abcdefull;
+
+		fd = open(sp, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, &junk, 8, (off_t)(old_tail - 8 - w.last_base)), 8);
+		close(fd);
+	}
+
+	/* The daemon recreates the ring after the verified log plus the cut
+	 * range, which it records as ABORTED. */
+	assert_true(test_daemon_start(d) > 0);
+	assert_int_equal(test_daemon_wait_log(d, "ring recreated", 1, scaled_s(10, 30)), 0);
+	assert_int_equal(test_daemon_wait_attached(d, "lost", scaled_s(10, 30)), 0);
+	assert_int_equal(spw_topic_open(d->shm, "lost", SPW_OPEN_RDONLY, &t), 0);
+	info_of(t, &in);
+	if (in.start_position < old_tail) {
+		reused_at = in.start_position;
+		print_error("BUG: the recreated ring starts at %llu, below the old tail %llu "
+			    "(damage: %s, %llu bytes): positions %llu..%llu are reused\n",
+			    (unsigned long long)in.start_position, (unsigned long long)old_tail,
+			    how == CUT_TAIL ? "cut" : "corrupt", (unsigned long long)k,
+			    (unsigned long long)in.start_position, (unsigned long long)old_tail);
+	}
+	assert_true(in.start_position >= cut_end);
+	assert_int_equal(in.tail, in.start_position);
+
+	/* New records continue after it. */
+	f1 = test_feed_new(d->shm, "lost", seed, 1, 1, MAXREC);
+	f1->per_producer = 100;
+	run_feed(d, f1);
+	info_of(t, &in);
+	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	info_of(t, &in);
+
+	/* The walk: producer 0's records before the cut intact, the cut range
+	 * ABORTED, producer 1's records after it. */
+	test_feed_check_init(&sk->c, seed, 2, MAXREC);
+	walk_check(d, "lost", &w, &sk->c, note_skip, sk, seed);
+	kept = sk->c.e.next_seq[0];
+	assert_int_equal(kept, below_cut);
+	assert_true(kept < test_feed_total(f0, f0->sent));
+	assert_int_equal(sk->c.e.next_seq[1], 100);
+	assert_int_equal(w.end, in.tail);
+	assert_true(sk->n >= 1);
+	assert_int_equal(sk->pos[0], cut_end);
+	assert_int_equal(w.aborted_bytes, in.start_position - cut_end);
+	print_message("[ info     ] old tail %llu, log cut back to %llu, new ring at %llu, %llu "
+		      "records kept of %llu\n",
+		      (unsigned long long)old_tail, (unsigned long long)cut_end,
+		      (unsigned long long)in.start_position, (unsigned long long)kept,
+		      (unsigned long long)test_feed_total(f0, f0->sent));
+	spw_topic_close(t);
+	test_feed_free(f0);
+	test_feed_free(f1);
+	if (reused_at)
+		fail_msg("positions reused: the new ring starts at %llu < old tail %llu "
+			 "(SPW_TEST_SEED=%#llx)", (unsigned long long)reused_at,
+			 (unsigned long long)old_tail, (unsigned long long)seed);
+}
+
+static void ring_loss_with_a_cut_tail_restarts_after_the_old_tail(void **state)
+{
+	restart_after_ring_loss(*state, CUT_TAIL);
+}
+
+static void ring_loss_with_a_corrupt_tail_restarts_after_the_old_tail(void **state)
+{
+	restart_after_ring_loss(*state, CORRUPT_TAIL);
+}
+
+/* ---------------------------------------------------------------------------
+ * (c) a producer killed between claim and commit (I7): the daemon aborts
+ * the claim after unblock_ms and the topic moves on.
+ */
+enum victim_mode { MID_PAYLOAD, BEFORE_HEADER };
+
+struct victim {
+	char shm[512];
+	uint64_t seed;
+	enum victim_mode mode;
+	uint32_t before;          /* records sent before the fatal claim */
+	_Atomic int64_t claim_pos; /* MID_PAYLOAD: the claim's position */
+};
+
+static void stop_here(void)
+{
+	raise(SIGSTOP);
+}
+
+static int victim_main(void *arg)
+{
+	struct victim *v = arg;
+	uint64_t len_rng = test_id_len_rng(v->seed, 0);
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	static uint8_t buf[MAXREC];
+	struct spw_claim c;
+	uint32_t len;
+
+	TEST_CHECK(spw_topic_open(v->shm, "victim", 0, &t) == 0, "open");
+	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
+	for (uint32_t i = 0; i < v->before; i++) {
+		len = test_id_len(&len_rng, 0, MAXREC);
+		test_id_make(buf, len, v->seed, 0, i);
+		TEST_CHECK(spw_producer_send_wait(p, buf, len, 10 * TEST_SEC) >= 0, "send %u", i);
+	}
+	len = test_id_len(&len_rng, 0, MAXREC);
+	if (len < 64)
+		len = 64 | (len & 3); /* keep the length class: payload to half-write */
+	if (v->mode == BEFORE_HEADER)
+		ring_test_hook_after_claim = stop_here;
+	TEST_CHECK(spw_producer_claim_wait(p, len, 10 * TEST_SEC, &c) == 0, "claim");
+	atomic_store(&v->claim_pos, c.position);
+	memset(c.data, 0xab, len / 2);
+	raise(SIGSTOP);
+	/* Never resumed: killed while stopped. */
+	return 1;
+}
+
+static void killed_claim(struct test_daemon *d, enum victim_mode mode)
+{
+	const struct test_topic_spec spec = { "victim", RING, 4 * RING, MAXREC, 50, 200 };
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in;
+	struct test_seg_walk w;
+	struct test_feed *f;
+	struct victim *v = test_shared_alloc(sizeof(*v));
+	struct skips skips = { 0 }, *sk = &skips;
+	uint64_t seed, tail_at_stop;
+	/* "within about a second": unblock_ms is 200 */
+	int64_t t_kill, moved_ns, logged,
+		limit_ns = (int64_t)test_scaled(1500, 5000, 5000) * TEST_MS;
+	pid_t vp;
+	bool found = false;
+
+	need_daemon();
+	seed = test_seed(mode == BEFORE_HEADER ? "claim_before_header" : "claim_mid_payload");
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "victim");
+	assert_int_equal(spw_topic_open(d->shm, "victim", SPW_OPEN_RDONLY, &t), 0);
+	f = test_feed_new(d->shm, "victim", seed, 1, 3, MAXREC);
+	f->per_producer = test_scaled(600, 300, 300);
+	f->pace_ns = 200 * 1000;
+	f->timeout_ns = 50 * TEST_MS;
+	f->deadline_ns = test_now_ns() + scaled_s(60, 120);
+	test_feed_start(f, d);
+
+	snprintf(v->shm, sizeof(v->shm), "%s", d->shm);
+	v->seed = seed;
+	v->mode = mode;
+	v->before = 20;
+	atomic_store(&v->claim_pos, -1);
+	vp = test_fork(victim_main, v);
+	test_daemon_add_kid(d, vp);
+	assert_int_equal(test_wait_stopped(vp, scaled_s(10, 30)), 0);
+	info_of(t, &in);
+	tail_at_stop = in.tail; /* past the victim's claim */
+	test_daemon_reap_kid(d, vp);
+	t_kill = test_now_ns();
+	/* The daemon aborts the dead claim after unblock_ms and spills on. */
+	assert_int_equal(test_wait_counter(t, false, tail_at_stop, limit_ns), 0);
+	moved_ns = test_now_ns() - t_kill;
+
+	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
+	info_of(t, &in);
+	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	assert_true(test_daemon_log_count(d, "aborted", true) >= 1);
+	logged = test_daemon_log_number(d, "claim at position ");
+	assert_true(logged >= 0);
+	if (mode == MID_PAYLOAD)
+		assert_int_equal(logged, atomic_load(&v->claim_pos));
+	assert_true((uint64_t)logged < tail_at_stop);
+
+	info_of(t, &in);
+	test_feed_check_init(&sk->c, seed, 4, MAXREC);
+	walk_check(d, "victim", &w, &sk->c, note_skip, sk, seed);
+	check_counts(&sk->c, f, seed);
+	assert_int_equal(sk->c.e.next_seq[0], v->before);
+	assert_int_equal(w.end, in.tail);
+	for (int i = 0; i < sk->n; i++)
+		found |= sk->pos[i] == (uint64_t)logged;
+	if (!found)
+		fail_msg("no ABORTED record at the dead claim's position %lld (%d aborted records)",
+			 (long long)logged, sk->n);
+	print_message("[ info     ] claim at %lld aborted; spilled past it %.0f ms after the kill; "
+		      "%d aborted records, %llu send timeouts\n",
+		      (long long)logged, (double)moved_ns / TEST_MS, sk->n,
+		      (unsigned long long)test_feed_total(f, f->timeouts));
+	spw_topic_close(t);
+	test_feed_free(f);
+	test_shared_free(v, sizeof(*v));
+}
+
+static void producer_killed_before_its_header_is_aborted_and_the_topic_moves_on(void **state)
+{
+	killed_claim(*state, BEFORE_HEADER);
+}
+
+static void producer_killed_mid_payload_is_aborted_and_the_topic_moves_on(void **state)
+{
+	killed_claim(*state, MID_PAYLOAD);
+}
+
+/* ---------------------------------------------------------------------------
+ * (d) SIGTERM: everything spilled and fdatasync'd, exit 0.
+ */
+static void sigterm_spills_everything_durably_and_exits_0(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "term", RING, 4 * RING, MAXREC, 1000, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in;
+	struct test_seg_walk w;
+	struct test_feed_check c;
+	struct test_feed *f;
+	uint64_t seed;
+
+	need_daemon();
+	seed = test_seed("sigterm");
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "term");
+	f = test_feed_new(d->shm, "term", seed, 0, 4, MAXREC);
+	f->per_producer = test_scaled(1000, 300, 300);
+	run_feed(d, f);
+	assert_int_equal(spw_topic_open(d->shm, "term", SPW_OPEN_RDONLY, &t), 0);
+	assert_true(test_daemon_alive(d));
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	assert_true(test_daemon_log_count(d, "stopped", false) >= 1);
+	info_of(t, &in);
+	assert_int_equal(in.spilled, in.tail);
+	assert_int_equal(in.durable, in.tail);
+	test_feed_check_init(&c, seed, 4, MAXREC);
+	walk_check(d, "term", &w, &c, NULL, NULL, seed);
+	check_counts(&c, f, seed);
+	assert_int_equal(w.end, in.tail);
+	assert_int_equal(w.file_end, in.tail);
+	assert_int_equal(w.torn_index_bytes, 0);
+	spw_topic_close(t);
+	test_feed_free(f);
+}
+
+/* ---------------------------------------------------------------------------
+ * (e) one daemon per data dir.
+ */
+static void second_daemon_on_the_same_data_dir_exits_1(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "solo", RING, 4 * RING, MAXREC, 0, 0 };
+	char log2[600], pidstr[32];
+	static char text[65536];
+	pid_t second;
+	FILE *fl;
+	long n;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "solo");
+	snprintf(log2, sizeof(log2), "%s/second.log", d->root);
+	second = test_daemon_spawn(d, log2);
+	assert_true(second > 0);
+	assert_int_equal(test_wait(second, scaled_s(10, 30)), 1);
+	fl = fopen(log2, "r");
+	assert_non_null(fl);
+	n = (long)fread(text, 1, sizeof(text) - 1, fl);
+	text[n > 0 ? n : 0] = '\0';
+	fclose(fl);
+	assert_true(n > 0);
+	if (!strstr(text, "already serves"))
+		fail_msg("the second daemon said: %s", text);
+	snprintf(pidstr, sizeof(pidstr), "pid %d", (int)d->pid);
+	if (!strstr(text, pidstr))
+		fail_msg("the message does not name the running daemon (%s): %s", pidstr, text);
+	/* The first one is unharmed. */
+	test_sleep_ns(100 * TEST_MS);
+	assert_true(test_daemon_alive(d));
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(kill9_at_random_instants_loses_and_duplicates_nothing,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			kill9_inside_segment_creation_leaves_a_topic_that_restarts, setup, teardown),
+		cmocka_unit_test_setup_teardown(ring_loss_with_a_cut_tail_restarts_after_the_old_tail,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			ring_loss_with_a_corrupt_tail_restarts_after_the_old_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			producer_killed_before_its_header_is_aborted_and_the_topic_moves_on, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			producer_killed_mid_payload_is_aborted_and_the_topic_moves_on, setup, teardown),
+		cmocka_unit_test_setup_teardown(sigterm_spills_everything_durably_and_exits_0, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(second_daemon_on_the_same_data_dir_exits_1, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
