@@ -22,12 +22,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
 #include <map>
+#include <memory>
 #include <vector>
 
 namespace spwb {
@@ -85,6 +87,9 @@ struct Daemon {
 		pid = fork();
 		if (pid == 0) {
 			int nul = open("/dev/null", O_WRONLY);
+			// Dies with the bench; never holds the bench's stdout open.
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			dup2(nul, 1);
 			dup2(nul, 2);
 			execl(bin.c_str(), bin.c_str(), "--foreground", "--log-level", "error",
 			      "--data-dir", data.c_str(), "--shm-dir", shm.c_str(), (char *)nullptr);
@@ -292,6 +297,171 @@ void bm_lat(benchmark::State &st, bool spill)
 	}
 }
 
+
+// --- replay (issue "One reader from disk to live", 5) ---------------------------
+// A log of kSpillBytes in 1 KiB records is produced and spilled once; then each
+// repetition reads it back: with spw_reader (disk only, CRCs checked) and with a
+// plain sequential read() of the same .seg files in 1 MiB blocks; warm (page
+// cache) and cold (posix_fadvise DONTNEED on every file first).
+struct ReplayLog {
+	std::unique_ptr<Setup> s;
+	std::vector<std::string> files;
+	bool ok = false;
+};
+ReplayLog *g_replay;
+
+ReplayLog *replay_log()
+{
+	if (g_replay)
+		return g_replay;
+	g_replay = new ReplayLog;
+	g_replay->s.reset(new Setup(true));
+	Setup &s = *g_replay->s;
+	if (!s.ok || !s.produce(kSpillBytes, 1024) || !s.wait_counter(true, 120))
+		return g_replay;
+	std::string dir = s.data + "/" + s.name;
+	std::string cmd = "ls " + dir + "/*.seg";
+	FILE *p = popen(cmd.c_str(), "r");
+	char line[4096];
+	while (p && fgets(line, sizeof(line), p)) {
+		line[strcspn(line, "\n")] = '\0';
+		g_replay->files.push_back(line);
+	}
+	if (p)
+		pclose(p);
+	g_replay->ok = !g_replay->files.empty();
+	return g_replay;
+}
+
+void evict(const std::vector<std::string> &files)
+{
+	for (auto &f : files) {
+		int fd = open(f.c_str(), O_RDONLY);
+		if (fd >= 0) {
+			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+			close(fd);
+		}
+	}
+}
+
+int count_rec(void *arg, const struct spw_record *r)
+{
+	uint64_t *c = static_cast<uint64_t *>(arg);
+	c[0]++;
+	c[1] += r->len;
+	return 0;
+}
+
+void bm_replay(benchmark::State &st, bool plain, bool cold)
+{
+	ReplayLog *L = replay_log();
+	if (!L->ok) {
+		st.SkipWithError("could not build the log");
+		return;
+	}
+	std::vector<char> buf(1u << 20);
+	for (auto _ : st) {
+		if (cold)
+			evict(L->files);
+		uint64_t bytes = 0, recs = 0;
+		double t0 = now_s();
+		if (plain) {
+			for (auto &f : L->files) {
+				int fd = open(f.c_str(), O_RDONLY);
+				ssize_t n;
+				posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+				while ((n = read(fd, buf.data(), buf.size())) > 0)
+					bytes += (uint64_t)n;
+				close(fd);
+			}
+		} else {
+			spw_reader_opts o{};
+			o.shm_dir = L->s->shm.c_str();
+			o.data_dir = L->s->data.c_str();
+			o.start = SPW_START_EARLIEST;
+			o.flags = SPW_READER_NO_LIVE;
+			spw_reader *r;
+			if (spw_reader_open(L->s->name.c_str(), &o, &r)) {
+				st.SkipWithError("reader open failed");
+				break;
+			}
+			uint64_t c[2] = {0, 0};
+			int n;
+			while ((n = spw_reader_poll(r, count_rec, c, 4096)) > 0)
+				;
+			bytes = (uint64_t)spw_reader_position(r);
+			recs = c[0];
+			spw_reader_close(r);
+			if (n < 0) {
+				st.SkipWithError("reader failed");
+				break;
+			}
+		}
+		double dt = now_s() - t0;
+		st.SetIterationTime(dt);
+		st.counters["GBps"] = bytes / dt / 1e9;
+		if (!plain)
+			st.counters["Mrec_per_s"] = recs / dt / 1e6;
+		record(std::string(plain ? "read_plain" : "read_spw") + (cold ? "_cold" : "_warm"),
+		       bytes / dt);
+	}
+}
+
+// Catch-up: a producer writes 1 KiB records flat out while spillwayd spills;
+// a reader that starts at the beginning once ~half the log exists reads from
+// disk until it is live. Its rate while behind, over the producers' rate.
+void bm_catchup(benchmark::State &st)
+{
+	for (auto _ : st) {
+		Setup s(true);
+		if (!s.ok) {
+			st.SkipWithError("daemon setup failed");
+			break;
+		}
+		pid_t child = fork();
+		if (child == 0) {
+			_exit(s.produce(kSpillBytes, 1024) ? 0 : 1);
+		}
+		// Let half the log be written first.
+		struct spw_topic_info in;
+		double p0 = now_s();
+		do {
+			usleep(1000);
+			spw_topic_info(s.t, &in);
+		} while (in.tail < kSpillBytes / 2 && now_s() - p0 < 60);
+		double prod_rate = in.tail / (now_s() - p0);
+		spw_reader_opts o{};
+		o.shm_dir = s.shm.c_str();
+		o.data_dir = s.data.c_str();
+		o.start = SPW_START_EARLIEST;
+		spw_reader *r;
+		if (spw_reader_open(s.name.c_str(), &o, &r)) {
+			st.SkipWithError("reader open failed");
+			kill(child, SIGKILL);
+			waitpid(child, nullptr, 0);
+			break;
+		}
+		uint64_t c[2] = {0, 0};
+		double t0 = now_s();
+		while (!spw_reader_is_live(r) && now_s() - t0 < 60)
+			if (spw_reader_poll(r, count_rec, c, 4096) < 0)
+				break;
+		double dt = now_s() - t0;
+		uint64_t caught = (uint64_t)spw_reader_position(r);
+		spw_reader_close(r);
+		int stat = 0;
+		waitpid(child, &stat, 0);
+		st.SetIterationTime(dt);
+		double rate = caught / dt;
+		st.counters["catchup_MBps"] = rate / 1e6;
+		st.counters["producer_MBps"] = prod_rate / 1e6;
+		st.counters["ratio"] = rate / prod_rate;
+		record("catchup_ratio", rate / prod_rate);
+		record("catchup_Bps", rate);
+		record("catchup_prod_Bps", prod_rate);
+	}
+}
+
 double median(std::vector<double> v)
 {
 	if (v.empty())
@@ -316,14 +486,25 @@ void register_spill()
 		->Iterations(1)->UseManualTime();
 	RegisterBenchmark("lat_spill", [](benchmark::State &s) { bm_lat(s, true); })
 		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("replay_plain_warm", [](benchmark::State &s) { bm_replay(s, true, false); })
+		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("replay_spw_warm", [](benchmark::State &s) { bm_replay(s, false, false); })
+		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("replay_plain_cold", [](benchmark::State &s) { bm_replay(s, true, true); })
+		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("replay_spw_cold", [](benchmark::State &s) { bm_replay(s, false, true); })
+		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("catchup", bm_catchup)->Iterations(1)->UseManualTime();
 }
 
 void print_spill_summary(FILE *out)
 {
+	delete g_replay; // stops its daemon, removes its dirs
+	g_replay = nullptr;
 	double plain = median(g_spill["plain_write_Bps"]), spill = median(g_spill["spill_Bps"]);
 	double pn = median(g_spill["prod_nospill_Bps"]), ps = median(g_spill["prod_spill_Bps"]);
 	double ln = median(g_spill["lat_nospill_p99_ns"]), ls = median(g_spill["lat_spill_p99_ns"]);
-	if (plain <= 0 && pn <= 0 && ln <= 0)
+	if (plain <= 0 && pn <= 0 && ln <= 0 && g_spill.empty())
 		return;
 	std::fprintf(out, "\nspill (medians; data dir %s)\n", g_data_root.c_str());
 	if (plain > 0 && spill > 0)
@@ -334,6 +515,18 @@ void print_spill_summary(FILE *out)
 		std::fprintf(out, "  producers, spilling   %8.0f MB/s; ring alone %8.0f MB/s; vs min(ring, disk): %.2fx (goal >= 0.9x)\n",
 			     ps / 1e6, pn / 1e6, ps / lim);
 	}
+	double rpw = median(g_spill["read_plain_warm"]), rsw = median(g_spill["read_spw_warm"]);
+	double rpc = median(g_spill["read_plain_cold"]), rsc = median(g_spill["read_spw_cold"]);
+	if (rpw > 0 && rsw > 0)
+		std::fprintf(out, "  replay (page cache)   %8.0f MB/s vs plain read %8.0f MB/s: %.2fx (goal >= 0.9x)\n",
+			     rsw / 1e6, rpw / 1e6, rsw / rpw);
+	if (rpc > 0 && rsc > 0)
+		std::fprintf(out, "  replay (cold)         %8.0f MB/s vs plain read %8.0f MB/s: %.2fx (goal >= 0.9x)\n",
+			     rsc / 1e6, rpc / 1e6, rsc / rpc);
+	double cr = median(g_spill["catchup_ratio"]);
+	if (cr > 0)
+		std::fprintf(out, "  catch-up              %8.0f MB/s vs producers %8.0f MB/s: %.2fx (goal >= 2x)\n",
+			     median(g_spill["catchup_Bps"]) / 1e6, median(g_spill["catchup_prod_Bps"]) / 1e6, cr);
 	if (ln > 0 && ls > 0)
 		std::fprintf(out, "  send p99 latency      %8.0f ns spilling vs %8.0f ns not: %.2fx (goal <= 1.2x); p50 %.0f vs %.0f ns\n",
 			     ls, ln, ls / ln, median(g_spill["lat_spill_p50_ns"]),
