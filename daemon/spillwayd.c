@@ -34,6 +34,7 @@ struct dtopic {
 	struct spw_topic *t;
 	struct spill_stream *s;
 	ino_t ino;
+	uint64_t rolls_seen; /* retention runs after every segment roll too */
 };
 
 static struct {
@@ -670,11 +671,16 @@ int main(int argc, char **argv)
 				spw_topic_heartbeat(D.topics[i]->t, (uint32_t)getpid());
 			last_beat = now;
 		}
-		if (now - last_retention > 5000000000ull) {
-			for (int i = 0; i < D.ntopics; i++)
-				retention(D.topics[i]);
-			last_retention = now;
+		for (int i = 0; i < D.ntopics; i++) {
+			struct dtopic *dt = D.topics[i];
+
+			if (now - last_retention > 5000000000ull || dt->s->rolls != dt->rolls_seen) {
+				dt->rolls_seen = dt->s->rolls;
+				retention(dt);
+			}
 		}
+		if (now - last_retention > 5000000000ull)
+			last_retention = now;
 		if (D.stopping) {
 			if (!stop_since)
 				stop_since = now;

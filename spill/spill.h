@@ -180,6 +180,7 @@ struct spill_stream {
 	uint64_t stuck_since_ns;
 	/* stats */
 	uint64_t bytes_written, unblocked;
+	uint64_t rolls; /* segments closed: the daemon runs retention after each */
 };
 
 int spill_writer_init(struct spill_writer *w, unsigned depth);

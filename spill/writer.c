@@ -531,6 +531,7 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 			if (s->op_count)
 				break; /* roll once the old segment has no op in flight */
 			seg_close(s, true);
+			s->rolls++;
 			s->durable = s->spilled; /* synced just now */
 			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
 		}

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spill_daemon.c - what spillwayd promises beyond crashes and faults:
+ * acknowledgements (committed / spilled / durable), the flush policy, segment
+ * roll by size, retention by bytes and by age (never the active segment),
+ * no-spill topics, and a deleted topic stopping cleanly (writer.c W3, W6).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../spill/spill.h"
+#include "support.h"
+#include "support_daemon.h"
+
+#define SEC 1000000000ll
+
+static int test_collect_nothing(void *arg, const struct spw_record *r)
+{
+	(void)arg;
+	(void)r;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct test_daemon *d = calloc(1, sizeof(*d));
+
+	if (!d || !test_daemon_path())
+		return -1;
+	test_daemon_setup(d);
+	*state = d;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct test_daemon *d = *state;
+
+	test_daemon_teardown(d);
+	free(d);
+	return 0;
+}
+
+/* A topic made with topic.conf edits applied through `edit`, then the
+ * daemon started and attached. */
+static struct spw_topic *start_topic(struct test_daemon *d, const char *name, uint64_t ring,
+				     uint64_t seg, void (*edit)(struct topic_conf *))
+{
+	struct test_topic_spec spec = { name, ring, seg, 0, 50, 200 };
+	struct spw_topic *t;
+	char dir[1024];
+
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	if (edit) {
+		struct topic_conf c;
+
+		test_daemon_topic_dir(d, name, dir, sizeof(dir));
+		assert_int_equal(topic_conf_load(dir, &c), 0);
+		edit(&c);
+		assert_int_equal(topic_conf_save(dir, &c), 0);
+	}
+	assert_true(test_daemon_start(d) > 0);
+	assert_int_equal(test_daemon_wait_attached(d, name, 10 * SEC), 0);
+	assert_int_equal(spw_topic_open(d->shm, name, 0, &t), 0);
+	return t;
+}
+
+static size_t segments(struct test_daemon *d, const char *name, uint64_t **bases)
+{
+	char dir[1024];
+	size_t n = 0;
+
+	test_daemon_topic_dir(d, name, dir, sizeof(dir));
+	assert_int_equal(seg_list(dir, bases, &n), 0);
+	return n;
+}
+
+static void produce(struct spw_producer *p, uint64_t bytes, uint32_t len, int64_t *last)
+{
+	char buf[4096];
+
+	memset(buf, 'r', sizeof(buf));
+	for (uint64_t done = 0; done < bytes; done += len) {
+		int64_t pos = spw_producer_send_wait(p, buf, len, 10 * SEC);
+
+		assert_true(pos >= 0);
+		*last = pos;
+	}
+}
+
+static void acks_follow_spilled_and_durable(void **state)
+{
+	struct test_daemon *d = *state;
+	struct spw_topic *t = start_topic(d, "ack", 256 << 10, 1 << 20, NULL);
+	struct spw_producer *p;
+	struct spw_topic_info in;
+	int64_t last = 0;
+
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	produce(p, 3 << 20, 1000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_COMMITTED, 0), 0);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	assert_int_equal(spw_topic_info(t, &in), 0);
+	assert_true(in.spilled > (uint64_t)last);
+	/* flush_ms = 50: durable follows without more writes (W6) */
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_DURABLE, 10 * SEC), 0);
+	assert_int_equal(spw_topic_info(t, &in), 0);
+	assert_true(in.durable > (uint64_t)last);
+	assert_true(in.durable <= in.spilled);
+	/* With the daemon gone, a new record is never acknowledged as spilled. */
+	assert_int_equal(test_daemon_stop(d, 10 * SEC), 0);
+	produce(p, 1000, 1000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, SEC / 5), -ETIMEDOUT);
+	/* ... until it comes back. */
+	assert_true(test_daemon_start(d) > 0);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	assert_int_equal(spw_producer_wait_ack(p, -1, SPW_ACK_SPILLED, 0), -EINVAL);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+static void segments_roll_by_size_and_hold_the_log(void **state)
+{
+	struct test_daemon *d = *state;
+	struct spw_topic *t = start_topic(d, "roll", 256 << 10, 1 << 20, NULL);
+	struct spw_producer *p;
+	struct test_seg_walk w = { 0 };
+	uint64_t *bases;
+	int64_t last = 0;
+	size_t n;
+	char dir[1024];
+
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	produce(p, (5 << 20) + 12345, 2000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	n = segments(d, "roll", &bases);
+	assert_true(n >= 5);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(bases[i], (uint64_t)i << 20); /* one per MiB, no hole */
+	free(bases);
+	test_daemon_topic_dir(d, "roll", dir, sizeof(dir));
+	assert_int_equal(test_seg_walk(dir, &w), 0);
+	assert_true(w.data_records >= ((5u << 20) + 12345) / 2000);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+static void keep_two_mib(struct topic_conf *c)
+{
+	c->retention_bytes = 2 << 20;
+	c->retention_ms = 0;
+}
+
+static void retention_by_bytes_deletes_oldest_segments_only(void **state)
+{
+	struct test_daemon *d = *state;
+	struct spw_topic *t = start_topic(d, "rb", 256 << 10, 1 << 20, keep_two_mib);
+	struct spw_producer *p;
+	uint64_t *bases;
+	int64_t last = 0;
+	size_t n;
+
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	produce(p, 8 << 20, 2000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	/* Retention runs after each roll: give the last one a moment. */
+	for (int i = 0; i < 100; i++) {
+		n = segments(d, "rb", &bases);
+		free(bases);
+		if (n <= 3)
+			break;
+		test_sleep_ns(SEC / 20);
+	}
+	n = segments(d, "rb", &bases);
+	/* at most 2 MiB of full segments plus the active one, and the newest
+	 * (active) segment is still there */
+	assert_true(n >= 1 && n <= 3);
+	assert_int_equal(bases[n - 1], ((uint64_t)last >> 20) << 20);
+	for (size_t i = 1; i < n; i++)
+		assert_int_equal(bases[i], bases[i - 1] + (1 << 20));
+	assert_true(test_daemon_log_count(d, "retention: deleted segment", true) >= 5);
+	/* The reader agrees: the earliest kept position moved forward. */
+	assert_int_equal(spw_topic_earliest(d->shm, d->data, "rb"), (int64_t)bases[0]);
+	free(bases);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+static void keep_one_second(struct topic_conf *c)
+{
+	c->retention_ms = 1000;
+}
+
+static void retention_by_age_spares_the_active_segment(void **state)
+{
+	struct test_daemon *d = *state;
+	struct spw_topic *t = start_topic(d, "ra", 256 << 10, 1 << 20, keep_one_second);
+	struct spw_producer *p;
+	uint64_t *bases;
+	int64_t last = 0;
+	size_t n;
+
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	produce(p, 3 << 20, 2000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	n = segments(d, "ra", &bases);
+	free(bases);
+	assert_true(n >= 3); /* young: nothing deleted yet */
+	test_sleep_ns(3 * SEC / 2);
+	/* One more roll triggers a retention pass (and so would the 5 s timer). */
+	produce(p, 1 << 20, 2000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	for (int i = 0; i < 100; i++) {
+		n = segments(d, "ra", &bases);
+		free(bases);
+		if (n <= 2)
+			break;
+		test_sleep_ns(SEC / 20);
+	}
+	n = segments(d, "ra", &bases);
+	assert_true(n >= 1 && n <= 2);
+	assert_int_equal(bases[n - 1], ((uint64_t)last >> 20) << 20);
+	free(bases);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+static void no_spill_topic_reclaims_without_writing(void **state)
+{
+	struct test_daemon *d = *state;
+	struct spw_topic_config cfg = { .ring_bytes = 64 << 10, .flags = SPW_TOPIC_NO_SPILL };
+	struct spw_topic *t;
+	struct spw_producer *p;
+	struct spw_consumer *c;
+	uint64_t *bases;
+	int64_t last = 0, oldest;
+	size_t n;
+
+	assert_int_equal(spw_topic_create(d->shm, "ipc", &cfg), 0);
+	assert_true(test_daemon_start(d) > 0);
+	assert_int_equal(test_daemon_wait_attached(d, "ipc", 10 * SEC), 0);
+	assert_int_equal(spw_topic_open(d->shm, "ipc", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	/* 16x the ring: only possible if the daemon reclaims. */
+	produce(p, 1 << 20, 1000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 0), -EOPNOTSUPP);
+	n = segments(d, "ipc", &bases);
+	free(bases);
+	assert_int_equal(n, 0); /* nothing written */
+	/* The consumer that never read was lapped and learns how much it lost. */
+	assert_int_equal(spw_consumer_poll(c, test_collect_nothing, NULL, 10), -ESTALE);
+	oldest = spw_consumer_oldest(c);
+	assert_true(oldest > 0 && oldest <= last);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+static void deleted_topic_is_detached_cleanly(void **state)
+{
+	struct test_daemon *d = *state;
+	struct spw_topic *t = start_topic(d, "gone", 256 << 10, 1 << 20, NULL);
+	struct spw_producer *p;
+	int64_t last = 0;
+
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	produce(p, 1 << 20, 1000, &last);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	assert_int_equal(spw_topic_delete(d->shm, "gone"), 0);
+	assert_int_equal(test_daemon_wait_log(d, "topic gone: detaching", 1, 10 * SEC), 0);
+	assert_true(test_daemon_alive(d));
+	assert_int_equal(test_daemon_stop(d, 10 * SEC), 0);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(acks_follow_spilled_and_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(segments_roll_by_size_and_hold_the_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(retention_by_bytes_deletes_oldest_segments_only, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(retention_by_age_spares_the_active_segment, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(no_spill_topic_reclaims_without_writing, setup, teardown),
+		cmocka_unit_test_setup_teardown(deleted_topic_is_detached_cleanly, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
