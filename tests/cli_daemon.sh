@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# cli_daemon.sh - the CLI when spillwayd is missing or the topic goes away:
+# a producer blocked on a full ring says so once (with the hint) and keeps
+# what it sent; a follower whose topic is deleted exits with a message.
+set -u
+. "$(dirname "$0")/cli_lib.sh"
+
+check "no daemon: produce blocks on a full ring, says so ONCE with the hint"
+expect_rc 0 "$CLI" topic create tiny --ring-size 64K --max-record 1K
+seq 1 20000 >"$TMP/many"
+run timeout 2 "$CLI" produce tiny "$TMP/many"
+[ "$RC" -eq 124 ] || fail "produce did not block (exit $RC)"
+[ "$(grep -c 'no spillwayd is running' "$TMP/err")" -eq 1 ] || fail "the message is not there exactly once"
+expect_err 'topic "tiny" is full'
+expect_err "Start it: spillwayd --shm-dir $SPILLWAY_SHM_DIR --data-dir $SPILLWAY_DATA_DIR"
+sent=$(sed -n 's/.*interrupted: \([0-9]*\) records.*/\1/p' "$TMP/err")
+[ -n "$sent" ] && [ "$sent" -gt 0 ] && [ "$sent" -lt 20000 ] || fail "records sent before blocking: '$sent'"
+
+check "the records sent before the block are kept; a daemon drains them"
+expect_rc 0 "$CLI" consume tiny
+[ "$(wc -l <"$TMP/out")" -eq "$sent" ] || fail "ring holds $(wc -l <"$TMP/out"), sent $sent"
+start_daemon
+wait_attached tiny
+expect_rc 0 "$CLI" produce tiny --ack durable "$TMP/many"
+[ ! -s "$TMP/err" ] || fail "a warning with a daemon running"
+expect_rc 0 "$CLI" consume tiny
+[ "$(wc -l <"$TMP/out")" -eq $((sent + 20000)) ] || fail "after the daemon: $(wc -l <"$TMP/out") records"
+
+check "--ack durable without a daemon: waits, says so once"
+stop_daemon
+echo late >"$TMP/one"
+run timeout 1.5 "$CLI" produce tiny --ack durable "$TMP/one"
+[ "$RC" -eq 124 ] || fail "ack wait did not block (exit $RC)"
+[ "$(grep -c 'no spillwayd is running' "$TMP/err")" -eq 1 ] || fail "ack: the message is not there once"
+expect_err "durable acknowledgement"
+
+check "stat and describe say no daemon runs"
+expect_rc 0 "$CLI" stat tiny
+expect_out "daemon NOT running"
+expect_rc 0 "$CLI" topic describe tiny
+expect_out "daemon      none"
+
+check "a topic deleted while a consumer follows it: the follower exits 1, no hang"
+start_daemon
+expect_rc 0 "$CLI" topic create f --ring-size 64K
+wait_attached f
+seq 1 10 >"$TMP/ten"
+expect_rc 0 "$CLI" produce f --ack spilled "$TMP/ten"
+: >"$TMP/fout"
+"$CLI" consume f --follow >>"$TMP/fout" 2>"$TMP/ferr" &
+fpid=$!
+BGPIDS+=("$fpid")
+for _ in $(seq 1 250); do [ "$(wc -l <"$TMP/fout")" -ge 10 ] && break; sleep 0.02; done
+[ "$(wc -l <"$TMP/fout")" -eq 10 ] || fail "the follower did not print the 10 records"
+seq 11 12 | "$CLI" produce f || fail "produce while following"
+for _ in $(seq 1 250); do [ "$(wc -l <"$TMP/fout")" -ge 12 ] && break; sleep 0.02; done
+[ "$(wc -l <"$TMP/fout")" -eq 12 ] || fail "the follower missed live records"
+expect_rc 0 "$CLI" topic delete f
+wait_gone "$fpid" 5
+wait "$fpid"
+frc=$?
+[ "$frc" -eq 1 ] || fail "the follower exited $frc"
+grep -qF 'topic "f" was deleted while following it' "$TMP/ferr" || fail "follower: $(cat "$TMP/ferr")"
+
+check "a follower stopped with SIGTERM exits 0 and commits its group"
+expect_rc 0 "$CLI" topic create g --ring-size 64K
+wait_attached g
+expect_rc 0 "$CLI" produce g --ack spilled "$TMP/ten"
+: >"$TMP/gout"
+"$CLI" consume g --follow --group grp >>"$TMP/gout" 2>"$TMP/gerr" &
+gpid=$!
+BGPIDS+=("$gpid")
+for _ in $(seq 1 250); do [ "$(wc -l <"$TMP/gout")" -ge 10 ] && break; sleep 0.02; done
+kill -TERM "$gpid"
+wait_gone "$gpid" 5
+wait "$gpid"
+grc=$?
+[ "$grc" -eq 0 ] || fail "SIGTERM'd follower exited $grc: $(cat "$TMP/gerr")"
+echo 11 | "$CLI" produce g || fail "produce"
+expect_rc 0 "$CLI" consume g --group grp
+[ "$(cat "$TMP/out")" = 11 ] || fail "the group did not continue after the follower: $(cat "$TMP/out")"
+
+stop_daemon
+done_ok

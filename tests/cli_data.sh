@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# cli_data.sh - produce / consume / replay with a running spillwayd: a round
+# trip in every format, empty and binary input, records over max-record,
+# --from POSITION and @TIME, groups that continue, --count, --ack, replay.
+set -u
+. "$(dirname "$0")/cli_lib.sh"
+
+start_daemon
+expect_rc 0 "$CLI" topic create t --ring-size 256K --segment-size 1M --max-record 4K --flush-ms 50
+wait_attached t
+
+check "empty input: 0 records, exit 0 (lines, raw, lenpfx)"
+for f in lines raw lenpfx; do
+	expect_rc 0 "$CLI" produce t --format $f </dev/null
+done
+expect_rc 0 "$CLI" consume t
+[ ! -s "$TMP/out" ] || fail "records appeared from empty input"
+
+check "lines round trip, --ack durable"
+seq 1 3000 >"$TMP/lines"
+expect_rc 0 "$CLI" produce t --ack durable "$TMP/lines"
+expect_rc 0 "$CLI" consume t
+cmp -s "$TMP/out" "$TMP/lines" || fail "lines differ after the round trip"
+
+check "the round trip crossed segments: consume reads them back from disk"
+n=$(ls "$SPILLWAY_DATA_DIR/t"/*.seg 2>/dev/null | wc -l)
+[ "$n" -ge 1 ] || fail "no segment files"
+expect_rc 0 "$CLI" consume t --count 2
+[ "$(cat "$TMP/out")" = "$(printf '1\n2')" ] || fail "--count 2 gave: $(cat "$TMP/out")"
+
+check "binary input in lines mode: split on \\n, every other byte kept (hex)"
+expect_rc 0 "$CLI" topic create bin --ring-size 64K
+printf 'a\000b\377\r\n\001\002\n\nlast' >"$TMP/bin"
+expect_rc 0 "$CLI" produce bin "$TMP/bin"
+expect_rc 0 "$CLI" consume bin --format hex
+[ "$(cat "$TMP/out")" = "$(printf '610062ff0d\n0102\n\n6c617374')" ] || fail "hex: $(cat "$TMP/out")"
+
+check "raw round trip: the whole input is one record"
+head -c 3000 /dev/urandom >"$TMP/raw"
+expect_rc 0 "$CLI" topic create raw --ring-size 64K
+expect_rc 0 "$CLI" produce raw --format raw "$TMP/raw"
+expect_rc 0 "$CLI" consume raw --format raw
+cmp -s "$TMP/out" "$TMP/raw" || fail "raw differs"
+
+check "lenpfx round trip (empty, binary and text records)"
+python3 - "$TMP/lp" <<'EOF' || fail "python3 failed"
+import os, struct, sys
+recs = [b"", b"hello", bytes(range(256)), os.urandom(1000), b"x" * 4096]
+with open(sys.argv[1], "wb") as f:
+    for r in recs:
+        f.write(struct.pack("<I", len(r)) + r)
+EOF
+expect_rc 0 "$CLI" topic create lp --ring-size 64K --max-record 16K
+expect_rc 0 "$CLI" produce lp --format lenpfx <"$TMP/lp"
+expect_rc 0 "$CLI" consume lp --format lenpfx
+cmp -s "$TMP/out" "$TMP/lp" || fail "lenpfx differs"
+
+check "json: one object a line, text as UTF-8, binary as base64"
+expect_rc 0 "$CLI" consume lp --format json
+python3 - "$TMP/out" "$TMP/lp" <<'EOF' || fail "json check failed"
+import base64, json, struct, sys
+out = [json.loads(l) for l in open(sys.argv[1])]
+raw = open(sys.argv[2], "rb").read()
+recs, i = [], 0
+while i < len(raw):
+    n = struct.unpack_from("<I", raw, i)[0]; recs.append(raw[i + 4:i + 4 + n]); i += 4 + n
+assert len(out) == len(recs), (len(out), len(recs))
+for o, r in zip(out, recs):
+    for k in ("position", "timestamp_ns", "timestamp", "length", "data", "encoding"):
+        assert k in o, k
+    d = o["data"].encode() if o["encoding"] == "utf-8" else base64.b64decode(o["data"])
+    assert d == r and o["length"] == len(r)
+assert out[1]["encoding"] == "utf-8" and out[1]["data"] == "hello"
+assert out[2]["encoding"] == "base64"
+assert out[0]["timestamp"].endswith("Z")
+EOF
+
+check "truncated lenpfx input: exit 1, the offset named"
+printf '\005\000\000\000ab' >"$TMP/trunc"
+expect_rc 1 "$CLI" produce lp --format lenpfx <"$TMP/trunc"
+expect_err "truncated record"
+
+check "a line over max-record: exit 1, clear message, the lines before kept"
+expect_rc 0 "$CLI" topic create small --ring-size 64K --max-record 1K
+{ printf 'one\ntwo\n'; head -c 5000 /dev/zero | tr '\0' x; printf '\nthree\n'; } >"$TMP/long"
+expect_rc 1 "$CLI" produce small "$TMP/long"
+expect_err "over the max record of topic \"small\" (1024 bytes)"
+expect_err "the 2 records before it were kept"
+expect_rc 0 "$CLI" consume small
+[ "$(cat "$TMP/out")" = "$(printf 'one\ntwo')" ] || fail "kept: $(cat "$TMP/out")"
+head -c 2000 /dev/zero >"$TMP/bigraw"
+expect_rc 1 "$CLI" produce small --format raw "$TMP/bigraw"
+expect_err "max record"
+
+check "--from POSITION (from json) and a position beyond the tail"
+expect_rc 0 "$CLI" consume t --format json --count 3
+pos=$(sed -n 3p "$TMP/out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["position"])')
+expect_rc 0 "$CLI" consume t --from "$pos" --count 1
+[ "$(cat "$TMP/out")" = 3 ] || fail "--from $pos gave $(cat "$TMP/out")"
+expect_rc 1 "$CLI" consume t --from 999999999992
+expect_err "beyond the tail"
+expect_rc 1 "$CLI" consume t --from $((pos + 8))
+expect_err "no record of topic \"t\" starts at position $((pos + 8))"
+
+check "--from @TIME: Unix seconds and ISO-8601"
+expect_rc 0 "$CLI" topic create tm --ring-size 64K
+printf 'old1\nold2\n' | "$CLI" produce tm || fail "produce"
+sleep 0.3
+ts=$(date +%s.%N)
+iso=$(date -u -d "@$ts" +%Y-%m-%dT%H:%M:%S.%NZ)
+sleep 0.3
+printf 'new1\nnew2\n' | "$CLI" produce tm --ack spilled || fail "produce"
+expect_rc 0 "$CLI" consume tm --from "@$ts"
+[ "$(cat "$TMP/out")" = "$(printf 'new1\nnew2')" ] || fail "@seconds gave: $(cat "$TMP/out")"
+expect_rc 0 "$CLI" consume tm --from "@$iso"
+[ "$(cat "$TMP/out")" = "$(printf 'new1\nnew2')" ] || fail "@iso gave: $(cat "$TMP/out")"
+expect_rc 0 "$CLI" consume tm --from @-1h
+[ "$(wc -l <"$TMP/out")" -eq 4 ] || fail "@-1h gave $(wc -l <"$TMP/out") lines"
+
+check "groups: consume --group twice continues where the first stopped"
+expect_rc 0 "$CLI" consume t --group g1 --count 5
+[ "$(cat "$TMP/out")" = "$(seq 1 5)" ] || fail "first group run: $(head -3 "$TMP/out")"
+expect_rc 0 "$CLI" consume t --group g1 --count 5
+[ "$(cat "$TMP/out")" = "$(seq 6 10)" ] || fail "second group run: $(head -3 "$TMP/out")"
+expect_rc 0 "$CLI" consume t --group g1
+[ "$(wc -l <"$TMP/out")" -eq 2990 ] || fail "the rest: $(wc -l <"$TMP/out") lines"
+expect_rc 0 "$CLI" consume t --group g1
+[ ! -s "$TMP/out" ] || fail "a caught-up group read more"
+expect_rc 0 "$CLI" consume t --group g2 --from latest
+expect_rc 0 "$CLI" topic describe t
+expect_out "group g1"
+expect_out "group g2"
+
+check "replay: a bounded range to a file, no progress bar off a terminal"
+expect_rc 0 "$CLI" consume t --format json --count 101
+to=$(sed -n 101p "$TMP/out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["position"])')
+expect_rc 0 "$CLI" replay t --from earliest --to "$to" -o "$TMP/replayed"
+[ ! -s "$TMP/err" ] || fail "replay wrote to stderr off a terminal"
+[ "$(cat "$TMP/replayed")" = "$(seq 1 100)" ] || fail "replay range"
+expect_rc 0 "$CLI" replay t --from "$pos" --to "$to" --rate 20000/s --format hex
+[ "$(wc -l <"$TMP/out")" -eq 98 ] || fail "replay from $pos: $(wc -l <"$TMP/out") lines"
+expect_rc 0 "$CLI" replay tm --from "@$ts" --to "@$(date +%s)"
+[ "$(cat "$TMP/out")" = "$(printf 'new1\nnew2')" ] || fail "replay by time: $(cat "$TMP/out")"
+
+check "--ack on a --no-spill topic: exit 1, says why"
+expect_rc 0 "$CLI" topic create ipc --ring-size 64K --no-spill
+echo x >"$TMP/x"
+expect_rc 1 "$CLI" produce ipc --ack durable "$TMP/x"
+expect_err "no-spill"
+
+stop_daemon
+done_ok

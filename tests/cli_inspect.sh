@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# cli_inspect.sh - stat (text, --json, --prometheus, --watch), verify (clean,
+# then a corrupted segment byte), dump (positions, types, padding).
+set -u
+. "$(dirname "$0")/cli_lib.sh"
+
+start_daemon
+expect_rc 0 "$CLI" topic create s --ring-size 64K --segment-size 128K --flush-ms 20
+wait_attached s
+seq 1 20000 >"$TMP/lines"
+expect_rc 0 "$CLI" produce s --ack durable "$TMP/lines"
+expect_rc 0 "$CLI" consume s --group readers --count 100
+expect_rc 0 "$CLI" topic create other --ring-size 64K
+wait_attached other
+
+check "stat NAME --json: one valid object with the required keys"
+expect_rc 0 "$CLI" stat s --json
+python3 - "$TMP/out" <<'EOF' || fail "stat --json: $(head -c 300 "$TMP/out")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert isinstance(o, dict)
+for k in ("topic", "tail", "spilled", "durable", "limit", "daemon", "groups", "rates", "segments"):
+    assert k in o, k
+assert o["topic"] == "s" and o["tail"] > 0 and o["durable"] == o["tail"] == o["spilled"]
+assert o["daemon"]["alive"] is True and o["daemon"]["pid"] > 0
+assert o["segments"]["count"] >= 2
+g = {x["group"]: x for x in o["groups"]}
+assert g["readers"]["position"] > 0 and g["readers"]["lag_bytes"] == o["tail"] - g["readers"]["position"]
+assert o["oldest_timestamp_ns"] <= o["newest_timestamp_ns"]
+EOF
+
+check "stat --json without NAME: a JSON list of every topic"
+expect_rc 0 "$CLI" stat --json
+python3 -c 'import json,sys; l = json.load(sys.stdin); assert isinstance(l, list) and sorted(o["topic"] for o in l) == ["other", "s"], l' <"$TMP/out" ||
+	fail "stat --json list: $(head -c 300 "$TMP/out")"
+
+check "stat --prometheus: HELP / TYPE lines and labelled samples"
+expect_rc 0 "$CLI" stat --prometheus
+for m in tail_bytes spilled_bytes durable_bytes ring_fill_ratio daemon_up segments group_lag_bytes; do
+	grep -q "^# HELP spillway_$m " "$TMP/out" || fail "no HELP for spillway_$m"
+	grep -q "^# TYPE spillway_$m \(counter\|gauge\)$" "$TMP/out" || fail "no TYPE for spillway_$m"
+done
+grep -q '^spillway_tail_bytes{topic="s"} [0-9][0-9]*$' "$TMP/out" || fail "no tail sample for s"
+grep -q '^spillway_tail_bytes{topic="other"} 0$' "$TMP/out" || fail "no tail sample for other"
+grep -q '^spillway_daemon_up{topic="s"} 1$' "$TMP/out" || fail "daemon_up"
+grep -q '^spillway_group_lag_bytes{topic="s",group="readers"} [0-9]*$' "$TMP/out" || fail "group lag"
+bad=$(grep -v '^#' "$TMP/out" | grep -cv '^spillway_[a-z_]*{[a-z]*="[^"]*"\(,[a-z]*="[^"]*"\)*} [0-9.e+-]*$')
+[ "$bad" -eq 0 ] || fail "$bad malformed sample lines"
+
+check "stat text and --watch: rates between ticks, stops on SIGINT"
+expect_rc 0 "$CLI" stat s
+expect_out "tail "
+expect_out "daemon alive"
+expect_out "group readers"
+run timeout -s INT 1.5 "$CLI" stat s --watch 0.3
+[ "$(grep -c '^topic s' "$TMP/out")" -ge 2 ] || fail "--watch printed $(grep -c '^topic s' "$TMP/out") ticks"
+
+check "verify: a clean log exits 0 with a summary"
+expect_rc 0 "$CLI" verify s
+expect_out "verified topic s:"
+expect_out "20000 records checked"
+expect_out "clean"
+
+check "dump: positions, types and the padding at the end of a ring lap"
+expect_rc 0 "$CLI" dump s --count 3
+grep -q '^ *0  DATA  *1 ' "$TMP/out" || fail "dump lacks position 0: $(head -5 "$TMP/out")"
+grep -q '^ *24  DATA  *1  .*"2"' "$TMP/out" || fail "dump lacks position 24"
+expect_rc 0 "$CLI" dump s --from 65500 --count 3
+expect_out "PADDING"
+expect_rc 0 "$CLI" dump s --from "@$(date +%s)" --count 1
+
+check "verify after corrupting one segment byte: exit 1, the bad range printed"
+seg=$SPILLWAY_DATA_DIR/s/00000000000000131072.seg
+[ -f "$seg" ] || fail "no second segment $seg"
+stop_daemon
+printf 'Z' | dd of="$seg" bs=1 seek=70000 conv=notrunc status=none
+expect_rc 1 "$CLI" verify s
+grep -q "^BAD $seg: positions [0-9]*\.\.[0-9]* ([0-9]* bytes): data CRC mismatch" "$TMP/out" ||
+	fail "no bad range: $(cat "$TMP/out")"
+expect_out "1 BAD ranges"
+lo=$(sed -n 's/^BAD .*: positions \([0-9]*\)\.\..*/\1/p' "$TMP/out")
+hi=$(sed -n 's/^BAD .*: positions [0-9]*\.\.\([0-9]*\) .*/\1/p' "$TMP/out")
+[ "$lo" -le $((131072 + 70000)) ] && [ "$hi" -gt $((131072 + 70000)) ] || fail "range $lo..$hi misses the byte"
+expect_rc 0 "$CLI" verify s --to 131072
+expect_out "clean"
+
+check "consume stops at the corruption (exit 1, names the file) instead of returning bad bytes"
+expect_rc 1 "$CLI" consume s
+expect_err "$seg is corrupt at position $lo"
+grep -q Z "$TMP/out" && fail "consume printed the corrupted byte"
+
+done_ok

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h - what the spillway subcommands share (tools/cli.c, tools/output.c,
+ * tools/seglog.c): the common flags and directories, option parsing with the
+ * exit-code contract, size / duration / position parsing, error lines, topic
+ * lookups with their hints, and record output formats.
+ *
+ * Exit codes: CLI_OK 0, CLI_ERR 1 (something failed), CLI_USAGE 2 (the
+ * command line is wrong: unknown flag, bad value, bad name). Every error is
+ * one line on stderr: "spillway <cmd>: what failed, where, what to do".
+ */
+#ifndef SPILLWAY_CLI_H
+#define SPILLWAY_CLI_H
+
+#define _GNU_SOURCE
+#include "../spill/spill.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_ERR = 1, CLI_USAGE = 2,
+       CLI_DONE = -1 /* internal: --help was printed, exit 0 now */ };
+
+/* The running subcommand and the common flags. */
+struct cli {
+	const char *cmd;      /* "produce", "topic create": prefixes every message */
+	const char *shm_flag; /* --shm-dir, or NULL */
+	const char *data_flag;
+	char shm_dir[PATH_MAX], data_dir[PATH_MAX]; /* resolved by cli_dirs() */
+};
+extern struct cli G;
+
+/* Option values for the common flags; every table lists CLI_COMMON_OPTS. */
+enum { OPT_SHM_DIR = 0x100, OPT_DATA_DIR, OPT_FIRST_LOCAL = 0x110 };
+#define CLI_COMMON_OPTS                                              \
+	{ "shm-dir", required_argument, NULL, OPT_SHM_DIR },         \
+	{ "data-dir", required_argument, NULL, OPT_DATA_DIR },       \
+	{ "help", no_argument, NULL, 'h' }
+
+/* The common flags' help lines, for every subcommand's usage text. */
+#define CLI_COMMON_HELP                                                                     \
+	"Common options:\n"                                                                 \
+	"  --shm-dir DIR     where the rings live (env SPILLWAY_SHM_DIR; /dev/shm/spillway)\n" \
+	"  --data-dir DIR    where the segments live (env SPILLWAY_DATA_DIR; /var/lib/spillway\n" \
+	"                    as root, else $XDG_STATE_HOME/spillway)\n"                     \
+	"  -h, --help        this help\n"                                                    \
+	"Exit status: 0 ok, 1 error, 2 usage error.\n"
+
+/* getopt_long with the contract: returns the next option, -1 at the end, or
+ * -2 when the command must exit with *rc (--help printed: 0; a bad flag or a
+ * missing value reported: 2). Handles --shm-dir, --data-dir and --help. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
+	       const char *usage, int *rc);
+
+/* "spillway <cmd>: " + message + "\n" on stderr. */
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, then "(see: spillway <cmd> --help)"; returns CLI_USAGE. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Resolve the dirs (flag, else env, else default) into G. */
+void cli_dirs(void);
+/* " --shm-dir X --data-dir Y" when given as flags (for hints), else "". */
+const char *cli_dir_flags(void);
+
+/* Exactly one positional NAME, a valid topic name. CLI_OK or CLI_USAGE. */
+int cli_topic_arg(int argc, char **argv, const char **name);
+int cli_name_check(const char *what, const char *name);
+
+/* Value parsers: CLI_OK, or CLI_USAGE with the error printed. */
+int cli_size(const char *opt, const char *s, uint64_t *out);
+int cli_duration(const char *opt, const char *s, uint64_t *ms);
+int cli_count(const char *opt, const char *s, uint64_t *out);
+
+/* --from / --to: earliest | latest | POSITION | @TIME. TIME is Unix seconds
+ * with an optional fraction, ISO-8601 (2026-11-24T22:00:00Z, a fraction and
+ * a +hh:mm offset allowed), or -DURATION (@-10m: ten minutes ago). */
+enum where_kind { W_NONE = 0, W_EARLIEST, W_LATEST, W_POSITION, W_TIME };
+struct where {
+	enum where_kind kind;
+	int64_t position;
+	uint64_t time_ns;
+};
+#define WHERE_ENDS 0x1u    /* earliest / latest allowed */
+#define WHERE_ANY_POS 0x2u /* any position, not only a multiple of 8 */
+int cli_where(const char *opt, const char *s, unsigned flags, struct where *w);
+int cli_parse_time(const char *s, uint64_t *ns); /* without the '@'; 0 or -EINVAL */
+
+/* Output formats. */
+enum fmt { FMT_LINES = 0, FMT_RAW, FMT_LENPFX, FMT_JSON, FMT_HEX };
+#define FMT_IN_MASK ((1u << FMT_LINES) | (1u << FMT_RAW) | (1u << FMT_LENPFX))
+#define FMT_ALL_MASK 0x1fu
+int cli_format(const char *s, unsigned allowed, enum fmt *out);
+/* Write one record; 0, or -errno of the failed write. */
+int out_record(FILE *f, enum fmt fmt, const struct spw_record *r);
+/* JSON string literal (with quotes) of n bytes that are valid UTF-8. */
+void out_json_str(FILE *f, const char *s, size_t n);
+bool out_utf8_valid(const uint8_t *p, size_t n);
+/* A short preview of a payload: "text" when printable, else hex. */
+void out_preview(FILE *f, const uint8_t *p, size_t n, size_t max);
+
+/* Time and sizes for humans. */
+void cli_iso8601(uint64_t ns, char *buf, size_t n);  /* 2026-11-24T22:00:00.123456789Z */
+void cli_human(uint64_t bytes, char *buf, size_t n); /* 1.5 GiB */
+uint64_t cli_now_ns(void);                           /* CLOCK_REALTIME */
+uint64_t cli_mono_ns(void);
+
+/* Topic lookups. Open the ring; on failure print why (not found + the create
+ * hint, garbage header, permissions, dir problems) and return CLI_ERR. */
+int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t);
+void cli_not_found(const char *name);
+/* Does the topic exist (its ring, or its data dir with a topic.conf)? */
+bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
+int cli_ring_path(char *buf, size_t n, const char *name);
+int cli_topic_dir(char *buf, size_t n, const char *name);
+
+/* Daemon liveness as producers see it: a pid, and a heartbeat under ~2 s. */
+bool cli_daemon_alive(const struct spw_topic_info *in, double *age_s);
+/* One line: why no daemon ("no spillwayd ever attached" / "... N s ago"). */
+void cli_daemon_why(const struct spw_topic_info *in, char *buf, size_t n);
+
+/* The disk log of a topic dir: segments, bytes, first, end, newest ts. */
+struct disk_log {
+	size_t segments;
+	uint64_t bytes, first, end, newest_ts, records;
+	bool any;
+};
+int cli_disk_log(const char *topic_dir, struct disk_log *d);
+
+/* Every topic: rings in the shm dir, topic dirs with a topic.conf in the
+ * data dir; sorted, unique, malloc'd. The count, or -1 (error printed). */
+int cli_topic_names(char ***names);
+
+/* rm -rf of a topic dir (no symlink following). 0 or -errno. */
+int cli_rmtree(const char *path);
+
+/* Reader options from a --from value (and the dirs of G). */
+void cli_reader_start(const struct where *w, struct spw_reader_opts *o);
+/* A reader that hands the callback only records the library will not take
+ * back (tools/reader.c explains the two library bugs it works around). */
+struct cli_reader {
+	struct spw_reader *r;
+	spw_record_fn fn;
+	void *arg;
+	uint8_t *buf;           /* the pending record's copy */
+	size_t cap;
+	struct spw_record pend;
+	bool have, failed;
+	int stop;               /* fn asked to stop: nothing more is handed out */
+	uint64_t retracted;     /* deliveries the library took back after a lap */
+};
+int cli_reader_open(struct cli_reader *cr, const char *topic, const struct spw_reader_opts *o,
+		    spw_record_fn fn, void *arg);
+void cli_reader_close(struct cli_reader *cr);
+/* As spw_reader_poll (wait_ns 0) / spw_reader_poll_wait: > 0 when the reader
+ * moved, 0 when caught up, or -errno (also an error the library dropped). */
+int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns);
+
+/* Reader errors -> one line. rc is what open/poll returned. */
+void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char *doing);
+
+/* --- seglog.c: the disk log walked directly (verify, dump) -------------------- */
+enum { SLOG_DATA = RING_T_DATA, SLOG_PADDING = RING_T_PADDING, SLOG_ABORTED = RING_T_ABORTED,
+       SLOG_CLAIMED = 8 /* ring only: claimed, not committed yet */ };
+struct slog_rec {
+	uint64_t pos, span, ts; /* ts 0: none (8-byte PADDING / ABORTED) */
+	uint32_t type, len;
+	const uint8_t *data;    /* DATA payload, valid during the callback */
+};
+struct slog {
+	/* in */
+	const char *dir;         /* the topic's data dir */
+	uint64_t from, to;       /* positions of interest [from, to); to 0: no bound */
+	uint32_t max_record;     /* header bounds; 0: ring / 4 */
+	bool walk_records;       /* check every record header (and call on_rec) */
+	int (*on_rec)(void *arg, const struct slog_rec *r); /* non-zero stops the walk */
+	void (*on_bad)(void *arg, const char *file, uint64_t from, uint64_t to, const char *why);
+	void (*on_seg)(void *arg, const char *file, const struct seg_idx_hdr *h, int entries);
+	void (*on_seg_end)(void *arg, const char *file, uint64_t bytes, uint64_t records, uint64_t bad);
+	void *arg;
+	/* out */
+	uint64_t segments, entries, bytes, records, bad, bad_bytes, unindexed;
+	uint64_t first, end;     /* first position on disk, end of the verified log */
+	bool stopped;            /* on_rec asked to stop */
+};
+/* 0 (also for a topic with no segments), or -errno when the dir cannot be
+ * listed. Everything found wrong goes to on_bad and the counters. */
+int slog_walk(struct slog *w);
+/* The position to start at for records at or after time_ns (an index
+ * entry's start): 0, or -ENOENT when the disk has nothing that recent. */
+int slog_time_pos(const char *dir, uint64_t time_ns, uint64_t *pos);
+/* Walk the ring from `start` (a record boundary >= reclaimed) to the tail;
+ * records before `from` are walked, not reported. Returns 0 at the tail or
+ * an uncommitted record, -ESTALE when lapped, -EBADMSG at a bad header
+ * (*at names it), or what on_rec returned. */
+int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t to,
+		   int (*on_rec)(void *, const struct slog_rec *), void *arg, uint64_t *at);
+const char *slog_type(uint32_t type);
+/* Does a record start at pos (disk, else ring)? 0 when it does or nothing
+ * near it is known; -EINVAL with the neighbouring record starts otherwise. */
+int slog_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
+			uint64_t *after);
+/* For --from POSITION: CLI_OK, or CLI_ERR with the nearest boundaries. */
+int cli_position_check(const char *name, int64_t pos);
+
+/* Flag for SIGINT / SIGTERM (installed by cli_catch_signals, no SA_RESTART). */
+extern volatile sig_atomic_t cli_stop;
+void cli_catch_signals(void);
+
+/* Subcommands (tools/cmd_*.c). argv[0] is the subcommand's name. */
+int cmd_topic(int argc, char **argv);
+int cmd_produce(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_produce.c - spillway produce NAME [--format lines|raw|lenpfx]
+ *                 [--ack none|spilled|durable] [FILE...]
+ *
+ * Records come from stdin or the files in order: one per line (the '\n' is
+ * dropped, every other byte kept, NUL included), the whole input as one
+ * record (raw), or u32 little-endian length + bytes (lenpfx). A record over
+ * the topic's max_record stops the run with exit 1; the records before it
+ * stay in the log. A full ring blocks (spw_producer_send_wait); when that is
+ * because no spillwayd runs, it says so once.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"usage: spillway produce NAME [--format lines|raw|lenpfx] [--ack none|spilled|durable]\n"
+	"                        [--verbose] [FILE...]\n"
+	"Append records to topic NAME from stdin, or from each FILE in order ('-' = stdin).\n"
+	"  --format lines    one record per line, without its '\\n' (default; any bytes)\n"
+	"  --format raw      the whole input (each FILE) as one record; empty input: none\n"
+	"  --format lenpfx   records framed as u32 little-endian length, then the bytes\n"
+	"  --ack LEVEL       before exiting, wait until the last record is committed (none,\n"
+	"                    the default), spilled to segment files, or durable (fdatasync'd)\n"
+	"  -v, --verbose     print a summary on stderr\n"
+	"A full ring blocks until spillwayd makes room. A record over the topic's max record\n"
+	"is refused (exit 1); the records before it are kept.\n"
+	"Example: printf 'a\\nb\\n' | spillway produce orders --ack durable\n" CLI_COMMON_HELP;
+
+struct src {
+	int fd;
+	const char *name;
+	uint8_t *buf;
+	size_t cap, start, end;
+	uint64_t off; /* input offset of buf[start] */
+	bool eof;
+};
+
+struct prod {
+	const char *topic;
+	struct spw_topic *t;
+	struct spw_producer *p;
+	uint32_t max_record;
+	enum fmt fmt;
+	uint64_t records, bytes, in_src;
+	int64_t first_pos, last_pos;
+	bool warned;
+};
+
+/* Make at least n bytes available from start (fewer only at EOF). 0, or
+ * -errno of a failed read. */
+static int src_need(struct src *s, size_t n)
+{
+	while (s->end - s->start < n && !s->eof) {
+		ssize_t got;
+
+		if (s->start && s->end + (n - (s->end - s->start)) > s->cap) {
+			memmove(s->buf, s->buf + s->start, s->end - s->start);
+			s->end -= s->start;
+			s->start = 0;
+		}
+		if (s->end == s->cap) {
+			size_t cap = s->cap * 2 > n ? s->cap * 2 : n;
+			uint8_t *nb = realloc(s->buf, cap);
+
+			if (!nb)
+				return -ENOMEM;
+			s->buf = nb;
+			s->cap = cap;
+		}
+		got = read(s->fd, s->buf + s->end, s->cap - s->end);
+		if (got < 0) {
+			if (errno == EINTR && !cli_stop)
+				continue;
+			return -errno;
+		}
+		if (got == 0)
+			s->eof = true;
+		s->end += (size_t)got;
+	}
+	return 0;
+}
+
+static void src_take(struct src *s, size_t n)
+{
+	s->start += n;
+	s->off += n;
+}
+
+static void warn_no_daemon(struct prod *pr, const char *what)
+{
+	struct spw_topic_info in;
+	char why[128];
+
+	if (pr->warned)
+		return;
+	spw_topic_info(pr->t, &in);
+	if (cli_daemon_alive(&in, NULL))
+		return;
+	pr->warned = true;
+	cli_daemon_why(&in, why, sizeof(why));
+	cli_err("topic \"%s\" %s and no spillwayd is running (%s); waiting. Start it: spillwayd "
+		"--shm-dir %s --data-dir %s",
+		pr->topic, what, why, G.shm_dir, G.data_dir);
+}
+
+/* A record over max_record: refused, with what was kept. `partial`: a line
+ * whose end was not read yet (its length is only known to be over). */
+static int too_big(const struct prod *pr, const struct src *s, size_t len, bool partial)
+{
+	cli_err("record %llu of %s (at byte %llu) is %s%zu bytes, over the max record of topic "
+		"\"%s\" (%u bytes); the %llu record%s before it %s kept (split it, or recreate the "
+		"topic with a bigger --max-record)",
+		(unsigned long long)pr->in_src + 1, s->name, (unsigned long long)s->off,
+		partial ? "more than " : "", len, pr->topic, pr->max_record,
+		(unsigned long long)pr->records, pr->records == 1 ? "" : "s",
+		pr->records == 1 ? "was" : "were");
+	return CLI_ERR;
+}
+
+static int send_one(struct prod *pr, const struct src *s, const void *data, size_t len)
+{
+	int64_t pos;
+
+	if (len > pr->max_record)
+		return too_big(pr, s, len, false);
+	pos = spw_producer_send(pr->p, data, (uint32_t)len);
+	while (pos == -EAGAIN || pos == -ETIMEDOUT) {
+		if (cli_stop)
+			return 128 + cli_stop;
+		warn_no_daemon(pr, "is full");
+		pos = spw_producer_send_wait(pr->p, data, (uint32_t)len, 250000000);
+	}
+	if (pos < 0) {
+		cli_err("cannot append record %llu of %s to topic \"%s\": %s",
+			(unsigned long long)pr->in_src + 1, s->name, pr->topic, strerror((int)-pos));
+		return CLI_ERR;
+	}
+	if (!pr->records)
+		pr->first_pos = pos;
+	pr->last_pos = pos;
+	pr->records++;
+	pr->in_src++;
+	pr->bytes += len;
+	return CLI_OK;
+}
+
+static int read_err(const struct src *s, int r)
+{
+	cli_err("cannot read %s: %s", s->name, strerror(-r));
+	return CLI_ERR;
+}
+
+static int produce_lines(struct prod *pr, struct src *s)
+{
+	size_t scanned = 0;
+	int r;
+
+	for (;;) {
+		uint8_t *nl = memchr(s->buf + s->start + scanned, '\n', s->end - s->start - scanned);
+
+		if (nl) {
+			size_t len = (size_t)(nl - (s->buf + s->start));
+
+			if ((r = send_one(pr, s, s->buf + s->start, len)))
+				return r;
+			src_take(s, len + 1);
+			scanned = 0;
+			continue;
+		}
+		scanned = s->end - s->start;
+		if (scanned > pr->max_record)
+			return too_big(pr, s, pr->max_record, true);
+		if (s->eof) {
+			if (scanned && (r = send_one(pr, s, s->buf + s->start, scanned)))
+				return r;
+			src_take(s, scanned);
+			return CLI_OK;
+		}
+		if ((r = src_need(s, scanned + 1)))
+			return read_err(s, r);
+		if (cli_stop)
+			return 128 + cli_stop;
+	}
+}
+
+static int produce_raw(struct prod *pr, struct src *s)
+{
+	int r = src_need(s, (size_t)pr->max_record + 1);
+
+	if (r)
+		return read_err(s, r);
+	if (s->end == s->start)
+		return CLI_OK;
+	return send_one(pr, s, s->buf + s->start, s->end - s->start);
+}
+
+static int produce_lenpfx(struct prod *pr, struct src *s)
+{
+	int r;
+
+	for (;;) {
+		uint32_t len;
+		const uint8_t *h;
+
+		if ((r = src_need(s, 4)))
+			return read_err(s, r);
+		if (s->end == s->start)
+			return CLI_OK;
+		if (s->end - s->start < 4) {
+			/* partial prefix at EOF */
+			cli_err("%s: truncated length prefix at byte %llu (%zu of 4 bytes)", s->name,
+				(unsigned long long)s->off, s->end - s->start);
+			return CLI_ERR;
+		}
+		h = s->buf + s->start;
+		len = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+		if (len > pr->max_record)
+			return send_one(pr, s, h, len); /* refuses it with the message */
+		if ((r = src_need(s, 4 + (size_t)len)))
+			return read_err(s, r);
+		if (s->end - s->start < 4 + (size_t)len) {
+			cli_err("%s: truncated record at byte %llu: its prefix says %u bytes, only %zu "
+				"follow",
+				s->name, (unsigned long long)s->off, len, s->end - s->start - 4);
+			return CLI_ERR;
+		}
+		if ((r = send_one(pr, s, s->buf + s->start + 4, len)))
+			return r;
+		src_take(s, 4 + (size_t)len);
+		if (cli_stop)
+			return 128 + cli_stop;
+	}
+}
+
+static int produce_src(struct prod *pr, const char *path)
+{
+	struct src s = { .fd = 0, .name = "stdin" };
+	int rc;
+
+	if (path && strcmp(path, "-")) {
+		s.fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s.fd < 0) {
+			cli_err("cannot open %s: %s (%llu records were produced before it)", path,
+				strerror(errno), (unsigned long long)pr->records);
+			return CLI_ERR;
+		}
+		s.name = path;
+	}
+	s.cap = 1u << 16;
+	s.buf = malloc(s.cap);
+	if (!s.buf)
+		return CLI_ERR;
+	pr->in_src = 0;
+	switch (pr->fmt) {
+	case FMT_RAW: rc = produce_raw(pr, &s); break;
+	case FMT_LENPFX: rc = produce_lenpfx(pr, &s); break;
+	default: rc = produce_lines(pr, &s); break;
+	}
+	free(s.buf);
+	if (s.fd > 0)
+		close(s.fd);
+	return rc;
+}
+
+static int wait_ack(struct prod *pr, enum spw_ack level)
+{
+	const char *lvl = level == SPW_ACK_DURABLE ? "durable" : "spilled";
+	int r;
+
+	for (;;) {
+		r = spw_producer_wait_ack(pr->p, pr->last_pos, level, 250000000);
+		if (r != -ETIMEDOUT)
+			break;
+		if (cli_stop)
+			return 128 + cli_stop;
+		char what[96];
+
+		snprintf(what, sizeof(what), "waits for its %s acknowledgement", lvl);
+		warn_no_daemon(pr, what);
+	}
+	if (r) {
+		cli_err("waiting for the %s acknowledgement of position %lld of topic \"%s\": %s", lvl,
+			(long long)pr->last_pos, pr->topic, strerror(-r));
+		return CLI_ERR;
+	}
+	return CLI_OK;
+}
+
+int cmd_produce(int argc, char **argv)
+{
+	enum { FORMAT = OPT_FIRST_LOCAL, ACK };
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, FORMAT },
+		{ "ack", required_argument, NULL, ACK },
+		{ "verbose", no_argument, NULL, 'v' },
+		CLI_COMMON_OPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct prod pr = { .fmt = FMT_LINES };
+	struct spw_topic_info in;
+	int ack = -1, o, rc = 0, files;
+	bool verbose = false;
+
+	while ((o = cli_getopt(argc, argv, "v", opts, usage, &rc)) != -1) {
+		switch (o) {
+		case -2: return rc;
+		case FORMAT:
+			if ((rc = cli_format(optarg, FMT_IN_MASK, &pr.fmt)))
+				return rc;
+			break;
+		case ACK:
+			if (!strcmp(optarg, "none"))
+				ack = -1;
+			else if (!strcmp(optarg, "spilled"))
+				ack = SPW_ACK_SPILLED;
+			else if (!strcmp(optarg, "durable"))
+				ack = SPW_ACK_DURABLE;
+			else
+				return cli_usage("--ack: unknown level \"%s\" (use none|spilled|durable)",
+						 optarg);
+			break;
+		case 'v': verbose = true; break;
+		default: return cli_usage("unexpected option");
+		}
+	}
+	if (optind >= argc)
+		return cli_usage("missing the topic NAME");
+	pr.topic = argv[optind];
+	if ((rc = cli_name_check("topic", pr.topic)))
+		return rc;
+	files = argc - optind - 1;
+	cli_dirs();
+	if (cli_topic_open(pr.topic, 0, &pr.t))
+		return CLI_ERR;
+	spw_topic_info(pr.t, &in);
+	pr.max_record = in.max_record;
+	if (ack >= 0 && (in.flags & SPW_TOPIC_NO_SPILL)) {
+		cli_err("topic \"%s\" is --no-spill: it has no spilled or durable acknowledgements "
+			"(use --ack none)",
+			pr.topic);
+		spw_topic_close(pr.t);
+		return CLI_ERR;
+	}
+	rc = spw_producer_open(pr.t, &pr.p);
+	if (rc) {
+		cli_err("cannot open a producer on topic \"%s\": %s", pr.topic, strerror(-rc));
+		spw_topic_close(pr.t);
+		return CLI_ERR;
+	}
+	cli_catch_signals();
+	rc = CLI_OK;
+	for (int i = 0; rc == CLI_OK && i < (files ? files : 1); i++)
+		rc = produce_src(&pr, files ? argv[optind + 1 + i] : NULL);
+	if (rc > 128)
+		cli_err("interrupted: %llu records were appended to topic \"%s\"",
+			(unsigned long long)pr.records, pr.topic);
+	if (rc == CLI_OK && ack >= 0 && pr.records)
+		rc = wait_ack(&pr, (enum spw_ack)ack);
+	if (verbose && rc == CLI_OK && pr.records)
+		fprintf(stderr, "spillway produce: %llu records, %llu bytes to topic %s (positions "
+			"%lld..%lld)\n",
+			(unsigned long long)pr.records, (unsigned long long)pr.bytes, pr.topic,
+			(long long)pr.first_pos, (long long)pr.last_pos);
+	else if (verbose && rc == CLI_OK)
+		fprintf(stderr, "spillway produce: no records (empty input) for topic %s\n", pr.topic);
+	spw_producer_close(pr.p);
+	spw_topic_close(pr.t);
+	return rc;
+}

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_replay.c - spillway replay NAME --from X [--to Y] [--rate N/s]
+ *                [--format ...] [-o FILE]
+ *
+ * A bounded batch read: from X up to Y (a position or @TIME) and never past
+ * the tail as it was at the start, so a busy topic cannot keep it running.
+ * On a terminal, a progress bar on stderr (bytes, records, rate, ETA).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"usage: spillway replay NAME --from X [--to Y] [--rate N/s] [--format F] [-o FILE]\n"
+	"Read a bounded range of topic NAME (disk, then ring) and exit.\n"
+	"  --from X          earliest, a POSITION or @TIME (see: spillway help positions)\n"
+	"  --to Y            stop before the first record at position Y / with time >= Y\n"
+	"                    (default and upper bound: the tail when replay starts)\n"
+	"  --rate N/s        at most N records per second\n"
+	"  --format F        lines (default), raw, lenpfx, json, hex (as consume)\n"
+	"  -o, --output FILE write the records to FILE instead of stdout\n"
+	"  -v, --verbose     print a summary on stderr\n"
+	"A progress bar (bytes, records, rate, ETA) goes to stderr when it is a terminal.\n"
+	"Example: spillway replay orders --from @2026-11-24T22:00:00Z --to @2026-11-24T23:00:00Z\n"
+	CLI_COMMON_HELP;
+
+struct rep {
+	FILE *out;
+	enum fmt fmt;
+	uint64_t n, bytes;
+	int werr;
+};
+
+static int on_record(void *arg, const struct spw_record *r)
+{
+	struct rep *x = arg;
+	int e = out_record(x->out, x->fmt, r);
+
+	if (e) {
+		x->werr = e;
+		return 1;
+	}
+	x->n++;
+	x->bytes += r->len;
+	return 0;
+}
+
+static int parse_rate(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!errno && end != s && v > 0 && (!*end || !strcmp(end, "/s"))) {
+		*out = v;
+		return CLI_OK;
+	}
+	return cli_usage("--rate: bad rate \"%s\" (records per second, e.g. 1000/s)", s);
+}
+
+static void progress(uint64_t done, uint64_t total, uint64_t recs, double secs, bool last)
+{
+	char hd[32], ht[32], hr[32], eta[32] = "";
+	double frac = total ? (double)done / (double)total : 1, rate = secs > 0 ? done / secs : 0;
+	int fill = (int)(frac * 30);
+
+	if (frac > 1)
+		frac = 1, fill = 30;
+	cli_human(done, hd, sizeof(hd));
+	cli_human(total, ht, sizeof(ht));
+	cli_human((uint64_t)rate, hr, sizeof(hr));
+	if (!last && rate > 0 && total > done)
+		snprintf(eta, sizeof(eta), " ETA %.0fs", (double)(total - done) / rate);
+	fprintf(stderr, "\r[%.*s%.*s] %3.0f%% %s / %s, %llu records, %s/s, %.0f rec/s%s\033[K", fill,
+		"##############################", 30 - fill, "..............................",
+		frac * 100, hd, ht, (unsigned long long)recs, hr, secs > 0 ? recs / secs : 0.0, eta);
+	if (last)
+		fputc('\n', stderr);
+}
+
+/* The tail now: the ring's, else the end of the disk log. */
+static int64_t tail_now(const char *name)
+{
+	struct spw_topic *t;
+	struct spw_topic_info in;
+	struct disk_log dl;
+	char dir[PATH_MAX];
+
+	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t) == 0) {
+		spw_topic_info(t, &in);
+		spw_topic_close(t);
+		return (int64_t)in.tail;
+	}
+	if (!cli_topic_dir(dir, sizeof(dir), name) && !cli_disk_log(dir, &dl))
+		return (int64_t)dl.end;
+	return 0;
+}
+
+static int run(const char *name, struct cli_reader *cr, struct rep *x, double rate, int64_t end)
+{
+	struct spw_reader *r = cr->r;
+	bool tty = isatty(2);
+	uint64_t t0 = cli_mono_ns(), last_draw = 0;
+	int64_t start = spw_reader_position(r);
+	uint64_t total = end > start ? (uint64_t)(end - start) : 0;
+	int n;
+
+	for (;;) {
+		int max = rate > 0 && rate < 10240 ? (int)(rate / 10) + 1 : 1024;
+		uint64_t now;
+
+		n = cli_reader_poll(cr, max, 0);
+		if (x->werr) {
+			if (x->werr != EPIPE)
+				cli_err("writing records of topic \"%s\": %s", name, strerror(x->werr));
+			return CLI_ERR;
+		}
+		if (n < 0) {
+			if (tty)
+				fputc('\n', stderr);
+			cli_reader_err(name, r, n, "replaying");
+			return CLI_ERR;
+		}
+		now = cli_mono_ns();
+		if (tty && (now - last_draw > 100000000 || n == 0 || spw_reader_done(r))) {
+			progress((uint64_t)(spw_reader_position(r) - start), total, x->n,
+				 (double)(now - t0) / 1e9, false);
+			last_draw = now;
+		}
+		if (n == 0 || spw_reader_done(r))
+			break;
+		if (cli_stop)
+			return 128 + cli_stop;
+		if (rate > 0) { /* ahead of the schedule: sleep until x->n is due */
+			double due = (double)x->n / rate * 1e9, el = (double)(cli_mono_ns() - t0);
+
+			if (due > el) {
+				struct timespec ts = { (time_t)((due - el) / 1e9),
+						       (long)((uint64_t)(due - el) % 1000000000ull) };
+
+				nanosleep(&ts, NULL);
+			}
+		}
+	}
+	if (tty)
+		progress((uint64_t)(spw_reader_position(r) - start), total, x->n,
+			 (double)(cli_mono_ns() - t0) / 1e9, true);
+	return CLI_OK;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	enum { FROM = OPT_FIRST_LOCAL, TO, RATE, FORMAT };
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, FROM },
+		{ "to", required_argument, NULL, TO },
+		{ "rate", required_argument, NULL, RATE },
+		{ "format", required_argument, NULL, FORMAT },
+		{ "output", required_argument, NULL, 'o' },
+		{ "verbose", no_argument, NULL, 'v' },
+		CLI_COMMON_OPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct spw_reader_opts ro = { 0 };
+	struct cli_reader cr;
+	struct rep x = { .fmt = FMT_LINES };
+	struct where from = { 0 }, to = { 0 };
+	const char *name = NULL, *outpath = NULL;
+	double rate = 0;
+	int64_t end, first;
+	uint64_t t0;
+	bool verbose = false;
+	int o, rc = 0;
+
+	while ((o = cli_getopt(argc, argv, "o:v", opts, usage, &rc)) != -1) {
+		switch (o) {
+		case -2: return rc;
+		case FROM: if ((rc = cli_where("--from", optarg, WHERE_ENDS, &from))) return rc; break;
+		case TO: if ((rc = cli_where("--to", optarg, WHERE_ANY_POS, &to))) return rc; break;
+		case RATE: if ((rc = parse_rate(optarg, &rate))) return rc; break;
+		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &x.fmt))) return rc; break;
+		case 'o': outpath = optarg; break;
+		case 'v': verbose = true; break;
+		default: return cli_usage("unexpected option");
+		}
+	}
+	if ((rc = cli_topic_arg(argc, argv, &name)))
+		return rc;
+	if (from.kind == W_NONE)
+		return cli_usage("--from is required (earliest, a POSITION or @TIME)");
+	if (from.kind == W_LATEST)
+		return cli_usage("--from latest replays nothing: use earliest, a POSITION or @TIME");
+	cli_dirs();
+	cli_reader_start(&from, &ro);
+	end = tail_now(name);
+	ro.stop_position = end;
+	if (to.kind == W_POSITION && to.position < end)
+		ro.stop_position = end = to.position;
+	if (to.kind == W_TIME)
+		ro.stop_time_ns = to.time_ns;
+	if (from.kind == W_POSITION && cli_position_check(name, from.position))
+		return CLI_ERR;
+	rc = cli_reader_open(&cr, name, &ro, on_record, &x);
+	if (rc) {
+		cli_reader_err(name, NULL, rc, "replaying");
+		return CLI_ERR;
+	}
+	x.out = stdout;
+	if (outpath && !(x.out = fopen(outpath, "we"))) {
+		cli_err("cannot write %s: %s", outpath, strerror(errno));
+		cli_reader_close(&cr);
+		return CLI_ERR;
+	}
+	cli_catch_signals();
+	first = spw_reader_position(cr.r);
+	t0 = cli_mono_ns();
+	rc = run(name, &cr, &x, rate, end);
+	if (fflush(x.out) && rc == CLI_OK) {
+		cli_err("writing %s: %s", outpath ? outpath : "stdout", strerror(errno));
+		rc = CLI_ERR;
+	}
+	if (outpath && fclose(x.out) && rc == CLI_OK) {
+		cli_err("writing %s: %s", outpath, strerror(errno));
+		rc = CLI_ERR;
+	}
+	if (verbose && rc == CLI_OK)
+		fprintf(stderr, "spillway replay: %llu records, %llu bytes, positions %lld..%lld, "
+			"%.3f s\n",
+			(unsigned long long)x.n, (unsigned long long)x.bytes, (long long)first,
+			(long long)spw_reader_position(cr.r), (double)(cli_mono_ns() - t0) / 1e9);
+	cli_reader_close(&cr);
+	return rc;
+}

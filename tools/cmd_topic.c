@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_topic.c - spillway topic create | list | describe | delete.
+ *
+ * create writes <data>/<topic>/topic.conf before it links the ring, so a
+ * running spillwayd, which attaches as soon as the ring appears, finds the
+ * retention and flush settings already there. delete unlinks the ring (the
+ * daemon detaches) and then removes the topic's data dir.
+ */
+#include "cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char topic_usage[] =
+	"usage: spillway topic create NAME [options]   create a topic (see: topic create --help)\n"
+	"       spillway topic list                    every topic: ring, tail, fill, disk, daemon\n"
+	"       spillway topic describe NAME           settings, counters, files, groups\n"
+	"       spillway topic delete NAME             remove the ring and the topic's data dir\n"
+	CLI_COMMON_HELP;
+
+static const char create_usage[] =
+	"usage: spillway topic create NAME [options]\n"
+	"Create a topic: its ring in the shm dir, its settings in <data-dir>/NAME/topic.conf\n"
+	"(written first, so a running spillwayd uses them when it attaches).\n"
+	"  --ring-size SIZE        ring bytes, a power of two >= 64K (default 64M)\n"
+	"  --segment-size SIZE     segment file bytes, a multiple of the ring size\n"
+	"                          (default 1G, or the ring size when larger)\n"
+	"  --max-record SIZE       largest record, at most ring/4 (default 1M or ring/4)\n"
+	"  --retention DURATION    delete segments older than this (default 14d; 0 = keep)\n"
+	"  --retention-bytes SIZE  delete the oldest segments beyond this total (0 = no limit)\n"
+	"  --flush-ms DURATION     fdatasync at least this often (default 1000 ms)\n"
+	"  --flush-bytes SIZE      ...or after this many bytes (default 64M)\n"
+	"  --unblock-ms DURATION   abort a claim a dead producer left open this long (1000 ms)\n"
+	"  --no-spill              pure IPC: spillwayd reclaims the ring without writing segments\n"
+	"  --mode OCTAL            file mode of the ring (default 0600; 0660 with --group)\n"
+	"  --group GROUP           unix group owning the ring and the data dir\n"
+	"Example: spillway topic create orders --ring-size 256M --retention 7d\n" CLI_COMMON_HELP;
+
+static const char list_usage[] =
+	"usage: spillway topic list\n"
+	"Every topic (rings in the shm dir, topic dirs in the data dir): ring size, tail,\n"
+	"ring fill, bytes not yet spilled, segment files, disk use, the daemon's pid.\n" CLI_COMMON_HELP;
+
+static const char name_usage[] = "usage: spillway topic %s NAME\n%s\n" CLI_COMMON_HELP;
+
+static int mkdir_p(const char *dir)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (!n || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int parse_group(const char *s, gid_t *gid)
+{
+	struct group *g = getgrnam(s);
+	char *end;
+	unsigned long v;
+
+	if (g) {
+		*gid = g->gr_gid;
+		return CLI_OK;
+	}
+	v = strtoul(s, &end, 10);
+	if (*s && !*end) {
+		*gid = (gid_t)v;
+		return CLI_OK;
+	}
+	return cli_usage("--group: no such group \"%s\"", s);
+}
+
+struct create_args {
+	struct topic_conf conf;
+	bool have_ring, have_seg, have_max;
+	const char *group;
+	gid_t gid;
+};
+
+static int create_opts(int argc, char **argv, struct create_args *a, const char **name)
+{
+	enum { RING = OPT_FIRST_LOCAL, SEG, MAXREC, RET, RETB, FMS, FBYTES, UNBLOCK, NOSPILL, MODE,
+	       GROUP };
+	static const struct option opts[] = {
+		{ "ring-size", required_argument, NULL, RING },
+		{ "segment-size", required_argument, NULL, SEG },
+		{ "max-record", required_argument, NULL, MAXREC },
+		{ "retention", required_argument, NULL, RET },
+		{ "retention-bytes", required_argument, NULL, RETB },
+		{ "flush-ms", required_argument, NULL, FMS },
+		{ "flush-bytes", required_argument, NULL, FBYTES },
+		{ "unblock-ms", required_argument, NULL, UNBLOCK },
+		{ "no-spill", no_argument, NULL, NOSPILL },
+		{ "mode", required_argument, NULL, MODE },
+		{ "group", required_argument, NULL, GROUP },
+		CLI_COMMON_OPTS,
+		{ NULL, 0, NULL, 0 },
+	};
+	struct topic_conf *c = &a->conf;
+	uint64_t v;
+	int o, rc = 0;
+
+	topic_conf_defaults(c);
+	while ((o = cli_getopt(argc, argv, "", opts, create_usage, &rc)) != -1) {
+		switch (o) {
+		case -2: return rc == CLI_OK ? CLI_DONE : rc;
+		case RING: if ((rc = cli_size("--ring-size", optarg, &c->ring_bytes))) return rc;
+			a->have_ring = true; break;
+		case SEG: if ((rc = cli_size("--segment-size", optarg, &c->segment_bytes))) return rc;
+			a->have_seg = true; break;
+		case MAXREC:
+			if ((rc = cli_size("--max-record", optarg, &v)))
+				return rc;
+			if (v == 0 || v > SPW_RECORD_MAX_BYTES)
+				return cli_usage("--max-record: %s is out of range (1 .. 1G-1)", optarg);
+			c->max_record = (uint32_t)v;
+			a->have_max = true;
+			break;
+		case RET: if ((rc = cli_duration("--retention", optarg, &c->retention_ms))) return rc; break;
+		case RETB:
+			if ((rc = cli_size("--retention-bytes", optarg, &c->retention_bytes)))
+				return rc;
+			break;
+		case FMS: if ((rc = cli_duration("--flush-ms", optarg, &c->flush_ms))) return rc; break;
+		case FBYTES: if ((rc = cli_size("--flush-bytes", optarg, &c->flush_bytes))) return rc; break;
+		case UNBLOCK: if ((rc = cli_duration("--unblock-ms", optarg, &c->unblock_ms))) return rc; break;
+		case NOSPILL: c->no_spill = true; break;
+		case MODE: {
+			char *end;
+			unsigned long m = strtoul(optarg, &end, 8);
+
+			if (!*optarg || *end || m == 0 || m > 0777)
+				return cli_usage("--mode: bad mode \"%s\" (octal, e.g. 0600 or 0660)", optarg);
+			c->mode = (uint32_t)m;
+			break;
+		}
+		case GROUP:
+			if ((rc = parse_group(optarg, &a->gid)))
+				return rc;
+			a->group = optarg;
+			break;
+		default: return cli_usage("unexpected option");
+		}
+	}
+	return cli_topic_arg(argc, argv, name);
+}
+
+/* The library's defaults and rules (spillway.h, struct spw_topic_config),
+ * checked here so a bad value is a usage error naming the flag. */
+static int create_check(struct create_args *a)
+{
+	struct topic_conf *c = &a->conf;
+
+	if (c->ring_bytes < SPW_RING_MIN_BYTES || (c->ring_bytes & (c->ring_bytes - 1)) ||
+	    c->ring_bytes > (1ull << 40))
+		return cli_usage("--ring-size: %llu is not a power of two between 64K and 1T",
+				 (unsigned long long)c->ring_bytes);
+	if (!a->have_seg)
+		c->segment_bytes = c->ring_bytes > (1ull << 30) ? c->ring_bytes : 1ull << 30;
+	if (!c->segment_bytes || c->segment_bytes % c->ring_bytes)
+		return cli_usage("--segment-size: %llu is not a multiple of the ring size %llu",
+				 (unsigned long long)c->segment_bytes,
+				 (unsigned long long)c->ring_bytes);
+	if (!a->have_max)
+		c->max_record = (uint32_t)(c->ring_bytes / 4 < (1u << 20) ? c->ring_bytes / 4 : 1u << 20);
+	if (c->max_record > c->ring_bytes / 4)
+		return cli_usage("--max-record: %u is over a quarter of the ring (%llu); use a "
+				 "bigger --ring-size",
+				 c->max_record, (unsigned long long)c->ring_bytes / 4);
+	if (!c->flush_bytes)
+		return cli_usage("--flush-bytes: must be at least 1");
+	return CLI_OK;
+}
+
+static int topic_create(int argc, char **argv)
+{
+	struct create_args a = { 0 };
+	struct spw_topic_config cfg = { 0 };
+	char dir[PATH_MAX], ring[PATH_MAX + 64], conf[PATH_MAX + 16], hr[32], hs[32], hm[32];
+	const char *name = NULL;
+	struct stat st;
+	uint64_t *bases = NULL;
+	size_t nseg = 0;
+	bool made_dir;
+	int rc, r;
+
+	if ((rc = create_opts(argc, argv, &a, &name)) || (rc = create_check(&a)))
+		return rc == CLI_DONE ? CLI_OK : rc;
+	cli_dirs();
+	if (cli_ring_path(ring, sizeof(ring), name) || cli_topic_dir(dir, sizeof(dir), name)) {
+		cli_err("topic \"%s\": the shm or data dir path is too long", name);
+		return CLI_ERR;
+	}
+	if (!stat(ring, &st)) {
+		cli_err("topic \"%s\" already exists in %s (delete it first: spillway topic delete %s%s)",
+			name, G.shm_dir, name, cli_dir_flags());
+		return CLI_ERR;
+	}
+	if (!seg_list(dir, &bases, &nseg) && nseg) {
+		free(bases);
+		cli_err("topic \"%s\" has a disk log in %s (%zu segments) but no ring: start spillwayd "
+			"to recreate the ring from it, or delete it first: spillway topic delete %s%s",
+			name, dir, nseg, name, cli_dir_flags());
+		return CLI_ERR;
+	}
+	free(bases);
+	made_dir = stat(dir, &st) != 0;
+	r = mkdir_p(dir);
+	if (r) {
+		cli_err("cannot create the data dir %s for topic \"%s\": %s (check --data-dir / "
+			"SPILLWAY_DATA_DIR)",
+			dir, name, strerror(-r));
+		return CLI_ERR;
+	}
+	snprintf(conf, sizeof(conf), "%s/%s", dir, SEG_CONF_NAME);
+	r = topic_conf_save(dir, &a.conf);
+	if (r) {
+		cli_err("cannot write %s: %s", conf, strerror(-r));
+		goto undo;
+	}
+	cfg.ring_bytes = a.conf.ring_bytes;
+	cfg.segment_bytes = a.conf.segment_bytes;
+	cfg.max_record = a.conf.max_record;
+	cfg.mode = a.conf.mode;
+	cfg.flags = a.conf.no_spill ? SPW_TOPIC_NO_SPILL : 0;
+	r = spw_topic_create(G.shm_dir, name, &cfg);
+	if (r == -EEXIST) {
+		cli_err("topic \"%s\" was created meanwhile by someone else in %s", name, G.shm_dir);
+		return CLI_ERR; /* its conf is the one we just wrote: same name, their ring */
+	}
+	if (r) {
+		cli_err("cannot create the ring %s: %s%s", ring, strerror(-r),
+			r == -ENOTDIR ? " (check --shm-dir / SPILLWAY_SHM_DIR)"
+			: r == -ENOSPC ? " (the shm filesystem is full: use a smaller --ring-size)"
+				       : "");
+		goto undo;
+	}
+	if (a.group && (chown(ring, (uid_t)-1, a.gid) || chown(dir, (uid_t)-1, a.gid) ||
+			chown(conf, (uid_t)-1, a.gid))) {
+		cli_err("topic \"%s\" created, but cannot give it to group %s: %s (run as root or "
+			"as a member of the group)",
+			name, a.group, strerror(errno));
+		return CLI_ERR;
+	}
+	cli_human(a.conf.ring_bytes, hr, sizeof(hr));
+	cli_human(a.conf.segment_bytes, hs, sizeof(hs));
+	cli_human(a.conf.max_record, hm, sizeof(hm));
+	printf("created topic %s: ring %s (%s), segments %s in %s, max record %s%s\n", name, hr,
+	       ring, hs, dir, hm, a.conf.no_spill ? ", no spill" : "");
+	return CLI_OK;
+undo:
+	unlink(conf);
+	if (made_dir)
+		rmdir(dir);
+	return CLI_ERR;
+}
+
+/* --- list ------------------------------------------------------------------------------ */
+static int topic_list(int argc, char **argv)
+{
+	static const struct option opts[] = { CLI_COMMON_OPTS, { NULL, 0, NULL, 0 } };
+	char **names = NULL;
+	int o, rc = 0, n;
+
+	while ((o = cli_getopt(argc, argv, "", opts, list_usage, &rc)) != -1)
+		if (o == -2)
+			return rc;
+	if (optind < argc)
+		return cli_usage("unexpected argument \"%s\"", argv[optind]);
+	cli_dirs();
+	n = cli_topic_names(&names);
+	if (n < 0)
+		return CLI_ERR;
+	printf("%-20s %9s %14s %6s %12s %8s %10s  %s\n", "NAME", "RING", "TAIL", "FILL", "UNSPILLED",
+	       "SEGMENTS", "DISK", "DAEMON");
+	for (int i = 0; i < n; i++) {
+		struct spw_topic *t = NULL;
+		struct spw_topic_info in;
+		struct disk_log dl;
+		char dir[PATH_MAX], hr[32] = "-", hd[32], tail[24] = "-", fill[16] = "-",
+					     uns[24] = "-", dm[32] = "-";
+
+		if (!cli_topic_dir(dir, sizeof(dir), names[i]))
+			cli_disk_log(dir, &dl);
+		if (spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &t) == 0) {
+			spw_topic_info(t, &in);
+			cli_human(in.ring_bytes, hr, sizeof(hr));
+			snprintf(tail, sizeof(tail), "%llu", (unsigned long long)in.tail);
+			snprintf(fill, sizeof(fill), "%.1f%%",
+				 100.0 * (double)(in.tail - in.reclaimed) / (double)in.ring_bytes);
+			snprintf(uns, sizeof(uns), "%llu", (unsigned long long)(in.tail - in.spilled));
+			if (cli_daemon_alive(&in, NULL))
+				snprintf(dm, sizeof(dm), "pid %u", in.daemon_pid);
+			else
+				snprintf(dm, sizeof(dm), "none");
+			spw_topic_close(t);
+		} else {
+			snprintf(hr, sizeof(hr), "(none)");
+			if (dl.any)
+				snprintf(tail, sizeof(tail), "%llu", (unsigned long long)dl.end);
+		}
+		cli_human(dl.bytes, hd, sizeof(hd));
+		printf("%-20s %9s %14s %6s %12s %8zu %10s  %s\n", names[i], hr, tail, fill, uns,
+		       dl.segments, hd, dm);
+		free(names[i]);
+	}
+	free(names);
+	return CLI_OK;
+}
+
+/* --- describe / delete ---------------------------------------------------------------- */
+static int name_opts(int argc, char **argv, const char *what, const char *help, const char **name)
+{
+	static const struct option opts[] = { CLI_COMMON_OPTS, { NULL, 0, NULL, 0 } };
+	char usage[1024];
+	int o, rc = 0;
+
+	snprintf(usage, sizeof(usage), name_usage, what, help);
+	while ((o = cli_getopt(argc, argv, "", opts, usage, &rc)) != -1)
+		if (o == -2)
+			return rc == CLI_OK ? CLI_DONE : rc;
+	if ((rc = cli_topic_arg(argc, argv, name)))
+		return rc;
+	cli_dirs();
+	return CLI_OK;
+}
+
+static int print_group(void *arg, const char *group, int64_t pos)
+{
+	const uint64_t *tail = arg;
+
+	if (pos < 0)
+		printf("  group %-18s unreadable (%s)\n", group, strerror((int)-pos));
+	else
+		printf("  group %-18s position %lld, lag %lld bytes\n", group, (long long)pos,
+		       *tail > (uint64_t)pos ? (long long)(*tail - (uint64_t)pos) : 0ll);
+	return 0;
+}
+
+static int topic_describe(int argc, char **argv)
+{
+	const char *name = NULL;
+	char dir[PATH_MAX], ring[PATH_MAX + 64], h1[32], h2[32], h3[32], when[48], why[128];
+	struct topic_conf c;
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in = { 0 };
+	struct disk_log dl;
+	struct stat st;
+	bool has_ring, has_data;
+	int rc, cr;
+
+	if ((rc = name_opts(argc, argv, "describe", "Settings, counters, files and groups of a topic.",
+			    &name)))
+		return rc == CLI_DONE ? CLI_OK : rc;
+	if (!cli_topic_exists(name, &has_ring, &has_data)) {
+		cli_not_found(name);
+		return CLI_ERR;
+	}
+	if (has_ring && cli_topic_open(name, SPW_OPEN_RDONLY, &t))
+		return CLI_ERR;
+	cli_ring_path(ring, sizeof(ring), name);
+	cli_topic_dir(dir, sizeof(dir), name);
+	cr = topic_conf_load(dir, &c);
+	cli_disk_log(dir, &dl);
+	printf("topic %s\n", name);
+	if (t) {
+		spw_topic_info(t, &in);
+		stat(ring, &st);
+		cli_human(in.ring_bytes, h1, sizeof(h1));
+		cli_human(in.segment_bytes, h2, sizeof(h2));
+		cli_human(in.max_record, h3, sizeof(h3));
+		cli_iso8601(in.created_ns, when, sizeof(when));
+		printf("  ring        %s (%s, mode %04o, uid %u, gid %u)\n", ring, h1,
+		       (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
+		printf("  created     %s\n", when);
+		printf("  segments    %s each, max record %s, %s\n", h2, h3,
+		       in.flags & SPW_TOPIC_NO_SPILL ? "no spill (pure IPC)" : "spilled to disk");
+		printf("  positions   start %llu, reclaimed %llu, tail %llu, limit %llu (ring %.1f%% "
+		       "full)\n",
+		       (unsigned long long)in.start_position, (unsigned long long)in.reclaimed,
+		       (unsigned long long)in.tail, (unsigned long long)in.limit,
+		       100.0 * (double)(in.tail - in.reclaimed) / (double)in.ring_bytes);
+		printf("  spilled     %llu (%llu behind the tail), durable %llu\n",
+		       (unsigned long long)in.spilled, (unsigned long long)(in.tail - in.spilled),
+		       (unsigned long long)in.durable);
+		if (cli_daemon_alive(&in, NULL)) {
+			double age;
+
+			cli_daemon_alive(&in, &age);
+			printf("  daemon      spillwayd pid %u, heartbeat %.2f s ago\n", in.daemon_pid,
+			       age);
+		} else {
+			cli_daemon_why(&in, why, sizeof(why));
+			printf("  daemon      none: %s\n", why);
+		}
+	} else {
+		printf("  ring        none (the log is on disk only; spillwayd recreates the ring)\n");
+	}
+	if (cr == 0) {
+		cli_human(c.flush_bytes, h1, sizeof(h1));
+		cli_human(c.retention_bytes, h2, sizeof(h2));
+		printf("  settings    %s/%s: retention %llu ms, retention bytes %s, flush %llu ms or "
+		       "%s, unblock %llu ms\n",
+		       dir, SEG_CONF_NAME, (unsigned long long)c.retention_ms,
+		       c.retention_bytes ? h2 : "unlimited", (unsigned long long)c.flush_ms, h1,
+		       (unsigned long long)c.unblock_ms);
+	} else {
+		printf("  settings    %s/%s: %s\n", dir, SEG_CONF_NAME, strerror(-cr));
+	}
+	cli_human(dl.bytes, h1, sizeof(h1));
+	printf("  disk        %s: %zu segments, %s, %llu records", dir, dl.segments, h1,
+	       (unsigned long long)dl.records);
+	if (dl.any)
+		printf(", positions %llu .. %llu", (unsigned long long)dl.first,
+		       (unsigned long long)dl.end);
+	printf("\n");
+	spw_group_list(G.data_dir, name, print_group, t ? &in.tail : &dl.end);
+	spw_topic_close(t);
+	return CLI_OK;
+}
+
+static int topic_delete(int argc, char **argv)
+{
+	const char *name = NULL;
+	char dir[PATH_MAX];
+	struct stat st;
+	bool has_ring, has_data;
+	int rc, r;
+
+	if ((rc = name_opts(argc, argv, "delete",
+			    "Remove the topic's ring and its data dir (segments, groups, settings).\n"
+			    "Processes that have the ring mapped keep it until they close it.",
+			    &name)))
+		return rc == CLI_DONE ? CLI_OK : rc;
+	cli_topic_dir(dir, sizeof(dir), name);
+	cli_topic_exists(name, &has_ring, &has_data);
+	if (!has_ring && stat(dir, &st)) {
+		cli_not_found(name);
+		return CLI_ERR;
+	}
+	r = spw_topic_delete(G.shm_dir, name);
+	if (r && r != -ENOENT) {
+		cli_err("cannot delete the ring of topic \"%s\" in %s: %s", name, G.shm_dir, strerror(-r));
+		return CLI_ERR;
+	}
+	/* A daemon that was spilling may still close (and fdatasync) its files
+	 * in there for a moment: retry while the dir keeps reappearing. */
+	for (int i = 0; i < 20; i++) {
+		r = cli_rmtree(dir);
+		if (stat(dir, &st))
+			break;
+		usleep(100000);
+	}
+	if (!stat(dir, &st)) {
+		cli_err("ring deleted, but cannot remove the data dir %s of topic \"%s\": %s", dir, name,
+			strerror(r ? -r : EBUSY));
+		return CLI_ERR;
+	}
+	printf("deleted topic %s\n", name);
+	return CLI_OK;
+}
+
+int cmd_topic(int argc, char **argv)
+{
+	static const struct {
+		const char *name, *cmd;
+		int (*fn)(int, char **);
+	} subs[] = {
+		{ "create", "topic create", topic_create },
+		{ "list", "topic list", topic_list },
+		{ "describe", "topic describe", topic_describe },
+		{ "delete", "topic delete", topic_delete },
+	};
+
+	if (argc < 2 || argv[1][0] == '-') {
+		if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+			fputs(topic_usage, stdout);
+			return CLI_OK;
+		}
+		fputs(topic_usage, stderr);
+		return CLI_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (!strcmp(argv[1], subs[i].name)) {
+			G.cmd = subs[i].cmd;
+			return subs[i].fn(argc - 1, argv + 1);
+		}
+	}
+	return cli_usage("unknown topic command \"%s\" (create, list, describe, delete)", argv[1]);
+}

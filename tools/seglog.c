@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * seglog.c - the disk log walked directly, trusting nothing (spill/FORMAT.md):
+ * each index header, each entry's own CRC and order, each entry's data CRC
+ * over the segment bytes, every record header inside a verified entry (type,
+ * bits, bounds, the ring lap), the DATA count the index claims, and the
+ * contiguity of the segments. verify reports what is wrong; dump shows the
+ * records, PADDING and ABORTED included. Also the ring's records past the
+ * disk log, read in place and validated after reading (ring_layout.h I5).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *slog_type(uint32_t type)
+{
+	switch (type) {
+	case SLOG_DATA: return "DATA";
+	case SLOG_PADDING: return "PADDING";
+	case SLOG_ABORTED: return "ABORTED";
+	case SLOG_CLAIMED: return "CLAIMED";
+	default: return "?";
+	}
+}
+
+static void bad(struct slog *w, const char *file, uint64_t from, uint64_t to, const char *why)
+{
+	w->bad++;
+	w->bad_bytes += to > from ? to - from : 0;
+	if (w->on_bad)
+		w->on_bad(w->arg, file, from, to, why);
+}
+
+/* The span of the record whose commit word is w at pos, or 0 when the
+ * header is not one the format allows there. */
+static uint64_t rec_span(uint64_t w, uint64_t pos, uint64_t ring_bytes, uint32_t max_record)
+{
+	uint64_t lap_left = ring_bytes - pos % ring_bytes;
+	uint32_t len = RING_W_LEN(w);
+
+	if ((w & (RING_W_COMMITTED | RING_W_CLAIMED)) != (RING_W_COMMITTED | RING_W_CLAIMED) ||
+	    RING_W_FLAGS(w))
+		return 0;
+	switch (RING_W_TYPE(w)) {
+	case RING_T_DATA:
+		return len <= max_record && ring_span(len) <= lap_left ? ring_span(len) : 0;
+	case RING_T_PADDING:
+		return len == lap_left && len >= 8 && !(len & 7) ? len : 0;
+	case RING_T_ABORTED:
+		return len >= 8 && !(len & 7) && len <= lap_left ? len : 0;
+	default:
+		return 0;
+	}
+}
+
+/* Records of one verified index entry [a, b), bytes in buf. Returns the
+ * DATA count, or -1 after reporting a bad header; *stop when on_rec said so. */
+static int64_t walk_entry(struct slog *w, const char *file, const struct seg_idx_hdr *h,
+			  const uint8_t *buf, uint64_t a, uint64_t b)
+{
+	uint64_t p = a, n = 0;
+	char why[160];
+
+	while (p < b) {
+		const uint8_t *q = buf + (p - a);
+		struct slog_rec r = { .pos = p };
+		uint64_t word;
+
+		memcpy(&word, q, 8);
+		r.span = rec_span(word, p, h->ring_bytes, w->max_record);
+		if (!r.span || r.span > b - p) {
+			snprintf(why, sizeof(why),
+				 "bad record header 0x%016llx at position %llu (type %u, length %u)",
+				 (unsigned long long)word, (unsigned long long)p, RING_W_TYPE(word),
+				 RING_W_LEN(word));
+			bad(w, file, p, b, why);
+			return -1;
+		}
+		r.type = RING_W_TYPE(word);
+		r.len = r.type == RING_T_DATA ? RING_W_LEN(word) : (uint32_t)r.span;
+		if (r.span >= 16)
+			memcpy(&r.ts, q + 8, 8);
+		r.data = r.type == RING_T_DATA ? q + 16 : NULL;
+		n += r.type == RING_T_DATA;
+		if (w->on_rec && p >= w->from && (!w->to || p < w->to) && !w->stopped &&
+		    w->on_rec(w->arg, &r))
+			w->stopped = true;
+		p += r.span;
+	}
+	return (int64_t)n;
+}
+
+/* One segment: its index, then each entry. Returns the end of its verified
+ * log (the position the next segment must start at). */
+static uint64_t walk_segment(struct slog *w, uint64_t base, uint8_t **buf, size_t *cap)
+{
+	char sp[PATH_MAX], ip[PATH_MAX], why[256];
+	struct seg_idx_entry *e = NULL;
+	struct seg_idx_hdr h;
+	struct stat st, ist;
+	uint64_t a, seg_bytes = 0, seg_recs = 0, bad0 = w->bad;
+	int k, fd, total;
+
+	seg_file_path(sp, sizeof(sp), w->dir, base, "seg");
+	seg_file_path(ip, sizeof(ip), w->dir, base, "idx");
+	k = seg_idx_load(ip, &h, &e);
+	if (k < 0 || h.base != base) {
+		snprintf(why, sizeof(why), "index unreadable: %s",
+			 k < 0 ? (k == -EBADMSG ? "bad header (magic, version or CRC)" : strerror(-k))
+			       : "header names another base");
+		bad(w, ip, base, base, why);
+		free(e);
+		return 0;
+	}
+	if (!w->max_record)
+		w->max_record = (uint32_t)(h.ring_bytes / 4);
+	if (w->on_seg && (!k || e[k - 1].end > w->from))
+		w->on_seg(w->arg, sp, &h, k);
+	total = stat(ip, &ist) ? k : (int)((ist.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES);
+	fd = open(sp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		snprintf(why, sizeof(why), "segment file unreadable: %s", strerror(errno));
+		bad(w, sp, h.first, k ? e[k - 1].end : h.first, why);
+		if (fd >= 0)
+			close(fd);
+		free(e);
+		return k ? e[k - 1].end : h.first;
+	}
+	a = h.first;
+	for (int i = 0; i < k && !w->stopped; i++) {
+		uint64_t b = e[i].end, recs = e[i].records - (i ? e[i - 1].records : 0);
+		uint32_t crc;
+
+		if (w->to && a >= w->to)
+			break;
+		if (b <= w->from) {
+			a = b;
+			continue;
+		}
+		if (b - base > (uint64_t)st.st_size) {
+			snprintf(why, sizeof(why), "the index covers up to %llu but the file ends at "
+				 "%llu (truncated?)",
+				 (unsigned long long)b, (unsigned long long)(base + (uint64_t)st.st_size));
+			bad(w, sp, a, b, why);
+			break;
+		}
+		if (b - a > *cap) {
+			uint8_t *nb = realloc(*buf, b - a);
+
+			if (!nb)
+				break;
+			*buf = nb;
+			*cap = b - a;
+		}
+		if (pread(fd, *buf, b - a, (off_t)(a - base)) != (ssize_t)(b - a)) {
+			bad(w, sp, a, b, "short read");
+			break;
+		}
+		w->entries++;
+		crc = seg_crc32c(0, *buf, b - a);
+		if (crc != e[i].crc_data) {
+			snprintf(why, sizeof(why), "data CRC mismatch in index entry %d (index %08x, "
+				 "data %08x)",
+				 i, e[i].crc_data, crc);
+			bad(w, sp, a, b, why);
+			a = b;
+			continue;
+		}
+		w->bytes += b - a;
+		seg_bytes += b - a;
+		if (w->walk_records) {
+			int64_t n = walk_entry(w, sp, &h, *buf, a, b);
+
+			if (n >= 0 && (uint64_t)n != recs) {
+				snprintf(why, sizeof(why), "index entry %d says %llu records, the bytes "
+					 "hold %lld",
+					 i, (unsigned long long)recs, (long long)n);
+				bad(w, sp, a, b, why);
+			}
+			if (n > 0) {
+				w->records += (uint64_t)n;
+				seg_recs += (uint64_t)n;
+			}
+		}
+		a = b;
+	}
+	if (k < total && !w->stopped) {
+		snprintf(why, sizeof(why), "index entry %d of %d is torn or out of order (its own CRC "
+			 "or its order fails); nothing after it is covered",
+			 k, total);
+		bad(w, ip, k ? e[k - 1].end : h.first, base + (uint64_t)st.st_size, why);
+	} else if (k && (uint64_t)st.st_size > e[k - 1].end - base) {
+		w->unindexed += (uint64_t)st.st_size - (e[k - 1].end - base);
+	}
+	if (w->on_seg_end)
+		w->on_seg_end(w->arg, sp, seg_bytes, seg_recs, w->bad - bad0);
+	a = k ? e[k - 1].end : h.first;
+	close(fd);
+	free(e);
+	return a;
+}
+
+int slog_walk(struct slog *w)
+{
+	uint64_t *bases, expect = 0;
+	uint8_t *buf = NULL;
+	size_t n, cap = 0;
+	bool have = false;
+	char why[200], p[PATH_MAX];
+	int r = seg_list(w->dir, &bases, &n);
+
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	for (size_t i = 0; i < n && !w->stopped; i++) {
+		uint64_t end;
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e;
+		int k;
+
+		if (w->to && bases[i] >= w->to)
+			break;
+		seg_file_path(p, sizeof(p), w->dir, bases[i], "idx");
+		k = seg_idx_load(p, &h, &e);
+		free(e);
+		if (k >= 0 && have && h.first != expect) {
+			snprintf(why, sizeof(why), "gap: positions %llu..%llu are in no segment (the "
+				 "previous one ends early, or a file is missing)",
+				 (unsigned long long)expect, (unsigned long long)h.first);
+			seg_file_path(p, sizeof(p), w->dir, bases[i], "seg");
+			bad(w, p, expect, h.first, why);
+		}
+		if (k >= 0 && !w->segments)
+			w->first = h.first;
+		w->segments++;
+		end = walk_segment(w, bases[i], &buf, &cap);
+		have = end != 0;
+		expect = end;
+		if (end)
+			w->end = end;
+	}
+	free(bases);
+	free(buf);
+	return 0;
+}
+
+int slog_time_pos(const char *dir, uint64_t t, uint64_t *pos)
+{
+	uint64_t *bases;
+	size_t n;
+	int rc = -ENOENT;
+
+	if (seg_list(dir, &bases, &n))
+		return -ENOENT;
+	for (size_t s = 0; s < n && rc; s++) {
+		char ip[PATH_MAX];
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e;
+		int k;
+
+		seg_file_path(ip, sizeof(ip), dir, bases[s], "idx");
+		k = seg_idx_load(ip, &h, &e);
+		for (int i = 0; i < k; i++) {
+			if (e[i].max_ts >= t) { /* cumulative: the first entry reaching t */
+				*pos = i ? e[i - 1].end : h.first;
+				rc = 0;
+				break;
+			}
+		}
+		free(e);
+	}
+	free(bases);
+	return rc;
+}
+
+int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t to,
+		   int (*on_rec)(void *, const struct slog_rec *), void *arg, uint64_t *at)
+{
+	uint8_t *copy = malloc(t->max_record ? t->max_record : 1);
+	uint64_t p = start;
+	int rc = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	/* Acquire: tail is a record boundary; everything below was claimed. */
+	while (p < atomic_load_explicit(&t->hdr->tail, memory_order_acquire) && (!to || p < to)) {
+		/* Acquire: pairs with the producer's commit CAS (I4). */
+		uint64_t w = atomic_load_explicit(&ring_rec_at(t, p)->commit, memory_order_acquire);
+		struct slog_rec r = { .pos = p };
+
+		*at = p;
+		if (!(w & RING_W_COMMITTED)) {
+			if ((w & RING_W_CLAIMED) && p >= from) { /* in flight: show, then stop */
+				r.type = SLOG_CLAIMED;
+				r.len = RING_W_LEN(w);
+				r.span = ring_span(r.len);
+				rc = on_rec(arg, &r);
+			}
+			break;
+		}
+		r.span = ring_committed_span(t, p, w);
+		if (!r.span) {
+			rc = -EBADMSG;
+			break;
+		}
+		r.type = RING_W_TYPE(w);
+		r.len = r.type == RING_T_DATA ? RING_W_LEN(w) : (uint32_t)r.span;
+		if (r.span >= 16)
+			r.ts = ring_rec_at(t, p)->timestamp_ns;
+		if (r.type == RING_T_DATA) {
+			memcpy(copy, ring_rec_at(t, p) + 1, r.len);
+			r.data = copy;
+		}
+		/* I5: the bytes just copied count only if p was not reclaimed. The
+		 * acquire fence orders the reads above before the bound's load. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > p) {
+			rc = -ESTALE;
+			break;
+		}
+		if (p >= from && (rc = on_rec(arg, &r)))
+			break;
+		p += r.span;
+	}
+	if (!rc)
+		*at = p;
+	free(copy);
+	return rc;
+}
+
+/* --- is POSITION a record boundary? ------------------------------------------ */
+struct bctx {
+	uint64_t pos, before, after;
+	bool hit, have_after;
+};
+
+static int boundary_rec(void *arg, const struct slog_rec *r)
+{
+	struct bctx *b = arg;
+
+	if (r->pos == b->pos) {
+		b->hit = true;
+		return 1;
+	}
+	if (r->pos < b->pos) {
+		b->before = r->pos;
+		return 0;
+	}
+	b->after = r->pos;
+	b->have_after = true;
+	return 1;
+}
+
+int slog_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
+			uint64_t *after)
+{
+	struct bctx b = { .pos = pos };
+	struct slog w = { 0 };
+	struct spw_topic_info in = { 0 };
+	uint64_t at;
+
+	w.dir = dir;
+	w.from = pos > (1u << 20) ? pos - (1u << 20) : 0;
+	w.walk_records = true; /* up to the first record past pos: boundary_rec stops it */
+	w.on_rec = boundary_rec;
+	w.arg = &b;
+	if (t)
+		spw_topic_info(t, &in);
+	if (t && pos == in.tail)
+		return 0;
+	slog_walk(&w);
+	if (!b.hit && !b.have_after && t && pos >= in.reclaimed && pos < in.tail) {
+		uint64_t start = w.segments && w.end > in.reclaimed && w.end <= pos ? w.end : in.reclaimed;
+
+		slog_ring_walk(t, start, start, 0, boundary_rec, &b, &at);
+	}
+	*before = b.before;
+	*after = b.have_after ? b.after : t ? in.tail : w.end;
+	return b.hit || (!b.have_after && !b.before) ? 0 : -EINVAL;
+}

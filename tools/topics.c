@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * topics.c - topic lookups for the subcommands: paths, existence, opening
+ * the ring with an error a user can act on, daemon liveness, the disk log's
+ * summary, the list of topics, removal, and reader errors.
+ */
+#include "cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* --- topics ------------------------------------------------------------------------- */
+int cli_ring_path(char *buf, size_t n, const char *name)
+{
+	if ((size_t)snprintf(buf, n, "%s/%s.ring", G.shm_dir, name) >= n)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int cli_topic_dir(char *buf, size_t n, const char *name)
+{
+	return seg_topic_dir(buf, n, G.data_dir, name);
+}
+
+void cli_not_found(const char *name)
+{
+	cli_err("topic \"%s\" not found in %s (create it with: spillway topic create %s%s)", name,
+		G.shm_dir, name, cli_dir_flags());
+}
+
+bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data)
+{
+	char p[PATH_MAX + 64];
+	struct stat st;
+	bool r = false, d = false;
+
+	if (!cli_ring_path(p, sizeof(p), name))
+		r = stat(p, &st) == 0 && S_ISREG(st.st_mode);
+	if (!cli_topic_dir(p, sizeof(p) - 16, name)) {
+		strcat(p, "/" SEG_CONF_NAME);
+		d = stat(p, &st) == 0;
+	}
+	if (has_ring)
+		*has_ring = r;
+	if (has_data)
+		*has_data = d;
+	return r || d;
+}
+
+int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
+{
+	char path[PATH_MAX + 64];
+	bool has_data;
+	int r = spw_topic_open(G.shm_dir, name, flags, t);
+
+	if (!r)
+		return CLI_OK;
+	cli_ring_path(path, sizeof(path), name);
+	switch (-r) {
+	case ENOENT:
+		cli_topic_exists(name, NULL, &has_data);
+		if (has_data)
+			cli_err("topic \"%s\" has no ring in %s, only its log in %s (start spillwayd%s "
+				"to recreate the ring, or delete it: spillway topic delete %s)",
+				name, G.shm_dir, G.data_dir, cli_dir_flags(), name);
+		else
+			cli_not_found(name);
+		break;
+	case ENOTDIR:
+		cli_err("the shm dir %s is not a directory (check --shm-dir / SPILLWAY_SHM_DIR)",
+			G.shm_dir);
+		break;
+	case EACCES:
+	case EPERM:
+		cli_err("permission denied opening %s (run as its owner or a member of its group)",
+			path);
+		break;
+	case EBADMSG:
+		cli_err("%s is not a valid Spillway ring (bad header); remove it with: spillway topic "
+			"delete %s%s",
+			path, name, cli_dir_flags());
+		break;
+	default:
+		cli_err("cannot open %s: %s", path, strerror(-r));
+	}
+	return CLI_ERR;
+}
+
+bool cli_daemon_alive(const struct spw_topic_info *in, double *age_s)
+{
+	uint64_t now = cli_now_ns();
+	double age = in->daemon_heartbeat_ns && now > in->daemon_heartbeat_ns
+			     ? (double)(now - in->daemon_heartbeat_ns) / 1e9
+			     : 0;
+
+	if (age_s)
+		*age_s = in->daemon_pid ? age : -1;
+	if (!in->daemon_pid || age > 2.0)
+		return false;
+	return !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
+}
+
+void cli_daemon_why(const struct spw_topic_info *in, char *buf, size_t n)
+{
+	double age;
+
+	cli_daemon_alive(in, &age);
+	if (!in->daemon_pid)
+		snprintf(buf, n, "no spillwayd has ever attached to it");
+	else if (kill((pid_t)in->daemon_pid, 0) && errno == ESRCH)
+		snprintf(buf, n, "its spillwayd (pid %u) is gone, last heartbeat %.0f s ago",
+			 in->daemon_pid, age);
+	else
+		snprintf(buf, n, "its spillwayd (pid %u) last beat %.1f s ago", in->daemon_pid, age);
+}
+
+int cli_disk_log(const char *dir, struct disk_log *d)
+{
+	uint64_t *bases;
+	size_t n;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	r = seg_list(dir, &bases, &n);
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	d->segments = n;
+	d->any = n > 0;
+	for (size_t i = 0; i < n; i++) {
+		char p[PATH_MAX];
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e;
+		struct stat st;
+		int k;
+
+		if (!seg_file_path(p, sizeof(p), dir, bases[i], "seg") && !stat(p, &st))
+			d->bytes += (uint64_t)st.st_size;
+		if (seg_file_path(p, sizeof(p), dir, bases[i], "idx"))
+			continue;
+		k = seg_idx_load(p, &h, &e);
+		if (k < 0)
+			continue;
+		if (i == 0)
+			d->first = h.first;
+		d->end = k ? e[k - 1].end : h.first;
+		if (k) {
+			d->records += e[k - 1].records;
+			if (e[k - 1].max_ts > d->newest_ts)
+				d->newest_ts = e[k - 1].max_ts;
+		}
+		free(e);
+	}
+	free(bases);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Names of rings in the shm dir and topic dirs in the data dir, sorted and
+ * unique. Returns the count or -1 (error printed). */
+int cli_topic_names(char ***out)
+{
+	const char *dirs[2] = { G.shm_dir, G.data_dir };
+	char **v = NULL;
+	int n = 0, cap = 0;
+
+	for (int k = 0; k < 2; k++) {
+		DIR *d = opendir(dirs[k]);
+		struct dirent *de;
+
+		if (!d) {
+			if (errno == ENOENT)
+				continue;
+			cli_err("cannot read the %s dir %s: %s (check %s)", k ? "data" : "shm", dirs[k],
+				strerror(errno), k ? "--data-dir / SPILLWAY_DATA_DIR"
+						   : "--shm-dir / SPILLWAY_SHM_DIR");
+			for (int i = 0; i < n; i++)
+				free(v[i]);
+			free(v);
+			return -1;
+		}
+		while ((de = readdir(d))) {
+			char name[SPW_NAME_MAX + 8];
+			size_t len = strlen(de->d_name);
+			bool has;
+
+			if (len > SPW_NAME_MAX + 5)
+				continue;
+			memcpy(name, de->d_name, len + 1);
+			if (k == 0) {
+				if (len <= 5 || strcmp(name + len - 5, ".ring"))
+					continue;
+				name[len - 5] = '\0';
+			}
+			if (spw_topic_name_check(name))
+				continue;
+			if (k == 1 && (!cli_topic_exists(name, NULL, &has) || !has))
+				continue;
+			if (n == cap) {
+				char **nv = realloc(v, (size_t)(cap = cap ? cap * 2 : 16) * sizeof(*v));
+
+				if (!nv)
+					break;
+				v = nv;
+			}
+			v[n++] = strdup(name);
+		}
+		closedir(d);
+	}
+	if (n)
+		qsort(v, (size_t)n, sizeof(*v), cmp_str);
+	int u = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (u && !strcmp(v[u - 1], v[i]))
+			free(v[i]);
+		else
+			v[u++] = v[i];
+	}
+	*out = v;
+	return u;
+}
+
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path) && errno != ENOENT ? -1 : 0;
+}
+
+int cli_rmtree(const char *path)
+{
+	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+void cli_reader_start(const struct where *w, struct spw_reader_opts *o)
+{
+	o->shm_dir = G.shm_dir;
+	o->data_dir = G.data_dir;
+	switch (w->kind) {
+	case W_LATEST:
+		o->start = SPW_START_LATEST;
+		break;
+	case W_POSITION:
+		o->start = SPW_START_POSITION;
+		o->position = w->position;
+		break;
+	case W_TIME:
+		o->start = SPW_START_TIME;
+		o->time_ns = w->time_ns;
+		break;
+	default:
+		o->start = SPW_START_EARLIEST;
+	}
+}
+
+void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char *doing)
+{
+	char file[PATH_MAX] = "";
+	int64_t pos = -1, e;
+
+	if (r)
+		spw_reader_error(r, file, sizeof(file), &pos);
+	switch (-rc) {
+	case ENOENT:
+		if (!r) {
+			cli_err("topic \"%s\" not found: no ring in %s and no log in %s (create it with: "
+				"spillway topic create %s%s)",
+				topic, G.shm_dir, G.data_dir, topic, cli_dir_flags());
+			return;
+		}
+		cli_err("%s topic \"%s\": segment %s is missing in the middle of the log (position "
+			"%lld); restore it, or start after it with --from",
+			doing, topic, file, (long long)pos);
+		return;
+	case ERANGE:
+		e = spw_topic_earliest(G.shm_dir, G.data_dir, topic);
+		cli_err("%s topic \"%s\": the start position was deleted by retention; the earliest "
+			"kept is %lld (use --from earliest)",
+			doing, topic, (long long)e);
+		return;
+	case EBADMSG:
+		if (!r || !file[0]) {
+			cli_err("%s topic \"%s\": no ring and no readable %s in %s/%s (recreate the "
+				"topic, or restore its topic.conf)",
+				doing, topic, SEG_CONF_NAME, G.data_dir, topic);
+			return;
+		}
+		cli_err("%s topic \"%s\": %s is corrupt at position %lld (check it with: spillway "
+			"verify %s)",
+			doing, topic, file, (long long)pos, topic);
+		return;
+	case ESTALE:
+		cli_err("%s topic \"%s\": lapped in the ring and the bytes are not on disk (is "
+			"spillwayd running?)",
+			doing, topic);
+		return;
+	case EINVAL:
+		cli_err("%s topic \"%s\": the start position is beyond the tail or not a record "
+			"boundary",
+			doing, topic);
+		return;
+	case ENOTDIR:
+		cli_err("%s topic \"%s\": %s or %s is not a directory (check --shm-dir / --data-dir)",
+			doing, topic, G.shm_dir, G.data_dir);
+		return;
+	default:
+		cli_err("%s topic \"%s\": %s%s%s", doing, topic, strerror(-rc), file[0] ? " at " : "",
+			file);
+	}
+}
+
+int cli_position_check(const char *name, int64_t pos)
+{
+	char dir[PATH_MAX];
+	struct spw_topic *t = NULL;
+	uint64_t before, after;
+	int r;
+
+	if (cli_topic_dir(dir, sizeof(dir), name))
+		return CLI_OK;
+	spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t);
+	r = slog_check_position(dir, t, (uint64_t)pos, &before, &after);
+	spw_topic_close(t);
+	if (!r)
+		return CLI_OK;
+	cli_err("no record of topic \"%s\" starts at position %lld (the records around it start at "
+		"%llu and %llu; positions come from consume --format json or dump)",
+		name, (long long)pos, (unsigned long long)before, (unsigned long long)after);
+	return CLI_ERR;
+}
