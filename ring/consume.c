@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define SPIN_NS 50000ll /* spin before a futex sleep (~20 us sleep/wake here) */
@@ -166,8 +167,8 @@ int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int m
 		if (lapped(t, p))
 			return n ? n : -ESTALE;
 		stop = fn(arg, &rec);
-		if (lapped(t, p)) /* overwritten while the callback held it */
-			return -ESTALE;
+		if (lapped(t, p)) /* overwritten while the callback held it: not consumed */
+			return n ? n : -ESTALE;
 		c->pos = p + span;
 		n++;
 		if (stop)
@@ -189,18 +190,21 @@ static bool ready(struct spw_consumer *c)
 	       lapped(t, c->pos);
 }
 
-static void consumer_sleep(struct spw_consumer *c, int64_t left_ns)
+static void consumer_sleep(struct spw_consumer *c, int64_t left_ns, int64_t *nap_ns)
 {
 	struct ring_hdr *h = c->t->hdr;
 	uint32_t seq;
 
 	if (c->t->rdonly) {
-		/* A read-only mapping cannot register as a waiter: nap. */
-		struct timespec ts = { 0, 50000 };
+		/* A read-only mapping cannot register as a waiter: nap, longer
+		 * and longer (50 us .. 2 ms) while nothing comes. */
+		struct timespec ts = { 0, *nap_ns };
 
 		if (left_ns >= 0 && left_ns < ts.tv_nsec)
 			ts.tv_nsec = left_ns;
 		nanosleep(&ts, NULL);
+		if (*nap_ns < 2000000)
+			*nap_ns *= 2;
 		return;
 	}
 	/* Acquire: the futex compare value, read before the re-check. */
@@ -214,22 +218,13 @@ static void consumer_sleep(struct spw_consumer *c, int64_t left_ns)
 	atomic_fetch_sub_explicit(&h->cons_waiters, 1, memory_order_relaxed);
 }
 
-int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, int max,
-			   int64_t timeout_ns)
+int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns)
 {
-	int64_t start, elapsed;
-	int r;
+	int64_t start = (int64_t)ring_monotonic_ns(), elapsed, nap = 50000;
 
-	r = spw_consumer_poll(c, fn, arg, max);
-	if (r != 0)
-		return r;
-	start = (int64_t)ring_monotonic_ns();
 	for (unsigned i = 1;; i++) {
-		if (ready(c)) {
-			r = spw_consumer_poll(c, fn, arg, max);
-			if (r != 0)
-				return r;
-		}
+		if (ready(c))
+			return 1;
 		if ((i & 63) != 0) {
 			ring_cpu_relax();
 			continue;
@@ -244,6 +239,77 @@ int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, 
 		 * bounded slice keeps any missed case from hanging us. */
 		consumer_sleep(c, timeout_ns < 0 ? 100000000
 				 : (timeout_ns - elapsed < 100000000 ? timeout_ns - elapsed
-								     : 100000000));
+								     : 100000000), &nap);
+	}
+}
+
+int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, int max,
+			   int64_t timeout_ns)
+{
+	int64_t start, left;
+	int r;
+
+	r = spw_consumer_poll(c, fn, arg, max);
+	if (r != 0)
+		return r;
+	start = (int64_t)ring_monotonic_ns();
+	for (;;) {
+		left = timeout_ns < 0 ? -1 : timeout_ns - ((int64_t)ring_monotonic_ns() - start);
+		if (timeout_ns >= 0 && left <= 0)
+			return 0;
+		if (!ring_consumer_wait(c, left))
+			return 0;
+		r = spw_consumer_poll(c, fn, arg, max);
+		if (r != 0)
+			return r;
+	}
+}
+
+int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap,
+			    struct spw_record *rec)
+{
+	struct spw_topic *t = c->t;
+
+	for (;;) {
+		uint64_t p = c->pos, w, span;
+		struct ring_rec *r;
+		uint32_t len;
+
+		if (!below_limit(c))
+			return lapped(t, p) ? -ESTALE : 0;
+		r = ring_rec_at(t, p);
+		/* Acquire: pairs with the producer's commit CAS (I4). */
+		w = atomic_load_explicit(&r->commit, memory_order_acquire);
+		if (!(w & RING_W_COMMITTED))
+			return lapped(t, p) ? -ESTALE : 0;
+		span = ring_committed_span(t, p, w);
+		if (!span)
+			return lapped(t, p) ? -ESTALE : -EBADMSG;
+		if (RING_W_TYPE(w) != RING_T_DATA) {
+			if (lapped(t, p))
+				return -ESTALE;
+			c->pos = p + span;
+			continue;
+		}
+		len = RING_W_LEN(w);
+		if (len > *cap) {
+			uint8_t *n = realloc(*stage, t->max_record ? t->max_record : len);
+
+			if (!n)
+				return -ENOMEM;
+			*stage = n;
+			*cap = t->max_record;
+		}
+		rec->timestamp_ns = r->timestamp_ns;
+		memcpy(*stage, r + 1, len);
+		/* I5 on the copy: what the caller gets was intact. */
+		if (lapped(t, p))
+			return -ESTALE;
+		rec->position = (int64_t)p;
+		rec->data = *stage;
+		rec->len = len;
+		rec->flags = 0;
+		c->pos = p + span;
+		return 1;
 	}
 }

@@ -51,6 +51,17 @@ void ring_futex_wake_all(_Atomic uint32_t *word);
 /* Wake the consumers sleeping on t (I8 waker side); cheap when none sleeps. */
 void ring_wake_consumers(struct spw_topic *t);
 
+/* For the disk-to-live reader (spill/reader.c): the next DATA record at the
+ * consumer's position, copied into *stage (grown to max_record) and
+ * validated after the copy (I5), so it is never torn; advances the
+ * position. 1, 0 (nothing yet), -ESTALE (position left on the record),
+ * -EBADMSG, -ENOMEM. */
+int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap,
+			    struct spw_record *rec);
+/* Spin, then sleep until something is at the consumer's position (or it was
+ * lapped): 1, or 0 after timeout_ns (< 0: forever). */
+int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns);
+
 /* The record at ring offset off, and the checks every reader makes on a
  * committed word: returns the span, or 0 when the word is garbage. */
 static inline struct ring_rec *ring_rec_at(const struct spw_topic *t, uint64_t pos)

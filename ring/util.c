@@ -67,12 +67,16 @@ static void tsc_calibrate(void)
 
 	if (!tsc_usable())
 		return;
-	n0 = ring_monotonic_ns();
+	/* Each end bracketed by TSC reads (as in clock_resync). */
 	c0 = __rdtsc();
+	n0 = ring_monotonic_ns();
+	c0 += (__rdtsc() - c0) / 2;
 	do
 		n1 = ring_monotonic_ns();
 	while (n1 - n0 < 2000000);
 	c1 = __rdtsc();
+	n1 = ring_monotonic_ns();
+	c1 += (__rdtsc() - c1) / 2;
 	if (c1 > c0)
 		tsc_mult = (uint64_t)(((__uint128_t)(n1 - n0) << 32) / (c1 - c0));
 #endif
@@ -81,9 +85,25 @@ static void tsc_calibrate(void)
 static void clock_resync(struct ring_clock *c)
 {
 #if defined(__x86_64__)
-	c->base_tsc = __rdtsc();
-#endif
+	/* Bracket clock_gettime between two TSC reads and keep the tightest
+	 * of a few tries: a preemption between the two reads would otherwise
+	 * skew every timestamp until the next re-sync. */
+	uint64_t best = UINT64_MAX;
+
+	for (int i = 0; i < 4; i++) {
+		uint64_t t0 = __rdtsc(), ns = ring_realtime_ns(), t1 = __rdtsc();
+
+		if (t1 - t0 < best) {
+			best = t1 - t0;
+			c->base_tsc = t0 + (t1 - t0) / 2;
+			c->base_ns = ns;
+		}
+		if (best < 2000)
+			break;
+	}
+#else
 	c->base_ns = ring_realtime_ns();
+#endif
 }
 
 void ring_clock_init(struct ring_clock *c)

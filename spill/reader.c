@@ -7,9 +7,11 @@
  *     a record that was delivered, skipped (PADDING / ABORTED / before the
  *     start time) or, with SPW_READER_SKIP_CORRUPT, inside a bad range.
  *  R2 Live when position >= the ring's reclaim bound: the ring holds every
- *     byte from there (ring_layout.h I1). A live poll that reports -ESTALE
- *     leaves the position at the first record not delivered; the reader
- *     continues from the segments at exactly that position.
+ *     byte from there (ring_layout.h I1). Live records are copied out of the
+ *     ring and validated (I5) before the callback sees them, so a lap can
+ *     neither tear a delivered record nor deliver it twice; on -ESTALE the
+ *     position is the first record not delivered, and the reader continues
+ *     from the segments at exactly that position.
  *  R3 On disk, bytes are delivered only from index-covered ranges whose
  *     CRC32C matched (unless SPW_READER_NO_VERIFY), and every header is
  *     bounds-checked against its range, the ring lap and max_record.
@@ -51,10 +53,13 @@ struct spw_reader {
 	struct spw_topic *t;
 	struct spw_consumer *c;
 	bool live, done, time_skip;
+	bool done_after; /* done after delivering the record (max_records) */
 	uint64_t pos;
 	struct rd_seg seg;
-	uint8_t *buf;
+	uint8_t *buf;             /* page-aligned pread buffer (R4) */
 	size_t buf_cap;
+	uint8_t *stage;           /* a live record's copy (R2) */
+	size_t stage_cap;
 	uint64_t buf_from, buf_to; /* positions held and verified in buf */
 	uint64_t delivered, skipped;
 	char err_file[PATH_MAX];
@@ -154,6 +159,16 @@ static int seg_load(struct spw_reader *r, uint64_t pos)
 	g->fd = open(g->path, O_RDONLY | O_CLOEXEC);
 	if (g->fd < 0)
 		return -errno;
+	{
+		struct stat ist;
+
+		/* The daemon creates the .seg, then the .idx, then writes its
+		 * header: a segment being born is not an error, just not there. */
+		if (stat(ip, &ist) != 0 || ist.st_size < (off_t)SEG_IDX_HDR_BYTES) {
+			seg_drop(g);
+			return -EAGAIN;
+		}
+	}
 	posix_fadvise(g->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	n = seg_idx_load(ip, &g->hdr, &g->ent);
 	if (n < 0 || g->hdr.base != base || g->hdr.ring_bytes != r->ring_bytes ||
@@ -199,8 +214,12 @@ static int missing(struct spw_reader *r, uint64_t pos)
 		set_err(r, r->seg.path, pos);
 		return -ERANGE;
 	}
-	if (seg_list(r->dir, &bases, &n) == 0)
+	if (seg_list(r->dir, &bases, &n) == 0) {
 		later = n && bases[n - 1] > pos;
+		for (size_t i = 0; i < n; i++)
+			if (bases[i] == pos - pos % r->segment_bytes)
+				later = false; /* created since seg_load looked: try again */
+	}
 	free(bases);
 	if (later) {
 		set_err(r, r->seg.path, pos);
@@ -219,6 +238,8 @@ static int fill(struct spw_reader *r)
 
 	for (;;) {
 		rc = seg_load(r, r->pos);
+		if (rc == -EAGAIN)
+			return 0;
 		if (rc == -ENOENT)
 			return missing(r, r->pos);
 		if (rc)
@@ -242,8 +263,29 @@ static int fill(struct spw_reader *r)
 				return rc;
 			for (i = 0; i < g->nent && g->ent[i].end <= r->pos; i++)
 				;
-			if (i == g->nent)
-				return 0;
+			if (i == g->nent) {
+				uint64_t *bases;
+				size_t nb;
+				bool later = false;
+
+				if (seg_list(r->dir, &bases, &nb) == 0)
+					later = nb && bases[nb - 1] > g->base;
+				free(bases);
+				if (!later)
+					return 0; /* the end of the log, for now */
+				/* A newer segment exists: this one must be complete,
+				 * unless the daemon finished it since the refresh. */
+				rc = seg_refresh(r);
+				if (rc)
+					return rc;
+				for (i = 0; i < g->nent && g->ent[i].end <= r->pos; i++)
+					;
+				if (i < g->nent ||
+				    (g->nent && g->ent[g->nent - 1].end == g->base + r->segment_bytes))
+					continue;
+				set_err(r, g->path, r->pos);
+				return -EBADMSG; /* a torn index in the middle of the log */
+			}
 		}
 		break;
 	}
@@ -329,17 +371,34 @@ static int deliver(struct ctx *x, const struct spw_record *rec)
 	x->n++;
 	if (x->fn(x->arg, rec))
 		x->stop = true;
-	return x->stop;
+	if (o->max_records && r->delivered >= o->max_records) {
+		r->done = true; /* done now, not at the next record (which may never come) */
+		r->done_after = true;
+	}
+	return x->stop || r->done;
 }
 
-static int live_fn(void *arg, const struct spw_record *rec)
-{
-	struct ctx *x = arg;
-	int stop = deliver(x, rec);
 
-	if (x->r->done)
-		x->r->pos = (uint64_t)rec->position;
-	return stop;
+/* Span of the record whose commit word is w at pos, 0 when w is not a
+ * committed record that fits its ring lap (R3). */
+static uint64_t disk_span(const struct spw_reader *r, uint64_t pos, uint64_t w)
+{
+	uint64_t lap_left = r->ring_bytes - pos % r->ring_bytes;
+	uint32_t len = RING_W_LEN(w);
+
+	if ((w & (RING_W_COMMITTED | RING_W_CLAIMED)) != (RING_W_COMMITTED | RING_W_CLAIMED) ||
+	    RING_W_FLAGS(w))
+		return 0;
+	switch (RING_W_TYPE(w)) {
+	case RING_T_DATA:
+		return len <= r->max_record && ring_span(len) <= lap_left ? ring_span(len) : 0;
+	case RING_T_PADDING:
+		return len == lap_left ? len : 0;
+	case RING_T_ABORTED:
+		return len >= 8 && !(len & 7) && len <= lap_left ? len : 0;
+	default:
+		return 0;
+	}
 }
 
 /* Walk records in the verified buffer. */
@@ -347,29 +406,14 @@ static int disk_walk(struct spw_reader *r, struct ctx *x, int max)
 {
 	while (x->n < max && !r->done && !x->stop && r->pos < r->buf_to) {
 		const uint8_t *p = r->buf + (r->pos - r->buf_from);
-		uint64_t w, span, lap_left = r->ring_bytes - r->pos % r->ring_bytes;
+		uint64_t w, span;
 		uint64_t left = r->buf_to - r->pos;
 		uint32_t len;
 		struct spw_record rec;
 
 		memcpy(&w, p, 8);
 		len = RING_W_LEN(w);
-		span = 0;
-		if ((w & (RING_W_COMMITTED | RING_W_CLAIMED)) == (RING_W_COMMITTED | RING_W_CLAIMED) &&
-		    !RING_W_FLAGS(w)) {
-			switch (RING_W_TYPE(w)) {
-			case RING_T_DATA:
-				if (len <= r->max_record && ring_span(len) <= lap_left)
-					span = ring_span(len);
-				break;
-			case RING_T_PADDING:
-				span = len == lap_left ? len : 0;
-				break;
-			case RING_T_ABORTED:
-				span = len >= 8 && !(len & 7) && len <= lap_left ? len : 0;
-				break;
-			}
-		}
+		span = disk_span(r, r->pos, w);
 		if (!span || span > left) {
 			set_err(r, r->seg.path, r->pos);
 			if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
@@ -393,8 +437,11 @@ static int disk_walk(struct spw_reader *r, struct ctx *x, int max)
 			rec.len = len;
 			rec.flags = 0;
 			deliver(x, &rec);
-			if (r->done)
+			if (r->done) {
+				if (r->done_after)
+					r->pos += span;
 				return 0;
+			}
 		}
 		r->pos += span;
 	}
@@ -426,6 +473,32 @@ static int go_live(struct spw_reader *r)
 	return 0;
 }
 
+/* Live: records copied out of the ring and validated before the callback
+ * sees them (R2), so a lap during the callback can neither tear what it
+ * reads nor make the reader deliver the record twice. */
+static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, int64_t timeout_ns)
+{
+	struct spw_record rec;
+	int rc;
+
+	while (x->n < max && !r->done && !x->stop) {
+		rc = ring_consumer_next_copy(r->c, &r->stage, &r->stage_cap, &rec);
+		r->pos = (uint64_t)spw_consumer_position(r->c);
+		if (rc == 0 && wait && x->n == 0) {
+			if (!ring_consumer_wait(r->c, timeout_ns))
+				return 0;
+			wait = false; /* one wait per call */
+			continue;
+		}
+		if (rc <= 0)
+			return rc;
+		deliver(x, &rec);
+		if (r->done && !r->done_after)
+			r->pos = (uint64_t)rec.position; /* the bound: not consumed */
+	}
+	return 0;
+}
+
 static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, int64_t timeout_ns)
 {
 	int rc;
@@ -434,23 +507,19 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 		if (!r->live && can_go_live(r) && go_live(r) == 0)
 			continue;
 		if (r->live) {
-			rc = wait && x->n == 0
-				     ? spw_consumer_poll_wait(r->c, live_fn, x, max - x->n, timeout_ns)
-				     : spw_consumer_poll(r->c, live_fn, x, max - x->n);
-			if (!r->done)
-				r->pos = (uint64_t)spw_consumer_position(r->c);
+			rc = live_poll(r, x, max, wait, timeout_ns);
 			if (rc == -ESTALE) { /* lapped: the segments have it (R2) */
 				r->live = false;
 				continue;
 			}
-			if (rc < 0)
-				return rc;
-			return 0;
+			return rc < 0 ? rc : 0;
 		}
 		if (r->pos >= r->buf_to || r->pos < r->buf_from) {
 			rc = fill(r);
-			if (rc < 0)
+			if (rc < 0) {
+				r->buf_from = r->buf_to = 0; /* nothing unverified stays */
 				return rc;
+			}
 			if (rc == 0) {
 				if (can_go_live(r))
 					continue;
@@ -539,6 +608,60 @@ static uint64_t seek_time(struct spw_reader *r, uint64_t t, uint64_t fallback)
 	}
 	free(bases);
 	return pos;
+}
+
+/* Is pos a record boundary (R1)? Walks the ring from its reclaim bound, or
+ * the index entry holding pos on disk. 0, -EINVAL (inside a record), or
+ * -errno; a walk that meets an uncommitted record before pos accepts it. */
+static int check_boundary(struct spw_reader *r, uint64_t pos)
+{
+	struct spw_scan sc;
+	int64_t n;
+
+	if (r->t && pos >= atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire)) {
+		uint64_t q = atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire);
+
+		while (q < pos) {
+			n = spw_topic_scan(r->t, (int64_t)q, pos - q, &sc);
+			if (n == -ESTALE) /* reclaimed meanwhile: it is on disk now */
+				break;
+			if (n < 0)
+				return (int)n;
+			if ((uint64_t)sc.end > pos)
+				return -EINVAL;
+			if (n == 0)
+				return 0;
+			q = (uint64_t)sc.end;
+		}
+		if (q >= pos)
+			return q == pos ? 0 : -EINVAL;
+	}
+	int rc = seg_load(r, pos);
+	struct rd_seg *g = &r->seg;
+	int i;
+
+	if (rc)
+		return rc == -ENOENT ? 0 : rc; /* missing: poll reports it */
+	for (i = 0; i < g->nent && g->ent[i].end <= pos; i++)
+		;
+	if (i == g->nent)
+		return 0; /* past the index: the end of the log */
+	uint64_t from = i ? g->ent[i - 1].end : g->hdr.first, q = from;
+
+	while (q < pos) {
+		uint64_t w;
+
+		if (pread(g->fd, &w, 8, (off_t)(q - g->base)) != 8)
+			return -EBADMSG;
+		uint64_t span = disk_span(r, q, w);
+
+		if (!span) {
+			set_err(r, g->path, q);
+			return -EBADMSG;
+		}
+		q += span;
+	}
+	return q == pos ? 0 : -EINVAL;
 }
 
 /* The end of the indexed disk log (the newest segment's last entry). */
@@ -650,6 +773,12 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 			rc = -EINVAL;
 			goto fail;
 		}
+		if (e >= 0 && r->pos >= (uint64_t)e) {
+			rc = check_boundary(r, r->pos);
+			seg_drop(&r->seg); /* files are opened when read, not before */
+			if (rc)
+				goto fail;
+		}
 		break;
 	default:
 		rc = -EINVAL;
@@ -674,6 +803,7 @@ void spw_reader_close(struct spw_reader *r)
 	spw_topic_close(r->t);
 	seg_drop(&r->seg);
 	free(r->buf);
+	free(r->stage);
 	free(r);
 }
 

@@ -244,8 +244,8 @@ int seg_idx_load(const char *idx_path, struct seg_idx_hdr *hdr, struct seg_idx_e
 	*entries = NULL;
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) || pread(fd, hdr, sizeof(*hdr), 0) != (ssize_t)sizeof(*hdr) ||
-	    !idx_hdr_ok(hdr)) {
+	if (fstat(fd, &st) || st.st_size < (off_t)SEG_IDX_HDR_BYTES ||
+	    pread(fd, hdr, sizeof(*hdr), 0) != (ssize_t)sizeof(*hdr) || !idx_hdr_ok(hdr)) {
 		close(fd);
 		return -EBADMSG;
 	}

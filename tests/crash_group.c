@@ -1,0 +1,730 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * crash_group.c - consumer groups (spill/group.c) as the checkpoint of a
+ * consumer that is killed -9 again and again, against a running spillwayd.
+ *
+ * A producer process sends records (u32 producer, u32 len, u64 seq, then a
+ * seeded pattern; 16..2048 bytes) in bursts; a consumer process reads with
+ * SPW_START_GROUP and commits its group position (spw_reader_commit) every
+ * 50..150 records. The runner kills it at random points (>= 20 times) and
+ * starts it again. After each kill:
+ *  - spw_group_read gives a position (never -EBADMSG: the file is replaced
+ *    atomically), -ENOENT only before the first commit ever;
+ *  - it never goes backwards and never passes the first record the killed
+ *    run had not processed (R1: a reader's position only moves past what it
+ *    delivered);
+ *  - it is a record boundary: a reader opened there delivers, first, the
+ *    record starting exactly there (or, at a PADDING record, the first
+ *    record of the next lap), and its payload is the known record's;
+ *  - the next run starts exactly there.
+ * At the end the runs together processed every record, each run a gapless
+ * run of seqs, and the duplicates are exactly the records after the last
+ * commit of a killed run (at-least-once). Other cases: a corrupt or short
+ * group file reads as -EBADMSG; spw_group_list lists the groups.
+ *
+ * Seeded: the seed is printed; SPW_TEST_SEED reruns it.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support.h"
+#include "support_reader.h"
+
+#define RING_BYTES (256ull << 10)
+#define SEG_BYTES (1ull << 20)
+#define MAX_LEN 2048u
+#define NREC_MAX 20000u
+#define MAX_RUNS 64
+#define GROUP "g"
+#define COMMIT_MIN 50u
+#define COMMIT_MAX 150u
+#define POLL_MAX 64
+
+struct run {
+	_Atomic int64_t start_pos;   /* reader position at open, -1 before */
+	_Atomic int64_t first_seq;   /* first record processed, -1 before */
+	_Atomic int64_t last_seq;    /* last record processed, -1 before */
+	_Atomic int64_t last_commit; /* position of the last commit that returned, -1 */
+	_Atomic uint64_t commits;
+};
+
+struct shared {
+	uint64_t seed, nrec;
+	int64_t deadline_ns;
+	char shm[512], data[512], topic[64];
+	_Atomic int64_t pos1[NREC_MAX]; /* position + 1 of record seq (0: not sent yet) */
+	uint32_t len[NREC_MAX];
+	_Atomic uint64_t sent;          /* records whose pos1 / len are published */
+	_Atomic uint32_t kills_done;    /* the producer holds its last fifth until then */
+	_Atomic int failed;
+	char err[512];
+	struct run runs[MAX_RUNS];
+};
+
+static struct rdt_env env;
+static struct shared *sh;
+
+static void child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void child_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_exchange(&sh->failed, 1) == 0) {
+		va_start(ap, fmt);
+		vsnprintf(sh->err, sizeof(sh->err), fmt, ap);
+		va_end(ap);
+		fprintf(stderr, "crash_group[%d]: %s\n", (int)getpid(), sh->err);
+	}
+}
+
+/* In the runner: a child died; tell the others to stop. */
+static void child_died(int index, int status)
+{
+	child_fail("%s died with status %d", index ? "the producer" : "the last consumer run",
+		   status);
+}
+
+static uint32_t rec_len(uint64_t *rng)
+{
+	return RDT_ID_HEAD + (uint32_t)(test_splitmix64(rng) % (MAX_LEN - RDT_ID_HEAD + 1));
+}
+
+/* ---------------------------------------------------------------------------
+ * Producer: bursts of 100 records, 25 ms apart, so the consumer is now in the
+ * segments, now live. It holds the last fifth back until the kills are done,
+ * so no run can finish before it is killed.
+ */
+static int producer_main(void *arg)
+{
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	uint64_t rng = rdt_len_rng(sh->seed, 0);
+	uint8_t buf[MAX_LEN];
+	int rc = -1;
+
+	(void)arg;
+	if (spw_topic_open(sh->shm, sh->topic, 0, &t) || spw_producer_open(t, &p)) {
+		child_fail("producer: cannot open the topic");
+		goto out;
+	}
+	for (uint64_t seq = 0; seq < sh->nrec; seq++) {
+		uint32_t len = rec_len(&rng);
+		int64_t pos;
+
+		while (seq == sh->nrec * 4 / 5 && !atomic_load(&sh->kills_done)) {
+			if (atomic_load(&sh->failed) || test_now_ns() > sh->deadline_ns)
+				goto out;
+			test_sleep_ns(TEST_MS);
+		}
+		rdt_id_make(buf, len, sh->seed, 0, seq);
+		pos = spw_producer_send_wait(p, buf, len, 10 * TEST_SEC);
+		if (pos < 0) {
+			child_fail("producer: send_wait of seq %" PRIu64 ": %s", seq, strerror((int)-pos));
+			goto out;
+		}
+		sh->len[seq] = len;
+		/* Release: len above is visible with the position. */
+		atomic_store_explicit(&sh->pos1[seq], pos + 1, memory_order_release);
+		atomic_store(&sh->sent, seq + 1);
+		if (seq % 100 == 99)
+			test_sleep_ns(25 * TEST_MS);
+		if (atomic_load(&sh->failed) || test_now_ns() > sh->deadline_ns)
+			goto out;
+	}
+	rc = 0;
+out:
+	spw_producer_close(p);
+	spw_topic_close(t);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------------
+ * Consumer run k.
+ */
+struct consumer {
+	struct run *run;
+	int64_t next;  /* seq expected next, -1: any (the first of the run) */
+	bool bad;
+	char err[300];
+};
+
+static int consume_cb(void *arg, const struct spw_record *rec)
+{
+	struct consumer *c = arg;
+	uint64_t seq = UINT64_MAX;
+
+	if (rec->len >= RDT_ID_HEAD)
+		memcpy(&seq, (const uint8_t *)rec->data + 8, 8);
+	if (seq >= sh->nrec || !rdt_id_is(rec->data, rec->len, sh->seed, 0, seq) ||
+	    (c->next >= 0 && seq != (uint64_t)c->next)) {
+		snprintf(c->err, sizeof(c->err),
+			 "record at %" PRId64 " (len %u): seq %" PRIu64 ", expected %" PRId64 "%s",
+			 rec->position, rec->len, seq, c->next,
+			 seq < sh->nrec && !rdt_id_is(rec->data, rec->len, sh->seed, 0, seq)
+				 ? " (payload wrong)"
+				 : "");
+		c->bad = true;
+		return 1;
+	}
+	if (c->next < 0)
+		atomic_store(&c->run->first_seq, (int64_t)seq);
+	/* Processed: only now does it count (a kill before this store leaves
+	 * the record to the next run). */
+	atomic_store(&c->run->last_seq, (int64_t)seq);
+	c->next = (int64_t)seq + 1;
+	return 0;
+}
+
+static int consumer_main(void *arg)
+{
+	struct run *run = arg;
+	struct spw_reader_opts o = { 0 };
+	struct spw_reader *r = NULL;
+	struct consumer c = { run, -1, false, "" };
+	uint64_t rng = test_key(sh->seed, (uint64_t)(run - sh->runs), 0x636f6d6d6974ull);
+	uint64_t since = 0, every = COMMIT_MIN + test_rand_below(&rng, COMMIT_MAX - COMMIT_MIN + 1);
+	int n;
+
+	o.shm_dir = sh->shm;
+	o.data_dir = sh->data;
+	o.start = SPW_START_GROUP;
+	o.group = GROUP;
+	n = spw_reader_open(sh->topic, &o, &r);
+	if (n) {
+		child_fail("consumer: spw_reader_open(START_GROUP): %s", strerror(-n));
+		return -1;
+	}
+	atomic_store(&run->start_pos, spw_reader_position(r));
+	while (c.next < (int64_t)sh->nrec) {
+		if (atomic_load(&sh->failed) || test_now_ns() > sh->deadline_ns) {
+			child_fail("consumer: stopped at seq %" PRId64 " (deadline or another failure)",
+				   c.next);
+			break;
+		}
+		n = spw_reader_poll_wait(r, consume_cb, &c, POLL_MAX, 100 * TEST_MS);
+		if (c.bad) {
+			child_fail("consumer: %s", c.err);
+			break;
+		}
+		if (n < 0) {
+			child_fail("consumer: poll at %" PRId64 ": %s", spw_reader_position(r),
+				   strerror(-n));
+			break;
+		}
+		since += (uint64_t)n;
+		if (since >= every || (n > 0 && c.next == (int64_t)sh->nrec)) {
+			int64_t at = spw_reader_position(r);
+
+			n = spw_reader_commit(r, GROUP);
+			if (n) {
+				child_fail("consumer: commit at %" PRId64 ": %s", at, strerror(-n));
+				break;
+			}
+			atomic_store(&run->last_commit, at);
+			atomic_fetch_add(&run->commits, 1);
+			since = 0;
+			every = COMMIT_MIN + test_rand_below(&rng, COMMIT_MAX - COMMIT_MIN + 1);
+		}
+	}
+	spw_reader_close(r);
+	return atomic_load(&sh->failed) ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * The runner
+ */
+static int setup(void **state)
+{
+	(void)state;
+	if (rdt_env_setup(&env))
+		return -1;
+	sh = test_shared_alloc(sizeof(*sh));
+	if (rdt_daemon_path() && rdt_daemon_start(&env))
+		return -1;
+	return 0;
+}
+
+/* Whatever a failed case left open; children still running are killed. */
+static int case_teardown(void **state)
+{
+	(void)state;
+	rdt_children_kill();
+	rdt_drop_all();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	rdt_children_kill();
+	if (env.daemon && rdt_daemon_stop(&env, 20 * TEST_SEC) != 0)
+		rdt_daemon_dump_log(&env);
+	rdt_env_teardown(&env);
+	test_shared_free(sh, sizeof(*sh));
+	sh = NULL;
+	return 0;
+}
+
+static int64_t rec_pos(uint64_t seq)
+{
+	/* Acquire: pairs with the producer's release store. */
+	return atomic_load_explicit(&sh->pos1[seq], memory_order_acquire) - 1;
+}
+
+/* First seq whose record starts at or after pos (sh->nrec when none sent). */
+static uint64_t seq_at_or_after(int64_t pos)
+{
+	uint64_t lo = 0, hi = sh->nrec;
+
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+		int64_t p = rec_pos(mid);
+
+		if (p >= 0 && p < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct first_rec {
+	int64_t pos;
+	uint64_t seq;
+	bool ok;
+};
+
+static int first_cb(void *arg, const struct spw_record *rec)
+{
+	struct first_rec *f = arg;
+	uint64_t seq = UINT64_MAX;
+
+	if (rec->len >= RDT_ID_HEAD)
+		memcpy(&seq, (const uint8_t *)rec->data + 8, 8);
+	f->pos = rec->position;
+	f->seq = seq;
+	f->ok = seq < sh->nrec && rdt_id_is(rec->data, rec->len, sh->seed, 0, seq);
+	return 1;
+}
+
+/* The group position G after a kill: a record boundary, where a reader
+ * delivers the record that starts there (or the next lap's first, at a
+ * PADDING record). Returns the seq of that record. */
+static uint64_t check_boundary(int64_t g, int kill)
+{
+	struct spw_reader_opts o = { 0 };
+	struct first_rec f = { -1, 0, false };
+	struct spw_reader *r = NULL;
+	uint64_t j = seq_at_or_after(g);
+	int rc;
+
+	o.shm_dir = env.shm;
+	o.data_dir = env.data;
+	o.start = SPW_START_POSITION;
+	o.position = g;
+	rc = spw_reader_open(sh->topic, &o, &r);
+	if (rc)
+		fail_msg("kill %d: reader at the group position %" PRId64 ": %s", kill, g,
+			 strerror(-rc));
+	rc = spw_reader_poll_wait(r, first_cb, &f, 1, 5 * TEST_SEC);
+	spw_reader_close(r);
+	if (rc < 0)
+		fail_msg("kill %d: poll at the group position %" PRId64 ": %s", kill, g, strerror(-rc));
+	if (rc == 0)
+		fail_msg("kill %d: nothing to read at the group position %" PRId64, kill, g);
+	if (!f.ok)
+		fail_msg("kill %d: the record read at the group position %" PRId64
+			 " (at %" PRId64 ") is none of the known records",
+			 kill, g, f.pos);
+	j = seq_at_or_after(g);
+	if (f.seq != j || f.pos != rec_pos(j))
+		fail_msg("kill %d: the group position %" PRId64 " delivers seq %" PRIu64 " at %" PRId64
+			 ", expected seq %" PRIu64 " at %" PRId64,
+			 kill, g, f.seq, f.pos, j, rec_pos(j));
+	if (f.pos != g) {
+		/* Only a PADDING record may sit at g: right after record j - 1,
+		 * up to the lap's end where record j starts. */
+		int64_t end = j ? rec_pos(j - 1) + (int64_t)rdt_span(sh->len[j - 1]) : -1;
+
+		if (g != end || f.pos % (int64_t)RING_BYTES != 0)
+			fail_msg("kill %d: the group position %" PRId64 " is no record boundary (the "
+				 "record there starts at %" PRId64 ")",
+				 kill, g, f.pos);
+	}
+	return j;
+}
+
+static int64_t tail_now(void)
+{
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in;
+
+	assert_int_equal(spw_topic_open(env.shm, sh->topic, SPW_OPEN_RDONLY, &t), 0);
+	rdt_keep_topic(t);
+	assert_int_equal(spw_topic_info(t, &in), 0);
+	rdt_drop(t);
+	return (int64_t)in.tail;
+}
+
+/* The producer publishes a record's position just after its send returned:
+ * wait until it published the first n. */
+static void wait_sent(uint64_t n)
+{
+	int64_t end = test_now_ns() + 2 * TEST_SEC;
+
+	while (atomic_load(&sh->sent) < n && test_now_ns() < end)
+		test_sleep_ns(TEST_MS);
+	assert_true(atomic_load(&sh->sent) >= n);
+}
+
+/* check_boundary when a record follows the group position; when the run
+ * had caught up with everything sent, the position must be the end of the
+ * last record (or the lap's end after its PADDING). Returns the seq the
+ * next run must begin with. */
+static uint64_t after_kill_boundary(int64_t gk, int kill)
+{
+	uint64_t sent = atomic_load(&sh->sent), jj = seq_at_or_after(gk);
+	int64_t end;
+
+	if (jj < sent)
+		return check_boundary(gk, kill);
+	end = jj ? rec_pos(jj - 1) + (int64_t)rdt_span(sh->len[jj - 1]) : 0;
+	if (gk != end && gk != ((end + (int64_t)RING_BYTES - 1) & ~((int64_t)RING_BYTES - 1)))
+		fail_msg("kill %d: the group position %" PRId64 " is past everything sent, but not "
+			 "at its end %" PRId64, kill, gk, end);
+	return jj;
+}
+
+static void new_topic(const char *topic)
+{
+	assert_int_equal(rdt_topic_make(&env, topic, RING_BYTES, SEG_BYTES, 20), 0);
+	assert_int_equal(rdt_daemon_wait_attached(&env, topic, 10 * TEST_SEC), 0);
+}
+
+static void group_survives_kill9_at_random_points(void **state)
+{
+	int kills = (int)test_scaled(24, 20, 20), k;
+	int64_t g_prev = -1, g[MAX_RUNS];
+	uint64_t j[MAX_RUNS], rng, total_commits = 0, dups = 0;
+	int64_t start = test_now_ns();
+	pid_t producer, consumer;
+	uint8_t *covered;
+	int st;
+
+	(void)state;
+	if (!env.daemon)
+		skip();
+	memset(sh, 0, sizeof(*sh));
+	sh->seed = test_seed("crash_group");
+	sh->nrec = test_scaled(NREC_MAX, 8000, 8000);
+	sh->deadline_ns = test_now_ns() + 50 * TEST_SEC;
+	snprintf(sh->shm, sizeof(sh->shm), "%s", env.shm);
+	snprintf(sh->data, sizeof(sh->data), "%s", env.data);
+	snprintf(sh->topic, sizeof(sh->topic), "cg");
+	for (int i = 0; i < MAX_RUNS; i++) {
+		sh->runs[i].start_pos = sh->runs[i].first_seq = sh->runs[i].last_seq = -1;
+		sh->runs[i].last_commit = -1;
+	}
+	rng = sh->seed;
+	new_topic(sh->topic);
+	producer = rdt_fork(producer_main, NULL);
+
+	for (k = 0; k < kills; k++) {
+		struct run *run = &sh->runs[k];
+		int64_t gk = -1, bound;
+		int rc;
+
+		consumer = rdt_fork(consumer_main, run);
+		test_sleep_ns((int64_t)(5 + test_rand_below(&rng, 300)) * TEST_MS);
+		st = rdt_kill_reap(consumer);
+		{
+			int pst;
+
+			if (waitpid(producer, &pst, WNOHANG) == producer) {
+				rdt_child_reaped(producer);
+				fail_msg("the producer ended early (status %#x): %s", pst, sh->err);
+			}
+		}
+		if (atomic_load(&sh->failed))
+			fail_msg("run %d: %s (seed %#" PRIx64 ")", k, sh->err, sh->seed);
+		if (st != 128 + SIGKILL)
+			fail_msg("run %d ended by itself (status %d) before the kill", k, st);
+		total_commits += atomic_load(&run->commits);
+
+		rc = spw_group_read(env.data, sh->topic, GROUP, &gk);
+		if (rc == -ENOENT && g_prev < 0 && total_commits == 0) {
+			g[k] = -1;
+			j[k] = 0;
+			continue;
+		}
+		if (rc)
+			fail_msg("kill %d: spw_group_read: %s (%" PRIu64 " commits done so far)", k,
+				 strerror(-rc), total_commits);
+		if (gk < g_prev)
+			fail_msg("kill %d: the group went back from %" PRId64 " to %" PRId64, k, g_prev,
+				 gk);
+		if (atomic_load(&run->last_commit) > gk)
+			fail_msg("kill %d: the group is at %" PRId64 ", before the last commit that "
+				 "returned (%" PRId64 ")",
+				 k, gk, atomic_load(&run->last_commit));
+		/* Never past the first record this run had not processed (R1). */
+		wait_sent((uint64_t)(atomic_load(&run->last_seq) + 1));
+		if (atomic_load(&run->last_seq) < 0) {
+			if (gk != g_prev)
+				fail_msg("kill %d: the group moved from %" PRId64 " to %" PRId64
+					 " although the run processed nothing",
+					 k, g_prev, gk);
+		} else {
+			uint64_t next = (uint64_t)atomic_load(&run->last_seq) + 1;
+
+			bound = next < sh->nrec && rec_pos(next) >= 0 ? rec_pos(next) : tail_now();
+			if (gk > bound)
+				fail_msg("kill %d: the group is at %" PRId64 ", past seq %" PRIu64
+					 " (at %" PRId64 ") that the run never processed",
+					 k, gk, next, bound);
+		}
+		g[k] = gk;
+		j[k] = after_kill_boundary(gk, k);
+		g_prev = gk;
+	}
+	atomic_store(&sh->kills_done, 1);
+
+	/* The last run reads to the end. */
+	{
+		pid_t pids[2] = { rdt_fork(consumer_main, &sh->runs[k]), producer };
+		int sts[2];
+
+		rdt_wait_all(pids, 2, sts, 55 * TEST_SEC, child_died);
+		if (atomic_load(&sh->failed))
+			fail_msg("last run: %s (seed %#" PRIx64 ")", sh->err, sh->seed);
+		assert_int_equal(sts[0], 0);
+		assert_int_equal(sts[1], 0);
+	}
+
+	/* Each run started exactly at the group position the kill left, and
+	 * processed a gapless run of seqs from the record there. */
+	covered = rdt_keep_mem(calloc(sh->nrec, 1));
+	for (int i = 0; i <= k; i++) {
+		struct run *run = &sh->runs[i];
+		int64_t want_pos = i && g[i - 1] >= 0 ? g[i - 1] : 0;
+		uint64_t want_seq = i ? j[i - 1] : 0;
+
+		if (atomic_load(&run->start_pos) >= 0 && atomic_load(&run->start_pos) != want_pos)
+			fail_msg("run %d started at %" PRId64 ", the group said %" PRId64, i,
+				 atomic_load(&run->start_pos), want_pos);
+		if (atomic_load(&run->first_seq) < 0)
+			continue;
+		if ((uint64_t)atomic_load(&run->first_seq) != want_seq)
+			fail_msg("run %d began with seq %" PRId64 ", expected %" PRIu64 " (group %" PRId64
+				 ")",
+				 i, atomic_load(&run->first_seq), want_seq, want_pos);
+		for (int64_t s = atomic_load(&run->first_seq); s <= atomic_load(&run->last_seq); s++) {
+			if (covered[s])
+				dups++;
+			covered[s] = 1;
+		}
+		/* Duplicates only from after the last commit: the next run
+		 * re-reads [j[i], last_seq] and nothing before. */
+		if (i < k && atomic_load(&run->last_seq) >= 0 &&
+		    (uint64_t)atomic_load(&run->last_seq) + 1 - j[i] > COMMIT_MAX + POLL_MAX)
+			fail_msg("run %d: %" PRIu64 " records processed after its last commit (at most "
+				 "%u expected)",
+				 i, (uint64_t)atomic_load(&run->last_seq) + 1 - j[i], COMMIT_MAX + POLL_MAX);
+	}
+	for (uint64_t s = 0; s < sh->nrec; s++)
+		if (!covered[s])
+			fail_msg("seq %" PRIu64 " was never processed (seed %#" PRIx64 ")", s, sh->seed);
+	rdt_drop(covered);
+	printf("[ info     ] %" PRIu64 " records, %d kills, %" PRIu64 " commits, %" PRIu64
+	       " processed twice; %.2f s\n",
+	       sh->nrec, k, total_commits, dups, (double)(test_now_ns() - start) / TEST_SEC);
+	/* The last run committed the end. */
+	{
+		int64_t gk = -1;
+
+		assert_int_equal(spw_group_read(env.data, sh->topic, GROUP, &gk), 0);
+		assert_int_equal(gk, rec_pos(sh->nrec - 1) + (int64_t)rdt_span(sh->len[sh->nrec - 1]));
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * Group files
+ */
+struct listed {
+	int n;
+	char name[8][64];
+	int64_t pos[8];
+	int stop_after;
+};
+
+static int list_cb(void *arg, const char *group, int64_t position)
+{
+	struct listed *l = arg;
+
+	if (l->n < 8) {
+		snprintf(l->name[l->n], sizeof(l->name[0]), "%s", group);
+		l->pos[l->n] = position;
+	}
+	l->n++;
+	return l->stop_after && l->n >= l->stop_after;
+}
+
+static int64_t listed_pos(const struct listed *l, const char *name)
+{
+	for (int i = 0; i < l->n && i < 8; i++)
+		if (!strcmp(l->name[i], name))
+			return l->pos[i];
+	fail_msg("group %s not listed", name);
+	return -1;
+}
+
+static int count_cb(void *arg, const struct spw_record *rec)
+{
+	(void)rec;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void read_n(struct spw_reader *r, int n)
+{
+	int got = 0;
+
+	while (got < n) {
+		int rc = spw_reader_poll(r, count_cb, &got, n - got);
+
+		assert_true(rc > 0);
+	}
+}
+
+static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **state)
+{
+	struct spw_reader_opts o = { 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_reader *r = NULL;
+	struct listed l = { 0 };
+	char dir[1024], path[1200];
+	int64_t pos[100], a, b, c, got;
+	uint8_t buf[64] = { 0 };
+	int fd;
+
+	(void)state;
+	/* No daemon needed: the ring and the topic's data dir. */
+	assert_int_equal(rdt_topic_make(&env, "gl", RING_BYTES, SEG_BYTES, 20), 0);
+	assert_int_equal(spw_topic_open(env.shm, "gl", 0, &t), 0);
+	rdt_keep_topic(t);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	rdt_keep_producer(p);
+	for (int i = 0; i < 100; i++) {
+		pos[i] = spw_producer_send(p, buf, sizeof(buf));
+		assert_true(pos[i] >= 0);
+	}
+	rdt_topic_dir(&env, "gl", dir, sizeof(dir));
+	/* Nothing committed yet: no groups, -ENOENT, and START_GROUP starts
+	 * at the earliest record. */
+	assert_int_equal(spw_group_list(env.data, "gl", list_cb, &l), 0);
+	assert_int_equal(spw_group_read(env.data, "gl", "alpha", &got), -ENOENT);
+	o.shm_dir = env.shm;
+	o.data_dir = env.data;
+	o.start = SPW_START_GROUP;
+	o.group = "alpha";
+	assert_int_equal(spw_reader_open("gl", &o, &r), 0);
+	rdt_keep_reader(r);
+	assert_int_equal(spw_reader_position(r), 0);
+
+	read_n(r, 10);
+	a = spw_reader_position(r);
+	assert_int_equal(a, pos[10]);
+	assert_int_equal(spw_reader_commit(r, "alpha"), 0);
+	read_n(r, 20);
+	b = spw_reader_position(r);
+	assert_int_equal(b, pos[30]);
+	assert_int_equal(spw_reader_commit(r, "beta"), 0);
+	read_n(r, 5);
+	c = spw_reader_position(r);
+	assert_int_equal(spw_reader_commit(r, "gamma"), 0);
+	assert_int_equal(spw_reader_commit(r, "no/slash"), -EINVAL);
+	assert_int_equal(spw_reader_commit(r, ".hidden"), -EINVAL);
+	rdt_drop(r);
+	assert_int_equal(spw_group_read(env.data, "gl", "alpha", &got), 0);
+	assert_int_equal(got, a);
+	assert_int_equal(spw_group_read(env.data, "gl", "gamma", &got), 0);
+	assert_int_equal(got, c);
+	assert_int_equal(spw_group_read(env.data, "gl", "..", &got), -EINVAL);
+
+	/* START_GROUP continues exactly there. */
+	o.group = "beta";
+	assert_int_equal(spw_reader_open("gl", &o, &r), 0);
+	rdt_keep_reader(r);
+	assert_int_equal(spw_reader_position(r), b);
+	rdt_drop(r);
+
+	/* A flipped byte (the position's, then the CRC's): -EBADMSG, never a
+	 * position; START_GROUP refuses to guess. */
+	snprintf(path, sizeof(path), "%s/groups/gamma", dir);
+	assert_int_equal(rdt_xor_byte(path, 9, 0x01), 0);
+	got = 12345;
+	assert_int_equal(spw_group_read(env.data, "gl", "gamma", &got), -EBADMSG);
+	assert_int_equal(got, 12345);
+	o.group = "gamma";
+	assert_int_equal(spw_reader_open("gl", &o, &r), -EBADMSG);
+	assert_int_equal(rdt_xor_byte(path, 9, 0x01), 0);
+	assert_int_equal(spw_group_read(env.data, "gl", "gamma", &got), 0);
+	assert_int_equal(got, c);
+	assert_int_equal(rdt_xor_byte(path, 30, 0x80), 0);
+	assert_int_equal(spw_group_read(env.data, "gl", "gamma", &got), -EBADMSG);
+	/* A short file (torn write without the rename protocol): -EBADMSG. */
+	snprintf(path, sizeof(path), "%s/groups/delta", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, 20), 20);
+	close(fd);
+	assert_int_equal(spw_group_read(env.data, "gl", "delta", &got), -EBADMSG);
+	/* A temp file left by a killed commit is no group. */
+	snprintf(path, sizeof(path), "%s/groups/.alpha.999.tmp", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+
+	assert_int_equal(spw_group_list(env.data, "gl", list_cb, &l), 4);
+	assert_int_equal(l.n, 4);
+	assert_int_equal(listed_pos(&l, "alpha"), a);
+	assert_int_equal(listed_pos(&l, "beta"), b);
+	assert_int_equal(listed_pos(&l, "gamma"), -EBADMSG);
+	assert_int_equal(listed_pos(&l, "delta"), -EBADMSG);
+	/* The callback stops the walk. */
+	memset(&l, 0, sizeof(l));
+	l.stop_after = 2;
+	assert_int_equal(spw_group_list(env.data, "gl", list_cb, &l), 2);
+	assert_int_equal(spw_group_list(env.data, "gl", NULL, NULL), -EINVAL);
+
+	rdt_drop(p);
+	rdt_drop(t);
+}
+
+#define TEST(f) cmocka_unit_test_teardown(f, case_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(group_survives_kill9_at_random_points),
+		TEST(group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
