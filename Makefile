@@ -47,12 +47,13 @@ SPILL_SRC := spill/writer.c
 SPILL_OBJ := $(SPILL_SRC:%.c=$(BUILD)/%.o)
 SPILL_A := $(BUILD)/libspill.a
 URING_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
+HWLOC_LIBS = $(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc)
 
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_BIN := $(BUILD)/spillwayd
 
 # tools/: the spillway CLI, one file per subcommand.
-TOOLS_SRC := $(wildcard tools/*.c)
+TOOLS_SRC := $(wildcard tools/*.c) $(filter-out bench/cli/test_main.c,$(wildcard bench/cli/*.c))
 TOOLS_BIN := $(BUILD)/spillway
 
 # Tests: every tests/*.c is one cmocka program. tests/mt_*.c are the threaded
@@ -65,7 +66,7 @@ TEST_SUPPORT := $(wildcard tests/support*.c)
 BENCH_SRC := $(wildcard bench/*.cc)
 BENCH_BIN := $(BUILD)/bench/spillway_bench
 
-.PHONY: all lib test check-tests asan tsan bench install uninstall clean deps demo
+.PHONY: all lib test check-tests asan tsan bench bench-compare install uninstall clean deps demo
 
 all: deps lib bins
 
@@ -107,7 +108,7 @@ $(DAEMON_BIN): $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 
 $(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) -lm $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(HWLOC_LIBS) -lm $(LDFLAGS)
 
 $(LIB_SO): $(LIB_OBJ)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
@@ -172,8 +173,14 @@ $(BENCH_BIN): $(BENCH_SRC) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  CXX     $@" || true
 	$(Q)$(CXX) $(CXXFLAGS) $(BENCH_SRC) $(LIB_A) -o $@ $(BENCH_LIBS) $(LDFLAGS)
 
-bench: deps $(BENCH_BIN)
-	$(BENCH_BIN) $(BENCH_ARGS)
+bench: deps $(BENCH_BIN) bins
+	SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) $(BENCH_BIN) $(BENCH_ARGS)
+
+# Spillway against pipe, unix socket, POSIX mq, ZeroMQ and a file writer, in one
+# run: bench/results/compare.{tsv,md,png} (bench/compare/run.sh installs
+# libzmq3-dev and gnuplot-nox when missing).
+bench-compare: deps lib bins
+	SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) bash bench/compare/run.sh
 
 # --- install ------------------------------------------------------------------
 UNITDIR ?= $(PREFIX)/lib/systemd/system

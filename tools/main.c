@@ -4,6 +4,7 @@
  * Global --shm-dir / --data-dir may come before the subcommand too.
  */
 #include "cli.h"
+#include "../bench/cli/cmd_bench.h"
 
 #include <string.h>
 
@@ -21,6 +22,8 @@ static const char usage[] =
 	"  verify NAME                        check every CRC and header of the disk log\n"
 	"  dump NAME --from X                 records with their headers, for debugging\n"
 	"  demo                               the whole pipeline on temp dirs (make demo)\n"
+	"  bench                              measure this machine: producers x consumers x sizes,\n"
+	"                                     throughput and latency percentiles (--json)\n"
 	"  help [COMMAND | positions | daemon]  help on a command or a topic\n"
 	"Run 'spillway COMMAND --help' for a command's flags; docs/cli.md has examples.\n" CLI_COMMON_HELP;
 
@@ -49,7 +52,7 @@ static const struct {
 } cmds[] = {
 	{ "topic", cmd_topic },     { "produce", cmd_produce }, { "consume", cmd_consume },
 	{ "replay", cmd_replay },   { "stat", cmd_stat },       { "verify", cmd_verify },
-	{ "dump", cmd_dump },       { "demo", cmd_demo },
+	{ "dump", cmd_dump },       { "demo", cmd_demo },       { "bench", cmd_bench },
 };
 
 static int run(const char *name, int argc, char **argv)

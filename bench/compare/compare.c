@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * compare.c - Spillway against the other ways two processes on one Linux
+ * host pass messages: pipe, Unix socket, POSIX message queue, ZeroMQ
+ * ipc://, and a plain sequential file writer for the disk side.
+ *
+ * Every case is two processes forked from here, pinned to two PUs of
+ * different cores with hwloc (the same two for every system), running the
+ * very same loops (chan.h hides the system):
+ *   throughput  the sender sends fixed-size messages, each carrying a
+ *               sequence number, for the duration; the receiver checks each
+ *               sequence number and reads every payload byte. Rate =
+ *               messages received / (start to the last one received).
+ *   round trip  the pinger sends one message and waits for the ponger's
+ *               echo on a second channel, for the duration; each round trip
+ *               timed (CLOCK_MONOTONIC) into an HDR-style histogram; the
+ *               first 1000 (or the first tenth of the run) are discarded.
+ *   file        one process appends the same messages to a file through a
+ *               1 MiB buffer (write(2) per MiB), fdatasync at the end,
+ *               counted in the time.
+ * Each case runs --reps times (interleaved with the other systems); the
+ * median of each figure is reported. Results go to <out>/compare.tsv,
+ * <out>/compare_latency.tsv (percentile blocks for gnuplot) and
+ * <out>/compare_env.txt (machine, pinning, what each system was given);
+ * bench/compare/run.sh turns them into the markdown and the plots.
+ *
+ * The program: compare.c (options, the cases, the parent's side of each
+ * run), sides.c (the forked processes), chan.c + chan_spw.c (the systems),
+ * results.c (medians and files); hwloc, the histogram and the daemon
+ * helpers come from bench/cli/ (topo.c, hist.c, util.c), shared with
+ * `spillway bench`.
+ */
+#define _GNU_SOURCE
+#include "compare.h"
+#include "results.h"
+
+#include "../cli/hist.h"
+#include "../cli/topo.h"
+#include "../cli/util.h"
+
+#include "spillway.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+
+static const struct sysdef systems[] = {
+	{ "spillway-live", SYS_SPW, true, false, false,
+	  "spw_producer_send / spw_consumer_poll, both spinning; no-spill topic, the receiver reclaims" },
+	{ "spillway-wait", SYS_SPW, false, false, false,
+	  "spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, then futex sleep)" },
+	{ "spillway-spill", SYS_SPW, false, true, false,
+	  "spillwayd spills to disk meanwhile; blocking calls as spillway-wait; the receiver is an spw_reader" },
+	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB" },
+	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN" },
+	{ "unix", SYS_UNIX, false, false, false,
+	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB" },
+	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning" },
+	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive" },
+	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN" },
+	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv" },
+	{ "zmq-busy", SYS_ZMQ, true, false, false,
+	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)" },
+	{ "file", SYS_SPW, false, false, true,
+	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)" },
+};
+#define NSYS (sizeof(systems) / sizeof(systems[0]))
+
+static struct {
+	double dur_s, rtt_dur_s;
+	int reps;
+	uint32_t sizes[MAX_SIZES];
+	int nsizes;
+	const char *cpus, *out_dir, *data_parent, *only;
+	uint64_t ring_bytes, spill_ring_bytes;
+	int pu[2];
+	char shm_dir[4096], scratch[4096 - 64];
+} G = { .dur_s = 1, .rtt_dur_s = 0.5, .reps = 3, .ring_bytes = 1u << 20,
+	.spill_ring_bytes = 64u << 20 };
+
+static struct cell cells[NSYS][MAX_SIZES];
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* --- running one case ------------------------------------------------------------------ */
+
+static struct ctl *ctl_new(void)
+{
+	struct ctl *c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			     -1, 0);
+
+	if (c == MAP_FAILED)
+		return NULL;
+	hist_init(&c->rtt); /* the rest is zero: go, stop, both states START */
+	return c;
+}
+
+static void ctl_free(struct ctl *c)
+{
+	if (c)
+		munmap(c, sizeof(*c));
+}
+
+struct job {
+	int kind; /* 0 throughput, 1 round trip, 2 file */
+	struct chan *a, *b;
+	uint32_t size;
+	const char *path;
+};
+
+static pid_t spawn(struct ctl *c, const struct job *j, int side)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (j->kind == 2)
+		side_file_writer(c, j->size, j->path, G.pu[0]);
+	else if (j->kind == 0 && side == 0)
+		side_tp_sender(c, j->a, G.pu[0]);
+	else if (j->kind == 0)
+		side_tp_receiver(c, j->a, G.pu[1]);
+	else if (side == 0)
+		side_rtt_pinger(c, j->a, j->b, G.pu[0]);
+	else
+		side_rtt_ponger(c, j->a, j->b, G.pu[1]);
+	_exit(1);
+}
+
+static int side_state(struct ctl *c, int i)
+{
+	/* Acquire: pairs with the side's release store; its fields are then final. */
+	return atomic_load_explicit(&c->side[i].state, memory_order_acquire);
+}
+
+static bool any_failed(struct ctl *c, int nsides)
+{
+	for (int i = 0; i < nsides; i++)
+		if (side_state(c, i) == ST_FAILED)
+			return true;
+	return false;
+}
+
+/* Both sides READY within 10 s (none failed, no interrupt)? */
+static bool wait_ready(struct ctl *c, int nsides)
+{
+	uint64_t deadline = bench_mono_ns() + 10000000000ull;
+
+	while (!interrupted && !any_failed(c, nsides) && bench_mono_ns() < deadline) {
+		int ready = 0;
+
+		for (int i = 0; i < nsides; i++)
+			ready += side_state(c, i) == ST_READY;
+		if (ready == nsides)
+			return true;
+		bench_sleep_ns(1000000);
+	}
+	return false;
+}
+
+/* Wait for the children; SIGKILL them after timeout_ns (or at an interrupt). */
+static void reap(pid_t *pids, int n, uint64_t timeout_ns)
+{
+	uint64_t deadline = bench_mono_ns() + timeout_ns;
+	int left = 0;
+
+	for (int i = 0; i < n; i++)
+		left += pids[i] > 0;
+	while (left > 0) {
+		for (int i = 0; i < n; i++)
+			if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == pids[i]) {
+				pids[i] = -1;
+				left--;
+			}
+		if (left && (interrupted || bench_mono_ns() > deadline)) {
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], SIGKILL);
+			deadline = UINT64_MAX;
+		}
+		if (left)
+			bench_sleep_ns(1000000);
+	}
+}
+
+/* Fork the sides, start them together, stop them after dur_s, wait. 0, or
+ * -1 with err set. */
+static int run_job(struct ctl *c, const struct job *j, double dur_s, char *err, size_t errlen)
+{
+	int nsides = j->kind == 2 ? 1 : 2, forked = 0;
+	pid_t pids[2] = { -1, -1 };
+	bool started = false;
+
+	for (int i = 0; i < nsides; i++) {
+		pids[i] = spawn(c, j, i);
+		if (pids[i] < 0) {
+			snprintf(err, errlen, "fork: %s", strerror(errno));
+			break;
+		}
+		forked++;
+	}
+	if (j->a)
+		chan_parent_release(j->a); /* the readers must see end-of-file */
+	if (j->b)
+		chan_parent_release(j->b);
+	if (forked == nsides && wait_ready(c, nsides)) {
+		uint64_t end;
+
+		bench_sleep_ns(20000000); /* let a zmq connect complete */
+		c->dur_ns = (uint64_t)(dur_s * 1e9);
+		c->t0 = bench_mono_ns();
+		/* Release: publishes t0 and dur_ns; pairs with the sides' acquire loads. */
+		atomic_store_explicit(&c->go, 1, memory_order_release);
+		started = true;
+		end = c->t0 + c->dur_ns;
+		while (!interrupted && bench_mono_ns() < end && !any_failed(c, nsides))
+			bench_sleep_ns(2000000);
+	}
+	/* Relaxed: a request; the sides publish their results by state. */
+	atomic_store_explicit(&c->stop, 1, memory_order_relaxed);
+	reap(pids, nsides, started ? 30000000000ull : 0);
+	for (int i = 0; i < nsides && !err[0]; i++) {
+		int st = side_state(c, i);
+
+		if (st != ST_DONE)
+			snprintf(err, errlen, "%s: %s", i ? "receiver" : "sender",
+				 st == ST_FAILED ? c->side[i].err
+				 : interrupted   ? "interrupted"
+						 : "did not finish (killed after the timeout)");
+	}
+	if (!err[0] && !(c->side[0].pinned && (nsides == 1 || c->side[1].pinned)))
+		snprintf(err, errlen, "pinning failed");
+	return err[0] ? -1 : 0;
+}
+
+/* A private spillwayd on a fresh data dir, for one spilling case. */
+struct spill {
+	struct bench_daemon d;
+	char data[4096];
+};
+
+static int spill_begin(struct spill *s, char *err, size_t errlen)
+{
+	static int serial;
+	char log[4096 + 64];
+	int r;
+
+	snprintf(s->data, sizeof(s->data), "%s/data-%d", G.scratch, serial);
+	snprintf(log, sizeof(log), "%s/spillwayd-%d.log", G.scratch, serial++);
+	r = bench_daemon_start(&s->d, G.shm_dir, s->data, log);
+	if (r)
+		snprintf(err, errlen, "cannot start spillwayd (set SPW_DAEMON): %s", strerror(-r));
+	return r;
+}
+
+static int spill_attach(struct spill *s, struct chan *ch, char *err, size_t errlen)
+{
+	int r = bench_daemon_wait_attach(&s->d, ch->t, 5000000000ll);
+	char last[512];
+
+	if (r) {
+		bench_daemon_last_log(&s->d, last, sizeof(last));
+		snprintf(err, errlen, "spillwayd did not attach %s: %s; log: %.300s", ch->topic,
+			 strerror(-r), last);
+	}
+	return r;
+}
+
+/* SIGTERM: the daemon spills the rest, fdatasyncs, exits. */
+static void spill_end(struct spill *s)
+{
+	if (s->d.pid > 0)
+		bench_daemon_stop(&s->d, 60000000000ll);
+	bench_rm_rf(s->data);
+}
+
+static void chan_cfg_for(const struct sysdef *sd, uint32_t size, struct chan_cfg *cfg,
+			 const char *data_dir)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->sys = sd->sys;
+	cfg->busy = sd->busy;
+	cfg->size = size;
+	cfg->spill = sd->spill;
+	cfg->buf_bytes = sd->spill ? G.spill_ring_bytes : G.ring_bytes;
+	cfg->scratch = G.scratch;
+	cfg->shm_dir = G.shm_dir;
+	cfg->data_dir = data_dir;
+}
+
+static void record_err(const struct sysdef *sd, uint32_t size, struct cell *cl, const char *what,
+		       const char *err)
+{
+	if (!cl->err[0])
+		snprintf(cl->err, sizeof(cl->err), "%s: %.200s", what, err);
+	fprintf(stderr, "compare: %s, %u B, %s: %s\n", sd->name, size, what, err);
+}
+
+/* Throughput: messages received over the time to the last one; for the
+ * spilling case also the rate until the daemon had it all on disk (it
+ * spills the rest and fdatasyncs when stopped). */
+static void tp_result(const struct sysdef *sd, uint32_t size, struct ctl *c, struct cell *cl,
+		      struct spill *sp, char *err, size_t errlen)
+{
+	struct side *tx = &c->side[0], *rx = &c->side[1];
+	double secs = (double)(rx->t_end - c->t0) / 1e9;
+
+	cl->redelivered += rx->redelivered;
+
+	if (rx->count != tx->count || rx->bad || secs <= 0) {
+		snprintf(err, errlen, "sent %llu, received %llu, %llu out of sequence",
+			 (unsigned long long)tx->count, (unsigned long long)rx->count,
+			 (unsigned long long)rx->bad);
+		return;
+	}
+	if (cl->n < MAX_REPS)
+		cl->rate[cl->n++] = (double)rx->count / secs;
+	if (sd->spill && cl->ndurable < MAX_REPS) {
+		spill_end(sp);
+		secs = (double)(bench_mono_ns() - c->t0) / 1e9;
+		cl->durable[cl->ndurable++] = (double)tx->count * size / 1e6 / secs;
+	}
+}
+
+static void rtt_result(struct ctl *c, struct cell *cl, char *err, size_t errlen)
+{
+	int k;
+
+	if (c->side[0].bad) {
+		snprintf(err, errlen, "%llu pongs out of sequence", (unsigned long long)c->side[0].bad);
+		return;
+	}
+	if (!c->rtt.count) {
+		snprintf(err, errlen, "no round trip completed");
+		return;
+	}
+	if (cl->nrtt >= MAX_REPS)
+		return;
+	k = cl->nrtt++;
+	cl->p50[k] = (double)hist_percentile(&c->rtt, 50);
+	cl->p90[k] = (double)hist_percentile(&c->rtt, 90);
+	cl->p99[k] = (double)hist_percentile(&c->rtt, 99);
+	cl->p999[k] = (double)hist_percentile(&c->rtt, 99.9);
+	cl->max[k] = (double)c->rtt.max;
+}
+
+static void case_channels(const struct sysdef *sd, uint32_t size, struct cell *cl, bool rtt)
+{
+	struct chan a, b;
+	struct chan_cfg cfg;
+	struct spill sp = { .d = { .pid = -1 } };
+	struct ctl *c = ctl_new();
+	struct job j = { rtt ? 1 : 0, &a, rtt ? &b : NULL, size, NULL };
+	char err[512] = "";
+	bool have_a = false, have_b = false;
+
+	if (!c) {
+		record_err(sd, size, cl, rtt ? "round trip" : "throughput", "mmap failed");
+		return;
+	}
+	if (sd->spill && spill_begin(&sp, err, sizeof(err)))
+		goto out;
+	chan_cfg_for(sd, size, &cfg, sp.data);
+	if (chan_create(&a, &cfg, 2 * (int)(sd - systems), err, sizeof(err)))
+		goto out;
+	have_a = true;
+	if (rtt && chan_create(&b, &cfg, 2 * (int)(sd - systems) + 1, err, sizeof(err)))
+		goto out;
+	have_b = rtt;
+	if (sd->spill && (spill_attach(&sp, &a, err, sizeof(err)) ||
+			  (rtt && spill_attach(&sp, &b, err, sizeof(err)))))
+		goto out;
+	snprintf(cl->desc, sizeof(cl->desc), "%s", a.desc);
+	if (run_job(c, &j, rtt ? G.rtt_dur_s : G.dur_s, err, sizeof(err)))
+		goto out;
+	if (!rtt)
+		tp_result(sd, size, c, cl, &sp, err, sizeof(err));
+	else
+		rtt_result(c, cl, err, sizeof(err));
+out:
+	if (err[0])
+		record_err(sd, size, cl, rtt ? "round trip" : "throughput", err);
+	if (sd->spill)
+		spill_end(&sp);
+	if (have_a)
+		chan_destroy(&a);
+	if (have_b)
+		chan_destroy(&b);
+	ctl_free(c);
+}
+
+static void case_file(uint32_t size, struct cell *cl)
+{
+	struct ctl *c = ctl_new();
+	char path[4096 + 32], err[512] = "";
+	struct job j = { 2, NULL, NULL, size, path };
+
+	if (!c)
+		return;
+	snprintf(path, sizeof(path), "%s/plain-%u", G.scratch, size);
+	snprintf(cl->desc, sizeof(cl->desc), "write(2) of 1 MiB buffers + fdatasync in %.100s",
+		 G.data_parent ? G.data_parent : "/var/tmp");
+	if (run_job(c, &j, G.dur_s, err, sizeof(err)) == 0 && cl->n < MAX_REPS)
+		cl->rate[cl->n++] = (double)c->side[0].count / ((double)(c->side[0].t_end - c->t0) / 1e9);
+	if (err[0])
+		record_err(&systems[NSYS - 1], size, cl, "file", err);
+	unlink(path);
+	ctl_free(c);
+}
+
+/* --- main ------------------------------------------------------------------------------------ */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: compare --out DIR [--duration SEC] [--rtt-duration SEC] [--reps N]\n"
+		"               [--sizes 64,1K,16K] [--cpus A,B] [--data-dir DIR] [--only a,b]\n"
+		"               [--ring-size 1M] [--spill-ring-size 64M]\n"
+		"Spillway vs pipe, Unix socket, POSIX mq, ZeroMQ ipc:// and a file writer:\n"
+		"throughput and round trips between two pinned processes. Writes DIR/compare.tsv,\n"
+		"DIR/compare_latency.tsv, DIR/compare_env.txt. Systems:");
+	for (size_t s = 0; s < NSYS; s++)
+		fprintf(f, " %s", systems[s].name);
+	fprintf(f, "\nspillwayd (for spillway-spill): $SPW_DAEMON, next to this binary, or $PATH.\n");
+}
+
+static int parse(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "out", required_argument, NULL, 'o' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "rtt-duration", required_argument, NULL, 'r' },
+		{ "reps", required_argument, NULL, 'n' },
+		{ "sizes", required_argument, NULL, 's' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "data-dir", required_argument, NULL, 'D' },
+		{ "only", required_argument, NULL, 'O' },
+		{ "ring-size", required_argument, NULL, 'R' },
+		{ "spill-ring-size", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char buf[256], *save, *tok;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': G.out_dir = optarg; break;
+		case 'd':
+			if (bench_parse_seconds(optarg, &G.dur_s) || G.dur_s <= 0)
+				return 2;
+			break;
+		case 'r':
+			if (bench_parse_seconds(optarg, &G.rtt_dur_s) || G.rtt_dur_s <= 0)
+				return 2;
+			break;
+		case 'n':
+			G.reps = atoi(optarg);
+			if (G.reps < 1 || G.reps > MAX_REPS)
+				return 2;
+			break;
+		case 's':
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			G.nsizes = 0;
+			for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				uint64_t v;
+
+				if (bench_parse_size(tok, &v) || v < 8 || v > (1u << 20) ||
+				    G.nsizes == MAX_SIZES)
+					return 2;
+				G.sizes[G.nsizes++] = (uint32_t)v;
+			}
+			break;
+		case 'c': G.cpus = optarg; break;
+		case 'D': G.data_parent = optarg; break;
+		case 'O': G.only = optarg; break;
+		case 'R':
+		case 'S': {
+			uint64_t v;
+
+			if (bench_parse_size(optarg, &v) || v < SPW_RING_MIN_BYTES || (v & (v - 1)))
+				return 2;
+			*(c == 'R' ? &G.ring_bytes : &G.spill_ring_bytes) = v;
+			break;
+		}
+		case 'h': usage(stdout); exit(0);
+		default: return 2;
+		}
+	}
+	if (optind < argc || !G.out_dir)
+		return 2;
+	if (!G.nsizes) {
+		G.sizes[0] = 64;
+		G.sizes[1] = 1024;
+		G.sizes[2] = 16384;
+		G.nsizes = 3;
+	}
+	for (int z = 0; z < G.nsizes; z++)
+		if (G.sizes[z] > G.ring_bytes / 4)
+			return 2;
+	return 0;
+}
+
+static void progress(int rep, const struct sysdef *sd, uint32_t size, const struct cell *cl)
+{
+	printf("rep %d/%d %6u B  %-15s", rep + 1, G.reps, size, sd->name);
+	if (cl->n)
+		printf(" %10.3f M msgs/s %9.1f MB/s", cl->rate[cl->n - 1] / 1e6,
+		       cl->rate[cl->n - 1] * size / 1e6);
+	if (cl->nrtt)
+		printf("   rtt p50 %8.0f ns  p99 %8.0f ns", cl->p50[cl->nrtt - 1], cl->p99[cl->nrtt - 1]);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* Limits, hwloc, the two PUs, scratch directories. 0, or the exit status. */
+static int setup(char *link, size_t linklen, double *line_rtt)
+{
+	struct rlimit rl;
+	char err[256];
+	int r;
+
+	/* POSIX queues count against RLIMIT_MSGQUEUE (800 KiB by default): as
+	 * much as we may (the hard limit; more needs CAP_SYS_RESOURCE). */
+	if (getrlimit(RLIMIT_MSGQUEUE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_MSGQUEUE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN); /* a dead reader: EPIPE, reported */
+	if (topo_init()) {
+		fprintf(stderr, "compare: hwloc cannot read the topology\n");
+		return 1;
+	}
+	r = topo_pick(G.cpus, 2, G.pu, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "compare: %s\n", err);
+		return 2;
+	}
+	if (r < 2)
+		fprintf(stderr, "compare: only one PU: both processes share it\n");
+	topo_link_desc(G.pu[0], G.pu[1], link, linklen);
+	*line_rtt = topo_line_rtt(G.pu[0], G.pu[1], 7, 200000, NULL);
+	printf("sender P#%d, receiver P#%d (sharing %s); cache-line round trip %.1f ns\n", G.pu[0],
+	       G.pu[1], link, *line_rtt);
+	if ((r = bench_mkdtemp("/dev/shm", "spw-compare", G.shm_dir, sizeof(G.shm_dir))) ||
+	    (r = bench_mkdtemp(G.data_parent ? G.data_parent : "/var/tmp", "spw-compare", G.scratch,
+			       sizeof(G.scratch)))) {
+		fprintf(stderr, "compare: scratch directories: %s\n", strerror(-r));
+		if (G.shm_dir[0])
+			bench_rm_rf(G.shm_dir);
+		return 1;
+	}
+	return 0;
+}
+
+/* Every case, repetitions outermost: a disturbance hits one run of many
+ * systems rather than every run of one. */
+static void run_all(const struct table *t)
+{
+	for (int rep = 0; rep < G.reps && !interrupted; rep++)
+		for (int z = 0; z < G.nsizes && !interrupted; z++)
+			for (size_t s = 0; s < NSYS && !interrupted; s++) {
+				const struct sysdef *sd = &systems[s];
+				struct cell *cl = &cells[s][z];
+
+				if (!table_selected(t, sd))
+					continue;
+				if (sd->file) {
+					case_file(G.sizes[z], cl);
+				} else {
+					case_channels(sd, G.sizes[z], cl, false);
+					case_channels(sd, G.sizes[z], cl, true);
+				}
+				progress(rep, sd, G.sizes[z], cl);
+			}
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { 0 };
+	struct table t = { systems, NSYS, cells, G.sizes, 0, NULL };
+	struct run_info ri = { 0 };
+	char link[128];
+	int failed = 0, r;
+
+	if (parse(argc, argv)) {
+		usage(stderr);
+		return 2;
+	}
+	t.nsizes = G.nsizes;
+	t.only = G.only;
+	if ((r = setup(link, sizeof(link), &ri.line_rtt_ns)) != 0)
+		return r;
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	run_all(&t);
+	for (size_t s = 0; s < NSYS; s++)
+		for (int z = 0; z < G.nsizes; z++)
+			failed |= cells[s][z].err[0] != 0;
+	ri.dur_s = G.dur_s;
+	ri.rtt_dur_s = G.rtt_dur_s;
+	ri.reps = G.reps;
+	ri.ring_bytes = G.ring_bytes;
+	ri.spill_ring_bytes = G.spill_ring_bytes;
+	ri.data_dir = G.data_parent ? G.data_parent : "/var/tmp";
+	ri.pu[0] = G.pu[0];
+	ri.pu[1] = G.pu[1];
+	ri.link = link;
+	if (results_write(G.out_dir, &t, &ri))
+		failed = 1;
+	bench_rm_rf(G.shm_dir);
+	bench_rm_rf(G.scratch);
+	topo_fini();
+	if (interrupted)
+		fprintf(stderr, "compare: interrupted\n");
+	return failed || interrupted ? 1 : 0;
+}
