@@ -383,7 +383,7 @@ static int deliver(struct ctx *x, const struct spw_record *rec)
  * committed record that fits its ring lap (R3). */
 static uint64_t disk_span(const struct spw_reader *r, uint64_t pos, uint64_t w)
 {
-	uint64_t lap_left = r->ring_bytes - pos % r->ring_bytes;
+	uint64_t lap_left = r->ring_bytes - (pos & (r->ring_bytes - 1)); /* a power of two */
 	uint32_t len = RING_W_LEN(w);
 
 	if ((w & (RING_W_COMMITTED | RING_W_CLAIMED)) != (RING_W_COMMITTED | RING_W_CLAIMED) ||

@@ -1,24 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * reader.c - spw_reader, as the CLI and the demo use it, around two library
- * bugs (reported; spill/reader.c and ring/consume.c are not ours to fix):
+ * reader.c - spw_reader, as the CLI and the demo use it, with two checks
+ * that stay as a belt-and-braces guard (and as a live test in `make demo`):
  *
- *  1. A live consumer calls the record callback, then checks whether the
- *     record was reclaimed while the callback read it; if so, poll reports
- *     -ESTALE and the reader delivers the same position again from disk. The
- *     callback has then seen torn bytes once, and the record twice.
- *     So every record is copied in the callback and handed on only once the
- *     library has kept it: when a later position arrives, or when the poll
- *     returned and the reader's position is past it. A record whose position
- *     comes again was taken back: its copy is dropped (counted in retracted).
- *
- *  2. fill() marks a chunk as buffered before checking its CRCs, and
- *     spw_reader_poll() returns the count when an error follows records in
- *     the same call: the error is dropped and the next poll walks the
- *     unverified bytes. Every error path records a file and position
- *     (spw_reader_error): a change during a poll that returned records means
- *     it failed after them; this reader then reports the error instead of
- *     polling again.
+ *  1. A record whose position comes again after a lap would have been
+ *     delivered twice. spill/reader.c now copies and validates live records
+ *     before its callback (R2), so this cannot happen; the wrapper still
+ *     hands each record on only once the reader has moved past it and counts
+ *     any repeat in `retracted` (the demo prints it when non-zero).
+ *  2. An error after records in the same poll: spw_reader_poll returns the
+ *     count, and the next poll reports the error (the reader drops the
+ *     unverified chunk). The wrapper reports such an error at once instead,
+ *     noticing that spw_reader_error changed during the poll.
  */
 #include "cli.h"
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# cli_bench.sh - `spillway bench`: usage errors exit 2, a short run prints the
+# table and valid --json with throughput and latency percentiles, in both
+# modes, with spilling off and on. (Speed itself is never asserted here.)
+set -u
+. "$(dirname "$0")/cli_lib.sh"
+
+check "bench --help exits 0; bad flags and values exit 2"
+expect_rc 0 "$CLI" bench --help
+expect_out "usage: spillway bench"
+expect_rc 2 "$CLI" bench --bogus
+expect_rc 2 "$CLI" bench --size 12Q
+expect_rc 2 "$CLI" bench --mode sideways
+expect_rc 2 "$CLI" bench --cpus 0,999
+
+check "a short throughput run prints a table with the size and percentiles"
+expect_rc 0 "$CLI" bench --duration 0.2 --size 64
+expect_out "64 B"
+expect_out "p99"
+
+check "--json is valid JSON with throughput and latency for each size"
+expect_rc 0 "$CLI" bench --duration 0.2 --size 64,1K --json
+python3 - "$TMP/out" <<'PY' || fail "bench --json is not the expected JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+txt = json.dumps(d)
+for key in ("records_per_s", "p50", "p99"):
+    assert key in txt, key
+PY
+
+check "ping-pong through two topics reports round trips"
+expect_rc 0 "$CLI" bench --mode pingpong --duration 0.2 --size 64
+expect_out "64 B"
+
+check "with --spill a daemon is started and stopped; nothing is left behind"
+expect_rc 0 "$CLI" bench --spill --duration 0.3 --size 1K --shm-dir "$SHMROOT" --data-dir "$TMP"
+expect_out "1 KiB"
+pgrep -f "spillwayd.*$TMP" >/dev/null && fail "a spillwayd is still running"
+done_ok
