@@ -7,6 +7,9 @@
 #include "ring_layout.h"
 
 #include <stdbool.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 /* A mapped topic. The settings are copied out of shared memory at open and
  * validated once; nothing here trusts the header page after that. */
@@ -42,14 +45,44 @@ struct spw_consumer {
 };
 
 void ring_clock_init(struct ring_clock *c);
-uint64_t ring_clock_now(struct ring_clock *c);
+uint64_t ring_clock_now_slow(struct ring_clock *c);
+
+/* CLOCK_REALTIME ns from the TSC, never backwards for one handle; inline,
+ * since every claim takes one. */
+static inline uint64_t ring_clock_now(struct ring_clock *c)
+{
+#if defined(__x86_64__)
+	if (__builtin_expect(c->mult != 0, 1)) {
+		uint64_t d = __rdtsc() - c->base_tsc;
+
+		if (__builtin_expect(d < c->resync_ticks, 1)) {
+			uint64_t ns = c->base_ns + (uint64_t)(((__uint128_t)d * c->mult) >> 32);
+
+			if (ns < c->last_ns)
+				ns = c->last_ns;
+			c->last_ns = ns;
+			return ns;
+		}
+	}
+#endif
+	return ring_clock_now_slow(c);
+}
 uint64_t ring_realtime_ns(void);
 uint64_t ring_monotonic_ns(void);
 
 int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void ring_futex_wake_all(_Atomic uint32_t *word);
-/* Wake the consumers sleeping on t (I8 waker side); cheap when none sleeps. */
-void ring_wake_consumers(struct spw_topic *t);
+/* Wake the consumers sleeping on t (I8 waker side): inline, one load and a
+ * branch when none sleeps (every commit pays it). */
+void ring_wake_consumers_slow(struct spw_topic *t);
+static inline void ring_wake_consumers(struct spw_topic *t)
+{
+	/* seq_cst load: the waker half of I8; the caller's CAS (a full barrier)
+	 * comes first. Pairs with the fetch_add in consumer_sleep(). */
+	if (__builtin_expect(atomic_load_explicit(&t->hdr->cons_waiters, memory_order_seq_cst) != 0,
+			     0))
+		ring_wake_consumers_slow(t);
+}
 
 /* For the disk-to-live reader (spill/reader.c): the next DATA record at the
  * consumer's position, copied into *stage (grown to max_record) and

@@ -117,22 +117,17 @@ void ring_clock_init(struct ring_clock *c)
 	clock_resync(c);
 }
 
-uint64_t ring_clock_now(struct ring_clock *c)
+/* The slow path of ring_clock_now (ring_internal.h): a re-sync, or no TSC. */
+uint64_t ring_clock_now_slow(struct ring_clock *c)
 {
 	uint64_t ns;
 
-#if defined(__x86_64__)
 	if (c->mult) {
-		uint64_t d = __rdtsc() - c->base_tsc;
-
-		if (__builtin_expect(d >= c->resync_ticks, 0)) {
-			clock_resync(c);
-			d = 0;
-		}
-		ns = c->base_ns + (uint64_t)(((__uint128_t)d * c->mult) >> 32);
-	} else
-#endif
+		clock_resync(c);
+		ns = c->base_ns;
+	} else {
 		ns = ring_realtime_ns();
+	}
 	/* Never backwards within one producer (a re-sync or an NTP step). */
 	if (ns < c->last_ns)
 		ns = c->last_ns;
@@ -162,12 +157,8 @@ void ring_futex_wake_all(_Atomic uint32_t *word)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-void ring_wake_consumers(struct spw_topic *t)
+void ring_wake_consumers_slow(struct spw_topic *t)
 {
-	/* seq_cst load: the waker half of I8; the caller's commit CAS (a full
-	 * barrier) comes first. Pairs with the fetch_add in consumer_sleep(). */
-	if (atomic_load_explicit(&t->hdr->cons_waiters, memory_order_seq_cst) == 0)
-		return;
 	/* seq_cst: a sleeper that read the old value before sleeping gets
 	 * EAGAIN from FUTEX_WAIT; one that reads the new value re-checks. */
 	atomic_fetch_add_explicit(&t->hdr->cons_wake, 1, memory_order_seq_cst);
