@@ -83,27 +83,6 @@ static int parse_level(const char *s)
 	return -1;
 }
 
-static int mkdir_p(const char *dir, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(dir);
-
-	if (!n || n >= sizeof(buf))
-		return -EINVAL;
-	memcpy(buf, dir, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* --- config file: "key = value" lines ------------------------------------- */
 static int config_load(const char *path, bool at_start)
 {
@@ -227,7 +206,7 @@ static void topic_attach(const char *name)
 		goto fail_free;
 	}
 	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, name) ||
-	    (r = mkdir_p(dt->dir, 0755)) != 0) {
+	    (r = ring_mkdir_p(dt->dir, 0755)) != 0) {
 		dlog(LOG_ERROR, name, "cannot create %s: %s", dt->dir, strerror(-r));
 		goto fail_close;
 	}
@@ -597,7 +576,7 @@ int main(int argc, char **argv)
 	if (lvl >= 0)
 		D.log_level = lvl;
 	default_dirs();
-	if ((r = mkdir_p(D.data_dir, 0755)) || (r = mkdir_p(D.shm_dir, 0755))) {
+	if ((r = ring_mkdir_p(D.data_dir, 0755)) || (r = ring_mkdir_p(D.shm_dir, 0755))) {
 		fprintf(stderr, "spillwayd: cannot create %s or %s: %s\n", D.data_dir, D.shm_dir,
 			strerror(-r));
 		return 1;

@@ -44,6 +44,9 @@ struct spw_consumer {
 	uint64_t limit_cache; /* last limit seen: positions below it are safe to read (I3) */
 };
 
+/* mkdir -p: 0 or -errno (used by ring/, daemon/ and tools/). */
+int ring_mkdir_p(const char *dir, unsigned mode);
+
 void ring_clock_init(struct ring_clock *c);
 uint64_t ring_clock_now_slow(struct ring_clock *c);
 

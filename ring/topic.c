@@ -98,7 +98,7 @@ static int config_resolve(const struct spw_topic_config *in, struct spw_topic_co
 	return 0;
 }
 
-static int mkdir_p(const char *dir)
+int ring_mkdir_p(const char *dir, unsigned mode)
 {
 	char buf[PATH_MAX];
 	size_t n = strlen(dir);
@@ -110,11 +110,11 @@ static int mkdir_p(const char *dir)
 		if (*s != '/')
 			continue;
 		*s = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
+		if (mkdir(buf, mode) && errno != EEXIST)
 			return -errno;
 		*s = '/';
 	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
+	if (mkdir(buf, mode) && errno != EEXIST)
 		return -errno;
 	return 0;
 }
@@ -149,7 +149,7 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 	r = config_resolve(cfg, &c);
 	if (r)
 		return r;
-	r = mkdir_p(spw_shm_dir(shm_dir));
+	r = ring_mkdir_p(spw_shm_dir(shm_dir), 0755);
 	if (r)
 		return r;
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", spw_shm_dir(shm_dir), name,

@@ -49,27 +49,6 @@ static const char list_usage[] =
 
 static const char name_usage[] = "usage: spillway topic %s NAME\n%s\n" CLI_COMMON_HELP;
 
-static int mkdir_p(const char *dir)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(dir);
-
-	if (!n || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, dir, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int parse_group(const char *s, gid_t *gid)
 {
 	struct group *g = getgrnam(s);
@@ -223,7 +202,7 @@ static int topic_create(int argc, char **argv)
 	}
 	free(bases);
 	made_dir = stat(dir, &st) != 0;
-	r = mkdir_p(dir);
+	r = ring_mkdir_p(dir, 0755);
 	if (r) {
 		cli_err("cannot create the data dir %s for topic \"%s\": %s (check --data-dir / "
 			"SPILLWAY_DATA_DIR)",
