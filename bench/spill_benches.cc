@@ -404,6 +404,45 @@ void bm_replay_mmap(benchmark::State &st)
 	}
 }
 
+// Plain sequential read() of the files in 1 MiB blocks: the bytes read.
+uint64_t read_plain(const std::vector<std::string> &files, std::vector<char> &buf)
+{
+	uint64_t bytes = 0;
+	for (auto &f : files) {
+		int fd = open(f.c_str(), O_RDONLY);
+		ssize_t n;
+		if (fd < 0)
+			continue;
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		while ((n = read(fd, buf.data(), buf.size())) > 0)
+			bytes += (uint64_t)n;
+		close(fd);
+	}
+	return bytes;
+}
+
+// The whole log through spw_reader, disk only: the bytes covered (or -errno);
+// *recs gets the records delivered.
+int64_t read_spw(ReplayLog *L, unsigned flags, uint64_t *recs)
+{
+	spw_reader_opts o{};
+	o.shm_dir = L->s->shm.c_str();
+	o.data_dir = L->s->data.c_str();
+	o.start = SPW_START_EARLIEST;
+	o.flags = SPW_READER_NO_LIVE | flags;
+	spw_reader *r;
+	int n = spw_reader_open(L->s->name.c_str(), &o, &r);
+	if (n)
+		return n;
+	uint64_t c[2] = {0, 0};
+	while ((n = spw_reader_poll(r, count_rec, c, 4096)) > 0)
+		;
+	int64_t bytes = spw_reader_position(r);
+	spw_reader_close(r);
+	*recs = c[0];
+	return n < 0 ? n : bytes;
+}
+
 void bm_replay(benchmark::State &st, bool plain, bool cold, bool noverify = false)
 {
 	ReplayLog *L = replay_log();
@@ -418,36 +457,14 @@ void bm_replay(benchmark::State &st, bool plain, bool cold, bool noverify = fals
 		uint64_t bytes = 0, recs = 0;
 		double t0 = now_s();
 		if (plain) {
-			for (auto &f : L->files) {
-				int fd = open(f.c_str(), O_RDONLY);
-				ssize_t n;
-				posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-				while ((n = read(fd, buf.data(), buf.size())) > 0)
-					bytes += (uint64_t)n;
-				close(fd);
-			}
+			bytes = read_plain(L->files, buf);
 		} else {
-			spw_reader_opts o{};
-			o.shm_dir = L->s->shm.c_str();
-			o.data_dir = L->s->data.c_str();
-			o.start = SPW_START_EARLIEST;
-			o.flags = SPW_READER_NO_LIVE | (noverify ? SPW_READER_NO_VERIFY : 0);
-			spw_reader *r;
-			if (spw_reader_open(L->s->name.c_str(), &o, &r)) {
-				st.SkipWithError("reader open failed");
-				break;
-			}
-			uint64_t c[2] = {0, 0};
-			int n;
-			while ((n = spw_reader_poll(r, count_rec, c, 4096)) > 0)
-				;
-			bytes = (uint64_t)spw_reader_position(r);
-			recs = c[0];
-			spw_reader_close(r);
-			if (n < 0) {
+			int64_t b = read_spw(L, noverify ? SPW_READER_NO_VERIFY : 0, &recs);
+			if (b < 0) {
 				st.SkipWithError("reader failed");
 				break;
 			}
+			bytes = (uint64_t)b;
 		}
 		double dt = now_s() - t0;
 		st.SetIterationTime(dt);
@@ -481,30 +498,15 @@ void bm_replay_cold_pair(benchmark::State &st)
 			uint64_t bytes = 0;
 			if (plain) {
 				std::vector<char> buf(1u << 20);
-				for (auto &f : L->files) {
-					int fd = open(f.c_str(), O_RDONLY);
-					ssize_t n;
-					posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-					while ((n = read(fd, buf.data(), buf.size())) > 0)
-						bytes += (uint64_t)n;
-					close(fd);
-				}
+				bytes = read_plain(L->files, buf);
 			} else {
-				spw_reader_opts o{};
-				o.shm_dir = L->s->shm.c_str();
-				o.data_dir = L->s->data.c_str();
-				o.start = SPW_START_EARLIEST;
-				o.flags = SPW_READER_NO_LIVE;
-				spw_reader *r;
-				if (spw_reader_open(L->s->name.c_str(), &o, &r)) {
-					st.SkipWithError("reader open failed");
+				uint64_t recs;
+				int64_t b = read_spw(L, 0, &recs);
+				if (b < 0) {
+					st.SkipWithError("reader failed");
 					return;
 				}
-				uint64_t c[2] = {0, 0};
-				while (spw_reader_poll(r, count_rec, c, 4096) > 0)
-					;
-				bytes = (uint64_t)spw_reader_position(r);
-				spw_reader_close(r);
+				bytes = (uint64_t)b;
 			}
 			double dt = now_s() - t0;
 			total += dt;

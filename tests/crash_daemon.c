@@ -31,49 +31,7 @@ extern void (*ring_test_hook_after_claim)(void);
 #define RING (256u << 10)
 #define MAXREC (16u << 10)
 
-static int setup(void **state)
-{
-	struct test_daemon *d = calloc(1, sizeof(*d));
-
-	if (!d)
-		return -1;
-	test_daemon_setup(d);
-	*state = d;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct test_daemon *d = *state;
-
-	test_daemon_teardown(d);
-	free(d);
-	return 0;
-}
-
-static void need_daemon(void)
-{
-	if (!test_daemon_path()) {
-		print_message("spillwayd not found (SPW_DAEMON unset, no build/spillwayd): skipped\n");
-		skip();
-	}
-}
-
-static int64_t scaled_s(int64_t normal_s, int64_t asan_s)
-{
-	return (int64_t)test_scaled((uint64_t)normal_s, (uint64_t)asan_s, (uint64_t)asan_s) * TEST_SEC;
-}
-
-static void start_attached(struct test_daemon *d, const char *topic)
-{
-	assert_true(test_daemon_start(d) > 0);
-	assert_int_equal(test_daemon_wait_attached(d, topic, scaled_s(10, 30)), 0);
-}
-
-static void info_of(struct spw_topic *t, struct spw_topic_info *in)
-{
-	assert_int_equal(spw_topic_info(t, in), 0);
-}
+#include "daemon_case.h"
 
 /* Walk the topic's segments checking every record against the feed's
  * identity; fails the test with the walker's or the check's message. */
