@@ -99,6 +99,7 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	tail = atomic_load_explicit(&c->t->hdr->tail, memory_order_acquire);
 	if (pos > tail)
 		return -EINVAL;
+	/* Acquire: pairs with reclaim's seq_cst store (I1). */
 	if (pos < atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire))
 		return -ESTALE;
 	c->pos = pos;

@@ -277,6 +277,8 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 		struct spw_topic *t = p->t;
 		uint64_t w;
 
+		/* Acquire loads of tail and reclaimed: bounds (pair with the
+		 * tail CAS and reclaim's store); the commit word decides. */
 		if ((uint64_t)position >= atomic_load_explicit(&h->tail, memory_order_acquire))
 			return -EINVAL;
 		if ((uint64_t)position < atomic_load_explicit(&h->reclaimed, memory_order_acquire))
@@ -312,6 +314,7 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 		}
 		left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
 		if (timeout_ns >= 0 && left <= 0) {
+			/* Relaxed: a hint for the waker only. */
 			atomic_fetch_sub_explicit(&h->ack_waiters, 1, memory_order_relaxed);
 			return -ETIMEDOUT;
 		}

@@ -618,6 +618,8 @@ static int check_boundary(struct spw_reader *r, uint64_t pos)
 	struct spw_scan sc;
 	int64_t n;
 
+	/* Acquire loads of reclaimed: pair with reclaim's seq_cst store; the
+	 * scan re-validates what it reads (I5). */
 	if (r->t && pos >= atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire)) {
 		uint64_t q = atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire);
 
@@ -757,6 +759,7 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 	}
 	case SPW_START_TIME:
 		r->time_skip = true;
+		/* Acquire: the ring's reclaim bound (pairs with reclaim's store). */
 		r->pos = seek_time(r, opts->time_ns,
 				   r->t ? atomic_load_explicit(&r->t->hdr->reclaimed,
 							       memory_order_acquire)
@@ -769,6 +772,7 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 			goto fail;
 		}
 		r->pos = (uint64_t)opts->position;
+		/* Acquire: pairs with the producers' tail CAS (a bound only). */
 		if (r->t && r->pos > atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire)) {
 			rc = -EINVAL;
 			goto fail;

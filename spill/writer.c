@@ -209,6 +209,7 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	s->durable = atomic_load_explicit(&t->hdr->durable, memory_order_acquire);
 	if (s->durable > start)
 		s->durable = start;
+	/* Acquire: pairs with set_counter's store; only moved forward (I1). */
 	if (start > atomic_load_explicit(&t->hdr->spilled, memory_order_acquire))
 		spw_topic_set_counter(t, SPW_SPILLED, (int64_t)start);
 	*out = s;
@@ -461,6 +462,7 @@ static void reclaim(struct spill_stream *s)
 	/* Acquire loads: bounds for the walk below (I1). */
 	uint64_t rec = atomic_load_explicit(&h->reclaimed, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire), target;
+	/* Relaxed: a hint; reclaim itself does the seq_cst I8 check. */
 	bool waiting = atomic_load_explicit(&h->prod_waiters, memory_order_relaxed) != 0;
 
 	if (waiting || tail - rec > t->ring_bytes / 2) {

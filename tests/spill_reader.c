@@ -544,7 +544,10 @@ static void reader_from_earliest_crosses_segments_then_goes_live(void **state)
 	assert_true(spw_reader_is_live(f->r));
 	assert_int_equal(spw_reader_position(f->r), S.tail);
 	assert_int_equal(f->next, S.n);
-	assert_int_equal(f->live - live_from, 230);
+	/* The 200 records sent one by one were read live; the burst of 30 may
+	 * have been lapped (it can exceed the quarter ring that reclaim keeps)
+	 * and read from disk instead: exactly once either way (f->next). */
+	assert_true(f->live - live_from >= 200 && f->live - live_from <= 230);
 	assert_true(f->segs >= target / SEG_BYTES / 2);
 	assert_true(f->disk > S.n / 2);
 	rdt_drop(f->r);
