@@ -110,9 +110,10 @@ $(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(HWLOC_LIBS) -lm $(LDFLAGS)
 
-$(LIB_SO): $(LIB_OBJ)
+$(LIB_SO): $(LIB_OBJ) ring/libspillway.map
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
-	$(Q)$(CC) -shared -Wl,-soname,libspillway.so.$(SONAME_MAJOR) -o $@ $^ -pthread $(LDFLAGS)
+	$(Q)$(CC) -shared -Wl,-soname,libspillway.so.$(SONAME_MAJOR) \
+		-Wl,--version-script=ring/libspillway.map -o $@ $(LIB_OBJ) -pthread $(LDFLAGS)
 
 $(BUILD)/libspillway.so: $(LIB_SO)
 	$(Q)ln -sf libspillway.so.$(VERSION) $(BUILD)/libspillway.so.$(SONAME_MAJOR)

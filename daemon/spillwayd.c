@@ -156,7 +156,7 @@ static void topic_detach(struct dtopic *dt, const char *why)
  * log is refused (the segments would not match). */
 static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, struct topic_conf *c)
 {
-	int r = topic_conf_load(dt->dir, c);
+	int r = seg_conf_load(dt->dir, c);
 
 	if (r && r != -ENOENT) {
 		dlog(LOG_ERROR, dt->name, "%s/%s: unreadable (%s)", dt->dir, SEG_CONF_NAME,
@@ -176,7 +176,7 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 	c->segment_bytes = dt->t->segment_bytes;
 	c->max_record = dt->t->max_record;
 	c->no_spill = dt->t->flags & SPW_TOPIC_NO_SPILL;
-	return r == -ENOENT ? topic_conf_save(dt->dir, c) : 0;
+	return r == -ENOENT ? seg_conf_save(dt->dir, c) : 0;
 }
 
 static void topic_attach(const char *name)
@@ -279,7 +279,7 @@ static void topic_restore(const char *name)
 	if (spw_topic_name_check(name) || seg_topic_dir(dir, sizeof(dir), D.data_dir, name))
 		return;
 	if ((size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", D.shm_dir, name) >= sizeof(ring) ||
-	    stat(ring, &st) == 0 || topic_conf_load(dir, &conf))
+	    stat(ring, &st) == 0 || seg_conf_load(dir, &conf))
 		return;
 	r = seg_recover(dir, conf.ring_bytes, conf.segment_bytes, &rec, err, sizeof(err));
 	if (r) {
@@ -507,7 +507,7 @@ static void handle_signals(void)
 				struct topic_conf c;
 				struct dtopic *dt = D.topics[i];
 
-				if (topic_conf_load(dt->dir, &c) == 0) {
+				if (seg_conf_load(dt->dir, &c) == 0) {
 					dt->s->conf.flush_ms = c.flush_ms;
 					dt->s->conf.flush_bytes = c.flush_bytes;
 					dt->s->conf.retention_ms = c.retention_ms;

@@ -43,7 +43,7 @@ static int group_dir(char *buf, size_t size, const char *data_dir, const char *t
 	return 0;
 }
 
-int group_write(const char *data_dir, const char *topic, const char *group, int64_t position)
+int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position)
 {
 	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2], tmp[PATH_MAX + SPW_NAME_MAX + 32];
 	struct group_file g = { GROUP_MAGIC, 1, (uint64_t)position, ring_realtime_ns(), 0, 0 };

@@ -718,7 +718,7 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 		r->ring_bytes = r->t->ring_bytes;
 		r->segment_bytes = r->t->segment_bytes;
 		r->max_record = r->t->max_record;
-	} else if (topic_conf_load(r->dir, &conf) == 0) {
+	} else if (seg_conf_load(r->dir, &conf) == 0) {
 		r->ring_bytes = conf.ring_bytes;
 		r->segment_bytes = conf.segment_bytes;
 		r->max_record = conf.max_record ? conf.max_record : conf.ring_bytes / 4;
@@ -846,5 +846,5 @@ int spw_reader_commit(struct spw_reader *r, const char *group)
 {
 	if (!r)
 		return -EINVAL;
-	return group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
+	return seg_group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
 }

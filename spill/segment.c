@@ -279,7 +279,7 @@ int seg_idx_load(const char *idx_path, struct seg_idx_hdr *hdr, struct seg_idx_e
 }
 
 /* --- topic settings -------------------------------------------------------- */
-void topic_conf_defaults(struct topic_conf *c)
+void seg_conf_defaults(struct topic_conf *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->ring_bytes = 64ull << 20;
@@ -292,7 +292,7 @@ void topic_conf_defaults(struct topic_conf *c)
 	c->unblock_ms = 1000;
 }
 
-int parse_size(const char *s, uint64_t *out)
+int seg_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -323,7 +323,7 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int parse_duration_ms(const char *s, uint64_t *out)
+int seg_parse_duration_ms(const char *s, uint64_t *out)
 {
 	char *end;
 	double v, mul;
@@ -352,13 +352,13 @@ int parse_duration_ms(const char *s, uint64_t *out)
 	return 0;
 }
 
-int topic_conf_load(const char *topic_dir, struct topic_conf *c)
+int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 {
 	char path[PATH_MAX], line[512], key[64], val[256];
 	FILE *f;
 	int r = 0;
 
-	topic_conf_defaults(c);
+	seg_conf_defaults(c);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", topic_dir, SEG_CONF_NAME) >= sizeof(path))
 		return -ENAMETOOLONG;
 	f = fopen(path, "re");
@@ -385,9 +385,9 @@ int topic_conf_load(const char *topic_dir, struct topic_conf *c)
 			continue;
 		}
 		if (!strcmp(key, "retention") || !strcmp(key, "flush_ms") || !strcmp(key, "unblock_ms"))
-			r = parse_duration_ms(val, &v);
+			r = seg_parse_duration_ms(val, &v);
 		else
-			r = parse_size(val, &v);
+			r = seg_parse_size(val, &v);
 		if (r) {
 			r = -EBADMSG;
 			break;
@@ -411,7 +411,7 @@ int topic_conf_load(const char *topic_dir, struct topic_conf *c)
 	return r;
 }
 
-int topic_conf_save(const char *topic_dir, const struct topic_conf *c)
+int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
 	FILE *f;

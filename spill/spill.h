@@ -73,11 +73,11 @@ struct topic_conf {
 	uint64_t flush_ms, flush_bytes;
 	uint64_t unblock_ms;
 };
-void topic_conf_defaults(struct topic_conf *c);
-int topic_conf_load(const char *topic_dir, struct topic_conf *c);
-int topic_conf_save(const char *topic_dir, const struct topic_conf *c);
-int parse_size(const char *s, uint64_t *out);     /* 64K, 1M, 2G, 1T */
-int parse_duration_ms(const char *s, uint64_t *out); /* 500ms, 10s, 5m, 2h, 14d; bare = ms */
+void seg_conf_defaults(struct topic_conf *c);
+int seg_conf_load(const char *topic_dir, struct topic_conf *c);
+int seg_conf_save(const char *topic_dir, const struct topic_conf *c);
+int seg_parse_size(const char *s, uint64_t *out);     /* 64K, 1M, 2G, 1T */
+int seg_parse_duration_ms(const char *s, uint64_t *out); /* 500ms, 10s, 5m, 2h, 14d; bare = ms */
 
 /* Recovery of a topic's disk log. Checks the last segment against its index,
  * truncates a torn tail (bytes past the last entry whose CRC matches),
@@ -114,7 +114,7 @@ int seg_fault_check(void);
 #endif
 
 /* Consumer groups (spill/group.c): write a position atomically. */
-int group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
+int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
 
 /* --- the io_uring writer (spill/writer.c) --------------------------------- */
 #include <liburing.h>

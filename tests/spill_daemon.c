@@ -64,9 +64,9 @@ static struct spw_topic *start_topic(struct test_daemon *d, const char *name, ui
 		struct topic_conf c;
 
 		test_daemon_topic_dir(d, name, dir, sizeof(dir));
-		assert_int_equal(topic_conf_load(dir, &c), 0);
+		assert_int_equal(seg_conf_load(dir, &c), 0);
 		edit(&c);
-		assert_int_equal(topic_conf_save(dir, &c), 0);
+		assert_int_equal(seg_conf_save(dir, &c), 0);
 	}
 	assert_true(test_daemon_start(d) > 0);
 	assert_int_equal(test_daemon_wait_attached(d, name, 10 * SEC), 0);

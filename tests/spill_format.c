@@ -361,14 +361,14 @@ static void parse_size_takes_suffixes_and_rejects_garbage(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		v = 12345;
-		if (parse_size(good[i].s, &v) != 0 || v != good[i].v)
-			fail_msg("parse_size(\"%s\") = %llu, want %llu", good[i].s,
+		if (seg_parse_size(good[i].s, &v) != 0 || v != good[i].v)
+			fail_msg("seg_parse_size(\"%s\") = %llu, want %llu", good[i].s,
 				 (unsigned long long)v, (unsigned long long)good[i].v);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (parse_size(bad[i], &v) != -EINVAL)
-			fail_msg("parse_size(\"%s\") accepted (%llu)", bad[i], (unsigned long long)v);
-	assert_int_equal(parse_size(NULL, &v), -EINVAL);
+		if (seg_parse_size(bad[i], &v) != -EINVAL)
+			fail_msg("seg_parse_size(\"%s\") accepted (%llu)", bad[i], (unsigned long long)v);
+	assert_int_equal(seg_parse_size(NULL, &v), -EINVAL);
 }
 
 static void parse_duration_takes_units_and_rejects_garbage(void **state)
@@ -390,15 +390,15 @@ static void parse_duration_takes_units_and_rejects_garbage(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		v = 12345;
-		if (parse_duration_ms(good[i].s, &v) != 0 || v != good[i].v)
-			fail_msg("parse_duration_ms(\"%s\") = %llu, want %llu", good[i].s,
+		if (seg_parse_duration_ms(good[i].s, &v) != 0 || v != good[i].v)
+			fail_msg("seg_parse_duration_ms(\"%s\") = %llu, want %llu", good[i].s,
 				 (unsigned long long)v, (unsigned long long)good[i].v);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (parse_duration_ms(bad[i], &v) != -EINVAL)
-			fail_msg("parse_duration_ms(\"%s\") accepted (%llu)", bad[i],
+		if (seg_parse_duration_ms(bad[i], &v) != -EINVAL)
+			fail_msg("seg_parse_duration_ms(\"%s\") accepted (%llu)", bad[i],
 				 (unsigned long long)v);
-	assert_int_equal(parse_duration_ms(NULL, &v), -EINVAL);
+	assert_int_equal(seg_parse_duration_ms(NULL, &v), -EINVAL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -417,8 +417,8 @@ static void topic_conf_round_trips_every_key(void **state)
 	char *dir = *state;
 	struct topic_conf c, back;
 
-	assert_int_equal(topic_conf_load(dir, &back), -ENOENT);
-	topic_conf_defaults(&c);
+	assert_int_equal(seg_conf_load(dir, &back), -ENOENT);
+	seg_conf_defaults(&c);
 	c.ring_bytes = 1ull << 20;
 	c.segment_bytes = 3ull << 20;
 	c.max_record = 12345;
@@ -429,9 +429,9 @@ static void topic_conf_round_trips_every_key(void **state)
 	c.flush_ms = 250;
 	c.flush_bytes = 123456;
 	c.unblock_ms = 200;
-	assert_int_equal(topic_conf_save(dir, &c), 0);
+	assert_int_equal(seg_conf_save(dir, &c), 0);
 	memset(&back, 0xa5, sizeof(back));
-	assert_int_equal(topic_conf_load(dir, &back), 0);
+	assert_int_equal(seg_conf_load(dir, &back), 0);
 	assert_int_equal(back.ring_bytes, c.ring_bytes);
 	assert_int_equal(back.segment_bytes, c.segment_bytes);
 	assert_int_equal(back.max_record, c.max_record);
@@ -446,13 +446,13 @@ static void topic_conf_round_trips_every_key(void **state)
 	/* Hand-written: comments, unknown keys, suffixes; missing keys default. */
 	write_conf(dir, "# hand made\nring_bytes = 256K\nsegment_bytes = 1M\nmax_record = 16K\n\n"
 			"future_key = 17\nunblock_ms = 1.5s\nretention = 2d\n");
-	assert_int_equal(topic_conf_load(dir, &back), 0);
+	assert_int_equal(seg_conf_load(dir, &back), 0);
 	assert_int_equal(back.ring_bytes, 256u << 10);
 	assert_int_equal(back.max_record, 16u << 10);
 	assert_int_equal(back.segment_bytes, 1u << 20);
 	assert_int_equal(back.unblock_ms, 1500);
 	assert_int_equal(back.retention_ms, 2ull * 86400000);
-	topic_conf_defaults(&c);
+	seg_conf_defaults(&c);
 	assert_int_equal(back.flush_ms, c.flush_ms);
 	assert_int_equal(back.flush_bytes, c.flush_bytes);
 	assert_int_equal(back.mode, c.mode);
@@ -479,7 +479,7 @@ static void topic_conf_garbage_gives_ebadmsg(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_conf(dir, bad[i]);
-		if (topic_conf_load(dir, &c) != -EBADMSG)
+		if (seg_conf_load(dir, &c) != -EBADMSG)
 			fail_msg("topic.conf \"%s\" was not refused with -EBADMSG", bad[i]);
 	}
 }

@@ -139,7 +139,7 @@ int test_daemon_make_topic(const struct test_daemon *d, const struct test_topic_
 	test_daemon_topic_dir(d, spec->name, dir, sizeof(dir));
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return -errno;
-	topic_conf_defaults(&c);
+	seg_conf_defaults(&c);
 	c.ring_bytes = spec->ring_bytes;
 	c.segment_bytes = spec->segment_bytes;
 	c.max_record = spec->max_record;
@@ -147,7 +147,7 @@ int test_daemon_make_topic(const struct test_daemon *d, const struct test_topic_
 		c.flush_ms = spec->flush_ms;
 	if (spec->unblock_ms)
 		c.unblock_ms = spec->unblock_ms;
-	r = topic_conf_save(dir, &c);
+	r = seg_conf_save(dir, &c);
 	if (r)
 		return r;
 	cfg.ring_bytes = spec->ring_bytes;

@@ -219,14 +219,14 @@ int rdt_topic_make(const struct rdt_env *e, const char *topic, uint64_t ring_byt
 	rdt_topic_dir(e, topic, dir, sizeof(dir));
 	if (mkdir(dir, 0755) && errno != EEXIST)
 		return -errno;
-	topic_conf_defaults(&c);
+	seg_conf_defaults(&c);
 	c.ring_bytes = ring_bytes;
 	c.segment_bytes = segment_bytes;
 	c.max_record = (uint32_t)(ring_bytes / 4);
 	c.retention_ms = 0;
 	c.flush_ms = flush_ms;
 	c.unblock_ms = 200;
-	r = topic_conf_save(dir, &c);
+	r = seg_conf_save(dir, &c);
 	if (r)
 		return r;
 	cfg.ring_bytes = ring_bytes;

@@ -140,7 +140,7 @@ int cli_topic_arg(int argc, char **argv, const char **name)
 /* --- values ---------------------------------------------------------------------- */
 int cli_size(const char *opt, const char *s, uint64_t *out)
 {
-	if (parse_size(s, out) == 0)
+	if (seg_parse_size(s, out) == 0)
 		return CLI_OK;
 	return cli_usage("%s: bad size \"%s\" (a number with an optional K, M, G or T suffix, "
 			 "e.g. 64M)",
@@ -149,7 +149,7 @@ int cli_size(const char *opt, const char *s, uint64_t *out)
 
 int cli_duration(const char *opt, const char *s, uint64_t *ms)
 {
-	if (parse_duration_ms(s, ms) == 0)
+	if (seg_parse_duration_ms(s, ms) == 0)
 		return CLI_OK;
 	return cli_usage("%s: bad duration \"%s\" (a number with ms, s, m, h or d, e.g. 30s, "
 			 "14d; a bare number is ms)",
@@ -249,7 +249,7 @@ int cli_parse_time(const char *s, uint64_t *ns)
 	if (*s == '-') { /* @-10m: that long ago */
 		uint64_t now = cli_now_ns();
 
-		if (parse_duration_ms(s + 1, &ms) || ms * 1000000ull > now)
+		if (seg_parse_duration_ms(s + 1, &ms) || ms * 1000000ull > now)
 			return -EINVAL;
 		*ns = now - ms * 1000000ull;
 		return 0;

@@ -229,7 +229,7 @@ static int make_topic(const struct demo_cfg *c)
 	char dir[PATH_MAX + SPW_NAME_MAX + 2];
 	int r;
 
-	topic_conf_defaults(&conf);
+	seg_conf_defaults(&conf);
 	conf.ring_bytes = c->ring_bytes;
 	conf.segment_bytes = c->segment_bytes;
 	conf.max_record = 4096;
@@ -238,7 +238,7 @@ static int make_topic(const struct demo_cfg *c)
 	snprintf(dir, sizeof(dir), "%s/%s", c->data, c->topic);
 	if (mkdir(dir, 0755))
 		return -errno;
-	if ((r = topic_conf_save(dir, &conf)))
+	if ((r = seg_conf_save(dir, &conf)))
 		return r;
 	cfg.ring_bytes = conf.ring_bytes;
 	cfg.segment_bytes = conf.segment_bytes;

@@ -154,7 +154,7 @@ int cmd_dump(int argc, char **argv)
 	w.on_seg = on_seg;
 	w.on_bad = on_bad;
 	w.arg = &d;
-	if (topic_conf_load(dir, &conf) == 0)
+	if (seg_conf_load(dir, &conf) == 0)
 		w.max_record = conf.max_record;
 	if (from.kind == W_POSITION) {
 		w.from = (uint64_t)from.position;

@@ -97,7 +97,7 @@ static int create_opts(int argc, char **argv, struct create_args *a, const char 
 	uint64_t v;
 	int o, rc = 0;
 
-	topic_conf_defaults(c);
+	seg_conf_defaults(c);
 	while ((o = cli_getopt(argc, argv, "", opts, create_usage, &rc)) != -1) {
 		switch (o) {
 		case -2: return rc == CLI_OK ? CLI_DONE : rc;
@@ -210,7 +210,7 @@ static int topic_create(int argc, char **argv)
 		return CLI_ERR;
 	}
 	snprintf(conf, sizeof(conf), "%s/%s", dir, SEG_CONF_NAME);
-	r = topic_conf_save(dir, &a.conf);
+	r = seg_conf_save(dir, &a.conf);
 	if (r) {
 		cli_err("cannot write %s: %s", conf, strerror(-r));
 		goto undo;
@@ -357,7 +357,7 @@ static int topic_describe(int argc, char **argv)
 		return CLI_ERR;
 	cli_ring_path(ring, sizeof(ring), name);
 	cli_topic_dir(dir, sizeof(dir), name);
-	cr = topic_conf_load(dir, &c);
+	cr = seg_conf_load(dir, &c);
 	cli_disk_log(dir, &dl);
 	printf("topic %s\n", name);
 	if (t) {

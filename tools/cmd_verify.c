@@ -146,7 +146,7 @@ int cmd_verify(int argc, char **argv)
 	w.on_bad = on_bad;
 	w.on_seg_end = on_seg_end;
 	w.arg = &v;
-	if (topic_conf_load(dir, &conf) == 0)
+	if (seg_conf_load(dir, &conf) == 0)
 		w.max_record = conf.max_record;
 	where_pos(&from, dir, &w.from, false);
 	where_pos(&to, dir, &w.to, true);
