@@ -148,5 +148,16 @@ echo x >"$TMP/x"
 expect_rc 1 "$CLI" produce ipc --ack durable "$TMP/x"
 expect_err "no-spill"
 
+check "a follower lapped in a no-spill topic is told how many bytes it lost"
+# The follower's stdout pipe is not read for 1.5 s, so it stalls while 2.7 MB go
+# through the 64 KiB ring, which the daemon reclaims without writing anything.
+( "$CLI" consume ipc --follow --format raw 2>"$TMP/lap.err" | (sleep 1.5; cat >/dev/null) ) &
+LP=$!
+sleep 0.3
+head -c 2000000 /dev/zero | base64 -w 76 | "$CLI" produce ipc || fail "produce ipc"
+wait_gone "$LP" 20
+grep -q "bytes lost" "$TMP/lap.err" || fail "the lapped follower said: $(cat "$TMP/lap.err")"
+echo "  follower: $(cat "$TMP/lap.err")"
+
 stop_daemon
 done_ok

@@ -285,12 +285,27 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 			"%lld); restore it, or start after it with --from",
 			doing, topic, file, (long long)pos);
 		return;
-	case ERANGE:
+	case ERANGE: {
+		struct spw_topic *t = NULL;
+		struct spw_topic_info in = { 0 };
+
 		e = spw_topic_earliest(G.shm_dir, G.data_dir, topic);
+		if (spw_topic_open(G.shm_dir, topic, SPW_OPEN_RDONLY, &t) == 0) {
+			spw_topic_info(t, &in);
+			spw_topic_close(t);
+		}
+		if ((in.flags & SPW_TOPIC_NO_SPILL) && pos >= 0 && e > pos) {
+			cli_err("%s topic \"%s\": lapped in a no-spill topic: %lld bytes lost "
+				"(positions %lld to %lld); the ring now starts at %lld (use --from earliest)",
+				doing, topic, (long long)(e - pos), (long long)pos, (long long)e,
+				(long long)e);
+			return;
+		}
 		cli_err("%s topic \"%s\": the start position was deleted by retention; the earliest "
 			"kept is %lld (use --from earliest)",
 			doing, topic, (long long)e);
 		return;
+	}
 	case EBADMSG:
 		if (!r || !file[0]) {
 			cli_err("%s topic \"%s\": no ring and no readable %s in %s/%s (recreate the "
