@@ -217,6 +217,13 @@ static void topic_attach(const char *name)
 	}
 	if (topic_settings(dt, &rec, &conf))
 		goto fail_close;
+	r = ring_reclaim_repair(dt->t);
+	if (r < 0) {
+		dlog(LOG_ERROR, name, "the ring's limit is past its reclaim bound: corrupt header");
+		goto fail_close;
+	}
+	if (r > 0)
+		dlog(LOG_WARN, name, "finished a reclaim a previous daemon left half done");
 	spw_topic_info(dt->t, &in);
 	start = in.reclaimed;
 	if (!rec.empty) {

@@ -109,6 +109,10 @@ int spw_topic_reclaim(struct spw_topic *t, int64_t upto)
 	 * zeroed or reused byte then sees this bound after its acquire fence.
 	 * On x86 it is an xchg, which also keeps the zeroing from moving up. */
 	atomic_store_explicit(&h->reclaimed, to, memory_order_seq_cst);
+	/* The writer half of the I5 seqlock: the bound above before any zero
+	 * below, also where a seq_cst store does not order later plain stores
+	 * (AArch64's STLR). A compiler barrier on x86. */
+	atomic_thread_fence(memory_order_release);
 	zero_ring(t, old, to); /* I3b: unwritten claims read as zero */
 	/* seq_cst: release publishes the zeroing to producers, who acquire limit
 	 * before writing (I3); seq_cst for the I8 pair with prod_waiters. */
@@ -121,6 +125,31 @@ int spw_topic_reclaim(struct spw_topic *t, int64_t upto)
 	/* Lapped consumers sleeping at a reclaimed position must learn it. */
 	ring_wake_consumers(t);
 	return 0;
+}
+
+int ring_reclaim_repair(struct spw_topic *t)
+{
+	struct ring_hdr *h = t->hdr;
+	/* Relaxed: the caller is the (new) single daemon (I1); no producer
+	 * claims past the old limit, so nobody writes the range zeroed here. */
+	uint64_t rec = atomic_load_explicit(&h->reclaimed, memory_order_relaxed);
+	uint64_t lim = atomic_load_explicit(&h->limit, memory_order_relaxed);
+	uint64_t from = lim >= t->ring_bytes ? lim - t->ring_bytes : 0;
+
+	if (lim == rec + t->ring_bytes)
+		return 0;
+	if (lim > rec + t->ring_bytes)
+		return -EBADMSG; /* limit ahead of the bound: garbage */
+	/* A daemon died between publishing `reclaimed` and moving `limit`
+	 * (I3): finish its zeroing, then let producers in. */
+	zero_ring(t, from, rec);
+	/* seq_cst: as in spw_topic_reclaim (I3, I8). */
+	atomic_store_explicit(&h->limit, rec + t->ring_bytes, memory_order_seq_cst);
+	if (atomic_load_explicit(&h->prod_waiters, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&h->prod_wake, 1, memory_order_seq_cst);
+		ring_futex_wake_all(&h->prod_wake);
+	}
+	return 1;
 }
 
 int64_t spw_topic_unblock(struct spw_topic *t, int64_t position)
@@ -155,21 +184,29 @@ int64_t spw_topic_unblock(struct spw_topic *t, int64_t position)
 			    off + ring_span(RING_W_LEN(w)) > t->ring_bytes)
 				return -EBADMSG;
 			span = ring_span(RING_W_LEN(w));
-		} else if (w != 0) {
+		} else if (w != 0 && w != RING_W_POISON) {
 			return -EBADMSG;
 		} else {
-			/* Never written: the dead span ends at the first non-zero
-			 * word (the next producer's header, I3 + I7), at the tail, or
-			 * at the end of the ring. */
+			/* Never written (or poisoned by an earlier pass): the dead
+			 * span ends at the first real header (I3 + I7), the tail, or
+			 * the end of the ring. Each zero word is CAS'd to POISON, so a
+			 * live producer whose header slot is taken gets -ECANCELED
+			 * from its header CAS (I4) instead of writing into the span;
+			 * one whose header CAS won stops the walk right there. */
 			end = (pos & ~t->mask) + t->ring_bytes;
 			if (tail < end)
 				end = tail;
+			if (end - pos > (1ull << 30))
+				end = pos + (1ull << 30); /* fits the 32-bit span field */
 			for (q = pos + 8; q < end; q += 8) {
 				_Atomic uint64_t *word = (_Atomic uint64_t *)(void *)(t->data + (q & t->mask));
+				uint64_t z = 0;
 
-				/* Relaxed: any non-zero value marks the boundary; it
-				 * is re-read with acquire when its turn comes. */
-				if (atomic_load_explicit(word, memory_order_relaxed))
+				/* seq_cst CAS: pairs with the producer's header CAS. */
+				if (!atomic_compare_exchange_strong_explicit(word, &z, RING_W_POISON,
+									     memory_order_seq_cst,
+									     memory_order_relaxed) &&
+				    z != RING_W_POISON)
 					break;
 			}
 			span = q - pos;

@@ -44,6 +44,11 @@ struct spw_consumer {
 	uint64_t limit_cache; /* last limit seen: positions below it are safe to read (I3) */
 };
 
+/* For the daemon at attach: finish a reclaim a killed daemon left half
+ * done (reclaimed moved, limit not): zero the rest, move limit (I3).
+ * 0 nothing to do, 1 repaired, -EBADMSG. */
+int ring_reclaim_repair(struct spw_topic *t);
+
 /* mkdir -p: 0 or -errno (used by ring/, daemon/ and tools/). */
 int ring_mkdir_p(const char *dir, unsigned mode);
 

@@ -70,6 +70,9 @@
 
 #define RING_W_CLAIMED (1ull << 62)
 #define RING_W_COMMITTED (1ull << 63)
+/* Written by unblock into the never-written words of a dead span (I7):
+ * neither CLAIMED nor COMMITTED, so no header CAS from 0 succeeds on it. */
+#define RING_W_POISON 0x0badc0de0badc0deull
 #define RING_W_LEN(w) ((uint32_t)((w) & 0xffffffffull))
 #define RING_W_TYPE(w) ((uint32_t)(((w) >> 32) & 0xffu))
 #define RING_W_FLAGS(w) ((uint32_t)(((w) >> 40) & 0xffffu))

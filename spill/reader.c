@@ -504,8 +504,12 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 	int rc;
 
 	while (x->n < max && !r->done && !x->stop) {
-		if (!r->live && can_go_live(r) && go_live(r) == 0)
+		if (!r->live && can_go_live(r)) {
+			rc = go_live(r);
+			if (rc)
+				return rc; /* e.g. a position past the ring's tail */
 			continue;
+		}
 		if (r->live) {
 			rc = live_poll(r, x, max, wait, timeout_ns);
 			if (rc == -ESTALE) { /* lapped: the segments have it (R2) */
@@ -522,7 +526,7 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 			}
 			if (rc == 0) {
 				if (can_go_live(r))
-					continue;
+					continue; /* go_live above, or its error */
 				return 0; /* the end of the disk log, no ring to go on with */
 			}
 		}
@@ -755,6 +759,19 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 		if (rc)
 			goto fail;
 		r->pos = (uint64_t)gp;
+		/* Acquire: pairs with the producers' tail CAS (a bound only). A
+		 * group position past the tail (a ring recreated lower) or inside
+		 * a record is refused, as a start position is. */
+		if (r->t && r->pos > atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire)) {
+			rc = -EINVAL;
+			goto fail;
+		}
+		if (e >= 0 && r->pos >= (uint64_t)e) {
+			rc = check_boundary(r, r->pos);
+			seg_drop(&r->seg);
+			if (rc)
+				goto fail;
+		}
 		break;
 	}
 	case SPW_START_TIME:

@@ -113,21 +113,27 @@ static void files_clear(struct spill_writer *w, struct spill_seg *g)
 	g->slot_seg = g->slot_idx = -1;
 }
 
-static void seg_close(struct spill_stream *s, bool sync)
+/* Close the active segment; with sync, only once fdatasync of both files
+ * succeeded (else -errno and the segment stays open: `durable` must never
+ * cover bytes that did not reach the disk, W6). */
+static int seg_close(struct spill_stream *s, bool sync)
 {
 	struct spill_seg *g = &s->seg;
 
 	if (g->fd_seg < 0)
-		return;
-	if (sync) {
-		if (fdatasync(g->fd_seg) || fdatasync(g->fd_idx))
-			spill_log(LOG_WARN, s->name, "fdatasync of segment %020llu: %s",
-				  (unsigned long long)g->base, strerror(errno));
+		return 0;
+	if (sync && (fdatasync(g->fd_seg) || fdatasync(g->fd_idx))) {
+		int r = -errno;
+
+		spill_log(LOG_WARN, s->name, "fdatasync of segment %020llu: %s",
+			  (unsigned long long)g->base, strerror(-r));
+		return r;
 	}
 	files_clear(s->w, g);
 	close(g->fd_seg);
 	close(g->fd_idx);
 	g->fd_seg = g->fd_idx = -1;
+	return 0;
 }
 
 /* Open the segment holding `pos` (preallocated); -errno on failure. */
@@ -323,11 +329,13 @@ static int op_submit(struct spill_stream *s, struct spill_op *op)
 
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		io_uring_submit(&w->ring);
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		return -EBUSY; /* never take half a pair: a lone SQE would go out stale */
 	sd = io_uring_get_sqe(&w->ring);
 	si = io_uring_get_sqe(&w->ring);
-	if (!sd || !si)
-		return -EBUSY;
-	if (s->buf_slot >= 0)
+	/* A fixed-buffer write must stay inside one registered iovec (<= 1 GiB);
+	 * the rare op that crosses one is a plain write. */
+	if (s->buf_slot >= 0 && off / GIB == (off + len - 1) / GIB)
 		io_uring_prep_write_fixed(sd, fd_seg, s->t->data + off, (unsigned)len,
 					  op->from - g->base, s->buf_slot + (int)(off / GIB));
 	else
@@ -397,6 +405,8 @@ int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
 		uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
 
 		n++;
+		if (cqe->user_data == LIBURING_UDATA_TIMEOUT)
+			continue; /* liburing's own timeout on kernels without EXT_ARG */
 		if (ud & 2) { /* fdatasync (W6) */
 			struct spill_stream *s = (struct spill_stream *)(ud & ~(uintptr_t)3);
 
@@ -436,10 +446,10 @@ static void sync_submit(struct spill_stream *s)
 		return;
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		io_uring_submit(&w->ring);
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		return; /* retried at the next pump */
 	a = io_uring_get_sqe(&w->ring);
 	b = io_uring_get_sqe(&w->ring);
-	if (!a || !b)
-		return;
 	io_uring_prep_fsync(a, g->slot_seg >= 0 ? g->slot_seg : g->fd_seg, IORING_FSYNC_DATASYNC);
 	prep_fd(a, g->slot_seg);
 	io_uring_prep_fsync(b, g->slot_idx >= 0 ? g->slot_idx : g->fd_idx, IORING_FSYNC_DATASYNC);
@@ -532,7 +542,15 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 		if (s->seg.fd_seg >= 0 && s->submitted == s->seg.base + s->conf.segment_bytes) {
 			if (s->op_count)
 				break; /* roll once the old segment has no op in flight */
-			seg_close(s, true);
+			if (s->sync_inflight)
+				break; /* its CQEs name this segment's fixed files */
+			r = seg_close(s, true);
+			if (r) { /* W5: retry the roll after a backoff */
+				s->err = r;
+				s->backoff_ns = s->backoff_ns ? s->backoff_ns : 50000000ull;
+				s->retry_ns = now_ns + s->backoff_ns;
+				return work;
+			}
 			s->rolls++;
 			s->durable = s->spilled; /* synced just now */
 			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
@@ -599,6 +617,7 @@ void spill_stream_close(struct spill_stream *s)
 		if (s->err) {
 			bool busy = false;
 
+			busy = s->sync_inflight; /* its CQEs point at s */
 			for (unsigned i = 0; i < s->op_count; i++)
 				busy |= op_at(s, i)->pending != 0;
 			if (!busy)
@@ -606,8 +625,11 @@ void spill_stream_close(struct spill_stream *s)
 		}
 	}
 	if (s->seg.fd_seg >= 0) {
-		seg_close(s, true);
-		if (!s->err && s->spilled > s->durable) {
+		bool synced = seg_close(s, true) == 0;
+
+		if (!synced)
+			seg_close(s, false); /* durable stays where the disk is */
+		if (synced && !s->err && s->spilled > s->durable) {
 			s->durable = s->spilled;
 			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
 		}
