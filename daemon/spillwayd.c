@@ -405,7 +405,7 @@ static void retention(struct dtopic *dt)
 	const struct topic_conf *c = &dt->s->conf;
 	uint64_t *bases, active = dt->s->spilled - dt->s->spilled % c->segment_bytes, total = 0;
 	uint64_t now = ring_realtime_ns();
-	size_t n, i, first = 0;
+	size_t n, i;
 	char p[PATH_MAX];
 	struct stat st;
 
@@ -431,9 +431,7 @@ static void retention(struct dtopic *dt)
 		if (!seg_file_path(p, sizeof(p), dt->dir, bases[i], "seg") && !stat(p, &st))
 			total -= (uint64_t)st.st_size < total ? (uint64_t)st.st_size : total;
 		delete_segment(dt, bases[i], old ? "age" : "size");
-		first = i + 1;
 	}
-	(void)first;
 	free(bases);
 }
 

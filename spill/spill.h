@@ -132,7 +132,7 @@ extern void (*spill_log)(int level, const char *topic, const char *fmt, ...)
 
 struct spill_writer {
 	struct io_uring ring;
-	bool fixed_files, fixed_bufs, direct;
+	bool fixed_files, fixed_bufs;
 	uint8_t file_used[SPILL_FILE_SLOTS];
 	uint8_t buf_used[SPILL_BUF_SLOTS];
 };
@@ -152,7 +152,6 @@ struct spill_op {
 	uint64_t from, to;
 	uint64_t entry0, records, max_ts; /* cumulative after the op */
 	int nent, pending, res;
-	bool used;
 	struct seg_idx_entry ent[SPILL_OP_ENTRIES];
 };
 
@@ -174,12 +173,9 @@ struct spill_stream {
 	/* faults */
 	int err;                  /* sticky I/O error, retried with backoff */
 	uint64_t retry_ns, backoff_ns;
-	bool corrupt;
-	uint64_t corrupt_at;
+	bool corrupt;             /* garbage header in the ring: spilling stopped there */
 	int64_t stuck_pos;
 	uint64_t stuck_since_ns;
-	/* stats */
-	uint64_t bytes_written, unblocked;
 	uint64_t rolls; /* segments closed: the daemon runs retention after each */
 };
 

@@ -270,7 +270,6 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 					  "not spilling past it",
 					  (long long)sc.end);
 			s->corrupt = true;
-			s->corrupt_at = (uint64_t)sc.end;
 			break;
 		}
 		if (n < 0) {
@@ -288,7 +287,6 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 					int64_t span = spw_topic_unblock(t, sc.stuck);
 
 					if (span > 0) {
-						s->unblocked++;
 						spill_log(LOG_WARN, s->name,
 							  "claim at position %lld uncommitted for %llu ms: "
 							  "aborted %lld bytes (producer dead?)",
@@ -374,8 +372,6 @@ static void ops_advance(struct spill_stream *s)
 		s->seg.done_entries = op->entry0 + (uint64_t)op->nent;
 		s->seg.done_records = op->records;
 		s->seg.done_max_ts = op->max_ts;
-		s->bytes_written += op->to - op->from;
-		op->used = false;
 		s->op_head = (s->op_head + 1) % SPILL_MAX_OPS;
 		s->op_count--;
 		spw_topic_set_counter(s->t, SPW_SPILLED, (int64_t)s->spilled);
@@ -581,7 +577,6 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 			op->pending = 0;
 			op->res = r;
 		}
-		op->used = true;
 		s->op_count++;
 		s->submitted = op->to;
 		s->seg.sub_entries += (uint64_t)op->nent;
