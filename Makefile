@@ -34,7 +34,7 @@ else
 Q := @
 endif
 
-DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev g++ pkg-config python3
+DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev g++ pkg-config python3 procps
 
 # libspillway: the ring plus the disk readers (no liburing needed).
 LIB_SRC := $(wildcard ring/*.c) spill/segment.c spill/reader.c spill/group.c
