@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * admin.c - the daemon's side of the ring: scan the committed run, reclaim
- * spilled bytes, unblock claims of dead producers, publish counters
+ * spilled bytes, settle claims of dead producers and garbage, publish counters
  * (ring_layout.h I1, I3, I5, I7, I8). One daemon per topic: reclaimed, limit,
  * spilled, durable and the heartbeat have this single writer.
  */
@@ -9,6 +9,7 @@
 #include "ring_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,21 +40,22 @@ int64_t spw_topic_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, st
 	lap_end = (start & ~t->mask) + t->ring_bytes; /* a run never wraps (I6) */
 	for (p = start; p < tail && p < lap_end; ) {
 		struct ring_rec *r = ring_rec_at(t, p);
-		/* Acquire: pairs with the commit CAS / padding store (I4). */
+		/* Acquire: pairs with the commit / padding store (I4). */
 		uint64_t w = atomic_load_explicit(&r->commit, memory_order_acquire), span;
+		int64_t chk = ring_check(t, p, w);
 
-		if (!(w & RING_W_COMMITTED)) {
+		if (chk == 0) {
 			out->stuck = (int64_t)p;
 			out->stuck_header = w;
 			break;
 		}
-		span = ring_committed_span(t, p, w);
-		if (!span) {
+		if (chk < 0) {
 			if (was_reclaimed(t, p))
 				return -ESTALE;
 			out->end = (int64_t)p;
 			return -EBADMSG;
 		}
+		span = (uint64_t)chk;
 		if (p + span > tail) { /* a committed record cannot pass the tail */
 			if (was_reclaimed(t, p))
 				return -ESTALE;
@@ -152,75 +154,230 @@ int ring_reclaim_repair(struct spw_topic *t)
 	return 1;
 }
 
-int64_t spw_topic_unblock(struct spw_topic *t, int64_t position)
+/* A slot's span [claim & ~7, end) as the owner published it (I2); false for
+ * an idle slot or garbage. Acquire loads: pair with the tail CAS that
+ * released them (the caller loaded tail before). */
+static bool slot_span(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to)
 {
-	uint64_t pos = (uint64_t)position, tail, off, end, q, w, span;
-	struct ring_rec *r;
-	struct timespec settle = { 0, 1000000 };
+	uint64_t c = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
+	uint64_t e = atomic_load_explicit(&t->slots[i].end, memory_order_acquire);
 
+	if (c == RING_SLOT_IDLE || (c & 6) || e <= (c & ~7ull) || e - (c & ~7ull) > t->ring_bytes ||
+	    (e & 7))
+		return false;
+	*from = c & ~7ull;
+	*to = e;
+	return true;
+}
+
+bool ring_span_settled(const struct spw_topic *t, uint64_t from, uint64_t to)
+{
+	/* Acquire: pairs with reclaim's store; below it all was committed. */
+	uint64_t p = from, rec = atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire);
+
+	if (p < rec)
+		p = rec;
+	while (p < to) {
+		/* Acquire: pairs with the commit stores (I4). */
+		int64_t span = ring_check(t, p, atomic_load_explicit(&ring_rec_at(t, p)->commit,
+								     memory_order_acquire));
+
+		if (span <= 0)
+			return false;
+		p += (uint64_t)span;
+	}
+	return true;
+}
+
+/* The first position after pos that some slot's claim starts at (every
+ * claim starts at a value the tail once had: a record boundary, I1/I2),
+ * else `bound`. */
+static uint64_t next_claim_start(const struct spw_topic *t, uint64_t pos, uint64_t bound)
+{
+	for (uint32_t i = 0; i < t->max_producers; i++) {
+		uint64_t a, b;
+
+		if (slot_span(t, i, &a, &b) && a > pos && a < bound)
+			bound = a;
+	}
+	return bound;
+}
+
+/* The end of the garbage that starts at pos: the smallest q in (pos, bound)
+ * from which a chain of valid committed records lands exactly on bound, or
+ * bound itself. bound is a proven boundary (a claim start, the tail or the
+ * lap end), so such a chain is the records that follow the garbage. */
+static uint64_t garbage_end(const struct spw_topic *t, uint64_t pos, uint64_t bound)
+{
+	uint64_t words = (bound - pos) / 8, best = bound;
+	uint8_t *good;
+
+	if (words < 2)
+		return bound;
+	good = calloc((size_t)(words + 7) / 8, 1);
+	if (!good)
+		return bound;
+	/* Right to left: q is good when its record is valid and ends at bound
+	 * or at another good q. */
+	for (uint64_t k = words - 1; k >= 1; k--) {
+		uint64_t q = pos + k * 8;
+		/* Acquire: pairs with commit stores (I4). */
+		int64_t span = ring_check(t, q, atomic_load_explicit(&ring_rec_at(t, q)->commit,
+								     memory_order_acquire));
+		uint64_t e;
+
+		if (span <= 0)
+			continue;
+		e = q + (uint64_t)span;
+		if (e == bound || (e < bound && (good[(e - pos) / 8 / 8] >> ((e - pos) / 8 % 8) & 1))) {
+			good[k / 8] |= (uint8_t)(1u << (k % 8));
+			best = q;
+		}
+	}
+	free(good);
+	return best;
+}
+
+int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *out)
+{
+	uint64_t pos = (uint64_t)position, tail, w, lap_end, end = 0, a, b;
+	struct spw_stall dummy;
+	int64_t chk;
+	bool dead_owner = false;
+
+	if (!out)
+		out = &dummy;
 	if (!t || position < 0 || (pos & 7) || t->rdonly)
 		return -EINVAL;
-	/* Acquire: pairs with the producers' tail CAS (I3 below the tail). */
+	memset(out, 0, sizeof(*out));
+	out->position = position;
+	out->slot = -1;
+	/* Acquire: pairs with the producers' tail CAS, which released their
+	 * slot stores (I2): every claim below this tail is visible in a slot. */
 	tail = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
 	if (pos < atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire))
 		return -ESTALE;
 	if (pos >= tail)
 		return -EINVAL; /* nothing is claimed there */
-	/* Let producers that claimed before our tail snapshot write their
-	 * headers (a few instructions after their CAS): only one stalled for
-	 * longer than this, between its CAS and its header store, could be
-	 * taken for part of the dead span (I7). */
-	nanosleep(&settle, NULL);
-	off = pos & t->mask;
-	r = ring_rec_at(t, pos);
-	for (;;) {
-		/* Acquire: pairs with the producer's header store and commit CAS. */
-		w = atomic_load_explicit(&r->commit, memory_order_acquire);
-		if (w & RING_W_COMMITTED)
-			return 0;
-		if (w & RING_W_CLAIMED) {
-			if (RING_W_TYPE(w) != RING_T_DATA || RING_W_FLAGS(w) ||
-			    RING_W_LEN(w) > t->max_record ||
-			    off + ring_span(RING_W_LEN(w)) > t->ring_bytes)
-				return -EBADMSG;
-			span = ring_span(RING_W_LEN(w));
-		} else if (w != 0 && w != RING_W_POISON) {
-			return -EBADMSG;
-		} else {
-			/* Never written (or poisoned by an earlier pass): the dead
-			 * span ends at the first real header (I3 + I7), the tail, or
-			 * the end of the ring. Each zero word is CAS'd to POISON, so a
-			 * live producer whose header slot is taken gets -ECANCELED
-			 * from its header CAS (I4) instead of writing into the span;
-			 * one whose header CAS won stops the walk right there. */
-			end = (pos & ~t->mask) + t->ring_bytes;
-			if (tail < end)
-				end = tail;
-			if (end - pos > (1ull << 30))
-				end = pos + (1ull << 30); /* fits the 32-bit span field */
-			for (q = pos + 8; q < end; q += 8) {
-				_Atomic uint64_t *word = (_Atomic uint64_t *)(void *)(t->data + (q & t->mask));
-				uint64_t z = 0;
+	lap_end = (pos & ~t->mask) + t->ring_bytes;
+	/* Acquire: pairs with the commit store (I4). */
+	w = atomic_load_explicit(&ring_rec_at(t, pos)->commit, memory_order_acquire);
+	out->word = w;
+	chk = ring_check(t, pos, w);
+	if (chk > 0)
+		return SPW_RESOLVE_NONE;
+	/* Who holds pos? Any slot whose published span covers it (a stale
+	 * guess that lost its CAS may too: it is only more careful). One live
+	 * holder is enough to wait: never take a claim from the living. */
+	for (uint32_t i = 0; i < t->max_producers; i++) {
+		int alive;
 
-				/* seq_cst CAS: pairs with the producer's header CAS. */
-				if (!atomic_compare_exchange_strong_explicit(word, &z, RING_W_POISON,
-									     memory_order_seq_cst,
-									     memory_order_relaxed) &&
-				    z != RING_W_POISON)
-					break;
-			}
-			span = q - pos;
-		}
-		/* seq_cst CAS: the producer's commit CAS fails after this (I4),
-		 * and it orders the abort before the consumers' waiter load (I8). */
-		if (atomic_compare_exchange_strong_explicit(
-			    &r->commit, &w,
-			    RING_W_COMMITTED | RING_W_CLAIMED | RING_W_MAKE(RING_T_ABORTED, span),
-			    memory_order_seq_cst, memory_order_relaxed)) {
-			ring_wake_consumers(t);
-			return (int64_t)span;
-		}
+		if (!slot_span(t, i, &a, &b) || pos < a || pos >= b)
+			continue;
+		alive = ring_slot_alive(t, i);
+		out->slot = (int32_t)i;
+		/* Relaxed: advisory. */
+		out->pid = atomic_load_explicit(&t->slots[i].pid, memory_order_relaxed);
+		if (alive != 0) /* alive, or we cannot tell: wait */
+			return alive < 0 ? alive : SPW_RESOLVE_LIVE;
+		if (!dead_owner || b < end)
+			end = b;
+		dead_owner = true;
 	}
+	if (chk == 0) {
+		/* Uncommitted, and no live slot holds it: its owner is dead. The
+		 * span is the dead slot's; for a slot reused since (or garbage in
+		 * it), up to the next proven boundary or the first written word. */
+		if (!dead_owner) {
+			end = next_claim_start(t, pos, tail);
+			for (uint64_t q = pos + 8; q < end; q += 8)
+				/* Relaxed: a dead span is written by nobody. */
+				if (atomic_load_explicit(&ring_rec_at(t, q)->commit, memory_order_relaxed)) {
+					end = q;
+					break;
+				}
+		}
+		if (end > lap_end)
+			end = lap_end; /* the padding of a wrapping claim: to the end */
+		if (end - pos > 0xfffffff8u)
+			end = pos + 0xfffffff8u;
+		b = ring_word(RING_T_ABORTED, end - pos, pos, t->ring_bytes);
+		/* seq_cst CAS from 0: a commit that came after all (we were
+		 * wrong about nobody) wins; orders before the waiter load (I8). */
+		if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, b,
+							     memory_order_seq_cst, memory_order_relaxed))
+			return SPW_RESOLVE_NONE;
+		/* Relaxed: an advisory counter for stat. */
+		atomic_fetch_add_explicit(&t->hdr->aborted_claims, 1, memory_order_relaxed);
+		out->span = end - pos;
+		ring_wake_consumers(t);
+		return SPW_RESOLVE_ABORTED;
+	}
+	/* Garbage: cut it out up to the first boundary we can prove. */
+	end = garbage_end(t, pos, next_claim_start(t, pos, tail < lap_end ? tail : lap_end));
+	if (end - pos > 0xfffffff8u)
+		end = pos + 0xfffffff8u;
+	b = ring_word(RING_T_CORRUPT, end - pos, pos, t->ring_bytes);
+	/* seq_cst CAS from the garbage we judged. */
+	if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, b,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return SPW_RESOLVE_NONE;
+	atomic_fetch_add_explicit(&t->hdr->corrupt_bytes, end - pos, memory_order_relaxed);
+	out->span = end - pos;
+	ring_wake_consumers(t);
+	return SPW_RESOLVE_CORRUPT;
+}
+
+int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
+			uint64_t since_ns)
+{
+	struct ring_hdr *h;
+
+	if (!t || t->rdonly)
+		return -EINVAL;
+	h = t->hdr;
+	/* Relaxed: an advisory report for stat; torn combinations are
+	 * harmless (stat shows what it reads). */
+	atomic_store_explicit(&h->stall_pos, slot >= 0 ? (uint64_t)position : 0, memory_order_relaxed);
+	atomic_store_explicit(&h->stall_pid, slot >= 0 ? pid : 0, memory_order_relaxed);
+	atomic_store_explicit(&h->stall_since_ns, slot >= 0 ? since_ns : 0, memory_order_relaxed);
+	atomic_store_explicit(&h->stall_slot, slot >= 0 ? slot : -1, memory_order_relaxed);
+	return 0;
+}
+
+int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out, int max)
+{
+	int n = 0;
+
+	if (!t || (!out && max) || max < 0)
+		return -EINVAL;
+	/* Acquire: as in resolve (I2). */
+	(void)atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
+	for (uint32_t i = 0; i < t->max_producers && n < max; i++) {
+		uint64_t a = 0, b = 0;
+		bool span = slot_span(t, i, &a, &b);
+		int alive = ring_slot_alive(t, i);
+		struct spw_producer_info *o = &out[n];
+
+		if (alive <= 0 && !span)
+			continue;
+		if (alive <= 0 && ring_span_settled(t, a, b))
+			continue; /* a dead slot matters only while its claim is unsettled */
+		memset(o, 0, sizeof(*o));
+		o->slot = i;
+		/* Relaxed: advisory fields. */
+		o->pid = atomic_load_explicit(&t->slots[i].pid, memory_order_relaxed);
+		o->since_ns = atomic_load_explicit(&t->slots[i].since_ns, memory_order_relaxed);
+		o->alive = alive > 0;
+		o->claim = span ? (int64_t)a : -1;
+		o->end = span ? (int64_t)b : -1;
+		/* Claiming: a span that is not all committed yet. A guess whose
+		 * CAS lost may look so for a moment too. */
+		o->claiming = span && a < atomic_load_explicit(&t->hdr->tail, memory_order_acquire) &&
+			      !ring_span_settled(t, a, b);
+		n++;
+	}
+	return n;
 }
 
 int spw_topic_set_counter(struct spw_topic *t, enum spw_counter which, int64_t value)
@@ -262,5 +419,6 @@ int spw_topic_heartbeat(struct spw_topic *t, uint32_t pid)
 	/* Relaxed: advisory values for tools, no data hangs on them. */
 	atomic_store_explicit(&t->hdr->daemon_pid, pid, memory_order_relaxed);
 	atomic_store_explicit(&t->hdr->daemon_heartbeat_ns, ring_realtime_ns(), memory_order_relaxed);
+	ring_waiters_repair(t);
 	return 0;
 }

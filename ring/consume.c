@@ -10,9 +10,10 @@
  *   1. p < limit (acquire; cached until passed): the previous lap's bytes at
  *      p's offset were zeroed before limit moved (I3), so a non-zero commit
  *      word there belongs to p's own lap.
- *   2. commit word (acquire): COMMITTED, or stop (nothing yet).
- *   3. bounds: the span must fit before the end of the ring, the length
- *      within max_record; else garbage (-EBADMSG) unless lapped.
+ *   2. commit word (acquire): 0 is "nothing yet".
+ *   3. ring_word_check(): its lap, type, and a span that fits before the
+ *      end of the ring, the length within max_record; else garbage
+ *      (-EBADMSG) unless lapped.
  *   4. acquire fence, then `reclaimed`: if > p, the bytes may be torn (I5):
  *      -ESTALE. The callback runs only on a validated record, and poll
  *      validates again after it returns: a record reclaimed while the callback
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SPIN_NS 50000ll /* spin before a futex sleep (~20 us sleep/wake here) */
 
@@ -60,6 +62,7 @@ int spw_consumer_open(struct spw_topic *t, enum spw_from from, int64_t position,
 		return -ENOMEM;
 	c->t = t;
 	c->pos = pos;
+	c->fd = -1;
 	if (from == SPW_FROM_POSITION) {
 		r = spw_consumer_seek(c, position);
 		if (r) {
@@ -73,7 +76,45 @@ int spw_consumer_open(struct spw_topic *t, enum spw_from from, int64_t position,
 
 void spw_consumer_close(struct spw_consumer *c)
 {
+	if (c && c->fd >= 0)
+		close(c->fd);
 	free(c);
+}
+
+uint64_t spw_consumer_skipped(const struct spw_consumer *c)
+{
+	return c ? c->skipped : 0;
+}
+
+/* Is pos a record boundary? A committed record starts there, or a claim
+ * published in a slot (I2) does, or it is the tail. Anything else is inside
+ * a record (payload bytes can be all zero: "nothing yet" forever). */
+static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
+{
+	_Atomic uint64_t *word = &ring_rec_at(t, pos)->commit;
+	uint64_t w;
+
+	if (pos == tail)
+		return true;
+	/* Acquire: pairs with the commit store (I4). */
+	w = atomic_load_explicit(word, memory_order_acquire);
+	if (w)
+		return ring_check(t, pos, w) > 0;
+	for (uint32_t i = 0; i < t->max_producers; i++) {
+		/* Acquire: pairs with the tail CAS that released it (I2). */
+		uint64_t cl = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
+
+		if (cl != RING_SLOT_IDLE && (cl & ~7ull) == pos)
+			return true;
+		/* A wrapping claim's record starts at offset 0 of the next lap. */
+		if (cl != RING_SLOT_IDLE && (pos & t->mask) == 0 && (cl & ~7ull) < pos &&
+		    atomic_load_explicit(&t->slots[i].end, memory_order_acquire) > pos)
+			return true;
+	}
+	/* A producer that committed while we read the slots moved on: its
+	 * commit store came before its next slot store (acquire above). */
+	w = atomic_load_explicit(word, memory_order_acquire);
+	return w && ring_check(t, pos, w) > 0;
 }
 
 int64_t spw_consumer_position(const struct spw_consumer *c)
@@ -102,6 +143,11 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	/* Acquire: pairs with reclaim's seq_cst store (I1). */
 	if (pos < atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire))
 		return -ESTALE;
+	if (!boundary(c->t, pos, tail)) {
+		if (pos < atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire))
+			return -ESTALE; /* what we looked at was being reused */
+		return -EINVAL;
+	}
 	c->pos = pos;
 	c->limit_cache = 0;
 	return 0;
@@ -141,22 +187,26 @@ int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int m
 	while (n < max) {
 		uint64_t p = c->pos, w, span;
 		struct ring_rec *r;
+		int64_t chk;
 		int stop;
 
 		if (!below_limit(c))
 			return n ? n : (lapped(t, p) ? -ESTALE : 0);
 		r = ring_rec_at(t, p);
-		/* Acquire: pairs with the producer's commit CAS (I4) or the
+		/* Acquire: pairs with the producer's commit store (I4) or the
 		 * padding / abort store: the payload is visible after it. */
 		w = atomic_load_explicit(&r->commit, memory_order_acquire);
-		if (!(w & RING_W_COMMITTED))
+		chk = ring_check(t, p, w);
+		if (chk == 0)
 			return n ? n : (lapped(t, p) ? -ESTALE : 0);
-		span = ring_committed_span(t, p, w);
-		if (!span)
+		if (chk < 0)
 			return n ? n : (lapped(t, p) ? -ESTALE : -EBADMSG);
+		span = (uint64_t)chk;
 		if (RING_W_TYPE(w) != RING_T_DATA) {
 			if (lapped(t, p))
 				return n ? n : -ESTALE;
+			if (RING_W_TYPE(w) == RING_T_CORRUPT)
+				c->skipped += span;
 			c->pos = p + span;
 			continue;
 		}
@@ -178,16 +228,16 @@ int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int m
 	return n;
 }
 
-/* Is there something for poll to do at the consumer's position? seq_cst
- * load: the re-check half of I8 after the waiter count went up. */
+/* Is there something for poll to do at the consumer's position? The
+ * re-check half of I8 (after the increment and the membarrier): seq_cst
+ * loads, also inside below_limit() and lapped() through their fences. */
 static bool ready(struct spw_consumer *c)
 {
 	struct spw_topic *t = c->t;
 
 	if (!below_limit(c))
 		return lapped(t, c->pos);
-	return (atomic_load_explicit(&ring_rec_at(t, c->pos)->commit, memory_order_seq_cst) &
-		RING_W_COMMITTED) ||
+	return atomic_load_explicit(&ring_rec_at(t, c->pos)->commit, memory_order_seq_cst) != 0 ||
 	       lapped(t, c->pos);
 }
 
@@ -208,15 +258,21 @@ static void consumer_sleep(struct spw_consumer *c, int64_t left_ns, int64_t *nap
 			*nap_ns *= 2;
 		return;
 	}
+	if (c->fd == -1)
+		c->fd = ring_reopen(c->t); /* own description for the waiter lock */
 	/* Acquire: the futex compare value, read before the re-check. */
 	seq = atomic_load_explicit(&h->cons_wake, memory_order_acquire);
-	/* seq_cst: sleeper half of I8; pairs with the seq_cst load of
-	 * cons_waiters in ring_wake_consumers() after the commit CAS. */
-	atomic_fetch_add_explicit(&h->cons_waiters, 1, memory_order_seq_cst);
+	/* Sleeper half of I8: lock, seq_cst increment; pairs with the load of
+	 * cons_waiters in ring_wake_consumers() after a commit. */
+	ring_waiter_enter(c->fd, c->t, &h->cons_waiters);
+	/* Producers store their commit word without a fence: make every
+	 * running producer pass a full barrier, so either it sees our count or
+	 * we see its commit below. Without membarrier, sleep in 1 ms slices. */
+	if (ring_membarrier() && (left_ns < 0 || left_ns > 1000000))
+		left_ns = 1000000;
 	if (!ready(c))
 		ring_futex_wait(&h->cons_wake, seq, left_ns);
-	/* Relaxed: a hint for wakers only; a spare wake costs one syscall. */
-	atomic_fetch_sub_explicit(&h->cons_waiters, 1, memory_order_relaxed);
+	ring_waiter_leave(c->fd, c->t, &h->cons_waiters);
 }
 
 int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns)
@@ -236,7 +292,7 @@ int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns)
 		if (elapsed < SPIN_NS)
 			continue;
 		/* Sleep in slices of at most 100 ms: a producer that died with a
-		 * claim open is unblocked by the daemon, which wakes us, but a
+		 * claim open is settled by the daemon, which wakes us, but a
 		 * bounded slice keeps any missed case from hanging us. */
 		consumer_sleep(c, timeout_ns < 0 ? 100000000
 				 : (timeout_ns - elapsed < 100000000 ? timeout_ns - elapsed
@@ -274,21 +330,25 @@ int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap
 	for (;;) {
 		uint64_t p = c->pos, w, span;
 		struct ring_rec *r;
+		int64_t chk;
 		uint32_t len;
 
 		if (!below_limit(c))
 			return lapped(t, p) ? -ESTALE : 0;
 		r = ring_rec_at(t, p);
-		/* Acquire: pairs with the producer's commit CAS (I4). */
+		/* Acquire: pairs with the producer's commit store (I4). */
 		w = atomic_load_explicit(&r->commit, memory_order_acquire);
-		if (!(w & RING_W_COMMITTED))
+		chk = ring_check(t, p, w);
+		if (chk == 0)
 			return lapped(t, p) ? -ESTALE : 0;
-		span = ring_committed_span(t, p, w);
-		if (!span)
+		if (chk < 0)
 			return lapped(t, p) ? -ESTALE : -EBADMSG;
+		span = (uint64_t)chk;
 		if (RING_W_TYPE(w) != RING_T_DATA) {
 			if (lapped(t, p))
 				return -ESTALE;
+			if (RING_W_TYPE(w) == RING_T_CORRUPT)
+				c->skipped += span;
 			c->pos = p + span;
 			continue;
 		}

@@ -15,10 +15,12 @@
  * validated once; nothing here trusts the header page after that. */
 struct spw_topic {
 	struct ring_hdr *hdr;   /* shared header page */
+	struct ring_slot *slots; /* max_producers producer slots (I2) */
 	uint8_t *data;          /* ring_bytes of records */
 	size_t map_bytes;
-	uint64_t ring_bytes, mask, segment_bytes;
-	uint32_t max_record, flags;
+	uint64_t ring_bytes, mask, segment_bytes, hdr_bytes;
+	uint32_t max_record, flags, max_producers;
+	int fd;                 /* the ring file (O_CLOEXEC): lock queries, reopen */
 	bool rdonly;
 	char name[SPW_NAME_MAX + 1];
 };
@@ -34,15 +36,29 @@ struct ring_clock {
 
 struct spw_producer {
 	struct spw_topic *t;
+	struct ring_slot *slot;  /* ours, locked through fd (I2) */
+	uint32_t slot_index;
+	uint32_t fork_gen;       /* ring_fork_gen at open: a forked child is refused */
+	int fd;                  /* our own open file description of the ring */
+	bool fence_commit;       /* no membarrier: a seq_cst fence after commit (I8) */
+	bool claim_open;         /* a zero-copy claim not yet committed or aborted */
+	int64_t claim_pos;       /* ... its position and span */
+	uint64_t claim_span;
 	struct ring_clock clk;
-	bool warned_full;
+	struct spw_producer *next_open; /* the process's list (closed in a forked child) */
 };
 
 struct spw_consumer {
 	struct spw_topic *t;
 	uint64_t pos;
 	uint64_t limit_cache; /* last limit seen: positions below it are safe to read (I3) */
+	uint64_t skipped;     /* bytes of CORRUPT records passed over */
+	int fd;               /* own description for the waiter lock (I8), -1 until needed */
 };
+
+/* Bumped in a fork()ed child (pthread_atfork): handles opened before the
+ * fork belong to the parent and are refused with -ECHILD. */
+extern uint32_t ring_fork_gen __attribute__((visibility("hidden")));
 
 /* For the daemon at attach: finish a reclaim a killed daemon left half
  * done (reclaimed moved, limit not): zero the rest, move limit (I3).
@@ -85,8 +101,11 @@ void ring_futex_wake_all(_Atomic uint32_t *word);
 void ring_wake_consumers_slow(struct spw_topic *t);
 static inline void ring_wake_consumers(struct spw_topic *t)
 {
-	/* seq_cst load: the waker half of I8; the caller's CAS (a full barrier)
-	 * comes first. Pairs with the fetch_add in consumer_sleep(). */
+	/* seq_cst load: the waker half of I8. The caller's change comes first:
+	 * the daemon's CAS (a full barrier), or a producer's commit store
+	 * followed by a compiler barrier, made visible to sleepers by their
+	 * membarrier (or by the producer's own fence when it has none). Pairs
+	 * with the fetch_add in consumer_sleep(). */
 	if (__builtin_expect(atomic_load_explicit(&t->hdr->cons_waiters, memory_order_seq_cst) != 0,
 			     0))
 		ring_wake_consumers_slow(t);
@@ -103,34 +122,42 @@ int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap
  * lapped): 1, or 0 after timeout_ns (< 0: forever). */
 int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns);
 
-/* The record at ring offset off, and the checks every reader makes on a
- * committed word: returns the span, or 0 when the word is garbage. */
+/* The record at ring offset off, and ring_word_check() with this topic's
+ * settings (span > 0, 0 not committed yet, RING_WORD_BAD). */
 static inline struct ring_rec *ring_rec_at(const struct spw_topic *t, uint64_t pos)
 {
 	return (struct ring_rec *)(void *)(t->data + (pos & t->mask));
 }
 
-static inline uint64_t ring_committed_span(const struct spw_topic *t, uint64_t pos, uint64_t w)
+static inline int64_t ring_check(const struct spw_topic *t, uint64_t pos, uint64_t w)
 {
-	uint64_t off = pos & t->mask, room = t->ring_bytes - off, span;
-	uint32_t len = RING_W_LEN(w);
-
-	if (RING_W_FLAGS(w) != 0 || !(w & RING_W_CLAIMED))
-		return 0;
-	switch (RING_W_TYPE(w)) {
-	case RING_T_DATA:
-		if (len > t->max_record)
-			return 0;
-		span = ring_span(len);
-		return span <= room ? span : 0;
-	case RING_T_PADDING: /* always runs exactly to the end of the ring (I6) */
-		return (len == room && len >= 8 && (len & 7) == 0) ? len : 0;
-	case RING_T_ABORTED:
-		return (len <= room && len >= 8 && (len & 7) == 0) ? len : 0;
-	default:
-		return 0;
-	}
+	return ring_word_check(w, pos, t->ring_bytes, t->max_record);
 }
+
+/* OFD locks on single bytes of the ring file (locks.c). */
+int ring_reopen(const struct spw_topic *t);                  /* new description, O_CLOEXEC */
+int ring_lock(int fd, uint64_t off, bool exclusive);          /* 0, -EAGAIN (taken), -errno */
+void ring_unlock(int fd, uint64_t off);
+int ring_lock_held(const struct spw_topic *t, uint64_t off);  /* 1 held, 0 free, -errno */
+/* The pid (in our PID namespace) of a process holding the lock on off,
+ * from /proc/<pid>/fdinfo; 0 when the kernel does not tell us. */
+uint32_t ring_lock_owner_pid(const struct spw_topic *t, uint64_t off);
+/* Slot i's owner alive? (its lock held). 1, 0, -errno. */
+int ring_slot_alive(const struct spw_topic *t, uint32_t i);
+/* Sleeper side of I8: lock (shared) the counter's byte through fd, increment. */
+void ring_waiter_enter(int fd, const struct spw_topic *t, _Atomic uint32_t *count);
+void ring_waiter_leave(int fd, const struct spw_topic *t, _Atomic uint32_t *count);
+/* Make this process's running threads' and every registered producer's
+ * stores visible: membarrier(GLOBAL_EXPEDITED). 0 or -errno. */
+int ring_membarrier(void);
+int ring_membarrier_register(void);
+/* The daemon's repair of waiter counts left by sleepers killed with -9
+ * (I8): the number of counters reset. */
+int ring_waiters_repair(struct spw_topic *t);
+/* Every record in [from, to) committed (or reclaimed)? */
+bool ring_span_settled(const struct spw_topic *t, uint64_t from, uint64_t to);
+void ring_producer_register(struct spw_producer *p);
+void ring_producer_unregister(struct spw_producer *p);
 
 static inline void ring_cpu_relax(void)
 {

@@ -1,40 +1,57 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ring_layout.h - the ring file format and the shared-memory protocol.
- * Private to libspillway (ring/, spill/, daemon/, tests).
+ * Private to libspillway (ring/, spill/, daemon/, tools/, tests).
  *
- * File <shm_dir>/<topic>.ring = one 4096-byte header page + ring_bytes of data.
+ * File <shm_dir>/<topic>.ring = hdr_bytes of header (one 4096-byte page of
+ * settings and counters, then the producer slots, rounded up to a page) and
+ * ring_bytes of data. Format version 2 (version 1 rings get -EPROTO).
  *
  * Header page: the immutable part (written once by create, before the file is
  * linked under its name, so nobody sees a half-made header), then each shared
  * counter alone on a 128-byte line (no false sharing, adjacent-line prefetch).
  *
+ * Producer slots (RING_SLOT_OFF + i * 128, i < max_producers): one per open
+ * producer handle. The handle holds an OFD write lock on the slot's first
+ * byte of the file for as long as it lives; the kernel drops it when the
+ * process dies (its open file description closes), so F_OFD_GETLK proves a
+ * slot's owner dead or alive without a PID and across PID namespaces.
+ *
  * Record (8-byte aligned, never straddles the end of the ring):
  *   u64 commit word   bits  0..31 payload length (DATA) or the whole span in
- *                                 bytes (PADDING, ABORTED)
- *                     bits 32..39 type (RING_T_*)
- *                     bits 40..55 flags (reserved, 0)
- *                     bit  62     CLAIMED: the header was written by its producer
- *                     bit  63     COMMITTED: the record is complete
- *                     0 = never written (reclaimed memory is zeroed)
- *   u64 timestamp_ns  CLOCK_REALTIME at claim (absent in an 8-byte PADDING/ABORTED)
+ *                                 bytes (PADDING, ABORTED, CORRUPT)
+ *                     bits 32..35 type (RING_T_*)
+ *                     bits 36..39 reserved, 0
+ *                     bits 40..61 lap tag: (position / ring_bytes) mod 2^22
+ *                     bits 62, 63 DONE: both set in every complete record
+ *                     0 = not committed yet (reclaimed memory is zeroed)
+ *   u64 timestamp_ns  CLOCK_REALTIME at claim (absent in an 8-byte span)
  *   payload           len bytes, then zero..7 bytes to the next 8-byte boundary
+ * The same bytes are what segment files hold (spill/FORMAT.md), and
+ * ring_word_check() below is the one validator of a commit word, for the
+ * ring, the daemon, recovery, the disk reader, dump and verify.
  *
  * THE PROTOCOL - numbered invariants (tests cite them):
  *  I1 tail, reclaimed, limit only grow. reclaimed <= every unconsumed record,
  *     tail <= limit == reclaimed + ring_bytes. Writers: tail = producers (CAS),
- *     reclaimed/limit/spilled/durable/heartbeat = the one daemon.
- *  I2 A producer owns [old tail, new tail) after its CAS; no one else writes
- *     there until the daemon aborts it (unblock) or reclaims it.
+ *     reclaimed/limit/spilled/durable/heartbeat/stall = the one daemon.
+ *  I2 Before its tail CAS, a producer publishes in its slot the span it is
+ *     about to take: end first, then claim = guess | RING_SLOT_CLAIMING
+ *     (guess = the tail value its CAS expects); the CAS (release) orders
+ *     both before the new tail. So anyone who reads tail (acquire) and then
+ *     the slots sees, for every position below that tail, the slot of the
+ *     producer that owns it (or a later claim of the same slot, which that
+ *     producer made only after committing the earlier one). A producer owns
+ *     [guess, end) after a successful CAS, and nobody else writes there
+ *     while its owner lives: a live claim is never taken away.
  *  I3 Before limit lets a producer reuse ring bytes, the daemon has (a) stored
- *     the new reclaim bound and then (b) zeroed those bytes. So a producer's
- *     claimed span is all zero until it writes its header, and a reader that
+ *     the new reclaim bound and then (b) zeroed those bytes. So a claimed
+ *     span is all zero until its owner writes it, and a reader that
  *     sees p < limit (acquire) can never read a previous lap's header at p.
- *  I4 Header first, payload next, commit last. The header is a CAS from 0 to
- *     the CLAIMED word, the commit a CAS from the CLAIMED word to the
- *     COMMITTED word (release). Either fails only when the daemon aborted the
- *     claim meanwhile (I7): the producer gets -ECANCELED and never overwrites
- *     the ABORTED record.
+ *  I4 A record's commit word is written once, by a release store after the
+ *     timestamp and payload: 0 until then. The padding of a wrapping claim
+ *     is a release store of its own, before the record at offset 0.
+ *     (The lap tag makes a word written for another lap invalid here.)
  *  I5 A reader at p reads the commit word (acquire), the payload, then an
  *     acquire fence and `reclaimed`: if reclaimed > p, what it read may be
  *     torn (zeroed or overwritten): it reports -ESTALE, never the record.
@@ -42,13 +59,27 @@
  *     PADDING record to the end plus the record at offset 0, in one CAS.
  *     Records (and so segment files, whose size is a multiple of the ring)
  *     never straddle the end.
- *  I7 Unblock: a claim stuck past the timeout becomes an ABORTED record of
- *     exactly its span: from its header when written, else up to the first
- *     non-zero word before the tail (I3 says everything between is unwritten).
- *  I8 Wake-ups (Dekker pairs, all seq_cst): a sleeper increments the waiter
- *     count, then re-checks the condition; the waker changes the condition,
- *     then loads the waiter count and, only when non-zero, bumps the wake
- *     word and calls FUTEX_WAKE. Neither side can miss the other.
+ *  I7 Only the dead are aborted. The daemon turns the uncommitted record at
+ *     p into an ABORTED record only when no slot whose span holds p has a
+ *     live owner (its OFD lock is free), and then exactly over the dead
+ *     slot's span (or, for a slot reused since, up to the next boundary a
+ *     slot or the tail proves). A word at p that fails ring_word_check() is
+ *     garbage: when no live slot holds p, the daemon replaces it by a
+ *     CORRUPT record that ends at the first boundary it can prove (a slot's
+ *     claim, the tail, the lap end, or the start of a chain of valid
+ *     records reaching one of those); readers skip and count it. Both are
+ *     a CAS from the word the daemon judged, so a commit in between wins.
+ *  I8 Wake-ups: a sleeper takes a shared OFD lock on its waiter counter's
+ *     byte, increments the count (seq_cst), re-checks, sleeps, decrements,
+ *     unlocks. The waker changes the condition, then loads the count and,
+ *     only when non-zero, bumps the wake word and calls FUTEX_WAKE. For
+ *     limit and spilled/durable (the daemon) both sides are seq_cst. For
+ *     commits the producer pays no fence: a sleeping consumer issues
+ *     membarrier(GLOBAL_EXPEDITED) between its increment and its re-check,
+ *     which puts a full barrier into every running producer (producers
+ *     register for it at open; one that cannot uses a seq_cst fence).
+ *     A count left behind by a sleeper killed with -9 is reset by the
+ *     daemon when nobody holds the byte's lock any more (ring_waiters_repair).
  */
 #ifndef SPILLWAY_RING_LAYOUT_H
 #define SPILLWAY_RING_LAYOUT_H
@@ -59,28 +90,48 @@
 #include <stdint.h>
 
 #define RING_MAGIC 0x4c57504c4c495053ull /* "SPILLPWL" little-endian */
-#define RING_VERSION 1u
-#define RING_HDR_BYTES 4096u
+#define RING_VERSION 2u
+#define RING_PAGE 4096u
 #define RING_LINE 128
 #define RING_MAX_BYTES (1ull << 40)
+
+#define RING_SLOT_OFF RING_PAGE  /* slots start on the second page */
+#define RING_SLOT_BYTES 128u
+#define RING_PRODUCERS_DEFAULT 64u
+#define RING_PRODUCERS_MAX 4096u
 
 #define RING_T_DATA 1u
 #define RING_T_PADDING 2u
 #define RING_T_ABORTED 3u
+#define RING_T_CORRUPT 4u /* bytes the daemon could not parse, kept and skipped */
 
-#define RING_W_CLAIMED (1ull << 62)
-#define RING_W_COMMITTED (1ull << 63)
-/* Written by unblock into the never-written words of a dead span (I7):
- * neither CLAIMED nor COMMITTED, so no header CAS from 0 succeeds on it. */
-#define RING_W_POISON 0x0badc0de0badc0deull
+#define RING_W_DONE (3ull << 62)
+#define RING_W_TAG_SHIFT 40
+#define RING_W_TAG_MASK 0x3fffffull
 #define RING_W_LEN(w) ((uint32_t)((w) & 0xffffffffull))
-#define RING_W_TYPE(w) ((uint32_t)(((w) >> 32) & 0xffu))
-#define RING_W_FLAGS(w) ((uint32_t)(((w) >> 40) & 0xffffu))
-#define RING_W_MAKE(type, len) (((uint64_t)(type) << 32) | (uint64_t)(len))
+#define RING_W_TYPE(w) ((uint32_t)(((w) >> 32) & 0xfu))
+#define RING_W_RSVD(w) ((uint32_t)(((w) >> 36) & 0xfu))
+#define RING_W_TAG(w) (((w) >> RING_W_TAG_SHIFT) & RING_W_TAG_MASK)
+
+/* Slot claim word: a position (8-aligned) with these low bits. */
+#define RING_SLOT_CLAIMING 1ull /* guess | CLAIMING: span published (I2) */
+#define RING_SLOT_IDLE 2ull     /* no span */
 
 struct ring_rec {
 	_Atomic uint64_t commit;
 	uint64_t timestamp_ns;
+};
+
+struct ring_slot {
+	/* The owning producer writes (relaxed, ordered by its tail CAS: I2);
+	 * the daemon and tools read (acquire, after an acquire load of tail). */
+	_Atomic uint64_t claim;
+	_Atomic uint64_t end;
+	/* Advisory, for people: what the owner says of itself. Never used to
+	 * decide liveness (principle: the kernel's lock decides). */
+	_Atomic uint32_t pid;
+	_Atomic uint32_t gen;       /* bumped each time the slot is taken */
+	_Atomic uint64_t since_ns;  /* CLOCK_REALTIME when taken */
 };
 
 struct ring_hdr {
@@ -94,8 +145,10 @@ struct ring_hdr {
 	uint32_t flags;
 	uint64_t created_ns;
 	uint64_t start_position;
+	uint32_t max_producers;
+	uint32_t reserved0;
 
-	/* Producers: CAS. Daemon: acquire load (scan/unblock bound). */
+	/* Producers: CAS. Daemon: acquire load (scan/resolve bound). */
 	alignas(RING_LINE) _Atomic uint64_t tail;
 	/* Daemon writes (seq_cst store, I3/I5); readers load after reading. */
 	alignas(RING_LINE) _Atomic uint64_t reclaimed;
@@ -116,10 +169,21 @@ struct ring_hdr {
 	/* Producers waiting for an acknowledgement (I8 with spilled/durable). */
 	alignas(RING_LINE) _Atomic uint32_t ack_wake;
 	_Atomic uint32_t ack_waiters;
+	/* The daemon's view of a stalled spill (for stat; relaxed, advisory):
+	 * position of an uncommitted record held by a live producer, its slot,
+	 * since when (CLOCK_REALTIME), 0 / -1 / 0 when none; and what it
+	 * skipped as garbage so far. */
+	alignas(RING_LINE) _Atomic uint64_t stall_pos;
+	_Atomic int32_t stall_slot;
+	_Atomic uint32_t stall_pid;
+	_Atomic uint64_t stall_since_ns;
+	_Atomic uint64_t corrupt_bytes;
+	_Atomic uint64_t aborted_claims;
 };
 
 _Static_assert(sizeof(struct ring_rec) == 16, "record header is 16 bytes");
-_Static_assert(sizeof(struct ring_hdr) <= RING_HDR_BYTES, "header fits its page");
+_Static_assert(sizeof(struct ring_slot) <= RING_SLOT_BYTES, "slot fits its line");
+_Static_assert(sizeof(struct ring_hdr) <= RING_PAGE, "header fits its page");
 _Static_assert(offsetof(struct ring_hdr, tail) == 128, "tail on line 1");
 _Static_assert(offsetof(struct ring_hdr, reclaimed) == 256, "reclaimed on line 2");
 _Static_assert(offsetof(struct ring_hdr, limit) == 384, "limit on line 3");
@@ -129,6 +193,7 @@ _Static_assert(offsetof(struct ring_hdr, daemon_pid) == 768, "heartbeat on line 
 _Static_assert(offsetof(struct ring_hdr, prod_wake) == 896, "producer wake on line 7");
 _Static_assert(offsetof(struct ring_hdr, cons_wake) == 1024, "consumer wake on line 8");
 _Static_assert(offsetof(struct ring_hdr, ack_wake) == 1152, "ack wake on line 9");
+_Static_assert(offsetof(struct ring_hdr, stall_pos) == 1280, "stall on line 10");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 
@@ -137,8 +202,78 @@ static inline uint64_t ring_span(uint32_t len)
 	return ((uint64_t)len + 16u + 7u) & ~7ull;
 }
 
-/* Test-only pause point: called, when set, right after a producer's tail CAS
- * and before it writes any header byte (crash tests kill it there). */
-extern void (*ring_test_hook_after_claim)(void);
+/* Header bytes for a ring with n producer slots: page-aligned, so the data
+ * starts on a page (registered io_uring buffers, mmap). */
+static inline uint64_t ring_hdr_bytes(uint32_t max_producers)
+{
+	return RING_SLOT_OFF + (((uint64_t)max_producers * RING_SLOT_BYTES + RING_PAGE - 1) &
+				~(uint64_t)(RING_PAGE - 1));
+}
+
+/* The file offset of slot i: also the byte its owner's OFD lock covers. */
+static inline uint64_t ring_slot_off(uint32_t i)
+{
+	return RING_SLOT_OFF + (uint64_t)i * RING_SLOT_BYTES;
+}
+
+static inline uint64_t ring_lap_tag(uint64_t pos, uint64_t ring_bytes)
+{
+	/* ring_bytes is a power of two >= 64 KiB: a shift, not a division. */
+	return (pos >> __builtin_ctzll(ring_bytes)) & RING_W_TAG_MASK;
+}
+
+/* The commit word of a complete record of `type` and `len` at pos. */
+static inline uint64_t ring_word(uint32_t type, uint64_t len, uint64_t pos, uint64_t ring_bytes)
+{
+	return RING_W_DONE | (ring_lap_tag(pos, ring_bytes) << RING_W_TAG_SHIFT) |
+	       ((uint64_t)type << 32) | (len & 0xffffffffull);
+}
+
+#define RING_WORD_BAD (-1)
+
+/*
+ * THE record-header validator. w is the commit word found at position pos
+ * of a log whose ring is ring_bytes (a power of two) with max_record.
+ * Returns the record's span (> 0) when w is a complete record that belongs
+ * at pos (its lap, its type, a length that fits before the end of the lap),
+ * 0 when w is 0 (not committed yet), RING_WORD_BAD otherwise.
+ */
+static inline int64_t ring_word_check(uint64_t w, uint64_t pos, uint64_t ring_bytes,
+				      uint32_t max_record)
+{
+	uint64_t room = ring_bytes - (pos & (ring_bytes - 1)), span;
+	uint32_t len = RING_W_LEN(w);
+
+	if (w == 0)
+		return 0;
+	if ((w & RING_W_DONE) != RING_W_DONE || RING_W_RSVD(w) != 0 || (pos & 7) ||
+	    RING_W_TAG(w) != ring_lap_tag(pos, ring_bytes))
+		return RING_WORD_BAD;
+	switch (RING_W_TYPE(w)) {
+	case RING_T_DATA:
+		if (len > max_record)
+			return RING_WORD_BAD;
+		span = ring_span(len);
+		return span <= room ? (int64_t)span : RING_WORD_BAD;
+	case RING_T_PADDING: /* always runs exactly to the end of the ring (I6) */
+		return (len == room && len >= 8 && (len & 7) == 0) ? (int64_t)len : RING_WORD_BAD;
+	case RING_T_ABORTED:
+	case RING_T_CORRUPT:
+		return (len <= room && len >= 8 && (len & 7) == 0) ? (int64_t)len : RING_WORD_BAD;
+	default:
+		return RING_WORD_BAD;
+	}
+}
+
+/* Test seam: when set, producers call it at each of these points of a
+ * claim, so a test can stop (SIGSTOP) or kill the process exactly there. */
+enum ring_point {
+	RING_AT_CLAIMING = 1, /* span published in the slot, before the tail CAS */
+	RING_AT_CLAIMED,      /* right after the tail CAS */
+	RING_AT_PADDED,       /* after writing the padding of a wrapping claim */
+	RING_AT_MID_PAYLOAD,  /* half of a send's payload copied */
+	RING_AT_BEFORE_COMMIT /* payload written, commit word not yet */
+};
+extern void (*ring_test_hook)(enum ring_point at) __attribute__((visibility("hidden")));
 
 #endif

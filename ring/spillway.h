@@ -25,8 +25,17 @@
  *   -ESTALE    the consumer was lapped: the bytes at its position were
  *              reclaimed; spw_consumer_oldest() says where the ring's data
  *              starts now (the gap is on disk, see the daemon)
- *   -ECANCELED a claim was aborted by the daemon because it stayed
- *              uncommitted past the unblock timeout
+ *   -EUSERS    every producer slot of the topic is held by a live producer
+ *              (spw_topic_config.max_producers)
+ *   -ECHILD    a producer handle used in a fork()ed child: handles belong to
+ *              the process that opened them; open a new one in the child
+ *   -EPROTO    a ring file of another format version (recreate the topic)
+ *
+ * The daemon never takes a claim away from a live producer: a producer that
+ * stalls (SIGSTOP, a debugger, swapping) holds the topic back like a full
+ * disk does, and the others wait (their own timeouts apply). Only a claim
+ * whose producer is proven dead by the kernel (its lock on the ring file was
+ * released) is aborted.
  */
 #ifndef SPILLWAY_H
 #define SPILLWAY_H
@@ -61,7 +70,7 @@ struct spw_topic_config {
 	uint32_t max_record;     /* <= ring_bytes / 4; 0 = min(1 MiB, ring / 4) */
 	uint32_t mode;           /* file mode of the ring; 0 = 0600 */
 	uint32_t flags;          /* SPW_TOPIC_* */
-	uint32_t reserved;
+	uint32_t max_producers;  /* producer handles open at once; 0 = 64, <= 4096 */
 	uint64_t start_position; /* first position (8-aligned); 0 for a new log,
 	                          * the end of the disk log for a recreated ring */
 };
@@ -108,8 +117,29 @@ struct spw_topic_info {
 	uint32_t daemon_pid;     /* heartbeat: 0 when no daemon ever attached */
 	uint32_t reserved;
 	uint64_t daemon_heartbeat_ns; /* CLOCK_REALTIME of the last heartbeat */
+	uint32_t max_producers;
+	int32_t stall_slot;      /* the daemon waits on a live producer's claim: */
+	uint64_t stall_position; /*   its slot (-1: none), position, */
+	uint32_t stall_pid;      /*   pid (0: unknown) and since when */
+	uint32_t reserved2;
+	uint64_t stall_since_ns; /*   (CLOCK_REALTIME) */
+	uint64_t corrupt_bytes;  /* ring bytes the daemon skipped as garbage */
+	uint64_t aborted_claims; /* claims of dead producers the daemon aborted */
 };
 int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *out);
+
+/* The producer slots in use: one entry per slot held by a live producer or
+ * still holding a dead one's unfinished claim. Returns how many were
+ * written (at most max). */
+struct spw_producer_info {
+	uint32_t slot;
+	uint32_t pid;      /* as the producer reported it (advisory) */
+	int alive;         /* 1: the kernel says its owner lives */
+	int claiming;      /* 1: inside a claim (claim/end below are its span) */
+	int64_t claim, end;
+	uint64_t since_ns; /* CLOCK_REALTIME when the slot was taken */
+};
+int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out, int max);
 const char *spw_topic_name(const struct spw_topic *t);
 
 /* ---------------------------------------------------------------------------
@@ -118,7 +148,10 @@ const char *spw_topic_name(const struct spw_topic *t);
  */
 struct spw_producer;
 
+/* Takes a producer slot of the topic and holds it until close (or the
+ * process's death). -EUSERS when all max_producers slots are taken. */
 int spw_producer_open(struct spw_topic *t, struct spw_producer **out);
+/* Aborts a claim still open, frees the slot. */
 void spw_producer_close(struct spw_producer *p);
 
 /* Copy a record in. Returns its position, or -EAGAIN (ring full),
@@ -138,14 +171,11 @@ struct spw_claim {
 	int64_t position;  /* the record's position */
 	void *hdr_;        /* private */
 };
-/* -ECANCELED from a claim (or a send): this producer was stalled between
- * taking its span and writing the header for longer than the daemon's
- * unblock timeout, and the daemon aborted the span meanwhile; resend. */
+/* -EBUSY: this handle already has a claim open. */
 int spw_producer_claim(struct spw_producer *p, uint32_t len, struct spw_claim *c);
 int spw_producer_claim_wait(struct spw_producer *p, uint32_t len,
 			    int64_t timeout_ns, struct spw_claim *c);
-/* Publish the record. -ECANCELED when the daemon aborted the claim because
- * it stayed open past the unblock timeout (the record is lost: resend). */
+/* Publish the record. Never fails for a valid claim. */
 int spw_producer_commit(struct spw_producer *p, struct spw_claim *c);
 /* Turn the claim into an ABORTED record that consumers skip. */
 int spw_producer_abort(struct spw_producer *p, struct spw_claim *c);
@@ -153,7 +183,7 @@ int spw_producer_abort(struct spw_producer *p, struct spw_claim *c);
 /* Acknowledgements: wait until the record at `position` is committed
  * (visible to consumers), spilled (in segment files: survives any process
  * crash) or durable (fdatasync'd: survives power loss). Returns 0, or
- * -ETIMEDOUT; timeout_ns < 0 waits forever. Spilled and durable need the
+ * -ETIMEDOUT; timeout_ns < 0 waits forever, 0 only looks. Spilled and durable need the
  * daemon; a topic created with SPW_TOPIC_NO_SPILL never gets there
  * (-EOPNOTSUPP). */
 enum spw_ack { SPW_ACK_COMMITTED = 0, SPW_ACK_SPILLED = 1, SPW_ACK_DURABLE = 2 };
@@ -205,9 +235,13 @@ int64_t spw_consumer_position(const struct spw_consumer *c);
 /* The oldest position still readable in the ring (the reclaim bound). */
 int64_t spw_consumer_oldest(const struct spw_consumer *c);
 /* Move to a position (a record boundary the caller knows, e.g. the oldest
- * after -ESTALE). -ESTALE if already reclaimed, -EINVAL if beyond the tail or
- * unaligned. */
+ * after -ESTALE). -ESTALE if already reclaimed, -EINVAL if beyond the tail,
+ * unaligned, or not a record boundary (a position inside a record is
+ * refused, never silently accepted). */
 int spw_consumer_seek(struct spw_consumer *c, int64_t position);
+/* Bytes of CORRUPT spans (garbage the daemon cut out of the ring) this
+ * consumer passed over. */
+uint64_t spw_consumer_skipped(const struct spw_consumer *c);
 
 /* ---------------------------------------------------------------------------
  * Readers: everything retention keeps, disk then live. A reader starts in
@@ -311,16 +345,38 @@ int64_t spw_topic_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes,
  * committed records, 8-aligned, between the current bound and the tail. */
 int spw_topic_reclaim(struct spw_topic *t, int64_t upto);
 
-/* Turn the claim at `position` (the first uncommitted record, stuck past a
- * timeout) into an ABORTED record covering exactly the claimed span, also
- * when its producer died before writing any header byte. Returns the span in
- * bytes, 0 if the record got committed meanwhile, or -errno. */
-int64_t spw_topic_unblock(struct spw_topic *t, int64_t position);
+/* Look at the record at `position` (the first one scan could not pass:
+ * uncommitted, or garbage) and settle it if nobody alive holds it
+ * (ring_layout.h I7):
+ *   SPW_RESOLVE_NONE     it is committed (now): nothing to do
+ *   SPW_RESOLVE_LIVE     a live producer's claim holds it: wait (slot, pid)
+ *   SPW_RESOLVE_ABORTED  a dead producer's claim: now an ABORTED record
+ *   SPW_RESOLVE_CORRUPT  garbage: now a CORRUPT record up to the first
+ *                        boundary that can be proven (span bytes)
+ * Returns the action (>= 0) or -errno. */
+enum spw_resolve {
+	SPW_RESOLVE_NONE = 0,
+	SPW_RESOLVE_LIVE = 1,
+	SPW_RESOLVE_ABORTED = 2,
+	SPW_RESOLVE_CORRUPT = 3,
+};
+struct spw_stall {
+	int64_t position;
+	int32_t slot;   /* the owning slot, -1 when none is known */
+	uint32_t pid;   /* its self-reported pid (advisory) */
+	uint64_t word;  /* the commit word found at position */
+	uint64_t span;  /* bytes turned into the ABORTED / CORRUPT record */
+};
+int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *out);
+/* Publish (or clear, slot < 0) the stall the daemon is waiting on, for stat. */
+int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
+			uint64_t since_ns);
 
 /* Counters the daemon publishes. */
 enum spw_counter { SPW_SPILLED = 0, SPW_DURABLE = 1 };
 int spw_topic_set_counter(struct spw_topic *t, enum spw_counter which, int64_t value);
-/* Heartbeat: pid and CLOCK_REALTIME now. */
+/* Heartbeat: pid and CLOCK_REALTIME now; also resets waiter counts that
+ * sleepers killed with -9 left behind (ring_layout.h I8). */
 int spw_topic_heartbeat(struct spw_topic *t, uint32_t pid);
 
 #ifdef __cplusplus

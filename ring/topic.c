@@ -94,6 +94,10 @@ static int config_resolve(const struct spw_topic_config *in, struct spw_topic_co
 		return -EINVAL;
 	if (c.start_position & 7 || c.start_position > (uint64_t)INT64_MAX / 2)
 		return -EINVAL;
+	if (!c.max_producers)
+		c.max_producers = RING_PRODUCERS_DEFAULT;
+	if (c.max_producers > RING_PRODUCERS_MAX)
+		return -EINVAL;
 	*out = c;
 	return 0;
 }
@@ -159,7 +163,7 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	size = RING_HDR_BYTES + c.ring_bytes;
+	size = ring_hdr_bytes(c.max_producers) + c.ring_bytes;
 	r = prefault(fd, size);
 	if (r < 0)
 		goto fail;
@@ -180,7 +184,8 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 	h = map;
 	h->magic = RING_MAGIC;
 	h->version = RING_VERSION;
-	h->hdr_bytes = RING_HDR_BYTES;
+	h->hdr_bytes = (uint32_t)ring_hdr_bytes(c.max_producers);
+	h->max_producers = c.max_producers;
 	h->ring_bytes = c.ring_bytes;
 	h->segment_bytes = c.segment_bytes;
 	h->max_record = c.max_record;
@@ -194,6 +199,12 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 	atomic_store_explicit(&h->spilled, c.start_position, memory_order_relaxed);
 	atomic_store_explicit(&h->durable, c.start_position, memory_order_relaxed);
 	atomic_store_explicit(&h->limit, c.start_position + c.ring_bytes, memory_order_relaxed);
+	atomic_store_explicit(&h->stall_slot, -1, memory_order_relaxed);
+	for (uint32_t i = 0; i < c.max_producers; i++) {
+		struct ring_slot *sl = (struct ring_slot *)(void *)((uint8_t *)map + ring_slot_off(i));
+
+		atomic_store_explicit(&sl->claim, RING_SLOT_IDLE, memory_order_relaxed);
+	}
 	munmap(map, size);
 
 	if (link(tmp, path)) {
@@ -236,10 +247,15 @@ static void touch_pages(const void *map, size_t bytes)
 /* Everything the rest of the library relies on, checked once. */
 static int header_check(const struct ring_hdr *h, uint64_t file_bytes)
 {
-	if (h->magic != RING_MAGIC || h->version != RING_VERSION || h->hdr_bytes != RING_HDR_BYTES)
+	if (h->magic != RING_MAGIC)
+		return -EBADMSG;
+	if (h->version != RING_VERSION)
+		return -EPROTO; /* a ring of another format version: recreate it */
+	if (!h->max_producers || h->max_producers > RING_PRODUCERS_MAX ||
+	    h->hdr_bytes != ring_hdr_bytes(h->max_producers))
 		return -EBADMSG;
 	if (!is_pow2(h->ring_bytes) || h->ring_bytes < SPW_RING_MIN_BYTES ||
-	    h->ring_bytes > RING_MAX_BYTES || file_bytes != RING_HDR_BYTES + h->ring_bytes)
+	    h->ring_bytes > RING_MAX_BYTES || file_bytes != h->hdr_bytes + h->ring_bytes)
 		return -EBADMSG;
 	if (!h->segment_bytes || h->segment_bytes % h->ring_bytes)
 		return -EBADMSG;
@@ -271,7 +287,7 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 		r = -errno;
 		goto out_close;
 	}
-	if ((uint64_t)st.st_size < RING_HDR_BYTES ||
+	if ((uint64_t)st.st_size < RING_PAGE ||
 	    pread(fd, &hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
 		r = -EBADMSG;
 		goto out_close;
@@ -294,7 +310,10 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 	}
 	touch_pages(map, (size_t)st.st_size);
 	t->hdr = map;
-	t->data = (uint8_t *)map + RING_HDR_BYTES;
+	t->hdr_bytes = hdr.hdr_bytes;
+	t->slots = (struct ring_slot *)(void *)((uint8_t *)map + RING_SLOT_OFF);
+	t->max_producers = hdr.max_producers;
+	t->data = (uint8_t *)map + hdr.hdr_bytes;
 	t->map_bytes = (size_t)st.st_size;
 	/* From the validated copy, never from the shared page again. */
 	t->ring_bytes = hdr.ring_bytes;
@@ -304,8 +323,9 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 	t->flags = hdr.flags;
 	t->rdonly = flags & SPW_OPEN_RDONLY;
 	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->fd = fd; /* kept: lock queries and per-handle reopen (locks.c) */
 	*out = t;
-	r = 0;
+	return 0;
 out_close:
 	close(fd);
 	return r;
@@ -316,6 +336,7 @@ void spw_topic_close(struct spw_topic *t)
 	if (!t)
 		return;
 	munmap(t->hdr, t->map_bytes);
+	close(t->fd);
 	free(t);
 }
 
@@ -348,5 +369,13 @@ int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *o)
 	o->daemon_pid = atomic_load_explicit(&h->daemon_pid, memory_order_relaxed);
 	o->daemon_heartbeat_ns =
 		atomic_load_explicit(&h->daemon_heartbeat_ns, memory_order_relaxed);
+	o->max_producers = t->max_producers;
+	/* Relaxed: the daemon's advisory stall report (ring_layout.h). */
+	o->stall_slot = atomic_load_explicit(&h->stall_slot, memory_order_relaxed);
+	o->stall_position = atomic_load_explicit(&h->stall_pos, memory_order_relaxed);
+	o->stall_pid = atomic_load_explicit(&h->stall_pid, memory_order_relaxed);
+	o->stall_since_ns = atomic_load_explicit(&h->stall_since_ns, memory_order_relaxed);
+	o->corrupt_bytes = atomic_load_explicit(&h->corrupt_bytes, memory_order_relaxed);
+	o->aborted_claims = atomic_load_explicit(&h->aborted_claims, memory_order_relaxed);
 	return 0;
 }

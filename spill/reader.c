@@ -380,25 +380,12 @@ static int deliver(struct ctx *x, const struct spw_record *rec)
 
 
 /* Span of the record whose commit word is w at pos, 0 when w is not a
- * committed record that fits its ring lap (R3). */
+ * complete record that belongs there (ring_word_check, R3). */
 static uint64_t disk_span(const struct spw_reader *r, uint64_t pos, uint64_t w)
 {
-	uint64_t lap_left = r->ring_bytes - (pos & (r->ring_bytes - 1)); /* a power of two */
-	uint32_t len = RING_W_LEN(w);
+	int64_t span = ring_word_check(w, pos, r->ring_bytes, r->max_record);
 
-	if ((w & (RING_W_COMMITTED | RING_W_CLAIMED)) != (RING_W_COMMITTED | RING_W_CLAIMED) ||
-	    RING_W_FLAGS(w))
-		return 0;
-	switch (RING_W_TYPE(w)) {
-	case RING_T_DATA:
-		return len <= r->max_record && ring_span(len) <= lap_left ? ring_span(len) : 0;
-	case RING_T_PADDING:
-		return len == lap_left ? len : 0;
-	case RING_T_ABORTED:
-		return len >= 8 && !(len & 7) && len <= lap_left ? len : 0;
-	default:
-		return 0;
-	}
+	return span > 0 ? (uint64_t)span : 0;
 }
 
 /* Walk records in the verified buffer. */
@@ -430,6 +417,8 @@ static int disk_walk(struct spw_reader *r, struct ctx *x, int max)
 			r->pos = end;
 			continue;
 		}
+		if (RING_W_TYPE(w) == RING_T_CORRUPT)
+			r->skipped += span; /* garbage the daemon cut out of the ring */
 		if (RING_W_TYPE(w) == RING_T_DATA) {
 			rec.position = (int64_t)r->pos;
 			memcpy(&rec.timestamp_ns, p + 8, 8);
@@ -845,7 +834,8 @@ int spw_reader_is_live(const struct spw_reader *r)
 
 uint64_t spw_reader_skipped(const struct spw_reader *r)
 {
-	return r ? r->skipped : 0;
+	/* Disk spans skipped here, CORRUPT spans the live consumer passed. */
+	return r ? r->skipped + (r->c ? spw_consumer_skipped(r->c) : 0) : 0;
 }
 
 int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, int64_t *position)

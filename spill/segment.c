@@ -699,7 +699,7 @@ int seg_fill_gap(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_by
 			     &entries, &last);
 		if (r)
 			return r;
-		w = RING_W_COMMITTED | RING_W_CLAIMED | RING_W_MAKE(RING_T_ABORTED, span);
+		w = ring_word(RING_T_ABORTED, span, from, ring_bytes);
 		crc = seg_crc32c(0, &w, 8);
 		for (uint64_t k = 8; k < span; k += sizeof(zero))
 			crc = seg_crc32c(crc, zero, span - k < sizeof(zero) ? span - k : sizeof(zero));

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define SEG_IDX_MAGIC 0x5844495950535053ull /* "SPSPYIDX" little-endian */
-#define SEG_IDX_VERSION 1u
+#define SEG_IDX_VERSION 2u /* 2: lap-tagged commit words (ring_layout.h) */
 #define SEG_IDX_HDR_BYTES 64u
 #define SEG_IDX_ENTRY_BYTES 32u
 #define SEG_ENTRY_SPAN (64u << 10) /* an index entry every ~64 KiB */
@@ -173,9 +173,12 @@ struct spill_stream {
 	/* faults */
 	int err;                  /* sticky I/O error, retried with backoff */
 	uint64_t retry_ns, backoff_ns;
-	bool corrupt;             /* garbage header in the ring: spilling stopped there */
+	/* The record spilling waits on (ring_layout.h I7): position, since
+	 * when (monotonic), last liveness check, reported as a stall. */
 	int64_t stuck_pos;
-	uint64_t stuck_since_ns;
+	uint64_t stuck_since_ns, stuck_checked_ns;
+	bool stall_reported;
+	bool resolve_failed;      /* resolve's error logged once */
 	uint64_t rolls; /* segments closed: the daemon runs retention after each */
 };
 

@@ -245,6 +245,77 @@ static void add_entry(struct spill_op *op, struct spw_topic *t, uint64_t pos,
 	seg_idx_entry_seal(e);
 }
 
+/* How long a record must stay uncommitted before we ask the kernel whether
+ * its producer lives, and how often we ask again: a dead producer's claim
+ * is settled within about this (plus one loop, <= 2 ms) of its death. */
+#define STALL_CHECK_NS 5000000ull
+
+/* Spilling cannot pass pos: an uncommitted record (garbage == false) or a
+ * word that is not a record. Settle it when nobody alive holds it
+ * (spw_topic_resolve, I7); report a live producer's stall once it outlived
+ * unblock_ms (the report threshold). true: scan again. */
+static bool stalled(struct spill_stream *s, uint64_t pos, bool garbage, uint64_t now_ns)
+{
+	struct spw_topic *t = s->t;
+	struct spw_stall st;
+	int r;
+
+	if ((int64_t)pos != s->stuck_pos) {
+		if (s->stall_reported)
+			spw_topic_set_stall(t, -1, 0, 0, 0);
+		s->stuck_pos = (int64_t)pos;
+		s->stuck_since_ns = now_ns;
+		s->stuck_checked_ns = 0;
+		s->stall_reported = false;
+		s->resolve_failed = false;
+	}
+	/* A producer is usually just between its claim and its commit: ask
+	 * the kernel only once the record stayed open a while. */
+	if (!garbage && (now_ns - s->stuck_since_ns < STALL_CHECK_NS ||
+			 now_ns - s->stuck_checked_ns < STALL_CHECK_NS))
+		return false;
+	s->stuck_checked_ns = now_ns;
+	r = spw_topic_resolve(t, (int64_t)pos, &st);
+	switch (r) {
+	case SPW_RESOLVE_NONE:
+		return true;
+	case SPW_RESOLVE_ABORTED:
+		spill_log(LOG_WARN, s->name,
+			  "claim at position %llu of producer slot %d (pid %u, as it reported) "
+			  "aborted: %llu bytes; its producer died (the kernel released its lock)",
+			  (unsigned long long)pos, st.slot, st.pid, (unsigned long long)st.span);
+		return true;
+	case SPW_RESOLVE_CORRUPT:
+		spill_log(LOG_ERROR, s->name,
+			  "corrupt record header 0x%016llx at position %llu in the ring: %llu bytes "
+			  "up to %llu spilled as a CORRUPT span (readers skip and count it)",
+			  (unsigned long long)st.word, (unsigned long long)pos,
+			  (unsigned long long)st.span, (unsigned long long)(pos + st.span));
+		return true;
+	case SPW_RESOLVE_LIVE:
+		if (!s->stall_reported && now_ns - s->stuck_since_ns >= s->conf.unblock_ms * 1000000ull) {
+			uint32_t kpid = ring_lock_owner_pid(t, ring_slot_off((uint32_t)st.slot));
+			uint64_t ms = (now_ns - s->stuck_since_ns) / 1000000ull;
+
+			spill_log(LOG_WARN, s->name,
+				  "spilling waits at position %llu: producer slot %d (pid %u per the "
+				  "kernel, %u as it reported) has held it uncommitted for %llu ms; a live "
+				  "producer is never aborted (stopped? in a debugger?)",
+				  (unsigned long long)pos, st.slot, kpid, st.pid, (unsigned long long)ms);
+			spw_topic_set_stall(t, st.slot, (int64_t)pos, kpid ? kpid : st.pid,
+					    ring_realtime_ns() - ms * 1000000ull);
+			s->stall_reported = true;
+		}
+		return false;
+	default:
+		if (!s->resolve_failed)
+			spill_log(LOG_ERROR, s->name, "cannot settle position %llu: %s",
+				  (unsigned long long)pos, strerror(-r));
+		s->resolve_failed = true;
+		return false;
+	}
+}
+
 /* Walk the committed run from s->submitted into index entries (W2). */
 static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns)
 {
@@ -263,13 +334,9 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 			pos = (uint64_t)sc.end;
 			continue;
 		}
-		if (n == -EBADMSG) {
-			if (!s->corrupt)
-				spill_log(LOG_ERROR, s->name,
-					  "corrupt record header at position %lld in the ring: "
-					  "not spilling past it",
-					  (long long)sc.end);
-			s->corrupt = true;
+		if (n == -EBADMSG || (n == 0 && sc.stuck >= 0)) {
+			if (stalled(s, n == -EBADMSG ? pos : (uint64_t)sc.stuck, n == -EBADMSG, now_ns))
+				continue;
 			break;
 		}
 		if (n < 0) {
@@ -277,27 +344,14 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 				  strerror((int)-n));
 			break;
 		}
-		if (n == 0) {
-			/* Stuck claim: unblock it once it outlived the timeout. */
-			if (sc.stuck >= 0) {
-				if (sc.stuck != s->stuck_pos) {
-					s->stuck_pos = sc.stuck;
-					s->stuck_since_ns = now_ns;
-				} else if (now_ns - s->stuck_since_ns >= s->conf.unblock_ms * 1000000ull) {
-					int64_t span = spw_topic_unblock(t, sc.stuck);
-
-					if (span > 0) {
-						spill_log(LOG_WARN, s->name,
-							  "claim at position %lld uncommitted for %llu ms: "
-							  "aborted %lld bytes (producer dead?)",
-							  (long long)sc.stuck,
-							  (unsigned long long)s->conf.unblock_ms,
-							  (long long)span);
-						continue;
-					}
-				}
-			}
+		if (n == 0)
 			break;
+		if (s->stall_reported && pos + (uint64_t)n > (uint64_t)s->stuck_pos) {
+			spill_log(LOG_INFO, s->name, "spilling resumed at position %lld after %llu ms",
+				  (long long)s->stuck_pos,
+				  (unsigned long long)((now_ns - s->stuck_since_ns) / 1000000ull));
+			spw_topic_set_stall(t, -1, 0, 0, 0);
+			s->stall_reported = false;
 		}
 		add_entry(op, t, pos, &sc, &records, &max_ts);
 		pos = (uint64_t)sc.end;
@@ -532,7 +586,7 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 		reclaim(s);
 		return work;
 	}
-	while (s->op_count < SPILL_MAX_OPS && !s->corrupt) {
+	while (s->op_count < SPILL_MAX_OPS) {
 		struct spill_op *op;
 
 		if (s->seg.fd_seg >= 0 && s->submitted == s->seg.base + s->conf.segment_bytes) {
@@ -598,7 +652,7 @@ bool spill_stream_drained(struct spill_stream *s)
 	struct spw_scan sc;
 	int64_t n = spw_topic_scan(s->t, (int64_t)s->submitted, 1, &sc);
 
-	return s->op_count == 0 && !s->sync_inflight && (n <= 0 || s->corrupt) &&
+	return s->op_count == 0 && !s->sync_inflight && n <= 0 &&
 	       (s->conf.no_spill || s->durable == s->spilled);
 }
 

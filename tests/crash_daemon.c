@@ -26,7 +26,10 @@
 #include "support_daemon.h"
 
 /* Defined in the library (ring/produce.c); NULL unless a test sets it. */
-extern void (*ring_test_hook_after_claim)(void);
+/* The library's test seam (ring/ring_layout.h). */
+enum ring_point { RING_AT_CLAIMING = 1, RING_AT_CLAIMED, RING_AT_PADDED, RING_AT_MID_PAYLOAD,
+		  RING_AT_BEFORE_COMMIT };
+extern void (*ring_test_hook)(enum ring_point at);
 
 #define RING (256u << 10)
 #define MAXREC (16u << 10)
@@ -380,8 +383,10 @@ static void ring_loss_with_a_corrupt_tail_restarts_after_the_old_tail(void **sta
 }
 
 /* ---------------------------------------------------------------------------
- * (c) a producer killed between claim and commit (I7): the daemon aborts
- * the claim after unblock_ms and the topic moves on.
+ * (c) a producer stopped between claim and commit, then killed (I7): while
+ * it is stopped (longer than unblock_ms) the daemon waits and reports the
+ * stall (log, stat), never aborts; once it is dead the daemon aborts the
+ * claim at its next look (no timeout) and the topic moves on.
  */
 enum victim_mode { MID_PAYLOAD, BEFORE_HEADER };
 
@@ -393,9 +398,10 @@ struct victim {
 	_Atomic int64_t claim_pos; /* MID_PAYLOAD: the claim's position */
 };
 
-static void stop_here(void)
+static void stop_here(enum ring_point at)
 {
-	raise(SIGSTOP);
+	if (at == RING_AT_CLAIMED)
+		raise(SIGSTOP);
 }
 
 static int victim_main(void *arg)
@@ -419,7 +425,7 @@ static int victim_main(void *arg)
 	if (len < 64)
 		len = 64 | (len & 3); /* keep the length class: payload to half-write */
 	if (v->mode == BEFORE_HEADER)
-		ring_test_hook_after_claim = stop_here;
+		ring_test_hook = stop_here;
 	TEST_CHECK(spw_producer_claim_wait(p, len, 10 * TEST_SEC, &c) == 0, "claim");
 	atomic_store(&v->claim_pos, c.position);
 	memset(c.data, 0xab, len / 2);
@@ -466,6 +472,16 @@ static void killed_claim(struct test_daemon *d, enum victim_mode mode)
 	assert_int_equal(test_wait_stopped(vp, scaled_s(10, 30)), 0);
 	info_of(t, &in);
 	tail_at_stop = in.tail; /* past the victim's claim */
+	/* Alive but stopped for 3x unblock_ms: the daemon waits and says so. */
+	test_sleep_ns(600 * TEST_MS);
+	info_of(t, &in);
+	assert_true(in.stall_slot >= 0);
+	assert_true(in.stall_position < tail_at_stop);
+	if (mode == MID_PAYLOAD)
+		assert_int_equal(in.stall_position, (uint64_t)atomic_load(&v->claim_pos));
+	assert_true(in.spilled <= in.stall_position);
+	assert_int_equal(in.stall_pid, (uint32_t)vp); /* the kernel's answer */
+	assert_int_equal(in.aborted_claims, 0);
 	test_daemon_reap_kid(d, vp);
 	t_kill = test_now_ns();
 	/* The daemon aborts the dead claim after unblock_ms and spills on. */
@@ -477,6 +493,8 @@ static void killed_claim(struct test_daemon *d, enum victim_mode mode)
 	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 	assert_true(test_daemon_log_count(d, "aborted", true) >= 1);
+	assert_true(test_daemon_log_count(d, "spilling waits at position", true) >= 1);
+	assert_true(test_daemon_log_count(d, "spilling resumed", true) >= 1);
 	logged = test_daemon_log_number(d, "claim at position ");
 	assert_true(logged >= 0);
 	if (mode == MID_PAYLOAD)
@@ -503,12 +521,12 @@ static void killed_claim(struct test_daemon *d, enum victim_mode mode)
 	test_shared_free(v, sizeof(*v));
 }
 
-static void producer_killed_before_its_header_is_aborted_and_the_topic_moves_on(void **state)
+static void producer_stopped_after_its_tail_claim_waits_then_killed_is_aborted_at_once(void **state)
 {
 	killed_claim(*state, BEFORE_HEADER);
 }
 
-static void producer_killed_mid_payload_is_aborted_and_the_topic_moves_on(void **state)
+static void producer_stopped_mid_payload_waits_then_killed_is_aborted_at_once(void **state)
 {
 	killed_claim(*state, MID_PAYLOAD);
 }
@@ -600,10 +618,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			ring_loss_with_a_corrupt_tail_restarts_after_the_old_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			producer_killed_before_its_header_is_aborted_and_the_topic_moves_on, setup,
+			producer_stopped_after_its_tail_claim_waits_then_killed_is_aborted_at_once, setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(
-			producer_killed_mid_payload_is_aborted_and_the_topic_moves_on, setup, teardown),
+			producer_stopped_mid_payload_waits_then_killed_is_aborted_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(sigterm_spills_everything_durably_and_exits_0, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(second_daemon_on_the_same_data_dir_exits_1, setup,

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * crash_producer.c - producers that die with a claim open (ring/ring_layout.h
- * I2, I4, I6, I7). A victim child claims and stops (SIGSTOP) either after
- * writing part of its payload or inside ring_test_hook_after_claim, before
- * any header byte; other producer children keep sending until the ring is
+ * crash_producer.c - producers stopped or killed with a claim open
+ * (ring/ring_layout.h I2, I4, I6, I7). A victim child stops itself (SIGSTOP)
+ * at an exact point of a send (the test seam ring_test_hook: right after
+ * its tail CAS, after its padding, mid-payload, before its commit) or of a
+ * zero-copy claim; other producer children keep sending until the ring is
  * full behind the stuck record. The parent plays the daemon and a consumer:
- * it scans, finds the stuck record, SIGKILLs the victim, unblocks, reclaims,
- * and checks that the blocked producers go on, that every other record
- * arrives once and in order, and that nothing of the aborted span is ever
- * handed out as a record. In-process cases check -ECANCELED on a commit
- * after unblock, and unblock's arguments.
+ * while the victim is stopped, spw_topic_resolve must answer LIVE and
+ * change nothing (a live claim is never taken away, however long it
+ * stalls); then the victim is either killed (resolve aborts exactly its
+ * span at once, no timeout) or resumed (its record arrives intact). Either
+ * way the blocked producers go on, every other record arrives once and in
+ * order, and nothing of an aborted span is ever handed out as a record.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -29,20 +31,25 @@
 
 #include "support.h"
 
-/* Defined in the library (ring/produce.c); NULL unless a test sets it. */
-extern void (*ring_test_hook_after_claim)(void);
+/* The library's test seam (ring/ring_layout.h); NULL unless a test sets it. */
+enum ring_point { RING_AT_CLAIMING = 1, RING_AT_CLAIMED, RING_AT_PADDED, RING_AT_MID_PAYLOAD,
+		  RING_AT_BEFORE_COMMIT };
+extern void (*ring_test_hook)(enum ring_point at);
 
 #define RING (64u << 10)
 #define MAXREC 4096u
-#define W_ABORTED(span) (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_ABORTED << 32) | (span))
+#define W_ABORTED(span, pos) test_word(TEST_TYPE_ABORTED, (span), (pos), RING)
 
-enum victim_mode { PARTIAL_PAYLOAD, BEFORE_HEADER };
+/* Where the victim stops: a seam point of spw_producer_send, or CLAIM_API:
+ * spw_producer_claim, half the payload written through c.data. */
+#define CLAIM_API 100
 
 struct crash_case {
 	const char *name;
-	enum victim_mode mode;
+	int stop_at;     /* enum ring_point or CLAIM_API */
 	uint32_t others; /* producer children sending meanwhile */
 	int wrap;        /* the victim's claim covers a padding to the ring end */
+	int resume;      /* SIGCONT the victim instead of killing it */
 };
 
 /* Shared with the children (MAP_SHARED). */
@@ -50,12 +57,13 @@ struct crash_shared {
 	char dir[512];
 	uint64_t seed;
 	int64_t deadline_ns;
-	enum victim_mode mode;
-	uint32_t victim_before;  /* records the victim sends before its fatal claim */
-	uint32_t victim_len;     /* the length of that claim */
+	int stop_at;
+	uint32_t victim_before;  /* records the victim sends before its stalled one */
+	uint32_t victim_len;     /* the length of that one */
 	uint64_t per_other;      /* records each other producer sends */
 	_Atomic int64_t victim_pre_tail; /* end of the victim's last record */
-	_Atomic int64_t victim_claim;    /* PARTIAL_PAYLOAD: the claim's position */
+	_Atomic int64_t victim_claim;    /* CLAIM_API: the claim's position */
+	_Atomic int64_t victim_sent;     /* the stalled record's position once sent */
 };
 
 struct other_arg {
@@ -63,9 +71,14 @@ struct other_arg {
 	uint32_t id;
 };
 
-static void stop_here(void)
+static int g_stop_at;
+
+static void stop_at_point(enum ring_point at)
 {
-	raise(SIGSTOP);
+	if ((int)at == g_stop_at) {
+		ring_test_hook = NULL;
+		raise(SIGSTOP);
+	}
 }
 
 static int victim_main(void *arg)
@@ -93,19 +106,27 @@ static int victim_main(void *arg)
 	}
 	len = x->victim_len;
 	test_id_make(buf, len, x->seed, 0, x->victim_before);
-	if (x->mode == PARTIAL_PAYLOAD) {
+	if (x->stop_at == CLAIM_API) {
 		r = spw_producer_claim(p, len, &c);
 		TEST_CHECK(r == 0, "victim: claim: %d", r);
 		atomic_store(&x->victim_claim, c.position);
 		memcpy(c.data, buf, len / 2);
 		raise(SIGSTOP);
+		/* Resumed: finish the record; the claim is still ours. */
+		memcpy((uint8_t *)c.data + len / 2, buf + len / 2, len - len / 2);
+		r = spw_producer_commit(p, &c);
+		TEST_CHECK(r == 0, "victim: commit after the stall: %d", r);
+		pos = c.position;
 	} else {
-		ring_test_hook_after_claim = stop_here;
+		g_stop_at = x->stop_at;
+		ring_test_hook = stop_at_point;
 		pos = spw_producer_send(p, buf, len);
+		TEST_CHECK(pos >= 0, "victim: send after the stall: %" PRId64, pos);
 	}
-	test_report(__FILE__, __LINE__, "stopped", "victim resumed after its stop (send: %" PRId64 ")",
-		    pos);
-	return -1;
+	atomic_store(&x->victim_sent, pos);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	return 0;
 }
 
 static int other_main(void *arg)
@@ -153,6 +174,8 @@ static int other_main(void *arg)
 struct crash_ctx {
 	struct test_id_expect expect;
 	int64_t dead_from, dead_to; /* the victim's claimed span */
+	int64_t fixed_pos;          /* the victim's stalled record (fixed length) */
+	uint32_t fixed_len;
 	int64_t last;
 	uint64_t records;
 	int failed;
@@ -165,6 +188,8 @@ static int crash_cb(void *arg, const struct spw_record *r)
 	char err[300];
 
 	x->records++;
+	if (r->position == x->fixed_pos)
+		x->expect.next_len[0] = x->fixed_len; /* not from the length stream */
 	if (r->position >= x->dead_from && r->position < x->dead_to) {
 		snprintf(x->msg, sizeof(x->msg), "record at %" PRId64 " inside the aborted span [%"
 			 PRId64 ", %" PRId64 ")", r->position, x->dead_from, x->dead_to);
@@ -234,7 +259,7 @@ static void prelude(struct spw_topic *t, struct spw_producer *pp, int wrap)
  * the ring behind it: they wrote past the victim's span and the tail stopped
  * moving. */
 static void wait_blocked(struct spw_topic *t, struct spw_consumer *c, struct crash_ctx *x,
-			 const struct crash_shared *sh, int64_t at, uint32_t others)
+			 const struct crash_shared *sh, int64_t at, uint32_t others, int64_t victim_to)
 {
 	uint64_t last_tail = 0;
 
@@ -245,7 +270,7 @@ static void wait_blocked(struct spw_topic *t, struct spw_consumer *c, struct cra
 		consume_step(t, c, x, sh->seed);
 		tail = info_of(t).tail;
 		if (spw_consumer_position(c) == at &&
-		    (others == 0 || (tail > (uint64_t)x->dead_to && tail == last_tail)))
+		    (others == 0 || (tail > (uint64_t)victim_to && tail == last_tail)))
 			return;
 		last_tail = tail;
 		test_sleep_ns(100 * TEST_MS);
@@ -260,7 +285,7 @@ static void run_crash(const struct crash_case *cc)
 	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
 	struct other_arg oargs[3];
 	pid_t victim, others[3];
-	int others_left = (int)cc->others, unblocks = 0;
+	int others_left = (int)cc->others, resolves = 0;
 	struct spw_topic *t = NULL;
 	struct spw_producer *pp = NULL;
 	struct spw_consumer *c = NULL;
@@ -285,12 +310,13 @@ static void run_crash(const struct crash_case *cc)
 	snprintf(sh->dir, sizeof(sh->dir), "%s", dir);
 	sh->seed = seed;
 	sh->deadline_ns = test_now_ns() + 120 * TEST_SEC;
-	sh->mode = cc->mode;
+	sh->stop_at = cc->stop_at;
 	sh->victim_before = cc->wrap ? 0 : 5;
 	sh->victim_len = 1000;
 	sh->per_other = test_scaled(400, 200, 200);
 	atomic_init(&sh->victim_pre_tail, (int64_t)info_of(t).tail);
 	atomic_init(&sh->victim_claim, -1);
+	atomic_init(&sh->victim_sent, -1);
 	test_id_expect_init(&x->expect, seed, cc->others + 2, MAXREC);
 	x->last = -1;
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
@@ -302,46 +328,73 @@ static void run_crash(const struct crash_case *cc)
 	victim_to = (int64_t)info_of(t).tail;
 	assert_int_equal(victim_to - victim_from,
 			 (cc->wrap ? 512 : 0) + (int64_t)test_span(sh->victim_len));
-	stuck = cc->mode == PARTIAL_PAYLOAD ? atomic_load(&sh->victim_claim) : victim_from;
-	if (cc->mode == PARTIAL_PAYLOAD)
-		assert_int_equal(stuck, cc->wrap ? victim_from + 512 : victim_from);
-	x->dead_from = victim_from;
-	x->dead_to = victim_to;
+	/* The record the scan stops at: the padding's position while the
+	 * padding is unwritten, else the record after it. */
+	stuck = cc->wrap && cc->stop_at == RING_AT_CLAIMED ? victim_from
+		: victim_from + (cc->wrap ? 512 : 0);
+	if (cc->stop_at == CLAIM_API)
+		assert_int_equal(atomic_load(&sh->victim_claim), stuck);
+	x->dead_from = cc->resume ? -1 : victim_from;
+	x->dead_to = cc->resume ? -1 : victim_to;
+	x->fixed_pos = victim_to - (int64_t)test_span(sh->victim_len);
+	x->fixed_len = sh->victim_len;
 
 	/* 2. Others fill the ring behind it; nobody gets past the stuck claim. */
 	for (uint32_t i = 0; i < cc->others; i++) {
 		oargs[i] = (struct other_arg){ sh, i + 1 };
 		others[i] = test_fork(other_main, &oargs[i]);
 	}
-	wait_blocked(t, c, x, sh, stuck, cc->others);
+	wait_blocked(t, c, x, sh, stuck, cc->others, victim_to);
 	assert_int_equal(x->expect.next_seq[0], sh->victim_before);
 	assert_int_equal(spw_topic_scan(t, stuck, RING, &s), 0);
 	assert_int_equal(s.stuck, stuck);
-	if (cc->mode == PARTIAL_PAYLOAD)
-		assert_int_equal(s.stuck_header,
-				 TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) | sh->victim_len);
-	else
-		assert_int_equal(s.stuck_header, 0);
+	assert_int_equal(s.stuck_header, 0); /* I4: nothing before the commit */
 	if (cc->others)
 		assert_true(info_of(t).tail > (uint64_t)victim_to);
+	/* The stalled producer is alive: resolve waits, however long it has
+	 * been (the old protocol aborted it after 1 s and corrupted data). */
+	for (int i = 0; i < 20; i++) {
+		struct spw_stall st;
+		struct spw_producer_info pi[8];
+		int np = spw_topic_producers(t, pi, 8), held = 0;
 
-	/* 3. The victim dies; the daemon unblocks what it left, and the topic
-	 * moves on: the blocked producers finish. */
-	assert_int_equal(kill(victim, SIGKILL), 0);
-	assert_int_equal(test_wait(victim, 30 * TEST_SEC), 128 + SIGKILL);
+		assert_int_equal(spw_topic_resolve(t, stuck, &st), SPW_RESOLVE_LIVE);
+		assert_true(st.slot >= 0);
+		assert_int_equal(st.pid, (uint32_t)victim);
+		for (int k = 0; k < np; k++)
+			held += pi[k].slot == (uint32_t)st.slot && pi[k].alive && pi[k].claiming;
+		assert_int_equal(held, 1);
+		assert_int_equal(test_commit_word(map, RING, (uint64_t)stuck), 0);
+		test_sleep_ns(20 * TEST_MS);
+	}
+
+	/* 3. The victim dies (resolve aborts its span at once: the kernel
+	 * released its lock, no timeout) or resumes (its record completes).
+	 * Either way the blocked producers finish. */
+	if (cc->resume) {
+		assert_int_equal(kill(victim, SIGCONT), 0);
+		assert_int_equal(test_wait(victim, 30 * TEST_SEC), 0);
+		assert_int_equal(atomic_load(&sh->victim_sent), victim_to - (int64_t)test_span(sh->victim_len));
+	} else {
+		assert_int_equal(kill(victim, SIGKILL), 0);
+		assert_int_equal(test_wait(victim, 30 * TEST_SEC), 128 + SIGKILL);
+	}
 	while (others_left > 0 || spw_consumer_position(c) < victim_to) {
-		int64_t pos = spw_consumer_position(c), u;
+		int64_t pos = spw_consumer_position(c);
 		int n;
 
 		assert_true(test_now_ns() < sh->deadline_ns);
 		n = consume_step(t, c, x, seed);
-		if (spw_topic_scan(t, pos, RING, &s) >= 0 && s.stuck >= victim_from &&
+		if (!cc->resume && spw_topic_scan(t, pos, RING, &s) >= 0 && s.stuck >= victim_from &&
 		    s.stuck < victim_to) {
-			u = spw_topic_unblock(t, s.stuck);
-			assert_true(u > 0);
-			assert_int_equal(test_commit_word(map, RING, (uint64_t)s.stuck), W_ABORTED(u));
-			aborted += u;
-			unblocks++;
+			struct spw_stall st;
+
+			assert_int_equal(spw_topic_resolve(t, s.stuck, &st), SPW_RESOLVE_ABORTED);
+			assert_true(st.span > 0);
+			assert_int_equal(test_commit_word(map, RING, (uint64_t)s.stuck),
+					 W_ABORTED(st.span, (uint64_t)s.stuck));
+			aborted += (int64_t)st.span;
+			resolves++;
 			continue;
 		}
 		for (uint32_t i = 0; i < cc->others; i++) {
@@ -358,8 +411,11 @@ static void run_crash(const struct crash_case *cc)
 		if (n == 0)
 			test_sleep_ns(200000);
 	}
-	assert_int_equal(aborted, victim_to - stuck);
-	assert_int_equal(unblocks, cc->mode == BEFORE_HEADER && cc->wrap ? 2 : 1);
+	if (!cc->resume) {
+		assert_int_equal(aborted, victim_to - stuck);
+		assert_int_equal(resolves, cc->wrap && cc->stop_at == RING_AT_CLAIMED ? 2 : 1);
+		assert_int_equal(info_of(t).aborted_claims, (uint64_t)resolves);
+	}
 
 	/* 4. Everything else arrived, once, in order; one more goes through. */
 	{
@@ -374,7 +430,7 @@ static void run_crash(const struct crash_case *cc)
 		;
 	for (uint32_t i = 1; i <= cc->others; i++)
 		assert_int_equal(x->expect.next_seq[i], sh->per_other);
-	assert_int_equal(x->expect.next_seq[0], sh->victim_before);
+	assert_int_equal(x->expect.next_seq[0], sh->victim_before + (cc->resume ? 1 : 0));
 	assert_int_equal(x->expect.next_seq[parent_id], 1);
 	assert_int_equal(spw_consumer_position(c), info_of(t).tail);
 
@@ -387,45 +443,29 @@ static void run_crash(const struct crash_case *cc)
 	assert_int_equal(spw_topic_delete(dir, "crash"), 0);
 }
 
-static void victim_stopped_mid_payload_is_unblocked_while_others_send(void **state)
-{
-	static const struct crash_case cc = { "mid_payload", PARTIAL_PAYLOAD, 2, 0 };
+#define CASE(fn, ...)                                                   \
+	static void fn(void **state)                                    \
+	{                                                               \
+		static const struct crash_case cc = { #fn, __VA_ARGS__ }; \
+		(void)state;                                            \
+		run_crash(&cc);                                         \
+	}
 
-	(void)state;
-	run_crash(&cc);
-}
-
-static void victim_killed_before_any_header_byte_is_unblocked(void **state)
-{
-	static const struct crash_case cc = { "before_header", BEFORE_HEADER, 2, 0 };
-
-	(void)state;
-	run_crash(&cc);
-}
-
-static void victim_killed_before_any_header_byte_at_the_tail_is_unblocked(void **state)
-{
-	static const struct crash_case cc = { "before_header_alone", BEFORE_HEADER, 0, 0 };
-
-	(void)state;
-	run_crash(&cc);
-}
-
-static void victim_killed_before_writing_its_padding_is_unblocked(void **state)
-{
-	static const struct crash_case cc = { "before_padding", BEFORE_HEADER, 2, 1 };
-
-	(void)state;
-	run_crash(&cc);
-}
-
-static void victim_stopped_mid_payload_after_its_padding_is_unblocked(void **state)
-{
-	static const struct crash_case cc = { "mid_payload_wrapped", PARTIAL_PAYLOAD, 2, 1 };
-
-	(void)state;
-	run_crash(&cc);
-}
+/* kill -9 at each point of a claim, with and without a wrap. */
+CASE(killed_right_after_its_tail_claim, RING_AT_CLAIMED, 2, 0, 0)
+CASE(killed_right_after_its_tail_claim_alone_at_the_tail, RING_AT_CLAIMED, 0, 0, 0)
+CASE(killed_after_its_tail_claim_before_its_padding, RING_AT_CLAIMED, 2, 1, 0)
+CASE(killed_after_its_padding, RING_AT_PADDED, 2, 1, 0)
+CASE(killed_mid_payload, RING_AT_MID_PAYLOAD, 2, 0, 0)
+CASE(killed_mid_payload_after_its_padding, RING_AT_MID_PAYLOAD, 2, 1, 0)
+CASE(killed_before_its_commit, RING_AT_BEFORE_COMMIT, 2, 0, 0)
+CASE(killed_with_a_zero_copy_claim_half_written, CLAIM_API, 2, 0, 0)
+/* Stopped at each point, then resumed: nothing was taken away (B1-B3). */
+CASE(stalled_after_its_tail_claim_then_resumed, RING_AT_CLAIMED, 2, 0, 1)
+CASE(stalled_before_its_padding_then_resumed, RING_AT_CLAIMED, 2, 1, 1)
+CASE(stalled_mid_payload_then_resumed, RING_AT_MID_PAYLOAD, 2, 0, 1)
+CASE(stalled_before_its_commit_then_resumed, RING_AT_BEFORE_COMMIT, 2, 1, 1)
+CASE(stalled_with_a_zero_copy_claim_then_resumed, CLAIM_API, 2, 0, 1)
 
 /* ------------------------------------------------------------------------- */
 
@@ -439,117 +479,217 @@ static struct spw_topic *topic_new(const char *name)
 	return t;
 }
 
-static void commit_after_unblock_returns_ecanceled(void **state)
+/* Killed between publishing its span in its slot and its tail CAS: it owns
+ * nothing, so nothing stalls; its slot is free for the next producer. */
+static int claiming_victim(void *arg)
 {
-	struct spw_topic *t = topic_new("cancel");
+	struct crash_shared *x = arg;
+	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
-	struct spw_consumer *c = NULL;
-	struct test_got *g = test_got_new();
-	uint8_t *map = test_map_ring(g_dir, "cancel", RING, NULL);
-	uint8_t buf[40] = { 1 };
-	struct spw_claim cl;
+	uint8_t buf[64] = { 7 };
+
+	TEST_CHECK(spw_topic_open(x->dir, "claiming", 0, &t) == 0, "open");
+	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
+	g_stop_at = RING_AT_CLAIMING;
+	ring_test_hook = stop_at_point;
+	spw_producer_send(p, buf, sizeof(buf));
+	return -1; /* killed before this */
+}
+
+static void killed_between_its_slot_and_its_tail_claim(void **state)
+{
+	struct spw_topic *t = topic_new("claiming");
+	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
+	struct spw_producer *p = NULL, *ps[64];
+	struct spw_producer_info pi[64];
+	uint8_t buf[64] = { 1 };
 	struct spw_scan s;
+	pid_t v;
+	int n = 0, np;
 
 	(void)state;
-	assert_non_null(map);
+	snprintf(sh->dir, sizeof(sh->dir), "%s", g_dir);
+	v = test_fork(claiming_victim, sh);
+	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
+	assert_int_equal(info_of(t).tail, 0); /* its CAS never ran */
+	np = spw_topic_producers(t, pi, 64);
+	assert_int_equal(np, 1);
+	assert_true(pi[0].alive);
 	assert_int_equal(spw_producer_open(t, &p), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
-	assert_int_equal(spw_producer_send(p, buf, 8), 0);
-	assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
-	assert_int_equal(cl.position, 24);
-	memset(cl.data, 0xee, 50);
-	assert_int_equal(spw_topic_scan(t, 0, RING, &s), 24);
-	assert_int_equal(s.stuck, 24);
-	assert_int_equal(spw_topic_unblock(t, 24), (int64_t)test_span(100));
-	assert_int_equal(test_commit_word(map, RING, 24), W_ABORTED(test_span(100)));
-	assert_int_equal(spw_producer_commit(p, &cl), -ECANCELED);
-	/* The abort stands: the record is lost, the producer goes on. */
-	assert_int_equal(test_commit_word(map, RING, 24), W_ABORTED(test_span(100)));
-	assert_int_equal(spw_producer_send(p, buf, 40), 24 + (int64_t)test_span(100));
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 2);
-	assert_int_equal(g->r[0].position, 0);
-	assert_int_equal(g->r[1].position, 24 + (int64_t)test_span(100));
-	assert_int_equal(g->r[1].len, 40);
-	assert_int_equal(spw_topic_scan(t, 0, RING, &s), 24 + (int64_t)test_span(100) + 56);
-	assert_int_equal(s.records, 2);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(spw_producer_send(p, buf, sizeof(buf)), i * 80);
+	assert_int_equal(spw_topic_scan(t, 0, RING, &s), 800);
 	assert_int_equal(s.stuck, -1);
-	test_unmap_ring(map, RING);
-	free(g);
-	spw_consumer_close(c);
+	assert_int_equal(kill(v, SIGKILL), 0);
+	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
+	/* All 64 slots can be taken again (the dead one's included). */
+	for (n = 0; n < 63; n++)
+		assert_int_equal(spw_producer_open(t, &ps[n]), 0);
+	assert_int_equal(spw_producer_open(t, &ps[63]), -EUSERS);
+	while (n--)
+		spw_producer_close(ps[n]);
 	spw_producer_close(p);
 	spw_topic_close(t);
+	test_shared_free(sh, sizeof(*sh));
 }
 
-/* A producer stalled (not dead) between its tail CAS and its header store
- * past the unblock timeout: the daemon aborts the never-written span; when
- * the producer wakes, its claim must be cancelled too (I7 with I4), never
- * written over the ABORTED record that consumers and reclaim have passed. */
-static struct spw_topic *g_hook_topic;
-static int64_t g_hook_pos, g_hook_unblocked;
-
-static void unblock_from_hook(void)
+/* A dead producer's slot is not handed to a new producer while its claim is
+ * unsettled: the claim stays attributed to it (I7). */
+static void a_dead_slot_with_an_open_claim_is_not_reused(void **state)
 {
-	ring_test_hook_after_claim = NULL;
-	g_hook_unblocked = spw_topic_unblock(g_hook_topic, g_hook_pos);
-}
-
-static void claim_aborted_before_its_header_is_written_is_cancelled(void **state)
-{
-	struct spw_topic *t = topic_new("stall");
+	struct spw_topic_config cfg = { .ring_bytes = RING, .max_record = MAXREC, .max_producers = 1 };
+	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
+	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
-	struct spw_consumer *c = NULL;
-	struct test_got *g = test_got_new();
-	uint8_t *map = test_map_ring(g_dir, "stall", RING, NULL);
-	uint8_t buf[100] = { 2 };
-	struct spw_claim cl;
-	int r;
+	struct spw_stall st;
+	pid_t v;
 
 	(void)state;
-	assert_non_null(map);
+	assert_true((size_t)snprintf(sh->dir, sizeof(sh->dir), "%s/one_slot", g_dir) < sizeof(sh->dir));
+	assert_int_equal(spw_topic_create(sh->dir, "crash", &cfg), 0);
+	assert_int_equal(spw_topic_open(sh->dir, "crash", 0, &t), 0);
+	sh->stop_at = RING_AT_MID_PAYLOAD;
+	sh->victim_len = 100;
+	sh->seed = 1;
+	v = test_fork(victim_main, sh);
+	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
+	assert_int_equal(spw_producer_open(t, &p), -EUSERS); /* alive, holds the only slot */
+	assert_int_equal(kill(v, SIGKILL), 0);
+	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
+	assert_int_equal(spw_producer_open(t, &p), -EUSERS); /* dead, claim unsettled */
+	assert_int_equal(spw_topic_resolve(t, 0, &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(st.span, test_span(100));
+	assert_int_equal(st.slot, 0);
 	assert_int_equal(spw_producer_open(t, &p), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
-	assert_int_equal(spw_producer_send(p, buf, 8), 0);
-	g_hook_topic = t;
-	g_hook_pos = 24;
-	g_hook_unblocked = -1;
-	ring_test_hook_after_claim = unblock_from_hook;
-	r = spw_producer_claim(p, 100, &cl);
-	ring_test_hook_after_claim = NULL;
-	assert_int_equal(g_hook_unblocked, (int64_t)test_span(100));
-	/* Cancelled at claim or at commit: either way the abort stands. */
-	if (r == 0) {
-		memset(cl.data, 0x5a, 100);
-		r = spw_producer_commit(p, &cl);
-	}
-	assert_int_equal(r, -ECANCELED);
-	assert_int_equal(test_commit_word(map, RING, 24), W_ABORTED(test_span(100)));
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 1);
-	assert_int_equal(spw_consumer_position(c), 24 + (int64_t)test_span(100));
-	test_unmap_ring(map, RING);
-	free(g);
-	spw_consumer_close(c);
+	assert_int_equal(spw_producer_send(p, "x", 1), (int64_t)test_span(100));
 	spw_producer_close(p);
 	spw_topic_close(t);
+	test_shared_free(sh, sizeof(*sh));
 }
 
-static void unblock_checks_its_position(void **state)
+/* A producer handle used in a fork()ed child is refused, and the child's
+ * copy of the parent's descriptors does not keep the parent "alive". */
+static int forked_child_uses_parent_handle(void *arg)
 {
-	struct spw_topic *t = topic_new("unblock_args");
+	struct spw_producer *p = arg;
+	struct spw_claim c;
+
+	TEST_CHECK(spw_producer_send(p, "abc", 3) == -ECHILD, "send in a child must be refused");
+	TEST_CHECK(spw_producer_claim(p, 3, &c) == -ECHILD, "claim in a child must be refused");
+	spw_producer_close(p); /* frees the child's copy only */
+	return 0;
+}
+
+static int parent_of_a_child(void *arg)
+{
+	struct crash_shared *x = arg;
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_claim c;
+	pid_t child;
+
+	TEST_CHECK(spw_topic_open(x->dir, "forked", 0, &t) == 0, "open");
+	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
+	TEST_CHECK(spw_producer_send(p, "abc", 3) == 0, "send");
+	child = test_fork(forked_child_uses_parent_handle, p);
+	TEST_CHECK(test_wait(child, 30 * TEST_SEC) == 0, "child");
+	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
+	/* A grandchild that lives on after we die: */
+	child = fork();
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	x->victim_sent = child;
+	raise(SIGSTOP);
+	return -1;
+}
+
+static void a_handle_is_refused_in_a_forked_child(void **state)
+{
+	struct spw_topic *t = topic_new("forked");
+	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
+	struct spw_stall st;
+	pid_t v;
+
+	(void)state;
+	snprintf(sh->dir, sizeof(sh->dir), "%s", g_dir);
+	v = test_fork(parent_of_a_child, sh);
+	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
+	assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_LIVE);
+	assert_int_equal(kill(v, SIGKILL), 0);
+	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
+	/* The grandchild still runs, but closed its copies at fork: the dead
+	 * parent's claim is settled. */
+	assert_int_equal(kill((pid_t)atomic_load(&sh->victim_sent), 0), 0);
+	assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(st.span, test_span(100));
+	kill((pid_t)atomic_load(&sh->victim_sent), SIGKILL);
+	spw_topic_close(t);
+	test_shared_free(sh, sizeof(*sh));
+}
+
+/* A stall that ends in a commit: resolve said LIVE all along, the record
+ * arrives intact, and a zero-copy claim cannot be opened twice. */
+static void resolve_checks_its_position(void **state)
+{
+	struct spw_topic *t = topic_new("resolve_args");
 	struct spw_producer *p = NULL;
 	uint8_t buf[100] = { 3 };
+	struct spw_claim c, c2;
+	struct spw_stall st;
 
 	(void)state;
 	assert_int_equal(spw_producer_open(t, &p), 0);
 	assert_int_equal(spw_producer_send(p, buf, 100), 0);
 	assert_int_equal(spw_producer_send(p, buf, 100), 120);
-	assert_int_equal(spw_topic_unblock(t, 0), 0);     /* committed: nothing to do */
-	assert_int_equal(spw_topic_unblock(t, 120), 0);
-	assert_int_equal(spw_topic_unblock(t, 4), -EINVAL);
-	assert_int_equal(spw_topic_unblock(t, 240), -EINVAL); /* the tail: nothing claimed */
-	assert_int_equal(spw_topic_unblock(t, 1 << 20), -EINVAL);
-	assert_int_equal(spw_topic_unblock(t, -8), -EINVAL);
+	assert_int_equal(spw_topic_resolve(t, 0, &st), SPW_RESOLVE_NONE); /* committed */
+	assert_int_equal(spw_topic_resolve(t, 120, NULL), SPW_RESOLVE_NONE);
+	assert_int_equal(spw_topic_resolve(t, 4, &st), -EINVAL);
+	assert_int_equal(spw_topic_resolve(t, 240, &st), -EINVAL); /* the tail: nothing claimed */
+	assert_int_equal(spw_topic_resolve(t, 1 << 20, &st), -EINVAL);
+	assert_int_equal(spw_topic_resolve(t, -8, &st), -EINVAL);
+	assert_int_equal(spw_producer_claim(p, 100, &c), 0);
+	assert_int_equal(spw_producer_claim(p, 100, &c2), -EBUSY);
+	assert_int_equal(spw_producer_send(p, buf, 100), -EBUSY);
+	assert_int_equal(spw_topic_resolve(t, 240, &st), SPW_RESOLVE_LIVE); /* our own, open */
+	assert_int_equal(spw_producer_wait_ack(p, 240, SPW_ACK_COMMITTED, 0), -ETIMEDOUT);
+	assert_int_equal(spw_producer_wait_ack(p, 240, SPW_ACK_COMMITTED, 20 * TEST_MS), -ETIMEDOUT);
+	memcpy(c.data, buf, 100);
+	assert_int_equal(spw_producer_commit(p, &c), 0);
+	assert_int_equal(spw_producer_commit(p, &c), -EINVAL); /* once */
+	assert_int_equal(spw_producer_wait_ack(p, 240, SPW_ACK_COMMITTED, 0), 0);
+	assert_int_equal(spw_topic_resolve(t, 240, &st), SPW_RESOLVE_NONE);
 	assert_int_equal(spw_topic_reclaim(t, 120), 0);
-	assert_int_equal(spw_topic_unblock(t, 0), -ESTALE);
+	assert_int_equal(spw_topic_resolve(t, 0, &st), -ESTALE);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+/* Closing a handle with a claim open aborts the claim (readers skip it). */
+static void close_with_an_open_claim_aborts_it(void **state)
+{
+	struct spw_topic *t = topic_new("close_open");
+	struct spw_producer *p = NULL;
+	struct spw_consumer *c = NULL;
+	struct test_got *g = test_got_new();
+	uint8_t *map = test_map_ring(g_dir, "close_open", RING, NULL);
+	struct spw_claim cl;
+
+	(void)state;
+	assert_non_null(map);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
+	spw_producer_close(p);
+	assert_int_equal(test_commit_word(map, RING, 0), W_ABORTED(test_span(100), 0));
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_producer_send(p, "hello", 5), (int64_t)test_span(100));
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 1);
+	assert_int_equal(g->r[0].position, (int64_t)test_span(100));
+	test_unmap_ring(map, RING);
+	free(g);
+	spw_consumer_close(c);
 	spw_producer_close(p);
 	spw_topic_close(t);
 }
@@ -557,14 +697,24 @@ static void unblock_checks_its_position(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(victim_stopped_mid_payload_is_unblocked_while_others_send),
-		cmocka_unit_test(victim_killed_before_any_header_byte_is_unblocked),
-		cmocka_unit_test(victim_killed_before_any_header_byte_at_the_tail_is_unblocked),
-		cmocka_unit_test(victim_killed_before_writing_its_padding_is_unblocked),
-		cmocka_unit_test(victim_stopped_mid_payload_after_its_padding_is_unblocked),
-		cmocka_unit_test(commit_after_unblock_returns_ecanceled),
-		cmocka_unit_test(claim_aborted_before_its_header_is_written_is_cancelled),
-		cmocka_unit_test(unblock_checks_its_position),
+		cmocka_unit_test(killed_right_after_its_tail_claim),
+		cmocka_unit_test(killed_right_after_its_tail_claim_alone_at_the_tail),
+		cmocka_unit_test(killed_after_its_tail_claim_before_its_padding),
+		cmocka_unit_test(killed_after_its_padding),
+		cmocka_unit_test(killed_mid_payload),
+		cmocka_unit_test(killed_mid_payload_after_its_padding),
+		cmocka_unit_test(killed_before_its_commit),
+		cmocka_unit_test(killed_with_a_zero_copy_claim_half_written),
+		cmocka_unit_test(stalled_after_its_tail_claim_then_resumed),
+		cmocka_unit_test(stalled_before_its_padding_then_resumed),
+		cmocka_unit_test(stalled_mid_payload_then_resumed),
+		cmocka_unit_test(stalled_before_its_commit_then_resumed),
+		cmocka_unit_test(stalled_with_a_zero_copy_claim_then_resumed),
+		cmocka_unit_test(killed_between_its_slot_and_its_tail_claim),
+		cmocka_unit_test(a_dead_slot_with_an_open_claim_is_not_reused),
+		cmocka_unit_test(a_handle_is_refused_in_a_forked_child),
+		cmocka_unit_test(resolve_checks_its_position),
+		cmocka_unit_test(close_with_an_open_claim_aborts_it),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -4,9 +4,12 @@
  *  - a reclaim a killed daemon left half done (reclaimed moved, limit not,
  *    the bytes not all zeroed) is finished at attach (I3), so producers'
  *    header CAS from 0 works again and no old-lap record reappears;
- *  - unblock poisons the never-written words it takes into a dead span (I7),
- *    so a live producer whose claim fell inside gets -ECANCELED instead of a
- *    silent success whose record nobody ever reads.
+ *  - a dead claim that no slot describes (its slot was reused, or the
+ *    tail was bumped by hand) is aborted only up to the next claim a slot
+ *    proves: a live producer between its tail CAS and its commit right
+ *    after it keeps its record (B1: the old unblock poisoned its span);
+ *  - a commit word of another lap is never taken for this lap's record, by
+ *    the consumer, the scan or resolve (B2, B3: lap tags, I4/I7).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,37 +98,106 @@ static void half_done_reclaim_is_finished_at_attach(void **state)
 
 static struct fx *hook_fx;
 static int64_t hook_dead_at;
-static int64_t hook_span;
+static int hook_action;
+static struct spw_stall hook_stall;
 
-static void unblock_from_inside_the_claim(void)
+static void resolve_from_inside_the_claim(enum ring_point at)
 {
-	ring_test_hook_after_claim = NULL;
-	hook_span = spw_topic_unblock(hook_fx->t, hook_dead_at);
+	if (at != RING_AT_CLAIMED)
+		return;
+	ring_test_hook = NULL;
+	hook_action = spw_topic_resolve(hook_fx->t, hook_dead_at, &hook_stall);
 }
 
-static void unblock_poisons_a_live_claim_inside_the_dead_span(void **state)
+static int check_rec(void *arg, const struct spw_record *r)
+{
+	int *n = arg;
+
+	for (uint32_t i = 0; i < r->len; i++)
+		if (((const char *)r->data)[i] != 'x')
+			fail_msg("record at %lld: byte %u is %#x", (long long)r->position, i,
+				 ((const uint8_t *)r->data)[i]);
+	(*n)++;
+	return 0;
+}
+
+static void a_dead_span_ends_where_a_live_claim_starts(void **state)
 {
 	struct fx *f = *state;
 	struct spw_consumer *c;
 	char buf[100];
 	int n = 0;
+	int64_t live;
 
 	memset(buf, 'x', sizeof(buf));
 	assert_true(spw_producer_send(f->p, buf, sizeof(buf)) >= 0);
-	/* A producer that took [P, P+200) and died before its header. */
+	/* A producer that took [P, P+200) and died, with no slot saying so. */
 	hook_dead_at = (int64_t)atomic_load(&f->t->hdr->tail);
 	atomic_fetch_add(&f->t->hdr->tail, 200);
-	/* A live producer claims right after it; the daemon unblocks the dead
-	 * claim while this one sits between its tail CAS and its header CAS. */
+	/* A live producer claims right after it; the daemon settles the dead
+	 * claim while this one sits between its tail CAS and its commit. */
 	hook_fx = f;
-	ring_test_hook_after_claim = unblock_from_inside_the_claim;
-	assert_int_equal(spw_producer_send(f->p, buf, sizeof(buf)), -ECANCELED);
-	assert_true(hook_span >= 200 + 16 + 100); /* took the live span too */
-	/* The topic moves on: the next record is delivered, nothing else. */
+	hook_action = -1;
+	ring_test_hook = resolve_from_inside_the_claim;
+	live = spw_producer_send(f->p, buf, sizeof(buf));
+	ring_test_hook = NULL;
+	assert_int_equal(live, hook_dead_at + 200);
+	assert_int_equal(hook_action, SPW_RESOLVE_ABORTED);
+	assert_int_equal(hook_stall.span, 200); /* not one byte of the live span */
+	assert_int_equal(hook_stall.slot, -1);
+	/* The topic moves on: both live records arrive intact. */
 	assert_true(spw_producer_send(f->p, buf, sizeof(buf)) >= 0);
 	assert_int_equal(spw_consumer_open(f->t, SPW_FROM_OLDEST, 0, &c), 0);
-	assert_int_equal(spw_consumer_poll(c, count, &n, 100), 2);
+	assert_int_equal(spw_consumer_poll(c, check_rec, &n, 100), 3);
 	assert_int_equal(spw_consumer_position(c), (int64_t)atomic_load(&f->t->hdr->tail));
+	spw_consumer_close(c);
+}
+
+static int count_any(void *arg, const struct spw_record *r)
+{
+	(void)r;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void a_word_of_another_lap_is_never_taken_for_this_one(void **state)
+{
+	struct fx *f = *state;
+	struct spw_topic *t = f->t;
+	struct spw_consumer *c;
+	struct spw_scan sc;
+	struct spw_stall st;
+	char buf[100];
+	uint64_t ring = t->ring_bytes, lap1, w_old;
+	int n = 0;
+
+	memset(buf, 'x', sizeof(buf));
+	/* Go one lap on: the next record lands at offset 0 of lap 1. */
+	while (atomic_load(&t->hdr->tail) < ring) {
+		assert_true(spw_producer_send(f->p, buf, sizeof(buf)) >= 0);
+		assert_int_equal(spw_topic_reclaim(t, (int64_t)atomic_load(&t->hdr->tail)), 0);
+	}
+	lap1 = atomic_load(&t->hdr->tail);
+	assert_true(lap1 >= ring && lap1 < 2 * ring);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_LATEST, 0, &c), 0);
+	/* A claim in flight at lap1, and a stale producer of lap 0 (or a bug)
+	 * writing the word it would have written there a lap ago. */
+	atomic_fetch_add(&t->hdr->tail, 120);
+	w_old = test_word(TEST_TYPE_DATA, 100, lap1 - ring, ring);
+	atomic_store(&ring_rec_at(t, lap1)->commit, w_old);
+	assert_int_equal(ring_word_check(w_old, lap1, ring, t->max_record), RING_WORD_BAD);
+	assert_int_equal(ring_word_check(w_old, lap1 - ring, ring, t->max_record), 120);
+	assert_int_equal(spw_consumer_poll(c, count_any, &n, 10), -EBADMSG);
+	assert_int_equal(n, 0);
+	assert_int_equal(spw_topic_scan(t, (int64_t)lap1, ring, &sc), -EBADMSG);
+	assert_int_equal(sc.end, (int64_t)lap1);
+	/* The daemon cuts it out (nobody alive holds it) up to the tail. */
+	assert_int_equal(spw_topic_resolve(t, (int64_t)lap1, &st), SPW_RESOLVE_CORRUPT);
+	assert_int_equal(st.word, w_old);
+	assert_int_equal(st.span, 120);
+	assert_int_equal(spw_consumer_poll(c, count_any, &n, 10), 0);
+	assert_int_equal(spw_consumer_skipped(c), 120);
+	assert_int_equal(spw_consumer_position(c), (int64_t)lap1 + 120);
 	spw_consumer_close(c);
 }
 
@@ -133,7 +205,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(half_done_reclaim_is_finished_at_attach, setup, teardown),
-		cmocka_unit_test_setup_teardown(unblock_poisons_a_live_claim_inside_the_dead_span, setup,
+		cmocka_unit_test_setup_teardown(a_dead_span_ends_where_a_live_claim_starts, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(a_word_of_another_lap_is_never_taken_for_this_one, setup,
 						teardown),
 	};
 

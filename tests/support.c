@@ -320,7 +320,12 @@ uint8_t *test_map_ring(const char *dir, const char *name, uint64_t ring_bytes, u
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return NULL;
-	data = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, TEST_HDR_PAGE);
+	/* The data starts at hdr_bytes (u32 at offset 12 of the header). */
+	uint32_t hdr_bytes = TEST_HDR_BYTES;
+
+	if (pread(fd, &hdr_bytes, 4, 12) != 4 || hdr_bytes < TEST_HDR_PAGE || hdr_bytes % 4096)
+		hdr_bytes = TEST_HDR_BYTES;
+	data = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)hdr_bytes);
 	if (data != MAP_FAILED && hdr_out) {
 		hdr = mmap(NULL, TEST_HDR_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (hdr == MAP_FAILED) {

@@ -114,19 +114,30 @@ void test_report(const char *file, int line, const char *cond, const char *fmt, 
 /* ---------------------------------------------------------------------------
  * Record layout (the ring format, for tests that look at the file).
  */
-#define TEST_HDR_PAGE 4096u
+#define TEST_HDR_PAGE 4096u   /* settings and counters */
+#define TEST_HDR_BYTES 12288u /* + 64 producer slots of 128 B, page-rounded: data starts here */
 #define TEST_TYPE_DATA 1u
 #define TEST_TYPE_PADDING 2u
 #define TEST_TYPE_ABORTED 3u
+#define TEST_TYPE_CORRUPT 4u
 #define TEST_BIT_CLAIMED (1ull << 62)
 #define TEST_BIT_COMMITTED (1ull << 63)
+
+/* A complete record's commit word at pos: both top bits, the lap tag
+ * (pos / ring_bytes mod 2^22 in bits 40..61), type, length. */
+static inline uint64_t test_word(uint32_t type, uint64_t len, uint64_t pos, uint64_t ring_bytes)
+{
+	return TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | (((pos / ring_bytes) & 0x3fffffull) << 40) |
+	       ((uint64_t)type << 32) | (len & 0xffffffffull);
+}
 
 static inline uint64_t test_span(uint64_t len)
 {
 	return (SPW_RECORD_HEADER_BYTES + len + 7) & ~7ull;
 }
 static inline uint32_t test_word_len(uint64_t w) { return (uint32_t)w; }
-static inline uint32_t test_word_type(uint64_t w) { return (uint32_t)(w >> 32) & 0xff; }
+static inline uint32_t test_word_type(uint64_t w) { return (uint32_t)(w >> 32) & 0xf; }
+static inline uint64_t test_word_lap(uint64_t w) { return (w >> 40) & 0x3fffffull; }
 
 /* Map the ring file "<dir>/<name>.ring" read-write, MAP_SHARED: the header
  * page (*hdr_out, may be NULL) and the ring_bytes of data after it (return).

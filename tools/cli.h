@@ -164,6 +164,7 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 
 /* --- seglog.c: the disk log walked directly (verify, dump) -------------------- */
 enum { SLOG_DATA = RING_T_DATA, SLOG_PADDING = RING_T_PADDING, SLOG_ABORTED = RING_T_ABORTED,
+       SLOG_CORRUPT = RING_T_CORRUPT,
        SLOG_CLAIMED = 8 /* ring only: claimed, not committed yet */ };
 struct slog_rec {
 	uint64_t pos, span, ts; /* ts 0: none (8-byte PADDING / ABORTED) */

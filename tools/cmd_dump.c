@@ -50,6 +50,8 @@ static int show(void *arg, const struct slog_rec *r)
 		printf("(to the end of the ring lap)");
 	else if (r->type == SLOG_ABORTED)
 		printf("(skipped by readers)");
+	else if (r->type == SLOG_CORRUPT)
+		printf("(garbage the daemon cut out of the ring; readers skip and count it)");
 	else if (r->type == SLOG_CLAIMED)
 		printf("(claimed, not committed yet)");
 	putchar('\n');

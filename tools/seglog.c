@@ -23,6 +23,7 @@ const char *slog_type(uint32_t type)
 	case SLOG_DATA: return "DATA";
 	case SLOG_PADDING: return "PADDING";
 	case SLOG_ABORTED: return "ABORTED";
+	case SLOG_CORRUPT: return "CORRUPT";
 	case SLOG_CLAIMED: return "CLAIMED";
 	default: return "?";
 	}
@@ -37,25 +38,12 @@ static void bad(struct slog *w, const char *file, uint64_t from, uint64_t to, co
 }
 
 /* The span of the record whose commit word is w at pos, or 0 when the
- * header is not one the format allows there. */
+ * header is not one the format allows there (ring_word_check). */
 static uint64_t rec_span(uint64_t w, uint64_t pos, uint64_t ring_bytes, uint32_t max_record)
 {
-	uint64_t lap_left = ring_bytes - pos % ring_bytes;
-	uint32_t len = RING_W_LEN(w);
+	int64_t span = ring_word_check(w, pos, ring_bytes, max_record);
 
-	if ((w & (RING_W_COMMITTED | RING_W_CLAIMED)) != (RING_W_COMMITTED | RING_W_CLAIMED) ||
-	    RING_W_FLAGS(w))
-		return 0;
-	switch (RING_W_TYPE(w)) {
-	case RING_T_DATA:
-		return len <= max_record && ring_span(len) <= lap_left ? ring_span(len) : 0;
-	case RING_T_PADDING:
-		return len == lap_left && len >= 8 && !(len & 7) ? len : 0;
-	case RING_T_ABORTED:
-		return len >= 8 && !(len & 7) && len <= lap_left ? len : 0;
-	default:
-		return 0;
-	}
+	return span > 0 ? (uint64_t)span : 0;
 }
 
 /* Records of one verified index entry [a, b), bytes in buf. Returns the
@@ -288,25 +276,32 @@ int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t 
 		return -ENOMEM;
 	/* Acquire: tail is a record boundary; everything below was claimed. */
 	while (p < atomic_load_explicit(&t->hdr->tail, memory_order_acquire) && (!to || p < to)) {
-		/* Acquire: pairs with the producer's commit CAS (I4). */
+		/* Acquire: pairs with the producer's commit store (I4). */
 		uint64_t w = atomic_load_explicit(&ring_rec_at(t, p)->commit, memory_order_acquire);
 		struct slog_rec r = { .pos = p };
+		int64_t chk = ring_check(t, p, w);
 
 		*at = p;
-		if (!(w & RING_W_COMMITTED)) {
-			if ((w & RING_W_CLAIMED) && p >= from) { /* in flight: show, then stop */
-				r.type = SLOG_CLAIMED;
-				r.len = RING_W_LEN(w);
-				r.span = ring_span(r.len);
-				rc = on_rec(arg, &r);
-			}
+		if (chk == 0) {
+			struct spw_producer_info pi[64];
+			int n = spw_topic_producers(t, pi, 64);
+
+			/* In flight: show the claim a producer slot holds, then stop. */
+			for (int i = 0; i < n && p >= from; i++)
+				if (pi[i].claiming && pi[i].claim <= (int64_t)p && pi[i].end > (int64_t)p) {
+					r.type = SLOG_CLAIMED;
+					r.span = (uint64_t)pi[i].end - p;
+					r.len = r.span >= 16 ? (uint32_t)(r.span - 16) : 0;
+					rc = on_rec(arg, &r);
+					break;
+				}
 			break;
 		}
-		r.span = ring_committed_span(t, p, w);
-		if (!r.span) {
+		if (chk < 0) {
 			rc = -EBADMSG;
 			break;
 		}
+		r.span = (uint64_t)chk;
 		r.type = RING_W_TYPE(w);
 		r.len = r.type == RING_T_DATA ? RING_W_LEN(w) : (uint32_t)r.span;
 		if (r.span >= 16)
