@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring_liveness.c - what the kernel says about who is alive
+ * (ring/ring_layout.h I2, I7, I8; ring/locks.c):
+ *  - a producer in another PID namespace is seen alive while it lives (its
+ *    own pid there is 1: no PID is trusted, the OFD lock decides), and its
+ *    claim is aborted once it dies; the kernel names its real pid;
+ *  - waiter counts left by a consumer or producer killed with -9 while
+ *    sleeping are reset by the daemon's repair (spw_topic_heartbeat), after
+ *    which commits stop waking anyone (B4); a live sleeper's count is kept;
+ *  - the slot limit is per topic and reported as -EUSERS;
+ *  - a consumer's seek inside a record is refused (-EINVAL), never accepted
+ *    to poll 0 forever.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../ring/ring_internal.h"
+#include "support.h"
+
+#define RING (64u << 10)
+
+static char *g_dir;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	g_dir = test_tmpdir_make();
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_remove(g_dir);
+	return 0;
+}
+
+static struct spw_topic *topic_new(const char *name, uint32_t max_producers)
+{
+	struct spw_topic_config cfg = { .ring_bytes = RING, .max_producers = max_producers };
+	struct spw_topic *t = NULL;
+
+	assert_int_equal(spw_topic_create(g_dir, name, &cfg), 0);
+	assert_int_equal(spw_topic_open(g_dir, name, 0, &t), 0);
+	return t;
+}
+
+struct shared {
+	char name[64];
+	_Atomic int ready;
+	_Atomic int inner_pid;   /* getpid() inside the new namespace */
+	_Atomic int outer_pid;   /* the same process seen from ours */
+	_Atomic int64_t claim;
+};
+
+/* --- PID namespace --------------------------------------------------------- */
+
+static int ns_producer(struct shared *x)
+{
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_claim c;
+
+	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
+	TEST_CHECK(spw_producer_send(p, "before", 6) == 0, "send");
+	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
+	atomic_store(&x->inner_pid, getpid());
+	atomic_store(&x->claim, c.position);
+	atomic_store(&x->ready, 1);
+	for (;;)
+		pause();
+}
+
+static int ns_parent(void *arg)
+{
+	struct shared *x = arg;
+	pid_t kid;
+	int st;
+
+	TEST_CHECK(unshare(CLONE_NEWPID) == 0, "unshare(CLONE_NEWPID): %s", strerror(errno));
+	kid = fork(); /* pid 1 of the new namespace */
+	TEST_CHECK(kid >= 0, "fork");
+	if (kid == 0)
+		_exit(ns_producer(x) ? 1 : 0);
+	atomic_store(&x->outer_pid, kid);
+	while (waitpid(kid, &st, 0) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+static void a_producer_in_another_pid_namespace_is_alive_until_it_dies(void **state)
+{
+	struct spw_topic *t = topic_new("pidns", 0);
+	struct shared *x = test_shared_alloc(sizeof(*x));
+	struct spw_stall st;
+	struct spw_producer_info pi[4];
+	pid_t outer;
+	int64_t deadline = test_now_ns() + 30 * TEST_SEC;
+
+	(void)state;
+	snprintf(x->name, sizeof(x->name), "pidns");
+	outer = test_fork(ns_parent, x);
+	while (!atomic_load(&x->ready)) {
+		assert_true(test_now_ns() < deadline);
+		test_sleep_ns(TEST_MS);
+	}
+	assert_int_equal(atomic_load(&x->inner_pid), 1); /* its pid means nothing here */
+	assert_int_equal(atomic_load(&x->claim), 24);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_LIVE);
+		assert_int_equal(st.pid, 1);
+		test_sleep_ns(10 * TEST_MS);
+	}
+	assert_int_equal(spw_topic_producers(t, pi, 4), 1);
+	assert_true(pi[0].alive && pi[0].claiming);
+	/* The kernel names the holder with its pid in our namespace. */
+	assert_int_equal(ring_lock_owner_pid(t, ring_slot_off(pi[0].slot)),
+			 (uint32_t)atomic_load(&x->outer_pid));
+	/* Its death (the namespace's init: the whole namespace goes). */
+	assert_int_equal(kill(atomic_load(&x->outer_pid), SIGKILL), 0);
+	assert_int_equal(test_wait(outer, 30 * TEST_SEC), 0);
+	assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(st.span, test_span(100));
+	assert_int_equal(spw_topic_producers(t, pi, 4), 0);
+	test_shared_free(x, sizeof(*x));
+	spw_topic_close(t);
+}
+
+/* --- waiter counts (B4) ------------------------------------------------------ */
+
+static int nothing(void *arg, const struct spw_record *r)
+{
+	(void)arg;
+	(void)r;
+	return 0;
+}
+
+static int sleeping_consumer(void *arg)
+{
+	struct shared *x = arg;
+	struct spw_topic *t = NULL;
+	struct spw_consumer *c = NULL;
+
+	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_consumer_open(t, SPW_FROM_LATEST, 0, &c) == 0, "consumer");
+	atomic_store(&x->ready, 1);
+	spw_consumer_poll_wait(c, nothing, NULL, 1, 60 * TEST_SEC);
+	return 1;
+}
+
+static int sleeping_producer(void *arg)
+{
+	struct shared *x = arg;
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	static uint8_t buf[4000];
+
+	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
+	while (spw_producer_send(p, buf, sizeof(buf)) >= 0)
+		; /* fill the ring: no daemon reclaims */
+	atomic_store(&x->ready, 1);
+	spw_producer_send_wait(p, buf, sizeof(buf), 60 * TEST_SEC);
+	return 1;
+}
+
+static void wait_count(_Atomic uint32_t *count, uint32_t n)
+{
+	int64_t deadline = test_now_ns() + 30 * TEST_SEC;
+
+	while (atomic_load(count) != n) {
+		assert_true(test_now_ns() < deadline);
+		test_sleep_ns(TEST_MS);
+	}
+}
+
+/* A commit went down the wake path iff it bumped cons_wake (I8). */
+static uint32_t wakes_for_sends(struct spw_topic *t, struct spw_producer *p, int n)
+{
+	uint32_t before = atomic_load(&t->hdr->cons_wake);
+
+	for (int i = 0; i < n; i++) {
+		assert_true(spw_producer_send(p, "abcd", 4) >= 0);
+		assert_int_equal(spw_topic_reclaim(t, (int64_t)atomic_load(&t->hdr->tail)), 0);
+	}
+	return atomic_load(&t->hdr->cons_wake) - before;
+}
+
+static void a_consumer_killed_asleep_leaves_no_waiter_behind(void **state)
+{
+	struct spw_topic *t = topic_new("waiters", 0);
+	struct shared *x = test_shared_alloc(sizeof(*x));
+	struct spw_producer *p = NULL;
+	pid_t a, b;
+
+	(void)state;
+	snprintf(x->name, sizeof(x->name), "waiters");
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	a = test_fork(sleeping_consumer, x);
+	b = test_fork(sleeping_consumer, x);
+	wait_count(&t->hdr->cons_waiters, 2);
+	/* A live sleeper's count survives the repair; a dead one's does not. */
+	assert_int_equal(kill(a, SIGKILL), 0);
+	assert_int_equal(test_wait(a, 30 * TEST_SEC), 128 + SIGKILL);
+	assert_int_equal(spw_topic_heartbeat(t, 1), 0);
+	assert_int_equal(atomic_load(&t->hdr->cons_waiters), 2); /* b holds the lock */
+	assert_int_equal(kill(b, SIGKILL), 0);
+	assert_int_equal(test_wait(b, 30 * TEST_SEC), 128 + SIGKILL);
+	assert_int_equal(atomic_load(&t->hdr->cons_waiters), 2); /* both leaked */
+	assert_true(wakes_for_sends(t, p, 10) >= 10);            /* every commit wakes */
+	assert_int_equal(spw_topic_heartbeat(t, 1), 0);           /* the daemon's repair */
+	assert_int_equal(atomic_load(&t->hdr->cons_waiters), 0);
+	assert_int_equal(wakes_for_sends(t, p, 1000), 0);         /* nobody waits: no wake */
+	spw_producer_close(p);
+	test_shared_free(x, sizeof(*x));
+	spw_topic_close(t);
+}
+
+static void a_producer_killed_asleep_on_a_full_ring_leaves_no_waiter_behind(void **state)
+{
+	struct spw_topic *t = topic_new("pwaiters", 0);
+	struct shared *x = test_shared_alloc(sizeof(*x));
+	struct spw_scan sc;
+	pid_t a;
+
+	(void)state;
+	snprintf(x->name, sizeof(x->name), "pwaiters");
+	a = test_fork(sleeping_producer, x);
+	wait_count(&t->hdr->prod_waiters, 1);
+	assert_int_equal(spw_topic_heartbeat(t, 1), 0);
+	assert_int_equal(atomic_load(&t->hdr->prod_waiters), 1); /* alive: kept */
+	assert_int_equal(kill(a, SIGKILL), 0);
+	assert_int_equal(test_wait(a, 30 * TEST_SEC), 128 + SIGKILL);
+	assert_int_equal(atomic_load(&t->hdr->prod_waiters), 1);
+	assert_int_equal(spw_topic_heartbeat(t, 1), 0);
+	assert_int_equal(atomic_load(&t->hdr->prod_waiters), 0);
+	/* It held no claim while asleep: everything up to the tail is
+	 * committed, nothing is stuck. */
+	assert_int_equal(spw_topic_scan(t, 0, RING, &sc), (int64_t)atomic_load(&t->hdr->tail));
+	assert_int_equal(sc.stuck, -1);
+	test_shared_free(x, sizeof(*x));
+	spw_topic_close(t);
+}
+
+/* --- slots and seek ---------------------------------------------------------- */
+
+static void the_producer_limit_is_per_topic(void **state)
+{
+	struct spw_topic *t = topic_new("limit3", 3);
+	struct spw_producer *p[4];
+	struct spw_topic_info in;
+	struct spw_topic_config bad = { .ring_bytes = RING, .max_producers = 4097 };
+
+	(void)state;
+	assert_int_equal(spw_topic_info(t, &in), 0);
+	assert_int_equal(in.max_producers, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(spw_producer_open(t, &p[i]), 0);
+	assert_int_equal(spw_producer_open(t, &p[3]), -EUSERS);
+	spw_producer_close(p[1]);
+	assert_int_equal(spw_producer_open(t, &p[1]), 0);
+	for (int i = 0; i < 3; i++)
+		spw_producer_close(p[i]);
+	assert_int_equal(spw_topic_create(g_dir, "limit_bad", &bad), -EINVAL);
+	spw_topic_close(t);
+}
+
+static void seek_inside_a_record_is_refused(void **state)
+{
+	struct spw_topic *t = topic_new("seek", 0);
+	struct spw_producer *p = NULL;
+	struct spw_consumer *c = NULL;
+	uint8_t zeros[200] = { 0 };
+	struct spw_claim cl;
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_producer_send(p, zeros, sizeof(zeros)), 0);
+	assert_int_equal(spw_producer_send(p, zeros, sizeof(zeros)), 216);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	assert_int_equal(spw_consumer_seek(c, 216), 0);
+	for (int64_t pos = 8; pos < 216; pos += 8)
+		assert_int_equal(spw_consumer_seek(c, pos), -EINVAL); /* all-zero payload */
+	assert_int_equal(spw_consumer_seek(c, 432), 0);          /* the tail */
+	assert_int_equal(spw_consumer_seek(c, 440), -EINVAL);    /* past it */
+	/* An open claim's position is a boundary; inside it is not. */
+	assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
+	assert_int_equal(spw_consumer_seek(c, 432), 0);
+	assert_int_equal(spw_consumer_seek(c, 440), -EINVAL);
+	assert_int_equal(spw_producer_abort(p, &cl), 0);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 16, &c), -EINVAL);
+	spw_consumer_close(c);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+/* A ring of format version 1 gets a clear -EPROTO, not a misread. */
+static void a_ring_of_another_format_version_is_refused(void **state)
+{
+	struct spw_topic *t = topic_new("v1", 0);
+	struct spw_topic *t2 = NULL;
+
+	(void)state;
+	t->hdr->version = 1;
+	assert_int_equal(spw_topic_open(g_dir, "v1", 0, &t2), -EPROTO);
+	t->hdr->version = RING_VERSION;
+	assert_int_equal(spw_topic_open(g_dir, "v1", 0, &t2), 0);
+	spw_topic_close(t2);
+	spw_topic_close(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_producer_in_another_pid_namespace_is_alive_until_it_dies),
+		cmocka_unit_test(a_consumer_killed_asleep_leaves_no_waiter_behind),
+		cmocka_unit_test(a_producer_killed_asleep_on_a_full_ring_leaves_no_waiter_behind),
+		cmocka_unit_test(the_producer_limit_is_per_topic),
+		cmocka_unit_test(seek_inside_a_record_is_refused),
+		cmocka_unit_test(a_ring_of_another_format_version_is_refused),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
