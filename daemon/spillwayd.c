@@ -311,6 +311,7 @@ static void topic_restore(const char *name)
 	cfg.ring_bytes = conf.ring_bytes;
 	cfg.segment_bytes = conf.segment_bytes;
 	cfg.max_record = conf.max_record;
+	cfg.max_producers = conf.max_producers;
 	cfg.mode = conf.mode;
 	cfg.flags = conf.no_spill ? SPW_TOPIC_NO_SPILL : 0;
 	cfg.start_position = start;

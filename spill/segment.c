@@ -290,6 +290,7 @@ void seg_conf_defaults(struct topic_conf *c)
 	c->flush_ms = 1000;
 	c->flush_bytes = 64ull << 20;
 	c->unblock_ms = 1000;
+	c->max_producers = 64;
 }
 
 int seg_parse_size(const char *s, uint64_t *out)
@@ -401,12 +402,13 @@ int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 		else if (!strcmp(key, "flush_ms")) c->flush_ms = v;
 		else if (!strcmp(key, "flush_bytes")) c->flush_bytes = v;
 		else if (!strcmp(key, "unblock_ms")) c->unblock_ms = v;
+		else if (!strcmp(key, "max_producers")) c->max_producers = v <= 4096 ? (uint32_t)v : 0;
 		/* unknown keys are ignored: newer versions may add some */
 	}
 	fclose(f);
 	if (!r && (!c->ring_bytes || (c->ring_bytes & (c->ring_bytes - 1)) ||
 		   !c->segment_bytes || c->segment_bytes % c->ring_bytes ||
-		   c->max_record > c->ring_bytes / 4 || !c->flush_bytes))
+		   c->max_record > c->ring_bytes / 4 || !c->flush_bytes || !c->max_producers))
 		r = -EBADMSG;
 	return r;
 }
@@ -434,11 +436,12 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 		"# spillway topic settings (spill/FORMAT.md)\n"
 		"ring_bytes = %llu\nsegment_bytes = %llu\nmax_record = %u\nmode = %03o\n"
 		"no_spill = %d\nretention = %llums\nretention_bytes = %llu\nflush_ms = %llu\n"
-		"flush_bytes = %llu\nunblock_ms = %llu\n",
+		"flush_bytes = %llu\nunblock_ms = %llu\nmax_producers = %u\n",
 		(unsigned long long)c->ring_bytes, (unsigned long long)c->segment_bytes,
 		c->max_record, c->mode, c->no_spill, (unsigned long long)c->retention_ms,
 		(unsigned long long)c->retention_bytes, (unsigned long long)c->flush_ms,
-		(unsigned long long)c->flush_bytes, (unsigned long long)c->unblock_ms);
+		(unsigned long long)c->flush_bytes, (unsigned long long)c->unblock_ms,
+		c->max_producers);
 	if (fflush(f) || fsync(fileno(f))) {
 		int e = errno;
 

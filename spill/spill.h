@@ -71,7 +71,8 @@ struct topic_conf {
 	uint64_t retention_ms;    /* 0 = keep forever */
 	uint64_t retention_bytes; /* 0 = unlimited */
 	uint64_t flush_ms, flush_bytes;
-	uint64_t unblock_ms;
+	uint64_t unblock_ms;      /* report a live producer's stall after this long */
+	uint32_t max_producers;   /* producer slots of the ring (0 = 64) */
 };
 void seg_conf_defaults(struct topic_conf *c);
 int seg_conf_load(const char *topic_dir, struct topic_conf *c);

@@ -349,7 +349,12 @@ int cmd_produce(int argc, char **argv)
 	}
 	rc = spw_producer_open(pr.t, &pr.p);
 	if (rc) {
-		cli_err("cannot open a producer on topic \"%s\": %s", pr.topic, strerror(-rc));
+		if (rc == -EUSERS)
+			cli_err("cannot open a producer on topic \"%s\": all its producer slots are held "
+				"by live producers (see spillway stat; raise --max-producers at topic "
+				"create)", pr.topic);
+		else
+			cli_err("cannot open a producer on topic \"%s\": %s", pr.topic, strerror(-rc));
 		spw_topic_close(pr.t);
 		return CLI_ERR;
 	}

@@ -34,6 +34,7 @@ struct tstat {
 	struct spw_topic_info in, prev;
 	uint64_t prev_ns, now_ns;
 	bool alive;
+	int live;               /* producers holding a slot */
 	double hb_age;
 	struct disk_log dl;
 	uint64_t oldest_ts, newest_ts;
@@ -81,6 +82,27 @@ static uint64_t newest_in_ring(struct tstat *s)
 	return newest;
 }
 
+/* Producers holding a slot with the kernel's word for it (ring/locks.c). */
+static int count_live(struct spw_topic *t)
+{
+	struct spw_producer_info pi[256];
+	int n = spw_topic_producers(t, pi, 256), live = 0;
+
+	for (int i = 0; i < n; i++)
+		live += pi[i].alive;
+	return live;
+}
+
+/* Seconds the daemon has been waiting on a live producer's claim, or -1. */
+static double stall_s(const struct spw_topic_info *in)
+{
+	uint64_t now = ring_realtime_ns();
+
+	if (in->stall_slot < 0 || !in->stall_since_ns)
+		return -1;
+	return now > in->stall_since_ns ? (double)(now - in->stall_since_ns) / 1e9 : 0;
+}
+
 static void sample(struct tstat *s, bool full)
 {
 	char dir[PATH_MAX];
@@ -92,6 +114,7 @@ static void sample(struct tstat *s, bool full)
 		s->prev_ns = s->now_ns;
 		spw_topic_info(s->t, &s->in);
 		s->now_ns = cli_mono_ns();
+		s->live = count_live(s->t);
 		s->alive = cli_daemon_alive(&s->in, &s->hb_age);
 	}
 	if (!full)
@@ -168,6 +191,17 @@ static void print_json(const struct tstat *s)
 	       (unsigned long long)s->dl.first, (unsigned long long)s->dl.end);
 	ts_json("oldest_timestamp", s->oldest_ts);
 	ts_json("newest_timestamp", s->newest_ts);
+	if (s->t) {
+		printf(",\"producers\":{\"live\":%d,\"max\":%u},\"aborted_claims\":%llu,"
+		       "\"corrupt_bytes\":%llu", s->live, in->max_producers,
+		       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes);
+		if (stall_s(in) >= 0)
+			printf(",\"stall\":{\"slot\":%d,\"position\":%llu,\"pid\":%u,\"seconds\":%.3f}",
+			       in->stall_slot, (unsigned long long)in->stall_position, in->stall_pid,
+			       stall_s(in));
+		else
+			printf(",\"stall\":null");
+	}
 	if (s->t && in->daemon_pid)
 		printf(",\"daemon\":{\"alive\":%s,\"pid\":%u,\"heartbeat_age_s\":%.3f}",
 		       s->alive ? "true" : "false", in->daemon_pid, s->hb_age);
@@ -206,6 +240,18 @@ static void print_text(const struct tstat *s)
 		printf("  ring %s, %.1f%% full; produce %s/s, spill %s/s (over %.2f s)\n", a,
 		       100.0 * (double)(in->tail - in->reclaimed) / (double)in->ring_bytes, b, c,
 		       (double)(s->now_ns - s->prev_ns) / 1e9);
+		printf("  producers %d live of %u slots\n", s->live, in->max_producers);
+		if (stall_s(in) >= 0)
+			printf("  STALLED: spilling waits at position %llu for %.1f s: producer slot %d "
+			       "(pid %u) holds it uncommitted; a live producer is never aborted "
+			       "(stopped? in a debugger?)\n",
+			       (unsigned long long)in->stall_position, stall_s(in), in->stall_slot,
+			       in->stall_pid);
+		if (in->aborted_claims || in->corrupt_bytes)
+			printf("  aborted claims of dead producers %llu; garbage cut out of the ring "
+			       "%llu bytes\n",
+			       (unsigned long long)in->aborted_claims,
+			       (unsigned long long)in->corrupt_bytes);
 	} else {
 		printf("  no ring (disk only); the log ends at %llu\n", (unsigned long long)s->dl.end);
 	}
@@ -237,7 +283,8 @@ static void print_text(const struct tstat *s)
 /* --- Prometheus text format: each family's HELP and TYPE once, then a
  * sample per topic (and per group). */
 enum { M_TAIL, M_RECLAIMED, M_SPILLED, M_DURABLE, M_LIMIT, M_RING, M_FILL, M_PROD, M_SPILL,
-       M_SEGS, M_DISK, M_OLDEST, M_NEWEST, M_UP, M_HB, M_COUNT };
+       M_SEGS, M_DISK, M_OLDEST, M_NEWEST, M_UP, M_HB, M_PRODUCERS, M_STALL, M_ABORTED,
+       M_CORRUPT, M_COUNT };
 
 static const struct {
 	const char *name, *type, *help;
@@ -260,6 +307,14 @@ static const struct {
 	{ "spillway_newest_record_timestamp_seconds", "gauge", "Time of the newest record.", false },
 	{ "spillway_daemon_up", "gauge", "1 when a spillwayd heartbeat is under 2 s old.", false },
 	{ "spillway_daemon_heartbeat_age_seconds", "gauge", "Age of the last spillwayd heartbeat.", true },
+	{ "spillway_producers", "gauge", "Producers alive (holding a slot's lock).", true },
+	{ "spillway_stall_seconds", "gauge",
+	  "How long spilling has waited on a live producer's uncommitted record (0: not stalled).",
+	  true },
+	{ "spillway_aborted_claims_total", "counter", "Claims of dead producers the daemon aborted.",
+	  true },
+	{ "spillway_corrupt_bytes_total", "counter", "Garbage bytes the daemon cut out of the ring.",
+	  true },
 };
 
 static bool prom_value(const struct tstat *s, int m, long double *v)
@@ -284,6 +339,10 @@ static bool prom_value(const struct tstat *s, int m, long double *v)
 	case M_NEWEST: *v = s->newest_ts / 1e9L; return s->newest_ts != 0;
 	case M_UP: *v = s->alive; break;
 	case M_HB: *v = s->hb_age; return in->daemon_pid != 0;
+	case M_PRODUCERS: *v = s->live; break;
+	case M_STALL: *v = stall_s(in) > 0 ? stall_s(in) : 0; break;
+	case M_ABORTED: *v = in->aborted_claims; break;
+	case M_CORRUPT: *v = in->corrupt_bytes; break;
 	default: return false;
 	}
 	return true;

@@ -36,7 +36,9 @@ static const char create_usage[] =
 	"  --retention-bytes SIZE  delete the oldest segments beyond this total (0 = no limit)\n"
 	"  --flush-ms DURATION     fdatasync at least this often (default 1000 ms)\n"
 	"  --flush-bytes SIZE      ...or after this many bytes (default 64M)\n"
-	"  --unblock-ms DURATION   abort a claim a dead producer left open this long (1000 ms)\n"
+	"  --max-producers N       producer handles open at once, 1..4096 (default 64)\n"
+	"  --unblock-ms DURATION   report a live producer that holds a claim open this long\n"
+	"                          (log and stat; it is never aborted; default 1000 ms)\n"
 	"  --no-spill              pure IPC: spillwayd reclaims the ring without writing segments\n"
 	"  --mode OCTAL            file mode of the ring (default 0600; 0660 with --group)\n"
 	"  --group GROUP           unix group owning the ring and the data dir\n"
@@ -77,7 +79,7 @@ struct create_args {
 static int create_opts(int argc, char **argv, struct create_args *a, const char **name)
 {
 	enum { RING = OPT_FIRST_LOCAL, SEG, MAXREC, RET, RETB, FMS, FBYTES, UNBLOCK, NOSPILL, MODE,
-	       GROUP };
+	       GROUP, MAXPROD };
 	static const struct option opts[] = {
 		{ "ring-size", required_argument, NULL, RING },
 		{ "segment-size", required_argument, NULL, SEG },
@@ -87,6 +89,7 @@ static int create_opts(int argc, char **argv, struct create_args *a, const char 
 		{ "flush-ms", required_argument, NULL, FMS },
 		{ "flush-bytes", required_argument, NULL, FBYTES },
 		{ "unblock-ms", required_argument, NULL, UNBLOCK },
+		{ "max-producers", required_argument, NULL, MAXPROD },
 		{ "no-spill", no_argument, NULL, NOSPILL },
 		{ "mode", required_argument, NULL, MODE },
 		{ "group", required_argument, NULL, GROUP },
@@ -122,6 +125,15 @@ static int create_opts(int argc, char **argv, struct create_args *a, const char 
 		case FBYTES: if ((rc = cli_size("--flush-bytes", optarg, &c->flush_bytes))) return rc; break;
 		case UNBLOCK: if ((rc = cli_duration("--unblock-ms", optarg, &c->unblock_ms))) return rc; break;
 		case NOSPILL: c->no_spill = true; break;
+		case MAXPROD: {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || n == 0 || n > 4096)
+				return cli_usage("--max-producers: \"%s\" is not a number in 1..4096", optarg);
+			c->max_producers = (uint32_t)n;
+			break;
+		}
 		case MODE: {
 			char *end;
 			unsigned long m = strtoul(optarg, &end, 8);
@@ -218,6 +230,7 @@ static int topic_create(int argc, char **argv)
 	cfg.ring_bytes = a.conf.ring_bytes;
 	cfg.segment_bytes = a.conf.segment_bytes;
 	cfg.max_record = a.conf.max_record;
+	cfg.max_producers = a.conf.max_producers;
 	cfg.mode = a.conf.mode;
 	cfg.flags = a.conf.no_spill ? SPW_TOPIC_NO_SPILL : 0;
 	r = spw_topic_create(G.shm_dir, name, &cfg);
@@ -397,10 +410,10 @@ static int topic_describe(int argc, char **argv)
 		cli_human(c.flush_bytes, h1, sizeof(h1));
 		cli_human(c.retention_bytes, h2, sizeof(h2));
 		printf("  settings    %s/%s: retention %llu ms, retention bytes %s, flush %llu ms or "
-		       "%s, unblock %llu ms\n",
+		       "%s, stall report after %llu ms, %u producer slots\n",
 		       dir, SEG_CONF_NAME, (unsigned long long)c.retention_ms,
 		       c.retention_bytes ? h2 : "unlimited", (unsigned long long)c.flush_ms, h1,
-		       (unsigned long long)c.unblock_ms);
+		       (unsigned long long)c.unblock_ms, c.max_producers);
 	} else {
 		printf("  settings    %s/%s: %s\n", dir, SEG_CONF_NAME, strerror(-cr));
 	}

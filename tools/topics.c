@@ -86,6 +86,12 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
 			"delete %s%s",
 			path, name, cli_dir_flags());
 		break;
+	case EPROTO:
+		cli_err("%s is a ring of another format version (made by another Spillway release); "
+			"once nothing uses it, recreate it: spillway topic delete %s%s, then topic "
+			"create (the disk log is kept)",
+			path, name, cli_dir_flags());
+		break;
 	default:
 		cli_err("cannot open %s: %s", path, strerror(-r));
 	}
