@@ -71,6 +71,13 @@ static int64_t walk_entry(struct slog *w, const char *file, const struct seg_idx
 		}
 		r.type = RING_W_TYPE(word);
 		r.len = r.type == RING_T_DATA ? RING_W_LEN(word) : (uint32_t)r.span;
+		if (r.type == RING_T_CORRUPT) {
+			/* Readers skip it: never clean, whatever its CRC says. */
+			snprintf(why, sizeof(why),
+				 "CORRUPT span: garbage spillwayd cut out of the ring (readers skip "
+				 "these %llu bytes)", (unsigned long long)r.span);
+			bad(w, file, p, p + r.span, why);
+		}
 		if (r.span >= 16)
 			memcpy(&r.ts, q + 8, 8);
 		r.data = r.type == RING_T_DATA ? q + 16 : NULL;
