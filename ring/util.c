@@ -147,7 +147,9 @@ int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
 		tp = &ts;
 	}
 	r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, tp, NULL, 0);
-	if (r < 0 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
+	if (r < 0 && errno == ETIMEDOUT)
+		return -ETIMEDOUT;
+	if (r < 0 && errno != EAGAIN && errno != EINTR)
 		return -errno;
 	return 0;
 }

@@ -378,6 +378,80 @@ static void poll_wait_is_woken_by_a_send_from_another_process(void **state)
 	topic_end(t, "wake_proc");
 }
 
+/* S5 / I8: producers commit with a plain store and no fence; a sleeping
+ * consumer's membarrier must make every commit either seen by its re-check
+ * or answered by a wake. Thousands of sleep / commit races across
+ * processes: no sleep may run out its 100 ms safety slice with a record
+ * waiting (the library counts those as missed wake-ups). */
+extern _Atomic uint64_t ring_missed_wakes;
+
+struct racer {
+	const char *name;
+	uint32_t n;
+	uint64_t seed;
+};
+
+static int race_sender(void *arg)
+{
+	struct racer *x = arg;
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	uint64_t rng = x->seed;
+
+	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
+	for (uint32_t i = 0; i < x->n; i++) {
+		/* Gaps of 0-200 us: the consumer spins 50 us, then sleeps. */
+		int64_t until = test_now_ns() + (int64_t)(test_splitmix64(&rng) % 200000);
+
+		while (test_now_ns() < until)
+			;
+		TEST_CHECK(spw_producer_send_wait(p, &i, sizeof(i), 10 * TEST_SEC) >= 0, "send %u", i);
+	}
+	spw_producer_close(p);
+	spw_topic_close(t);
+	return 0;
+}
+
+static int count_in_order(void *arg, const struct spw_record *r)
+{
+	uint32_t *next = arg, v;
+
+	memcpy(&v, r->data, sizeof(v));
+	if (v != *next)
+		fail_msg("record %u where %u was expected", v, *next);
+	(*next)++;
+	return 0;
+}
+
+static void no_wake_up_is_lost_between_a_commit_and_a_sleeper(void **state)
+{
+	struct spw_topic *t = topic_64k("race");
+	struct spw_consumer *c = NULL;
+	struct racer *x = test_shared_alloc(sizeof(*x));
+	uint64_t missed0 = atomic_load(&ring_missed_wakes);
+	uint32_t next = 0;
+	pid_t pid;
+
+	(void)state;
+	x->name = "race";
+	x->n = (uint32_t)test_scaled(4000, 1500, 1500);
+	x->seed = test_seed("wake_race");
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	pid = test_fork(race_sender, x);
+	while (next < x->n) {
+		int r = spw_consumer_poll_wait(c, count_in_order, &next, 64, 30 * TEST_SEC);
+
+		assert_true(r > 0);
+		assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+	}
+	assert_int_equal(test_wait(pid, 30 * TEST_SEC), 0);
+	assert_int_equal(atomic_load(&ring_missed_wakes) - missed0, 0);
+	spw_consumer_close(c);
+	test_shared_free(x, sizeof(*x));
+	topic_end(t, "race");
+}
+
 /* Several producer processes blocked at once on a full ring all get their
  * turn as the daemon frees room one record at a time. */
 static void every_blocked_producer_process_gets_room(void **state)
@@ -443,6 +517,7 @@ int main(void)
 		cmocka_unit_test(poll_wait_on_a_readonly_topic_sees_a_send),
 		cmocka_unit_test(poll_wait_is_woken_by_a_send_from_another_process),
 		cmocka_unit_test(every_blocked_producer_process_gets_room),
+		cmocka_unit_test(no_wake_up_is_lost_between_a_commit_and_a_sleeper),
 	};
 
 	return cmocka_run_group_tests(tests, wait_group_setup, wait_group_teardown);
