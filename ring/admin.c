@@ -159,8 +159,9 @@ int ring_reclaim_repair(struct spw_topic *t)
  * released them (the caller loaded tail before). */
 static bool slot_span(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to)
 {
-	uint64_t c = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
+	/* end first: claim() stores claim then end (release), I2. */
 	uint64_t e = atomic_load_explicit(&t->slots[i].end, memory_order_acquire);
+	uint64_t c = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
 
 	if (c == RING_SLOT_IDLE || (c & 6) || e <= (c & ~7ull) || e - (c & ~7ull) > t->ring_bytes ||
 	    (e & 7))

@@ -33,8 +33,9 @@ static bool slot_settled(const struct spw_topic *t, uint32_t i)
 {
 	struct ring_slot *s = &t->slots[i];
 	uint64_t tail = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
-	uint64_t c = atomic_load_explicit(&s->claim, memory_order_acquire);
-	uint64_t e = atomic_load_explicit(&s->end, memory_order_acquire), p;
+	/* end before claim: pairs with claim()'s store order (I2). */
+	uint64_t e = atomic_load_explicit(&s->end, memory_order_acquire);
+	uint64_t c = atomic_load_explicit(&s->claim, memory_order_acquire), p;
 
 	if (c == RING_SLOT_IDLE)
 		return true;
@@ -176,10 +177,13 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 				atomic_store_explicit(&s->claim, RING_SLOT_IDLE, memory_order_relaxed);
 			return -EAGAIN;
 		}
-		/* I2: the span we are about to take, before the CAS. Relaxed:
-		 * the CAS below releases them. Our own line: no sharing. */
-		atomic_store_explicit(&s->end, next, memory_order_relaxed);
+		/* I2: the span we are about to take, before the CAS (which
+		 * releases both with the new tail). claim first, end second
+		 * (release): a reader that loads end (acquire) then claim never
+		 * pairs our new end with an old claim; the old end with the new
+		 * claim is an empty span (old end <= guess). Our own line. */
 		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_relaxed);
+		atomic_store_explicit(&s->end, next, memory_order_release);
 		published = true;
 		hook(RING_AT_CLAIMING);
 		/* acq_rel CAS (a locked instruction anyway): release publishes the

@@ -36,9 +36,9 @@
  *     tail <= limit == reclaimed + ring_bytes. Writers: tail = producers (CAS),
  *     reclaimed/limit/spilled/durable/heartbeat/stall = the one daemon.
  *  I2 Before its tail CAS, a producer publishes in its slot the span it is
- *     about to take: end first, then claim = guess | RING_SLOT_CLAIMING
- *     (guess = the tail value its CAS expects); the CAS (release) orders
- *     both before the new tail. So anyone who reads tail (acquire) and then
+ *     about to take: claim = guess | RING_SLOT_CLAIMING (guess = the tail
+ *     value its CAS expects), then end (release; readers load end, then
+ *     claim); the CAS (release) orders both before the new tail. So anyone who reads tail (acquire) and then
  *     the slots sees, for every position below that tail, the slot of the
  *     producer that owns it (or a later claim of the same slot, which that
  *     producer made only after committing the earlier one). A producer owns

@@ -4,8 +4,8 @@
  * SPILLWAY_FAULT_FILE seam (ENOSPC, EIO) and on a real full filesystem
  * (spill/writer.c W5: stop, keep the data in the ring, retry with backoff;
  * producers feel back-pressure, nothing is dropped), garbage record headers
- * in shared memory (ring/ring_layout.h: the ring is never trusted), and
- * SIGHUP. The segment files are walked back at the end (support_daemon.h).
+ * in shared memory (ring/ring_layout.h: the ring is never trusted; I7: the
+ * daemon cuts garbage out as a CORRUPT span and spills on), and SIGHUP. The segment files are walked back at the end (support_daemon.h).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,61 +245,154 @@ static void full_tmpfs_data_dir_blocks_then_resumes_when_space_returns(void **st
 }
 
 /* ---------------------------------------------------------------------------
- * (d) a garbage header in the ring: spill up to it, never past, stay up.
+ * (d) a garbage header in the ring: the daemon cuts it out as a CORRUPT span
+ * (ring_layout.h I7) that ends exactly where the next record starts, spills
+ * on past it, and readers skip it and count it; no other record is lost.
  */
-enum garbage { BAD_TYPE, LEN_OVER_MAX, PADDING_SHORT, FLAGS_SET, NOT_CLAIMED, RANDOM_WORD };
+enum garbage { BAD_TYPE, LEN_OVER_MAX, PADDING_SHORT, RESERVED_SET, OTHER_LAP, ONE_DONE_BIT,
+	       RANDOM_WORD };
 
-static uint64_t garbage_word(enum garbage g, uint64_t rng)
+/* A word that fails ring_word_check() at pos for one reason only: every
+ * other field is as a real record's there (len: the record's length). */
+static uint64_t garbage_word(enum garbage g, uint64_t rng, uint64_t pos, uint32_t len)
 {
-	const uint64_t cc = TEST_BIT_COMMITTED | TEST_BIT_CLAIMED;
+	const uint64_t room = RING - pos % RING, tag_mask = 0x3fffffull << 40;
+	const uint64_t real = test_word(TEST_TYPE_DATA, len, pos, RING);
 
 	switch (g) {
 	case BAD_TYPE:
-		return cc | (7ull << 32) | 64;
+		return (real & ~(0xfull << 32)) | (7ull << 32);
 	case LEN_OVER_MAX:
-		return cc | ((uint64_t)TEST_TYPE_DATA << 32) | (MAXREC + 8);
-	case PADDING_SHORT:
-		return cc | ((uint64_t)TEST_TYPE_PADDING << 32) | 64;
-	case FLAGS_SET:
-		return cc | (1ull << 41) | ((uint64_t)TEST_TYPE_DATA << 32) | 100;
-	case NOT_CLAIMED:
-		return TEST_BIT_COMMITTED | ((uint64_t)TEST_TYPE_DATA << 32) | 100;
+		return test_word(TEST_TYPE_DATA, MAXREC + 8, pos, RING);
+	case PADDING_SHORT: /* a padding must run to the end of the lap */
+		return test_word(TEST_TYPE_PADDING, room == 64 ? 72 : 64, pos, RING);
+	case RESERVED_SET:
+		return real | (1ull << 37);
+	case OTHER_LAP: /* the record's own word, but of the lap before (stale) */
+		return (real & ~tag_mask) | ((((pos / RING) - 1) << 40) & tag_mask);
+	case ONE_DONE_BIT:
+		return real & ~TEST_BIT_CLAIMED;
 	default:
 		return (rng | TEST_BIT_COMMITTED) & ~TEST_BIT_CLAIMED;
 	}
 }
 
-static void corrupt_header_in_the_ring_stops_the_spill_exactly_there(void **state)
+/* What the readers of the log must see: the feed's records in order, the one
+ * the garbage replaced missing, and the garbage as one CORRUPT span. The
+ * check is the first member: test_feed_on_data takes this as its arg. */
+struct garbage_expect {
+	struct test_feed_check check;
+	uint64_t seed, bad, span; /* the garbage: position, the span it must get */
+	uint32_t lost_len;        /* the record it replaced: length, seq */
+	uint64_t lost_seq;
+	bool passed;              /* the lost record was fed to the expectation */
+	uint64_t corrupt_seen;
+};
+
+/* Count the lost record as seen (its bytes as the producer made them), so
+ * the expectation goes on with the next one. */
+static int pass_lost(struct garbage_expect *x)
+{
+	static uint8_t buf[4096];
+	char why[160];
+
+	if (x->passed)
+		return 0;
+	x->passed = true;
+	test_id_make(buf, x->lost_len, x->seed, 0, x->lost_seq);
+	if (test_id_verify(&x->check.e, buf, x->lost_len, NULL, why, sizeof(why))) {
+		snprintf(x->check.err, sizeof(x->check.err),
+			 "the record before the garbage at %llu: %s",
+			 (unsigned long long)x->bad, why);
+		return -EILSEQ;
+	}
+	return 0;
+}
+
+static int garbage_on_skip(void *arg, const struct test_seg_rec *r)
+{
+	struct garbage_expect *x = arg;
+
+	if (r->type == TEST_TYPE_PADDING)
+		return 0;
+	if (r->type != TEST_TYPE_CORRUPT || r->position != x->bad || r->span != x->span) {
+		snprintf(x->check.err, sizeof(x->check.err),
+			 "type %u record at %llu spanning %llu: only a CORRUPT span at %llu of %llu "
+			 "bytes may be skipped", r->type, (unsigned long long)r->position,
+			 (unsigned long long)r->span, (unsigned long long)x->bad,
+			 (unsigned long long)x->span);
+		return -EILSEQ;
+	}
+	x->corrupt_seen++;
+	return pass_lost(x);
+}
+
+static int garbage_on_data(void *arg, const struct test_seg_rec *r)
+{
+	struct garbage_expect *x = arg;
+
+	if (r->position >= x->bad && r->position < x->bad + x->span) {
+		snprintf(x->check.err, sizeof(x->check.err),
+			 "a DATA record at %llu, inside the garbage's span", (unsigned long long)r->position);
+		return -EILSEQ;
+	}
+	if (r->position > x->bad && pass_lost(x))
+		return -EILSEQ;
+	return test_feed_on_data(&x->check, r);
+}
+
+/* The same through spw_reader (disk, then the ring). */
+static int garbage_on_record(void *arg, const struct spw_record *r)
+{
+	struct test_seg_rec sr = { .position = (uint64_t)r->position, .timestamp_ns = r->timestamp_ns,
+				   .data = r->data, .len = r->len, .type = TEST_TYPE_DATA };
+
+	return garbage_on_data(arg, &sr);
+}
+
+static void garbage_expect_init(struct garbage_expect *x, uint64_t seed, uint64_t bad,
+				uint64_t span, uint32_t lost_len, uint64_t lost_seq)
+{
+	memset(x, 0, sizeof(*x));
+	test_feed_check_init(&x->check, seed, 1, 4096);
+	x->seed = seed;
+	x->bad = bad;
+	x->span = span;
+	x->lost_len = lost_len;
+	x->lost_seq = lost_seq;
+}
+
+static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **state)
 {
 	static const char *const names[] = { "bad type", "len over max_record", "short padding",
-					     "flags set", "not claimed", "random word" };
+					     "reserved bit set", "word of another lap",
+					     "one done bit", "random word" };
 	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "garbage", RING, 4 * RING, MAXREC, 50, 0 };
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
+	struct spw_reader *rd = NULL;
+	struct spw_reader_opts ro = { 0 };
 	struct spw_topic_info in;
 	struct test_seg_walk w;
-	struct test_feed *f;
+	struct garbage_expect x;
 	static uint8_t buf[4096];
 	uint8_t *data;
-	uint64_t seed, rng, len_rng, pos[64], bad, spilled_before, reached;
-	bool short_of;
-	uint32_t first_batch = 50, second = 40, k, len;
+	uint64_t seed, rng, len_rng, pos[64], bad, span, word, lw, lpos, lspan, lend;
+	uint32_t first_batch = 50, second = 40, k, len, lens[64];
 	enum garbage g;
-	int64_t logged;
-	char dir[1024];
+	char dir[1024], line[512];
+	int64_t end;
 
 	need_daemon();
 	seed = test_seed("garbage");
 	rng = seed;
-	g = (enum garbage)test_rand_below(&rng, 6);
+	g = (enum garbage)test_rand_below(&rng, 7);
 	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
 	test_daemon_topic_dir(d, "garbage", dir, sizeof(dir));
 	start_attached(d, "garbage");
 	assert_int_equal(spw_topic_open(d->shm, "garbage", 0, &t), 0);
 	assert_int_equal(spw_producer_open(t, &p), 0);
-	/* The feed struct only carries the identity settings for the walk. */
-	f = test_feed_new(d->shm, "garbage", seed, 0, 1, 4096);
 	len_rng = test_id_len_rng(seed, 0);
 	for (uint32_t i = 0; i < first_batch; i++) {
 		len = test_id_len(&len_rng, 0, 4096); /* small: the second batch must fit */
@@ -308,8 +402,6 @@ static void corrupt_header_in_the_ring_stops_the_spill_exactly_there(void **stat
 	info_of(t, &in);
 	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-	info_of(t, &in);
-	spilled_before = in.spilled;
 
 	/* The daemon is down: committed records it has not seen. */
 	for (uint32_t i = 0; i < second; i++) {
@@ -320,59 +412,92 @@ static void corrupt_header_in_the_ring_stops_the_spill_exactly_there(void **stat
 		at = spw_producer_send(p, buf, len);
 		assert_true(at >= 0);
 		pos[i] = (uint64_t)at;
+		lens[i] = len;
 	}
 	k = 1 + (uint32_t)test_rand_below(&rng, second - 2);
 	bad = pos[k];
+	/* The garbage is cut out up to the next boundary the daemon can
+	 * prove: the start of the valid records after it, i.e. exactly the
+	 * span of the record it replaced (a padding or the next record
+	 * follows it). */
+	span = test_span(lens[k]);
+	word = garbage_word(g, test_splitmix64(&rng), bad, lens[k]);
 	data = test_map_ring(d->shm, "garbage", RING, NULL);
 	assert_non_null(data);
-	test_set_commit_word(data, RING, bad, garbage_word(g, test_splitmix64(&rng)));
+	test_set_commit_word(data, RING, bad, word);
 	test_unmap_ring(data, RING);
-	print_message("[ info     ] %s header at %llu (record %u of the batch from %llu)\n",
-		      names[g], (unsigned long long)bad, k, (unsigned long long)spilled_before);
+	print_message("[ info     ] %s header %#llx at %llu (record %u of the batch)\n", names[g],
+		      (unsigned long long)word, (unsigned long long)bad, k);
 
 	assert_true(test_daemon_start(d) > 0);
-	assert_int_equal(test_daemon_wait_log(d, "corrupt record header at position ", 1,
-					      scaled_s(10, 30)), 0);
-	logged = test_daemon_log_number(d, "corrupt record header at position ");
-	assert_int_equal(logged, (int64_t)bad);
-	/* Everything before the bad header is spilled: exactly up to it.
-	 * (Checked last, so that the other checks run when it fails.) */
-	short_of = test_wait_counter(t, false, bad, scaled_s(3, 10)) != 0;
-	test_sleep_ns(1000 * TEST_MS);
+	assert_int_equal(test_daemon_wait_log(d, "corrupt record header", 1, scaled_s(10, 30)), 0);
+	assert_int_equal(test_daemon_log_line(d, "corrupt record header", line, sizeof(line)), 0);
+	if (sscanf(line, "corrupt record header 0x%" SCNx64 " at position %" SCNu64
+			 " in the ring: %" SCNu64 " bytes up to %" SCNu64,
+		   &lw, &lpos, &lspan, &lend) != 4)
+		fail_msg("unexpected log line: %s", line);
+	assert_int_equal(lw, word);
+	assert_int_equal(lpos, bad);
+	assert_int_equal(lspan, span);
+	assert_int_equal(lend, bad + span);
+	/* Spilling goes on past the garbage, up to the tail. */
+	info_of(t, &in);
+	end = (int64_t)in.tail;
+	assert_int_equal(end, (int64_t)(pos[second - 1] + test_span(lens[second - 1])));
+	assert_int_equal(test_wait_counter(t, false, (uint64_t)end, scaled_s(10, 30)), 0);
+	assert_int_equal(test_wait_counter(t, true, (uint64_t)end, scaled_s(10, 30)), 0);
 	assert_true(test_daemon_alive(d));
 	info_of(t, &in);
-	assert_true(in.spilled <= bad);
-	assert_true(in.reclaimed <= bad);
-	reached = in.spilled;
+	assert_int_equal(in.corrupt_bytes, span);
+	assert_int_equal(in.aborted_claims, 0);
 	assert_int_equal(test_daemon_log_count(d, "corrupt record header", false), 1);
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(test_seg_walk(dir, &w), 0);
-	assert_int_equal(w.end, in.spilled);
-	assert_true(w.file_end <= bad); /* no byte past it on disk */
-
-	/* SIGTERM still ends it cleanly, and nothing past N appears. */
+	/* SIGTERM still ends it cleanly. */
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-	info_of(t, &in);
-	assert_true(in.spilled <= bad);
+
+	/* On disk: every record but the replaced one, in order, the garbage as
+	 * one CORRUPT span of exactly that record's bytes, nothing else skipped. */
+	garbage_expect_init(&x, seed, bad, span, lens[k], first_batch + k);
 	memset(&w, 0, sizeof(w));
-	assert_int_equal(test_seg_walk(dir, &w), 0);
-	assert_true(w.end <= bad);
-	assert_true(w.file_end <= bad);
-	if (!short_of) {
-		atomic_store(&f->sent[0], first_batch + k);
-		walk_feed(d, "garbage", f, 1, &w);
-		assert_int_equal(w.end, bad);
-		assert_int_equal(w.file_end, bad);
+	w.on_data = garbage_on_data;
+	w.on_skip = garbage_on_skip;
+	w.arg = &x;
+	if (test_seg_walk(dir, &w))
+		fail_msg("segment walk: %s%s%s (SPW_TEST_SEED=%#llx)", w.err,
+			 x.check.err[0] ? ": " : "", x.check.err, (unsigned long long)seed);
+	assert_true(x.passed);
+	assert_int_equal(x.corrupt_seen, 1);
+	assert_int_equal(w.corrupt_records, 1);
+	assert_int_equal(w.corrupt_bytes, span);
+	assert_int_equal(w.aborted_records, 0);
+	assert_int_equal(w.data_records, first_batch + second - 1);
+	assert_int_equal(w.end, (uint64_t)end);
+	if (test_feed_check_count(&x.check, 0, first_batch + second))
+		fail_msg("%s (SPW_TEST_SEED=%#llx)", x.check.err, (unsigned long long)seed);
+
+	/* A reader from the earliest record: the same records, and the garbage
+	 * counted as skipped, byte for byte. */
+	garbage_expect_init(&x, seed, bad, span, lens[k], first_batch + k);
+	ro.shm_dir = d->shm;
+	ro.data_dir = d->data;
+	ro.start = SPW_START_EARLIEST;
+	assert_int_equal(spw_reader_open("garbage", &ro, &rd), 0);
+	while (spw_reader_position(rd) < end) {
+		int n = spw_reader_poll_wait(rd, garbage_on_record, &x, 64, scaled_s(5, 15));
+
+		if (n <= 0)
+			fail_msg("reader at %lld: poll returned %d%s%s (SPW_TEST_SEED=%#llx)",
+				 (long long)spw_reader_position(rd), n, x.check.err[0] ? ": " : "",
+				 x.check.err, (unsigned long long)seed);
 	}
+	assert_int_equal(spw_reader_position(rd), end);
+	assert_true(x.passed);
+	assert_int_equal(x.check.records, first_batch + second - 1);
+	assert_int_equal(spw_reader_skipped(rd), span);
+	if (test_feed_check_count(&x.check, 0, first_batch + second))
+		fail_msg("reader: %s (SPW_TEST_SEED=%#llx)", x.check.err, (unsigned long long)seed);
+	spw_reader_close(rd);
 	spw_producer_close(p);
 	spw_topic_close(t);
-	test_feed_free(f);
-	if (short_of)
-		fail_msg("spilled stopped at %llu, not at the bad header %llu: the good records "
-			 "%llu..%llu before it stay unspilled (%s header; SPW_TEST_SEED=%#llx)",
-			 (unsigned long long)reached, (unsigned long long)bad,
-			 (unsigned long long)reached, (unsigned long long)bad, names[g],
-			 (unsigned long long)seed);
 }
 
 /* ---------------------------------------------------------------------------
@@ -422,7 +547,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			full_tmpfs_data_dir_blocks_then_resumes_when_space_returns, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			corrupt_header_in_the_ring_stops_the_spill_exactly_there, setup, teardown),
+			corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on, setup, teardown),
 		cmocka_unit_test_setup_teardown(sighup_rereads_and_keeps_spilling, setup, teardown),
 	};
 

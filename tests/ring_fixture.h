@@ -14,9 +14,11 @@
 #include "support.h"
 
 #define KiB 1024u
-#define W_DATA(len) (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) | (len))
-#define W_PAD(span) (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_PADDING << 32) | (span))
-#define W_ABORTED(span) (TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_ABORTED << 32) | (span))
+/* Complete records' commit words at pos of a ring of `ring` bytes: the lap
+ * tag of pos is part of the word (ring_layout.h). */
+#define W_DATA(len, pos, ring) test_word(TEST_TYPE_DATA, (len), (pos), (ring))
+#define W_PAD(span, pos, ring) test_word(TEST_TYPE_PADDING, (span), (pos), (ring))
+#define W_ABORTED(span, pos, ring) test_word(TEST_TYPE_ABORTED, (span), (pos), (ring))
 
 static char *g_dir;
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ring_topic.c - topic files, one behaviour per case: create / open and the
- * header page they write (ring/ring_layout.h), defaults, names, sizes,
- * -EEXIST / -ENOENT, delete with open handles, the shm dir from the
- * environment, read-only opens.
+ * header they write (ring/ring_layout.h: the settings page, the producer
+ * slots, format version 2), defaults, names, sizes, max_producers, opens of
+ * other versions and bad headers, -EEXIST / -ENOENT, delete with open
+ * handles, the shm dir from the environment, read-only opens.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ring_fixture.h"
 #include "ring_layout.h"
@@ -44,7 +46,9 @@ static void create_open_reports_config_and_header_page(void **state)
 	after = test_realtime_ns();
 	test_ring_path(path, sizeof(path), g_dir, "cfg");
 	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_size, TEST_HDR_PAGE + 64 * KiB);
+	/* The header page, 64 producer slots (the default) rounded up to a
+	 * page, then the data. */
+	assert_int_equal(st.st_size, TEST_HDR_BYTES + 64 * KiB);
 	assert_int_equal(st.st_mode & 0777, 0640);
 
 	assert_int_equal(spw_topic_open(g_dir, "cfg", 0, &t), 0);
@@ -60,6 +64,10 @@ static void create_open_reports_config_and_header_page(void **state)
 	assert_int_equal(info.limit, cfg.start_position + 64 * KiB);
 	assert_int_equal(info.daemon_pid, 0);
 	assert_in_range(info.created_ns, (uint64_t)before, (uint64_t)after);
+	assert_int_equal(info.max_producers, 64);
+	assert_int_equal(info.stall_slot, -1); /* the daemon waits on nobody */
+	assert_int_equal(info.corrupt_bytes, 0);
+	assert_int_equal(info.aborted_claims, 0);
 
 	/* The header page as the format says (ring_layout.h). */
 	data = test_map_ring(g_dir, "cfg", 64 * KiB, &hdr);
@@ -67,7 +75,9 @@ static void create_open_reports_config_and_header_page(void **state)
 	h = (const struct ring_hdr *)(const void *)hdr;
 	assert_int_equal(h->magic, RING_MAGIC);
 	assert_int_equal(h->version, RING_VERSION);
-	assert_int_equal(h->hdr_bytes, TEST_HDR_PAGE);
+	assert_int_equal(h->hdr_bytes, TEST_HDR_BYTES);
+	assert_int_equal(h->hdr_bytes, ring_hdr_bytes(64));
+	assert_int_equal(h->max_producers, 64);
 	assert_int_equal(h->ring_bytes, 64 * KiB);
 	assert_int_equal(h->segment_bytes, 256 * KiB);
 	assert_int_equal(h->max_record, 16 * KiB);
@@ -82,7 +92,128 @@ static void create_open_reports_config_and_header_page(void **state)
 		assert_int_equal(test_commit_word(data, 64 * KiB, off), 0);
 	test_unmap_ring(data, 64 * KiB);
 	munmap(hdr, TEST_HDR_PAGE);
+	/* Every producer slot starts idle: no span published (I2). */
+	{
+		FILE *f = fopen(path, "rb");
+		struct ring_slot sl;
+
+		assert_non_null(f);
+		for (uint32_t i = 0; i < 64; i++) {
+			assert_int_equal(fseek(f, (long)ring_slot_off(i), SEEK_SET), 0);
+			assert_int_equal(fread(&sl, sizeof(sl), 1, f), 1);
+			assert_int_equal(atomic_load(&sl.claim), RING_SLOT_IDLE);
+		}
+		fclose(f);
+	}
 	topic_end(t, "cfg");
+}
+
+/* max_producers sizes the slot area: hdr_bytes = 4096 + the slots rounded
+ * up to a page, and the data starts there. 0 is the default (64). */
+static void max_producers_sizes_the_header(void **state)
+{
+	static const struct {
+		uint32_t n, slots, hdr;
+	} cases[] = {
+		{ 0, 64, 4096 + 8192 },  { 1, 1, 4096 + 4096 },     { 32, 32, 4096 + 4096 },
+		{ 33, 33, 4096 + 8192 }, { 4096, 4096, 4096 + 4096 * 128 },
+	};
+	struct spw_topic_config bad = { .ring_bytes = 64 * KiB, .max_producers = 4097 };
+	char path[4096];
+	struct stat st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct spw_topic_config cfg = { .ring_bytes = 64 * KiB, .max_producers = cases[i].n };
+		struct spw_topic *t = NULL;
+		struct spw_producer *p = NULL;
+		uint8_t *data, *hdr = NULL;
+
+		assert_int_equal(spw_topic_create(g_dir, "slots", &cfg), 0);
+		test_ring_path(path, sizeof(path), g_dir, "slots");
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, cases[i].hdr + 64 * KiB);
+		assert_int_equal(spw_topic_open(g_dir, "slots", 0, &t), 0);
+		assert_int_equal(info_of(t).max_producers, cases[i].slots);
+		data = test_map_ring(g_dir, "slots", 64 * KiB, &hdr);
+		assert_non_null(data);
+		assert_int_equal(((const struct ring_hdr *)(const void *)hdr)->hdr_bytes, cases[i].hdr);
+		/* A record lands at the data start, wherever that is. */
+		p = producer_new(t);
+		assert_int_equal(send_tag(p, 100, 1), 0);
+		assert_int_equal(test_commit_word(data, 64 * KiB, 0),
+				 test_word(TEST_TYPE_DATA, 100, 0, 64 * KiB));
+		spw_producer_close(p);
+		test_unmap_ring(data, 64 * KiB);
+		munmap(hdr, TEST_HDR_PAGE);
+		topic_end(t, "slots");
+	}
+	assert_int_equal(spw_topic_create(g_dir, "slots", &bad), -EINVAL);
+	test_ring_path(path, sizeof(path), g_dir, "slots");
+	assert_int_equal(stat(path, &st), -1);
+}
+
+/* A ring file of another format version is -EPROTO (recreate the topic),
+ * a bad magic or a size that disagrees with the header -EBADMSG. */
+static void open_refuses_other_versions_and_bad_headers(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = 64 * KiB };
+	struct spw_topic *t = NULL;
+	char path[4096];
+	uint32_t v;
+	uint64_t magic;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(spw_topic_create(g_dir, "ver", &cfg), 0);
+	test_ring_path(path, sizeof(path), g_dir, "ver");
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	/* version 1: the format before producer slots and lap tags */
+	v = RING_VERSION - 1;
+	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
+	assert_int_equal(fwrite(&v, 4, 1, f), 1);
+	fflush(f);
+	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EPROTO);
+	assert_null(t);
+	v = RING_VERSION + 1;
+	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
+	assert_int_equal(fwrite(&v, 4, 1, f), 1);
+	fflush(f);
+	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EPROTO);
+	v = RING_VERSION;
+	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
+	assert_int_equal(fwrite(&v, 4, 1, f), 1);
+	fflush(f);
+	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), 0);
+	spw_topic_close(t);
+	t = NULL;
+	/* hdr_bytes that does not match max_producers */
+	v = TEST_HDR_PAGE;
+	assert_int_equal(fseek(f, offsetof(struct ring_hdr, hdr_bytes), SEEK_SET), 0);
+	assert_int_equal(fwrite(&v, 4, 1, f), 1);
+	fflush(f);
+	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EBADMSG);
+	v = TEST_HDR_BYTES;
+	assert_int_equal(fseek(f, offsetof(struct ring_hdr, hdr_bytes), SEEK_SET), 0);
+	assert_int_equal(fwrite(&v, 4, 1, f), 1);
+	/* a bad magic */
+	magic = RING_MAGIC ^ 1;
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	assert_int_equal(fwrite(&magic, 8, 1, f), 1);
+	fflush(f);
+	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EBADMSG);
+	magic = RING_MAGIC;
+	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+	assert_int_equal(fwrite(&magic, 8, 1, f), 1);
+	fclose(f);
+	/* the file one page short of hdr_bytes + ring_bytes */
+	assert_int_equal(truncate(path, TEST_HDR_BYTES - TEST_HDR_PAGE + 64 * KiB), 0);
+	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EBADMSG);
+	assert_null(t);
+	assert_int_equal(truncate(path, TEST_HDR_BYTES + 64 * KiB), 0);
+	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), 0);
+	topic_end(t, "ver");
 }
 
 static void create_uses_defaults_for_zero_fields(void **state)
@@ -331,6 +462,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(create_open_reports_config_and_header_page),
 		cmocka_unit_test(create_uses_defaults_for_zero_fields),
+		cmocka_unit_test(max_producers_sizes_the_header),
+		cmocka_unit_test(open_refuses_other_versions_and_bad_headers),
 		cmocka_unit_test(topic_names_are_checked),
 		cmocka_unit_test(create_rejects_bad_sizes_and_leaves_nothing),
 		cmocka_unit_test(create_twice_is_eexist_and_missing_is_enoent),

@@ -2,8 +2,8 @@
 /*
  * ring_units.c - the ring's contract for records, one behaviour per case:
  * the record layout in the file, padding at the ring's end, sizes, invalid
- * arguments of the record calls, a full ring, claim / commit / abort, where
- * consumers start, lapped consumers, counters, scan. Invariant numbers
+ * arguments of the record calls, a full ring, claim / commit / abort (one
+ * claim per handle, close aborts an open one), where consumers start, lapped consumers, counters, scan. Invariant numbers
  * (I1..I8) are those of ring/ring_layout.h. Topic files (create, names,
  * sizes, delete, the shm dir) are in ring_topic.c, the blocking calls in
  * ring_wait.c.
@@ -26,7 +26,8 @@
 
 /* Positions are 8-aligned, each record starts where the previous one's span
  * ends, and the file holds header, timestamp and payload where the format
- * says (I4: committed words carry CLAIMED and COMMITTED). */
+ * says (a committed word carries both DONE bits, its type, its length and
+ * the lap tag of its position). */
 static void records_are_aligned_and_laid_out_back_to_back(void **state)
 {
 	static const uint32_t lens[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25,
@@ -61,7 +62,8 @@ static void records_are_aligned_and_laid_out_back_to_back(void **state)
 		assert_int_equal(r->hash, tag_hash(lens[i], 100 + (uint64_t)i));
 		assert_in_range(r->timestamp_ns, (uint64_t)before - TEST_SEC,
 				(uint64_t)test_realtime_ns() + TEST_SEC);
-		assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)r->position), W_DATA(lens[i]));
+		assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)r->position),
+				 W_DATA(lens[i], (uint64_t)r->position, 64 * KiB));
 		assert_int_equal(test_timestamp(data, 64 * KiB, (uint64_t)r->position), r->timestamp_ns);
 		test_fill(want, lens[i], 100 + (uint64_t)i);
 		assert_memory_equal(data + r->position + 16, want, lens[i]);
@@ -97,8 +99,11 @@ static void record_that_does_not_fit_wraps_after_padding(void **state)
 
 	data = test_map_ring(g_dir, "wrap", 64 * KiB, NULL);
 	assert_non_null(data);
-	assert_int_equal(test_commit_word(data, 64 * KiB, 65024), W_PAD(512));
-	assert_int_equal(test_commit_word(data, 64 * KiB, 65536), W_DATA(1000));
+	assert_int_equal(test_commit_word(data, 64 * KiB, 65024), W_PAD(512, 65024, 64 * KiB));
+	assert_int_equal(test_commit_word(data, 64 * KiB, 65536), W_DATA(1000, 65536, 64 * KiB));
+	/* The padding ends lap 0; the record at offset 0 is tagged lap 1. */
+	assert_int_equal(test_word_lap(test_commit_word(data, 64 * KiB, 65024)), 0);
+	assert_int_equal(test_word_lap(test_commit_word(data, 64 * KiB, 65536)), 1);
 	test_unmap_ring(data, 64 * KiB);
 
 	g->n = 0;
@@ -145,7 +150,7 @@ static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 
 	data = test_map_ring(g_dir, "gap8", 64 * KiB, NULL);
 	assert_non_null(data);
-	assert_int_equal(test_commit_word(data, 64 * KiB, 65528), W_PAD(8));
+	assert_int_equal(test_commit_word(data, 64 * KiB, 65528), W_PAD(8, 65528, 64 * KiB));
 	test_unmap_ring(data, 64 * KiB);
 
 	g->n = 0;
@@ -282,7 +287,11 @@ static void null_pointers_are_einval(void **state)
 	assert_int_equal(spw_topic_scan(NULL, 0, 100, &s), -EINVAL);
 	assert_int_equal(spw_topic_scan(t, 0, 100, NULL), -EINVAL);
 	assert_int_equal(spw_topic_reclaim(NULL, 0), -EINVAL);
-	assert_int_equal(spw_topic_unblock(NULL, 0), -EINVAL);
+	assert_int_equal(spw_topic_resolve(NULL, 0, NULL), -EINVAL);
+	assert_int_equal(spw_topic_set_stall(NULL, -1, 0, 0, 0), -EINVAL);
+	assert_int_equal(spw_topic_producers(NULL, NULL, 0), -EINVAL);
+	assert_int_equal(spw_topic_producers(t, NULL, 1), -EINVAL);
+	assert_int_equal(spw_consumer_skipped(NULL), 0);
 	assert_int_equal(spw_topic_set_counter(NULL, SPW_SPILLED, 0), -EINVAL);
 	assert_int_equal(spw_topic_heartbeat(NULL, 1), -EINVAL);
 	/* Closing nothing is a no-op. */
@@ -308,6 +317,10 @@ static void consumer_seek_checks_alignment_and_bounds(void **state)
 	assert_int_equal(spw_consumer_seek(c, 124), -EINVAL);   /* unaligned */
 	assert_int_equal(spw_consumer_seek(c, 488), -EINVAL);   /* beyond the tail */
 	assert_int_equal(spw_consumer_seek(c, -8), -EINVAL);
+	/* Aligned but inside a record: its timestamp, its payload. */
+	assert_int_equal(spw_consumer_seek(c, 128), -EINVAL);
+	assert_int_equal(spw_consumer_seek(c, 120 + 16 + 40), -EINVAL);
+	assert_int_equal(spw_consumer_seek(c, 360 + 112), -EINVAL);
 	assert_int_equal(spw_consumer_position(c), 0);          /* refused: unchanged */
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 4, &c2), -EINVAL);
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 1 << 20, &c2), -EINVAL);
@@ -320,6 +333,26 @@ static void consumer_seek_checks_alignment_and_bounds(void **state)
 	assert_int_equal(g->r[0].position, 240);
 	assert_int_equal(g->r[0].hash, tag_hash(100, 2));
 	assert_int_equal(g->r[1].position, 360);
+
+	/* An open claim: its start is a boundary (a slot publishes it, I2),
+	 * a position inside its still zero span is not. */
+	{
+		struct spw_claim cl;
+
+		assert_int_equal(spw_producer_claim(p, 200, &cl), 0);
+		assert_int_equal(cl.position, 480);
+		assert_int_equal(spw_consumer_seek(c, 480 + 64), -EINVAL);
+		assert_int_equal(spw_consumer_seek(c, 480), 0);
+		assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 0);
+		test_fill(cl.data, 200, 4);
+		assert_int_equal(spw_producer_commit(p, &cl), 0);
+		assert_int_equal(spw_consumer_seek(c, 480 + 216), 0); /* the tail again */
+		assert_int_equal(spw_consumer_seek(c, 480 + 64), -EINVAL);
+		assert_int_equal(spw_consumer_seek(c, 480), 0);
+		assert_int_equal(drain(c, g), 3);
+		assert_int_equal(g->r[2].position, 480);
+		assert_int_equal(g->r[2].hash, tag_hash(200, 4));
+	}
 	free(g);
 	spw_consumer_close(c);
 	spw_producer_close(p);
@@ -388,20 +421,30 @@ static void claim_commit_and_abort(void **state)
 	test_fill(cl.data, 100, 2);
 	/* c->data is the record's payload in the ring (zero copy). */
 	assert_int_equal(test_hash(data + 32 + 16, 100), tag_hash(100, 2));
-	/* Open claim: header written (CLAIMED) but not COMMITTED (I4). */
-	assert_int_equal(test_commit_word(data, 64 * KiB, 32),
-			 TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) | 100);
+	/* Open claim: the commit word is written once, at commit; until then
+	 * it is 0 (I4). */
+	assert_int_equal(test_commit_word(data, 64 * KiB, 32), 0);
 	assert_int_equal(drain(c, g), 1);
 	assert_int_equal(spw_consumer_position(c), 32); /* waits at the open claim */
+	/* One claim at a time per handle; the refused calls claim nothing. */
+	{
+		struct spw_claim cl2;
+
+		assert_int_equal(spw_producer_claim(p, 8, &cl2), -EBUSY);
+		assert_int_equal(spw_producer_claim_wait(p, 8, 0, &cl2), -EBUSY);
+		assert_int_equal(send_tag(p, 8, 9), -EBUSY);
+		assert_int_equal(info_of(t).tail, 32 + 120);
+	}
 	assert_int_equal(spw_producer_commit(p, &cl), 0);
-	assert_int_equal(test_commit_word(data, 64 * KiB, 32), W_DATA(100));
+	assert_int_equal(test_commit_word(data, 64 * KiB, 32), W_DATA(100, 32, 64 * KiB));
 
 	assert_int_equal(spw_producer_claim(p, 200, &cl), 0);
 	aborted_at = cl.position;
 	assert_int_equal(aborted_at, 32 + 120);
 	memset(cl.data, 0xab, 200);
 	assert_int_equal(spw_producer_abort(p, &cl), 0);
-	assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)aborted_at), W_ABORTED(216));
+	assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)aborted_at),
+			 W_ABORTED(216, (uint64_t)aborted_at, 64 * KiB));
 	assert_int_equal(send_tag(p, 20, 3), aborted_at + 216);
 
 	assert_int_equal(drain(c, g), 3);
@@ -414,6 +457,43 @@ static void claim_commit_and_abort(void **state)
 	spw_consumer_close(c);
 	spw_producer_close(p);
 	topic_end(t, "claims");
+}
+
+/* A handle closed with its claim open aborts the claim itself: consumers
+ * skip the span instead of waiting at it forever, and the slot is free. */
+static void close_with_an_open_claim_aborts_it(void **state)
+{
+	struct spw_topic *t = topic_new("close_open", 64 * KiB, 16 * KiB);
+	struct spw_producer *p = producer_new(t), *p2;
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	struct spw_claim cl;
+	struct spw_scan s;
+	uint8_t *data = test_map_ring(g_dir, "close_open", 64 * KiB, NULL);
+
+	(void)state;
+	assert_non_null(data);
+	assert_int_equal(send_tag(p, 10, 1), 0);
+	assert_int_equal(spw_producer_claim(p, 300, &cl), 0);
+	assert_int_equal(cl.position, 32);
+	memset(cl.data, 0x5a, 300);
+	spw_producer_close(p);
+	assert_int_equal(test_commit_word(data, 64 * KiB, 32), W_ABORTED(test_span(300), 32, 64 * KiB));
+	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), 32 + (int64_t)test_span(300));
+	assert_int_equal(s.records, 1);
+	assert_int_equal(s.stuck, -1);
+	p2 = producer_new(t);
+	assert_int_equal(send_tag(p2, 20, 2), 32 + (int64_t)test_span(300));
+	assert_int_equal(drain(c, g), 2);
+	assert_int_equal(g->r[0].position, 0);
+	assert_int_equal(g->r[1].position, 32 + (int64_t)test_span(300));
+	assert_int_equal(g->r[1].hash, tag_hash(20, 2));
+	assert_int_equal(spw_consumer_skipped(c), 0); /* ABORTED is not garbage */
+	test_unmap_ring(data, 64 * KiB);
+	free(g);
+	spw_consumer_close(c);
+	spw_producer_close(p2);
+	topic_end(t, "close_open");
 }
 
 static void consumer_starts_from_oldest_latest_or_position(void **state)
@@ -583,7 +663,7 @@ static void scan_reports_committed_run_records_and_stuck(void **state)
 	assert_int_equal(s.end, 600);
 	assert_int_equal(s.records, 5);
 	assert_int_equal(s.stuck, 600);
-	assert_int_equal(s.stuck_header, TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) | 50);
+	assert_int_equal(s.stuck_header, 0); /* not committed: nothing written yet (I4) */
 	assert_int_equal(s.max_timestamp_ns, max_ts);
 	/* max_bytes bounds the run at a record boundary. */
 	assert_int_equal(spw_topic_scan(t, 0, 250, &s), 240);
@@ -629,6 +709,7 @@ int main(void)
 		cmocka_unit_test(consumer_seek_checks_alignment_and_bounds),
 		cmocka_unit_test(send_and_claim_when_full_return_eagain),
 		cmocka_unit_test(claim_commit_and_abort),
+		cmocka_unit_test(close_with_an_open_claim_aborts_it),
 		cmocka_unit_test(consumer_starts_from_oldest_latest_or_position),
 		cmocka_unit_test(lapped_consumer_gets_estale_and_seeks_to_oldest),
 		cmocka_unit_test(topic_info_tracks_tail_reclaim_and_counters),

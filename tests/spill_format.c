@@ -4,7 +4,9 @@
  * CRC32C vectors, size and duration parsing, topic.conf, index loading,
  * recovery of a torn tail and gap records. Logs are built here by hand,
  * byte by byte from FORMAT.md (not with the daemon's writer), so the tests
- * also check that the code reads what the document says.
+ * also check that the code reads what the document says. Commit words are
+ * those of ring format 2 (ring/ring_layout.h: lap-tagged, test_word), index
+ * headers SEG_IDX_VERSION.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -181,16 +183,15 @@ static void build_log(const char *dir, uint64_t start, int n, uint64_t seed, str
 
 		if (span > room) {
 			p = builder_place(w, room);
-			put_le64(p, TEST_BIT_COMMITTED | TEST_BIT_CLAIMED |
-					    ((uint64_t)TEST_TYPE_PADDING << 32) | room);
+			/* Commit words carry the lap tag of their position. */
+			put_le64(p, test_word(TEST_TYPE_PADDING, room, w->pos - room, RING));
 			builder_after(w);
 		}
 		p = builder_place(w, span);
 		b->pos[i] = w->pos - span;
 		b->len[i] = len;
 		b->ts[i] = 1700000000000000000ull + test_rand_below(&rng, 1000000000ull);
-		put_le64(p, TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | ((uint64_t)TEST_TYPE_DATA << 32) |
-				    len);
+		put_le64(p, test_word(TEST_TYPE_DATA, len, b->pos[i], RING));
 		put_le64(p + 8, b->ts[i]);
 		test_fill(p + 16, len, rec_key(seed, i));
 		w->records++;
@@ -213,7 +214,7 @@ struct expect {
 	uint64_t seed;
 	int next;
 	uint64_t upto;  /* only records ending at or before it are expected */
-	uint64_t skipped_aborted;
+	uint64_t skipped_aborted, skipped_corrupt;
 	int64_t first_aborted;
 };
 
@@ -238,6 +239,8 @@ static int expect_skip(void *arg, const struct test_seg_rec *r)
 			x->first_aborted = (int64_t)r->position;
 		x->skipped_aborted += r->span;
 	}
+	if (r->type == TEST_TYPE_CORRUPT)
+		x->skipped_corrupt += r->span;
 	return 0;
 }
 
@@ -580,6 +583,17 @@ static void idx_load_checks_header_and_stops_at_a_bad_entry(void **state)
 		assert_int_equal(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
 		close(fd);
 	}
+	{
+		struct seg_idx_hdr v1 = h;
+
+		/* Another version (1: commit words without lap tags), its CRC
+		 * good: the records would be misread, so the index is refused. */
+		v1.version = SEG_IDX_VERSION - 1;
+		seg_idx_hdr_seal(&v1);
+		patch(ip, 0, &v1, sizeof(v1));
+		assert_int_equal(seg_idx_load(ip, &v1, &e), -EBADMSG);
+		free(e);
+	}
 	h.segment_bytes = RING + 8;
 	seg_idx_hdr_seal(&h);
 	patch(ip, 0, &h, sizeof(h));
@@ -628,6 +642,51 @@ static void idx_load_checks_header_and_stops_at_a_bad_entry(void **state)
 /* ---------------------------------------------------------------------------
  * The walker on hand-built logs
  */
+
+/* Overwrite the commit word of the log's first record and reseal the index
+ * of its segment (entry 0's data CRC; in every entry the DATA count and max
+ * timestamp, cumulative over the segment, as a writer would put them:
+ * record 0 counts only when word is DATA; each entry's CRC), so only the
+ * record checks can object. */
+static void patch_first_word(const char *dir, const struct built *b, uint64_t word)
+{
+	bool data0 = test_word_type(word) == TEST_TYPE_DATA;
+	uint64_t records = 0, max_ts = 0;
+	int i;
+	struct seg_idx_hdr h;
+	struct seg_idx_entry *e;
+	char sp[1024], ip[1024];
+	uint64_t base = b->pos[0] - b->pos[0] % SEGB;
+	int fd, n;
+	uint8_t *seg;
+
+	assert_int_equal(seg_file_path(sp, sizeof(sp), dir, base, "seg"), 0);
+	idx_path_of(dir, base, ip, sizeof(ip));
+	patch(sp, (off_t)(b->pos[0] - base), &word, 8);
+	n = seg_idx_load(ip, &h, &e);
+	assert_true(n > 0);
+	assert_int_equal(h.first, b->pos[0]);
+	seg = malloc(SEGB);
+	assert_non_null(seg);
+	fd = open(sp, O_RDONLY);
+	assert_int_equal(pread(fd, seg, (size_t)(e[0].end - base), 0), (ssize_t)(e[0].end - base));
+	close(fd);
+	e[0].crc_data = seg_crc32c(0, seg + (h.first - base), (size_t)(e[0].end - h.first));
+	i = data0 ? 0 : 1;
+	for (int k = 0; k < n; k++) {
+		for (; i < b->n && b->pos[i] < e[k].end; i++) {
+			records++;
+			if (b->ts[i] > max_ts)
+				max_ts = b->ts[i];
+		}
+		e[k].records = records;
+		e[k].max_ts = max_ts;
+		seg_idx_entry_seal(&e[k]);
+	}
+	patch(ip, SEG_IDX_HDR_BYTES, e, (size_t)n * sizeof(e[0]));
+	free(seg);
+	free(e);
+}
 static void walker_reads_a_built_log_back_and_spots_damage(void **state)
 {
 	uint64_t seed = test_seed("walker");
@@ -674,34 +733,53 @@ static void walker_reads_a_built_log_back_and_spots_damage(void **state)
 	assert_int_equal(seg_file_path(p, sizeof(p), dir, start - start % SEGB + SEGB, "seg"), 0);
 	assert_int_equal(rename(q, p), 0);
 
-	/* A bad record header under a matching CRC: the header checks. */
+	/* A bad record header under a matching CRC: the header checks. A
+	 * word of another lap is as bad as garbage (the lap tag). */
 	{
-		struct seg_idx_hdr h;
-		struct seg_idx_entry *e;
-		char ip[1024];
-		uint64_t base = b->pos[0] - b->pos[0] % SEGB, word = TEST_BIT_COMMITTED |
-								     TEST_BIT_CLAIMED |
-								     (7ull << 32) | 8;
-		int fd, n;
-		uint8_t *seg;
+		const uint64_t lap = b->pos[0] / RING, span0 = test_span(b->len[0]);
+		const uint64_t bad[] = {
+			TEST_BIT_COMMITTED | TEST_BIT_CLAIMED | (lap << 40) | (7ull << 32) | 8,
+			test_word(TEST_TYPE_DATA, b->len[0], b->pos[0] - RING, RING),
+			test_word(TEST_TYPE_DATA, b->len[0], b->pos[0] + RING, RING),
+			test_word(TEST_TYPE_DATA, b->len[0], b->pos[0], RING) | (1ull << 37),
+			test_word(TEST_TYPE_DATA, b->len[0], b->pos[0], RING) & ~TEST_BIT_CLAIMED,
+			test_word(TEST_TYPE_CORRUPT, 4, b->pos[0], RING),
+		};
 
-		assert_int_equal(seg_file_path(p, sizeof(p), dir, base, "seg"), 0);
-		idx_path_of(dir, base, ip, sizeof(ip));
-		patch(p, (off_t)(b->pos[0] - base), &word, 8);
-		n = seg_idx_load(ip, &h, &e);
-		assert_true(n > 0);
-		seg = malloc(SEGB);
-		fd = open(p, O_RDONLY);
-		assert_int_equal(pread(fd, seg, (size_t)(e[0].end - base), 0), (ssize_t)(e[0].end - base));
-		close(fd);
-		e[0].crc_data = seg_crc32c(0, seg + (h.first - base), (size_t)(e[0].end - h.first));
-		seg_idx_entry_seal(&e[0]);
-		patch(ip, SEG_IDX_HDR_BYTES, &e[0], sizeof(e[0]));
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			patch_first_word(dir, b, bad[i]);
+			memset(&w, 0, sizeof(w));
+			r = test_seg_walk(dir, &w);
+			if (r != -EPROTO)
+				fail_msg("bad word [%zu] %#llx: walk returned %d, not -EPROTO", i,
+					 (unsigned long long)bad[i], r);
+		}
+		/* A CORRUPT span (garbage the daemon cut out) is skipped and
+		 * counted; the records after it come through. */
+		patch_first_word(dir, b, test_word(TEST_TYPE_CORRUPT, span0, b->pos[0], RING));
+		memset(&x, 0, sizeof(x));
+		x.b = b;
+		x.seed = seed;
+		x.next = 1;
+		x.first_aborted = -1;
 		memset(&w, 0, sizeof(w));
+		w.on_data = expect_data;
+		w.on_skip = expect_skip;
+		w.arg = &x;
 		r = test_seg_walk(dir, &w);
-		assert_int_equal(r, -EPROTO);
-		free(seg);
-		free(e);
+		if (r)
+			fail_msg("walk over a CORRUPT span: %d: %s (seed %#llx)", r, w.err,
+				 (unsigned long long)seed);
+		assert_int_equal(x.next, 400);
+		assert_int_equal(w.data_records, 399);
+		assert_int_equal(w.corrupt_records, 1);
+		assert_int_equal(w.corrupt_bytes, span0);
+		assert_int_equal(x.skipped_corrupt, span0);
+		assert_int_equal(w.end, b->end);
+		/* Back to the record as built. */
+		patch_first_word(dir, b, test_word(TEST_TYPE_DATA, b->len[0], b->pos[0], RING));
+		walk_expect(dir, b, seed, 400, &w, &x);
+		assert_int_equal(w.corrupt_records, 0);
 	}
 }
 

@@ -105,6 +105,10 @@ int test_daemon_log_count(const struct test_daemon *d, const char *needle, bool 
 int test_daemon_wait_log(struct test_daemon *d, const char *needle, int n, int64_t timeout_ns);
 /* The position N of the current run's first line "...needle<N>...", or -1. */
 int64_t test_daemon_log_number(const struct test_daemon *d, const char *needle);
+/* The current run's first line holding needle, from needle on, without its
+ * newline, into buf: 0, or -1 when there is none. */
+int test_daemon_log_line(const struct test_daemon *d, const char *needle, char *buf,
+			 size_t size);
 /* Copy the log (the last max_bytes of it) to stderr, for failure reports. */
 void test_daemon_dump_log(const struct test_daemon *d, long max_bytes);
 
@@ -118,14 +122,15 @@ int test_wait_counter(struct spw_topic *t, bool durable, uint64_t upto, int64_t 
  * (each one's first == the end of the one before, every segment but the last
  * full), walks the records (commit word per FORMAT.md, every length
  * bounds-checked, index entry ends on record boundaries) and hands each DATA
- * record to on_data, each PADDING / ABORTED record to on_skip when set.
+ * record to on_data, each PADDING / ABORTED / CORRUPT record to on_skip when
+ * set. A commit word must carry the lap tag of its position (test_word).
  */
 struct test_seg_rec {
 	uint64_t position;
 	uint64_t timestamp_ns; /* 0 for an 8-byte PADDING / ABORTED */
 	const void *data;      /* payload (DATA), valid during the callback */
 	uint32_t len;          /* payload length (DATA) */
-	uint32_t type;         /* TEST_TYPE_DATA / _PADDING / _ABORTED */
+	uint32_t type;         /* TEST_TYPE_DATA / _PADDING / _ABORTED / _CORRUPT */
 	uint64_t span;         /* bytes the record covers */
 };
 /* Return 0 to go on; anything else stops the walk, which returns it. */
@@ -148,6 +153,7 @@ struct test_seg_walk {
 	uint64_t data_records, data_bytes;
 	uint64_t aborted_records, aborted_bytes;
 	uint64_t padding_records, padding_bytes;
+	uint64_t corrupt_records, corrupt_bytes; /* garbage the daemon cut out of the ring */
 	int64_t last_aborted;      /* position of the last ABORTED record, or -1 */
 	bool unborn_segment;       /* the last .seg is empty and its index missing
 				    * or shorter than a header (kill -9 in seg_open) */
@@ -166,9 +172,10 @@ int test_seg_walk(const char *topic_dir, struct test_seg_walk *w);
  * Feeds: producer processes sending identified records (support.h's record
  * identity: producer id, seq, length from the producer's own stream, payload
  * pattern), so a walk of the segments can check every record arrived once,
- * in producer order, intact. A blocked send (timeout) or a claim the daemon
- * aborted (-ECANCELED) is counted and the same record sent again: nothing
- * is skipped. The struct lives in shared memory (test_feed_new).
+ * in producer order, intact. A blocked send (timeout) is counted and the
+ * same record sent again: nothing is skipped. Any other error fails the
+ * producer (the daemon never aborts a live claim, ring_layout.h I7). The
+ * struct lives in shared memory (test_feed_new).
  */
 struct test_feed {
 	char shm[512];
@@ -183,7 +190,10 @@ struct test_feed {
 	_Atomic int stop;             /* the parent: stop after the current record */
 	_Atomic uint64_t sent[TEST_ID_PRODUCERS];     /* committed, per producer id */
 	_Atomic uint64_t timeouts[TEST_ID_PRODUCERS]; /* send attempts timed out */
-	_Atomic uint64_t canceled[TEST_ID_PRODUCERS]; /* commits the daemon aborted */
+	/* Commits the daemon aborted: always 0 since ring format 2 (a live
+	 * claim is never taken away; a feed producer fails on any error but a
+	 * timeout). Kept for the callers that check it stays so. */
+	_Atomic uint64_t canceled[TEST_ID_PRODUCERS];
 };
 struct test_feed *test_feed_new(const char *shm, const char *name, uint64_t seed,
 				uint32_t first_id, uint32_t producers, uint32_t max_record);
