@@ -265,6 +265,8 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 	w = atomic_load_explicit(&ring_rec_at(t, pos)->commit, memory_order_acquire);
 	out->word = w;
 	chk = ring_check(t, pos, w);
+	if (chk > 0 && pos + (uint64_t)chk > tail)
+		chk = RING_WORD_BAD; /* a record cannot run past the tail (as in scan) */
 	if (chk > 0)
 		return SPW_RESOLVE_NONE;
 	/* Who holds pos? Any slot whose published span covers it (a stale

@@ -322,6 +322,7 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 	struct spw_topic *t = s->t;
 	uint64_t pos = s->submitted, records = s->seg.sub_records, max_ts = s->seg.sub_max_ts;
 	struct spw_scan sc;
+	int settled = 0;
 
 	op->nent = 0;
 	op->from = pos;
@@ -335,7 +336,10 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 			continue;
 		}
 		if (n == -EBADMSG || (n == 0 && sc.stuck >= 0)) {
-			if (stalled(s, n == -EBADMSG ? pos : (uint64_t)sc.stuck, n == -EBADMSG, now_ns))
+			/* Scan again after a settlement, but never loop on a
+			 * position that scan and resolve judge differently. */
+			if (stalled(s, n == -EBADMSG ? pos : (uint64_t)sc.stuck, n == -EBADMSG, now_ns) &&
+			    ++settled < 8)
 				continue;
 			break;
 		}

@@ -5,7 +5,8 @@
  * (spill/writer.c W5: stop, keep the data in the ring, retry with backoff;
  * producers feel back-pressure, nothing is dropped), garbage record headers
  * in shared memory (ring/ring_layout.h: the ring is never trusted; I7: the
- * daemon cuts garbage out as a CORRUPT span and spills on), and SIGHUP. The segment files are walked back at the end (support_daemon.h).
+ * daemon cuts garbage out as a CORRUPT span and spills on), and SIGHUP.
+ * The segment files are walked back at the end (support_daemon.h).
  */
 #define _GNU_SOURCE
 #include <setjmp.h>

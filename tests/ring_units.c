@@ -3,10 +3,11 @@
  * ring_units.c - the ring's contract for records, one behaviour per case:
  * the record layout in the file, padding at the ring's end, sizes, invalid
  * arguments of the record calls, a full ring, claim / commit / abort (one
- * claim per handle, close aborts an open one), where consumers start, lapped consumers, counters, scan. Invariant numbers
- * (I1..I8) are those of ring/ring_layout.h. Topic files (create, names,
- * sizes, delete, the shm dir) are in ring_topic.c, the blocking calls in
- * ring_wait.c.
+ * claim per handle, close aborts an open one), where consumers start and
+ * seek (record boundaries only), lapped consumers, counters, scan.
+ * Invariant numbers (I1..I8) are those of ring/ring_layout.h. Topic files
+ * (create, names, sizes, delete, the shm dir) are in ring_topic.c, the
+ * blocking calls in ring_wait.c.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>

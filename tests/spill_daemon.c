@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spill_daemon.c - what spillwayd promises beyond crashes and faults:
- * acknowledgements (committed / spilled / durable), the flush policy, segment
- * roll by size, retention by bytes and by age (never the active segment),
- * no-spill topics, and a deleted topic stopping cleanly (writer.c W3, W6).
+ * acknowledgements (committed / spilled / durable; an open claim is waited
+ * for, never aborted), the flush policy, segment roll by size, retention by
+ * bytes and by age (never the active segment), no-spill topics, and a
+ * deleted topic stopping cleanly (writer.c W3, W6).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -124,6 +125,36 @@ static void acks_follow_spilled_and_durable(void **state)
 	assert_true(test_daemon_start(d) > 0);
 	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
 	assert_int_equal(spw_producer_wait_ack(p, -1, SPW_ACK_SPILLED, 0), -EINVAL);
+
+	/* An open claim: "committed" waits up to its timeout and times out;
+	 * the daemon, past unblock_ms (200 here), still never aborts a live
+	 * producer's claim, so nothing past it is spilled until the commit. */
+	{
+		struct spw_claim cl;
+		int64_t t0;
+
+		assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
+		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_COMMITTED, 0),
+				 -ETIMEDOUT);
+		t0 = test_now_ns();
+		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_COMMITTED, SEC / 2),
+				 -ETIMEDOUT);
+		assert_true(test_now_ns() - t0 >= SEC / 2);
+		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_SPILLED, SEC / 5),
+				 -ETIMEDOUT);
+		assert_int_equal(spw_topic_info(t, &in), 0);
+		assert_int_equal(in.spilled, (uint64_t)cl.position);
+		assert_int_equal(in.aborted_claims, 0);
+		memset(cl.data, 'c', 100);
+		assert_int_equal(spw_producer_commit(p, &cl), 0);
+		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_COMMITTED, 0), 0);
+		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_DURABLE, 10 * SEC), 0);
+		assert_int_equal(spw_topic_info(t, &in), 0);
+		assert_int_equal(in.aborted_claims, 0);
+		/* Beyond the tail nothing can be committed. */
+		assert_int_equal(spw_producer_wait_ack(p, (int64_t)in.tail, SPW_ACK_COMMITTED, 0),
+				 -EINVAL);
+	}
 	spw_producer_close(p);
 	spw_topic_close(t);
 }
