@@ -146,7 +146,7 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
 	struct ring_slot *s = p->slot;
-	uint64_t span, tail, off, pad, next, lim;
+	uint64_t span, tail, off, pad, next, lim, ts;
 	bool published = false;
 	struct ring_rec *r;
 
@@ -156,6 +156,10 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 	if (len > t->max_record)
 		return -EMSGSIZE;
 	span = ring_span(len);
+	/* The clock before the CAS: rdtsc then overlaps the stores still
+	 * draining from the last record, instead of waiting behind the locked
+	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
+	ts = ring_clock_now(&p->clk);
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	for (;;) {
@@ -206,7 +210,7 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 		hook(RING_AT_PADDED);
 	}
 	r = ring_rec_at(t, tail);
-	r->timestamp_ns = ring_clock_now(&p->clk);
+	r->timestamp_ns = ts;
 	c->data = r + 1;
 	c->len = len;
 	c->reserved = 0;
