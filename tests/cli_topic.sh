@@ -19,7 +19,7 @@ grep -q "^retention_bytes = 1073741824$" "$conf" || fail "retention_bytes not in
 grep -q "^flush_ms = 250$" "$conf" || fail "flush_ms not in topic.conf"
 grep -q "^flush_bytes = 8388608$" "$conf" || fail "flush_bytes not in topic.conf"
 ring=$SPILLWAY_SHM_DIR/orders.ring
-[ "$(stat -c %s "$ring")" -eq $((4096 + 1048576)) ] || fail "ring file size"
+[ "$(stat -c %s "$ring")" -eq $((12288 + 1048576)) ] || fail "ring file size (a 4 KiB header page, 64 producer slots, the ring)"
 [ "$(stat -c %a "$ring")" = 640 ] || fail "ring mode is $(stat -c %a "$ring"), not 640"
 
 check "create --group chowns the ring; --no-spill is recorded"
