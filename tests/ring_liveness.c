@@ -283,7 +283,7 @@ static void seek_inside_a_record_is_refused(void **state)
 {
 	struct spw_topic *t = topic_new("seek", 0);
 	struct spw_producer *p = NULL;
-	struct spw_consumer *c = NULL;
+	struct spw_consumer *c = NULL, *c2 = NULL;
 	uint8_t zeros[200] = { 0 };
 	struct spw_claim cl;
 
@@ -302,7 +302,8 @@ static void seek_inside_a_record_is_refused(void **state)
 	assert_int_equal(spw_consumer_seek(c, 432), 0);
 	assert_int_equal(spw_consumer_seek(c, 440), -EINVAL);
 	assert_int_equal(spw_producer_abort(p, &cl), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 16, &c), -EINVAL);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 16, &c2), -EINVAL);
+	assert_null(c2);
 	spw_consumer_close(c);
 	spw_producer_close(p);
 	spw_topic_close(t);
