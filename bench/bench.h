@@ -84,6 +84,7 @@ void print_spill_summary(FILE *out);
 
 // --- the benchmarks (spw_benches.cc, baseline.cc) -------------------------------
 void bm_spw_send(benchmark::State &st);
+void bm_spw_send_excl(benchmark::State &st);
 void bm_spw_claim_commit(benchmark::State &st);
 void bm_spw_poll(benchmark::State &st);
 void bm_spw_pc(benchmark::State &st);

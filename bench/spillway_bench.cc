@@ -7,7 +7,8 @@
 // first, measure the cache-line round trip between them, make a temp dir
 // under /dev/shm for every topic and baseline ring (removed at exit). Then
 // run, in this order so each baseline is known before its Spillway twin:
-//   bl_send/N   spw_send/N   spw_claim_commit/64     one producer, no reader
+//   bl_send/N   spw_send/N   spw_send_excl/N   spw_claim_commit/64
+//                                                    one producer, no reader
 //   bl_poll/N   spw_poll/N                            one consumer, pre-filled
 //   bl_pc/N     spw_pc/N                              producer -> consumer, 2 PUs
 // Every Spillway benchmark carries a "vs_baseline" counter (its items/s over
@@ -145,6 +146,7 @@ void print_summary(FILE *out)
 	};
 	const Row rows[] = {
 		{"send (no reader)", "spw_send", "bl_send", kSizes, 5},
+		{"send, exclusive producer", "spw_send_excl", "bl_send", kSizes, 5},
 		{"claim+commit", "spw_claim_commit", "bl_send", kClaimSizes, 1},
 		{"poll (pre-filled)", "spw_poll", "bl_poll", kPollSizes, 2},
 		{"producer->consumer", "spw_pc", "bl_pc", kSizes, 5},
@@ -282,6 +284,7 @@ void register_all()
 	// run_send in bench.h).
 	sizes(RegisterBenchmark("bl_send", bm_bl_send)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("spw_send", bm_spw_send)->UseManualTime(), kSizes, 5);
+	sizes(RegisterBenchmark("spw_send_excl", bm_spw_send_excl)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("spw_claim_commit", bm_spw_claim_commit)->UseManualTime(),
 	      kClaimSizes, 1);
 	sizes(RegisterBenchmark("bl_poll", bm_bl_poll)->UseRealTime(), kPollSizes, 2);

@@ -48,14 +48,17 @@ public:
 		if ((r = spw_topic_info(t_, &info)) < 0)
 			return r;
 		start_ = reclaimed_ = (int64_t)info.start_position;
-		*what = "spw_producer_open";
-		if ((r = spw_producer_open(t_, &p_)) < 0)
+		*what = "spw_producer_open_flags";
+		if ((r = spw_producer_open_flags(t_, exclusive_ ? SPW_PRODUCER_EXCLUSIVE : 0, &p_)) < 0)
 			return r;
 		*what = "spw_consumer_open";
 		return spw_consumer_open(t_, SPW_FROM_OLDEST, 0, &c_);
 	}
 
 	int64_t send(const void *data, uint32_t len) { return spw_producer_send(p_, data, len); }
+
+	// SPW_PRODUCER_EXCLUSIVE: the topic's only producer (plain tail store).
+	void set_exclusive() { exclusive_ = true; }
 
 	// Zero copy: the same bytes as send, written by the caller in place.
 	int64_t claim_commit(const void *data, uint32_t len)
@@ -117,6 +120,7 @@ public:
 private:
 	std::string name_;
 	bool created_ = false;
+	bool exclusive_ = false;
 	struct spw_topic *t_ = nullptr;
 	struct spw_producer *p_ = nullptr;
 	struct spw_consumer *c_ = nullptr;
@@ -143,6 +147,17 @@ std::string bl_name(const char *fn, const benchmark::State &st)
 void bm_spw_send(benchmark::State &st)
 {
 	SpwSys sys;
+	if (!open_or_skip(st, sys))
+		return;
+	run_send(st, sys, (uint32_t)st.range(0),
+		 [&sys](const void *d, uint32_t l) { return sys.send(d, l); },
+		 bl_name("bl_send", st).c_str());
+}
+
+void bm_spw_send_excl(benchmark::State &st)
+{
+	SpwSys sys;
+	sys.set_exclusive();
 	if (!open_or_skip(st, sys))
 		return;
 	run_send(st, sys, (uint32_t)st.range(0),

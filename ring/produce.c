@@ -47,10 +47,15 @@ static bool slot_settled(const struct spw_topic *t, uint32_t i)
 
 int spw_producer_open(struct spw_topic *t, struct spw_producer **out)
 {
+	return spw_producer_open_flags(t, 0, out);
+}
+
+int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_producer **out)
+{
 	struct spw_producer *p;
 	int fd, r = -EUSERS;
 
-	if (!t || !out)
+	if (!t || !out || (flags & ~SPW_PRODUCER_EXCLUSIVE))
 		return -EINVAL;
 	*out = NULL;
 	if (t->rdonly)
@@ -63,6 +68,14 @@ int spw_producer_open(struct spw_topic *t, struct spw_producer **out)
 		free(p);
 		return fd;
 	}
+	/* Shared, or exclusive: one exclusive producer or any number of others. */
+	r = ring_lock(fd, RING_EXCL_OFF, flags & SPW_PRODUCER_EXCLUSIVE);
+	if (r) {
+		close(fd);
+		free(p);
+		return r == -EAGAIN ? -EBUSY : r;
+	}
+	r = -EUSERS;
 	for (uint32_t i = 0; i < t->max_producers; i++) {
 		int l = ring_lock(fd, ring_slot_off(i), true);
 
@@ -95,6 +108,10 @@ int spw_producer_open(struct spw_topic *t, struct spw_producer **out)
 	atomic_store_explicit(&p->slot->since_ns, ring_realtime_ns(), memory_order_relaxed);
 	p->t = t;
 	p->fd = fd;
+	p->exclusive = flags & SPW_PRODUCER_EXCLUSIVE;
+	/* Acquire: nobody else moves tail while we hold the write lock; this
+	 * is its last value, from the CAS or store that made it. */
+	p->tail_own = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
 	/* I8: sleeping consumers put a barrier into us with membarrier; when
 	 * we cannot register for it, we pay a fence per commit instead. */
 	p->fence_commit = ring_membarrier_register() != 0;
@@ -160,6 +177,28 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 	 * draining from the last record, instead of waiting behind the locked
 	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
 	ts = ring_clock_now(&p->clk);
+	if (p->exclusive) {
+		/* The only producer (RING_EXCL_OFF's write lock): the same steps
+		 * with a plain store of tail. */
+		tail = p->tail_own;
+		off = tail & t->mask;
+		pad = off + span > t->ring_bytes ? t->ring_bytes - off : 0; /* I6 */
+		next = tail + pad + span;
+		if (next > p->limit_seen) {
+			/* seq_cst: as below (I3, and the re-check half of I8). */
+			p->limit_seen = atomic_load_explicit(&h->limit, memory_order_seq_cst);
+			if (next > p->limit_seen)
+				return -EAGAIN;
+		}
+		/* I2, as below. */
+		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_relaxed);
+		atomic_store_explicit(&s->end, next, memory_order_release);
+		hook(RING_AT_CLAIMING);
+		/* Release: the slot stores before the new tail (I2), as the CAS. */
+		atomic_store_explicit(&h->tail, next, memory_order_release);
+		p->tail_own = next;
+		goto claimed;
+	}
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	for (;;) {
@@ -198,6 +237,7 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 							  memory_order_relaxed))
 			break;
 	}
+claimed:
 	/* Write-prefetch ahead of the tail: the next records' lines are cold
 	 * in rings bigger than the cache. */
 	__builtin_prefetch(t->data + ((next + PREFETCH_BYTES) & t->mask), 1, 3);

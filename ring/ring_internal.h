@@ -41,6 +41,9 @@ struct spw_producer {
 	uint32_t fork_gen;       /* ring_fork_gen at open: a forked child is refused */
 	int fd;                  /* our own open file description of the ring */
 	bool fence_commit;       /* no membarrier: a seq_cst fence after commit (I8) */
+	bool exclusive;          /* SPW_PRODUCER_EXCLUSIVE: tail is ours alone */
+	uint64_t tail_own;       /* exclusive: the tail, as only we write it */
+	uint64_t limit_seen;     /* exclusive: limit last loaded (it only grows) */
 	bool claim_open;         /* a zero-copy claim not yet committed or aborted */
 	int64_t claim_pos;       /* ... its position and span */
 	uint64_t claim_span;

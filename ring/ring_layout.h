@@ -43,7 +43,9 @@
  *     producer that owns it (or a later claim of the same slot, which that
  *     producer made only after committing the earlier one). A producer owns
  *     [guess, end) after a successful CAS, and nobody else writes there
- *     while its owner lives: a live claim is never taken away.
+ *     while its owner lives: a live claim is never taken away. An exclusive
+ *     producer (the only one: RING_EXCL_OFF's write lock) does the same with
+ *     a release store of tail instead of the CAS.
  *  I3 Before limit lets a producer reuse ring bytes, the daemon has (a) stored
  *     the new reclaim bound and then (b) zeroed those bytes. So a claimed
  *     span is all zero until its owner writes it, and a reader that
@@ -209,6 +211,11 @@ static inline uint64_t ring_hdr_bytes(uint32_t max_producers)
 	return RING_SLOT_OFF + (((uint64_t)max_producers * RING_SLOT_BYTES + RING_PAGE - 1) &
 				~(uint64_t)(RING_PAGE - 1));
 }
+
+/* Every producer holds a shared OFD lock on this byte of the ring file, an
+ * exclusive producer (SPW_PRODUCER_EXCLUSIVE) a write lock: so either one
+ * exclusive producer or any number of shared ones (I2). */
+#define RING_EXCL_OFF 128u /* the tail's offset: the word the lock protects */
 
 /* The file offset of slot i: also the byte its owner's OFD lock covers. */
 static inline uint64_t ring_slot_off(uint32_t i)

@@ -309,6 +309,101 @@ static void seek_inside_a_record_is_refused(void **state)
 	spw_topic_close(t);
 }
 
+/* An exclusive producer is the only one while it lives (the kernel's lock
+ * decides), writes the same records, and is settled like any other when it
+ * dies with a claim open. */
+static int exclusive_victim(void *arg)
+{
+	struct shared *x = arg;
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_claim c;
+
+	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_producer_open_flags(t, SPW_PRODUCER_EXCLUSIVE, &p) == 0, "exclusive open");
+	TEST_CHECK(spw_producer_send(p, "first", 5) >= 0, "send");
+	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
+	atomic_store(&x->claim, c.position);
+	atomic_store(&x->ready, 1);
+	for (;;)
+		pause();
+}
+
+static void an_exclusive_producer_is_the_only_one(void **state)
+{
+	struct spw_topic *t = topic_new("exclusive", 0);
+	struct spw_producer *a = NULL, *b = NULL, *e = NULL;
+	struct spw_consumer *c = NULL;
+	struct shared *x = test_shared_alloc(sizeof(*x));
+	struct test_got *g = test_got_new();
+	struct spw_stall st;
+	uint8_t buf[1000];
+	int64_t deadline = test_now_ns() + 30 * TEST_SEC, pos = 0;
+	pid_t v;
+	int n = 0;
+
+	(void)state;
+	assert_int_equal(spw_producer_open_flags(t, 2, &e), -EINVAL);
+	assert_int_equal(spw_producer_open(t, &a), 0);
+	assert_int_equal(spw_producer_open_flags(t, SPW_PRODUCER_EXCLUSIVE, &e), -EBUSY);
+	assert_int_equal(spw_producer_send(a, "shared", 6), 0);
+	spw_producer_close(a);
+	assert_int_equal(spw_producer_open_flags(t, SPW_PRODUCER_EXCLUSIVE, &e), 0);
+	assert_int_equal(spw_producer_open(t, &b), -EBUSY);
+	assert_int_equal(spw_producer_open_flags(t, SPW_PRODUCER_EXCLUSIVE, &b), -EBUSY);
+	/* Records across several laps, with the padding at each end: all
+	 * arrive, in order, intact. */
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	for (int i = 0; i <= 600; i++) {
+		uint32_t len = 100 + (uint32_t)i % 500;
+
+		memset(buf, i, sizeof(buf));
+		do {
+			pos = i < 600 ? spw_producer_send(e, buf, len) : -EAGAIN;
+			if (pos == -EAGAIN) {
+				g->n = 0;
+				spw_consumer_poll(c, test_collect, g, 1000);
+				for (int k = 0; k < g->n; k++, n++) {
+					uint8_t want[1000];
+					uint32_t wl = n == 0 ? 6 : 100 + (uint32_t)(n - 1) % 500;
+
+					if (n == 0)
+						memcpy(want, "shared", 6);
+					else
+						memset(want, n - 1, wl);
+					assert_int_equal(g->r[k].len, wl);
+					assert_int_equal(g->r[k].hash, test_hash(want, wl));
+				}
+				assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+			}
+		} while (pos == -EAGAIN && i < 600);
+		assert_true(i == 600 || pos > 0);
+	}
+	assert_int_equal(n, 601);
+	assert_true(atomic_load(&t->hdr->tail) > 2 * RING);
+	spw_producer_close(e);
+	assert_int_equal(spw_producer_open(t, &a), 0); /* free again */
+	spw_producer_close(a);
+	spw_consumer_close(c);
+	/* Killed with a claim open: the same settlement as any producer. */
+	snprintf(x->name, sizeof(x->name), "exclusive");
+	v = test_fork(exclusive_victim, x);
+	while (!atomic_load(&x->ready)) {
+		assert_true(test_now_ns() < deadline);
+		test_sleep_ns(TEST_MS);
+	}
+	assert_int_equal(spw_topic_resolve(t, atomic_load(&x->claim), &st), SPW_RESOLVE_LIVE);
+	assert_int_equal(kill(v, SIGKILL), 0);
+	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
+	assert_int_equal(spw_topic_resolve(t, atomic_load(&x->claim), &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(st.span, test_span(100));
+	assert_int_equal(spw_producer_open(t, &a), 0); /* its lock died with it */
+	spw_producer_close(a);
+	free(g);
+	test_shared_free(x, sizeof(*x));
+	spw_topic_close(t);
+}
+
 /* A ring of format version 1 gets a clear -EPROTO, not a misread. */
 static void a_ring_of_another_format_version_is_refused(void **state)
 {
@@ -333,6 +428,7 @@ int main(void)
 		cmocka_unit_test(the_producer_limit_is_per_topic),
 		cmocka_unit_test(seek_inside_a_record_is_refused),
 		cmocka_unit_test(a_ring_of_another_format_version_is_refused),
+		cmocka_unit_test(an_exclusive_producer_is_the_only_one),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
