@@ -17,6 +17,7 @@ for ((r = 1; r <= rounds; r++)); do
 		[ "$side" = new ] && bin=$new
 		printf 'round %d %-3s ' "$r" "$side"
 		"$bin" --benchmark_filter="$filter" --benchmark_repetitions=5 2>&1 |
+			grep -E 'round trip|_median ' | grep -v '^spw_cacheline' |
 			grep -oE 'round trip .*: median [0-9.]+ ns|^[a-z_]+/[0-9]+/[a-z_]+_median|items_per_second=[0-9.]+[kMG]?|vs_baseline=[0-9.]+' |
 			sed -E 's/round trip .*: median/rtt/; s/\/[a-z_]+_median//' | tr '\n' ' '
 		echo
