@@ -179,6 +179,38 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 	return r == -ENOENT ? seg_conf_save(dt->dir, c) : 0;
 }
 
+/* Rings another daemon owns: said once per ring file, not at every rescan. */
+static struct {
+	char name[SPW_NAME_MAX + 1];
+	ino_t ino;
+} refused[MAX_TOPICS];
+static int nrefused;
+
+static bool refused_before(const char *name, ino_t ino)
+{
+	for (int i = 0; i < nrefused; i++)
+		if (!strcmp(refused[i].name, name)) {
+			bool same = refused[i].ino == ino;
+
+			refused[i].ino = ino;
+			return same;
+		}
+	if (nrefused < MAX_TOPICS) {
+		snprintf(refused[nrefused].name, sizeof(refused[nrefused].name), "%s", name);
+		refused[nrefused++].ino = ino;
+	}
+	return false;
+}
+
+static void refused_forget(const char *name)
+{
+	for (int i = 0; i < nrefused; i++)
+		if (!strcmp(refused[i].name, name)) {
+			refused[i] = refused[--nrefused];
+			return;
+		}
+}
+
 static void topic_attach(const char *name)
 {
 	struct spw_topic_info in;
@@ -188,6 +220,7 @@ static void topic_attach(const char *name)
 	char path[PATH_MAX + 64], err[PATH_MAX + 128] = "";
 	struct stat st;
 	uint64_t start;
+	uint32_t owner = 0;
 	int r;
 
 	if (spw_topic_name_check(name) || topic_find(name) || D.ntopics == MAX_TOPICS)
@@ -205,6 +238,22 @@ static void topic_attach(const char *name)
 		dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
 		goto fail_free;
 	}
+	/* One daemon per ring, whatever its data dir: before anything here
+	 * touches the ring or the disk log. */
+	r = spw_topic_own(dt->t, &owner);
+	if (r) {
+		if (refused_before(name, st.st_ino))
+			goto fail_close;
+		if (r == -EBUSY)
+			dlog(LOG_ERROR, name,
+			     "%s is spilled by another spillwayd (pid %u%s): not attaching; stop "
+			     "that daemon or give this one another shm dir",
+			     path, owner, owner ? "" : ": not visible here, another PID namespace?");
+		else
+			dlog(LOG_ERROR, name, "%s: cannot take ownership: %s", path, strerror(-r));
+		goto fail_close;
+	}
+	refused_forget(name);
 	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, name) ||
 	    (r = ring_mkdir_p(dt->dir, 0755)) != 0) {
 		dlog(LOG_ERROR, name, "cannot create %s: %s", dt->dir, strerror(-r));

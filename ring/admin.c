@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool was_reclaimed(struct spw_topic *t, uint64_t pos)
 {
@@ -329,6 +330,33 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 	out->span = end - pos;
 	ring_wake_consumers(t);
 	return SPW_RESOLVE_CORRUPT;
+}
+
+int spw_topic_own(struct spw_topic *t, uint32_t *owner_pid)
+{
+	int fd, r;
+
+	if (owner_pid)
+		*owner_pid = 0;
+	if (!t || t->rdonly)
+		return -EINVAL;
+	if (t->own_fd >= 0)
+		return 0;
+	fd = ring_reopen(t);
+	if (fd < 0)
+		return fd;
+	r = ring_lock(fd, RING_DAEMON_OFF, true);
+	if (r) {
+		close(fd);
+		if (r == -EAGAIN) {
+			if (owner_pid)
+				*owner_pid = ring_lock_owner_pid(t, RING_DAEMON_OFF);
+			return -EBUSY;
+		}
+		return r;
+	}
+	t->own_fd = fd;
+	return 0;
 }
 
 int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,

@@ -21,6 +21,7 @@ struct spw_topic {
 	uint64_t ring_bytes, mask, segment_bytes, hdr_bytes;
 	uint32_t max_record, flags, max_producers;
 	int fd;                 /* the ring file (O_CLOEXEC): lock queries, reopen */
+	int own_fd;             /* the daemon's ownership lock (spw_topic_own), or -1 */
 	bool rdonly;
 	char name[SPW_NAME_MAX + 1];
 };

@@ -216,6 +216,9 @@ static inline uint64_t ring_hdr_bytes(uint32_t max_producers)
  * exclusive producer (SPW_PRODUCER_EXCLUSIVE) a write lock: so either one
  * exclusive producer or any number of shared ones (I2). */
 #define RING_EXCL_OFF 128u /* the tail's offset: the word the lock protects */
+/* The spilling daemon holds a write lock on this byte (daemon_pid's) for as
+ * long as it owns the ring: one daemon per ring, whatever its data dir. */
+#define RING_DAEMON_OFF 768u
 
 /* The file offset of slot i: also the byte its owner's OFD lock covers. */
 static inline uint64_t ring_slot_off(uint32_t i)

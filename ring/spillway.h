@@ -382,6 +382,12 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
 			uint64_t since_ns);
 
+/* Own the ring as its one spilling daemon, until spw_topic_close or the
+ * process's death (an OFD write lock on the ring file: the kernel releases it
+ * when the process dies). 0, or -EBUSY when another process owns it; then
+ * *owner_pid names it when the kernel tells (else 0). */
+int spw_topic_own(struct spw_topic *t, uint32_t *owner_pid);
+
 /* Counters the daemon publishes. */
 enum spw_counter { SPW_SPILLED = 0, SPW_DURABLE = 1 };
 int spw_topic_set_counter(struct spw_topic *t, enum spw_counter which, int64_t value);

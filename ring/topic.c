@@ -324,6 +324,7 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 	t->rdonly = flags & SPW_OPEN_RDONLY;
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	t->fd = fd; /* kept: lock queries and per-handle reopen (locks.c) */
+	t->own_fd = -1;
 	*out = t;
 	return 0;
 out_close:
@@ -336,6 +337,8 @@ void spw_topic_close(struct spw_topic *t)
 	if (!t)
 		return;
 	munmap(t->hdr, t->map_bytes);
+	if (t->own_fd >= 0)
+		close(t->own_fd);
 	close(t->fd);
 	free(t);
 }

@@ -606,6 +606,77 @@ static void second_daemon_on_the_same_data_dir_exits_1(void **state)
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 }
 
+/* A second daemon with its own data dir but the same shm dir must not spill
+ * the rings the first one owns (the records would be split between two disk
+ * logs): it says so once, naming the owner, and leaves them alone. */
+static void second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone(void **state)
+{
+	struct test_daemon *d = *state, d2;
+	const struct test_topic_spec spec = { "owned", RING, 4 * RING, MAXREC, 0, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_topic_info in;
+	char log2[600], want[128], dir2[1200];
+	static char text[65536];
+	struct stat st;
+	pid_t second;
+	int64_t deadline;
+	FILE *fl;
+	long n = 0;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "owned");
+	d2 = *d;
+	snprintf(d2.data, sizeof(d2.data), "%s/data2", d->root);
+	snprintf(log2, sizeof(log2), "%s/second.log", d->root);
+	second = test_daemon_spawn(&d2, log2);
+	assert_true(second > 0);
+	test_daemon_add_kid(d, second);
+	snprintf(want, sizeof(want), "is spilled by another spillwayd (pid %d)", (int)d->pid);
+	deadline = test_now_ns() + scaled_s(10, 30);
+	for (;;) {
+		assert_true(test_now_ns() < deadline);
+		fl = fopen(log2, "r");
+		if (fl) {
+			n = (long)fread(text, 1, sizeof(text) - 1, fl);
+			text[n > 0 ? n : 0] = '\0';
+			fclose(fl);
+			if (strstr(text, want))
+				break;
+		}
+		test_sleep_ns(50 * TEST_MS);
+	}
+	/* Records go to the owner only, through several rescans of the second. */
+	assert_int_equal(spw_topic_open(d->shm, "owned", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	for (int i = 0; i < 2000; i++)
+		assert_true(spw_producer_send_wait(p, "record", 6, 10 * TEST_SEC) >= 0);
+	info_of(t, &in);
+	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
+	test_sleep_ns(2500 * TEST_MS);
+	snprintf(dir2, sizeof(dir2), "%s/owned/00000000000000000000.seg", d2.data);
+	assert_int_not_equal(stat(dir2, &st), 0);
+	fl = fopen(log2, "r");
+	assert_non_null(fl);
+	n = (long)fread(text, 1, sizeof(text) - 1, fl);
+	text[n > 0 ? n : 0] = '\0';
+	fclose(fl);
+	{
+		int count = 0;
+
+		for (char *q = text; (q = strstr(q, "is spilled by another spillwayd")); q++)
+			count++;
+		assert_int_equal(count, 1); /* said once, not at every rescan */
+	}
+	assert_true(test_daemon_alive(d));
+	spw_producer_close(p);
+	spw_topic_close(t);
+	kill(second, SIGTERM);
+	assert_int_equal(test_daemon_wait_kids(d, scaled_s(20, 60)), 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -626,6 +697,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(second_daemon_on_the_same_data_dir_exits_1, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
