@@ -591,6 +591,7 @@ int main(int argc, char **argv)
 	};
 	uint64_t last_rescan = 0, last_beat = 0, last_retention = 0, stop_since = 0;
 	int64_t idle_ns = 50000;
+	bool failed = false;
 	int c, lvl = -1, r;
 	sigset_t mask;
 
@@ -724,9 +725,16 @@ int main(int argc, char **argv)
 		idle_ns = work ? 50000 : (idle_ns * 2 > 2000000 ? 2000000 : idle_ns * 2);
 		spill_writer_reap(&D.w, work ? 0 : idle_ns);
 	}
+	for (int i = 0; i < D.ntopics; i++)
+		if (D.topics[i]->s->durable_err) {
+			dlog(LOG_ERROR, D.topics[i]->name,
+			     "stopping with durability failed (an fdatasync returned %s): exit status 1",
+			     strerror(-D.topics[i]->s->durable_err));
+			failed = true;
+		}
 	while (D.ntopics)
 		topic_detach(D.topics[D.ntopics - 1], "shutting down");
 	spill_writer_exit(&D.w);
 	dlog(LOG_INFO, NULL, "stopped");
-	return 0;
+	return failed ? 1 : 0;
 }

@@ -359,6 +359,20 @@ int spw_topic_own(struct spw_topic *t, uint32_t *owner_pid)
 	return 0;
 }
 
+int spw_topic_set_durable_error(struct spw_topic *t, int err)
+{
+	if (!t || t->rdonly || err > 0)
+		return -EINVAL;
+	/* seq_cst store, then the waiter load: the waker half of I8, as in
+	 * spw_topic_set_counter; waiters re-check it after registering. */
+	atomic_store_explicit(&t->hdr->durable_err, err, memory_order_seq_cst);
+	if (atomic_load_explicit(&t->hdr->ack_waiters, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&t->hdr->ack_wake, 1, memory_order_seq_cst);
+		ring_futex_wake_all(&t->hdr->ack_wake);
+	}
+	return 0;
+}
+
 int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
 			uint64_t since_ns)
 {

@@ -550,6 +550,13 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 			ring_waiter_leave(p->fd, t, &h->ack_waiters);
 			return 0;
 		}
+		/* seq_cst: after the counter; pairs with set_durable_error (I8). */
+		if (level == SPW_ACK_DURABLE && atomic_load_explicit(&h->durable_err, memory_order_seq_cst)) {
+			int err = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
+
+			ring_waiter_leave(p->fd, t, &h->ack_waiters);
+			return err;
+		}
 		left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
 		if (timeout_ns >= 0 && left <= 0) {
 			ring_waiter_leave(p->fd, t, &h->ack_waiters);

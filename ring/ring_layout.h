@@ -181,6 +181,10 @@ struct ring_hdr {
 	_Atomic uint64_t stall_since_ns;
 	_Atomic uint64_t corrupt_bytes;
 	_Atomic uint64_t aborted_claims;
+	/* 0, or the -errno of an fdatasync that failed: durable is frozen and
+	 * SPW_ACK_DURABLE waiters past it get this error (daemon writes,
+	 * seq_cst; waiters load it with durable). */
+	_Atomic int32_t durable_err;
 };
 
 _Static_assert(sizeof(struct ring_rec) == 16, "record header is 16 bytes");

@@ -125,6 +125,8 @@ struct spw_topic_info {
 	uint64_t stall_since_ns; /*   (CLOCK_REALTIME) */
 	uint64_t corrupt_bytes;  /* ring bytes the daemon skipped as garbage */
 	uint64_t aborted_claims; /* claims of dead producers the daemon aborted */
+	int32_t durable_error;   /* 0, or -errno of a failed fdatasync: durable is frozen */
+	uint32_t reserved3;
 };
 int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *out);
 
@@ -193,7 +195,9 @@ int spw_producer_abort(struct spw_producer *p, struct spw_claim *c);
 /* Acknowledgements: wait until the record at `position` is committed
  * (visible to consumers), spilled (in segment files: survives any process
  * crash) or durable (fdatasync'd: survives power loss). Returns 0, or
- * -ETIMEDOUT; timeout_ns < 0 waits forever, 0 only looks. Spilled and durable need the
+ * -ETIMEDOUT; timeout_ns < 0 waits forever, 0 only looks. SPW_ACK_DURABLE
+ * returns -EIO (the error) once an fdatasync of the topic failed: those
+ * bytes may never reach the disk, and the daemon never claims they did. Spilled and durable need the
  * daemon; a topic created with SPW_TOPIC_NO_SPILL never gets there
  * (-EOPNOTSUPP). */
 enum spw_ack { SPW_ACK_COMMITTED = 0, SPW_ACK_SPILLED = 1, SPW_ACK_DURABLE = 2 };
@@ -378,6 +382,10 @@ struct spw_stall {
 	uint64_t span;  /* bytes turned into the ABORTED / CORRUPT record */
 };
 int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *out);
+/* An fdatasync failed (err < 0): durable never moves again for this ring, and
+ * durable acknowledgement waiters past it get err. 0 clears it (a daemon that
+ * attaches anew, after recovery re-verified the log). */
+int spw_topic_set_durable_error(struct spw_topic *t, int err);
 /* Publish (or clear, slot < 0) the stall the daemon is waiting on, for stat. */
 int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
 			uint64_t since_ns);

@@ -474,11 +474,30 @@ int seg_fault_check(void)
 	if (!fgets(buf, sizeof(buf), f))
 		buf[0] = '\0';
 	fclose(f);
+	if (!strncmp(buf, "FSYNC", 5))
+		return 0; /* fdatasync only: seg_fault_fsync */
 	if (!strncmp(buf, "EIO", 3))
 		return -EIO;
 	if (isdigit((unsigned char)buf[0]))
 		return -atoi(buf);
 	return -ENOSPC;
+}
+
+int seg_fault_fsync(void)
+{
+	const char *p = getenv("SPILLWAY_FAULT_FILE");
+	char buf[32] = { 0 };
+	FILE *f;
+
+	if (!p || !*p)
+		return 0;
+	f = fopen(p, "re");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return strncmp(buf, "FSYNC", 5) ? 0 : -EIO;
 }
 
 int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring_bytes,

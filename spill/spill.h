@@ -111,6 +111,8 @@ int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring
  * existing file whose content is an errno name or number (ENOSPC, EIO),
  * every segment write fails with it. Returns 0 or -errno. */
 int seg_fault_check(void);
+/* The fault seam for fdatasync: -EIO while the fault file says "FSYNC". */
+int seg_fault_fsync(void);
 
 #endif
 
@@ -173,6 +175,7 @@ struct spill_stream {
 	uint64_t sync_target, last_sync_ns;
 	/* faults */
 	int err;                  /* sticky I/O error, retried with backoff */
+	int durable_err;          /* an fdatasync failed: durable never moves again (W6) */
 	uint64_t retry_ns, backoff_ns;
 	/* The record spilling waits on (ring_layout.h I7): position, since
 	 * when (monotonic), last liveness check, reported as a stall. */

@@ -113,6 +113,24 @@ static void files_clear(struct spill_writer *w, struct spill_seg *g)
 	g->slot_seg = g->slot_idx = -1;
 }
 
+/* An fdatasync failed. The kernel may already have dropped the dirty pages
+ * it could not write, and a later fdatasync that succeeds says nothing about
+ * them (the PostgreSQL "fsyncgate" lesson): durable never moves again for
+ * this topic. Waiters for SPW_ACK_DURABLE get the error; spilling goes on
+ * (spilled means written); stat and the log say what to do. */
+static void durable_fail(struct spill_stream *s, int err)
+{
+	if (s->durable_err)
+		return;
+	s->durable_err = err;
+	spill_log(LOG_ERROR, s->name,
+		  "fdatasync failed: %s; durable stays at %llu for good (bytes after it were "
+		  "written but may not be on disk: they are never acknowledged durable); "
+		  "check the disk, then restart spillwayd",
+		  strerror(-err), (unsigned long long)s->durable);
+	spw_topic_set_durable_error(s->t, err);
+}
+
 /* Close the active segment; with sync, only once fdatasync of both files
  * succeeded (else -errno and the segment stays open: `durable` must never
  * cover bytes that did not reach the disk, W6). */
@@ -122,12 +140,15 @@ static int seg_close(struct spill_stream *s, bool sync)
 
 	if (g->fd_seg < 0)
 		return 0;
-	if (sync && (fdatasync(g->fd_seg) || fdatasync(g->fd_idx))) {
-		int r = -errno;
+	if (sync) {
+		int r = seg_fault_fsync();
 
-		spill_log(LOG_WARN, s->name, "fdatasync of segment %020llu: %s",
-			  (unsigned long long)g->base, strerror(-r));
-		return r;
+		if (!r && (fdatasync(g->fd_seg) || fdatasync(g->fd_idx)))
+			r = -errno;
+		if (r) {
+			durable_fail(s, r);
+			return r;
+		}
 	}
 	files_clear(s->w, g);
 	close(g->fd_seg);
@@ -211,6 +232,9 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 			}
 		}
 	}
+	/* A new daemon starts from what recovery verified: an fdatasync
+	 * failure of a previous run is cleared (W6). */
+	spw_topic_set_durable_error(t, 0);
 	/* Acquire: the published counters, to continue from (I1). */
 	s->durable = atomic_load_explicit(&t->hdr->durable, memory_order_acquire);
 	if (s->durable > start)
@@ -464,14 +488,15 @@ int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
 		if (ud & 2) { /* fdatasync (W6) */
 			struct spill_stream *s = (struct spill_stream *)(ud & ~(uintptr_t)3);
 
-			if (cqe->res < 0 && !s->sync_res)
-				s->sync_res = cqe->res;
+			int res = cqe->res < 0 ? cqe->res : seg_fault_fsync();
+
+			if (res < 0 && !s->sync_res)
+				s->sync_res = res;
 			if (--s->sync_pending == 0) {
 				s->sync_inflight = false;
 				if (s->sync_res) {
-					spill_log(LOG_ERROR, s->name, "fdatasync: %s",
-						  strerror(-s->sync_res));
-				} else if (s->sync_target > s->durable) {
+					durable_fail(s, s->sync_res);
+				} else if (!s->durable_err && s->sync_target > s->durable) {
 					s->durable = s->sync_target;
 					spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
 				}
@@ -496,7 +521,7 @@ static void sync_submit(struct spill_stream *s)
 	struct spill_seg *g = &s->seg;
 	struct io_uring_sqe *a, *b;
 
-	if (g->fd_seg < 0 || s->sync_inflight || s->spilled <= s->durable)
+	if (g->fd_seg < 0 || s->sync_inflight || s->spilled <= s->durable || s->durable_err)
 		return;
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		io_uring_submit(&w->ring);
@@ -598,16 +623,17 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 				break; /* roll once the old segment has no op in flight */
 			if (s->sync_inflight)
 				break; /* its CQEs name this segment's fixed files */
-			r = seg_close(s, true);
-			if (r) { /* W5: retry the roll after a backoff */
-				s->err = r;
-				s->backoff_ns = s->backoff_ns ? s->backoff_ns : 50000000ull;
-				s->retry_ns = now_ns + s->backoff_ns;
-				return work;
-			}
+			/* A failed fdatasync is never retried into a success
+			 * (durable_fail): the segment is closed without one and
+			 * spilling goes on; durable stays where it was. */
+			r = seg_close(s, !s->durable_err);
+			if (r)
+				r = seg_close(s, false);
 			s->rolls++;
-			s->durable = s->spilled; /* synced just now */
-			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+			if (!s->durable_err) {
+				s->durable = s->spilled; /* synced just now */
+				spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+			}
 		}
 		if (s->seg.fd_seg < 0) {
 			r = seg_fault_check();
@@ -657,7 +683,7 @@ bool spill_stream_drained(struct spill_stream *s)
 	int64_t n = spw_topic_scan(s->t, (int64_t)s->submitted, 1, &sc);
 
 	return s->op_count == 0 && !s->sync_inflight && n <= 0 &&
-	       (s->conf.no_spill || s->durable == s->spilled);
+	       (s->conf.no_spill || s->durable == s->spilled || s->durable_err);
 }
 
 void spill_stream_close(struct spill_stream *s)
@@ -678,11 +704,11 @@ void spill_stream_close(struct spill_stream *s)
 		}
 	}
 	if (s->seg.fd_seg >= 0) {
-		bool synced = seg_close(s, true) == 0;
+		bool synced = !s->durable_err && seg_close(s, true) == 0;
 
 		if (!synced)
 			seg_close(s, false); /* durable stays where the disk is */
-		if (synced && !s->err && s->spilled > s->durable) {
+		if (synced && !s->err && !s->durable_err && s->spilled > s->durable) {
 			s->durable = s->spilled;
 			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
 		}

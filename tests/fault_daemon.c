@@ -538,9 +538,80 @@ static void sighup_rereads_and_keeps_spilling(void **state)
 	test_feed_free(f);
 }
 
+/* ---------------------------------------------------------------------------
+ * A failed fdatasync (the fault seam's "FSYNC": EIO from fdatasync, then
+ * success once the fault is gone) is never forgotten: durable freezes where
+ * it was, SPW_ACK_DURABLE waiters get -EIO at once (not a timeout, not a
+ * later success), spilling goes on, stat says so; a restarted daemon
+ * starts clean.
+ */
+static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "fsync", RING, 4 * RING, MAXREC, 50, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_topic_info in, in2;
+	char buf[200] = { 0 }, cmd[2048];
+	int64_t pos = -1;
+
+	need_daemon();
+	d->fault_env = true;
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "fsync");
+	assert_int_equal(spw_topic_open(d->shm, "fsync", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	for (int i = 0; i < 100; i++)
+		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+
+	write_text(d->fault, "FSYNC\n");
+	for (int i = 0; i < 100; i++)
+		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), -EIO);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
+	info_of(t, &in);
+	assert_int_equal(in.durable_error, -EIO);
+	assert_true(in.durable <= (uint64_t)pos);
+
+	/* The disk "recovers": a later fdatasync would succeed, but durable
+	 * must not move over the range whose sync failed. */
+	assert_int_equal(unlink(d->fault), 0);
+	for (int i = 0; i < 100; i++)
+		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
+	test_sleep_ns(500 * TEST_MS); /* ten flush intervals */
+	info_of(t, &in2);
+	assert_int_equal(in2.durable, in.durable);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, 0), -EIO);
+	assert_int_equal(test_daemon_log_count(d, "fdatasync failed", false), 1);
+	if (getenv("SPW_CLI")) {
+		snprintf(cmd, sizeof(cmd),
+			 "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' stat fsync | "
+			 "grep -q 'DURABILITY FAILED: an fdatasync returned Input/output error'",
+			 d->shm, d->data, getenv("SPW_CLI"));
+		assert_int_equal(system(cmd), 0);
+	}
+
+	/* SIGTERM: exit status 1 (durability failed); a new daemon
+	 * re-verifies the log at attach and starts clean. */
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 1);
+	assert_int_equal(test_daemon_log_count(d, "stopping with durability failed", false), 1);
+	start_attached(d, "fsync");
+	pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	info_of(t, &in);
+	assert_int_equal(in.durable_error, 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(failed_fdatasync_freezes_durable_and_fails_durable_acks,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			enospc_blocks_producers_logs_once_and_resumes_losing_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -193,8 +193,12 @@ static void print_json(const struct tstat *s)
 	ts_json("newest_timestamp", s->newest_ts);
 	if (s->t) {
 		printf(",\"producers\":{\"live\":%d,\"max\":%u},\"aborted_claims\":%llu,"
-		       "\"corrupt_bytes\":%llu", s->live, in->max_producers,
+		       "\"corrupt_bytes\":%llu,\"durable_error\":", s->live, in->max_producers,
 		       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes);
+		if (in->durable_error)
+			out_json_str(stdout, strerror(-in->durable_error), strlen(strerror(-in->durable_error)));
+		else
+			printf("null");
 		if (stall_s(in) >= 0)
 			printf(",\"stall\":{\"slot\":%d,\"position\":%llu,\"pid\":%u,\"seconds\":%.3f}",
 			       in->stall_slot, (unsigned long long)in->stall_position, in->stall_pid,
@@ -247,6 +251,10 @@ static void print_text(const struct tstat *s)
 			       "(stopped? in a debugger?)\n",
 			       (unsigned long long)in->stall_position, stall_s(in), in->stall_slot,
 			       in->stall_pid);
+		if (in->durable_error)
+			printf("  DURABILITY FAILED: an fdatasync returned %s; durable stays at %llu and "
+			       "durable acknowledgements fail (check the disk, then restart spillwayd)\n",
+			       strerror(-in->durable_error), (unsigned long long)in->durable);
 		if (in->aborted_claims || in->corrupt_bytes)
 			printf("  aborted claims of dead producers %llu; garbage cut out of the ring "
 			       "%llu bytes\n",
