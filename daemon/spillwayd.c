@@ -279,6 +279,21 @@ static void topic_attach(const char *name)
 		if (rec.truncated)
 			dlog(LOG_WARN, name, "cut a torn tail of %llu bytes; the log ends at %llu",
 			     (unsigned long long)rec.truncated, (unsigned long long)rec.end);
+		if (rec.lost_durable)
+			dlog(LOG_ERROR, name,
+			     "%llu bytes below the durable checkpoint %llu are gone from the last "
+			     "segment (the file is shorter than its index says: disk damage or a "
+			     "foreign write); the log ends at %llu",
+			     (unsigned long long)rec.lost_durable, (unsigned long long)rec.checkpoint,
+			     (unsigned long long)rec.end);
+		if (rec.bad_ranges)
+			dlog(LOG_ERROR, name,
+			     "%llu range(s) of the last segment fail their CRC below the durable "
+			     "checkpoint %llu (the first: positions %llu..%llu): kept, not cut; "
+			     "readers get -EBADMSG there (skip with consume/replay --skip-corrupt or "
+			     "SPW_READER_SKIP_CORRUPT), `spillway verify` lists them",
+			     (unsigned long long)rec.bad_ranges, (unsigned long long)rec.checkpoint,
+			     (unsigned long long)rec.bad_from, (unsigned long long)rec.bad_to);
 		if (rec.end > in.tail) {
 			dlog(LOG_ERROR, name,
 			     "the disk log ends at %llu but the ring's tail is %llu: positions would "

@@ -665,7 +665,12 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		snprintf(err, errlen, "%s: %s", sp, strerror(-r));
 		return r;
 	}
-	/* Verify every entry's bytes; the log ends after the last good one. */
+	/* Verify every entry's bytes; the log ends after the last good one,
+	 * except that nothing below the durable checkpoint is ever cut: a bad
+	 * CRC there is damage to report (readers get -EBADMSG naming the file
+	 * and position), not a torn tail, and the good entries after it stay. */
+	if (seg_ckpt_load(topic_dir, &out->checkpoint))
+		out->checkpoint = 0;
 	prev = h.first;
 	end = h.first;
 	for (int i = 0; i < good; i++) {
@@ -673,12 +678,22 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 
 		if (e[i].end - last > (uint64_t)st.st_size ||
 		    file_crc(sf, prev - last, e[i].end - prev, &crc) || crc != e[i].crc_data) {
+			if (e[i].end <= out->checkpoint && e[i].end - last <= (uint64_t)st.st_size) {
+				if (!out->bad_ranges++) {
+					out->bad_from = prev;
+					out->bad_to = e[i].end;
+				}
+				prev = end = e[i].end;
+				continue;
+			}
 			good = i;
 			break;
 		}
 		prev = end = e[i].end;
 	}
 	out->end = end;
+	if (out->checkpoint > end)
+		out->lost_durable = out->checkpoint - end;
 	out->high = last + (uint64_t)st.st_size > end ? last + (uint64_t)st.st_size : end;
 	if (idx_high > out->high)
 		out->high = idx_high;
@@ -699,6 +714,57 @@ out:
 	if (r)
 		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
 	return r;
+}
+
+/* --- the durable checkpoint ----------------------------------------------- */
+struct seg_ckpt {
+	uint64_t magic;
+	uint64_t durable;
+	uint32_t crc; /* CRC32C of the 16 bytes above */
+	uint32_t zero;
+};
+
+int seg_ckpt_open(const char *topic_dir)
+{
+	char p[PATH_MAX];
+	int fd;
+
+	if ((size_t)snprintf(p, sizeof(p), "%s/%s", topic_dir, SEG_CKPT_NAME) >= sizeof(p))
+		return -ENAMETOOLONG;
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	return fd < 0 ? -errno : fd;
+}
+
+int seg_ckpt_write(int fd, uint64_t durable)
+{
+	struct seg_ckpt c = { SEG_CKPT_MAGIC, durable, 0, 0 };
+
+	c.crc = seg_crc32c(0, &c, 16);
+	/* One 24-byte write at offset 0, inside one sector: it lands whole or
+	 * not at all; it reaches the disk with the next fdatasync round. */
+	return pwrite(fd, &c, sizeof(c), 0) == (ssize_t)sizeof(c) ? 0 : (errno ? -errno : -EIO);
+}
+
+int seg_ckpt_load(const char *topic_dir, uint64_t *durable)
+{
+	char p[PATH_MAX];
+	struct seg_ckpt c;
+	ssize_t n;
+	int fd;
+
+	*durable = 0;
+	if ((size_t)snprintf(p, sizeof(p), "%s/%s", topic_dir, SEG_CKPT_NAME) >= sizeof(p))
+		return -ENAMETOOLONG;
+	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, &c, sizeof(c), 0);
+	close(fd);
+	if (n != (ssize_t)sizeof(c) || c.magic != SEG_CKPT_MAGIC || c.zero ||
+	    c.crc != seg_crc32c(0, &c, 16))
+		return -EBADMSG;
+	*durable = c.durable;
+	return 0;
 }
 
 int seg_fill_gap(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,

@@ -20,6 +20,12 @@
 #define SEG_IDX_ENTRY_BYTES 32u
 #define SEG_ENTRY_SPAN (64u << 10) /* an index entry every ~64 KiB */
 #define SEG_CONF_NAME "topic.conf"
+/* <topic_dir>/durable: how far the log is known durable (FORMAT.md). */
+#define SEG_CKPT_NAME "durable"
+#define SEG_CKPT_MAGIC 0x5450434b44575053ull /* "SPWDKCPT" */
+int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
+int seg_ckpt_write(int fd, uint64_t durable);            /* 0 or -errno */
+int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT, -EBADMSG */
 
 /* .idx header, 64 bytes, little-endian. */
 struct seg_idx_hdr {
@@ -90,6 +96,10 @@ struct seg_recovery {
 	uint64_t first;     /* oldest position kept on disk */
 	size_t segments;
 	uint64_t truncated; /* bytes cut from the tail */
+	uint64_t checkpoint; /* durable checkpoint found (0: none): never cut below */
+	uint64_t bad_ranges; /* index entries below it whose bytes fail their CRC: kept */
+	uint64_t bad_from, bad_to; /* the first of them */
+	uint64_t lost_durable;  /* bytes below the checkpoint that are gone (file shrank) */
 };
 int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
 		struct seg_recovery *out, char *err, size_t errlen);
@@ -176,6 +186,8 @@ struct spill_stream {
 	/* faults */
 	int err;                  /* sticky I/O error, retried with backoff */
 	int durable_err;          /* an fdatasync failed: durable never moves again (W6) */
+	int ckpt_fd;              /* <dir>/durable, rewritten after each good sync; -1 none */
+	uint64_t ckpt_written;    /* the value last written there */
 	uint64_t retry_ns, backoff_ns;
 	/* The record spilling waits on (ring_layout.h I7): position, since
 	 * when (monotonic), last liveness check, reported as a stall. */

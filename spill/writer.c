@@ -113,6 +113,17 @@ static void files_clear(struct spill_writer *w, struct spill_seg *g)
 	g->slot_seg = g->slot_idx = -1;
 }
 
+/* durable moved: write the checkpoint (<dir>/durable) that recovery never
+ * cuts below. It reaches the disk with the next sync round; until then the
+ * one on disk is older, which is still true (W6). */
+static void ckpt_note(struct spill_stream *s)
+{
+	if (s->ckpt_fd < 0 || s->durable <= s->ckpt_written)
+		return;
+	if (seg_ckpt_write(s->ckpt_fd, s->durable) == 0)
+		s->ckpt_written = s->durable;
+}
+
 /* An fdatasync failed. The kernel may already have dropped the dirty pages
  * it could not write, and a later fdatasync that succeeds says nothing about
  * them (the PostgreSQL "fsyncgate" lesson): durable never moves again for
@@ -209,6 +220,15 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	s->buf_slot = -1;
 	s->stuck_pos = -1;
 	s->last_sync_ns = ring_monotonic_ns();
+	s->ckpt_fd = -1;
+	if (!conf->no_spill) {
+		int fd = seg_ckpt_open(topic_dir);
+
+		if (fd < 0)
+			spill_log(LOG_WARN, s->name, "%s/%s: %s (recovery will treat a bad CRC "
+				  "anywhere as a torn tail)", topic_dir, SEG_CKPT_NAME, strerror(-fd));
+		s->ckpt_fd = fd < 0 ? -1 : fd;
+	}
 	/* W1: register the ring mapping, in <= 1 GiB iovecs (one iovec over
 	 * 1 GiB is refused with -EFAULT). */
 	if (w->fixed_bufs && !conf->no_spill) {
@@ -499,6 +519,7 @@ int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
 				} else if (!s->durable_err && s->sync_target > s->durable) {
 					s->durable = s->sync_target;
 					spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+					ckpt_note(s);
 				}
 			}
 			continue;
@@ -519,13 +540,14 @@ static void sync_submit(struct spill_stream *s)
 {
 	struct spill_writer *w = &s->w[0];
 	struct spill_seg *g = &s->seg;
-	struct io_uring_sqe *a, *b;
+	struct io_uring_sqe *a, *b, *c = NULL;
+	unsigned need = s->ckpt_fd >= 0 ? 3 : 2;
 
 	if (g->fd_seg < 0 || s->sync_inflight || s->spilled <= s->durable || s->durable_err)
 		return;
-	if (io_uring_sq_space_left(&w->ring) < 2)
+	if (io_uring_sq_space_left(&w->ring) < need)
 		io_uring_submit(&w->ring);
-	if (io_uring_sq_space_left(&w->ring) < 2)
+	if (io_uring_sq_space_left(&w->ring) < need)
 		return; /* retried at the next pump */
 	a = io_uring_get_sqe(&w->ring);
 	b = io_uring_get_sqe(&w->ring);
@@ -535,8 +557,14 @@ static void sync_submit(struct spill_stream *s)
 	prep_fd(b, g->slot_idx);
 	io_uring_sqe_set_data(a, (void *)((uintptr_t)s | 2));
 	io_uring_sqe_set_data(b, (void *)((uintptr_t)s | 2));
+	if (need == 3) {
+		/* The checkpoint written after the last good round (W6). */
+		c = io_uring_get_sqe(&w->ring);
+		io_uring_prep_fsync(c, s->ckpt_fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data(c, (void *)((uintptr_t)s | 2));
+	}
 	s->sync_inflight = true;
-	s->sync_pending = 2;
+	s->sync_pending = (int)need;
 	s->sync_res = 0;
 	s->sync_target = s->spilled;
 	s->last_sync_ns = ring_monotonic_ns();
@@ -633,6 +661,7 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 			if (!s->durable_err) {
 				s->durable = s->spilled; /* synced just now */
 				spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+				ckpt_note(s);
 			}
 		}
 		if (s->seg.fd_seg < 0) {
@@ -712,6 +741,13 @@ void spill_stream_close(struct spill_stream *s)
 			s->durable = s->spilled;
 			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
 		}
+	}
+	if (s->ckpt_fd >= 0) {
+		/* The last word on how far the log is durable, made durable. */
+		if (!s->durable_err && s->durable > s->ckpt_written &&
+		    seg_ckpt_write(s->ckpt_fd, s->durable) == 0)
+			fdatasync(s->ckpt_fd);
+		close(s->ckpt_fd);
 	}
 	if (s->buf_slot >= 0) {
 		struct iovec iov[64] = { { 0 } };

@@ -312,7 +312,14 @@ static void restart_after_ring_loss(struct test_daemon *d, enum damage how)
 		assert_int_equal(truncate(sp, (off_t)(old_tail - k - w.last_base)), 0);
 	} else {
 		uint64_t junk = 0x0123456789abcdefull;
+		char ck[1100];
 
+		/* A torn tail is one the durable checkpoint never covered (the
+		 * crash came before that fdatasync): without the checkpoint file,
+		 * recovery may cut a bad last entry. Below a checkpoint it keeps
+		 * it (a_flipped_byte_below_the_durable_checkpoint_...). */
+		snprintf(ck, sizeof(ck), "%s/durable", dir);
+		assert_int_equal(unlink(ck), 0);
 		fd = open(sp, O_WRONLY);
 		assert_true(fd >= 0);
 		assert_int_equal(pwrite(fd, &junk, 8, (off_t)(old_tail - 8 - w.last_base)), 8);
@@ -677,6 +684,121 @@ static void second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone(void **st
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 }
 
+/* ---------------------------------------------------------------------------
+ * (f) A flipped byte below the durable checkpoint is damage, not a torn
+ * tail: recovery keeps every durable record after it (the old recovery cut
+ * the log there and turned the rest into an aborted gap), the daemon says
+ * where, readers get -EBADMSG naming the file and position, and
+ * SPW_READER_SKIP_CORRUPT passes over just that range.
+ */
+struct seqs {
+	uint64_t n, next, skipped_to;
+	int bad;
+};
+
+static int seq_cb(void *arg, const struct spw_record *r)
+{
+	struct seqs *q = arg;
+	uint64_t v;
+
+	memcpy(&v, r->data, 8);
+	if (r->len != 200 || v < q->next)
+		q->bad++;
+	q->next = v + 1;
+	q->n++;
+	return 0;
+}
+
+static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "flip", RING, 4 * RING, MAXREC, 20, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_reader *r = NULL;
+	struct spw_reader_opts ro = { 0 };
+	struct spw_topic_info in;
+	struct seqs q = { 0 };
+	char seg[1200], file[1200], dir[1024];
+	uint8_t buf[200] = { 0 }, byte;
+	int64_t pos = -1, at = -1;
+	uint64_t total = 700; /* 700 * 216 B = 151200 B: three index entries */
+	int fd, n;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "flip");
+	assert_int_equal(spw_topic_open(d->shm, "flip", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	for (uint64_t i = 0; i < total; i++) {
+		memcpy(buf, &i, 8);
+		memset(buf + 8, (int)(i & 0xff), sizeof(buf) - 8);
+		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+		assert_true(pos >= 0);
+	}
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */
+	test_daemon_kill(d);
+	/* A third of the way into the segment: inside the second index entry. */
+	test_daemon_topic_dir(d, "flip", dir, sizeof(dir));
+	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", dir);
+	fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, 80000), 1);
+	byte ^= 0x40;
+	assert_int_equal(pwrite(fd, &byte, 1, 80000), 1);
+	close(fd);
+
+	start_attached(d, "flip");
+	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
+	assert_int_equal(test_daemon_log_count(d, "aborted gap", false), 0);
+	assert_int_equal(test_daemon_log_count(d, "fail their CRC below the durable checkpoint", false), 1);
+	/* New records go on after the old ones. */
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, &total, 8);
+	memset(buf + 8, (int)(total & 0xff), sizeof(buf) - 8);
+	pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(pos, (int64_t)(total * 216));
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+
+	/* Without skipping: -EBADMSG, naming the segment file and where. */
+	ro.shm_dir = d->shm;
+	ro.data_dir = d->data;
+	ro.flags = SPW_READER_NO_LIVE;
+	assert_int_equal(spw_reader_open("flip", &ro, &r), 0);
+	do
+		n = spw_reader_poll(r, seq_cb, &q, 1000);
+	while (n > 0);
+	assert_int_equal(n, -EBADMSG);
+	assert_int_equal(spw_reader_error(r, file, sizeof(file), &at), 0);
+	assert_string_equal(file, seg);
+	assert_true(at <= 80000 && at > 0);
+	spw_reader_close(r);
+	/* Skipping: only the bad entry's records are missing, all after it
+	 * (durable before the crash, and the new one) arrive. */
+	memset(&q, 0, sizeof(q));
+	ro.flags = SPW_READER_NO_LIVE | SPW_READER_SKIP_CORRUPT;
+	assert_int_equal(spw_reader_open("flip", &ro, &r), 0);
+	do
+		n = spw_reader_poll(r, seq_cb, &q, 1000);
+	while (n > 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(q.bad, 0);
+	assert_int_equal(q.next, total + 1);
+	assert_true(spw_reader_skipped(r) > 0 && spw_reader_skipped(r) <= 70000);
+	assert_int_equal(q.n + spw_reader_skipped(r) / 216, total + 1);
+	info_of(t, &in);
+	assert_int_equal(spw_reader_position(r), (int64_t)in.tail);
+	print_message("[ info     ] byte flipped at 80000: %llu bytes skipped (one index entry), "
+		      "%llu of %llu records read back, error named %s at %lld\n",
+		      (unsigned long long)spw_reader_skipped(r), (unsigned long long)q.n,
+		      (unsigned long long)total + 1, seg, (long long)at);
+	spw_reader_close(r);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -699,6 +821,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,8 @@ static const char usage[] =
 	"  --format F        lines (default: bytes + '\\n'), raw (bytes only), lenpfx (u32 LE\n"
 	"                    length + bytes), json (one object a line: position, timestamp,\n"
 	"                    length, data as UTF-8 text or base64), hex (one hex line a record)\n"
+	"  --skip-corrupt    pass over a range that fails its CRC (counted, said on stderr)\n"
+	"                    instead of stopping there with an error\n"
 	"Without --follow it exits when caught up.\n"
 	"Example: spillway consume orders --group billing --format json\n" CLI_COMMON_HELP;
 
@@ -64,13 +66,14 @@ static bool deleted(const char *ring, const char *dir, const struct stat *at_ope
 
 int cmd_consume(int argc, char **argv)
 {
-	enum { FROM = OPT_FIRST_LOCAL, GROUP, COUNT, FORMAT };
+	enum { FROM = OPT_FIRST_LOCAL, GROUP, COUNT, FORMAT, SKIP };
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, FROM },
 		{ "group", required_argument, NULL, GROUP },
 		{ "count", required_argument, NULL, COUNT },
 		{ "follow", no_argument, NULL, 'f' },
 		{ "format", required_argument, NULL, FORMAT },
+		{ "skip-corrupt", no_argument, NULL, SKIP },
 		CLI_COMMON_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -102,6 +105,7 @@ int cmd_consume(int argc, char **argv)
 			break;
 		case 'f': follow = true; break;
 		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &c.fmt))) return rc; break;
+		case SKIP: ro.flags |= SPW_READER_SKIP_CORRUPT; break;
 		default: return cli_usage("unexpected option");
 		}
 	}
@@ -185,6 +189,10 @@ int cmd_consume(int argc, char **argv)
 			rc = rc ? rc : CLI_ERR;
 		}
 	}
+	if (spw_reader_skipped(cr.r))
+		fprintf(stderr, "spillway: skipped %llu bytes of topic \"%s\" that failed their CRC or "
+			"were cut out of the ring as garbage\n",
+			(unsigned long long)spw_reader_skipped(cr.r), name);
 	cli_reader_close(&cr);
 	return rc;
 }

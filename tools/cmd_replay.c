@@ -25,6 +25,8 @@ static const char usage[] =
 	"  --format F        lines (default), raw, lenpfx, json, hex (as consume)\n"
 	"  -o, --output FILE write the records to FILE instead of stdout\n"
 	"  -v, --verbose     print a summary on stderr\n"
+	"  --skip-corrupt    pass over a range that fails its CRC (counted, said on stderr)\n"
+	"                    instead of stopping there with an error\n"
 	"A progress bar (bytes, records, rate, ETA) goes to stderr when it is a terminal.\n"
 	"Example: spillway replay orders --from @2026-11-24T22:00:00Z --to @2026-11-24T23:00:00Z\n"
 	CLI_COMMON_HELP;
@@ -156,7 +158,7 @@ static int run(const char *name, struct cli_reader *cr, struct rep *x, double ra
 
 int cmd_replay(int argc, char **argv)
 {
-	enum { FROM = OPT_FIRST_LOCAL, TO, RATE, FORMAT };
+	enum { FROM = OPT_FIRST_LOCAL, TO, RATE, FORMAT, SKIP };
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, FROM },
 		{ "to", required_argument, NULL, TO },
@@ -164,6 +166,7 @@ int cmd_replay(int argc, char **argv)
 		{ "format", required_argument, NULL, FORMAT },
 		{ "output", required_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "skip-corrupt", no_argument, NULL, SKIP },
 		CLI_COMMON_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -187,6 +190,7 @@ int cmd_replay(int argc, char **argv)
 		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &x.fmt))) return rc; break;
 		case 'o': outpath = optarg; break;
 		case 'v': verbose = true; break;
+		case SKIP: ro.flags |= SPW_READER_SKIP_CORRUPT; break;
 		default: return cli_usage("unexpected option");
 		}
 	}
@@ -234,6 +238,10 @@ int cmd_replay(int argc, char **argv)
 			"%.3f s\n",
 			(unsigned long long)x.n, (unsigned long long)x.bytes, (long long)first,
 			(long long)spw_reader_position(cr.r), (double)(cli_mono_ns() - t0) / 1e9);
+	if (spw_reader_skipped(cr.r))
+		fprintf(stderr, "spillway: skipped %llu bytes of topic \"%s\" that failed their CRC or "
+			"were cut out of the ring as garbage\n",
+			(unsigned long long)spw_reader_skipped(cr.r), name);
 	cli_reader_close(&cr);
 	return rc;
 }
