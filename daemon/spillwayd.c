@@ -238,6 +238,18 @@ static void topic_attach(const char *name)
 		dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
 		goto fail_free;
 	}
+	/* A ring of another user in our shm dir is not ours to write. */
+	{
+		struct stat rs;
+
+		if (fstat(dt->t->fd, &rs) || rs.st_uid != geteuid()) {
+			if (!refused_before(name, st.st_ino))
+				dlog(LOG_ERROR, name, "%s is owned by uid %u, not by this daemon's user: "
+				     "not attaching (remove it, or create topics as uid %u)",
+				     path, (unsigned)rs.st_uid, (unsigned)geteuid());
+			goto fail_close;
+		}
+	}
 	/* One daemon per ring, whatever its data dir: before anything here
 	 * touches the ring or the disk log. */
 	r = spw_topic_own(dt->t, &owner);
@@ -253,11 +265,19 @@ static void topic_attach(const char *name)
 			dlog(LOG_ERROR, name, "%s: cannot take ownership: %s", path, strerror(-r));
 		goto fail_close;
 	}
-	refused_forget(name);
 	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, name) ||
 	    (r = ring_mkdir_p(dt->dir, 0755)) != 0) {
 		dlog(LOG_ERROR, name, "cannot create %s: %s", dt->dir, strerror(-r));
 		goto fail_close;
+	}
+	{
+		char why[PATH_MAX + 200];
+
+		if (seg_dir_check(dt->dir, why, sizeof(why))) {
+			if (!refused_before(name, st.st_ino))
+				dlog(LOG_ERROR, name, "not attaching: %s", why);
+			goto fail_close;
+		}
 	}
 	r = seg_recover(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, &rec, err, sizeof(err));
 	if (r) {
@@ -323,6 +343,7 @@ static void topic_attach(const char *name)
 		goto fail_close;
 	}
 	spw_topic_heartbeat(dt->t, (uint32_t)getpid());
+	refused_forget(name);
 	D.topics[D.ntopics++] = dt;
 	dlog(LOG_INFO, name, "attached: ring %llu bytes, spilling from %llu%s",
 	     (unsigned long long)dt->t->ring_bytes, (unsigned long long)start,
@@ -541,9 +562,9 @@ static int take_lock(void)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/.spillwayd.lock", D.data_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = seg_open_file(path, O_RDWR | O_CREAT, 0644, true);
 	if (fd < 0) {
-		dlog(LOG_ERROR, NULL, "cannot open lock %s: %s", path, strerror(errno));
+		dlog(LOG_ERROR, NULL, "cannot open lock %s: %s", path, strerror(-fd));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
@@ -647,10 +668,21 @@ int main(int argc, char **argv)
 	if (lvl >= 0)
 		D.log_level = lvl;
 	default_dirs();
-	if ((r = ring_mkdir_p(D.data_dir, 0755)) || (r = ring_mkdir_p(D.shm_dir, 0755))) {
+	if ((r = ring_mkdir_p(D.data_dir, 0700)) || (r = ring_mkdir_p(D.shm_dir, 0700))) {
 		fprintf(stderr, "spillwayd: cannot create %s or %s: %s\n", D.data_dir, D.shm_dir,
 			strerror(-r));
 		return 1;
+	}
+	/* Both must be ours and closed to other users: whoever can write there
+	 * could plant links or files for this daemon (often root) to open. */
+	{
+		char why[PATH_MAX + 200];
+
+		if (seg_dir_check(D.data_dir, why, sizeof(why)) ||
+		    seg_dir_check(D.shm_dir, why, sizeof(why))) {
+			fprintf(stderr, "spillwayd: refusing to start: %s\n", why);
+			return 1;
+		}
 	}
 	if (take_lock())
 		return 1;

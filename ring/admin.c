@@ -157,19 +157,29 @@ int ring_reclaim_repair(struct spw_topic *t)
 
 /* A slot's span [claim & ~7, end) as the owner published it (I2); false for
  * an idle slot or garbage. Acquire loads: pair with the tail CAS that
- * released them (the caller loaded tail before). */
-static bool slot_span(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to)
+ * released them (the caller loaded tail before). *won: the CAS took it. */
+static bool slot_span_won(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to,
+			  bool *won)
 {
 	/* end first: claim() stores claim then end (release), I2. */
 	uint64_t e = atomic_load_explicit(&t->slots[i].end, memory_order_acquire);
 	uint64_t c = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
 
-	if (c == RING_SLOT_IDLE || (c & 6) || e <= (c & ~7ull) || e - (c & ~7ull) > t->ring_bytes ||
-	    (e & 7))
+	if ((c & 7) != RING_SLOT_CLAIMING && (c & 7) != RING_SLOT_WON)
+		return false;
+	if (e <= (c & ~7ull) || e - (c & ~7ull) > t->ring_bytes || (e & 7))
 		return false;
 	*from = c & ~7ull;
 	*to = e;
+	*won = (c & 7) == RING_SLOT_WON;
 	return true;
+}
+
+static bool slot_span(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to)
+{
+	bool won;
+
+	return slot_span_won(t, i, from, to, &won);
 }
 
 bool ring_span_settled(const struct spw_topic *t, uint64_t from, uint64_t to)
@@ -209,6 +219,9 @@ static uint64_t next_claim_start(const struct spw_topic *t, uint64_t pos, uint64
  * from which a chain of valid committed records lands exactly on bound, or
  * bound itself. bound is a proven boundary (a claim start, the tail or the
  * lap end), so such a chain is the records that follow the garbage. */
+/* The longest ABORTED / CORRUPT span the daemon writes at once. */
+#define RING_SKIP_MAX (1ull << 30)
+
 static uint64_t garbage_end(const struct spw_topic *t, uint64_t pos, uint64_t bound)
 {
 	uint64_t words = (bound - pos) / 8, best = bound;
@@ -270,13 +283,28 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 		chk = RING_WORD_BAD; /* a record cannot run past the tail (as in scan) */
 	if (chk > 0)
 		return SPW_RESOLVE_NONE;
-	/* Who holds pos? Any slot whose published span covers it (a stale
-	 * guess that lost its CAS may too: it is only more careful). One live
-	 * holder is enough to wait: never take a claim from the living. */
+	/* Who holds pos? The WON slot whose span covers it, if one says so:
+	 * only one CAS took that span, so it alone decides. Else every
+	 * CLAIMING slot covering it (its owner died or stalled between CAS and
+	 * its WON store, or a stale guess that lost: only more careful). One
+	 * live holder is enough to wait: never take a claim from the living. */
+	int32_t won_slot = -1;
+
+	for (uint32_t i = 0; i < t->max_producers; i++) {
+		bool won;
+
+		if (slot_span_won(t, i, &a, &b, &won) && won && pos >= a && pos < b) {
+			won_slot = (int32_t)i;
+			break;
+		}
+	}
 	for (uint32_t i = 0; i < t->max_producers; i++) {
 		int alive;
+		bool won;
 
-		if (!slot_span(t, i, &a, &b) || pos < a || pos >= b)
+		if (won_slot >= 0 && i != (uint32_t)won_slot)
+			continue;
+		if (!slot_span_won(t, i, &a, &b, &won) || pos < a || pos >= b)
 			continue;
 		alive = ring_slot_alive(t, i);
 		out->slot = (int32_t)i;
@@ -303,8 +331,8 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 		}
 		if (end > lap_end)
 			end = lap_end; /* the padding of a wrapping claim: to the end */
-		if (end - pos > 0xfffffff8u)
-			end = pos + 0xfffffff8u;
+		if (end - pos > RING_SKIP_MAX)
+			end = pos + RING_SKIP_MAX; /* the rest: the next round's */
 		b = ring_word(RING_T_ABORTED, end - pos, pos, t->ring_bytes);
 		/* seq_cst CAS from 0: a commit that came after all (we were
 		 * wrong about nobody) wins; orders before the waiter load (I8). */
@@ -318,9 +346,12 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 		return SPW_RESOLVE_ABORTED;
 	}
 	/* Garbage: cut it out up to the first boundary we can prove. */
-	end = garbage_end(t, pos, next_claim_start(t, pos, tail < lap_end ? tail : lap_end));
-	if (end - pos > 0xfffffff8u)
-		end = pos + 0xfffffff8u;
+	/* At most RING_SKIP_MAX at a time (one spill write, one reader chunk);
+	 * whatever lies past it is judged at the next round. */
+	end = next_claim_start(t, pos, tail < lap_end ? tail : lap_end);
+	if (end - pos > RING_SKIP_MAX)
+		end = pos + RING_SKIP_MAX;
+	end = garbage_end(t, pos, end);
 	b = ring_word(RING_T_CORRUPT, end - pos, pos, t->ring_bytes);
 	/* seq_cst CAS from the garbage we judged. */
 	if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, b,

@@ -109,10 +109,12 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 		/* Acquire: pairs with the tail CAS that released it (I2). */
 		uint64_t cl = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
 
-		if (cl != RING_SLOT_IDLE && (cl & ~7ull) == pos)
+		if ((cl & RING_SLOT_IDLE) || (cl & 7) == 0)
+			continue;
+		if ((cl & ~7ull) == pos)
 			return true;
 		/* A wrapping claim's record starts at offset 0 of the next lap. */
-		if (cl != RING_SLOT_IDLE && (pos & t->mask) == 0 && (cl & ~7ull) < pos &&
+		if ((pos & t->mask) == 0 && (cl & ~7ull) < pos &&
 		    atomic_load_explicit(&t->slots[i].end, memory_order_acquire) > pos)
 			return true;
 	}
@@ -263,13 +265,21 @@ static void consumer_sleep(struct spw_consumer *c, int64_t left_ns, bool slice, 
 			*nap_ns *= 2;
 		return;
 	}
-	if (c->fd == -1)
+	if (c->fd < 0)
 		c->fd = ring_reopen(c->t); /* own description for the waiter lock */
 	/* Acquire: the futex compare value, read before the re-check. */
 	seq = atomic_load_explicit(&h->cons_wake, memory_order_acquire);
 	/* Sleeper half of I8: lock, seq_cst increment; pairs with the load of
-	 * cons_waiters in ring_wake_consumers() after a commit. */
-	ring_waiter_enter(c->fd, c->t, &h->cons_waiters);
+	 * cons_waiters in ring_wake_consumers() after a commit. Without the
+	 * lock (out of descriptors): nap 1 ms, unregistered. */
+	if (!ring_waiter_enter(c->fd, c->t, &h->cons_waiters)) {
+		struct timespec ts = { 0, 1000000 };
+
+		if (left_ns >= 0 && left_ns < ts.tv_nsec)
+			ts.tv_nsec = left_ns;
+		nanosleep(&ts, NULL);
+		return;
+	}
 	/* Producers store their commit word without a fence: make every
 	 * running producer pass a full barrier, so either it sees our count or
 	 * we see its commit below. Without membarrier, sleep in 1 ms slices. */

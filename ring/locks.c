@@ -147,16 +147,17 @@ static uint64_t counter_off(const struct spw_topic *t, _Atomic uint32_t *count)
 	return (uint64_t)((const uint8_t *)count - (const uint8_t *)t->hdr);
 }
 
-void ring_waiter_enter(int fd, const struct spw_topic *t, _Atomic uint32_t *count)
+bool ring_waiter_enter(int fd, const struct spw_topic *t, _Atomic uint32_t *count)
 {
 	/* Shared lock first, then the count (I8): whoever sees no lock held
 	 * knows every live sleeper's increment is undone or not yet made. A
-	 * failed lock (fd -1, EMFILE) only means a leaked count could not be
-	 * repaired after our death, never a missed wake. */
-	if (fd >= 0)
-		ring_lock(fd, counter_off(t, count), false);
+	 * sleeper without the lock would have its count reset under it by the
+	 * repair (a lost wake-up): it does not register at all. */
+	if (fd < 0 || ring_lock(fd, counter_off(t, count), false))
+		return false;
 	/* seq_cst: the sleeper half of I8. */
 	atomic_fetch_add_explicit(count, 1, memory_order_seq_cst);
+	return true;
 }
 
 void ring_waiter_leave(int fd, const struct spw_topic *t, _Atomic uint32_t *count)
@@ -253,22 +254,31 @@ static void atfork_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
-void ring_producer_register(struct spw_producer *p)
+/* Held from a producer's reopen of the ring until it is on the list (and
+ * in close, until its descriptor is closed): a fork() meanwhile waits, so no
+ * child ever inherits a producer lock it would not close. */
+void ring_producers_lock(void)
 {
 	pthread_once(&atfork_once, atfork_init);
 	pthread_mutex_lock(&open_mu);
+}
+
+void ring_producers_unlock(void)
+{
+	pthread_mutex_unlock(&open_mu);
+}
+
+void ring_producer_register(struct spw_producer *p)
+{
 	p->next_open = open_list;
 	open_list = p;
-	pthread_mutex_unlock(&open_mu);
 }
 
 void ring_producer_unregister(struct spw_producer *p)
 {
-	pthread_mutex_lock(&open_mu);
 	for (struct spw_producer **pp = &open_list; *pp; pp = &(*pp)->next_open)
 		if (*pp == p) {
 			*pp = p->next_open;
 			break;
 		}
-	pthread_mutex_unlock(&open_mu);
 }

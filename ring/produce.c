@@ -63,8 +63,10 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	ring_producers_lock();
 	fd = ring_reopen(t);
 	if (fd < 0) {
+		ring_producers_unlock();
 		free(p);
 		return fd;
 	}
@@ -72,6 +74,7 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	r = ring_lock(fd, RING_EXCL_OFF, flags & SPW_PRODUCER_EXCLUSIVE);
 	if (r) {
 		close(fd);
+		ring_producers_unlock();
 		free(p);
 		return r == -EAGAIN ? -EBUSY : r;
 	}
@@ -96,6 +99,7 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	}
 	if (r) {
 		close(fd);
+		ring_producers_unlock();
 		free(p);
 		return r;
 	}
@@ -117,6 +121,7 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	p->fence_commit = ring_membarrier_register() != 0;
 	ring_clock_init(&p->clk);
 	ring_producer_register(p);
+	ring_producers_unlock();
 	/* Relaxed: our own process's generation. */
 	p->fork_gen = ring_fork_gen;
 	*out = p;
@@ -144,9 +149,11 @@ void spw_producer_close(struct spw_producer *p)
 	if (p->fork_gen == ring_fork_gen)
 		/* Release: after our last record; the slot is free once fd closes. */
 		atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
-	ring_producer_unregister(p);
+	ring_producers_lock();
 	if (p->fd >= 0)
 		close(p->fd);
+	ring_producer_unregister(p);
+	ring_producers_unlock();
 	free(p);
 }
 
@@ -192,7 +199,7 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 				return -EAGAIN;
 		}
 		/* I2, as below. */
-		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_relaxed);
+		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_release);
 		atomic_store_explicit(&s->end, next, memory_order_release);
 		HOOK(RING_AT_CLAIMING);
 		/* Release: the slot stores before the new tail (I2), as the CAS. */
@@ -226,7 +233,9 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 		 * (release): a reader that loads end (acquire) then claim never
 		 * pairs our new end with an old claim; the old end with the new
 		 * claim is an empty span (old end <= guess). Our own line. */
-		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_relaxed);
+		/* Release (free on x86): a reader that sees this claim sees our
+		 * previous commit, made before it (consume.c boundary()). */
+		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_release);
 		atomic_store_explicit(&s->end, next, memory_order_release);
 		published = true;
 		HOOK(RING_AT_CLAIMING);
@@ -239,6 +248,9 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 			break;
 	}
 claimed:
+	/* I2: the span is ours for sure (one CAS can win it): the daemon then
+	 * judges this slot alone. Release: after the CAS. */
+	atomic_store_explicit(&s->claim, tail | RING_SLOT_WON, memory_order_release);
 	/* Write-prefetch ahead of the tail: the next records' lines are cold
 	 * in rings bigger than the cache. */
 	__builtin_prefetch(t->data + ((next + PREFETCH_BYTES) & t->mask), 1, 3);
@@ -280,6 +292,7 @@ static int claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
 	struct ring_hdr *h = t->hdr;
 	int64_t start = now_ns(), left;
 	uint32_t seq;
+	bool registered;
 	int r;
 
 	/* Spin first: the daemon usually frees room within microseconds. */
@@ -297,16 +310,19 @@ static int claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
 		seq = atomic_load_explicit(&h->prod_wake, memory_order_acquire);
 		/* The sleeper half of I8 (lock, then a seq_cst increment); pairs
 		 * with the seq_cst load of prod_waiters in spw_topic_reclaim(). */
-		ring_waiter_enter(p->fd, t, &h->prod_waiters);
+		registered = ring_waiter_enter(p->fd, t, &h->prod_waiters);
 		r = claim(p, len, c);
 		if (r == -EAGAIN) {
 			left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
 			if (timeout_ns >= 0 && left <= 0)
 				r = -ETIMEDOUT;
 			else
-				ring_futex_wait(&h->prod_wake, seq, left);
+				/* Unregistered (no lock): 1 ms naps, never a lost wake. */
+				ring_futex_wait(&h->prod_wake, seq,
+						registered ? left : (left < 0 || left > 1000000 ? 1000000 : left));
 		}
-		ring_waiter_leave(p->fd, t, &h->prod_waiters);
+		if (registered)
+			ring_waiter_leave(p->fd, t, &h->prod_waiters);
 		if (r != -EAGAIN)
 			return r;
 	}
@@ -352,6 +368,8 @@ static inline __attribute__((always_inline)) void finish(struct spw_producer *p,
 {
 	HOOK(RING_AT_BEFORE_COMMIT);
 	write_word(p->t, pos, w);
+	/* I2: between records. Release: whoever sees IDLE sees the commit. */
+	atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
 	/* I8: keep the waiter load after the store. A compiler barrier is
 	 * enough: a sleeping consumer's membarrier supplies the CPU barrier;
 	 * without membarrier we pay the fence ourselves. */
@@ -537,32 +555,36 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 	}
 	if (t->flags & SPW_TOPIC_NO_SPILL)
 		return -EOPNOTSUPP;
+	/* Relaxed: our own process's generation. */
+	if (p->fork_gen != ring_fork_gen)
+		return -ECHILD;
 	start = now_ns();
 	for (;;) {
 		/* Acquire: the futex compare value, read before the re-check. */
 		seq = atomic_load_explicit(&h->ack_wake, memory_order_acquire);
 		/* The sleeper half of I8; pairs with the seq_cst store and waiter
 		 * load in spw_topic_set_counter(). */
-		ring_waiter_enter(p->fd, t, &h->ack_waiters);
+		bool registered = ring_waiter_enter(p->fd, t, &h->ack_waiters);
+		int r = 1;
+
 		/* seq_cst load: spilled/durable are record boundaries, so a
 		 * counter past the record's start is past its end. */
-		if (atomic_load_explicit(counter, memory_order_seq_cst) > (uint64_t)position) {
-			ring_waiter_leave(p->fd, t, &h->ack_waiters);
-			return 0;
-		}
+		if (atomic_load_explicit(counter, memory_order_seq_cst) > (uint64_t)position)
+			r = 0;
 		/* seq_cst: after the counter; pairs with set_durable_error (I8). */
-		if (level == SPW_ACK_DURABLE && atomic_load_explicit(&h->durable_err, memory_order_seq_cst)) {
-			int err = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
-
-			ring_waiter_leave(p->fd, t, &h->ack_waiters);
-			return err;
-		}
+		else if (level == SPW_ACK_DURABLE &&
+			 atomic_load_explicit(&h->durable_err, memory_order_seq_cst))
+			r = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
 		left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
-		if (timeout_ns >= 0 && left <= 0) {
+		if (r == 1 && timeout_ns >= 0 && left <= 0)
+			r = -ETIMEDOUT;
+		if (r == 1)
+			/* Unregistered (no lock): 1 ms naps, never a lost wake. */
+			ring_futex_wait(&h->ack_wake, seq,
+					registered ? left : (left < 0 || left > 1000000 ? 1000000 : left));
+		if (registered)
 			ring_waiter_leave(p->fd, t, &h->ack_waiters);
-			return -ETIMEDOUT;
-		}
-		ring_futex_wait(&h->ack_wake, seq, left);
-		ring_waiter_leave(p->fd, t, &h->ack_waiters);
+		if (r != 1)
+			return r;
 	}
 }

@@ -149,7 +149,9 @@ uint32_t ring_lock_owner_pid(const struct spw_topic *t, uint64_t off);
 /* Slot i's owner alive? (its lock held). 1, 0, -errno. */
 int ring_slot_alive(const struct spw_topic *t, uint32_t i);
 /* Sleeper side of I8: lock (shared) the counter's byte through fd, increment. */
-void ring_waiter_enter(int fd, const struct spw_topic *t, _Atomic uint32_t *count);
+/* false: no lock could be taken (no fd, EMFILE...): not registered, the
+ * caller must nap instead of sleeping on the futex. */
+bool ring_waiter_enter(int fd, const struct spw_topic *t, _Atomic uint32_t *count);
 void ring_waiter_leave(int fd, const struct spw_topic *t, _Atomic uint32_t *count);
 /* Make this process's running threads' and every registered producer's
  * stores visible: membarrier(GLOBAL_EXPEDITED). 0 or -errno. */
@@ -160,6 +162,10 @@ int ring_membarrier_register(void);
 int ring_waiters_repair(struct spw_topic *t);
 /* Every record in [from, to) committed (or reclaimed)? */
 bool ring_span_settled(const struct spw_topic *t, uint64_t from, uint64_t to);
+/* The process's list of open producers (closed in a forked child); the
+ * register calls need ring_producers_lock held. */
+void ring_producers_lock(void);
+void ring_producers_unlock(void);
 void ring_producer_register(struct spw_producer *p);
 void ring_producer_unregister(struct spw_producer *p);
 

@@ -42,8 +42,10 @@
  *     the slots sees, for every position below that tail, the slot of the
  *     producer that owns it (or a later claim of the same slot, which that
  *     producer made only after committing the earlier one). A producer owns
- *     [guess, end) after a successful CAS, and nobody else writes there
- *     while its owner lives: a live claim is never taken away. An exclusive
+ *     [guess, end) after a successful CAS, then says so (claim = start |
+ *     RING_SLOT_WON), and stores RING_SLOT_IDLE (release) after its commit.
+ *     Nobody else writes in its span while its owner lives: a live claim is
+ *     never taken away. An exclusive
  *     producer (the only one: RING_EXCL_OFF's write lock) does the same with
  *     a release store of tail instead of the CAS.
  *  I3 Before limit lets a producer reuse ring bytes, the daemon has (a) stored
@@ -62,9 +64,10 @@
  *     Records (and so segment files, whose size is a multiple of the ring)
  *     never straddle the end.
  *  I7 Only the dead are aborted. The daemon turns the uncommitted record at
- *     p into an ABORTED record only when no slot whose span holds p has a
- *     live owner (its OFD lock is free), and then exactly over the dead
- *     slot's span (or, for a slot reused since, up to the next boundary a
+ *     p into an ABORTED record only when its owner is dead: the WON slot whose
+ *     span holds p (exactly one can), else every CLAIMING slot whose span
+ *     holds p (a stale guess is only more careful) has its OFD lock free; and
+ *     then exactly over the dead slot's span (or, for a slot reused since, up to the next boundary a
  *     slot or the tail proves). A word at p that fails ring_word_check() is
  *     garbage: when no live slot holds p, the daemon replaces it by a
  *     CORRUPT record that ends at the first boundary it can prove (a slot's
@@ -116,8 +119,9 @@
 #define RING_W_TAG(w) (((w) >> RING_W_TAG_SHIFT) & RING_W_TAG_MASK)
 
 /* Slot claim word: a position (8-aligned) with these low bits. */
-#define RING_SLOT_CLAIMING 1ull /* guess | CLAIMING: span published (I2) */
-#define RING_SLOT_IDLE 2ull     /* no span */
+#define RING_SLOT_CLAIMING 1ull /* guess | CLAIMING: span published, CAS not known won (I2) */
+#define RING_SLOT_IDLE 2ull     /* no span: between records (stored after each commit) */
+#define RING_SLOT_WON 4ull      /* start | WON: the CAS took [start, end): the owner, for sure */
 
 struct ring_rec {
 	_Atomic uint64_t commit;

@@ -153,7 +153,9 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 	r = config_resolve(cfg, &c);
 	if (r)
 		return r;
-	r = ring_mkdir_p(spw_shm_dir(shm_dir), 0755);
+	/* A new shm dir: 0700, or group-traversable when the ring is shared
+	 * with a group (an existing one is left as it is). */
+	r = ring_mkdir_p(spw_shm_dir(shm_dir), (c.mode & 0060) ? 0750 : 0700);
 	if (r)
 		return r;
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", spw_shm_dir(shm_dir), name,
@@ -280,11 +282,18 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 	r = ring_path(path, sizeof(path), shm_dir, name);
 	if (r)
 		return r;
-	fd = open(path, ((flags & SPW_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	/* Never through a symlink, only a regular file: a ring name planted as a
+	 * link must not make a writer (the daemon zeroes reclaimed bytes) write
+	 * to what it points at. */
+	fd = open(path, ((flags & SPW_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st)) {
 		r = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
 		goto out_close;
 	}
 	if ((uint64_t)st.st_size < RING_PAGE ||

@@ -61,9 +61,10 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 		    sizeof(tmp))
 		return -ENAMETOOLONG;
 	g.crc = seg_crc32c(0, &g, offsetof(struct group_file, crc));
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	unlink(tmp); /* a stale temp file of ours; a planted name is never followed */
+	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd)) {
 		r = errno ? -errno : -EIO;
 		close(fd);
@@ -87,11 +88,11 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 static int group_load(const char *path, int64_t *position)
 {
 	struct group_file g;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = seg_open_file(path, O_RDONLY, 0, false);
 	ssize_t n;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = read(fd, &g, sizeof(g));
 	close(fd);
 	if (n != (ssize_t)sizeof(g) || g.magic != GROUP_MAGIC || g.version != 1 ||

@@ -156,9 +156,9 @@ static int seg_load(struct spw_reader *r, uint64_t pos)
 	if (seg_file_path(g->path, sizeof(g->path), r->dir, base, "seg") ||
 	    seg_file_path(ip, sizeof(ip), r->dir, base, "idx"))
 		return -ENAMETOOLONG;
-	g->fd = open(g->path, O_RDONLY | O_CLOEXEC);
+	g->fd = seg_open_file(g->path, O_RDONLY, 0, false);
 	if (g->fd < 0)
-		return -errno;
+		return g->fd;
 	{
 		struct stat ist;
 

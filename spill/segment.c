@@ -239,11 +239,11 @@ int seg_idx_load(const char *idx_path, struct seg_idx_hdr *hdr, struct seg_idx_e
 	struct stat st;
 	size_t n, good = 0;
 	uint64_t prev;
-	int fd = open(idx_path, O_RDONLY | O_CLOEXEC), r;
+	int fd = seg_open_file(idx_path, O_RDONLY, 0, false), r;
 
 	*entries = NULL;
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) || st.st_size < (off_t)SEG_IDX_HDR_BYTES ||
 	    pread(fd, hdr, sizeof(*hdr), 0) != (ssize_t)sizeof(*hdr) || !idx_hdr_ok(hdr)) {
 		close(fd);
@@ -362,9 +362,17 @@ int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 	seg_conf_defaults(c);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", topic_dir, SEG_CONF_NAME) >= sizeof(path))
 		return -ENAMETOOLONG;
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	{
+		int fd = seg_open_file(path, O_RDONLY, 0, false);
+
+		if (fd < 0)
+			return fd;
+		f = fdopen(fd, "r");
+		if (!f) {
+			close(fd);
+			return -ENOMEM;
+		}
+	}
 	while (fgets(line, sizeof(line), f)) {
 		uint64_t v;
 
@@ -423,9 +431,12 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d", topic_dir, SEG_CONF_NAME, (int)getpid()) >=
 		    sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* O_EXCL through O_NOFOLLOW: a name planted there is never followed;
+	 * a stale temp file of ours is removed first. */
+	unlink(tmp);
+	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
@@ -512,12 +523,12 @@ int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring
 	if (seg_file_path(sp, sizeof(sp), topic_dir, base, "seg") ||
 	    seg_file_path(ip, sizeof(ip), topic_dir, base, "idx"))
 		return -ENAMETOOLONG;
-	sf = open(sp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	sf = seg_open_file(sp, O_RDWR | O_CREAT, 0600, true);
 	if (sf < 0)
-		return -errno;
-	xf = open(ip, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		return sf;
+	xf = seg_open_file(ip, O_RDWR | O_CREAT, 0600, true);
 	if (xf < 0) {
-		r = -errno;
+		r = xf;
 		close(sf);
 		return r;
 	}
@@ -613,6 +624,25 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	}
 	if (r)
 		return r;
+	/* Links where our own files belong are refused, never followed or
+	 * removed: someone else put them there. */
+	for (size_t i = 0; i < n; i++) {
+		static const char *const ext[] = { "seg", "idx" };
+
+		for (int k = 0; k < 2; k++) {
+			struct stat ls;
+
+			if (seg_file_path(sp, sizeof(sp), topic_dir, bases[i], ext[k]) == 0 &&
+			    lstat(sp, &ls) == 0 && !S_ISREG(ls.st_mode)) {
+				snprintf(err, errlen,
+					 "%s: %s where spillwayd keeps its own file: refused, never "
+					 "followed (remove it)",
+					 sp, S_ISLNK(ls.st_mode) ? "a symbolic link" : "not a regular file");
+				free(bases);
+				return -ELOOP;
+			}
+		}
+	}
 	/* A segment whose creation was cut short (empty .seg, index missing or
 	 * shorter than its header) holds nothing: remove it. */
 	while (n) {
@@ -656,9 +686,9 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		snprintf(err, errlen, "%s: index header does not match the topic settings", ip);
 		return -EBADMSG;
 	}
-	sf = open(sp, O_RDWR | O_CLOEXEC);
+	sf = seg_open_file(sp, O_RDWR, 0, true);
 	if (sf < 0 || fstat(sf, &st)) {
-		r = -errno;
+		r = sf < 0 ? sf : -errno;
 		free(e);
 		if (sf >= 0)
 			close(sf);
@@ -705,7 +735,16 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 			goto out;
 		}
 	}
-	r = truncate(ip, (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES)) ? -errno : 0;
+	{
+		int xf = seg_open_file(ip, O_RDWR, 0, true);
+
+		r = xf < 0 ? xf
+			   : ftruncate(xf, (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES))
+				     ? -errno
+				     : 0;
+		if (xf >= 0)
+			close(xf);
+	}
 	if (!r && out->truncated && fsync(sf))
 		r = -errno;
 out:
@@ -714,6 +753,58 @@ out:
 	if (r)
 		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
 	return r;
+}
+
+/* --- files and directories we trust ---------------------------------------- */
+int seg_open_file(const char *path, int flags, unsigned mode, bool own)
+{
+	struct stat st;
+	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode), r;
+
+	if (fd < 0)
+		return -errno; /* -ELOOP: a symlink, refused */
+	if (fstat(fd, &st))
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = -EINVAL;
+	else if (own && st.st_uid != geteuid())
+		r = -EPERM;
+	else
+		return fd;
+	close(fd);
+	return r;
+}
+
+int seg_dir_check(const char *dir, char *why, size_t why_len)
+{
+	struct stat st;
+
+	if (lstat(dir, &st))
+		return -errno;
+	if (S_ISLNK(st.st_mode) && stat(dir, &st) == 0 && st.st_uid != geteuid()) {
+		snprintf(why, why_len, "%s is a symlink to a directory owned by uid %u", dir,
+			 (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, why_len, "%s is not a directory", dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(why, why_len,
+			 "%s is owned by uid %u, not by this user (uid %u): another user could plant "
+			 "files there; chown it, or use a directory of your own",
+			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & S_IWOTH) {
+		snprintf(why, why_len,
+			 "%s is writable by every user (mode %04o): another user could plant files "
+			 "there; chmod o-w it",
+			 dir, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
 }
 
 /* --- the durable checkpoint ----------------------------------------------- */
@@ -727,12 +818,10 @@ struct seg_ckpt {
 int seg_ckpt_open(const char *topic_dir)
 {
 	char p[PATH_MAX];
-	int fd;
 
 	if ((size_t)snprintf(p, sizeof(p), "%s/%s", topic_dir, SEG_CKPT_NAME) >= sizeof(p))
 		return -ENAMETOOLONG;
-	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	return fd < 0 ? -errno : fd;
+	return seg_open_file(p, O_RDWR | O_CREAT, 0644, true);
 }
 
 int seg_ckpt_write(int fd, uint64_t durable)
@@ -755,9 +844,9 @@ int seg_ckpt_load(const char *topic_dir, uint64_t *durable)
 	*durable = 0;
 	if ((size_t)snprintf(p, sizeof(p), "%s/%s", topic_dir, SEG_CKPT_NAME) >= sizeof(p))
 		return -ENAMETOOLONG;
-	fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = seg_open_file(p, O_RDONLY, 0, true);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = pread(fd, &c, sizeof(c), 0);
 	close(fd);
 	if (n != (ssize_t)sizeof(c) || c.magic != SEG_CKPT_MAGIC || c.zero ||

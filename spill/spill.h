@@ -23,6 +23,14 @@
 /* <topic_dir>/durable: how far the log is known durable (FORMAT.md). */
 #define SEG_CKPT_NAME "durable"
 #define SEG_CKPT_MAGIC 0x5450434b44575053ull /* "SPWDKCPT" */
+/* Open a file of the data dir the way spillway trusts it: never through a
+ * symlink (O_NOFOLLOW: -ELOOP), only a regular file (-EFTYPE... -EINVAL),
+ * and with own, only one owned by this effective user (-EPERM). O_CLOEXEC
+ * always. fd or -errno. */
+int seg_open_file(const char *path, int flags, unsigned mode, bool own);
+/* A directory spillway keeps files in: a real directory (not a symlink),
+ * owned by this user, not writable by others. 0, or -errno and why[]. */
+int seg_dir_check(const char *dir, char *why, size_t why_len);
 int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
 int seg_ckpt_write(int fd, uint64_t durable);            /* 0 or -errno */
 int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT, -EBADMSG */

@@ -85,11 +85,16 @@ static uint64_t newest_in_ring(struct tstat *s)
 /* Producers holding a slot with the kernel's word for it (ring/locks.c). */
 static int count_live(struct spw_topic *t)
 {
-	struct spw_producer_info pi[256];
-	int n = spw_topic_producers(t, pi, 256), live = 0;
+	struct spw_topic_info in;
+	struct spw_producer_info *pi;
+	int n, live = 0;
 
+	if (spw_topic_info(t, &in) || !(pi = calloc(in.max_producers, sizeof(*pi))))
+		return 0;
+	n = spw_topic_producers(t, pi, (int)in.max_producers);
 	for (int i = 0; i < n; i++)
 		live += pi[i].alive;
+	free(pi);
 	return live;
 }
 

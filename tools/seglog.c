@@ -290,8 +290,8 @@ int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t 
 
 		*at = p;
 		if (chk == 0) {
-			struct spw_producer_info pi[64];
-			int n = spw_topic_producers(t, pi, 64);
+			struct spw_producer_info *pi = calloc(t->max_producers, sizeof(*pi));
+			int n = pi ? spw_topic_producers(t, pi, (int)t->max_producers) : 0;
 
 			/* In flight: show the claim a producer slot holds, then stop. */
 			for (int i = 0; i < n && p >= from; i++)
@@ -302,6 +302,7 @@ int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t 
 					rc = on_rec(arg, &r);
 					break;
 				}
+			free(pi);
 			break;
 		}
 		if (chk < 0) {

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * trust_files.c - spillwayd (root in CI) trusts no file it did not make
+ * (spill/segment.c seg_open_file, seg_dir_check). Links planted where it
+ * expects its own ring, segment, index, topic.conf and group file point at a
+ * file outside: every one is refused with an error naming the path, and the
+ * target keeps its bytes. A topic dir owned by another user and a shm dir
+ * writable by every user are refused with a message that says how to fix it.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support_daemon.h"
+#include "daemon_case.h"
+
+#define RING (64u << 10)
+#define MAXREC 4096u
+static const char precious[] = "precious bytes that are not spillway's\n";
+
+static void make_target(const struct test_daemon *d, char *path, size_t n)
+{
+	int fd;
+
+	snprintf(path, n, "%s/outside", d->root);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, precious, sizeof(precious)), (ssize_t)sizeof(precious));
+	close(fd);
+}
+
+static void target_unchanged(const char *path)
+{
+	char buf[256] = { 0 };
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, (off_t)sizeof(precious));
+	assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(precious));
+	close(fd);
+	assert_memory_equal(buf, precious, sizeof(precious));
+}
+
+static void links_to_a_file_outside_are_never_followed(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec seg = { "seglink", RING, 4 * RING, MAXREC, 50, 0 };
+	const struct test_topic_spec idx = { "idxlink", RING, 4 * RING, MAXREC, 50, 0 };
+	const struct test_topic_spec conf = { "conflink", RING, 4 * RING, MAXREC, 50, 0 };
+	const struct test_topic_spec ok = { "good", RING, 4 * RING, MAXREC, 50, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_reader *r = NULL;
+	struct spw_reader_opts ro = { 0 };
+	char target[600], link[1200], dir[1024];
+	int64_t pos;
+
+	need_daemon();
+	make_target(d, target, sizeof(target));
+	/* A ring name that is a link. */
+	snprintf(link, sizeof(link), "%s/ringlink.ring", d->shm);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(spw_topic_open(d->shm, "ringlink", 0, &t), -ELOOP);
+	/* A segment and an index that are links, planted before the daemon
+	 * makes them; a topic.conf replaced by a link. */
+	assert_int_equal(test_daemon_make_topic(d, &seg), 0);
+	test_daemon_topic_dir(d, "seglink", dir, sizeof(dir));
+	snprintf(link, sizeof(link), "%s/00000000000000000000.seg", dir);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(test_daemon_make_topic(d, &idx), 0);
+	test_daemon_topic_dir(d, "idxlink", dir, sizeof(dir));
+	snprintf(link, sizeof(link), "%s/00000000000000000000.idx", dir);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(test_daemon_make_topic(d, &conf), 0);
+	test_daemon_topic_dir(d, "conflink", dir, sizeof(dir));
+	snprintf(link, sizeof(link), "%s/topic.conf", dir);
+	assert_int_equal(unlink(link), 0);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(test_daemon_make_topic(d, &ok), 0);
+
+	start_attached(d, "good");
+	for (int i = 0; i < 1; i++) {
+		const char *name = "idxlink"; /* seglink is refused at attach */
+
+		assert_int_equal(spw_topic_open(d->shm, name, 0, &t), 0);
+		assert_int_equal(spw_producer_open(t, &p), 0);
+		pos = spw_producer_send_wait(p, "x", 1, 10 * TEST_SEC);
+		assert_true(pos >= 0);
+		spw_producer_close(p);
+		spw_topic_close(t);
+	}
+	assert_int_equal(test_daemon_wait_log(d, "idxlink: opening segment for 0: Too many levels "
+					      "of symbolic links", 1, scaled_s(10, 30)), 0);
+	assert_true(test_daemon_log_count(d, "seglink/00000000000000000000.seg: a symbolic link "
+					  "where spillwayd keeps its own file", false) >= 1);
+	assert_true(test_daemon_log_count(d, "ringlink.ring: Too many levels of symbolic links",
+					  false) >= 1);
+	assert_true(test_daemon_log_count(d, "conflink/topic.conf: unreadable (Too many levels of "
+					  "symbolic links)", false) >= 1);
+	assert_int_equal(test_daemon_log_count(d, "topic conflink: attached", false), 0);
+
+	/* A group file that is a link: a commit replaces the link, never
+	 * writes through it; reading one is refused. */
+	test_daemon_topic_dir(d, "good", dir, sizeof(dir));
+	snprintf(link, sizeof(link), "%s/groups", dir);
+	mkdir(link, 0755);
+	snprintf(link, sizeof(link), "%s/groups/linked", dir);
+	assert_int_equal(symlink(target, link), 0);
+	{
+		int64_t gp;
+
+		assert_int_equal(spw_group_read(d->data, "good", "linked", &gp), -ELOOP);
+	}
+	ro.shm_dir = d->shm;
+	ro.data_dir = d->data;
+	assert_int_equal(spw_reader_open("good", &ro, &r), 0);
+	assert_int_equal(spw_reader_commit(r, "linked"), 0);
+	spw_reader_close(r);
+	{
+		struct stat st;
+
+		assert_int_equal(lstat(link, &st), 0);
+		assert_true(S_ISREG(st.st_mode)); /* the link itself was replaced */
+	}
+	/* A topic that cannot spill keeps SIGTERM waiting (30 s): kill it. */
+	test_daemon_kill(d);
+	target_unchanged(target);
+}
+
+static void dirs_of_other_users_are_refused_with_a_fix(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec foreign = { "foreign", RING, 4 * RING, MAXREC, 50, 0 };
+	const struct test_topic_spec ok = { "good", RING, 4 * RING, MAXREC, 50, 0 };
+	char dir[1024];
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &foreign), 0);
+	assert_int_equal(test_daemon_make_topic(d, &ok), 0);
+	test_daemon_topic_dir(d, "foreign", dir, sizeof(dir));
+	assert_int_equal(chown(dir, 12345, 12345), 0);
+	start_attached(d, "good");
+	assert_int_equal(test_daemon_wait_log(d, "is owned by uid 12345", 1, scaled_s(10, 30)), 0);
+	assert_int_equal(test_daemon_log_count(d, "topic foreign: attached", false), 0);
+	{
+		int st = test_daemon_stop(d, scaled_s(20, 60));
+
+		if (st)
+			test_daemon_dump_log(d, 3000);
+		assert_int_equal(st, 0);
+	}
+	assert_int_equal(test_daemon_log_count(d, "is owned by uid 12345", true), 1); /* once */
+
+	/* A shm dir every user may write to: the daemon does not start. */
+	assert_int_equal(chmod(d->shm, 0777), 0);
+	assert_true(test_daemon_start(d) > 0);
+	{
+		int64_t deadline = test_now_ns() + scaled_s(10, 30);
+
+		while (test_daemon_alive(d))
+			assert_true(test_now_ns() < deadline);
+		assert_int_equal(d->exit_status, 1);
+	}
+	assert_true(test_daemon_log_count(d, "writable by every user (mode 0777)", false) >= 1);
+	assert_true(test_daemon_log_count(d, "chmod o-w", false) >= 1);
+	assert_int_equal(chmod(d->shm, 0700), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(links_to_a_file_outside_are_never_followed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(dirs_of_other_users_are_refused_with_a_fix, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
