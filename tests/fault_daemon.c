@@ -185,7 +185,7 @@ static void full_tmpfs_data_dir_blocks_then_resumes_when_space_returns(void **st
 	int fd;
 
 	need_daemon();
-	if (mount("tmpfs", d->data, "tmpfs", 0, "size=2m")) {
+	if (mount("tmpfs", d->data, "tmpfs", 0, "size=2m,mode=0700")) {
 		print_message("mount -t tmpfs -o size=2m tmpfs %s: %s: skipped\n", d->data,
 			      strerror(errno));
 		skip();
