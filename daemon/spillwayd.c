@@ -721,7 +721,7 @@ int main(int argc, char **argv)
 			      IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0)
 		dlog(LOG_WARN, NULL, "inotify on %s: %s (falling back to rescans)", D.shm_dir,
 		     strerror(errno));
-	r = spill_writer_init(&D.w, 256);
+	r = spill_writer_init(&D.w, 256, MAX_TOPICS);
 	if (r) {
 		dlog(LOG_ERROR, NULL, "io_uring setup failed: %s", strerror(-r));
 		return 1;

@@ -154,6 +154,10 @@ extern void (*spill_log)(int level, const char *topic, const char *fmt, ...)
 struct spill_writer {
 	struct io_uring ring;
 	bool fixed_files, fixed_bufs;
+	bool nodrop;            /* IORING_FEAT_NODROP: the kernel keeps overflowed CQEs */
+	unsigned cq_entries;    /* >= every completion that can be in flight (W7) */
+	uint64_t submit_busy;   /* io_uring_submit said -EBUSY / -EAGAIN: retried */
+	int submit_err;         /* another submit error, logged once */
 	uint8_t file_used[SPILL_FILE_SLOTS];
 	uint8_t buf_used[SPILL_BUF_SLOTS];
 };
@@ -206,7 +210,12 @@ struct spill_stream {
 	uint64_t rolls; /* segments closed: the daemon runs retention after each */
 };
 
-int spill_writer_init(struct spill_writer *w, unsigned depth);
+/* depth SQ entries; the CQ holds every completion max_streams topics can
+ * have in flight at once (SPILL_MAX_OPS data + index writes and 3 syncs
+ * each), so none is ever dropped, NODROP or not (W7). */
+int spill_writer_init(struct spill_writer *w, unsigned depth, unsigned max_streams);
+/* io_uring_submit with its result checked: 0 or -errno (logged once). */
+int spill_writer_submit(struct spill_writer *w);
 void spill_writer_exit(struct spill_writer *w);
 /* Reap completions, waiting up to wait_ns for the first. Returns the count. */
 int spill_writer_reap(struct spill_writer *w, int64_t wait_ns);

@@ -49,14 +49,27 @@ void (*spill_log)(int level, const char *topic, const char *fmt, ...) = default_
 
 #define GIB (1ull << 30)
 
-int spill_writer_init(struct spill_writer *w, unsigned depth)
+int spill_writer_init(struct spill_writer *w, unsigned depth, unsigned max_streams)
 {
+	struct io_uring_params p;
+	unsigned need = max_streams * (2 * SPILL_MAX_OPS + 3) + 16, cq = 1;
 	int r;
 
 	memset(w, 0, sizeof(*w));
-	r = io_uring_queue_init(depth, &w->ring, 0);
+	while (cq < need || cq < 2 * depth)
+		cq <<= 1;
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = cq;
+	r = io_uring_queue_init_params(depth, &w->ring, &p);
 	if (r)
 		return r;
+	w->cq_entries = p.cq_entries;
+	w->nodrop = p.features & IORING_FEAT_NODROP;
+	if (w->cq_entries < need) {
+		io_uring_queue_exit(&w->ring);
+		return -ENOMEM; /* the kernel clamped the CQ below what we need */
+	}
 	w->fixed_files = io_uring_register_files_sparse(&w->ring, SPILL_FILE_SLOTS) == 0;
 	w->fixed_bufs = io_uring_register_buffers_sparse(&w->ring, SPILL_BUF_SLOTS) == 0;
 	return 0;
@@ -274,7 +287,7 @@ static struct spill_op *op_at(struct spill_stream *s, unsigned i)
 /* One index entry for the scanned run [pos, sc->end) (CRC computed here, by
  * the daemon, not by producers). */
 static void add_entry(struct spill_op *op, struct spw_topic *t, uint64_t pos,
-		      const struct spw_scan *sc, uint64_t *records, uint64_t *max_ts)
+		      const struct spw_scan *sc, uint64_t *records, uint64_t *max_ts, bool crc)
 {
 	struct seg_idx_entry *e = &op->ent[op->nent++];
 
@@ -285,7 +298,9 @@ static void add_entry(struct spill_op *op, struct spw_topic *t, uint64_t pos,
 	e->end = (uint64_t)sc->end;
 	e->records = *records;
 	e->max_ts = *max_ts;
-	e->crc_data = seg_crc32c(0, t->data + (pos & t->mask), (size_t)((uint64_t)sc->end - pos));
+	/* A no-spill topic writes no index: no CRC to pay for. */
+	e->crc_data = crc ? seg_crc32c(0, t->data + (pos & t->mask), (size_t)((uint64_t)sc->end - pos))
+			  : 0;
 	seg_idx_entry_seal(e);
 }
 
@@ -375,7 +390,7 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 
 		if (n == -EBADMSG && (uint64_t)sc.end > pos) {
 			/* Spill the good run before the bad header. */
-			add_entry(op, t, pos, &sc, &records, &max_ts);
+			add_entry(op, t, pos, &sc, &records, &max_ts, !s->conf.no_spill);
 			pos = (uint64_t)sc.end;
 			continue;
 		}
@@ -401,7 +416,7 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 			spw_topic_set_stall(t, -1, 0, 0, 0);
 			s->stall_reported = false;
 		}
-		add_entry(op, t, pos, &sc, &records, &max_ts);
+		add_entry(op, t, pos, &sc, &records, &max_ts, !s->conf.no_spill);
 		pos = (uint64_t)sc.end;
 		if ((pos & t->mask) == 0)
 			break; /* a run never wraps */
@@ -428,7 +443,7 @@ static int op_submit(struct spill_stream *s, struct spill_op *op)
 	int fd_idx = g->slot_idx >= 0 ? g->slot_idx : g->fd_idx;
 
 	if (io_uring_sq_space_left(&w->ring) < 2)
-		io_uring_submit(&w->ring);
+		spill_writer_submit(w);
 	if (io_uring_sq_space_left(&w->ring) < 2)
 		return -EBUSY; /* never take half a pair: a lone SQE would go out stale */
 	sd = io_uring_get_sqe(&w->ring);
@@ -484,13 +499,30 @@ static void ops_advance(struct spill_stream *s)
 	}
 }
 
+int spill_writer_submit(struct spill_writer *w)
+{
+	int r = io_uring_submit(&w->ring);
+
+	if (r >= 0)
+		return 0;
+	if (r == -EBUSY || r == -EAGAIN || r == -EINTR) {
+		/* The SQEs stay queued; the next submit (every loop) sends them. */
+		w->submit_busy++;
+		return 0;
+	}
+	if (!w->submit_err)
+		spill_log(LOG_ERROR, NULL, "io_uring_submit: %s", strerror(-r));
+	w->submit_err = r;
+	return r;
+}
+
 int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
 {
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0;
 	int r;
 
-	io_uring_submit(&w->ring);
+	spill_writer_submit(w);
 	if (wait_ns > 0) {
 		struct __kernel_timespec ts = { .tv_sec = wait_ns / 1000000000,
 						.tv_nsec = wait_ns % 1000000000 };
@@ -546,7 +578,7 @@ static void sync_submit(struct spill_stream *s)
 	if (g->fd_seg < 0 || s->sync_inflight || s->spilled <= s->durable || s->durable_err)
 		return;
 	if (io_uring_sq_space_left(&w->ring) < need)
-		io_uring_submit(&w->ring);
+		spill_writer_submit(w);
 	if (io_uring_sq_space_left(&w->ring) < need)
 		return; /* retried at the next pump */
 	a = io_uring_get_sqe(&w->ring);
@@ -651,18 +683,17 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 				break; /* roll once the old segment has no op in flight */
 			if (s->sync_inflight)
 				break; /* its CQEs name this segment's fixed files */
-			/* A failed fdatasync is never retried into a success
-			 * (durable_fail): the segment is closed without one and
-			 * spilling goes on; durable stays where it was. */
-			r = seg_close(s, !s->durable_err);
-			if (r)
-				r = seg_close(s, false);
-			s->rolls++;
-			if (!s->durable_err) {
-				s->durable = s->spilled; /* synced just now */
-				spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
-				ckpt_note(s);
+			/* The roll's fdatasync goes through the ring like any
+			 * other (W6): the loop serves the other topics meanwhile,
+			 * and the sync's completion moves durable. A failed one is
+			 * never retried into a success (durable_fail): the segment
+			 * is then closed without one and spilling goes on. */
+			if (!s->durable_err && s->durable < s->spilled) {
+				sync_submit(s);
+				break;
 			}
+			seg_close(s, false);
+			s->rolls++;
 		}
 		if (s->seg.fd_seg < 0) {
 			r = seg_fault_check();
