@@ -86,6 +86,15 @@ expect_err "not a valid Spillway ring"
 expect_err "spillway topic delete junk"
 expect_rc 0 "$CLI" topic delete junk
 
+check "a damaged topic.conf (no ring): the message names topic.conf, not something else"
+expect_rc 0 "$CLI" topic create broken --ring-size 64K
+expect_rc 0 "$CLI" topic delete broken
+mkdir -p "$SPILLWAY_DATA_DIR/broken"
+printf 'ring_bytes = 64K\nsegment_bytes = banana\n' >"$SPILLWAY_DATA_DIR/broken/topic.conf"
+expect_rc 1 "$CLI" consume broken
+expect_err "broken/topic.conf is damaged"
+rm -rf "${SPILLWAY_DATA_DIR:?}/broken"
+
 check "global flags before the command and --flag=value work"
 expect_rc 0 "$CLI" --shm-dir="$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" topic list
 expect_out "ipc"

@@ -105,7 +105,7 @@ static void sixty_four_topics_spill_at_once_losing_nothing(void **state)
 		assert_int_equal(spw_topic_open(d->shm, name, SPW_OPEN_RDONLY, &t[k]), 0);
 	}
 	snprintf(m->shm, sizeof(m->shm), "%s", d->shm);
-	m->per_topic = (uint32_t)test_scaled(1500, 500, 500); /* ~530 KB a topic: 4 rolls */
+	m->per_topic = (uint32_t)test_scaled(1500, 500, 500); /* 530 / 176 KB a topic: rolls */
 	for (int i = 0; i < PRODUCERS; i++) {
 		char first[16];
 
@@ -139,8 +139,9 @@ static void sixty_four_topics_spill_at_once_losing_nothing(void **state)
 		assert_int_equal(c.bad >> 16, k % (TOPICS / PRODUCERS));
 		assert_int_equal(c.bad & 0xffff, 0);
 		assert_int_equal(c.next, m->per_topic);
-		assert_true(w.segments >= 4);
 		assert_int_equal(spw_topic_info(t[k], &in), 0);
+		assert_true(w.segments >= in.tail / (2 * RING)); /* it rolled */
+		assert_true(w.segments >= 2);
 		assert_int_equal(w.end, in.tail);
 		spw_topic_close(t[k]);
 	}

@@ -314,9 +314,33 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 	}
 	case EBADMSG:
 		if (!r || !file[0]) {
-			cli_err("%s topic \"%s\": no ring and no readable %s in %s/%s (recreate the "
-				"topic, or restore its topic.conf)",
-				doing, topic, SEG_CONF_NAME, G.data_dir, topic);
+			/* Name the file that is damaged, not a guess. */
+			struct spw_topic *t = NULL;
+			struct topic_conf conf;
+			char dir[PATH_MAX], ring[PATH_MAX + 64];
+			int tr = spw_topic_open(G.shm_dir, topic, SPW_OPEN_RDONLY, &t), cr;
+
+			if (tr == 0)
+				spw_topic_close(t);
+			cli_ring_path(ring, sizeof(ring), topic);
+			cli_topic_dir(dir, sizeof(dir), topic);
+			cr = seg_conf_load(dir, &conf);
+			if (tr == -EBADMSG)
+				cli_err("%s topic \"%s\": the ring %s has a damaged header (delete it with "
+					"spillway topic delete %s: spillwayd recreates it after the disk log)",
+					doing, topic, ring, topic);
+			else if (cr == -EBADMSG)
+				cli_err("%s topic \"%s\": %s/%s is damaged (a line or a value that cannot "
+					"be parsed, or sizes that disagree); fix or restore it",
+					doing, topic, dir, SEG_CONF_NAME);
+			else if (cr && tr)
+				cli_err("%s topic \"%s\": no ring and no readable %s in %s (%s); recreate "
+					"the topic, or restore its topic.conf",
+					doing, topic, SEG_CONF_NAME, dir, strerror(-cr));
+			else
+				cli_err("%s topic \"%s\": a segment index in %s is damaged (see: spillway "
+					"verify %s)",
+					doing, topic, dir, topic);
 			return;
 		}
 		cli_err("%s topic \"%s\": %s is corrupt at position %lld (check it with: spillway "
