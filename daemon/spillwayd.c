@@ -299,6 +299,10 @@ static void topic_attach(const char *name)
 		if (rec.truncated)
 			dlog(LOG_WARN, name, "cut a torn tail of %llu bytes; the log ends at %llu",
 			     (unsigned long long)rec.truncated, (unsigned long long)rec.end);
+		if (rec.idx_rebuilt)
+			dlog(LOG_WARN, name,
+			     "the last segment's index was empty or unreadable (a crash right after a "
+			     "roll): rebuilt it from the segment's records");
 		if (rec.lost_durable)
 			dlog(LOG_ERROR, name,
 			     "%llu bytes below the durable checkpoint %llu are gone from the last "

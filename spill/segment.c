@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,6 +605,120 @@ static int file_crc(int fd, uint64_t off, uint64_t n, uint32_t *crc)
 	return 0;
 }
 
+/* The last index is empty, short or unreadable while its segment holds
+ * bytes (a crash right after a roll, before the index reached the disk):
+ * rebuild it from the segment, record by record (ring_word_check), with
+ * entries cut as the writer cuts them (<= SEG_ENTRY_SPAN, never across a
+ * ring lap). Recovery then verifies it like any other. first: where the
+ * log starts in this segment (the previous segment's end), or 0 to take
+ * the first non-zero word. */
+static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t first,
+		       uint64_t ring_bytes, uint64_t segment_bytes)
+{
+	struct seg_idx_hdr h;
+	struct seg_idx_entry e;
+	struct stat st;
+	uint8_t *map;
+	uint64_t p, a, records = 0, max_ts = 0, size;
+	int sf, xf, r = 0;
+
+	sf = seg_open_file(sp, O_RDONLY, 0, true);
+	if (sf < 0)
+		return sf;
+	if (fstat(sf, &st) || st.st_size <= 0 || (uint64_t)st.st_size > segment_bytes) {
+		close(sf);
+		return -EBADMSG;
+	}
+	size = (uint64_t)st.st_size;
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, sf, 0);
+	close(sf);
+	if (map == MAP_FAILED)
+		return -errno;
+	if (!first) {
+		for (p = 0; p + 8 <= size; p += 8) {
+			uint64_t w;
+
+			memcpy(&w, map + p, 8);
+			if (w)
+				break;
+		}
+		first = base + p;
+	}
+	xf = seg_open_file(ip, O_RDWR | O_CREAT | O_TRUNC, 0600, true);
+	if (xf < 0) {
+		munmap(map, size);
+		return xf;
+	}
+	memset(&h, 0, sizeof(h));
+	h.magic = SEG_IDX_MAGIC;
+	h.version = SEG_IDX_VERSION;
+	h.entry_bytes = SEG_IDX_ENTRY_BYTES;
+	h.base = base;
+	h.first = first;
+	h.segment_bytes = segment_bytes;
+	h.ring_bytes = ring_bytes;
+	h.created_ns = ring_realtime_ns();
+	seg_idx_hdr_seal(&h);
+	/* The header, then the entries with write() after it. */
+	if (write(xf, &h, sizeof(h)) != (ssize_t)sizeof(h))
+		r = errno ? -errno : -EIO;
+	for (p = a = first; !r && p < base + size;) {
+		uint64_t w, lap_end = (p & ~(ring_bytes - 1)) + ring_bytes, ts = 0;
+		int64_t span;
+
+		memcpy(&w, map + (p - base), 8);
+		span = ring_word_check(w, p, ring_bytes, SPW_RECORD_MAX_BYTES);
+		if (span <= 0 || p + (uint64_t)span > base + size)
+			break; /* the end of what was written whole */
+		if (p > a && p + (uint64_t)span - a > SEG_ENTRY_SPAN) {
+			memset(&e, 0, sizeof(e));
+			e.end = p;
+			e.records = records;
+			e.max_ts = max_ts;
+			e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
+			seg_idx_entry_seal(&e);
+			if (write(xf, &e, sizeof(e)) != (ssize_t)sizeof(e))
+				r = errno ? -errno : -EIO;
+			a = p;
+		}
+		if (RING_W_TYPE(w) == RING_T_DATA) {
+			records++;
+			if (span >= 16)
+				memcpy(&ts, map + (p - base) + 8, 8);
+			if (ts > max_ts)
+				max_ts = ts;
+		}
+		p += (uint64_t)span;
+		if (p == lap_end || !(p < base + size)) {
+			/* The writer never lets an entry cross a lap. */
+			memset(&e, 0, sizeof(e));
+			e.end = p;
+			e.records = records;
+			e.max_ts = max_ts;
+			e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
+			seg_idx_entry_seal(&e);
+			if (p > a && write(xf, &e, sizeof(e)) != (ssize_t)sizeof(e))
+				r = errno ? -errno : -EIO;
+			a = p;
+		}
+	}
+	if (!r && p > a) {
+		memset(&e, 0, sizeof(e));
+		e.end = p;
+		e.records = records;
+		e.max_ts = max_ts;
+		e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
+		seg_idx_entry_seal(&e);
+		if (write(xf, &e, sizeof(e)) != (ssize_t)sizeof(e))
+			r = errno ? -errno : -EIO;
+	}
+	if (!r && fdatasync(xf))
+		r = -errno;
+	close(xf);
+	munmap(map, size);
+	return r;
+}
+
 int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
 		struct seg_recovery *out, char *err, size_t errlen)
 {
@@ -676,6 +791,28 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	    seg_file_path(ip, sizeof(ip), topic_dir, last, "idx"))
 		return -ENAMETOOLONG;
 	good = seg_idx_load(ip, &h, &e);
+	if (good < 0) {
+		/* An empty or unreadable last index beside a segment with bytes:
+		 * rebuild it rather than refuse the topic. It starts where the
+		 * segment before ends (or at the first written word). */
+		uint64_t from = 0;
+
+		if (out->segments > 1) {
+			char pp[PATH_MAX];
+			struct seg_idx_hdr ph;
+			struct seg_idx_entry *pe = NULL;
+			int pg;
+
+			if (seg_file_path(pp, sizeof(pp), topic_dir, last - segment_bytes, "idx") == 0 &&
+			    (pg = seg_idx_load(pp, &ph, &pe)) > 0)
+				from = pe[pg - 1].end;
+			free(pe);
+		}
+		if (idx_rebuild(sp, ip, last, from, ring_bytes, segment_bytes) == 0) {
+			out->idx_rebuilt = true;
+			good = seg_idx_load(ip, &h, &e);
+		}
+	}
 	idx_high = good > 0 ? e[good - 1].end : 0;
 	if (good < 0) {
 		snprintf(err, errlen, "%s: unreadable index header (%s)", ip, strerror(-good));

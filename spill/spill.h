@@ -108,6 +108,7 @@ struct seg_recovery {
 	uint64_t bad_ranges; /* index entries below it whose bytes fail their CRC: kept */
 	uint64_t bad_from, bad_to; /* the first of them */
 	uint64_t lost_durable;  /* bytes below the checkpoint that are gone (file shrank) */
+	bool idx_rebuilt;       /* the last index was empty or unreadable: rebuilt from the .seg */
 };
 int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
 		struct seg_recovery *out, char *err, size_t errlen);

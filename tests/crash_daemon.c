@@ -799,6 +799,82 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 }
 
+/* ---------------------------------------------------------------------------
+ * (g) A crash right after a segment roll can leave the new segment's index
+ * empty (or shorter than its header) while the segment holds records: the
+ * index is rebuilt from them, not a reason to refuse the topic.
+ */
+static void an_empty_index_after_a_roll_is_rebuilt(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "reidx", RING, 4 * RING, MAXREC, 20, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_reader *r = NULL;
+	struct spw_reader_opts ro = { 0 };
+	struct spw_topic_info in;
+	struct seqs q = { 0 };
+	char ip[1200], dir[1024];
+	uint8_t buf[200] = { 0 };
+	uint64_t total = 6000; /* 6000 * 216 B = 1.3 MB: into the second 1 MiB segment */
+	int64_t pos = -1;
+	int n;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "reidx");
+	assert_int_equal(spw_topic_open(d->shm, "reidx", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	for (uint64_t i = 0; i < total; i++) {
+		memcpy(buf, &i, 8);
+		memset(buf + 8, (int)(i & 0xff), sizeof(buf) - 8);
+		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+		assert_true(pos >= 0);
+	}
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	test_daemon_kill(d);
+	test_daemon_topic_dir(d, "reidx", dir, sizeof(dir));
+	snprintf(ip, sizeof(ip), "%s/%020llu.idx", dir, (unsigned long long)(4 * RING));
+	if (truncate(ip, 0)) {
+		char cmd[1200];
+
+		snprintf(cmd, sizeof(cmd), "ls -la %s >&2", dir);
+		if (system(cmd)) {}
+		fail_msg("truncate %s: %s", ip, strerror(errno));
+	}
+
+	assert_true(test_daemon_start(d) > 0);
+	if (test_daemon_wait_attached(d, "reidx", scaled_s(10, 30))) {
+		test_daemon_dump_log(d, 4000);
+		fail_msg("not attached");
+	}
+	assert_int_equal(test_daemon_log_count(d, "rebuilt it from the segment's records", false), 1);
+	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
+	assert_int_equal(test_daemon_log_count(d, "unreadable index", false), 0);
+	memcpy(buf, &total, 8);
+	memset(buf + 8, (int)(total & 0xff), sizeof(buf) - 8);
+	info_of(t, &in);
+	pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_true(pos >= (int64_t)in.tail); /* after every old one (a padding may come first) */
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	ro.shm_dir = d->shm;
+	ro.data_dir = d->data;
+	ro.flags = SPW_READER_NO_LIVE;
+	assert_int_equal(spw_reader_open("reidx", &ro, &r), 0);
+	do
+		n = spw_reader_poll(r, seq_cb, &q, 1000);
+	while (n > 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(q.bad, 0);
+	assert_int_equal(q.n, total + 1);
+	info_of(t, &in);
+	assert_int_equal(spw_reader_position(r), (int64_t)in.tail);
+	spw_reader_close(r);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -823,6 +899,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_empty_index_after_a_roll_is_rebuilt, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
