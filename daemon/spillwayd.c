@@ -266,7 +266,7 @@ static void topic_attach(const char *name)
 		goto fail_close;
 	}
 	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, name) ||
-	    (r = ring_mkdir_p(dt->dir, 0755)) != 0) {
+	    (r = ring_mkdir_p(dt->dir, 0700)) != 0) {
 		dlog(LOG_ERROR, name, "cannot create %s: %s", dt->dir, strerror(-r));
 		goto fail_close;
 	}
@@ -407,9 +407,17 @@ static void topic_restore(const char *name)
 	r = spw_topic_create(D.shm_dir, name, &cfg);
 	if (r && r != -EEXIST)
 		dlog(LOG_ERROR, name, "cannot recreate the ring: %s", strerror(-r));
-	else if (!r)
+	else if (!r) {
+		struct stat ds;
+
+		/* A topic shared with a group gets its ring back with that group. */
+		if (stat(dir, &ds) == 0 && (ds.st_mode & 0070) && ds.st_gid != getegid() &&
+		    chown(ring, (uid_t)-1, ds.st_gid))
+			dlog(LOG_WARN, name, "cannot give %s to group %u: %s", ring,
+			     (unsigned)ds.st_gid, strerror(errno));
 		dlog(LOG_INFO, name, "ring recreated after restart; the log continues at %llu",
 		     (unsigned long long)start);
+	}
 }
 
 static void scan_data_dir(void)

@@ -54,8 +54,25 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 	r = group_dir(dir, sizeof(dir), data_dir, topic);
 	if (r)
 		return r;
-	if (mkdir(dir, 0755) && errno != EEXIST)
-		return -errno;
+	{
+		/* The topic dir: dir without "/groups". Shared with its group
+		 * (topic create --group): 02770 and that group, so every member
+		 * can commit; else private. */
+		char td[PATH_MAX];
+		gid_t gid;
+		unsigned mode;
+
+		snprintf(td, sizeof(td), "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
+		mode = seg_share_dir_mode(td, &gid);
+		if (mkdir(dir, (mode_t)mode) == 0) {
+			if (gid != getegid() && chown(dir, (uid_t)-1, gid)) {
+			}
+			if (chmod(dir, (mode_t)mode)) { /* mkdir's mode passed through the umask */
+			}
+		} else if (errno != EEXIST) {
+			return -errno;
+		}
+	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, group) >= sizeof(path) ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, group, (int)getpid()) >=
 		    sizeof(tmp))
@@ -65,6 +82,12 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
 	if (fd < 0)
 		return fd;
+	{
+		char td[PATH_MAX];
+
+		snprintf(td, sizeof(td), "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
+		seg_share(fd, td);
+	}
 	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd)) {
 		r = errno ? -errno : -EIO;
 		close(fd);

@@ -435,9 +435,10 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 	/* O_EXCL through O_NOFOLLOW: a name planted there is never followed;
 	 * a stale temp file of ours is removed first. */
 	unlink(tmp);
-	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
+	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, true);
 	if (fd < 0)
 		return fd;
+	seg_share(fd, topic_dir);
 	f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
@@ -533,6 +534,9 @@ int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring
 		close(sf);
 		return r;
 	}
+	/* Group and mode as the topic shares them, at every open and roll. */
+	seg_share(sf, topic_dir);
+	seg_share(xf, topic_dir);
 	memset(last, 0, sizeof(*last));
 	if (fstat(xf, &st)) {
 		r = -errno;
@@ -944,6 +948,33 @@ int seg_dir_check(const char *dir, char *why, size_t why_len)
 	return 0;
 }
 
+void seg_share(int fd, const char *topic_dir)
+{
+	struct stat st;
+	bool shared;
+
+	if (stat(topic_dir, &st))
+		return;
+	shared = (st.st_mode & 0070) != 0;
+	/* Best effort: root or a member of the group may; a failure leaves
+	 * the file private, which only refuses access, never grants it. */
+	if (shared && st.st_gid != getegid() && fchown(fd, (uid_t)-1, st.st_gid)) {
+	}
+	if (fchmod(fd, shared ? 0640 : 0600)) {
+	}
+}
+
+unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid)
+{
+	struct stat st;
+
+	*gid = getegid();
+	if (stat(topic_dir, &st) || !(st.st_mode & 0070))
+		return 0700;
+	*gid = st.st_gid;
+	return 02770;
+}
+
 /* --- the durable checkpoint ----------------------------------------------- */
 struct seg_ckpt {
 	uint64_t magic;
@@ -956,9 +987,14 @@ int seg_ckpt_open(const char *topic_dir)
 {
 	char p[PATH_MAX];
 
+	int fd;
+
 	if ((size_t)snprintf(p, sizeof(p), "%s/%s", topic_dir, SEG_CKPT_NAME) >= sizeof(p))
 		return -ENAMETOOLONG;
-	return seg_open_file(p, O_RDWR | O_CREAT, 0644, true);
+	fd = seg_open_file(p, O_RDWR | O_CREAT, 0600, true);
+	if (fd >= 0)
+		seg_share(fd, topic_dir);
+	return fd;
 }
 
 int seg_ckpt_write(int fd, uint64_t durable)

@@ -31,6 +31,14 @@ int seg_open_file(const char *path, int flags, unsigned mode, bool own);
 /* A directory spillway keeps files in: a real directory (not a symlink),
  * owned by this user, not writable by others. 0, or -errno and why[]. */
 int seg_dir_check(const char *dir, char *why, size_t why_len);
+/* A topic shares its files with the group of its dir when that dir grants
+ * its group access (`topic create --group G`): every file spillway writes
+ * there gets that group and mode 0640, else 0600. Applied at every create. */
+void seg_share(int fd, const char *topic_dir);
+/* The mode for a directory spillway makes inside topic_dir: 02770 (setgid,
+ * group-writable: members commit group positions) when shared, else 0700;
+ * *gid its group. */
+unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid);
 int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
 int seg_ckpt_write(int fd, uint64_t durable);            /* 0 or -errno */
 int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT, -EBADMSG */

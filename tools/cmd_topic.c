@@ -245,11 +245,31 @@ static int topic_create(int argc, char **argv)
 				       : "");
 		goto undo;
 	}
+	/* Shared with a group: the ring (its own mode), the topic dir (0750,
+	 * so members reach topic.conf and the segments, which spillwayd makes
+	 * 0640 with the dir's group, spill/segment.c seg_share) and topic.conf. */
 	if (a.group && (chown(ring, (uid_t)-1, a.gid) || chown(dir, (uid_t)-1, a.gid) ||
-			chown(conf, (uid_t)-1, a.gid))) {
+			chown(conf, (uid_t)-1, a.gid) || chmod(dir, 0750) || chmod(conf, 0640))) {
 		cli_err("topic \"%s\" created, but cannot give it to group %s: %s (run as root or "
 			"as a member of the group)",
 			name, a.group, strerror(errno));
+		return CLI_ERR;
+	}
+	if (a.group) {
+		/* Members commit group positions: the groups dir is theirs to
+		 * write (setgid: every group file gets G). */
+		char gd[PATH_MAX + 16];
+
+		snprintf(gd, sizeof(gd), "%s/groups", dir);
+		if ((mkdir(gd, 02770) && errno != EEXIST) || chown(gd, (uid_t)-1, a.gid) ||
+		    chmod(gd, 02770)) {
+			cli_err("topic \"%s\" created, but cannot make %s for group %s: %s", name, gd,
+				a.group, strerror(errno));
+			return CLI_ERR;
+		}
+	}
+	if (!a.group && chmod(dir, 0700)) {
+		cli_err("cannot make %s private: %s", dir, strerror(errno));
 		return CLI_ERR;
 	}
 	cli_human(a.conf.ring_bytes, hr, sizeof(hr));

@@ -28,8 +28,27 @@ int cli_topic_dir(char *buf, size_t n, const char *name)
 	return seg_topic_dir(buf, n, G.data_dir, name);
 }
 
+/* A topic we cannot see because a directory refuses us is not "not found":
+ * say which directory, and why. true when it said so. */
+static bool denied(const char *name)
+{
+	char p[PATH_MAX + 64];
+	struct stat st;
+
+	if ((!cli_ring_path(p, sizeof(p), name) && stat(p, &st) && errno == EACCES) ||
+	    (!cli_topic_dir(p, sizeof(p), name) && stat(p, &st) && errno == EACCES)) {
+		cli_err("topic \"%s\": permission denied reaching %s (a topic shared with a group "
+			"is open to its members only: ask for the group, or run as its owner)",
+			name, p);
+		return true;
+	}
+	return false;
+}
+
 void cli_not_found(const char *name)
 {
+	if (denied(name))
+		return;
 	cli_err("topic \"%s\" not found in %s (create it with: spillway topic create %s%s)", name,
 		G.shm_dir, name, cli_dir_flags());
 }
@@ -281,6 +300,8 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 		spw_reader_error(r, file, sizeof(file), &pos);
 	switch (-rc) {
 	case ENOENT:
+		if (!r && denied(topic))
+			return;
 		if (!r) {
 			cli_err("topic \"%s\" not found: no ring in %s and no log in %s (create it with: "
 				"spillway topic create %s%s)",
