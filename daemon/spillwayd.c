@@ -341,6 +341,7 @@ static void topic_attach(const char *name)
 			start = rec.end;
 		}
 	}
+	spw_topic_set_disk_damage(dt->t, rec.bad_ranges);
 	r = spill_stream_open(&D.w, dt->t, dt->dir, &conf, start, &dt->s);
 	if (r) {
 		dlog(LOG_ERROR, name, "cannot start spilling: %s", strerror(-r));

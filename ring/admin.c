@@ -404,6 +404,15 @@ int spw_topic_set_durable_error(struct spw_topic *t, int err)
 	return 0;
 }
 
+int spw_topic_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges)
+{
+	if (!t || t->rdonly)
+		return -EINVAL;
+	/* Relaxed: an advisory report for stat. */
+	atomic_store_explicit(&t->hdr->disk_bad_ranges, bad_ranges, memory_order_relaxed);
+	return 0;
+}
+
 int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
 			uint64_t since_ns)
 {

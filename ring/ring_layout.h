@@ -189,6 +189,9 @@ struct ring_hdr {
 	 * SPW_ACK_DURABLE waiters past it get this error (daemon writes,
 	 * seq_cst; waiters load it with durable). */
 	_Atomic int32_t durable_err;
+	/* Index entries below the durable checkpoint whose bytes failed their
+	 * CRC at the daemon's last recovery (kept, not cut): relaxed, for stat. */
+	_Atomic uint64_t disk_bad_ranges;
 };
 
 _Static_assert(sizeof(struct ring_rec) == 16, "record header is 16 bytes");

@@ -127,6 +127,7 @@ struct spw_topic_info {
 	uint64_t aborted_claims; /* claims of dead producers the daemon aborted */
 	int32_t durable_error;   /* 0, or -errno of a failed fdatasync: durable is frozen */
 	uint32_t reserved3;
+	uint64_t disk_bad_ranges; /* damaged index entries recovery kept (spillway verify) */
 };
 int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *out);
 
@@ -386,6 +387,8 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
  * durable acknowledgement waiters past it get err. 0 clears it (a daemon that
  * attaches anew, after recovery re-verified the log). */
 int spw_topic_set_durable_error(struct spw_topic *t, int err);
+/* What recovery found damaged below the durable checkpoint, for stat. */
+int spw_topic_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges);
 /* Publish (or clear, slot < 0) the stall the daemon is waiting on, for stat. */
 int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
 			uint64_t since_ns);

@@ -391,5 +391,7 @@ int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *o)
 	o->aborted_claims = atomic_load_explicit(&h->aborted_claims, memory_order_relaxed);
 	/* Acquire: pairs with spw_topic_set_durable_error's store. */
 	o->durable_error = atomic_load_explicit(&h->durable_err, memory_order_acquire);
+	/* Relaxed: advisory. */
+	o->disk_bad_ranges = atomic_load_explicit(&h->disk_bad_ranges, memory_order_relaxed);
 	return 0;
 }

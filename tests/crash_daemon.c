@@ -753,6 +753,17 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
 	assert_int_equal(test_daemon_log_count(d, "aborted gap", false), 0);
 	assert_int_equal(test_daemon_log_count(d, "fail their CRC below the durable checkpoint", false), 1);
+	info_of(t, &in);
+	assert_int_equal(in.disk_bad_ranges, 1); /* stat shows it */
+	if (getenv("SPW_CLI")) {
+		char cmd[2048];
+
+		snprintf(cmd, sizeof(cmd),
+			 "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' stat flip | "
+			 "grep -q 'DISK DAMAGE: 1 range(s) of the log fail their CRC'",
+			 d->shm, d->data, getenv("SPW_CLI"));
+		assert_int_equal(system(cmd), 0);
+	}
 	/* New records go on after the old ones. */
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, &total, 8);

@@ -198,8 +198,10 @@ static void print_json(const struct tstat *s)
 	ts_json("newest_timestamp", s->newest_ts);
 	if (s->t) {
 		printf(",\"producers\":{\"live\":%d,\"max\":%u},\"aborted_claims\":%llu,"
-		       "\"corrupt_bytes\":%llu,\"durable_error\":", s->live, in->max_producers,
-		       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes);
+		       "\"corrupt_bytes\":%llu,\"disk_bad_ranges\":%llu,\"durable_error\":",
+		       s->live, in->max_producers,
+		       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes,
+		       (unsigned long long)in->disk_bad_ranges);
 		if (in->durable_error)
 			out_json_str(stdout, strerror(-in->durable_error), strlen(strerror(-in->durable_error)));
 		else
@@ -260,6 +262,11 @@ static void print_text(const struct tstat *s)
 			printf("  DURABILITY FAILED: an fdatasync returned %s; durable stays at %llu and "
 			       "durable acknowledgements fail (check the disk, then restart spillwayd)\n",
 			       strerror(-in->durable_error), (unsigned long long)in->durable);
+		if (in->disk_bad_ranges)
+			printf("  DISK DAMAGE: %llu range(s) of the log fail their CRC (kept; readers get "
+			       "-EBADMSG there, --skip-corrupt passes them; spillway verify %s lists "
+			       "them)\n",
+			       (unsigned long long)in->disk_bad_ranges, s->name);
 		if (in->aborted_claims || in->corrupt_bytes)
 			printf("  aborted claims of dead producers %llu; garbage cut out of the ring "
 			       "%llu bytes\n",
