@@ -301,8 +301,9 @@ static void topic_attach(const char *name)
 			     (unsigned long long)rec.truncated, (unsigned long long)rec.end);
 		if (rec.idx_rebuilt)
 			dlog(LOG_WARN, name,
-			     "the last segment's index was empty or unreadable (a crash right after a "
-			     "roll): rebuilt it from the segment's records");
+			     "the last segment's index was empty, damaged or unreadable (a crash "
+			     "right after a roll, or a bad sector): rebuilt it from the segment's "
+			     "records");
 		if (rec.lost_durable)
 			dlog(LOG_ERROR, name,
 			     "%llu bytes below the durable checkpoint %llu are gone from the last "
@@ -378,6 +379,15 @@ static void topic_restore(const char *name)
 	if ((size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", D.shm_dir, name) >= sizeof(ring) ||
 	    stat(ring, &st) == 0 || seg_conf_load(dir, &conf))
 		return;
+	{
+		/* Not a dir of ours: do not make a ring from what it says. */
+		char why[PATH_MAX + 200];
+
+		if (seg_dir_check(dir, why, sizeof(why))) {
+			dlog(LOG_ERROR, name, "not recreating the ring: %s", why);
+			return;
+		}
+	}
 	r = seg_recover(dir, conf.ring_bytes, conf.segment_bytes, &rec, err, sizeof(err));
 	if (r) {
 		dlog(LOG_ERROR, name, "%s", err);
@@ -796,5 +806,5 @@ int main(int argc, char **argv)
 		topic_detach(D.topics[D.ntopics - 1], "shutting down");
 	spill_writer_exit(&D.w);
 	dlog(LOG_INFO, NULL, "stopped");
-	return failed ? 1 : 0;
+	return failed || spill_durability_failed ? 1 : 0;
 }

@@ -557,6 +557,17 @@ int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring
 			r = errno ? -errno : -EIO;
 			goto fail;
 		}
+		/* The new names must outlive a crash as much as their bytes:
+		 * a later checkpoint may speak of this segment. */
+		{
+			int dfd = open(topic_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (dfd >= 0) {
+				if (fsync(dfd)) {
+				}
+				close(dfd);
+			}
+		}
 		*idx_entries = 0;
 		last->end = first;
 	} else {
@@ -638,6 +649,10 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 	close(sf);
 	if (map == MAP_FAILED)
 		return -errno;
+	if (first && (first < base || first >= base + size || (first & 7))) {
+		munmap(map, size);
+		return -EINVAL;
+	}
 	if (!first) {
 		for (p = 0; p + 8 <= size; p += 8) {
 			uint64_t w;
@@ -648,10 +663,13 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		}
 		first = base + p;
 	}
-	xf = seg_open_file(ip, O_RDWR | O_CREAT | O_TRUNC, 0600, true);
-	if (xf < 0) {
+	xf = seg_open_file(ip, O_RDWR | O_CREAT, 0600, true);
+	if (xf < 0 || ftruncate(xf, 0)) {
+		r = xf < 0 ? xf : -errno;
+		if (xf >= 0)
+			close(xf);
 		munmap(map, size);
-		return xf;
+		return r;
 	}
 	memset(&h, 0, sizeof(h));
 	h.magic = SEG_IDX_MAGIC;
@@ -733,6 +751,7 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	size_t n;
 	struct stat st;
 	int r, good, sf = -1;
+	bool rebuilt_once = false, said = false;
 
 	memset(out, 0, sizeof(*out));
 	r = seg_list(topic_dir, &bases, &n);
@@ -808,8 +827,8 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 			int pg;
 
 			if (seg_file_path(pp, sizeof(pp), topic_dir, last - segment_bytes, "idx") == 0 &&
-			    (pg = seg_idx_load(pp, &ph, &pe)) > 0)
-				from = pe[pg - 1].end;
+			    (pg = seg_idx_load(pp, &ph, &pe)) > 0 && pe[pg - 1].end == last)
+				from = pe[pg - 1].end; /* else: from the first written word */
 			free(pe);
 		}
 		if (idx_rebuild(sp, ip, last, from, ring_bytes, segment_bytes) == 0) {
@@ -842,8 +861,10 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	 * and position), not a torn tail, and the good entries after it stay. */
 	if (seg_ckpt_load(topic_dir, &out->checkpoint))
 		out->checkpoint = 0;
+verify:
 	prev = h.first;
 	end = h.first;
+	out->bad_ranges = 0;
 	for (int i = 0; i < good; i++) {
 		uint32_t crc = 0;
 
@@ -863,8 +884,32 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		prev = end = e[i].end;
 	}
 	out->end = end;
-	if (out->checkpoint > end)
+	if (out->checkpoint > end && !rebuilt_once && out->checkpoint > last) {
+		/* Below the checkpoint the index stops short: the index may be
+		 * what is damaged. Rebuild it from the records once and verify
+		 * again before judging the bytes. */
+		rebuilt_once = true;
+		free(e);
+		e = NULL;
+		if (idx_rebuild(sp, ip, last, h.first, ring_bytes, segment_bytes) == 0 &&
+		    (good = seg_idx_load(ip, &h, &e)) >= 0) {
+			out->idx_rebuilt = true;
+			goto verify;
+		}
+		good = 0;
+	}
+	if (out->checkpoint > end) {
+		/* Durable bytes that cannot be verified: never cut them. */
 		out->lost_durable = out->checkpoint - end;
+		snprintf(err, errlen,
+			 "%s: the log verifies only up to %llu but %llu is durable (checkpoint): "
+			 "refusing to cut acknowledged data; see spillway verify, then move the "
+			 "damaged segment away (or restore it) to continue",
+			 sp, (unsigned long long)end, (unsigned long long)out->checkpoint);
+		said = true;
+		r = -EBADMSG;
+		goto out;
+	}
 	out->high = last + (uint64_t)st.st_size > end ? last + (uint64_t)st.st_size : end;
 	if (idx_high > out->high)
 		out->high = idx_high;
@@ -891,7 +936,7 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 out:
 	free(e);
 	close(sf);
-	if (r)
+	if (r && !said)
 		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
 	return r;
 }
@@ -900,7 +945,8 @@ out:
 int seg_open_file(const char *path, int flags, unsigned mode, bool own)
 {
 	struct stat st;
-	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode), r;
+	/* O_NONBLOCK: a FIFO planted there must not hang us in open(). */
+	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, (mode_t)mode), r;
 
 	if (fd < 0)
 		return -errno; /* -ELOOP: a symlink, refused */
@@ -910,6 +956,8 @@ int seg_open_file(const char *path, int flags, unsigned mode, bool own)
 		r = -EINVAL;
 	else if (own && st.st_uid != geteuid())
 		r = -EPERM;
+	else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+		r = -errno;
 	else
 		return fd;
 	close(fd);

@@ -225,6 +225,9 @@ struct spill_stream {
 int spill_writer_init(struct spill_writer *w, unsigned depth, unsigned max_streams);
 /* io_uring_submit with its result checked: 0 or -errno (logged once). */
 int spill_writer_submit(struct spill_writer *w);
+/* Set once any topic's fdatasync failed during this process (the daemon's
+ * exit status). */
+extern bool spill_durability_failed;
 void spill_writer_exit(struct spill_writer *w);
 /* Reap completions, waiting up to wait_ns for the first. Returns the count. */
 int spill_writer_reap(struct spill_writer *w, int64_t wait_ns);

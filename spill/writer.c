@@ -142,8 +142,11 @@ static void ckpt_note(struct spill_stream *s)
  * them (the PostgreSQL "fsyncgate" lesson): durable never moves again for
  * this topic. Waiters for SPW_ACK_DURABLE get the error; spilling goes on
  * (spilled means written); stat and the log say what to do. */
+bool spill_durability_failed;
+
 static void durable_fail(struct spill_stream *s, int err)
 {
+	spill_durability_failed = true;
 	if (s->durable_err)
 		return;
 	s->durable_err = err;
@@ -272,6 +275,41 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	s->durable = atomic_load_explicit(&t->hdr->durable, memory_order_acquire);
 	if (s->durable > start)
 		s->durable = start;
+	/* What recovery kept beyond durable (a previous run wrote it, maybe in
+	 * several segments closed without a sync) is synced here, every
+	 * segment of it, before durable may move past it (W6). */
+	if (!conf->no_spill && s->durable < start) {
+		uint64_t b = s->durable - s->durable % s->conf.segment_bytes;
+		int r = 0;
+
+		for (; !r && b < start; b += s->conf.segment_bytes) {
+			char sp[PATH_MAX], ip[PATH_MAX];
+			int sf, xf;
+
+			if (seg_file_path(sp, sizeof(sp), topic_dir, b, "seg") ||
+			    seg_file_path(ip, sizeof(ip), topic_dir, b, "idx"))
+				break;
+			sf = seg_open_file(sp, O_RDONLY, 0, true);
+			xf = seg_open_file(ip, O_RDONLY, 0, true);
+			if (sf >= 0 && xf >= 0 && (fdatasync(sf) || fdatasync(xf)))
+				r = -errno;
+			else if ((sf < 0 && sf != -ENOENT) || (xf < 0 && xf != -ENOENT))
+				r = sf < 0 ? sf : xf;
+			if (sf >= 0)
+				close(sf);
+			if (xf >= 0)
+				close(xf);
+		}
+		if (!r)
+			r = seg_fault_fsync();
+		if (r) {
+			durable_fail(s, r);
+		} else {
+			s->durable = start;
+			spw_topic_set_counter(t, SPW_DURABLE, (int64_t)s->durable);
+			ckpt_note(s);
+		}
+	}
 	/* Acquire: pairs with set_counter's store; only moved forward (I1). */
 	if (start > atomic_load_explicit(&t->hdr->spilled, memory_order_acquire))
 		spw_topic_set_counter(t, SPW_SPILLED, (int64_t)start);

@@ -307,6 +307,13 @@ static void restart_after_ring_loss(struct test_daemon *d, enum damage how)
 	assert_int_equal(spw_topic_delete(d->shm, "lost"), 0);
 	snprintf(sp, sizeof(sp), "%s/%020llu.seg", dir, (unsigned long long)w.last_base);
 	if (how == CUT_TAIL) {
+		char ck[1100];
+
+		/* A tail the durable checkpoint never covered (the crash came
+		 * before that fdatasync): below a checkpoint, recovery refuses
+		 * to cut (a_file_cut_below_the_checkpoint_is_refused_...). */
+		snprintf(ck, sizeof(ck), "%s/durable", dir);
+		assert_int_equal(unlink(ck), 0);
 		/* >= 8 bytes: less is hidden by rounding positions up to 8. */
 		k = 8 + test_rand_below(&rng, old_tail - cut_end - 7);
 		assert_int_equal(truncate(sp, (off_t)(old_tail - k - w.last_base)), 0);
@@ -886,6 +893,82 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 }
 
+/* ---------------------------------------------------------------------------
+ * (h) Below the durable checkpoint, a damaged index is rebuilt (the
+ * segment's bytes are fine: nothing is lost), and a segment cut short is
+ * refused rather than cut further: acknowledged data is never thrown away.
+ */
+static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "ckpt", RING, 4 * RING, MAXREC, 20, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_reader *r = NULL;
+	struct spw_reader_opts ro = { 0 };
+	struct seqs q = { 0 };
+	char seg[1200], idx[1200], dir[1024];
+	uint8_t buf[200] = { 0 }, byte;
+	uint64_t total = 700;
+	struct stat st;
+	int64_t pos = -1;
+	int fd, n;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "ckpt");
+	assert_int_equal(spw_topic_open(d->shm, "ckpt", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	for (uint64_t i = 0; i < total; i++) {
+		memcpy(buf, &i, 8);
+		memset(buf + 8, (int)(i & 0xff), sizeof(buf) - 8);
+		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+		assert_true(pos >= 0);
+	}
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */
+	test_daemon_kill(d);
+	test_daemon_topic_dir(d, "ckpt", dir, sizeof(dir));
+	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", dir);
+	snprintf(idx, sizeof(idx), "%s/00000000000000000000.idx", dir);
+	/* (a) A flipped byte in the index's first entry. */
+	fd = open(idx, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, 64 + 5), 1);
+	byte ^= 0x10;
+	assert_int_equal(pwrite(fd, &byte, 1, 64 + 5), 1);
+	close(fd);
+	start_attached(d, "ckpt");
+	assert_int_equal(test_daemon_log_count(d, "rebuilt it from the segment's records", false), 1);
+	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
+	ro.shm_dir = d->shm;
+	ro.data_dir = d->data;
+	ro.flags = SPW_READER_NO_LIVE;
+	assert_int_equal(spw_reader_open("ckpt", &ro, &r), 0);
+	do
+		n = spw_reader_poll(r, seq_cb, &q, 1000);
+	while (n > 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(q.bad, 0);
+	assert_int_equal(q.n, total);
+	spw_reader_close(r);
+	test_sleep_ns(100 * TEST_MS);
+	test_daemon_kill(d);
+	/* (b) The segment cut below the checkpoint: refused, not cut more. */
+	assert_int_equal(truncate(seg, 60000), 0);
+	assert_true(test_daemon_start(d) > 0);
+	if (test_daemon_wait_log(d, "refusing to cut acknowledged data", 1, scaled_s(10, 30))) {
+		test_daemon_dump_log(d, 3000);
+		fail_msg("no refusal");
+	}
+	assert_int_equal(test_daemon_log_count(d, "topic ckpt: attached", false), 0);
+	assert_int_equal(stat(seg, &st), 0);
+	assert_int_equal(st.st_size, 60000);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	test_daemon_kill(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -911,6 +994,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_empty_index_after_a_roll_is_rebuilt, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
