@@ -273,7 +273,7 @@ static void topic_attach(const char *name)
 	{
 		char why[PATH_MAX + 200];
 
-		if (seg_dir_check(dt->dir, why, sizeof(why))) {
+		if (seg_dir_check_link(dt->dir, false, why, sizeof(why))) {
 			if (!refused_before(name, st.st_ino))
 				dlog(LOG_ERROR, name, "not attaching: %s", why);
 			goto fail_close;
@@ -383,7 +383,7 @@ static void topic_restore(const char *name)
 		/* Not a dir of ours: do not make a ring from what it says. */
 		char why[PATH_MAX + 200];
 
-		if (seg_dir_check(dir, why, sizeof(why))) {
+		if (seg_dir_check_link(dir, false, why, sizeof(why))) {
 			dlog(LOG_ERROR, name, "not recreating the ring: %s", why);
 			return;
 		}

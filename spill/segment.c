@@ -487,13 +487,30 @@ int seg_fault_check(void)
 	if (!fgets(buf, sizeof(buf), f))
 		buf[0] = '\0';
 	fclose(f);
-	if (!strncmp(buf, "FSYNC", 5))
-		return 0; /* fdatasync only: seg_fault_fsync */
+	if (!strncmp(buf, "FSYNC", 5) || !strncmp(buf, "SUBMIT", 6))
+		return 0; /* fdatasync / io_uring_submit only: seg_fault_fsync, _submit */
 	if (!strncmp(buf, "EIO", 3))
 		return -EIO;
 	if (isdigit((unsigned char)buf[0]))
 		return -atoi(buf);
 	return -ENOSPC;
+}
+
+int seg_fault_submit(void)
+{
+	const char *p = getenv("SPILLWAY_FAULT_FILE");
+	char buf[32] = { 0 };
+	FILE *f;
+
+	if (!p || !*p)
+		return 0;
+	f = fopen(p, "re");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	return strncmp(buf, "SUBMIT", 6) ? 0 : -EBUSY;
 }
 
 int seg_fault_fsync(void)
@@ -966,10 +983,20 @@ int seg_open_file(const char *path, int flags, unsigned mode, bool own)
 
 int seg_dir_check(const char *dir, char *why, size_t why_len)
 {
+	return seg_dir_check_link(dir, true, why, why_len);
+}
+
+int seg_dir_check_link(const char *dir, bool allow_link, char *why, size_t why_len)
+{
 	struct stat st;
 
 	if (lstat(dir, &st))
 		return -errno;
+	if (S_ISLNK(st.st_mode) && !allow_link) {
+		snprintf(why, why_len, "%s is a symbolic link: refused, never followed (remove it)",
+			 dir);
+		return -ELOOP;
+	}
 	if (S_ISLNK(st.st_mode) && stat(dir, &st) == 0 && st.st_uid != geteuid()) {
 		snprintf(why, why_len, "%s is a symlink to a directory owned by uid %u", dir,
 			 (unsigned)st.st_uid);

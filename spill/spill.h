@@ -31,6 +31,9 @@ int seg_open_file(const char *path, int flags, unsigned mode, bool own);
 /* A directory spillway keeps files in: a real directory (not a symlink),
  * owned by this user, not writable by others. 0, or -errno and why[]. */
 int seg_dir_check(const char *dir, char *why, size_t why_len);
+/* The same; allow_link false also refuses dir itself being a symlink (a topic
+ * dir: the data dir itself may be a link to a disk of ours). */
+int seg_dir_check_link(const char *dir, bool allow_link, char *why, size_t why_len);
 /* A topic shares its files with the group of its dir when that dir grants
  * its group access (`topic create --group G`): every file spillway writes
  * there gets that group and mode 0640, else 0600. Applied at every create. */
@@ -140,6 +143,9 @@ int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring
 int seg_fault_check(void);
 /* The fault seam for fdatasync: -EIO while the fault file says "FSYNC". */
 int seg_fault_fsync(void);
+/* The fault seam for io_uring_submit: -EBUSY while the fault file says
+ * "SUBMIT" (every other call, so the queue still drains slowly). */
+int seg_fault_submit(void);
 
 #endif
 

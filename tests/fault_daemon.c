@@ -607,9 +607,49 @@ static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state
 	spw_topic_close(t);
 }
 
+/* ---------------------------------------------------------------------------
+ * io_uring_submit saying -EBUSY (the fault seam's "SUBMIT": every other
+ * submit): the entries stay queued and go out at the next loop; nothing is
+ * lost, nothing is duplicated, everything becomes durable.
+ */
+static void busy_submits_are_retried_losing_nothing(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "busy", RING, 4 * RING, MAXREC, 20, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in;
+	struct test_seg_walk w;
+	struct test_feed *f;
+	uint64_t seed = test_seed("submit_busy");
+
+	need_daemon();
+	d->fault_env = true;
+	write_text(d->fault, "SUBMIT\n");
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "busy");
+	assert_int_equal(spw_topic_open(d->shm, "busy", SPW_OPEN_RDONLY, &t), 0);
+	f = test_feed_new(d->shm, "busy", seed, 0, 2, MAXREC);
+	f->per_producer = test_scaled(1500, 600, 600);
+	f->timeout_ns = 50 * TEST_MS;
+	f->deadline_ns = test_now_ns() + scaled_s(60, 120);
+	test_feed_start(f, d);
+	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
+	info_of(t, &in);
+	assert_int_equal(test_wait_counter(t, true, in.tail, scaled_s(20, 60)), 0);
+	assert_int_equal(test_daemon_log_count(d, "io_uring_submit: Device or resource busy", false), 1);
+	assert_int_equal(unlink(d->fault), 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	walk_feed(d, "busy", f, 2, &w);
+	assert_int_equal(w.end, in.tail);
+	assert_int_equal(w.data_records, f->per_producer * f->producers);
+	spw_topic_close(t);
+	test_feed_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(busy_submits_are_retried_losing_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_fdatasync_freezes_durable_and_fails_durable_acks,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(

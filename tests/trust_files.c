@@ -163,6 +163,23 @@ static void dirs_of_other_users_are_refused_with_a_fix(void **state)
 	}
 	assert_int_equal(test_daemon_log_count(d, "is owned by uid 12345", true), 1); /* once */
 
+	/* A topic dir that is a symlink (even to a dir of ours): refused. */
+	{
+		const struct test_topic_spec ln = { "linkdir", RING, 4 * RING, MAXREC, 50, 0 };
+		char real[1200];
+
+		assert_int_equal(test_daemon_make_topic(d, &ln), 0);
+		test_daemon_topic_dir(d, "linkdir", dir, sizeof(dir));
+		snprintf(real, sizeof(real), "%s/linkdir.real", d->root);
+		assert_int_equal(rename(dir, real), 0);
+		assert_int_equal(symlink(real, dir), 0);
+		start_attached(d, "good");
+		assert_int_equal(test_daemon_wait_log(d, "linkdir is a symbolic link: refused", 1,
+						      scaled_s(10, 30)), 0);
+		assert_int_equal(test_daemon_log_count(d, "topic linkdir: attached", false), 0);
+		assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	}
+
 	/* A shm dir every user may write to: the daemon does not start. */
 	assert_int_equal(chmod(d->shm, 0777), 0);
 	assert_true(test_daemon_start(d) > 0);
