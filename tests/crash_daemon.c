@@ -266,6 +266,20 @@ static uint64_t records_ending_by(const char *dir, uint64_t limit)
 	return e.n;
 }
 
+/* The durable checkpoint (spill/FORMAT.md), written with the library's own
+ * writer: "durable up to pos" as if the last sync round never completed. */
+int seg_ckpt_open(const char *topic_dir);
+int seg_ckpt_write(int fd, uint64_t durable);
+
+static void checkpoint_at(const char *dir, uint64_t pos)
+{
+	int fd = seg_ckpt_open(dir);
+
+	assert_true(fd >= 0);
+	assert_int_equal(seg_ckpt_write(fd, pos), 0);
+	close(fd);
+}
+
 static void restart_after_ring_loss(struct test_daemon *d, enum damage how)
 {
 	const struct test_topic_spec spec = { "lost", RING, 2 * RING, MAXREC, 50, 0 };
@@ -307,26 +321,18 @@ static void restart_after_ring_loss(struct test_daemon *d, enum damage how)
 	assert_int_equal(spw_topic_delete(d->shm, "lost"), 0);
 	snprintf(sp, sizeof(sp), "%s/%020llu.seg", dir, (unsigned long long)w.last_base);
 	if (how == CUT_TAIL) {
-		char ck[1100];
-
-		/* A tail the durable checkpoint never covered (the crash came
-		 * before that fdatasync): below a checkpoint, recovery refuses
-		 * to cut (a_file_cut_below_the_checkpoint_is_refused_...). */
-		snprintf(ck, sizeof(ck), "%s/durable", dir);
-		assert_int_equal(unlink(ck), 0);
+		/* A tail beyond the durable checkpoint (the crash came before
+		 * the fdatasync that would have covered it): below a checkpoint
+		 * recovery refuses to cut (damage_below_the_checkpoint_...). */
+		checkpoint_at(dir, cut_end);
 		/* >= 8 bytes: less is hidden by rounding positions up to 8. */
 		k = 8 + test_rand_below(&rng, old_tail - cut_end - 7);
 		assert_int_equal(truncate(sp, (off_t)(old_tail - k - w.last_base)), 0);
 	} else {
 		uint64_t junk = 0x0123456789abcdefull;
-		char ck[1100];
-
-		/* A torn tail is one the durable checkpoint never covered (the
-		 * crash came before that fdatasync): without the checkpoint file,
-		 * recovery may cut a bad last entry. Below a checkpoint it keeps
-		 * it (a_flipped_byte_below_the_durable_checkpoint_...). */
-		snprintf(ck, sizeof(ck), "%s/durable", dir);
-		assert_int_equal(unlink(ck), 0);
+		/* A torn tail beyond the durable checkpoint may be cut; below
+		 * one it is kept (a_flipped_byte_below_the_durable_checkpoint_). */
+		checkpoint_at(dir, cut_end);
 		fd = open(sp, O_WRONLY);
 		assert_true(fd >= 0);
 		assert_int_equal(pwrite(fd, &junk, 8, (off_t)(old_tail - 8 - w.last_base)), 8);
