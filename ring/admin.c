@@ -440,7 +440,7 @@ int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out
 	(void)atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
 	for (uint32_t i = 0; i < t->max_producers && n < max; i++) {
 		uint64_t a = 0, b = 0;
-		bool span = slot_span(t, i, &a, &b);
+		bool won = false, span = slot_span_won(t, i, &a, &b, &won);
 		int alive = ring_slot_alive(t, i);
 		struct spw_producer_info *o = &out[n];
 
@@ -456,10 +456,9 @@ int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out
 		o->alive = alive > 0;
 		o->claim = span ? (int64_t)a : -1;
 		o->end = span ? (int64_t)b : -1;
-		/* Claiming: a span that is not all committed yet. A guess whose
-		 * CAS lost may look so for a moment too. */
-		o->claiming = span && a < atomic_load_explicit(&t->hdr->tail, memory_order_acquire) &&
-			      !ring_span_settled(t, a, b);
+		/* Claiming: a span its CAS took (WON) that is not all committed
+		 * yet. A CLAIMING guess owns nothing for sure: not reported. */
+		o->claiming = span && won && !ring_span_settled(t, a, b);
 		n++;
 	}
 	return n;
