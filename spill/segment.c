@@ -473,22 +473,29 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 }
 
 /* --- segments -------------------------------------------------------------- */
-int seg_fault_check(void)
+/* The fault seam's word: the first line of $SPILLWAY_FAULT_FILE (tests
+ * only). false when the variable is unset or the file absent (no fault). */
+static bool fault_word(char *buf, size_t size)
 {
 	const char *p = getenv("SPILLWAY_FAULT_FILE");
-	char buf[32] = { 0 };
 	FILE *f;
 
-	if (!p || !*p)
-		return 0;
-	f = fopen(p, "re");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f))
+	buf[0] = '\0';
+	if (!p || !*p || !(f = fopen(p, "re")))
+		return false;
+	if (!fgets(buf, (int)size, f))
 		buf[0] = '\0';
 	fclose(f);
-	if (!strncmp(buf, "FSYNC", 5) || !strncmp(buf, "SUBMIT", 6))
-		return 0; /* fdatasync / io_uring_submit only: seg_fault_fsync, _submit */
+	return true;
+}
+
+int seg_fault_check(void)
+{
+	char buf[32];
+
+	if (!fault_word(buf, sizeof(buf)) || !strncmp(buf, "FSYNC", 5) ||
+	    !strncmp(buf, "SUBMIT", 6))
+		return 0; /* none, or fdatasync / io_uring_submit only */
 	if (!strncmp(buf, "EIO", 3))
 		return -EIO;
 	if (isdigit((unsigned char)buf[0]))
@@ -498,35 +505,17 @@ int seg_fault_check(void)
 
 int seg_fault_submit(void)
 {
-	const char *p = getenv("SPILLWAY_FAULT_FILE");
-	char buf[32] = { 0 };
-	FILE *f;
+	char buf[32];
 
-	if (!p || !*p)
-		return 0;
-	f = fopen(p, "re");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
+	fault_word(buf, sizeof(buf));
 	return strncmp(buf, "SUBMIT", 6) ? 0 : -EBUSY;
 }
 
 int seg_fault_fsync(void)
 {
-	const char *p = getenv("SPILLWAY_FAULT_FILE");
-	char buf[32] = { 0 };
-	FILE *f;
+	char buf[32];
 
-	if (!p || !*p)
-		return 0;
-	f = fopen(p, "re");
-	if (!f)
-		return 0;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = '\0';
-	fclose(f);
+	fault_word(buf, sizeof(buf));
 	return strncmp(buf, "FSYNC", 5) ? 0 : -EIO;
 }
 

@@ -709,6 +709,22 @@ struct seqs {
 	int bad;
 };
 
+/* Records seq from .. from + n - 1 (200 bytes: the seq, then its low byte
+ * repeated), each waited for; the last one's position. */
+static int64_t send_seqs(struct spw_producer *p, uint64_t from, uint64_t n)
+{
+	uint8_t buf[200];
+	int64_t pos = -1;
+
+	for (uint64_t i = from; i < from + n; i++) {
+		memcpy(buf, &i, 8);
+		memset(buf + 8, (int)(i & 0xff), sizeof(buf) - 8);
+		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+		assert_true(pos >= 0);
+	}
+	return pos;
+}
+
 static int seq_cb(void *arg, const struct spw_record *r)
 {
 	struct seqs *q = arg;
@@ -733,7 +749,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	struct spw_topic_info in;
 	struct seqs q = { 0 };
 	char seg[1200], file[1200], dir[1024];
-	uint8_t buf[200] = { 0 }, byte;
+	uint8_t byte;
 	int64_t pos = -1, at = -1;
 	uint64_t total = 700; /* 700 * 216 B = 151200 B: three index entries */
 	int fd, n;
@@ -743,12 +759,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	start_attached(d, "flip");
 	assert_int_equal(spw_topic_open(d->shm, "flip", 0, &t), 0);
 	assert_int_equal(spw_producer_open(t, &p), 0);
-	for (uint64_t i = 0; i < total; i++) {
-		memcpy(buf, &i, 8);
-		memset(buf + 8, (int)(i & 0xff), sizeof(buf) - 8);
-		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
-		assert_true(pos >= 0);
-	}
+	pos = send_seqs(p, 0, total);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */
 	test_daemon_kill(d);
@@ -778,10 +789,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 		assert_int_equal(system(cmd), 0);
 	}
 	/* New records go on after the old ones. */
-	memset(buf, 0, sizeof(buf));
-	memcpy(buf, &total, 8);
-	memset(buf + 8, (int)(total & 0xff), sizeof(buf) - 8);
-	pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	pos = send_seqs(p, total, 1);
 	assert_int_equal(pos, (int64_t)(total * 216));
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 
@@ -839,7 +847,6 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	struct spw_topic_info in;
 	struct seqs q = { 0 };
 	char ip[1200], dir[1024];
-	uint8_t buf[200] = { 0 };
 	uint64_t total = 6000; /* 6000 * 216 B = 1.3 MB: into the second 1 MiB segment */
 	int64_t pos = -1;
 	int n;
@@ -849,12 +856,7 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	start_attached(d, "reidx");
 	assert_int_equal(spw_topic_open(d->shm, "reidx", 0, &t), 0);
 	assert_int_equal(spw_producer_open(t, &p), 0);
-	for (uint64_t i = 0; i < total; i++) {
-		memcpy(buf, &i, 8);
-		memset(buf + 8, (int)(i & 0xff), sizeof(buf) - 8);
-		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
-		assert_true(pos >= 0);
-	}
+	pos = send_seqs(p, 0, total);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	test_daemon_kill(d);
 	test_daemon_topic_dir(d, "reidx", dir, sizeof(dir));
@@ -875,10 +877,8 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	assert_int_equal(test_daemon_log_count(d, "rebuilt it from the segment's records", false), 1);
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
 	assert_int_equal(test_daemon_log_count(d, "unreadable index", false), 0);
-	memcpy(buf, &total, 8);
-	memset(buf + 8, (int)(total & 0xff), sizeof(buf) - 8);
 	info_of(t, &in);
-	pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+	pos = send_seqs(p, total, 1);
 	assert_true(pos >= (int64_t)in.tail); /* after every old one (a padding may come first) */
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	ro.shm_dir = d->shm;
@@ -914,7 +914,7 @@ static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **s
 	struct spw_reader_opts ro = { 0 };
 	struct seqs q = { 0 };
 	char seg[1200], idx[1200], dir[1024];
-	uint8_t buf[200] = { 0 }, byte;
+	uint8_t byte;
 	uint64_t total = 700;
 	struct stat st;
 	int64_t pos = -1;
@@ -925,12 +925,7 @@ static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **s
 	start_attached(d, "ckpt");
 	assert_int_equal(spw_topic_open(d->shm, "ckpt", 0, &t), 0);
 	assert_int_equal(spw_producer_open(t, &p), 0);
-	for (uint64_t i = 0; i < total; i++) {
-		memcpy(buf, &i, 8);
-		memset(buf + 8, (int)(i & 0xff), sizeof(buf) - 8);
-		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
-		assert_true(pos >= 0);
-	}
+	pos = send_seqs(p, 0, total);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */
 	test_daemon_kill(d);
