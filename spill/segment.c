@@ -224,6 +224,22 @@ int seg_list(const char *topic_dir, uint64_t **bases, size_t *n)
 }
 
 /* --- index files --------------------------------------------------------- */
+/* A new index header, sealed (FORMAT.md). */
+static void idx_hdr_init(struct seg_idx_hdr *h, uint64_t base, uint64_t first,
+			 uint64_t segment_bytes, uint64_t ring_bytes)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = SEG_IDX_MAGIC;
+	h->version = SEG_IDX_VERSION;
+	h->entry_bytes = SEG_IDX_ENTRY_BYTES;
+	h->base = base;
+	h->first = first;
+	h->segment_bytes = segment_bytes;
+	h->ring_bytes = ring_bytes;
+	h->created_ns = ring_realtime_ns();
+	seg_idx_hdr_seal(h);
+}
+
 static bool idx_hdr_ok(const struct seg_idx_hdr *h)
 {
 	return h->magic == SEG_IDX_MAGIC && h->version == SEG_IDX_VERSION &&
@@ -549,16 +565,7 @@ int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring
 		goto fail;
 	}
 	if (st.st_size < (off_t)SEG_IDX_HDR_BYTES) {
-		memset(&h, 0, sizeof(h));
-		h.magic = SEG_IDX_MAGIC;
-		h.version = SEG_IDX_VERSION;
-		h.entry_bytes = SEG_IDX_ENTRY_BYTES;
-		h.base = base;
-		h.first = first;
-		h.segment_bytes = segment_bytes;
-		h.ring_bytes = ring_bytes;
-		h.created_ns = ring_realtime_ns();
-		seg_idx_hdr_seal(&h);
+		idx_hdr_init(&h, base, first, segment_bytes, ring_bytes);
 		if (pwrite(xf, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || ftruncate(xf, sizeof(h))) {
 			r = errno ? -errno : -EIO;
 			goto fail;
@@ -626,6 +633,21 @@ static int file_crc(int fd, uint64_t off, uint64_t n, uint32_t *crc)
 	return 0;
 }
 
+/* One index entry for the segment bytes [a, p), appended at xf's offset. */
+static int put_entry(int xf, const uint8_t *map, uint64_t base, uint64_t a, uint64_t p,
+		     uint64_t records, uint64_t max_ts)
+{
+	struct seg_idx_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.end = p;
+	e.records = records;
+	e.max_ts = max_ts;
+	e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
+	seg_idx_entry_seal(&e);
+	return write(xf, &e, sizeof(e)) == (ssize_t)sizeof(e) ? 0 : (errno ? -errno : -EIO);
+}
+
 /* The last index is empty, short or unreadable while its segment holds
  * bytes (a crash right after a roll, before the index reached the disk):
  * rebuild it from the segment, record by record (ring_word_check), with
@@ -637,7 +659,6 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		       uint64_t ring_bytes, uint64_t segment_bytes)
 {
 	struct seg_idx_hdr h;
-	struct seg_idx_entry e;
 	struct stat st;
 	uint8_t *map;
 	uint64_t p, a, records = 0, max_ts = 0, size;
@@ -677,16 +698,7 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		munmap(map, size);
 		return r;
 	}
-	memset(&h, 0, sizeof(h));
-	h.magic = SEG_IDX_MAGIC;
-	h.version = SEG_IDX_VERSION;
-	h.entry_bytes = SEG_IDX_ENTRY_BYTES;
-	h.base = base;
-	h.first = first;
-	h.segment_bytes = segment_bytes;
-	h.ring_bytes = ring_bytes;
-	h.created_ns = ring_realtime_ns();
-	seg_idx_hdr_seal(&h);
+	idx_hdr_init(&h, base, first, segment_bytes, ring_bytes);
 	/* The header, then the entries with write() after it. */
 	if (write(xf, &h, sizeof(h)) != (ssize_t)sizeof(h))
 		r = errno ? -errno : -EIO;
@@ -699,14 +711,7 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		if (span <= 0 || p + (uint64_t)span > base + size)
 			break; /* the end of what was written whole */
 		if (p > a && p + (uint64_t)span - a > SEG_ENTRY_SPAN) {
-			memset(&e, 0, sizeof(e));
-			e.end = p;
-			e.records = records;
-			e.max_ts = max_ts;
-			e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
-			seg_idx_entry_seal(&e);
-			if (write(xf, &e, sizeof(e)) != (ssize_t)sizeof(e))
-				r = errno ? -errno : -EIO;
+			r = put_entry(xf, map, base, a, p, records, max_ts);
 			a = p;
 		}
 		if (RING_W_TYPE(w) == RING_T_DATA) {
@@ -717,29 +722,14 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 				max_ts = ts;
 		}
 		p += (uint64_t)span;
-		if (p == lap_end || !(p < base + size)) {
+		if ((p == lap_end || !(p < base + size)) && p > a) {
 			/* The writer never lets an entry cross a lap. */
-			memset(&e, 0, sizeof(e));
-			e.end = p;
-			e.records = records;
-			e.max_ts = max_ts;
-			e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
-			seg_idx_entry_seal(&e);
-			if (p > a && write(xf, &e, sizeof(e)) != (ssize_t)sizeof(e))
-				r = errno ? -errno : -EIO;
+			r = put_entry(xf, map, base, a, p, records, max_ts);
 			a = p;
 		}
 	}
-	if (!r && p > a) {
-		memset(&e, 0, sizeof(e));
-		e.end = p;
-		e.records = records;
-		e.max_ts = max_ts;
-		e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
-		seg_idx_entry_seal(&e);
-		if (write(xf, &e, sizeof(e)) != (ssize_t)sizeof(e))
-			r = errno ? -errno : -EIO;
-	}
+	if (!r && p > a)
+		r = put_entry(xf, map, base, a, p, records, max_ts);
 	if (!r && fdatasync(xf))
 		r = -errno;
 	close(xf);

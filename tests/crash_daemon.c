@@ -738,6 +738,25 @@ static int seq_cb(void *arg, const struct spw_record *r)
 	return 0;
 }
 
+/* Read a topic back from disk (SPW_READER_NO_LIVE | flags) into q: the last
+ * poll's result (0 at the end, or the error that stopped it). *rp stays open
+ * for the caller's checks. */
+static int read_seqs(struct test_daemon *d, const char *topic, unsigned flags, struct seqs *q,
+		     struct spw_reader **rp)
+{
+	struct spw_reader_opts ro = { 0 };
+	int n;
+
+	ro.shm_dir = d->shm;
+	ro.data_dir = d->data;
+	ro.flags = SPW_READER_NO_LIVE | flags;
+	assert_int_equal(spw_reader_open(topic, &ro, rp), 0);
+	do
+		n = spw_reader_poll(*rp, seq_cb, q, 1000);
+	while (n > 0);
+	return n;
+}
+
 static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void **state)
 {
 	struct test_daemon *d = *state;
@@ -745,7 +764,6 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
 	struct spw_reader *r = NULL;
-	struct spw_reader_opts ro = { 0 };
 	struct spw_topic_info in;
 	struct seqs q = { 0 };
 	char seg[1200], file[1200], dir[1024];
@@ -794,13 +812,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 
 	/* Without skipping: -EBADMSG, naming the segment file and where. */
-	ro.shm_dir = d->shm;
-	ro.data_dir = d->data;
-	ro.flags = SPW_READER_NO_LIVE;
-	assert_int_equal(spw_reader_open("flip", &ro, &r), 0);
-	do
-		n = spw_reader_poll(r, seq_cb, &q, 1000);
-	while (n > 0);
+	n = read_seqs(d, "flip", SPW_READER_NO_LIVE, &q, &r);
 	assert_int_equal(n, -EBADMSG);
 	assert_int_equal(spw_reader_error(r, file, sizeof(file), &at), 0);
 	assert_string_equal(file, seg);
@@ -809,11 +821,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	/* Skipping: only the bad entry's records are missing, all after it
 	 * (durable before the crash, and the new one) arrive. */
 	memset(&q, 0, sizeof(q));
-	ro.flags = SPW_READER_NO_LIVE | SPW_READER_SKIP_CORRUPT;
-	assert_int_equal(spw_reader_open("flip", &ro, &r), 0);
-	do
-		n = spw_reader_poll(r, seq_cb, &q, 1000);
-	while (n > 0);
+	n = read_seqs(d, "flip", SPW_READER_NO_LIVE | SPW_READER_SKIP_CORRUPT, &q, &r);
 	assert_int_equal(n, 0);
 	assert_int_equal(q.bad, 0);
 	assert_int_equal(q.next, total + 1);
@@ -843,7 +851,6 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
 	struct spw_reader *r = NULL;
-	struct spw_reader_opts ro = { 0 };
 	struct spw_topic_info in;
 	struct seqs q = { 0 };
 	char ip[1200], dir[1024];
@@ -881,13 +888,7 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	pos = send_seqs(p, total, 1);
 	assert_true(pos >= (int64_t)in.tail); /* after every old one (a padding may come first) */
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
-	ro.shm_dir = d->shm;
-	ro.data_dir = d->data;
-	ro.flags = SPW_READER_NO_LIVE;
-	assert_int_equal(spw_reader_open("reidx", &ro, &r), 0);
-	do
-		n = spw_reader_poll(r, seq_cb, &q, 1000);
-	while (n > 0);
+	n = read_seqs(d, "reidx", SPW_READER_NO_LIVE, &q, &r);
 	assert_int_equal(n, 0);
 	assert_int_equal(q.bad, 0);
 	assert_int_equal(q.n, total + 1);
@@ -911,7 +912,6 @@ static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **s
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
 	struct spw_reader *r = NULL;
-	struct spw_reader_opts ro = { 0 };
 	struct seqs q = { 0 };
 	char seg[1200], idx[1200], dir[1024];
 	uint8_t byte;
@@ -942,13 +942,7 @@ static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **s
 	start_attached(d, "ckpt");
 	assert_int_equal(test_daemon_log_count(d, "rebuilt it from the segment's records", false), 1);
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
-	ro.shm_dir = d->shm;
-	ro.data_dir = d->data;
-	ro.flags = SPW_READER_NO_LIVE;
-	assert_int_equal(spw_reader_open("ckpt", &ro, &r), 0);
-	do
-		n = spw_reader_poll(r, seq_cb, &q, 1000);
-	while (n > 0);
+	n = read_seqs(d, "ckpt", SPW_READER_NO_LIVE, &q, &r);
 	assert_int_equal(n, 0);
 	assert_int_equal(q.bad, 0);
 	assert_int_equal(q.n, total);
