@@ -37,7 +37,7 @@ endif
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev g++ pkg-config python3 procps
 
 # libspillway: the ring plus the disk readers (no liburing needed).
-LIB_SRC := $(wildcard ring/*.c) spill/segment.c spill/reader.c spill/group.c
+LIB_SRC := $(wildcard ring/*.c) spill/files.c spill/segment.c spill/reader.c spill/group.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/libspillway.a
 LIB_SO := $(BUILD)/libspillway.so.$(VERSION)

@@ -230,7 +230,7 @@ static void topic_attach(const char *name)
 		return;
 	snprintf(dt->name, sizeof(dt->name), "%s", name);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) >= sizeof(path) ||
-	    stat(path, &st))
+	    seg_lstat(path, &st))
 		goto fail_free;
 	dt->ino = st.st_ino;
 	r = spw_topic_open(D.shm_dir, name, 0, &dt->t);
@@ -266,7 +266,7 @@ static void topic_attach(const char *name)
 		goto fail_close;
 	}
 	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, name) ||
-	    (r = ring_mkdir_p(dt->dir, 0700)) != 0) {
+	    ((r = seg_mkdir(dt->dir, 0700)) != 0 && r != -EEXIST)) {
 		dlog(LOG_ERROR, name, "cannot create %s: %s", dt->dir, strerror(-r));
 		goto fail_close;
 	}
@@ -377,7 +377,7 @@ static void topic_restore(const char *name)
 	if (spw_topic_name_check(name) || seg_topic_dir(dir, sizeof(dir), D.data_dir, name))
 		return;
 	if ((size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", D.shm_dir, name) >= sizeof(ring) ||
-	    stat(ring, &st) == 0 || seg_conf_load(dir, &conf))
+	    seg_lstat(ring, &st) != -ENOENT || seg_conf_load(dir, &conf))
 		return;
 	{
 		/* Not a dir of ours: do not make a ring from what it says. */
@@ -422,7 +422,7 @@ static void topic_restore(const char *name)
 		struct stat ds;
 
 		/* A topic shared with a group gets its ring back with that group. */
-		if (stat(dir, &ds) == 0 && (ds.st_mode & 0070) && ds.st_gid != getegid() &&
+		if (seg_lstat(dir, &ds) == 0 && (ds.st_mode & 0070) && ds.st_gid != getegid() &&
 		    chown(ring, (uid_t)-1, ds.st_gid))
 			dlog(LOG_WARN, name, "cannot give %s to group %u: %s", ring,
 			     (unsigned)ds.st_gid, strerror(errno));
@@ -502,9 +502,9 @@ static void delete_segment(struct dtopic *dt, uint64_t base, const char *why)
 	char p[PATH_MAX];
 
 	if (!seg_file_path(p, sizeof(p), dt->dir, base, "seg"))
-		unlink(p);
+		seg_unlink(p);
 	if (!seg_file_path(p, sizeof(p), dt->dir, base, "idx"))
-		unlink(p);
+		seg_unlink(p);
 	dlog(LOG_INFO, dt->name, "retention: deleted segment %020llu (%s)", (unsigned long long)base,
 	     why);
 }
@@ -521,7 +521,7 @@ static void retention(struct dtopic *dt)
 	if (c->no_spill || seg_list(dt->dir, &bases, &n))
 		return;
 	for (i = 0; i < n; i++)
-		if (!seg_file_path(p, sizeof(p), dt->dir, bases[i], "seg") && !stat(p, &st))
+		if (!seg_file_path(p, sizeof(p), dt->dir, bases[i], "seg") && !seg_lstat(p, &st))
 			total += (uint64_t)st.st_size;
 	for (i = 0; i < n && bases[i] < active; i++) {
 		struct seg_idx_hdr h;
@@ -537,7 +537,7 @@ static void retention(struct dtopic *dt)
 		}
 		if (!old && !big)
 			break;
-		if (!seg_file_path(p, sizeof(p), dt->dir, bases[i], "seg") && !stat(p, &st))
+		if (!seg_file_path(p, sizeof(p), dt->dir, bases[i], "seg") && !seg_lstat(p, &st))
 			total -= (uint64_t)st.st_size < total ? (uint64_t)st.st_size : total;
 		delete_segment(dt, bases[i], old ? "age" : "size");
 	}
@@ -706,6 +706,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "spillwayd: refusing to start: %s\n", why);
 			return 1;
 		}
+	}
+	/* Held open from here on: every file below them is reached from these
+	 * fds, never through a symlink (spill/files.c). */
+	if ((r = seg_trust_root(D.data_dir)) || (r = seg_trust_root(D.shm_dir))) {
+		fprintf(stderr, "spillwayd: cannot open %s or %s: %s\n", D.data_dir, D.shm_dir,
+			strerror(-r));
+		return 1;
 	}
 	if (take_lock())
 		return 1;

@@ -47,7 +47,7 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 {
 	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2], tmp[PATH_MAX + SPW_NAME_MAX + 32];
 	struct group_file g = { GROUP_MAGIC, 1, (uint64_t)position, ring_realtime_ns(), 0, 0 };
-	int fd, dfd, r;
+	int fd, r;
 
 	if (position < 0 || (position & 7) || spw_topic_name_check(group))
 		return -EINVAL;
@@ -64,13 +64,13 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 
 		snprintf(td, sizeof(td), "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
 		mode = seg_share_dir_mode(td, &gid);
-		if (mkdir(dir, (mode_t)mode) == 0) {
+		if ((r = seg_mkdir(dir, mode)) == 0) {
 			if (gid != getegid() && chown(dir, (uid_t)-1, gid)) {
 			}
 			if (chmod(dir, (mode_t)mode)) { /* mkdir's mode passed through the umask */
 			}
-		} else if (errno != EEXIST) {
-			return -errno;
+		} else if (r != -EEXIST) {
+			return r;
 		}
 	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, group) >= sizeof(path) ||
@@ -78,7 +78,7 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 		    sizeof(tmp))
 		return -ENAMETOOLONG;
 	g.crc = seg_crc32c(0, &g, offsetof(struct group_file, crc));
-	unlink(tmp); /* a stale temp file of ours; a planted name is never followed */
+	seg_unlink(tmp); /* a stale temp file of ours; a planted name is never followed */
 	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
 	if (fd < 0)
 		return fd;
@@ -91,21 +91,17 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd)) {
 		r = errno ? -errno : -EIO;
 		close(fd);
-		unlink(tmp);
+		seg_unlink(tmp);
 		return r;
 	}
 	close(fd);
-	if (rename(tmp, path)) {
-		r = -errno;
-		unlink(tmp);
+	if ((r = seg_rename(tmp, path)) != 0) {
+		seg_unlink(tmp);
 		return r;
 	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
+	/* The rename must outlive a crash: a position committed and then
+	 * lost would make the group read records twice. */
+	return seg_sync_dir(dir);
 }
 
 static int group_load(const char *path, int64_t *position)
@@ -153,7 +149,7 @@ int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, voi
 	r = group_dir(dir, sizeof(dir), data_dir, topic);
 	if (r)
 		return r;
-	d = opendir(dir);
+	d = seg_opendir(dir);
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((de = readdir(d))) {

@@ -180,7 +180,7 @@ static int cmp_u64(const void *a, const void *b)
 
 int seg_list(const char *topic_dir, uint64_t **bases, size_t *n)
 {
-	DIR *d = opendir(topic_dir);
+	DIR *d = seg_opendir(topic_dir);
 	struct dirent *de;
 	uint64_t *v = NULL;
 	size_t cnt = 0, cap = 0;
@@ -450,7 +450,7 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 		return -ENAMETOOLONG;
 	/* O_EXCL through O_NOFOLLOW: a name planted there is never followed;
 	 * a stale temp file of ours is removed first. */
-	unlink(tmp);
+	seg_unlink(tmp);
 	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, true);
 	if (fd < 0)
 		return fd;
@@ -458,7 +458,7 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 	f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
-		unlink(tmp);
+		seg_unlink(tmp);
 		return -ENOMEM;
 	}
 	fprintf(f,
@@ -475,15 +475,17 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 		int e = errno;
 
 		fclose(f);
-		unlink(tmp);
+		seg_unlink(tmp);
 		return -e;
 	}
 	fclose(f);
-	if (rename(tmp, path)) {
-		int e = errno;
+	{
+		int r = seg_rename(tmp, path);
 
-		unlink(tmp);
-		return -e;
+		if (r) {
+			seg_unlink(tmp);
+			return r;
+		}
 	}
 	return 0;
 }
@@ -572,15 +574,8 @@ int seg_open(const char *topic_dir, uint64_t base, uint64_t first, uint64_t ring
 		}
 		/* The new names must outlive a crash as much as their bytes:
 		 * a later checkpoint may speak of this segment. */
-		{
-			int dfd = open(topic_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-			if (dfd >= 0) {
-				if (fsync(dfd)) {
-				}
-				close(dfd);
-			}
-		}
+		if ((r = seg_sync_dir(topic_dir)) != 0)
+			goto fail;
 		*idx_entries = 0;
 		last->end = first;
 	} else {
@@ -767,7 +762,7 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 			struct stat ls;
 
 			if (seg_file_path(sp, sizeof(sp), topic_dir, bases[i], ext[k]) == 0 &&
-			    lstat(sp, &ls) == 0 && !S_ISREG(ls.st_mode)) {
+			    seg_lstat(sp, &ls) == 0 && !S_ISREG(ls.st_mode)) {
 				snprintf(err, errlen,
 					 "%s: %s where spillwayd keeps its own file: refused, never "
 					 "followed (remove it)",
@@ -784,11 +779,11 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 
 		if (seg_file_path(sp, sizeof(sp), topic_dir, bases[n - 1], "seg") ||
 		    seg_file_path(ip, sizeof(ip), topic_dir, bases[n - 1], "idx") ||
-		    stat(sp, &ss) || ss.st_size != 0 ||
-		    (stat(ip, &is) == 0 && is.st_size >= (off_t)SEG_IDX_HDR_BYTES))
+		    seg_lstat(sp, &ss) || ss.st_size != 0 ||
+		    (seg_lstat(ip, &is) == 0 && is.st_size >= (off_t)SEG_IDX_HDR_BYTES))
 			break;
-		unlink(sp);
-		unlink(ip);
+		seg_unlink(sp);
+		seg_unlink(ip);
 		n--;
 	}
 	if (n == 0) {
@@ -935,98 +930,6 @@ out:
 	if (r && !said)
 		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
 	return r;
-}
-
-/* --- files and directories we trust ---------------------------------------- */
-int seg_open_file(const char *path, int flags, unsigned mode, bool own)
-{
-	struct stat st;
-	/* O_NONBLOCK: a FIFO planted there must not hang us in open(). */
-	int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, (mode_t)mode), r;
-
-	if (fd < 0)
-		return -errno; /* -ELOOP: a symlink, refused */
-	if (fstat(fd, &st))
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = -EINVAL;
-	else if (own && st.st_uid != geteuid())
-		r = -EPERM;
-	else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
-		r = -errno;
-	else
-		return fd;
-	close(fd);
-	return r;
-}
-
-int seg_dir_check(const char *dir, char *why, size_t why_len)
-{
-	return seg_dir_check_link(dir, true, why, why_len);
-}
-
-int seg_dir_check_link(const char *dir, bool allow_link, char *why, size_t why_len)
-{
-	struct stat st;
-
-	if (lstat(dir, &st))
-		return -errno;
-	if (S_ISLNK(st.st_mode) && !allow_link) {
-		snprintf(why, why_len, "%s is a symbolic link: refused, never followed (remove it)",
-			 dir);
-		return -ELOOP;
-	}
-	if (S_ISLNK(st.st_mode) && stat(dir, &st) == 0 && st.st_uid != geteuid()) {
-		snprintf(why, why_len, "%s is a symlink to a directory owned by uid %u", dir,
-			 (unsigned)st.st_uid);
-		return -EPERM;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		snprintf(why, why_len, "%s is not a directory", dir);
-		return -ENOTDIR;
-	}
-	if (st.st_uid != geteuid()) {
-		snprintf(why, why_len,
-			 "%s is owned by uid %u, not by this user (uid %u): another user could plant "
-			 "files there; chown it, or use a directory of your own",
-			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
-		return -EPERM;
-	}
-	if (st.st_mode & S_IWOTH) {
-		snprintf(why, why_len,
-			 "%s is writable by every user (mode %04o): another user could plant files "
-			 "there; chmod o-w it",
-			 dir, (unsigned)(st.st_mode & 07777));
-		return -EPERM;
-	}
-	return 0;
-}
-
-void seg_share(int fd, const char *topic_dir)
-{
-	struct stat st;
-	bool shared;
-
-	if (stat(topic_dir, &st))
-		return;
-	shared = (st.st_mode & 0070) != 0;
-	/* Best effort: root or a member of the group may; a failure leaves
-	 * the file private, which only refuses access, never grants it. */
-	if (shared && st.st_gid != getegid() && fchown(fd, (uid_t)-1, st.st_gid)) {
-	}
-	if (fchmod(fd, shared ? 0640 : 0600)) {
-	}
-}
-
-unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid)
-{
-	struct stat st;
-
-	*gid = getegid();
-	if (stat(topic_dir, &st) || !(st.st_mode & 0070))
-		return 0700;
-	*gid = st.st_gid;
-	return 02770;
 }
 
 /* --- the durable checkpoint ----------------------------------------------- */

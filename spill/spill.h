@@ -9,7 +9,9 @@
 
 #include "../ring/ring_internal.h"
 
+#include <dirent.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,11 +25,23 @@
 /* <topic_dir>/durable: how far the log is known durable (FORMAT.md). */
 #define SEG_CKPT_NAME "durable"
 #define SEG_CKPT_MAGIC 0x5450434b44575053ull /* "SPWDKCPT" */
-/* Open a file of the data dir the way spillway trusts it: never through a
- * symlink (O_NOFOLLOW: -ELOOP), only a regular file (-EFTYPE... -EINVAL),
- * and with own, only one owned by this effective user (-EPERM). O_CLOEXEC
- * always. fd or -errno. */
+/* --- files.c: the files and directories spillway trusts ------------------ */
+/* Name a root (the daemon's data dir and shm dir) and hold it open: every
+ * path below it is then reached component by component from that fd with
+ * O_NOFOLLOW (openat family), so no symlink below a root is ever followed.
+ * 0 or -errno. A path under no root is used as named. */
+int seg_trust_root(const char *dir);
+/* Open a file the way spillway trusts it: never through a symlink (-ELOOP),
+ * only a regular file (-EINVAL), and with own, only one owned by this
+ * effective user (-EPERM). O_CLOEXEC always. fd or -errno. */
 int seg_open_file(const char *path, int flags, unsigned mode, bool own);
+int seg_open_dir(const char *path);            /* fd or -errno; O_NOFOLLOW below a root */
+DIR *seg_opendir(const char *path);            /* NULL and errno */
+int seg_sync_dir(const char *path);            /* fsync a directory: 0 or -errno */
+int seg_unlink(const char *path);              /* 0 or -errno */
+int seg_rename(const char *from, const char *to); /* 0 or -errno */
+int seg_mkdir(const char *path, unsigned mode);  /* 0 or -errno (-EEXIST) */
+int seg_lstat(const char *path, struct stat *st); /* 0 or -errno; never follows */
 /* A directory spillway keeps files in: a real directory (not a symlink),
  * owned by this user, not writable by others. 0, or -errno and why[]. */
 int seg_dir_check(const char *dir, char *why, size_t why_len);
@@ -42,6 +56,7 @@ void seg_share(int fd, const char *topic_dir);
  * group-writable: members commit group positions) when shared, else 0700;
  * *gid its group. */
 unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid);
+
 int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
 int seg_ckpt_write(int fd, uint64_t durable);            /* 0 or -errno */
 int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT, -EBADMSG */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * trust_files.c - spillwayd (root in CI) trusts no file it did not make
- * (spill/segment.c seg_open_file, seg_dir_check). Links planted where it
+ * (spill/files.c: seg_open_file, seg_dir_check, the held root fds). Links planted where it
  * expects its own ring, segment, index, topic.conf and group file point at a
  * file outside: every one is refused with an error naming the path, and the
  * target keeps its bytes. A topic dir owned by another user and a shm dir
@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -195,6 +196,57 @@ static void dirs_of_other_users_are_refused_with_a_fix(void **state)
 	assert_int_equal(chmod(d->shm, 0700), 0);
 }
 
+/* A topic dir swapped for a link while the daemon runs (after every check
+ * it made at attach): the next segment it creates there is reached from
+ * the data dir's held fd one component at a time (spill/files.c), so the
+ * swap is refused and nothing is created at the link's target. */
+static void a_dir_swapped_for_a_link_after_the_check_is_never_followed(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec sw = { "swapped", RING, 4 * RING, MAXREC, 50, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	char dir[1024], real[1200], outside[1200];
+	static char rec[2000];
+	int entries = 0;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &sw), 0);
+	start_attached(d, "swapped");
+	assert_int_equal(spw_topic_open(d->shm, "swapped", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_true(spw_producer_send_wait(p, rec, sizeof(rec), 10 * TEST_SEC) >= 0);
+	assert_int_equal(spw_producer_wait_ack(p, 0, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
+
+	test_daemon_topic_dir(d, "swapped", dir, sizeof(dir));
+	snprintf(real, sizeof(real), "%s/swapped.real", d->root);
+	snprintf(outside, sizeof(outside), "%s/outside.d", d->root);
+	assert_int_equal(mkdir(outside, 0700), 0);
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(symlink(outside, dir), 0);
+	/* Past the segment's end: the roll must open a new file there. */
+	for (int i = 0; i < (int)(6 * RING / sizeof(rec)); i++)
+		if (spw_producer_send_wait(p, rec, sizeof(rec), TEST_SEC / 2) < 0)
+			break; /* the ring filled: it cannot spill, as it must not */
+	assert_int_equal(test_daemon_wait_log(d, "swapped: opening segment for", 1,
+					      scaled_s(10, 30)), 0);
+	assert_true(test_daemon_log_count(d, "Too many levels of symbolic links", false) >= 1);
+	{
+		DIR *o = opendir(outside);
+		struct dirent *de;
+
+		assert_non_null(o);
+		while ((de = readdir(o)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				entries++;
+		closedir(o);
+	}
+	assert_int_equal(entries, 0);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	test_daemon_kill(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +254,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(dirs_of_other_users_are_refused_with_a_fix, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			a_dir_swapped_for_a_link_after_the_check_is_never_followed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

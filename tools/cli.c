@@ -103,6 +103,11 @@ void cli_dirs(void)
 		cli_err("warning: an empty --shm-dir / --data-dir means the default");
 	snprintf(G.shm_dir, sizeof(G.shm_dir), "%s", spw_shm_dir(G.shm_flag));
 	snprintf(G.data_dir, sizeof(G.data_dir), "%s", spw_data_dir(G.data_flag));
+	/* Files below it (segments, group positions) are then reached from a
+	 * held fd, never through a symlink (spill/files.c). Best effort: a
+	 * data dir not made yet is used by name, still O_NOFOLLOW at the leaf. */
+	if (seg_trust_root(G.data_dir)) {
+	}
 }
 
 const char *cli_dir_flags(void)

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * files.c - the files and directories spillway trusts (docs/daemon.md,
+ * "Files it trusts").
+ *
+ * A process names its roots once (the daemon: its data dir and shm dir;
+ * seg_trust_root) and holds each open. Every path below a root is then
+ * reached from that directory fd one component at a time with openat()
+ * and O_NOFOLLOW, so a symlink swapped in for any component (a topic dir,
+ * groups/, a file) after it was checked is refused (-ELOOP / -ENOTDIR),
+ * never followed: the check and the use cannot be told apart by a race.
+ * A path under no root (a CLI reading a data dir it was given) is opened
+ * as named, still with O_NOFOLLOW on its last component.
+ */
+#define _GNU_SOURCE
+#include "spill.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SEG_ROOTS 4
+
+static struct {
+	char path[PATH_MAX];
+	size_t len;
+	int fd;
+} roots[SEG_ROOTS];
+static unsigned nroots;
+static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER; /* registration only */
+
+int seg_trust_root(const char *dir)
+{
+	size_t len = strlen(dir);
+	int fd, r = 0;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= PATH_MAX)
+		return -EINVAL;
+	/* The root itself may be a symlink (a data dir on another disk): it
+	 * is followed once, here, and checked by seg_dir_check. */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&roots_lock);
+	for (unsigned i = 0; i < nroots; i++) {
+		if (roots[i].len == len && !memcmp(roots[i].path, dir, len)) {
+			close(roots[i].fd);
+			roots[i].fd = fd;
+			goto out;
+		}
+	}
+	if (nroots == SEG_ROOTS) {
+		close(fd);
+		r = -ENOSPC;
+		goto out;
+	}
+	memcpy(roots[nroots].path, dir, len);
+	roots[nroots].path[len] = '\0';
+	roots[nroots].len = len;
+	roots[nroots].fd = fd;
+	nroots++;
+out:
+	pthread_mutex_unlock(&roots_lock);
+	return r;
+}
+
+/* Where a path's last component lives: the directory fd that holds it
+ * (or AT_FDCWD for a path under no root) and that component's name. */
+struct seg_at {
+	int dfd;
+	char leaf[PATH_MAX];
+};
+
+/* Components between the root and the leaf are opened O_NOFOLLOW; "." and
+ * ".." below a root are refused (-EINVAL); a trailing '/' is allowed. A
+ * path under no root, or a root itself, is used as named. */
+static int seg_parent(const char *path, struct seg_at *at)
+{
+	const char *rest = NULL;
+	int fd = -1;
+
+	at->dfd = AT_FDCWD;
+	for (unsigned i = 0; i < __atomic_load_n(&nroots, __ATOMIC_ACQUIRE); i++) {
+		const char *tail = path + roots[i].len;
+
+		if (!strncmp(path, roots[i].path, roots[i].len) && *tail == '/' &&
+		    tail[strspn(tail, "/")] != '\0' && (!rest || tail + 1 > rest)) {
+			rest = tail + 1;
+			fd = roots[i].fd;
+		}
+	}
+	if (!rest) {
+		if ((size_t)snprintf(at->leaf, sizeof(at->leaf), "%s", path) >= sizeof(at->leaf))
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		size_t n;
+		int next;
+
+		rest += strspn(rest, "/");
+		n = strcspn(rest, "/");
+		if (n > NAME_MAX || (n == 1 && rest[0] == '.') ||
+		    (n == 2 && rest[0] == '.' && rest[1] == '.')) {
+			close(fd);
+			return n > NAME_MAX ? -ENAMETOOLONG : -EINVAL;
+		}
+		memcpy(at->leaf, rest, n);
+		at->leaf[n] = '\0';
+		rest += n;
+		if (rest[strspn(rest, "/")] == '\0')
+			break; /* the leaf */
+		next = openat(fd, at->leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return errno == ENOTDIR ? -ELOOP : -errno; /* a symlink there: refused */
+		fd = next;
+	}
+	at->dfd = fd;
+	return 0;
+}
+
+static void seg_parent_done(const struct seg_at *at)
+{
+	if (at->dfd >= 0)
+		close(at->dfd);
+}
+
+int seg_open_file(const char *path, int flags, unsigned mode, bool own)
+{
+	struct seg_at at;
+	struct stat st;
+	int fd, r = seg_parent(path, &at);
+
+	if (r)
+		return r;
+	/* O_NONBLOCK: a FIFO planted there must not hang us in open(). */
+	fd = openat(at.dfd, at.leaf, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, (mode_t)mode);
+	r = fd < 0 ? -errno : 0; /* -ELOOP: a symlink, refused */
+	seg_parent_done(&at);
+	if (r)
+		return r;
+	if (fstat(fd, &st))
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = -EINVAL;
+	else if (own && st.st_uid != geteuid())
+		r = -EPERM;
+	else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+		r = -errno;
+	else
+		return fd;
+	close(fd);
+	return r;
+}
+
+int seg_open_dir(const char *path)
+{
+	struct seg_at at;
+	int fd, r = seg_parent(path, &at);
+
+	if (r)
+		return r;
+	/* A root itself (no parent walked) is opened as named, like at
+	 * registration; anything below one never through a symlink. */
+	fd = openat(at.dfd, at.leaf,
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC | (at.dfd == AT_FDCWD ? 0 : O_NOFOLLOW));
+	r = fd < 0 ? (errno == ENOTDIR && at.dfd != AT_FDCWD ? -ELOOP : -errno) : fd;
+	seg_parent_done(&at);
+	return r;
+}
+
+DIR *seg_opendir(const char *path)
+{
+	int fd = seg_open_dir(path);
+	DIR *d;
+
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
+int seg_sync_dir(const char *path)
+{
+	int fd = seg_open_dir(path), r = 0;
+
+	if (fd < 0)
+		return fd;
+	if (fsync(fd))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int seg_unlink(const char *path)
+{
+	struct seg_at at;
+	int r = seg_parent(path, &at);
+
+	if (r)
+		return r;
+	r = unlinkat(at.dfd, at.leaf, 0) ? -errno : 0;
+	seg_parent_done(&at);
+	return r;
+}
+
+int seg_rename(const char *from, const char *to)
+{
+	struct seg_at a1, a2;
+	int r = seg_parent(from, &a1);
+
+	if (r)
+		return r;
+	r = seg_parent(to, &a2);
+	if (!r) {
+		r = renameat(a1.dfd, a1.leaf, a2.dfd, a2.leaf) ? -errno : 0;
+		seg_parent_done(&a2);
+	}
+	seg_parent_done(&a1);
+	return r;
+}
+
+int seg_mkdir(const char *path, unsigned mode)
+{
+	struct seg_at at;
+	int r = seg_parent(path, &at);
+
+	if (r)
+		return r;
+	r = mkdirat(at.dfd, at.leaf, (mode_t)mode) ? -errno : 0;
+	seg_parent_done(&at);
+	return r;
+}
+
+int seg_lstat(const char *path, struct stat *st)
+{
+	struct seg_at at;
+	int r = seg_parent(path, &at);
+
+	if (r)
+		return r;
+	r = fstatat(at.dfd, at.leaf, st, AT_SYMLINK_NOFOLLOW) ? -errno : 0;
+	seg_parent_done(&at);
+	return r;
+}
+
+/* --- directories: who owns them, who may write them ----------------------- */
+int seg_dir_check(const char *dir, char *why, size_t why_len)
+{
+	return seg_dir_check_link(dir, true, why, why_len);
+}
+
+int seg_dir_check_link(const char *dir, bool allow_link, char *why, size_t why_len)
+{
+	struct stat st;
+	int r = seg_lstat(dir, &st);
+
+	if (r) {
+		if (r == -ELOOP || r == -ENOTDIR)
+			snprintf(why, why_len,
+				 "a component of %s is a symbolic link or not a directory: refused, "
+				 "never followed",
+				 dir);
+		return r;
+	}
+	if (S_ISLNK(st.st_mode) && !allow_link) {
+		snprintf(why, why_len, "%s is a symbolic link: refused, never followed (remove it)",
+			 dir);
+		return -ELOOP;
+	}
+	if (S_ISLNK(st.st_mode) && stat(dir, &st) == 0 && st.st_uid != geteuid()) {
+		snprintf(why, why_len, "%s is a symlink to a directory owned by uid %u", dir,
+			 (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, why_len, "%s is not a directory", dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		snprintf(why, why_len,
+			 "%s is owned by uid %u, not by this user (uid %u): another user could plant "
+			 "files there; chown it, or use a directory of your own",
+			 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & S_IWOTH) {
+		snprintf(why, why_len,
+			 "%s is writable by every user (mode %04o): another user could plant files "
+			 "there; chmod o-w it",
+			 dir, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* --- sharing with the topic's group ---------------------------------------- */
+void seg_share(int fd, const char *topic_dir)
+{
+	struct stat st;
+	bool shared;
+
+	if (seg_lstat(topic_dir, &st) || !S_ISDIR(st.st_mode))
+		return;
+	shared = (st.st_mode & 0070) != 0;
+	/* Best effort: root or a member of the group may; a failure leaves
+	 * the file private, which only refuses access, never grants it. */
+	if (shared && st.st_gid != getegid() && fchown(fd, (uid_t)-1, st.st_gid)) {
+	}
+	if (fchmod(fd, shared ? 0640 : 0600)) {
+	}
+}
+
+unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid)
+{
+	struct stat st;
+
+	*gid = getegid();
+	if (seg_lstat(topic_dir, &st) || !S_ISDIR(st.st_mode) || !(st.st_mode & 0070))
+		return 0700;
+	*gid = st.st_gid;
+	return 02770;
+}
