@@ -954,14 +954,26 @@ int seg_ckpt_open(const char *topic_dir)
 	return fd;
 }
 
-int seg_ckpt_write(int fd, uint64_t durable)
+_Static_assert(sizeof(struct seg_ckpt) == SEG_CKPT_BYTES, "checkpoint size");
+
+void seg_ckpt_encode(void *buf, uint64_t durable)
 {
 	struct seg_ckpt c = { SEG_CKPT_MAGIC, durable, 0, 0 };
 
 	c.crc = seg_crc32c(0, &c, 16);
+	memcpy(buf, &c, sizeof(c));
+}
+
+int seg_ckpt_write(int fd, uint64_t durable)
+{
+	unsigned char c[SEG_CKPT_BYTES];
+
+	seg_ckpt_encode(c, durable);
 	/* One 24-byte write at offset 0, inside one sector: it lands whole or
-	 * not at all; it reaches the disk with the next fdatasync round. */
-	return pwrite(fd, &c, sizeof(c), 0) == (ssize_t)sizeof(c) ? 0 : (errno ? -errno : -EIO);
+	 * not at all. */
+	if (pwrite(fd, c, sizeof(c), 0) != (ssize_t)sizeof(c))
+		return errno ? -errno : -EIO;
+	return fdatasync(fd) ? -errno : 0;
 }
 
 int seg_ckpt_load(const char *topic_dir, uint64_t *durable)

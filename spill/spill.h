@@ -58,7 +58,9 @@ void seg_share(int fd, const char *topic_dir);
 unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid);
 
 int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
-int seg_ckpt_write(int fd, uint64_t durable);            /* 0 or -errno */
+#define SEG_CKPT_BYTES 24u
+void seg_ckpt_encode(void *buf, uint64_t durable);       /* SEG_CKPT_BYTES at buf */
+int seg_ckpt_write(int fd, uint64_t durable);            /* written and synced: 0 or -errno */
 int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT, -EBADMSG */
 
 /* .idx header, 64 bytes, little-endian. */
@@ -230,6 +232,8 @@ struct spill_stream {
 	int durable_err;          /* an fdatasync failed: durable never moves again (W6) */
 	int ckpt_fd;              /* <dir>/durable, rewritten after each good sync; -1 none */
 	uint64_t ckpt_written;    /* the value last written there */
+	int ckpt_open_err;        /* why ckpt_fd is -1 (the topic spills) */
+	unsigned char ckpt_buf[SEG_CKPT_BYTES]; /* the checkpoint a sync round writes (W6) */
 	uint64_t retry_ns, backoff_ns;
 	/* The record spilling waits on (ring_layout.h I7): position, since
 	 * when (monotonic), last liveness check, reported as a stall. */

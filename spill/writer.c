@@ -16,8 +16,12 @@
  *  W5 On an I/O error the stream stops submitting, waits for every op in
  *     flight, rewinds to `spilled` and retries with backoff: nothing is
  *     dropped, producers feel back-pressure when the ring fills.
- *  W6 `durable` = the `spilled` value captured when an fdatasync of the
- *     segment and its index was submitted, set when both complete.
+ *  W6 `durable` = the `spilled` value captured when a sync round was
+ *     submitted, set when the whole round completed: fdatasync of the
+ *     segment and of its index, then (linked, so only after both succeed)
+ *     the checkpoint <dir>/durable written with that value and synced.
+ *     So the checkpoint on disk is never behind an acknowledged durable,
+ *     and recovery (which never cuts below it) never drops such a record.
  */
 #define _GNU_SOURCE
 #include "spill.h"
@@ -126,15 +130,25 @@ static void files_clear(struct spill_writer *w, struct spill_seg *g)
 	g->slot_seg = g->slot_idx = -1;
 }
 
-/* durable moved: write the checkpoint (<dir>/durable) that recovery never
- * cuts below. It reaches the disk with the next sync round; until then the
- * one on disk is older, which is still true (W6). */
-static void ckpt_note(struct spill_stream *s)
+/* Move durable to target outside the io_uring round (attach, close): the
+ * checkpoint recovery never cuts below is written and synced first (W6). */
+static int durable_advance_sync(struct spill_stream *s, uint64_t target)
 {
-	if (s->ckpt_fd < 0 || s->durable <= s->ckpt_written)
-		return;
-	if (seg_ckpt_write(s->ckpt_fd, s->durable) == 0)
-		s->ckpt_written = s->durable;
+	int r = 0;
+
+	if (s->durable_err || target <= s->durable)
+		return 0;
+	if (s->ckpt_fd >= 0 && target > s->ckpt_written) {
+		r = seg_ckpt_write(s->ckpt_fd, target);
+		if (!r)
+			r = seg_fault_fsync();
+		if (r)
+			return r;
+		s->ckpt_written = target;
+	}
+	s->durable = target;
+	spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+	return 0;
 }
 
 /* An fdatasync failed. The kernel may already have dropped the dirty pages
@@ -144,18 +158,23 @@ static void ckpt_note(struct spill_stream *s)
  * (spilled means written); stat and the log say what to do. */
 bool spill_durability_failed;
 
-static void durable_fail(struct spill_stream *s, int err)
+static void durable_fail_what(struct spill_stream *s, const char *what, int err)
 {
 	spill_durability_failed = true;
 	if (s->durable_err)
 		return;
 	s->durable_err = err;
 	spill_log(LOG_ERROR, s->name,
-		  "fdatasync failed: %s; durable stays at %llu for good (bytes after it were "
+		  "%s failed: %s; durable stays at %llu for good (bytes after it were "
 		  "written but may not be on disk: they are never acknowledged durable); "
 		  "check the disk, then restart spillwayd",
-		  strerror(-err), (unsigned long long)s->durable);
+		  what, strerror(-err), (unsigned long long)s->durable);
 	spw_topic_set_durable_error(s->t, err);
+}
+
+static void durable_fail(struct spill_stream *s, int err)
+{
+	durable_fail_what(s, "fdatasync", err);
 }
 
 /* Close the active segment; with sync, only once fdatasync of both files
@@ -240,10 +259,8 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	if (!conf->no_spill) {
 		int fd = seg_ckpt_open(topic_dir);
 
-		if (fd < 0)
-			spill_log(LOG_WARN, s->name, "%s/%s: %s (recovery will treat a bad CRC "
-				  "anywhere as a torn tail)", topic_dir, SEG_CKPT_NAME, strerror(-fd));
 		s->ckpt_fd = fd < 0 ? -1 : fd;
+		s->ckpt_open_err = fd < 0 ? fd : 0;
 	}
 	/* W1: register the ring mapping, in <= 1 GiB iovecs (one iovec over
 	 * 1 GiB is refused with -EFAULT). */
@@ -275,6 +292,15 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	s->durable = atomic_load_explicit(&t->hdr->durable, memory_order_acquire);
 	if (s->durable > start)
 		s->durable = start;
+	if (!conf->no_spill && s->ckpt_fd < 0) {
+		/* Without its checkpoint recovery could not tell durable bytes
+		 * from a torn tail: nothing more is acknowledged durable. */
+		char what[PATH_MAX + 64];
+
+		snprintf(what, sizeof(what), "opening the checkpoint %s/%s", topic_dir,
+			 SEG_CKPT_NAME);
+		durable_fail_what(s, what, s->ckpt_open_err);
+	}
 	/* What recovery kept beyond durable (a previous run wrote it, maybe in
 	 * several segments closed without a sync) is synced here, every
 	 * segment of it, before durable may move past it (W6). */
@@ -302,13 +328,10 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 		}
 		if (!r)
 			r = seg_fault_fsync();
-		if (r) {
+		if (!r)
+			r = durable_advance_sync(s, start);
+		if (r)
 			durable_fail(s, r);
-		} else {
-			s->durable = start;
-			spw_topic_set_counter(t, SPW_DURABLE, (int64_t)s->durable);
-			ckpt_note(s);
-		}
 	}
 	/* Acquire: pairs with set_counter's store; only moved forward (I1). */
 	if (start > atomic_load_explicit(&t->hdr->spilled, memory_order_acquire))
@@ -578,21 +601,27 @@ int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
 		n++;
 		if (cqe->user_data == LIBURING_UDATA_TIMEOUT)
 			continue; /* liburing's own timeout on kernels without EXT_ARG */
-		if (ud & 2) { /* fdatasync (W6) */
+		if (ud & 2) { /* a sync round (W6): 3 = its checkpoint write */
 			struct spill_stream *s = (struct spill_stream *)(ud & ~(uintptr_t)3);
+			int res = cqe->res;
 
-			int res = cqe->res < 0 ? cqe->res : seg_fault_fsync();
-
-			if (res < 0 && !s->sync_res)
+			if ((ud & 1) && res >= 0 && res != (int)SEG_CKPT_BYTES)
+				res = -EIO;
+			else if (!(ud & 1) && res >= 0)
+				res = seg_fault_fsync();
+			/* The first real error, not the -ECANCELED of the linked
+			 * requests it cut short. */
+			if (res < 0 && (!s->sync_res || s->sync_res == -ECANCELED))
 				s->sync_res = res;
 			if (--s->sync_pending == 0) {
 				s->sync_inflight = false;
 				if (s->sync_res) {
 					durable_fail(s, s->sync_res);
 				} else if (!s->durable_err && s->sync_target > s->durable) {
+					if (s->ckpt_fd >= 0)
+						s->ckpt_written = s->sync_target;
 					s->durable = s->sync_target;
 					spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
-					ckpt_note(s);
 				}
 			}
 			continue;
@@ -613,8 +642,8 @@ static void sync_submit(struct spill_stream *s)
 {
 	struct spill_writer *w = &s->w[0];
 	struct spill_seg *g = &s->seg;
-	struct io_uring_sqe *a, *b, *c = NULL;
-	unsigned need = s->ckpt_fd >= 0 ? 3 : 2;
+	struct io_uring_sqe *a, *b;
+	unsigned need = s->ckpt_fd >= 0 ? 4 : 2;
 
 	if (g->fd_seg < 0 || s->sync_inflight || s->spilled <= s->durable || s->durable_err)
 		return;
@@ -630,16 +659,24 @@ static void sync_submit(struct spill_stream *s)
 	prep_fd(b, g->slot_idx);
 	io_uring_sqe_set_data(a, (void *)((uintptr_t)s | 2));
 	io_uring_sqe_set_data(b, (void *)((uintptr_t)s | 2));
-	if (need == 3) {
-		/* The checkpoint written after the last good round (W6). */
-		c = io_uring_get_sqe(&w->ring);
-		io_uring_prep_fsync(c, s->ckpt_fd, IORING_FSYNC_DATASYNC);
-		io_uring_sqe_set_data(c, (void *)((uintptr_t)s | 2));
+	s->sync_target = s->spilled;
+	if (need == 4) {
+		/* Linked: the checkpoint is written, then synced, only after
+		 * both data syncs succeeded; a failure cancels the rest (W6). */
+		struct io_uring_sqe *c = io_uring_get_sqe(&w->ring), *d = io_uring_get_sqe(&w->ring);
+
+		seg_ckpt_encode(s->ckpt_buf, s->sync_target);
+		io_uring_prep_write(c, s->ckpt_fd, s->ckpt_buf, SEG_CKPT_BYTES, 0);
+		io_uring_prep_fsync(d, s->ckpt_fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data(c, (void *)((uintptr_t)s | 3));
+		io_uring_sqe_set_data(d, (void *)((uintptr_t)s | 2));
+		a->flags |= IOSQE_IO_LINK;
+		b->flags |= IOSQE_IO_LINK;
+		c->flags |= IOSQE_IO_LINK;
 	}
 	s->sync_inflight = true;
 	s->sync_pending = (int)need;
 	s->sync_res = 0;
-	s->sync_target = s->spilled;
 	s->last_sync_ns = ring_monotonic_ns();
 }
 
@@ -809,18 +846,17 @@ void spill_stream_close(struct spill_stream *s)
 
 		if (!synced)
 			seg_close(s, false); /* durable stays where the disk is */
-		if (synced && !s->err && !s->durable_err && s->spilled > s->durable) {
-			s->durable = s->spilled;
-			spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+		/* The last word on how far the log is durable, made durable
+		 * before it is acknowledged (W6). */
+		if (synced && !s->err && !s->durable_err) {
+			int r = durable_advance_sync(s, s->spilled);
+
+			if (r)
+				durable_fail(s, r);
 		}
 	}
-	if (s->ckpt_fd >= 0) {
-		/* The last word on how far the log is durable, made durable. */
-		if (!s->durable_err && s->durable > s->ckpt_written &&
-		    seg_ckpt_write(s->ckpt_fd, s->durable) == 0)
-			fdatasync(s->ckpt_fd);
+	if (s->ckpt_fd >= 0)
 		close(s->ckpt_fd);
-	}
 	if (s->buf_slot >= 0) {
 		struct iovec iov[64] = { { 0 } };
 

@@ -607,6 +607,98 @@ static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state
 	spw_topic_close(t);
 }
 
+/* The checkpoint <topic>/durable (spill/writer.c W6) is written and synced
+ * in the same linked round as the data, before durable moves: so at every
+ * instant the value on disk covers everything ever acknowledged durable,
+ * and recovery (which never cuts below it) cannot drop an acked record. */
+static uint64_t ckpt_on_disk(const struct test_daemon *d, const char *topic)
+{
+	char dir[1024], path[1200];
+	uint64_t v[3] = { 0 };
+	int fd;
+
+	test_daemon_topic_dir(d, topic, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/durable", dir);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, v, 24, 0), 24);
+	close(fd);
+	assert_int_equal(v[0], 0x5450434b44575053ull); /* "SPWDKCPT" */
+	return v[1];
+}
+
+static void every_durable_ack_is_covered_by_the_checkpoint(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "ckpt", RING, 4 * RING, MAXREC, 2, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_topic_info in;
+	char buf[300] = { 0 };
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	start_attached(d, "ckpt");
+	assert_int_equal(spw_topic_open(d->shm, "ckpt", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	for (int i = 0; i < 300; i++) {
+		int64_t pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+
+		assert_true(pos >= 0);
+		assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)),
+				 0);
+		info_of(t, &in);
+		assert_true(in.durable > (uint64_t)pos);
+		assert_true(ckpt_on_disk(d, "ckpt") >= in.durable);
+	}
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	info_of(t, &in);
+	assert_int_equal(ckpt_on_disk(d, "ckpt"), in.durable);
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
+/* A checkpoint that cannot be opened (here a symlink planted in its place):
+ * recovery could not tell durable bytes from a torn tail, so nothing is
+ * acknowledged durable; the log names the file; the link's target is
+ * untouched; spilling goes on. */
+static void no_checkpoint_no_durable_acks(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "nockpt", RING, 4 * RING, MAXREC, 20, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	char dir[1024], link[1200], target[1200], got[16] = { 0 };
+	int64_t pos;
+	int fd;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	snprintf(target, sizeof(target), "%s/outside", d->root);
+	write_text(target, "precious\n");
+	test_daemon_topic_dir(d, "nockpt", dir, sizeof(dir));
+	snprintf(link, sizeof(link), "%s/durable", dir);
+	assert_int_equal(symlink(target, link), 0);
+	start_attached(d, "nockpt");
+	assert_int_equal(spw_topic_open(d->shm, "nockpt", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	pos = spw_producer_send_wait(p, "x", 1, 10 * TEST_SEC);
+	assert_true(pos >= 0);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), -ELOOP);
+	assert_true(test_daemon_log_count(d, "opening the checkpoint", false) >= 1);
+	assert_true(test_daemon_log_count(d, "nockpt/durable failed: Too many levels of symbolic "
+					  "links", false) >= 1);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 1);
+	fd = open(target, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, got, sizeof(got)), 9);
+	close(fd);
+	assert_string_equal(got, "precious\n");
+	spw_producer_close(p);
+	spw_topic_close(t);
+}
+
 /* ---------------------------------------------------------------------------
  * io_uring_submit saying -EBUSY (the fault seam's "SUBMIT": every other
  * submit): the entries stay queued and go out at the next loop; nothing is
@@ -652,6 +744,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(busy_submits_are_retried_losing_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(failed_fdatasync_freezes_durable_and_fails_durable_acks,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(every_durable_ack_is_covered_by_the_checkpoint, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(no_checkpoint_no_durable_acks, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			enospc_blocks_producers_logs_once_and_resumes_losing_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(

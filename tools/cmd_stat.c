@@ -259,8 +259,13 @@ static void print_text(const struct tstat *s)
 			       (unsigned long long)in->stall_position, stall_s(in), in->stall_slot,
 			       in->stall_pid);
 		if (in->durable_error)
-			printf("  DURABILITY FAILED: an fdatasync returned %s; durable stays at %llu and "
-			       "durable acknowledgements fail (check the disk, then restart spillwayd)\n",
+			printf("  DURABILITY FAILED: %s %s; durable stays at %llu and durable "
+			       "acknowledgements fail (the daemon log says more; fix it, then restart "
+			       "spillwayd)\n",
+			       in->durable_error == -EIO || in->durable_error == -ENOSPC ||
+					       in->durable_error == -EDQUOT
+				       ? "an fdatasync returned"
+				       : "the durable checkpoint could not be kept:",
 			       strerror(-in->durable_error), (unsigned long long)in->durable);
 		if (in->disk_bad_ranges)
 			printf("  DISK DAMAGE: %llu range(s) of the log fail their CRC (kept; readers get "
