@@ -6,6 +6,7 @@
 #include "spillway.h"
 #include "ring_layout.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -177,5 +178,17 @@ static inline void ring_cpu_relax(void)
 	__asm__ __volatile__("yield");
 #endif
 }
+
+/* --- paths.c: paths below a held root, never through a symlink ------------ */
+/* Where a path's last component lives: the directory fd that holds it (or
+ * AT_FDCWD for a path under no root) and that component's name. */
+struct ring_at {
+	int dfd;
+	char leaf[PATH_MAX];
+};
+int ring_root_add(const char *dir);                          /* 0 or -errno */
+int ring_at_resolve(const char *path, struct ring_at *at);   /* 0 or -errno (-ELOOP) */
+void ring_at_done(const struct ring_at *at);
+int ring_unlink(const char *path);                          /* 0 or -errno */
 
 #endif

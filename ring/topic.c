@@ -162,9 +162,21 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 			     (int)getpid()) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
+	/* Below a held root (the daemon's shm dir), reached from its fd
+	 * (ring/paths.c); O_EXCL never follows a planted name. */
+	{
+		struct ring_at at;
+
+		r = ring_at_resolve(tmp, &at);
+		if (r)
+			return r;
+		fd = openat(at.dfd, at.leaf, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
+		r = fd < 0 ? -errno : 0;
+		ring_at_done(&at);
+		if (r)
+			return r;
+	}
 	size = ring_hdr_bytes(c.max_producers) + c.ring_bytes;
 	r = prefault(fd, size);
 	if (r < 0)
@@ -209,15 +221,22 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 	}
 	munmap(map, size);
 
-	if (link(tmp, path)) {
-		r = -errno;
-		goto fail;
+	{
+		struct ring_at a1, a2;
+
+		r = ring_at_resolve(tmp, &a1);
+		if (!r) {
+			r = ring_at_resolve(path, &a2);
+			if (!r) {
+				/* linkat: never replaces an existing name (-EEXIST). */
+				r = linkat(a1.dfd, a1.leaf, a2.dfd, a2.leaf, 0) ? -errno : 0;
+				ring_at_done(&a2);
+			}
+			ring_at_done(&a1);
+		}
 	}
-	unlink(tmp);
-	close(fd);
-	return 0;
 fail:
-	unlink(tmp);
+	ring_unlink(tmp);
 	close(fd);
 	return r;
 }
@@ -229,7 +248,7 @@ int spw_topic_delete(const char *shm_dir, const char *name)
 
 	if (r)
 		return r;
-	return unlink(path) ? -errno : 0;
+	return ring_unlink(path);
 }
 
 /* Read one byte of every page through this process's new mapping. Measured
@@ -285,9 +304,19 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 	/* Never through a symlink, only a regular file: a ring name planted as a
 	 * link must not make a writer (the daemon zeroes reclaimed bytes) write
 	 * to what it points at. */
-	fd = open(path, ((flags & SPW_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
+	{
+		struct ring_at at;
+
+		r = ring_at_resolve(path, &at);
+		if (r)
+			return r;
+		fd = openat(at.dfd, at.leaf,
+			    ((flags & SPW_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
+		r = fd < 0 ? -errno : 0;
+		ring_at_done(&at);
+		if (r)
+			return r;
+	}
 	if (fstat(fd, &st)) {
 		r = -errno;
 		goto out_close;

@@ -6,9 +6,10 @@
  * A process names its roots once (the daemon: its data dir and shm dir;
  * seg_trust_root) and holds each open. Every path below a root is then
  * reached from that directory fd one component at a time with openat()
- * and O_NOFOLLOW, so a symlink swapped in for any component (a topic dir,
- * groups/, a file) after it was checked is refused (-ELOOP / -ENOTDIR),
- * never followed: the check and the use cannot be told apart by a race.
+ * and O_NOFOLLOW (the walk is ring/paths.c, shared with the ring files),
+ * so a symlink swapped in for any component (a topic dir, groups/, a
+ * file) after it was checked is refused (-ELOOP), never followed: the
+ * check and the use cannot be told apart by a race.
  * A path under no root (a CLI reading a data dir it was given) is opened
  * as named, still with O_NOFOLLOW on its last component.
  */
@@ -18,136 +19,28 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SEG_ROOTS 4
-
-static struct {
-	char path[PATH_MAX];
-	size_t len;
-	int fd;
-} roots[SEG_ROOTS];
-static unsigned nroots;
-static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER; /* registration only */
-
 int seg_trust_root(const char *dir)
 {
-	size_t len = strlen(dir);
-	int fd, r = 0;
-
-	while (len > 1 && dir[len - 1] == '/')
-		len--;
-	if (len == 0 || len >= PATH_MAX)
-		return -EINVAL;
-	/* The root itself may be a symlink (a data dir on another disk): it
-	 * is followed once, here, and checked by seg_dir_check. */
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	pthread_mutex_lock(&roots_lock);
-	for (unsigned i = 0; i < nroots; i++) {
-		if (roots[i].len == len && !memcmp(roots[i].path, dir, len)) {
-			close(roots[i].fd);
-			roots[i].fd = fd;
-			goto out;
-		}
-	}
-	if (nroots == SEG_ROOTS) {
-		close(fd);
-		r = -ENOSPC;
-		goto out;
-	}
-	memcpy(roots[nroots].path, dir, len);
-	roots[nroots].path[len] = '\0';
-	roots[nroots].len = len;
-	roots[nroots].fd = fd;
-	nroots++;
-out:
-	pthread_mutex_unlock(&roots_lock);
-	return r;
-}
-
-/* Where a path's last component lives: the directory fd that holds it
- * (or AT_FDCWD for a path under no root) and that component's name. */
-struct seg_at {
-	int dfd;
-	char leaf[PATH_MAX];
-};
-
-/* Components between the root and the leaf are opened O_NOFOLLOW; "." and
- * ".." below a root are refused (-EINVAL); a trailing '/' is allowed. A
- * path under no root, or a root itself, is used as named. */
-static int seg_parent(const char *path, struct seg_at *at)
-{
-	const char *rest = NULL;
-	int fd = -1;
-
-	at->dfd = AT_FDCWD;
-	for (unsigned i = 0; i < __atomic_load_n(&nroots, __ATOMIC_ACQUIRE); i++) {
-		const char *tail = path + roots[i].len;
-
-		if (!strncmp(path, roots[i].path, roots[i].len) && *tail == '/' &&
-		    tail[strspn(tail, "/")] != '\0' && (!rest || tail + 1 > rest)) {
-			rest = tail + 1;
-			fd = roots[i].fd;
-		}
-	}
-	if (!rest) {
-		if ((size_t)snprintf(at->leaf, sizeof(at->leaf), "%s", path) >= sizeof(at->leaf))
-			return -ENAMETOOLONG;
-		return 0;
-	}
-	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		size_t n;
-		int next;
-
-		rest += strspn(rest, "/");
-		n = strcspn(rest, "/");
-		if (n > NAME_MAX || (n == 1 && rest[0] == '.') ||
-		    (n == 2 && rest[0] == '.' && rest[1] == '.')) {
-			close(fd);
-			return n > NAME_MAX ? -ENAMETOOLONG : -EINVAL;
-		}
-		memcpy(at->leaf, rest, n);
-		at->leaf[n] = '\0';
-		rest += n;
-		if (rest[strspn(rest, "/")] == '\0')
-			break; /* the leaf */
-		next = openat(fd, at->leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		close(fd);
-		if (next < 0)
-			return errno == ENOTDIR ? -ELOOP : -errno; /* a symlink there: refused */
-		fd = next;
-	}
-	at->dfd = fd;
-	return 0;
-}
-
-static void seg_parent_done(const struct seg_at *at)
-{
-	if (at->dfd >= 0)
-		close(at->dfd);
+	return ring_root_add(dir);
 }
 
 int seg_open_file(const char *path, int flags, unsigned mode, bool own)
 {
-	struct seg_at at;
+	struct ring_at at;
 	struct stat st;
-	int fd, r = seg_parent(path, &at);
+	int fd, r = ring_at_resolve(path, &at);
 
 	if (r)
 		return r;
 	/* O_NONBLOCK: a FIFO planted there must not hang us in open(). */
 	fd = openat(at.dfd, at.leaf, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, (mode_t)mode);
 	r = fd < 0 ? -errno : 0; /* -ELOOP: a symlink, refused */
-	seg_parent_done(&at);
+	ring_at_done(&at);
 	if (r)
 		return r;
 	if (fstat(fd, &st))
@@ -166,8 +59,8 @@ int seg_open_file(const char *path, int flags, unsigned mode, bool own)
 
 int seg_open_dir(const char *path)
 {
-	struct seg_at at;
-	int fd, r = seg_parent(path, &at);
+	struct ring_at at;
+	int fd, r = ring_at_resolve(path, &at);
 
 	if (r)
 		return r;
@@ -176,7 +69,7 @@ int seg_open_dir(const char *path)
 	fd = openat(at.dfd, at.leaf,
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC | (at.dfd == AT_FDCWD ? 0 : O_NOFOLLOW));
 	r = fd < 0 ? (errno == ENOTDIR && at.dfd != AT_FDCWD ? -ELOOP : -errno) : fd;
-	seg_parent_done(&at);
+	ring_at_done(&at);
 	return r;
 }
 
@@ -213,53 +106,46 @@ int seg_sync_dir(const char *path)
 
 int seg_unlink(const char *path)
 {
-	struct seg_at at;
-	int r = seg_parent(path, &at);
-
-	if (r)
-		return r;
-	r = unlinkat(at.dfd, at.leaf, 0) ? -errno : 0;
-	seg_parent_done(&at);
-	return r;
+	return ring_unlink(path);
 }
 
 int seg_rename(const char *from, const char *to)
 {
-	struct seg_at a1, a2;
-	int r = seg_parent(from, &a1);
+	struct ring_at a1, a2;
+	int r = ring_at_resolve(from, &a1);
 
 	if (r)
 		return r;
-	r = seg_parent(to, &a2);
+	r = ring_at_resolve(to, &a2);
 	if (!r) {
 		r = renameat(a1.dfd, a1.leaf, a2.dfd, a2.leaf) ? -errno : 0;
-		seg_parent_done(&a2);
+		ring_at_done(&a2);
 	}
-	seg_parent_done(&a1);
+	ring_at_done(&a1);
 	return r;
 }
 
 int seg_mkdir(const char *path, unsigned mode)
 {
-	struct seg_at at;
-	int r = seg_parent(path, &at);
+	struct ring_at at;
+	int r = ring_at_resolve(path, &at);
 
 	if (r)
 		return r;
 	r = mkdirat(at.dfd, at.leaf, (mode_t)mode) ? -errno : 0;
-	seg_parent_done(&at);
+	ring_at_done(&at);
 	return r;
 }
 
 int seg_lstat(const char *path, struct stat *st)
 {
-	struct seg_at at;
-	int r = seg_parent(path, &at);
+	struct ring_at at;
+	int r = ring_at_resolve(path, &at);
 
 	if (r)
 		return r;
 	r = fstatat(at.dfd, at.leaf, st, AT_SYMLINK_NOFOLLOW) ? -errno : 0;
-	seg_parent_done(&at);
+	ring_at_done(&at);
 	return r;
 }
 

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * paths.c - paths below a directory this process trusts (its roots: the
+ * daemon's data dir and shm dir, docs/daemon.md "Files it trusts").
+ *
+ * A root is opened once and held. Every path below it is reached from that
+ * fd one component at a time with openat() and O_NOFOLLOW, so a symlink
+ * swapped in for any component after it was checked is refused (-ELOOP),
+ * never followed: a check and the use that follows cannot be raced. A path
+ * under no root (an application naming its own dirs) is used as named,
+ * still O_NOFOLLOW on its last component where the caller asks.
+ */
+#define _GNU_SOURCE
+#include "ring_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define RING_ROOTS 4
+
+static struct {
+	char path[PATH_MAX];
+	size_t len;
+	int fd;
+} roots[RING_ROOTS];
+static unsigned nroots;
+static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER; /* registration only */
+
+int ring_root_add(const char *dir)
+{
+	size_t len = strlen(dir);
+	int fd, r = 0;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (len == 0 || len >= PATH_MAX)
+		return -EINVAL;
+	/* The root itself may be a symlink (a data dir on another disk): it
+	 * is followed once, here, and checked by its user (spill/files.c seg_dir_check). */
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&roots_lock);
+	for (unsigned i = 0; i < nroots; i++) {
+		if (roots[i].len == len && !memcmp(roots[i].path, dir, len)) {
+			close(roots[i].fd);
+			roots[i].fd = fd;
+			goto out;
+		}
+	}
+	if (nroots == RING_ROOTS) {
+		close(fd);
+		r = -ENOSPC;
+		goto out;
+	}
+	memcpy(roots[nroots].path, dir, len);
+	roots[nroots].path[len] = '\0';
+	roots[nroots].len = len;
+	roots[nroots].fd = fd;
+	nroots++;
+out:
+	pthread_mutex_unlock(&roots_lock);
+	return r;
+}
+
+/* Components between the root and the leaf are opened O_NOFOLLOW; "." and
+ * ".." below a root are refused (-EINVAL); a trailing '/' is allowed. A
+ * path under no root, or a root itself, is used as named. */
+int ring_at_resolve(const char *path, struct ring_at *at)
+{
+	const char *rest = NULL;
+	int fd = -1;
+
+	at->dfd = AT_FDCWD;
+	for (unsigned i = 0; i < __atomic_load_n(&nroots, __ATOMIC_ACQUIRE); i++) {
+		const char *tail = path + roots[i].len;
+
+		if (!strncmp(path, roots[i].path, roots[i].len) && *tail == '/' &&
+		    tail[strspn(tail, "/")] != '\0' && (!rest || tail + 1 > rest)) {
+			rest = tail + 1;
+			fd = roots[i].fd;
+		}
+	}
+	if (!rest) {
+		if ((size_t)snprintf(at->leaf, sizeof(at->leaf), "%s", path) >= sizeof(at->leaf))
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		size_t n;
+		int next;
+
+		rest += strspn(rest, "/");
+		n = strcspn(rest, "/");
+		if (n > NAME_MAX || (n == 1 && rest[0] == '.') ||
+		    (n == 2 && rest[0] == '.' && rest[1] == '.')) {
+			close(fd);
+			return n > NAME_MAX ? -ENAMETOOLONG : -EINVAL;
+		}
+		memcpy(at->leaf, rest, n);
+		at->leaf[n] = '\0';
+		rest += n;
+		if (rest[strspn(rest, "/")] == '\0')
+			break; /* the leaf */
+		next = openat(fd, at->leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(fd);
+		if (next < 0)
+			return errno == ENOTDIR ? -ELOOP : -errno; /* a symlink there: refused */
+		fd = next;
+	}
+	at->dfd = fd;
+	return 0;
+}
+
+void ring_at_done(const struct ring_at *at)
+{
+	if (at->dfd >= 0)
+		close(at->dfd);
+}
+
+
+int ring_unlink(const char *path)
+{
+	struct ring_at at;
+	int r = ring_at_resolve(path, &at);
+
+	if (r)
+		return r;
+	r = unlinkat(at.dfd, at.leaf, 0) ? -errno : 0;
+	ring_at_done(&at);
+	return r;
+}
