@@ -1,20 +1,21 @@
 # Spillway - top-level GNU Makefile (the only build system).
 #
-#   make            build the library, daemon, tools (all that exists)
+#   make            build the library, daemon, tools (never installs packages:
+#                   on a fresh machine run `make deps` first, or `make test` /
+#                   `make demo`, which call it)
 #   make test       deps + -Werror build + every test + ASan/UBSan + TSan variants
 #   make bench      deps + google-benchmark harness, run pinned
 #   make asan/tsan  sanitizer builds of the tests, each in its own build dir, and run them
 #   make install    PREFIX=/usr/local DESTDIR= : libs, header, spillway.pc
 #   make deps       install the Debian packages the build needs, when missing
 #
-# CFLAGS/LDFLAGS are the user's; the required flags are added with override.
+# CC, CFLAGS, LDFLAGS, PREFIX, DESTDIR are the user's (make's own defaults:
+# CC=cc, CXX=g++); the flags the build needs are added with override.
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
-CC ?= cc
-CXX ?= g++
 CFLAGS ?= -O2 -g
 CXXFLAGS ?= -O2 -g
 BUILD ?= build
@@ -62,13 +63,16 @@ TEST_SRC := $(filter-out tests/support%,$(wildcard tests/*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TSAN_SRC := $(wildcard tests/mt_*.c)
 TEST_SUPPORT := $(wildcard tests/support*.c)
+# Built through a pattern rule, so make would delete them as intermediates
+# after every run and rebuild them the next time: keep them.
+.SECONDARY: $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 
 BENCH_SRC := $(wildcard bench/*.cc)
 BENCH_BIN := $(BUILD)/bench/spillway_bench
 
 .PHONY: all lib test check-tests asan tsan bench bench-compare install uninstall clean deps demo
 
-all: deps lib bins
+all: lib bins
 
 lib: $(LIB_A) $(BUILD)/libspillway.so
 
@@ -131,7 +135,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 # tests/*.sh are the CLI's end-to-end tests (run in the normal build only).
 TEST_SH := $(wildcard tests/*.sh)
 
-check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN))
+check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN)) $(BUILD)/libspillway.so
 	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) SPW_CLI=$(CURDIR)/$(TOOLS_BIN); set -e; \
 	for t in $(TEST_BIN); do \
 		echo "== $$t"; $(TEST_ENV) $$t; \
@@ -156,9 +160,9 @@ asan: deps
 		check-tests
 
 # TSan: only the threaded tests (fork-based tests are covered by ASan).
-# -Wno-tsan: GCC warns that atomic_thread_fence is not instrumented; the one
-# fence (validate-after-read) is documented in ring/ring.c and suppressed in
-# tests/tsan.supp.
+# -Wno-tsan: GCC warns that atomic_thread_fence is not instrumented; the
+# fences are documented where they stand (ring/produce.c finish(), ring/
+# consume.c) and what TSan cannot see is suppressed in tests/tsan.supp.
 tsan: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build-tsan WERROR=-Werror \
 		CFLAGS="-O1 -g -fsanitize=thread -Wno-tsan" LDFLAGS="-fsanitize=thread" \

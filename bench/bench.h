@@ -33,6 +33,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wshadow"
 #include "spillway.h"
+#include "spillway_daemon.h"
 #pragma GCC diagnostic pop
 
 namespace spwb {
@@ -207,7 +208,7 @@ inline std::string err_text(const char *what, int64_t err)
 // --- driver 1: one producer, no reader ------------------------------------------
 // Each timed batch writes at most ring/4 bytes. Between batches, outside the
 // measured time, the producer thread itself plays the reclaimer
-// (Sys::reclaim_all: Spillway scans the committed run with spw_topic_scan and
+// (Sys::reclaim_all: Spillway scans the committed run with spwd_scan and
 // reclaims up to its end, which zeroes the bytes; the baseline moves its
 // tail). The time is taken by hand around each batch (UseManualTime: two
 // clock reads per ring/4 bytes of records), so the reclaim costs nothing

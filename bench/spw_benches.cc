@@ -2,7 +2,7 @@
 // spw_benches.cc - the Spillway side: a topic per benchmark run, driven by the
 // shared drivers in bench.h. Pure IPC, no daemon: the benchmark itself
 // reclaims, always up to a committed record boundary (the consumer's position,
-// or the end of spw_topic_scan's committed run).
+// or the end of spwd_scan's committed run).
 #include "bench.h"
 
 namespace spwb {
@@ -84,8 +84,8 @@ public:
 		int64_t from = reclaimed_;
 
 		for (;;) {
-			struct spw_scan sc;
-			int64_t n = spw_topic_scan(t_, from, g_cfg.ring_bytes, &sc);
+			struct spwd_scan_result sc;
+			int64_t n = spwd_scan(t_, from, g_cfg.ring_bytes, &sc);
 			if (n < 0)
 				return (int)n;
 			if (n == 0)
@@ -94,7 +94,7 @@ public:
 		}
 		if (from == reclaimed_)
 			return 0;
-		int r = spw_topic_reclaim(t_, from);
+		int r = spwd_reclaim(t_, from);
 		if (r < 0)
 			return r;
 		reclaimed_ = from;
@@ -110,7 +110,7 @@ public:
 
 		if (pos - reclaimed_ < (int64_t)(g_cfg.ring_bytes / 4))
 			return 0;
-		int r = spw_topic_reclaim(t_, pos);
+		int r = spwd_reclaim(t_, pos);
 		if (r < 0)
 			return r;
 		reclaimed_ = pos;

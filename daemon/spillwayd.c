@@ -252,7 +252,7 @@ static void topic_attach(const char *name)
 	}
 	/* One daemon per ring, whatever its data dir: before anything here
 	 * touches the ring or the disk log. */
-	r = spw_topic_own(dt->t, &owner);
+	r = spwd_own(dt->t, &owner);
 	if (r) {
 		if (refused_before(name, st.st_ino))
 			goto fail_close;
@@ -342,13 +342,13 @@ static void topic_attach(const char *name)
 			start = rec.end;
 		}
 	}
-	spw_topic_set_disk_damage(dt->t, rec.bad_ranges);
+	spwd_set_disk_damage(dt->t, rec.bad_ranges);
 	r = spill_stream_open(&D.w, dt->t, dt->dir, &conf, start, &dt->s);
 	if (r) {
 		dlog(LOG_ERROR, name, "cannot start spilling: %s", strerror(-r));
 		goto fail_close;
 	}
-	spw_topic_heartbeat(dt->t, (uint32_t)getpid());
+	spwd_heartbeat(dt->t, (uint32_t)getpid());
 	refused_forget(name);
 	D.topics[D.ntopics++] = dt;
 	dlog(LOG_INFO, name, "attached: ring %llu bytes, spilling from %llu%s",
@@ -780,7 +780,7 @@ int main(int argc, char **argv)
 		}
 		if (now - last_beat > 100000000ull) {
 			for (int i = 0; i < D.ntopics; i++)
-				spw_topic_heartbeat(D.topics[i]->t, (uint32_t)getpid());
+				spwd_heartbeat(D.topics[i]->t, (uint32_t)getpid());
 			last_beat = now;
 		}
 		for (int i = 0; i < D.ntopics; i++) {

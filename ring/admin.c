@@ -21,7 +21,7 @@ static bool was_reclaimed(struct spw_topic *t, uint64_t pos)
 	return atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > pos;
 }
 
-int64_t spw_topic_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, struct spw_scan *out)
+int64_t spwd_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, struct spwd_scan_result *out)
 {
 	uint64_t p, start = (uint64_t)from, tail, lap_end;
 
@@ -92,7 +92,7 @@ static void zero_ring(struct spw_topic *t, uint64_t from, uint64_t to)
 		memset(t->data, 0, n - first);
 }
 
-int spw_topic_reclaim(struct spw_topic *t, int64_t upto)
+int spwd_reclaim(struct spw_topic *t, int64_t upto)
 {
 	struct ring_hdr *h;
 	uint64_t old, to = (uint64_t)upto, tail;
@@ -146,7 +146,7 @@ int ring_reclaim_repair(struct spw_topic *t)
 	/* A daemon died between publishing `reclaimed` and moving `limit`
 	 * (I3): finish its zeroing, then let producers in. */
 	zero_ring(t, from, rec);
-	/* seq_cst: as in spw_topic_reclaim (I3, I8). */
+	/* seq_cst: as in spwd_reclaim (I3, I8). */
 	atomic_store_explicit(&h->limit, rec + t->ring_bytes, memory_order_seq_cst);
 	if (atomic_load_explicit(&h->prod_waiters, memory_order_seq_cst)) {
 		atomic_fetch_add_explicit(&h->prod_wake, 1, memory_order_seq_cst);
@@ -253,10 +253,10 @@ static uint64_t garbage_end(const struct spw_topic *t, uint64_t pos, uint64_t bo
 	return best;
 }
 
-int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *out)
+int spwd_resolve(struct spw_topic *t, int64_t position, struct spwd_stall *out)
 {
 	uint64_t pos = (uint64_t)position, tail, w, lap_end, end = 0, a, b;
-	struct spw_stall dummy;
+	struct spwd_stall dummy;
 	int64_t chk;
 	bool dead_owner = false;
 
@@ -282,7 +282,7 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 	if (chk > 0 && pos + (uint64_t)chk > tail)
 		chk = RING_WORD_BAD; /* a record cannot run past the tail (as in scan) */
 	if (chk > 0)
-		return SPW_RESOLVE_NONE;
+		return SPWD_RESOLVE_NONE;
 	/* Who holds pos? The WON slot whose span covers it, if one says so:
 	 * only one CAS took that span, so it alone decides. Else every
 	 * CLAIMING slot covering it (its owner died or stalled between CAS and
@@ -311,7 +311,7 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 		/* Relaxed: advisory. */
 		out->pid = atomic_load_explicit(&t->slots[i].pid, memory_order_relaxed);
 		if (alive != 0) /* alive, or we cannot tell: wait */
-			return alive < 0 ? alive : SPW_RESOLVE_LIVE;
+			return alive < 0 ? alive : SPWD_RESOLVE_LIVE;
 		if (!dead_owner || b < end)
 			end = b;
 		dead_owner = true;
@@ -338,12 +338,12 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 		 * wrong about nobody) wins; orders before the waiter load (I8). */
 		if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, b,
 							     memory_order_seq_cst, memory_order_relaxed))
-			return SPW_RESOLVE_NONE;
+			return SPWD_RESOLVE_NONE;
 		/* Relaxed: an advisory counter for stat. */
 		atomic_fetch_add_explicit(&t->hdr->aborted_claims, 1, memory_order_relaxed);
 		out->span = end - pos;
 		ring_wake_consumers(t);
-		return SPW_RESOLVE_ABORTED;
+		return SPWD_RESOLVE_ABORTED;
 	}
 	/* Garbage: cut it out up to the first boundary we can prove. */
 	/* At most RING_SKIP_MAX at a time (one spill write, one reader chunk);
@@ -356,14 +356,14 @@ int spw_topic_resolve(struct spw_topic *t, int64_t position, struct spw_stall *o
 	/* seq_cst CAS from the garbage we judged. */
 	if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, b,
 						     memory_order_seq_cst, memory_order_relaxed))
-		return SPW_RESOLVE_NONE;
+		return SPWD_RESOLVE_NONE;
 	atomic_fetch_add_explicit(&t->hdr->corrupt_bytes, end - pos, memory_order_relaxed);
 	out->span = end - pos;
 	ring_wake_consumers(t);
-	return SPW_RESOLVE_CORRUPT;
+	return SPWD_RESOLVE_CORRUPT;
 }
 
-int spw_topic_own(struct spw_topic *t, uint32_t *owner_pid)
+int spwd_own(struct spw_topic *t, uint32_t *owner_pid)
 {
 	int fd, r;
 
@@ -390,12 +390,12 @@ int spw_topic_own(struct spw_topic *t, uint32_t *owner_pid)
 	return 0;
 }
 
-int spw_topic_set_durable_error(struct spw_topic *t, int err)
+int spwd_set_durable_error(struct spw_topic *t, int err)
 {
 	if (!t || t->rdonly || err > 0)
 		return -EINVAL;
 	/* seq_cst store, then the waiter load: the waker half of I8, as in
-	 * spw_topic_set_counter; waiters re-check it after registering. */
+	 * spwd_set_counter; waiters re-check it after registering. */
 	atomic_store_explicit(&t->hdr->durable_err, err, memory_order_seq_cst);
 	if (atomic_load_explicit(&t->hdr->ack_waiters, memory_order_seq_cst)) {
 		atomic_fetch_add_explicit(&t->hdr->ack_wake, 1, memory_order_seq_cst);
@@ -404,7 +404,7 @@ int spw_topic_set_durable_error(struct spw_topic *t, int err)
 	return 0;
 }
 
-int spw_topic_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges)
+int spwd_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges)
 {
 	if (!t || t->rdonly)
 		return -EINVAL;
@@ -413,7 +413,7 @@ int spw_topic_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges)
 	return 0;
 }
 
-int spw_topic_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
+int spwd_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
 			uint64_t since_ns)
 {
 	struct ring_hdr *h;
@@ -464,17 +464,17 @@ int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out
 	return n;
 }
 
-int spw_topic_set_counter(struct spw_topic *t, enum spw_counter which, int64_t value)
+int spwd_set_counter(struct spw_topic *t, enum spwd_counter which, int64_t value)
 {
 	_Atomic uint64_t *c;
 
 	if (!t || value < 0 || t->rdonly)
 		return -EINVAL;
 	switch (which) {
-	case SPW_SPILLED:
+	case SPWD_SPILLED:
 		c = &t->hdr->spilled;
 		break;
-	case SPW_DURABLE:
+	case SPWD_DURABLE:
 		c = &t->hdr->durable;
 		break;
 	default:
@@ -496,7 +496,7 @@ int spw_topic_set_counter(struct spw_topic *t, enum spw_counter which, int64_t v
 	return 0;
 }
 
-int spw_topic_heartbeat(struct spw_topic *t, uint32_t pid)
+int spwd_heartbeat(struct spw_topic *t, uint32_t pid)
 {
 	if (!t || t->rdonly)
 		return -EINVAL;

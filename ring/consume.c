@@ -133,7 +133,7 @@ int64_t spw_consumer_oldest(const struct spw_consumer *c)
 {
 	if (!c)
 		return -EINVAL;
-	/* Acquire: pairs with the seq_cst store in spw_topic_reclaim(). */
+	/* Acquire: pairs with the seq_cst store in spwd_reclaim(). */
 	return (int64_t)atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire);
 }
 
@@ -163,9 +163,9 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 /* I5: after reading what sits at pos, was it reclaimed meanwhile? */
 static bool lapped(struct spw_topic *t, uint64_t pos)
 {
-	/* The one standalone fence (STYLE.md): orders the reads of the record
+	/* The one standalone fence (docs/HACKING.md, "Style"): orders the reads of the record
 	 * above before the load of reclaimed below. Pairs with the seq_cst
-	 * store of reclaimed in spw_topic_reclaim(), made before it zeroes (I3):
+	 * store of reclaimed in spwd_reclaim(), made before it zeroes (I3):
 	 * if we read any zeroed or reused byte, we see the new bound. */
 	atomic_thread_fence(memory_order_acquire);
 	return atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > pos;

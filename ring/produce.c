@@ -309,7 +309,7 @@ static int claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
 		 * re-check so a wake in between makes the wait return at once. */
 		seq = atomic_load_explicit(&h->prod_wake, memory_order_acquire);
 		/* The sleeper half of I8 (lock, then a seq_cst increment); pairs
-		 * with the seq_cst load of prod_waiters in spw_topic_reclaim(). */
+		 * with the seq_cst load of prod_waiters in spwd_reclaim(). */
 		registered = ring_waiter_enter(p->fd, t, &h->prod_waiters);
 		r = claim(p, len, c);
 		if (r == -EAGAIN) {
@@ -563,7 +563,7 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 		/* Acquire: the futex compare value, read before the re-check. */
 		seq = atomic_load_explicit(&h->ack_wake, memory_order_acquire);
 		/* The sleeper half of I8; pairs with the seq_cst store and waiter
-		 * load in spw_topic_set_counter(). */
+		 * load in spwd_set_counter(). */
 		bool registered = ring_waiter_enter(p->fd, t, &h->ack_waiters);
 		int r = 1;
 

@@ -4,6 +4,7 @@
 #define SPILLWAY_RING_INTERNAL_H
 
 #include "spillway.h"
+#include "spillway_daemon.h"
 #include "ring_layout.h"
 
 #include <limits.h>
@@ -22,7 +23,7 @@ struct spw_topic {
 	uint64_t ring_bytes, mask, segment_bytes, hdr_bytes;
 	uint32_t max_record, flags, max_producers;
 	int fd;                 /* the ring file (O_CLOEXEC): lock queries, reopen */
-	int own_fd;             /* the daemon's ownership lock (spw_topic_own), or -1 */
+	int own_fd;             /* the daemon's ownership lock (spwd_own), or -1 */
 	bool rdonly;
 	char name[SPW_NAME_MAX + 1];
 };

@@ -418,7 +418,7 @@ int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *o)
 	o->stall_since_ns = atomic_load_explicit(&h->stall_since_ns, memory_order_relaxed);
 	o->corrupt_bytes = atomic_load_explicit(&h->corrupt_bytes, memory_order_relaxed);
 	o->aborted_claims = atomic_load_explicit(&h->aborted_claims, memory_order_relaxed);
-	/* Acquire: pairs with spw_topic_set_durable_error's store. */
+	/* Acquire: pairs with spwd_set_durable_error's store. */
 	o->durable_error = atomic_load_explicit(&h->durable_err, memory_order_acquire);
 	/* Relaxed: advisory. */
 	o->disk_bad_ranges = atomic_load_explicit(&h->disk_bad_ranges, memory_order_relaxed);

@@ -608,7 +608,7 @@ static uint64_t seek_time(struct spw_reader *r, uint64_t t, uint64_t fallback)
  * -errno; a walk that meets an uncommitted record before pos accepts it. */
 static int check_boundary(struct spw_reader *r, uint64_t pos)
 {
-	struct spw_scan sc;
+	struct spwd_scan_result sc;
 	int64_t n;
 
 	/* Acquire loads of reclaimed: pair with reclaim's seq_cst store; the
@@ -617,7 +617,7 @@ static int check_boundary(struct spw_reader *r, uint64_t pos)
 		uint64_t q = atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire);
 
 		while (q < pos) {
-			n = spw_topic_scan(r->t, (int64_t)q, pos - q, &sc);
+			n = spwd_scan(r->t, (int64_t)q, pos - q, &sc);
 			if (n == -ESTALE) /* reclaimed meanwhile: it is on disk now */
 				break;
 			if (n < 0)

@@ -147,7 +147,7 @@ static int durable_advance_sync(struct spill_stream *s, uint64_t target)
 		s->ckpt_written = target;
 	}
 	s->durable = target;
-	spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+	spwd_set_counter(s->t, SPWD_DURABLE, (int64_t)s->durable);
 	return 0;
 }
 
@@ -169,7 +169,7 @@ static void durable_fail_what(struct spill_stream *s, const char *what, int err)
 		  "written but may not be on disk: they are never acknowledged durable); "
 		  "check the disk, then restart spillwayd",
 		  what, strerror(-err), (unsigned long long)s->durable);
-	spw_topic_set_durable_error(s->t, err);
+	spwd_set_durable_error(s->t, err);
 }
 
 static void durable_fail(struct spill_stream *s, int err)
@@ -287,7 +287,7 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	}
 	/* A new daemon starts from what recovery verified: an fdatasync
 	 * failure of a previous run is cleared (W6). */
-	spw_topic_set_durable_error(t, 0);
+	spwd_set_durable_error(t, 0);
 	/* Acquire: the published counters, to continue from (I1). */
 	s->durable = atomic_load_explicit(&t->hdr->durable, memory_order_acquire);
 	if (s->durable > start)
@@ -335,7 +335,7 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	}
 	/* Acquire: pairs with set_counter's store; only moved forward (I1). */
 	if (start > atomic_load_explicit(&t->hdr->spilled, memory_order_acquire))
-		spw_topic_set_counter(t, SPW_SPILLED, (int64_t)start);
+		spwd_set_counter(t, SPWD_SPILLED, (int64_t)start);
 	*out = s;
 	return 0;
 }
@@ -348,7 +348,7 @@ static struct spill_op *op_at(struct spill_stream *s, unsigned i)
 /* One index entry for the scanned run [pos, sc->end) (CRC computed here, by
  * the daemon, not by producers). */
 static void add_entry(struct spill_op *op, struct spw_topic *t, uint64_t pos,
-		      const struct spw_scan *sc, uint64_t *records, uint64_t *max_ts, bool crc)
+		      const struct spwd_scan_result *sc, uint64_t *records, uint64_t *max_ts, bool crc)
 {
 	struct seg_idx_entry *e = &op->ent[op->nent++];
 
@@ -372,17 +372,17 @@ static void add_entry(struct spill_op *op, struct spw_topic *t, uint64_t pos,
 
 /* Spilling cannot pass pos: an uncommitted record (garbage == false) or a
  * word that is not a record. Settle it when nobody alive holds it
- * (spw_topic_resolve, I7); report a live producer's stall once it outlived
+ * (spwd_resolve, I7); report a live producer's stall once it outlived
  * unblock_ms (the report threshold). true: scan again. */
 static bool stalled(struct spill_stream *s, uint64_t pos, bool garbage, uint64_t now_ns)
 {
 	struct spw_topic *t = s->t;
-	struct spw_stall st;
+	struct spwd_stall st;
 	int r;
 
 	if ((int64_t)pos != s->stuck_pos) {
 		if (s->stall_reported)
-			spw_topic_set_stall(t, -1, 0, 0, 0);
+			spwd_set_stall(t, -1, 0, 0, 0);
 		s->stuck_pos = (int64_t)pos;
 		s->stuck_since_ns = now_ns;
 		s->stuck_checked_ns = 0;
@@ -395,24 +395,24 @@ static bool stalled(struct spill_stream *s, uint64_t pos, bool garbage, uint64_t
 			 now_ns - s->stuck_checked_ns < STALL_CHECK_NS))
 		return false;
 	s->stuck_checked_ns = now_ns;
-	r = spw_topic_resolve(t, (int64_t)pos, &st);
+	r = spwd_resolve(t, (int64_t)pos, &st);
 	switch (r) {
-	case SPW_RESOLVE_NONE:
+	case SPWD_RESOLVE_NONE:
 		return true;
-	case SPW_RESOLVE_ABORTED:
+	case SPWD_RESOLVE_ABORTED:
 		spill_log(LOG_WARN, s->name,
 			  "claim at position %llu of producer slot %d (pid %u, as it reported) "
 			  "aborted: %llu bytes; its producer died (the kernel released its lock)",
 			  (unsigned long long)pos, st.slot, st.pid, (unsigned long long)st.span);
 		return true;
-	case SPW_RESOLVE_CORRUPT:
+	case SPWD_RESOLVE_CORRUPT:
 		spill_log(LOG_ERROR, s->name,
 			  "corrupt record header 0x%016llx at position %llu in the ring: %llu bytes "
 			  "up to %llu spilled as a CORRUPT span (readers skip and count it)",
 			  (unsigned long long)st.word, (unsigned long long)pos,
 			  (unsigned long long)st.span, (unsigned long long)(pos + st.span));
 		return true;
-	case SPW_RESOLVE_LIVE:
+	case SPWD_RESOLVE_LIVE:
 		if (!s->stall_reported && now_ns - s->stuck_since_ns >= s->conf.unblock_ms * 1000000ull) {
 			uint32_t kpid = ring_lock_owner_pid(t, ring_slot_off((uint32_t)st.slot));
 			uint64_t ms = (now_ns - s->stuck_since_ns) / 1000000ull;
@@ -422,7 +422,7 @@ static bool stalled(struct spill_stream *s, uint64_t pos, bool garbage, uint64_t
 				  "kernel, %u as it reported) has held it uncommitted for %llu ms; a live "
 				  "producer is never aborted (stopped? in a debugger?)",
 				  (unsigned long long)pos, st.slot, kpid, st.pid, (unsigned long long)ms);
-			spw_topic_set_stall(t, st.slot, (int64_t)pos, kpid ? kpid : st.pid,
+			spwd_set_stall(t, st.slot, (int64_t)pos, kpid ? kpid : st.pid,
 					    ring_realtime_ns() - ms * 1000000ull);
 			s->stall_reported = true;
 		}
@@ -441,13 +441,13 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 {
 	struct spw_topic *t = s->t;
 	uint64_t pos = s->submitted, records = s->seg.sub_records, max_ts = s->seg.sub_max_ts;
-	struct spw_scan sc;
+	struct spwd_scan_result sc;
 	int settled = 0;
 
 	op->nent = 0;
 	op->from = pos;
 	while (op->nent < SPILL_OP_ENTRIES && pos - op->from < SPILL_OP_BYTES) {
-		int64_t n = spw_topic_scan(t, (int64_t)pos, SEG_ENTRY_SPAN, &sc);
+		int64_t n = spwd_scan(t, (int64_t)pos, SEG_ENTRY_SPAN, &sc);
 
 		if (n == -EBADMSG && (uint64_t)sc.end > pos) {
 			/* Spill the good run before the bad header. */
@@ -474,7 +474,7 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 			spill_log(LOG_INFO, s->name, "spilling resumed at position %lld after %llu ms",
 				  (long long)s->stuck_pos,
 				  (unsigned long long)((now_ns - s->stuck_since_ns) / 1000000ull));
-			spw_topic_set_stall(t, -1, 0, 0, 0);
+			spwd_set_stall(t, -1, 0, 0, 0);
 			s->stall_reported = false;
 		}
 		add_entry(op, t, pos, &sc, &records, &max_ts, !s->conf.no_spill);
@@ -552,7 +552,7 @@ static void ops_advance(struct spill_stream *s)
 		s->seg.done_max_ts = op->max_ts;
 		s->op_head = (s->op_head + 1) % SPILL_MAX_OPS;
 		s->op_count--;
-		spw_topic_set_counter(s->t, SPW_SPILLED, (int64_t)s->spilled);
+		spwd_set_counter(s->t, SPWD_SPILLED, (int64_t)s->spilled);
 		if (s->backoff_ns) {
 			spill_log(LOG_INFO, s->name, "writes succeed again: spilling resumed");
 			s->backoff_ns = 0;
@@ -621,7 +621,7 @@ int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
 					if (s->ckpt_fd >= 0)
 						s->ckpt_written = s->sync_target;
 					s->durable = s->sync_target;
-					spw_topic_set_counter(s->t, SPW_DURABLE, (int64_t)s->durable);
+					spwd_set_counter(s->t, SPWD_DURABLE, (int64_t)s->durable);
 				}
 			}
 			continue;
@@ -701,17 +701,17 @@ static void reclaim(struct spill_stream *s)
 	}
 	/* Find the last record boundary <= target. */
 	uint64_t pos = rec;
-	struct spw_scan sc;
+	struct spwd_scan_result sc;
 
 	while (pos < target) {
-		int64_t n = spw_topic_scan(t, (int64_t)pos, target - pos, &sc);
+		int64_t n = spwd_scan(t, (int64_t)pos, target - pos, &sc);
 
 		if (n <= 0 || (uint64_t)sc.end > target)
 			break;
 		pos = (uint64_t)sc.end;
 	}
 	if (pos > rec)
-		spw_topic_reclaim(t, (int64_t)pos);
+		spwd_reclaim(t, (int64_t)pos);
 }
 
 int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
@@ -749,7 +749,7 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 			work++;
 		}
 		if (work)
-			spw_topic_set_counter(s->t, SPW_SPILLED, (int64_t)s->spilled);
+			spwd_set_counter(s->t, SPWD_SPILLED, (int64_t)s->spilled);
 		reclaim(s);
 		return work;
 	}
@@ -817,8 +817,8 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 
 bool spill_stream_drained(struct spill_stream *s)
 {
-	struct spw_scan sc;
-	int64_t n = spw_topic_scan(s->t, (int64_t)s->submitted, 1, &sc);
+	struct spwd_scan_result sc;
+	int64_t n = spwd_scan(s->t, (int64_t)s->submitted, 1, &sc);
 
 	return s->op_count == 0 && !s->sync_inflight && n <= 0 &&
 	       (s->conf.no_spill || s->durable == s->spilled || s->durable_err);

@@ -6,7 +6,7 @@
  * its tail CAS, after its padding, mid-payload, before its commit) or of a
  * zero-copy claim; other producer children keep sending until the ring is
  * full behind the stuck record. The parent plays the daemon and a consumer:
- * while the victim is stopped, spw_topic_resolve must answer LIVE and
+ * while the victim is stopped, spwd_resolve must answer LIVE and
  * change nothing (a live claim is never taken away, however long it
  * stalls); then the victim is either killed (resolve aborts exactly its
  * span at once, no timeout) or resumed (its record arrives intact). Either
@@ -215,7 +215,7 @@ static int consume_step(struct spw_topic *t, struct spw_consumer *c, struct cras
 	if (x->failed)
 		fail_msg("%s (rerun with SPW_TEST_SEED=%#" PRIx64 ")", x->msg, seed);
 	assert_true(n >= 0);
-	assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+	assert_int_equal(spwd_reclaim(t, spw_consumer_position(c)), 0);
 	return n;
 }
 
@@ -252,7 +252,7 @@ static void prelude(struct spw_topic *t, struct spw_producer *pp, int wrap)
 
 	for (int i = 0; i < n; i++)
 		assert_true(spw_producer_send(pp, buf, sizeof(buf)) >= 0);
-	assert_int_equal(spw_topic_reclaim(t, (int64_t)info_of(t).tail), 0);
+	assert_int_equal(spwd_reclaim(t, (int64_t)info_of(t).tail), 0);
 }
 
 /* Wait until the consumer sits at `at` and the other producers have filled
@@ -293,7 +293,7 @@ static void run_crash(const struct crash_case *cc)
 	int64_t victim_from, victim_to, stuck, aborted = 0;
 	uint32_t parent_id = cc->others + 1;
 	uint8_t *map;
-	struct spw_scan s;
+	struct spwd_scan_result s;
 
 	assert_non_null(x);
 	assert_true(cc->others <= 2);
@@ -346,7 +346,7 @@ static void run_crash(const struct crash_case *cc)
 	}
 	wait_blocked(t, c, x, sh, stuck, cc->others, victim_to);
 	assert_int_equal(x->expect.next_seq[0], sh->victim_before);
-	assert_int_equal(spw_topic_scan(t, stuck, RING, &s), 0);
+	assert_int_equal(spwd_scan(t, stuck, RING, &s), 0);
 	assert_int_equal(s.stuck, stuck);
 	assert_int_equal(s.stuck_header, 0); /* I4: nothing before the commit */
 	if (cc->others)
@@ -354,11 +354,11 @@ static void run_crash(const struct crash_case *cc)
 	/* The stalled producer is alive: resolve waits, however long it has
 	 * been (the old protocol aborted it after 1 s and corrupted data). */
 	for (int i = 0; i < 20; i++) {
-		struct spw_stall st;
+		struct spwd_stall st;
 		struct spw_producer_info pi[8];
 		int np = spw_topic_producers(t, pi, 8), held = 0;
 
-		assert_int_equal(spw_topic_resolve(t, stuck, &st), SPW_RESOLVE_LIVE);
+		assert_int_equal(spwd_resolve(t, stuck, &st), SPWD_RESOLVE_LIVE);
 		assert_true(st.slot >= 0);
 		assert_int_equal(st.pid, (uint32_t)victim);
 		for (int k = 0; k < np; k++)
@@ -385,11 +385,11 @@ static void run_crash(const struct crash_case *cc)
 
 		assert_true(test_now_ns() < sh->deadline_ns);
 		n = consume_step(t, c, x, seed);
-		if (!cc->resume && spw_topic_scan(t, pos, RING, &s) >= 0 && s.stuck >= victim_from &&
+		if (!cc->resume && spwd_scan(t, pos, RING, &s) >= 0 && s.stuck >= victim_from &&
 		    s.stuck < victim_to) {
-			struct spw_stall st;
+			struct spwd_stall st;
 
-			assert_int_equal(spw_topic_resolve(t, s.stuck, &st), SPW_RESOLVE_ABORTED);
+			assert_int_equal(spwd_resolve(t, s.stuck, &st), SPWD_RESOLVE_ABORTED);
 			assert_true(st.span > 0);
 			assert_int_equal(test_commit_word(map, RING, (uint64_t)s.stuck),
 					 W_ABORTED(st.span, (uint64_t)s.stuck));
@@ -507,7 +507,7 @@ static void killed_between_its_slot_and_its_tail_claim(void **state)
 	struct spw_producer *p = NULL, *ps[64];
 	struct spw_producer_info pi[64];
 	uint8_t buf[64] = { 1 };
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	pid_t v;
 	int n = 0, np;
 
@@ -522,7 +522,7 @@ static void killed_between_its_slot_and_its_tail_claim(void **state)
 	assert_int_equal(spw_producer_open(t, &p), 0);
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(spw_producer_send(p, buf, sizeof(buf)), i * 80);
-	assert_int_equal(spw_topic_scan(t, 0, RING, &s), 800);
+	assert_int_equal(spwd_scan(t, 0, RING, &s), 800);
 	assert_int_equal(s.stuck, -1);
 	assert_int_equal(kill(v, SIGKILL), 0);
 	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
@@ -545,7 +545,7 @@ static void a_dead_slot_with_an_open_claim_is_not_reused(void **state)
 	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
-	struct spw_stall st;
+	struct spwd_stall st;
 	pid_t v;
 
 	(void)state;
@@ -561,7 +561,7 @@ static void a_dead_slot_with_an_open_claim_is_not_reused(void **state)
 	assert_int_equal(kill(v, SIGKILL), 0);
 	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
 	assert_int_equal(spw_producer_open(t, &p), -EUSERS); /* dead, claim unsettled */
-	assert_int_equal(spw_topic_resolve(t, 0, &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(spwd_resolve(t, 0, &st), SPWD_RESOLVE_ABORTED);
 	assert_int_equal(st.span, test_span(100));
 	assert_int_equal(st.slot, 0);
 	assert_int_equal(spw_producer_open(t, &p), 0);
@@ -613,20 +613,20 @@ static void a_handle_is_refused_in_a_forked_child(void **state)
 {
 	struct spw_topic *t = topic_new("forked");
 	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
-	struct spw_stall st;
+	struct spwd_stall st;
 	pid_t v;
 
 	(void)state;
 	snprintf(sh->dir, sizeof(sh->dir), "%s", g_dir);
 	v = test_fork(parent_of_a_child, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
-	assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_LIVE);
+	assert_int_equal(spwd_resolve(t, 24, &st), SPWD_RESOLVE_LIVE);
 	assert_int_equal(kill(v, SIGKILL), 0);
 	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
 	/* The grandchild still runs, but closed its copies at fork: the dead
 	 * parent's claim is settled. */
 	assert_int_equal(kill((pid_t)atomic_load(&sh->victim_sent), 0), 0);
-	assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(spwd_resolve(t, 24, &st), SPWD_RESOLVE_ABORTED);
 	assert_int_equal(st.span, test_span(100));
 	kill((pid_t)atomic_load(&sh->victim_sent), SIGKILL);
 	spw_topic_close(t);
@@ -641,31 +641,31 @@ static void resolve_checks_its_position(void **state)
 	struct spw_producer *p = NULL;
 	uint8_t buf[100] = { 3 };
 	struct spw_claim c, c2;
-	struct spw_stall st;
+	struct spwd_stall st;
 
 	(void)state;
 	assert_int_equal(spw_producer_open(t, &p), 0);
 	assert_int_equal(spw_producer_send(p, buf, 100), 0);
 	assert_int_equal(spw_producer_send(p, buf, 100), 120);
-	assert_int_equal(spw_topic_resolve(t, 0, &st), SPW_RESOLVE_NONE); /* committed */
-	assert_int_equal(spw_topic_resolve(t, 120, NULL), SPW_RESOLVE_NONE);
-	assert_int_equal(spw_topic_resolve(t, 4, &st), -EINVAL);
-	assert_int_equal(spw_topic_resolve(t, 240, &st), -EINVAL); /* the tail: nothing claimed */
-	assert_int_equal(spw_topic_resolve(t, 1 << 20, &st), -EINVAL);
-	assert_int_equal(spw_topic_resolve(t, -8, &st), -EINVAL);
+	assert_int_equal(spwd_resolve(t, 0, &st), SPWD_RESOLVE_NONE); /* committed */
+	assert_int_equal(spwd_resolve(t, 120, NULL), SPWD_RESOLVE_NONE);
+	assert_int_equal(spwd_resolve(t, 4, &st), -EINVAL);
+	assert_int_equal(spwd_resolve(t, 240, &st), -EINVAL); /* the tail: nothing claimed */
+	assert_int_equal(spwd_resolve(t, 1 << 20, &st), -EINVAL);
+	assert_int_equal(spwd_resolve(t, -8, &st), -EINVAL);
 	assert_int_equal(spw_producer_claim(p, 100, &c), 0);
 	assert_int_equal(spw_producer_claim(p, 100, &c2), -EBUSY);
 	assert_int_equal(spw_producer_send(p, buf, 100), -EBUSY);
-	assert_int_equal(spw_topic_resolve(t, 240, &st), SPW_RESOLVE_LIVE); /* our own, open */
+	assert_int_equal(spwd_resolve(t, 240, &st), SPWD_RESOLVE_LIVE); /* our own, open */
 	assert_int_equal(spw_producer_wait_ack(p, 240, SPW_ACK_COMMITTED, 0), -ETIMEDOUT);
 	assert_int_equal(spw_producer_wait_ack(p, 240, SPW_ACK_COMMITTED, 20 * TEST_MS), -ETIMEDOUT);
 	memcpy(c.data, buf, 100);
 	assert_int_equal(spw_producer_commit(p, &c), 0);
 	assert_int_equal(spw_producer_commit(p, &c), -EINVAL); /* once */
 	assert_int_equal(spw_producer_wait_ack(p, 240, SPW_ACK_COMMITTED, 0), 0);
-	assert_int_equal(spw_topic_resolve(t, 240, &st), SPW_RESOLVE_NONE);
-	assert_int_equal(spw_topic_reclaim(t, 120), 0);
-	assert_int_equal(spw_topic_resolve(t, 0, &st), -ESTALE);
+	assert_int_equal(spwd_resolve(t, 240, &st), SPWD_RESOLVE_NONE);
+	assert_int_equal(spwd_reclaim(t, 120), 0);
+	assert_int_equal(spwd_resolve(t, 0, &st), -ESTALE);
 	spw_producer_close(p);
 	spw_topic_close(t);
 }

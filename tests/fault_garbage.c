@@ -7,7 +7,7 @@
  * anywhere; and over the immutable header or the file size before an open.
  * Consumers and scan must answer -EBADMSG (or -ESTALE below the reclaim
  * bound), name the bad position, hand out no record that is not wholly
- * inside the ring, and never crash. spw_topic_resolve (what the daemon does
+ * inside the ring, and never crash. spwd_resolve (what the daemon does
  * there, I7) must cut the garbage out as a CORRUPT record ending exactly at
  * the next record it can prove, which readers then skip and count; after
  * the garbage is taken back everything reads as before. open must refuse a
@@ -242,7 +242,7 @@ static void world_make(struct world *w, uint64_t seed, int iter)
 	half = w->n / 2;
 	FCHECK(w, half > 4);
 	w->reclaimed = w->pos[half];
-	FCHECK(w, spw_topic_reclaim(w->t, w->reclaimed) == 0);
+	FCHECK(w, spwd_reclaim(w->t, w->reclaimed) == 0);
 	memmove(w->pos, w->pos + half, (size_t)(w->n - half) * sizeof(w->pos[0]));
 	memmove(w->len, w->len + half, (size_t)(w->n - half) * sizeof(w->len[0]));
 	memmove(w->hash, w->hash + half, (size_t)(w->n - half) * sizeof(w->hash[0]));
@@ -328,7 +328,7 @@ static uint64_t valid_span(uint64_t wd, int64_t p)
 }
 
 /* ------------------------------------------------------------------------- */
-/* After the garbage at p was found: spw_topic_resolve (nobody alive holds p)
+/* After the garbage at p was found: spwd_resolve (nobody alive holds p)
  * turns it into a CORRUPT record of exactly `span` bytes (the records after
  * it chain to a proven boundary, so they are kept), and readers pass it:
  * every record but the one at p, the span counted as skipped. */
@@ -336,22 +336,22 @@ static void expect_cut_out(struct world *w, int64_t p, uint64_t garbage, uint64_
 {
 	struct bounds_ctx b = { .last = -1, .expect = w, .cut = p };
 	struct spw_consumer *c;
-	struct spw_stall st;
-	struct spw_scan s;
+	struct spwd_stall st;
+	struct spwd_scan_result s;
 	int cut = records_before(w, p) < w->n && w->pos[records_before(w, p)] == p;
 
-	FCHECK(w, spw_topic_resolve(w->t, p, &st) == SPW_RESOLVE_CORRUPT);
+	FCHECK(w, spwd_resolve(w->t, p, &st) == SPWD_RESOLVE_CORRUPT);
 	FCHECK(w, st.position == p && st.word == garbage && st.span == span && st.slot == -1);
 	FCHECK(w, test_commit_word(w->map, RING, (uint64_t)p) ==
 			  test_word(TEST_TYPE_CORRUPT, span, (uint64_t)p, RING));
 	/* Settled: asked again, it is a record now. */
-	FCHECK(w, spw_topic_resolve(w->t, p, &st) == SPW_RESOLVE_NONE);
+	FCHECK(w, spwd_resolve(w->t, p, &st) == SPWD_RESOLVE_NONE);
 	c = consumer_at(w, w->reclaimed); /* a boundary again, even when p is the oldest */
 	FCHECK(w, poll_to_end(w, c, &b) == 0);
 	FCHECK(w, b.n == (uint64_t)(w->n - cut));
 	FCHECK(w, spw_consumer_position(c) == w->tail);
 	FCHECK(w, spw_consumer_skipped(c) == span);
-	FCHECK(w, spw_topic_scan(w->t, p, RING, &s) > 0);
+	FCHECK(w, spwd_scan(w->t, p, RING, &s) > 0);
 	FCHECK(w, s.records == (uint64_t)(records_before(w, s.end) - records_before(w, p) - cut));
 	spw_consumer_close(c);
 }
@@ -364,7 +364,7 @@ static void expect_badmsg_at(struct world *w, int64_t p, uint64_t garbage)
 	struct spw_consumer *at = consumer_at(w, p), *all = consumer_at(w, w->reclaimed);
 	uint64_t saved = test_commit_word(w->map, RING, (uint64_t)p);
 	struct bounds_ctx b = { .last = -1, .expect = w };
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	int before = records_before(w, p);
 
 	FCHECK(w, valid_span(garbage, p) == 0);
@@ -373,9 +373,9 @@ static void expect_badmsg_at(struct world *w, int64_t p, uint64_t garbage)
 	FCHECK(w, spw_consumer_poll(at, bounds_cb, &b, 64) == -EBADMSG);
 	FCHECK(w, spw_consumer_position(at) == p);
 	FCHECK(w, b.n == 0);
-	FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == -EBADMSG);
+	FCHECK(w, spwd_scan(w->t, p, RING, &s) == -EBADMSG);
 	FCHECK(w, s.end == p);
-	FCHECK(w, spw_topic_scan(w->t, run_start(w, p), RING, &s) == -EBADMSG);
+	FCHECK(w, spwd_scan(w->t, run_start(w, p), RING, &s) == -EBADMSG);
 	FCHECK(w, s.end == p);
 	FCHECK(w, poll_to_end(w, all, &b) == -EBADMSG);
 	FCHECK(w, spw_consumer_position(all) == p);
@@ -388,7 +388,7 @@ static void expect_badmsg_at(struct world *w, int64_t p, uint64_t garbage)
 	FCHECK(w, poll_to_end(w, all, &b) == 0);
 	FCHECK(w, b.n == (uint64_t)w->n);
 	FCHECK(w, spw_consumer_position(all) == w->tail);
-	FCHECK(w, spw_topic_scan(w->t, run_start(w, p), RING, &s) > 0);
+	FCHECK(w, spwd_scan(w->t, run_start(w, p), RING, &s) > 0);
 	spw_consumer_close(all);
 	spw_consumer_close(at);
 }
@@ -474,7 +474,7 @@ static void random_word_class(struct world *w)
 	uint64_t saved = test_commit_word(w->map, RING, (uint64_t)p), g = test_splitmix64(&w->rng);
 	struct spw_consumer *at = consumer_at(w, p);
 	struct bounds_ctx b = { .last = -1 };
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	int r;
 
 	w->cls = "random commit word";
@@ -486,11 +486,11 @@ static void random_word_class(struct world *w)
 	FCHECK(w, !b.bad);
 	if (g == 0) {
 		FCHECK(w, r == 0);
-		FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == 0);
+		FCHECK(w, spwd_scan(w->t, p, RING, &s) == 0);
 		FCHECK(w, s.stuck == p && s.stuck_header == g);
 	} else if (valid_span(g, p) == 0) {
 		FCHECK(w, r == -EBADMSG);
-		FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == -EBADMSG && s.end == p);
+		FCHECK(w, spwd_scan(w->t, p, RING, &s) == -EBADMSG && s.end == p);
 		expect_cut_out(w, p, g, valid_span(saved, p));
 	} else {
 		FCHECK(w, r >= 0); /* a valid-looking header: 1 in a million */
@@ -506,16 +506,16 @@ static void stale_class(struct world *w)
 	int64_t p = w->pos[j], upto = w->pos[k];
 	struct spw_consumer *c = consumer_at(w, p);
 	struct bounds_ctx b = { .last = -1 };
-	struct spw_scan s;
+	struct spwd_scan_result s;
 
 	w->cls = "garbage below the reclaim bound";
-	FCHECK(w, spw_topic_reclaim(w->t, upto) == 0);
+	FCHECK(w, spwd_reclaim(w->t, upto) == 0);
 	test_set_commit_word(w->map, RING, (uint64_t)p,
 			     type_word(TEST_TYPE_DATA, MAXREC + 1 + rnd(w, 1000), p));
 	FCHECK(w, spw_consumer_poll(c, bounds_cb, &b, 64) == -ESTALE);
 	FCHECK(w, b.n == 0 && spw_consumer_position(c) == p);
 	FCHECK(w, spw_consumer_oldest(c) == upto);
-	FCHECK(w, spw_topic_scan(w->t, p, RING, &s) == -ESTALE);
+	FCHECK(w, spwd_scan(w->t, p, RING, &s) == -ESTALE);
 	/* Free space is zero (I3): put it back so later classes start clean. */
 	test_set_commit_word(w->map, RING, (uint64_t)p, 0);
 	FCHECK(w, spw_consumer_seek(c, spw_consumer_oldest(c)) == 0);
@@ -541,7 +541,7 @@ static void counter_classes(struct world *w)
 	struct spw_consumer *c;
 	struct spw_producer *p = NULL;
 	struct bounds_ctx b = { .last = -1 };
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	int k = 1 + (int)rnd(w, (uint64_t)w->n - 1), r;
 	int64_t sr;
 
@@ -552,7 +552,7 @@ static void counter_classes(struct world *w)
 	atomic_store(&h->reclaimed, (uint64_t)w->pos[k]);
 	FCHECK(w, spw_consumer_poll(c, bounds_cb, &b, 64) == -ESTALE);
 	FCHECK(w, spw_consumer_oldest(c) == w->pos[k]);
-	FCHECK(w, spw_topic_scan(w->t, w->pos[0], RING, &s) == -ESTALE);
+	FCHECK(w, spwd_scan(w->t, w->pos[0], RING, &s) == -ESTALE);
 	atomic_store(&h->reclaimed, rec);
 	spw_consumer_close(c);
 
@@ -578,7 +578,7 @@ static void counter_classes(struct world *w)
 		 * rule, the readers stop there. */
 		FCHECK(w, poll_to_end(w, c, &b) == 0);
 		FCHECK(w, b.n == (uint64_t)w->n && spw_consumer_position(c) == w->tail);
-		sr = spw_topic_scan(w->t, w->tail, RING, &s);
+		sr = spwd_scan(w->t, w->tail, RING, &s);
 		FCHECK(w, sr == 0 && s.stuck == w->tail && s.stuck_header == 0);
 	} else {
 		/* The ring is exactly full: past the tail is the oldest record's
@@ -591,7 +591,7 @@ static void counter_classes(struct world *w)
 		FCHECK(w, b.n >= (uint64_t)w->n);
 	}
 	atomic_store(&h->tail, rnd(w, rec)); /* below the data */
-	sr = spw_topic_scan(w->t, w->reclaimed, RING, &s);
+	sr = spwd_scan(w->t, w->reclaimed, RING, &s);
 	FCHECK(w, sr == -EINVAL || sr == -EBADMSG || sr >= 0);
 	atomic_store(&h->tail, tail);
 	atomic_store(&h->limit, lim);
@@ -604,7 +604,7 @@ static void counter_classes(struct world *w)
 	b = (struct bounds_ctx){ .last = -1 };
 	r = poll_to_end(w, c, &b);
 	FCHECK(w, r == 0 || r == -ESTALE || r == -EBADMSG);
-	sr = spw_topic_scan(w->t, w->reclaimed, RING, &s);
+	sr = spwd_scan(w->t, w->reclaimed, RING, &s);
 	FCHECK(w, sr >= 0 || sr == -ESTALE || sr == -EBADMSG || sr == -EINVAL);
 	{
 		struct spw_topic_info info;
@@ -612,11 +612,11 @@ static void counter_classes(struct world *w)
 		FCHECK(w, spw_topic_info(w->t, &info) == 0 && info.ring_bytes == RING);
 	}
 	{
-		struct spw_stall st;
+		struct spwd_stall st;
 
 		/* Committed: nothing to settle, whatever the counters say. */
-		sr = spw_topic_resolve(w->t, w->pos[0], &st);
-		FCHECK(w, sr == SPW_RESOLVE_NONE || sr == -ESTALE || sr == -EINVAL);
+		sr = spwd_resolve(w->t, w->pos[0], &st);
+		FCHECK(w, sr == SPWD_RESOLVE_NONE || sr == -ESTALE || sr == -EINVAL);
 		FCHECK(w, test_commit_word(w->map, RING, (uint64_t)w->pos[0]) ==
 				  test_word(TEST_TYPE_DATA, w->len[0], (uint64_t)w->pos[0], RING));
 	}
@@ -641,13 +641,13 @@ static void slot_class(struct world *w)
 	struct spw_producer *p = NULL;
 	struct spw_consumer *c;
 	struct bounds_ctx b;
-	struct spw_scan s, clean;
-	struct spw_stall st;
+	struct spwd_scan_result s, clean;
+	struct spwd_stall st;
 	int64_t sr, clean_sr;
 	int n, r;
 
 	w->cls = "random producer slots";
-	clean_sr = spw_topic_scan(w->t, w->reclaimed, RING, &clean);
+	clean_sr = spwd_scan(w->t, w->reclaimed, RING, &clean);
 	FCHECK(w, clean_sr > 0);
 	memcpy(saved, w->slotp, SLOT_BYTES);
 	test_fill(w->slotp, SLOT_BYTES, test_splitmix64(&w->rng));
@@ -666,14 +666,14 @@ static void slot_class(struct world *w)
 	FCHECK(w, poll_to_end(w, c, &b) == 0 && b.n == (uint64_t)w->n);
 	FCHECK(w, spw_consumer_position(c) == w->tail);
 	FCHECK(w, spw_consumer_skipped(c) == 0);
-	sr = spw_topic_scan(w->t, w->reclaimed, RING, &s);
+	sr = spwd_scan(w->t, w->reclaimed, RING, &s);
 	FCHECK(w, sr == clean_sr && s.end == clean.end && s.records == clean.records);
 	for (int i = 0; i < 16; i++) {
 		int k = pick_record(w);
 		int64_t in = w->pos[k] + 8 + 8 * (int64_t)rnd(w, (test_span(w->len[k]) - 8) / 8);
 
 		FCHECK(w, spw_consumer_seek(c, w->pos[k]) == 0); /* a boundary stays one */
-		FCHECK(w, spw_topic_resolve(w->t, w->pos[k], &st) == SPW_RESOLVE_NONE);
+		FCHECK(w, spwd_resolve(w->t, w->pos[k], &st) == SPWD_RESOLVE_NONE);
 		r = spw_consumer_seek(c, in);
 		FCHECK(w, r == 0 || r == -EINVAL);
 		if (r == 0) {
@@ -713,7 +713,7 @@ static void spray_class(struct world *w)
 	struct spw_consumer *c = consumer_at(w, w->reclaimed);
 	struct bounds_ctx b = { .last = -1 };
 	int64_t from = w->reclaimed, sr;
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	int r;
 
 	w->cls = "random bytes sprayed over the data";
@@ -732,7 +732,7 @@ static void spray_class(struct world *w)
 	FCHECK(w, r == 0 || r == -EBADMSG);
 	FCHECK(w, spw_consumer_position(c) >= w->reclaimed);
 	for (int i = 0; i < 1000; i++) {
-		sr = spw_topic_scan(w->t, from, RING, &s);
+		sr = spwd_scan(w->t, from, RING, &s);
 		FCHECK(w, sr >= 0 || sr == -EBADMSG);
 		if (sr < 0)
 			break;
@@ -751,18 +751,18 @@ static void spray_class(struct world *w)
 	{
 		uint64_t cut = 0;
 		int rounds = 0;
-		struct spw_stall st;
+		struct spwd_stall st;
 
 		from = w->reclaimed;
 		while (from < w->tail) {
 			int64_t lap_end = (from & ~(int64_t)(RING - 1)) + RING;
 
 			FCHECK(w, ++rounds < 10000);
-			sr = spw_topic_scan(w->t, from, RING, &s);
+			sr = spwd_scan(w->t, from, RING, &s);
 			if (sr == -EBADMSG) {
 				from = s.end; /* the good run before the garbage */
-				r = spw_topic_resolve(w->t, from, &st);
-				if (r != SPW_RESOLVE_CORRUPT)
+				r = spwd_resolve(w->t, from, &st);
+				if (r != SPWD_RESOLVE_CORRUPT)
 					fail_msg("resolve at %" PRId64 " (word %#" PRIx64 ", tail %" PRId64
 						 ") returned %d, not CORRUPT: the daemon would stop here "
 						 "(iteration %d; rerun with SPW_TEST_SEED=%#" PRIx64 ")",
@@ -779,8 +779,8 @@ static void spray_class(struct world *w)
 				/* A sprayed zero word reads as a claim not committed
 				 * yet; no live slot holds it, so the daemon aborts it
 				 * up to the next written word. */
-				r = spw_topic_resolve(w->t, s.stuck, &st);
-				if (r != SPW_RESOLVE_ABORTED)
+				r = spwd_resolve(w->t, s.stuck, &st);
+				if (r != SPWD_RESOLVE_ABORTED)
 					fail_msg("resolve at %" PRId64 " (zero word, tail %" PRId64
 						 ") returned %d, not ABORTED: the daemon would stop "
 						 "here (iteration %d; rerun with SPW_TEST_SEED=%#" PRIx64
@@ -838,8 +838,8 @@ static void scan_refuses_a_record_running_past_the_tail(void **state)
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
 	uint8_t buf[100] = { 0 }, *map;
-	struct spw_scan s;
-	struct spw_stall st;
+	struct spwd_scan_result s;
+	struct spwd_stall st;
 	int64_t r;
 
 	(void)state;
@@ -857,20 +857,20 @@ static void scan_refuses_a_record_running_past_the_tail(void **state)
 				     : test_word(TEST_TYPE_ABORTED, 4096, 120, RING);
 
 		test_set_commit_word(map, RING, 120, wd);
-		r = spw_topic_scan(t, 0, RING, &s);
+		r = spwd_scan(t, 0, RING, &s);
 		if (r != -EBADMSG || s.end != 120)
 			fail_msg("scan over a%s running past the tail (240) returned %" PRId64
 				 ", end %" PRId64 ", not -EBADMSG at 120",
 				 i == 0 ? " record" : "n ABORTED span", r, s.end);
-		r = spw_topic_resolve(t, 120, &st);
-		if (r != SPW_RESOLVE_CORRUPT || st.span != 120)
+		r = spwd_resolve(t, 120, &st);
+		if (r != SPWD_RESOLVE_CORRUPT || st.span != 120)
 			fail_msg("resolve at 120 over a%s running past the tail (240) returned %" PRId64
-				 " (span %" PRIu64 "), not SPW_RESOLVE_CORRUPT of 120 bytes: scan "
+				 " (span %" PRIu64 "), not SPWD_RESOLVE_CORRUPT of 120 bytes: scan "
 				 "refuses it, so spilling could not pass it",
 				 i == 0 ? " record" : "n ABORTED span", r, st.span);
 		assert_int_equal(test_commit_word(map, RING, 120),
 				 test_word(TEST_TYPE_CORRUPT, 120, 120, RING));
-		assert_int_equal(spw_topic_scan(t, 0, RING, &s), 240);
+		assert_int_equal(spwd_scan(t, 0, RING, &s), 240);
 		assert_int_equal(s.records, 1);
 	}
 	test_unmap_ring(map, RING);

@@ -6,7 +6,7 @@
  *    own pid there is 1: no PID is trusted, the OFD lock decides), and its
  *    claim is aborted once it dies; the kernel names its real pid;
  *  - waiter counts left by a consumer or producer killed with -9 while
- *    sleeping are reset by the daemon's repair (spw_topic_heartbeat), after
+ *    sleeping are reset by the daemon's repair (spwd_heartbeat), after
  *    which commits stop waking anyone (B4); a live sleeper's count is kept;
  *  - the slot limit is per topic and reported as -EUSERS;
  *  - a consumer's seek inside a record is refused (-EINVAL), never accepted
@@ -106,7 +106,7 @@ static void a_producer_in_another_pid_namespace_is_alive_until_it_dies(void **st
 {
 	struct spw_topic *t = topic_new("pidns", 0);
 	struct shared *x = test_shared_alloc(sizeof(*x));
-	struct spw_stall st;
+	struct spwd_stall st;
 	struct spw_producer_info pi[4];
 	pid_t outer;
 	int64_t deadline = test_now_ns() + 30 * TEST_SEC;
@@ -121,7 +121,7 @@ static void a_producer_in_another_pid_namespace_is_alive_until_it_dies(void **st
 	assert_int_equal(atomic_load(&x->inner_pid), 1); /* its pid means nothing here */
 	assert_int_equal(atomic_load(&x->claim), 24);
 	for (int i = 0; i < 10; i++) {
-		assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_LIVE);
+		assert_int_equal(spwd_resolve(t, 24, &st), SPWD_RESOLVE_LIVE);
 		assert_int_equal(st.pid, 1);
 		test_sleep_ns(10 * TEST_MS);
 	}
@@ -133,7 +133,7 @@ static void a_producer_in_another_pid_namespace_is_alive_until_it_dies(void **st
 	/* Its death (the namespace's init: the whole namespace goes). */
 	assert_int_equal(kill(atomic_load(&x->outer_pid), SIGKILL), 0);
 	assert_int_equal(test_wait(outer, 30 * TEST_SEC), 0);
-	assert_int_equal(spw_topic_resolve(t, 24, &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(spwd_resolve(t, 24, &st), SPWD_RESOLVE_ABORTED);
 	assert_int_equal(st.span, test_span(100));
 	assert_int_equal(spw_topic_producers(t, pi, 4), 0);
 	test_shared_free(x, sizeof(*x));
@@ -195,7 +195,7 @@ static uint32_t wakes_for_sends(struct spw_topic *t, struct spw_producer *p, int
 
 	for (int i = 0; i < n; i++) {
 		assert_true(spw_producer_send(p, "abcd", 4) >= 0);
-		assert_int_equal(spw_topic_reclaim(t, (int64_t)atomic_load(&t->hdr->tail)), 0);
+		assert_int_equal(spwd_reclaim(t, (int64_t)atomic_load(&t->hdr->tail)), 0);
 	}
 	return atomic_load(&t->hdr->cons_wake) - before;
 }
@@ -216,13 +216,13 @@ static void a_consumer_killed_asleep_leaves_no_waiter_behind(void **state)
 	/* A live sleeper's count survives the repair; a dead one's does not. */
 	assert_int_equal(kill(a, SIGKILL), 0);
 	assert_int_equal(test_wait(a, 30 * TEST_SEC), 128 + SIGKILL);
-	assert_int_equal(spw_topic_heartbeat(t, 1), 0);
+	assert_int_equal(spwd_heartbeat(t, 1), 0);
 	assert_int_equal(atomic_load(&t->hdr->cons_waiters), 2); /* b holds the lock */
 	assert_int_equal(kill(b, SIGKILL), 0);
 	assert_int_equal(test_wait(b, 30 * TEST_SEC), 128 + SIGKILL);
 	assert_int_equal(atomic_load(&t->hdr->cons_waiters), 2); /* both leaked */
 	assert_true(wakes_for_sends(t, p, 10) >= 10);            /* every commit wakes */
-	assert_int_equal(spw_topic_heartbeat(t, 1), 0);           /* the daemon's repair */
+	assert_int_equal(spwd_heartbeat(t, 1), 0);           /* the daemon's repair */
 	assert_int_equal(atomic_load(&t->hdr->cons_waiters), 0);
 	assert_int_equal(wakes_for_sends(t, p, 1000), 0);         /* nobody waits: no wake */
 	spw_producer_close(p);
@@ -234,23 +234,23 @@ static void a_producer_killed_asleep_on_a_full_ring_leaves_no_waiter_behind(void
 {
 	struct spw_topic *t = topic_new("pwaiters", 0);
 	struct shared *x = test_shared_alloc(sizeof(*x));
-	struct spw_scan sc;
+	struct spwd_scan_result sc;
 	pid_t a;
 
 	(void)state;
 	snprintf(x->name, sizeof(x->name), "pwaiters");
 	a = test_fork(sleeping_producer, x);
 	wait_count(&t->hdr->prod_waiters, 1);
-	assert_int_equal(spw_topic_heartbeat(t, 1), 0);
+	assert_int_equal(spwd_heartbeat(t, 1), 0);
 	assert_int_equal(atomic_load(&t->hdr->prod_waiters), 1); /* alive: kept */
 	assert_int_equal(kill(a, SIGKILL), 0);
 	assert_int_equal(test_wait(a, 30 * TEST_SEC), 128 + SIGKILL);
 	assert_int_equal(atomic_load(&t->hdr->prod_waiters), 1);
-	assert_int_equal(spw_topic_heartbeat(t, 1), 0);
+	assert_int_equal(spwd_heartbeat(t, 1), 0);
 	assert_int_equal(atomic_load(&t->hdr->prod_waiters), 0);
 	/* It held no claim while asleep: everything up to the tail is
 	 * committed, nothing is stuck. */
-	assert_int_equal(spw_topic_scan(t, 0, RING, &sc), (int64_t)atomic_load(&t->hdr->tail));
+	assert_int_equal(spwd_scan(t, 0, RING, &sc), (int64_t)atomic_load(&t->hdr->tail));
 	assert_int_equal(sc.stuck, -1);
 	test_shared_free(x, sizeof(*x));
 	spw_topic_close(t);
@@ -336,7 +336,7 @@ static void an_exclusive_producer_is_the_only_one(void **state)
 	struct spw_consumer *c = NULL;
 	struct shared *x = test_shared_alloc(sizeof(*x));
 	struct test_got *g = test_got_new();
-	struct spw_stall st;
+	struct spwd_stall st;
 	uint8_t buf[1000];
 	int64_t deadline = test_now_ns() + 30 * TEST_SEC, pos = 0;
 	pid_t v;
@@ -374,7 +374,7 @@ static void an_exclusive_producer_is_the_only_one(void **state)
 					assert_int_equal(g->r[k].len, wl);
 					assert_int_equal(g->r[k].hash, test_hash(want, wl));
 				}
-				assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+				assert_int_equal(spwd_reclaim(t, spw_consumer_position(c)), 0);
 			}
 		} while (pos == -EAGAIN && i < 600);
 		assert_true(i == 600 || pos > 0);
@@ -392,10 +392,10 @@ static void an_exclusive_producer_is_the_only_one(void **state)
 		assert_true(test_now_ns() < deadline);
 		test_sleep_ns(TEST_MS);
 	}
-	assert_int_equal(spw_topic_resolve(t, atomic_load(&x->claim), &st), SPW_RESOLVE_LIVE);
+	assert_int_equal(spwd_resolve(t, atomic_load(&x->claim), &st), SPWD_RESOLVE_LIVE);
 	assert_int_equal(kill(v, SIGKILL), 0);
 	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
-	assert_int_equal(spw_topic_resolve(t, atomic_load(&x->claim), &st), SPW_RESOLVE_ABORTED);
+	assert_int_equal(spwd_resolve(t, atomic_load(&x->claim), &st), SPWD_RESOLVE_ABORTED);
 	assert_int_equal(st.span, test_span(100));
 	assert_int_equal(spw_producer_open(t, &a), 0); /* its lock died with it */
 	spw_producer_close(a);

@@ -76,7 +76,7 @@ static void half_done_reclaim_is_finished_at_attach(void **state)
 		if (mid < 0 && pos >= (32 << 10))
 			mid = pos;
 	assert_int_equal(pos, -EAGAIN);
-	/* A daemon killed inside spw_topic_reclaim after publishing the bound
+	/* A daemon killed inside spwd_reclaim after publishing the bound
 	 * (I3a) but before zeroing and moving limit. */
 	atomic_store(&f->t->hdr->reclaimed, (uint64_t)mid);
 	assert_int_equal(spw_producer_send(f->p, buf, sizeof(buf)), -EAGAIN);
@@ -99,14 +99,14 @@ static void half_done_reclaim_is_finished_at_attach(void **state)
 static struct fx *hook_fx;
 static int64_t hook_dead_at;
 static int hook_action;
-static struct spw_stall hook_stall;
+static struct spwd_stall hook_stall;
 
 static void resolve_from_inside_the_claim(enum ring_point at)
 {
 	if (at != RING_AT_CLAIMED)
 		return;
 	ring_test_hook = NULL;
-	hook_action = spw_topic_resolve(hook_fx->t, hook_dead_at, &hook_stall);
+	hook_action = spwd_resolve(hook_fx->t, hook_dead_at, &hook_stall);
 }
 
 static int check_rec(void *arg, const struct spw_record *r)
@@ -142,7 +142,7 @@ static void a_dead_span_ends_where_a_live_claim_starts(void **state)
 	live = spw_producer_send(f->p, buf, sizeof(buf));
 	ring_test_hook = NULL;
 	assert_int_equal(live, hook_dead_at + 200);
-	assert_int_equal(hook_action, SPW_RESOLVE_ABORTED);
+	assert_int_equal(hook_action, SPWD_RESOLVE_ABORTED);
 	assert_int_equal(hook_stall.span, 200); /* not one byte of the live span */
 	assert_int_equal(hook_stall.slot, -1);
 	/* The topic moves on: both live records arrive intact. */
@@ -165,8 +165,8 @@ static void a_word_of_another_lap_is_never_taken_for_this_one(void **state)
 	struct fx *f = *state;
 	struct spw_topic *t = f->t;
 	struct spw_consumer *c;
-	struct spw_scan sc;
-	struct spw_stall st;
+	struct spwd_scan_result sc;
+	struct spwd_stall st;
 	char buf[100];
 	uint64_t ring = t->ring_bytes, lap1, w_old;
 	int n = 0;
@@ -175,7 +175,7 @@ static void a_word_of_another_lap_is_never_taken_for_this_one(void **state)
 	/* Go one lap on: the next record lands at offset 0 of lap 1. */
 	while (atomic_load(&t->hdr->tail) < ring) {
 		assert_true(spw_producer_send(f->p, buf, sizeof(buf)) >= 0);
-		assert_int_equal(spw_topic_reclaim(t, (int64_t)atomic_load(&t->hdr->tail)), 0);
+		assert_int_equal(spwd_reclaim(t, (int64_t)atomic_load(&t->hdr->tail)), 0);
 	}
 	lap1 = atomic_load(&t->hdr->tail);
 	assert_true(lap1 >= ring && lap1 < 2 * ring);
@@ -189,10 +189,10 @@ static void a_word_of_another_lap_is_never_taken_for_this_one(void **state)
 	assert_int_equal(ring_word_check(w_old, lap1 - ring, ring, t->max_record), 120);
 	assert_int_equal(spw_consumer_poll(c, count_any, &n, 10), -EBADMSG);
 	assert_int_equal(n, 0);
-	assert_int_equal(spw_topic_scan(t, (int64_t)lap1, ring, &sc), -EBADMSG);
+	assert_int_equal(spwd_scan(t, (int64_t)lap1, ring, &sc), -EBADMSG);
 	assert_int_equal(sc.end, (int64_t)lap1);
 	/* The daemon cuts it out (nobody alive holds it) up to the tail. */
-	assert_int_equal(spw_topic_resolve(t, (int64_t)lap1, &st), SPW_RESOLVE_CORRUPT);
+	assert_int_equal(spwd_resolve(t, (int64_t)lap1, &st), SPWD_RESOLVE_CORRUPT);
 	assert_int_equal(st.word, w_old);
 	assert_int_equal(st.span, 120);
 	assert_int_equal(spw_consumer_poll(c, count_any, &n, 10), 0);

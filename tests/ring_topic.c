@@ -445,7 +445,7 @@ static void readonly_topic_serves_consumers_only(void **state)
 	assert_int_equal(spw_topic_open(g_dir, "ro", SPW_OPEN_RDONLY, &ro), 0);
 	assert_true(spw_producer_open(ro, &p2) < 0);
 	assert_null(p2);
-	assert_true(spw_topic_reclaim(ro, 0) < 0);
+	assert_true(spwd_reclaim(ro, 0) < 0);
 	c = consumer_new(ro, SPW_FROM_OLDEST, 0);
 	assert_int_equal(send_tag(p, 33, 7), 0);
 	assert_int_equal(drain(c, g), 1);

@@ -87,14 +87,14 @@ static void record_that_does_not_fit_wraps_after_padding(void **state)
 	struct spw_producer *p = producer_new(t);
 	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
 	struct test_got *g = test_got_new();
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	uint8_t *data;
 
 	(void)state;
 	for (int i = 0; i < 64; i++) /* 64 * 1016 = 65024: 512 bytes left */
 		assert_int_equal(send_tag(p, 1000, (uint64_t)i), i * 1016);
 	assert_int_equal(drain(c, g), 64);
-	assert_int_equal(spw_topic_reclaim(t, 65024), 0);
+	assert_int_equal(spwd_reclaim(t, 65024), 0);
 	assert_int_equal(send_tag(p, 1000, 77), 65536);
 	assert_int_equal(info_of(t).tail, 65536 + 1016);
 
@@ -115,11 +115,11 @@ static void record_that_does_not_fit_wraps_after_padding(void **state)
 	assert_int_equal(spw_consumer_position(c), 65536 + 1016);
 
 	/* A scan run never wraps: the padding ends one. */
-	assert_int_equal(spw_topic_scan(t, 65024, 1 << 20, &s), 512);
+	assert_int_equal(spwd_scan(t, 65024, 1 << 20, &s), 512);
 	assert_int_equal(s.end, 65536);
 	assert_int_equal(s.records, 0);
 	assert_int_equal(s.stuck, -1);
-	assert_int_equal(spw_topic_scan(t, 65536, 1 << 20, &s), 1016);
+	assert_int_equal(spwd_scan(t, 65536, 1 << 20, &s), 1016);
 	assert_int_equal(s.end, 65536 + 1016);
 	assert_int_equal(s.records, 1);
 	assert_int_equal(s.stuck, -1);
@@ -137,7 +137,7 @@ static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 	struct spw_producer *p = producer_new(t);
 	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
 	struct test_got *g = test_got_new();
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	uint8_t *data;
 
 	(void)state;
@@ -146,7 +146,7 @@ static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 	assert_int_equal(send_tag(p, 16360, 3), 3 * 16384);
 	assert_int_equal(info_of(t).tail, 65528);
 	assert_int_equal(drain(c, g), 4);
-	assert_int_equal(spw_topic_reclaim(t, 65528), 0);
+	assert_int_equal(spwd_reclaim(t, 65528), 0);
 	assert_int_equal(send_tag(p, 0, 4), 65536);
 
 	data = test_map_ring(g_dir, "gap8", 64 * KiB, NULL);
@@ -158,7 +158,7 @@ static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 	assert_int_equal(drain(c, g), 1);
 	assert_int_equal(g->r[0].position, 65536);
 	assert_int_equal(g->r[0].len, 0);
-	assert_int_equal(spw_topic_scan(t, 65528, 1 << 20, &s), 8);
+	assert_int_equal(spwd_scan(t, 65528, 1 << 20, &s), 8);
 	assert_int_equal(s.records, 0);
 	free(g);
 	spw_consumer_close(c);
@@ -243,7 +243,7 @@ static void null_pointers_are_einval(void **state)
 	struct spw_consumer *c2 = NULL;
 	struct spw_topic_info info;
 	struct spw_claim cl;
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	char buf[8] = { 0 };
 
 	(void)state;
@@ -285,16 +285,16 @@ static void null_pointers_are_einval(void **state)
 	assert_int_equal(spw_consumer_seek(NULL, 0), -EINVAL);
 	assert_int_equal(spw_consumer_position(NULL), -EINVAL);
 	assert_int_equal(spw_consumer_oldest(NULL), -EINVAL);
-	assert_int_equal(spw_topic_scan(NULL, 0, 100, &s), -EINVAL);
-	assert_int_equal(spw_topic_scan(t, 0, 100, NULL), -EINVAL);
-	assert_int_equal(spw_topic_reclaim(NULL, 0), -EINVAL);
-	assert_int_equal(spw_topic_resolve(NULL, 0, NULL), -EINVAL);
-	assert_int_equal(spw_topic_set_stall(NULL, -1, 0, 0, 0), -EINVAL);
+	assert_int_equal(spwd_scan(NULL, 0, 100, &s), -EINVAL);
+	assert_int_equal(spwd_scan(t, 0, 100, NULL), -EINVAL);
+	assert_int_equal(spwd_reclaim(NULL, 0), -EINVAL);
+	assert_int_equal(spwd_resolve(NULL, 0, NULL), -EINVAL);
+	assert_int_equal(spwd_set_stall(NULL, -1, 0, 0, 0), -EINVAL);
 	assert_int_equal(spw_topic_producers(NULL, NULL, 0), -EINVAL);
 	assert_int_equal(spw_topic_producers(t, NULL, 1), -EINVAL);
 	assert_int_equal(spw_consumer_skipped(NULL), 0);
-	assert_int_equal(spw_topic_set_counter(NULL, SPW_SPILLED, 0), -EINVAL);
-	assert_int_equal(spw_topic_heartbeat(NULL, 1), -EINVAL);
+	assert_int_equal(spwd_set_counter(NULL, SPWD_SPILLED, 0), -EINVAL);
+	assert_int_equal(spwd_heartbeat(NULL, 1), -EINVAL);
 	/* Closing nothing is a no-op. */
 	spw_topic_close(NULL);
 	spw_producer_close(NULL);
@@ -384,7 +384,7 @@ static void send_and_claim_when_full_return_eagain(void **state)
 	/* Free one record: exactly one record of that span fits again. */
 	g->stop_after = 1;
 	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 1);
-	assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+	assert_int_equal(spwd_reclaim(t, spw_consumer_position(c)), 0);
 	assert_int_equal(info_of(t).limit, 65536 + 1024);
 	assert_int_equal(send_tag(p, 1009, 99), -EAGAIN); /* span 1032 > 1024 */
 	assert_int_equal(spw_producer_claim(p, 1008, &cl), 0);
@@ -469,7 +469,7 @@ static void close_with_an_open_claim_aborts_it(void **state)
 	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
 	struct test_got *g = test_got_new();
 	struct spw_claim cl;
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	uint8_t *data = test_map_ring(g_dir, "close_open", 64 * KiB, NULL);
 
 	(void)state;
@@ -480,7 +480,7 @@ static void close_with_an_open_claim_aborts_it(void **state)
 	memset(cl.data, 0x5a, 300);
 	spw_producer_close(p);
 	assert_int_equal(test_commit_word(data, 64 * KiB, 32), W_ABORTED(test_span(300), 32, 64 * KiB));
-	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), 32 + (int64_t)test_span(300));
+	assert_int_equal(spwd_scan(t, 0, 1 << 20, &s), 32 + (int64_t)test_span(300));
 	assert_int_equal(s.records, 1);
 	assert_int_equal(s.stuck, -1);
 	p2 = producer_new(t);
@@ -527,7 +527,7 @@ static void consumer_starts_from_oldest_latest_or_position(void **state)
 	assert_int_equal(g->r[0].hash, tag_hash(50, 1));
 
 	/* After a reclaim, "oldest" is the reclaim bound. */
-	assert_int_equal(spw_topic_reclaim(t, 144), 0);
+	assert_int_equal(spwd_reclaim(t, 144), 0);
 	after = consumer_new(t, SPW_FROM_OLDEST, 0);
 	assert_int_equal(spw_consumer_position(after), 144);
 	assert_int_equal(spw_consumer_oldest(after), 144);
@@ -552,7 +552,7 @@ static void lapped_consumer_gets_estale_and_seeks_to_oldest(void **state)
 	struct spw_consumer *slow = consumer_new(t, SPW_FROM_OLDEST, 0);
 	struct spw_consumer *mid = consumer_new(t, SPW_FROM_OLDEST, 0);
 	struct test_got *g = test_got_new();
-	struct spw_scan s;
+	struct spwd_scan_result s;
 	int64_t upto;
 
 	(void)state;
@@ -565,9 +565,9 @@ static void lapped_consumer_gets_estale_and_seeks_to_oldest(void **state)
 	g->stop_after = 0;
 
 	/* The daemon reclaims up to a committed boundary found by scan. */
-	assert_int_equal(spw_topic_scan(t, 0, 20000, &s), 19 * 1024);
+	assert_int_equal(spwd_scan(t, 0, 20000, &s), 19 * 1024);
 	upto = s.end;
-	assert_int_equal(spw_topic_reclaim(t, upto), 0);
+	assert_int_equal(spwd_reclaim(t, upto), 0);
 	g->n = 0;
 	assert_int_equal(spw_consumer_poll(slow, test_collect, g, 100), -ESTALE);
 	assert_int_equal(g->n, 0);
@@ -609,23 +609,23 @@ static void topic_info_tracks_tail_reclaim_and_counters(void **state)
 	assert_int_equal(info.reclaimed, 0);
 	assert_int_equal(info.limit, 64 * KiB);
 
-	assert_int_equal(spw_topic_reclaim(t, 120), 0);
-	assert_int_equal(spw_topic_reclaim(t, 120), 0); /* no-op */
+	assert_int_equal(spwd_reclaim(t, 120), 0);
+	assert_int_equal(spwd_reclaim(t, 120), 0); /* no-op */
 	info = info_of(t);
 	assert_int_equal(info.reclaimed, 120);
 	assert_int_equal(info.limit, 120 + 64 * KiB);
 	assert_int_equal(info.tail, 336);
 	/* Reclaim bounds: aligned, not backwards, not past the tail. */
-	assert_int_equal(spw_topic_reclaim(t, 124), -EINVAL);
-	assert_int_equal(spw_topic_reclaim(t, 344), -EINVAL);
-	assert_true(spw_topic_reclaim(t, 0) < 0);
+	assert_int_equal(spwd_reclaim(t, 124), -EINVAL);
+	assert_int_equal(spwd_reclaim(t, 344), -EINVAL);
+	assert_true(spwd_reclaim(t, 0) < 0);
 	assert_int_equal(info_of(t).reclaimed, 120);
 
-	assert_int_equal(spw_topic_set_counter(t, SPW_SPILLED, 336), 0);
-	assert_int_equal(spw_topic_set_counter(t, SPW_DURABLE, 120), 0);
-	assert_int_equal(spw_topic_set_counter(t, (enum spw_counter)9, 1), -EINVAL);
+	assert_int_equal(spwd_set_counter(t, SPWD_SPILLED, 336), 0);
+	assert_int_equal(spwd_set_counter(t, SPWD_DURABLE, 120), 0);
+	assert_int_equal(spwd_set_counter(t, (enum spwd_counter)9, 1), -EINVAL);
 	before = test_realtime_ns();
-	assert_int_equal(spw_topic_heartbeat(t, 4242), 0);
+	assert_int_equal(spwd_heartbeat(t, 4242), 0);
 	info = info_of(t);
 	assert_int_equal(info.spilled, 336);
 	assert_int_equal(info.durable, 120);
@@ -644,7 +644,7 @@ static void scan_reports_committed_run_records_and_stuck(void **state)
 	struct test_got *g = test_got_new();
 	uint64_t max_ts = 0;
 	struct spw_claim cl;
-	struct spw_scan s;
+	struct spwd_scan_result s;
 
 	(void)state;
 	for (int i = 0; i < 5; i++)
@@ -660,24 +660,24 @@ static void scan_reports_committed_run_records_and_stuck(void **state)
 	for (int i = 0; i < 5; i++)
 		max_ts = g->r[i].timestamp_ns > max_ts ? g->r[i].timestamp_ns : max_ts;
 
-	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), 600);
+	assert_int_equal(spwd_scan(t, 0, 1 << 20, &s), 600);
 	assert_int_equal(s.end, 600);
 	assert_int_equal(s.records, 5);
 	assert_int_equal(s.stuck, 600);
 	assert_int_equal(s.stuck_header, 0); /* not committed: nothing written yet (I4) */
 	assert_int_equal(s.max_timestamp_ns, max_ts);
 	/* max_bytes bounds the run at a record boundary. */
-	assert_int_equal(spw_topic_scan(t, 0, 250, &s), 240);
+	assert_int_equal(spwd_scan(t, 0, 250, &s), 240);
 	assert_int_equal(s.end, 240);
 	assert_int_equal(s.records, 2);
-	assert_int_equal(spw_topic_scan(t, 240, 240, &s), 240);
+	assert_int_equal(spwd_scan(t, 240, 240, &s), 240);
 	assert_int_equal(s.records, 2);
-	assert_int_equal(spw_topic_scan(t, 4, 100, &s), -EINVAL);
-	assert_int_equal(spw_topic_scan(t, 1 << 20, 100, &s), -EINVAL);
+	assert_int_equal(spwd_scan(t, 4, 100, &s), -EINVAL);
+	assert_int_equal(spwd_scan(t, 1 << 20, 100, &s), -EINVAL);
 
 	test_fill(cl.data, 50, 50);
 	assert_int_equal(spw_producer_commit(p2, &cl), 0);
-	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), 912);
+	assert_int_equal(spwd_scan(t, 0, 1 << 20, &s), 912);
 	assert_int_equal(s.end, 912);
 	assert_int_equal(s.records, 8);
 	assert_int_equal(s.stuck, -1);
@@ -687,9 +687,9 @@ static void scan_reports_committed_run_records_and_stuck(void **state)
 	assert_int_equal(g->r[6].position, 672);
 	assert_int_equal(g->r[7].position, 792);
 
-	assert_int_equal(spw_topic_reclaim(t, 240), 0);
-	assert_int_equal(spw_topic_scan(t, 0, 1 << 20, &s), -ESTALE);
-	assert_int_equal(spw_topic_scan(t, 240, 1 << 20, &s), 912 - 240);
+	assert_int_equal(spwd_reclaim(t, 240), 0);
+	assert_int_equal(spwd_scan(t, 0, 1 << 20, &s), -ESTALE);
+	assert_int_equal(spwd_scan(t, 240, 1 << 20, &s), 912 - 240);
 	assert_int_equal(s.records, 6);
 	free(g);
 	spw_consumer_close(c);

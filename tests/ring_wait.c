@@ -53,7 +53,7 @@ static void free_one_record(struct spw_topic *t, struct spw_consumer *c, struct 
 	g->stop_after = g->n + 1;
 	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 1);
 	g->stop_after = 0;
-	assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+	assert_int_equal(spwd_reclaim(t, spw_consumer_position(c)), 0);
 }
 
 static int still_running(pid_t pid)
@@ -443,7 +443,7 @@ static void no_wake_up_is_lost_between_a_commit_and_a_sleeper(void **state)
 		int r = spw_consumer_poll_wait(c, count_in_order, &next, 64, 30 * TEST_SEC);
 
 		assert_true(r > 0);
-		assert_int_equal(spw_topic_reclaim(t, spw_consumer_position(c)), 0);
+		assert_int_equal(spwd_reclaim(t, spw_consumer_position(c)), 0);
 	}
 	assert_int_equal(test_wait(pid, 30 * TEST_SEC), 0);
 	assert_int_equal(atomic_load(&ring_missed_wakes) - missed0, 0);

@@ -320,8 +320,8 @@ int test_stress_consumer(struct test_stress *s, uint32_t id)
 static int scan_to(struct test_stress *s, struct spw_topic *t, int64_t from, int64_t upto)
 {
 	while (from < upto) {
-		struct spw_scan sc;
-		int64_t n = spw_topic_scan(t, from, (uint64_t)(upto - from), &sc);
+		struct spwd_scan_result sc;
+		int64_t n = spwd_scan(t, from, (uint64_t)(upto - from), &sc);
 
 		TEST_CHECK(n > 0 && sc.end == from + n && sc.end <= upto,
 			   "scan from %" PRId64 " to %" PRId64 ": %" PRId64 " (end %" PRId64 ")", from,
@@ -353,7 +353,7 @@ static int reclaim_loop(struct test_stress *s, struct spw_topic *t)
 		if (m > done_pos) {
 			if (scan_to(s, t, done_pos, m))
 				return -1;
-			r = spw_topic_reclaim(t, m);
+			r = spwd_reclaim(t, m);
 			TEST_CHECK(r == 0, "reclaim(%" PRId64 ") from %" PRId64 ": %d", m, done_pos, r);
 			s->reclaims++;
 			done_pos = m;

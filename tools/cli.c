@@ -2,7 +2,7 @@
 /*
  * cli.c - the one place where the subcommands parse flags, sizes, durations,
  * positions and times, resolve directories, and turn an errno into the one
- * line a user can act on (STYLE.md "Errors").
+ * line a user can act on (docs/HACKING.md, "Style").
  */
 #include "cli.h"
 

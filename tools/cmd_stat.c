@@ -70,8 +70,8 @@ static uint64_t newest_in_ring(struct tstat *s)
 	if (!s->t)
 		return 0;
 	for (int i = 0; i < 4 && (uint64_t)from < s->in.tail; i++) {
-		struct spw_scan sc;
-		int64_t n = spw_topic_scan(s->t, from, s->in.ring_bytes, &sc);
+		struct spwd_scan_result sc;
+		int64_t n = spwd_scan(s->t, from, s->in.ring_bytes, &sc);
 
 		if (n <= 0)
 			break;

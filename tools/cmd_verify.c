@@ -67,7 +67,7 @@ static int verify_ring(const char *name, uint64_t disk_end, bool have_disk, uint
 {
 	struct spw_topic *t;
 	struct spw_topic_info in;
-	struct spw_scan sc;
+	struct spwd_scan_result sc;
 	int64_t from;
 
 	*bytes = 0;
@@ -76,7 +76,7 @@ static int verify_ring(const char *name, uint64_t disk_end, bool have_disk, uint
 	spw_topic_info(t, &in);
 	from = (int64_t)(have_disk && disk_end > in.reclaimed ? disk_end : in.reclaimed);
 	for (int i = 0; i < 1024 && (uint64_t)from < in.tail; i++) {
-		int64_t n = spw_topic_scan(t, from, in.ring_bytes, &sc);
+		int64_t n = spwd_scan(t, from, in.ring_bytes, &sc);
 
 		if (n == -ESTALE) { /* reclaimed meanwhile: it is on disk now */
 			spw_topic_info(t, &in);

@@ -11,7 +11,7 @@
  * lowest position of all consumers (published in their slots) is a quarter
  * ring past what it last reclaimed, it reclaims up to there. A position is a
  * record boundary below which that consumer has read everything, so the
- * minimum is one too (what spw_topic_reclaim() requires). Producers that
+ * minimum is one too (what spwd_reclaim() requires). Producers that
  * find the ring full spin (busy) or sleep on its futex until then.
  */
 #define _GNU_SOURCE
@@ -143,7 +143,7 @@ static void src_reclaim(struct bw_slot *sl, struct src *s, int64_t upto, uint64_
 
 	if (upto - s->reclaimed < (int64_t)(ring_bytes / 4))
 		return;
-	r = spw_topic_reclaim(s->t, upto);
+	r = spwd_reclaim(s->t, upto);
 	if (r)
 		fail(sl, "reclaim up to %lld: %s", (long long)upto, strerror(-r));
 	s->reclaimed = upto;

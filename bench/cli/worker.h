@@ -23,6 +23,7 @@
 #include "hist.h"
 
 #include "spillway.h"
+#include "spillway_daemon.h"
 
 #include <limits.h>
 #include <stdalign.h>

@@ -17,6 +17,7 @@
 #include "../cli/util.h"
 
 #include "spillway.h"
+#include "spillway_daemon.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -172,7 +173,7 @@ int spwc_recv(struct chan *ch, chan_msg_fn fn, void *arg)
 
 		if (pos - ch->reclaimed >= (int64_t)(ch->cfg.buf_bytes / 4) ||
 		    (ch->eof && pos > ch->reclaimed)) {
-			int e = spw_topic_reclaim(ch->t, pos);
+			int e = spwd_reclaim(ch->t, pos);
 
 			if (e)
 				return e;
