@@ -37,14 +37,17 @@ endif
 
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev g++ pkg-config python3 procps
 
-# libspillway: the ring plus the disk readers (no liburing needed).
-LIB_SRC := $(wildcard ring/*.c) spill/files.c spill/segment.c spill/reader.c spill/group.c
+# spill/writer*.c: the daemon's io_uring writer (private static library,
+# needs liburing).
+SPILL_SRC := $(wildcard spill/writer*.c)
+
+# libspillway: the ring plus the rest of spill/ (the disk format, readers,
+# groups; no liburing needed).
+LIB_SRC := $(wildcard ring/*.c) $(filter-out $(SPILL_SRC),$(wildcard spill/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A := $(BUILD)/libspillway.a
 LIB_SO := $(BUILD)/libspillway.so.$(VERSION)
 
-# spill/: the disk side (private static library, needs liburing).
-SPILL_SRC := spill/writer.c
 SPILL_OBJ := $(SPILL_SRC:%.c=$(BUILD)/%.o)
 SPILL_A := $(BUILD)/libspill.a
 URING_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
