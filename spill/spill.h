@@ -93,6 +93,11 @@ uint32_t seg_crc32c(uint32_t crc, const void *buf, size_t n);
 void seg_idx_hdr_seal(struct seg_idx_hdr *h);
 void seg_idx_entry_seal(struct seg_idx_entry *e);
 bool seg_idx_entry_ok(const struct seg_idx_entry *e);
+/* A new index header, sealed; and the checks a header read from disk must
+ * pass (magic, version, CRC, sizes, alignment). spill/index.c */
+void seg_idx_hdr_init(struct seg_idx_hdr *h, uint64_t base, uint64_t first,
+		      uint64_t segment_bytes, uint64_t ring_bytes);
+bool seg_idx_hdr_ok(const struct seg_idx_hdr *h);
 
 /* <data>/<topic> and <data>/<topic>/<20-digit base>.<ext> */
 int seg_topic_dir(char *buf, size_t size, const char *data_dir, const char *topic);

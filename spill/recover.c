@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * recover.c - recovery of a topic's disk log at attach: the last segment's index
+ * entries checked against the bytes they cover; a torn tail beyond the
+ * durable checkpoint cut; damage below it kept and reported, never cut; an
+ * empty or damaged last index rebuilt record by record (spill/FORMAT.md).
+ */
+#define _GNU_SOURCE
+#include "spill.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int file_crc(int fd, uint64_t off, uint64_t n, uint32_t *crc)
+{
+	static uint8_t buf[1 << 16];
+	uint32_t c = 0;
+
+	while (n) {
+		size_t k = n < sizeof(buf) ? (size_t)n : sizeof(buf);
+		ssize_t got = pread(fd, buf, k, (off_t)off);
+
+		if (got != (ssize_t)k)
+			return got < 0 ? -errno : -EBADMSG;
+		c = seg_crc32c(c, buf, k);
+		off += k;
+		n -= k;
+	}
+	*crc = c;
+	return 0;
+}
+
+/* One index entry for the segment bytes [a, p), appended at xf's offset. */
+static int put_entry(int xf, const uint8_t *map, uint64_t base, uint64_t a, uint64_t p,
+		     uint64_t records, uint64_t max_ts)
+{
+	struct seg_idx_entry e;
+
+	memset(&e, 0, sizeof(e));
+	e.end = p;
+	e.records = records;
+	e.max_ts = max_ts;
+	e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
+	seg_idx_entry_seal(&e);
+	return write(xf, &e, sizeof(e)) == (ssize_t)sizeof(e) ? 0 : (errno ? -errno : -EIO);
+}
+
+/* The last index is empty, short or unreadable while its segment holds
+ * bytes (a crash right after a roll, before the index reached the disk):
+ * rebuild it from the segment, record by record (ring_word_check), with
+ * entries cut as the writer cuts them (<= SEG_ENTRY_SPAN, never across a
+ * ring lap). Recovery then verifies it like any other. first: where the
+ * log starts in this segment (the previous segment's end), or 0 to take
+ * the first non-zero word. */
+static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t first,
+		       uint64_t ring_bytes, uint64_t segment_bytes)
+{
+	struct seg_idx_hdr h;
+	struct stat st;
+	uint8_t *map;
+	uint64_t p, a, records = 0, max_ts = 0, size;
+	int sf, xf, r = 0;
+
+	sf = seg_open_file(sp, O_RDONLY, 0, true);
+	if (sf < 0)
+		return sf;
+	if (fstat(sf, &st) || st.st_size <= 0 || (uint64_t)st.st_size > segment_bytes) {
+		close(sf);
+		return -EBADMSG;
+	}
+	size = (uint64_t)st.st_size;
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, sf, 0);
+	close(sf);
+	if (map == MAP_FAILED)
+		return -errno;
+	if (first && (first < base || first >= base + size || (first & 7))) {
+		munmap(map, size);
+		return -EINVAL;
+	}
+	if (!first) {
+		for (p = 0; p + 8 <= size; p += 8) {
+			uint64_t w;
+
+			memcpy(&w, map + p, 8);
+			if (w)
+				break;
+		}
+		first = base + p;
+	}
+	xf = seg_open_file(ip, O_RDWR | O_CREAT, 0600, true);
+	if (xf < 0 || ftruncate(xf, 0)) {
+		r = xf < 0 ? xf : -errno;
+		if (xf >= 0)
+			close(xf);
+		munmap(map, size);
+		return r;
+	}
+	seg_idx_hdr_init(&h, base, first, segment_bytes, ring_bytes);
+	/* The header, then the entries with write() after it. */
+	if (write(xf, &h, sizeof(h)) != (ssize_t)sizeof(h))
+		r = errno ? -errno : -EIO;
+	for (p = a = first; !r && p < base + size;) {
+		uint64_t w, lap_end = (p & ~(ring_bytes - 1)) + ring_bytes, ts = 0;
+		int64_t span;
+
+		memcpy(&w, map + (p - base), 8);
+		span = ring_word_check(w, p, ring_bytes, SPW_RECORD_MAX_BYTES);
+		if (span <= 0 || p + (uint64_t)span > base + size)
+			break; /* the end of what was written whole */
+		if (p > a && p + (uint64_t)span - a > SEG_ENTRY_SPAN) {
+			r = put_entry(xf, map, base, a, p, records, max_ts);
+			a = p;
+		}
+		if (RING_W_TYPE(w) == RING_T_DATA) {
+			records++;
+			if (span >= 16)
+				memcpy(&ts, map + (p - base) + 8, 8);
+			if (ts > max_ts)
+				max_ts = ts;
+		}
+		p += (uint64_t)span;
+		if ((p == lap_end || !(p < base + size)) && p > a) {
+			/* The writer never lets an entry cross a lap. */
+			r = put_entry(xf, map, base, a, p, records, max_ts);
+			a = p;
+		}
+	}
+	if (!r && p > a)
+		r = put_entry(xf, map, base, a, p, records, max_ts);
+	if (!r && fdatasync(xf))
+		r = -errno;
+	close(xf);
+	munmap(map, size);
+	return r;
+}
+
+int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
+		struct seg_recovery *out, char *err, size_t errlen)
+{
+	char sp[PATH_MAX], ip[PATH_MAX];
+	struct seg_idx_entry *e = NULL;
+	struct seg_idx_hdr h, h0;
+	uint64_t *bases = NULL, last, end, prev, idx_high;
+	size_t n;
+	struct stat st;
+	int r, good, sf = -1;
+	bool rebuilt_once = false, said = false;
+
+	memset(out, 0, sizeof(*out));
+	r = seg_list(topic_dir, &bases, &n);
+	if (r == -ENOENT || (!r && n == 0)) {
+		free(bases);
+		out->empty = true;
+		return 0;
+	}
+	if (r)
+		return r;
+	/* Links where our own files belong are refused, never followed or
+	 * removed: someone else put them there. */
+	for (size_t i = 0; i < n; i++) {
+		static const char *const ext[] = { "seg", "idx" };
+
+		for (int k = 0; k < 2; k++) {
+			struct stat ls;
+
+			if (seg_file_path(sp, sizeof(sp), topic_dir, bases[i], ext[k]) == 0 &&
+			    seg_lstat(sp, &ls) == 0 && !S_ISREG(ls.st_mode)) {
+				snprintf(err, errlen,
+					 "%s: %s where spillwayd keeps its own file: refused, never "
+					 "followed (remove it)",
+					 sp, S_ISLNK(ls.st_mode) ? "a symbolic link" : "not a regular file");
+				free(bases);
+				return -ELOOP;
+			}
+		}
+	}
+	/* A segment whose creation was cut short (empty .seg, index missing or
+	 * shorter than its header) holds nothing: remove it. */
+	while (n) {
+		struct stat ss, is;
+
+		if (seg_file_path(sp, sizeof(sp), topic_dir, bases[n - 1], "seg") ||
+		    seg_file_path(ip, sizeof(ip), topic_dir, bases[n - 1], "idx") ||
+		    seg_lstat(sp, &ss) || ss.st_size != 0 ||
+		    (seg_lstat(ip, &is) == 0 && is.st_size >= (off_t)SEG_IDX_HDR_BYTES))
+			break;
+		seg_unlink(sp);
+		seg_unlink(ip);
+		n--;
+	}
+	if (n == 0) {
+		free(bases);
+		out->empty = true;
+		return 0;
+	}
+	out->segments = n;
+	last = bases[n - 1];
+	/* The oldest segment's header names where the kept log starts. */
+	if (seg_file_path(ip, sizeof(ip), topic_dir, bases[0], "idx") == 0) {
+		good = seg_idx_load(ip, &h0, &e);
+		free(e);
+		e = NULL;
+		out->first = good >= 0 ? h0.first : bases[0];
+	}
+	free(bases);
+	if (seg_file_path(sp, sizeof(sp), topic_dir, last, "seg") ||
+	    seg_file_path(ip, sizeof(ip), topic_dir, last, "idx"))
+		return -ENAMETOOLONG;
+	good = seg_idx_load(ip, &h, &e);
+	if (good < 0) {
+		/* An empty or unreadable last index beside a segment with bytes:
+		 * rebuild it rather than refuse the topic. It starts where the
+		 * segment before ends (or at the first written word). */
+		uint64_t from = 0;
+
+		if (out->segments > 1) {
+			char pp[PATH_MAX];
+			struct seg_idx_hdr ph;
+			struct seg_idx_entry *pe = NULL;
+			int pg;
+
+			if (seg_file_path(pp, sizeof(pp), topic_dir, last - segment_bytes, "idx") == 0 &&
+			    (pg = seg_idx_load(pp, &ph, &pe)) > 0 && pe[pg - 1].end == last)
+				from = pe[pg - 1].end; /* else: from the first written word */
+			free(pe);
+		}
+		if (idx_rebuild(sp, ip, last, from, ring_bytes, segment_bytes) == 0) {
+			out->idx_rebuilt = true;
+			good = seg_idx_load(ip, &h, &e);
+		}
+	}
+	idx_high = good > 0 ? e[good - 1].end : 0;
+	if (good < 0) {
+		snprintf(err, errlen, "%s: unreadable index header (%s)", ip, strerror(-good));
+		return good;
+	}
+	if (h.base != last || h.segment_bytes != segment_bytes || h.ring_bytes != ring_bytes) {
+		free(e);
+		snprintf(err, errlen, "%s: index header does not match the topic settings", ip);
+		return -EBADMSG;
+	}
+	sf = seg_open_file(sp, O_RDWR, 0, true);
+	if (sf < 0 || fstat(sf, &st)) {
+		r = sf < 0 ? sf : -errno;
+		free(e);
+		if (sf >= 0)
+			close(sf);
+		snprintf(err, errlen, "%s: %s", sp, strerror(-r));
+		return r;
+	}
+	/* Verify every entry's bytes; the log ends after the last good one,
+	 * except that nothing below the durable checkpoint is ever cut: a bad
+	 * CRC there is damage to report (readers get -EBADMSG naming the file
+	 * and position), not a torn tail, and the good entries after it stay. */
+	if (seg_ckpt_load(topic_dir, &out->checkpoint))
+		out->checkpoint = 0;
+verify:
+	prev = h.first;
+	end = h.first;
+	out->bad_ranges = 0;
+	for (int i = 0; i < good; i++) {
+		uint32_t crc = 0;
+
+		if (e[i].end - last > (uint64_t)st.st_size ||
+		    file_crc(sf, prev - last, e[i].end - prev, &crc) || crc != e[i].crc_data) {
+			if (e[i].end <= out->checkpoint && e[i].end - last <= (uint64_t)st.st_size) {
+				if (!out->bad_ranges++) {
+					out->bad_from = prev;
+					out->bad_to = e[i].end;
+				}
+				prev = end = e[i].end;
+				continue;
+			}
+			good = i;
+			break;
+		}
+		prev = end = e[i].end;
+	}
+	out->end = end;
+	if (out->checkpoint > end && !rebuilt_once && out->checkpoint > last) {
+		/* Below the checkpoint the index stops short: the index may be
+		 * what is damaged. Rebuild it from the records once and verify
+		 * again before judging the bytes. */
+		rebuilt_once = true;
+		free(e);
+		e = NULL;
+		if (idx_rebuild(sp, ip, last, h.first, ring_bytes, segment_bytes) == 0 &&
+		    (good = seg_idx_load(ip, &h, &e)) >= 0) {
+			out->idx_rebuilt = true;
+			goto verify;
+		}
+		good = 0;
+	}
+	if (out->checkpoint > end) {
+		/* Durable bytes that cannot be verified: never cut them. */
+		out->lost_durable = out->checkpoint - end;
+		snprintf(err, errlen,
+			 "%s: the log verifies only up to %llu but %llu is durable (checkpoint): "
+			 "refusing to cut acknowledged data; see spillway verify, then move the "
+			 "damaged segment away (or restore it) to continue",
+			 sp, (unsigned long long)end, (unsigned long long)out->checkpoint);
+		said = true;
+		r = -EBADMSG;
+		goto out;
+	}
+	out->high = last + (uint64_t)st.st_size > end ? last + (uint64_t)st.st_size : end;
+	if (idx_high > out->high)
+		out->high = idx_high;
+	out->high = (out->high + 7) & ~7ull;
+	if ((uint64_t)st.st_size > end - last) {
+		out->truncated = (uint64_t)st.st_size - (end - last);
+		if (ftruncate(sf, (off_t)(end - last))) {
+			r = -errno;
+			goto out;
+		}
+	}
+	{
+		int xf = seg_open_file(ip, O_RDWR, 0, true);
+
+		r = xf < 0 ? xf
+			   : ftruncate(xf, (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES))
+				     ? -errno
+				     : 0;
+		if (xf >= 0)
+			close(xf);
+	}
+	if (!r && out->truncated && fsync(sf))
+		r = -errno;
+out:
+	free(e);
+	close(sf);
+	if (r && !said)
+		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
+	return r;
+}
