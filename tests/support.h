@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "spillway.h"
+#include "spillway_daemon.h" /* the daemon verbs some tests drive (spwd_*) */
 
 /* ---------------------------------------------------------------------------
  * Scale: SPW_TEST_SCALE is "asan" or "tsan" in the sanitizer runs.
