@@ -8,7 +8,7 @@
  * SIGHUP: reread the config and each topic.conf), heartbeat and retention.
  */
 #define _GNU_SOURCE
-#include "../spill/spill.h"
+#include "../spill/writer.h"
 
 #include <dirent.h>
 #include <errno.h>

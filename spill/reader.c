@@ -393,15 +393,10 @@ static int disk_walk(struct spw_reader *r, struct ctx *x, int max)
 {
 	while (x->n < max && !r->done && !x->stop && r->pos < r->buf_to) {
 		const uint8_t *p = r->buf + (r->pos - r->buf_from);
-		uint64_t w, span;
-		uint64_t left = r->buf_to - r->pos;
-		uint32_t len;
+		struct seg_log_rec d;
 		struct spw_record rec;
 
-		memcpy(&w, p, 8);
-		len = RING_W_LEN(w);
-		span = disk_span(r, r->pos, w);
-		if (!span || span > left) {
+		if (seg_rec_decode(p, r->pos, r->buf_to - r->pos, r->ring_bytes, r->max_record, &d)) {
 			set_err(r, r->seg.path, r->pos);
 			if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
 				return -EBADMSG;
@@ -417,22 +412,22 @@ static int disk_walk(struct spw_reader *r, struct ctx *x, int max)
 			r->pos = end;
 			continue;
 		}
-		if (RING_W_TYPE(w) == RING_T_CORRUPT)
-			r->skipped += span; /* garbage the daemon cut out of the ring */
-		if (RING_W_TYPE(w) == RING_T_DATA) {
+		if (d.type == RING_T_CORRUPT)
+			r->skipped += d.span; /* garbage the daemon cut out of the ring */
+		if (d.type == RING_T_DATA) {
 			rec.position = (int64_t)r->pos;
-			memcpy(&rec.timestamp_ns, p + 8, 8);
-			rec.data = p + 16;
-			rec.len = len;
+			rec.timestamp_ns = d.ts;
+			rec.data = d.data;
+			rec.len = d.len;
 			rec.flags = 0;
 			deliver(x, &rec);
 			if (r->done) {
 				if (r->done_after)
-					r->pos += span;
+					r->pos += d.span;
 				return 0;
 			}
 		}
-		r->pos += span;
+		r->pos += d.span;
 	}
 	return 0;
 }
@@ -562,47 +557,6 @@ int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int 
 	}
 }
 
-/* Where a start time lands: the first index entry whose cumulative max
- * timestamp reaches t, in the first segment that reaches it. */
-static uint64_t seek_time(struct spw_reader *r, uint64_t t, uint64_t fallback)
-{
-	uint64_t *bases, pos = fallback;
-	size_t n;
-
-	if (seg_list(r->dir, &bases, &n))
-		return fallback;
-	for (size_t s = 0; s < n; s++) {
-		char ip[PATH_MAX];
-		struct seg_idx_hdr h;
-		struct seg_idx_entry *e;
-		int k, lo, hi;
-
-		if (seg_file_path(ip, sizeof(ip), r->dir, bases[s], "idx"))
-			continue;
-		k = seg_idx_load(ip, &h, &e);
-		if (k <= 0 || e[k - 1].max_ts < t) {
-			if (k >= 0)
-				free(e);
-			continue;
-		}
-		lo = 0;
-		hi = k - 1;
-		while (lo < hi) {
-			int mid = (lo + hi) / 2;
-
-			if (e[mid].max_ts >= t)
-				hi = mid;
-			else
-				lo = mid + 1;
-		}
-		pos = lo ? e[lo - 1].end : h.first;
-		free(e);
-		break;
-	}
-	free(bases);
-	return pos;
-}
-
 /* Is pos a record boundary (R1)? Walks the ring from its reclaim bound, or
  * the index entry holding pos on disk. 0, -EINVAL (inside a record), or
  * -errno; a walk that meets an uncommitted record before pos accepts it. */
@@ -659,28 +613,6 @@ static int check_boundary(struct spw_reader *r, uint64_t pos)
 	return q == pos ? 0 : -EINVAL;
 }
 
-/* The end of the indexed disk log (the newest segment's last entry). */
-static uint64_t disk_end(struct spw_reader *r, uint64_t fallback)
-{
-	uint64_t *bases, end = fallback;
-	size_t n;
-
-	if (seg_list(r->dir, &bases, &n) == 0 && n) {
-		char ip[PATH_MAX];
-		struct seg_idx_hdr h;
-		struct seg_idx_entry *e;
-		int k;
-
-		if (!seg_file_path(ip, sizeof(ip), r->dir, bases[n - 1], "idx") &&
-		    (k = seg_idx_load(ip, &h, &e)) >= 0) {
-			end = k ? e[k - 1].end : h.first;
-			free(e);
-		}
-	}
-	free(bases);
-	return end;
-}
-
 int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struct spw_reader **out)
 {
 	struct spw_reader *r;
@@ -733,7 +665,7 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 			/* Acquire: tail is a record boundary (I6). */
 			r->pos = atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire);
 		} else {
-			r->pos = disk_end(r, e >= 0 ? (uint64_t)e : 0);
+			r->pos = seg_log_end(r->dir, e >= 0 ? (uint64_t)e : 0);
 			r->o.flags |= SPW_READER_NO_LIVE;
 		}
 		break;
@@ -766,10 +698,10 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 	case SPW_START_TIME:
 		r->time_skip = true;
 		/* Acquire: the ring's reclaim bound (pairs with reclaim's store). */
-		r->pos = seek_time(r, opts->time_ns,
-				   r->t ? atomic_load_explicit(&r->t->hdr->reclaimed,
-							       memory_order_acquire)
-					: disk_end(r, e >= 0 ? (uint64_t)e : 0));
+		if (seg_log_time_pos(r->dir, opts->time_ns, &r->pos))
+			r->pos = r->t ? atomic_load_explicit(&r->t->hdr->reclaimed,
+							     memory_order_acquire)
+				      : seg_log_end(r->dir, e >= 0 ? (uint64_t)e : 0);
 		/* Records below the ring's bound not on disk: start in the ring. */
 		break;
 	case SPW_START_POSITION:

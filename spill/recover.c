@@ -56,7 +56,7 @@ static int put_entry(int xf, const uint8_t *map, uint64_t base, uint64_t a, uint
 
 /* The last index is empty, short or unreadable while its segment holds
  * bytes (a crash right after a roll, before the index reached the disk):
- * rebuild it from the segment, record by record (ring_word_check), with
+ * rebuild it from the segment, record by record (seg_rec_decode), with
  * entries cut as the writer cuts them (<= SEG_ENTRY_SPAN, never across a
  * ring lap). Recovery then verifies it like any other. first: where the
  * log starts in this segment (the previous segment's end), or 0 to take
@@ -109,25 +109,22 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 	if (write(xf, &h, sizeof(h)) != (ssize_t)sizeof(h))
 		r = errno ? -errno : -EIO;
 	for (p = a = first; !r && p < base + size;) {
-		uint64_t w, lap_end = (p & ~(ring_bytes - 1)) + ring_bytes, ts = 0;
-		int64_t span;
+		uint64_t lap_end = (p & ~(ring_bytes - 1)) + ring_bytes;
+		struct seg_log_rec d;
 
-		memcpy(&w, map + (p - base), 8);
-		span = ring_word_check(w, p, ring_bytes, SPW_RECORD_MAX_BYTES);
-		if (span <= 0 || p + (uint64_t)span > base + size)
+		if (seg_rec_decode(map + (p - base), p, base + size - p, ring_bytes,
+				   SPW_RECORD_MAX_BYTES, &d))
 			break; /* the end of what was written whole */
-		if (p > a && p + (uint64_t)span - a > SEG_ENTRY_SPAN) {
+		if (p > a && p + d.span - a > SEG_ENTRY_SPAN) {
 			r = put_entry(xf, map, base, a, p, records, max_ts);
 			a = p;
 		}
-		if (RING_W_TYPE(w) == RING_T_DATA) {
+		if (d.type == RING_T_DATA) {
 			records++;
-			if (span >= 16)
-				memcpy(&ts, map + (p - base) + 8, 8);
-			if (ts > max_ts)
-				max_ts = ts;
+			if (d.ts > max_ts)
+				max_ts = d.ts;
 		}
-		p += (uint64_t)span;
+		p += d.span;
 		if ((p == lap_end || !(p < base + size)) && p > a) {
 			/* The writer never lets an entry cross a lap. */
 			r = put_entry(xf, map, base, a, p, records, max_ts);

@@ -169,108 +169,63 @@ int seg_fault_fsync(void);
  * "SUBMIT" (every other call, so the queue still drains slowly). */
 int seg_fault_submit(void);
 
-#endif
 
 /* Consumer groups (spill/group.c): write a position atomically. */
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
 
-/* --- the io_uring writer (spill/writer.c) --------------------------------- */
-#include <liburing.h>
-
-#define SPILL_MAX_OPS 8          /* in-flight write ops per topic */
-#define SPILL_OP_BYTES (1u << 20) /* bytes per write op */
-#define SPILL_OP_ENTRIES 32       /* index entries per op (>= OP / ENTRY_SPAN + 1) */
-#define SPILL_FILE_SLOTS 1024
-#define SPILL_BUF_SLOTS 1024
-
-enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
-/* Where spill/ logs; the daemon points it at its logger. */
-extern void (*spill_log)(int level, const char *topic, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-struct spill_writer {
-	struct io_uring ring;
-	bool fixed_files, fixed_bufs;
-	bool nodrop;            /* IORING_FEAT_NODROP: the kernel keeps overflowed CQEs */
-	unsigned cq_entries;    /* >= every completion that can be in flight (W7) */
-	uint64_t submit_busy;   /* io_uring_submit said -EBUSY / -EAGAIN: retried */
-	int submit_err;         /* another submit error, logged once */
-	uint8_t file_used[SPILL_FILE_SLOTS];
-	uint8_t buf_used[SPILL_BUF_SLOTS];
+/* --- walk.c: the one walker of the disk log --------------------------------
+ * Segments in order, each index header and entry checked, each entry's data
+ * CRC, every record header (ring_word_check), the DATA counts and the
+ * contiguity of segments. `spillway verify` and `dump` walk with it; the
+ * reader and recovery use its record decoder (seg_rec_decode). */
+enum { SEG_LOG_DATA = RING_T_DATA, SEG_LOG_PADDING = RING_T_PADDING, SEG_LOG_ABORTED = RING_T_ABORTED,
+       SEG_LOG_CORRUPT = RING_T_CORRUPT,
+       SEG_LOG_CLAIMED = 8 /* ring only: claimed, not committed yet */ };
+struct seg_log_rec {
+	uint64_t pos, span, ts; /* ts 0: none (8-byte PADDING / ABORTED) */
+	uint32_t type, len;
+	const uint8_t *data;    /* DATA payload, valid during the callback */
 };
-
-struct spill_seg {
-	uint64_t base;
-	int fd_seg, fd_idx;
-	int slot_seg, slot_idx;  /* fixed-file slots, -1 when not registered */
-	uint64_t sub_entries, sub_records, sub_max_ts;    /* submitted */
-	uint64_t done_entries, done_records, done_max_ts; /* completed prefix */
+struct seg_log {
+	/* in */
+	const char *dir;         /* the topic's data dir */
+	uint64_t from, to;       /* positions of interest [from, to); to 0: no bound */
+	uint32_t max_record;     /* header bounds; 0: ring / 4 */
+	bool walk_records;       /* check every record header (and call on_rec) */
+	int (*on_rec)(void *arg, const struct seg_log_rec *r); /* non-zero stops the walk */
+	void (*on_bad)(void *arg, const char *file, uint64_t from, uint64_t to, const char *why);
+	void (*on_seg)(void *arg, const char *file, const struct seg_idx_hdr *h, int entries);
+	void (*on_seg_end)(void *arg, const char *file, uint64_t bytes, uint64_t records, uint64_t bad);
+	void *arg;
+	/* out */
+	uint64_t segments, entries, bytes, records, bad, bad_bytes, unindexed;
+	uint64_t first, end;     /* first position on disk, end of the verified log */
+	bool stopped;            /* on_rec asked to stop */
 };
+/* 0 (also for a topic with no segments), or -errno when the dir cannot be
+ * listed. Everything found wrong goes to on_bad and the counters. */
+int seg_log_walk(struct seg_log *w);
+/* The position to start at for records at or after time_ns (an index
+ * entry's start): 0, or -ENOENT when the disk has nothing that recent. */
+int seg_log_time_pos(const char *dir, uint64_t time_ns, uint64_t *pos);
+/* Walk the ring from `start` (a record boundary >= reclaimed) to the tail;
+ * records before `from` are walked, not reported. Returns 0 at the tail or
+ * an uncommitted record, -ESTALE when lapped, -EBADMSG at a bad header
+ * (*at names it), or what on_rec returned. */
+int seg_log_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t to,
+		   int (*on_rec)(void *, const struct seg_log_rec *), void *arg, uint64_t *at);
+const char *seg_log_type(uint32_t type);
+/* Does a record start at pos (disk, else ring)? 0 when it does or nothing
+ * near it is known; -EINVAL with the neighbouring record starts otherwise. */
+int seg_log_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
+			uint64_t *after);
+/* One record of the disk format from its bytes at position pos (left bytes
+ * readable there): 0 and *out, or -EBADMSG when its commit word is not one
+ * the format allows there (ring_word_check) or the record runs past left. */
+int seg_rec_decode(const uint8_t *p, uint64_t pos, uint64_t left, uint64_t ring_bytes,
+		   uint32_t max_record, struct seg_log_rec *out);
+/* The end of the indexed disk log (the newest segment's last entry), or
+ * fallback when there is none. */
+uint64_t seg_log_end(const char *dir, uint64_t fallback);
 
-struct spill_stream;
-
-struct spill_op {
-	struct spill_stream *s;
-	uint64_t from, to;
-	uint64_t entry0, records, max_ts; /* cumulative after the op */
-	int nent, pending, res;
-	struct seg_idx_entry ent[SPILL_OP_ENTRIES];
-};
-
-struct spill_stream {
-	struct spill_writer *w;
-	struct spw_topic *t;
-	char name[SPW_NAME_MAX + 1];
-	char dir[PATH_MAX];
-	struct topic_conf conf;
-	struct spill_seg seg;     /* the active segment (fd_seg < 0: none open) */
-	uint64_t submitted, spilled, durable;
-	struct spill_op ops[SPILL_MAX_OPS];
-	unsigned op_head, op_count;
-	int buf_slot, nbufs;      /* registered ring buffers, -1 when none */
-	/* flush */
-	bool sync_inflight;
-	int sync_pending, sync_res;
-	uint64_t sync_target, last_sync_ns;
-	/* faults */
-	int err;                  /* sticky I/O error, retried with backoff */
-	int durable_err;          /* an fdatasync failed: durable never moves again (W6) */
-	int ckpt_fd;              /* <dir>/durable, rewritten after each good sync; -1 none */
-	uint64_t ckpt_written;    /* the value last written there */
-	int ckpt_open_err;        /* why ckpt_fd is -1 (the topic spills) */
-	unsigned char ckpt_buf[SEG_CKPT_BYTES]; /* the checkpoint a sync round writes (W6) */
-	uint64_t retry_ns, backoff_ns;
-	/* The record spilling waits on (ring_layout.h I7): position, since
-	 * when (monotonic), last liveness check, reported as a stall. */
-	int64_t stuck_pos;
-	uint64_t stuck_since_ns, stuck_checked_ns;
-	bool stall_reported;
-	bool resolve_failed;      /* resolve's error logged once */
-	uint64_t rolls; /* segments closed: the daemon runs retention after each */
-};
-
-/* depth SQ entries; the CQ holds every completion max_streams topics can
- * have in flight at once (SPILL_MAX_OPS data + index writes and 3 syncs
- * each), so none is ever dropped, NODROP or not (W7). */
-int spill_writer_init(struct spill_writer *w, unsigned depth, unsigned max_streams);
-/* io_uring_submit with its result checked: 0 or -errno (logged once). */
-int spill_writer_submit(struct spill_writer *w);
-/* Set once any topic's fdatasync failed during this process (the daemon's
- * exit status). */
-extern bool spill_durability_failed;
-void spill_writer_exit(struct spill_writer *w);
-/* Reap completions, waiting up to wait_ns for the first. Returns the count. */
-int spill_writer_reap(struct spill_writer *w, int64_t wait_ns);
-
-/* Start spilling topic t (mapped by the caller) from position `start`,
- * which must be the end of the verified disk log (or the ring's start for a
- * new log). */
-int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *topic_dir,
-		      const struct topic_conf *conf, uint64_t start, struct spill_stream **out);
-/* Submit what is committed, flush per policy (or now), unblock dead claims,
- * reclaim. Returns > 0 when it did something. */
-int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now);
-/* Nothing in flight and everything committed is spilled and durable. */
-bool spill_stream_drained(struct spill_stream *s);
-/* Wait for in-flight I/O, fdatasync, close the files. */
-void spill_stream_close(struct spill_stream *s);
+#endif /* SPILLWAY_SPILL_H */

@@ -24,7 +24,7 @@
  *     and recovery (which never cuts below it) never drops such a record.
  */
 #define _GNU_SOURCE
-#include "spill.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>

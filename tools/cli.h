@@ -162,48 +162,6 @@ int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns);
 /* Reader errors -> one line. rc is what open/poll returned. */
 void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char *doing);
 
-/* --- seglog.c: the disk log walked directly (verify, dump) -------------------- */
-enum { SLOG_DATA = RING_T_DATA, SLOG_PADDING = RING_T_PADDING, SLOG_ABORTED = RING_T_ABORTED,
-       SLOG_CORRUPT = RING_T_CORRUPT,
-       SLOG_CLAIMED = 8 /* ring only: claimed, not committed yet */ };
-struct slog_rec {
-	uint64_t pos, span, ts; /* ts 0: none (8-byte PADDING / ABORTED) */
-	uint32_t type, len;
-	const uint8_t *data;    /* DATA payload, valid during the callback */
-};
-struct slog {
-	/* in */
-	const char *dir;         /* the topic's data dir */
-	uint64_t from, to;       /* positions of interest [from, to); to 0: no bound */
-	uint32_t max_record;     /* header bounds; 0: ring / 4 */
-	bool walk_records;       /* check every record header (and call on_rec) */
-	int (*on_rec)(void *arg, const struct slog_rec *r); /* non-zero stops the walk */
-	void (*on_bad)(void *arg, const char *file, uint64_t from, uint64_t to, const char *why);
-	void (*on_seg)(void *arg, const char *file, const struct seg_idx_hdr *h, int entries);
-	void (*on_seg_end)(void *arg, const char *file, uint64_t bytes, uint64_t records, uint64_t bad);
-	void *arg;
-	/* out */
-	uint64_t segments, entries, bytes, records, bad, bad_bytes, unindexed;
-	uint64_t first, end;     /* first position on disk, end of the verified log */
-	bool stopped;            /* on_rec asked to stop */
-};
-/* 0 (also for a topic with no segments), or -errno when the dir cannot be
- * listed. Everything found wrong goes to on_bad and the counters. */
-int slog_walk(struct slog *w);
-/* The position to start at for records at or after time_ns (an index
- * entry's start): 0, or -ENOENT when the disk has nothing that recent. */
-int slog_time_pos(const char *dir, uint64_t time_ns, uint64_t *pos);
-/* Walk the ring from `start` (a record boundary >= reclaimed) to the tail;
- * records before `from` are walked, not reported. Returns 0 at the tail or
- * an uncommitted record, -ESTALE when lapped, -EBADMSG at a bad header
- * (*at names it), or what on_rec returned. */
-int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t to,
-		   int (*on_rec)(void *, const struct slog_rec *), void *arg, uint64_t *at);
-const char *slog_type(uint32_t type);
-/* Does a record start at pos (disk, else ring)? 0 when it does or nothing
- * near it is known; -EINVAL with the neighbouring record starts otherwise. */
-int slog_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
-			uint64_t *after);
 /* For --from POSITION: CLI_OK, or CLI_ERR with the nearest boundaries. */
 int cli_position_check(const char *name, int64_t pos);
 

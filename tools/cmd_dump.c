@@ -28,13 +28,13 @@ struct dctx {
 	bool have_count, time_skip;
 };
 
-static int show(void *arg, const struct slog_rec *r)
+static int show(void *arg, const struct seg_log_rec *r)
 {
 	struct dctx *d = arg;
 	char ts[48] = "-";
 
 	if (d->time_skip) {
-		if (r->type != SLOG_DATA || r->ts < d->time_ns)
+		if (r->type != SEG_LOG_DATA || r->ts < d->time_ns)
 			return 0;
 		d->time_skip = false;
 	}
@@ -42,17 +42,17 @@ static int show(void *arg, const struct slog_rec *r)
 		return 1;
 	if (r->ts)
 		cli_iso8601(r->ts, ts, sizeof(ts));
-	printf("%14llu  %-7s %9u %6llu  %-30s  ", (unsigned long long)r->pos, slog_type(r->type),
+	printf("%14llu  %-7s %9u %6llu  %-30s  ", (unsigned long long)r->pos, seg_log_type(r->type),
 	       r->len, (unsigned long long)r->span, ts);
-	if (r->type == SLOG_DATA)
+	if (r->type == SEG_LOG_DATA)
 		out_preview(stdout, r->data, r->len, 48);
-	else if (r->type == SLOG_PADDING)
+	else if (r->type == SEG_LOG_PADDING)
 		printf("(to the end of the ring lap)");
-	else if (r->type == SLOG_ABORTED)
+	else if (r->type == SEG_LOG_ABORTED)
 		printf("(skipped by readers)");
-	else if (r->type == SLOG_CORRUPT)
+	else if (r->type == SEG_LOG_CORRUPT)
 		printf("(garbage the daemon cut out of the ring; readers skip and count it)");
-	else if (r->type == SLOG_CLAIMED)
+	else if (r->type == SEG_LOG_CLAIMED)
 		printf("(claimed, not committed yet)");
 	putchar('\n');
 	d->n++;
@@ -91,7 +91,7 @@ static int dump_ring(const char *name, struct dctx *d, uint64_t disk_end, bool h
 		printf("# ring %s: reclaimed %llu, tail %llu, from %llu\n", ring,
 		       (unsigned long long)in.reclaimed, (unsigned long long)in.tail,
 		       (unsigned long long)(from > start ? from : start));
-		r = slog_ring_walk(t, start, from, 0, show, d, &at);
+		r = seg_log_ring_walk(t, start, from, 0, show, d, &at);
 		if (r == -ESTALE)
 			printf("# the ring moved on at position %llu (reclaimed while reading)\n",
 			       (unsigned long long)at);
@@ -119,7 +119,7 @@ int cmd_dump(int argc, char **argv)
 	};
 	struct where from = { 0 };
 	struct dctx d = { 0 };
-	struct slog w = { 0 };
+	struct seg_log w = { 0 };
 	struct topic_conf conf;
 	const char *name = NULL;
 	char dir[PATH_MAX];
@@ -163,7 +163,7 @@ int cmd_dump(int argc, char **argv)
 	} else if (from.kind == W_TIME) {
 		d.time_ns = from.time_ns;
 		d.time_skip = true;
-		if (slog_time_pos(dir, from.time_ns, &w.from))
+		if (seg_log_time_pos(dir, from.time_ns, &w.from))
 			w.from = UINT64_MAX; /* not on disk: the ring */
 	} else if (from.kind == W_LATEST) {
 		w.from = UINT64_MAX;
@@ -171,7 +171,7 @@ int cmd_dump(int argc, char **argv)
 	printf("%14s  %-7s %9s %6s  %-30s  %s\n", "POSITION", "TYPE", "LENGTH", "SPAN", "TIMESTAMP",
 	       "DATA");
 	if (w.from != UINT64_MAX) {
-		r = slog_walk(&w);
+		r = seg_log_walk(&w);
 		if (r) {
 			cli_err("cannot list the segments of topic \"%s\" in %s: %s", name, dir,
 				strerror(-r));

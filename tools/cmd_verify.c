@@ -53,7 +53,7 @@ static int where_pos(const struct where *w, const char *dir, uint64_t *pos, bool
 		*pos = (uint64_t)w->position;
 		return 0;
 	case W_TIME:
-		if (slog_time_pos(dir, w->time_ns, pos))
+		if (seg_log_time_pos(dir, w->time_ns, pos))
 			*pos = end ? 0 : UINT64_MAX; /* nothing that recent on disk */
 		return 0;
 	default:
@@ -113,7 +113,7 @@ int cmd_verify(int argc, char **argv)
 	};
 	struct where from = { 0 }, to = { 0 };
 	struct vctx v = { false };
-	struct slog w = { 0 };
+	struct seg_log w = { 0 };
 	struct topic_conf conf;
 	const char *name = NULL;
 	char dir[PATH_MAX], hb[32];
@@ -152,7 +152,7 @@ int cmd_verify(int argc, char **argv)
 	where_pos(&to, dir, &w.to, true);
 	if (from.kind == W_LATEST)
 		w.from = UINT64_MAX;
-	r = slog_walk(&w);
+	r = seg_log_walk(&w);
 	if (r) {
 		cli_err("cannot list the segments of topic \"%s\" in %s: %s", name, dir, strerror(-r));
 		return CLI_ERR;

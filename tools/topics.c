@@ -398,7 +398,7 @@ int cli_position_check(const char *name, int64_t pos)
 	if (cli_topic_dir(dir, sizeof(dir), name))
 		return CLI_OK;
 	spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t);
-	r = slog_check_position(dir, t, (uint64_t)pos, &before, &after);
+	r = seg_log_check_position(dir, t, (uint64_t)pos, &before, &after);
 	spw_topic_close(t);
 	if (!r)
 		return CLI_OK;

@@ -1,35 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * seglog.c - the disk log walked directly, trusting nothing (spill/FORMAT.md):
+ * walk.c - the one walker of the disk log, trusting nothing (spill/FORMAT.md):
  * each index header, each entry's own CRC and order, each entry's data CRC
  * over the segment bytes, every record header inside a verified entry (type,
  * bits, bounds, the ring lap), the DATA count the index claims, and the
  * contiguity of the segments. verify reports what is wrong; dump shows the
  * records, PADDING and ABORTED included. Also the ring's records past the
  * disk log, read in place and validated after reading (ring_layout.h I5).
+ * seg_rec_decode is the one decoder of a record's bytes on disk: this walk,
+ * the reader (spill/reader.c) and index rebuilding (spill/recover.c) use it.
  */
-#include "cli.h"
+#define _GNU_SOURCE
+#include "spill.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *slog_type(uint32_t type)
+const char *seg_log_type(uint32_t type)
 {
 	switch (type) {
-	case SLOG_DATA: return "DATA";
-	case SLOG_PADDING: return "PADDING";
-	case SLOG_ABORTED: return "ABORTED";
-	case SLOG_CORRUPT: return "CORRUPT";
-	case SLOG_CLAIMED: return "CLAIMED";
+	case SEG_LOG_DATA: return "DATA";
+	case SEG_LOG_PADDING: return "PADDING";
+	case SEG_LOG_ABORTED: return "ABORTED";
+	case SEG_LOG_CORRUPT: return "CORRUPT";
+	case SEG_LOG_CLAIMED: return "CLAIMED";
 	default: return "?";
 	}
 }
 
-static void bad(struct slog *w, const char *file, uint64_t from, uint64_t to, const char *why)
+static void bad(struct seg_log *w, const char *file, uint64_t from, uint64_t to, const char *why)
 {
 	w->bad++;
 	w->bad_bytes += to > from ? to - from : 0;
@@ -37,18 +41,32 @@ static void bad(struct slog *w, const char *file, uint64_t from, uint64_t to, co
 		w->on_bad(w->arg, file, from, to, why);
 }
 
-/* The span of the record whose commit word is w at pos, or 0 when the
- * header is not one the format allows there (ring_word_check). */
-static uint64_t rec_span(uint64_t w, uint64_t pos, uint64_t ring_bytes, uint32_t max_record)
+int seg_rec_decode(const uint8_t *p, uint64_t pos, uint64_t left, uint64_t ring_bytes,
+		   uint32_t max_record, struct seg_log_rec *out)
 {
-	int64_t span = ring_word_check(w, pos, ring_bytes, max_record);
+	uint64_t word;
+	int64_t span;
 
-	return span > 0 ? (uint64_t)span : 0;
+	if (left < 8)
+		return -EBADMSG;
+	memcpy(&word, p, 8);
+	span = ring_word_check(word, pos, ring_bytes, max_record);
+	if (span <= 0 || (uint64_t)span > left)
+		return -EBADMSG;
+	out->pos = pos;
+	out->span = (uint64_t)span;
+	out->type = RING_W_TYPE(word);
+	out->len = out->type == RING_T_DATA ? RING_W_LEN(word) : (uint32_t)span;
+	out->ts = 0;
+	if (span >= 16)
+		memcpy(&out->ts, p + 8, 8);
+	out->data = out->type == RING_T_DATA ? p + 16 : NULL;
+	return 0;
 }
 
 /* Records of one verified index entry [a, b), bytes in buf. Returns the
  * DATA count, or -1 after reporting a bad header; *stop when on_rec said so. */
-static int64_t walk_entry(struct slog *w, const char *file, const struct seg_idx_hdr *h,
+static int64_t walk_entry(struct seg_log *w, const char *file, const struct seg_idx_hdr *h,
 			  const uint8_t *buf, uint64_t a, uint64_t b)
 {
 	uint64_t p = a, n = 0;
@@ -56,12 +74,11 @@ static int64_t walk_entry(struct slog *w, const char *file, const struct seg_idx
 
 	while (p < b) {
 		const uint8_t *q = buf + (p - a);
-		struct slog_rec r = { .pos = p };
+		struct seg_log_rec r;
 		uint64_t word;
 
 		memcpy(&word, q, 8);
-		r.span = rec_span(word, p, h->ring_bytes, w->max_record);
-		if (!r.span || r.span > b - p) {
+		if (seg_rec_decode(q, p, b - p, h->ring_bytes, w->max_record, &r)) {
 			snprintf(why, sizeof(why),
 				 "bad record header 0x%016llx at position %llu (type %u, length %u)",
 				 (unsigned long long)word, (unsigned long long)p, RING_W_TYPE(word),
@@ -69,8 +86,6 @@ static int64_t walk_entry(struct slog *w, const char *file, const struct seg_idx
 			bad(w, file, p, b, why);
 			return -1;
 		}
-		r.type = RING_W_TYPE(word);
-		r.len = r.type == RING_T_DATA ? RING_W_LEN(word) : (uint32_t)r.span;
 		if (r.type == RING_T_CORRUPT) {
 			/* Readers skip it: never clean, whatever its CRC says. */
 			snprintf(why, sizeof(why),
@@ -78,9 +93,6 @@ static int64_t walk_entry(struct slog *w, const char *file, const struct seg_idx
 				 "these %llu bytes)", (unsigned long long)r.span);
 			bad(w, file, p, p + r.span, why);
 		}
-		if (r.span >= 16)
-			memcpy(&r.ts, q + 8, 8);
-		r.data = r.type == RING_T_DATA ? q + 16 : NULL;
 		n += r.type == RING_T_DATA;
 		if (w->on_rec && p >= w->from && (!w->to || p < w->to) && !w->stopped &&
 		    w->on_rec(w->arg, &r))
@@ -92,7 +104,7 @@ static int64_t walk_entry(struct slog *w, const char *file, const struct seg_idx
 
 /* One segment: its index, then each entry. Returns the end of its verified
  * log (the position the next segment must start at). */
-static uint64_t walk_segment(struct slog *w, uint64_t base, uint8_t **buf, size_t *cap)
+static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, size_t *cap)
 {
 	char sp[PATH_MAX], ip[PATH_MAX], why[256];
 	struct seg_idx_entry *e = NULL;
@@ -116,10 +128,12 @@ static uint64_t walk_segment(struct slog *w, uint64_t base, uint8_t **buf, size_
 		w->max_record = (uint32_t)(h.ring_bytes / 4);
 	if (w->on_seg && (!k || e[k - 1].end > w->from))
 		w->on_seg(w->arg, sp, &h, k);
-	total = stat(ip, &ist) ? k : (int)((ist.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES);
-	fd = open(sp, O_RDONLY | O_CLOEXEC);
+	total = seg_lstat(ip, &ist) ? k
+				    : (int)((ist.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES);
+	fd = seg_open_file(sp, O_RDONLY, 0, false);
 	if (fd < 0 || fstat(fd, &st)) {
-		snprintf(why, sizeof(why), "segment file unreadable: %s", strerror(errno));
+		snprintf(why, sizeof(why), "segment file unreadable: %s",
+			 strerror(fd < 0 ? -fd : errno));
 		bad(w, sp, h.first, k ? e[k - 1].end : h.first, why);
 		if (fd >= 0)
 			close(fd);
@@ -200,7 +214,7 @@ static uint64_t walk_segment(struct slog *w, uint64_t base, uint8_t **buf, size_
 	return a;
 }
 
-int slog_walk(struct slog *w)
+int seg_log_walk(struct seg_log *w)
 {
 	uint64_t *bases, expect = 0;
 	uint8_t *buf = NULL;
@@ -243,7 +257,7 @@ int slog_walk(struct slog *w)
 	return 0;
 }
 
-int slog_time_pos(const char *dir, uint64_t t, uint64_t *pos)
+int seg_log_time_pos(const char *dir, uint64_t t, uint64_t *pos)
 {
 	uint64_t *bases;
 	size_t n;
@@ -255,25 +269,54 @@ int slog_time_pos(const char *dir, uint64_t t, uint64_t *pos)
 		char ip[PATH_MAX];
 		struct seg_idx_hdr h;
 		struct seg_idx_entry *e;
-		int k;
+		int k, lo = 0, hi;
 
-		seg_file_path(ip, sizeof(ip), dir, bases[s], "idx");
+		if (seg_file_path(ip, sizeof(ip), dir, bases[s], "idx"))
+			continue;
 		k = seg_idx_load(ip, &h, &e);
-		for (int i = 0; i < k; i++) {
-			if (e[i].max_ts >= t) { /* cumulative: the first entry reaching t */
-				*pos = i ? e[i - 1].end : h.first;
-				rc = 0;
-				break;
+		if (k > 0 && e[k - 1].max_ts >= t) {
+			/* max_ts is cumulative: the first entry reaching t. */
+			for (hi = k - 1; lo < hi;) {
+				int mid = (lo + hi) / 2;
+
+				if (e[mid].max_ts >= t)
+					hi = mid;
+				else
+					lo = mid + 1;
 			}
+			*pos = lo ? e[lo - 1].end : h.first;
+			rc = 0;
 		}
-		free(e);
+		if (k >= 0)
+			free(e);
 	}
 	free(bases);
 	return rc;
 }
 
-int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t to,
-		   int (*on_rec)(void *, const struct slog_rec *), void *arg, uint64_t *at)
+uint64_t seg_log_end(const char *dir, uint64_t fallback)
+{
+	uint64_t *bases, end = fallback;
+	size_t n;
+
+	if (seg_list(dir, &bases, &n) == 0 && n) {
+		char ip[PATH_MAX];
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e;
+		int k;
+
+		if (!seg_file_path(ip, sizeof(ip), dir, bases[n - 1], "idx") &&
+		    (k = seg_idx_load(ip, &h, &e)) >= 0) {
+			end = k ? e[k - 1].end : h.first;
+			free(e);
+		}
+	}
+	free(bases);
+	return end;
+}
+
+int seg_log_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t to,
+		   int (*on_rec)(void *, const struct seg_log_rec *), void *arg, uint64_t *at)
 {
 	uint8_t *copy = malloc(t->max_record ? t->max_record : 1);
 	uint64_t p = start;
@@ -285,7 +328,7 @@ int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t 
 	while (p < atomic_load_explicit(&t->hdr->tail, memory_order_acquire) && (!to || p < to)) {
 		/* Acquire: pairs with the producer's commit store (I4). */
 		uint64_t w = atomic_load_explicit(&ring_rec_at(t, p)->commit, memory_order_acquire);
-		struct slog_rec r = { .pos = p };
+		struct seg_log_rec r = { .pos = p };
 		int64_t chk = ring_check(t, p, w);
 
 		*at = p;
@@ -296,7 +339,7 @@ int slog_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64_t 
 			/* In flight: show the claim a producer slot holds, then stop. */
 			for (int i = 0; i < n && p >= from; i++)
 				if (pi[i].claiming && pi[i].claim <= (int64_t)p && pi[i].end > (int64_t)p) {
-					r.type = SLOG_CLAIMED;
+					r.type = SEG_LOG_CLAIMED;
 					r.span = (uint64_t)pi[i].end - p;
 					r.len = r.span >= 16 ? (uint32_t)(r.span - 16) : 0;
 					rc = on_rec(arg, &r);
@@ -341,7 +384,7 @@ struct bctx {
 	bool hit, have_after;
 };
 
-static int boundary_rec(void *arg, const struct slog_rec *r)
+static int boundary_rec(void *arg, const struct seg_log_rec *r)
 {
 	struct bctx *b = arg;
 
@@ -358,11 +401,11 @@ static int boundary_rec(void *arg, const struct slog_rec *r)
 	return 1;
 }
 
-int slog_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
+int seg_log_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
 			uint64_t *after)
 {
 	struct bctx b = { .pos = pos };
-	struct slog w = { 0 };
+	struct seg_log w = { 0 };
 	struct spw_topic_info in = { 0 };
 	uint64_t at;
 
@@ -375,11 +418,11 @@ int slog_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint
 		spw_topic_info(t, &in);
 	if (t && pos == in.tail)
 		return 0;
-	slog_walk(&w);
+	seg_log_walk(&w);
 	if (!b.hit && !b.have_after && t && pos >= in.reclaimed && pos < in.tail) {
 		uint64_t start = w.segments && w.end > in.reclaimed && w.end <= pos ? w.end : in.reclaimed;
 
-		slog_ring_walk(t, start, start, 0, boundary_rec, &b, &at);
+		seg_log_ring_walk(t, start, start, 0, boundary_rec, &b, &at);
 	}
 	*before = b.before;
 	*after = b.have_after ? b.after : t ? in.tail : w.end;
