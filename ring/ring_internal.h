@@ -164,6 +164,10 @@ int ring_membarrier_register(void);
 int ring_waiters_repair(struct spw_topic *t);
 /* Every record in [from, to) committed (or reclaimed)? */
 bool ring_span_settled(const struct spw_topic *t, uint64_t from, uint64_t to);
+/* The span producer slot i holds, [*from, *to), if any; *won: its CAS took
+ * it (RING_SLOT_WON), else a guess before the CAS (ring/resolve.c). */
+bool ring_slot_span(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to,
+		    bool *won);
 /* The process's list of open producers (closed in a forked child); the
  * register calls need ring_producers_lock held. */
 void ring_producers_lock(void);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cli.h - what the spillway subcommands share (tools/cli.c, tools/output.c,
- * tools/seglog.c): the common flags and directories, option parsing with the
+ * cli.h - what the spillway subcommands share (tools/cli.c, tools/output.c;
+ * the disk log is walked by spill/walk.c): the common flags and directories, option parsing with the
  * exit-code contract, size / duration / position parsing, error lines, topic
  * lookups with their hints, and record output formats.
  *

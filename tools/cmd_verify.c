@@ -3,7 +3,7 @@
  * cmd_verify.c - spillway verify NAME [--from X] [--to Y]
  *
  * Every index entry's data CRC, every record header inside, the record
- * counts the index claims, the segments' contiguity (tools/seglog.c), then
+ * counts the index claims, the segments' contiguity (spill/walk.c), then
  * the headers of the ring's records past the disk log. Prints each bad range
  * (file, positions, why) and a summary; exit 1 when anything is bad.
  */

@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* util.c - clocks and futexes for the ring. */
+/*
+ * clock.c - the one clock of spillway: CLOCK_REALTIME and CLOCK_MONOTONIC in
+ * ns, and the producers' record timestamps (the TSC scaled to realtime where
+ * it is invariant, re-synced, never backwards within one producer).
+ */
 #define _GNU_SOURCE
 #include "ring_internal.h"
 
@@ -133,36 +137,4 @@ uint64_t ring_clock_now_slow(struct ring_clock *c)
 		ns = c->last_ns;
 	c->last_ns = ns;
 	return ns;
-}
-
-/* Shared (not PRIVATE) futexes: waiters and wakers are different processes. */
-int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
-{
-	struct timespec ts, *tp = NULL;
-	long r;
-
-	if (timeout_ns >= 0) {
-		ts.tv_sec = timeout_ns / 1000000000;
-		ts.tv_nsec = timeout_ns % 1000000000;
-		tp = &ts;
-	}
-	r = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expect, tp, NULL, 0);
-	if (r < 0 && errno == ETIMEDOUT)
-		return -ETIMEDOUT;
-	if (r < 0 && errno != EAGAIN && errno != EINTR)
-		return -errno;
-	return 0;
-}
-
-void ring_futex_wake_all(_Atomic uint32_t *word)
-{
-	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-void ring_wake_consumers_slow(struct spw_topic *t)
-{
-	/* seq_cst: a sleeper that read the old value before sleeping gets
-	 * EAGAIN from FUTEX_WAIT; one that reads the new value re-checks. */
-	atomic_fetch_add_explicit(&t->hdr->cons_wake, 1, memory_order_seq_cst);
-	ring_futex_wake_all(&t->hdr->cons_wake);
 }

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scan.c - the daemon walks the committed run of the ring from its spill
+ * position (ring_layout.h I4, I5): records, bytes, the first record it
+ * cannot pass. One daemon per topic (spwd_own).
+ */
+#define _GNU_SOURCE
+#include "ring_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool was_reclaimed(struct spw_topic *t, uint64_t pos)
+{
+	/* Acquire fence then relaxed load: I5, as in consume.c's lapped(). */
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > pos;
+}
+
+int64_t spwd_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, struct spwd_scan_result *out)
+{
+	uint64_t p, start = (uint64_t)from, tail, lap_end;
+
+	if (!t || !out || from < 0 || (start & 7))
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->end = from;
+	out->stuck = -1;
+	/* Acquire: pairs with reclaim's seq_cst store (bound check, I5). */
+	if (start < atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire))
+		return -ESTALE;
+	/* Acquire: pairs with the producers' tail CAS; each of them loaded limit
+	 * after the zeroing, so below tail no previous lap is visible (I3). */
+	tail = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
+	if (start > tail)
+		return -EINVAL;
+	lap_end = (start & ~t->mask) + t->ring_bytes; /* a run never wraps (I6) */
+	for (p = start; p < tail && p < lap_end; ) {
+		struct ring_rec *r = ring_rec_at(t, p);
+		/* Acquire: pairs with the commit / padding store (I4). */
+		uint64_t w = atomic_load_explicit(&r->commit, memory_order_acquire), span;
+		int64_t chk = ring_check(t, p, w);
+
+		if (chk == 0) {
+			out->stuck = (int64_t)p;
+			out->stuck_header = w;
+			break;
+		}
+		if (chk < 0) {
+			if (was_reclaimed(t, p))
+				return -ESTALE;
+			out->end = (int64_t)p;
+			return -EBADMSG;
+		}
+		span = (uint64_t)chk;
+		if (p + span > tail) { /* a committed record cannot pass the tail */
+			if (was_reclaimed(t, p))
+				return -ESTALE;
+			out->end = (int64_t)p;
+			return -EBADMSG;
+		}
+		if (p > start && p + span - start > max_bytes)
+			break;
+		if (RING_W_TYPE(w) == RING_T_DATA) {
+			out->records++;
+			if (r->timestamp_ns > out->max_timestamp_ns)
+				out->max_timestamp_ns = r->timestamp_ns;
+		}
+		p += span;
+	}
+	if (was_reclaimed(t, start))
+		return -ESTALE;
+	out->end = (int64_t)p;
+	return (int64_t)(p - start);
+}
