@@ -140,32 +140,15 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 	return r;
 }
 
-int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
-		struct seg_recovery *out, char *err, size_t errlen)
+/* Links where our own files belong are refused, never followed or removed:
+ * someone else put them there. 0, or -ELOOP and err. */
+static int refuse_foreign(const char *topic_dir, const uint64_t *bases, size_t n, char *err,
+			  size_t errlen)
 {
-	char sp[PATH_MAX], ip[PATH_MAX];
-	struct seg_idx_entry *e = NULL;
-	struct seg_idx_hdr h, h0;
-	uint64_t *bases = NULL, last, end, prev, idx_high;
-	size_t n;
-	struct stat st;
-	int r, good, sf = -1;
-	bool rebuilt_once = false, said = false;
+	static const char *const ext[] = { "seg", "idx" };
+	char sp[PATH_MAX];
 
-	memset(out, 0, sizeof(*out));
-	r = seg_list(topic_dir, &bases, &n);
-	if (r == -ENOENT || (!r && n == 0)) {
-		free(bases);
-		out->empty = true;
-		return 0;
-	}
-	if (r)
-		return r;
-	/* Links where our own files belong are refused, never followed or
-	 * removed: someone else put them there. */
 	for (size_t i = 0; i < n; i++) {
-		static const char *const ext[] = { "seg", "idx" };
-
 		for (int k = 0; k < 2; k++) {
 			struct stat ls;
 
@@ -175,13 +158,20 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 					 "%s: %s where spillwayd keeps its own file: refused, never "
 					 "followed (remove it)",
 					 sp, S_ISLNK(ls.st_mode) ? "a symbolic link" : "not a regular file");
-				free(bases);
 				return -ELOOP;
 			}
 		}
 	}
-	/* A segment whose creation was cut short (empty .seg, index missing or
-	 * shorter than its header) holds nothing: remove it. */
+	return 0;
+}
+
+/* A segment whose creation was cut short (empty .seg, index missing or
+ * shorter than its header) holds nothing: remove it. Returns how many
+ * segments are left. */
+static size_t drop_unborn(const char *topic_dir, const uint64_t *bases, size_t n)
+{
+	char sp[PATH_MAX], ip[PATH_MAX];
+
 	while (n) {
 		struct stat ss, is;
 
@@ -194,52 +184,148 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		seg_unlink(ip);
 		n--;
 	}
-	if (n == 0) {
+	return n;
+}
+
+/* The last segment's index, rebuilt from the segment when it is empty or
+ * unreadable beside a segment with bytes (a crash right after a roll): it
+ * starts where the segment before ends, or at the first written word.
+ * Returns the entry count (*e allocated) or -errno. */
+static int last_index(const char *topic_dir, const char *sp, const char *ip, uint64_t last,
+		      size_t nseg, uint64_t ring_bytes, uint64_t segment_bytes,
+		      struct seg_idx_hdr *h, struct seg_idx_entry **e, struct seg_recovery *out)
+{
+	int good = seg_idx_load(ip, h, e);
+	uint64_t from = 0;
+
+	if (good >= 0)
+		return good;
+	if (nseg > 1) {
+		char pp[PATH_MAX];
+		struct seg_idx_hdr ph;
+		struct seg_idx_entry *pe = NULL;
+		int pg;
+
+		if (seg_file_path(pp, sizeof(pp), topic_dir, last - segment_bytes, "idx") == 0 &&
+		    (pg = seg_idx_load(pp, &ph, &pe)) > 0 && pe[pg - 1].end == last)
+			from = pe[pg - 1].end; /* else: from the first written word */
+		free(pe);
+	}
+	if (idx_rebuild(sp, ip, last, from, ring_bytes, segment_bytes) == 0) {
+		out->idx_rebuilt = true;
+		good = seg_idx_load(ip, h, e);
+	}
+	return good;
+}
+
+/* Verify every entry's bytes; the log ends after the last good one, except
+ * that nothing below the durable checkpoint is ever cut: a bad CRC there is
+ * damage to report (readers get -EBADMSG naming the file and position), not
+ * a torn tail, and the good entries after it stay. Sets out->end and the
+ * bad ranges; returns how many entries are kept. */
+static int verify_entries(int sf, uint64_t size, uint64_t last, const struct seg_idx_hdr *h,
+			  const struct seg_idx_entry *e, int good, struct seg_recovery *out)
+{
+	uint64_t prev = h->first, end = h->first;
+
+	out->bad_ranges = 0;
+	for (int i = 0; i < good; i++) {
+		uint32_t crc = 0;
+
+		if (e[i].end - last > size ||
+		    file_crc(sf, prev - last, e[i].end - prev, &crc) || crc != e[i].crc_data) {
+			if (e[i].end <= out->checkpoint && e[i].end - last <= size) {
+				if (!out->bad_ranges++) {
+					out->bad_from = prev;
+					out->bad_to = e[i].end;
+				}
+				prev = end = e[i].end;
+				continue;
+			}
+			good = i;
+			break;
+		}
+		prev = end = e[i].end;
+	}
+	out->end = end;
+	return good;
+}
+
+/* Cut the torn tail: the segment after out->end, the index after its good
+ * entries; the segment synced when cut. 0 or -errno. */
+static int cut_tail(int sf, const char *ip, uint64_t size, uint64_t last, int good,
+		    struct seg_recovery *out)
+{
+	int xf, r;
+
+	if (size > out->end - last) {
+		out->truncated = size - (out->end - last);
+		if (ftruncate(sf, (off_t)(out->end - last)))
+			return -errno;
+	}
+	xf = seg_open_file(ip, O_RDWR, 0, true);
+	if (xf < 0)
+		return xf;
+	r = ftruncate(xf, (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES)) ? -errno
+											      : 0;
+	close(xf);
+	if (!r && out->truncated && fsync(sf))
+		r = -errno;
+	return r;
+}
+
+/* Where the kept log starts: the oldest segment's header says. */
+static uint64_t log_first(const char *topic_dir, uint64_t base0)
+{
+	char ip[PATH_MAX];
+	struct seg_idx_hdr h0;
+	struct seg_idx_entry *e = NULL;
+	int k;
+
+	if (seg_file_path(ip, sizeof(ip), topic_dir, base0, "idx"))
+		return base0;
+	k = seg_idx_load(ip, &h0, &e);
+	free(e);
+	return k >= 0 ? h0.first : base0;
+}
+
+int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
+		struct seg_recovery *out, char *err, size_t errlen)
+{
+	char sp[PATH_MAX], ip[PATH_MAX];
+	struct seg_idx_entry *e = NULL;
+	struct seg_idx_hdr h;
+	uint64_t *bases = NULL, last, idx_high, size;
+	size_t n;
+	struct stat st;
+	int r, good, sf;
+
+	memset(out, 0, sizeof(*out));
+	r = seg_list(topic_dir, &bases, &n);
+	if (!r && !(r = refuse_foreign(topic_dir, bases, n, err, errlen)))
+		n = drop_unborn(topic_dir, bases, n);
+	if (r == -ENOENT || (!r && n == 0)) {
 		free(bases);
 		out->empty = true;
 		return 0;
 	}
+	if (r) {
+		free(bases);
+		return r;
+	}
 	out->segments = n;
 	last = bases[n - 1];
-	/* The oldest segment's header names where the kept log starts. */
-	if (seg_file_path(ip, sizeof(ip), topic_dir, bases[0], "idx") == 0) {
-		good = seg_idx_load(ip, &h0, &e);
-		free(e);
-		e = NULL;
-		out->first = good >= 0 ? h0.first : bases[0];
-	}
+	out->first = log_first(topic_dir, bases[0]);
 	free(bases);
 	if (seg_file_path(sp, sizeof(sp), topic_dir, last, "seg") ||
 	    seg_file_path(ip, sizeof(ip), topic_dir, last, "idx"))
 		return -ENAMETOOLONG;
-	good = seg_idx_load(ip, &h, &e);
-	if (good < 0) {
-		/* An empty or unreadable last index beside a segment with bytes:
-		 * rebuild it rather than refuse the topic. It starts where the
-		 * segment before ends (or at the first written word). */
-		uint64_t from = 0;
-
-		if (out->segments > 1) {
-			char pp[PATH_MAX];
-			struct seg_idx_hdr ph;
-			struct seg_idx_entry *pe = NULL;
-			int pg;
-
-			if (seg_file_path(pp, sizeof(pp), topic_dir, last - segment_bytes, "idx") == 0 &&
-			    (pg = seg_idx_load(pp, &ph, &pe)) > 0 && pe[pg - 1].end == last)
-				from = pe[pg - 1].end; /* else: from the first written word */
-			free(pe);
-		}
-		if (idx_rebuild(sp, ip, last, from, ring_bytes, segment_bytes) == 0) {
-			out->idx_rebuilt = true;
-			good = seg_idx_load(ip, &h, &e);
-		}
-	}
-	idx_high = good > 0 ? e[good - 1].end : 0;
+	good = last_index(topic_dir, sp, ip, last, n, ring_bytes, segment_bytes, &h, &e, out);
 	if (good < 0) {
 		snprintf(err, errlen, "%s: unreadable index header (%s)", ip, strerror(-good));
 		return good;
 	}
+	idx_high = good > 0 ? e[good - 1].end : 0;
 	if (h.base != last || h.segment_bytes != segment_bytes || h.ring_bytes != ring_bytes) {
 		free(e);
 		snprintf(err, errlen, "%s: index header does not match the topic settings", ip);
@@ -254,88 +340,45 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		snprintf(err, errlen, "%s: %s", sp, strerror(-r));
 		return r;
 	}
-	/* Verify every entry's bytes; the log ends after the last good one,
-	 * except that nothing below the durable checkpoint is ever cut: a bad
-	 * CRC there is damage to report (readers get -EBADMSG naming the file
-	 * and position), not a torn tail, and the good entries after it stay. */
+	size = (uint64_t)st.st_size;
 	if (seg_ckpt_load(topic_dir, &out->checkpoint))
 		out->checkpoint = 0;
-verify:
-	prev = h.first;
-	end = h.first;
-	out->bad_ranges = 0;
-	for (int i = 0; i < good; i++) {
-		uint32_t crc = 0;
-
-		if (e[i].end - last > (uint64_t)st.st_size ||
-		    file_crc(sf, prev - last, e[i].end - prev, &crc) || crc != e[i].crc_data) {
-			if (e[i].end <= out->checkpoint && e[i].end - last <= (uint64_t)st.st_size) {
-				if (!out->bad_ranges++) {
-					out->bad_from = prev;
-					out->bad_to = e[i].end;
-				}
-				prev = end = e[i].end;
-				continue;
-			}
-			good = i;
-			break;
-		}
-		prev = end = e[i].end;
-	}
-	out->end = end;
-	if (out->checkpoint > end && !rebuilt_once && out->checkpoint > last) {
+	good = verify_entries(sf, size, last, &h, e, good, out);
+	if (out->checkpoint > out->end && out->checkpoint > last) {
 		/* Below the checkpoint the index stops short: the index may be
 		 * what is damaged. Rebuild it from the records once and verify
 		 * again before judging the bytes. */
-		rebuilt_once = true;
 		free(e);
 		e = NULL;
+		good = 0;
 		if (idx_rebuild(sp, ip, last, h.first, ring_bytes, segment_bytes) == 0 &&
 		    (good = seg_idx_load(ip, &h, &e)) >= 0) {
 			out->idx_rebuilt = true;
-			goto verify;
+			good = verify_entries(sf, size, last, &h, e, good, out);
+		} else {
+			good = 0;
 		}
-		good = 0;
 	}
-	if (out->checkpoint > end) {
+	if (out->checkpoint > out->end) {
 		/* Durable bytes that cannot be verified: never cut them. */
-		out->lost_durable = out->checkpoint - end;
+		out->lost_durable = out->checkpoint - out->end;
 		snprintf(err, errlen,
 			 "%s: the log verifies only up to %llu but %llu is durable (checkpoint): "
 			 "refusing to cut acknowledged data; see spillway verify, then move the "
 			 "damaged segment away (or restore it) to continue",
-			 sp, (unsigned long long)end, (unsigned long long)out->checkpoint);
-		said = true;
-		r = -EBADMSG;
-		goto out;
+			 sp, (unsigned long long)out->end, (unsigned long long)out->checkpoint);
+		free(e);
+		close(sf);
+		return -EBADMSG;
 	}
-	out->high = last + (uint64_t)st.st_size > end ? last + (uint64_t)st.st_size : end;
+	out->high = last + size > out->end ? last + size : out->end;
 	if (idx_high > out->high)
 		out->high = idx_high;
 	out->high = (out->high + 7) & ~7ull;
-	if ((uint64_t)st.st_size > end - last) {
-		out->truncated = (uint64_t)st.st_size - (end - last);
-		if (ftruncate(sf, (off_t)(end - last))) {
-			r = -errno;
-			goto out;
-		}
-	}
-	{
-		int xf = seg_open_file(ip, O_RDWR, 0, true);
-
-		r = xf < 0 ? xf
-			   : ftruncate(xf, (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES))
-				     ? -errno
-				     : 0;
-		if (xf >= 0)
-			close(xf);
-	}
-	if (!r && out->truncated && fsync(sf))
-		r = -errno;
-out:
+	r = cut_tail(sf, ip, size, last, good, out);
 	free(e);
 	close(sf);
-	if (r && !said)
+	if (r)
 		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
 	return r;
 }
