@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon.h - what the files of spillwayd share: the topics it spills, the
+ * process state, the log. daemon/main.c (options, config, dirs, lock, the
+ * start), daemon/topics.c (discovery, attach, recovery, detach),
+ * daemon/loop.c (the event loop, signals, shutdown), daemon/retention.c.
+ */
+#ifndef SPILLWAY_DAEMON_DAEMON_H
+#define SPILLWAY_DAEMON_DAEMON_H
+
+#include "../spill/writer.h"
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#define MAX_TOPICS 256
+
+struct dtopic {
+	char name[SPW_NAME_MAX + 1];
+	char dir[PATH_MAX];
+	struct spw_topic *t;
+	struct spill_stream *s;
+	ino_t ino;
+	uint64_t rolls_seen; /* retention runs after every segment roll too */
+};
+
+struct spillwayd {
+	char data_dir[PATH_MAX];
+	char shm_dir[PATH_MAX];
+	char config[PATH_MAX];
+	int log_level;
+	bool foreground;
+	struct spill_writer w;
+	struct dtopic *topics[MAX_TOPICS];
+	int ntopics;
+	int inotify_fd, sig_fd, lock_fd;
+	bool stopping;
+};
+extern struct spillwayd D;
+
+
+__attribute__((format(printf, 3, 4))) void dlog(int level, const char *topic, const char *fmt,
+						...);
+/* main.c */
+int config_load(const char *path, bool at_start);
+/* topics.c */
+struct dtopic *topic_find(const char *name);
+void topic_detach(struct dtopic *dt, const char *why);
+void scan_data_dir(void);
+void rescan_shm(void);
+void drain_inotify(void);
+/* retention.c */
+void retention(struct dtopic *dt);
+/* loop.c: runs until SIGTERM/SIGINT and everything is spilled; the exit
+ * status (1 when durability failed). */
+int daemon_run(void);
+
+#endif

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * loop.c - spillwayd's event loop, its signals and its shutdown.
+ */
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void handle_signals(void)
+{
+	struct signalfd_siginfo si;
+
+	while (read(D.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			dlog(LOG_INFO, NULL, "SIGHUP: rereading configuration");
+			if (D.config[0])
+				config_load(D.config, false);
+			for (int i = 0; i < D.ntopics; i++) {
+				struct topic_conf c;
+				struct dtopic *dt = D.topics[i];
+
+				if (seg_conf_load(dt->dir, &c) == 0) {
+					dt->s->conf.flush_ms = c.flush_ms;
+					dt->s->conf.flush_bytes = c.flush_bytes;
+					dt->s->conf.retention_ms = c.retention_ms;
+					dt->s->conf.retention_bytes = c.retention_bytes;
+					dt->s->conf.unblock_ms = c.unblock_ms;
+				}
+			}
+		} else if (!D.stopping) {
+			dlog(LOG_INFO, NULL, "signal %d: spilling everything, then exiting",
+			     (int)si.ssi_signo);
+			D.stopping = true;
+		}
+	}
+}
+
+/* The event loop: topics appear (inotify, a rescan every second) and are
+ * pumped; heartbeats every 100 ms; retention every 5 s and after each roll;
+ * on SIGTERM/SIGINT everything is spilled and synced (at most 30 s), then
+ * the topics are detached. Returns the exit status. */
+int daemon_run(void)
+{
+	uint64_t last_rescan = 0, last_beat = 0, last_retention = 0, stop_since = 0;
+	int64_t idle_ns = 50000;
+	bool failed = false;
+
+	for (;;) {
+		uint64_t now = ring_monotonic_ns();
+		int work = 0;
+		bool drained = true;
+
+		handle_signals();
+		if (D.inotify_fd >= 0)
+			drain_inotify();
+		if (now - last_rescan > 1000000000ull) {
+			rescan_shm();
+			last_rescan = now;
+		}
+		for (int i = 0; i < D.ntopics; i++) {
+			work += spill_stream_pump(D.topics[i]->s, now, D.stopping) > 0;
+			if (D.stopping)
+				drained &= spill_stream_drained(D.topics[i]->s);
+		}
+		if (now - last_beat > 100000000ull) {
+			for (int i = 0; i < D.ntopics; i++)
+				spwd_heartbeat(D.topics[i]->t, (uint32_t)getpid());
+			last_beat = now;
+		}
+		for (int i = 0; i < D.ntopics; i++) {
+			struct dtopic *dt = D.topics[i];
+
+			if (now - last_retention > 5000000000ull || dt->s->rolls != dt->rolls_seen) {
+				dt->rolls_seen = dt->s->rolls;
+				retention(dt);
+			}
+		}
+		if (now - last_retention > 5000000000ull)
+			last_retention = now;
+		if (D.stopping) {
+			if (!stop_since)
+				stop_since = now;
+			if (drained || now - stop_since > 30000000000ull)
+				break;
+		}
+		idle_ns = work ? 50000 : (idle_ns * 2 > 2000000 ? 2000000 : idle_ns * 2);
+		spill_writer_reap(&D.w, work ? 0 : idle_ns);
+	}
+	for (int i = 0; i < D.ntopics; i++)
+		if (D.topics[i]->s->durable_err) {
+			dlog(LOG_ERROR, D.topics[i]->name,
+			     "stopping with durability failed (an fdatasync returned %s): exit status 1",
+			     strerror(-D.topics[i]->s->durable_err));
+			failed = true;
+		}
+	while (D.ntopics)
+		topic_detach(D.topics[D.ntopics - 1], "shutting down");
+	spill_writer_exit(&D.w);
+	dlog(LOG_INFO, NULL, "stopped");
+	return failed || spill_durability_failed ? 1 : 0;
+}

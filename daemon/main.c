@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - spillwayd: spills every topic's ring to segment files (spill/writer.c).
+ *
+ * This file: options and the config file, the log, the data and shm dirs
+ * (checked, then held: spill/files.c), the data-dir lock, daemonizing.
+ * SIGTERM/SIGINT: spill all, fdatasync, exit 0; SIGHUP: reread the config
+ * and each topic.conf (daemon/loop.c).
+ */
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct spillwayd D = { .log_level = LOG_INFO, .inotify_fd = -1, .sig_fd = -1, .lock_fd = -1 };
+
+static const char *level_names[] = { "error", "warn", "info", "debug" };
+
+void dlog(int level, const char *topic, const char *fmt, ...)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+	va_list ap;
+
+	if (level > D.log_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ spillwayd[%d] %s: ", when, ts.tv_nsec / 1000000, (int)getpid(),
+		level_names[level]);
+	if (topic)
+		fprintf(stderr, "topic %s: ", topic);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int parse_level(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(s, level_names[i]))
+			return i;
+	return -1;
+}
+
+/* --- config file: "key = value" lines ------------------------------------- */
+int config_load(const char *path, bool at_start)
+{
+	char line[PATH_MAX + 64], key[64], val[PATH_MAX];
+	int lineno = 0;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		dlog(LOG_ERROR, NULL, "cannot read config %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, " %63[a-z_] = %4095s", key, val) != 2) {
+			dlog(LOG_ERROR, NULL, "%s:%d: expected 'key = value'", path, lineno);
+			fclose(f);
+			return -EINVAL;
+		}
+		if (!strcmp(key, "log_level")) {
+			int l = parse_level(val);
+
+			if (l < 0) {
+				dlog(LOG_ERROR, NULL, "%s:%d: log_level is error|warn|info|debug", path,
+				     lineno);
+				fclose(f);
+				return -EINVAL;
+			}
+			D.log_level = l;
+		} else if (!strcmp(key, "data_dir")) {
+			if (at_start)
+				snprintf(D.data_dir, sizeof(D.data_dir), "%s", val);
+		} else if (!strcmp(key, "shm_dir")) {
+			if (at_start)
+				snprintf(D.shm_dir, sizeof(D.shm_dir), "%s", val);
+		} else {
+			dlog(LOG_WARN, NULL, "%s:%d: unknown key '%s' ignored", path, lineno, key);
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+/* --- main ------------------------------------------------------------------------ */
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: spillwayd [--data-dir DIR] [--shm-dir DIR] [--foreground]\n"
+		"                 [--log-level error|warn|info|debug] [--config FILE]\n"
+		"Spills every Spillway topic's shared-memory ring to segment files.\n"
+		"  --data-dir DIR   segments (env SPILLWAY_DATA_DIR; default /var/lib/spillway,\n"
+		"                   or $XDG_STATE_HOME/spillway when not root)\n"
+		"  --shm-dir DIR    rings (env SPILLWAY_SHM_DIR; default /dev/shm/spillway)\n"
+		"  --foreground     do not detach (logs go to stderr either way)\n"
+		"  --config FILE    'key = value' lines: data_dir, shm_dir, log_level\n"
+		"Signals: TERM/INT spill everything, fdatasync, exit 0; HUP rereads the config.\n");
+}
+
+static void default_dirs(void)
+{
+	const char *e;
+
+	if (!D.data_dir[0]) {
+		e = getenv("SPILLWAY_DATA_DIR");
+		if (e && *e)
+			snprintf(D.data_dir, sizeof(D.data_dir), "%s", e);
+		else if (geteuid() == 0)
+			snprintf(D.data_dir, sizeof(D.data_dir), "/var/lib/spillway");
+		else if ((e = getenv("XDG_STATE_HOME")) && *e)
+			snprintf(D.data_dir, sizeof(D.data_dir), "%s/spillway", e);
+		else
+			snprintf(D.data_dir, sizeof(D.data_dir), "%s/.local/state/spillway",
+				 getenv("HOME") ? getenv("HOME") : "/tmp");
+	}
+	if (!D.shm_dir[0])
+		snprintf(D.shm_dir, sizeof(D.shm_dir), "%s", spw_shm_dir(NULL));
+}
+
+static int take_lock(void)
+{
+	char path[PATH_MAX + 32], pid[32] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/.spillwayd.lock", D.data_dir);
+	fd = seg_open_file(path, O_RDWR | O_CREAT, 0644, true);
+	if (fd < 0) {
+		dlog(LOG_ERROR, NULL, "cannot open lock %s: %s", path, strerror(-fd));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		fprintf(stderr,
+			"spillwayd: another spillwayd (pid %s) already serves %s; one per data dir\n",
+			pid[0] ? pid : "?", D.data_dir);
+		close(fd);
+		return -1;
+	}
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, strlen(pid), 0) < 0)
+		dlog(LOG_WARN, NULL, "cannot write pid to %s", path);
+	D.lock_fd = fd;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "shm-dir", required_argument, NULL, 's' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, lvl = -1, r;
+	sigset_t mask;
+
+	spill_log = dlog;
+	while ((c = getopt_long(argc, argv, "d:s:fl:c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': snprintf(D.data_dir, sizeof(D.data_dir), "%s", optarg); break;
+		case 's': snprintf(D.shm_dir, sizeof(D.shm_dir), "%s", optarg); break;
+		case 'f': D.foreground = true; break;
+		case 'l':
+			lvl = parse_level(optarg);
+			if (lvl < 0) {
+				fprintf(stderr, "spillwayd: --log-level is error|warn|info|debug\n");
+				return 2;
+			}
+			break;
+		case 'c': snprintf(D.config, sizeof(D.config), "%s", optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (D.config[0]) {
+		char dd[PATH_MAX], sd[PATH_MAX];
+
+		snprintf(dd, sizeof(dd), "%s", D.data_dir);
+		snprintf(sd, sizeof(sd), "%s", D.shm_dir);
+		if (config_load(D.config, true))
+			return 1;
+		if (dd[0]) /* the command line wins over the file */
+			snprintf(D.data_dir, sizeof(D.data_dir), "%s", dd);
+		if (sd[0])
+			snprintf(D.shm_dir, sizeof(D.shm_dir), "%s", sd);
+	}
+	if (lvl >= 0)
+		D.log_level = lvl;
+	default_dirs();
+	if ((r = ring_mkdir_p(D.data_dir, 0700)) || (r = ring_mkdir_p(D.shm_dir, 0700))) {
+		fprintf(stderr, "spillwayd: cannot create %s or %s: %s\n", D.data_dir, D.shm_dir,
+			strerror(-r));
+		return 1;
+	}
+	/* Both must be ours and closed to other users: whoever can write there
+	 * could plant links or files for this daemon (often root) to open. */
+	{
+		char why[PATH_MAX + 200];
+
+		if (seg_dir_check(D.data_dir, why, sizeof(why)) ||
+		    seg_dir_check(D.shm_dir, why, sizeof(why))) {
+			fprintf(stderr, "spillwayd: refusing to start: %s\n", why);
+			return 1;
+		}
+	}
+	/* Held open from here on: every file below them is reached from these
+	 * fds, never through a symlink (spill/files.c). */
+	if ((r = seg_trust_root(D.data_dir)) || (r = seg_trust_root(D.shm_dir))) {
+		fprintf(stderr, "spillwayd: cannot open %s or %s: %s\n", D.data_dir, D.shm_dir,
+			strerror(-r));
+		return 1;
+	}
+	if (take_lock())
+		return 1;
+	if (!D.foreground) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			return 1;
+		if (pid > 0)
+			return 0;
+		setsid();
+		/* flock is shared with the child through the open file. */
+		char pidbuf[32];
+
+		snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
+		if (ftruncate(D.lock_fd, 0) || pwrite(D.lock_fd, pidbuf, strlen(pidbuf), 0) < 0)
+			dlog(LOG_WARN, NULL, "cannot write pid to the lock file");
+		int nul = open("/dev/null", O_RDWR);
+
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			close(nul);
+		}
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	D.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	signal(SIGPIPE, SIG_IGN);
+	D.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (D.inotify_fd >= 0 &&
+	    inotify_add_watch(D.inotify_fd, D.shm_dir,
+			      IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM) < 0)
+		dlog(LOG_WARN, NULL, "inotify on %s: %s (falling back to rescans)", D.shm_dir,
+		     strerror(errno));
+	r = spill_writer_init(&D.w, 256, MAX_TOPICS);
+	if (r) {
+		dlog(LOG_ERROR, NULL, "io_uring setup failed: %s", strerror(-r));
+		return 1;
+	}
+	dlog(LOG_INFO, NULL, "started: data %s, shm %s, io_uring (fixed files %s, fixed buffers %s)",
+	     D.data_dir, D.shm_dir, D.w.fixed_files ? "yes" : "no", D.w.fixed_bufs ? "yes" : "no");
+	scan_data_dir();
+	rescan_shm();
+
+	return daemon_run();
+}

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * topics.c - the topics spillwayd spills: discovery (inotify on the shm dir and a
+ * rescan), attach (ownership, trust checks, recovery, the stream), rings
+ * recreated from the data dir after a restart, detach.
+ */
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- topics ----------------------------------------------------------------- */
+struct dtopic *topic_find(const char *name)
+{
+	for (int i = 0; i < D.ntopics; i++)
+		if (!strcmp(D.topics[i]->name, name))
+			return D.topics[i];
+	return NULL;
+}
+
+void topic_detach(struct dtopic *dt, const char *why)
+{
+	dlog(LOG_INFO, dt->name, "detaching (%s); spilled up to %llu", why,
+	     dt->s ? (unsigned long long)dt->s->spilled : 0ull);
+	spill_stream_close(dt->s);
+	spw_topic_close(dt->t);
+	for (int i = 0; i < D.ntopics; i++) {
+		if (D.topics[i] == dt) {
+			D.topics[i] = D.topics[--D.ntopics];
+			break;
+		}
+	}
+	free(dt);
+}
+
+/* Settings for a ring found in shm: topic.conf when present, else made from
+ * the ring's header. A conf that disagrees with a ring on an existing disk
+ * log is refused (the segments would not match). */
+static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, struct topic_conf *c)
+{
+	int r = seg_conf_load(dt->dir, c);
+
+	if (r && r != -ENOENT) {
+		dlog(LOG_ERROR, dt->name, "%s/%s: unreadable (%s)", dt->dir, SEG_CONF_NAME,
+		     strerror(-r));
+		return r;
+	}
+	if (!r && (c->ring_bytes != dt->t->ring_bytes ||
+		   c->segment_bytes != dt->t->segment_bytes) && !rec->empty) {
+		dlog(LOG_ERROR, dt->name,
+		     "ring (%llu / segment %llu bytes) does not match the disk log's settings "
+		     "(%llu / %llu): not spilling it",
+		     (unsigned long long)dt->t->ring_bytes, (unsigned long long)dt->t->segment_bytes,
+		     (unsigned long long)c->ring_bytes, (unsigned long long)c->segment_bytes);
+		return -EINVAL;
+	}
+	c->ring_bytes = dt->t->ring_bytes;
+	c->segment_bytes = dt->t->segment_bytes;
+	c->max_record = dt->t->max_record;
+	c->no_spill = dt->t->flags & SPW_TOPIC_NO_SPILL;
+	return r == -ENOENT ? seg_conf_save(dt->dir, c) : 0;
+}
+
+/* Rings another daemon owns: said once per ring file, not at every rescan. */
+static struct {
+	char name[SPW_NAME_MAX + 1];
+	ino_t ino;
+} refused[MAX_TOPICS];
+static int nrefused;
+
+static bool refused_before(const char *name, ino_t ino)
+{
+	for (int i = 0; i < nrefused; i++)
+		if (!strcmp(refused[i].name, name)) {
+			bool same = refused[i].ino == ino;
+
+			refused[i].ino = ino;
+			return same;
+		}
+	if (nrefused < MAX_TOPICS) {
+		snprintf(refused[nrefused].name, sizeof(refused[nrefused].name), "%s", name);
+		refused[nrefused++].ino = ino;
+	}
+	return false;
+}
+
+static void refused_forget(const char *name)
+{
+	for (int i = 0; i < nrefused; i++)
+		if (!strcmp(refused[i].name, name)) {
+			refused[i] = refused[--nrefused];
+			return;
+		}
+}
+
+static void topic_attach(const char *name)
+{
+	struct spw_topic_info in;
+	struct seg_recovery rec;
+	struct topic_conf conf;
+	struct dtopic *dt;
+	char path[PATH_MAX + 64], err[PATH_MAX + 128] = "";
+	struct stat st;
+	uint64_t start;
+	uint32_t owner = 0;
+	int r;
+
+	if (spw_topic_name_check(name) || topic_find(name) || D.ntopics == MAX_TOPICS)
+		return;
+	dt = calloc(1, sizeof(*dt));
+	if (!dt)
+		return;
+	snprintf(dt->name, sizeof(dt->name), "%s", name);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) >= sizeof(path) ||
+	    seg_lstat(path, &st))
+		goto fail_free;
+	dt->ino = st.st_ino;
+	r = spw_topic_open(D.shm_dir, name, 0, &dt->t);
+	if (r) {
+		dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
+		goto fail_free;
+	}
+	/* A ring of another user in our shm dir is not ours to write. */
+	{
+		struct stat rs;
+
+		if (fstat(dt->t->fd, &rs) || rs.st_uid != geteuid()) {
+			if (!refused_before(name, st.st_ino))
+				dlog(LOG_ERROR, name, "%s is owned by uid %u, not by this daemon's user: "
+				     "not attaching (remove it, or create topics as uid %u)",
+				     path, (unsigned)rs.st_uid, (unsigned)geteuid());
+			goto fail_close;
+		}
+	}
+	/* One daemon per ring, whatever its data dir: before anything here
+	 * touches the ring or the disk log. */
+	r = spwd_own(dt->t, &owner);
+	if (r) {
+		if (refused_before(name, st.st_ino))
+			goto fail_close;
+		if (r == -EBUSY)
+			dlog(LOG_ERROR, name,
+			     "%s is spilled by another spillwayd (pid %u%s): not attaching; stop "
+			     "that daemon or give this one another shm dir",
+			     path, owner, owner ? "" : ": not visible here, another PID namespace?");
+		else
+			dlog(LOG_ERROR, name, "%s: cannot take ownership: %s", path, strerror(-r));
+		goto fail_close;
+	}
+	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, name) ||
+	    ((r = seg_mkdir(dt->dir, 0700)) != 0 && r != -EEXIST)) {
+		dlog(LOG_ERROR, name, "cannot create %s: %s", dt->dir, strerror(-r));
+		goto fail_close;
+	}
+	{
+		char why[PATH_MAX + 200];
+
+		if (seg_dir_check_link(dt->dir, false, why, sizeof(why))) {
+			if (!refused_before(name, st.st_ino))
+				dlog(LOG_ERROR, name, "not attaching: %s", why);
+			goto fail_close;
+		}
+	}
+	r = seg_recover(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, &rec, err, sizeof(err));
+	if (r) {
+		dlog(LOG_ERROR, name, "%s", err);
+		goto fail_close;
+	}
+	if (topic_settings(dt, &rec, &conf))
+		goto fail_close;
+	r = ring_reclaim_repair(dt->t);
+	if (r < 0) {
+		dlog(LOG_ERROR, name, "the ring's limit is past its reclaim bound: corrupt header");
+		goto fail_close;
+	}
+	if (r > 0)
+		dlog(LOG_WARN, name, "finished a reclaim a previous daemon left half done");
+	spw_topic_info(dt->t, &in);
+	start = in.reclaimed;
+	if (!rec.empty) {
+		if (rec.truncated)
+			dlog(LOG_WARN, name, "cut a torn tail of %llu bytes; the log ends at %llu",
+			     (unsigned long long)rec.truncated, (unsigned long long)rec.end);
+		if (rec.idx_rebuilt)
+			dlog(LOG_WARN, name,
+			     "the last segment's index was empty, damaged or unreadable (a crash "
+			     "right after a roll, or a bad sector): rebuilt it from the segment's "
+			     "records");
+		if (rec.lost_durable)
+			dlog(LOG_ERROR, name,
+			     "%llu bytes below the durable checkpoint %llu are gone from the last "
+			     "segment (the file is shorter than its index says: disk damage or a "
+			     "foreign write); the log ends at %llu",
+			     (unsigned long long)rec.lost_durable, (unsigned long long)rec.checkpoint,
+			     (unsigned long long)rec.end);
+		if (rec.bad_ranges)
+			dlog(LOG_ERROR, name,
+			     "%llu range(s) of the last segment fail their CRC below the durable "
+			     "checkpoint %llu (the first: positions %llu..%llu): kept, not cut; "
+			     "readers get -EBADMSG there (skip with consume/replay --skip-corrupt or "
+			     "SPW_READER_SKIP_CORRUPT), `spillway verify` lists them",
+			     (unsigned long long)rec.bad_ranges, (unsigned long long)rec.checkpoint,
+			     (unsigned long long)rec.bad_from, (unsigned long long)rec.bad_to);
+		if (rec.end > in.tail) {
+			dlog(LOG_ERROR, name,
+			     "the disk log ends at %llu but the ring's tail is %llu: positions would "
+			     "be reused; recreate the ring at the log's end (delete it and restart "
+			     "spillwayd)",
+			     (unsigned long long)rec.end, (unsigned long long)in.tail);
+			goto fail_close;
+		}
+		if (rec.end < in.reclaimed) {
+			dlog(LOG_ERROR, name,
+			     "bytes %llu..%llu were reclaimed from the ring but are not on disk: "
+			     "recording them as an aborted gap",
+			     (unsigned long long)rec.end, (unsigned long long)in.reclaimed);
+			r = seg_fill_gap(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, rec.end,
+					 in.reclaimed);
+			if (r) {
+				dlog(LOG_ERROR, name, "writing the gap: %s", strerror(-r));
+				goto fail_close;
+			}
+		} else {
+			start = rec.end;
+		}
+	}
+	spwd_set_disk_damage(dt->t, rec.bad_ranges);
+	r = spill_stream_open(&D.w, dt->t, dt->dir, &conf, start, &dt->s);
+	if (r) {
+		dlog(LOG_ERROR, name, "cannot start spilling: %s", strerror(-r));
+		goto fail_close;
+	}
+	spwd_heartbeat(dt->t, (uint32_t)getpid());
+	refused_forget(name);
+	D.topics[D.ntopics++] = dt;
+	dlog(LOG_INFO, name, "attached: ring %llu bytes, spilling from %llu%s",
+	     (unsigned long long)dt->t->ring_bytes, (unsigned long long)start,
+	     conf.no_spill ? " (no-spill: reclaim only)" : "");
+	return;
+fail_close:
+	spw_topic_close(dt->t);
+fail_free:
+	free(dt);
+}
+
+/* After a reboot (ring gone, data kept): a new ring continues at the end of
+ * the disk log; a torn tail that was cut becomes an aborted gap, so no
+ * position is ever reused. */
+static void topic_restore(const char *name)
+{
+	char dir[PATH_MAX], ring[PATH_MAX + 64], err[PATH_MAX + 128] = "";
+	struct spw_topic_config cfg = { 0 };
+	struct seg_recovery rec;
+	struct topic_conf conf;
+	struct stat st;
+	uint64_t start = 0;
+	int r;
+
+	if (spw_topic_name_check(name) || seg_topic_dir(dir, sizeof(dir), D.data_dir, name))
+		return;
+	if ((size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", D.shm_dir, name) >= sizeof(ring) ||
+	    seg_lstat(ring, &st) != -ENOENT || seg_conf_load(dir, &conf))
+		return;
+	{
+		/* Not a dir of ours: do not make a ring from what it says. */
+		char why[PATH_MAX + 200];
+
+		if (seg_dir_check_link(dir, false, why, sizeof(why))) {
+			dlog(LOG_ERROR, name, "not recreating the ring: %s", why);
+			return;
+		}
+	}
+	r = seg_recover(dir, conf.ring_bytes, conf.segment_bytes, &rec, err, sizeof(err));
+	if (r) {
+		dlog(LOG_ERROR, name, "%s", err);
+		return;
+	}
+	if (!rec.empty) {
+		start = rec.end;
+		if (rec.high > rec.end) {
+			dlog(LOG_WARN, name,
+			     "torn tail %llu..%llu cut; recorded as an aborted gap (positions are "
+			     "never reused)",
+			     (unsigned long long)rec.end, (unsigned long long)rec.high);
+			r = seg_fill_gap(dir, conf.ring_bytes, conf.segment_bytes, rec.end, rec.high);
+			if (r) {
+				dlog(LOG_ERROR, name, "writing the gap: %s", strerror(-r));
+				return;
+			}
+			start = rec.high;
+		}
+	}
+	cfg.ring_bytes = conf.ring_bytes;
+	cfg.segment_bytes = conf.segment_bytes;
+	cfg.max_record = conf.max_record;
+	cfg.max_producers = conf.max_producers;
+	cfg.mode = conf.mode;
+	cfg.flags = conf.no_spill ? SPW_TOPIC_NO_SPILL : 0;
+	cfg.start_position = start;
+	r = spw_topic_create(D.shm_dir, name, &cfg);
+	if (r && r != -EEXIST)
+		dlog(LOG_ERROR, name, "cannot recreate the ring: %s", strerror(-r));
+	else if (!r) {
+		struct stat ds;
+
+		/* A topic shared with a group gets its ring back with that group. */
+		if (seg_lstat(dir, &ds) == 0 && (ds.st_mode & 0070) && ds.st_gid != getegid() &&
+		    chown(ring, (uid_t)-1, ds.st_gid))
+			dlog(LOG_WARN, name, "cannot give %s to group %u: %s", ring,
+			     (unsigned)ds.st_gid, strerror(errno));
+		dlog(LOG_INFO, name, "ring recreated after restart; the log continues at %llu",
+		     (unsigned long long)start);
+	}
+}
+
+void scan_data_dir(void)
+{
+	DIR *d = opendir(D.data_dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			topic_restore(de->d_name);
+	closedir(d);
+}
+
+static bool ring_name(const char *file, char *name)
+{
+	size_t n = strlen(file);
+
+	if (n <= 5 || n - 5 > SPW_NAME_MAX || strcmp(file + n - 5, ".ring"))
+		return false;
+	memcpy(name, file, n - 5);
+	name[n - 5] = '\0';
+	return spw_topic_name_check(name) == 0;
+}
+
+/* Attach new rings, detach deleted or replaced ones. */
+void rescan_shm(void)
+{
+	char name[SPW_NAME_MAX + 1], path[PATH_MAX + 64];
+	DIR *d;
+	struct dirent *de;
+	struct stat st;
+
+	for (int i = D.ntopics - 1; i >= 0; i--) {
+		struct dtopic *dt = D.topics[i];
+
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, dt->name) >=
+			    sizeof(path) ||
+		    stat(path, &st) || st.st_ino != dt->ino)
+			topic_detach(dt, "ring deleted");
+	}
+	d = opendir(D.shm_dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (ring_name(de->d_name, name))
+			topic_attach(name);
+	closedir(d);
+}
+
+void drain_inotify(void)
+{
+	char buf[8192] __attribute__((aligned(8)));
+	bool changed = false;
+
+	for (;;) {
+		ssize_t n = read(D.inotify_fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		changed = true;
+	}
+	if (changed)
+		rescan_shm();
+}
