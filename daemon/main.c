@@ -168,7 +168,9 @@ static int take_lock(void)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Options, then the config file (the command line wins over it). -1 to go
+ * on, else the exit status. */
+static int parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, 'd' },
@@ -179,10 +181,8 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, lvl = -1, r;
-	sigset_t mask;
+	int c, lvl = -1;
 
-	spill_log = dlog;
 	while ((c = getopt_long(argc, argv, "d:s:fl:c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': snprintf(D.data_dir, sizeof(D.data_dir), "%s", optarg); break;
@@ -219,53 +219,71 @@ int main(int argc, char **argv)
 	if (lvl >= 0)
 		D.log_level = lvl;
 	default_dirs();
+	return -1;
+}
+
+/* The data and shm dirs: made 0700 when missing; both must be ours and
+ * closed to other users (whoever can write there could plant links or
+ * files for this daemon, often root, to open); then held open, so every
+ * file below them is reached from these fds, never through a symlink
+ * (spill/files.c). 0, or 1 after saying why. */
+static int prepare_dirs(void)
+{
+	char why[PATH_MAX + 200];
+	int r;
+
 	if ((r = ring_mkdir_p(D.data_dir, 0700)) || (r = ring_mkdir_p(D.shm_dir, 0700))) {
 		fprintf(stderr, "spillwayd: cannot create %s or %s: %s\n", D.data_dir, D.shm_dir,
 			strerror(-r));
 		return 1;
 	}
-	/* Both must be ours and closed to other users: whoever can write there
-	 * could plant links or files for this daemon (often root) to open. */
-	{
-		char why[PATH_MAX + 200];
-
-		if (seg_dir_check(D.data_dir, why, sizeof(why)) ||
-		    seg_dir_check(D.shm_dir, why, sizeof(why))) {
-			fprintf(stderr, "spillwayd: refusing to start: %s\n", why);
-			return 1;
-		}
+	if (seg_dir_check(D.data_dir, why, sizeof(why)) ||
+	    seg_dir_check(D.shm_dir, why, sizeof(why))) {
+		fprintf(stderr, "spillwayd: refusing to start: %s\n", why);
+		return 1;
 	}
-	/* Held open from here on: every file below them is reached from these
-	 * fds, never through a symlink (spill/files.c). */
 	if ((r = seg_trust_root(D.data_dir)) || (r = seg_trust_root(D.shm_dir))) {
 		fprintf(stderr, "spillwayd: cannot open %s or %s: %s\n", D.data_dir, D.shm_dir,
 			strerror(-r));
 		return 1;
 	}
-	if (take_lock())
+	return 0;
+}
+
+/* Into the background (without --foreground): the parent exits 0, the
+ * child writes its pid into the lock file (the lock is shared with it
+ * through the open file) and lets go of the terminal. -1 in the child
+ * (go on), else the parent's exit status. */
+static int daemonize(void)
+{
+	char pidbuf[32];
+	pid_t pid = fork();
+	int nul;
+
+	if (pid < 0)
 		return 1;
-	if (!D.foreground) {
-		pid_t pid = fork();
-
-		if (pid < 0)
-			return 1;
-		if (pid > 0)
-			return 0;
-		setsid();
-		/* flock is shared with the child through the open file. */
-		char pidbuf[32];
-
-		snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
-		if (ftruncate(D.lock_fd, 0) || pwrite(D.lock_fd, pidbuf, strlen(pidbuf), 0) < 0)
-			dlog(LOG_WARN, NULL, "cannot write pid to the lock file");
-		int nul = open("/dev/null", O_RDWR);
-
-		if (nul >= 0) {
-			dup2(nul, 0);
-			dup2(nul, 1);
-			close(nul);
-		}
+	if (pid > 0)
+		return 0;
+	setsid();
+	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
+	if (ftruncate(D.lock_fd, 0) || pwrite(D.lock_fd, pidbuf, strlen(pidbuf), 0) < 0)
+		dlog(LOG_WARN, NULL, "cannot write pid to the lock file");
+	nul = open("/dev/null", O_RDWR);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		close(nul);
 	}
+	return -1;
+}
+
+/* Signals through a signalfd (SIGTERM, SIGINT, SIGHUP), inotify on the shm
+ * dir (new rings), the io_uring writer. 0, or 1 after saying why. */
+static int setup_events(void)
+{
+	sigset_t mask;
+	int r;
+
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -284,10 +302,25 @@ int main(int argc, char **argv)
 		dlog(LOG_ERROR, NULL, "io_uring setup failed: %s", strerror(-r));
 		return 1;
 	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int r;
+
+	spill_log = dlog;
+	if ((r = parse_args(argc, argv)) >= 0)
+		return r;
+	if (prepare_dirs() || take_lock())
+		return 1;
+	if (!D.foreground && (r = daemonize()) >= 0)
+		return r;
+	if (setup_events())
+		return 1;
 	dlog(LOG_INFO, NULL, "started: data %s, shm %s, io_uring (fixed files %s, fixed buffers %s)",
 	     D.data_dir, D.shm_dir, D.w.fixed_files ? "yes" : "no", D.w.fixed_bufs ? "yes" : "no");
 	scan_data_dir();
 	rescan_shm();
-
 	return daemon_run();
 }

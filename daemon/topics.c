@@ -107,16 +107,132 @@ static void refused_forget(const char *name)
 		}
 }
 
-static void topic_attach(const char *name)
+/* The ring and its topic dir are this daemon's to spill: a ring of ours
+ * (not another user's), owned by no other spillwayd, and a topic dir of
+ * ours that is no symlink. 0, or -1 after saying why (once per ring file). */
+static int attach_claim(struct dtopic *dt, const char *path, ino_t ino)
+{
+	char why[PATH_MAX + 200];
+	uint32_t owner = 0;
+	struct stat rs;
+	int r;
+
+	/* A ring of another user in our shm dir is not ours to write. */
+	if (fstat(dt->t->fd, &rs) || rs.st_uid != geteuid()) {
+		if (!refused_before(dt->name, ino))
+			dlog(LOG_ERROR, dt->name, "%s is owned by uid %u, not by this daemon's user: "
+			     "not attaching (remove it, or create topics as uid %u)",
+			     path, (unsigned)rs.st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	/* One daemon per ring, whatever its data dir: before anything here
+	 * touches the ring or the disk log. */
+	r = spwd_own(dt->t, &owner);
+	if (r) {
+		if (refused_before(dt->name, ino))
+			return -1;
+		if (r == -EBUSY)
+			dlog(LOG_ERROR, dt->name,
+			     "%s is spilled by another spillwayd (pid %u%s): not attaching; stop "
+			     "that daemon or give this one another shm dir",
+			     path, owner, owner ? "" : ": not visible here, another PID namespace?");
+		else
+			dlog(LOG_ERROR, dt->name, "%s: cannot take ownership: %s", path, strerror(-r));
+		return -1;
+	}
+	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, dt->name) ||
+	    ((r = seg_mkdir(dt->dir, 0700)) != 0 && r != -EEXIST)) {
+		dlog(LOG_ERROR, dt->name, "cannot create %s: %s", dt->dir, strerror(-r));
+		return -1;
+	}
+	if (seg_dir_check_link(dt->dir, false, why, sizeof(why))) {
+		if (!refused_before(dt->name, ino))
+			dlog(LOG_ERROR, dt->name, "not attaching: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* What recovery did, in the log. */
+static void recovery_report(const char *name, const struct seg_recovery *rec)
+{
+	if (rec->truncated)
+		dlog(LOG_WARN, name, "cut a torn tail of %llu bytes; the log ends at %llu",
+		     (unsigned long long)rec->truncated, (unsigned long long)rec->end);
+	if (rec->idx_rebuilt)
+		dlog(LOG_WARN, name,
+		     "the last segment's index was empty, damaged or unreadable (a crash "
+		     "right after a roll, or a bad sector): rebuilt it from the segment's "
+		     "records");
+	if (rec->lost_durable)
+		dlog(LOG_ERROR, name,
+		     "%llu bytes below the durable checkpoint %llu are gone from the last "
+		     "segment (the file is shorter than its index says: disk damage or a "
+		     "foreign write); the log ends at %llu",
+		     (unsigned long long)rec->lost_durable, (unsigned long long)rec->checkpoint,
+		     (unsigned long long)rec->end);
+	if (rec->bad_ranges)
+		dlog(LOG_ERROR, name,
+		     "%llu range(s) of the last segment fail their CRC below the durable "
+		     "checkpoint %llu (the first: positions %llu..%llu): kept, not cut; "
+		     "readers get -EBADMSG there (skip with consume/replay --skip-corrupt or "
+		     "SPW_READER_SKIP_CORRUPT), `spillway verify` lists them",
+		     (unsigned long long)rec->bad_ranges, (unsigned long long)rec->checkpoint,
+		     (unsigned long long)rec->bad_from, (unsigned long long)rec->bad_to);
+}
+
+/* Where spilling continues: the end of the recovered disk log, checked
+ * against the ring; bytes the ring reclaimed that never reached the disk
+ * become an aborted gap (positions are never reused). 0 and *start, or -1
+ * after saying why. */
+static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint64_t *start)
 {
 	struct spw_topic_info in;
+	int r = ring_reclaim_repair(dt->t);
+
+	if (r < 0) {
+		dlog(LOG_ERROR, dt->name, "the ring's limit is past its reclaim bound: corrupt header");
+		return -1;
+	}
+	if (r > 0)
+		dlog(LOG_WARN, dt->name, "finished a reclaim a previous daemon left half done");
+	spw_topic_info(dt->t, &in);
+	*start = in.reclaimed;
+	if (rec->empty)
+		return 0;
+	recovery_report(dt->name, rec);
+	if (rec->end > in.tail) {
+		dlog(LOG_ERROR, dt->name,
+		     "the disk log ends at %llu but the ring's tail is %llu: positions would "
+		     "be reused; recreate the ring at the log's end (delete it and restart "
+		     "spillwayd)",
+		     (unsigned long long)rec->end, (unsigned long long)in.tail);
+		return -1;
+	}
+	if (rec->end >= in.reclaimed) {
+		*start = rec->end;
+		return 0;
+	}
+	dlog(LOG_ERROR, dt->name,
+	     "bytes %llu..%llu were reclaimed from the ring but are not on disk: "
+	     "recording them as an aborted gap",
+	     (unsigned long long)rec->end, (unsigned long long)in.reclaimed);
+	r = seg_fill_gap(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, rec->end, in.reclaimed);
+	if (r) {
+		dlog(LOG_ERROR, dt->name, "writing the gap: %s", strerror(-r));
+		return -1;
+	}
+	return 0;
+}
+
+static void topic_attach(const char *name)
+{
 	struct seg_recovery rec;
 	struct topic_conf conf;
 	struct dtopic *dt;
 	char path[PATH_MAX + 64], err[PATH_MAX + 128] = "";
 	struct stat st;
 	uint64_t start;
-	uint32_t owner = 0;
 	int r;
 
 	if (spw_topic_name_check(name) || topic_find(name) || D.ntopics == MAX_TOPICS)
@@ -134,110 +250,15 @@ static void topic_attach(const char *name)
 		dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
 		goto fail_free;
 	}
-	/* A ring of another user in our shm dir is not ours to write. */
-	{
-		struct stat rs;
-
-		if (fstat(dt->t->fd, &rs) || rs.st_uid != geteuid()) {
-			if (!refused_before(name, st.st_ino))
-				dlog(LOG_ERROR, name, "%s is owned by uid %u, not by this daemon's user: "
-				     "not attaching (remove it, or create topics as uid %u)",
-				     path, (unsigned)rs.st_uid, (unsigned)geteuid());
-			goto fail_close;
-		}
-	}
-	/* One daemon per ring, whatever its data dir: before anything here
-	 * touches the ring or the disk log. */
-	r = spwd_own(dt->t, &owner);
-	if (r) {
-		if (refused_before(name, st.st_ino))
-			goto fail_close;
-		if (r == -EBUSY)
-			dlog(LOG_ERROR, name,
-			     "%s is spilled by another spillwayd (pid %u%s): not attaching; stop "
-			     "that daemon or give this one another shm dir",
-			     path, owner, owner ? "" : ": not visible here, another PID namespace?");
-		else
-			dlog(LOG_ERROR, name, "%s: cannot take ownership: %s", path, strerror(-r));
+	if (attach_claim(dt, path, st.st_ino))
 		goto fail_close;
-	}
-	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, name) ||
-	    ((r = seg_mkdir(dt->dir, 0700)) != 0 && r != -EEXIST)) {
-		dlog(LOG_ERROR, name, "cannot create %s: %s", dt->dir, strerror(-r));
-		goto fail_close;
-	}
-	{
-		char why[PATH_MAX + 200];
-
-		if (seg_dir_check_link(dt->dir, false, why, sizeof(why))) {
-			if (!refused_before(name, st.st_ino))
-				dlog(LOG_ERROR, name, "not attaching: %s", why);
-			goto fail_close;
-		}
-	}
 	r = seg_recover(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, &rec, err, sizeof(err));
 	if (r) {
 		dlog(LOG_ERROR, name, "%s", err);
 		goto fail_close;
 	}
-	if (topic_settings(dt, &rec, &conf))
+	if (topic_settings(dt, &rec, &conf) || attach_start(dt, &rec, &start))
 		goto fail_close;
-	r = ring_reclaim_repair(dt->t);
-	if (r < 0) {
-		dlog(LOG_ERROR, name, "the ring's limit is past its reclaim bound: corrupt header");
-		goto fail_close;
-	}
-	if (r > 0)
-		dlog(LOG_WARN, name, "finished a reclaim a previous daemon left half done");
-	spw_topic_info(dt->t, &in);
-	start = in.reclaimed;
-	if (!rec.empty) {
-		if (rec.truncated)
-			dlog(LOG_WARN, name, "cut a torn tail of %llu bytes; the log ends at %llu",
-			     (unsigned long long)rec.truncated, (unsigned long long)rec.end);
-		if (rec.idx_rebuilt)
-			dlog(LOG_WARN, name,
-			     "the last segment's index was empty, damaged or unreadable (a crash "
-			     "right after a roll, or a bad sector): rebuilt it from the segment's "
-			     "records");
-		if (rec.lost_durable)
-			dlog(LOG_ERROR, name,
-			     "%llu bytes below the durable checkpoint %llu are gone from the last "
-			     "segment (the file is shorter than its index says: disk damage or a "
-			     "foreign write); the log ends at %llu",
-			     (unsigned long long)rec.lost_durable, (unsigned long long)rec.checkpoint,
-			     (unsigned long long)rec.end);
-		if (rec.bad_ranges)
-			dlog(LOG_ERROR, name,
-			     "%llu range(s) of the last segment fail their CRC below the durable "
-			     "checkpoint %llu (the first: positions %llu..%llu): kept, not cut; "
-			     "readers get -EBADMSG there (skip with consume/replay --skip-corrupt or "
-			     "SPW_READER_SKIP_CORRUPT), `spillway verify` lists them",
-			     (unsigned long long)rec.bad_ranges, (unsigned long long)rec.checkpoint,
-			     (unsigned long long)rec.bad_from, (unsigned long long)rec.bad_to);
-		if (rec.end > in.tail) {
-			dlog(LOG_ERROR, name,
-			     "the disk log ends at %llu but the ring's tail is %llu: positions would "
-			     "be reused; recreate the ring at the log's end (delete it and restart "
-			     "spillwayd)",
-			     (unsigned long long)rec.end, (unsigned long long)in.tail);
-			goto fail_close;
-		}
-		if (rec.end < in.reclaimed) {
-			dlog(LOG_ERROR, name,
-			     "bytes %llu..%llu were reclaimed from the ring but are not on disk: "
-			     "recording them as an aborted gap",
-			     (unsigned long long)rec.end, (unsigned long long)in.reclaimed);
-			r = seg_fill_gap(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, rec.end,
-					 in.reclaimed);
-			if (r) {
-				dlog(LOG_ERROR, name, "writing the gap: %s", strerror(-r));
-				goto fail_close;
-			}
-		} else {
-			start = rec.end;
-		}
-	}
 	spwd_set_disk_damage(dt->t, rec.bad_ranges);
 	r = spill_stream_open(&D.w, dt->t, dt->dir, &conf, start, &dt->s);
 	if (r) {
