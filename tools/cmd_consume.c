@@ -38,6 +38,12 @@ struct cons {
 	enum fmt fmt;
 	uint64_t n;
 	int werr;
+	/* the run */
+	const char *name, *group;
+	uint64_t count;
+	bool have_count, follow;
+	struct where from;
+	struct spw_reader_opts ro;
 };
 
 static int on_record(void *arg, const struct spw_record *r)
@@ -64,7 +70,8 @@ static bool deleted(const char *ring, const char *dir, const struct stat *at_ope
 	return stat(dir, &st) != 0;
 }
 
-int cmd_consume(int argc, char **argv)
+/* Options and the topic name into c. -1 to go on, else the exit status. */
+static int consume_args(int argc, char **argv, struct cons *c)
 {
 	enum { FROM = OPT_FIRST_LOCAL, GROUP, COUNT, FORMAT, SKIP };
 	static const struct option opts[] = {
@@ -77,122 +84,134 @@ int cmd_consume(int argc, char **argv)
 		CLI_COMMON_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct spw_reader_opts ro = { 0 };
-	struct cli_reader cr;
-	struct spw_reader *r;
-	struct cons c = { .fmt = FMT_LINES };
-	struct where from = { 0 };
-	const char *name = NULL, *group = NULL;
-	char ring[PATH_MAX + 64], dir[PATH_MAX];
-	struct stat st;
-	uint64_t count = 0, nap = 0, checked = 0;
-	bool follow = false, have_count = false, had_ring, gone = false;
-	int o, rc = 0, n;
+	int o, rc = 0;
 
 	while ((o = cli_getopt(argc, argv, "f", opts, usage, &rc)) != -1) {
 		switch (o) {
 		case -2: return rc;
-		case FROM: if ((rc = cli_where("--from", optarg, WHERE_ENDS, &from))) return rc; break;
+		case FROM:
+			if ((rc = cli_where("--from", optarg, WHERE_ENDS, &c->from)))
+				return rc;
+			break;
 		case GROUP:
 			if ((rc = cli_name_check("group", optarg)))
 				return rc;
-			group = optarg;
+			c->group = optarg;
 			break;
 		case COUNT:
-			if ((rc = cli_count("--count", optarg, &count)))
+			if ((rc = cli_count("--count", optarg, &c->count)))
 				return rc;
-			have_count = true;
+			c->have_count = true;
 			break;
-		case 'f': follow = true; break;
-		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &c.fmt))) return rc; break;
-		case SKIP: ro.flags |= SPW_READER_SKIP_CORRUPT; break;
+		case 'f': c->follow = true; break;
+		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &c->fmt))) return rc; break;
+		case SKIP: c->ro.flags |= SPW_READER_SKIP_CORRUPT; break;
 		default: return cli_usage("unexpected option");
 		}
 	}
-	if ((rc = cli_topic_arg(argc, argv, &name)))
+	if ((rc = cli_topic_arg(argc, argv, &c->name)))
 		return rc;
-	cli_dirs();
-	cli_reader_start(&from, &ro);
-	if (group && from.kind == W_NONE) {
-		ro.start = SPW_START_GROUP;
-		ro.group = group;
-	}
-	cli_ring_path(ring, sizeof(ring), name);
-	cli_topic_dir(dir, sizeof(dir), name);
-	had_ring = stat(ring, &st) == 0;
-	if (from.kind == W_POSITION && cli_position_check(name, from.position))
-		return CLI_ERR;
-	rc = cli_reader_open(&cr, name, &ro, on_record, &c);
-	if (rc) {
-		cli_reader_err(name, NULL, rc, "reading");
-		return CLI_ERR;
-	}
-	r = cr.r;
-	cli_catch_signals();
-	rc = CLI_OK;
-	while (!(have_count && c.n >= count)) {
-		int max = have_count && count - c.n < 1024 ? (int)(count - c.n) : 1024;
+	return -1;
+}
 
+/* Poll until caught up (or, following, until stopped or the topic is
+ * deleted). Returns the exit status; *gone when the topic was deleted. */
+static int consume_loop(struct cons *c, struct cli_reader *cr, const char *ring, const char *dir,
+			const struct stat *st, bool had_ring, bool *gone)
+{
+	uint64_t nap = 0, checked = 0;
+
+	while (!(c->have_count && c->n >= c->count)) {
+		int max = c->have_count && c->count - c->n < 1024 ? (int)(c->count - c->n) : 1024;
 		/* Never spw_reader_poll_wait: its read-only mapping cannot sleep on
 		 * the futex and naps 50 us at a time (~16% of a core while idle).
 		 * An idle follower backs off to 20 ms naps instead. */
-		n = cli_reader_poll(&cr, max, 0);
-		if (c.werr) {
-			if (c.werr != EPIPE)
-				cli_err("writing records of topic \"%s\": %s", name, strerror(c.werr));
-			rc = CLI_ERR;
-			break;
+		int n = cli_reader_poll(cr, max, 0);
+
+		if (c->werr) {
+			if (c->werr != EPIPE)
+				cli_err("writing records of topic \"%s\": %s", c->name,
+					strerror(c->werr));
+			return CLI_ERR;
 		}
 		if (n < 0) {
 			fflush(stdout);
-			cli_reader_err(name, r, n, "reading");
-			rc = CLI_ERR;
-			break;
+			cli_reader_err(c->name, cr->r, n, "reading");
+			return CLI_ERR;
 		}
-		if (spw_reader_done(r) || (n == 0 && !follow))
-			break;
-		if (follow && n > 0) {
+		if (spw_reader_done(cr->r) || (n == 0 && !c->follow))
+			return CLI_OK;
+		if (c->follow && n > 0) {
 			fflush(stdout);
 			nap = 0;
-		} else if (follow) {
+		} else if (c->follow) {
 			struct timespec ts = { 0, (long)nap };
 
 			nap = nap ? (nap * 2 > 20000000 ? 20000000 : nap * 2) : 100000;
 			nanosleep(&ts, NULL);
 		}
-		if (cli_stop) {
-			rc = follow ? CLI_OK : 128 + cli_stop;
-			break;
-		}
-		if (follow && n == 0 && cli_mono_ns() - checked > 200000000) {
+		if (cli_stop)
+			return c->follow ? CLI_OK : 128 + cli_stop;
+		if (c->follow && n == 0 && cli_mono_ns() - checked > 200000000) {
 			checked = cli_mono_ns();
-			if (!deleted(ring, dir, &st, had_ring))
+			if (!deleted(ring, dir, st, had_ring))
 				continue;
 			cli_err("topic \"%s\" was deleted while following it (at position %lld); stopping",
-				name, (long long)spw_reader_position(r));
-			rc = CLI_ERR;
-			gone = true;
-			break;
+				c->name, (long long)spw_reader_position(cr->r));
+			*gone = true;
+			return CLI_ERR;
 		}
 	}
+	return CLI_OK;
+}
+
+int cmd_consume(int argc, char **argv)
+{
+	struct cons c = { .fmt = FMT_LINES };
+	struct cli_reader cr;
+	char ring[PATH_MAX + 64], dir[PATH_MAX];
+	struct stat st;
+	bool had_ring, gone = false;
+	int rc;
+
+	if ((rc = consume_args(argc, argv, &c)) >= 0)
+		return rc;
+	cli_dirs();
+	cli_reader_start(&c.from, &c.ro);
+	if (c.group && c.from.kind == W_NONE) {
+		c.ro.start = SPW_START_GROUP;
+		c.ro.group = c.group;
+	}
+	cli_ring_path(ring, sizeof(ring), c.name);
+	cli_topic_dir(dir, sizeof(dir), c.name);
+	had_ring = stat(ring, &st) == 0;
+	if (c.from.kind == W_POSITION && cli_position_check(c.name, c.from.position))
+		return CLI_ERR;
+	rc = cli_reader_open(&cr, c.name, &c.ro, on_record, &c);
+	if (rc) {
+		cli_reader_err(c.name, NULL, rc, "reading");
+		return CLI_ERR;
+	}
+	cli_catch_signals();
+	rc = consume_loop(&c, &cr, ring, dir, &st, had_ring, &gone);
 	if (fflush(stdout) && rc == CLI_OK) {
 		if (errno != EPIPE)
-			cli_err("writing records of topic \"%s\": %s", name, strerror(errno));
+			cli_err("writing records of topic \"%s\": %s", c.name, strerror(errno));
 		rc = CLI_ERR;
 	}
-	if (group && !c.werr && !gone) {
-		int e = spw_reader_commit(r, group);
+	if (c.group && !c.werr && !gone) {
+		int e = spw_reader_commit(cr.r, c.group);
 
 		if (e) {
-			cli_err("cannot commit group \"%s\" of topic \"%s\" at position %lld: %s", group,
-				name, (long long)spw_reader_position(r), strerror(-e));
+			cli_err("cannot commit group \"%s\" of topic \"%s\" at position %lld: %s",
+				c.group, c.name, (long long)spw_reader_position(cr.r), strerror(-e));
 			rc = rc ? rc : CLI_ERR;
 		}
 	}
 	if (spw_reader_skipped(cr.r))
 		fprintf(stderr, "spillway: skipped %llu bytes of topic \"%s\" that failed their CRC or "
 			"were cut out of the ring as garbage\n",
-			(unsigned long long)spw_reader_skipped(cr.r), name);
+			(unsigned long long)spw_reader_skipped(cr.r), c.name);
 	cli_reader_close(&cr);
 	return rc;
 }
