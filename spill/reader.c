@@ -613,11 +613,97 @@ static int check_boundary(struct spw_reader *r, uint64_t pos)
 	return q == pos ? 0 : -EINVAL;
 }
 
+/* The topic's geometry: from its ring when there is one, else from
+ * topic.conf (a topic only on disk). 0, -ENOENT (no such topic) or
+ * -EBADMSG (a dir without a readable topic.conf). */
+static int reader_geometry(struct spw_reader *r)
+{
+	struct topic_conf conf;
+	struct stat st;
+
+	spw_topic_open(r->shm_dir, r->topic, SPW_OPEN_RDONLY, &r->t);
+	if (r->t) {
+		r->ring_bytes = r->t->ring_bytes;
+		r->segment_bytes = r->t->segment_bytes;
+		r->max_record = r->t->max_record;
+	} else if (seg_conf_load(r->dir, &conf) == 0) {
+		r->ring_bytes = conf.ring_bytes;
+		r->segment_bytes = conf.segment_bytes;
+		r->max_record = conf.max_record ? conf.max_record : conf.ring_bytes / 4;
+	} else {
+		return seg_lstat(r->dir, &st) ? -ENOENT : -EBADMSG;
+	}
+	return 0;
+}
+
+/* A start position given (or a group's): 8-aligned, not past the tail and
+ * a record boundary (R1), or -EINVAL. e: the earliest position kept. */
+static int start_at(struct spw_reader *r, int64_t position, int64_t e)
+{
+	int rc;
+
+	if (position < 0 || (position & 7))
+		return -EINVAL;
+	r->pos = (uint64_t)position;
+	/* Acquire: pairs with the producers' tail CAS (a bound only). A
+	 * position past the tail (a ring recreated lower) is refused. */
+	if (r->t && r->pos > atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire))
+		return -EINVAL;
+	if (e >= 0 && r->pos >= (uint64_t)e) {
+		rc = check_boundary(r, r->pos);
+		seg_drop(&r->seg); /* files are opened when read, not before */
+		return rc;
+	}
+	return 0;
+}
+
+/* Where the reader starts (opts->start). 0 or -errno. */
+static int reader_start(struct spw_reader *r, const struct spw_reader_opts *opts, int64_t e)
+{
+	int64_t gp;
+	int rc;
+
+	switch (opts->start) {
+	case SPW_START_EARLIEST:
+		if (e < 0)
+			return (int)e;
+		r->pos = (uint64_t)e;
+		return 0;
+	case SPW_START_LATEST:
+		if (r->t) {
+			/* Acquire: tail is a record boundary (I6). */
+			r->pos = atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire);
+		} else {
+			r->pos = seg_log_end(r->dir, e >= 0 ? (uint64_t)e : 0);
+			r->o.flags |= SPW_READER_NO_LIVE;
+		}
+		return 0;
+	case SPW_START_GROUP:
+		rc = opts->group ? spw_group_read(r->data_dir, r->topic, opts->group, &gp) : -EINVAL;
+		if (rc == -ENOENT) {
+			gp = e;
+			rc = gp < 0 ? (int)gp : 0;
+		}
+		return rc ? rc : start_at(r, gp, e);
+	case SPW_START_TIME:
+		r->time_skip = true;
+		/* Records below the ring's bound not on disk: start in the ring.
+		 * Acquire: the ring's reclaim bound (pairs with reclaim's store). */
+		if (seg_log_time_pos(r->dir, opts->time_ns, &r->pos))
+			r->pos = r->t ? atomic_load_explicit(&r->t->hdr->reclaimed,
+							     memory_order_acquire)
+				      : seg_log_end(r->dir, e >= 0 ? (uint64_t)e : 0);
+		return 0;
+	case SPW_START_POSITION:
+		return start_at(r, opts->position, e);
+	default:
+		return -EINVAL;
+	}
+}
+
 int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struct spw_reader **out)
 {
 	struct spw_reader *r;
-	struct topic_conf conf;
-	struct stat st;
 	int64_t e;
 	int rc;
 
@@ -636,100 +722,16 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 	r->o.shm_dir = r->shm_dir;
 	r->o.data_dir = r->data_dir;
 	rc = seg_topic_dir(r->dir, sizeof(r->dir), r->data_dir, topic);
+	if (!rc)
+		rc = reader_geometry(r);
 	if (rc)
 		goto fail;
-	spw_topic_open(r->shm_dir, topic, SPW_OPEN_RDONLY, &r->t);
-	if (r->t) {
-		r->ring_bytes = r->t->ring_bytes;
-		r->segment_bytes = r->t->segment_bytes;
-		r->max_record = r->t->max_record;
-	} else if (seg_conf_load(r->dir, &conf) == 0) {
-		r->ring_bytes = conf.ring_bytes;
-		r->segment_bytes = conf.segment_bytes;
-		r->max_record = conf.max_record ? conf.max_record : conf.ring_bytes / 4;
-	} else {
-		rc = stat(r->dir, &st) ? -ENOENT : -EBADMSG;
-		goto fail;
-	}
 	e = earliest(r->dir, r->t);
-	switch (opts->start) {
-	case SPW_START_EARLIEST:
-		if (e < 0) {
-			rc = (int)e;
-			goto fail;
-		}
-		r->pos = (uint64_t)e;
-		break;
-	case SPW_START_LATEST:
-		if (r->t) {
-			/* Acquire: tail is a record boundary (I6). */
-			r->pos = atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire);
-		} else {
-			r->pos = seg_log_end(r->dir, e >= 0 ? (uint64_t)e : 0);
-			r->o.flags |= SPW_READER_NO_LIVE;
-		}
-		break;
-	case SPW_START_GROUP: {
-		int64_t gp;
-
-		rc = opts->group ? spw_group_read(r->data_dir, topic, opts->group, &gp) : -EINVAL;
-		if (rc == -ENOENT) {
-			gp = e;
-			rc = gp < 0 ? (int)gp : 0;
-		}
-		if (rc)
-			goto fail;
-		r->pos = (uint64_t)gp;
-		/* Acquire: pairs with the producers' tail CAS (a bound only). A
-		 * group position past the tail (a ring recreated lower) or inside
-		 * a record is refused, as a start position is. */
-		if (r->t && r->pos > atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire)) {
-			rc = -EINVAL;
-			goto fail;
-		}
-		if (e >= 0 && r->pos >= (uint64_t)e) {
-			rc = check_boundary(r, r->pos);
-			seg_drop(&r->seg);
-			if (rc)
-				goto fail;
-		}
-		break;
-	}
-	case SPW_START_TIME:
-		r->time_skip = true;
-		/* Acquire: the ring's reclaim bound (pairs with reclaim's store). */
-		if (seg_log_time_pos(r->dir, opts->time_ns, &r->pos))
-			r->pos = r->t ? atomic_load_explicit(&r->t->hdr->reclaimed,
-							     memory_order_acquire)
-				      : seg_log_end(r->dir, e >= 0 ? (uint64_t)e : 0);
-		/* Records below the ring's bound not on disk: start in the ring. */
-		break;
-	case SPW_START_POSITION:
-		if (opts->position < 0 || (opts->position & 7)) {
-			rc = -EINVAL;
-			goto fail;
-		}
-		r->pos = (uint64_t)opts->position;
-		/* Acquire: pairs with the producers' tail CAS (a bound only). */
-		if (r->t && r->pos > atomic_load_explicit(&r->t->hdr->tail, memory_order_acquire)) {
-			rc = -EINVAL;
-			goto fail;
-		}
-		if (e >= 0 && r->pos >= (uint64_t)e) {
-			rc = check_boundary(r, r->pos);
-			seg_drop(&r->seg); /* files are opened when read, not before */
-			if (rc)
-				goto fail;
-		}
-		break;
-	default:
-		rc = -EINVAL;
-		goto fail;
-	}
-	if (e >= 0 && r->pos < (uint64_t)e) {
+	rc = reader_start(r, opts, e);
+	if (!rc && e >= 0 && r->pos < (uint64_t)e)
 		rc = -ERANGE;
+	if (rc)
 		goto fail;
-	}
 	*out = r;
 	return 0;
 fail:
