@@ -56,8 +56,10 @@ HWLOC_LIBS = $(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc)
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_BIN := $(BUILD)/spillwayd
 
-# tools/: the spillway CLI, one file per subcommand.
-TOOLS_SRC := $(wildcard tools/*.c) $(filter-out bench/cli/test_main.c,$(wildcard bench/cli/*.c))
+# tools/: the spillway CLI, one file per subcommand (tools/cmd_*.c; `spillway
+# bench` is tools/cmd_bench.c with tools/bench_*.c, which bench/compare/run.sh
+# links too).
+TOOLS_SRC := $(wildcard tools/*.c)
 TOOLS_BIN := $(BUILD)/spillway
 
 # Tests: every tests/*.c is one cmocka program. tests/mt_*.c are the threaded

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* util.c - clocks, parsing, scratch directories, a private spillwayd (util.h). */
+/* bench_daemon.c - scratch directories and a private spillwayd (bench_daemon.h). */
 #define _GNU_SOURCE
-#include "util.h"
+#include "bench_daemon.h"
 
-#include "spillway.h"
+#include "bench_proc.h"
 
-#include <ctype.h>
+#include "ring_internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,96 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-uint64_t bench_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t bench_real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void bench_sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-/* A number with an optional suffix from `units` (upper case), each one
- * `base` times the previous. */
-static int parse_scaled(const char *s, uint64_t base, const char *units, bool allow_ib,
-			uint64_t *out)
-{
-	unsigned long long v;
-	uint64_t mul = 1;
-	char *end;
-	const char *u;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (*end && (u = strchr(units, toupper((unsigned char)*end))) != NULL) {
-		for (const char *k = units; k <= u; k++)
-			mul *= base;
-		end++;
-		if (allow_ib && (*end == 'i' || *end == 'I'))
-			end++;
-	}
-	if (allow_ib && (*end == 'B' || *end == 'b'))
-		end++;
-	if (*end || (v && mul > UINT64_MAX / v))
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
-}
-
-int bench_parse_size(const char *s, uint64_t *out)
-{
-	return parse_scaled(s, 1024, "KMGT", true, out);
-}
-
-int bench_parse_count(const char *s, uint64_t *out)
-{
-	return parse_scaled(s, 1000, "KMG", false, out);
-}
-
-int bench_parse_seconds(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	if (!s || !(isdigit((unsigned char)*s) || *s == '.'))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || v < 0)
-		return -EINVAL;
-	if (!strcmp(end, "ms"))
-		v /= 1e3;
-	else if (!strcmp(end, "m"))
-		v *= 60;
-	else if (strcmp(end, "") && strcmp(end, "s"))
-		return -EINVAL;
-	if (v > 1e6)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
 
 int bench_mkdtemp(const char *parent, const char *prefix, char *out, size_t len)
 {
@@ -213,7 +125,7 @@ int bench_daemon_start(struct bench_daemon *d, const char *shm_dir, const char *
 
 int bench_daemon_wait_attach(struct bench_daemon *d, struct spw_topic *t, int64_t timeout_ns)
 {
-	uint64_t end = bench_mono_ns() + (uint64_t)timeout_ns;
+	uint64_t end = ring_monotonic_ns() + (uint64_t)timeout_ns;
 	struct spw_topic_info in;
 	int st;
 
@@ -224,7 +136,7 @@ int bench_daemon_wait_attach(struct bench_daemon *d, struct spw_topic *t, int64_
 			d->pid = -1;
 			return -ECHILD;
 		}
-		if (bench_mono_ns() > end)
+		if (ring_monotonic_ns() > end)
 			return -ETIMEDOUT;
 		bench_sleep_ns(1000000);
 	}
@@ -232,7 +144,7 @@ int bench_daemon_wait_attach(struct bench_daemon *d, struct spw_topic *t, int64_
 
 int bench_daemon_stop(struct bench_daemon *d, int64_t timeout_ns)
 {
-	uint64_t end = bench_mono_ns() + (uint64_t)timeout_ns;
+	uint64_t end = ring_monotonic_ns() + (uint64_t)timeout_ns;
 	int st = 0;
 
 	if (d->pid <= 0)
@@ -243,7 +155,7 @@ int bench_daemon_stop(struct bench_daemon *d, int64_t timeout_ns)
 
 		if (r == d->pid || (r < 0 && errno != EINTR))
 			break;
-		if (bench_mono_ns() > end) {
+		if (ring_monotonic_ns() > end) {
 			kill(d->pid, SIGKILL);
 			waitpid(d->pid, &st, 0);
 			d->pid = -1;

@@ -1,56 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * util.h - what `spillway bench` and bench/compare share besides hwloc and
- * the histogram: clocks, size and duration parsing, scratch directories, and
- * a private spillwayd started on them.
+ * bench_daemon.h - scratch directories and a private spillwayd started on
+ * them, for `spillway bench` (tools/cmd_bench.c) and bench/compare.
  */
-#ifndef SPILLWAY_BENCH_UTIL_H
-#define SPILLWAY_BENCH_UTIL_H
+#ifndef SPILLWAY_BENCH_DAEMON_H
+#define SPILLWAY_BENCH_DAEMON_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 struct spw_topic;
-
-uint64_t bench_mono_ns(void);     /* CLOCK_MONOTONIC */
-uint64_t bench_real_ns(void);     /* CLOCK_REALTIME (what record timestamps use) */
-void bench_sleep_ns(uint64_t ns);
-
-static inline void bench_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
-/* Read every byte of a payload (XOR of its 8-byte words), as a consumer that
- * uses its data must: a zero-copy reader that looked only at a header would
- * never pull the payload's cache lines across. Every benchmark consumer,
- * of every system, does this once per message. */
-static inline uint64_t bench_fold(const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	uint64_t acc = 0, w;
-	size_t i;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		__builtin_memcpy(&w, p + i, 8);
-		acc ^= w;
-	}
-	for (; i < len; i++)
-		acc ^= p[i];
-	return acc;
-}
-
-/* "64", "1K", "16KiB", "1M", "2G" (powers of 1024). 0 or -EINVAL. */
-int bench_parse_size(const char *s, uint64_t *out);
-/* "2", "1.5", "2s", "500ms", "1m" (bare numbers are seconds). 0 or -EINVAL. */
-int bench_parse_seconds(const char *s, double *out);
-/* "1000000", "1M", "10k" (powers of 1000). 0 or -EINVAL. */
-int bench_parse_count(const char *s, uint64_t *out);
 
 /* mkdtemp("<parent>/<prefix>.XXXXXX") into out. 0 or -errno. */
 int bench_mkdtemp(const char *parent, const char *prefix, char *out, size_t len);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hist.c - log-linear histogram (hist.h).
+ * bench_hist.c - log-linear histogram (bench_hist.h).
  *
  * Index of a value v:
  *   v < SUB:  v itself (exact).
@@ -9,7 +9,7 @@
  * Consecutive powers of two thus occupy consecutive runs of SUB indexes,
  * and the bucket at index i covers [sub << shift, ((sub + 1) << shift) - 1].
  */
-#include "hist.h"
+#include "bench_hist.h"
 
 #include <math.h>
 #include <string.h>

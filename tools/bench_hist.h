@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hist.h - a log-linear latency histogram in the manner of HdrHistogram.
+ * bench_hist.h - a log-linear latency histogram in the manner of
+ * HdrHistogram.
  *
  * Values (nanoseconds, any uint64_t) below 2 * HIST_SUB are counted
  * exactly; above, each power of two is cut into HIST_SUB equal sub-buckets,

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* options.c - `spillway bench` command line (options.h). */
+/* bench_options.c - `spillway bench` command line (bench_options.h). */
 #define _GNU_SOURCE
-#include "options.h"
+#include "bench_options.h"
 
-#include "util.h"
+#include "bench_parse.h"
 
-#include "spillway.h"
+#include "../spill/spill.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -56,7 +56,7 @@ static int add_sizes(struct bench_opts *o, const char *list)
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		uint64_t v;
 
-		if (bench_parse_size(tok, &v) || v < 8 || v > SPW_RECORD_MAX_BYTES ||
+		if (seg_parse_size(tok, &v) || v < 8 || v > SPW_RECORD_MAX_BYTES ||
 		    o->nsizes == BENCH_MAX_SIZES)
 			return -EINVAL;
 		o->sizes[o->nsizes++] = (uint32_t)v;
@@ -118,7 +118,7 @@ static const char *one_option(int c, const char *arg, struct bench_opts *o, stru
 		return bench_parse_count(arg, &o->rate) ? "--rate: records per second, e.g. 100k"
 							: NULL;
 	case 'R':
-		if (bench_parse_size(arg, &v) || v < SPW_RING_MIN_BYTES || (v & (v - 1)))
+		if (seg_parse_size(arg, &v) || v < SPW_RING_MIN_BYTES || (v & (v - 1)))
 			return "--ring-size: a power of two >= 64K, e.g. 1M";
 		o->ring_bytes = v;
 		return NULL;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* options.h - `spillway bench` command line: parsing and usage. */
+/* bench_options.h - `spillway bench` command line: parsing and usage. */
 #ifndef SPILLWAY_BENCH_OPTIONS_H
 #define SPILLWAY_BENCH_OPTIONS_H
 
-#include "report.h"
+#include "bench_report.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* report.c - `spillway bench` output: a table, or one JSON document (report.h). */
-#include "report.h"
+/* bench_report.c - `spillway bench` output: a table, or one JSON document
+ * (bench_report.h). */
+#include "bench_report.h"
 
-#include "topo.h"
+#include "bench_topo.h"
 
 #include <string.h>
 

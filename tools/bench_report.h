@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * report.h - what one `spillway bench` run was asked, what it ran on, and
- * what it measured; printed as a table (bench_report_header, bench_report_row)
- * or as JSON (bench_report_json).
+ * bench_report.h - what one `spillway bench` run was asked, what it ran on,
+ * and what it measured; printed as a table (bench_report_header,
+ * bench_report_row) or as JSON (bench_report_json).
  */
 #ifndef SPILLWAY_BENCH_REPORT_H
 #define SPILLWAY_BENCH_REPORT_H
 
-#include "hist.h"
-#include "worker.h"
+#include "bench_hist.h"
+#include "bench_worker.h"
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * topo.c - hwloc PU choice, pinning and the cache-line round trip (topo.h).
+ * bench_topo.c - hwloc PU choice, pinning and the cache-line round trip
+ * (bench_topo.h).
  *
  * The round trip follows bench/topology.cc: one 64-bit word alone on a
  * 128-byte line (the adjacent-line prefetcher pulls pairs of lines); the
@@ -9,7 +10,9 @@
  * no pause instruction: a pause would add tens of cycles to every hop.
  */
 #define _GNU_SOURCE
-#include "topo.h"
+#include "bench_topo.h"
+
+#include "ring_internal.h"
 
 #include <errno.h>
 #include <hwloc.h>
@@ -20,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static hwloc_topology_t topo;
 static int topo_loaded;
@@ -228,14 +230,6 @@ struct ping {
 	int peer_pinned;               /* written by the peer before its first answer */
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void *ping_peer(void *arg)
 {
 	struct ping *pg = arg;
@@ -260,7 +254,7 @@ static void *ping_peer(void *arg)
 /* Trips [*i, *i + n); false when one stalled for > 10 s. */
 static bool run_trips(struct ping *pg, uint64_t *i, uint64_t n)
 {
-	uint64_t end = *i + n, t0 = mono_ns();
+	uint64_t end = *i + n, t0 = ring_monotonic_ns();
 
 	for (; *i < end; (*i)++) {
 		uint64_t spins = 0;
@@ -269,7 +263,7 @@ static bool run_trips(struct ping *pg, uint64_t *i, uint64_t n)
 		atomic_store_explicit(&pg->line, 2 * *i + 1, memory_order_release);
 		/* Acquire: pairs with the peer's release store of 2i+2. */
 		while (atomic_load_explicit(&pg->line, memory_order_acquire) != 2 * *i + 2) {
-			if ((++spins & 0xfffff) == 0 && mono_ns() - t0 > 10000000000ull) {
+			if ((++spins & 0xfffff) == 0 && ring_monotonic_ns() - t0 > 10000000000ull) {
 				atomic_store_explicit(&pg->line, PING_ABORT, memory_order_release);
 				return false;
 			}
@@ -320,10 +314,10 @@ double topo_line_rtt(int a, int b, int runs, uint64_t trips, double *per_run)
 	}
 	ok = run_trips(pg, &i, warm);
 	for (; ok && done < runs; done++) {
-		uint64_t t0 = mono_ns();
+		uint64_t t0 = ring_monotonic_ns();
 
 		ok = run_trips(pg, &i, trips);
-		ns[done] = (double)(mono_ns() - t0) / (double)trips;
+		ns[done] = (double)(ring_monotonic_ns() - t0) / (double)trips;
 	}
 	pthread_join(th, NULL);
 	if (ok && pg->peer_pinned) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * topo.h - hwloc for the benchmarks: which PUs to run on, pinning, and the
- * cache-line round trip between two PUs (the floor under any cross-core
+ * bench_topo.h - hwloc for the benchmarks: which PUs to run on, pinning, and
+ * the cache-line round trip between two PUs (the floor under any cross-core
  * hand-off: no queue can beat one line going there and back).
  *
  * PUs are named by their OS index (what taskset and /proc/cpuinfo call

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * worker.c - producer, consumer, pinger and ponger processes (worker.h).
+ * bench_worker.c - producer, consumer, pinger and ponger processes
+ * (bench_worker.h).
  *
  * Records: the first 8 bytes are (producer index << 48 | sequence), the
  * rest a fixed pattern. Consumers check the length and that each producer's
@@ -15,14 +16,15 @@
  * find the ring full spin (busy) or sleep on its futex until then.
  */
 #define _GNU_SOURCE
-#include "worker.h"
+#include "bench_worker.h"
 
-#include "topo.h"
-#include "util.h"
+#include "bench_proc.h"
+#include "bench_topo.h"
+
+#include "ring_internal.h"
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,37 +64,17 @@ void bw_ctl_free(struct bw_ctl *c)
 
 /* --- helpers every role uses ------------------------------------------------ */
 
-__attribute__((format(printf, 2, 3), noreturn)) static void fail(struct bw_slot *s,
-								   const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(s->err, sizeof(s->err), fmt, ap);
-	va_end(ap);
-	/* Release: publishes err; pairs with the parent's acquire load. */
-	atomic_store_explicit(&s->state, BW_FAILED, memory_order_release);
-	_exit(1);
-}
-
-__attribute__((noreturn)) static void done(struct bw_slot *s)
-{
-	/* Release: publishes the counts, times and histogram; pairs with the
-	 * acquire loads of state by the parent and by consumers. */
-	atomic_store_explicit(&s->state, BW_DONE, memory_order_release);
-	_exit(0);
-}
+/* The hand-off with the parent (tools/bench_proc.h): err and the counts,
+ * times and histogram are published by the state stores. */
+#define fail(s, ...) \
+	bench_proc_fail(&(s)->state, BW_FAILED, (s)->err, sizeof((s)->err), __VA_ARGS__)
+#define done(s) bench_proc_exit(&(s)->state, BW_DONE, 0)
 
 static void ready_and_wait(struct bw_ctl *c, struct bw_slot *s)
 {
-	/* Release: READY after the topics are open; pairs with the parent's
-	 * acquire load before it sets go. */
-	atomic_store_explicit(&s->state, BW_READY, memory_order_release);
-	/* Acquire: pairs with the parent's release store of go (t0_ns). Short
-	 * naps, not a spin: the parent needs a CPU to see everyone ready. */
-	while (!atomic_load_explicit(&c->go, memory_order_acquire))
-		bench_sleep_ns(20000);
-	s->t_start_ns = bench_mono_ns();
+	/* READY after the topics are open; go comes after t0_ns. */
+	bench_proc_ready(&s->state, BW_READY, &c->go);
+	s->t_start_ns = ring_monotonic_ns();
 }
 
 /* Where a consumer reads: a live consumer, or a reader (disk then live). */
@@ -103,7 +85,9 @@ struct src {
 	int64_t reclaimed; /* the bound this process last reclaimed to */
 };
 
-static int src_open(const struct bw_params *p, const char *topic, struct src *s)
+/* Open topic's source for the worker of slot sl, or fail it. */
+static void src_open(struct bw_slot *sl, const struct bw_params *p, const char *topic,
+		     struct src *s)
 {
 	int r;
 
@@ -114,12 +98,15 @@ static int src_open(const struct bw_params *p, const char *topic, struct src *s)
 		o.shm_dir = p->shm_dir;
 		o.data_dir = p->data_dir;
 		o.start = SPW_START_EARLIEST;
-		return spw_reader_open(topic, &o, &s->r);
+		r = spw_reader_open(topic, &o, &s->r);
+	} else {
+		r = spw_topic_open(p->shm_dir, topic, 0, &s->t);
+		if (!r)
+			r = spw_consumer_open(s->t, SPW_FROM_OLDEST, 0, &s->c);
 	}
-	r = spw_topic_open(p->shm_dir, topic, 0, &s->t);
 	if (r)
-		return r;
-	return spw_consumer_open(s->t, SPW_FROM_OLDEST, 0, &s->c);
+		fail(sl, "open a %s on %s: %s", p->reader ? "reader" : "consumer", topic,
+		     strerror(-r));
 }
 
 static int src_poll(struct src *s, bool busy, spw_record_fn fn, void *arg, int max)
@@ -159,7 +146,7 @@ static int64_t send_one(struct spw_producer *p, bool busy, const void *buf, uint
 		return spw_producer_send_wait(p, buf, len, (int64_t)STALL_NS);
 	while ((r = spw_producer_send(p, buf, len)) == -EAGAIN) {
 		if ((++spins & 0xffff) == 0) {
-			uint64_t now = bench_mono_ns();
+			uint64_t now = ring_monotonic_ns();
 
 			if (!t0)
 				t0 = now;
@@ -175,18 +162,8 @@ static void pace(uint64_t t0, uint64_t i, uint64_t rate)
 {
 	uint64_t due = t0 + (uint64_t)((double)i * 1e9 / (double)rate);
 
-	while (bench_mono_ns() < due)
+	while (ring_monotonic_ns() < due)
 		bench_relax();
-}
-
-static unsigned char *payload(uint32_t size)
-{
-	unsigned char *b = aligned_alloc(64, ((size_t)size + 63) & ~(size_t)63);
-
-	if (b)
-		for (uint32_t i = 0; i < size; i++)
-			b[i] = (unsigned char)(i * 131u + 7u);
-	return b;
 }
 
 static struct spw_producer *open_producer(struct bw_ctl *c, struct bw_slot *s, const char *topic)
@@ -209,7 +186,7 @@ static void run_producer(struct bw_ctl *c, struct bw_slot *s)
 {
 	const struct bw_params *p = &c->p;
 	struct spw_producer *pr = open_producer(c, s, p->topic);
-	unsigned char *buf = payload(p->size);
+	unsigned char *buf = bench_payload(p->size);
 	uint64_t base = (uint64_t)s->index << SEQ_BITS, i;
 
 	if (!buf)
@@ -236,7 +213,7 @@ static void run_producer(struct bw_ctl *c, struct bw_slot *s)
 		}
 	}
 	s->records = i;
-	s->t_end_ns = bench_mono_ns();
+	s->t_end_ns = ring_monotonic_ns();
 	done(s);
 }
 
@@ -325,7 +302,7 @@ static int on_record(void *arg, const struct spw_record *r)
 	p->sampled = --x->until_sample == 0;
 	if (p->sampled) {
 		x->until_sample = x->sample;
-		p->now = bench_real_ns();
+		p->now = ring_realtime_ns();
 		p->ts = r->timestamp_ns;
 	}
 	return 0;
@@ -380,14 +357,10 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 	struct src src;
 	uint64_t idle = 0, last_progress;
 	bool producers_done = false;
-	int r;
 
 	if (!x)
 		fail(s, "out of memory");
-	r = src_open(p, p->topic, &src);
-	if (r)
-		fail(s, "open a %s on %s: %s", p->reader ? "reader" : "consumer", p->topic,
-		     strerror(-r));
+	src_open(s, p, p->topic, &src);
 	x->s = s;
 	x->size = p->size;
 	x->sample = x->until_sample = p->sample ? p->sample : 1;
@@ -405,7 +378,7 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 		else
 			x->pend.valid = false; /* possibly torn: not consumed */
 		if (n > 0) {
-			s->t_end_ns = last_progress = bench_mono_ns();
+			s->t_end_ns = last_progress = ring_monotonic_ns();
 			if (p->self_reclaim) {
 				/* Release: everything below was read (reclaim_min). */
 				atomic_store_explicit(&s->position, src_position(&src),
@@ -431,7 +404,7 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 			reclaim_min(c, s, &src);
 		if (all_seen(c, x, &producers_done))
 			break;
-		uint64_t now = bench_mono_ns();
+		uint64_t now = ring_monotonic_ns();
 
 		if (producers_done && now - last_progress > TAIL_GRACE_NS)
 			break;
@@ -484,19 +457,15 @@ static void run_pinger(struct bw_ctl *c, struct bw_slot *s)
 {
 	const struct bw_params *p = &c->p;
 	struct spw_producer *pr = open_producer(c, s, p->topic);
-	unsigned char *buf = payload(p->size);
+	unsigned char *buf = bench_payload(p->size);
 	struct pong_rx x = { p->size, 0, false, 0, s };
 	struct src src;
 	bool warm = false;
 	uint64_t i;
-	int r;
 
 	if (!buf)
 		fail(s, "out of memory");
-	r = src_open(p, p->topic2, &src);
-	if (r)
-		fail(s, "open a %s on %s: %s", p->reader ? "reader" : "consumer", p->topic2,
-		     strerror(-r));
+	src_open(s, p, p->topic2, &src);
 	ready_and_wait(c, s);
 	for (i = 0;; i++) {
 		uint64_t t0, t1, stall = 0;
@@ -511,7 +480,7 @@ static void run_pinger(struct bw_ctl *c, struct bw_slot *s)
 		memcpy(buf, &i, sizeof(i));
 		x.expect = i;
 		x.got = false;
-		t0 = bench_mono_ns();
+		t0 = ring_monotonic_ns();
 		sr = send_one(pr, p->busy, buf, p->size);
 		if (sr < 0)
 			fail(s, "send ping %llu: %s", (unsigned long long)i, strerror((int)-sr));
@@ -520,10 +489,10 @@ static void run_pinger(struct bw_ctl *c, struct bw_slot *s)
 
 			if (n < 0)
 				fail(s, "poll pong %llu: %s", (unsigned long long)i, strerror(-n));
-			if (n == 0 && (++stall & 0xffff) == 0 && bench_mono_ns() - t0 > STALL_NS)
+			if (n == 0 && (++stall & 0xffff) == 0 && ring_monotonic_ns() - t0 > STALL_NS)
 				fail(s, "no pong for 10 s after ping %llu", (unsigned long long)i);
 		}
-		t1 = bench_mono_ns();
+		t1 = ring_monotonic_ns();
 		/* Warm-up: the first `warmup` round trips, or the first tenth of
 		 * a timed run if that ends sooner, are timed and then forgotten. */
 		if (!warm && (i == p->warmup ||
@@ -538,7 +507,7 @@ static void run_pinger(struct bw_ctl *c, struct bw_slot *s)
 		if (p->self_reclaim)
 			src_reclaim(s, &src, src_position(&src), p->ring_bytes);
 	}
-	s->t_end_ns = bench_mono_ns();
+	s->t_end_ns = ring_monotonic_ns();
 	/* The end: a zero-length ping. */
 	if (send_one(pr, p->busy, buf, BW_EOF_LEN) < 0)
 		fail(s, "send the end marker");
@@ -584,11 +553,8 @@ static void run_ponger(struct bw_ctl *c, struct bw_slot *s)
 	struct echo e = { open_producer(c, s, p->topic2), p->busy, false, p->size, 0, s };
 	struct src src;
 	uint64_t idle = 0, last;
-	int r = src_open(p, p->topic, &src);
 
-	if (r)
-		fail(s, "open a %s on %s: %s", p->reader ? "reader" : "consumer", p->topic,
-		     strerror(-r));
+	src_open(s, p, p->topic, &src);
 	if (!pinger)
 		fail(s, "no pinger");
 	ready_and_wait(c, s);
@@ -613,14 +579,14 @@ static void run_ponger(struct bw_ctl *c, struct bw_slot *s)
 		/* Acquire: the pinger's state; a failed pinger sends no end. */
 		if (atomic_load_explicit(&pinger->state, memory_order_acquire) == BW_FAILED)
 			break;
-		uint64_t now = bench_mono_ns();
+		uint64_t now = ring_monotonic_ns();
 
 		if (!last)
 			last = now;
 		else if (now - last > STALL_NS)
 			fail(s, "no ping for 10 s at position %lld", (long long)src_position(&src));
 	}
-	s->t_end_ns = bench_mono_ns();
+	s->t_end_ns = ring_monotonic_ns();
 	done(s);
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * worker.h - the processes of one `spillway bench` case.
+ * bench_worker.h - the processes of one `spillway bench` case.
  *
  * The parent maps one control block (MAP_SHARED | MAP_ANONYMOUS), fills the
  * parameters and one slot per worker, and forks each worker. A worker pins
@@ -20,7 +20,7 @@
 #ifndef SPILLWAY_BENCH_WORKER_H
 #define SPILLWAY_BENCH_WORKER_H
 
-#include "hist.h"
+#include "bench_hist.h"
 
 #include "spillway.h"
 #include "spillway_daemon.h"

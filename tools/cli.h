@@ -178,5 +178,8 @@ int cmd_stat(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+/* Forks worker processes (and spillwayd with --spill); only the calling
+ * process returns. */
+int cmd_bench(int argc, char **argv);
 
 #endif

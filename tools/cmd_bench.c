@@ -4,9 +4,10 @@
  * this machine, with or without spilling; throughput and latency.
  *
  * One case per record size, each in fresh topics: the parent creates them,
- * forks one process per producer and consumer (worker.c; processes, not
- * threads: the honest IPC case), pins each to its PU, starts them together
- * and stops the producers after the duration (or they send --count each).
+ * forks one process per producer and consumer (tools/bench_worker.c;
+ * processes, not threads: the honest IPC case), pins each to its PU, starts
+ * them together and stops the producers after the duration (or they send
+ * --count each).
  * Throughput is what the slowest consumer received over the time from the
  * start to its last record; latency is receipt minus the record's timestamp
  * (CLOCK_REALTIME at claim), or in --mode pingpong the round trip of a
@@ -20,13 +21,14 @@
  * consumers are spw_readers (disk then live: they never miss a record).
  */
 #define _GNU_SOURCE
-#include "cmd_bench.h"
+#include "cli.h"
 
-#include "options.h"
-#include "report.h"
-#include "topo.h"
-#include "util.h"
-#include "worker.h"
+#include "bench_daemon.h"
+#include "bench_options.h"
+#include "bench_proc.h"
+#include "bench_report.h"
+#include "bench_topo.h"
+#include "bench_worker.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -182,10 +184,10 @@ static bool any_failed(struct bw_ctl *c)
 /* Start everyone together, let them run, wait for the end. */
 static void drive(struct run *ru, struct bw_ctl *c, pid_t *pids, struct bench_result *res)
 {
-	uint64_t deadline = bench_mono_ns() + 10000000000ull;
+	uint64_t deadline = ring_monotonic_ns() + 10000000000ull;
 	bool ready = false;
 
-	while (!ready && !interrupted && !any_failed(c) && bench_mono_ns() < deadline) {
+	while (!ready && !interrupted && !any_failed(c) && ring_monotonic_ns() < deadline) {
 		ready = true;
 		for (int i = 0; i < c->nslots; i++)
 			/* Acquire: pairs with ready_and_wait()'s release store. */
@@ -204,13 +206,13 @@ static void drive(struct run *ru, struct bw_ctl *c, pid_t *pids, struct bench_re
 		reap_all(pids, c->nslots);
 		return;
 	}
-	c->t0_ns = bench_mono_ns();
+	c->t0_ns = ring_monotonic_ns();
 	/* Release: publishes t0_ns; pairs with the workers' acquire loads. */
 	atomic_store_explicit(&c->go, 1, memory_order_release);
 	if (ru->o->duration_s > 0) {
 		uint64_t end = c->t0_ns + (uint64_t)(ru->o->duration_s * 1e9);
 
-		while (!interrupted && !any_failed(c) && bench_mono_ns() < end)
+		while (!interrupted && !any_failed(c) && ring_monotonic_ns() < end)
 			bench_sleep_ns(2000000);
 		/* Relaxed: a request; producers publish their counts by state. */
 		atomic_store_explicit(&c->stop, 1, memory_order_relaxed);
@@ -285,15 +287,15 @@ static void collect(struct run *ru, struct bw_ctl *c, struct bench_result *res)
 /* --spill: after the producers, until the daemon has spilled everything. */
 static double spill_drain(struct spw_topic *t, uint64_t since_ns)
 {
-	uint64_t end = bench_mono_ns() + 60000000000ull;
+	uint64_t end = ring_monotonic_ns() + 60000000000ull;
 	struct spw_topic_info in;
 
 	while (spw_topic_info(t, &in) == 0 && in.spilled < in.tail) {
-		if (interrupted || bench_mono_ns() > end)
+		if (interrupted || ring_monotonic_ns() > end)
 			return -1;
 		bench_sleep_ns(200000);
 	}
-	return (double)(bench_mono_ns() - since_ns) / 1e9;
+	return (double)(ring_monotonic_ns() - since_ns) / 1e9;
 }
 
 static void fill_params(struct run *ru, uint32_t size, struct bw_params *p)

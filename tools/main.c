@@ -4,7 +4,6 @@
  * Global --shm-dir / --data-dir may come before the subcommand too.
  */
 #include "cli.h"
-#include "../bench/cli/cmd_bench.h"
 
 #include <string.h>
 

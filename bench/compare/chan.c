@@ -14,7 +14,7 @@
 #define _GNU_SOURCE
 #include "chan.h"
 
-#include "../cli/util.h"
+#include "ring_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +45,7 @@ static bool stalled(struct stall *s)
 
 	if ((++s->n & 0xffff) != 0)
 		return false;
-	now = bench_mono_ns();
+	now = ring_monotonic_ns();
 	if (!s->t0)
 		s->t0 = now;
 	return now - s->t0 > STALL_NS;

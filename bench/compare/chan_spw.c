@@ -14,10 +14,9 @@
 #define _GNU_SOURCE
 #include "chan.h"
 
-#include "../cli/util.h"
+#include "../../tools/bench_proc.h"
 
-#include "spillway.h"
-#include "spillway_daemon.h"
+#include "ring_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -113,7 +112,7 @@ int spwc_send(struct chan *ch, const void *data, uint32_t len)
 	}
 	while ((r = spw_producer_send(ch->p, data, len)) == -EAGAIN) {
 		if ((++spins & 0xffff) == 0) {
-			uint64_t now = bench_mono_ns();
+			uint64_t now = ring_monotonic_ns();
 
 			if (!t0)
 				t0 = now;

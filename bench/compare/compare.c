@@ -26,19 +26,22 @@
  *
  * The program: compare.c (options, the cases, the parent's side of each
  * run), sides.c (the forked processes), chan.c + chan_spw.c (the systems),
- * results.c (medians and files); hwloc, the histogram and the daemon
- * helpers come from bench/cli/ (topo.c, hist.c, util.c), shared with
- * `spillway bench`.
+ * results.c (medians and files); hwloc, the histogram, the process
+ * hand-off, the parsers and the daemon helpers are `spillway bench`'s
+ * (tools/bench_topo.c, bench_hist.c, bench_proc.c, bench_parse.c,
+ * bench_daemon.c), linked in by bench/compare/run.sh.
  */
 #define _GNU_SOURCE
 #include "compare.h"
 #include "results.h"
 
-#include "../cli/hist.h"
-#include "../cli/topo.h"
-#include "../cli/util.h"
+#include "../../tools/bench_daemon.h"
+#include "../../tools/bench_hist.h"
+#include "../../tools/bench_parse.h"
+#include "../../tools/bench_proc.h"
+#include "../../tools/bench_topo.h"
 
-#include "spillway.h"
+#include "../../spill/spill.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -163,9 +166,9 @@ static bool any_failed(struct ctl *c, int nsides)
 /* Both sides READY within 10 s (none failed, no interrupt)? */
 static bool wait_ready(struct ctl *c, int nsides)
 {
-	uint64_t deadline = bench_mono_ns() + 10000000000ull;
+	uint64_t deadline = ring_monotonic_ns() + 10000000000ull;
 
-	while (!interrupted && !any_failed(c, nsides) && bench_mono_ns() < deadline) {
+	while (!interrupted && !any_failed(c, nsides) && ring_monotonic_ns() < deadline) {
 		int ready = 0;
 
 		for (int i = 0; i < nsides; i++)
@@ -180,7 +183,7 @@ static bool wait_ready(struct ctl *c, int nsides)
 /* Wait for the children; SIGKILL them after timeout_ns (or at an interrupt). */
 static void reap(pid_t *pids, int n, uint64_t timeout_ns)
 {
-	uint64_t deadline = bench_mono_ns() + timeout_ns;
+	uint64_t deadline = ring_monotonic_ns() + timeout_ns;
 	int left = 0;
 
 	for (int i = 0; i < n; i++)
@@ -191,7 +194,7 @@ static void reap(pid_t *pids, int n, uint64_t timeout_ns)
 				pids[i] = -1;
 				left--;
 			}
-		if (left && (interrupted || bench_mono_ns() > deadline)) {
+		if (left && (interrupted || ring_monotonic_ns() > deadline)) {
 			for (int i = 0; i < n; i++)
 				if (pids[i] > 0)
 					kill(pids[i], SIGKILL);
@@ -227,12 +230,12 @@ static int run_job(struct ctl *c, const struct job *j, double dur_s, char *err, 
 
 		bench_sleep_ns(20000000); /* let a zmq connect complete */
 		c->dur_ns = (uint64_t)(dur_s * 1e9);
-		c->t0 = bench_mono_ns();
+		c->t0 = ring_monotonic_ns();
 		/* Release: publishes t0 and dur_ns; pairs with the sides' acquire loads. */
 		atomic_store_explicit(&c->go, 1, memory_order_release);
 		started = true;
 		end = c->t0 + c->dur_ns;
-		while (!interrupted && bench_mono_ns() < end && !any_failed(c, nsides))
+		while (!interrupted && ring_monotonic_ns() < end && !any_failed(c, nsides))
 			bench_sleep_ns(2000000);
 	}
 	/* Relaxed: a request; the sides publish their results by state. */
@@ -336,7 +339,7 @@ static void tp_result(const struct sysdef *sd, uint32_t size, struct ctl *c, str
 		cl->rate[cl->n++] = (double)rx->count / secs;
 	if (sd->spill && cl->ndurable < MAX_REPS) {
 		spill_end(sp);
-		secs = (double)(bench_mono_ns() - c->t0) / 1e9;
+		secs = (double)(ring_monotonic_ns() - c->t0) / 1e9;
 		cl->durable[cl->ndurable++] = (double)tx->count * size / 1e6 / secs;
 	}
 }
@@ -484,7 +487,7 @@ static int parse(int argc, char **argv)
 			for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 				uint64_t v;
 
-				if (bench_parse_size(tok, &v) || v < 8 || v > (1u << 20) ||
+				if (seg_parse_size(tok, &v) || v < 8 || v > (1u << 20) ||
 				    G.nsizes == MAX_SIZES)
 					return 2;
 				G.sizes[G.nsizes++] = (uint32_t)v;
@@ -497,7 +500,7 @@ static int parse(int argc, char **argv)
 		case 'S': {
 			uint64_t v;
 
-			if (bench_parse_size(optarg, &v) || v < SPW_RING_MIN_BYTES || (v & (v - 1)))
+			if (seg_parse_size(optarg, &v) || v < SPW_RING_MIN_BYTES || (v & (v - 1)))
 				return 2;
 			*(c == 'R' ? &G.ring_bytes : &G.spill_ring_bytes) = v;
 			break;

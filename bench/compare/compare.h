@@ -11,7 +11,7 @@
 
 #include "chan.h"
 
-#include "../cli/hist.h"
+#include "../../tools/bench_hist.h"
 
 #include <stdalign.h>
 #include <stdatomic.h>

@@ -8,7 +8,7 @@
  */
 #include "results.h"
 
-#include "../cli/topo.h"
+#include "../../tools/bench_topo.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -5,9 +5,14 @@
 # ZeroMQ ipc:// and a plain file writer, in one run, same sizes, same pinning.
 #
 #   bash bench/compare/run.sh [extra options for the compare program]
+#   bash bench/compare/run.sh --build-only   build $BUILD/bench/compare, run nothing
 #
 # Needs build/libspillway.a, build/libspill.a and build/spillwayd (make lib
-# bins). Installs libzmq3-dev and gnuplot-nox with apt-get when missing.
+# bins). Installs libzmq3-dev and gnuplot-nox with apt-get when missing (not
+# with --build-only: then the zmq rows are left out when libzmq is missing).
+# The program is bench/compare/*.c plus what it shares with `spillway bench`:
+# tools/bench_topo.c, bench_hist.c, bench_proc.c, bench_parse.c and
+# bench_daemon.c.
 # Writes bench/results/compare.tsv, compare.md, compare-throughput.png,
 # compare-latency.png (plus compare_latency.tsv, compare_env.txt, compare.log).
 #
@@ -25,10 +30,16 @@ BUILD=${BUILD:-build}
 OUT=${OUT:-bench/results}
 BIN=$BUILD/bench/compare
 say() { printf 'bench-compare: %s\n' "$*" >&2; }
+build_only=false
+if [ "${1:-}" = --build-only ]; then
+	build_only=true
+	shift
+fi
 
 # --- dependencies -------------------------------------------------------------------
 missing=()
 for p in libzmq3-dev gnuplot-nox; do
+	$build_only && break
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -63,9 +74,14 @@ say "building $BIN"
 # shellcheck disable=SC2086 # the flag lists are meant to split
 $CC -std=gnu11 -O2 -g $WARN -Iring $ZMQ_CFLAGS \
 	bench/compare/*.c \
-	bench/cli/topo.c bench/cli/hist.c bench/cli/util.c \
+	tools/bench_topo.c tools/bench_hist.c tools/bench_proc.c tools/bench_parse.c \
+	tools/bench_daemon.c \
 	"$BUILD/libspill.a" "$BUILD/libspillway.a" \
 	$ZMQ_LIBS -lrt $HWLOC_LIBS $URING_LIBS -lm -pthread -o "$BIN"
+if $build_only; then
+	say "built $BIN"
+	exit 0
+fi
 
 # --- run ------------------------------------------------------------------------------
 args=(--out "$OUT"

@@ -6,12 +6,13 @@
 #define _GNU_SOURCE
 #include "compare.h"
 
-#include "../cli/topo.h"
-#include "../cli/util.h"
+#include "../../tools/bench_proc.h"
+#include "../../tools/bench_topo.h"
+
+#include "ring_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,51 +21,22 @@
 #define WARMUP_TRIPS 1000
 #define FILE_BUF (1u << 20)
 
-__attribute__((format(printf, 2, 3), noreturn)) static void side_fail(struct side *s,
-									const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(s->err, sizeof(s->err), fmt, ap);
-	va_end(ap);
-	/* Release: publishes err; pairs with the parent's acquire load. */
-	atomic_store_explicit(&s->state, ST_FAILED, memory_order_release);
-	_exit(1);
-}
+/* The hand-off with the parent (tools/bench_proc.h): err and count, bad,
+ * t_end and the histogram are published by the state stores. */
+#define side_fail(s, ...) \
+	bench_proc_fail(&(s)->state, ST_FAILED, (s)->err, sizeof((s)->err), __VA_ARGS__)
+#define side_done(s) bench_proc_exit(&(s)->state, ST_DONE, 0)
 
 static void side_ready(struct ctl *c, struct side *s, int pu)
 {
 	s->pinned = topo_bind_thread(pu) == 0;
-	/* Release: pairs with the parent's acquire load of state. */
-	atomic_store_explicit(&s->state, ST_READY, memory_order_release);
-	/* Acquire: pairs with the parent's release store of go. */
-	while (!atomic_load_explicit(&c->go, memory_order_acquire))
-		bench_sleep_ns(20000);
-}
-
-__attribute__((noreturn)) static void side_done(struct side *s)
-{
-	/* Release: publishes count, bad, t_end, the histogram; pairs with the
-	 * parent's acquire load of state. */
-	atomic_store_explicit(&s->state, ST_DONE, memory_order_release);
-	_exit(0);
+	bench_proc_ready(&s->state, ST_READY, &c->go);
 }
 
 static bool stop_asked(struct ctl *c)
 {
 	/* Relaxed: a request only; results travel by state. */
 	return atomic_load_explicit(&c->stop, memory_order_relaxed) != 0;
-}
-
-static unsigned char *payload(uint32_t size)
-{
-	unsigned char *b = aligned_alloc(64, ((size_t)size + 63) & ~(size_t)63);
-
-	if (b)
-		for (uint32_t i = 0; i < size; i++)
-			b[i] = (unsigned char)(i * 131u + 7u);
-	return b;
 }
 
 /* --- throughput ---------------------------------------------------------------------- */
@@ -91,7 +63,7 @@ static int on_msg(void *arg, const void *data, uint32_t len)
 void side_tp_sender(struct ctl *c, struct chan *ch, int pu)
 {
 	struct side *s = &c->side[0];
-	unsigned char *buf = payload(ch->cfg.size);
+	unsigned char *buf = bench_payload(ch->cfg.size);
 	char err[256];
 	uint64_t i;
 	int r;
@@ -125,14 +97,14 @@ void side_tp_receiver(struct ctl *c, struct chan *ch, int pu)
 	while ((n = chan_recv(ch, on_msg, &x)) != -ENODATA) {
 		if (n > 0) {
 			count += (uint64_t)n;
-			s->t_end = bench_mono_ns();
+			s->t_end = ring_monotonic_ns();
 			idle = 0;
 			continue;
 		}
 		if (n < 0)
 			side_fail(s, "receive after %llu: %s", (unsigned long long)count, strerror(-n));
 		if ((++idle & 0xffff) == 0) {
-			uint64_t now = bench_mono_ns();
+			uint64_t now = ring_monotonic_ns();
 
 			if (!last || idle == 0x10000)
 				last = now;
@@ -172,7 +144,7 @@ static int on_pong(void *arg, const void *data, uint32_t len)
 void side_rtt_pinger(struct ctl *c, struct chan *ping, struct chan *pong, int pu)
 {
 	struct side *s = &c->side[0];
-	unsigned char *buf = payload(ping->cfg.size);
+	unsigned char *buf = bench_payload(ping->cfg.size);
 	struct pong x = { ping->cfg.size, 0, 0, 0, false };
 	bool warm = false;
 	char err[256];
@@ -184,7 +156,7 @@ void side_rtt_pinger(struct ctl *c, struct chan *ping, struct chan *pong, int pu
 		side_fail(s, "pinger: %s", buf ? err : "out of memory");
 	side_ready(c, s, pu);
 	for (i = 0; !stop_asked(c); i++) {
-		uint64_t t0 = bench_mono_ns(), t1;
+		uint64_t t0 = ring_monotonic_ns(), t1;
 
 		memcpy(buf, &i, sizeof(i));
 		x.expect = i;
@@ -194,7 +166,7 @@ void side_rtt_pinger(struct ctl *c, struct chan *ping, struct chan *pong, int pu
 		while (!x.got)
 			if ((r = chan_recv(pong, on_pong, &x)) < 0)
 				side_fail(s, "receive pong %llu: %s", (unsigned long long)i, strerror(-r));
-		t1 = bench_mono_ns();
+		t1 = ring_monotonic_ns();
 		/* Warm-up: the first 1000 round trips or the first tenth of the
 		 * run, whichever ends first, are timed and then forgotten. */
 		if (!warm && (i == WARMUP_TRIPS || t1 - c->t0 > c->dur_ns / 10)) {
@@ -255,7 +227,7 @@ void side_rtt_ponger(struct ctl *c, struct chan *ping, struct chan *pong, int pu
 void side_file_writer(struct ctl *c, uint32_t size, const char *path, int pu)
 {
 	struct side *s = &c->side[0];
-	unsigned char *msg = payload(size), *buf = aligned_alloc(4096, FILE_BUF);
+	unsigned char *msg = bench_payload(size), *buf = aligned_alloc(4096, FILE_BUF);
 	size_t per = FILE_BUF / size, fill = 0;
 	uint64_t i = 0;
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -277,7 +249,7 @@ void side_file_writer(struct ctl *c, uint32_t size, const char *path, int pu)
 	}
 	if (fdatasync(fd))
 		side_fail(s, "fdatasync %s: %s", path, strerror(errno));
-	s->t_end = bench_mono_ns();
+	s->t_end = ring_monotonic_ns();
 	s->count = i;
 	close(fd);
 	side_done(s);

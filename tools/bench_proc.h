@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_proc.h - what a forked benchmark process does around its work, the
+ * same for `spillway bench` (tools/bench_worker.c) and bench/compare
+ * (bench/compare/sides.c): the hand-off with its parent through a shared
+ * control block (READY, go, then DONE or FAILED), waiting, the payload
+ * senders send and reading every byte of it.
+ *
+ * The hand-off: the process release-stores its state after everything it
+ * publishes (counts, times, histogram, error text); the parent acquire-loads
+ * the state before reading those. The parent release-stores go once every
+ * process is READY; processes acquire-load it.
+ */
+#ifndef SPILLWAY_BENCH_PROC_H
+#define SPILLWAY_BENCH_PROC_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void bench_sleep_ns(uint64_t ns);
+
+/* A buffer of size bytes (64-byte aligned; free() it) filled with the fixed
+ * pattern every benchmark sender sends. NULL when out of memory. */
+unsigned char *bench_payload(uint32_t size);
+
+static inline void bench_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* Read every byte of a payload (XOR of its 8-byte words), as a consumer that
+ * uses its data must: a zero-copy reader that looked only at a header would
+ * never pull the payload's cache lines across. Every benchmark consumer,
+ * of every system, does this once per message. */
+static inline uint64_t bench_fold(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t acc = 0, w;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		__builtin_memcpy(&w, p + i, 8);
+		acc ^= w;
+	}
+	for (; i < len; i++)
+		acc ^= p[i];
+	return acc;
+}
+
+/* Store `ready` in *state, then nap (not spin: the parent needs a CPU to
+ * see everyone ready) until the parent sets *go. */
+void bench_proc_ready(_Atomic int *state, int ready, _Atomic int *go);
+/* Store `final` (DONE) in *state, publishing what the process wrote before,
+ * and _exit(code). */
+__attribute__((noreturn)) void bench_proc_exit(_Atomic int *state, int final, int code);
+/* Format the error into err[0..len), store `failed` in *state (publishing
+ * err) and _exit(1). */
+__attribute__((format(printf, 5, 6), noreturn)) void
+bench_proc_fail(_Atomic int *state, int failed, char *err, size_t len, const char *fmt, ...);
+
+#endif
