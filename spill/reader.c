@@ -228,13 +228,24 @@ static int missing(struct spw_reader *r, uint64_t pos)
 	return 0; /* the end of the disk log: nothing yet */
 }
 
-/* Load the index entries around r->pos into the buffer and verify them
- * (R3, R4). Returns 1 when loaded, 0 at the end of what the disk has. */
-static int fill(struct spw_reader *r)
+/* The index entry holding r->pos in the loaded segment, or g->nent. */
+static int entry_at(const struct rd_seg *g, uint64_t pos)
+{
+	int i;
+
+	for (i = 0; i < g->nent && g->ent[i].end <= pos; i++)
+		;
+	return i;
+}
+
+/* Position the reader's segment at the entry holding r->pos (R4): loads
+ * segments, moves past complete ones, re-reads the index of the one being
+ * written. Returns 1 and *at, 0 at the end of what the disk has, or
+ * -errno (a torn index in the middle of the log: -EBADMSG). */
+static int locate(struct spw_reader *r, int *at)
 {
 	struct rd_seg *g;
-	int i, j, rc;
-	uint64_t from, to;
+	int i, rc;
 
 	for (;;) {
 		rc = seg_load(r, r->pos);
@@ -249,46 +260,84 @@ static int fill(struct spw_reader *r)
 			set_err(r, g->path, r->pos);
 			return -ERANGE;
 		}
-		for (i = 0; i < g->nent && g->ent[i].end <= r->pos; i++)
-			;
-		if (i == g->nent) {
-			uint64_t last = g->nent ? g->ent[g->nent - 1].end : g->hdr.first;
-
-			if (last == g->base + r->segment_bytes) {
-				seg_drop(g); /* complete: the next segment */
-				continue;
-			}
-			rc = seg_refresh(r);
-			if (rc)
-				return rc;
-			for (i = 0; i < g->nent && g->ent[i].end <= r->pos; i++)
-				;
-			if (i == g->nent) {
-				uint64_t *bases;
-				size_t nb;
-				bool later = false;
-
-				if (seg_list(r->dir, &bases, &nb) == 0)
-					later = nb && bases[nb - 1] > g->base;
-				free(bases);
-				if (!later)
-					return 0; /* the end of the log, for now */
-				/* A newer segment exists: this one must be complete,
-				 * unless the daemon finished it since the refresh. */
-				rc = seg_refresh(r);
-				if (rc)
-					return rc;
-				for (i = 0; i < g->nent && g->ent[i].end <= r->pos; i++)
-					;
-				if (i < g->nent ||
-				    (g->nent && g->ent[g->nent - 1].end == g->base + r->segment_bytes))
-					continue;
-				set_err(r, g->path, r->pos);
-				return -EBADMSG; /* a torn index in the middle of the log */
-			}
+		if ((i = entry_at(g, r->pos)) < g->nent)
+			break;
+		if ((g->nent ? g->ent[g->nent - 1].end : g->hdr.first) == g->base + r->segment_bytes) {
+			seg_drop(g); /* complete: the next segment */
+			continue;
 		}
-		break;
+		if ((rc = seg_refresh(r)))
+			return rc;
+		if ((i = entry_at(g, r->pos)) < g->nent)
+			break;
+		{
+			uint64_t *bases;
+			size_t nb;
+			bool later = false;
+
+			if (seg_list(r->dir, &bases, &nb) == 0)
+				later = nb && bases[nb - 1] > g->base;
+			free(bases);
+			if (!later)
+				return 0; /* the end of the log, for now */
+		}
+		/* A newer segment exists: this one must be complete, unless the
+		 * daemon finished it since the refresh. */
+		if ((rc = seg_refresh(r)))
+			return rc;
+		if (entry_at(g, r->pos) < g->nent ||
+		    (g->nent && g->ent[g->nent - 1].end == g->base + r->segment_bytes))
+			continue;
+		set_err(r, g->path, r->pos);
+		return -EBADMSG; /* a torn index in the middle of the log */
 	}
+	*at = i;
+	return 1;
+}
+
+/* Check the CRC of the entries [i, ...) that lie in the buffer (R3). A bad
+ * one at r->pos: -EBADMSG, or skipped with SPW_READER_SKIP_CORRUPT (then
+ * 2: fill again); a bad one later: the buffer ends before it. 0 when the
+ * buffer is good up to r->buf_to. */
+static int verify_buffer(struct spw_reader *r, int i, uint64_t from, uint64_t to)
+{
+	const struct rd_seg *g = &r->seg;
+	uint64_t a = from;
+
+	for (int k = i; k < g->nent && g->ent[k].end <= to; k++) {
+		uint64_t b = g->ent[k].end;
+
+		if (seg_crc32c(0, r->buf + (a - r->buf_from), b - a) != g->ent[k].crc_data) {
+			if (a > r->pos) {
+				r->buf_to = a; /* good up to the bad entry */
+				return 0;
+			}
+			set_err(r, g->path, a);
+			if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
+				return -EBADMSG;
+			r->skipped += b - r->pos;
+			r->pos = b;
+			r->buf_from = r->buf_to = 0;
+			return 2;
+		}
+		a = b;
+	}
+	return 0;
+}
+
+/* Load the index entries around r->pos into the buffer and verify them
+ * (R3, R4). Returns 1 when loaded, 0 at the end of what the disk has. */
+static int fill(struct spw_reader *r)
+{
+	struct rd_seg *g = &r->seg;
+	uint64_t from, to, afrom, alen;
+	ssize_t got;
+	int i, j, rc;
+
+again:
+	rc = locate(r, &i);
+	if (rc <= 0)
+		return rc;
 	from = i ? g->ent[i - 1].end : g->hdr.first;
 	to = g->ent[i].end;
 	for (j = i + 1; j < g->nent && g->ent[j].end - from <= RD_CHUNK; j++)
@@ -296,9 +345,8 @@ static int fill(struct spw_reader *r)
 	/* Read whole pages into a page-aligned buffer: the kernel's copy out of
 	 * the page cache runs at about half speed when source and destination
 	 * are not equally aligned. */
-	uint64_t afrom = from - ((from - g->base) & 4095);
-	uint64_t alen = (to - afrom + 4095) & ~4095ull;
-
+	afrom = from - ((from - g->base) & 4095);
+	alen = (to - afrom + 4095) & ~4095ull;
 	if (alen > r->buf_cap) {
 		void *nb = NULL;
 
@@ -308,8 +356,7 @@ static int fill(struct spw_reader *r)
 		r->buf = nb;
 		r->buf_cap = alen;
 	}
-	ssize_t got = pread(g->fd, r->buf, alen, (off_t)(afrom - g->base));
-
+	got = pread(g->fd, r->buf, alen, (off_t)(afrom - g->base));
 	if (got < (ssize_t)(to - afrom)) {
 		set_err(r, g->path, from);
 		return got < 0 ? -errno : -EBADMSG; /* index points past the file */
@@ -317,26 +364,11 @@ static int fill(struct spw_reader *r)
 	r->buf_from = afrom;
 	r->buf_to = to;
 	if (!(r->o.flags & SPW_READER_NO_VERIFY)) {
-		uint64_t a = from;
-
-		for (int k = i; k < g->nent && g->ent[k].end <= to; k++) {
-			uint64_t b = g->ent[k].end;
-
-			if (seg_crc32c(0, r->buf + (a - r->buf_from), b - a) != g->ent[k].crc_data) {
-				if (a <= r->pos) {
-					set_err(r, g->path, a);
-					if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
-						return -EBADMSG;
-					r->skipped += b - r->pos;
-					r->pos = b;
-					r->buf_from = r->buf_to = 0;
-					return fill(r);
-				}
-				r->buf_to = a; /* good up to the bad entry */
-				break;
-			}
-			a = b;
-		}
+		rc = verify_buffer(r, i, from, to);
+		if (rc == 2)
+			goto again; /* a corrupt range skipped */
+		if (rc)
+			return rc;
 	}
 	return 1;
 }
