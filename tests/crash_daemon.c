@@ -24,12 +24,7 @@
 
 #include "support.h"
 #include "support_daemon.h"
-
-/* Defined in the library (ring/produce.c); NULL unless a test sets it. */
-/* The library's test seam (ring/ring_layout.h). */
-enum ring_point { RING_AT_CLAIMING = 1, RING_AT_CLAIMED, RING_AT_PADDED, RING_AT_MID_PAYLOAD,
-		  RING_AT_BEFORE_COMMIT };
-extern void (*ring_test_hook)(enum ring_point at);
+#include "ring_layout.h" /* the test seam ring_test_hook */
 
 #define RING (256u << 10)
 #define MAXREC (16u << 10)

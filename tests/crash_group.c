@@ -131,7 +131,7 @@ static int producer_main(void *arg)
 				goto out;
 			test_sleep_ns(TEST_MS);
 		}
-		rdt_id_make(buf, len, sh->seed, 0, seq);
+		test_id_make(buf, len, sh->seed, 0, seq);
 		pos = spw_producer_send_wait(p, buf, len, 10 * TEST_SEC);
 		if (pos < 0) {
 			child_fail("producer: send_wait of seq %" PRIu64 ": %s", seq, strerror((int)-pos));
@@ -254,27 +254,15 @@ static int setup(void **state)
 	if (rdt_env_setup(&env))
 		return -1;
 	sh = test_shared_alloc(sizeof(*sh));
-	if (rdt_daemon_path() && rdt_daemon_start(&env))
+	if (test_daemon_path() && rdt_daemon_start(&env))
 		return -1;
-	return 0;
-}
-
-/* Whatever a failed case left open; children still running are killed. */
-static int case_teardown(void **state)
-{
-	(void)state;
-	rdt_children_kill();
-	rdt_drop_all();
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	rdt_children_kill();
-	if (env.daemon && rdt_daemon_stop(&env, 20 * TEST_SEC) != 0)
-		rdt_daemon_dump_log(&env);
-	rdt_env_teardown(&env);
+	rdt_env_finish(&env);
 	test_shared_free(sh, sizeof(*sh));
 	sh = NULL;
 	return 0;
@@ -717,7 +705,7 @@ static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **
 	rdt_drop(t);
 }
 
-#define TEST(f) cmocka_unit_test_teardown(f, case_teardown)
+#define TEST(f) cmocka_unit_test_teardown(f, rdt_case_teardown)
 
 int main(void)
 {

@@ -30,11 +30,7 @@
 #include <unistd.h>
 
 #include "support.h"
-
-/* The library's test seam (ring/ring_layout.h); NULL unless a test sets it. */
-enum ring_point { RING_AT_CLAIMING = 1, RING_AT_CLAIMED, RING_AT_PADDED, RING_AT_MID_PAYLOAD,
-		  RING_AT_BEFORE_COMMIT };
-extern void (*ring_test_hook)(enum ring_point at);
+#include "ring_layout.h" /* the test seam ring_test_hook */
 
 #define RING (64u << 10)
 #define MAXREC 4096u
@@ -227,22 +223,6 @@ static struct spw_topic_info info_of(struct spw_topic *t)
 	return info;
 }
 
-static char *g_dir;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	g_dir = test_tmpdir_make();
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_remove(g_dir);
-	return 0;
-}
-
 /* Parent-side setup before the victim: filler records (never seen by the
  * consumer, which starts after them) put the tail where the case wants it. */
 static void prelude(struct spw_topic *t, struct spw_producer *pp, int wrap)
@@ -299,7 +279,7 @@ static void run_crash(const struct crash_case *cc)
 	assert_true(cc->others <= 2);
 	/* Under the group's dir: removed by the group teardown even when a
 	 * check fails half way. */
-	snprintf(dir, sizeof(dir), "%s/%s", g_dir, cc->name);
+	snprintf(dir, sizeof(dir), "%s/%s", test_group_dir, cc->name);
 	assert_int_equal(spw_topic_create(dir, "crash", &cfg), 0);
 	assert_int_equal(spw_topic_open(dir, "crash", 0, &t), 0);
 	map = test_map_ring(dir, "crash", RING, NULL);
@@ -478,8 +458,8 @@ static struct spw_topic *topic_new(const char *name)
 	struct spw_topic_config cfg = { .ring_bytes = RING, .max_record = MAXREC };
 	struct spw_topic *t = NULL;
 
-	assert_int_equal(spw_topic_create(g_dir, name, &cfg), 0);
-	assert_int_equal(spw_topic_open(g_dir, name, 0, &t), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, name, &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, name, 0, &t), 0);
 	return t;
 }
 
@@ -512,7 +492,7 @@ static void killed_between_its_slot_and_its_tail_claim(void **state)
 	int n = 0, np;
 
 	(void)state;
-	snprintf(sh->dir, sizeof(sh->dir), "%s", g_dir);
+	snprintf(sh->dir, sizeof(sh->dir), "%s", test_group_dir);
 	v = test_fork(claiming_victim, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(info_of(t).tail, 0); /* its CAS never ran */
@@ -549,7 +529,8 @@ static void a_dead_slot_with_an_open_claim_is_not_reused(void **state)
 	pid_t v;
 
 	(void)state;
-	assert_true((size_t)snprintf(sh->dir, sizeof(sh->dir), "%s/one_slot", g_dir) < sizeof(sh->dir));
+	assert_true((size_t)snprintf(sh->dir, sizeof(sh->dir), "%s/one_slot", test_group_dir) <
+		    sizeof(sh->dir));
 	assert_int_equal(spw_topic_create(sh->dir, "crash", &cfg), 0);
 	assert_int_equal(spw_topic_open(sh->dir, "crash", 0, &t), 0);
 	sh->stop_at = RING_AT_MID_PAYLOAD;
@@ -617,7 +598,7 @@ static void a_handle_is_refused_in_a_forked_child(void **state)
 	pid_t v;
 
 	(void)state;
-	snprintf(sh->dir, sizeof(sh->dir), "%s", g_dir);
+	snprintf(sh->dir, sizeof(sh->dir), "%s", test_group_dir);
 	v = test_fork(parent_of_a_child, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(spwd_resolve(t, 24, &st), SPWD_RESOLVE_LIVE);
@@ -677,7 +658,7 @@ static void close_with_an_open_claim_aborts_it(void **state)
 	struct spw_producer *p = NULL;
 	struct spw_consumer *c = NULL;
 	struct test_got *g = test_got_new();
-	uint8_t *map = test_map_ring(g_dir, "close_open", RING, NULL);
+	uint8_t *map = test_map_ring(test_group_dir, "close_open", RING, NULL);
 	struct spw_claim cl;
 
 	(void)state;
@@ -721,5 +702,5 @@ int main(void)
 		cmocka_unit_test(close_with_an_open_claim_aborts_it),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
 }

@@ -41,8 +41,6 @@
 #define W_TAG_MASK (0x3fffffull << 40)
 #define SLOT_BYTES (TEST_HDR_BYTES - TEST_HDR_PAGE) /* the 64 default slots */
 
-static char *g_dir;
-
 struct world {
 	uint64_t seed, rng;
 	int iter;
@@ -70,20 +68,6 @@ struct world {
 				 "SPW_TEST_SEED=%#" PRIx64 ")", __FILE__, __LINE__, #cond,        \
 				 (w)->cls, (w)->iter, (w)->seed);                                  \
 	} while (0)
-
-static int group_setup(void **state)
-{
-	(void)state;
-	g_dir = test_tmpdir_make();
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_remove(g_dir);
-	return 0;
-}
 
 static uint64_t rnd(struct world *w, uint64_t n)
 {
@@ -213,15 +197,15 @@ static void world_make(struct world *w, uint64_t seed, int iter)
 	w->rng = test_key(seed, (uint64_t)iter, 0x6761726261676500ull);
 	w->cls = "setup";
 	snprintf(w->name, sizeof(w->name), "g%d", iter);
-	FCHECK(w, spw_topic_create(g_dir, w->name, &cfg) == 0);
-	FCHECK(w, spw_topic_open(g_dir, w->name, 0, &w->t) == 0);
-	w->map = test_map_ring(g_dir, w->name, RING, &w->hdrp);
+	FCHECK(w, spw_topic_create(test_group_dir, w->name, &cfg) == 0);
+	FCHECK(w, spw_topic_open(test_group_dir, w->name, 0, &w->t) == 0);
+	w->map = test_map_ring(test_group_dir, w->name, RING, &w->hdrp);
 	FCHECK(w, w->map != NULL);
 	{
 		char path[4096];
 		int fd;
 
-		test_ring_path(path, sizeof(path), g_dir, w->name);
+		test_ring_path(path, sizeof(path), test_group_dir, w->name);
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		FCHECK(w, fd >= 0);
 		w->slotp = mmap(NULL, SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, RING_SLOT_OFF);
@@ -277,7 +261,7 @@ static void world_end(struct world *w)
 	munmap(w->hdrp, TEST_HDR_PAGE);
 	munmap(w->slotp, SLOT_BYTES);
 	spw_topic_close(w->t);
-	FCHECK(w, spw_topic_delete(g_dir, w->name) == 0);
+	FCHECK(w, spw_topic_delete(test_group_dir, w->name) == 0);
 }
 
 static struct spw_consumer *consumer_at(struct world *w, int64_t pos)
@@ -843,12 +827,12 @@ static void scan_refuses_a_record_running_past_the_tail(void **state)
 	int64_t r;
 
 	(void)state;
-	assert_int_equal(spw_topic_create(g_dir, "pasttail", &cfg), 0);
-	assert_int_equal(spw_topic_open(g_dir, "pasttail", 0, &t), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, "pasttail", &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "pasttail", 0, &t), 0);
 	assert_int_equal(spw_producer_open(t, &p), 0);
 	assert_int_equal(spw_producer_send(p, buf, 100), 0);
 	assert_int_equal(spw_producer_send(p, buf, 100), 120); /* tail 240 */
-	map = test_map_ring(g_dir, "pasttail", RING, NULL);
+	map = test_map_ring(test_group_dir, "pasttail", RING, NULL);
 	assert_non_null(map);
 	spw_producer_close(p); /* nobody alive holds a position */
 	p = NULL;
@@ -876,7 +860,7 @@ static void scan_refuses_a_record_running_past_the_tail(void **state)
 	test_unmap_ring(map, RING);
 	spw_producer_close(p);
 	spw_topic_close(t);
-	assert_int_equal(spw_topic_delete(g_dir, "pasttail"), 0);
+	assert_int_equal(spw_topic_delete(test_group_dir, "pasttail"), 0);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -915,8 +899,8 @@ static void open_refuses_a_garbage_header_page(void **state)
 	int fd;
 
 	(void)state;
-	assert_int_equal(spw_topic_create(g_dir, "hdr", &cfg), 0);
-	test_ring_path(path, sizeof(path), g_dir, "hdr");
+	assert_int_equal(spw_topic_create(test_group_dir, "hdr", &cfg), 0);
+	test_ring_path(path, sizeof(path), test_group_dir, "hdr");
 	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, page, sizeof(page), 0), sizeof(page));
@@ -932,7 +916,7 @@ static void open_refuses_a_garbage_header_page(void **state)
 
 		/* One bit of an immutable field. */
 		assert_int_equal(pwrite(fd, &byte, 1, (off_t)(f->off + bit / 8)), 1);
-		r = spw_topic_open(g_dir, "hdr", 0, &t);
+		r = spw_topic_open(test_group_dir, "hdr", 0, &t);
 		if (r != f->err)
 			fail_msg("%s bit %u flipped: open returned %d, not %d (iteration %d, "
 				 "SPW_TEST_SEED=%#" PRIx64 ")", f->name, bit, r, f->err, i, seed);
@@ -940,7 +924,7 @@ static void open_refuses_a_garbage_header_page(void **state)
 
 		/* A file of the wrong size. */
 		assert_int_equal(ftruncate(fd, sizes[i % (sizeof(sizes) / sizeof(sizes[0]))]), 0);
-		r = spw_topic_open(g_dir, "hdr", 0, &t);
+		r = spw_topic_open(test_group_dir, "hdr", 0, &t);
 		if (r != -EBADMSG)
 			fail_msg("file of %lld bytes: open returned %d (SPW_TEST_SEED=%#" PRIx64 ")",
 				 (long long)sizes[i % (sizeof(sizes) / sizeof(sizes[0]))], r, seed);
@@ -952,23 +936,23 @@ static void open_refuses_a_garbage_header_page(void **state)
 		if (memcmp(junk, page, 8) == 0)
 			junk[0] ^= 1;
 		assert_int_equal(pwrite(fd, junk, sizeof(junk), 0), sizeof(junk));
-		assert_int_equal(spw_topic_open(g_dir, "hdr", 0, &t), -EBADMSG);
+		assert_int_equal(spw_topic_open(test_group_dir, "hdr", 0, &t), -EBADMSG);
 		assert_int_equal(pwrite(fd, page, sizeof(page), 0), sizeof(page));
 
 		/* Garbage slots are no reason to refuse: they are shared state
 		 * that nothing trusts (slot_class), not settings. */
 		test_fill(junk, sizeof(junk), test_splitmix64(&rng));
 		assert_int_equal(pwrite(fd, junk, sizeof(junk), RING_SLOT_OFF), sizeof(junk));
-		assert_int_equal(spw_topic_open(g_dir, "hdr", 0, &t), 0);
+		assert_int_equal(spw_topic_open(test_group_dir, "hdr", 0, &t), 0);
 		spw_topic_close(t);
 		assert_int_equal(pwrite(fd, slots, sizeof(slots), RING_SLOT_OFF), sizeof(slots));
 
 		/* Put back, it opens: each refusal was the garbage's doing. */
-		assert_int_equal(spw_topic_open(g_dir, "hdr", 0, &t), 0);
+		assert_int_equal(spw_topic_open(test_group_dir, "hdr", 0, &t), 0);
 		spw_topic_close(t);
 	}
 	close(fd);
-	assert_int_equal(spw_topic_delete(g_dir, "hdr"), 0);
+	assert_int_equal(spw_topic_delete(test_group_dir, "hdr"), 0);
 }
 
 int main(void)
@@ -979,5 +963,5 @@ int main(void)
 		cmocka_unit_test(open_refuses_a_garbage_header_page),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
 }

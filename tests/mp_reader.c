@@ -121,7 +121,7 @@ static int produce(struct producer *pr, uint64_t bytes, uint32_t pace_every, int
 		uint32_t len = rdt_id_len(&pr->rng, pr->id, NPROD, MAX_LEN);
 		int64_t pos;
 
-		rdt_id_make(pr->buf, len, sh->seed, pr->id, pr->seq);
+		test_id_make(pr->buf, len, sh->seed, pr->id, pr->seq);
 		pos = spw_producer_send_wait(pr->p, pr->buf, len, 10 * TEST_SEC);
 		if (pos < 0) {
 			child_fail("producer %u: send_wait of seq %" PRIu64 ": %s", pr->id, pr->seq,
@@ -305,7 +305,7 @@ out:
 static int setup(void **state)
 {
 	(void)state;
-	if (!rdt_daemon_path()) {
+	if (!test_daemon_path()) {
 		fprintf(stderr, "mp_reader: no daemon (SPW_DAEMON unset, no build/spillwayd)\n");
 		return 0;
 	}
@@ -315,22 +315,10 @@ static int setup(void **state)
 	return 0;
 }
 
-/* Whatever a failed case left open; children still running are killed. */
-static int case_teardown(void **state)
-{
-	(void)state;
-	rdt_children_kill();
-	rdt_drop_all();
-	return 0;
-}
-
 static int teardown(void **state)
 {
 	(void)state;
-	rdt_children_kill();
-	if (env.daemon && rdt_daemon_stop(&env, 20 * TEST_SEC) != 0)
-		rdt_daemon_dump_log(&env);
-	rdt_env_teardown(&env);
+	rdt_env_finish(&env);
 	test_shared_free(sh, sizeof(*sh));
 	sh = NULL;
 	return 0;
@@ -452,7 +440,7 @@ static void slow_consumer_lapped_while_live_gets_every_record_once(void **state)
 	printf("[ info     ] %.2f s\n", (double)(test_now_ns() - start) / TEST_SEC);
 }
 
-#define TEST(f) cmocka_unit_test_teardown(f, case_teardown)
+#define TEST(f) cmocka_unit_test_teardown(f, rdt_case_teardown)
 
 int main(void)
 {

@@ -23,76 +23,26 @@
 #include "support.h"
 #include "support_stress.h"
 
-/* Each run's topic lives under the group's dir, removed by the group
- * teardown even when a check fails half way. */
-static char *g_dir;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	g_dir = test_tmpdir_make();
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_remove(g_dir);
-	return 0;
-}
-
-enum role { PRODUCER, CONSUMER, RECLAIMER };
-
-struct role_arg {
-	struct test_stress *s;
-	enum role role;
-	uint32_t id;
-};
-
-static int run_role(void *arg)
-{
-	struct role_arg *a = arg;
-
-	switch (a->role) {
-	case PRODUCER:
-		return test_stress_producer(a->s, a->id);
-	case CONSUMER:
-		return test_stress_consumer(a->s, a->id);
-	default:
-		return test_stress_reclaimer(a->s);
-	}
-}
-
-static const char *role_name(enum role r)
-{
-	return r == PRODUCER ? "producer" : r == CONSUMER ? "consumer" : "reclaimer";
-}
-
 static void run_processes(const char *what, uint64_t total, uint32_t producers, uint32_t consumers,
 			  int64_t start_position)
 {
-	enum { MAX_ROLES = TEST_STRESS_MAX_PRODUCERS + TEST_STRESS_MAX_CONSUMERS + 1 };
 	uint64_t seed = test_seed(what);
 	char dir[512];
 	struct test_stress *s = test_shared_alloc(sizeof(*s));
-	struct role_arg args[MAX_ROLES];
-	pid_t pids[MAX_ROLES];
-	int status[MAX_ROLES], n = 0, bad = 0;
+	struct test_stress_role_arg args[TEST_STRESS_MAX_ROLES];
+	pid_t pids[TEST_STRESS_MAX_ROLES];
+	int status[TEST_STRESS_MAX_ROLES], n, bad = 0;
 	struct spw_topic *t = NULL;
 	int64_t t0;
 
-	snprintf(dir, sizeof(dir), "%s/%s", g_dir, what);
+	snprintf(dir, sizeof(dir), "%s/%s", test_group_dir, what);
 	test_stress_init(s, dir, "mp", seed, total, producers, consumers, start_position);
 	assert_int_equal(test_stress_create(s), 0);
-	for (uint32_t i = 0; i < consumers; i++)
-		args[n++] = (struct role_arg){ s, CONSUMER, i };
-	args[n++] = (struct role_arg){ s, RECLAIMER, 0 };
-	for (uint32_t i = 0; i < producers; i++)
-		args[n++] = (struct role_arg){ s, PRODUCER, i };
+	n = test_stress_roles(s, args);
 
 	t0 = test_now_ns();
 	for (int i = 0; i < n; i++)
-		pids[i] = test_fork(run_role, &args[i]);
+		pids[i] = test_fork(test_stress_run_role, &args[i]);
 	/* The roles give up at s->deadline_ns; a child hung past it (and a
 	 * grace) is killed and counts as failed. */
 	for (int i = 0; i < n; i++) {
@@ -101,7 +51,8 @@ static void run_processes(const char *what, uint64_t total, uint32_t producers, 
 		status[i] = test_wait(pids[i], left > 0 ? left : 0);
 		if (status[i] != 0) {
 			fprintf(stderr, "[  FAILED  ] %s %u (pid %d): status %d%s\n",
-				role_name(args[i].role), args[i].id, (int)pids[i], status[i],
+				test_stress_role_name(args[i].role), args[i].id, (int)pids[i],
+				status[i],
 				status[i] == 2 ? " (stopped: another role failed)" :
 				status[i] > 128 ? " (killed by a signal)" : "");
 			bad++;
@@ -131,5 +82,5 @@ int main(void)
 		cmocka_unit_test(processes_deliver_every_record_once_in_producer_order),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
 }

@@ -21,54 +21,11 @@
 #include "support.h"
 #include "support_stress.h"
 
-/* Each run's topic lives under the group's dir, removed by the group
- * teardown even when a check fails half way. */
-static char *g_dir;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	g_dir = test_tmpdir_make();
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_remove(g_dir);
-	return 0;
-}
-
-enum role { PRODUCER, CONSUMER, RECLAIMER };
-
-struct role_arg {
-	struct test_stress *s;
-	enum role role;
-	uint32_t id;
-	int rc;
-};
-
+/* pthread's shape of test_stress_run_role (the result stays in a->rc). */
 static void *run_role(void *arg)
 {
-	struct role_arg *a = arg;
-
-	switch (a->role) {
-	case PRODUCER:
-		a->rc = test_stress_producer(a->s, a->id);
-		break;
-	case CONSUMER:
-		a->rc = test_stress_consumer(a->s, a->id);
-		break;
-	default:
-		a->rc = test_stress_reclaimer(a->s);
-		break;
-	}
+	test_stress_run_role(arg);
 	return NULL;
-}
-
-static const char *role_name(enum role r)
-{
-	return r == PRODUCER ? "producer" : r == CONSUMER ? "consumer" : "reclaimer";
 }
 
 static void run_threads(const char *what, uint64_t total, int64_t start_position)
@@ -77,21 +34,18 @@ static void run_threads(const char *what, uint64_t total, int64_t start_position
 	uint64_t seed = test_seed(what);
 	char dir[512];
 	struct test_stress *s = calloc(1, sizeof(*s));
-	struct role_arg args[N];
+	struct test_stress_role_arg args[N];
 	pthread_t th[N];
-	int n = 0, bad = 0;
+	int n, bad = 0;
 	int64_t t0;
 
 	assert_non_null(s);
-	snprintf(dir, sizeof(dir), "%s/%s", g_dir, what);
+	snprintf(dir, sizeof(dir), "%s/%s", test_group_dir, what);
 	test_stress_init(s, dir, "mt", seed, total, PRODUCERS, CONSUMERS, start_position);
 	assert_int_equal(test_stress_create(s), 0);
 	assert_int_equal(spw_topic_open(dir, "mt", 0, &s->topic), 0);
-	for (uint32_t i = 0; i < CONSUMERS; i++)
-		args[n++] = (struct role_arg){ s, CONSUMER, i, -1 };
-	args[n++] = (struct role_arg){ s, RECLAIMER, 0, -1 };
-	for (uint32_t i = 0; i < PRODUCERS; i++)
-		args[n++] = (struct role_arg){ s, PRODUCER, i, -1 };
+	n = test_stress_roles(s, args);
+	assert_int_equal(n, N);
 
 	t0 = test_now_ns();
 	for (int i = 0; i < N; i++)
@@ -100,8 +54,8 @@ static void run_threads(const char *what, uint64_t total, int64_t start_position
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		if (args[i].rc != 0) {
-			fprintf(stderr, "[  FAILED  ] %s thread %u: %d%s\n", role_name(args[i].role),
-				args[i].id, args[i].rc,
+			fprintf(stderr, "[  FAILED  ] %s thread %u: %d%s\n",
+				test_stress_role_name(args[i].role), args[i].id, args[i].rc,
 				args[i].rc == 2 ? " (stopped: another role failed)" : "");
 			bad++;
 		}
@@ -138,5 +92,5 @@ int main(void)
 		cmocka_unit_test(threads_from_a_mid_lap_start_position),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ring_fixture.h - the cmocka side of the ring unit programs (ring_units.c,
- * ring_topic.c, ring_wait.c): a fresh temp dir per program (g_dir, made by
- * the group setup), topic / handle constructors that assert, tagged payloads
- * (test_fill of a tag) and their hashes, draining a consumer. Include after
+ * ring_topic.c, ring_wait.c): topics in the program's temp dir
+ * (test_group_dir of support.h), topic / handle constructors that assert,
+ * tagged payloads (test_fill of a tag) and their hashes, draining a
+ * consumer. Include after
  * <cmocka.h> and support.h; everything is static, one copy per program.
  */
 #ifndef SPW_TEST_RING_FIXTURE_H
@@ -20,29 +21,13 @@
 #define W_PAD(span, pos, ring) test_word(TEST_TYPE_PADDING, (span), (pos), (ring))
 #define W_ABORTED(span, pos, ring) test_word(TEST_TYPE_ABORTED, (span), (pos), (ring))
 
-static char *g_dir;
-
-static inline int group_setup(void **state)
-{
-	(void)state;
-	g_dir = test_tmpdir_make();
-	return 0;
-}
-
-static inline int group_teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_remove(g_dir);
-	return 0;
-}
-
 static inline struct spw_topic *topic_new(const char *name, uint64_t ring_bytes, uint32_t max_record)
 {
 	struct spw_topic_config cfg = { .ring_bytes = ring_bytes, .max_record = max_record };
 	struct spw_topic *t = NULL;
 
-	assert_int_equal(spw_topic_create(g_dir, name, &cfg), 0);
-	assert_int_equal(spw_topic_open(g_dir, name, 0, &t), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, name, &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, name, 0, &t), 0);
 	assert_non_null(t);
 	return t;
 }
@@ -50,7 +35,7 @@ static inline struct spw_topic *topic_new(const char *name, uint64_t ring_bytes,
 static inline void topic_end(struct spw_topic *t, const char *name)
 {
 	spw_topic_close(t);
-	assert_int_equal(spw_topic_delete(g_dir, name), 0);
+	assert_int_equal(spw_topic_delete(test_group_dir, name), 0);
 }
 
 static inline struct spw_producer *producer_new(struct spw_topic *t)

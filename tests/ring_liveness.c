@@ -32,29 +32,13 @@
 
 #define RING (64u << 10)
 
-static char *g_dir;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	g_dir = test_tmpdir_make();
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	test_tmpdir_remove(g_dir);
-	return 0;
-}
-
 static struct spw_topic *topic_new(const char *name, uint32_t max_producers)
 {
 	struct spw_topic_config cfg = { .ring_bytes = RING, .max_producers = max_producers };
 	struct spw_topic *t = NULL;
 
-	assert_int_equal(spw_topic_create(g_dir, name, &cfg), 0);
-	assert_int_equal(spw_topic_open(g_dir, name, 0, &t), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, name, &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, name, 0, &t), 0);
 	return t;
 }
 
@@ -74,7 +58,7 @@ static int ns_producer(struct shared *x)
 	struct spw_producer *p = NULL;
 	struct spw_claim c;
 
-	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_topic_open(test_group_dir, x->name, 0, &t) == 0, "open");
 	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
 	TEST_CHECK(spw_producer_send(p, "before", 6) == 0, "send");
 	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
@@ -155,7 +139,7 @@ static int sleeping_consumer(void *arg)
 	struct spw_topic *t = NULL;
 	struct spw_consumer *c = NULL;
 
-	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_topic_open(test_group_dir, x->name, 0, &t) == 0, "open");
 	TEST_CHECK(spw_consumer_open(t, SPW_FROM_LATEST, 0, &c) == 0, "consumer");
 	atomic_store(&x->ready, 1);
 	spw_consumer_poll_wait(c, nothing, NULL, 1, 60 * TEST_SEC);
@@ -169,7 +153,7 @@ static int sleeping_producer(void *arg)
 	struct spw_producer *p = NULL;
 	static uint8_t buf[4000];
 
-	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_topic_open(test_group_dir, x->name, 0, &t) == 0, "open");
 	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
 	while (spw_producer_send(p, buf, sizeof(buf)) >= 0)
 		; /* fill the ring: no daemon reclaims */
@@ -275,7 +259,7 @@ static void the_producer_limit_is_per_topic(void **state)
 	assert_int_equal(spw_producer_open(t, &p[1]), 0);
 	for (int i = 0; i < 3; i++)
 		spw_producer_close(p[i]);
-	assert_int_equal(spw_topic_create(g_dir, "limit_bad", &bad), -EINVAL);
+	assert_int_equal(spw_topic_create(test_group_dir, "limit_bad", &bad), -EINVAL);
 	spw_topic_close(t);
 }
 
@@ -319,7 +303,7 @@ static int exclusive_victim(void *arg)
 	struct spw_producer *p = NULL;
 	struct spw_claim c;
 
-	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_topic_open(test_group_dir, x->name, 0, &t) == 0, "open");
 	TEST_CHECK(spw_producer_open_flags(t, SPW_PRODUCER_EXCLUSIVE, &p) == 0, "exclusive open");
 	TEST_CHECK(spw_producer_send(p, "first", 5) >= 0, "send");
 	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
@@ -412,9 +396,9 @@ static void a_ring_of_another_format_version_is_refused(void **state)
 
 	(void)state;
 	t->hdr->version = 1;
-	assert_int_equal(spw_topic_open(g_dir, "v1", 0, &t2), -EPROTO);
+	assert_int_equal(spw_topic_open(test_group_dir, "v1", 0, &t2), -EPROTO);
 	t->hdr->version = RING_VERSION;
-	assert_int_equal(spw_topic_open(g_dir, "v1", 0, &t2), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "v1", 0, &t2), 0);
 	spw_topic_close(t2);
 	spw_topic_close(t);
 }
@@ -431,5 +415,5 @@ int main(void)
 		cmocka_unit_test(an_exclusive_producer_is_the_only_one),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
 }

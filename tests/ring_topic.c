@@ -42,16 +42,16 @@ static void create_open_reports_config_and_header_page(void **state)
 
 	(void)state;
 	before = test_realtime_ns();
-	assert_int_equal(spw_topic_create(g_dir, "cfg", &cfg), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, "cfg", &cfg), 0);
 	after = test_realtime_ns();
-	test_ring_path(path, sizeof(path), g_dir, "cfg");
+	test_ring_path(path, sizeof(path), test_group_dir, "cfg");
 	assert_int_equal(stat(path, &st), 0);
 	/* The header page, 64 producer slots (the default) rounded up to a
 	 * page, then the data. */
 	assert_int_equal(st.st_size, TEST_HDR_BYTES + 64 * KiB);
 	assert_int_equal(st.st_mode & 0777, 0640);
 
-	assert_int_equal(spw_topic_open(g_dir, "cfg", 0, &t), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "cfg", 0, &t), 0);
 	assert_string_equal(spw_topic_name(t), "cfg");
 	info = info_of(t);
 	assert_int_equal(info.ring_bytes, 64 * KiB);
@@ -70,7 +70,7 @@ static void create_open_reports_config_and_header_page(void **state)
 	assert_int_equal(info.aborted_claims, 0);
 
 	/* The header page as the format says (ring_layout.h). */
-	data = test_map_ring(g_dir, "cfg", 64 * KiB, &hdr);
+	data = test_map_ring(test_group_dir, "cfg", 64 * KiB, &hdr);
 	assert_non_null(data);
 	h = (const struct ring_hdr *)(const void *)hdr;
 	assert_int_equal(h->magic, RING_MAGIC);
@@ -129,13 +129,13 @@ static void max_producers_sizes_the_header(void **state)
 		struct spw_producer *p = NULL;
 		uint8_t *data, *hdr = NULL;
 
-		assert_int_equal(spw_topic_create(g_dir, "slots", &cfg), 0);
-		test_ring_path(path, sizeof(path), g_dir, "slots");
+		assert_int_equal(spw_topic_create(test_group_dir, "slots", &cfg), 0);
+		test_ring_path(path, sizeof(path), test_group_dir, "slots");
 		assert_int_equal(stat(path, &st), 0);
 		assert_int_equal(st.st_size, cases[i].hdr + 64 * KiB);
-		assert_int_equal(spw_topic_open(g_dir, "slots", 0, &t), 0);
+		assert_int_equal(spw_topic_open(test_group_dir, "slots", 0, &t), 0);
 		assert_int_equal(info_of(t).max_producers, cases[i].slots);
-		data = test_map_ring(g_dir, "slots", 64 * KiB, &hdr);
+		data = test_map_ring(test_group_dir, "slots", 64 * KiB, &hdr);
 		assert_non_null(data);
 		assert_int_equal(((const struct ring_hdr *)(const void *)hdr)->hdr_bytes, cases[i].hdr);
 		/* A record lands at the data start, wherever that is. */
@@ -148,8 +148,8 @@ static void max_producers_sizes_the_header(void **state)
 		munmap(hdr, TEST_HDR_PAGE);
 		topic_end(t, "slots");
 	}
-	assert_int_equal(spw_topic_create(g_dir, "slots", &bad), -EINVAL);
-	test_ring_path(path, sizeof(path), g_dir, "slots");
+	assert_int_equal(spw_topic_create(test_group_dir, "slots", &bad), -EINVAL);
+	test_ring_path(path, sizeof(path), test_group_dir, "slots");
 	assert_int_equal(stat(path, &st), -1);
 }
 
@@ -165,8 +165,8 @@ static void open_refuses_other_versions_and_bad_headers(void **state)
 	FILE *f;
 
 	(void)state;
-	assert_int_equal(spw_topic_create(g_dir, "ver", &cfg), 0);
-	test_ring_path(path, sizeof(path), g_dir, "ver");
+	assert_int_equal(spw_topic_create(test_group_dir, "ver", &cfg), 0);
+	test_ring_path(path, sizeof(path), test_group_dir, "ver");
 	f = fopen(path, "r+b");
 	assert_non_null(f);
 	/* version 1: the format before producer slots and lap tags */
@@ -174,18 +174,18 @@ static void open_refuses_other_versions_and_bad_headers(void **state)
 	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
 	assert_int_equal(fwrite(&v, 4, 1, f), 1);
 	fflush(f);
-	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EPROTO);
+	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EPROTO);
 	assert_null(t);
 	v = RING_VERSION + 1;
 	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
 	assert_int_equal(fwrite(&v, 4, 1, f), 1);
 	fflush(f);
-	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EPROTO);
+	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EPROTO);
 	v = RING_VERSION;
 	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
 	assert_int_equal(fwrite(&v, 4, 1, f), 1);
 	fflush(f);
-	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), 0);
 	spw_topic_close(t);
 	t = NULL;
 	/* hdr_bytes that does not match max_producers */
@@ -193,7 +193,7 @@ static void open_refuses_other_versions_and_bad_headers(void **state)
 	assert_int_equal(fseek(f, offsetof(struct ring_hdr, hdr_bytes), SEEK_SET), 0);
 	assert_int_equal(fwrite(&v, 4, 1, f), 1);
 	fflush(f);
-	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EBADMSG);
+	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EBADMSG);
 	v = TEST_HDR_BYTES;
 	assert_int_equal(fseek(f, offsetof(struct ring_hdr, hdr_bytes), SEEK_SET), 0);
 	assert_int_equal(fwrite(&v, 4, 1, f), 1);
@@ -202,17 +202,17 @@ static void open_refuses_other_versions_and_bad_headers(void **state)
 	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
 	assert_int_equal(fwrite(&magic, 8, 1, f), 1);
 	fflush(f);
-	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EBADMSG);
+	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EBADMSG);
 	magic = RING_MAGIC;
 	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
 	assert_int_equal(fwrite(&magic, 8, 1, f), 1);
 	fclose(f);
 	/* the file one page short of hdr_bytes + ring_bytes */
 	assert_int_equal(truncate(path, TEST_HDR_BYTES - TEST_HDR_PAGE + 64 * KiB), 0);
-	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), -EBADMSG);
+	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EBADMSG);
 	assert_null(t);
 	assert_int_equal(truncate(path, TEST_HDR_BYTES + 64 * KiB), 0);
-	assert_int_equal(spw_topic_open(g_dir, "ver", 0, &t), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), 0);
 	topic_end(t, "ver");
 }
 
@@ -225,20 +225,20 @@ static void create_uses_defaults_for_zero_fields(void **state)
 	struct stat st;
 
 	(void)state;
-	assert_int_equal(spw_topic_create(g_dir, "defaults", NULL), 0);
-	assert_int_equal(spw_topic_open(g_dir, "defaults", 0, &t), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, "defaults", NULL), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "defaults", 0, &t), 0);
 	info = info_of(t);
 	assert_int_equal(info.ring_bytes, 64ull << 20);
 	assert_int_equal(info.segment_bytes, 1ull << 30);
 	assert_int_equal(info.max_record, 1u << 20);
 	assert_int_equal(info.start_position, 0);
-	test_ring_path(path, sizeof(path), g_dir, "defaults");
+	test_ring_path(path, sizeof(path), test_group_dir, "defaults");
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	topic_end(t, "defaults");
 
-	assert_int_equal(spw_topic_create(g_dir, "defaults2", &cfg), 0);
-	assert_int_equal(spw_topic_open(g_dir, "defaults2", 0, &t), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, "defaults2", &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "defaults2", 0, &t), 0);
 	info = info_of(t);
 	assert_int_equal(info.ring_bytes, 256 * KiB);
 	assert_int_equal(info.segment_bytes, 1ull << 30);
@@ -263,15 +263,15 @@ static void topic_names_are_checked(void **state)
 	n129[SPW_NAME_MAX + 1] = '\0';
 	assert_int_equal(spw_topic_name_check(NULL), -EINVAL);
 	assert_int_equal(spw_topic_name_check(n129), -EINVAL);
-	assert_int_equal(spw_topic_create(g_dir, n129, &cfg), -EINVAL);
+	assert_int_equal(spw_topic_create(test_group_dir, n129, &cfg), -EINVAL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int r[4];
 
 		t = NULL;
 		r[0] = spw_topic_name_check(bad[i]);
-		r[1] = spw_topic_create(g_dir, bad[i], &cfg);
-		r[2] = spw_topic_open(g_dir, bad[i], 0, &t);
-		r[3] = spw_topic_delete(g_dir, bad[i]);
+		r[1] = spw_topic_create(test_group_dir, bad[i], &cfg);
+		r[2] = spw_topic_open(test_group_dir, bad[i], 0, &t);
+		r[3] = spw_topic_delete(test_group_dir, bad[i]);
 		for (int k = 0; k < 4; k++)
 			if (r[k] != -EINVAL)
 				fail_msg("bad name [%zu]: call %d returned %d, not -EINVAL", i, k, r[k]);
@@ -281,10 +281,10 @@ static void topic_names_are_checked(void **state)
 		const char *name = i < sizeof(good) / sizeof(good[0]) ? good[i] : n128;
 
 		assert_int_equal(spw_topic_name_check(name), 0);
-		assert_int_equal(spw_topic_create(g_dir, name, &cfg), 0);
-		test_ring_path(path, sizeof(path), g_dir, name);
+		assert_int_equal(spw_topic_create(test_group_dir, name, &cfg), 0);
+		test_ring_path(path, sizeof(path), test_group_dir, name);
 		assert_int_equal(stat(path, &st), 0);
-		assert_int_equal(spw_topic_open(g_dir, name, 0, &t), 0);
+		assert_int_equal(spw_topic_open(test_group_dir, name, 0, &t), 0);
 		assert_string_equal(spw_topic_name(t), name);
 		topic_end(t, name);
 		assert_int_equal(stat(path, &st), -1);
@@ -329,7 +329,7 @@ static void create_rejects_bad_sizes_and_leaves_nothing(void **state)
 	struct spw_topic *t;
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/sizes", g_dir);
+	snprintf(dir, sizeof(dir), "%s/sizes", test_group_dir);
 	assert_int_equal(spw_topic_create(dir, "ok", &ok[0]), 0); /* makes the dir */
 	assert_int_equal(spw_topic_delete(dir, "ok"), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -357,17 +357,17 @@ static void create_twice_is_eexist_and_missing_is_enoent(void **state)
 	char dir[4096];
 
 	(void)state;
-	assert_int_equal(spw_topic_create(g_dir, "dup", &cfg), 0);
-	assert_int_equal(spw_topic_create(g_dir, "dup", &cfg), -EEXIST);
-	assert_int_equal(spw_topic_create(g_dir, "dup", &other), -EEXIST);
-	assert_int_equal(spw_topic_open(g_dir, "dup", 0, &t), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, "dup", &cfg), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, "dup", &cfg), -EEXIST);
+	assert_int_equal(spw_topic_create(test_group_dir, "dup", &other), -EEXIST);
+	assert_int_equal(spw_topic_open(test_group_dir, "dup", 0, &t), 0);
 	assert_int_equal(info_of(t).ring_bytes, 64 * KiB); /* the first one stays */
 	topic_end(t, "dup");
 	t = NULL;
-	assert_int_equal(spw_topic_open(g_dir, "nope", 0, &t), -ENOENT);
+	assert_int_equal(spw_topic_open(test_group_dir, "nope", 0, &t), -ENOENT);
 	assert_null(t);
-	assert_int_equal(spw_topic_delete(g_dir, "nope"), -ENOENT);
-	snprintf(dir, sizeof(dir), "%s/no/such/dir", g_dir);
+	assert_int_equal(spw_topic_delete(test_group_dir, "nope"), -ENOENT);
+	snprintf(dir, sizeof(dir), "%s/no/such/dir", test_group_dir);
 	assert_int_equal(spw_topic_open(dir, "x", 0, &t), -ENOENT);
 }
 
@@ -382,16 +382,16 @@ static void deleted_topic_is_enoent_while_open_handles_work(void **state)
 
 	(void)state;
 	assert_int_equal(send_tag(p, 10, 1), 0);
-	assert_int_equal(spw_topic_delete(g_dir, "gone"), 0);
-	assert_int_equal(spw_topic_open(g_dir, "gone", 0, &t2), -ENOENT);
-	assert_int_equal(spw_topic_delete(g_dir, "gone"), -ENOENT);
+	assert_int_equal(spw_topic_delete(test_group_dir, "gone"), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "gone", 0, &t2), -ENOENT);
+	assert_int_equal(spw_topic_delete(test_group_dir, "gone"), -ENOENT);
 	/* The mapping outlives the name. */
 	assert_int_equal(send_tag(p, 10, 2), 32);
 	assert_int_equal(drain(c, g), 2);
 	assert_int_equal(g->r[1].hash, tag_hash(10, 2));
 	/* The name can be reused: a new, empty ring. */
-	assert_int_equal(spw_topic_create(g_dir, "gone", &cfg), 0);
-	assert_int_equal(spw_topic_open(g_dir, "gone", 0, &t2), 0);
+	assert_int_equal(spw_topic_create(test_group_dir, "gone", &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "gone", 0, &t2), 0);
 	assert_int_equal(info_of(t2).tail, 0);
 	assert_int_equal(info_of(t).tail, 64);
 	spw_consumer_close(c);
@@ -411,7 +411,7 @@ static void shm_dir_comes_from_environment_when_null(void **state)
 	struct stat st;
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/env/sub", g_dir); /* does not exist yet */
+	snprintf(dir, sizeof(dir), "%s/env/sub", test_group_dir); /* does not exist yet */
 	assert_int_equal(setenv("SPILLWAY_SHM_DIR", dir, 1), 0);
 	assert_string_equal(spw_shm_dir(NULL), dir);
 	assert_string_equal(spw_shm_dir("/elsewhere"), "/elsewhere");
@@ -442,7 +442,7 @@ static void readonly_topic_serves_consumers_only(void **state)
 	struct test_got *g = test_got_new();
 
 	(void)state;
-	assert_int_equal(spw_topic_open(g_dir, "ro", SPW_OPEN_RDONLY, &ro), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "ro", SPW_OPEN_RDONLY, &ro), 0);
 	assert_true(spw_producer_open(ro, &p2) < 0);
 	assert_null(p2);
 	assert_true(spwd_reclaim(ro, 0) < 0);
@@ -472,5 +472,5 @@ int main(void)
 		cmocka_unit_test(readonly_topic_serves_consumers_only),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
 }

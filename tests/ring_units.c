@@ -53,7 +53,7 @@ static void records_are_aligned_and_laid_out_back_to_back(void **state)
 	assert_int_equal(drain(c, g), N);
 	assert_int_equal(spw_consumer_position(c), expect);
 
-	data = test_map_ring(g_dir, "layout", 64 * KiB, NULL);
+	data = test_map_ring(test_group_dir, "layout", 64 * KiB, NULL);
 	assert_non_null(data);
 	for (int i = 0; i < N; i++) {
 		const struct test_rec *r = &g->r[i];
@@ -98,7 +98,7 @@ static void record_that_does_not_fit_wraps_after_padding(void **state)
 	assert_int_equal(send_tag(p, 1000, 77), 65536);
 	assert_int_equal(info_of(t).tail, 65536 + 1016);
 
-	data = test_map_ring(g_dir, "wrap", 64 * KiB, NULL);
+	data = test_map_ring(test_group_dir, "wrap", 64 * KiB, NULL);
 	assert_non_null(data);
 	assert_int_equal(test_commit_word(data, 64 * KiB, 65024), W_PAD(512, 65024, 64 * KiB));
 	assert_int_equal(test_commit_word(data, 64 * KiB, 65536), W_DATA(1000, 65536, 64 * KiB));
@@ -149,7 +149,7 @@ static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 	assert_int_equal(spwd_reclaim(t, 65528), 0);
 	assert_int_equal(send_tag(p, 0, 4), 65536);
 
-	data = test_map_ring(g_dir, "gap8", 64 * KiB, NULL);
+	data = test_map_ring(test_group_dir, "gap8", 64 * KiB, NULL);
 	assert_non_null(data);
 	assert_int_equal(test_commit_word(data, 64 * KiB, 65528), W_PAD(8, 65528, 64 * KiB));
 	test_unmap_ring(data, 64 * KiB);
@@ -247,10 +247,10 @@ static void null_pointers_are_einval(void **state)
 	char buf[8] = { 0 };
 
 	(void)state;
-	assert_int_equal(spw_topic_create(g_dir, NULL, NULL), -EINVAL);
-	assert_int_equal(spw_topic_open(g_dir, NULL, 0, &t2), -EINVAL);
-	assert_int_equal(spw_topic_open(g_dir, "nulls", 0, NULL), -EINVAL);
-	assert_int_equal(spw_topic_delete(g_dir, NULL), -EINVAL);
+	assert_int_equal(spw_topic_create(test_group_dir, NULL, NULL), -EINVAL);
+	assert_int_equal(spw_topic_open(test_group_dir, NULL, 0, &t2), -EINVAL);
+	assert_int_equal(spw_topic_open(test_group_dir, "nulls", 0, NULL), -EINVAL);
+	assert_int_equal(spw_topic_delete(test_group_dir, NULL), -EINVAL);
 	assert_int_equal(spw_topic_info(NULL, &info), -EINVAL);
 	assert_int_equal(spw_topic_info(t, NULL), -EINVAL);
 	assert_int_equal(spw_producer_open(NULL, &p2), -EINVAL);
@@ -409,7 +409,7 @@ static void claim_commit_and_abort(void **state)
 	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
 	struct test_got *g = test_got_new();
 	struct spw_claim cl;
-	uint8_t *data = test_map_ring(g_dir, "claims", 64 * KiB, NULL);
+	uint8_t *data = test_map_ring(test_group_dir, "claims", 64 * KiB, NULL);
 	int64_t aborted_at;
 
 	(void)state;
@@ -470,7 +470,7 @@ static void close_with_an_open_claim_aborts_it(void **state)
 	struct test_got *g = test_got_new();
 	struct spw_claim cl;
 	struct spwd_scan_result s;
-	uint8_t *data = test_map_ring(g_dir, "close_open", 64 * KiB, NULL);
+	uint8_t *data = test_map_ring(test_group_dir, "close_open", 64 * KiB, NULL);
 
 	(void)state;
 	assert_non_null(data);
@@ -717,5 +717,5 @@ int main(void)
 		cmocka_unit_test(scan_reports_committed_run_records_and_stuck),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
 }

@@ -28,13 +28,13 @@
 static int wait_group_setup(void **state)
 {
 	alarm(300); /* a lost wake-up must fail the run, not hang it */
-	return group_setup(state);
+	return test_group_setup(state);
 }
 
 static int wait_group_teardown(void **state)
 {
 	alarm(0);
-	return group_teardown(state);
+	return test_group_teardown(state);
 }
 
 static struct spw_topic *topic_64k(const char *name)
@@ -83,7 +83,7 @@ static int child_send(void *arg)
 	uint8_t buf[1024];
 	int r;
 
-	r = spw_topic_open(g_dir, cs->name, 0, &t);
+	r = spw_topic_open(test_group_dir, cs->name, 0, &t);
 	TEST_CHECK(r == 0, "child: open %s: %d", cs->name, r);
 	r = spw_producer_open(t, &p);
 	TEST_CHECK(r == 0, "child: producer_open: %d", r);
@@ -341,7 +341,7 @@ static void poll_wait_on_a_readonly_topic_sees_a_send(void **state)
 	struct spw_consumer *c = NULL;
 
 	(void)state;
-	assert_int_equal(spw_topic_open(g_dir, "wake_ro", SPW_OPEN_RDONLY, &ro), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "wake_ro", SPW_OPEN_RDONLY, &ro), 0);
 	assert_int_equal(spw_consumer_open(ro, SPW_FROM_LATEST, 0, &c), 0);
 	poll_wait_woken_by_thread(t, c, 3600 * TEST_SEC);
 	spw_consumer_close(c);
@@ -398,7 +398,7 @@ static int race_sender(void *arg)
 	struct spw_producer *p = NULL;
 	uint64_t rng = x->seed;
 
-	TEST_CHECK(spw_topic_open(g_dir, x->name, 0, &t) == 0, "open");
+	TEST_CHECK(spw_topic_open(test_group_dir, x->name, 0, &t) == 0, "open");
 	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
 	for (uint32_t i = 0; i < x->n; i++) {
 		/* Gaps of 0-200 us: the consumer spins 50 us, then sleeps. */

@@ -284,7 +284,7 @@ static int group_setup(void **state)
 {
 	(void)state;
 	memset(&S, 0, sizeof(S));
-	if (!rdt_daemon_path()) {
+	if (!test_daemon_path()) {
 		fprintf(stderr, "spill_reader: no daemon (SPW_DAEMON unset, no build/spillwayd): "
 				"skipping\n");
 		return 0;
@@ -301,21 +301,10 @@ static int group_setup(void **state)
 	return 0;
 }
 
-/* Whatever a failed case left open; children still running are killed. */
-static int case_teardown(void **state)
-{
-	(void)state;
-	rdt_children_kill();
-	rdt_drop_all();
-	return 0;
-}
-
 static int group_teardown(void **state)
 {
 	(void)state;
-	if (S.env.daemon && rdt_daemon_stop(&S.env, 20 * TEST_SEC) != 0)
-		rdt_daemon_dump_log(&S.env);
-	rdt_env_teardown(&S.env);
+	rdt_env_finish(&S.env);
 	free(S.pos);
 	free(S.len);
 	free(S.ts);
@@ -399,7 +388,7 @@ static int64_t send_one(struct spw_producer *p, uint64_t *rng, uint8_t *buf)
 	uint32_t len = rdt_id_len(rng, 0, 1, MAX_LEN);
 	int64_t pos;
 
-	rdt_id_make(buf, len, S.seed, 0, S.n);
+	test_id_make(buf, len, S.seed, 0, S.n);
 	pos = spw_producer_send_wait(p, buf, len, 10 * TEST_SEC);
 	if (pos < 0)
 		fail_msg("send_wait of record %zu: %s", S.n, strerror((int)-pos));
@@ -1339,7 +1328,7 @@ static int follow_producer(void *arg)
 	for (uint64_t seq = 0; seq < n; seq++) {
 		uint32_t len = rdt_id_len(&rng, 0, 1, MAX_LEN);
 
-		rdt_id_make(buf, len, S.seed, 0, seq);
+		test_id_make(buf, len, S.seed, 0, seq);
 		if (spw_producer_send_wait(p, buf, len, 10 * TEST_SEC) < 0) {
 			fprintf(stderr, "follow producer: send_wait of %" PRIu64 " failed\n", seq);
 			goto out;
@@ -1478,7 +1467,7 @@ static void disk_only_reader_after_daemon_stopped(void **state)
 	assert_int_equal(spw_reader_open("nosuchtopic", &o, &r), -ENOENT);
 }
 
-#define TEST(f) cmocka_unit_test_teardown(f, case_teardown)
+#define TEST(f) cmocka_unit_test_teardown(f, rdt_case_teardown)
 
 int main(void)
 {

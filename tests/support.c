@@ -12,10 +12,12 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -96,6 +98,23 @@ void test_tmpdir_remove(char *dir)
 void test_ring_path(char *buf, size_t size, const char *dir, const char *name)
 {
 	snprintf(buf, size, "%s/%s.ring", dir, name);
+}
+
+char *test_group_dir;
+
+int test_group_setup(void **state)
+{
+	(void)state;
+	test_group_dir = test_tmpdir_make();
+	return 0;
+}
+
+int test_group_teardown(void **state)
+{
+	(void)state;
+	test_tmpdir_remove(test_group_dir);
+	test_group_dir = NULL;
+	return 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -200,16 +219,23 @@ void test_sleep_ns(int64_t ns)
 /* ---------------------------------------------------------------------------
  * Processes
  */
-pid_t test_fork(int (*fn)(void *arg), void *arg)
+static pid_t fork_run(int (*fn)(void *arg), void *arg, bool tied)
 {
-	pid_t pid;
+	pid_t parent = getpid(), pid;
 
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid == 0) {
-		int rc = fn(arg);
+		int rc;
 
+		if (tied) {
+			/* Never outlive the runner, even when it dies on a failed check. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(3);
+		}
+		rc = fn(arg);
 		fflush(stdout);
 		fflush(stderr);
 		_exit(rc == 0 ? 0 : rc == 2 ? 2 : 1);
@@ -219,6 +245,35 @@ pid_t test_fork(int (*fn)(void *arg), void *arg)
 		abort();
 	}
 	return pid;
+}
+
+pid_t test_fork(int (*fn)(void *arg), void *arg)
+{
+	return fork_run(fn, arg, false);
+}
+
+pid_t test_fork_tied(int (*fn)(void *arg), void *arg)
+{
+	return fork_run(fn, arg, true);
+}
+
+int test_exit_status(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return -1;
+}
+
+int test_kill_reap(pid_t pid)
+{
+	int st = 0;
+
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return test_exit_status(st);
 }
 
 int test_wait(pid_t pid, int64_t timeout_ns)
@@ -245,11 +300,7 @@ int test_wait(pid_t pid, int64_t timeout_ns)
 		}
 		test_sleep_ns(TEST_MS);
 	}
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
+	return test_exit_status(st);
 }
 
 int test_wait_stopped(pid_t pid, int64_t timeout_ns)
@@ -403,6 +454,15 @@ void test_id_make(void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_t s
 	}
 }
 
+void test_id_head(const void *buf, uint32_t *p, uint32_t *len, uint64_t *seq)
+{
+	const uint8_t *b = buf;
+
+	memcpy(p, b, 4);
+	memcpy(len, b + 4, 4);
+	memcpy(seq, b + 8, 8);
+}
+
 uint64_t test_id_len_rng(uint64_t seed, uint32_t p)
 {
 	return test_key(seed, p, 0x6c656e67746873ull /* "lengths" */);
@@ -430,9 +490,7 @@ int test_id_verify(struct test_id_expect *e, const void *data, uint32_t len, uin
 	size_t bad;
 
 	if (len >= TEST_ID_HEAD) {
-		memcpy(&p, b, 4);
-		memcpy(&l, b + 4, 4);
-		memcpy(&seq, b + 8, 8);
+		test_id_head(b, &p, &l, &seq);
 		if (p >= e->nproducers) {
 			snprintf(err, errsize, "len %u: producer id %u out of range", len, p);
 			return -1;

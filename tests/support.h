@@ -38,6 +38,14 @@ void test_tmpdir_remove(char *dir);
 /* "<dir>/<name>.ring" into buf (size >= 4096). */
 void test_ring_path(char *buf, size_t size, const char *dir, const char *name);
 
+/* The group fixture of the cmocka programs that keep their files in one
+ * temp dir: test_group_setup makes test_group_dir, test_group_teardown
+ * removes it with all in it, also after a failed case (pass both to
+ * cmocka_run_group_tests). */
+extern char *test_group_dir;
+int test_group_setup(void **state);
+int test_group_teardown(void **state);
+
 /* ---------------------------------------------------------------------------
  * Seeds and PRNG. test_seed() takes SPW_TEST_SEED when set, else the clock,
  * and prints it with the line that reruns the test with it.
@@ -85,6 +93,13 @@ void test_sleep_ns(int64_t ns);
  * it exited / did not stop in time.
  */
 pid_t test_fork(int (*fn)(void *arg), void *arg);
+/* test_fork whose child never outlives the runner (PDEATHSIG SIGKILL; it
+ * _exits 3 at once when the runner is already gone). */
+pid_t test_fork_tied(int (*fn)(void *arg), void *arg);
+/* A waitpid status as test_wait returns it: exit status, 128 + signal, -1. */
+int test_exit_status(int wait_status);
+/* SIGKILL a child and reap it: its status as test_exit_status's. */
+int test_kill_reap(pid_t pid);
 int test_wait(pid_t pid, int64_t timeout_ns);
 int test_wait_stopped(pid_t pid, int64_t timeout_ns);
 /* Zeroed MAP_SHARED | MAP_ANONYMOUS memory, shared with children forked after. */
@@ -190,6 +205,9 @@ int test_collect(void *arg, const struct spw_record *r);
 uint32_t test_id_len(uint64_t *rng, uint32_t p, uint32_t max_record);
 uint64_t test_id_len_rng(uint64_t seed, uint32_t p);
 void test_id_make(void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_t seq);
+/* The head of a record of len >= TEST_ID_HEAD: producer, length field, seq
+ * (tests/support_reader.c's identity has the same head). */
+void test_id_head(const void *buf, uint32_t *p, uint32_t *len, uint64_t *seq);
 
 /* What a consumer expects next from each producer. */
 struct test_id_expect {

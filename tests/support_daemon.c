@@ -60,13 +60,8 @@ void test_daemon_setup(struct test_daemon *d)
 
 void test_daemon_teardown(struct test_daemon *d)
 {
-	for (int i = 0; i < d->nkids; i++) {
-		int st;
-
-		kill(d->kids[i], SIGKILL);
-		while (waitpid(d->kids[i], &st, 0) < 0 && errno == EINTR)
-			;
-	}
+	for (int i = 0; i < d->nkids; i++)
+		test_kill_reap(d->kids[i]);
 	d->nkids = 0;
 	if (d->pid > 0)
 		test_daemon_kill(d);
@@ -111,11 +106,7 @@ int test_daemon_wait_kids(struct test_daemon *d, int64_t timeout_ns)
 
 void test_daemon_reap_kid(struct test_daemon *d, pid_t pid)
 {
-	int st;
-
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	test_kill_reap(pid);
 	for (int i = 0; i < d->nkids; i++) {
 		if (d->kids[i] == pid) {
 			d->kids[i] = d->kids[--d->nkids];
@@ -166,7 +157,8 @@ static long file_size(const char *path)
 	return stat(path, &st) ? 0 : (long)st.st_size;
 }
 
-static pid_t spawn(const struct test_daemon *d, const char *log_path)
+pid_t test_daemon_exec(const char *data_dir, const char *shm_dir, const char *log_path,
+			const char *log_level, const char *fault_file)
 {
 	const char *exe = test_daemon_path();
 	pid_t parent = getpid(), pid;
@@ -183,8 +175,8 @@ static pid_t spawn(const struct test_daemon *d, const char *log_path)
 		return -1;
 	}
 	if (pid == 0) {
-		const char *argv[] = { exe, "--foreground", "--data-dir", d->data, "--shm-dir",
-				       d->shm, "--log-level", d->debug ? "debug" : "info", NULL };
+		const char *argv[] = { exe, "--foreground", "--data-dir", data_dir, "--shm-dir",
+				       shm_dir, log_level ? "--log-level" : NULL, log_level, NULL };
 		int fd;
 
 		/* A test that dies must not leave a daemon behind. */
@@ -200,8 +192,8 @@ static pid_t spawn(const struct test_daemon *d, const char *log_path)
 			dup2(fd, 0);
 			close(fd);
 		}
-		if (d->fault_env)
-			setenv("SPILLWAY_FAULT_FILE", d->fault, 1);
+		if (fault_file)
+			setenv("SPILLWAY_FAULT_FILE", fault_file, 1);
 		else
 			unsetenv("SPILLWAY_FAULT_FILE");
 		execv(exe, (char *const *)argv);
@@ -209,6 +201,12 @@ static pid_t spawn(const struct test_daemon *d, const char *log_path)
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const struct test_daemon *d, const char *log_path)
+{
+	return test_daemon_exec(d->data, d->shm, log_path, d->debug ? "debug" : "info",
+				d->fault_env ? d->fault : NULL);
 }
 
 pid_t test_daemon_start(struct test_daemon *d)
@@ -233,15 +231,6 @@ pid_t test_daemon_spawn(const struct test_daemon *d, const char *log_path)
 	return spawn(d, log_path);
 }
 
-static int status_of(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
-}
-
 bool test_daemon_alive(struct test_daemon *d)
 {
 	int st;
@@ -253,7 +242,7 @@ bool test_daemon_alive(struct test_daemon *d)
 	if (r == 0)
 		return true;
 	if (r == d->pid) {
-		d->exit_status = status_of(st);
+		d->exit_status = test_exit_status(st);
 		d->pid = 0;
 	}
 	return false;
@@ -274,14 +263,9 @@ int test_daemon_stop(struct test_daemon *d, int64_t timeout_ns)
 
 void test_daemon_kill(struct test_daemon *d)
 {
-	int st;
-
 	if (d->pid <= 0)
 		return;
-	kill(d->pid, SIGKILL);
-	while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR)
-		;
-	d->exit_status = status_of(st);
+	d->exit_status = test_kill_reap(d->pid);
 	d->pid = 0;
 }
 

@@ -81,6 +81,14 @@ int test_daemon_make_topic(const struct test_daemon *d, const struct test_topic_
  * stderr appended to d->log; it dies with the test through PDEATHSIG).
  * Returns its pid, or -1. */
 pid_t test_daemon_start(struct test_daemon *d);
+/* The one way the tests start spillwayd (test_daemon_start, and
+ * rdt_daemon_start of tests/support_reader.c): fork + exec it on data_dir and
+ * shm_dir with --foreground (and --log-level log_level unless NULL), stdin
+ * /dev/null, stdout and stderr appended to log_path, SPILLWAY_FAULT_FILE set
+ * to fault_file (unset when NULL); it dies with the test through
+ * PDEATHSIG. Returns its pid, or -1. */
+pid_t test_daemon_exec(const char *data_dir, const char *shm_dir, const char *log_path,
+		       const char *log_level, const char *fault_file);
 /* Start a daemon that is not d's own (a second one on the same dirs), its
  * output to log_path. */
 pid_t test_daemon_spawn(const struct test_daemon *d, const char *log_path);

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "support_reader.h"
 #include "support.h"
+#include "support_daemon.h"
 #include "../spill/spill.h"
 
 #include <dirent.h>
@@ -43,24 +44,12 @@ void rdt_child_reaped(pid_t pid)
 			children[i] = 0;
 }
 
-static int status_of(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
-}
-
 int rdt_kill_reap(pid_t pid)
 {
-	int st = 0;
+	int st = test_kill_reap(pid);
 
-	kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
 	rdt_child_reaped(pid);
-	return status_of(st);
+	return st;
 }
 
 void rdt_children_kill(void)
@@ -68,6 +57,14 @@ void rdt_children_kill(void)
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (children[i])
 			rdt_kill_reap(children[i]);
+}
+
+int rdt_case_teardown(void **state)
+{
+	(void)state;
+	rdt_children_kill();
+	rdt_drop_all();
+	return 0;
 }
 
 int rdt_wait_all(const pid_t *pids, int n, int *status, int64_t timeout_ns,
@@ -86,7 +83,7 @@ int rdt_wait_all(const pid_t *pids, int n, int *status, int64_t timeout_ns,
 
 			if (status[i] != -2 || waitpid(pids[i], &st, WNOHANG) != pids[i])
 				continue;
-			status[i] = status_of(st);
+			status[i] = test_exit_status(st);
 			rdt_child_reaped(pids[i]);
 			left--;
 			progress = true;
@@ -117,27 +114,8 @@ int rdt_wait_all(const pid_t *pids, int n, int *status, int64_t timeout_ns,
 
 pid_t rdt_fork(int (*fn)(void *arg), void *arg)
 {
-	pid_t parent = getpid(), pid;
+	pid_t pid = test_fork_tied(fn, arg);
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid == 0) {
-		int rc;
-
-		/* Never outlive the runner, even when it dies on a failed check. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(3);
-		rc = fn(arg);
-		fflush(stdout);
-		fflush(stderr);
-		_exit(rc == 0 ? 0 : rc == 2 ? 2 : 1);
-	}
-	if (pid < 0) {
-		fprintf(stderr, "rdt: fork: %s\n", strerror(errno));
-		abort();
-	}
 	child_track(pid);
 	return pid;
 }
@@ -145,15 +123,6 @@ pid_t rdt_fork(int (*fn)(void *arg), void *arg)
 /* ---------------------------------------------------------------------------
  * Sandbox and daemon
  */
-const char *rdt_daemon_path(void)
-{
-	const char *p = getenv("SPW_DAEMON");
-
-	if (!p || !*p)
-		p = "build/spillwayd";
-	return access(p, X_OK) == 0 ? p : NULL;
-}
-
 int rdt_env_setup(struct rdt_env *e)
 {
 	char a[] = "/tmp/spwtest.XXXXXX", b[] = "/dev/shm/spwtest.XXXXXX";
@@ -253,33 +222,10 @@ int rdt_topic_make(const struct rdt_env *e, const char *topic, uint64_t ring_byt
 
 int rdt_daemon_start(struct rdt_env *e)
 {
-	const char *path = rdt_daemon_path();
-	pid_t parent = getpid(), pid;
+	pid_t pid = test_daemon_exec(e->data, e->shm, e->log, NULL, NULL);
 
-	if (!path) {
-		fprintf(stderr, "rdt: no daemon (set SPW_DAEMON)\n");
-		return -1;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
 	if (pid < 0)
 		return -1;
-	if (pid == 0) {
-		int fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(path, path, "--foreground", "--data-dir", e->data, "--shm-dir", e->shm,
-		      (char *)NULL);
-		fprintf(stderr, "rdt: exec %s: %s\n", path, strerror(errno));
-		_exit(127);
-	}
 	e->daemon = pid;
 	return 0;
 }
@@ -299,6 +245,14 @@ void rdt_daemon_dump_log(const struct rdt_env *e)
 	fclose(f);
 }
 
+void rdt_env_finish(struct rdt_env *e)
+{
+	rdt_children_kill();
+	if (e->daemon && rdt_daemon_stop(e, 20 * TEST_SEC) != 0)
+		rdt_daemon_dump_log(e);
+	rdt_env_teardown(e);
+}
+
 int rdt_daemon_wait_attached(struct rdt_env *e, const char *topic, int64_t timeout_ns)
 {
 	int64_t end = test_now_ns() + timeout_ns;
@@ -316,7 +270,7 @@ int rdt_daemon_wait_attached(struct rdt_env *e, const char *topic, int64_t timeo
 	}
 	while (test_now_ns() < end) {
 		if (waitpid(e->daemon, &st, WNOHANG) == e->daemon) {
-			fprintf(stderr, "rdt: the daemon exited (status %d)\n", status_of(st));
+			fprintf(stderr, "rdt: the daemon exited (status %d)\n", test_exit_status(st));
 			e->daemon = 0;
 			break;
 		}
@@ -347,7 +301,7 @@ int rdt_daemon_stop(struct rdt_env *e, int64_t timeout_ns)
 
 		if (r == e->daemon) {
 			e->daemon = 0;
-			return status_of(st);
+			return test_exit_status(st);
 		}
 		if (r < 0 && errno != EINTR)
 			break;
@@ -543,21 +497,6 @@ uint32_t rdt_id_len(uint64_t *rng, uint32_t p, uint32_t nprod, uint32_t max_len)
 	return len;
 }
 
-void rdt_id_make(void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_t seq)
-{
-	uint8_t *b = buf;
-	uint64_t key = test_key(seed, p, seq);
-
-	if (len >= RDT_ID_HEAD) {
-		memcpy(b, &p, 4);
-		memcpy(b + 4, &len, 4);
-		memcpy(b + 8, &seq, 8);
-		test_fill(b + RDT_ID_HEAD, len - RDT_ID_HEAD, key);
-	} else {
-		test_fill(b, len, key);
-	}
-}
-
 bool rdt_id_is(const void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_t seq)
 {
 	const uint8_t *b = buf;
@@ -566,9 +505,7 @@ bool rdt_id_is(const void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_
 
 	if (len < RDT_ID_HEAD)
 		return test_check(b, len, key) == len;
-	memcpy(&q, b, 4);
-	memcpy(&l, b + 4, 4);
-	memcpy(&s, b + 8, 8);
+	test_id_head(b, &q, &l, &s);
 	return q == p && l == len && s == seq &&
 	       test_check(b + RDT_ID_HEAD, len - RDT_ID_HEAD, key) == len - RDT_ID_HEAD;
 }
@@ -593,9 +530,7 @@ int rdt_expect_check(struct rdt_expect *x, const void *data, uint32_t len, uint3
 	uint64_t seq;
 
 	if (len >= RDT_ID_HEAD) {
-		memcpy(&p, b, 4);
-		memcpy(&l, b + 4, 4);
-		memcpy(&seq, b + 8, 8);
+		test_id_head(b, &p, &l, &seq);
 		if (p >= x->nprod || l != len) {
 			snprintf(err, errsize, "len %u: bad identity (producer %u, length field %u)",
 				 len, p, l);

@@ -23,6 +23,8 @@
 #include <sys/types.h>
 
 #include "spillway.h"
+#include "support.h"
+#include "support_daemon.h"
 
 /* ---------------------------------------------------------------------------
  * Sandbox and daemon.
@@ -35,8 +37,7 @@ struct rdt_env {
 	pid_t daemon;      /* running daemon, 0 when none */
 };
 
-/* $SPW_DAEMON, else build/spillwayd; NULL when not an executable file. */
-const char *rdt_daemon_path(void);
+/* The daemon binary is test_daemon_path's (support_daemon.h). */
 
 /* Make the dirs: 0, or -1 after printing why. */
 int rdt_env_setup(struct rdt_env *e);
@@ -57,7 +58,7 @@ void rdt_seg_path(const struct rdt_env *e, const char *data_dir, const char *top
 int rdt_topic_make(const struct rdt_env *e, const char *topic, uint64_t ring_bytes,
 		   uint64_t segment_bytes, uint64_t flush_ms);
 
-/* fork + exec the daemon (--foreground, stdout/stderr appended to the log,
+/* Start the daemon with test_daemon_exec (its output appended to the log,
  * PDEATHSIG so it never outlives the test). 0, or -1. */
 int rdt_daemon_start(struct rdt_env *e);
 /* Wait until the ring's daemon_pid is this daemon: 0, or -1 (log dumped). */
@@ -66,6 +67,10 @@ int rdt_daemon_wait_attached(struct rdt_env *e, const char *topic, int64_t timeo
  * (0..255), 128 + signal, or -1 when it had to be killed. */
 int rdt_daemon_stop(struct rdt_env *e, int64_t timeout_ns);
 void rdt_daemon_dump_log(const struct rdt_env *e);
+/* The end of a program's sandbox (its group teardown): every tracked child
+ * killed, the daemon stopped (rdt_daemon_stop, 20 s; the log dumped unless
+ * it exited 0), then rdt_env_teardown. */
+void rdt_env_finish(struct rdt_env *e);
 
 /* Wait until the topic's spilled counter is >= upto: 0, or -1. */
 int rdt_wait_spilled(struct spw_topic *t, uint64_t upto, int64_t timeout_ns);
@@ -79,6 +84,10 @@ int rdt_wait_spilled(struct spw_topic *t, uint64_t upto, int64_t timeout_ns);
 pid_t rdt_fork(int (*fn)(void *arg), void *arg);
 void rdt_child_reaped(pid_t pid);
 void rdt_children_kill(void);
+/* The per-case teardown (cmocka_unit_test_teardown) of the reader tests:
+ * whatever a failed case left open is closed (rdt_drop_all), children
+ * still running are killed. Always 0. */
+int rdt_case_teardown(void **state);
 /* Reap the n children, each status as test_wait's into status[] (-1 when
  * killed at the timeout). As soon as one ends with a non-zero status,
  * on_failure(index, status) runs (e.g. to tell the others to stop).
@@ -122,12 +131,12 @@ int rdt_write_u64(const char *path, uint64_t off, uint64_t v);
  * the exact length of the next record of every producer: a duplicate, a lost
  * or a reordered record shows as a wrong seq or a wrong length.
  */
-#define RDT_ID_HEAD 16u
+#define RDT_ID_HEAD TEST_ID_HEAD
 #define RDT_MAX_PRODUCERS 8u
 
 uint64_t rdt_len_rng(uint64_t seed, uint32_t p);
 uint32_t rdt_id_len(uint64_t *rng, uint32_t p, uint32_t nprod, uint32_t max_len);
-void rdt_id_make(void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_t seq);
+/* Records are made with test_id_make (support.h): the same head and payload. */
 /* Is buf exactly record (p, seq) of length len? */
 bool rdt_id_is(const void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_t seq);
 

@@ -424,3 +424,42 @@ void test_stress_print(const struct test_stress *s, const char *what, int64_t el
 	       s->consumers, s->reclaims, timeouts, sec, sec > 0 ? (double)total / sec : 0.0);
 	fflush(stdout);
 }
+
+/* ---------------------------------------------------------------------------
+ * Running the roles
+ */
+int test_stress_roles(struct test_stress *s, struct test_stress_role_arg *args)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < s->consumers; i++)
+		args[n++] = (struct test_stress_role_arg){ s, TEST_STRESS_CONSUMER, i, -1 };
+	args[n++] = (struct test_stress_role_arg){ s, TEST_STRESS_RECLAIMER, 0, -1 };
+	for (uint32_t i = 0; i < s->producers; i++)
+		args[n++] = (struct test_stress_role_arg){ s, TEST_STRESS_PRODUCER, i, -1 };
+	return n;
+}
+
+int test_stress_run_role(void *arg)
+{
+	struct test_stress_role_arg *a = arg;
+
+	switch (a->role) {
+	case TEST_STRESS_PRODUCER:
+		a->rc = test_stress_producer(a->s, a->id);
+		break;
+	case TEST_STRESS_CONSUMER:
+		a->rc = test_stress_consumer(a->s, a->id);
+		break;
+	default:
+		a->rc = test_stress_reclaimer(a->s);
+		break;
+	}
+	return a->rc;
+}
+
+const char *test_stress_role_name(enum test_stress_role r)
+{
+	return r == TEST_STRESS_PRODUCER ? "producer" :
+	       r == TEST_STRESS_CONSUMER ? "consumer" : "reclaimer";
+}

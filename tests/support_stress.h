@@ -71,4 +71,28 @@ int test_stress_reclaimer(struct test_stress *s);
 int test_stress_final_check(struct test_stress *s, struct spw_topic *t);
 void test_stress_print(const struct test_stress *s, const char *what, int64_t elapsed_ns);
 
+/* ---------------------------------------------------------------------------
+ * Running the roles: mp_stress.c forks one process per role, mt_stress.c
+ * starts one thread per role; both take the list from test_stress_roles.
+ */
+enum test_stress_role { TEST_STRESS_PRODUCER, TEST_STRESS_CONSUMER, TEST_STRESS_RECLAIMER };
+
+struct test_stress_role_arg {
+	struct test_stress *s;
+	enum test_stress_role role;
+	uint32_t id;
+	int rc; /* test_stress_run_role's result, -1 until it returned */
+};
+
+#define TEST_STRESS_MAX_ROLES (TEST_STRESS_MAX_PRODUCERS + TEST_STRESS_MAX_CONSUMERS + 1)
+
+/* Every role of s in start order (consumers, the reclaimer, producers, so
+ * nothing is produced before it is watched) into args (room for
+ * TEST_STRESS_MAX_ROLES): how many. */
+int test_stress_roles(struct test_stress *s, struct test_stress_role_arg *args);
+/* Run one role (arg is a struct test_stress_role_arg; the shape test_fork
+ * wants): its result, also stored in the arg's rc. */
+int test_stress_run_role(void *arg);
+const char *test_stress_role_name(enum test_stress_role r);
+
 #endif /* SPW_TEST_SUPPORT_STRESS_H */
