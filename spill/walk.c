@@ -102,6 +102,73 @@ static int64_t walk_entry(struct seg_log *w, const char *file, const struct seg_
 	return (int64_t)n;
 }
 
+/* One index entry of a segment and where it stands. */
+struct entry_ref {
+	const char *file;
+	const struct seg_idx_hdr *h;
+	const struct seg_idx_entry *e;
+	int i;
+	uint64_t records; /* DATA records the entry says it covers */
+};
+
+/* One index entry [a, e->end): its bytes read and CRC-checked, then (with
+ * walk_records) every record header and the DATA count. Returns non-zero
+ * when the segment's walk cannot go on (truncated file, short read, no
+ * memory); a bad CRC or header is reported and the walk goes on. */
+static int walk_one_entry(struct seg_log *w, int fd, uint64_t file_bytes,
+			  const struct entry_ref *x, uint64_t a, uint8_t **buf, size_t *cap,
+			  uint64_t *seg_bytes, uint64_t *seg_recs)
+{
+	uint64_t b = x->e->end, base = x->h->base;
+	char why[256];
+	uint32_t crc;
+	int64_t n;
+
+	if (b - base > file_bytes) {
+		snprintf(why, sizeof(why), "the index covers up to %llu but the file ends at "
+			 "%llu (truncated?)",
+			 (unsigned long long)b, (unsigned long long)(base + file_bytes));
+		bad(w, x->file, a, b, why);
+		return -1;
+	}
+	if (b - a > *cap) {
+		uint8_t *nb = realloc(*buf, b - a);
+
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = b - a;
+	}
+	if (pread(fd, *buf, b - a, (off_t)(a - base)) != (ssize_t)(b - a)) {
+		bad(w, x->file, a, b, "short read");
+		return -1;
+	}
+	w->entries++;
+	crc = seg_crc32c(0, *buf, b - a);
+	if (crc != x->e->crc_data) {
+		snprintf(why, sizeof(why), "data CRC mismatch in index entry %d (index %08x, "
+			 "data %08x)",
+			 x->i, x->e->crc_data, crc);
+		bad(w, x->file, a, b, why);
+		return 0;
+	}
+	w->bytes += b - a;
+	*seg_bytes += b - a;
+	if (!w->walk_records)
+		return 0;
+	n = walk_entry(w, x->file, x->h, *buf, a, b);
+	if (n >= 0 && (uint64_t)n != x->records) {
+		snprintf(why, sizeof(why), "index entry %d says %llu records, the bytes hold %lld",
+			 x->i, (unsigned long long)x->records, (long long)n);
+		bad(w, x->file, a, b, why);
+	}
+	if (n > 0) {
+		w->records += (uint64_t)n;
+		*seg_recs += (uint64_t)n;
+	}
+	return 0;
+}
+
 /* One segment: its index, then each entry. Returns the end of its verified
  * log (the position the next segment must start at). */
 static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, size_t *cap)
@@ -142,59 +209,16 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 	}
 	a = h.first;
 	for (int i = 0; i < k && !w->stopped; i++) {
-		uint64_t b = e[i].end, recs = e[i].records - (i ? e[i - 1].records : 0);
-		uint32_t crc;
+		uint64_t b = e[i].end;
 
 		if (w->to && a >= w->to)
 			break;
-		if (b <= w->from) {
-			a = b;
-			continue;
-		}
-		if (b - base > (uint64_t)st.st_size) {
-			snprintf(why, sizeof(why), "the index covers up to %llu but the file ends at "
-				 "%llu (truncated?)",
-				 (unsigned long long)b, (unsigned long long)(base + (uint64_t)st.st_size));
-			bad(w, sp, a, b, why);
-			break;
-		}
-		if (b - a > *cap) {
-			uint8_t *nb = realloc(*buf, b - a);
+		if (b > w->from) {
+			struct entry_ref ref = { sp, &h, &e[i], i, e[i].records - (i ? e[i - 1].records : 0) };
 
-			if (!nb)
+			if (walk_one_entry(w, fd, (uint64_t)st.st_size, &ref, a, buf, cap, &seg_bytes,
+					   &seg_recs))
 				break;
-			*buf = nb;
-			*cap = b - a;
-		}
-		if (pread(fd, *buf, b - a, (off_t)(a - base)) != (ssize_t)(b - a)) {
-			bad(w, sp, a, b, "short read");
-			break;
-		}
-		w->entries++;
-		crc = seg_crc32c(0, *buf, b - a);
-		if (crc != e[i].crc_data) {
-			snprintf(why, sizeof(why), "data CRC mismatch in index entry %d (index %08x, "
-				 "data %08x)",
-				 i, e[i].crc_data, crc);
-			bad(w, sp, a, b, why);
-			a = b;
-			continue;
-		}
-		w->bytes += b - a;
-		seg_bytes += b - a;
-		if (w->walk_records) {
-			int64_t n = walk_entry(w, sp, &h, *buf, a, b);
-
-			if (n >= 0 && (uint64_t)n != recs) {
-				snprintf(why, sizeof(why), "index entry %d says %llu records, the bytes "
-					 "hold %lld",
-					 i, (unsigned long long)recs, (long long)n);
-				bad(w, sp, a, b, why);
-			}
-			if (n > 0) {
-				w->records += (uint64_t)n;
-				seg_recs += (uint64_t)n;
-			}
 		}
 		a = b;
 	}
