@@ -111,12 +111,68 @@ static uint64_t garbage_end(const struct spw_topic *t, uint64_t pos, uint64_t bo
 	return best;
 }
 
+/* Who holds pos? The WON slot whose span covers it, if one says so: only
+ * one CAS took that span, so it alone decides. Else every CLAIMING slot
+ * covering it (its owner died or stalled between CAS and its WON store, or
+ * a stale guess that lost: only more careful). One live holder is enough
+ * to wait: never take a claim from the living. Returns SPWD_RESOLVE_LIVE
+ * (or -errno when liveness cannot be told: wait too), else 0 with *end the
+ * dead holder's span end (*dead) or nothing known (!*dead). */
+static int holder(struct spw_topic *t, uint64_t pos, struct spwd_stall *out, uint64_t *end,
+		  bool *dead)
+{
+	int32_t won_slot = -1;
+	uint64_t a, b;
+	bool won;
+
+	*dead = false;
+	for (uint32_t i = 0; i < t->max_producers; i++) {
+		if (ring_slot_span(t, i, &a, &b, &won) && won && pos >= a && pos < b) {
+			won_slot = (int32_t)i;
+			break;
+		}
+	}
+	for (uint32_t i = 0; i < t->max_producers; i++) {
+		int alive;
+
+		if (won_slot >= 0 && i != (uint32_t)won_slot)
+			continue;
+		if (!ring_slot_span(t, i, &a, &b, &won) || pos < a || pos >= b)
+			continue;
+		alive = ring_slot_alive(t, i);
+		out->slot = (int32_t)i;
+		/* Relaxed: advisory. */
+		out->pid = atomic_load_explicit(&t->slots[i].pid, memory_order_relaxed);
+		if (alive != 0) /* alive, or we cannot tell: wait */
+			return alive < 0 ? alive : SPWD_RESOLVE_LIVE;
+		if (!*dead || b < *end)
+			*end = b;
+		*dead = true;
+	}
+	return 0;
+}
+
+/* Replace the word w we judged at pos with a `type` record of end - pos
+ * bytes. seq_cst CAS: a commit that came after all (we were wrong about
+ * nobody) wins; it orders before the waiter load (I8). false: it lost. */
+static bool settle(struct spw_topic *t, uint64_t pos, uint64_t w, uint32_t type, uint64_t end)
+{
+	uint64_t nw = ring_word(type, end - pos, pos, t->ring_bytes);
+
+	if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, nw,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return false;
+	ring_wake_consumers(t);
+	return true;
+}
+
 int spwd_resolve(struct spw_topic *t, int64_t position, struct spwd_stall *out)
 {
-	uint64_t pos = (uint64_t)position, tail, w, lap_end, end = 0, a, b;
+	uint64_t pos = (uint64_t)position, tail, w, lap_end, end = 0;
 	struct spwd_stall dummy;
 	int64_t chk;
-	bool dead_owner = false;
+	bool dead_owner;
+	int r;
 
 	if (!out)
 		out = &dummy;
@@ -141,39 +197,8 @@ int spwd_resolve(struct spw_topic *t, int64_t position, struct spwd_stall *out)
 		chk = RING_WORD_BAD; /* a record cannot run past the tail (as in scan) */
 	if (chk > 0)
 		return SPWD_RESOLVE_NONE;
-	/* Who holds pos? The WON slot whose span covers it, if one says so:
-	 * only one CAS took that span, so it alone decides. Else every
-	 * CLAIMING slot covering it (its owner died or stalled between CAS and
-	 * its WON store, or a stale guess that lost: only more careful). One
-	 * live holder is enough to wait: never take a claim from the living. */
-	int32_t won_slot = -1;
-
-	for (uint32_t i = 0; i < t->max_producers; i++) {
-		bool won;
-
-		if (ring_slot_span(t, i, &a, &b, &won) && won && pos >= a && pos < b) {
-			won_slot = (int32_t)i;
-			break;
-		}
-	}
-	for (uint32_t i = 0; i < t->max_producers; i++) {
-		int alive;
-		bool won;
-
-		if (won_slot >= 0 && i != (uint32_t)won_slot)
-			continue;
-		if (!ring_slot_span(t, i, &a, &b, &won) || pos < a || pos >= b)
-			continue;
-		alive = ring_slot_alive(t, i);
-		out->slot = (int32_t)i;
-		/* Relaxed: advisory. */
-		out->pid = atomic_load_explicit(&t->slots[i].pid, memory_order_relaxed);
-		if (alive != 0) /* alive, or we cannot tell: wait */
-			return alive < 0 ? alive : SPWD_RESOLVE_LIVE;
-		if (!dead_owner || b < end)
-			end = b;
-		dead_owner = true;
-	}
+	if ((r = holder(t, pos, out, &end, &dead_owner)))
+		return r;
 	if (chk == 0) {
 		/* Uncommitted, and no live slot holds it: its owner is dead. The
 		 * span is the dead slot's; for a slot reused since (or garbage in
@@ -191,32 +216,24 @@ int spwd_resolve(struct spw_topic *t, int64_t position, struct spwd_stall *out)
 			end = lap_end; /* the padding of a wrapping claim: to the end */
 		if (end - pos > RING_SKIP_MAX)
 			end = pos + RING_SKIP_MAX; /* the rest: the next round's */
-		b = ring_word(RING_T_ABORTED, end - pos, pos, t->ring_bytes);
-		/* seq_cst CAS from 0: a commit that came after all (we were
-		 * wrong about nobody) wins; orders before the waiter load (I8). */
-		if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, b,
-							     memory_order_seq_cst, memory_order_relaxed))
+		if (!settle(t, pos, w, RING_T_ABORTED, end))
 			return SPWD_RESOLVE_NONE;
 		/* Relaxed: an advisory counter for stat. */
 		atomic_fetch_add_explicit(&t->hdr->aborted_claims, 1, memory_order_relaxed);
 		out->span = end - pos;
-		ring_wake_consumers(t);
 		return SPWD_RESOLVE_ABORTED;
 	}
-	/* Garbage: cut it out up to the first boundary we can prove. */
-	/* At most RING_SKIP_MAX at a time (one spill write, one reader chunk);
-	 * whatever lies past it is judged at the next round. */
+	/* Garbage: cut it out up to the first boundary we can prove, at most
+	 * RING_SKIP_MAX at a time (one spill write, one reader chunk); whatever
+	 * lies past it is judged at the next round. */
 	end = next_claim_start(t, pos, tail < lap_end ? tail : lap_end);
 	if (end - pos > RING_SKIP_MAX)
 		end = pos + RING_SKIP_MAX;
 	end = garbage_end(t, pos, end);
-	b = ring_word(RING_T_CORRUPT, end - pos, pos, t->ring_bytes);
-	/* seq_cst CAS from the garbage we judged. */
-	if (!atomic_compare_exchange_strong_explicit(&ring_rec_at(t, pos)->commit, &w, b,
-						     memory_order_seq_cst, memory_order_relaxed))
+	if (!settle(t, pos, w, RING_T_CORRUPT, end))
 		return SPWD_RESOLVE_NONE;
+	/* Relaxed: an advisory counter for stat. */
 	atomic_fetch_add_explicit(&t->hdr->corrupt_bytes, end - pos, memory_order_relaxed);
 	out->span = end - pos;
-	ring_wake_consumers(t);
 	return SPWD_RESOLVE_CORRUPT;
 }
