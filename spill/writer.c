@@ -235,6 +235,67 @@ static int seg_activate(struct spill_stream *s, uint64_t pos)
 	return 0;
 }
 
+/* W1: register the ring mapping as fixed buffers, in <= 1 GiB iovecs (one
+ * iovec over 1 GiB is refused with -EFAULT). Without a free slot the
+ * stream writes from plain buffers. */
+static void register_ring(struct spill_writer *w, struct spill_stream *s)
+{
+	struct spw_topic *t = s->t;
+	int n = (int)((t->ring_bytes + GIB - 1) / GIB);
+	int slot = slot_get(w->buf_used, SPILL_BUF_SLOTS, n);
+	struct iovec iov[64];
+
+	if (slot < 0 || n > 64)
+		return;
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = t->data + (uint64_t)i * GIB;
+		iov[i].iov_len = t->ring_bytes - (uint64_t)i * GIB < GIB
+					 ? t->ring_bytes - (uint64_t)i * GIB
+					 : GIB;
+	}
+	if (io_uring_register_buffers_update_tag(&w->ring, (unsigned)slot, iov, NULL,
+						 (unsigned)n) == n) {
+		s->buf_slot = slot;
+		s->nbufs = n;
+	} else {
+		memset(w->buf_used + slot, 0, (size_t)n);
+	}
+}
+
+/* What recovery kept beyond durable (a previous run wrote it, maybe in
+ * several segments closed without a sync) is synced here, every segment
+ * of it, before durable may move past it (W6). */
+static void sync_recovered(struct spill_stream *s, uint64_t start)
+{
+	uint64_t b = s->durable - s->durable % s->conf.segment_bytes;
+	int r = 0;
+
+	for (; !r && b < start; b += s->conf.segment_bytes) {
+		char sp[PATH_MAX], ip[PATH_MAX];
+		int sf, xf;
+
+		if (seg_file_path(sp, sizeof(sp), s->dir, b, "seg") ||
+		    seg_file_path(ip, sizeof(ip), s->dir, b, "idx"))
+			break;
+		sf = seg_open_file(sp, O_RDONLY, 0, true);
+		xf = seg_open_file(ip, O_RDONLY, 0, true);
+		if (sf >= 0 && xf >= 0 && (fdatasync(sf) || fdatasync(xf)))
+			r = -errno;
+		else if ((sf < 0 && sf != -ENOENT) || (xf < 0 && xf != -ENOENT))
+			r = sf < 0 ? sf : xf;
+		if (sf >= 0)
+			close(sf);
+		if (xf >= 0)
+			close(xf);
+	}
+	if (!r)
+		r = seg_fault_fsync();
+	if (!r)
+		r = durable_advance_sync(s, start);
+	if (r)
+		durable_fail(s, r);
+}
+
 int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *topic_dir,
 		      const struct topic_conf *conf, uint64_t start, struct spill_stream **out)
 {
@@ -262,29 +323,8 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 		s->ckpt_fd = fd < 0 ? -1 : fd;
 		s->ckpt_open_err = fd < 0 ? fd : 0;
 	}
-	/* W1: register the ring mapping, in <= 1 GiB iovecs (one iovec over
-	 * 1 GiB is refused with -EFAULT). */
-	if (w->fixed_bufs && !conf->no_spill) {
-		int n = (int)((t->ring_bytes + GIB - 1) / GIB);
-		int slot = slot_get(w->buf_used, SPILL_BUF_SLOTS, n);
-		struct iovec iov[64];
-
-		if (slot >= 0 && n <= 64) {
-			for (int i = 0; i < n; i++) {
-				iov[i].iov_base = t->data + (uint64_t)i * GIB;
-				iov[i].iov_len = t->ring_bytes - (uint64_t)i * GIB < GIB
-							 ? t->ring_bytes - (uint64_t)i * GIB
-							 : GIB;
-			}
-			if (io_uring_register_buffers_update_tag(&w->ring, (unsigned)slot, iov, NULL,
-								 (unsigned)n) == n) {
-				s->buf_slot = slot;
-				s->nbufs = n;
-			} else {
-				memset(w->buf_used + slot, 0, (size_t)n);
-			}
-		}
-	}
+	if (w->fixed_bufs && !conf->no_spill)
+		register_ring(w, s);
 	/* A new daemon starts from what recovery verified: an fdatasync
 	 * failure of a previous run is cleared (W6). */
 	spwd_set_durable_error(t, 0);
@@ -301,38 +341,8 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 			 SEG_CKPT_NAME);
 		durable_fail_what(s, what, s->ckpt_open_err);
 	}
-	/* What recovery kept beyond durable (a previous run wrote it, maybe in
-	 * several segments closed without a sync) is synced here, every
-	 * segment of it, before durable may move past it (W6). */
-	if (!conf->no_spill && s->durable < start) {
-		uint64_t b = s->durable - s->durable % s->conf.segment_bytes;
-		int r = 0;
-
-		for (; !r && b < start; b += s->conf.segment_bytes) {
-			char sp[PATH_MAX], ip[PATH_MAX];
-			int sf, xf;
-
-			if (seg_file_path(sp, sizeof(sp), topic_dir, b, "seg") ||
-			    seg_file_path(ip, sizeof(ip), topic_dir, b, "idx"))
-				break;
-			sf = seg_open_file(sp, O_RDONLY, 0, true);
-			xf = seg_open_file(ip, O_RDONLY, 0, true);
-			if (sf >= 0 && xf >= 0 && (fdatasync(sf) || fdatasync(xf)))
-				r = -errno;
-			else if ((sf < 0 && sf != -ENOENT) || (xf < 0 && xf != -ENOENT))
-				r = sf < 0 ? sf : xf;
-			if (sf >= 0)
-				close(sf);
-			if (xf >= 0)
-				close(xf);
-		}
-		if (!r)
-			r = seg_fault_fsync();
-		if (!r)
-			r = durable_advance_sync(s, start);
-		if (r)
-			durable_fail(s, r);
-	}
+	if (!conf->no_spill && s->durable < start)
+		sync_recovered(s, start);
 	/* Acquire: pairs with set_counter's store; only moved forward (I1). */
 	if (start > atomic_load_explicit(&t->hdr->spilled, memory_order_acquire))
 		spwd_set_counter(t, SPWD_SPILLED, (int64_t)start);
@@ -714,79 +724,100 @@ static void reclaim(struct spill_stream *s)
 		spwd_reclaim(t, (int64_t)pos);
 }
 
+/* W5: after an I/O error, wait for all in flight, rewind to spilled and
+ * retry after a backoff that doubles up to 2 s. true: go on pumping. */
+static bool error_settled(struct spill_stream *s, uint64_t now_ns)
+{
+	for (unsigned i = 0; i < s->op_count; i++)
+		if (op_at(s, i)->pending)
+			return false;
+	if (s->op_count) {
+		s->op_count = 0;
+		s->submitted = s->spilled;
+		s->seg.sub_entries = s->seg.done_entries;
+		s->seg.sub_records = s->seg.done_records;
+		s->seg.sub_max_ts = s->seg.done_max_ts;
+		s->backoff_ns = s->backoff_ns ? s->backoff_ns * 2 : 50000000ull;
+		if (s->backoff_ns > 2000000000ull)
+			s->backoff_ns = 2000000000ull;
+		s->retry_ns = now_ns + s->backoff_ns;
+	}
+	if (now_ns < s->retry_ns)
+		return false;
+	s->err = 0;
+	return true;
+}
+
+/* Pure IPC (no-spill): the committed run counts as handled at once. */
+static int pump_no_spill(struct spill_stream *s, uint64_t now_ns)
+{
+	struct spill_op tmp;
+	int work = 0;
+
+	s->seg.sub_records = 0;
+	while (op_build(s, &tmp, now_ns) > 0) {
+		s->submitted = s->spilled = tmp.to;
+		work++;
+	}
+	if (work)
+		spwd_set_counter(s->t, SPWD_SPILLED, (int64_t)s->spilled);
+	reclaim(s);
+	return work;
+}
+
+/* The segment the next op writes: at the end of a full one, roll (once
+ * its ops and its sync are done: the roll's fdatasync goes through the
+ * ring like any other, W6, so the loop serves the other topics meanwhile;
+ * a failed one is never retried into a success, durable_fail: the segment
+ * is then closed without one and spilling goes on); open the next. 1:
+ * ready, 0: not now, -errno: opening failed (logged once, backoff set). */
+static int segment_ready(struct spill_stream *s, uint64_t now_ns)
+{
+	int r;
+
+	if (s->seg.fd_seg >= 0 && s->submitted == s->seg.base + s->conf.segment_bytes) {
+		if (s->op_count || s->sync_inflight)
+			return 0; /* its CQEs name this segment's fixed files */
+		if (!s->durable_err && s->durable < s->spilled) {
+			sync_submit(s);
+			return 0;
+		}
+		seg_close(s, false);
+		s->rolls++;
+	}
+	if (s->seg.fd_seg >= 0)
+		return 1;
+	r = seg_fault_check();
+	if (!r)
+		r = seg_activate(s, s->submitted);
+	if (!r)
+		return 1;
+	if (!s->err && !s->backoff_ns)
+		spill_log(LOG_ERROR, s->name, "opening segment for %llu: %s",
+			  (unsigned long long)s->submitted, strerror(-r));
+	s->err = r;
+	s->backoff_ns = s->backoff_ns ? s->backoff_ns : 50000000ull;
+	s->retry_ns = now_ns + s->backoff_ns;
+	return r;
+}
+
 int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 {
 	int work = 0, r;
 
 	ops_advance(s);
-	if (s->err) {
-		/* W5: wait for all in flight, rewind, retry after backoff. */
-		for (unsigned i = 0; i < s->op_count; i++)
-			if (op_at(s, i)->pending)
-				return 0;
-		if (s->op_count) {
-			s->op_count = 0;
-			s->submitted = s->spilled;
-			s->seg.sub_entries = s->seg.done_entries;
-			s->seg.sub_records = s->seg.done_records;
-			s->seg.sub_max_ts = s->seg.done_max_ts;
-			s->backoff_ns = s->backoff_ns ? s->backoff_ns * 2 : 50000000ull;
-			if (s->backoff_ns > 2000000000ull)
-				s->backoff_ns = 2000000000ull;
-			s->retry_ns = now_ns + s->backoff_ns;
-		}
-		if (now_ns < s->retry_ns)
-			return 0;
-		s->err = 0;
-	}
-	if (s->conf.no_spill) {
-		/* Pure IPC: the committed run counts as handled at once. */
-		struct spill_op tmp;
-
-		s->seg.sub_records = 0;
-		while (op_build(s, &tmp, now_ns) > 0) {
-			s->submitted = s->spilled = tmp.to;
-			work++;
-		}
-		if (work)
-			spwd_set_counter(s->t, SPWD_SPILLED, (int64_t)s->spilled);
-		reclaim(s);
-		return work;
-	}
+	if (s->err && !error_settled(s, now_ns))
+		return 0;
+	if (s->conf.no_spill)
+		return pump_no_spill(s, now_ns);
 	while (s->op_count < SPILL_MAX_OPS) {
 		struct spill_op *op;
 
-		if (s->seg.fd_seg >= 0 && s->submitted == s->seg.base + s->conf.segment_bytes) {
-			if (s->op_count)
-				break; /* roll once the old segment has no op in flight */
-			if (s->sync_inflight)
-				break; /* its CQEs name this segment's fixed files */
-			/* The roll's fdatasync goes through the ring like any
-			 * other (W6): the loop serves the other topics meanwhile,
-			 * and the sync's completion moves durable. A failed one is
-			 * never retried into a success (durable_fail): the segment
-			 * is then closed without one and spilling goes on. */
-			if (!s->durable_err && s->durable < s->spilled) {
-				sync_submit(s);
-				break;
-			}
-			seg_close(s, false);
-			s->rolls++;
-		}
-		if (s->seg.fd_seg < 0) {
-			r = seg_fault_check();
-			if (!r)
-				r = seg_activate(s, s->submitted);
-			if (r) {
-				if (!s->err && !s->backoff_ns)
-					spill_log(LOG_ERROR, s->name, "opening segment for %llu: %s",
-						  (unsigned long long)s->submitted, strerror(-r));
-				s->err = r;
-				s->backoff_ns = s->backoff_ns ? s->backoff_ns : 50000000ull;
-				s->retry_ns = now_ns + s->backoff_ns;
-				return work;
-			}
-		}
+		r = segment_ready(s, now_ns);
+		if (r < 0)
+			return work;
+		if (r == 0)
+			break;
 		op = op_at(s, s->op_count);
 		op->s = s;
 		op->entry0 = s->seg.sub_entries;
