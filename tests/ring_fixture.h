@@ -56,6 +56,45 @@ static inline struct spw_consumer *consumer_new(struct spw_topic *t, enum spw_fr
 	return c;
 }
 
+/* The handles most cases start with: a topic of 64 KiB (max_record 16 KiB),
+ * a producer, a consumer from the oldest record and a collector. */
+struct ring_case {
+	const char *name;
+	struct spw_topic *t;
+	struct spw_producer *p;
+	struct spw_consumer *c;
+	struct test_got *g;
+};
+
+static inline struct ring_case case_open(const char *name)
+{
+	struct ring_case k = { .name = name };
+
+	k.t = topic_new(name, 64 * KiB, 16 * KiB);
+	k.g = test_got_new();
+	k.p = producer_new(k.t);
+	k.c = consumer_new(k.t, SPW_FROM_OLDEST, 0);
+	return k;
+}
+
+/* Close all of it and delete the topic. */
+static inline void case_close(struct ring_case *k)
+{
+	free(k->g);
+	spw_consumer_close(k->c);
+	spw_producer_close(k->p);
+	topic_end(k->t, k->name);
+}
+
+/* The data of the 64 KiB ring of topic name, mapped (test_map_ring). */
+static inline uint8_t *map_64k(const char *name, uint8_t **hdr_out)
+{
+	uint8_t *data = test_map_ring(test_group_dir, name, 64 * KiB, hdr_out);
+
+	assert_non_null(data);
+	return data;
+}
+
 /* Send len bytes of the pattern `tag`. */
 static inline int64_t send_tag(struct spw_producer *p, uint32_t len, uint64_t tag)
 {

@@ -70,8 +70,7 @@ static void create_open_reports_config_and_header_page(void **state)
 	assert_int_equal(info.aborted_claims, 0);
 
 	/* The header page as the format says (ring_layout.h). */
-	data = test_map_ring(test_group_dir, "cfg", 64 * KiB, &hdr);
-	assert_non_null(data);
+	data = map_64k("cfg", &hdr);
 	h = (const struct ring_hdr *)(const void *)hdr;
 	assert_int_equal(h->magic, RING_MAGIC);
 	assert_int_equal(h->version, RING_VERSION);
@@ -135,8 +134,7 @@ static void max_producers_sizes_the_header(void **state)
 		assert_int_equal(st.st_size, cases[i].hdr + 64 * KiB);
 		assert_int_equal(spw_topic_open(test_group_dir, "slots", 0, &t), 0);
 		assert_int_equal(info_of(t).max_producers, cases[i].slots);
-		data = test_map_ring(test_group_dir, "slots", 64 * KiB, &hdr);
-		assert_non_null(data);
+		data = map_64k("slots", &hdr);
 		assert_int_equal(((const struct ring_hdr *)(const void *)hdr)->hdr_bytes, cases[i].hdr);
 		/* A record lands at the data start, wherever that is. */
 		p = producer_new(t);
@@ -151,6 +149,15 @@ static void max_producers_sizes_the_header(void **state)
 	assert_int_equal(spw_topic_create(test_group_dir, "slots", &bad), -EINVAL);
 	test_ring_path(path, sizeof(path), test_group_dir, "slots");
 	assert_int_equal(stat(path, &st), -1);
+}
+
+/* Overwrite bytes of the ring file's header in place (flushed, so the next
+ * open sees them). */
+static void put_hdr(FILE *f, long off, const void *v, size_t len)
+{
+	assert_int_equal(fseek(f, off, SEEK_SET), 0);
+	assert_int_equal(fwrite(v, len, 1, f), 1);
+	fflush(f);
 }
 
 /* A ring file of another format version is -EPROTO (recreate the topic),
@@ -171,41 +178,29 @@ static void open_refuses_other_versions_and_bad_headers(void **state)
 	assert_non_null(f);
 	/* version 1: the format before producer slots and lap tags */
 	v = RING_VERSION - 1;
-	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
-	assert_int_equal(fwrite(&v, 4, 1, f), 1);
-	fflush(f);
+	put_hdr(f, offsetof(struct ring_hdr, version), &v, 4);
 	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EPROTO);
 	assert_null(t);
 	v = RING_VERSION + 1;
-	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
-	assert_int_equal(fwrite(&v, 4, 1, f), 1);
-	fflush(f);
+	put_hdr(f, offsetof(struct ring_hdr, version), &v, 4);
 	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EPROTO);
 	v = RING_VERSION;
-	assert_int_equal(fseek(f, offsetof(struct ring_hdr, version), SEEK_SET), 0);
-	assert_int_equal(fwrite(&v, 4, 1, f), 1);
-	fflush(f);
+	put_hdr(f, offsetof(struct ring_hdr, version), &v, 4);
 	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), 0);
 	spw_topic_close(t);
 	t = NULL;
 	/* hdr_bytes that does not match max_producers */
 	v = TEST_HDR_PAGE;
-	assert_int_equal(fseek(f, offsetof(struct ring_hdr, hdr_bytes), SEEK_SET), 0);
-	assert_int_equal(fwrite(&v, 4, 1, f), 1);
-	fflush(f);
+	put_hdr(f, offsetof(struct ring_hdr, hdr_bytes), &v, 4);
 	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EBADMSG);
 	v = TEST_HDR_BYTES;
-	assert_int_equal(fseek(f, offsetof(struct ring_hdr, hdr_bytes), SEEK_SET), 0);
-	assert_int_equal(fwrite(&v, 4, 1, f), 1);
+	put_hdr(f, offsetof(struct ring_hdr, hdr_bytes), &v, 4);
 	/* a bad magic */
 	magic = RING_MAGIC ^ 1;
-	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
-	assert_int_equal(fwrite(&magic, 8, 1, f), 1);
-	fflush(f);
+	put_hdr(f, 0, &magic, 8);
 	assert_int_equal(spw_topic_open(test_group_dir, "ver", 0, &t), -EBADMSG);
 	magic = RING_MAGIC;
-	assert_int_equal(fseek(f, 0, SEEK_SET), 0);
-	assert_int_equal(fwrite(&magic, 8, 1, f), 1);
+	put_hdr(f, 0, &magic, 8);
 	fclose(f);
 	/* the file one page short of hdr_bytes + ring_bytes */
 	assert_int_equal(truncate(path, TEST_HDR_BYTES - TEST_HDR_PAGE + 64 * KiB), 0);

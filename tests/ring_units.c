@@ -34,29 +34,25 @@ static void records_are_aligned_and_laid_out_back_to_back(void **state)
 	static const uint32_t lens[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23, 24, 25,
 					 31, 32, 33, 100, 255, 1000, 4095, 16384 };
 	enum { N = sizeof(lens) / sizeof(lens[0]) };
-	struct spw_topic *t = topic_new("layout", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("layout");
 	int64_t expect = 0, before = test_realtime_ns();
 	uint8_t *data;
 
 	(void)state;
 	for (int i = 0; i < N; i++) {
-		int64_t pos = send_tag(p, lens[i], 100 + (uint64_t)i);
+		int64_t pos = send_tag(h.p, lens[i], 100 + (uint64_t)i);
 
 		assert_int_equal(pos, expect);
 		assert_int_equal(pos % SPW_RECORD_ALIGN, 0);
 		expect += (int64_t)test_span(lens[i]);
 	}
-	assert_int_equal(info_of(t).tail, expect);
-	assert_int_equal(drain(c, g), N);
-	assert_int_equal(spw_consumer_position(c), expect);
+	assert_int_equal(info_of(h.t).tail, expect);
+	assert_int_equal(drain(h.c, h.g), N);
+	assert_int_equal(spw_consumer_position(h.c), expect);
 
-	data = test_map_ring(test_group_dir, "layout", 64 * KiB, NULL);
-	assert_non_null(data);
+	data = map_64k("layout", NULL);
 	for (int i = 0; i < N; i++) {
-		const struct test_rec *r = &g->r[i];
+		const struct test_rec *r = &h.g->r[i];
 		uint8_t want[16384];
 
 		assert_int_equal(r->len, lens[i]);
@@ -72,10 +68,7 @@ static void records_are_aligned_and_laid_out_back_to_back(void **state)
 	/* Past the tail nothing was written. */
 	assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)expect), 0);
 	test_unmap_ring(data, 64 * KiB);
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "layout");
+	case_close(&h);
 }
 
 /* I6: a record that does not fit before the end of the ring is placed at
@@ -83,23 +76,19 @@ static void records_are_aligned_and_laid_out_back_to_back(void **state)
  * at which a scan run ends. */
 static void record_that_does_not_fit_wraps_after_padding(void **state)
 {
-	struct spw_topic *t = topic_new("wrap", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("wrap");
 	struct spwd_scan_result s;
 	uint8_t *data;
 
 	(void)state;
 	for (int i = 0; i < 64; i++) /* 64 * 1016 = 65024: 512 bytes left */
-		assert_int_equal(send_tag(p, 1000, (uint64_t)i), i * 1016);
-	assert_int_equal(drain(c, g), 64);
-	assert_int_equal(spwd_reclaim(t, 65024), 0);
-	assert_int_equal(send_tag(p, 1000, 77), 65536);
-	assert_int_equal(info_of(t).tail, 65536 + 1016);
+		assert_int_equal(send_tag(h.p, 1000, (uint64_t)i), i * 1016);
+	assert_int_equal(drain(h.c, h.g), 64);
+	assert_int_equal(spwd_reclaim(h.t, 65024), 0);
+	assert_int_equal(send_tag(h.p, 1000, 77), 65536);
+	assert_int_equal(info_of(h.t).tail, 65536 + 1016);
 
-	data = test_map_ring(test_group_dir, "wrap", 64 * KiB, NULL);
-	assert_non_null(data);
+	data = map_64k("wrap", NULL);
 	assert_int_equal(test_commit_word(data, 64 * KiB, 65024), W_PAD(512, 65024, 64 * KiB));
 	assert_int_equal(test_commit_word(data, 64 * KiB, 65536), W_DATA(1000, 65536, 64 * KiB));
 	/* The padding ends lap 0; the record at offset 0 is tagged lap 1. */
@@ -107,130 +96,108 @@ static void record_that_does_not_fit_wraps_after_padding(void **state)
 	assert_int_equal(test_word_lap(test_commit_word(data, 64 * KiB, 65536)), 1);
 	test_unmap_ring(data, 64 * KiB);
 
-	g->n = 0;
-	assert_int_equal(drain(c, g), 1);
-	assert_int_equal(g->r[0].position, 65536);
-	assert_int_equal(g->r[0].len, 1000);
-	assert_int_equal(g->r[0].hash, tag_hash(1000, 77));
-	assert_int_equal(spw_consumer_position(c), 65536 + 1016);
+	h.g->n = 0;
+	assert_int_equal(drain(h.c, h.g), 1);
+	assert_int_equal(h.g->r[0].position, 65536);
+	assert_int_equal(h.g->r[0].len, 1000);
+	assert_int_equal(h.g->r[0].hash, tag_hash(1000, 77));
+	assert_int_equal(spw_consumer_position(h.c), 65536 + 1016);
 
 	/* A scan run never wraps: the padding ends one. */
-	assert_int_equal(spwd_scan(t, 65024, 1 << 20, &s), 512);
+	assert_int_equal(spwd_scan(h.t, 65024, 1 << 20, &s), 512);
 	assert_int_equal(s.end, 65536);
 	assert_int_equal(s.records, 0);
 	assert_int_equal(s.stuck, -1);
-	assert_int_equal(spwd_scan(t, 65536, 1 << 20, &s), 1016);
+	assert_int_equal(spwd_scan(h.t, 65536, 1 << 20, &s), 1016);
 	assert_int_equal(s.end, 65536 + 1016);
 	assert_int_equal(s.records, 1);
 	assert_int_equal(s.stuck, -1);
-	assert_int_equal(s.max_timestamp_ns, g->r[0].timestamp_ns);
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "wrap");
+	assert_int_equal(s.max_timestamp_ns, h.g->r[0].timestamp_ns);
+	case_close(&h);
 }
 
 /* I6 at its edge: 8 bytes left can hold only a commit word. */
 static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 {
-	struct spw_topic *t = topic_new("gap8", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("gap8");
 	struct spwd_scan_result s;
 	uint8_t *data;
 
 	(void)state;
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(send_tag(p, 16368, (uint64_t)i), i * 16384);
-	assert_int_equal(send_tag(p, 16360, 3), 3 * 16384);
-	assert_int_equal(info_of(t).tail, 65528);
-	assert_int_equal(drain(c, g), 4);
-	assert_int_equal(spwd_reclaim(t, 65528), 0);
-	assert_int_equal(send_tag(p, 0, 4), 65536);
+		assert_int_equal(send_tag(h.p, 16368, (uint64_t)i), i * 16384);
+	assert_int_equal(send_tag(h.p, 16360, 3), 3 * 16384);
+	assert_int_equal(info_of(h.t).tail, 65528);
+	assert_int_equal(drain(h.c, h.g), 4);
+	assert_int_equal(spwd_reclaim(h.t, 65528), 0);
+	assert_int_equal(send_tag(h.p, 0, 4), 65536);
 
-	data = test_map_ring(test_group_dir, "gap8", 64 * KiB, NULL);
-	assert_non_null(data);
+	data = map_64k("gap8", NULL);
 	assert_int_equal(test_commit_word(data, 64 * KiB, 65528), W_PAD(8, 65528, 64 * KiB));
 	test_unmap_ring(data, 64 * KiB);
 
-	g->n = 0;
-	assert_int_equal(drain(c, g), 1);
-	assert_int_equal(g->r[0].position, 65536);
-	assert_int_equal(g->r[0].len, 0);
-	assert_int_equal(spwd_scan(t, 65528, 1 << 20, &s), 8);
+	h.g->n = 0;
+	assert_int_equal(drain(h.c, h.g), 1);
+	assert_int_equal(h.g->r[0].position, 65536);
+	assert_int_equal(h.g->r[0].len, 0);
+	assert_int_equal(spwd_scan(h.t, 65528, 1 << 20, &s), 8);
 	assert_int_equal(s.records, 0);
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "gap8");
+	case_close(&h);
 }
 
 static void max_record_fits_and_one_more_is_emsgsize(void **state)
 {
-	struct spw_topic *t = topic_new("maxrec", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("maxrec");
 	uint8_t *buf = calloc(1, 16 * KiB + 1);
 	struct spw_claim cl;
 
 	(void)state;
 	assert_non_null(buf);
-	assert_int_equal(send_tag(p, 16 * KiB, 5), 0);
-	assert_int_equal(spw_producer_send(p, buf, 16 * KiB + 1), -EMSGSIZE);
-	assert_int_equal(spw_producer_send(p, buf, UINT32_MAX), -EMSGSIZE);
-	assert_int_equal(spw_producer_send_wait(p, buf, 16 * KiB + 1, 0), -EMSGSIZE);
-	assert_int_equal(spw_producer_claim(p, 16 * KiB + 1, &cl), -EMSGSIZE);
-	assert_int_equal(spw_producer_claim_wait(p, 16 * KiB + 1, 0, &cl), -EMSGSIZE);
+	assert_int_equal(send_tag(h.p, 16 * KiB, 5), 0);
+	assert_int_equal(spw_producer_send(h.p, buf, 16 * KiB + 1), -EMSGSIZE);
+	assert_int_equal(spw_producer_send(h.p, buf, UINT32_MAX), -EMSGSIZE);
+	assert_int_equal(spw_producer_send_wait(h.p, buf, 16 * KiB + 1, 0), -EMSGSIZE);
+	assert_int_equal(spw_producer_claim(h.p, 16 * KiB + 1, &cl), -EMSGSIZE);
+	assert_int_equal(spw_producer_claim_wait(h.p, 16 * KiB + 1, 0, &cl), -EMSGSIZE);
 	/* Refused calls claim nothing. */
-	assert_int_equal(info_of(t).tail, test_span(16 * KiB));
-	assert_int_equal(spw_producer_claim(p, 16 * KiB, &cl), 0);
+	assert_int_equal(info_of(h.t).tail, test_span(16 * KiB));
+	assert_int_equal(spw_producer_claim(h.p, 16 * KiB, &cl), 0);
 	assert_int_equal(cl.len, 16 * KiB);
 	assert_int_equal(cl.position, test_span(16 * KiB));
 	test_fill(cl.data, cl.len, 6);
-	assert_int_equal(spw_producer_commit(p, &cl), 0);
+	assert_int_equal(spw_producer_commit(h.p, &cl), 0);
 
-	assert_int_equal(drain(c, g), 2);
-	assert_int_equal(g->r[0].len, 16 * KiB);
-	assert_int_equal(g->r[0].hash, tag_hash(16 * KiB, 5));
-	assert_int_equal(g->r[1].len, 16 * KiB);
-	assert_int_equal(g->r[1].hash, tag_hash(16 * KiB, 6));
+	assert_int_equal(drain(h.c, h.g), 2);
+	assert_int_equal(h.g->r[0].len, 16 * KiB);
+	assert_int_equal(h.g->r[0].hash, tag_hash(16 * KiB, 5));
+	assert_int_equal(h.g->r[1].len, 16 * KiB);
+	assert_int_equal(h.g->r[1].hash, tag_hash(16 * KiB, 6));
 	free(buf);
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "maxrec");
+	case_close(&h);
 }
 
 static void zero_length_records_are_delivered(void **state)
 {
-	struct spw_topic *t = topic_new("zero", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("zero");
 	struct spw_claim cl;
 	char byte = 'x';
 
 	(void)state;
-	assert_int_equal(spw_producer_send(p, &byte, 0), 0);
-	assert_int_equal(spw_producer_send(p, &byte, 0), 16);
-	assert_int_equal(spw_producer_claim(p, 0, &cl), 0);
+	assert_int_equal(spw_producer_send(h.p, &byte, 0), 0);
+	assert_int_equal(spw_producer_send(h.p, &byte, 0), 16);
+	assert_int_equal(spw_producer_claim(h.p, 0, &cl), 0);
 	assert_int_equal(cl.position, 32);
 	assert_int_equal(cl.len, 0);
-	assert_int_equal(spw_producer_commit(p, &cl), 0);
-	assert_int_equal(send_tag(p, 1, 9), 48);
-	assert_int_equal(drain(c, g), 4);
+	assert_int_equal(spw_producer_commit(h.p, &cl), 0);
+	assert_int_equal(send_tag(h.p, 1, 9), 48);
+	assert_int_equal(drain(h.c, h.g), 4);
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(g->r[i].position, 16 * i);
-		assert_int_equal(g->r[i].len, 0);
+		assert_int_equal(h.g->r[i].position, 16 * i);
+		assert_int_equal(h.g->r[i].len, 0);
 	}
-	assert_int_equal(g->r[3].len, 1);
-	assert_int_equal(g->r[3].hash, tag_hash(1, 9));
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "zero");
+	assert_int_equal(h.g->r[3].len, 1);
+	assert_int_equal(h.g->r[3].hash, tag_hash(1, 9));
+	case_close(&h);
 }
 
 static void null_pointers_are_einval(void **state)
@@ -306,158 +273,139 @@ static void null_pointers_are_einval(void **state)
 
 static void consumer_seek_checks_alignment_and_bounds(void **state)
 {
-	struct spw_topic *t = topic_new("seek", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct ring_case h = case_open("seek");
 	struct spw_consumer *c2 = NULL;
-	struct test_got *g = test_got_new();
 
 	(void)state;
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(send_tag(p, 100, (uint64_t)i), i * 120);
-	assert_int_equal(spw_consumer_seek(c, 124), -EINVAL);   /* unaligned */
-	assert_int_equal(spw_consumer_seek(c, 488), -EINVAL);   /* beyond the tail */
-	assert_int_equal(spw_consumer_seek(c, -8), -EINVAL);
+		assert_int_equal(send_tag(h.p, 100, (uint64_t)i), i * 120);
+	assert_int_equal(spw_consumer_seek(h.c, 124), -EINVAL);   /* unaligned */
+	assert_int_equal(spw_consumer_seek(h.c, 488), -EINVAL);   /* beyond the tail */
+	assert_int_equal(spw_consumer_seek(h.c, -8), -EINVAL);
 	/* Aligned but inside a record: its timestamp, its payload. */
-	assert_int_equal(spw_consumer_seek(c, 128), -EINVAL);
-	assert_int_equal(spw_consumer_seek(c, 120 + 16 + 40), -EINVAL);
-	assert_int_equal(spw_consumer_seek(c, 360 + 112), -EINVAL);
-	assert_int_equal(spw_consumer_position(c), 0);          /* refused: unchanged */
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 4, &c2), -EINVAL);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 1 << 20, &c2), -EINVAL);
+	assert_int_equal(spw_consumer_seek(h.c, 128), -EINVAL);
+	assert_int_equal(spw_consumer_seek(h.c, 120 + 16 + 40), -EINVAL);
+	assert_int_equal(spw_consumer_seek(h.c, 360 + 112), -EINVAL);
+	assert_int_equal(spw_consumer_position(h.c), 0);          /* refused: unchanged */
+	assert_int_equal(spw_consumer_open(h.t, SPW_FROM_POSITION, 4, &c2), -EINVAL);
+	assert_int_equal(spw_consumer_open(h.t, SPW_FROM_POSITION, 1 << 20, &c2), -EINVAL);
 	assert_null(c2);
 
-	assert_int_equal(spw_consumer_seek(c, 480), 0);         /* the tail itself */
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 0);
-	assert_int_equal(spw_consumer_seek(c, 240), 0);         /* back to a record */
-	assert_int_equal(drain(c, g), 2);
-	assert_int_equal(g->r[0].position, 240);
-	assert_int_equal(g->r[0].hash, tag_hash(100, 2));
-	assert_int_equal(g->r[1].position, 360);
+	assert_int_equal(spw_consumer_seek(h.c, 480), 0);         /* the tail itself */
+	assert_int_equal(spw_consumer_poll(h.c, test_collect, h.g, 10), 0);
+	assert_int_equal(spw_consumer_seek(h.c, 240), 0);         /* back to a record */
+	assert_int_equal(drain(h.c, h.g), 2);
+	assert_int_equal(h.g->r[0].position, 240);
+	assert_int_equal(h.g->r[0].hash, tag_hash(100, 2));
+	assert_int_equal(h.g->r[1].position, 360);
 
 	/* An open claim: its start is a boundary (a slot publishes it, I2),
 	 * a position inside its still zero span is not. */
 	{
 		struct spw_claim cl;
 
-		assert_int_equal(spw_producer_claim(p, 200, &cl), 0);
+		assert_int_equal(spw_producer_claim(h.p, 200, &cl), 0);
 		assert_int_equal(cl.position, 480);
-		assert_int_equal(spw_consumer_seek(c, 480 + 64), -EINVAL);
-		assert_int_equal(spw_consumer_seek(c, 480), 0);
-		assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 0);
+		assert_int_equal(spw_consumer_seek(h.c, 480 + 64), -EINVAL);
+		assert_int_equal(spw_consumer_seek(h.c, 480), 0);
+		assert_int_equal(spw_consumer_poll(h.c, test_collect, h.g, 10), 0);
 		test_fill(cl.data, 200, 4);
-		assert_int_equal(spw_producer_commit(p, &cl), 0);
-		assert_int_equal(spw_consumer_seek(c, 480 + 216), 0); /* the tail again */
-		assert_int_equal(spw_consumer_seek(c, 480 + 64), -EINVAL);
-		assert_int_equal(spw_consumer_seek(c, 480), 0);
-		assert_int_equal(drain(c, g), 3);
-		assert_int_equal(g->r[2].position, 480);
-		assert_int_equal(g->r[2].hash, tag_hash(200, 4));
+		assert_int_equal(spw_producer_commit(h.p, &cl), 0);
+		assert_int_equal(spw_consumer_seek(h.c, 480 + 216), 0); /* the tail again */
+		assert_int_equal(spw_consumer_seek(h.c, 480 + 64), -EINVAL);
+		assert_int_equal(spw_consumer_seek(h.c, 480), 0);
+		assert_int_equal(drain(h.c, h.g), 3);
+		assert_int_equal(h.g->r[2].position, 480);
+		assert_int_equal(h.g->r[2].hash, tag_hash(200, 4));
 	}
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "seek");
+	case_close(&h);
 }
 
 /* I1: producers never claim past limit = reclaimed + ring_bytes. */
 static void send_and_claim_when_full_return_eagain(void **state)
 {
-	struct spw_topic *t = topic_new("full", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("full");
 	struct spw_topic_info info;
 	struct spw_claim cl;
 
 	(void)state;
-	fill_64k(p, 0);
-	info = info_of(t);
+	fill_64k(h.p, 0);
+	info = info_of(h.t);
 	assert_int_equal(info.tail, 65536);
 	assert_int_equal(info.limit, 65536);
-	assert_int_equal(send_tag(p, 1008, 99), -EAGAIN);
-	assert_int_equal(send_tag(p, 0, 99), -EAGAIN);
-	assert_int_equal(spw_producer_claim(p, 0, &cl), -EAGAIN);
-	assert_int_equal(spw_producer_claim(p, 100, &cl), -EAGAIN);
-	assert_int_equal(info_of(t).tail, 65536);
+	assert_int_equal(send_tag(h.p, 1008, 99), -EAGAIN);
+	assert_int_equal(send_tag(h.p, 0, 99), -EAGAIN);
+	assert_int_equal(spw_producer_claim(h.p, 0, &cl), -EAGAIN);
+	assert_int_equal(spw_producer_claim(h.p, 100, &cl), -EAGAIN);
+	assert_int_equal(info_of(h.t).tail, 65536);
 
 	/* Free one record: exactly one record of that span fits again. */
-	g->stop_after = 1;
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 10), 1);
-	assert_int_equal(spwd_reclaim(t, spw_consumer_position(c)), 0);
-	assert_int_equal(info_of(t).limit, 65536 + 1024);
-	assert_int_equal(send_tag(p, 1009, 99), -EAGAIN); /* span 1032 > 1024 */
-	assert_int_equal(spw_producer_claim(p, 1008, &cl), 0);
+	h.g->stop_after = 1;
+	assert_int_equal(spw_consumer_poll(h.c, test_collect, h.g, 10), 1);
+	assert_int_equal(spwd_reclaim(h.t, spw_consumer_position(h.c)), 0);
+	assert_int_equal(info_of(h.t).limit, 65536 + 1024);
+	assert_int_equal(send_tag(h.p, 1009, 99), -EAGAIN); /* span 1032 > 1024 */
+	assert_int_equal(spw_producer_claim(h.p, 1008, &cl), 0);
 	assert_int_equal(cl.position, 65536);
 	test_fill(cl.data, cl.len, 100);
-	assert_int_equal(spw_producer_commit(p, &cl), 0);
-	assert_int_equal(send_tag(p, 0, 99), -EAGAIN);
-	g->stop_after = 0;
-	assert_int_equal(drain(c, g), 65);
-	assert_int_equal(g->r[64].position, 65536);
-	assert_int_equal(g->r[64].hash, tag_hash(1008, 100));
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "full");
+	assert_int_equal(spw_producer_commit(h.p, &cl), 0);
+	assert_int_equal(send_tag(h.p, 0, 99), -EAGAIN);
+	h.g->stop_after = 0;
+	assert_int_equal(drain(h.c, h.g), 65);
+	assert_int_equal(h.g->r[64].position, 65536);
+	assert_int_equal(h.g->r[64].hash, tag_hash(1008, 100));
+	case_close(&h);
 }
 
 static void claim_commit_and_abort(void **state)
 {
-	struct spw_topic *t = topic_new("claims", 64 * KiB, 16 * KiB);
-	struct spw_producer *p = producer_new(t);
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("claims");
 	struct spw_claim cl;
-	uint8_t *data = test_map_ring(test_group_dir, "claims", 64 * KiB, NULL);
+	uint8_t *data = map_64k("claims", NULL);
 	int64_t aborted_at;
 
 	(void)state;
-	assert_non_null(data);
-	assert_int_equal(send_tag(p, 10, 1), 0);
-	assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
+	assert_int_equal(send_tag(h.p, 10, 1), 0);
+	assert_int_equal(spw_producer_claim(h.p, 100, &cl), 0);
 	assert_int_equal(cl.position, 32);
 	assert_int_equal(cl.len, 100);
 	assert_non_null(cl.data);
 	test_fill(cl.data, 100, 2);
-	/* c->data is the record's payload in the ring (zero copy). */
+	/* cl.data is the record's payload in the ring (zero copy). */
 	assert_int_equal(test_hash(data + 32 + 16, 100), tag_hash(100, 2));
 	/* Open claim: the commit word is written once, at commit; until then
 	 * it is 0 (I4). */
 	assert_int_equal(test_commit_word(data, 64 * KiB, 32), 0);
-	assert_int_equal(drain(c, g), 1);
-	assert_int_equal(spw_consumer_position(c), 32); /* waits at the open claim */
+	assert_int_equal(drain(h.c, h.g), 1);
+	assert_int_equal(spw_consumer_position(h.c), 32); /* waits at the open claim */
 	/* One claim at a time per handle; the refused calls claim nothing. */
 	{
 		struct spw_claim cl2;
 
-		assert_int_equal(spw_producer_claim(p, 8, &cl2), -EBUSY);
-		assert_int_equal(spw_producer_claim_wait(p, 8, 0, &cl2), -EBUSY);
-		assert_int_equal(send_tag(p, 8, 9), -EBUSY);
-		assert_int_equal(info_of(t).tail, 32 + 120);
+		assert_int_equal(spw_producer_claim(h.p, 8, &cl2), -EBUSY);
+		assert_int_equal(spw_producer_claim_wait(h.p, 8, 0, &cl2), -EBUSY);
+		assert_int_equal(send_tag(h.p, 8, 9), -EBUSY);
+		assert_int_equal(info_of(h.t).tail, 32 + 120);
 	}
-	assert_int_equal(spw_producer_commit(p, &cl), 0);
+	assert_int_equal(spw_producer_commit(h.p, &cl), 0);
 	assert_int_equal(test_commit_word(data, 64 * KiB, 32), W_DATA(100, 32, 64 * KiB));
 
-	assert_int_equal(spw_producer_claim(p, 200, &cl), 0);
+	assert_int_equal(spw_producer_claim(h.p, 200, &cl), 0);
 	aborted_at = cl.position;
 	assert_int_equal(aborted_at, 32 + 120);
 	memset(cl.data, 0xab, 200);
-	assert_int_equal(spw_producer_abort(p, &cl), 0);
+	assert_int_equal(spw_producer_abort(h.p, &cl), 0);
 	assert_int_equal(test_commit_word(data, 64 * KiB, (uint64_t)aborted_at),
 			 W_ABORTED(216, (uint64_t)aborted_at, 64 * KiB));
-	assert_int_equal(send_tag(p, 20, 3), aborted_at + 216);
+	assert_int_equal(send_tag(h.p, 20, 3), aborted_at + 216);
 
-	assert_int_equal(drain(c, g), 3);
-	assert_int_equal(g->r[1].position, 32);
-	assert_int_equal(g->r[1].hash, tag_hash(100, 2));
-	assert_int_equal(g->r[2].position, aborted_at + 216); /* the aborted one is skipped */
-	assert_int_equal(g->r[2].hash, tag_hash(20, 3));
+	assert_int_equal(drain(h.c, h.g), 3);
+	assert_int_equal(h.g->r[1].position, 32);
+	assert_int_equal(h.g->r[1].hash, tag_hash(100, 2));
+	assert_int_equal(h.g->r[2].position, aborted_at + 216); /* the aborted one is skipped */
+	assert_int_equal(h.g->r[2].hash, tag_hash(20, 3));
 	test_unmap_ring(data, 64 * KiB);
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "claims");
+	case_close(&h);
 }
 
 /* A handle closed with its claim open aborts the claim itself: consumers
@@ -470,10 +418,9 @@ static void close_with_an_open_claim_aborts_it(void **state)
 	struct test_got *g = test_got_new();
 	struct spw_claim cl;
 	struct spwd_scan_result s;
-	uint8_t *data = test_map_ring(test_group_dir, "close_open", 64 * KiB, NULL);
+	uint8_t *data = map_64k("close_open", NULL);
 
 	(void)state;
-	assert_non_null(data);
 	assert_int_equal(send_tag(p, 10, 1), 0);
 	assert_int_equal(spw_producer_claim(p, 300, &cl), 0);
 	assert_int_equal(cl.position, 32);

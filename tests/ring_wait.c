@@ -110,17 +110,12 @@ static void wait_started(_Atomic int *flag)
 
 static void send_wait_blocks_until_a_reclaim_by_another_process(void **state)
 {
-	struct spw_topic *t = topic_64k("bw_proc");
-	struct spw_producer *p = NULL;
-	struct spw_consumer *c = NULL;
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("bw_proc");
 	struct child_send *cs = test_shared_alloc(sizeof(*cs));
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
-	fill_64k(p, 0);
+	fill_64k(h.p, 0);
 	cs->name = "bw_proc";
 	cs->len = 1008;
 	cs->tag = 500;
@@ -131,19 +126,16 @@ static void send_wait_blocks_until_a_reclaim_by_another_process(void **state)
 	test_sleep_ns(100 * TEST_MS);
 	/* No room: the child cannot have claimed anything. */
 	assert_true(still_running(pid));
-	assert_int_equal(tail_of(t), 65536);
+	assert_int_equal(tail_of(h.t), 65536);
 
-	free_one_record(t, c, g);
+	free_one_record(h.t, h.c, h.g);
 	assert_int_equal(test_wait(pid, 30 * TEST_SEC), 0);
 	assert_int_equal(atomic_load(&cs->result), 65536);
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 64);
-	assert_int_equal(g->r[64].position, 65536);
-	assert_int_equal(g->r[64].hash, tag_hash(1008, 500));
+	assert_int_equal(spw_consumer_poll(h.c, test_collect, h.g, 100), 64);
+	assert_int_equal(h.g->r[64].position, 65536);
+	assert_int_equal(h.g->r[64].hash, tag_hash(1008, 500));
 	test_shared_free(cs, sizeof(*cs));
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "bw_proc");
+	case_close(&h);
 }
 
 struct thread_claim {
@@ -177,25 +169,20 @@ static void *thread_claim_wait(void *arg)
 
 static void claim_wait_blocks_until_a_reclaim_by_another_thread(void **state)
 {
-	struct spw_topic *t = topic_64k("bw_thread");
-	struct spw_producer *p = NULL;
-	struct spw_consumer *c = NULL;
-	struct test_got *g = test_got_new();
-	struct thread_claim tc = { .t = t };
+	struct ring_case h = case_open("bw_thread");
+	struct thread_claim tc = { .t = h.t };
 	int64_t end;
 	pthread_t th;
 
 	(void)state;
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
-	fill_64k(p, 0);
+	fill_64k(h.p, 0);
 	assert_int_equal(pthread_create(&th, NULL, thread_claim_wait, &tc), 0);
 	wait_started(&tc.started);
 	test_sleep_ns(100 * TEST_MS);
 	assert_false(atomic_load(&tc.done));
-	assert_int_equal(tail_of(t), 65536);
+	assert_int_equal(tail_of(h.t), 65536);
 
-	free_one_record(t, c, g);
+	free_one_record(h.t, h.c, h.g);
 	end = test_now_ns() + 30 * TEST_SEC;
 	while (!atomic_load(&tc.done)) {
 		if (test_now_ns() > end)
@@ -205,13 +192,10 @@ static void claim_wait_blocks_until_a_reclaim_by_another_thread(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(tc.rc, 0);
 	assert_int_equal(tc.position, 65536);
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 64);
-	assert_int_equal(g->r[64].position, 65536);
-	assert_int_equal(g->r[64].hash, tag_hash(1008, 501));
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "bw_thread");
+	assert_int_equal(spw_consumer_poll(h.c, test_collect, h.g, 100), 64);
+	assert_int_equal(h.g->r[64].position, 65536);
+	assert_int_equal(h.g->r[64].hash, tag_hash(1008, 501));
+	case_close(&h);
 }
 
 static void send_wait_and_claim_wait_time_out_on_a_full_ring(void **state)
@@ -244,30 +228,23 @@ static void send_wait_and_claim_wait_time_out_on_a_full_ring(void **state)
 static void poll_wait_times_out_returning_zero(void **state)
 {
 	static const int64_t timeouts[] = { 0, 1 * TEST_MS, 50 * TEST_MS, 200 * TEST_MS };
-	struct spw_topic *t = topic_64k("poll_timeout");
-	struct spw_producer *p = NULL;
-	struct spw_consumer *c = NULL;
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("poll_timeout");
 
 	(void)state;
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
 	for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
 		int64_t t0 = test_now_ns(), el;
 
-		assert_int_equal(spw_consumer_poll_wait(c, test_collect, g, 10, timeouts[i]), 0);
+		assert_int_equal(spw_consumer_poll_wait(h.c, test_collect, h.g, 10, timeouts[i]),
+				 0);
 		el = test_now_ns() - t0;
 		assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
 	}
-	assert_int_equal(g->n, 0);
+	assert_int_equal(h.g->n, 0);
 	/* Something there: returned without waiting out the (long) timeout. */
-	assert_int_equal(send_tag(p, 10, 1), 0);
-	assert_int_equal(spw_consumer_poll_wait(c, test_collect, g, 10, 3600 * TEST_SEC), 1);
-	assert_int_equal(g->r[0].hash, tag_hash(10, 1));
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "poll_timeout");
+	assert_int_equal(send_tag(h.p, 10, 1), 0);
+	assert_int_equal(spw_consumer_poll_wait(h.c, test_collect, h.g, 10, 3600 * TEST_SEC), 1);
+	assert_int_equal(h.g->r[0].hash, tag_hash(10, 1));
+	case_close(&h);
 }
 
 struct thread_send {
@@ -457,18 +434,13 @@ static void no_wake_up_is_lost_between_a_commit_and_a_sleeper(void **state)
 static void every_blocked_producer_process_gets_room(void **state)
 {
 	enum { KIDS = 3 };
-	struct spw_topic *t = topic_64k("bw_many");
-	struct spw_producer *p = NULL;
-	struct spw_consumer *c = NULL;
-	struct test_got *g = test_got_new();
+	struct ring_case h = case_open("bw_many");
 	struct child_send *cs = test_shared_alloc(KIDS * sizeof(*cs));
 	uint64_t seen = 0;
 	pid_t pid[KIDS];
 
 	(void)state;
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
-	fill_64k(p, 0);
+	fill_64k(h.p, 0);
 	for (int k = 0; k < KIDS; k++) {
 		cs[k].name = "bw_many";
 		cs[k].len = 1008;
@@ -480,29 +452,26 @@ static void every_blocked_producer_process_gets_room(void **state)
 	for (int k = 0; k < KIDS; k++)
 		wait_started(&cs[k].started);
 	test_sleep_ns(50 * TEST_MS);
-	assert_int_equal(tail_of(t), 65536);
+	assert_int_equal(tail_of(h.t), 65536);
 	for (int k = 0; k < KIDS; k++)
-		free_one_record(t, c, g);
+		free_one_record(h.t, h.c, h.g);
 	for (int k = 0; k < KIDS; k++)
 		assert_int_equal(test_wait(pid[k], 30 * TEST_SEC), 0);
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 64);
+	assert_int_equal(spw_consumer_poll(h.c, test_collect, h.g, 100), 64);
 	for (int i = 64; i < 64 + KIDS; i++) {
 		int k;
 
-		assert_int_equal(g->r[i].position, 65536 + (i - 64) * 1024);
+		assert_int_equal(h.g->r[i].position, 65536 + (i - 64) * 1024);
 		for (k = 0; k < KIDS; k++)
-			if (g->r[i].hash == tag_hash(1008, 900 + (uint64_t)k))
+			if (h.g->r[i].hash == tag_hash(1008, 900 + (uint64_t)k))
 				break;
 		assert_true(k < KIDS);
-		assert_int_equal(atomic_load(&cs[k].result), g->r[i].position);
+		assert_int_equal(atomic_load(&cs[k].result), h.g->r[i].position);
 		seen |= 1u << k;
 	}
 	assert_int_equal(seen, (1u << KIDS) - 1);
 	test_shared_free(cs, KIDS * sizeof(*cs));
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(p);
-	topic_end(t, "bw_many");
+	case_close(&h);
 }
 
 int main(void)
