@@ -13,6 +13,7 @@
 /* --- the io_uring writer (spill/writer.c) --------------------------------- */
 #include <liburing.h>
 
+#define SPILL_GIB (1ull << 30)  /* the largest registered buffer (W1) */
 #define SPILL_MAX_OPS 8          /* in-flight write ops per topic */
 #define SPILL_OP_BYTES (1u << 20) /* bytes per write op */
 #define SPILL_OP_ENTRIES 32       /* index entries per op (>= OP / ENTRY_SPAN + 1) */
@@ -110,5 +111,18 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now);
 bool spill_stream_drained(struct spill_stream *s);
 /* Wait for in-flight I/O, fdatasync, close the files. */
 void spill_stream_close(struct spill_stream *s);
+
+/* --- between spill/writer.c, writer_ops.c and writer_sync.c only --------- */
+int spill_seg_activate(struct spill_stream *s, uint64_t pos);    /* writer.c */
+int spill_seg_close(struct spill_stream *s, bool sync);          /* writer.c */
+struct spill_op *spill_op_at(struct spill_stream *s, unsigned i); /* writer_ops.c */
+void spill_prep_fd(struct io_uring_sqe *sqe, int slot);
+void spill_ops_advance(struct spill_stream *s);
+int spill_durable_advance(struct spill_stream *s, uint64_t target); /* writer_sync.c */
+void spill_durable_fail(struct spill_stream *s, int err);
+void spill_durable_fail_what(struct spill_stream *s, const char *what, int err);
+void spill_sync_recovered(struct spill_stream *s, uint64_t start);
+void spill_sync_submit(struct spill_stream *s);
+void spill_sync_complete(struct spill_stream *s, int res, bool ckpt_write);
 
 #endif /* SPILLWAY_SPILL_WRITER_H */
