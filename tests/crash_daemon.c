@@ -24,7 +24,7 @@
 
 #include "support.h"
 #include "support_daemon.h"
-#include "ring_layout.h" /* the test seam ring_test_hook */
+#include "ring_layout.h" /* enum ring_point, for test_stop_at */
 
 #define RING (256u << 10)
 #define MAXREC (16u << 10)
@@ -413,12 +413,6 @@ struct victim {
 	_Atomic int64_t claim_pos; /* MID_PAYLOAD: the claim's position */
 };
 
-static void stop_here(enum ring_point at)
-{
-	if (at == RING_AT_CLAIMED)
-		raise(SIGSTOP);
-}
-
 static int victim_main(void *arg)
 {
 	struct victim *v = arg;
@@ -440,7 +434,7 @@ static int victim_main(void *arg)
 	if (len < 64)
 		len = 64 | (len & 3); /* keep the length class: payload to half-write */
 	if (v->mode == BEFORE_HEADER)
-		ring_test_hook = stop_here;
+		test_stop_at(RING_AT_CLAIMED); /* never resumed: killed while stopped */
 	TEST_CHECK(spw_producer_claim_wait(p, len, 10 * TEST_SEC, &c) == 0, "claim");
 	atomic_store(&v->claim_pos, c.position);
 	memset(c.data, 0xab, len / 2);

@@ -79,18 +79,7 @@ struct shared {
 static struct rdt_env env;
 static struct shared *sh;
 
-static void child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void child_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_exchange(&sh->failed, 1) == 0) {
-		va_start(ap, fmt);
-		vsnprintf(sh->err, sizeof(sh->err), fmt, ap);
-		va_end(ap);
-		fprintf(stderr, "crash_group[%d]: %s\n", (int)getpid(), sh->err);
-	}
-}
+#define child_fail(...) rdt_fail_once(&sh->failed, sh->err, sizeof(sh->err), "crash_group", __VA_ARGS__)
 
 /* In the runner: a child died; tell the others to stop. */
 static void child_died(int index, int status)

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "support.h"
-#include "ring_layout.h" /* the test seam ring_test_hook */
+#include "ring_layout.h" /* enum ring_point, for test_stop_at */
 
 #define RING (64u << 10)
 #define MAXREC 4096u
@@ -66,16 +66,6 @@ struct other_arg {
 	struct crash_shared *x;
 	uint32_t id;
 };
-
-static int g_stop_at;
-
-static void stop_at_point(enum ring_point at)
-{
-	if ((int)at == g_stop_at) {
-		ring_test_hook = NULL;
-		raise(SIGSTOP);
-	}
-}
 
 static int victim_main(void *arg)
 {
@@ -114,8 +104,7 @@ static int victim_main(void *arg)
 		TEST_CHECK(r == 0, "victim: commit after the stall: %d", r);
 		pos = c.position;
 	} else {
-		g_stop_at = x->stop_at;
-		ring_test_hook = stop_at_point;
+		test_stop_at(x->stop_at);
 		pos = spw_producer_send(p, buf, len);
 		TEST_CHECK(pos >= 0, "victim: send after the stall: %" PRId64, pos);
 	}
@@ -474,8 +463,7 @@ static int claiming_victim(void *arg)
 
 	TEST_CHECK(spw_topic_open(x->dir, "claiming", 0, &t) == 0, "open");
 	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
-	g_stop_at = RING_AT_CLAIMING;
-	ring_test_hook = stop_at_point;
+	test_stop_at(RING_AT_CLAIMING);
 	spw_producer_send(p, buf, sizeof(buf));
 	return -1; /* killed before this */
 }

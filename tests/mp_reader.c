@@ -73,18 +73,7 @@ static struct shared *sh;
 /* ---------------------------------------------------------------------------
  * Children
  */
-static void child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void child_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_exchange(&sh->failed, 1) == 0) {
-		va_start(ap, fmt);
-		vsnprintf(sh->err, sizeof(sh->err), fmt, ap);
-		va_end(ap);
-	}
-	fprintf(stderr, "mp_reader[%d]: %s\n", (int)getpid(), sh->err);
-}
+#define child_fail(...) rdt_fail_once(&sh->failed, sh->err, sizeof(sh->err), "mp_reader", __VA_ARGS__)
 
 static bool expired(void)
 {

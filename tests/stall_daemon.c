@@ -31,7 +31,7 @@
 
 #include "support_daemon.h"
 #include "daemon_case.h"
-#include "ring_layout.h" /* the test seam ring_test_hook */
+#include "ring_layout.h" /* enum ring_point, for test_stop_at */
 
 #define RING (256u << 10)
 #define MAXREC 4096u
@@ -47,16 +47,6 @@ struct victim {
 	_Atomic uint64_t sent;    /* records committed */
 	_Atomic int stalls;       /* stalls entered */
 };
-
-static int g_point;
-
-static void stop_here(enum ring_point at)
-{
-	if ((int)at == g_point) {
-		ring_test_hook = NULL;
-		raise(SIGSTOP);
-	}
-}
 
 static int victim_main(void *arg)
 {
@@ -75,8 +65,7 @@ static int victim_main(void *arg)
 			int64_t pos;
 
 			if (k < STALLS && i == v->between - 1) { /* this one stalls */
-				g_point = (int)points[k];
-				ring_test_hook = stop_here;
+				test_stop_at((int)points[k]);
 				atomic_fetch_add(&v->stalls, 1);
 			}
 			test_id_make(buf, len, v->seed, 0, seq);

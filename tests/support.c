@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "support.h"
+#include "ring_layout.h" /* the test seam ring_test_hook */
 
 #include <endian.h>
 #include <errno.h>
@@ -327,6 +328,22 @@ int test_wait_stopped(pid_t pid, int64_t timeout_ns)
 		}
 		test_sleep_ns(TEST_MS);
 	}
+}
+
+static int stop_point;
+
+static void stop_at_point(enum ring_point at)
+{
+	if ((int)at == stop_point) {
+		ring_test_hook = NULL;
+		raise(SIGSTOP);
+	}
+}
+
+void test_stop_at(int point)
+{
+	stop_point = point;
+	ring_test_hook = stop_at_point;
 }
 
 void *test_shared_alloc(size_t bytes)

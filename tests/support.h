@@ -102,6 +102,10 @@ int test_exit_status(int wait_status);
 int test_kill_reap(pid_t pid);
 int test_wait(pid_t pid, int64_t timeout_ns);
 int test_wait_stopped(pid_t pid, int64_t timeout_ns);
+/* Arm the library's test seam (ring_test_hook, ring/ring_layout.h) so this
+ * process stops itself (SIGSTOP) the first time one of its producers reaches
+ * point (an enum ring_point); the hook is disarmed as it fires. */
+void test_stop_at(int point);
 /* Zeroed MAP_SHARED | MAP_ANONYMOUS memory, shared with children forked after. */
 void *test_shared_alloc(size_t bytes);
 void test_shared_free(void *p, size_t bytes);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,20 @@ void rdt_children_kill(void)
 	for (int i = 0; i < MAX_CHILDREN; i++)
 		if (children[i])
 			rdt_kill_reap(children[i]);
+}
+
+void rdt_fail_once(_Atomic int *failed, char *err, size_t size, const char *who,
+		   const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (atomic_exchange(failed, 1) == 0)
+		snprintf(err, size, "%s", msg);
+	fprintf(stderr, "%s[%d]: %s\n", who, (int)getpid(), msg);
 }
 
 int rdt_case_teardown(void **state)

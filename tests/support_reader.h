@@ -17,6 +17,7 @@
 #ifndef SPW_TEST_SUPPORT_READER_H
 #define SPW_TEST_SUPPORT_READER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,6 +95,11 @@ int rdt_case_teardown(void **state);
  * 0 when all exited 0, else -1. */
 int rdt_wait_all(const pid_t *pids, int n, int *status, int64_t timeout_ns,
 		 void (*on_failure)(int index, int status));
+/* A child's failure in a run of processes that share memory: the first
+ * one sets *failed and leaves its message in err (what the runner reports);
+ * every one is printed to stderr as "<who>[pid]: message". */
+void rdt_fail_once(_Atomic int *failed, char *err, size_t size, const char *who,
+		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* SIGKILL one child and reap it; its status as test_wait's. */
 int rdt_kill_reap(pid_t pid);
 
