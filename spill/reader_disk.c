@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reader_disk.c - the reader's disk side (spill/reader.c R1, R3-R5): which
+ * segment and index entry hold a position, reading a chunk of entries with
+ * pread, their CRCs, missing segments and torn indexes, record boundaries.
+ */
+#define _GNU_SOURCE
+#include "reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void rd_seg_drop(struct rd_seg *g)
+{
+	if (g->fd >= 0)
+		close(g->fd);
+	free(g->ent);
+	memset(g, 0, sizeof(*g));
+	g->fd = -1;
+}
+
+/* Open the segment holding position `pos`, with its index. */
+int rd_seg_load(struct spw_reader *r, uint64_t pos)
+{
+	struct rd_seg *g = &r->seg;
+	uint64_t base = pos - pos % r->segment_bytes;
+	char ip[PATH_MAX];
+	int n;
+
+	if (g->fd >= 0 && g->base == base)
+		return 0;
+	rd_seg_drop(g);
+	if (seg_file_path(g->path, sizeof(g->path), r->dir, base, "seg") ||
+	    seg_file_path(ip, sizeof(ip), r->dir, base, "idx"))
+		return -ENAMETOOLONG;
+	g->fd = seg_open_file(g->path, O_RDONLY, 0, false);
+	if (g->fd < 0)
+		return g->fd;
+	{
+		struct stat ist;
+
+		/* The daemon creates the .seg, then the .idx, then writes its
+		 * header: a segment being born is not an error, just not there. */
+		if (stat(ip, &ist) != 0 || ist.st_size < (off_t)SEG_IDX_HDR_BYTES) {
+			rd_seg_drop(g);
+			return -EAGAIN;
+		}
+	}
+	posix_fadvise(g->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	n = seg_idx_load(ip, &g->hdr, &g->ent);
+	if (n < 0 || g->hdr.base != base || g->hdr.ring_bytes != r->ring_bytes ||
+	    g->hdr.segment_bytes != r->segment_bytes) {
+		rd_set_err(r, ip, pos);
+		rd_seg_drop(g);
+		return n < 0 && n != -EBADMSG ? n : -EBADMSG;
+	}
+	g->base = base;
+	g->nent = n;
+	return 0;
+}
+
+/* Re-read the index of the segment being written. */
+static int seg_refresh(struct spw_reader *r)
+{
+	struct rd_seg *g = &r->seg;
+	struct seg_idx_entry *ent;
+	struct seg_idx_hdr h;
+	char ip[PATH_MAX];
+	int n;
+
+	if (seg_file_path(ip, sizeof(ip), r->dir, g->base, "idx"))
+		return -ENAMETOOLONG;
+	n = seg_idx_load(ip, &h, &ent);
+	if (n < 0)
+		return n;
+	free(g->ent);
+	g->ent = ent;
+	g->nent = n;
+	return 0;
+}
+
+/* Is there data on disk or in the ring past a missing segment at pos? */
+static int missing(struct spw_reader *r, uint64_t pos)
+{
+	int64_t e = rd_earliest(r->dir, r->t);
+	uint64_t *bases;
+	size_t n;
+	bool later = false;
+
+	if (e >= 0 && pos < (uint64_t)e) {
+		rd_set_err(r, r->seg.path, pos);
+		return -ERANGE;
+	}
+	if (seg_list(r->dir, &bases, &n) == 0) {
+		later = n && bases[n - 1] > pos;
+		for (size_t i = 0; i < n; i++)
+			if (bases[i] == pos - pos % r->segment_bytes)
+				later = false; /* created since seg_load looked: try again */
+	}
+	free(bases);
+	if (later) {
+		rd_set_err(r, r->seg.path, pos);
+		return -ENOENT;
+	}
+	return 0; /* the end of the disk log: nothing yet */
+}
+
+/* The index entry holding r->pos in the loaded segment, or g->nent. */
+static int entry_at(const struct rd_seg *g, uint64_t pos)
+{
+	int i;
+
+	for (i = 0; i < g->nent && g->ent[i].end <= pos; i++)
+		;
+	return i;
+}
+
+/* Position the reader's segment at the entry holding r->pos (R4): loads
+ * segments, moves past complete ones, re-reads the index of the one being
+ * written. Returns 1 and *at, 0 at the end of what the disk has, or
+ * -errno (a torn index in the middle of the log: -EBADMSG). */
+static int locate(struct spw_reader *r, int *at)
+{
+	struct rd_seg *g;
+	int i = 0, rc;
+
+	for (;;) {
+		rc = rd_seg_load(r, r->pos);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc == -ENOENT)
+			return missing(r, r->pos);
+		if (rc)
+			return rc;
+		g = &r->seg;
+		if (r->pos < g->hdr.first) {
+			rd_set_err(r, g->path, r->pos);
+			return -ERANGE;
+		}
+		if ((i = entry_at(g, r->pos)) < g->nent)
+			break;
+		if ((g->nent ? g->ent[g->nent - 1].end : g->hdr.first) == g->base + r->segment_bytes) {
+			rd_seg_drop(g); /* complete: the next segment */
+			continue;
+		}
+		if ((rc = seg_refresh(r)))
+			return rc;
+		if ((i = entry_at(g, r->pos)) < g->nent)
+			break;
+		{
+			uint64_t *bases;
+			size_t nb;
+			bool later = false;
+
+			if (seg_list(r->dir, &bases, &nb) == 0)
+				later = nb && bases[nb - 1] > g->base;
+			free(bases);
+			if (!later)
+				return 0; /* the end of the log, for now */
+		}
+		/* A newer segment exists: this one must be complete, unless the
+		 * daemon finished it since the refresh. */
+		if ((rc = seg_refresh(r)))
+			return rc;
+		if (entry_at(g, r->pos) < g->nent ||
+		    (g->nent && g->ent[g->nent - 1].end == g->base + r->segment_bytes))
+			continue;
+		rd_set_err(r, g->path, r->pos);
+		return -EBADMSG; /* a torn index in the middle of the log */
+	}
+	*at = i;
+	return 1;
+}
+
+/* Check the CRC of the entries [i, ...) that lie in the buffer (R3). A bad
+ * one at r->pos: -EBADMSG, or skipped with SPW_READER_SKIP_CORRUPT (then
+ * 2: fill again); a bad one later: the buffer ends before it. 0 when the
+ * buffer is good up to r->buf_to. */
+static int verify_buffer(struct spw_reader *r, int i, uint64_t from, uint64_t to)
+{
+	const struct rd_seg *g = &r->seg;
+	uint64_t a = from;
+
+	for (int k = i; k < g->nent && g->ent[k].end <= to; k++) {
+		uint64_t b = g->ent[k].end;
+
+		if (seg_crc32c(0, r->buf + (a - r->buf_from), b - a) != g->ent[k].crc_data) {
+			if (a > r->pos) {
+				r->buf_to = a; /* good up to the bad entry */
+				return 0;
+			}
+			rd_set_err(r, g->path, a);
+			if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
+				return -EBADMSG;
+			r->skipped += b - r->pos;
+			r->pos = b;
+			r->buf_from = r->buf_to = 0;
+			return 2;
+		}
+		a = b;
+	}
+	return 0;
+}
+
+/* Load the index entries around r->pos into the buffer and verify them
+ * (R3, R4). Returns 1 when loaded, 0 at the end of what the disk has. */
+int rd_fill(struct spw_reader *r)
+{
+	struct rd_seg *g = &r->seg;
+	uint64_t from, to, afrom, alen;
+	ssize_t got;
+	int i = 0, j, rc;
+
+again:
+	rc = locate(r, &i);
+	if (rc <= 0)
+		return rc;
+	from = i ? g->ent[i - 1].end : g->hdr.first;
+	to = g->ent[i].end;
+	for (j = i + 1; j < g->nent && g->ent[j].end - from <= RD_CHUNK; j++)
+		to = g->ent[j].end;
+	/* Read whole pages into a page-aligned buffer: the kernel's copy out of
+	 * the page cache runs at about half speed when source and destination
+	 * are not equally aligned. */
+	afrom = from - ((from - g->base) & 4095);
+	alen = (to - afrom + 4095) & ~4095ull;
+	if (alen > r->buf_cap) {
+		void *nb = NULL;
+
+		if (posix_memalign(&nb, 4096, alen))
+			return -ENOMEM;
+		free(r->buf);
+		r->buf = nb;
+		r->buf_cap = alen;
+	}
+	got = pread(g->fd, r->buf, alen, (off_t)(afrom - g->base));
+	if (got < (ssize_t)(to - afrom)) {
+		rd_set_err(r, g->path, from);
+		return got < 0 ? -errno : -EBADMSG; /* index points past the file */
+	}
+	r->buf_from = afrom;
+	r->buf_to = to;
+	if (!(r->o.flags & SPW_READER_NO_VERIFY)) {
+		rc = verify_buffer(r, i, from, to);
+		if (rc == 2)
+			goto again; /* a corrupt range skipped */
+		if (rc)
+			return rc;
+	}
+	return 1;
+}
+
+/* Span of the record whose commit word is w at pos, 0 when w is not a
+ * complete record that belongs there (ring_word_check, R3). */
+static uint64_t disk_span(const struct spw_reader *r, uint64_t pos, uint64_t w)
+{
+	int64_t span = ring_word_check(w, pos, r->ring_bytes, r->max_record);
+
+	return span > 0 ? (uint64_t)span : 0;
+}
+
+/* Is pos a record boundary (R1)? Walks the ring from its reclaim bound, or
+ * the index entry holding pos on disk. 0, -EINVAL (inside a record), or
+ * -errno; a walk that meets an uncommitted record before pos accepts it. */
+int rd_check_boundary(struct spw_reader *r, uint64_t pos)
+{
+	struct spwd_scan_result sc;
+	int64_t n;
+
+	/* Acquire loads of reclaimed: pair with reclaim's seq_cst store; the
+	 * scan re-validates what it reads (I5). */
+	if (r->t && pos >= atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire)) {
+		uint64_t q = atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire);
+
+		while (q < pos) {
+			n = spwd_scan(r->t, (int64_t)q, pos - q, &sc);
+			if (n == -ESTALE) /* reclaimed meanwhile: it is on disk now */
+				break;
+			if (n < 0)
+				return (int)n;
+			if ((uint64_t)sc.end > pos)
+				return -EINVAL;
+			if (n == 0)
+				return 0;
+			q = (uint64_t)sc.end;
+		}
+		if (q >= pos)
+			return q == pos ? 0 : -EINVAL;
+	}
+	int rc = rd_seg_load(r, pos);
+	struct rd_seg *g = &r->seg;
+	int i;
+
+	if (rc)
+		return rc == -ENOENT ? 0 : rc; /* missing: poll reports it */
+	for (i = 0; i < g->nent && g->ent[i].end <= pos; i++)
+		;
+	if (i == g->nent)
+		return 0; /* past the index: the end of the log */
+	uint64_t from = i ? g->ent[i - 1].end : g->hdr.first, q = from;
+
+	while (q < pos) {
+		uint64_t w;
+
+		if (pread(g->fd, &w, 8, (off_t)(q - g->base)) != 8)
+			return -EBADMSG;
+		uint64_t span = disk_span(r, q, w);
+
+		if (!span) {
+			rd_set_err(r, g->path, q);
+			return -EBADMSG;
+		}
+		q += span;
+	}
+	return q == pos ? 0 : -EINVAL;
+}
