@@ -242,7 +242,7 @@ static int setup(void **state)
 	(void)state;
 	if (rdt_env_setup(&env))
 		return -1;
-	sh = test_shared_alloc(sizeof(*sh));
+	sh = rdt_env_shared(&env, sizeof(*sh));
 	if (test_daemon_path() && rdt_daemon_start(&env))
 		return -1;
 	return 0;
@@ -252,7 +252,6 @@ static int teardown(void **state)
 {
 	(void)state;
 	rdt_env_finish(&env);
-	test_shared_free(sh, sizeof(*sh));
 	sh = NULL;
 	return 0;
 }

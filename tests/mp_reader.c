@@ -300,7 +300,7 @@ static int setup(void **state)
 	}
 	if (rdt_env_setup(&env) || rdt_daemon_start(&env))
 		return -1;
-	sh = test_shared_alloc(sizeof(*sh));
+	sh = rdt_env_shared(&env, sizeof(*sh));
 	return 0;
 }
 
@@ -308,7 +308,6 @@ static int teardown(void **state)
 {
 	(void)state;
 	rdt_env_finish(&env);
-	test_shared_free(sh, sizeof(*sh));
 	sh = NULL;
 	return 0;
 }

@@ -266,6 +266,15 @@ void rdt_env_finish(struct rdt_env *e)
 	if (e->daemon && rdt_daemon_stop(e, 20 * TEST_SEC) != 0)
 		rdt_daemon_dump_log(e);
 	rdt_env_teardown(e);
+	test_shared_free(e->shared, e->shared_bytes);
+	e->shared = NULL;
+}
+
+void *rdt_env_shared(struct rdt_env *e, size_t bytes)
+{
+	e->shared = test_shared_alloc(bytes);
+	e->shared_bytes = bytes;
+	return e->shared;
 }
 
 int rdt_daemon_wait_attached(struct rdt_env *e, const char *topic, int64_t timeout_ns)

@@ -36,6 +36,8 @@ struct rdt_env {
 	char data[512];    /* <root>/data */
 	char log[512];     /* <root>/daemon.log (every run appends) */
 	pid_t daemon;      /* running daemon, 0 when none */
+	void *shared;      /* rdt_env_shared's memory, freed by rdt_env_finish */
+	size_t shared_bytes;
 };
 
 /* The daemon binary is test_daemon_path's (support_daemon.h). */
@@ -70,8 +72,11 @@ int rdt_daemon_stop(struct rdt_env *e, int64_t timeout_ns);
 void rdt_daemon_dump_log(const struct rdt_env *e);
 /* The end of a program's sandbox (its group teardown): every tracked child
  * killed, the daemon stopped (rdt_daemon_stop, 20 s; the log dumped unless
- * it exited 0), then rdt_env_teardown. */
+ * it exited 0), then rdt_env_teardown; the shared memory is freed. */
 void rdt_env_finish(struct rdt_env *e);
+/* Zeroed memory shared with the children forked after (test_shared_alloc),
+ * kept with the sandbox: rdt_env_finish frees it. */
+void *rdt_env_shared(struct rdt_env *e, size_t bytes);
 
 /* Wait until the topic's spilled counter is >= upto: 0, or -1. */
 int rdt_wait_spilled(struct spw_topic *t, uint64_t upto, int64_t timeout_ns);
