@@ -115,9 +115,9 @@ $(DAEMON_BIN): $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(LDFLAGS)
 
-$(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
+$(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(HWLOC_LIBS) -lm $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(HWLOC_LIBS) -lm $(LDFLAGS)
 
 $(LIB_SO): $(LIB_OBJ) ring/libspillway.map
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true

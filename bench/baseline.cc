@@ -28,7 +28,7 @@
 // comparison is call for call (libspillway.a is not inlined into the bench).
 //
 // Timestamps: one per record, taken the way the library takes them
-// (ring/util.c, ring_clock_now): rdtsc scaled to CLOCK_REALTIME ns with a
+// (ring/clock.c, ring_clock_now): rdtsc scaled to CLOCK_REALTIME ns with a
 // 32.32 multiplier calibrated once per process, re-synced to
 // clock_gettime(CLOCK_REALTIME) every ~1 ms, never backwards; plain
 // clock_gettime(CLOCK_REALTIME) when the CPU lacks an invariant TSC, as the

@@ -39,7 +39,12 @@ void dlog(int level, const char *topic, const char *fmt, ...)
 
 	if (level > D.log_level)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	{
+		uint64_t now = ring_realtime_ns(); /* the one clock (ring/clock.c) */
+
+		ts.tv_sec = (time_t)(now / 1000000000u);
+		ts.tv_nsec = (long)(now % 1000000000u);
+	}
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	fprintf(stderr, "%s.%03ldZ spillwayd[%d] %s: ", when, ts.tv_nsec / 1000000, (int)getpid(),

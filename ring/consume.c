@@ -160,17 +160,6 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	return 0;
 }
 
-/* I5: after reading what sits at pos, was it reclaimed meanwhile? */
-static bool lapped(struct spw_topic *t, uint64_t pos)
-{
-	/* The one standalone fence (docs/HACKING.md, "Style"): orders the reads of the record
-	 * above before the load of reclaimed below. Pairs with the seq_cst
-	 * store of reclaimed in spwd_reclaim(), made before it zeroes (I3):
-	 * if we read any zeroed or reused byte, we see the new bound. */
-	atomic_thread_fence(memory_order_acquire);
-	return atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > pos;
-}
-
 /* Below limit? (step 1). The cached limit is only ever behind the real one. */
 static bool below_limit(struct spw_consumer *c)
 {
@@ -198,19 +187,19 @@ int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int m
 		int stop;
 
 		if (!below_limit(c))
-			return n ? n : (lapped(t, p) ? -ESTALE : 0);
+			return n ? n : (ring_lapped(t, p) ? -ESTALE : 0);
 		r = ring_rec_at(t, p);
 		/* Acquire: pairs with the producer's commit store (I4) or the
 		 * padding / abort store: the payload is visible after it. */
 		w = atomic_load_explicit(&r->commit, memory_order_acquire);
 		chk = ring_check(t, p, w);
 		if (chk == 0)
-			return n ? n : (lapped(t, p) ? -ESTALE : 0);
+			return n ? n : (ring_lapped(t, p) ? -ESTALE : 0);
 		if (chk < 0)
-			return n ? n : (lapped(t, p) ? -ESTALE : -EBADMSG);
+			return n ? n : (ring_lapped(t, p) ? -ESTALE : -EBADMSG);
 		span = (uint64_t)chk;
 		if (RING_W_TYPE(w) != RING_T_DATA) {
-			if (lapped(t, p))
+			if (ring_lapped(t, p))
 				return n ? n : -ESTALE;
 			if (RING_W_TYPE(w) == RING_T_CORRUPT)
 				c->skipped += span;
@@ -222,10 +211,10 @@ int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int m
 		rec.data = r + 1;
 		rec.len = RING_W_LEN(w);
 		rec.flags = 0;
-		if (lapped(t, p))
+		if (ring_lapped(t, p))
 			return n ? n : -ESTALE;
 		stop = fn(arg, &rec);
-		if (lapped(t, p)) /* overwritten while the callback held it: not consumed */
+		if (ring_lapped(t, p)) /* overwritten while the callback held it: not consumed */
 			return n ? n : -ESTALE;
 		c->pos = p + span;
 		n++;
@@ -237,15 +226,15 @@ int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int m
 
 /* Is there something for poll to do at the consumer's position? The
  * re-check half of I8 (after the increment and the membarrier): seq_cst
- * loads, also inside below_limit() and lapped() through their fences. */
+ * loads, also inside below_limit() and ring_lapped() through their fences. */
 static bool ready(struct spw_consumer *c)
 {
 	struct spw_topic *t = c->t;
 
 	if (!below_limit(c))
-		return lapped(t, c->pos);
+		return ring_lapped(t, c->pos);
 	return atomic_load_explicit(&ring_rec_at(t, c->pos)->commit, memory_order_seq_cst) != 0 ||
-	       lapped(t, c->pos);
+	       ring_lapped(t, c->pos);
 }
 
 static void consumer_sleep(struct spw_consumer *c, int64_t left_ns, bool slice, int64_t *nap_ns)
@@ -354,18 +343,18 @@ int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap
 		uint32_t len;
 
 		if (!below_limit(c))
-			return lapped(t, p) ? -ESTALE : 0;
+			return ring_lapped(t, p) ? -ESTALE : 0;
 		r = ring_rec_at(t, p);
 		/* Acquire: pairs with the producer's commit store (I4). */
 		w = atomic_load_explicit(&r->commit, memory_order_acquire);
 		chk = ring_check(t, p, w);
 		if (chk == 0)
-			return lapped(t, p) ? -ESTALE : 0;
+			return ring_lapped(t, p) ? -ESTALE : 0;
 		if (chk < 0)
-			return lapped(t, p) ? -ESTALE : -EBADMSG;
+			return ring_lapped(t, p) ? -ESTALE : -EBADMSG;
 		span = (uint64_t)chk;
 		if (RING_W_TYPE(w) != RING_T_DATA) {
-			if (lapped(t, p))
+			if (ring_lapped(t, p))
 				return -ESTALE;
 			if (RING_W_TYPE(w) == RING_T_CORRUPT)
 				c->skipped += span;
@@ -384,7 +373,7 @@ int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap
 		rec->timestamp_ns = r->timestamp_ns;
 		memcpy(*stage, r + 1, len);
 		/* I5 on the copy: what the caller gets was intact. */
-		if (lapped(t, p))
+		if (ring_lapped(t, p))
 			return -ESTALE;
 		rec->position = (int64_t)p;
 		rec->data = *stage;

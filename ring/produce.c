@@ -3,10 +3,11 @@
  * produce.c - the producers: a slot held for the handle's life, then per
  * record claim, write, commit (ring_layout.h I1-I4, I6, I8).
  *
- * Per record: two plain stores to our own slot line (the span we are about
- * to take, I2), one CAS on tail (the only atomic read-modify-write), the
- * timestamp and payload, one release store of the commit word, and one load
- * of the consumers' waiter count. No syscall, no lock, no fence on x86.
+ * Per record: two release stores to our own slot line before the claim
+ * (the span we are about to take, I2), one CAS on tail (the only atomic
+ * read-modify-write), a release store marking the span WON, the timestamp
+ * and payload, one release store of the commit word, a release store
+ * marking the slot IDLE, and one load of the consumers' waiter count. No syscall, no lock, no fence on x86.
  * Nobody ever takes a live claim away (I7), so nothing here needs to
  * detect that it lost its span.
  */

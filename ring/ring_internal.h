@@ -196,4 +196,17 @@ int ring_at_resolve(const char *path, struct ring_at *at);   /* 0 or -errno (-EL
 void ring_at_done(const struct ring_at *at);
 int ring_unlink(const char *path);                          /* 0 or -errno */
 
+/* I5, the reader half of the seqlock: after reading what sits at pos (a
+ * commit word, a payload), was it reclaimed meanwhile? The acquire fence
+ * orders those reads before the load of reclaimed; it pairs with the
+ * seq_cst store of reclaimed in spwd_reclaim() (ring/reclaim.c), made
+ * before it zeroes (I3): whoever read a zeroed or reused byte sees the new
+ * bound. The one place this check is written; consumers, the daemon's scan
+ * and the CLI's ring walk (spill/walk.c) call it. */
+static inline bool ring_lapped(const struct spw_topic *t, uint64_t pos)
+{
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > pos;
+}
+
 #endif

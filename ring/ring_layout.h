@@ -129,7 +129,8 @@ struct ring_rec {
 };
 
 struct ring_slot {
-	/* The owning producer writes (relaxed, ordered by its tail CAS: I2);
+	/* The owning producer writes (release stores, published with its tail
+	 * CAS: I2);
 	 * the daemon and tools read (acquire, after an acquire load of tail). */
 	_Atomic uint64_t claim;
 	_Atomic uint64_t end;

@@ -13,13 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static bool was_reclaimed(struct spw_topic *t, uint64_t pos)
-{
-	/* Acquire fence then relaxed load: I5, as in consume.c's lapped(). */
-	atomic_thread_fence(memory_order_acquire);
-	return atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > pos;
-}
-
 int64_t spwd_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, struct spwd_scan_result *out)
 {
 	uint64_t p, start = (uint64_t)from, tail, lap_end;
@@ -50,14 +43,14 @@ int64_t spwd_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, struct 
 			break;
 		}
 		if (chk < 0) {
-			if (was_reclaimed(t, p))
+			if (ring_lapped(t, p))
 				return -ESTALE;
 			out->end = (int64_t)p;
 			return -EBADMSG;
 		}
 		span = (uint64_t)chk;
 		if (p + span > tail) { /* a committed record cannot pass the tail */
-			if (was_reclaimed(t, p))
+			if (ring_lapped(t, p))
 				return -ESTALE;
 			out->end = (int64_t)p;
 			return -EBADMSG;
@@ -71,7 +64,7 @@ int64_t spwd_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, struct 
 		}
 		p += span;
 	}
-	if (was_reclaimed(t, start))
+	if (ring_lapped(t, start))
 		return -ESTALE;
 	out->end = (int64_t)p;
 	return (int64_t)(p - start);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spill.h - private header of spill/: the segment and index format
- * (spill/FORMAT.md), topic settings files, recovery, and the io_uring
- * writer. Used by daemon/, tools/ and tests; not installed.
+ * (spill/FORMAT.md), the files spillway trusts, topic settings, recovery,
+ * the disk walker, group positions. Used by daemon/, tools/ and tests; not
+ * installed. The daemon's io_uring writer has its own spill/writer.h.
  */
 #ifndef SPILLWAY_SPILL_H
 #define SPILLWAY_SPILL_H

@@ -385,10 +385,8 @@ int seg_log_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64
 			memcpy(copy, ring_rec_at(t, p) + 1, r.len);
 			r.data = copy;
 		}
-		/* I5: the bytes just copied count only if p was not reclaimed. The
-		 * acquire fence orders the reads above before the bound's load. */
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&t->hdr->reclaimed, memory_order_relaxed) > p) {
+		/* I5: the bytes just copied count only if p was not reclaimed. */
+		if (ring_lapped(t, p)) {
 			rc = -ESTALE;
 			break;
 		}

@@ -22,6 +22,13 @@
  *     the checkpoint <dir>/durable written with that value and synced.
  *     So the checkpoint on disk is never behind an acknowledged durable,
  *     and recovery (which never cuts below it) never drops such a record.
+ *  W7 The completion queue holds every completion that can be in flight
+ *     (IORING_SETUP_CQSIZE for the most topics, ops and sync rounds), so
+ *     none is dropped whether or not the kernel has IORING_FEAT_NODROP, and
+ *     every io_uring_submit result is checked (-EBUSY/-EAGAIN: the entries
+ *     stay queued for the next loop).
+ * The code: writer.c (the io_uring, streams, completions: W1, W7),
+ * writer_ops.c (W2-W5), writer_sync.c (W6).
  */
 #define _GNU_SOURCE
 #include "writer.h"
