@@ -392,7 +392,9 @@ static int claim_check(struct spw_producer *p, struct spw_claim *c)
 	return 0;
 }
 
-int spw_producer_commit(struct spw_producer *p, struct spw_claim *c)
+/* Close the claim c with a commit word of `type` (DATA: the payload
+ * length; ABORTED: the claimed span, readers skip it). */
+static int claim_close(struct spw_producer *p, struct spw_claim *c, uint32_t type)
 {
 	int r = claim_check(p, c);
 
@@ -401,22 +403,20 @@ int spw_producer_commit(struct spw_producer *p, struct spw_claim *c)
 	p->claim_open = false;
 	c->hdr_ = NULL;
 	finish(p, (uint64_t)c->position,
-	       ring_word(RING_T_DATA, c->len, (uint64_t)c->position, p->t->ring_bytes), true);
+	       ring_word(type, type == RING_T_DATA ? c->len : ring_span(c->len),
+			 (uint64_t)c->position, p->t->ring_bytes),
+	       true);
 	return 0;
+}
+
+int spw_producer_commit(struct spw_producer *p, struct spw_claim *c)
+{
+	return claim_close(p, c, RING_T_DATA);
 }
 
 int spw_producer_abort(struct spw_producer *p, struct spw_claim *c)
 {
-	int r = claim_check(p, c);
-
-	if (r)
-		return r;
-	p->claim_open = false;
-	c->hdr_ = NULL;
-	finish(p, (uint64_t)c->position,
-	       ring_word(RING_T_ABORTED, ring_span(c->len), (uint64_t)c->position,
-			 p->t->ring_bytes), true);
-	return 0;
+	return claim_close(p, c, RING_T_ABORTED);
 }
 
 static inline __attribute__((always_inline)) int64_t

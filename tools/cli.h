@@ -114,6 +114,11 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t);
 void cli_not_found(const char *name);
 /* Does the topic exist (its ring, or its data dir with a topic.conf)? */
 bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
+/* verify and dump: the topic must exist (else its not-found message and
+ * CLI_ERR); w walks its disk log record by record with the topic's
+ * max_record (spill/walk.c). CLI_OK or CLI_ERR. */
+int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *w,
+		   bool *has_ring, bool *has_data);
 int cli_ring_path(char *buf, size_t n, const char *name);
 int cli_topic_dir(char *buf, size_t n, const char *name);
 

@@ -120,7 +120,6 @@ int cmd_dump(int argc, char **argv)
 	struct where from = { 0 };
 	struct dctx d = { 0 };
 	struct seg_log w = { 0 };
-	struct topic_conf conf;
 	const char *name = NULL;
 	char dir[PATH_MAX];
 	bool no_ring = false;
@@ -145,19 +144,12 @@ int cmd_dump(int argc, char **argv)
 	if ((rc = cli_topic_arg(argc, argv, &name)))
 		return rc;
 	cli_dirs();
-	if (!cli_topic_exists(name, NULL, NULL)) {
-		cli_not_found(name);
+	if (cli_log_walker(name, dir, sizeof(dir), &w, NULL, NULL))
 		return CLI_ERR;
-	}
-	cli_topic_dir(dir, sizeof(dir), name);
-	w.dir = dir;
-	w.walk_records = true;
 	w.on_rec = show;
 	w.on_seg = on_seg;
 	w.on_bad = on_bad;
 	w.arg = &d;
-	if (seg_conf_load(dir, &conf) == 0)
-		w.max_record = conf.max_record;
 	if (from.kind == W_POSITION) {
 		w.from = (uint64_t)from.position;
 	} else if (from.kind == W_TIME) {

@@ -114,7 +114,6 @@ int cmd_verify(int argc, char **argv)
 	struct where from = { 0 }, to = { 0 };
 	struct vctx v = { false };
 	struct seg_log w = { 0 };
-	struct topic_conf conf;
 	const char *name = NULL;
 	char dir[PATH_MAX], hb[32];
 	uint64_t ring_bytes = 0;
@@ -136,18 +135,11 @@ int cmd_verify(int argc, char **argv)
 	if ((rc = cli_topic_arg(argc, argv, &name)))
 		return rc;
 	cli_dirs();
-	if (!cli_topic_exists(name, &has_ring, &has_data)) {
-		cli_not_found(name);
+	if (cli_log_walker(name, dir, sizeof(dir), &w, &has_ring, &has_data))
 		return CLI_ERR;
-	}
-	cli_topic_dir(dir, sizeof(dir), name);
-	w.dir = dir;
-	w.walk_records = true;
 	w.on_bad = on_bad;
 	w.on_seg_end = on_seg_end;
 	w.arg = &v;
-	if (seg_conf_load(dir, &conf) == 0)
-		w.max_record = conf.max_record;
 	where_pos(&from, dir, &w.from, false);
 	where_pos(&to, dir, &w.to, true);
 	if (from.kind == W_LATEST)

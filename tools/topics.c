@@ -407,3 +407,20 @@ int cli_position_check(const char *name, int64_t pos)
 		name, (long long)pos, (unsigned long long)before, (unsigned long long)after);
 	return CLI_ERR;
 }
+
+int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *w,
+		   bool *has_ring, bool *has_data)
+{
+	struct topic_conf conf;
+
+	if (!cli_topic_exists(name, has_ring, has_data)) {
+		cli_not_found(name);
+		return CLI_ERR;
+	}
+	cli_topic_dir(dir, dir_len, name);
+	w->dir = dir;
+	w->walk_records = true;
+	if (seg_conf_load(dir, &conf) == 0)
+		w->max_record = conf.max_record;
+	return CLI_OK;
+}
