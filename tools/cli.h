@@ -170,6 +170,11 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 /* For --from POSITION: CLI_OK, or CLI_ERR with the nearest boundaries. */
 int cli_position_check(const char *name, int64_t pos);
 
+/* fork() for a child that must die with us, whatever kills us (stdio
+ * flushed first; PR_SET_PDEATHSIG, and a parent already gone is caught).
+ * As fork: the child's pid, 0 in the child, -1 on failure. */
+pid_t cli_fork_tied(void);
+
 /* Flag for SIGINT / SIGTERM (installed by cli_catch_signals, no SA_RESTART). */
 extern volatile sig_atomic_t cli_stop;
 void cli_catch_signals(void);

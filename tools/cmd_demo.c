@@ -142,17 +142,10 @@ enum { W_PRODUCER, W_LIVE, W_LAGGING };
 
 static pid_t spawn(const struct demo_cfg *c, struct demo_shared *sh, int kind, int id)
 {
-	pid_t parent = getpid(), pid;
+	pid_t pid = cli_fork_tied();
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
 	if (pid)
 		return pid;
-	/* Die with the demo, whatever kills it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	_exit(kind == W_PRODUCER ? demo_producer(c, sh, id)
@@ -162,16 +155,10 @@ static pid_t spawn(const struct demo_cfg *c, struct demo_shared *sh, int kind, i
 
 static pid_t start_daemon(const char *bin, const struct demo_cfg *c, const char *log)
 {
-	pid_t parent = getpid(), pid;
+	pid_t pid = cli_fork_tied();
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
 	if (pid)
 		return pid;
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
 	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	int nul = open("/dev/null", O_RDONLY);
 
