@@ -554,10 +554,7 @@ static void sigterm_spills_everything_durably_and_exits_0(void **state)
 	struct test_feed *f;
 	uint64_t seed;
 
-	need_daemon();
-	seed = test_seed("sigterm");
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "term");
+	seed = case_begin(d, &spec, "sigterm");
 	f = test_feed_new(d->shm, "term", seed, 0, 4, MAXREC);
 	f->per_producer = test_scaled(1000, 300, 300);
 	run_feed(d, f);

@@ -2,7 +2,8 @@
 /*
  * daemon_case.h - the cmocka fixture shared by the daemon tests
  * (crash_daemon.c, fault_daemon.c): a sandbox per case, a skip when no
- * daemon binary exists, ASan-scaled timeouts, start-and-wait-attached.
+ * daemon binary exists, ASan-scaled timeouts, start-and-wait-attached,
+ * the usual start of a case (case_begin).
  * Include after <cmocka.h> and support_daemon.h.
  */
 #ifndef SPW_TEST_DAEMON_CASE_H
@@ -45,6 +46,21 @@ static inline void start_attached(struct test_daemon *d, const char *topic)
 {
 	assert_true(test_daemon_start(d) > 0);
 	assert_int_equal(test_daemon_wait_attached(d, topic, scaled_s(10, 30)), 0);
+}
+
+/* The start of most cases: skipped without a daemon, the seed printed
+ * (what names the case), the topic made, the daemon started and attached
+ * to it. Returns the seed. */
+static inline uint64_t case_begin(struct test_daemon *d, const struct test_topic_spec *spec,
+				  const char *what)
+{
+	uint64_t seed;
+
+	need_daemon();
+	seed = test_seed(what);
+	assert_int_equal(test_daemon_make_topic(d, spec), 0);
+	start_attached(d, spec->name);
+	return seed;
 }
 
 static inline void info_of(struct spw_topic *t, struct spw_topic_info *in)

@@ -514,10 +514,7 @@ static void sighup_rereads_and_keeps_spilling(void **state)
 	struct test_feed *f;
 	uint64_t seed;
 
-	need_daemon();
-	seed = test_seed("sighup");
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "hup");
+	seed = case_begin(d, &spec, "sighup");
 	assert_int_equal(spw_topic_open(d->shm, "hup", SPW_OPEN_RDONLY, &t), 0);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(kill(d->pid, SIGHUP), 0);
