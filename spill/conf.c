@@ -64,7 +64,7 @@ int seg_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-int seg_parse_duration_ms(const char *s, uint64_t *out)
+int seg_parse_duration(const char *s, double bare_ms, double *ms)
 {
 	char *end;
 	double v, mul;
@@ -75,7 +75,9 @@ int seg_parse_duration_ms(const char *s, uint64_t *out)
 	v = strtod(s, &end);
 	if (errno || v < 0)
 		return -EINVAL;
-	if (!strcmp(end, "") || !strcmp(end, "ms"))
+	if (!strcmp(end, ""))
+		mul = bare_ms;
+	else if (!strcmp(end, "ms"))
 		mul = 1;
 	else if (!strcmp(end, "s"))
 		mul = 1e3;
@@ -87,9 +89,17 @@ int seg_parse_duration_ms(const char *s, uint64_t *out)
 		mul = 86400e3;
 	else
 		return -EINVAL;
-	if (v * mul > 1e15)
+	*ms = v * mul;
+	return 0;
+}
+
+int seg_parse_duration_ms(const char *s, uint64_t *out)
+{
+	double ms;
+
+	if (seg_parse_duration(s, 1, &ms) || ms > 1e15)
 		return -EINVAL;
-	*out = (uint64_t)(v * mul + 0.5);
+	*out = (uint64_t)(ms + 0.5);
 	return 0;
 }
 

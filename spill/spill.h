@@ -127,6 +127,9 @@ int seg_conf_load(const char *topic_dir, struct topic_conf *c);
 int seg_conf_save(const char *topic_dir, const struct topic_conf *c);
 int seg_parse_size(const char *s, uint64_t *out);     /* 64K, 1M, 2G, 1T */
 int seg_parse_duration_ms(const char *s, uint64_t *out); /* 500ms, 10s, 5m, 2h, 14d; bare = ms */
+/* The duration syntax both use: a number and ms, s, m, h or d; a bare
+ * number is in units of bare_ms. *ms unrounded; 0 or -EINVAL. */
+int seg_parse_duration(const char *s, double bare_ms, double *ms);
 
 /* Recovery of a topic's disk log. Checks the last segment against its index,
  * truncates a torn tail (bytes past the last entry whose CRC matches),

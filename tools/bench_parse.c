@@ -2,6 +2,8 @@
 /* bench_parse.c - counts and durations (bench_parse.h). */
 #include "bench_parse.h"
 
+#include "../spill/spill.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -34,23 +36,11 @@ int bench_parse_count(const char *s, uint64_t *out)
 
 int bench_parse_seconds(const char *s, double *out)
 {
-	char *end;
-	double v;
+	double ms;
 
-	if (!s || !(isdigit((unsigned char)*s) || *s == '.'))
+	/* The shared syntax (spill/conf.c), a bare number in seconds. */
+	if (seg_parse_duration(s, 1e3, &ms) || ms > 1e9)
 		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || v < 0)
-		return -EINVAL;
-	if (!strcmp(end, "ms"))
-		v /= 1e3;
-	else if (!strcmp(end, "m"))
-		v *= 60;
-	else if (strcmp(end, "") && strcmp(end, "s"))
-		return -EINVAL;
-	if (v > 1e6)
-		return -EINVAL;
-	*out = v;
+	*out = ms / 1e3;
 	return 0;
 }
