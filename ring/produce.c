@@ -444,15 +444,21 @@ static __attribute__((noinline)) int64_t send_hooked(struct spw_producer *p, con
 	return r ? r : send_claimed(p, &c, data, len, true);
 }
 
+/* A send's arguments: -EINVAL, or -EBUSY while the handle holds a claim. */
+static inline int send_check(const struct spw_producer *p, const void *data, uint32_t len)
+{
+	if (!p || (!data && len))
+		return -EINVAL;
+	return p->claim_open ? -EBUSY : 0;
+}
+
 int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len)
 {
 	struct spw_claim c;
-	int r;
+	int r = send_check(p, data, len);
 
-	if (!p || (!data && len))
-		return -EINVAL;
-	if (p->claim_open)
-		return -EBUSY;
+	if (r)
+		return r;
 	/* Relaxed: set by tests before any producer runs. */
 	if (__builtin_expect(ring_test_hook != NULL, 0))
 		return send_hooked(p, data, len);
@@ -466,12 +472,10 @@ int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_
 			       int64_t timeout_ns)
 {
 	struct spw_claim c;
-	int r;
+	int r = send_check(p, data, len);
 
-	if (!p || (!data && len))
-		return -EINVAL;
-	if (p->claim_open)
-		return -EBUSY;
+	if (r)
+		return r;
 	r = claim_wait(p, len, timeout_ns, &c);
 	if (r)
 		return r;
