@@ -166,6 +166,38 @@ void spw_producer_close(struct spw_producer *p)
 			ring_test_hook(at);                                    \
 	} while (0)
 
+/* The only producer (RING_EXCL_OFF's write lock): the same steps as the
+ * shared claim with a plain store of tail instead of the CAS. */
+static inline __attribute__((always_inline)) int claim_exclusive(struct spw_producer *p,
+								 uint64_t span, uint64_t *tail,
+								 uint64_t *next, uint64_t *pad,
+								 const bool hooked)
+{
+	struct spw_topic *t = p->t;
+	struct ring_slot *s = p->slot;
+	uint64_t off;
+
+	*tail = p->tail_own;
+	off = *tail & t->mask;
+	*pad = off + span > t->ring_bytes ? t->ring_bytes - off : 0; /* I6 */
+	*next = *tail + *pad + span;
+	if (*next > p->limit_seen) {
+		/* seq_cst: as in the shared claim (I3, and the re-check half of
+		 * I8). */
+		p->limit_seen = atomic_load_explicit(&t->hdr->limit, memory_order_seq_cst);
+		if (*next > p->limit_seen)
+			return -EAGAIN;
+	}
+	/* I2, as in the shared claim. */
+	atomic_store_explicit(&s->claim, *tail | RING_SLOT_CLAIMING, memory_order_release);
+	atomic_store_explicit(&s->end, *next, memory_order_release);
+	HOOK(RING_AT_CLAIMING);
+	/* Release: the slot stores before the new tail (I2), as the CAS. */
+	atomic_store_explicit(&t->hdr->tail, *next, memory_order_release);
+	p->tail_own = *next;
+	return 0;
+}
+
 static inline __attribute__((always_inline)) int claim_impl(struct spw_producer *p, uint32_t len,
 							    struct spw_claim *c, const bool hooked)
 {
@@ -187,25 +219,8 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
 	ts = ring_clock_now(&p->clk);
 	if (p->exclusive) {
-		/* The only producer (RING_EXCL_OFF's write lock): the same steps
-		 * with a plain store of tail. */
-		tail = p->tail_own;
-		off = tail & t->mask;
-		pad = off + span > t->ring_bytes ? t->ring_bytes - off : 0; /* I6 */
-		next = tail + pad + span;
-		if (next > p->limit_seen) {
-			/* seq_cst: as below (I3, and the re-check half of I8). */
-			p->limit_seen = atomic_load_explicit(&h->limit, memory_order_seq_cst);
-			if (next > p->limit_seen)
-				return -EAGAIN;
-		}
-		/* I2, as below. */
-		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_release);
-		atomic_store_explicit(&s->end, next, memory_order_release);
-		HOOK(RING_AT_CLAIMING);
-		/* Release: the slot stores before the new tail (I2), as the CAS. */
-		atomic_store_explicit(&h->tail, next, memory_order_release);
-		p->tail_own = next;
+		if (claim_exclusive(p, span, &tail, &next, &pad, hooked))
+			return -EAGAIN;
 		goto claimed;
 	}
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
