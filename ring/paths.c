@@ -138,3 +138,33 @@ int ring_unlink(const char *path)
 	ring_at_done(&at);
 	return r;
 }
+
+int ring_openat(const char *path, int flags, unsigned mode)
+{
+	struct ring_at at;
+	int fd, r = ring_at_resolve(path, &at);
+
+	if (r)
+		return r;
+	fd = openat(at.dfd, at.leaf, flags | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+	r = fd < 0 ? -errno : fd;
+	ring_at_done(&at);
+	return r;
+}
+
+int ring_linkat(const char *from, const char *to)
+{
+	struct ring_at a1, a2;
+	int r = ring_at_resolve(from, &a1);
+
+	if (r)
+		return r;
+	r = ring_at_resolve(to, &a2);
+	if (!r) {
+		/* linkat never replaces an existing name (-EEXIST). */
+		r = linkat(a1.dfd, a1.leaf, a2.dfd, a2.leaf, 0) ? -errno : 0;
+		ring_at_done(&a2);
+	}
+	ring_at_done(&a1);
+	return r;
+}

@@ -195,6 +195,9 @@ int ring_root_add(const char *dir);                          /* 0 or -errno */
 int ring_at_resolve(const char *path, struct ring_at *at);   /* 0 or -errno (-ELOOP) */
 void ring_at_done(const struct ring_at *at);
 int ring_unlink(const char *path);                          /* 0 or -errno */
+/* openat with O_NOFOLLOW | O_CLOEXEC below a held root: fd or -errno. */
+int ring_openat(const char *path, int flags, unsigned mode);
+int ring_linkat(const char *from, const char *to);          /* 0 or -errno (-EEXIST) */
 
 /* I5, the reader half of the seqlock: after reading what sits at pos (a
  * commit word, a payload), was it reclaimed meanwhile? The acquire fence

@@ -138,11 +138,40 @@ static int prefault(int fd, uint64_t bytes)
 	return 1; /* the caller touches the pages through its mapping */
 }
 
+/* A new ring's header, producer slots idle (the file is all zero). */
+static void ring_hdr_init(void *map, const struct spw_topic_config *c)
+{
+	struct ring_hdr *h = map;
+
+	h->magic = RING_MAGIC;
+	h->version = RING_VERSION;
+	h->hdr_bytes = (uint32_t)ring_hdr_bytes(c->max_producers);
+	h->max_producers = c->max_producers;
+	h->ring_bytes = c->ring_bytes;
+	h->segment_bytes = c->segment_bytes;
+	h->max_record = c->max_record;
+	h->flags = c->flags;
+	h->created_ns = ring_realtime_ns();
+	h->start_position = c->start_position;
+	/* Relaxed: nobody else can map the file before link() below, and
+	 * munmap + link order these stores before any open of the name. */
+	atomic_store_explicit(&h->tail, c->start_position, memory_order_relaxed);
+	atomic_store_explicit(&h->reclaimed, c->start_position, memory_order_relaxed);
+	atomic_store_explicit(&h->spilled, c->start_position, memory_order_relaxed);
+	atomic_store_explicit(&h->durable, c->start_position, memory_order_relaxed);
+	atomic_store_explicit(&h->limit, c->start_position + c->ring_bytes, memory_order_relaxed);
+	atomic_store_explicit(&h->stall_slot, -1, memory_order_relaxed);
+	for (uint32_t i = 0; i < c->max_producers; i++) {
+		struct ring_slot *sl = (struct ring_slot *)(void *)((uint8_t *)map + ring_slot_off(i));
+
+		atomic_store_explicit(&sl->claim, RING_SLOT_IDLE, memory_order_relaxed);
+	}
+}
+
 int spw_topic_create(const char *shm_dir, const char *name, const struct spw_topic_config *cfg)
 {
 	struct spw_topic_config c;
 	char path[PATH_MAX], tmp[PATH_MAX];
-	struct ring_hdr *h;
 	uint64_t size;
 	void *map;
 	int fd, r;
@@ -164,19 +193,9 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 
 	/* Below a held root (the daemon's shm dir), reached from its fd
 	 * (ring/paths.c); O_EXCL never follows a planted name. */
-	{
-		struct ring_at at;
-
-		r = ring_at_resolve(tmp, &at);
-		if (r)
-			return r;
-		fd = openat(at.dfd, at.leaf, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			    0600);
-		r = fd < 0 ? -errno : 0;
-		ring_at_done(&at);
-		if (r)
-			return r;
-	}
+	fd = ring_openat(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+	if (fd < 0)
+		return fd;
 	size = ring_hdr_bytes(c.max_producers) + c.ring_bytes;
 	r = prefault(fd, size);
 	if (r < 0)
@@ -195,46 +214,10 @@ int spw_topic_create(const char *shm_dir, const char *name, const struct spw_top
 	 * the guest's page fault (~0.6 GB/s), and it must be paid here. */
 	memset(map, 0, size);
 
-	h = map;
-	h->magic = RING_MAGIC;
-	h->version = RING_VERSION;
-	h->hdr_bytes = (uint32_t)ring_hdr_bytes(c.max_producers);
-	h->max_producers = c.max_producers;
-	h->ring_bytes = c.ring_bytes;
-	h->segment_bytes = c.segment_bytes;
-	h->max_record = c.max_record;
-	h->flags = c.flags;
-	h->created_ns = ring_realtime_ns();
-	h->start_position = c.start_position;
-	/* Relaxed: nobody else can map the file before link() below, and
-	 * munmap + link order these stores before any open of the name. */
-	atomic_store_explicit(&h->tail, c.start_position, memory_order_relaxed);
-	atomic_store_explicit(&h->reclaimed, c.start_position, memory_order_relaxed);
-	atomic_store_explicit(&h->spilled, c.start_position, memory_order_relaxed);
-	atomic_store_explicit(&h->durable, c.start_position, memory_order_relaxed);
-	atomic_store_explicit(&h->limit, c.start_position + c.ring_bytes, memory_order_relaxed);
-	atomic_store_explicit(&h->stall_slot, -1, memory_order_relaxed);
-	for (uint32_t i = 0; i < c.max_producers; i++) {
-		struct ring_slot *sl = (struct ring_slot *)(void *)((uint8_t *)map + ring_slot_off(i));
-
-		atomic_store_explicit(&sl->claim, RING_SLOT_IDLE, memory_order_relaxed);
-	}
+	ring_hdr_init(map, &c);
 	munmap(map, size);
 
-	{
-		struct ring_at a1, a2;
-
-		r = ring_at_resolve(tmp, &a1);
-		if (!r) {
-			r = ring_at_resolve(path, &a2);
-			if (!r) {
-				/* linkat: never replaces an existing name (-EEXIST). */
-				r = linkat(a1.dfd, a1.leaf, a2.dfd, a2.leaf, 0) ? -errno : 0;
-				ring_at_done(&a2);
-			}
-			ring_at_done(&a1);
-		}
-	}
+	r = ring_linkat(tmp, path);
 fail:
 	ring_unlink(tmp);
 	close(fd);
@@ -304,19 +287,9 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 	/* Never through a symlink, only a regular file: a ring name planted as a
 	 * link must not make a writer (the daemon zeroes reclaimed bytes) write
 	 * to what it points at. */
-	{
-		struct ring_at at;
-
-		r = ring_at_resolve(path, &at);
-		if (r)
-			return r;
-		fd = openat(at.dfd, at.leaf,
-			    ((flags & SPW_OPEN_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
-		r = fd < 0 ? -errno : 0;
-		ring_at_done(&at);
-		if (r)
-			return r;
-	}
+	fd = ring_openat(path, (flags & SPW_OPEN_RDONLY) ? O_RDONLY : O_RDWR, 0);
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st)) {
 		r = -errno;
 		goto out_close;
