@@ -31,18 +31,13 @@ int seg_trust_root(const char *dir)
 
 int seg_open_file(const char *path, int flags, unsigned mode, bool own)
 {
-	struct ring_at at;
 	struct stat st;
-	int fd, r = ring_at_resolve(path, &at);
+	/* O_NONBLOCK: a FIFO planted there must not hang us in open().
+	 * -ELOOP: a symlink, refused. */
+	int fd = ring_openat(path, flags | O_NONBLOCK, mode), r = 0;
 
-	if (r)
-		return r;
-	/* O_NONBLOCK: a FIFO planted there must not hang us in open(). */
-	fd = openat(at.dfd, at.leaf, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, (mode_t)mode);
-	r = fd < 0 ? -errno : 0; /* -ELOOP: a symlink, refused */
-	ring_at_done(&at);
-	if (r)
-		return r;
+	if (fd < 0)
+		return fd;
 	if (fstat(fd, &st))
 		r = -errno;
 	else if (!S_ISREG(st.st_mode))
