@@ -181,6 +181,64 @@ static int create_check(struct create_args *a)
 	return CLI_OK;
 }
 
+/* Is the name taken: a ring, or a disk log without one? true after saying
+ * which and how to go on. */
+static bool create_taken(const char *name, const char *ring, const char *dir)
+{
+	uint64_t *bases = NULL;
+	size_t nseg = 0;
+	struct stat st;
+
+	if (!stat(ring, &st)) {
+		cli_err("topic \"%s\" already exists in %s (delete it first: spillway topic delete %s%s)",
+			name, G.shm_dir, name, cli_dir_flags());
+		return true;
+	}
+	if (!seg_list(dir, &bases, &nseg) && nseg) {
+		free(bases);
+		cli_err("topic \"%s\" has a disk log in %s (%zu segments) but no ring: start spillwayd "
+			"to recreate the ring from it, or delete it first: spillway topic delete %s%s",
+			name, dir, nseg, name, cli_dir_flags());
+		return true;
+	}
+	free(bases);
+	return false;
+}
+
+/* Who may reach the new topic. Shared with a group: the ring (its own
+ * mode), the topic dir (0750, so members reach topic.conf and the
+ * segments, which spillwayd makes 0640 with the dir's group, spill/files.c
+ * seg_share), topic.conf, and the groups dir (02770, setgid: members commit
+ * group positions, every group file gets G). Else the topic dir is 0700.
+ * 0, or -1 after saying why. */
+static int create_share(const char *name, const struct create_args *a, const char *ring,
+			const char *dir, const char *conf)
+{
+	char gd[PATH_MAX + 16];
+
+	if (!a->group) {
+		if (!chmod(dir, 0700))
+			return 0;
+		cli_err("cannot make %s private: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (chown(ring, (uid_t)-1, a->gid) || chown(dir, (uid_t)-1, a->gid) ||
+	    chown(conf, (uid_t)-1, a->gid) || chmod(dir, 0750) || chmod(conf, 0640)) {
+		cli_err("topic \"%s\" created, but cannot give it to group %s: %s (run as root or "
+			"as a member of the group)",
+			name, a->group, strerror(errno));
+		return -1;
+	}
+	snprintf(gd, sizeof(gd), "%s/groups", dir);
+	if ((mkdir(gd, 02770) && errno != EEXIST) || chown(gd, (uid_t)-1, a->gid) ||
+	    chmod(gd, 02770)) {
+		cli_err("topic \"%s\" created, but cannot make %s for group %s: %s", name, gd,
+			a->group, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int topic_create(int argc, char **argv)
 {
 	struct create_args a = { 0 };
@@ -188,8 +246,6 @@ static int topic_create(int argc, char **argv)
 	char dir[PATH_MAX], ring[PATH_MAX + 64], conf[PATH_MAX + 16], hr[32], hs[32], hm[32];
 	const char *name = NULL;
 	struct stat st;
-	uint64_t *bases = NULL;
-	size_t nseg = 0;
 	bool made_dir;
 	int rc, r;
 
@@ -200,19 +256,8 @@ static int topic_create(int argc, char **argv)
 		cli_err("topic \"%s\": the shm or data dir path is too long", name);
 		return CLI_ERR;
 	}
-	if (!stat(ring, &st)) {
-		cli_err("topic \"%s\" already exists in %s (delete it first: spillway topic delete %s%s)",
-			name, G.shm_dir, name, cli_dir_flags());
+	if (create_taken(name, ring, dir))
 		return CLI_ERR;
-	}
-	if (!seg_list(dir, &bases, &nseg) && nseg) {
-		free(bases);
-		cli_err("topic \"%s\" has a disk log in %s (%zu segments) but no ring: start spillwayd "
-			"to recreate the ring from it, or delete it first: spillway topic delete %s%s",
-			name, dir, nseg, name, cli_dir_flags());
-		return CLI_ERR;
-	}
-	free(bases);
 	made_dir = stat(dir, &st) != 0;
 	r = ring_mkdir_p(dir, 0755);
 	if (r) {
@@ -245,33 +290,8 @@ static int topic_create(int argc, char **argv)
 				       : "");
 		goto undo;
 	}
-	/* Shared with a group: the ring (its own mode), the topic dir (0750,
-	 * so members reach topic.conf and the segments, which spillwayd makes
-	 * 0640 with the dir's group, spill/segment.c seg_share) and topic.conf. */
-	if (a.group && (chown(ring, (uid_t)-1, a.gid) || chown(dir, (uid_t)-1, a.gid) ||
-			chown(conf, (uid_t)-1, a.gid) || chmod(dir, 0750) || chmod(conf, 0640))) {
-		cli_err("topic \"%s\" created, but cannot give it to group %s: %s (run as root or "
-			"as a member of the group)",
-			name, a.group, strerror(errno));
+	if (create_share(name, &a, ring, dir, conf))
 		return CLI_ERR;
-	}
-	if (a.group) {
-		/* Members commit group positions: the groups dir is theirs to
-		 * write (setgid: every group file gets G). */
-		char gd[PATH_MAX + 16];
-
-		snprintf(gd, sizeof(gd), "%s/groups", dir);
-		if ((mkdir(gd, 02770) && errno != EEXIST) || chown(gd, (uid_t)-1, a.gid) ||
-		    chmod(gd, 02770)) {
-			cli_err("topic \"%s\" created, but cannot make %s for group %s: %s", name, gd,
-				a.group, strerror(errno));
-			return CLI_ERR;
-		}
-	}
-	if (!a.group && chmod(dir, 0700)) {
-		cli_err("cannot make %s private: %s", dir, strerror(errno));
-		return CLI_ERR;
-	}
 	cli_human(a.conf.ring_bytes, hr, sizeof(hr));
 	cli_human(a.conf.segment_bytes, hs, sizeof(hs));
 	cli_human(a.conf.max_record, hm, sizeof(hm));
