@@ -422,7 +422,13 @@ static void sleep_ns(uint64_t ns)
 	nanosleep(&ts, NULL);
 }
 
-int cmd_stat(int argc, char **argv)
+struct stat_args {
+	const char *name; /* one topic, or NULL: all */
+	bool json, prom;
+	double watch;     /* seconds between samples; 0: once */
+};
+
+static int stat_args(int argc, char **argv, struct stat_args *a)
 {
 	enum { JSON = OPT_FIRST_LOCAL, PROM, WATCH };
 	static const struct option opts[] = {
@@ -432,43 +438,75 @@ int cmd_stat(int argc, char **argv)
 		CLI_COMMON_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct tstat *st = NULL;
-	char **names = NULL, *one[1];
-	const char *name = NULL;
-	bool json = false, prom = false;
-	double watch = 0;
-	int o, rc = 0, n;
+	double ms;
+	int o, rc = 0;
 
 	while ((o = cli_getopt(argc, argv, "", opts, usage, &rc)) != -1) {
 		switch (o) {
 		case -2: return rc;
-		case JSON: json = true; break;
-		case PROM: prom = true; break;
-		case WATCH: {
-			char *end;
-
-			errno = 0;
-			watch = strtod(optarg, &end);
-			if (errno || end == optarg || (*end && strcmp(end, "s")) || watch < 0.05 ||
-			    watch > 86400)
+		case JSON: a->json = true; break;
+		case PROM: a->prom = true; break;
+		case WATCH:
+			/* The shared duration syntax (spill/conf.c), bare = seconds. */
+			if (seg_parse_duration(optarg, 1e3, &ms) || ms < 50 || ms > 86400e3)
 				return cli_usage("--watch: bad interval \"%s\" (seconds, 0.05 .. 86400)",
 						 optarg);
+			a->watch = ms / 1e3;
 			break;
-		}
 		default: return cli_usage("unexpected option");
 		}
 	}
-	if (json && prom)
+	if (a->json && a->prom)
 		return cli_usage("--json and --prometheus exclude each other");
-	if (optind < argc && (rc = cli_topic_arg(argc, argv, &name)))
+	if (optind < argc && (rc = cli_topic_arg(argc, argv, &a->name)))
+		return rc;
+	return -1;
+}
+
+/* One sample of every topic, in the format asked for. */
+static void stat_print(const struct stat_args *a, struct tstat *st, int n, int tick)
+{
+	if (a->prom) {
+		print_prom(st, n);
+	} else if (a->json) {
+		if (!a->name)
+			printf("[");
+		for (int i = 0; i < n; i++) {
+			printf("%s", i ? "," : "");
+			print_json(&st[i]);
+		}
+		printf(a->name ? "\n" : "]\n");
+	} else {
+		if (a->watch) {
+			char now[48];
+
+			cli_iso8601(cli_now_ns(), now, sizeof(now));
+			printf("%s-- %s\n", tick ? "\n" : "", now);
+		}
+		if (!n)
+			printf("no topics in %s or %s\n", G.shm_dir, G.data_dir);
+		for (int i = 0; i < n; i++)
+			print_text(&st[i]);
+	}
+	fflush(stdout);
+}
+
+int cmd_stat(int argc, char **argv)
+{
+	struct stat_args a = { 0 };
+	struct tstat *st = NULL;
+	char **names = NULL, *one[1];
+	int rc, n;
+
+	if ((rc = stat_args(argc, argv, &a)) >= 0)
 		return rc;
 	cli_dirs();
-	if (name) {
-		if (!cli_topic_exists(name, NULL, NULL)) {
-			cli_not_found(name);
+	if (a.name) {
+		if (!cli_topic_exists(a.name, NULL, NULL)) {
+			cli_not_found(a.name);
 			return CLI_ERR;
 		}
-		one[0] = (char *)name;
+		one[0] = (char *)a.name;
 		names = one;
 		n = 1;
 	} else if ((n = cli_topic_names(&names)) < 0) {
@@ -487,40 +525,18 @@ int cmd_stat(int argc, char **argv)
 	for (int tick = 0; !cli_stop; tick++) {
 		for (int i = 0; i < n; i++)
 			sample(&st[i], true);
-		if (prom) {
-			print_prom(st, n);
-		} else if (json) {
-			if (!name)
-				printf("[");
-			for (int i = 0; i < n; i++) {
-				printf("%s", i ? "," : "");
-				print_json(&st[i]);
-			}
-			printf(name ? "\n" : "]\n");
-		} else {
-			if (watch) {
-				char now[48];
-
-				cli_iso8601(cli_now_ns(), now, sizeof(now));
-				printf("%s-- %s\n", tick ? "\n" : "", now);
-			}
-			if (!n)
-				printf("no topics in %s or %s\n", G.shm_dir, G.data_dir);
-			for (int i = 0; i < n; i++)
-				print_text(&st[i]);
-		}
-		fflush(stdout);
-		if (!watch)
+		stat_print(&a, st, n, tick);
+		if (!a.watch)
 			break;
-		sleep_ns((uint64_t)(watch * 1e9));
+		sleep_ns((uint64_t)(a.watch * 1e9));
 	}
 	for (int i = 0; i < n; i++) {
 		spw_topic_close(st[i].t);
 		free(st[i].g);
-		if (!name)
+		if (!a.name)
 			free(names[i]);
 	}
-	if (!name)
+	if (!a.name)
 		free(names);
 	free(st);
 	return CLI_OK;
