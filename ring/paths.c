@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -152,7 +153,8 @@ int ring_openat(const char *path, int flags, unsigned mode)
 	return r;
 }
 
-int ring_linkat(const char *from, const char *to)
+/* A two-path call (linkat, renameat) with both paths below their roots. */
+static int at_pair(const char *from, const char *to, bool link)
 {
 	struct ring_at a1, a2;
 	int r = ring_at_resolve(from, &a1);
@@ -161,10 +163,23 @@ int ring_linkat(const char *from, const char *to)
 		return r;
 	r = ring_at_resolve(to, &a2);
 	if (!r) {
-		/* linkat never replaces an existing name (-EEXIST). */
-		r = linkat(a1.dfd, a1.leaf, a2.dfd, a2.leaf, 0) ? -errno : 0;
+		r = (link ? linkat(a1.dfd, a1.leaf, a2.dfd, a2.leaf, 0)
+			  : renameat(a1.dfd, a1.leaf, a2.dfd, a2.leaf))
+			    ? -errno
+			    : 0;
 		ring_at_done(&a2);
 	}
 	ring_at_done(&a1);
 	return r;
+}
+
+int ring_linkat(const char *from, const char *to)
+{
+	/* linkat never replaces an existing name (-EEXIST). */
+	return at_pair(from, to, true);
+}
+
+int ring_renameat(const char *from, const char *to)
+{
+	return at_pair(from, to, false);
 }

@@ -198,6 +198,7 @@ int ring_unlink(const char *path);                          /* 0 or -errno */
 /* openat with O_NOFOLLOW | O_CLOEXEC below a held root: fd or -errno. */
 int ring_openat(const char *path, int flags, unsigned mode);
 int ring_linkat(const char *from, const char *to);          /* 0 or -errno (-EEXIST) */
+int ring_renameat(const char *from, const char *to);        /* 0 or -errno */
 
 /* I5, the reader half of the seqlock: after reading what sits at pos (a
  * commit word, a payload), was it reclaimed meanwhile? The acquire fence

@@ -33,11 +33,13 @@ void seg_conf_defaults(struct topic_conf *c)
 	c->max_producers = 64;
 }
 
-int seg_parse_size(const char *s, uint64_t *out)
+int seg_parse_scaled(const char *s, uint64_t step, const char *units, bool bytes,
+		     uint64_t *out)
 {
-	char *end;
 	unsigned long long v;
 	uint64_t mul = 1;
+	const char *u;
+	char *end;
 
 	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
@@ -45,23 +47,24 @@ int seg_parse_size(const char *s, uint64_t *out)
 	v = strtoull(s, &end, 10);
 	if (errno)
 		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case '\0': break;
-	case 'K': mul = 1ull << 10; end++; break;
-	case 'M': mul = 1ull << 20; end++; break;
-	case 'G': mul = 1ull << 30; end++; break;
-	case 'T': mul = 1ull << 40; end++; break;
-	case 'B': break;
-	default: return -EINVAL;
-	}
-	if (mul > 1 && (*end == 'i' || *end == 'I'))
+	if (*end && (u = strchr(units, toupper((unsigned char)*end))) != NULL) {
+		for (const char *k = units; k <= u; k++)
+			mul *= step;
 		end++;
-	if (*end == 'B' || *end == 'b')
+	}
+	if (bytes && mul > 1 && (*end == 'i' || *end == 'I'))
+		end++;
+	if (bytes && (*end == 'B' || *end == 'b'))
 		end++;
 	if (*end || (v && mul > UINT64_MAX / v))
 		return -EINVAL;
 	*out = v * mul;
 	return 0;
+}
+
+int seg_parse_size(const char *s, uint64_t *out)
+{
+	return seg_parse_scaled(s, 1024, "KMGT", true, out);
 }
 
 int seg_parse_duration(const char *s, double bare_ms, double *ms)

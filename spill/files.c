@@ -106,18 +106,7 @@ int seg_unlink(const char *path)
 
 int seg_rename(const char *from, const char *to)
 {
-	struct ring_at a1, a2;
-	int r = ring_at_resolve(from, &a1);
-
-	if (r)
-		return r;
-	r = ring_at_resolve(to, &a2);
-	if (!r) {
-		r = renameat(a1.dfd, a1.leaf, a2.dfd, a2.leaf) ? -errno : 0;
-		ring_at_done(&a2);
-	}
-	ring_at_done(&a1);
-	return r;
+	return ring_renameat(from, to);
 }
 
 int seg_mkdir(const char *path, unsigned mode)

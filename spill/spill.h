@@ -126,6 +126,10 @@ void seg_conf_defaults(struct topic_conf *c);
 int seg_conf_load(const char *topic_dir, struct topic_conf *c);
 int seg_conf_save(const char *topic_dir, const struct topic_conf *c);
 int seg_parse_size(const char *s, uint64_t *out);     /* 64K, 1M, 2G, 1T */
+/* A number with an optional unit letter from units (case-insensitive),
+ * each step times the one before; bytes: "KiB", "KB", "B" spellings too. */
+int seg_parse_scaled(const char *s, uint64_t step, const char *units, bool bytes,
+		     uint64_t *out);
 int seg_parse_duration_ms(const char *s, uint64_t *out); /* 500ms, 10s, 5m, 2h, 14d; bare = ms */
 /* The duration syntax both use: a number and ms, s, m, h or d; a bare
  * number is in units of bare_ms. *ms unrounded; 0 or -EINVAL. */

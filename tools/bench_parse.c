@@ -11,27 +11,8 @@
 
 int bench_parse_count(const char *s, uint64_t *out)
 {
-	static const char units[] = "KMG"; /* each 1000 times the previous */
-	unsigned long long v;
-	uint64_t mul = 1;
-	const char *u;
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	if (*end && (u = strchr(units, toupper((unsigned char)*end))) != NULL) {
-		for (const char *k = units; k <= u; k++)
-			mul *= 1000;
-		end++;
-	}
-	if (*end || (v && mul > UINT64_MAX / v))
-		return -EINVAL;
-	*out = v * mul;
-	return 0;
+	/* K, M, G: each 1000 times the one before (spill/conf.c). */
+	return seg_parse_scaled(s, 1000, "KMG", false, out);
 }
 
 int bench_parse_seconds(const char *s, double *out)
