@@ -291,10 +291,65 @@ void cli_reader_start(const struct where *w, struct spw_reader_opts *o)
 	}
 }
 
+/* -ERANGE: the start is gone: lapped in a no-spill topic (how much was
+ * lost), or deleted by retention (where the log starts now). */
+static void err_range(const char *topic, const char *doing, int64_t pos)
+{
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in = { 0 };
+	int64_t e = spw_topic_earliest(G.shm_dir, G.data_dir, topic);
+
+	if (spw_topic_open(G.shm_dir, topic, SPW_OPEN_RDONLY, &t) == 0) {
+		spw_topic_info(t, &in);
+		spw_topic_close(t);
+	}
+	if ((in.flags & SPW_TOPIC_NO_SPILL) && pos >= 0 && e > pos) {
+		cli_err("%s topic \"%s\": lapped in a no-spill topic: %lld bytes lost "
+			"(positions %lld to %lld); the ring now starts at %lld (use --from earliest)",
+			doing, topic, (long long)(e - pos), (long long)pos, (long long)e, (long long)e);
+		return;
+	}
+	cli_err("%s topic \"%s\": the start position was deleted by retention; the earliest "
+		"kept is %lld (use --from earliest)",
+		doing, topic, (long long)e);
+}
+
+/* -EBADMSG without a file from the reader: name the file that is damaged
+ * (the ring's header, topic.conf, or an index), not a guess. */
+static void err_damaged(const char *topic, const char *doing)
+{
+	struct spw_topic *t = NULL;
+	struct topic_conf conf;
+	char dir[PATH_MAX], ring[PATH_MAX + 64];
+	int tr = spw_topic_open(G.shm_dir, topic, SPW_OPEN_RDONLY, &t), cr;
+
+	if (tr == 0)
+		spw_topic_close(t);
+	cli_ring_path(ring, sizeof(ring), topic);
+	cli_topic_dir(dir, sizeof(dir), topic);
+	cr = seg_conf_load(dir, &conf);
+	if (tr == -EBADMSG)
+		cli_err("%s topic \"%s\": the ring %s has a damaged header (delete it with "
+			"spillway topic delete %s: spillwayd recreates it after the disk log)",
+			doing, topic, ring, topic);
+	else if (cr == -EBADMSG)
+		cli_err("%s topic \"%s\": %s/%s is damaged (a line or a value that cannot "
+			"be parsed, or sizes that disagree); fix or restore it",
+			doing, topic, dir, SEG_CONF_NAME);
+	else if (cr && tr)
+		cli_err("%s topic \"%s\": no ring and no readable %s in %s (%s); recreate "
+			"the topic, or restore its topic.conf",
+			doing, topic, SEG_CONF_NAME, dir, strerror(-cr));
+	else
+		cli_err("%s topic \"%s\": a segment index in %s is damaged (see: spillway "
+			"verify %s)",
+			doing, topic, dir, topic);
+}
+
 void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char *doing)
 {
 	char file[PATH_MAX] = "";
-	int64_t pos = -1, e;
+	int64_t pos = -1;
 
 	if (r)
 		spw_reader_error(r, file, sizeof(file), &pos);
@@ -312,56 +367,12 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 			"%lld); restore it, or start after it with --from",
 			doing, topic, file, (long long)pos);
 		return;
-	case ERANGE: {
-		struct spw_topic *t = NULL;
-		struct spw_topic_info in = { 0 };
-
-		e = spw_topic_earliest(G.shm_dir, G.data_dir, topic);
-		if (spw_topic_open(G.shm_dir, topic, SPW_OPEN_RDONLY, &t) == 0) {
-			spw_topic_info(t, &in);
-			spw_topic_close(t);
-		}
-		if ((in.flags & SPW_TOPIC_NO_SPILL) && pos >= 0 && e > pos) {
-			cli_err("%s topic \"%s\": lapped in a no-spill topic: %lld bytes lost "
-				"(positions %lld to %lld); the ring now starts at %lld (use --from earliest)",
-				doing, topic, (long long)(e - pos), (long long)pos, (long long)e,
-				(long long)e);
-			return;
-		}
-		cli_err("%s topic \"%s\": the start position was deleted by retention; the earliest "
-			"kept is %lld (use --from earliest)",
-			doing, topic, (long long)e);
+	case ERANGE:
+		err_range(topic, doing, pos);
 		return;
-	}
 	case EBADMSG:
 		if (!r || !file[0]) {
-			/* Name the file that is damaged, not a guess. */
-			struct spw_topic *t = NULL;
-			struct topic_conf conf;
-			char dir[PATH_MAX], ring[PATH_MAX + 64];
-			int tr = spw_topic_open(G.shm_dir, topic, SPW_OPEN_RDONLY, &t), cr;
-
-			if (tr == 0)
-				spw_topic_close(t);
-			cli_ring_path(ring, sizeof(ring), topic);
-			cli_topic_dir(dir, sizeof(dir), topic);
-			cr = seg_conf_load(dir, &conf);
-			if (tr == -EBADMSG)
-				cli_err("%s topic \"%s\": the ring %s has a damaged header (delete it with "
-					"spillway topic delete %s: spillwayd recreates it after the disk log)",
-					doing, topic, ring, topic);
-			else if (cr == -EBADMSG)
-				cli_err("%s topic \"%s\": %s/%s is damaged (a line or a value that cannot "
-					"be parsed, or sizes that disagree); fix or restore it",
-					doing, topic, dir, SEG_CONF_NAME);
-			else if (cr && tr)
-				cli_err("%s topic \"%s\": no ring and no readable %s in %s (%s); recreate "
-					"the topic, or restore its topic.conf",
-					doing, topic, SEG_CONF_NAME, dir, strerror(-cr));
-			else
-				cli_err("%s topic \"%s\": a segment index in %s is damaged (see: spillway "
-					"verify %s)",
-					doing, topic, dir, topic);
+			err_damaged(topic, doing);
 			return;
 		}
 		cli_err("%s topic \"%s\": %s is corrupt at position %lld (check it with: spillway "
