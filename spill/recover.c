@@ -251,6 +251,24 @@ static int verify_entries(int sf, uint64_t size, uint64_t last, const struct seg
 	return good;
 }
 
+/* Below the checkpoint the index stops short: the index may be what is
+ * damaged. Rebuild it from the records once and verify again before
+ * judging the bytes. Returns the entries kept (0 when the rebuild fails). */
+static int reverify_rebuilt(int sf, uint64_t size, const char *sp, const char *ip, uint64_t last,
+			    uint64_t ring_bytes, uint64_t segment_bytes, struct seg_idx_hdr *h,
+			    struct seg_idx_entry **e, struct seg_recovery *out)
+{
+	int good;
+
+	free(*e);
+	*e = NULL;
+	if (idx_rebuild(sp, ip, last, h->first, ring_bytes, segment_bytes) ||
+	    (good = seg_idx_load(ip, h, e)) < 0)
+		return 0;
+	out->idx_rebuilt = true;
+	return verify_entries(sf, size, last, h, *e, good, out);
+}
+
 /* Cut the torn tail: the segment after out->end, the index after its good
  * entries; the segment synced when cut. 0 or -errno. */
 static int cut_tail(int sf, const char *ip, uint64_t size, uint64_t last, int good,
@@ -344,21 +362,8 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	if (seg_ckpt_load(topic_dir, &out->checkpoint))
 		out->checkpoint = 0;
 	good = verify_entries(sf, size, last, &h, e, good, out);
-	if (out->checkpoint > out->end && out->checkpoint > last) {
-		/* Below the checkpoint the index stops short: the index may be
-		 * what is damaged. Rebuild it from the records once and verify
-		 * again before judging the bytes. */
-		free(e);
-		e = NULL;
-		good = 0;
-		if (idx_rebuild(sp, ip, last, h.first, ring_bytes, segment_bytes) == 0 &&
-		    (good = seg_idx_load(ip, &h, &e)) >= 0) {
-			out->idx_rebuilt = true;
-			good = verify_entries(sf, size, last, &h, e, good, out);
-		} else {
-			good = 0;
-		}
-	}
+	if (out->checkpoint > out->end && out->checkpoint > last)
+		good = reverify_rebuilt(sf, size, sp, ip, last, ring_bytes, segment_bytes, &h, &e, out);
 	if (out->checkpoint > out->end) {
 		/* Durable bytes that cannot be verified: never cut them. */
 		out->lost_durable = out->checkpoint - out->end;
