@@ -277,6 +277,61 @@ static void assert_error_at(struct spw_reader *r, const char *file, int64_t lo, 
 			 lo, hi);
 }
 
+/* The topic's counters now, from its ring. */
+static void log_info(struct spw_topic_info *in)
+{
+	struct spw_topic *t = NULL;
+
+	assert_int_equal(spw_topic_open(S.env.shm, TOPIC, SPW_OPEN_RDONLY, &t), 0);
+	rdt_keep_topic(t);
+	assert_int_equal(spw_topic_info(t, in), 0);
+	rdt_drop(t);
+}
+
+/* The start of a damaged-segment case: a fresh copy of the log (its data
+ * dir into data) that o reads, so the damage disturbs no other case. */
+static void damage_begin(struct spw_reader_opts *o, char *data, size_t size)
+{
+	need_log();
+	scratch_copy(data, size);
+	o->data_dir = data;
+}
+
+/* An index entry [*a, *b) of the segment at base holding 4 records or more,
+ * the first such from entry n / from_div on. */
+static void pick_entry(const char *data, uint64_t base, int from_div, uint64_t *a, uint64_t *b)
+{
+	struct seg_idx_entry *e;
+	struct seg_idx_hdr h;
+	int n = load_idx(data, base, &h, &e), k;
+
+	for (k = n / from_div; k < n; k++)
+		if (cat_at_or_after((int64_t)e[k].end) - cat_at_or_after((int64_t)e[k - 1].end) >= 4)
+			break;
+	assert_true(k < n);
+	*a = e[k - 1].end;
+	*b = e[k].end;
+	rdt_drop(e);
+}
+
+/* Every record but the catalog's [ia, ib) was delivered, each once, in
+ * order (R1), and the reader counts skipped bytes skipped. */
+static void assert_all_but(struct spw_reader *r, const struct got *g, size_t ia, size_t ib,
+			   uint64_t skipped)
+{
+	assert_int_equal(g->n, S.n - (ib - ia));
+	for (size_t j = 0; j < g->n; j++)
+		assert_int_equal(g->idx[j], j < ia ? j : j + (ib - ia));
+	assert_int_equal(spw_reader_skipped(r), skipped);
+}
+
+/* Close a case's reader and empty its deliveries for the next one. */
+static void reader_done(struct spw_reader *r, struct got *g)
+{
+	rdt_drop(r);
+	got_reset(g);
+}
+
 /* ---------------------------------------------------------------------------
  * Setup
  */
@@ -577,15 +632,11 @@ static void start_time_lands_on_first_record_at_or_after_t(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_TIME);
 	struct spw_topic_info in;
-	struct spw_topic *t = NULL;
 	size_t picks[6], np = 0;
 
 	(void)state;
 	need_log();
-	assert_int_equal(spw_topic_open(S.env.shm, TOPIC, SPW_OPEN_RDONLY, &t), 0);
-	rdt_keep_topic(t);
-	assert_int_equal(spw_topic_info(t, &in), 0);
-	rdt_drop(t);
+	log_info(&in);
 	/* In the 3rd segment: its first record, one in the middle, its last;
 	 * one further on, and one still in the ring. */
 	picks[np++] = cat_at_or_after(2 * (int64_t)SEG_BYTES);
@@ -745,15 +796,11 @@ static void start_position_at_padding_delivers_the_next_lap_first(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_POSITION);
 	struct spw_topic_info in;
-	struct spw_topic *t = NULL;
 	int disk = 0, ring = 0, seg_end = 0;
 
 	(void)state;
 	need_log();
-	assert_int_equal(spw_topic_open(S.env.shm, TOPIC, SPW_OPEN_RDONLY, &t), 0);
-	rdt_keep_topic(t);
-	assert_int_equal(spw_topic_info(t, &in), 0);
-	rdt_drop(t);
+	log_info(&in);
 	for (size_t i = 0; i + 1 < S.n; i++) {
 		int64_t pad = S.pos[i] + (int64_t)rdt_span(S.len[i]);
 
@@ -815,7 +862,6 @@ static void stop_position_delivers_exactly_the_records_before_it(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
 	struct spw_topic_info in;
-	struct spw_topic *t = NULL;
 	size_t k;
 
 	(void)state;
@@ -826,10 +872,7 @@ static void stop_position_delivers_exactly_the_records_before_it(void **state)
 	o.stop_position = S.pos[k] + 8; /* inside record k: k is delivered */
 	bounded(&o, 7, 0, k + 1);
 	/* From a position, to a bound in the ring (the live path). */
-	assert_int_equal(spw_topic_open(S.env.shm, TOPIC, SPW_OPEN_RDONLY, &t), 0);
-	rdt_keep_topic(t);
-	assert_int_equal(spw_topic_info(t, &in), 0);
-	rdt_drop(t);
+	log_info(&in);
 	k = cat_at_or_after((int64_t)in.reclaimed) + 5;
 	if (k + 1 >= S.n)
 		k = S.n - 2; /* the ring kept fewer records than usual */
@@ -862,7 +905,6 @@ static void max_records_delivers_exactly_that_many(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_POSITION);
 	struct spw_topic_info in;
-	struct spw_topic *t = NULL;
 	size_t a = cat_at_or_after(SEG_BYTES - 5000);
 
 	(void)state;
@@ -872,10 +914,7 @@ static void max_records_delivers_exactly_that_many(void **state)
 	bounded(&o, 100, a, a + 1500);
 	o.max_records = 1;
 	bounded(&o, 100, a, a + 1);
-	assert_int_equal(spw_topic_open(S.env.shm, TOPIC, SPW_OPEN_RDONLY, &t), 0);
-	rdt_keep_topic(t);
-	assert_int_equal(spw_topic_info(t, &in), 0);
-	rdt_drop(t);
+	log_info(&in);
 	a = cat_at_or_after((int64_t)in.reclaimed) + 1; /* live */
 	if (a + 5 >= S.n)
 		a = S.n - 6; /* the ring kept fewer records than usual */
@@ -907,8 +946,7 @@ static void max_records_reached_at_end_of_log_is_done(void **state)
 	if (!spw_reader_done(r))
 		fail_msg("max_records = 7 delivered, the 7th the last record of the log, but "
 			 "spw_reader_done() stays false");
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 /* ... and right after the poll that delivered the last allowed record. */
@@ -930,38 +968,52 @@ static void max_records_reached_is_done_after_that_poll(void **state)
 	if (!spw_reader_done(r))
 		fail_msg("the poll delivered max_records = 10 (more records follow), but "
 			 "spw_reader_done() is false until the next poll");
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 /* ---------------------------------------------------------------------------
  * 4. Damaged segments (on copies)
  */
+/* A reader of o opened at pos: its first poll fails with err, delivering
+ * nothing. */
+static struct spw_reader *open_at_fails(struct spw_reader_opts *o, int64_t pos, struct got *g,
+					int err)
+{
+	struct spw_reader *r;
+
+	o->start = SPW_START_POSITION;
+	o->position = pos;
+	r = open_ok(o);
+	assert_int_equal(spw_reader_poll(r, collect, g, 10), err);
+	assert_int_equal(g->n, 0);
+	return r;
+}
+
+/* The reader stays at its error: each of polls more polls fails with err
+ * and delivers nothing. */
+static void stays_failed(struct spw_reader *r, struct got *g, int err, int polls)
+{
+	size_t n = g->n;
+
+	while (polls-- > 0)
+		assert_int_equal(spw_reader_poll(r, collect, g, 10), err);
+	assert_int_equal(g->n, n);
+}
+
 static void corrupt_sealed_segment_is_ebadmsg_naming_file_and_range(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
-	struct seg_idx_entry *e;
-	struct seg_idx_hdr h;
 	struct spw_reader *r;
 	struct got *g = got_new();
 	char data[1024], seg[1200];
 	uint64_t a, b;
-	int n, k, rc;
+	int rc;
 
 	(void)state;
-	need_log();
-	scratch_copy(data, sizeof(data));
-	o.data_dir = data;
+	damage_begin(&o, data, sizeof(data));
 	/* A byte in the middle of entry k of segment 1 (sealed), one that
 	 * holds a few records. */
-	n = load_idx(data, SEG_BYTES, &h, &e);
-	for (k = n / 2; k < n; k++)
-		if (cat_at_or_after((int64_t)e[k].end) - cat_at_or_after((int64_t)e[k - 1].end) >= 4)
-			break;
-	assert_true(k < n);
-	a = e[k - 1].end;
-	b = e[k].end;
-	rdt_drop(e);
+	pick_entry(data, SEG_BYTES, 2, &a, &b);
 	seg_path(data, SEG_BYTES, "seg", seg, sizeof(seg));
 	assert_int_equal(rdt_xor_byte(seg, (a + b) / 2 - SEG_BYTES, 0x40), 0);
 
@@ -977,47 +1029,27 @@ static void corrupt_sealed_segment_is_ebadmsg_naming_file_and_range(void **state
 	assert_error_at(r, seg, (int64_t)a, (int64_t)b);
 	assert_int_equal(spw_reader_position(r), (int64_t)a); /* R1 */
 	/* It stays there: the same error, nothing delivered, no crash. */
-	assert_int_equal(spw_reader_poll(r, collect, g, 10), -EBADMSG);
-	assert_int_equal(spw_reader_poll(r, collect, g, 10), -EBADMSG);
-	assert_int_equal(g->n, cat_at_or_after((int64_t)a));
-	rdt_drop(r);
-	got_reset(g);
+	stays_failed(r, g, -EBADMSG, 2);
+	reader_done(r, g);
 
 	/* Started inside the bad range: the same. */
-	o.start = SPW_START_POSITION;
-	o.position = S.pos[cat_at_or_after((int64_t)a) + 1];
-	r = open_ok(&o);
-	assert_int_equal(spw_reader_poll(r, collect, g, 10), -EBADMSG);
-	assert_int_equal(g->n, 0);
+	r = open_at_fails(&o, S.pos[cat_at_or_after((int64_t)a) + 1], g, -EBADMSG);
 	assert_error_at(r, seg, (int64_t)a, (int64_t)b);
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 static void corrupt_range_is_skipped_with_skip_corrupt(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
-	struct seg_idx_entry *e;
-	struct seg_idx_hdr h;
 	struct spw_reader *r;
 	struct got *g = got_new();
 	char data[1024], seg[1200];
 	uint64_t a, b;
 	size_t ia, ib;
-	int n, k, rc;
 
 	(void)state;
-	need_log();
-	scratch_copy(data, sizeof(data));
-	o.data_dir = data;
-	n = load_idx(data, 2 * SEG_BYTES, &h, &e);
-	for (k = n / 3; k < n; k++)
-		if (cat_at_or_after((int64_t)e[k].end) - cat_at_or_after((int64_t)e[k - 1].end) >= 4)
-			break;
-	assert_true(k < n);
-	a = e[k - 1].end;
-	b = e[k].end;
-	rdt_drop(e);
+	damage_begin(&o, data, sizeof(data));
+	pick_entry(data, 2 * SEG_BYTES, 3, &a, &b);
 	seg_path(data, 2 * SEG_BYTES, "seg", seg, sizeof(seg));
 	assert_int_equal(rdt_xor_byte(seg, a + 20 - 2 * SEG_BYTES, 0x01), 0);
 	ia = cat_at_or_after((int64_t)a);
@@ -1026,47 +1058,31 @@ static void corrupt_range_is_skipped_with_skip_corrupt(void **state)
 
 	o.flags = SPW_READER_SKIP_CORRUPT;
 	r = open_ok(&o);
-	rc = drain(r, g, 300);
-	assert_int_equal(rc, 0);
+	assert_int_equal(drain(r, g, 300), 0);
 	if (g->bad)
 		fail_msg("%s", g->err);
 	/* Every record but those of [a, b), each once, in order (R1). */
-	assert_int_equal(g->n, S.n - (ib - ia));
-	for (size_t j = 0; j < g->n; j++)
-		assert_int_equal(g->idx[j], j < ia ? j : j + (ib - ia));
-	assert_int_equal(spw_reader_skipped(r), b - a);
+	assert_all_but(r, g, ia, ib, b - a);
 	assert_error_at(r, seg, (int64_t)a, (int64_t)b);
 	assert_int_equal(spw_reader_position(r), S.tail);
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 static void bad_record_header_is_ebadmsg_without_crc_check(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
-	struct seg_idx_entry *e;
-	struct seg_idx_hdr h;
 	struct spw_reader *r;
 	struct got *g = got_new();
 	char data[1024], seg[1200];
 	uint64_t w, a, b;
 	size_t k;
-	int n, j, rc;
+	int rc;
 
 	(void)state;
-	need_log();
-	scratch_copy(data, sizeof(data));
-	o.data_dir = data;
+	damage_begin(&o, data, sizeof(data));
 	/* Record k, inside an index entry of segment 1, gets a commit word
 	 * of an unknown type (R3: every header is checked, CRC or not). */
-	n = load_idx(data, SEG_BYTES, &h, &e);
-	for (j = n / 2; j < n; j++)
-		if (cat_at_or_after((int64_t)e[j].end) - cat_at_or_after((int64_t)e[j - 1].end) >= 4)
-			break;
-	assert_true(j < n);
-	a = e[j - 1].end;
-	b = e[j].end;
-	rdt_drop(e);
+	pick_entry(data, SEG_BYTES, 2, &a, &b);
 	k = cat_at_or_after((int64_t)a) + 2;
 	assert_true((uint64_t)S.pos[k] < b);
 	seg_path(data, SEG_BYTES, "seg", seg, sizeof(seg));
@@ -1074,38 +1090,27 @@ static void bad_record_header_is_ebadmsg_without_crc_check(void **state)
 	assert_int_equal(rdt_write_u64(seg, (uint64_t)S.pos[k] - SEG_BYTES, w), 0);
 
 	o.flags = SPW_READER_NO_VERIFY;
-	r = open_ok(&o);
-	assert_int_equal(drain(r, g, 100), -EBADMSG);
-	assert_range(g, 0, k);
-	assert_error_at(r, seg, S.pos[k], S.pos[k] + 1);
-	assert_int_equal(spw_reader_position(r), S.pos[k]);
-	rdt_drop(r);
-	got_reset(g);
-
-	/* A DATA length past max_record: the same. */
-	w = (1ull << 63) | (1ull << 62) | (1ull << 32) | (RING_BYTES / 4 + 8);
-	assert_int_equal(rdt_write_u64(seg, (uint64_t)S.pos[k] - SEG_BYTES, w), 0);
-	r = open_ok(&o);
-	assert_int_equal(drain(r, g, 100), -EBADMSG);
-	assert_range(g, 0, k);
-	assert_int_equal(spw_reader_position(r), S.pos[k]);
-	rdt_drop(r);
-	got_reset(g);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) { /* A DATA length past max_record: the same. */
+			w = (1ull << 63) | (1ull << 62) | (1ull << 32) | (RING_BYTES / 4 + 8);
+			assert_int_equal(rdt_write_u64(seg, (uint64_t)S.pos[k] - SEG_BYTES, w), 0);
+		}
+		print_message("commit word %#" PRIx64 " at record %zu\n", w, k);
+		r = open_ok(&o);
+		assert_int_equal(drain(r, g, 100), -EBADMSG);
+		assert_range(g, 0, k);
+		if (pass == 0)
+			assert_error_at(r, seg, S.pos[k], S.pos[k] + 1);
+		assert_int_equal(spw_reader_position(r), S.pos[k]);
+		reader_done(r, g);
+	}
 
 	/* With SKIP_CORRUPT: on from the end of the bad header's entry. */
 	o.flags = SPW_READER_NO_VERIFY | SPW_READER_SKIP_CORRUPT;
 	r = open_ok(&o);
 	assert_int_equal(drain(r, g, 100), 0);
-	{
-		size_t ib = cat_at_or_after((int64_t)b);
-
-		assert_int_equal(g->n, S.n - (ib - k));
-		for (size_t i = 0; i < g->n; i++)
-			assert_int_equal(g->idx[i], i < k ? i : i + (ib - k));
-		assert_int_equal(spw_reader_skipped(r), b - (uint64_t)S.pos[k]);
-	}
-	rdt_drop(r);
-	got_reset(g);
+	assert_all_but(r, g, k, cat_at_or_after((int64_t)b), b - (uint64_t)S.pos[k]);
+	reader_done(r, g);
 
 	/* With the CRC check: the entry fails first, at its start (R3). */
 	o.flags = 0;
@@ -1118,8 +1123,7 @@ static void bad_record_header_is_ebadmsg_without_crc_check(void **state)
 	assert_int_equal(rc, -EBADMSG);
 	assert_range(g, 0, cat_at_or_after((int64_t)a));
 	assert_error_at(r, seg, (int64_t)a, (int64_t)b);
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 static void truncated_segment_is_ebadmsg(void **state)
@@ -1132,9 +1136,7 @@ static void truncated_segment_is_ebadmsg(void **state)
 	int rc;
 
 	(void)state;
-	need_log();
-	scratch_copy(data, sizeof(data));
-	o.data_dir = data;
+	damage_begin(&o, data, sizeof(data));
 	seg_path(data, base, "seg", seg, sizeof(seg));
 	assert_int_equal(truncate(seg, (off_t)cut), 0);
 
@@ -1148,8 +1150,7 @@ static void truncated_segment_is_ebadmsg(void **state)
 	assert_true(g->n <= cat_at_or_after((int64_t)(base + cut)));
 	assert_error_at(r, seg, (int64_t)base, (int64_t)(base + cut));
 	assert_int_equal(spw_reader_poll(r, collect, g, 10), -EBADMSG);
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 
 	/* With SKIP_CORRUPT either the same, or the missing range skipped
 	 * (counted) and the rest delivered in order: never a crash, never a
@@ -1169,8 +1170,7 @@ static void truncated_segment_is_ebadmsg(void **state)
 		assert_true(spw_reader_skipped(r) > 0);
 		assert_int_equal(g->idx[g->n - 1], S.n - 1);
 	}
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 	o.flags = 0;
 
 	/* Cut to nothing: the same. */
@@ -1178,8 +1178,7 @@ static void truncated_segment_is_ebadmsg(void **state)
 	r = open_ok(&o);
 	assert_int_equal(drain(r, g, 250), -EBADMSG);
 	assert_range(g, 0, cat_at_or_after((int64_t)base));
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 /* An index cut short (torn entries) in a segment that later segments
@@ -1196,9 +1195,7 @@ static void torn_index_of_sealed_segment_is_an_error_not_the_end(void **state)
 	int rc;
 
 	(void)state;
-	need_log();
-	scratch_copy(data, sizeof(data));
-	o.data_dir = data;
+	damage_begin(&o, data, sizeof(data));
 	o.flags = SPW_READER_NO_LIVE;
 	seg_path(data, 2 * SEG_BYTES, "idx", idx, sizeof(idx));
 	assert_int_equal(stat(idx, &st), 0);
@@ -1211,12 +1208,12 @@ static void torn_index_of_sealed_segment_is_an_error_not_the_end(void **state)
 			 "although the log goes on to %" PRId64 " in later segments",
 			 spw_reader_position(r), S.tail);
 	assert_true(rc == -EBADMSG || rc == -ENOENT);
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 static void missing_middle_segment_is_enoent_never_skipped(void **state)
 {
+	static const char *const pass_name[3] = { "no flags", "SKIP_CORRUPT", "index gone too" };
 	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
 	uint64_t base = 2 * SEG_BYTES;
 	struct spw_reader *r;
@@ -1224,15 +1221,14 @@ static void missing_middle_segment_is_enoent_never_skipped(void **state)
 	char data[1024], seg[1200], idx[1200];
 
 	(void)state;
-	need_log();
-	scratch_copy(data, sizeof(data));
-	o.data_dir = data;
+	damage_begin(&o, data, sizeof(data));
 	seg_path(data, base, "seg", seg, sizeof(seg));
 	seg_path(data, base, "idx", idx, sizeof(idx));
 	assert_int_equal(unlink(seg), 0);
 
 	/* R5, also with SKIP_CORRUPT: -ENOENT when the reader gets there. */
 	for (int pass = 0; pass < 3; pass++) {
+		print_message("%s\n", pass_name[pass]);
 		o.flags = pass == 1 ? SPW_READER_SKIP_CORRUPT : 0;
 		if (pass == 2) /* the index gone too */
 			assert_int_equal(unlink(idx), 0);
@@ -1241,19 +1237,23 @@ static void missing_middle_segment_is_enoent_never_skipped(void **state)
 		assert_range(g, 0, cat_at_or_after((int64_t)base));
 		assert_error_at(r, seg, (int64_t)base, (int64_t)base + 1);
 		assert_int_equal(spw_reader_position(r), (int64_t)base);
-		assert_int_equal(spw_reader_poll(r, collect, g, 10), -ENOENT);
-		assert_int_equal(g->n, cat_at_or_after((int64_t)base));
-		rdt_drop(r);
-		got_reset(g);
+		stays_failed(r, g, -ENOENT, 1);
+		reader_done(r, g);
 	}
 	/* Opened right at it. */
-	o.start = SPW_START_POSITION;
-	o.position = (int64_t)base;
-	r = open_ok(&o);
-	assert_int_equal(spw_reader_poll(r, collect, g, 10), -ENOENT);
-	assert_int_equal(g->n, 0);
-	rdt_drop(r);
-	got_reset(g);
+	r = open_at_fails(&o, (int64_t)base, g, -ENOENT);
+	reader_done(r, g);
+}
+
+/* Retention's work: the segment at base and its index deleted. */
+static void unlink_segment(const char *data, uint64_t base)
+{
+	char p[1200];
+
+	seg_path(data, base, "seg", p, sizeof(p));
+	assert_int_equal(unlink(p), 0);
+	seg_path(data, base, "idx", p, sizeof(p));
+	assert_int_equal(unlink(p), 0);
 }
 
 static void retention_deleted_start_is_erange_and_earliest_moves(void **state)
@@ -1261,17 +1261,12 @@ static void retention_deleted_start_is_erange_and_earliest_moves(void **state)
 	struct spw_reader_opts o = opts_base(SPW_START_POSITION);
 	struct spw_reader *r = NULL;
 	struct got *g = got_new();
-	char data[1024], p[1200];
+	char data[1024];
 
 	(void)state;
-	need_log();
-	scratch_copy(data, sizeof(data));
-	o.data_dir = data;
+	damage_begin(&o, data, sizeof(data));
 	assert_int_equal(spw_topic_earliest(S.env.shm, data, TOPIC), 0);
-	seg_path(data, 0, "seg", p, sizeof(p));
-	assert_int_equal(unlink(p), 0);
-	seg_path(data, 0, "idx", p, sizeof(p));
-	assert_int_equal(unlink(p), 0);
+	unlink_segment(data, 0);
 
 	/* R5: below the oldest kept byte is -ERANGE, at open. */
 	assert_int_equal(spw_topic_earliest(S.env.shm, data, TOPIC), (int64_t)SEG_BYTES);
@@ -1289,10 +1284,7 @@ static void retention_deleted_start_is_erange_and_earliest_moves(void **state)
 	o.start = SPW_START_POSITION;
 	o.position = S.pos[cat_at_or_after((int64_t)SEG_BYTES + 5000)];
 	r = open_ok(&o);
-	seg_path(data, SEG_BYTES, "seg", p, sizeof(p));
-	assert_int_equal(unlink(p), 0);
-	seg_path(data, SEG_BYTES, "idx", p, sizeof(p));
-	assert_int_equal(unlink(p), 0);
+	unlink_segment(data, SEG_BYTES);
 	assert_int_equal(spw_reader_poll(r, collect, g, 10), -ERANGE);
 	assert_int_equal(g->n, 0);
 	{
@@ -1302,8 +1294,7 @@ static void retention_deleted_start_is_erange_and_earliest_moves(void **state)
 		assert_int_equal(ep, o.position);
 	}
 	assert_int_equal(spw_topic_earliest(S.env.shm, data, TOPIC), 2 * (int64_t)SEG_BYTES);
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1415,7 +1406,6 @@ static void disk_only_reader_after_daemon_stopped(void **state)
 {
 	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
 	struct spw_topic_info in;
-	struct spw_topic *t = NULL;
 	struct spw_reader *r;
 	struct got *g = got_new();
 	char noshm[1024];
@@ -1423,10 +1413,7 @@ static void disk_only_reader_after_daemon_stopped(void **state)
 	(void)state;
 	need_log();
 	assert_int_equal(rdt_daemon_stop(&S.env, 20 * TEST_SEC), 0);
-	assert_int_equal(spw_topic_open(S.env.shm, TOPIC, SPW_OPEN_RDONLY, &t), 0);
-	rdt_keep_topic(t);
-	assert_int_equal(spw_topic_info(t, &in), 0);
-	rdt_drop(t);
+	log_info(&in);
 	assert_int_equal(in.spilled, (uint64_t)S.tail);
 	assert_int_equal(in.durable, (uint64_t)S.tail);
 
@@ -1439,8 +1426,7 @@ static void disk_only_reader_after_daemon_stopped(void **state)
 	assert_false(spw_reader_is_live(r));
 	assert_int_equal(spw_reader_position(r), S.tail);
 	assert_int_equal(spw_reader_poll_wait(r, collect, g, 10, 50 * TEST_MS), 0);
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 
 	/* No ring at all: the settings come from topic.conf. */
 	snprintf(noshm, sizeof(noshm), "%s/empty", S.env.shm);
@@ -1451,8 +1437,7 @@ static void disk_only_reader_after_daemon_stopped(void **state)
 	assert_int_equal(drain(r, g, 500), 0);
 	assert_range(g, 0, S.n);
 	assert_false(spw_reader_is_live(r));
-	rdt_drop(r);
-	got_reset(g);
+	reader_done(r, g);
 	assert_int_equal(spw_topic_earliest(noshm, S.env.data, TOPIC), 0);
 	o.start = SPW_START_LATEST;
 	r = open_ok(&o);
