@@ -253,11 +253,10 @@ static int records_below(const struct built *b, uint64_t end)
 	return k;
 }
 
-static void walk_expect(const char *dir, const struct built *b, uint64_t seed, int nrec,
-			struct test_seg_walk *w, struct expect *x)
+/* A walk w that checks each record against b (x counts what it skipped). */
+static void expect_init(const struct built *b, uint64_t seed, struct test_seg_walk *w,
+			struct expect *x)
 {
-	int r;
-
 	memset(x, 0, sizeof(*x));
 	x->b = b;
 	x->seed = seed;
@@ -266,6 +265,14 @@ static void walk_expect(const char *dir, const struct built *b, uint64_t seed, i
 	w->on_data = expect_data;
 	w->on_skip = expect_skip;
 	w->arg = x;
+}
+
+static void walk_expect(const char *dir, const struct built *b, uint64_t seed, int nrec,
+			struct test_seg_walk *w, struct expect *x)
+{
+	int r;
+
+	expect_init(b, seed, w, x);
 	r = test_seg_walk(dir, w);
 	if (r)
 		fail_msg("walk: %d: %s (seed %#llx)", r, w->err, (unsigned long long)seed);
@@ -344,12 +351,36 @@ static void crc32c_large_buffers_match_the_reference(void **state)
 /* ---------------------------------------------------------------------------
  * Parsing
  */
+struct parse_good {
+	const char *s;
+	uint64_t v;
+};
+
+/* A parser of spill/spill.h (named name in the messages): every good
+ * string gives its value, every bad one and NULL -EINVAL. */
+static void check_parser(const char *name, int (*parse)(const char *, uint64_t *),
+			 const struct parse_good *good, size_t ngood, const char *const *bad,
+			 size_t nbad)
+{
+	uint64_t v;
+
+	for (size_t i = 0; i < ngood; i++) {
+		v = 12345;
+		if (parse(good[i].s, &v) != 0 || v != good[i].v)
+			fail_msg("%s(\"%s\") = %llu, want %llu", name, good[i].s,
+				 (unsigned long long)v, (unsigned long long)good[i].v);
+	}
+	for (size_t i = 0; i < nbad; i++)
+		if (parse(bad[i], &v) != -EINVAL)
+			fail_msg("%s(\"%s\") accepted (%llu)", name, bad[i], (unsigned long long)v);
+	assert_int_equal(parse(NULL, &v), -EINVAL);
+}
+#define CHECK_PARSER(fn, good, bad)                                                        \
+	check_parser(#fn, fn, good, sizeof(good) / sizeof(good[0]), bad, sizeof(bad) / sizeof(bad[0]))
+
 static void parse_size_takes_suffixes_and_rejects_garbage(void **state)
 {
-	static const struct {
-		const char *s;
-		uint64_t v;
-	} good[] = {
+	static const struct parse_good good[] = {
 		{ "0", 0 },          { "4096", 4096 },         { "64K", 64ull << 10 },
 		{ "64k", 64ull << 10 }, { "1M", 1ull << 20 },   { "2G", 2ull << 30 },
 		{ "1T", 1ull << 40 }, { "64KiB", 64ull << 10 }, { "8MB", 8ull << 20 },
@@ -359,27 +390,14 @@ static void parse_size_takes_suffixes_and_rejects_garbage(void **state)
 		"", "K", "-1", "+1", " 1", "1 K", "1X", "1.5M", "1K2", "1KK", "0x10", "1Mi2",
 		"16777215T1", "16777216T", "18446744073709551616", "99999999999999999999K",
 	};
-	uint64_t v;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		v = 12345;
-		if (seg_parse_size(good[i].s, &v) != 0 || v != good[i].v)
-			fail_msg("seg_parse_size(\"%s\") = %llu, want %llu", good[i].s,
-				 (unsigned long long)v, (unsigned long long)good[i].v);
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (seg_parse_size(bad[i], &v) != -EINVAL)
-			fail_msg("seg_parse_size(\"%s\") accepted (%llu)", bad[i], (unsigned long long)v);
-	assert_int_equal(seg_parse_size(NULL, &v), -EINVAL);
+	CHECK_PARSER(seg_parse_size, good, bad);
 }
 
 static void parse_duration_takes_units_and_rejects_garbage(void **state)
 {
-	static const struct {
-		const char *s;
-		uint64_t v;
-	} good[] = {
+	static const struct parse_good good[] = {
 		{ "0", 0 },       { "500", 500 },         { "500ms", 500 },     { "10s", 10000 },
 		{ "5m", 300000 }, { "2h", 7200000 },      { "14d", 1209600000 }, { "1.5s", 1500 },
 		{ ".5s", 500 },   { "0ms", 0 },
@@ -388,20 +406,9 @@ static void parse_duration_takes_units_and_rejects_garbage(void **state)
 		"", "s", "ms", "-5", "-5s", "10x", "10 s", "10sec", "5M", "1e20", "nan", "inf",
 		" 5", "5s ",
 	};
-	uint64_t v;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		v = 12345;
-		if (seg_parse_duration_ms(good[i].s, &v) != 0 || v != good[i].v)
-			fail_msg("seg_parse_duration_ms(\"%s\") = %llu, want %llu", good[i].s,
-				 (unsigned long long)v, (unsigned long long)good[i].v);
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (seg_parse_duration_ms(bad[i], &v) != -EINVAL)
-			fail_msg("seg_parse_duration_ms(\"%s\") accepted (%llu)", bad[i],
-				 (unsigned long long)v);
-	assert_int_equal(seg_parse_duration_ms(NULL, &v), -EINVAL);
+	CHECK_PARSER(seg_parse_duration_ms, good, bad);
 }
 
 /* ---------------------------------------------------------------------------
@@ -536,6 +543,16 @@ static void copy_file(const char *from, const char *to)
 	close(b);
 }
 
+/* seg_idx_load of ip gives want (entries or -errno). */
+static void load_gives(const char *ip, int want)
+{
+	struct seg_idx_hdr h;
+	struct seg_idx_entry *e = NULL;
+
+	assert_int_equal(seg_idx_load(ip, &h, &e), want);
+	free(e);
+}
+
 static void idx_load_checks_header_and_stops_at_a_bad_entry(void **state)
 {
 	uint64_t seed = test_seed("idx_load");
@@ -591,31 +608,26 @@ static void idx_load_checks_header_and_stops_at_a_bad_entry(void **state)
 		v1.version = SEG_IDX_VERSION - 1;
 		seg_idx_hdr_seal(&v1);
 		patch(ip, 0, &v1, sizeof(v1));
-		assert_int_equal(seg_idx_load(ip, &v1, &e), -EBADMSG);
-		free(e);
+		load_gives(ip, -EBADMSG);
 	}
 	h.segment_bytes = RING + 8;
 	seg_idx_hdr_seal(&h);
 	patch(ip, 0, &h, sizeof(h));
-	assert_int_equal(seg_idx_load(ip, &h, &e), -EBADMSG);
-	free(e);
+	load_gives(ip, -EBADMSG);
 	unlink(ip);
-	assert_int_equal(seg_idx_load(ip, &h, &e), -ENOENT);
-	free(e);
+	load_gives(ip, -ENOENT);
 
 	/* A corrupted entry k: the good count stops there. */
 	k = (int)test_rand_below(&rng, (uint64_t)n);
 	copy_file(orig, ip);
 	flip_byte(ip, (off_t)(SEG_IDX_HDR_BYTES + (size_t)k * SEG_IDX_ENTRY_BYTES +
 			      test_rand_below(&rng, SEG_IDX_ENTRY_BYTES)));
-	assert_int_equal(seg_idx_load(ip, &h, &e), k);
-	free(e);
+	load_gives(ip, k);
 
 	/* A torn last entry (half written): the whole ones count. */
 	copy_file(orig, ip);
 	assert_int_equal(truncate(ip, (off_t)(SEG_IDX_HDR_BYTES + (size_t)n * SEG_IDX_ENTRY_BYTES - 13)), 0);
-	assert_int_equal(seg_idx_load(ip, &h, &e), n - 1);
-	free(e);
+	load_gives(ip, n - 1);
 
 	/* An entry sealed with a good CRC but out of order stops the count. */
 	copy_file(orig, ip);
@@ -629,14 +641,12 @@ static void idx_load_checks_header_and_stops_at_a_bad_entry(void **state)
 		close(fd);
 		seg_idx_entry_seal(&x); /* a copy of entry k-1: end not increasing */
 		patch(ip, (off_t)(SEG_IDX_HDR_BYTES + (size_t)k * 32), &x, sizeof(x));
-		assert_int_equal(seg_idx_load(ip, &h, &e), k);
-		free(e);
+		load_gives(ip, k);
 	}
 	/* An empty index (header only): 0 entries. */
 	copy_file(orig, ip);
 	assert_int_equal(truncate(ip, SEG_IDX_HDR_BYTES), 0);
-	assert_int_equal(seg_idx_load(ip, &h, &e), 0);
-	free(e);
+	load_gives(ip, 0);
 }
 
 /* ---------------------------------------------------------------------------
@@ -757,15 +767,8 @@ static void walker_reads_a_built_log_back_and_spots_damage(void **state)
 		/* A CORRUPT span (garbage the daemon cut out) is skipped and
 		 * counted; the records after it come through. */
 		patch_first_word(dir, b, test_word(TEST_TYPE_CORRUPT, span0, b->pos[0], RING));
-		memset(&x, 0, sizeof(x));
-		x.b = b;
-		x.seed = seed;
+		expect_init(b, seed, &w, &x);
 		x.next = 1;
-		x.first_aborted = -1;
-		memset(&w, 0, sizeof(w));
-		w.on_data = expect_data;
-		w.on_skip = expect_skip;
-		w.arg = &x;
 		r = test_seg_walk(dir, &w);
 		if (r)
 			fail_msg("walk over a CORRUPT span: %d: %s (seed %#llx)", r, w.err,
@@ -786,32 +789,53 @@ static void walker_reads_a_built_log_back_and_spots_damage(void **state)
 /* ---------------------------------------------------------------------------
  * Recovery and gaps
  */
+
+/* built_log: n records built in dir from position 0; sp (size bytes) gets
+ * the path of its last segment file. */
+static struct built *build_from_zero(const char *dir, int n, uint64_t seed, char *sp, size_t size)
+{
+	struct built *b = &built_log;
+
+	build_log(dir, 0, n, seed, b);
+	assert_int_equal(seg_file_path(sp, size, dir, b->last_base, "seg"), 0);
+	return b;
+}
+
+/* seg_recover of dir succeeds with this end, high and truncated. */
+static void recover_expect(const char *dir, struct seg_recovery *rec, uint64_t end, uint64_t high,
+			   uint64_t truncated)
+{
+	char err[512] = "";
+	int rc = seg_recover(dir, RING, SEGB, rec, err, sizeof(err));
+
+	if (rc)
+		fail_msg("seg_recover: %d: %s", rc, err);
+	assert_int_equal(rec->end, end);
+	assert_int_equal(rec->high, high);
+	assert_int_equal(rec->truncated, truncated);
+}
+
 static void recover_cuts_junk_appended_to_the_last_segment(void **state)
 {
 	uint64_t seed = test_seed("recover_junk");
 	char *dir = *state;
-	struct built *b = &built_log;
 	struct seg_recovery rec;
 	struct test_seg_walk w;
 	struct expect x;
-	char sp[1024], err[512] = "";
+	char sp[1024];
+	struct built *b = build_from_zero(dir, 300, seed, sp, sizeof(sp));
 	uint8_t junk[1000];
 	uint64_t rng = seed, n = 1 + test_rand_below(&rng, sizeof(junk));
 	int fd;
 
-	build_log(dir, 0, 300, seed, b);
-	assert_int_equal(seg_file_path(sp, sizeof(sp), dir, b->last_base, "seg"), 0);
 	test_fill(junk, sizeof(junk), seed);
 	fd = open(sp, O_WRONLY | O_APPEND);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, junk, n), (ssize_t)n);
 	close(fd);
 
-	assert_int_equal(seg_recover(dir, RING, SEGB, &rec, err, sizeof(err)), 0);
+	recover_expect(dir, &rec, b->end, (b->end + n + 7) & ~7ull, n);
 	assert_false(rec.empty);
-	assert_int_equal(rec.end, b->end);
-	assert_int_equal(rec.high, (b->end + n + 7) & ~7ull);
-	assert_int_equal(rec.truncated, n);
 	assert_int_equal(rec.first, 0);
 	assert_true(rec.segments >= 2);
 	assert_int_equal(fsize(sp), (long)(b->end - b->last_base));
@@ -819,27 +843,21 @@ static void recover_cuts_junk_appended_to_the_last_segment(void **state)
 	assert_int_equal(w.end, b->end);
 
 	/* Recovering a clean log changes nothing. */
-	assert_int_equal(seg_recover(dir, RING, SEGB, &rec, err, sizeof(err)), 0);
-	assert_int_equal(rec.end, b->end);
-	assert_int_equal(rec.high, b->end);
-	assert_int_equal(rec.truncated, 0);
+	recover_expect(dir, &rec, b->end, b->end, 0);
 }
 
 static void recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it(void **state)
 {
 	uint64_t seed = test_seed("recover_corrupt");
 	char *dir = *state;
-	struct built *b = &built_log;
 	struct seg_recovery rec;
 	struct test_seg_walk w;
 	struct expect x;
-	char sp[1024], ip[1024], err[512] = "";
-	uint64_t rng = seed, cut, at;
+	char sp[1024], ip[1024];
+	struct built *b = build_from_zero(dir, 300, seed, sp, sizeof(sp));
+	uint64_t rng = seed, cut = b->last_entry_start, at;
 	int keep;
 
-	build_log(dir, 0, 300, seed, b);
-	cut = b->last_entry_start;
-	assert_int_equal(seg_file_path(sp, sizeof(sp), dir, b->last_base, "seg"), 0);
 	idx_path_of(dir, b->last_base, ip, sizeof(ip));
 	/* Damage a byte of the last entry's range (header or payload). */
 	at = cut + test_rand_below(&rng, b->end - cut);
@@ -847,10 +865,7 @@ static void recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it(void **st
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(test_seg_walk(dir, &w), -EBADMSG);
 
-	assert_int_equal(seg_recover(dir, RING, SEGB, &rec, err, sizeof(err)), 0);
-	assert_int_equal(rec.end, cut);
-	assert_int_equal(rec.high, b->end);
-	assert_int_equal(rec.truncated, b->end - cut);
+	recover_expect(dir, &rec, cut, b->end, b->end - cut);
 	assert_int_equal(fsize(sp), (long)(cut - b->last_base));
 	keep = records_below(b, cut);
 	walk_expect(dir, b, seed, keep, &w, &x);
@@ -864,9 +879,7 @@ static void recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it(void **st
 	assert_int_equal(x.first_aborted, (int64_t)cut);
 	assert_int_equal(w.aborted_bytes, b->end - cut);
 	/* And it recovers as a clean log ending at high. */
-	assert_int_equal(seg_recover(dir, RING, SEGB, &rec, err, sizeof(err)), 0);
-	assert_int_equal(rec.end, b->end);
-	assert_int_equal(rec.truncated, 0);
+	recover_expect(dir, &rec, b->end, b->end, 0);
 }
 
 /* A segment cut short (the file lost its last bytes): the index still says
@@ -877,15 +890,13 @@ static void recover_of_a_cut_segment_reports_the_highest_indexed_position(void *
 {
 	uint64_t seed = test_seed("recover_cut");
 	char *dir = *state;
-	struct built *b = &built_log;
 	struct seg_recovery rec;
 	char sp[1024], err[512] = "";
+	struct built *b = build_from_zero(dir, 300, seed, sp, sizeof(sp));
 	uint64_t rng = seed, k;
 
-	build_log(dir, 0, 300, seed, b);
 	/* At least 8 bytes: less is hidden by the rounding up to 8 of high. */
 	k = 8 + test_rand_below(&rng, b->end - b->last_entry_start - 7);
-	assert_int_equal(seg_file_path(sp, sizeof(sp), dir, b->last_base, "seg"), 0);
 	assert_int_equal(truncate(sp, (off_t)(b->end - k - b->last_base)), 0);
 	assert_int_equal(seg_recover(dir, RING, SEGB, &rec, err, sizeof(err)), 0);
 	assert_int_equal(rec.end, b->last_entry_start);
@@ -904,7 +915,6 @@ static void fill_gap_crosses_laps_and_segments_with_aborted_records(void **state
 	struct seg_recovery rec;
 	struct test_seg_walk w;
 	struct expect x;
-	char err[512] = "";
 	uint64_t to;
 
 	build_log(dir, 0, 15, seed, b);
@@ -917,10 +927,7 @@ static void fill_gap_crosses_laps_and_segments_with_aborted_records(void **state
 	assert_int_equal(w.aborted_records, (to - 1) / RING - b->end / RING + 1); /* one a lap */
 	assert_int_equal(w.segments, 2);
 	assert_int_equal(w.data_records, 15);
-	assert_int_equal(seg_recover(dir, RING, SEGB, &rec, err, sizeof(err)), 0);
-	assert_int_equal(rec.end, to);
-	assert_int_equal(rec.high, to);
-	assert_int_equal(rec.truncated, 0);
+	recover_expect(dir, &rec, to, to, 0);
 }
 
 int main(void)
