@@ -31,29 +31,8 @@
 
 #include "daemon_case.h"
 
-/* Walk the topic's segments checking every record against the feed's
- * identity; fails the test with the walker's or the check's message. */
-static void walk_check(struct test_daemon *d, const char *topic, struct test_seg_walk *w,
-		       struct test_feed_check *c, test_seg_fn on_skip, void *skip_arg, uint64_t seed)
-{
-	char dir[1024];
-	int r;
-
-	test_daemon_topic_dir(d, topic, dir, sizeof(dir));
-	memset(w, 0, sizeof(*w));
-	w->on_data = test_feed_on_data;
-	w->arg = c;
-	w->on_skip = on_skip;
-	if (on_skip)
-		w->arg = skip_arg; /* the caller's skip_arg wraps c: see struct skips */
-	r = test_seg_walk(dir, w);
-	if (r)
-		fail_msg("segment walk: %d: %s%s%s (rerun with SPW_TEST_SEED=%#llx)", r, w->err,
-			 c->err[0] ? ": " : "", c->err, (unsigned long long)seed);
-}
-
-/* ABORTED records seen by a walk, with the feed check in front so that
- * test_feed_on_data can take the same arg. */
+/* ABORTED records seen by a walk (walk_check, daemon_case.h), with the
+ * feed check in front so that test_feed_on_data can take the same arg. */
 struct skips {
 	struct test_feed_check c; /* must stay first */
 	int n;
@@ -69,14 +48,6 @@ static int note_skip(void *arg, const struct test_seg_rec *r)
 		s->span[s->n++] = r->span;
 	}
 	return 0;
-}
-
-static void check_counts(struct test_feed_check *c, const struct test_feed *f, uint64_t seed)
-{
-	for (uint32_t p = f->first_id; p < f->first_id + f->producers; p++)
-		if (test_feed_check_count(c, p, atomic_load(&f->sent[p])))
-			fail_msg("%s (rerun with SPW_TEST_SEED=%#llx)", c->err,
-				 (unsigned long long)seed);
 }
 
 static void run_feed(struct test_daemon *d, struct test_feed *f)
@@ -142,10 +113,7 @@ static void kill9_at_random_instants_loses_and_duplicates_nothing(void **state)
 	}
 	assert_int_equal(test_daemon_wait_attached(d, "crash", scaled_s(10, 30)), 0);
 	atomic_store(&f->stop, 1);
-	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(20, 60)), 0);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	spilled_then_stop(d, t, scaled_s(20, 60), &in);
 
 	info_of(t, &in);
 	assert_int_equal(in.spilled, in.tail);
@@ -423,8 +391,7 @@ static int victim_main(void *arg)
 	struct spw_claim c;
 	uint32_t len;
 
-	TEST_CHECK(spw_topic_open(v->shm, "victim", 0, &t) == 0, "open");
-	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
+	TEST_CHECK(test_open_producer(v->shm, "victim", &t, &p) == 0, "victim");
 	for (uint32_t i = 0; i < v->before; i++) {
 		len = test_id_len(&len_rng, 0, MAXREC);
 		test_id_make(buf, len, v->seed, 0, i);
@@ -464,11 +431,9 @@ static void killed_claim(struct test_daemon *d, enum victim_mode mode)
 	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
 	start_attached(d, "victim");
 	assert_int_equal(spw_topic_open(d->shm, "victim", SPW_OPEN_RDONLY, &t), 0);
-	f = test_feed_new(d->shm, "victim", seed, 1, 3, MAXREC);
+	f = feed_timed(d, "victim", seed, 1, 3, MAXREC);
 	f->per_producer = test_scaled(600, 300, 300);
 	f->pace_ns = 200 * 1000;
-	f->timeout_ns = 50 * TEST_MS;
-	f->deadline_ns = test_now_ns() + scaled_s(60, 120);
 	test_feed_start(f, d);
 
 	snprintf(v->shm, sizeof(v->shm), "%s", d->shm);
@@ -497,10 +462,7 @@ static void killed_claim(struct test_daemon *d, enum victim_mode mode)
 	assert_int_equal(test_wait_counter(t, false, tail_at_stop, limit_ns), 0);
 	moved_ns = test_now_ns() - t_kill;
 
-	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	spilled_then_stop(d, t, scaled_s(10, 30), &in);
 	assert_true(test_daemon_log_count(d, "aborted", true) >= 1);
 	assert_true(test_daemon_log_count(d, "spilling waits at position", true) >= 1);
 	assert_true(test_daemon_log_count(d, "spilling resumed", true) >= 1);
@@ -654,8 +616,7 @@ static void second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone(void **st
 		test_sleep_ns(50 * TEST_MS);
 	}
 	/* Records go to the owner only, through several rescans of the second. */
-	assert_int_equal(spw_topic_open(d->shm, "owned", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	open_producer(d, "owned", &t, &p);
 	for (int i = 0; i < 2000; i++)
 		assert_true(spw_producer_send_wait(p, "record", 6, 10 * TEST_SEC) >= 0);
 	info_of(t, &in);
@@ -758,11 +719,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	uint64_t total = 700; /* 700 * 216 B = 151200 B: three index entries */
 	int fd, n;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "flip");
-	assert_int_equal(spw_topic_open(d->shm, "flip", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	case_producer(d, &spec, &t, &p);
 	pos = send_seqs(p, 0, total);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */
@@ -844,11 +801,7 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	int64_t pos = -1;
 	int n;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "reidx");
-	assert_int_equal(spw_topic_open(d->shm, "reidx", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	case_producer(d, &spec, &t, &p);
 	pos = send_seqs(p, 0, total);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	test_daemon_kill(d);
@@ -906,11 +859,7 @@ static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **s
 	int64_t pos = -1;
 	int fd, n;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "ckpt");
-	assert_int_equal(spw_topic_open(d->shm, "ckpt", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	case_producer(d, &spec, &t, &p);
 	pos = send_seqs(p, 0, total);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */

@@ -79,10 +79,7 @@ static int victim_main(void *arg)
 	uint32_t len;
 	int r;
 
-	r = spw_topic_open(x->dir, "crash", 0, &t);
-	TEST_CHECK(r == 0, "victim: open: %d", r);
-	r = spw_producer_open(t, &p);
-	TEST_CHECK(r == 0, "victim: producer_open: %d", r);
+	TEST_CHECK(test_open_producer(x->dir, "crash", &t, &p) == 0, "victim");
 	for (uint32_t seq = 0; seq < x->victim_before; seq++) {
 		len = test_id_len(&len_rng, 0, MAXREC);
 		test_id_make(buf, len, x->seed, 0, seq);
@@ -124,10 +121,7 @@ static int other_main(void *arg)
 	static uint8_t buf[MAXREC];
 	int r;
 
-	r = spw_topic_open(x->dir, "crash", 0, &t);
-	TEST_CHECK(r == 0, "producer %u: open: %d", a->id, r);
-	r = spw_producer_open(t, &p);
-	TEST_CHECK(r == 0, "producer %u: producer_open: %d", a->id, r);
+	TEST_CHECK(test_open_producer(x->dir, "crash", &t, &p) == 0, "producer %u", a->id);
 	for (uint64_t seq = 0; seq < x->per_other; seq++) {
 		uint32_t len = test_id_len(&len_rng, a->id, MAXREC);
 		struct spw_claim c;
@@ -461,8 +455,7 @@ static int claiming_victim(void *arg)
 	struct spw_producer *p = NULL;
 	uint8_t buf[64] = { 7 };
 
-	TEST_CHECK(spw_topic_open(x->dir, "claiming", 0, &t) == 0, "open");
-	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
+	TEST_CHECK(test_open_producer(x->dir, "claiming", &t, &p) == 0, "claiming victim");
 	test_stop_at(RING_AT_CLAIMING);
 	spw_producer_send(p, buf, sizeof(buf));
 	return -1; /* killed before this */
@@ -561,8 +554,7 @@ static int parent_of_a_child(void *arg)
 	struct spw_claim c;
 	pid_t child;
 
-	TEST_CHECK(spw_topic_open(x->dir, "forked", 0, &t) == 0, "open");
-	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
+	TEST_CHECK(test_open_producer(x->dir, "forked", &t, &p) == 0, "parent");
 	TEST_CHECK(spw_producer_send(p, "abc", 3) == 0, "send");
 	child = test_fork(forked_child_uses_parent_handle, p);
 	TEST_CHECK(test_wait(child, 30 * TEST_SEC) == 0, "child");

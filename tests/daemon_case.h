@@ -3,7 +3,9 @@
  * daemon_case.h - the cmocka fixture shared by the daemon tests
  * (crash_daemon.c, fault_daemon.c): a sandbox per case, a skip when no
  * daemon binary exists, ASan-scaled timeouts, start-and-wait-attached,
- * the usual start of a case (case_begin).
+ * the usual start of a case (case_begin, case_producer), feeds with a
+ * deadline and their end (feed_timed, spilled_then_stop), and the walk of
+ * a topic's segments against a feed (walk_check, check_counts).
  * Include after <cmocka.h> and support_daemon.h.
  */
 #ifndef SPW_TEST_DAEMON_CASE_H
@@ -66,6 +68,85 @@ static inline uint64_t case_begin(struct test_daemon *d, const struct test_topic
 static inline void info_of(struct spw_topic *t, struct spw_topic_info *in)
 {
 	assert_int_equal(spw_topic_info(t, in), 0);
+}
+
+/* The topic opened read-write in d's shm dir (*t), a producer on it (*p). */
+static inline void open_producer(struct test_daemon *d, const char *topic, struct spw_topic **t,
+				 struct spw_producer **p)
+{
+	assert_int_equal(spw_topic_open(d->shm, topic, 0, t), 0);
+	assert_int_equal(spw_producer_open(*t, p), 0);
+}
+
+/* The start of a case that sends by hand: skipped without a daemon, the
+ * topic made, the daemon started and attached to it, the topic opened with
+ * a producer. */
+static inline void case_producer(struct test_daemon *d, const struct test_topic_spec *spec,
+				 struct spw_topic **t, struct spw_producer **p)
+{
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, spec), 0);
+	start_attached(d, spec->name);
+	open_producer(d, spec->name, t, p);
+}
+
+/* A feed (test_feed_new) on topic whose send attempts time out after 50 ms
+ * (counted, then sent again) and whose producers give up 60 s from now
+ * (120 s under the sanitizers). */
+static inline struct test_feed *feed_timed(struct test_daemon *d, const char *topic,
+					   uint64_t seed, uint32_t first_id, uint32_t producers,
+					   uint32_t max_record)
+{
+	struct test_feed *f = test_feed_new(d->shm, topic, seed, first_id, producers, max_record);
+
+	f->timeout_ns = 50 * TEST_MS;
+	f->deadline_ns = test_now_ns() + scaled_s(60, 120);
+	return f;
+}
+
+/* The end of a feed: its producers all exited 0, the daemon spilled up to
+ * the tail (within counter_ns), then stopped with exit status 0. in: the
+ * counters read before the stop. */
+static inline void spilled_then_stop(struct test_daemon *d, struct spw_topic *t,
+				     int64_t counter_ns, struct spw_topic_info *in)
+{
+	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
+	info_of(t, in);
+	assert_int_equal(test_wait_counter(t, false, in->tail, counter_ns), 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
+/* Walk the topic's segments checking every record against the feed's
+ * identity (c); on_skip, when set, gets skip_arg, which wraps c (its first
+ * member). Fails the case with the walker's or the check's message. */
+static inline void walk_check(struct test_daemon *d, const char *topic, struct test_seg_walk *w,
+			      struct test_feed_check *c, test_seg_fn on_skip, void *skip_arg,
+			      uint64_t seed)
+{
+	char dir[1024];
+	int r;
+
+	test_daemon_topic_dir(d, topic, dir, sizeof(dir));
+	memset(w, 0, sizeof(*w));
+	w->on_data = test_feed_on_data;
+	w->arg = c;
+	w->on_skip = on_skip;
+	if (on_skip)
+		w->arg = skip_arg;
+	r = test_seg_walk(dir, w);
+	if (r)
+		fail_msg("segment walk: %d: %s%s%s (rerun with SPW_TEST_SEED=%#llx)", r, w->err,
+			 c->err[0] ? ": " : "", c->err, (unsigned long long)seed);
+}
+
+/* After walk_check: every producer of the feed got all it sent across. */
+static inline void check_counts(struct test_feed_check *c, const struct test_feed *f,
+				uint64_t seed)
+{
+	for (uint32_t p = f->first_id; p < f->first_id + f->producers; p++)
+		if (test_feed_check_count(c, p, atomic_load(&f->sent[p])))
+			fail_msg("%s (rerun with SPW_TEST_SEED=%#llx)", c->err,
+				 (unsigned long long)seed);
 }
 
 #endif

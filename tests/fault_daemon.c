@@ -53,22 +53,11 @@ static void write_text(const char *path, const char *text)
 static void walk_feed(struct test_daemon *d, const char *topic, const struct test_feed *f,
 		      uint32_t nproducers, struct test_seg_walk *w)
 {
-	struct test_feed_check check, *c = &check;
-	char dir[1024];
-	int r;
+	struct test_feed_check c;
 
-	test_daemon_topic_dir(d, topic, dir, sizeof(dir));
-	test_feed_check_init(c, f->seed, nproducers, f->max_record);
-	memset(w, 0, sizeof(*w));
-	w->on_data = test_feed_on_data;
-	w->arg = c;
-	r = test_seg_walk(dir, w);
-	if (r)
-		fail_msg("segment walk: %d: %s%s%s (SPW_TEST_SEED=%#llx)", r, w->err,
-			 c->err[0] ? ": " : "", c->err, (unsigned long long)f->seed);
-	for (uint32_t p = f->first_id; p < f->first_id + f->producers; p++)
-		if (test_feed_check_count(c, p, atomic_load(&f->sent[p])))
-			fail_msg("%s (SPW_TEST_SEED=%#llx)", c->err, (unsigned long long)f->seed);
+	test_feed_check_init(&c, f->seed, nproducers, f->max_record);
+	walk_check(d, topic, w, &c, NULL, NULL, f->seed);
+	check_counts(&c, f, f->seed);
 }
 
 /* Wait until a producer's send timed out: the ring is full and stays so. */
@@ -104,11 +93,9 @@ static void fault_seam(struct test_daemon *d, const char *err_name, const char *
 	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
 	start_attached(d, "fault");
 	assert_int_equal(spw_topic_open(d->shm, "fault", SPW_OPEN_RDONLY, &t), 0);
-	f = test_feed_new(d->shm, "fault", seed, 0, 2, MAXREC);
+	f = feed_timed(d, "fault", seed, 0, 2, MAXREC);
 	f->per_producer = test_scaled(1500, 600, 600);
 	f->pace_ns = 100 * 1000;
-	f->timeout_ns = 50 * TEST_MS;
-	f->deadline_ns = test_now_ns() + scaled_s(60, 120);
 	test_feed_start(f, d);
 	/* Some records spilled first: the fault hits a segment in use. */
 	assert_int_equal(test_wait_counter(t, false, 128u << 10, scaled_s(10, 30)), 0);
@@ -136,10 +123,7 @@ static void fault_seam(struct test_daemon *d, const char *err_name, const char *
 	/* Fault gone: it resumes by itself and spills everything. */
 	assert_int_equal(unlink(d->fault), 0);
 	assert_int_equal(test_daemon_wait_log(d, "resumed", 1, scaled_s(10, 30)), 0);
-	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	spilled_then_stop(d, t, scaled_s(10, 30), &in);
 	info_of(t, &in);
 	assert_int_equal(in.durable, in.tail);
 	walk_feed(d, "fault", f, 2, &w);
@@ -214,10 +198,8 @@ static void full_tmpfs_data_dir_blocks_then_resumes_when_space_returns(void **st
 	start_attached(d, "small");
 	assert_int_equal(spw_topic_open(d->shm, "small", SPW_OPEN_RDONLY, &t), 0);
 	/* ~1 MB: more than the room left, less than the whole filesystem. */
-	f = test_feed_new(d->shm, "small", seed, 0, 2, MAXREC);
+	f = feed_timed(d, "small", seed, 0, 2, MAXREC);
 	f->per_producer = 250;
-	f->timeout_ns = 50 * TEST_MS;
-	f->deadline_ns = test_now_ns() + scaled_s(60, 120);
 	test_feed_start(f, d);
 	assert_int_equal(test_daemon_wait_log(d, "No space left on device", 1, scaled_s(20, 60)), 0);
 	wait_blocked(f, scaled_s(10, 30));
@@ -230,10 +212,7 @@ static void full_tmpfs_data_dir_blocks_then_resumes_when_space_returns(void **st
 
 	assert_int_equal(unlink(filler), 0);
 	assert_int_equal(test_daemon_wait_log(d, "resumed", 1, scaled_s(10, 30)), 0);
-	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	spilled_then_stop(d, t, scaled_s(10, 30), &in);
 	info_of(t, &in);
 	assert_int_equal(in.durable, in.tail);
 	walk_feed(d, "small", f, 2, &w);
@@ -392,8 +371,7 @@ static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **st
 	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
 	test_daemon_topic_dir(d, "garbage", dir, sizeof(dir));
 	start_attached(d, "garbage");
-	assert_int_equal(spw_topic_open(d->shm, "garbage", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	open_producer(d, "garbage", &t, &p);
 	len_rng = test_id_len_rng(seed, 0);
 	for (uint32_t i = 0; i < first_batch; i++) {
 		len = test_id_len(&len_rng, 0, 4096); /* small: the second batch must fit */
@@ -525,10 +503,7 @@ static void sighup_rereads_and_keeps_spilling(void **state)
 	f = test_feed_new(d->shm, "hup", seed, 0, 2, MAXREC);
 	f->per_producer = 200;
 	test_feed_start(f, d);
-	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	spilled_then_stop(d, t, scaled_s(10, 30), &in);
 	walk_feed(d, "hup", f, 2, &w);
 	assert_int_equal(w.end, in.tail);
 	spw_topic_close(t);
@@ -552,12 +527,8 @@ static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state
 	char buf[200] = { 0 }, cmd[2048];
 	int64_t pos = -1;
 
-	need_daemon();
 	d->fault_env = true;
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "fsync");
-	assert_int_equal(spw_topic_open(d->shm, "fsync", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	case_producer(d, &spec, &t, &p);
 	for (int i = 0; i < 100; i++)
 		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
@@ -633,11 +604,7 @@ static void every_durable_ack_is_covered_by_the_checkpoint(void **state)
 	struct spw_topic_info in;
 	char buf[300] = { 0 };
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "ckpt");
-	assert_int_equal(spw_topic_open(d->shm, "ckpt", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	case_producer(d, &spec, &t, &p);
 	for (int i = 0; i < 300; i++) {
 		int64_t pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
 
@@ -677,8 +644,7 @@ static void no_checkpoint_no_durable_acks(void **state)
 	snprintf(link, sizeof(link), "%s/durable", dir);
 	assert_int_equal(symlink(target, link), 0);
 	start_attached(d, "nockpt");
-	assert_int_equal(spw_topic_open(d->shm, "nockpt", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
+	open_producer(d, "nockpt", &t, &p);
 	pos = spw_producer_send_wait(p, "x", 1, 10 * TEST_SEC);
 	assert_true(pos >= 0);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
@@ -717,10 +683,8 @@ static void busy_submits_are_retried_losing_nothing(void **state)
 	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
 	start_attached(d, "busy");
 	assert_int_equal(spw_topic_open(d->shm, "busy", SPW_OPEN_RDONLY, &t), 0);
-	f = test_feed_new(d->shm, "busy", seed, 0, 2, MAXREC);
+	f = feed_timed(d, "busy", seed, 0, 2, MAXREC);
 	f->per_producer = test_scaled(1500, 600, 600);
-	f->timeout_ns = 50 * TEST_MS;
-	f->deadline_ns = test_now_ns() + scaled_s(60, 120);
 	test_feed_start(f, d);
 	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
 	info_of(t, &in);

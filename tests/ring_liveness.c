@@ -58,8 +58,7 @@ static int ns_producer(struct shared *x)
 	struct spw_producer *p = NULL;
 	struct spw_claim c;
 
-	TEST_CHECK(spw_topic_open(test_group_dir, x->name, 0, &t) == 0, "open");
-	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer_open");
+	TEST_CHECK(test_open_producer(test_group_dir, x->name, &t, &p) == 0, "ns producer");
 	TEST_CHECK(spw_producer_send(p, "before", 6) == 0, "send");
 	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
 	atomic_store(&x->inner_pid, getpid());
@@ -153,8 +152,7 @@ static int sleeping_producer(void *arg)
 	struct spw_producer *p = NULL;
 	static uint8_t buf[4000];
 
-	TEST_CHECK(spw_topic_open(test_group_dir, x->name, 0, &t) == 0, "open");
-	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
+	TEST_CHECK(test_open_producer(test_group_dir, x->name, &t, &p) == 0, "sleeping producer");
 	while (spw_producer_send(p, buf, sizeof(buf)) >= 0)
 		; /* fill the ring: no daemon reclaims */
 	atomic_store(&x->ready, 1);

@@ -57,8 +57,7 @@ static int victim_main(void *arg)
 	static uint8_t buf[MAXREC];
 	uint64_t seq = 0;
 
-	TEST_CHECK(spw_topic_open(v->shm, "stall", 0, &t) == 0, "open");
-	TEST_CHECK(spw_producer_open(t, &p) == 0, "producer");
+	TEST_CHECK(test_open_producer(v->shm, "stall", &t, &p) == 0, "victim");
 	for (int k = 0; k <= STALLS; k++) {
 		for (uint32_t i = 0; i < v->between || k == STALLS; i++, seq++) {
 			uint32_t len = test_id_len(&len_rng, 0, MAXREC);

@@ -346,6 +346,17 @@ void test_stop_at(int point)
 	ring_test_hook = stop_at_point;
 }
 
+int test_open_producer(const char *dir, const char *name, struct spw_topic **t,
+		       struct spw_producer **p)
+{
+	int r = spw_topic_open(dir, name, 0, t);
+
+	TEST_CHECK(r == 0, "spw_topic_open %s: %d", name, r);
+	r = spw_producer_open(*t, p);
+	TEST_CHECK(r == 0, "spw_producer_open on %s: %d", name, r);
+	return 0;
+}
+
 void *test_shared_alloc(size_t bytes)
 {
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

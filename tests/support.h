@@ -106,6 +106,10 @@ int test_wait_stopped(pid_t pid, int64_t timeout_ns);
  * process stops itself (SIGSTOP) the first time one of its producers reaches
  * point (an enum ring_point); the hook is disarmed as it fires. */
 void test_stop_at(int point);
+/* In a child or thread: open topic name in dir read-write (*t) and a
+ * producer on it (*p). 0, or -1 after saying which failed (as TEST_CHECK). */
+int test_open_producer(const char *dir, const char *name, struct spw_topic **t,
+		       struct spw_producer **p);
 /* Zeroed MAP_SHARED | MAP_ANONYMOUS memory, shared with children forked after. */
 void *test_shared_alloc(size_t bytes);
 void test_shared_free(void *p, size_t bytes);
