@@ -704,6 +704,58 @@ static int read_seqs(struct test_daemon *d, const char *topic, unsigned flags, s
 	return n;
 }
 
+/* The start of the cases on a damaged log: records 0 .. total - 1 sent and
+ * acknowledged durable (settle: then 100 ms more, for the checkpoint written
+ * after that sync), the daemon killed (-9); dir: the topic's data dir. */
+static void durable_then_killed(struct test_daemon *d, const struct test_topic_spec *spec,
+				struct spw_topic **t, struct spw_producer **p, uint64_t total,
+				bool settle, char *dir, size_t size)
+{
+	int64_t pos;
+
+	case_producer(d, spec, t, p);
+	pos = send_seqs(*p, 0, total);
+	assert_int_equal(spw_producer_wait_ack(*p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	if (settle)
+		test_sleep_ns(100 * TEST_MS);
+	test_daemon_kill(d);
+	test_daemon_topic_dir(d, spec->name, dir, size);
+}
+
+/* The byte of the file at off xored with mask. */
+static void xor_byte_at(const char *path, off_t off, uint8_t mask)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t byte;
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &byte, 1, off), 1);
+	byte ^= mask;
+	assert_int_equal(pwrite(fd, &byte, 1, off), 1);
+	close(fd);
+}
+
+/* The topic read back from disk (read_seqs) to its end: want records, none
+ * out of order. The reader stays open in *rp. */
+static void read_all_seqs(struct test_daemon *d, const char *topic, uint64_t want, struct seqs *q,
+			  struct spw_reader **rp)
+{
+	assert_int_equal(read_seqs(d, topic, SPW_READER_NO_LIVE, q, rp), 0);
+	assert_int_equal(q->bad, 0);
+	assert_int_equal(q->n, want);
+}
+
+/* The end of a case that sent by hand: its reader, producer and topic
+ * closed, the daemon stopped with exit status 0. */
+static void close_and_stop(struct test_daemon *d, struct spw_reader *r, struct spw_producer *p,
+			   struct spw_topic *t)
+{
+	spw_reader_close(r);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
 static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void **state)
 {
 	struct test_daemon *d = *state;
@@ -714,25 +766,14 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	struct spw_topic_info in;
 	struct seqs q = { 0 };
 	char seg[1200], file[1200], dir[1024];
-	uint8_t byte;
 	int64_t pos = -1, at = -1;
 	uint64_t total = 700; /* 700 * 216 B = 151200 B: three index entries */
-	int fd, n;
+	int n;
 
-	case_producer(d, &spec, &t, &p);
-	pos = send_seqs(p, 0, total);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
-	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */
-	test_daemon_kill(d);
+	durable_then_killed(d, &spec, &t, &p, total, true, dir, sizeof(dir));
 	/* A third of the way into the segment: inside the second index entry. */
-	test_daemon_topic_dir(d, "flip", dir, sizeof(dir));
 	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", dir);
-	fd = open(seg, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, 80000), 1);
-	byte ^= 0x40;
-	assert_int_equal(pwrite(fd, &byte, 1, 80000), 1);
-	close(fd);
+	xor_byte_at(seg, 80000, 0x40);
 
 	start_attached(d, "flip");
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
@@ -776,10 +817,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 		      "%llu of %llu records read back, error named %s at %lld\n",
 		      (unsigned long long)spw_reader_skipped(r), (unsigned long long)q.n,
 		      (unsigned long long)total + 1, seg, (long long)at);
-	spw_reader_close(r);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	close_and_stop(d, r, p, t);
 }
 
 /* ---------------------------------------------------------------------------
@@ -799,13 +837,8 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	char ip[1200], dir[1024];
 	uint64_t total = 6000; /* 6000 * 216 B = 1.3 MB: into the second 1 MiB segment */
 	int64_t pos = -1;
-	int n;
 
-	case_producer(d, &spec, &t, &p);
-	pos = send_seqs(p, 0, total);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
-	test_daemon_kill(d);
-	test_daemon_topic_dir(d, "reidx", dir, sizeof(dir));
+	durable_then_killed(d, &spec, &t, &p, total, false, dir, sizeof(dir));
 	snprintf(ip, sizeof(ip), "%s/%020llu.idx", dir, (unsigned long long)(4 * RING));
 	if (truncate(ip, 0)) {
 		char cmd[1200];
@@ -827,16 +860,10 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	pos = send_seqs(p, total, 1);
 	assert_true(pos >= (int64_t)in.tail); /* after every old one (a padding may come first) */
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
-	n = read_seqs(d, "reidx", SPW_READER_NO_LIVE, &q, &r);
-	assert_int_equal(n, 0);
-	assert_int_equal(q.bad, 0);
-	assert_int_equal(q.n, total + 1);
+	read_all_seqs(d, "reidx", total + 1, &q, &r);
 	info_of(t, &in);
 	assert_int_equal(spw_reader_position(r), (int64_t)in.tail);
-	spw_reader_close(r);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	close_and_stop(d, r, p, t);
 }
 
 /* ---------------------------------------------------------------------------
@@ -853,34 +880,18 @@ static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **s
 	struct spw_reader *r = NULL;
 	struct seqs q = { 0 };
 	char seg[1200], idx[1200], dir[1024];
-	uint8_t byte;
 	uint64_t total = 700;
 	struct stat st;
-	int64_t pos = -1;
-	int fd, n;
 
-	case_producer(d, &spec, &t, &p);
-	pos = send_seqs(p, 0, total);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
-	test_sleep_ns(100 * TEST_MS); /* the checkpoint written after that sync */
-	test_daemon_kill(d);
-	test_daemon_topic_dir(d, "ckpt", dir, sizeof(dir));
+	durable_then_killed(d, &spec, &t, &p, total, true, dir, sizeof(dir));
 	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", dir);
 	snprintf(idx, sizeof(idx), "%s/00000000000000000000.idx", dir);
 	/* (a) A flipped byte in the index's first entry. */
-	fd = open(idx, O_RDWR);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, &byte, 1, 64 + 5), 1);
-	byte ^= 0x10;
-	assert_int_equal(pwrite(fd, &byte, 1, 64 + 5), 1);
-	close(fd);
+	xor_byte_at(idx, 64 + 5, 0x10);
 	start_attached(d, "ckpt");
 	assert_int_equal(test_daemon_log_count(d, "rebuilt it from the segment's records", false), 1);
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
-	n = read_seqs(d, "ckpt", SPW_READER_NO_LIVE, &q, &r);
-	assert_int_equal(n, 0);
-	assert_int_equal(q.bad, 0);
-	assert_int_equal(q.n, total);
+	read_all_seqs(d, "ckpt", total, &q, &r);
 	spw_reader_close(r);
 	test_sleep_ns(100 * TEST_MS);
 	test_daemon_kill(d);

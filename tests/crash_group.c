@@ -693,14 +693,6 @@ static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **
 	rdt_drop(t);
 }
 
-#define TEST(f) cmocka_unit_test_teardown(f, rdt_case_teardown)
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		TEST(group_survives_kill9_at_random_points),
-		TEST(group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all),
-	};
-
-	return cmocka_run_group_tests(tests, setup, teardown);
-}
+RDT_MAIN(setup, teardown,
+	 RDT_TEST(group_survives_kill9_at_random_points),
+	 RDT_TEST(group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all))

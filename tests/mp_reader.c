@@ -371,6 +371,23 @@ static void check_counts(void)
 		fail_msg("the consumer got every record but is not live at the end (R2)");
 }
 
+/* The start of a case: skipped without a daemon, the shared state set up
+ * (init_shared), the consumer and the NPROD producers forked. Returns the
+ * consumer's pid. */
+static pid_t case_start(enum mode mode, const char *topic, const char *what,
+			pid_t producers[NPROD])
+{
+	pid_t consumer;
+
+	if (!sh)
+		skip();
+	init_shared(mode, topic, what);
+	consumer = rdt_fork(consumer_main, NULL);
+	for (uint32_t p = 0; p < NPROD; p++)
+		producers[p] = rdt_fork(producer_main, (void *)(uintptr_t)p);
+	return consumer;
+}
+
 static void paused_consumer_resumes_from_disk_then_live(void **state)
 {
 	pid_t consumer, producers[NPROD];
@@ -379,12 +396,7 @@ static void paused_consumer_resumes_from_disk_then_live(void **state)
 	int64_t start = test_now_ns();
 
 	(void)state;
-	if (!sh)
-		skip();
-	init_shared(PAUSED, "paused", "mp_reader paused");
-	consumer = rdt_fork(consumer_main, NULL);
-	for (uint32_t p = 0; p < NPROD; p++)
-		producers[p] = rdt_fork(producer_main, (void *)(uintptr_t)p);
+	consumer = case_start(PAUSED, "paused", "mp_reader paused", producers);
 	if (test_wait_stopped(consumer, 20 * TEST_SEC))
 		fail_msg("the consumer did not stop itself: %s", sh->err);
 	atomic_store(&sh->gate1, 1);
@@ -415,12 +427,7 @@ static void slow_consumer_lapped_while_live_gets_every_record_once(void **state)
 	int64_t start = test_now_ns();
 
 	(void)state;
-	if (!sh)
-		skip();
-	init_shared(SLOW, "slow", "mp_reader slow");
-	consumer = rdt_fork(consumer_main, NULL);
-	for (uint32_t p = 0; p < NPROD; p++)
-		producers[p] = rdt_fork(producer_main, (void *)(uintptr_t)p);
+	consumer = case_start(SLOW, "slow", "mp_reader slow", producers);
 	wait_children(consumer, producers);
 	check_counts();
 	/* The case is only worth something when the reader was lapped. */
@@ -428,14 +435,6 @@ static void slow_consumer_lapped_while_live_gets_every_record_once(void **state)
 	printf("[ info     ] %.2f s\n", (double)(test_now_ns() - start) / TEST_SEC);
 }
 
-#define TEST(f) cmocka_unit_test_teardown(f, rdt_case_teardown)
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		TEST(paused_consumer_resumes_from_disk_then_live),
-		TEST(slow_consumer_lapped_while_live_gets_every_record_once),
-	};
-
-	return cmocka_run_group_tests(tests, setup, teardown);
-}
+RDT_MAIN(setup, teardown,
+	 RDT_TEST(paused_consumer_resumes_from_disk_then_live),
+	 RDT_TEST(slow_consumer_lapped_while_live_gets_every_record_once))

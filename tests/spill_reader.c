@@ -1452,31 +1452,23 @@ static void disk_only_reader_after_daemon_stopped(void **state)
 	assert_int_equal(spw_reader_open("nosuchtopic", &o, &r), -ENOENT);
 }
 
-#define TEST(f) cmocka_unit_test_teardown(f, rdt_case_teardown)
-
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		TEST(reader_from_earliest_crosses_segments_then_goes_live),
-		TEST(start_time_lands_on_first_record_at_or_after_t),
-		TEST(start_time_in_ring_poll_delivers_not_zero),
-		TEST(start_position_at_segment_boundary_delivers_the_record_there),
-		TEST(start_position_at_padding_delivers_the_next_lap_first),
-		TEST(stop_position_delivers_exactly_the_records_before_it),
-		TEST(stop_time_delivers_exactly_the_records_before_it),
-		TEST(max_records_delivers_exactly_that_many),
-		TEST(max_records_reached_at_end_of_log_is_done),
-		TEST(max_records_reached_is_done_after_that_poll),
-		TEST(corrupt_sealed_segment_is_ebadmsg_naming_file_and_range),
-		TEST(corrupt_range_is_skipped_with_skip_corrupt),
-		TEST(bad_record_header_is_ebadmsg_without_crc_check),
-		TEST(truncated_segment_is_ebadmsg),
-		TEST(torn_index_of_sealed_segment_is_an_error_not_the_end),
-		TEST(missing_middle_segment_is_enoent_never_skipped),
-		TEST(retention_deleted_start_is_erange_and_earliest_moves),
-		TEST(disk_only_reader_following_the_daemon_never_sees_ebadmsg),
-		TEST(disk_only_reader_after_daemon_stopped),
-	};
-
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+RDT_MAIN(group_setup, group_teardown,
+	 RDT_TEST(reader_from_earliest_crosses_segments_then_goes_live),
+	 RDT_TEST(start_time_lands_on_first_record_at_or_after_t),
+	 RDT_TEST(start_time_in_ring_poll_delivers_not_zero),
+	 RDT_TEST(start_position_at_segment_boundary_delivers_the_record_there),
+	 RDT_TEST(start_position_at_padding_delivers_the_next_lap_first),
+	 RDT_TEST(stop_position_delivers_exactly_the_records_before_it),
+	 RDT_TEST(stop_time_delivers_exactly_the_records_before_it),
+	 RDT_TEST(max_records_delivers_exactly_that_many),
+	 RDT_TEST(max_records_reached_at_end_of_log_is_done),
+	 RDT_TEST(max_records_reached_is_done_after_that_poll),
+	 RDT_TEST(corrupt_sealed_segment_is_ebadmsg_naming_file_and_range),
+	 RDT_TEST(corrupt_range_is_skipped_with_skip_corrupt),
+	 RDT_TEST(bad_record_header_is_ebadmsg_without_crc_check),
+	 RDT_TEST(truncated_segment_is_ebadmsg),
+	 RDT_TEST(torn_index_of_sealed_segment_is_an_error_not_the_end),
+	 RDT_TEST(missing_middle_segment_is_enoent_never_skipped),
+	 RDT_TEST(retention_deleted_start_is_erange_and_earliest_moves),
+	 RDT_TEST(disk_only_reader_following_the_daemon_never_sees_ebadmsg),
+	 RDT_TEST(disk_only_reader_after_daemon_stopped))

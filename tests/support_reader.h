@@ -94,6 +94,16 @@ void rdt_children_kill(void);
  * whatever a failed case left open is closed (rdt_drop_all), children
  * still running are killed. Always 0. */
 int rdt_case_teardown(void **state);
+/* A case of a reader test program: fn with rdt_case_teardown after it. */
+#define RDT_TEST(fn) cmocka_unit_test_teardown(fn, rdt_case_teardown)
+/* The main() of a reader test program: its cases (RDT_TEST each) run as
+ * one cmocka group with the program's group setup and teardown. */
+#define RDT_MAIN(group_setup, group_teardown, ...)                                   \
+	int main(void)                                                                  \
+	{                                                                               \
+		const struct CMUnitTest tests[] = { __VA_ARGS__ };                      \
+		return cmocka_run_group_tests(tests, group_setup, group_teardown);      \
+	}
 /* Reap the n children, each status as test_wait's into status[] (-1 when
  * killed at the timeout). As soon as one ends with a non-zero status,
  * on_failure(index, status) runs (e.g. to tell the others to stop).
