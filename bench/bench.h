@@ -88,6 +88,7 @@ void bm_spw_send(benchmark::State &st);
 void bm_spw_send_excl(benchmark::State &st);
 void bm_spw_claim_commit(benchmark::State &st);
 void bm_spw_poll(benchmark::State &st);
+void bm_spw_peek(benchmark::State &st);
 void bm_spw_pc(benchmark::State &st);
 void bm_bl_send(benchmark::State &st);
 void bm_bl_poll(benchmark::State &st);

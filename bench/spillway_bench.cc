@@ -9,7 +9,8 @@
 // run, in this order so each baseline is known before its Spillway twin:
 //   bl_send/N   spw_send/N   spw_send_excl/N   spw_claim_commit/64
 //                                                    one producer, no reader
-//   bl_poll/N   spw_poll/N                            one consumer, pre-filled
+//   bl_poll/N   spw_poll/N  spw_peek/N                one consumer, pre-filled
+//                                                     (spw_peek: peek/release)
 //   bl_pc/N     spw_pc/N                              producer -> consumer, 2 PUs
 // Every Spillway benchmark carries a "vs_baseline" counter (its items/s over
 // the baseline twin's median items/s), and a table of medians and ratios is
@@ -149,6 +150,7 @@ void print_summary(FILE *out)
 		{"send, exclusive producer", "spw_send_excl", "bl_send", kSizes, 5},
 		{"claim+commit", "spw_claim_commit", "bl_send", kClaimSizes, 1},
 		{"poll (pre-filled)", "spw_poll", "bl_poll", kPollSizes, 2},
+		{"peek+release (pre-filled)", "spw_peek", "bl_poll", kPollSizes, 2},
 		{"producer->consumer", "spw_pc", "bl_pc", kSizes, 5},
 	};
 	bool any = false;
@@ -289,6 +291,7 @@ void register_all()
 	      kClaimSizes, 1);
 	sizes(RegisterBenchmark("bl_poll", bm_bl_poll)->UseRealTime(), kPollSizes, 2);
 	sizes(RegisterBenchmark("spw_poll", bm_spw_poll)->UseRealTime(), kPollSizes, 2);
+	sizes(RegisterBenchmark("spw_peek", bm_spw_peek)->UseRealTime(), kPollSizes, 2);
 	// Two threads: wall-clock time from the first send to the last record
 	// consumed (the main thread's CPU time would mean nothing).
 	sizes(RegisterBenchmark("bl_pc", bm_bl_pc)->UseRealTime(), kSizes, 5);

@@ -73,7 +73,22 @@ public:
 		return r < 0 ? r : cl.position;
 	}
 
-	int poll(spw_record_fn fn, void *arg, int max) { return spw_consumer_poll(c_, fn, arg, max); }
+	int poll(spw_record_fn fn, void *arg, int max)
+	{
+		if (!batch_)
+			return spw_consumer_poll(c_, fn, arg, max);
+		// Batch reading (spw_consumer_peek/release): the same check per
+		// record, one lap check per batch.
+		struct spw_record recs[256];
+		int n = spw_consumer_peek(c_, recs, max < 256 ? max : 256);
+
+		for (int i = 0; i < n; i++)
+			fn(arg, &recs[i]);
+		return n > 0 ? spw_consumer_release(c_, recs, n) : n;
+	}
+
+	// Read with spw_consumer_peek/release instead of spw_consumer_poll.
+	void set_batch() { batch_ = true; }
 
 	int rewind() { return spw_consumer_seek(c_, start_); }
 
@@ -121,6 +136,7 @@ private:
 	std::string name_;
 	bool created_ = false;
 	bool exclusive_ = false;
+	bool batch_ = false;
 	struct spw_topic *t_ = nullptr;
 	struct spw_producer *p_ = nullptr;
 	struct spw_consumer *c_ = nullptr;
@@ -178,6 +194,15 @@ void bm_spw_claim_commit(benchmark::State &st)
 void bm_spw_poll(benchmark::State &st)
 {
 	SpwSys sys;
+	if (!open_or_skip(st, sys))
+		return;
+	run_poll(st, sys, (uint32_t)st.range(0), bl_name("bl_poll", st).c_str());
+}
+
+void bm_spw_peek(benchmark::State &st)
+{
+	SpwSys sys;
+	sys.set_batch();
 	if (!open_or_skip(st, sys))
 		return;
 	run_poll(st, sys, (uint32_t)st.range(0), bl_name("bl_poll", st).c_str());

@@ -160,15 +160,21 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	return 0;
 }
 
-/* Below limit? (step 1). The cached limit is only ever behind the real one. */
-static bool below_limit(struct spw_consumer *c)
+/* Is p below limit? (step 1). The cached limit is only ever behind the
+ * real one. */
+static bool below_limit_at(struct spw_consumer *c, uint64_t p)
 {
-	if (c->pos < c->limit_cache)
+	if (p < c->limit_cache)
 		return true;
 	/* Acquire: pairs with the seq_cst store of limit in reclaim, after the
 	 * zeroing (I3). */
 	c->limit_cache = atomic_load_explicit(&c->t->hdr->limit, memory_order_acquire);
-	return c->pos < c->limit_cache;
+	return p < c->limit_cache;
+}
+
+static bool below_limit(struct spw_consumer *c)
+{
+	return below_limit_at(c, c->pos);
 }
 
 int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int max)
@@ -221,6 +227,85 @@ int spw_consumer_poll(struct spw_consumer *c, spw_record_fn fn, void *arg, int m
 		if (stop)
 			break;
 	}
+	return n;
+}
+
+int spw_consumer_peek(struct spw_consumer *c, struct spw_record *recs, int max)
+{
+	struct spw_topic *t;
+	uint64_t p;
+	int n = 0;
+
+	if (!c || !recs || max <= 0)
+		return -EINVAL;
+	t = c->t;
+	p = c->pos;
+	while (n < max) {
+		uint64_t w, span;
+		int64_t chk;
+
+		if (!below_limit_at(c, p))
+			break;
+		/* Acquire: pairs with each producer's release commit store
+		 * (I4). A plain load on x86; kept per record rather than one
+		 * fence per batch so that TSan, which does not model fences,
+		 * sees the pairing too. */
+		w = atomic_load_explicit(&ring_rec_at(t, p)->commit, memory_order_acquire);
+		chk = ring_check(t, p, w);
+		if (chk <= 0) {
+			if (n || p != c->pos)
+				break; /* the next peek reports it */
+			if (ring_lapped(t, p))
+				return -ESTALE;
+			return chk < 0 ? -EBADMSG : 0;
+		}
+		span = (uint64_t)chk;
+		if (RING_W_TYPE(w) != RING_T_DATA) {
+			if (n == 0) {
+				/* Before any DATA record: pass over it now, as poll
+				 * does (I5: only if it was not reclaimed meanwhile). */
+				if (ring_lapped(t, p))
+					return -ESTALE;
+				if (RING_W_TYPE(w) == RING_T_CORRUPT)
+					c->skipped += span;
+				c->pos = p + span;
+			} else if (RING_W_TYPE(w) == RING_T_CORRUPT) {
+				break; /* counted when the next peek passes it */
+			}
+			p += span;
+			continue;
+		}
+		recs[n].position = (int64_t)p;
+		recs[n].len = RING_W_LEN(w);
+		recs[n].flags = 0;
+		recs[n].data = ring_rec_at(t, p) + 1;
+		recs[n].timestamp_ns = ring_rec_at(t, p)->timestamp_ns;
+		n++;
+		p += span;
+	}
+	return n;
+}
+
+int spw_consumer_release(struct spw_consumer *c, const struct spw_record *recs, int n)
+{
+	uint64_t end, last;
+
+	if (!c || n < 0 || (n && !recs))
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	last = (uint64_t)recs[n - 1].position;
+	end = last + ring_span(recs[n - 1].len);
+	/* What peek described: at or after the position, below the limit it
+	 * saw (a record there is whole, I3), 8-aligned. */
+	if (recs[n - 1].position < 0 || last < c->pos || (last & 7) ||
+	    (end > c->limit_cache && !below_limit_at(c, end - 1)))
+		return -EINVAL;
+	/* One lap check for the batch (I5): the fence inside orders every read
+	 * the caller made of these records before the load of reclaimed. */
+	if (ring_lapped(c->t, c->pos))
+		return -ESTALE;
+	c->pos = end;
 	return n;
 }
 

@@ -32,6 +32,7 @@
  * bench_daemon.c), linked in by bench/compare/run.sh.
  */
 #define _GNU_SOURCE
+#include "aeron.h"
 #include "compare.h"
 #include "results.h"
 
@@ -75,6 +76,13 @@ static const struct sysdef systems[] = {
 	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)" },
 	{ "file", SYS_SPW, false, false, true,
 	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)" },
+	/* Only with --aeron DIR (bench/compare/aeron.c). */
+	{ "aeron-ipc", SYS_SPW, true, false, false,
+	  "Aeron's C media driver and C samples over aeron:ipc: streaming_exclusive_publisher "
+	  "(try_claim) or, above one 1408-byte MTU frame, streaming_publisher (offer) -> "
+	  "rate_subscriber; cping / cpong for round trips; the subscribers do not check sequence "
+	  "numbers; driver AERON_THREADING_MODE=SHARED, unpinned, otherwise Aeron's defaults",
+	  true },
 };
 #define NSYS (sizeof(systems) / sizeof(systems[0]))
 
@@ -84,11 +92,16 @@ static struct {
 	uint32_t sizes[MAX_SIZES];
 	int nsizes;
 	const char *cpus, *out_dir, *data_parent, *only;
+	const char *aeron_dir; /* --aeron DIR: Aeron's C binaries; NULL no Aeron rows */
+	const char *fault;     /* $COMPARE_FAULT "system:sender|receiver:stall|crash" */
+	double grace_s;        /* --timeout: a side still running this long after the run: killed */
 	uint64_t ring_bytes, spill_ring_bytes;
 	int pu[2];
 	char shm_dir[4096], scratch[4096 - 64];
+	struct aeron_cfg aeron;
+	double aeron_est_rate[MAX_SIZES], aeron_est_rtt[MAX_SIZES];
 } G = { .dur_s = 1, .rtt_dur_s = 0.5, .reps = 3, .ring_bytes = 1u << 20,
-	.spill_ring_bytes = 64u << 20 };
+	.spill_ring_bytes = 64u << 20, .grace_s = 20 };
 
 static struct cell cells[NSYS][MAX_SIZES];
 
@@ -124,6 +137,7 @@ struct job {
 	struct chan *a, *b;
 	uint32_t size;
 	const char *path;
+	const char *sys; /* the system's name, for COMPARE_FAULT */
 };
 
 static pid_t spawn(struct ctl *c, const struct job *j, int side)
@@ -180,24 +194,32 @@ static bool wait_ready(struct ctl *c, int nsides)
 	return false;
 }
 
-/* Wait for the children; SIGKILL them after timeout_ns (or at an interrupt). */
-static void reap(pid_t *pids, int n, uint64_t timeout_ns)
+/* How each child ended: reaped status, and whether we killed it at the deadline. */
+struct ended {
+	int status;
+	bool killed;
+};
+
+/* Wait for the children; SIGKILL the ones still there at deadline (or at
+ * an interrupt). */
+static void reap(pid_t *pids, int n, uint64_t deadline, struct ended *how)
 {
-	uint64_t deadline = ring_monotonic_ns() + timeout_ns;
 	int left = 0;
 
 	for (int i = 0; i < n; i++)
 		left += pids[i] > 0;
 	while (left > 0) {
 		for (int i = 0; i < n; i++)
-			if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == pids[i]) {
+			if (pids[i] > 0 && waitpid(pids[i], &how[i].status, WNOHANG) == pids[i]) {
 				pids[i] = -1;
 				left--;
 			}
 		if (left && (interrupted || ring_monotonic_ns() > deadline)) {
 			for (int i = 0; i < n; i++)
-				if (pids[i] > 0)
+				if (pids[i] > 0) {
 					kill(pids[i], SIGKILL);
+					how[i].killed = true;
+				}
 			deadline = UINT64_MAX;
 		}
 		if (left)
@@ -205,13 +227,63 @@ static void reap(pid_t *pids, int n, uint64_t timeout_ns)
 	}
 }
 
-/* Fork the sides, start them together, stop them after dur_s, wait. 0, or
- * -1 with err set. */
+/* COMPARE_FAULT=<system>:<sender|receiver>:<stall|crash>: SIGSTOP or
+ * SIGSEGV that side once the run has started, to see its row fail and the
+ * run go on. */
+static void maybe_fault(const struct job *j, const pid_t *pids, int nsides)
+{
+	char want[96];
+
+	if (!G.fault || !j->sys)
+		return;
+	for (int i = 0; i < nsides; i++) {
+		snprintf(want, sizeof(want), "%s:%s:", j->sys, i ? "receiver" : "sender");
+		if (strncmp(G.fault, want, strlen(want)) == 0 && pids[i] > 0) {
+			bool crash = strcmp(G.fault + strlen(want), "crash") == 0;
+
+			kill(pids[i], crash ? SIGSEGV : SIGSTOP);
+			fprintf(stderr, "compare: COMPARE_FAULT: %s the %s %s (pid %d)\n",
+				crash ? "SIGSEGV to" : "SIGSTOP", j->sys, i ? "receiver" : "sender",
+				(int)pids[i]);
+		}
+	}
+}
+
+/* Append "<role>: <why>" for one side that did not finish cleanly. */
+static void side_why(struct ctl *c, int i, const struct ended *how, bool ready_timeout,
+		     double ran_s, char *err, size_t errlen)
+{
+	int st = side_state(c, i);
+	size_t used = strlen(err);
+	char why[320];
+
+	if (st == ST_DONE)
+		return;
+	if (st == ST_FAILED)
+		snprintf(why, sizeof(why), "%s", c->side[i].err);
+	else if (how->killed && interrupted)
+		snprintf(why, sizeof(why), "interrupted");
+	else if (how->killed && ready_timeout)
+		snprintf(why, sizeof(why), "timeout after 10 s (not ready)");
+	else if (how->killed)
+		snprintf(why, sizeof(why), "timeout after %.0f s", ran_s);
+	else
+		kid_reason(how->status, why, sizeof(why));
+	if (used < errlen)
+		snprintf(err + used, errlen - used, "%s%s: %s", used ? "; " : "",
+			 i ? "receiver" : "sender", why);
+}
+
+/* Fork the sides, start them together, stop them after dur_s, wait: each
+ * side has until dur_s + G.grace_s after the start to exit, or is killed.
+ * 0, or -1 with err set (every side that failed, and why). */
 static int run_job(struct ctl *c, const struct job *j, double dur_s, char *err, size_t errlen)
 {
 	int nsides = j->kind == 2 ? 1 : 2, forked = 0;
 	pid_t pids[2] = { -1, -1 };
-	bool started = false;
+	struct ended how[2] = { { 0, false }, { 0, false } };
+	bool started = false, ready_timeout = false;
+	uint64_t t_fork = ring_monotonic_ns();
 
 	for (int i = 0; i < nsides; i++) {
 		pids[i] = spawn(c, j, i);
@@ -234,22 +306,20 @@ static int run_job(struct ctl *c, const struct job *j, double dur_s, char *err, 
 		/* Release: publishes t0 and dur_ns; pairs with the sides' acquire loads. */
 		atomic_store_explicit(&c->go, 1, memory_order_release);
 		started = true;
+		maybe_fault(j, pids, nsides);
 		end = c->t0 + c->dur_ns;
 		while (!interrupted && ring_monotonic_ns() < end && !any_failed(c, nsides))
 			bench_sleep_ns(2000000);
+	} else if (forked == nsides && !interrupted && !any_failed(c, nsides)) {
+		ready_timeout = true;
 	}
 	/* Relaxed: a request; the sides publish their results by state. */
 	atomic_store_explicit(&c->stop, 1, memory_order_relaxed);
-	reap(pids, nsides, started ? 30000000000ull : 0);
-	for (int i = 0; i < nsides && !err[0]; i++) {
-		int st = side_state(c, i);
-
-		if (st != ST_DONE)
-			snprintf(err, errlen, "%s: %s", i ? "receiver" : "sender",
-				 st == ST_FAILED ? c->side[i].err
-				 : interrupted   ? "interrupted"
-						 : "did not finish (killed after the timeout)");
-	}
+	reap(pids, nsides, started ? c->t0 + c->dur_ns + (uint64_t)(G.grace_s * 1e9) : 0, how);
+	if (!err[0])
+		for (int i = 0; i < nsides; i++)
+			side_why(c, i, &how[i], ready_timeout,
+				 (double)(ring_monotonic_ns() - t_fork) / 1e9, err, errlen);
 	if (!err[0] && !(c->side[0].pinned && (nsides == 1 || c->side[1].pinned)))
 		snprintf(err, errlen, "pinning failed");
 	return err[0] ? -1 : 0;
