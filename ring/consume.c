@@ -416,7 +416,7 @@ int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, 
 	}
 }
 
-int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap,
+int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap, size_t off,
 			    struct spw_record *rec)
 {
 	struct spw_topic *t = c->t;
@@ -447,21 +447,22 @@ int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap
 			continue;
 		}
 		len = RING_W_LEN(w);
-		if (len > *cap) {
-			uint8_t *n = realloc(*stage, t->max_record ? t->max_record : len);
+		if (off + len > *cap) {
+			size_t want = off + (t->max_record > len ? t->max_record : len);
+			uint8_t *n = realloc(*stage, want > 2 * *cap ? want : 2 * *cap);
 
 			if (!n)
 				return -ENOMEM;
+			*cap = want > 2 * *cap ? want : 2 * *cap;
 			*stage = n;
-			*cap = t->max_record;
 		}
 		rec->timestamp_ns = r->timestamp_ns;
-		memcpy(*stage, r + 1, len);
+		memcpy(*stage + off, r + 1, len);
 		/* I5 on the copy: what the caller gets was intact. */
 		if (ring_lapped(t, p))
 			return -ESTALE;
 		rec->position = (int64_t)p;
-		rec->data = *stage;
+		rec->data = *stage + off;
 		rec->len = len;
 		rec->flags = 0;
 		c->pos = p + span;

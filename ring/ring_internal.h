@@ -118,11 +118,11 @@ static inline void ring_wake_consumers(struct spw_topic *t)
 }
 
 /* For the disk-to-live reader (spill/reader.c): the next DATA record at the
- * consumer's position, copied into *stage (grown to max_record) and
- * validated after the copy (I5), so it is never torn; advances the
- * position. 1, 0 (nothing yet), -ESTALE (position left on the record),
- * -EBADMSG, -ENOMEM. */
-int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap,
+ * consumer's position, copied to *stage + off (*stage grown as needed, its
+ * bytes before off kept: a batch of copies shares one buffer) and validated
+ * after the copy (I5), so it is never torn; advances the position. 1, 0
+ * (nothing yet), -ESTALE (position left on the record), -EBADMSG, -ENOMEM. */
+int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap, size_t off,
 			    struct spw_record *rec);
 /* Spin, then sleep until something is at the consumer's position (or it was
  * lapped): 1, or 0 after timeout_ns (< 0: forever). */

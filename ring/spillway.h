@@ -327,6 +327,13 @@ void spw_reader_close(struct spw_reader *r);
 int spw_reader_poll(struct spw_reader *r, spw_record_fn fn, void *arg, int max);
 int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int max,
 			 int64_t timeout_ns);
+/* Batch reading, for speed (no callback per record): up to max records
+ * into recs[]; recs[i].data stays valid until the next call on r (any
+ * call) or spw_reader_close. A batch is all from the disk (one verified
+ * buffer) or all live (copies, validated as poll's are). timeout_ns: 0
+ * returns at once, < 0 waits for at least one record, > 0 waits that long.
+ * Returns as spw_reader_poll. */
+int spw_reader_read(struct spw_reader *r, struct spw_record *recs, int max, int64_t timeout_ns);
 int64_t spw_reader_position(const struct spw_reader *r);
 int spw_reader_done(const struct spw_reader *r);
 int spw_reader_is_live(const struct spw_reader *r);

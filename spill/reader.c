@@ -107,6 +107,13 @@ struct ctx {
 	void *arg;
 	int n;
 	bool stop;
+	/* spw_reader_read: records go to out[] instead of fn. A batch is all
+	 * from one verified disk buffer, or all live copies in r->stage (their
+	 * data holds offsets until the batch ends: the stage may move as it
+	 * grows). */
+	struct spw_record *out;
+	size_t staged;
+	bool live_batch;
 };
 
 /* Bounds, start-time filter and the user's callback. Returns non-zero to
@@ -128,9 +135,11 @@ static int deliver(struct ctx *x, const struct spw_record *rec)
 		r->time_skip = false;
 	}
 	r->delivered++;
-	x->n++;
-	if (x->fn(x->arg, rec))
+	if (x->out)
+		x->out[x->n] = *rec;
+	else if (x->fn(x->arg, rec))
 		x->stop = true;
+	x->n++;
 	if (o->max_records && r->delivered >= o->max_records) {
 		r->done = true; /* done now, not at the next record (which may never come) */
 		r->done_after = true;
@@ -217,7 +226,8 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 	int rc;
 
 	while (x->n < max && !r->done && !x->stop) {
-		rc = ring_consumer_next_copy(r->c, &r->stage, &r->stage_cap, &rec);
+		rc = ring_consumer_next_copy(r->c, &r->stage, &r->stage_cap, x->out ? x->staged : 0,
+					     &rec);
 		r->pos = (uint64_t)spw_consumer_position(r->c);
 		if (rc == 0 && wait && x->n == 0) {
 			if (!ring_consumer_wait(r->c, timeout_ns))
@@ -227,7 +237,17 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 		}
 		if (rc <= 0)
 			return rc;
-		deliver(x, &rec);
+		if (x->out) {
+			/* The offset for now, the pointer when the batch ends. */
+			int before = x->n;
+
+			rec.data = (const void *)(uintptr_t)x->staged;
+			x->staged += rec.len;
+			deliver(x, &rec);
+			x->live_batch |= x->n > before;
+		} else {
+			deliver(x, &rec);
+		}
 		if (r->done && !r->done_after)
 			r->pos = (uint64_t)rec.position; /* the bound: not consumed */
 	}
@@ -240,6 +260,8 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 
 	while (x->n < max && !r->done && !x->stop) {
 		if (!r->live && can_go_live(r)) {
+			if (x->out && x->n)
+				return 0; /* a batch is all disk or all live */
 			rc = go_live(r);
 			if (rc)
 				return rc; /* e.g. a position past the ring's tail */
@@ -249,11 +271,15 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 			rc = live_poll(r, x, max, wait, timeout_ns);
 			if (rc == -ESTALE) { /* lapped: the segments have it (R2) */
 				r->live = false;
+				if (x->out && x->n)
+					return 0;
 				continue;
 			}
 			return rc < 0 ? rc : 0;
 		}
 		if (r->pos >= r->buf_to || r->pos < r->buf_from) {
+			if (x->out && x->n)
+				return 0; /* the batch's records point into this buffer */
 			rc = rd_fill(r);
 			if (rc < 0) {
 				r->buf_from = r->buf_to = 0; /* nothing unverified stays */
@@ -274,7 +300,7 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 
 int spw_reader_poll(struct spw_reader *r, spw_record_fn fn, void *arg, int max)
 {
-	struct ctx x = { r, fn, arg, 0, false };
+	struct ctx x = { .r = r, .fn = fn, .arg = arg };
 	int rc;
 
 	if (!r || !fn || max <= 0)
@@ -287,7 +313,7 @@ int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int 
 			 int64_t timeout_ns)
 {
 	uint64_t start = ring_monotonic_ns();
-	struct ctx x = { r, fn, arg, 0, false };
+	struct ctx x = { .r = r, .fn = fn, .arg = arg };
 	int rc;
 
 	if (!r || !fn || max <= 0)
@@ -306,6 +332,34 @@ int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int 
 			nanosleep(&ts, NULL);
 		}
 	}
+}
+
+int spw_reader_read(struct spw_reader *r, struct spw_record *recs, int max, int64_t timeout_ns)
+{
+	struct ctx x = { .r = r, .out = recs };
+	uint64_t start = ring_monotonic_ns();
+	int rc;
+
+	if (!r || !recs || max <= 0)
+		return -EINVAL;
+	for (;;) {
+		int64_t left = timeout_ns < 0 ? -1 : timeout_ns - (int64_t)(ring_monotonic_ns() - start);
+
+		rc = poll_once(r, &x, max, timeout_ns != 0, left < 0 && timeout_ns >= 0 ? 0 : left);
+		if (x.n || rc < 0 || r->done || timeout_ns == 0)
+			break;
+		if (timeout_ns > 0 && (int64_t)(ring_monotonic_ns() - start) >= timeout_ns)
+			break;
+		if (!r->live) { /* disk only, caught up: wait for the daemon */
+			struct timespec ts = { 0, 1000000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (x.live_batch) /* live copies: offsets into the stage become pointers */
+		for (int i = 0; i < x.n; i++)
+			recs[i].data = r->stage + (uintptr_t)recs[i].data;
+	return x.n ? x.n : rc;
 }
 
 /* The topic's geometry: from its ring when there is one, else from

@@ -33,7 +33,7 @@ struct spw_reader {
 	struct rd_seg seg;
 	uint8_t *buf;             /* page-aligned pread buffer (R4) */
 	size_t buf_cap;
-	uint8_t *stage;           /* a live record's copy (R2) */
+	uint8_t *stage;           /* live records' copies (R2): one, or a batch's */
 	size_t stage_cap;
 	uint64_t buf_from, buf_to; /* positions held and verified in buf */
 	uint64_t delivered, skipped;
