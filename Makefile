@@ -190,7 +190,7 @@ bench: deps $(BENCH_BIN) bins
 # run: bench/results/compare.{tsv,md,png} (bench/compare/run.sh installs
 # libzmq3-dev and gnuplot-nox when missing).
 bench-compare: deps lib bins
-	SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) bash bench/compare/run.sh
+	SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) AERON='$(AERON)' bash bench/compare/run.sh
 
 # --- install ------------------------------------------------------------------
 UNITDIR ?= $(PREFIX)/lib/systemd/system

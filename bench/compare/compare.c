@@ -59,23 +59,23 @@
 
 static const struct sysdef systems[] = {
 	{ "spillway-live", SYS_SPW, true, false, false,
-	  "spw_producer_send / spw_consumer_poll, both spinning; no-spill topic, the receiver reclaims" },
+	  "spw_producer_send / spw_consumer_poll, both spinning; no-spill topic, the receiver reclaims", false },
 	{ "spillway-wait", SYS_SPW, false, false, false,
-	  "spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, then futex sleep)" },
+	  "spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, then futex sleep)", false },
 	{ "spillway-spill", SYS_SPW, false, true, false,
-	  "spillwayd spills to disk meanwhile; blocking calls as spillway-wait; the receiver is an spw_reader" },
-	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB" },
-	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN" },
+	  "spillwayd spills to disk meanwhile; blocking calls as spillway-wait; the receiver is an spw_reader", false },
+	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false },
+	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false },
 	{ "unix", SYS_UNIX, false, false, false,
-	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB" },
-	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning" },
-	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive" },
-	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN" },
-	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv" },
+	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB", false },
+	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning", false },
+	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive", false },
+	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN", false },
+	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv", false },
 	{ "zmq-busy", SYS_ZMQ, true, false, false,
-	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)" },
+	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)", false },
 	{ "file", SYS_SPW, false, false, true,
-	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)" },
+	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)", false },
 	/* Only with --aeron DIR (bench/compare/aeron.c). */
 	{ "aeron-ipc", SYS_SPW, true, false, false,
 	  "Aeron's C media driver and C samples over aeron:ipc: streaming_exclusive_publisher "
@@ -383,6 +383,7 @@ static void chan_cfg_for(const struct sysdef *sd, uint32_t size, struct chan_cfg
 static void record_err(const struct sysdef *sd, uint32_t size, struct cell *cl, const char *what,
 		       const char *err)
 {
+	cl->nfail++;
 	if (!cl->err[0])
 		snprintf(cl->err, sizeof(cl->err), "%s: %.200s", what, err);
 	fprintf(stderr, "compare: %s, %u B, %s: %s\n", sd->name, size, what, err);
@@ -442,10 +443,11 @@ static void case_channels(const struct sysdef *sd, uint32_t size, struct cell *c
 	struct chan_cfg cfg;
 	struct spill sp = { .d = { .pid = -1 } };
 	struct ctl *c = ctl_new();
-	struct job j = { rtt ? 1 : 0, &a, rtt ? &b : NULL, size, NULL };
+	struct job j = { rtt ? 1 : 0, &a, rtt ? &b : NULL, size, NULL, sd->name };
 	char err[512] = "";
 	bool have_a = false, have_b = false;
 
+	cl->nruns++;
 	if (!c) {
 		record_err(sd, size, cl, rtt ? "round trip" : "throughput", "mmap failed");
 		return;
@@ -485,8 +487,9 @@ static void case_file(uint32_t size, struct cell *cl)
 {
 	struct ctl *c = ctl_new();
 	char path[4096 + 32], err[512] = "";
-	struct job j = { 2, NULL, NULL, size, path };
+	struct job j = { 2, NULL, NULL, size, path, "file" };
 
+	cl->nruns++;
 	if (!c)
 		return;
 	snprintf(path, sizeof(path), "%s/plain-%u", G.scratch, size);
@@ -500,6 +503,33 @@ static void case_file(uint32_t size, struct cell *cl)
 	ctl_free(c);
 }
 
+/* Aeron's driver and samples (aeron.c), same sizes, same PUs. */
+static void case_aeron(const struct sysdef *sd, int z, struct cell *cl, bool rtt)
+{
+	char err[512] = "";
+	double pct[5];
+
+	cl->nruns++;
+	if (!rtt) {
+		double rate;
+
+		if (aeron_tp(&G.aeron, G.sizes[z], G.dur_s, &G.aeron_est_rate[z], &rate, cl->desc,
+			     sizeof(cl->desc), err, sizeof(err)) == 0 && cl->n < MAX_REPS)
+			cl->rate[cl->n++] = rate;
+	} else if (aeron_rtt(&G.aeron, G.sizes[z], G.rtt_dur_s, &G.aeron_est_rtt[z], pct, err,
+			     sizeof(err)) == 0 && cl->nrtt < MAX_REPS) {
+		int k = cl->nrtt++;
+
+		cl->p50[k] = pct[0];
+		cl->p90[k] = pct[1];
+		cl->p99[k] = pct[2];
+		cl->p999[k] = pct[3];
+		cl->max[k] = pct[4];
+	}
+	if (err[0])
+		record_err(sd, G.sizes[z], cl, rtt ? "round trip" : "throughput", err);
+}
+
 /* --- main ------------------------------------------------------------------------------------ */
 
 static void usage(FILE *f)
@@ -507,13 +537,21 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: compare --out DIR [--duration SEC] [--rtt-duration SEC] [--reps N]\n"
 		"               [--sizes 64,1K,16K] [--cpus A,B] [--data-dir DIR] [--only a,b]\n"
-		"               [--ring-size 1M] [--spill-ring-size 64M]\n"
+		"               [--ring-size 1M] [--spill-ring-size 64M] [--timeout SEC]\n"
+		"               [--aeron DIR]\n"
 		"Spillway vs pipe, Unix socket, POSIX mq, ZeroMQ ipc:// and a file writer:\n"
 		"throughput and round trips between two pinned processes. Writes DIR/compare.tsv,\n"
 		"DIR/compare_latency.tsv, DIR/compare_env.txt. Systems:");
 	for (size_t s = 0; s < NSYS; s++)
 		fprintf(f, " %s", systems[s].name);
-	fprintf(f, "\nspillwayd (for spillway-spill): $SPW_DAEMON, next to this binary, or $PATH.\n");
+	fprintf(f, "\nspillwayd (for spillway-spill): $SPW_DAEMON, next to this binary, or $PATH.\n"
+		   "--aeron DIR adds aeron-ipc (Aeron's aeronmd, rate_subscriber,\n"
+		   "streaming_[exclusive_]publisher, cping, cpong from DIR; docs/aeron.md).\n"
+		   "--timeout SEC (20): a process still running SEC after its run should have\n"
+		   "ended is killed and its row marked failed. A failed peer never fails the\n"
+		   "run; a failed Spillway case does (exit 1).\n"
+		   "COMPARE_FAULT=<system>:<sender|receiver>:<stall|crash> stops (SIGSTOP) or\n"
+		   "crashes (SIGSEGV) that process after the start, to test the above.\n");
 }
 
 static int parse(int argc, char **argv)
@@ -529,6 +567,8 @@ static int parse(int argc, char **argv)
 		{ "only", required_argument, NULL, 'O' },
 		{ "ring-size", required_argument, NULL, 'R' },
 		{ "spill-ring-size", required_argument, NULL, 'S' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "aeron", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -566,6 +606,11 @@ static int parse(int argc, char **argv)
 		case 'c': G.cpus = optarg; break;
 		case 'D': G.data_parent = optarg; break;
 		case 'O': G.only = optarg; break;
+		case 'A': G.aeron_dir = optarg; break;
+		case 'T':
+			if (bench_parse_seconds(optarg, &G.grace_s) || G.grace_s <= 0)
+				return 2;
+			break;
 		case 'R':
 		case 'S': {
 			uint64_t v;
@@ -593,9 +638,15 @@ static int parse(int argc, char **argv)
 	return 0;
 }
 
-static void progress(int rep, const struct sysdef *sd, uint32_t size, const struct cell *cl)
+static void progress(int rep, const struct sysdef *sd, uint32_t size, const struct cell *cl,
+		     bool failed_now)
 {
 	printf("rep %d/%d %6u B  %-15s", rep + 1, G.reps, size, sd->name);
+	if (failed_now) {
+		printf(" FAILED (the run goes on): %s\n", cl->err);
+		fflush(stdout);
+		return;
+	}
 	if (cl->n)
 		printf(" %10.3f M msgs/s %9.1f MB/s", cl->rate[cl->n - 1] / 1e6,
 		       cl->rate[cl->n - 1] * size / 1e6);
@@ -645,32 +696,66 @@ static int setup(char *link, size_t linklen, double *line_rtt)
 	return 0;
 }
 
+static bool runs(const struct table *t, const struct sysdef *sd)
+{
+	return table_selected(t, sd) && (!sd->aeron || G.aeron_dir);
+}
+
+/* One system, one size, one round: its cases, and what this round gave
+ * (kept by round for the ratios against Aeron). */
+static void run_case(const struct sysdef *sd, int z, int rep, double probe)
+{
+	struct cell *cl = &cells[sd - systems][z];
+	int n0 = cl->n, r0 = cl->nrtt, f0 = cl->nfail;
+
+	if (sd->file) {
+		case_file(G.sizes[z], cl);
+	} else if (sd->aeron) {
+		case_aeron(sd, z, cl, false);
+		case_aeron(sd, z, cl, true);
+	} else {
+		case_channels(sd, G.sizes[z], cl, false);
+		case_channels(sd, G.sizes[z], cl, true);
+	}
+	if (cl->n > n0)
+		cl->rrate[rep] = cl->rate[cl->n - 1];
+	if (cl->nrtt > r0)
+		cl->rp50[rep] = cl->p50[cl->nrtt - 1];
+	if (probe > 0 && cl->nprobe < MAX_REPS)
+		cl->probe[cl->nprobe++] = probe;
+	progress(rep, sd, G.sizes[z], cl, cl->nfail > f0);
+}
+
 /* Every case, repetitions outermost: a disturbance hits one run of many
- * systems rather than every run of one. */
+ * systems rather than every run of one. A round (one repetition of one
+ * size) starts with the cache-line round-trip probe between the two PUs, so
+ * every row records the placement it ran with; with Aeron, its case runs
+ * first in odd rounds and last in even ones, so that neither it nor the
+ * Spillway cases always run just after the same neighbour. */
 static void run_all(const struct table *t)
 {
 	for (int rep = 0; rep < G.reps && !interrupted; rep++)
-		for (int z = 0; z < G.nsizes && !interrupted; z++)
-			for (size_t s = 0; s < NSYS && !interrupted; s++) {
-				const struct sysdef *sd = &systems[s];
-				struct cell *cl = &cells[s][z];
+		for (int z = 0; z < G.nsizes && !interrupted; z++) {
+			double probe = topo_line_rtt(G.pu[0], G.pu[1], 3, 100000, NULL);
 
-				if (!table_selected(t, sd))
-					continue;
-				if (sd->file) {
-					case_file(G.sizes[z], cl);
-				} else {
-					case_channels(sd, G.sizes[z], cl, false);
-					case_channels(sd, G.sizes[z], cl, true);
+			printf("round %d/%d %6u B  cache-line round trip %.1f ns\n", rep + 1, G.reps,
+			       G.sizes[z], probe);
+			for (int pass = 0; pass < 3 && !interrupted; pass++)
+				for (size_t s = 0; s < NSYS && !interrupted; s++) {
+					const struct sysdef *sd = &systems[s];
+					/* pass 0: Aeron in odd rounds; 1: the rest; 2: Aeron in even */
+					bool want = sd->aeron ? pass == (rep % 2 ? 0 : 2) : pass == 1;
+
+					if (want && runs(t, sd))
+						run_case(sd, z, rep, probe);
 				}
-				progress(rep, sd, G.sizes[z], cl);
-			}
+		}
 }
 
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { 0 };
-	struct table t = { systems, NSYS, cells, G.sizes, 0, NULL };
+	struct table t = { systems, NSYS, cells, G.sizes, 0, NULL, false };
 	struct run_info ri = { 0 };
 	char link[128];
 	int failed = 0, r;
@@ -681,15 +766,39 @@ int main(int argc, char **argv)
 	}
 	t.nsizes = G.nsizes;
 	t.only = G.only;
+	t.aeron = G.aeron_dir != NULL;
+	G.fault = getenv("COMPARE_FAULT");
+	if (G.fault && !*G.fault)
+		G.fault = NULL;
 	if ((r = setup(link, sizeof(link), &ri.line_rtt_ns)) != 0)
 		return r;
+	if (G.aeron_dir) {
+		char err[512];
+
+		G.aeron = (struct aeron_cfg){ G.aeron_dir, G.shm_dir, { G.pu[0], G.pu[1] }, G.grace_s,
+					      G.fault };
+		if (aeron_check(&G.aeron, err, sizeof(err))) {
+			fprintf(stderr, "compare: --aeron: %s\n", err);
+			bench_rm_rf(G.shm_dir);
+			bench_rm_rf(G.scratch);
+			return 2;
+		}
+		aeron_version(&G.aeron, ri.aeron, sizeof(ri.aeron));
+		printf("aeron-ipc: %s from %s\n", ri.aeron, G.aeron_dir);
+	}
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	run_all(&t);
+	/* Only Spillway's own failures fail the run: a peer that stalled,
+	 * crashed or timed out is a row marked failed (results.c). */
 	for (size_t s = 0; s < NSYS; s++)
 		for (int z = 0; z < G.nsizes; z++)
-			failed |= cells[s][z].err[0] != 0;
+			if (strncmp(systems[s].name, "spillway", 8) == 0 && cells[s][z].nfail) {
+				fprintf(stderr, "compare: %s, %u B failed: %s\n", systems[s].name,
+					G.sizes[z], cells[s][z].err);
+				failed = 1;
+			}
 	ri.dur_s = G.dur_s;
 	ri.rtt_dur_s = G.rtt_dur_s;
 	ri.reps = G.reps;
@@ -699,6 +808,7 @@ int main(int argc, char **argv)
 	ri.pu[0] = G.pu[0];
 	ri.pu[1] = G.pu[1];
 	ri.link = link;
+	ri.grace_s = G.grace_s;
 	if (results_write(G.out_dir, &t, &ri))
 		failed = 1;
 	bench_rm_rf(G.shm_dir);

@@ -2,7 +2,10 @@
 # plot.gp - the comparison's plots, from the files bench/compare/compare.c wrote:
 #   gnuplot -e "dir='bench/results'" bench/compare/plot.gp
 # writes dir/compare-throughput.png (messages/s and MB/s by size, log scales)
-# and dir/compare-latency.png (round-trip percentiles per system, one panel per size).
+# and dir/compare-latency.png (round-trip percentiles per system, one panel per size);
+# when the run measured Aeron (columns 10, 11 of compare.tsv), also
+# dir/compare-vs-aeron.png (each system's throughput and round-trip p50 over
+# Aeron IPC's in the same rounds).
 
 if (!exists("dir")) dir = 'bench/results'
 tsv = dir.'/compare.tsv'
@@ -75,4 +78,33 @@ if (n > 0) {
 	unset border
 	unset tics
 	plot [0:1][0:1] NaN notitle
+}
+
+# --- against Aeron IPC (only when measured) ------------------------------------------
+ratios = system("awk -F'\t' 'NR > 1 && ($10 != \"NA\" || $11 != \"NA\") && $1 != \"aeron-ipc\" && !seen[$1]++ { printf \"%s \", $1 }' '".tsv."'")
+if (words(ratios) > 0) {
+	reset
+	if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {
+		set terminal pngcairo size 1400,650 noenhanced font ',10'
+	} else {
+		set terminal png size 1400,650 noenhanced
+	}
+	do for [i = 1:12] { set linetype i lc rgb word(colours, i) lw 2 }
+	set datafile separator "\t"
+	set datafile missing 'NA'
+	set output dir.'/compare-vs-aeron.png'
+	set multiplot layout 1,2 title 'Against Aeron IPC (aeron:ipc), round by round: median of (system / Aeron) over the rounds'
+	set logscale xy
+	set xrange [40:26000]
+	set xtics ('64 B' 64, '256 B' 256, '1 KiB' 1024, '4 KiB' 4096, '16 KiB' 16384)
+	set grid
+	set key outside right top vertical
+	set xlabel 'message size'
+	set ylabel 'messages/s over Aeron''s (> 1: faster)'
+	plot for [i = 1:words(ratios)] tsv using 2:(strcol(1) eq word(ratios, i) ? $10 : NaN) \
+		with linespoints lt i title word(ratios, i), 1 with lines lc rgb '#808080' dt 2 notitle
+	set ylabel 'round-trip p50 over Aeron''s (< 1: quicker)'
+	plot for [i = 1:words(ratios)] tsv using 2:(strcol(1) eq word(ratios, i) ? $11 : NaN) \
+		with linespoints lt i title word(ratios, i), 1 with lines lc rgb '#808080' dt 2 notitle
+	unset multiplot
 }

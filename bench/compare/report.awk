@@ -3,7 +3,8 @@
 #   awk -F'\t' -f report.awk -v date=... -v model=... -v cores=... -v threads=... \
 #       -v kernel=... -v cmd=... compare_env.txt compare.tsv > compare.md
 # compare_env.txt: key=value lines; compare.tsv: system size msgs_per_s mb_per_s
-# rtt_p50_ns rtt_p99_ns, with NA where not measured.
+# rtt_p50_ns rtt_p99_ns status cpus line_rtt_ns tp_vs_aeron rtt_p50_vs_aeron,
+# with NA where not measured; status "ok" or "failed (k of n runs): why".
 
 function size_name(s) {
 	if (s >= 1048576 && s % 1048576 == 0) return (s / 1048576) " MiB"
@@ -31,6 +32,7 @@ function verdict(ratio, goal) {
 	return sprintf("**%s** (%.2fx; goal >= %gx)", ratio >= goal ? "met" : "missed", ratio, goal)
 }
 function peer(s) { return s !~ /^spillway/ && s !~ /^file/ }
+function ratio(v) { return (v == "NA" || v == "") ? "n/a" : sprintf("%.2fx", v) }
 
 FNR == NR {
 	# compare_env.txt
@@ -44,6 +46,8 @@ FNR == 1 { next } # the TSV header
 	sys = $1; size = $2
 	key = sys SUBSEP size
 	msgs[key] = $3; mbs[key] = $4; p50[key] = $5; p99[key] = $6
+	status[key] = $7; cpus[key] = $8; probe[key] = $9; vs_tp[key] = $10; vs_rtt[key] = $11
+	if ($10 != "NA" && $10 != "" || $11 != "NA" && $11 != "") have_ratio = 1
 	if (!(sys in seen_sys)) { seen_sys[sys] = 1; order[++nsys] = sys }
 	if (!(size in seen_size)) { seen_size[size] = 1; sizes[++nsize] = size }
 }
@@ -61,19 +65,33 @@ END {
 
 	print "## Results"
 	print ""
-	print "| system | size | msgs/s | MB/s | RTT p50 | RTT p99 |"
-	print "|---|---:|---:|---:|---:|---:|"
+	printf "| system | size | msgs/s | MB/s | RTT p50 | RTT p99 |%s CPUs (line RTT) | status |\n", have_ratio ? " msgs/s vs Aeron | RTT p50 vs Aeron |" : ""
+	printf "|---|---:|---:|---:|---:|---:|%s---|---|\n", have_ratio ? "---:|---:|" : ""
 	for (i = 1; i <= nsys; i++)
 		for (j = 1; j <= nsize; j++) {
 			k = order[i] SUBSEP sizes[j]
 			if (!(k in msgs)) continue
-			printf "| %s | %s | %s | %s | %s | %s |\n", order[i], size_name(sizes[j]), rate(msgs[k]), mb(mbs[k]), ns(p50[k]), ns(p99[k])
+			printf "| %s | %s | %s | %s | %s | %s |", order[i], size_name(sizes[j]), rate(msgs[k]), mb(mbs[k]), ns(p50[k]), ns(p99[k])
+			if (have_ratio) printf " %s | %s |", ratio(vs_tp[k]), ratio(vs_rtt[k])
+			st = status[k] == "" ? "ok" : status[k]
+			gsub(/\|/, "/", st)
+			printf " %s (%s ns) | %s |\n", cpus[k] == "" ? "?" : cpus[k], probe[k] == "" ? "n/a" : probe[k], st == "ok" ? "ok" : "**" st "**"
 		}
+	print ""
+	print "CPUs: the OS indexes of the sender / pinger and the receiver / ponger; in brackets the median cache-line round trip between them, probed before each round this row ran in. A failed row (a peer that stalled, crashed or ran past its deadline) does not stop the run; only a failed Spillway case fails it."
+	if (have_ratio) {
+		print ""
+		printf "vs Aeron: the median, over the rounds where both were measured, of this row's figure / aeron-ipc's in the same round (Aeron %s): above 1 is more messages/s, resp. a longer round trip, than Aeron.\n", env["aeron"]
+	}
 	print ""
 	print "![Throughput by message size](compare-throughput.png)"
 	print ""
 	print "![Round-trip latency percentiles](compare-latency.png)"
 	print ""
+	if (have_ratio) {
+		print "![Against Aeron IPC, round by round](compare-vs-aeron.png)"
+		print ""
+	}
 
 	# --- goals ------------------------------------------------------------------
 	print "## Goals"

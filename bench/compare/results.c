@@ -47,6 +47,8 @@ bool table_selected(const struct table *t, const struct sysdef *sd)
 	const char *p = t->only;
 	size_t n = strlen(sd->name);
 
+	if (sd->aeron && !t->aeron)
+		return false;
 	if (!p || !*p)
 		return true;
 	while ((p = strstr(p, sd->name)) != NULL) {
@@ -71,9 +73,40 @@ static FILE *open_out(const char *dir, const char *name)
 	return f;
 }
 
-static void write_tsv(FILE *f, const struct table *t)
+/* The median over the rounds both measured of mine[r] / aeron[r]: each
+ * ratio compares two runs of the same round (same probe, same neighbours). */
+static double round_ratio(const double *mine, const double *aeron, int reps)
 {
-	fprintf(f, "system\tsize\tmsgs_per_s\tmb_per_s\trtt_p50_ns\trtt_p99_ns\n");
+	double v[MAX_REPS];
+	int n = 0;
+
+	for (int r = 0; r < reps && r < MAX_REPS; r++)
+		if (mine[r] > 0 && aeron[r] > 0)
+			v[n++] = mine[r] / aeron[r];
+	return median(v, n);
+}
+
+/* "ok", or "failed (1 of 6 runs): <first reason>", without tabs or newlines. */
+static void put_status(FILE *f, const struct cell *cl)
+{
+	if (!cl->nfail) {
+		fputs(cl->nruns ? "\tok" : "\tnot run", f);
+		return;
+	}
+	fprintf(f, "\tfailed (%d of %d runs): ", cl->nfail, cl->nruns);
+	for (const char *p = cl->err; *p; p++)
+		fputc(*p == '\t' || *p == '\n' || *p == '\r' ? ' ' : *p, f);
+}
+
+static void write_tsv(FILE *f, const struct table *t, const struct run_info *ri)
+{
+	const struct cell (*ae)[MAX_SIZES] = NULL;
+
+	for (size_t s = 0; s < t->nsys; s++)
+		if (t->sys[s].aeron && table_selected(t, &t->sys[s]))
+			ae = &t->cells[s];
+	fprintf(f, "system\tsize\tmsgs_per_s\tmb_per_s\trtt_p50_ns\trtt_p99_ns\tstatus\tcpus"
+		   "\tline_rtt_ns\ttp_vs_aeron\trtt_p50_vs_aeron\n");
 	for (size_t s = 0; s < t->nsys; s++) {
 		if (!table_selected(t, &t->sys[s]))
 			continue;
@@ -86,6 +119,11 @@ static void write_tsv(FILE *f, const struct table *t)
 			put_num(f, r < 0 ? -1 : r * t->sizes[z] / 1e6, 1);
 			put_num(f, median(cl->p50, cl->nrtt), 0);
 			put_num(f, median(cl->p99, cl->nrtt), 0);
+			put_status(f, cl);
+			fprintf(f, "\t%d,%d", ri->pu[0], ri->pu[1]);
+			put_num(f, median(cl->probe, cl->nprobe), 1);
+			put_num(f, ae ? round_ratio(cl->rrate, (*ae)[z].rrate, ri->reps) : -1, 3);
+			put_num(f, ae ? round_ratio(cl->rp50, (*ae)[z].rp50, ri->reps) : -1, 3);
 			fputc('\n', f);
 		}
 	}
@@ -127,9 +165,12 @@ static void write_env(FILE *f, const struct table *t, const struct run_info *ri)
 	fprintf(f, "sender_pu=%s\nreceiver_pu=%s\nshared=%s\nline_rtt_ns=%.1f\n", pu0, pu1,
 		ri->link, ri->line_rtt_ns);
 	fprintf(f, "duration_s=%g\nrtt_duration_s=%g\nreps=%d\nring_bytes=%llu\n"
-		   "spill_ring_bytes=%llu\ndata_dir=%s\nzmq=%s\n",
+		   "spill_ring_bytes=%llu\ndata_dir=%s\nzmq=%s\ntimeout_s=%g\ncpus=%d,%d\n",
 		ri->dur_s, ri->rtt_dur_s, ri->reps, (unsigned long long)ri->ring_bytes,
-		(unsigned long long)ri->spill_ring_bytes, ri->data_dir, zv);
+		(unsigned long long)ri->spill_ring_bytes, ri->data_dir, zv, ri->grace_s, ri->pu[0],
+		ri->pu[1]);
+	if (ri->aeron[0])
+		fprintf(f, "aeron=%s\n", ri->aeron);
 	for (size_t s = 0; s < t->nsys; s++) {
 		const char *name = t->sys[s].name;
 
@@ -163,7 +204,7 @@ int results_write(const char *dir, const struct table *t, const struct run_info 
 	for (int i = 0; i < 3; i++)
 		f[i] = open_out(dir, names[i]);
 	if (f[0] && f[1] && f[2]) {
-		write_tsv(f[0], t);
+		write_tsv(f[0], t, ri);
 		write_latency(f[1], t);
 		write_env(f[2], t, ri);
 	} else {

@@ -21,6 +21,7 @@ struct sysdef {
 	enum chan_sys sys;
 	bool busy, spill, file;
 	const char *how;    /* one line for the markdown */
+	bool aeron;         /* Aeron's own binaries (aeron.c); only with --aeron */
 };
 
 /* Per system and size: one value per repetition (medians are reported). */
@@ -30,6 +31,12 @@ struct cell {
 	double p50[MAX_REPS], p90[MAX_REPS], p99[MAX_REPS], p999[MAX_REPS], max[MAX_REPS];
 	double durable[MAX_REPS];                    /* MB/s until spilled and fdatasync'd */
 	uint64_t redelivered;                        /* Spillway reader repeats, all runs */
+	int nruns, nfail;                            /* cases run (throughput and round
+	                                                trip each count) and failed */
+	double rrate[MAX_REPS], rp50[MAX_REPS];      /* by round: 0 not measured (ratios) */
+	double probe[MAX_REPS];                      /* cache-line round trip before each
+	                                                round this cell ran in, ns */
+	int nprobe;
 	char err[256];                               /* the first failure */
 	char desc[160];                              /* what the system granted */
 };
@@ -41,6 +48,7 @@ struct table {
 	const uint32_t *sizes;
 	int nsizes;
 	const char *only;                            /* "a,b": only those systems; NULL all */
+	bool aeron;                                  /* the aeron-ipc rows were measured */
 };
 
 /* The run's settings and where it ran, for compare_env.txt. */
@@ -52,6 +60,8 @@ struct run_info {
 	int pu[2];
 	const char *link;
 	double line_rtt_ns;
+	double grace_s;
+	char aeron[128];                             /* Aeron's version, "" without */
 };
 
 bool table_selected(const struct table *t, const struct sysdef *sd);

@@ -14,12 +14,22 @@
 # tools/bench_topo.c, bench_hist.c, bench_proc.c, bench_parse.c and
 # bench_daemon.c.
 # Writes bench/results/compare.tsv, compare.md, compare-throughput.png,
-# compare-latency.png (plus compare_latency.tsv, compare_env.txt, compare.log).
+# compare-latency.png (plus compare_latency.tsv, compare_env.txt, compare.log;
+# with AERON also compare-vs-aeron.png).
+#
+# A peer that stalls, crashes or outlives its deadline is a row marked failed
+# (status column of compare.tsv, and compare.md) and the run goes on; the run
+# fails (exit 1) only when a Spillway case failed.
 #
 # Environment: BUILD (build), OUT (bench/results), COMPARE_DURATION (1 s per
 # throughput run), COMPARE_RTT_DURATION (0.5 s per round-trip run),
-# COMPARE_REPS (3), COMPARE_SIZES (64,1K,16K), COMPARE_CPUS (e.g. 2,3; default:
-# hwloc picks two cores), COMPARE_DATA_DIR (/var/tmp: must be a disk).
+# COMPARE_REPS (3; 5 with AERON), COMPARE_SIZES (64,1K,16K), COMPARE_CPUS (e.g.
+# 2,3; default: hwloc picks two cores), COMPARE_DATA_DIR (/var/tmp: must be a
+# disk), COMPARE_TIMEOUT (20: seconds a process may run past its run's end
+# before it is killed), AERON (a directory with Aeron's C binaries: adds the
+# aeron-ipc rows and the ratios against them; docs/aeron.md),
+# COMPARE_FAULT (<system>:<sender|receiver>:<stall|crash>: SIGSTOP or SIGSEGV
+# that process once its run started, to check that the row fails alone).
 # The defaults take about 3-4 minutes on 2 cores. Run it on a quiet machine:
 # anything else running moves the numbers.
 set -euo pipefail
@@ -84,13 +94,22 @@ if $build_only; then
 fi
 
 # --- run ------------------------------------------------------------------------------
+reps=${COMPARE_REPS:-3}
+if [ -n "${AERON:-}" ]; then
+	AERON=$(cd "$AERON" && pwd) || { say "AERON=$AERON: no such directory"; exit 1; }
+	# Aeron and Spillway alternate round by round: at least 5 rounds unless
+	# COMPARE_REPS says otherwise.
+	reps=${COMPARE_REPS:-5}
+fi
 args=(--out "$OUT"
       --duration "${COMPARE_DURATION:-1}"
       --rtt-duration "${COMPARE_RTT_DURATION:-0.5}"
-      --reps "${COMPARE_REPS:-3}"
+      --reps "$reps"
       --sizes "${COMPARE_SIZES:-64,1K,16K}"
       --data-dir "${COMPARE_DATA_DIR:-/var/tmp}")
 [ -n "${COMPARE_CPUS:-}" ] && args+=(--cpus "$COMPARE_CPUS")
+[ -n "${COMPARE_TIMEOUT:-}" ] && args+=(--timeout "$COMPARE_TIMEOUT")
+[ -n "${AERON:-}" ] && args+=(--aeron "$AERON")
 args+=("$@")
 export SPW_DAEMON=${SPW_DAEMON:-$ROOT/$BUILD/spillwayd}
 
@@ -107,7 +126,7 @@ else
 	    "msgsize_max $(cat /proc/sys/fs/mqueue/msgsize_max)): larger messages will be n/a"
 fi
 
-say "running (${COMPARE_REPS:-3} runs of each case; progress below)"
+say "running ($reps runs of each case; progress below)"
 started=$(date +%s)
 set +e
 "${runner[@]}" "$BIN" "${args[@]}" 2>&1 | tee "$OUT/compare.log"
@@ -123,7 +142,7 @@ cores=$(lscpu -p=CORE,SOCKET 2>/dev/null | grep -v '^#' | sort -u | wc -l)
 awk -F'\t' -f bench/compare/report.awk \
 	-v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v model="${model:-unknown CPU}" \
 	-v cores="${cores:-?}" -v threads="$threads" -v kernel="$(uname -r)" \
-	-v cmd="make bench-compare" \
+	-v cmd="make bench-compare${AERON:+ AERON=$AERON}" \
 	"$OUT/compare_env.txt" "$OUT/compare.tsv" > "$OUT/compare.md"
 
 # --- plots ----------------------------------------------------------------------------
@@ -134,5 +153,8 @@ else
 	say "gnuplot missing: no plots"
 fi
 
-say "wrote $OUT/compare.tsv $OUT/compare.md $OUT/compare-throughput.png $OUT/compare-latency.png"
+vs=""
+[ -n "${AERON:-}" ] && [ -e "$OUT/compare-vs-aeron.png" ] && vs=" $OUT/compare-vs-aeron.png"
+say "wrote $OUT/compare.tsv $OUT/compare.md $OUT/compare-throughput.png $OUT/compare-latency.png$vs"
+[ "$status" = 0 ] || say "a Spillway case failed (see $OUT/compare.md): exit status $status"
 exit "$status"
