@@ -463,6 +463,7 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 	if (!r)
 		return -ENOMEM;
 	r->seg.fd = -1;
+	r->seg.ahead = &r->ahead;
 	r->o = *opts;
 	r->o.group = NULL;
 	snprintf(r->topic, sizeof(r->topic), "%s", topic);
@@ -495,6 +496,7 @@ void spw_reader_close(struct spw_reader *r)
 	spw_consumer_close(r->c);
 	spw_topic_close(r->t);
 	rd_seg_drop(&r->seg);
+	rd_ahead_stop(&r->ahead);
 	free(r->buf);
 	free(r->stage);
 	free(r);

@@ -80,7 +80,7 @@ static void batches_deliver_everything_once_in_order_disk_then_live(void **state
 {
 	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "rbatch", RING, 4 * RING, MAXREC, 20, 0 };
-	static int64_t by_read[2 * N + 1], by_poll[2 * N + 1];
+	static int64_t by_read[3 * N], by_poll[3 * N];
 	struct spw_record recs[100];
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
