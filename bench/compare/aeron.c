@@ -195,6 +195,22 @@ static void maybe_fault(const struct aeron_cfg *a, const struct kid *k)
 		(int)k->pid);
 }
 
+/* Start the sending sample bin pinned to the first CPU, apply the fault
+ * asked for, and wait for it within three times its expected run plus the
+ * grace. 0, or -1 with err. */
+static int sender_run(const struct aeron_cfg *a, struct kid *p, const char *dir, const char *bin,
+		      const char *const argv[], bool fault, double expect_s, char *err,
+		      size_t errlen)
+{
+	if (kid_start(p, a, dir, bin, a->pu[0], argv)) {
+		snprintf(err, errlen, "sender: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (fault)
+		maybe_fault(a, p);
+	return kid_wait(p, p->t0 + (uint64_t)((3 * expect_s + a->grace_s) * 1e9), err, errlen);
+}
+
 static bool have(const struct aeron_cfg *a, const char *bin)
 {
 	char path[4096 + 64];
@@ -349,13 +365,7 @@ static int run_pub(const struct aeron_cfg *a, const char *dir, const char *bin, 
 
 	snprintf(len, sizeof(len), "%u", size);
 	snprintf(cnt, sizeof(cnt), "%llu", (unsigned long long)count);
-	if (kid_start(&p, a, dir, bin, a->pu[0], argv)) {
-		snprintf(err, errlen, "sender: fork: %s", strerror(errno));
-		return -1;
-	}
-	if (fault)
-		maybe_fault(a, &p);
-	r = kid_wait(&p, p.t0 + (uint64_t)((3 * expect_s + a->grace_s) * 1e9), err, errlen);
+	r = sender_run(a, &p, dir, bin, argv, fault, expect_s, err, errlen);
 	if (!r)
 		r = read_pub(&p, size, rate, err, errlen);
 	drop_output(&p);
@@ -460,13 +470,7 @@ static int run_ping(const struct aeron_cfg *a, const char *dir, uint32_t size, u
 	snprintf(len, sizeof(len), "%u", size);
 	snprintf(cnt, sizeof(cnt), "%llu", (unsigned long long)count);
 	snprintf(w, sizeof(w), "%llu", (unsigned long long)warm);
-	if (kid_start(&p, a, dir, "cping", a->pu[0], argv)) {
-		snprintf(err, errlen, "sender: fork: %s", strerror(errno));
-		return -1;
-	}
-	if (fault)
-		maybe_fault(a, &p);
-	r = kid_wait(&p, p.t0 + (uint64_t)((3 * expect_s + a->grace_s) * 1e9), err, errlen);
+	r = sender_run(a, &p, dir, "cping", argv, fault, expect_s, err, errlen);
 	if (!r)
 		r = read_ping(&p, pct, mean_ns, err, errlen);
 	drop_output(&p);
