@@ -35,7 +35,8 @@ else
 Q := @
 endif
 
-DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev g++ pkg-config python3 procps
+DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev g++ pkg-config \
+	python3 procps
 
 # spill/writer*.c: the daemon's io_uring writer (private static library,
 # needs liburing).
@@ -52,6 +53,8 @@ SPILL_OBJ := $(SPILL_SRC:%.c=$(BUILD)/%.o)
 SPILL_A := $(BUILD)/libspill.a
 URING_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 HWLOC_LIBS = $(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc)
+# ISA-L: CRC32C for libspillway (spill/crc32c.c says why).
+ISAL_LIBS = -lisal
 
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_BIN := $(BUILD)/spillwayd
@@ -113,16 +116,16 @@ $(SPILL_A): $(SPILL_OBJ)
 
 $(DAEMON_BIN): $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(ISAL_LIBS) $(LDFLAGS)
 
 $(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(HWLOC_LIBS) -lm $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(HWLOC_LIBS) $(ISAL_LIBS) -lm $(LDFLAGS)
 
 $(LIB_SO): $(LIB_OBJ) ring/libspillway.map
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
 	$(Q)$(CC) -shared -Wl,-soname,libspillway.so.$(SONAME_MAJOR) \
-		-Wl,--version-script=ring/libspillway.map -o $@ $(LIB_OBJ) -pthread $(LDFLAGS)
+		-Wl,--version-script=ring/libspillway.map -o $@ $(LIB_OBJ) $(ISAL_LIBS) -pthread $(LDFLAGS)
 
 $(BUILD)/libspillway.so: $(LIB_SO)
 	$(Q)ln -sf libspillway.so.$(VERSION) $(BUILD)/libspillway.so.$(SONAME_MAJOR)
@@ -134,7 +137,7 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	@[ -n "$(Q)" ] && echo "  CC      $<" || true
-	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A) -o $@ $(CMOCKA_LIBS) $(URING_LIBS) -lm $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A) -o $@ $(CMOCKA_LIBS) $(URING_LIBS) $(ISAL_LIBS) -lm $(LDFLAGS)
 
 # Tests that run the daemon or the CLI find them through SPW_DAEMON / SPW_CLI;
 # tests/*.sh are the CLI's end-to-end tests (run in the normal build only).
@@ -181,7 +184,7 @@ BENCH_LIBS = $(shell pkg-config --libs benchmark hwloc 2>/dev/null || echo -lben
 $(BENCH_BIN): $(BENCH_SRC) $(LIB_A)
 	@mkdir -p $(dir $@)
 	@[ -n "$(Q)" ] && echo "  CXX     $@" || true
-	$(Q)$(CXX) $(CXXFLAGS) $(BENCH_SRC) $(LIB_A) -o $@ $(BENCH_LIBS) $(LDFLAGS)
+	$(Q)$(CXX) $(CXXFLAGS) $(BENCH_SRC) $(LIB_A) -o $@ $(BENCH_LIBS) $(ISAL_LIBS) $(LDFLAGS)
 
 bench: deps $(BENCH_BIN) bins
 	SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) $(BENCH_BIN) $(BENCH_ARGS)

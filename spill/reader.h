@@ -9,30 +9,9 @@
 
 #include "spill.h"
 
-#include <pthread.h>
-#include <sys/types.h>
-
-#define RD_CHUNK (256u << 10) /* fits L2 with room: pread, CRC and walk stay hot */
-
-/* The read-ahead of the next chunk (spill/reader_ahead.c). mu guards
- * everything below it once the thread runs. */
-struct rd_ahead {
-	pthread_t th;
-	bool started, failed;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool busy, ready, quit;
-	int fd;
-	uint64_t base, afrom;
-	size_t alen;
-	uint8_t *buf;
-	size_t cap;
-	ssize_t got;
-	int err;
-};
+#define RD_CHUNK (1024u << 10) /* fits L2 with room: pread, CRC and walk stay hot */
 
 struct rd_seg {
-	struct rd_ahead *ahead;   /* quiet before fd closes */
 	uint64_t base;
 	int fd;
 	struct seg_idx_hdr hdr;
@@ -57,7 +36,6 @@ struct spw_reader {
 	uint8_t *stage;           /* live records' copies (R2): one, or a batch's */
 	size_t stage_cap;
 	uint64_t buf_from, buf_to; /* positions held and verified in buf */
-	struct rd_ahead ahead;
 	uint64_t delivered, skipped;
 	char err_file[PATH_MAX];
 	int64_t err_pos;
@@ -74,14 +52,5 @@ int rd_seg_load(struct spw_reader *r, uint64_t pos);
 int rd_fill(struct spw_reader *r);
 /* Is pos a record boundary (R1)? 0, -EINVAL (inside a record) or -errno. */
 int rd_check_boundary(struct spw_reader *r, uint64_t pos);
-/* reader_ahead.c: start reading [afrom, afrom + alen) of the segment at
- * base (fd) into the read-ahead buffer; take it if it is that chunk (its
- * buffer swapped with *buf, the pread's result in *got / *err); wait for
- * it before fd closes; stop the thread. */
-void rd_ahead_start(struct rd_ahead *a, int fd, uint64_t base, uint64_t afrom, size_t alen);
-bool rd_ahead_take(struct rd_ahead *a, uint64_t base, uint64_t afrom, size_t alen, uint8_t **buf,
-		   size_t *cap, ssize_t *got, int *err);
-void rd_ahead_idle(struct rd_ahead *a);
-void rd_ahead_stop(struct rd_ahead *a);
 
 #endif

@@ -17,7 +17,6 @@
 
 void rd_seg_drop(struct rd_seg *g)
 {
-	rd_ahead_idle(g->ahead); /* it may be reading from g->fd */
 	if (g->fd >= 0)
 		close(g->fd);
 	free(g->ent);
@@ -208,23 +207,6 @@ static int verify_buffer(struct spw_reader *r, int i, uint64_t from, uint64_t to
 	return 0;
 }
 
-/* The chunk after [.., from) in this segment (entries j.. up to RD_CHUNK),
- * read ahead while the caller works on this one (spill/reader_ahead.c). */
-static void read_ahead(struct spw_reader *r, int j, uint64_t from)
-{
-	const struct rd_seg *g = &r->seg;
-	uint64_t to, afrom;
-	int k;
-
-	if (j >= g->nent)
-		return; /* the segment's indexed end: the next fill loads more */
-	to = g->ent[j].end;
-	for (k = j + 1; k < g->nent && g->ent[k].end - from <= RD_CHUNK; k++)
-		to = g->ent[k].end;
-	afrom = from - ((from - g->base) & 4095);
-	rd_ahead_start(&r->ahead, g->fd, g->base, afrom, (to - afrom + 4095) & ~4095ull);
-}
-
 /* Load the index entries around r->pos into the buffer and verify them
  * (R3, R4). Returns 1 when loaded, 0 at the end of what the disk has. */
 int rd_fill(struct spw_reader *r)
@@ -232,7 +214,7 @@ int rd_fill(struct spw_reader *r)
 	struct rd_seg *g = &r->seg;
 	uint64_t from, to, afrom, alen;
 	ssize_t got;
-	int i = 0, j, rc, err = 0;
+	int i = 0, j, rc;
 
 again:
 	rc = locate(r, &i);
@@ -247,25 +229,20 @@ again:
 	 * are not equally aligned. */
 	afrom = from - ((from - g->base) & 4095);
 	alen = (to - afrom + 4095) & ~4095ull;
-	if (rd_ahead_take(&r->ahead, g->base, afrom, alen, &r->buf, &r->buf_cap, &got, &err)) {
-		errno = err;
-	} else {
-		if (alen > r->buf_cap) {
-			void *nb = NULL;
+	if (alen > r->buf_cap) {
+		void *nb = NULL;
 
-			if (posix_memalign(&nb, 4096, alen))
-				return -ENOMEM;
-			free(r->buf);
-			r->buf = nb;
-			r->buf_cap = alen;
-		}
-		got = pread(g->fd, r->buf, alen, (off_t)(afrom - g->base));
+		if (posix_memalign(&nb, 4096, alen))
+			return -ENOMEM;
+		free(r->buf);
+		r->buf = nb;
+		r->buf_cap = alen;
 	}
+	got = pread(g->fd, r->buf, alen, (off_t)(afrom - g->base));
 	if (got < (ssize_t)(to - afrom)) {
 		rd_set_err(r, g->path, from);
 		return got < 0 ? -errno : -EBADMSG; /* index points past the file */
 	}
-	read_ahead(r, j, to);
 	r->buf_from = afrom;
 	r->buf_to = to;
 	if (!(r->o.flags & SPW_READER_NO_VERIFY)) {

@@ -87,7 +87,7 @@ $CC -std=gnu11 -O2 -g $WARN -Iring $ZMQ_CFLAGS \
 	tools/bench_topo.c tools/bench_hist.c tools/bench_proc.c tools/bench_parse.c \
 	tools/bench_daemon.c \
 	"$BUILD/libspill.a" "$BUILD/libspillway.a" \
-	$ZMQ_LIBS -lrt $HWLOC_LIBS $URING_LIBS -lm -pthread -o "$BIN"
+	$ZMQ_LIBS -lrt $HWLOC_LIBS $URING_LIBS -lisal -lm -pthread -o "$BIN"
 if $build_only; then
 	say "built $BIN"
 	exit 0
