@@ -35,8 +35,8 @@ else
 Q := @
 endif
 
-DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev g++ pkg-config \
-	python3 procps
+DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev librdkafka-dev \
+	g++ pkg-config python3 procps
 
 # spill/writer*.c: the daemon's io_uring writer (private static library,
 # needs liburing).
@@ -55,6 +55,8 @@ URING_LIBS = $(shell pkg-config --libs liburing 2>/dev/null || echo -luring)
 HWLOC_LIBS = $(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc)
 # ISA-L: CRC32C for libspillway (spill/crc32c.c says why).
 ISAL_LIBS = -lisal
+# librdkafka: `spillway bridge kafka` (tools/cmd_bridge.c) and its test.
+RDKAFKA_LIBS = $(shell pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka)
 
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_BIN := $(BUILD)/spillwayd
@@ -120,7 +122,7 @@ $(DAEMON_BIN): $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 
 $(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(HWLOC_LIBS) $(ISAL_LIBS) -lm $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(HWLOC_LIBS) $(ISAL_LIBS) $(RDKAFKA_LIBS) -lm $(LDFLAGS)
 
 $(LIB_SO): $(LIB_OBJ) ring/libspillway.map
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
@@ -137,7 +139,7 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 	@mkdir -p $(dir $@)
 	@[ -n "$(Q)" ] && echo "  CC      $<" || true
-	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A) -o $@ $(CMOCKA_LIBS) $(URING_LIBS) $(ISAL_LIBS) -lm $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A) -o $@ $(CMOCKA_LIBS) $(URING_LIBS) $(ISAL_LIBS) $(RDKAFKA_LIBS) -lm $(LDFLAGS)
 
 # Tests that run the daemon or the CLI find them through SPW_DAEMON / SPW_CLI;
 # tests/*.sh are the CLI's end-to-end tests (run in the normal build only).

@@ -191,5 +191,6 @@ int cmd_demo(int argc, char **argv);
 /* Forks worker processes (and spillwayd with --spill); only the calling
  * process returns. */
 int cmd_bench(int argc, char **argv);
+int cmd_bridge(int argc, char **argv);
 
 #endif

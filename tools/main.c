@@ -23,6 +23,7 @@ static const char usage[] =
 	"  demo                               the whole pipeline on temp dirs (make demo)\n"
 	"  bench                              measure this machine: producers x consumers x sizes,\n"
 	"                                     throughput and latency percentiles (--json)\n"
+	"  bridge kafka NAME --brokers LIST   forward a topic to Apache Kafka, at least once\n"
 	"  help [COMMAND | positions | daemon]  help on a command or a topic\n"
 	"Run 'spillway COMMAND --help' for a command's flags; docs/cli.md has examples.\n" CLI_COMMON_HELP;
 
@@ -52,6 +53,7 @@ static const struct {
 	{ "topic", cmd_topic },     { "produce", cmd_produce }, { "consume", cmd_consume },
 	{ "replay", cmd_replay },   { "stat", cmd_stat },       { "verify", cmd_verify },
 	{ "dump", cmd_dump },       { "demo", cmd_demo },       { "bench", cmd_bench },
+	{ "bridge", cmd_bridge },
 };
 
 static int run(const char *name, int argc, char **argv)
