@@ -9,6 +9,8 @@
  *  - kill -9 in the middle and a restart: no record is missing (at least
  *    once: what was in flight may come twice, never out of order within
  *    one run) and the group ends at the end of the topic;
+ *  - --exactly-once: killed -9 twice and restarted, every record is in
+ *    Kafka exactly once, in order, for a read_committed consumer;
  *  - brokers that never answer, a partition the Kafka topic lacks, a bad
  *    -X property: one clear line and exit 1 within the --timeout given.
  */
@@ -144,7 +146,7 @@ static void wait_group(struct test_daemon *d, const char *topic, const char *gro
  * of each message, its payload checked against record index from the
  * positions table. Returns the count. */
 static int kafka_read_all(struct mock *m, const char *topic, const int64_t *pos, uint64_t n,
-			  int64_t *got, int cap)
+			  int64_t *got, int cap, bool committed)
 {
 	char err[256];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -156,6 +158,8 @@ static int kafka_read_all(struct mock *m, const char *topic, const int64_t *pos,
 	rd_kafka_conf_set(conf, "group.id", "verify", err, sizeof(err));
 	rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
 	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
+	rd_kafka_conf_set(conf, "isolation.level", committed ? "read_committed" : "read_uncommitted",
+			  err, sizeof(err));
 	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
 	assert_non_null(c);
 	rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -234,7 +238,7 @@ static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
 	wait_group(d, "bt", "bridge-kafka-kt", pos[1999] + 8);
 	kill(b, SIGTERM);
 	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
-	n = kafka_read_all(&m, "kt", pos, 2000, got, 4000);
+	n = kafka_read_all(&m, "kt", pos, 2000, got, 4000, false);
 	assert_int_equal(n, 2000);
 	for (int i = 0; i < n; i++)
 		assert_int_equal(got[i], pos[i]); /* once each, in order */
@@ -285,7 +289,7 @@ static void a_kill9_and_a_restart_lose_nothing(void **state)
 	wait_group(d, "bk", "bridge-kafka-kk", pos[1999] + 8);
 	kill(b, SIGTERM);
 	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
-	n = kafka_read_all(&m, "kk", pos, 2000, got, 8000);
+	n = kafka_read_all(&m, "kk", pos, 2000, got, 8000, false);
 	assert_true(n >= 2000);
 	for (int i = 0; i < n && i < 8000; i++) {
 		for (int k = 0; k < 2000; k++)
@@ -373,12 +377,70 @@ static void unreachable_brokers_a_missing_partition_and_a_bad_property_fail_clea
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 }
 
+/* --exactly-once: killed -9 twice at any instant and restarted, the bridge
+ * leaves every record in Kafka exactly once, in order (read_committed). */
+static void exactly_once_survives_kill9_and_restarts(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "bx", RING, 4 * RING, MAXREC, 20, 0 };
+	static int64_t pos[3000], got[8000];
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct mock m;
+	char errfile[1200], args_b[512];
+	const char *args[8];
+	pid_t b;
+	int n;
+
+	if (!getenv("SPW_CLI"))
+		skip();
+	case_producer(d, &spec, &t, &p);
+	mock_start(&m, "kx");
+	send_recs(p, 0, 700, pos, NULL);
+	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
+	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
+	args[0] = "bx";
+	args[1] = "--brokers";
+	args[2] = args_b;
+	args[3] = "--kafka-topic";
+	args[4] = "kx";
+	args[5] = "--exactly-once";
+	args[6] = NULL;
+	for (int round = 0; round < 2; round++) {
+		b = bridge_start(d, args, errfile);
+		wait_group(d, "bx", "bridge-kafka-kx", pos[300 + 300 * round]);
+		send_recs(p, 700 + 650 * (uint64_t)round, 1350 + 650 * (uint64_t)round, pos, NULL);
+		kill(b, SIGKILL);
+		assert_true(wait_status(b, scaled_s(10, 30)) != 0);
+	}
+	b = bridge_start(d, args, errfile);
+	wait_group(d, "bx", "bridge-kafka-kx", pos[1999] + 8);
+	kill(b, SIGTERM);
+	{
+		int st = wait_status(b, scaled_s(30, 60));
+
+		if (st)
+			err_has(errfile, "(print)");
+		assert_int_equal(st, 0);
+	}
+	n = kafka_read_all(&m, "kx", pos, 2000, got, 8000, true);
+	assert_int_equal(n, 2000);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(got[i], pos[i]); /* exactly once, in order */
+	mock_stop(&m);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(every_record_arrives_once_in_order_and_sigterm_commits,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_kill9_and_a_restart_lose_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(exactly_once_survives_kill9_and_restarts, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(unreachable_brokers_a_missing_partition_and_a_bad_property_fail_clearly,
 						setup, teardown),
 	};

@@ -19,6 +19,11 @@
  *  - a broker list nobody answers, a Kafka topic that does not exist, an
  *    authentication or other fatal error: one line and exit 1 within
  *    --timeout (default 30 s); SIGTERM/SIGINT: flush, commit, exit 0.
+ * With --exactly-once the producer is transactional (transactional.id
+ * spillway-bridge-<T>-<partition>): records go out in transactions of at
+ * most 100 ms; at start the bridge reads, read_committed, the last
+ * spillway.pos Kafka holds in the partition and resumes right after it, so
+ * a bridge killed at any instant and restarted writes every record once.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -33,7 +38,7 @@
 static const char usage[] =
 	"usage: spillway bridge kafka NAME --brokers HOST:PORT[,...] [--kafka-topic T]\n"
 	"                             [--partition N] [--group G] [--from WHERE]\n"
-	"                             [--timeout SEC] [-X key=value ...]\n"
+	"                             [--exactly-once] [--timeout SEC] [-X key=value ...]\n"
 	"Forward topic NAME to Apache Kafka, at least once, in order, without a gap.\n"
 	"  --brokers LIST    bootstrap brokers (bootstrap.servers)\n"
 	"  --kafka-topic T   the Kafka topic (default: NAME); it must exist\n"
@@ -43,6 +48,8 @@ static const char usage[] =
 	"  --from WHERE      where to start when the group has no position yet\n"
 	"                    (default earliest; see: spillway help positions)\n"
 	"  --timeout SEC     give up on brokers that never answer, at start (default 30)\n"
+	"  --exactly-once    transactions; a restart resumes after the last record\n"
+	"                    Kafka committed, so each record is written once\n"
 	"  -X key=value      any librdkafka property (security.protocol, sasl.*, ssl.*,\n"
 	"                    compression.type, linger.ms, message.timeout.ms, ...)\n"
 	"Each Kafka record: the payload, the record's timestamp, and a header\n"
@@ -56,12 +63,15 @@ struct bridge {
 	char group_buf[SPW_NAME_MAX + 1];
 	int32_t partition;
 	double timeout_s;
+	bool exactly_once, in_txn;
+	int64_t txn_next;   /* the position after the last record of the open transaction */
 	struct where from;
 	const char *x[MAX_X];
 	int nx;
 	/* delivery state, touched only from rd_kafka_poll on this thread */
 	int64_t acked;      /* the position after the last record Kafka acknowledged */
 	int64_t committed;  /* what the group file says */
+	int64_t skip_pos;   /* --exactly-once: the record Kafka has last, skipped once */
 	int fatal;          /* a delivery failed: stop, commit nothing past it */
 	char why[512];
 	uint64_t delivered, sent;
@@ -69,7 +79,7 @@ struct bridge {
 
 static int bridge_args(int argc, char **argv, struct bridge *b)
 {
-	enum { BROKERS = OPT_FIRST_LOCAL, KTOPIC, PART, GROUP, FROM, TIMEOUT };
+	enum { BROKERS = OPT_FIRST_LOCAL, KTOPIC, PART, GROUP, FROM, TIMEOUT, EXACT };
 	static const struct option opts[] = {
 		{ "brokers", required_argument, NULL, BROKERS },
 		{ "kafka-topic", required_argument, NULL, KTOPIC },
@@ -77,6 +87,7 @@ static int bridge_args(int argc, char **argv, struct bridge *b)
 		{ "group", required_argument, NULL, GROUP },
 		{ "from", required_argument, NULL, FROM },
 		{ "timeout", required_argument, NULL, TIMEOUT },
+		{ "exactly-once", no_argument, NULL, EXACT },
 		CLI_COMMON_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -110,6 +121,7 @@ static int bridge_args(int argc, char **argv, struct bridge *b)
 				return cli_usage("--timeout: bad duration \"%s\" (seconds)", optarg);
 			b->timeout_s = ms / 1e3;
 			break;
+		case EXACT: b->exactly_once = true; break;
 		case 'X':
 			if (!strchr(optarg, '=') || optarg[0] == '=')
 				return cli_usage("-X: expected key=value, got \"%s\"", optarg);
@@ -155,7 +167,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 		b->fatal = 1;
 		return;
 	}
-	if (!b->fatal && next > b->acked)
+	/* --exactly-once: acknowledged when its transaction commits. */
+	if (!b->fatal && !b->exactly_once && next > b->acked)
 		b->acked = next;
 	b->delivered++;
 }
@@ -208,6 +221,20 @@ static rd_kafka_t *producer_new(struct bridge *b)
 		snprintf(key, sizeof(key), "%.*s", (int)(eq - b->x[i]), b->x[i]);
 		if (rd_kafka_conf_set(conf, key, eq + 1, err, sizeof(err)) != RD_KAFKA_CONF_OK)
 			goto bad;
+	}
+	if (b->exactly_once) {
+		char tid[512];
+
+		snprintf(tid, sizeof(tid), "spillway-bridge-%s-%d", b->ktopic, (int)b->partition);
+		/* Before -X, which may name another one. */
+		if (rd_kafka_conf_set(conf, "transactional.id", tid, err, sizeof(err)) !=
+		    RD_KAFKA_CONF_OK)
+			goto bad;
+		for (int i = 0; i < b->nx; i++)
+			if (!strncmp(b->x[i], "transactional.id=", 17) &&
+			    rd_kafka_conf_set(conf, "transactional.id", b->x[i] + 17, err,
+					      sizeof(err)) != RD_KAFKA_CONF_OK)
+				goto bad;
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
@@ -337,6 +364,129 @@ static void progress(struct bridge *b, struct spw_reader *r, uint64_t *last_ns, 
 	*last_n = b->delivered;
 }
 
+/* A transaction call's error: said, and fatal for this run (a restart
+ * resumes after what Kafka committed). 0 when there was none. */
+static int txn_err(struct bridge *b, rd_kafka_error_t *e, const char *what)
+{
+	if (!e)
+		return 0;
+	snprintf(b->why, sizeof(b->why), "Kafka transaction: %s: %.300s%s", what,
+		 rd_kafka_error_string(e),
+		 rd_kafka_error_txn_requires_abort(e) ? " (aborted: nothing of it is visible)" : "");
+	b->fatal = 1;
+	rd_kafka_error_destroy(e);
+	return -1;
+}
+
+/* Commit the open transaction: then (and only then) its records count as
+ * acknowledged. Retriable errors are retried within the timeout. */
+static int txn_commit(rd_kafka_t *rk, struct bridge *b)
+{
+	rd_kafka_error_t *e;
+
+	if (!b->in_txn)
+		return 0;
+	for (;;) {
+		e = rd_kafka_commit_transaction(rk, (int)(b->timeout_s * 1000));
+		if (!e || !rd_kafka_error_is_retriable(e))
+			break;
+		rd_kafka_error_destroy(e);
+	}
+	if (e && rd_kafka_error_txn_requires_abort(e)) {
+		rd_kafka_error_t *a = rd_kafka_abort_transaction(rk, (int)(b->timeout_s * 1000));
+
+		if (a)
+			rd_kafka_error_destroy(a);
+	}
+	if (txn_err(b, e, "commit"))
+		return -1;
+	b->in_txn = false;
+	if (b->txn_next > b->acked)
+		b->acked = b->txn_next;
+	return 0;
+}
+
+static int txn_begin(rd_kafka_t *rk, struct bridge *b)
+{
+	if (b->in_txn)
+		return 0;
+	if (txn_err(b, rd_kafka_begin_transaction(rk), "begin"))
+		return -1;
+	b->in_txn = true;
+	return 0;
+}
+
+/* --exactly-once, at start: the last spillway.pos Kafka holds (committed)
+ * in the partition, or -1 when it holds none. Read with a read_committed
+ * consumer from the last offsets backwards in growing windows. */
+static int64_t kafka_last_pos(struct bridge *b)
+{
+	char err[512];
+	int64_t lo = 0, hi = 0, last = -1;
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_t *c;
+
+	rd_kafka_conf_set(conf, "bootstrap.servers", b->brokers, err, sizeof(err));
+	rd_kafka_conf_set(conf, "group.id", "spillway-bridge-resume", err, sizeof(err));
+	rd_kafka_conf_set(conf, "isolation.level", "read_committed", err, sizeof(err));
+	rd_kafka_conf_set(conf, "enable.partition.eof", "true", err, sizeof(err));
+	rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
+	for (int i = 0; i < b->nx; i++) { /* security settings apply here too */
+		char key[256];
+		const char *eq = strchr(b->x[i], '=');
+
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - b->x[i]), b->x[i]);
+		if (strncmp(key, "transactional.", 14) && strcmp(key, "enable.idempotence") &&
+		    strcmp(key, "acks") && strncmp(key, "message.", 8) && strcmp(key, "linger.ms"))
+			rd_kafka_conf_set(conf, key, eq + 1, err, sizeof(err));
+	}
+	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (!c) {
+		snprintf(b->why, sizeof(b->why), "cannot create the Kafka consumer: %.400s", err);
+		return -2;
+	}
+	if (rd_kafka_query_watermark_offsets(c, b->ktopic, b->partition, &lo, &hi,
+					     (int)(b->timeout_s * 1000))) {
+		snprintf(b->why, sizeof(b->why), "cannot read the offsets of %s[%d]", b->ktopic,
+			 (int)b->partition);
+		rd_kafka_destroy(c);
+		return -2;
+	}
+	for (int64_t back = 64; last < 0 && hi > lo; back *= 16) {
+		rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+		int64_t from = hi - back > lo ? hi - back : lo;
+		bool eof = false;
+
+		rd_kafka_topic_partition_list_add(tp, b->ktopic, b->partition)->offset = from;
+		rd_kafka_assign(c, tp);
+		rd_kafka_topic_partition_list_destroy(tp);
+		for (uint64_t until = cli_mono_ns() + (uint64_t)(b->timeout_s * 1e9);
+		     !eof && cli_mono_ns() < until;) {
+			rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+			rd_kafka_headers_t *h;
+			const void *v;
+			size_t n;
+			char num[24];
+
+			if (!m)
+				continue;
+			eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+			if (!m->err && !rd_kafka_message_headers(m, &h) &&
+			    !rd_kafka_header_get_last(h, "spillway.pos", &v, &n) && n < sizeof(num)) {
+				memcpy(num, v, n);
+				num[n] = '\0';
+				last = strtoll(num, NULL, 10);
+			}
+			rd_kafka_message_destroy(m);
+		}
+		if (from == lo)
+			break;
+	}
+	rd_kafka_consumer_close(c);
+	rd_kafka_destroy(c);
+	return last;
+}
+
 static int bridge_loop(rd_kafka_t *rk, struct bridge *b, struct spw_reader *r)
 {
 	struct spw_record recs[256];
@@ -350,12 +500,19 @@ static int bridge_loop(rd_kafka_t *rk, struct bridge *b, struct spw_reader *r)
 			cli_reader_err(b->name, r, n, "bridging");
 			return CLI_ERR;
 		}
-		for (int i = 0; i < n && !b->fatal; i++)
+		for (int i = 0; i < n && !b->fatal; i++) {
+			if (b->skip_pos >= 0 && recs[i].position == b->skip_pos)
+				continue; /* Kafka has it already (--exactly-once resume) */
+			if (b->exactly_once && txn_begin(rk, b))
+				break;
 			if (forward(rk, b, &recs[i]))
 				break;
+			b->txn_next = recs[i].position + (int64_t)ring_span(recs[i].len);
+		}
+		b->skip_pos = -1;
 		rd_kafka_poll(rk, 0);
-		if (cli_mono_ns() - last_commit > 200000000ull) {
-			if (commit_acked(b))
+		if (cli_mono_ns() - last_commit > (b->exactly_once ? 100000000ull : 200000000ull)) {
+			if ((b->exactly_once && txn_commit(rk, b)) || commit_acked(b))
 				return CLI_ERR;
 			last_commit = cli_mono_ns();
 		}
@@ -369,7 +526,7 @@ static int bridge_loop(rd_kafka_t *rk, struct bridge *b, struct spw_reader *r)
 
 static int bridge_kafka(int argc, char **argv)
 {
-	struct bridge b = { .timeout_s = 30 };
+	struct bridge b = { .timeout_s = 30, .skip_pos = -1 };
 	struct spw_reader_opts ro = { 0 };
 	struct spw_reader *r = NULL;
 	rd_kafka_t *rk;
@@ -391,13 +548,32 @@ static int bridge_kafka(int argc, char **argv)
 		rd_kafka_destroy(rk);
 		return CLI_ERR;
 	}
-	/* The group's position first (what Kafka acknowledged before), else
-	 * --from. */
+	/* Where to go on: with --exactly-once, right after the last record
+	 * Kafka committed; else the group's position (what Kafka acknowledged
+	 * before); else --from. */
 	cli_reader_start(&b.from, &ro);
 	if (spw_group_read(G.data_dir, b.name, b.group, &gp) == 0) {
 		ro.start = SPW_START_GROUP;
 		ro.group = b.group;
 		b.acked = b.committed = gp;
+	}
+	if (b.exactly_once) {
+		rd_kafka_error_t *e = rd_kafka_init_transactions(rk, (int)(b.timeout_s * 1000));
+		int64_t last = e ? -2 : kafka_last_pos(&b);
+
+		if (e)
+			txn_err(&b, e, "init");
+		if (last < -1) {
+			cli_err("bridge kafka: %s", b.why);
+			rd_kafka_destroy(rk);
+			return CLI_ERR;
+		}
+		if (last >= 0) {
+			ro.start = SPW_START_POSITION;
+			ro.position = last;
+			ro.group = NULL;
+			b.skip_pos = last;
+		}
 	}
 	rc = spw_reader_open(b.name, &ro, &r);
 	if (rc) {
@@ -407,7 +583,10 @@ static int bridge_kafka(int argc, char **argv)
 	}
 	rc = bridge_loop(rk, &b, r);
 	/* Stopping (a signal, the end, or a failure): deliver what is in
-	 * flight, then commit what Kafka acknowledged. */
+	 * flight (commit the open transaction), then commit what Kafka
+	 * acknowledged. */
+	if (!b.fatal && b.exactly_once && txn_commit(rk, &b))
+		rc = CLI_ERR;
 	if (!b.fatal && rd_kafka_flush(rk, (int)(b.timeout_s * 1000)))
 		cli_err("bridge kafka: %d record(s) still unacknowledged after %.0f s: not committed "
 			"(a restart sends them again)",
