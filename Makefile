@@ -36,7 +36,7 @@ Q := @
 endif
 
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev librdkafka-dev \
-	g++ pkg-config python3 procps
+	g++ pkg-config python3 python3-cffi procps
 
 # spill/writer*.c: the daemon's io_uring writer (private static library,
 # needs liburing).
@@ -199,6 +199,11 @@ bench-compare: deps lib bins
 
 # --- install ------------------------------------------------------------------
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The Python package (python/spillway) goes where Debian's python3 finds it.
+PYTHON ?= /usr/bin/python3
+# (Debian's python3 reads /usr/lib/python3/dist-packages and
+# /usr/local/lib/python3.X/dist-packages; another PREFIX needs PYTHONPATH.)
+PYDIR ?= $(shell $(PYTHON) -c "import sys; p = '$(PREFIX)'; print(p + '/lib/python3/dist-packages' if p == '/usr' else '%s/lib/python3.%d/dist-packages' % (p, sys.version_info[1]))" 2>/dev/null)
 
 install: lib bins
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
@@ -210,6 +215,9 @@ install: lib bins
 	ln -sf libspillway.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libspillway.so.$(SONAME_MAJOR)
 	ln -sf libspillway.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libspillway.so
 	install -m 644 ring/spillway.h $(DESTDIR)$(INCDIR)/
+	$(if $(PYDIR),install -d $(DESTDIR)$(PYDIR)/spillway && \
+		install -m 644 python/spillway/__init__.py $(DESTDIR)$(PYDIR)/spillway/ && \
+		echo 'LIBDIR = "$(LIBDIR)"' > $(DESTDIR)$(PYDIR)/spillway/_libdir.py)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' spillway.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc
 
@@ -217,6 +225,7 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libspillway.a $(DESTDIR)$(LIBDIR)/libspillway.so* \
 		$(DESTDIR)$(INCDIR)/spillway.h $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc \
 		$(DESTDIR)$(BINDIR)/spillwayd $(DESTDIR)$(BINDIR)/spillway $(DESTDIR)$(UNITDIR)/spillwayd.service
+	$(if $(PYDIR),rm -rf $(DESTDIR)$(PYDIR)/spillway)
 
 # The main job: daemon on temp dirs, producers, a live and a lagging
 # consumer, a replay, a summary; cleans up after itself (tools/cmd_demo.c).

@@ -1,0 +1,489 @@
+# SPDX-License-Identifier: MIT
+"""spillway: Spillway topics from Python, over libspillway.so (cffi, ABI mode).
+
+A topic is a ring in shared memory that spillwayd spills to segment files;
+positions are byte offsets in the topic's log (see the project's README and
+docs/cli.md). Typical batch reading::
+
+    import spillway
+    with spillway.Reader("orders", start="earliest") as r:
+        for rec in r:                      # disk first, then live
+            print(rec.position, rec.datetime, rec.data)
+
+Producing::
+
+    with spillway.Topic.open("orders") as t, spillway.Producer(t) as p:
+        pos = p.send(b"hello")
+        p.wait_ack(pos, level="spilled", timeout=1.0)
+
+The library is found through $SPILLWAY_LIB, then next to this package in a
+build tree (../build/libspillway.so.0), then where `make install` put it, then
+by the system's loader.
+Errors are SpillwayError (an OSError with errno and the C message), or one of
+its subclasses: Lapped (ESTALE), CorruptData (EBADMSG, with .file and
+.position), NotFound (ENOENT); timeouts raise TimeoutError.
+"""
+
+import datetime as _dt
+import errno as _errno
+import os as _os
+
+import struct as _struct
+
+from cffi import FFI as _FFI
+
+__all__ = [
+    "Topic", "Producer", "Reader", "Record", "SpillwayError", "Lapped", "CorruptData",
+    "NotFound", "shm_dir", "data_dir",
+]
+
+_CDEF = """
+struct spw_topic_config {
+    uint64_t ring_bytes; uint64_t segment_bytes; uint32_t max_record; uint32_t mode;
+    uint32_t flags; uint32_t max_producers; uint64_t start_position;
+};
+struct spw_topic_info {
+    uint64_t ring_bytes, segment_bytes; uint32_t max_record, flags; uint64_t created_ns;
+    uint64_t start_position; uint64_t tail; uint64_t reclaimed; uint64_t spilled;
+    uint64_t durable; uint64_t limit; uint32_t daemon_pid; uint32_t reserved;
+    uint64_t daemon_heartbeat_ns; uint32_t max_producers; int32_t stall_slot;
+    uint64_t stall_position; uint32_t stall_pid; uint32_t reserved2; uint64_t stall_since_ns;
+    uint64_t corrupt_bytes; uint64_t aborted_claims; int32_t durable_error; uint32_t reserved3;
+    uint64_t disk_bad_ranges;
+};
+struct spw_record {
+    int64_t position; uint64_t timestamp_ns; const void *data; uint32_t len; uint32_t flags;
+};
+enum spw_start { SPW_START_EARLIEST = 0, SPW_START_LATEST = 1, SPW_START_POSITION = 2,
+                 SPW_START_TIME = 3, SPW_START_GROUP = 4 };
+struct spw_reader_opts {
+    const char *shm_dir; const char *data_dir; enum spw_start start; int64_t position;
+    uint64_t time_ns; const char *group; int64_t stop_position; uint64_t stop_time_ns;
+    uint64_t max_records; unsigned flags;
+};
+enum spw_ack { SPW_ACK_COMMITTED = 0, SPW_ACK_SPILLED = 1, SPW_ACK_DURABLE = 2 };
+struct spw_topic; struct spw_producer; struct spw_reader;
+const char *spw_shm_dir(const char *shm_dir);
+const char *spw_data_dir(const char *data_dir);
+int spw_topic_create(const char *shm_dir, const char *name, const struct spw_topic_config *cfg);
+int spw_topic_delete(const char *shm_dir, const char *name);
+int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct spw_topic **out);
+void spw_topic_close(struct spw_topic *t);
+int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *out);
+int spw_producer_open(struct spw_topic *t, struct spw_producer **out);
+void spw_producer_close(struct spw_producer *p);
+int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len);
+int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_t len,
+                               int64_t timeout_ns);
+int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
+                          int64_t timeout_ns);
+int spw_reader_open(const char *topic, const struct spw_reader_opts *opts,
+                    struct spw_reader **out);
+void spw_reader_close(struct spw_reader *r);
+int spw_reader_read(struct spw_reader *r, struct spw_record *recs, int max, int64_t timeout_ns);
+int64_t spw_reader_position(const struct spw_reader *r);
+int spw_reader_done(const struct spw_reader *r);
+int spw_reader_is_live(const struct spw_reader *r);
+uint64_t spw_reader_skipped(const struct spw_reader *r);
+int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, int64_t *position);
+int spw_reader_commit(struct spw_reader *r, const char *group);
+int spw_group_read(const char *data_dir, const char *topic, const char *group, int64_t *position);
+"""
+
+SPW_OPEN_RDONLY = 0x1
+SPW_TOPIC_NO_SPILL = 0x1
+SPW_READER_SKIP_CORRUPT = 0x1
+SPW_READER_NO_LIVE = 0x2
+SPW_READER_NO_VERIFY = 0x4
+
+ffi = _FFI()
+ffi.cdef(_CDEF)
+_REC = _struct.Struct("=qQQII")  # struct spw_record, as the layout test checks
+assert _REC.size == ffi.sizeof("struct spw_record")
+
+
+def _load():
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    try:  # written by `make install`: where it put the library
+        from ._libdir import LIBDIR as installed
+    except ImportError:
+        installed = None
+    tries = [_os.environ.get("SPILLWAY_LIB"),
+             _os.path.join(here, "..", "..", "build", "libspillway.so.0"),
+             installed and _os.path.join(installed, "libspillway.so.0"),
+             "libspillway.so.0", "libspillway.so"]
+    errs = []
+    for name in tries:
+        if not name:
+            continue
+        try:
+            return ffi.dlopen(name)
+        except OSError as e:
+            errs.append(str(e))
+    raise ImportError("spillway: cannot load libspillway.so (set SPILLWAY_LIB): "
+                      + "; ".join(errs))
+
+
+lib = _load()
+
+
+class SpillwayError(OSError):
+    """A call into libspillway failed: .errno and the C message (strerror)."""
+
+
+class Lapped(SpillwayError):
+    """-ESTALE: the ring lapped a live reader and the bytes are not on disk."""
+
+
+class NotFound(SpillwayError):
+    """-ENOENT: no such topic (no ring and no data dir), or a missing segment."""
+
+
+class CorruptData(SpillwayError):
+    """-EBADMSG: a segment failed its CRC or holds a bad header (.file, .position)."""
+
+    def __init__(self, err, msg, file=None, position=None):
+        super().__init__(err, msg)
+        self.file = file
+        self.position = position
+
+
+def _raise(rc, what, reader=None):
+    err = -int(rc)
+    msg = "%s: %s" % (what, _os.strerror(err))
+    if err == _errno.ETIMEDOUT:
+        raise TimeoutError(err, msg)
+    if err == _errno.ESTALE:
+        raise Lapped(err, msg)
+    if err == _errno.ENOENT:
+        raise NotFound(err, msg)
+    if err == _errno.EBADMSG:
+        file, pos = None, None
+        if reader is not None:
+            buf = ffi.new("char[4096]")
+            p = ffi.new("int64_t *")
+            if lib.spw_reader_error(reader, buf, 4096, p) == 0:
+                file, pos = ffi.string(buf).decode(errors="replace"), int(p[0])
+                msg = "%s (%s at position %d)" % (msg, file, pos)
+        raise CorruptData(err, msg, file, pos)
+    raise SpillwayError(err, msg)
+
+
+def _cstr(s):
+    return ffi.NULL if s is None else _os.fsencode(s)
+
+
+def _ns(timeout):
+    """Seconds (float) or None (forever) -> ns for the C API."""
+    return -1 if timeout is None else max(0, int(timeout * 1e9))
+
+
+def shm_dir(d=None):
+    """The shm dir in use: d, else $SPILLWAY_SHM_DIR, else /dev/shm/spillway."""
+    return _os.fsdecode(ffi.string(lib.spw_shm_dir(_cstr(d))))
+
+
+def data_dir(d=None):
+    """The data dir in use: d, else $SPILLWAY_DATA_DIR, else the CLI's default."""
+    return _os.fsdecode(ffi.string(lib.spw_data_dir(_cstr(d))))
+
+
+class Topic:
+    """A topic's ring, mapped. Topic.create() makes one, Topic.open() maps one."""
+
+    def __init__(self, handle, name, shm):
+        self._t = handle
+        self.name = name
+        self.shm_dir = shm
+
+    @classmethod
+    def create(cls, name, ring_size=0, segment_size=0, max_record=0, mode=0o600,
+               max_producers=0, no_spill=False, shm_dir=None):
+        """Create topic `name` (sizes in bytes; 0 = the library's default) and open it.
+        Raises FileExistsError if it exists."""
+        cfg = ffi.new("struct spw_topic_config *")
+        cfg.ring_bytes, cfg.segment_bytes, cfg.max_record = ring_size, segment_size, max_record
+        cfg.mode, cfg.max_producers = mode, max_producers
+        cfg.flags = SPW_TOPIC_NO_SPILL if no_spill else 0
+        rc = lib.spw_topic_create(_cstr(shm_dir), name.encode(), cfg)
+        if rc == -_errno.EEXIST:
+            raise FileExistsError(_errno.EEXIST, "topic %r exists" % name)
+        if rc:
+            _raise(rc, "creating topic %r" % name)
+        return cls.open(name, shm_dir=shm_dir)
+
+    @classmethod
+    def open(cls, name, readonly=False, shm_dir=None):
+        """Map topic `name`'s ring (readonly: for readers only)."""
+        out = ffi.new("struct spw_topic **")
+        rc = lib.spw_topic_open(_cstr(shm_dir), name.encode(), SPW_OPEN_RDONLY if readonly else 0,
+                                out)
+        if rc:
+            _raise(rc, "opening topic %r" % name)
+        return cls(out[0], name, shm_dir)
+
+    @staticmethod
+    def delete(name, shm_dir=None):
+        """Unlink the topic's ring (its disk log stays)."""
+        rc = lib.spw_topic_delete(_cstr(shm_dir), name.encode())
+        if rc:
+            _raise(rc, "deleting topic %r" % name)
+
+    def info(self):
+        """The ring's counters as a dict (tail, reclaimed, spilled, durable, ...)."""
+        self._check()
+        i = ffi.new("struct spw_topic_info *")
+        rc = lib.spw_topic_info(self._t, i)
+        if rc:
+            _raise(rc, "topic %r info" % self.name)
+        return {f: getattr(i, f) for f, _ in ffi.typeof("struct spw_topic_info").fields
+                if not f.startswith("reserved")}
+
+    def _check(self):
+        if self._t is None:
+            raise ValueError("topic %r is closed" % self.name)
+
+    def close(self):
+        if self._t is not None:
+            lib.spw_topic_close(self._t)
+            self._t = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+_ACK = {"committed": 0, "spilled": 1, "durable": 2}
+
+
+class Producer:
+    """A producer handle on an open Topic (one thread at a time)."""
+
+    def __init__(self, topic):
+        topic._check()
+        out = ffi.new("struct spw_producer **")
+        rc = lib.spw_producer_open(topic._t, out)
+        if rc:
+            _raise(rc, "opening a producer on %r" % topic.name)
+        self._p = out[0]
+        self._topic = topic  # keeps the mapping alive
+
+    def send(self, data, timeout=None):
+        """Append one record (bytes-like); returns its position. Waits while the ring
+        is full (timeout in seconds, None: for ever; TimeoutError after it)."""
+        b = ffi.from_buffer(data)
+        pos = lib.spw_producer_send_wait(self._p, b, len(b), _ns(timeout))
+        if pos < 0:
+            _raise(pos, "sending to %r" % self._topic.name)
+        return pos
+
+    def send_many(self, records, timeout=None):
+        """send() each record of an iterable; returns the last position (or None)."""
+        pos = None
+        for r in records:
+            pos = self.send(r, timeout)
+        return pos
+
+    def wait_ack(self, position, level="spilled", timeout=None):
+        """Wait until the record at `position` is 'committed', 'spilled' (written to a
+        segment by spillwayd) or 'durable' (fdatasync'd). TimeoutError after timeout."""
+        rc = lib.spw_producer_wait_ack(self._p, position, _ACK[level], _ns(timeout))
+        if rc:
+            _raise(rc, "waiting for %s of position %d" % (level, position))
+
+    def close(self):
+        if self._p is not None:
+            lib.spw_producer_close(self._p)
+            self._p = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Record:
+    """One record: .position (int), .timestamp (ns since the epoch, int), .data (bytes,
+    or a read-only memoryview with zero_copy=True) and .datetime (UTC)."""
+
+    __slots__ = ("position", "timestamp", "data")
+
+    def __init__(self, position, timestamp, data):
+        self.position = position
+        self.timestamp = timestamp
+        self.data = data
+
+    @property
+    def datetime(self):
+        return _dt.datetime.fromtimestamp(self.timestamp / 1e9, tz=_dt.timezone.utc)
+
+    def __repr__(self):
+        return "Record(position=%d, timestamp=%d, len=%d)" % (self.position, self.timestamp,
+                                                              len(self.data))
+
+
+def _time_ns(t):
+    if isinstance(t, _dt.datetime):
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=_dt.timezone.utc)
+        return int(t.timestamp() * 1e9)
+    return int(t)
+
+
+class Reader:
+    """Everything retention kept of a topic, disk then live, in order.
+
+    start: 'earliest' (default), 'latest', a position (int), a datetime, or
+    'group:NAME' (that consumer group's committed position). stop: a position
+    (int) or a datetime, exclusive; None reads on (live; live=False: the disk
+    only). Iterating yields Records
+    and ends when caught up unless follow=True (then it waits). batches(max) yields
+    lists of Records. zero_copy=True makes .data a read-only memoryview into the
+    reader's own buffer, valid only until the next batch: it is released then, and
+    using it afterwards raises ValueError instead of reading reused memory.
+    """
+
+    def __init__(self, topic, start="earliest", stop=None, follow=False, zero_copy=False,
+                 skip_corrupt=False, live=True, shm_dir=None, data_dir=None, batch=1024):
+        self.topic = topic
+        self._follow = follow
+        self._zero_copy = zero_copy
+        self._views = []
+        self._batch = batch
+        self._keep = []
+        o = ffi.new("struct spw_reader_opts *")
+        self._keep.append(o)
+        o.shm_dir = self._k(_cstr(shm_dir))
+        o.data_dir = self._k(_cstr(data_dir))
+        self._shm, self._data = shm_dir, data_dir
+        if start == "earliest":
+            o.start = lib.SPW_START_EARLIEST
+        elif start == "latest":
+            o.start = lib.SPW_START_LATEST
+        elif isinstance(start, str) and start.startswith("group:"):
+            o.start = lib.SPW_START_GROUP
+            o.group = self._k(start[6:].encode())
+        elif isinstance(start, _dt.datetime):
+            o.start, o.time_ns = lib.SPW_START_TIME, _time_ns(start)
+        elif isinstance(start, int):
+            o.start, o.position = lib.SPW_START_POSITION, start
+        else:
+            raise ValueError("start: 'earliest', 'latest', a position, a datetime or "
+                             "'group:NAME', not %r" % (start,))
+        if isinstance(stop, _dt.datetime):
+            o.stop_time_ns = _time_ns(stop)
+        elif stop is not None:
+            o.stop_position = int(stop)
+        o.flags = (SPW_READER_SKIP_CORRUPT if skip_corrupt else 0) | \
+            (0 if live else SPW_READER_NO_LIVE)
+        out = ffi.new("struct spw_reader **")
+        rc = lib.spw_reader_open(topic.encode(), o, out)
+        if rc:
+            _raise(rc, "opening a reader on %r" % topic)
+        self._r = out[0]
+        self._recs = ffi.new("struct spw_record[]", batch)
+
+    def _k(self, b):
+        if b == ffi.NULL:
+            return b
+        c = ffi.new("char[]", b)
+        self._keep.append(c)
+        return c
+
+    def _release(self):
+        for v in self._views:
+            v.release()
+        self._views = []
+
+    def read(self, max=None, timeout=0.0):
+        """One batch: a list of Records (empty when caught up within timeout seconds;
+        None: wait for at least one)."""
+        if self._r is None:
+            raise ValueError("reader is closed")
+        self._release()
+        n = lib.spw_reader_read(self._r, self._recs, min(max or self._batch, self._batch),
+                                _ns(timeout))
+        if n < 0:
+            _raise(n, "reading topic %r" % self.topic, self._r)
+        if n == 0:
+            return []
+        # All the batch's descriptors decoded at once (struct spw_record: int64
+        # position, uint64 timestamp, pointer, uint32 len, uint32 flags), and
+        # its payloads, which lie between the lowest and highest data pointer
+        # (one verified disk chunk, or the live copies), taken in one piece.
+        # Payloads come in address order (a disk chunk, or the live copies one
+        # after another): the first starts the span, the last ends it.
+        desc = list(_REC.iter_unpack(ffi.buffer(self._recs, n * _REC.size)))
+        lo = desc[0][2]
+        span = ffi.buffer(ffi.cast("char *", lo), desc[-1][2] + desc[-1][3] - lo)
+        if self._zero_copy:
+            base = memoryview(span).toreadonly()
+            views = [base[p - lo:p - lo + ln] for _, _, p, ln, _ in desc]
+            self._views = views
+            self._views.append(base)
+            return [Record(d[0], d[1], v) for d, v in zip(desc, views)]
+        whole = span[:]
+        return [Record(pos, ts, whole[p - lo:p - lo + ln]) for pos, ts, p, ln, _ in desc]
+
+    def batches(self, max=None, timeout=None):
+        """Yield lists of Records until caught up (or, with follow=True, for ever)."""
+        while True:
+            b = self.read(max, timeout if self._follow else 0.0)
+            if b:
+                yield b
+            elif not self._follow or lib.spw_reader_done(self._r):
+                return
+
+    def __iter__(self):
+        for b in self.batches():
+            yield from b
+
+    @property
+    def position(self):
+        """The next position this reader will read."""
+        return lib.spw_reader_position(self._r)
+
+    @property
+    def lag(self):
+        """Bytes between this reader and the topic's tail (0 without a ring)."""
+        try:
+            with Topic.open(self.topic, readonly=True, shm_dir=self._shm) as t:
+                return max(0, t.info()["tail"] - self.position)
+        except NotFound:
+            return 0
+
+    @property
+    def skipped(self):
+        """Bytes passed over as corrupt (skip_corrupt=True)."""
+        return lib.spw_reader_skipped(self._r)
+
+    def commit(self, group):
+        """Record this reader's position as consumer group `group`'s (a file in the
+        topic's data dir, which spillwayd makes: NotFound before it ever ran)."""
+        rc = lib.spw_reader_commit(self._r, group.encode())
+        if rc:
+            _raise(rc, "committing group %r of %r" % (group, self.topic))
+
+    def close(self):
+        if getattr(self, "_r", None) is not None:
+            self._release()
+            lib.spw_reader_close(self._r)
+            self._r = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()

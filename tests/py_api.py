@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: MIT
+"""py_api.py - the Python package (python/spillway) end to end, run by
+tests/py_api.sh with Debian's python3 and PYTHONPATH=python:
+
+  - its cffi declarations match the C header (sizes and offsets, compiled here);
+  - topics: create, open, info, delete; FileExistsError, NotFound;
+  - Producer.send / send_many / wait_ack, TimeoutError without a daemon;
+  - Reader from earliest, latest, a position, a datetime, a group; stop bounds;
+    batches(); zero_copy views that raise once their batch is gone;
+  - with a real spillwayd: a log three rings long read back disk then live, every
+    record once and in order; lag; a flipped byte in a segment raises CorruptData
+    naming the file and position, and skip_corrupt=True passes over it.
+"""
+
+import datetime
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import spillway
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHECKS = 0
+
+
+def check(cond, what):
+    global CHECKS
+    CHECKS += 1
+    if not cond:
+        print("FAIL: " + what, file=sys.stderr)
+        sys.exit(1)
+
+
+def raises(exc, fn, what):
+    try:
+        fn()
+    except exc as e:
+        check(True, what)
+        return e
+    check(False, what + " (no %s raised)" % exc.__name__)
+
+
+def layout_matches_the_header(tmp):
+    """Every struct the package declares has the C header's size and offsets."""
+    fields = {
+        "struct spw_topic_config": ["ring_bytes", "max_record", "max_producers", "start_position"],
+        "struct spw_topic_info": ["tail", "reclaimed", "durable", "daemon_heartbeat_ns",
+                                  "stall_position", "durable_error", "disk_bad_ranges"],
+        "struct spw_record": ["position", "timestamp_ns", "data", "len", "flags"],
+        "struct spw_reader_opts": ["start", "position", "time_ns", "group", "stop_position",
+                                   "max_records", "flags"],
+    }
+    src = os.path.join(tmp, "layout.c")
+    with open(src, "w") as f:
+        f.write('#include <stdio.h>\n#include <stddef.h>\n#include "spillway.h"\nint main(void){\n')
+        for s, fs in fields.items():
+            f.write('printf("%%zu\\n", sizeof(%s));\n' % s)
+            for m in fs:
+                f.write('printf("%%zu\\n", offsetof(%s, %s));\n' % (s, m))
+        f.write("return 0;}\n")
+    exe = os.path.join(tmp, "layout")
+    subprocess.run(["cc", "-I", os.path.join(ROOT, "ring"), src, "-o", exe], check=True)
+    want = [int(x) for x in subprocess.run([exe], check=True, capture_output=True,
+                                           text=True).stdout.split()]
+    got = []
+    ffi = spillway.ffi
+    for s, fs in fields.items():
+        got.append(ffi.sizeof(s))
+        got += [ffi.offsetof(s, m) for m in fs]
+    check(got == want, "cffi layout %s == C layout %s" % (got, want))
+
+
+def topics_and_producers():
+    spillway.Topic.create("py_a", ring_size=1 << 16).close()
+    raises(FileExistsError, lambda: spillway.Topic.create("py_a"), "create twice")
+    raises(spillway.NotFound, lambda: spillway.Topic.open("py_none"), "open a missing topic")
+    with spillway.Topic.open("py_a") as t, spillway.Producer(t) as p:
+        first = p.send(b"one")
+        last = p.send_many([b"two", bytearray(b"three"), memoryview(b"four")])
+        check(first == 0 and last > first, "positions grow")
+        p.wait_ack(last, level="committed", timeout=1.0)
+        t0 = time.monotonic()
+        raises(TimeoutError, lambda: p.wait_ack(last, level="spilled", timeout=0.2),
+               "spilled without a daemon times out")
+        check(time.monotonic() - t0 >= 0.15, "the timeout was waited")
+        info = t.info()
+        check(info["ring_bytes"] == 1 << 16 and info["tail"] > last, "info")
+        # A full ring with nobody reclaiming: TimeoutError, not a hang.
+        raises(TimeoutError, lambda: [p.send(b"x" * 4000, timeout=0.2) for _ in range(100)],
+               "a full ring times out")
+    spillway.Topic.delete("py_a")
+    raises(spillway.NotFound, lambda: spillway.Topic.open("py_a"), "deleted")
+
+
+def readers():
+    with spillway.Topic.create("py_r", ring_size=1 << 20) as t, spillway.Producer(t) as p:
+        pos = [p.send(b"rec %d" % i) for i in range(100)]
+        mid = datetime.datetime.now(datetime.timezone.utc)
+        time.sleep(0.01)
+        pos += [p.send(b"rec %d" % i) for i in range(100, 120)]
+        with spillway.Reader("py_r") as r:
+            recs = list(r)
+        check([x.position for x in recs] == pos, "earliest: every record in order")
+        check(recs[5].data == b"rec 5" and isinstance(recs[5].data, bytes), "bytes by default")
+        check(abs(recs[0].datetime.timestamp() - time.time()) < 60, "timestamp")
+        with spillway.Reader("py_r", start=pos[50], stop=pos[60]) as r:
+            got = [x.data for x in r]
+        check(got == [b"rec %d" % i for i in range(50, 60)], "a position and a stop")
+        with spillway.Reader("py_r", start=mid) as r:
+            got = [x.data for x in r]
+        check(got[0] == b"rec 100" and len(got) == 20, "a datetime start: %r" % got[:2])
+        with spillway.Reader("py_r", start="latest") as r:
+            check(r.read() == [], "latest: nothing yet")
+            p.send(b"new")
+            check([x.data for x in r.read(timeout=1.0)] == [b"new"], "latest: what comes")
+            check(r.lag == 0, "caught up: no lag")
+        # Group files live in the topic's data dir, which spillwayd makes (there is
+        # none here): make it.
+        os.makedirs(os.path.join(os.environ["SPILLWAY_DATA_DIR"], "py_r"), mode=0o700)
+        with spillway.Reader("py_r", batch=7) as r:
+            sizes = [len(b) for b in r.batches()]
+            check(sum(sizes) == 121 and max(sizes) == 7, "batches of at most 7")
+            r.commit("g1")
+        with spillway.Reader("py_r", start="group:g1") as r:
+            check(r.read() == [], "a group resumes where it committed")
+        with spillway.Reader("py_r", zero_copy=True, batch=10) as r:
+            b1 = r.read()
+            v = b1[3].data
+            check(isinstance(v, memoryview) and v.readonly and bytes(v) == b"rec 3",
+                  "zero copy: a read-only view")
+            r.read()
+            raises(ValueError, lambda: bytes(v), "a view of an old batch raises")
+        raises(spillway.SpillwayError, lambda: spillway.Reader("py_r", start=pos[1] + 8),
+               "a position inside a record")
+        e = raises(spillway.NotFound, lambda: spillway.Reader("py_nope"), "a missing topic")
+        check(e.errno == errno.ENOENT, "errno")
+        raises(ValueError, lambda: spillway.Reader("py_r", start="soon"), "a bad start")
+    spillway.Topic.delete("py_r")
+
+
+def with_a_daemon(tmp):
+    env_shm, env_data = os.environ["SPILLWAY_SHM_DIR"], os.environ["SPILLWAY_DATA_DIR"]
+    cli = os.environ.get("SPW_CLI", os.path.join(ROOT, "build", "spillway"))
+    daemon = os.environ.get("SPW_DAEMON", os.path.join(ROOT, "build", "spillwayd"))
+    subprocess.run([cli, "topic", "create", "py_d", "--ring-size", "64K",
+                    "--segment-size", "256K", "--flush-ms", "20"], check=True,
+                   capture_output=True)
+    log = open(os.path.join(tmp, "daemon.log"), "w")
+    d = subprocess.Popen([daemon, "--foreground", "--data-dir", env_data, "--shm-dir", env_shm],
+                         stdout=log, stderr=log)
+    try:
+        with spillway.Topic.open("py_d") as t, spillway.Producer(t) as p:
+            pos = [p.send(b"%06d" % i + b"x" * (i % 300), timeout=10) for i in range(3000)]
+            p.wait_ack(pos[-1], level="durable", timeout=10)
+        with spillway.Reader("py_d") as r:
+            got = [(x.position, x.data[:6]) for x in r]
+        check([g[0] for g in got] == pos, "disk then live: every record once, in order")
+        check(all(g[1] == b"%06d" % i for i, g in enumerate(got)), "the bytes")
+        # A flipped byte in the first segment: CorruptData names file and position.
+        seg = sorted(f for f in os.listdir(os.path.join(env_data, "py_d")) if f.endswith(".seg"))[0]
+        path = os.path.join(env_data, "py_d", seg)
+        with open(path, "r+b") as f:
+            f.seek(5000)
+            c = f.read(1)
+            f.seek(5000)
+            f.write(bytes([c[0] ^ 0x40]))
+        with spillway.Reader("py_d") as r:
+            e = raises(spillway.CorruptData, lambda: list(r), "a flipped byte")
+            check(e.file and e.file.endswith(seg) and e.position is not None and
+                  e.position <= 5000, "the file and position: %s %s" % (e.file, e.position))
+        with spillway.Reader("py_d", skip_corrupt=True) as r:
+            n = len(list(r))
+            check(0 < n < 3000 and r.skipped > 0, "skip_corrupt passes over it (%d)" % n)
+    finally:
+        d.send_signal(signal.SIGTERM)
+        d.wait(timeout=30)
+        log.close()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="spw-py.")
+    shm = tempfile.mkdtemp(prefix="spw-py.", dir="/dev/shm")
+    os.environ["SPILLWAY_SHM_DIR"] = os.path.join(shm, "shm")
+    os.environ["SPILLWAY_DATA_DIR"] = os.path.join(tmp, "data")
+    try:
+        layout_matches_the_header(tmp)
+        topics_and_producers()
+        readers()
+        with_a_daemon(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(shm, ignore_errors=True)
+    print("ok: py_api.py (%d checks)" % CHECKS)
+
+
+if __name__ == "__main__":
+    main()
