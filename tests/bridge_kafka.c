@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bridge_kafka.c - `spillway bridge kafka` (tools/cmd_bridge.c) against
- * librdkafka's mock cluster (a real Kafka protocol server on localhost,
- * created in this process), with a real spillwayd:
+ * librdkafka's mock cluster (three brokers speaking the Kafka protocol on
+ * localhost, created in this process), with a real spillwayd:
  *  - every record arrives in Kafka once, in order, with its bytes, its
  *    timestamp (ms) and the header spillway.pos = its position; SIGTERM
  *    flushes, commits the group up to what Kafka acknowledged, exits 0;
- *  - kill -9 in the middle and a restart: no record is missing (at least
- *    once: what was in flight may come twice, never out of order within
- *    one run) and the group ends at the end of the topic;
- *  - --exactly-once: killed -9 twice and restarted, every record is in
+ *  - kill -9 five times at varying instants, each time restarted: no record
+ *    is missing (at least once); with --exactly-once every record is in
  *    Kafka exactly once, in order, for a read_committed consumer;
+ *  - all brokers down mid-stream, then back: nothing lost, in order;
  *  - brokers that never answer, a partition the Kafka topic lacks, a bad
  *    -X property: one clear line and exit 1 within the --timeout given.
  */
@@ -52,11 +51,11 @@ static void mock_start(struct mock *m, const char *topic)
 	rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
 	m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	assert_non_null(m->rk);
-	m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
+	m->mc = rd_kafka_mock_cluster_new(m->rk, 3); /* brokers 1, 2, 3 */
 	assert_non_null(m->mc);
 	m->bootstraps = rd_kafka_mock_cluster_bootstraps(m->mc);
 	if (topic)
-		assert_int_equal(rd_kafka_mock_topic_create(m->mc, topic, 1, 1), 0);
+		assert_int_equal(rd_kafka_mock_topic_create(m->mc, topic, 1, 3), 0);
 }
 
 static void mock_stop(struct mock *m)
@@ -248,61 +247,140 @@ static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 }
 
-static void a_kill9_and_a_restart_lose_nothing(void **state)
+/* Five kill -9 at whatever instant, each followed by a restart, then a final
+ * run to the end; records keep coming meanwhile. At least once: no gap, and
+ * within one run Kafka's order is the topic's (a restart steps back at most
+ * to the group's position). Exactly once: every record once, in order, for
+ * a read_committed consumer. */
+static void kill9_five_times(struct test_daemon *d, bool exactly)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "bk", RING, 4 * RING, MAXREC, 20, 0 };
-	static int64_t pos[3000], got[8000];
-	static unsigned char seen[3000];
+	const char *name = exactly ? "bx" : "bk", *kt = exactly ? "kx" : "kk";
+	const struct test_topic_spec spec = { name, RING, 4 * RING, MAXREC, 20, 0 };
+	static int64_t pos[4000], got[20000];
+	static unsigned char seen[4000];
+	char errfile[1200], args_b[512], group[64];
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
-	struct mock m;
-	char errfile[1200], args_b[512];
 	const char *args[8];
-	int64_t gp = -1;
+	struct mock m;
+	uint64_t sent = 600;
+	pid_t b;
+	int n;
+
+	if (!getenv("SPW_CLI"))
+		skip();
+	memset(seen, 0, sizeof(seen));
+	case_producer(d, &spec, &t, &p);
+	mock_start(&m, kt);
+	send_recs(p, 0, sent, pos, NULL);
+	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
+	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
+	snprintf(group, sizeof(group), "bridge-kafka-%s", kt);
+	args[0] = name;
+	args[1] = "--brokers";
+	args[2] = args_b;
+	args[3] = "--kafka-topic";
+	args[4] = kt;
+	args[5] = exactly ? "--exactly-once" : NULL;
+	args[6] = NULL;
+	for (int k = 0; k < 5; k++) {
+		b = bridge_start(d, args, errfile);
+		wait_group(d, name, group, pos[sent / 2]); /* it is moving */
+		send_recs(p, sent, sent + 600, pos, NULL);
+		sent += 600;
+		test_sleep_ns((int64_t)(k * 7 % 5) * 10 * TEST_MS); /* vary the instant */
+		kill(b, SIGKILL);
+		assert_true(wait_status(b, scaled_s(10, 30)) != 0);
+	}
+	b = bridge_start(d, args, errfile);
+	wait_group(d, name, group, pos[sent - 1] + 8);
+	kill(b, SIGTERM);
+	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
+	n = kafka_read_all(&m, kt, pos, sent, got, 20000, exactly);
+	if (exactly) {
+		assert_int_equal(n, (int)sent);
+		for (int i = 0; i < n; i++)
+			assert_int_equal(got[i], pos[i]); /* once, in order */
+	} else {
+		assert_true(n >= (int)sent);
+		for (int i = 0, k = 0; i < n && i < 20000; i++) {
+			while (k < (int)sent && pos[k] < got[i])
+				k++;
+			if (k < (int)sent && pos[k] == got[i])
+				seen[k] = 1;
+			else
+				for (int j = 0; j < (int)sent; j++)
+					if (pos[j] == got[i])
+						seen[j] = 1, k = j;
+		}
+		for (uint64_t k = 0; k < sent; k++)
+			assert_true(seen[k]); /* no gap */
+	}
+	mock_stop(&m);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
+static void at_least_once_survives_five_kill9(void **state)
+{
+	kill9_five_times(*state, false);
+}
+
+static void exactly_once_survives_five_kill9(void **state)
+{
+	kill9_five_times(*state, true);
+}
+
+/* All three brokers down in the middle of the stream, then back: the bridge
+ * waits (says so), loses nothing, and finishes in order. */
+static void brokers_down_then_back_lose_nothing(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "bd", RING, 4 * RING, MAXREC, 20, 0 };
+	static int64_t pos[3000], got[6000];
+	char errfile[1200], args_b[512];
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	const char *args[8];
+	struct mock m;
 	pid_t b;
 	int n;
 
 	if (!getenv("SPW_CLI"))
 		skip();
 	case_producer(d, &spec, &t, &p);
-	mock_start(&m, "kk");
-	send_recs(p, 0, 1000, pos, NULL);
+	mock_start(&m, "kd");
+	send_recs(p, 0, 500, pos, NULL);
 	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
 	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
-	args[0] = "bk";
+	args[0] = "bd";
 	args[1] = "--brokers";
 	args[2] = args_b;
 	args[3] = "--kafka-topic";
-	args[4] = "kk";
+	args[4] = "kd";
 	args[5] = NULL;
 	b = bridge_start(d, args, errfile);
-	wait_group(d, "bk", "bridge-kafka-kk", pos[500]);
-	/* More while it runs, then the kill at whatever instant. */
-	send_recs(p, 1000, 2000, pos, NULL);
-	kill(b, SIGKILL);
-	assert_true(wait_status(b, scaled_s(10, 30)) != 0);
-	assert_int_equal(spw_group_read(d->data, "bk", "bridge-kafka-kk", &gp), 0);
-	assert_true(gp >= pos[500]);
-	/* The restart goes on from the group. */
-	b = bridge_start(d, args, errfile);
-	wait_group(d, "bk", "bridge-kafka-kk", pos[1999] + 8);
+	wait_group(d, "bd", "bridge-kafka-kd", pos[499] + 8);
+	for (int32_t id = 1; id <= 3; id++)
+		assert_int_equal(rd_kafka_mock_broker_set_down(m.mc, id), 0);
+	send_recs(p, 500, 1500, pos, NULL); /* the topic keeps taking records */
+	test_sleep_ns(2 * TEST_SEC);
+	{
+		int64_t gp = -1;
+
+		assert_int_equal(spw_group_read(d->data, "bd", "bridge-kafka-kd", &gp), 0);
+		assert_true(gp <= pos[1499] + 8); /* nothing counted that Kafka did not take */
+	}
+	for (int32_t id = 1; id <= 3; id++)
+		assert_int_equal(rd_kafka_mock_broker_set_up(m.mc, id), 0);
+	wait_group(d, "bd", "bridge-kafka-kd", pos[1499] + 8);
 	kill(b, SIGTERM);
 	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
-	n = kafka_read_all(&m, "kk", pos, 2000, got, 8000, false);
-	assert_true(n >= 2000);
-	for (int i = 0; i < n && i < 8000; i++) {
-		for (int k = 0; k < 2000; k++)
-			if (pos[k] == got[i]) {
-				seen[k] = 1;
-				break;
-			}
-		/* In order, except one step back to the group's position. */
-		if (i && got[i] <= got[i - 1])
-			assert_true(got[i] <= gp);
-	}
-	for (int k = 0; k < 2000; k++)
-		assert_true(seen[k]);
+	n = kafka_read_all(&m, "kd", pos, 1500, got, 6000, false);
+	assert_int_equal(n, 1500);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(got[i], pos[i]);
 	mock_stop(&m);
 	spw_producer_close(p);
 	spw_topic_close(t);
@@ -377,70 +455,14 @@ static void unreachable_brokers_a_missing_partition_and_a_bad_property_fail_clea
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 }
 
-/* --exactly-once: killed -9 twice at any instant and restarted, the bridge
- * leaves every record in Kafka exactly once, in order (read_committed). */
-static void exactly_once_survives_kill9_and_restarts(void **state)
-{
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "bx", RING, 4 * RING, MAXREC, 20, 0 };
-	static int64_t pos[3000], got[8000];
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct mock m;
-	char errfile[1200], args_b[512];
-	const char *args[8];
-	pid_t b;
-	int n;
-
-	if (!getenv("SPW_CLI"))
-		skip();
-	case_producer(d, &spec, &t, &p);
-	mock_start(&m, "kx");
-	send_recs(p, 0, 700, pos, NULL);
-	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
-	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
-	args[0] = "bx";
-	args[1] = "--brokers";
-	args[2] = args_b;
-	args[3] = "--kafka-topic";
-	args[4] = "kx";
-	args[5] = "--exactly-once";
-	args[6] = NULL;
-	for (int round = 0; round < 2; round++) {
-		b = bridge_start(d, args, errfile);
-		wait_group(d, "bx", "bridge-kafka-kx", pos[300 + 300 * round]);
-		send_recs(p, 700 + 650 * (uint64_t)round, 1350 + 650 * (uint64_t)round, pos, NULL);
-		kill(b, SIGKILL);
-		assert_true(wait_status(b, scaled_s(10, 30)) != 0);
-	}
-	b = bridge_start(d, args, errfile);
-	wait_group(d, "bx", "bridge-kafka-kx", pos[1999] + 8);
-	kill(b, SIGTERM);
-	{
-		int st = wait_status(b, scaled_s(30, 60));
-
-		if (st)
-			err_has(errfile, "(print)");
-		assert_int_equal(st, 0);
-	}
-	n = kafka_read_all(&m, "kx", pos, 2000, got, 8000, true);
-	assert_int_equal(n, 2000);
-	for (int i = 0; i < n; i++)
-		assert_int_equal(got[i], pos[i]); /* exactly once, in order */
-	mock_stop(&m);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(every_record_arrives_once_in_order_and_sigterm_commits,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(a_kill9_and_a_restart_lose_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(exactly_once_survives_kill9_and_restarts, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(at_least_once_survives_five_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(exactly_once_survives_five_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(brokers_down_then_back_lose_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(unreachable_brokers_a_missing_partition_and_a_bad_property_fail_clearly,
 						setup, teardown),
 	};
