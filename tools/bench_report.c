@@ -2,6 +2,7 @@
 /* bench_report.c - `spillway bench` output: a table, or one JSON document
  * (bench_report.h). */
 #include "bench_report.h"
+#include "cli.h"
 
 #include "bench_topo.h"
 
@@ -21,18 +22,6 @@ void bench_fmt_bytes(char *buf, size_t len, uint64_t v)
 		snprintf(buf, len, "%llu KiB", (unsigned long long)(v >> 10));
 	else
 		snprintf(buf, len, "%llu B", (unsigned long long)v);
-}
-
-static void fmt_ns(char *buf, size_t len, double ns)
-{
-	if (ns < 1e3)
-		snprintf(buf, len, "%.0f ns", ns);
-	else if (ns < 1e6)
-		snprintf(buf, len, "%.2f us", ns / 1e3);
-	else if (ns < 1e9)
-		snprintf(buf, len, "%.2f ms", ns / 1e6);
-	else
-		snprintf(buf, len, "%.2f s", ns / 1e9);
 }
 
 static void fmt_rate(char *buf, size_t len, double r)
@@ -126,14 +115,14 @@ void bench_report_row(FILE *f, const struct bench_opts *o, const struct bench_re
 		fprintf(f, "%8s %11s %9.1f", sz, rate, mbps);
 	for (size_t i = 0; i < NPCT; i++) {
 		if (r->lat.count) {
-			fmt_ns(v, sizeof(v), (double)hist_percentile(&r->lat, pcts[i]));
+			cli_fmt_ns(v, sizeof(v), (double)hist_percentile(&r->lat, pcts[i]));
 			fprintf(f, " %9s", v);
 		} else {
 			fprintf(f, " %9s", "-");
 		}
 	}
 	if (r->lat.count) {
-		fmt_ns(v, sizeof(v), (double)r->lat.max);
+		cli_fmt_ns(v, sizeof(v), (double)r->lat.max);
 		fprintf(f, " %9s ", v);
 	} else {
 		fprintf(f, " %9s ", "-");

@@ -14,6 +14,7 @@
 
 #define _GNU_SOURCE
 #include "../spill/spill.h"
+#include "bench_hist.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -174,6 +175,25 @@ int cli_position_check(const char *name, int64_t pos);
  * flushed first; PR_SET_PDEATHSIG, and a parent already gone is caught).
  * As fork: the child's pid, 0 in the child, -1 on failure. */
 pid_t cli_fork_tied(void);
+
+/* A duration for people: "850 ns", "12.50 us", "3.20 ms", "1.50 s". */
+void cli_fmt_ns(char *buf, size_t len, double ns);
+
+/* --- pace.c: records at the pace of their timestamps (--speed) ------------------ */
+struct cli_pace {
+	double speed;        /* 0: as fast as possible */
+	uint64_t max_gap_ns; /* longer gaps between records (record time) are shortened */
+	bool started;
+	uint64_t base_rec, base_wall, prev_rec, cut;
+	struct hist late;    /* how late each record went out, ns */
+};
+/* "1x", "10x", "0.5x", "max" (0). CLI_OK or a usage error. */
+int cli_parse_speed(const char *s, double *speed);
+void cli_pace_init(struct cli_pace *p, double speed, uint64_t max_gap_ns);
+/* Sleep until the record with timestamp ts is due (no-op at speed 0). */
+void cli_pace_wait(struct cli_pace *p, uint64_t ts);
+/* "spillway CMD: paced at 10x: N records, lateness p50 .., p99 .., max .." */
+void cli_pace_report(const struct cli_pace *p, const char *cmd);
 
 /* Flag for SIGINT / SIGTERM (installed by cli_catch_signals, no SA_RESTART). */
 extern volatile sig_atomic_t cli_stop;

@@ -20,6 +20,7 @@
 static const char usage[] =
 	"usage: spillway consume NAME [--from earliest|latest|POSITION|@TIME] [--group G]\n"
 	"                        [--count N] [--follow] [--format lines|raw|lenpfx|json|hex]\n"
+	"                        [--speed S [--max-gap DUR]]\n"
 	"Read topic NAME from the segment files, then live from the ring.\n"
 	"  --from WHERE      earliest (default; with --group: the group's position), latest,\n"
 	"                    a POSITION, or @TIME (see: spillway help positions)\n"
@@ -29,6 +30,8 @@ static const char usage[] =
 	"  --format F        lines (default: bytes + '\\n'), raw (bytes only), lenpfx (u32 LE\n"
 	"                    length + bytes), json (one object a line: position, timestamp,\n"
 	"                    length, data as UTF-8 text or base64), hex (one hex line a record)\n"
+	"  --speed S         at the pace of the records' timestamps: 1x, 10x, 0.5x, max\n"
+	"                    (default); --max-gap DUR shortens longer silences (default 1s)\n"
 	"  --skip-corrupt    pass over a range that fails its CRC (counted, said on stderr)\n"
 	"                    instead of stopping there with an error\n"
 	"Without --follow it exits when caught up.\n"
@@ -44,12 +47,18 @@ struct cons {
 	bool have_count, follow;
 	struct where from;
 	struct spw_reader_opts ro;
+	struct cli_pace pace;
+	double speed;
+	uint64_t max_gap_ms;
 };
 
 static int on_record(void *arg, const struct spw_record *r)
 {
 	struct cons *c = arg;
-	int e = out_record(stdout, c->fmt, r);
+	int e;
+
+	cli_pace_wait(&c->pace, r->timestamp_ns);
+	e = out_record(stdout, c->fmt, r);
 
 	if (e) {
 		c->werr = e;
@@ -73,7 +82,7 @@ static bool deleted(const char *ring, const char *dir, const struct stat *at_ope
 /* Options and the topic name into c. -1 to go on, else the exit status. */
 static int consume_args(int argc, char **argv, struct cons *c)
 {
-	enum { FROM = OPT_FIRST_LOCAL, GROUP, COUNT, FORMAT, SKIP };
+	enum { FROM = OPT_FIRST_LOCAL, GROUP, COUNT, FORMAT, SKIP, SPEED, MAXGAP };
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, FROM },
 		{ "group", required_argument, NULL, GROUP },
@@ -81,6 +90,8 @@ static int consume_args(int argc, char **argv, struct cons *c)
 		{ "follow", no_argument, NULL, 'f' },
 		{ "format", required_argument, NULL, FORMAT },
 		{ "skip-corrupt", no_argument, NULL, SKIP },
+		{ "speed", required_argument, NULL, SPEED },
+		{ "max-gap", required_argument, NULL, MAXGAP },
 		CLI_COMMON_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
@@ -106,6 +117,11 @@ static int consume_args(int argc, char **argv, struct cons *c)
 		case 'f': c->follow = true; break;
 		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &c->fmt))) return rc; break;
 		case SKIP: c->ro.flags |= SPW_READER_SKIP_CORRUPT; break;
+		case SPEED: if ((rc = cli_parse_speed(optarg, &c->speed))) return rc; break;
+		case MAXGAP:
+			if ((rc = cli_duration("--max-gap", optarg, &c->max_gap_ms)))
+				return rc;
+			break;
 		default: return cli_usage("unexpected option");
 		}
 	}
@@ -167,7 +183,7 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, const char *ring,
 
 int cmd_consume(int argc, char **argv)
 {
-	struct cons c = { .fmt = FMT_LINES };
+	struct cons c = { .fmt = FMT_LINES, .max_gap_ms = 1000 };
 	struct cli_reader cr;
 	char ring[PATH_MAX + 64], dir[PATH_MAX];
 	struct stat st;
@@ -176,6 +192,7 @@ int cmd_consume(int argc, char **argv)
 
 	if ((rc = consume_args(argc, argv, &c)) >= 0)
 		return rc;
+	cli_pace_init(&c.pace, c.speed, c.max_gap_ms * 1000000ull);
 	cli_dirs();
 	cli_reader_start(&c.from, &c.ro);
 	if (c.group && c.from.kind == W_NONE) {
@@ -208,6 +225,7 @@ int cmd_consume(int argc, char **argv)
 			rc = rc ? rc : CLI_ERR;
 		}
 	}
+	cli_pace_report(&c.pace, "consume");
 	if (spw_reader_skipped(cr.r))
 		fprintf(stderr, "spillway: skipped %llu bytes of topic \"%s\" that failed their CRC or "
 			"were cut out of the ring as garbage\n",

@@ -428,6 +428,7 @@ int cmd_demo(int argc, char **argv)
 			rmdir(root);
 		return CLI_ERR;
 	}
+	hist_init(&sh->live.lat);
 	snprintf(c.shm, sizeof(c.shm), "%s", shm);
 	snprintf(c.data, sizeof(c.data), "%s/data", root);
 	snprintf(log, sizeof(log), "%s/spillwayd.log", root);

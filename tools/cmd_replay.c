@@ -16,12 +16,17 @@
 #include <unistd.h>
 
 static const char usage[] =
-	"usage: spillway replay NAME --from X [--to Y] [--rate N/s] [--format F] [-o FILE]\n"
+	"usage: spillway replay NAME --from X [--to Y] [--rate N/s | --speed S] [--format F]\n"
+	"                       [-o FILE]\n"
 	"Read a bounded range of topic NAME (disk, then ring) and exit.\n"
 	"  --from X          earliest, a POSITION or @TIME (see: spillway help positions)\n"
 	"  --to Y            stop before the first record at position Y / with time >= Y\n"
 	"                    (default and upper bound: the tail when replay starts)\n"
 	"  --rate N/s        at most N records per second\n"
+	"  --speed S         at the pace of the records' timestamps: 1x (as produced),\n"
+	"                    10x, 0.5x, or max (default); the lateness is said at the end\n"
+	"  --max-gap DUR     with --speed: shorten silences longer than DUR (record time;\n"
+	"                    default 1s; 500ms, 10s, 5m ...)\n"
 	"  --format F        lines (default), raw, lenpfx, json, hex (as consume)\n"
 	"  -o, --output FILE write the records to FILE instead of stdout\n"
 	"  -v, --verbose     print a summary on stderr\n"
@@ -36,12 +41,16 @@ struct rep {
 	enum fmt fmt;
 	uint64_t n, bytes;
 	int werr;
+	struct cli_pace pace;
 };
 
 static int on_record(void *arg, const struct spw_record *r)
 {
 	struct rep *x = arg;
-	int e = out_record(x->out, x->fmt, r);
+	int e;
+
+	cli_pace_wait(&x->pace, r->timestamp_ns);
+	e = out_record(x->out, x->fmt, r);
 
 	if (e) {
 		x->werr = e;
@@ -158,11 +167,13 @@ static int run(const char *name, struct cli_reader *cr, struct rep *x, double ra
 
 int cmd_replay(int argc, char **argv)
 {
-	enum { FROM = OPT_FIRST_LOCAL, TO, RATE, FORMAT, SKIP };
+	enum { FROM = OPT_FIRST_LOCAL, TO, RATE, FORMAT, SKIP, SPEED, MAXGAP };
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, FROM },
 		{ "to", required_argument, NULL, TO },
 		{ "rate", required_argument, NULL, RATE },
+		{ "speed", required_argument, NULL, SPEED },
+		{ "max-gap", required_argument, NULL, MAXGAP },
 		{ "format", required_argument, NULL, FORMAT },
 		{ "output", required_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -175,7 +186,8 @@ int cmd_replay(int argc, char **argv)
 	struct rep x = { .fmt = FMT_LINES };
 	struct where from = { 0 }, to = { 0 };
 	const char *name = NULL, *outpath = NULL;
-	double rate = 0;
+	double rate = 0, speed = 0;
+	uint64_t max_gap_ms = 1000;
 	int64_t end, first;
 	uint64_t t0;
 	bool verbose = false;
@@ -187,6 +199,11 @@ int cmd_replay(int argc, char **argv)
 		case FROM: if ((rc = cli_where("--from", optarg, WHERE_ENDS, &from))) return rc; break;
 		case TO: if ((rc = cli_where("--to", optarg, WHERE_ANY_POS, &to))) return rc; break;
 		case RATE: if ((rc = parse_rate(optarg, &rate))) return rc; break;
+		case SPEED: if ((rc = cli_parse_speed(optarg, &speed))) return rc; break;
+		case MAXGAP:
+			if ((rc = cli_duration("--max-gap", optarg, &max_gap_ms)))
+				return rc;
+			break;
 		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &x.fmt))) return rc; break;
 		case 'o': outpath = optarg; break;
 		case 'v': verbose = true; break;
@@ -198,6 +215,9 @@ int cmd_replay(int argc, char **argv)
 		return rc;
 	if (from.kind == W_NONE)
 		return cli_usage("--from is required (earliest, a POSITION or @TIME)");
+	if (rate > 0 && speed > 0)
+		return cli_usage("--rate and --speed exclude each other");
+	cli_pace_init(&x.pace, speed, max_gap_ms * 1000000ull);
 	if (from.kind == W_LATEST)
 		return cli_usage("--from latest replays nothing: use earliest, a POSITION or @TIME");
 	cli_dirs();
@@ -233,6 +253,7 @@ int cmd_replay(int argc, char **argv)
 		cli_err("writing %s: %s", outpath, strerror(errno));
 		rc = CLI_ERR;
 	}
+	cli_pace_report(&x.pace, "replay");
 	if (verbose && rc == CLI_OK)
 		fprintf(stderr, "spillway replay: %llu records, %llu bytes, positions %lld..%lld, "
 			"%.3f s\n",

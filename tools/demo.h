@@ -10,6 +10,7 @@
 #define SPILLWAY_DEMO_H
 
 #include "cli.h"
+#include "bench_hist.h"
 
 #include <stdatomic.h>
 
@@ -29,18 +30,7 @@ struct demo_rec {
 	uint32_t crc;
 };
 
-/* Log-linear latency histogram (HDR-style): values below 32 ns exactly,
- * above that 32 linear sub-buckets per power of two (~3% precision). */
-#define HIST_SUB_BITS 5
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS (64u * HIST_SUB)
-struct demo_hist {
-	uint64_t count[HIST_BUCKETS];
-	uint64_t n, max_ns;
-	double sum_ns;
-};
-void hist_add(struct demo_hist *h, uint64_t v);
-uint64_t hist_quantile(const struct demo_hist *h, double q);
+/* Latencies: the log-linear histogram of tools/bench_hist.c. */
 
 struct demo_prod {
 	uint64_t records, bytes;   /* data records and payload bytes sent */
@@ -63,7 +53,7 @@ struct demo_cons {
 	int err;
 	char msg[256];
 	bool exactly_once;
-	struct demo_hist lat;                   /* the live consumer only */
+	struct hist lat;                        /* the live consumer only */
 };
 
 struct demo_shared {

@@ -116,7 +116,7 @@ void demo_summary(const struct demo_cfg *c, const struct demo_shared *sh,
 	uint64_t recs = 0, bytes = 0, t_start = UINT64_MAX, t_end = 0;
 	char a[32], b[32], d[32], e[32], f[32];
 	double secs;
-	const struct demo_hist *h = &sh->live.lat;
+	const struct hist *h = &sh->live.lat;
 
 	for (int i = 0; i < c->producers; i++) {
 		const struct demo_prod *p = &sh->prod[i];
@@ -137,9 +137,9 @@ void demo_summary(const struct demo_cfg *c, const struct demo_shared *sh,
 	       secs > 0 ? (double)bytes / secs / 1e9 : 0, secs > 0 ? (double)in->tail / secs / 1e9 : 0);
 	printf("  latency       live consumer, record timestamp to delivery (%s records, producers "
 	       "flat out, so queueing included): p50 %s, p99 %s, p99.9 %s, max %s\n",
-	       grouped(h->n, a, sizeof(a)), dur(hist_quantile(h, 0.5), b, sizeof(b)),
-	       dur(hist_quantile(h, 0.99), d, sizeof(d)), dur(hist_quantile(h, 0.999), e, sizeof(e)),
-	       dur(h->max_ns, f, sizeof(f)));
+	       grouped(h->count, a, sizeof(a)), dur(hist_percentile(h, 50), b, sizeof(b)),
+	       dur(hist_percentile(h, 99), d, sizeof(d)), dur(hist_percentile(h, 99.9), e, sizeof(e)),
+	       dur(h->max, f, sizeof(f)));
 	cli_human(sh->lag.behind_bytes, a, sizeof(a));
 	printf("  lagging       slept %.1f s until %s behind, then read %s records from disk "
 	       "across %llu segments and %s live, in %.2f s\n",

@@ -15,55 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* --- histogram -------------------------------------------------------------------- */
-static unsigned bucket(uint64_t v)
-{
-	unsigned e;
-
-	if (v < HIST_SUB)
-		return (unsigned)v;
-	e = 63u - (unsigned)__builtin_clzll(v); /* >= HIST_SUB_BITS */
-	return (e - HIST_SUB_BITS + 1) * HIST_SUB +
-	       (unsigned)((v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1));
-}
-
-/* The highest value that lands in bucket i. */
-static uint64_t bucket_top(unsigned i)
-{
-	unsigned e, sub;
-
-	if (i < HIST_SUB)
-		return i;
-	e = i / HIST_SUB + HIST_SUB_BITS - 1;
-	sub = i % HIST_SUB;
-	return ((uint64_t)(HIST_SUB + sub + 1) << (e - HIST_SUB_BITS)) - 1;
-}
-
-void hist_add(struct demo_hist *h, uint64_t v)
-{
-	h->count[bucket(v)]++;
-	h->n++;
-	h->sum_ns += (double)v;
-	if (v > h->max_ns)
-		h->max_ns = v;
-}
-
-uint64_t hist_quantile(const struct demo_hist *h, double q)
-{
-	uint64_t rank = (uint64_t)(q * (double)h->n + 0.999999), seen = 0;
-
-	if (!h->n)
-		return 0;
-	if (rank < 1)
-		rank = 1;
-	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		seen += h->count[i];
-		if (seen >= rank)
-			return bucket_top(i) < h->max_ns ? bucket_top(i) : h->max_ns;
-	}
-	return h->max_ns;
-}
-
 /* --- records ------------------------------------------------------------------------ */
 static uint32_t rec_crc(const uint8_t *p, uint32_t len)
 {
@@ -225,7 +176,7 @@ static int on_record(void *arg, const struct spw_record *r)
 	if (x->latency) {
 		uint64_t now = cli_now_ns();
 
-		hist_add(&k->lat, now > r->timestamp_ns ? now - r->timestamp_ns : 0);
+		hist_record(&k->lat, now > r->timestamp_ns ? now - r->timestamp_ns : 0);
 	}
 	if (spw_reader_is_live(x->r)) {
 		k->live_records++;
