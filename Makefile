@@ -36,7 +36,7 @@ Q := @
 endif
 
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev librdkafka-dev \
-	g++ pkg-config python3 python3-cffi procps
+	g++ pkg-config python3 python3-cffi python3-pytest procps
 
 # spill/writer*.c: the daemon's io_uring writer (private static library,
 # needs liburing).

@@ -9,5 +9,8 @@ CLI=${SPW_CLI:-$HERE/../build/spillway}
 export SPW_CLI=$CLI SPW_DAEMON=${SPW_DAEMON:-$(dirname "$CLI")/spillwayd}
 export SPILLWAY_LIB=$(dirname "$CLI")/libspillway.so.0
 export PYTHONPATH=$HERE/../python${PYTHONPATH:+:$PYTHONPATH}
-"$PY" -c 'import cffi' 2>/dev/null || { echo "FAIL: $PY has no cffi (make deps installs python3-cffi)" >&2; exit 1; }
-exec timeout 300 "$PY" "$HERE/py_api.py"
+"$PY" -c 'import cffi, pytest' 2>/dev/null ||
+	{ echo "FAIL: $PY lacks cffi or pytest (make deps installs python3-cffi python3-pytest)" >&2; exit 1; }
+cd "$HERE"
+timeout 300 "$PY" -m pytest -q -p no:cacheprovider py_api.py
+echo "ok: py_api.sh"

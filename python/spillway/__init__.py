@@ -25,6 +25,8 @@ its subclasses: Lapped (ESTALE), CorruptData (EBADMSG, with .file and
 """
 
 import datetime as _dt
+import time as _time
+from builtins import max as _builtins_max
 import errno as _errno
 import os as _os
 
@@ -360,6 +362,7 @@ class Reader:
         self._views = []
         self._batch = batch
         self._keep = []
+        self.pacing = {}
         o = ffi.new("struct spw_reader_opts *")
         self._keep.append(o)
         o.shm_dir = self._k(_cstr(shm_dir))
@@ -446,6 +449,38 @@ class Reader:
     def __iter__(self):
         for b in self.batches():
             yield from b
+
+    def paced(self, speed=1.0, max_gap=1.0):
+        """Yield Records at the pace of their timestamps, scaled by speed (2.0: twice
+        as fast); a silence longer than max_gap seconds (record time) is shortened
+        to it. Deadlines are absolute, so lateness does not accumulate; afterwards
+        self.pacing holds the lateness percentiles in seconds (p50, p99, max)."""
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        late = []
+        base_rec = base_wall = prev = None
+        cut = 0
+        gap_ns = int(max_gap * 1e9)
+        mono, sleep = _time.monotonic_ns, _time.sleep
+        for rec in self:
+            ts = rec.timestamp
+            if base_rec is None:
+                base_rec, base_wall, prev = ts, mono(), ts
+            else:
+                if ts > prev and ts - prev > gap_ns:
+                    cut += ts - prev - gap_ns
+                prev = _builtins_max(prev, ts)
+            target = base_wall + _builtins_max(0, ts - base_rec - cut) / speed
+            now = mono()
+            if target > now:
+                sleep((target - now) / 1e9)
+                now = mono()
+            late.append(_builtins_max(0, now - target) / 1e9)
+            yield rec
+        late.sort()
+        self.pacing = {} if not late else {
+            "records": len(late), "p50": late[len(late) // 2],
+            "p99": late[min(len(late) - 1, int(len(late) * 0.99))], "max": late[-1]}
 
     @property
     def position(self):
