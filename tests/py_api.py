@@ -208,6 +208,13 @@ def test_with_a_daemon(tmp_path):
         subprocess.run([cli, "produce", "py_d"], input=b"from C\n", check=True)
         with spillway.Reader("py_d", start=more[-1]) as r:
             check([x.data for x in r][1:] == [b"from C"], "a record the CLI produced")
+        # The docs' example (python/examples/per_minute.py) runs and counts them.
+        ex = subprocess.run([sys.executable, os.path.join(ROOT, "python", "examples",
+                                                          "per_minute.py"), "py_d", "5"],
+                            check=True, capture_output=True, text=True,
+                            env=dict(os.environ,
+                                     PYTHONPATH=os.path.join(ROOT, "python")))
+        check("records/s" in ex.stdout, "the per-minute example: %r" % ex.stdout[:80])
         # A flipped byte in the first segment: CorruptData names file and position.
         seg = sorted(f for f in os.listdir(os.path.join(env_data, "py_d")) if f.endswith(".seg"))[0]
         path = os.path.join(env_data, "py_d", seg)
