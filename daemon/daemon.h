@@ -22,6 +22,7 @@ struct dtopic {
 	struct spill_stream *s;
 	ino_t ino;
 	uint64_t rolls_seen; /* retention runs after every segment roll too */
+	uint64_t held_said;  /* the last held size retention logged (64 MiB steps) */
 };
 
 struct spillwayd {

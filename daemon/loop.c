@@ -40,6 +40,11 @@ static void handle_signals(void)
 					dt->s->conf.retention_ms = c.retention_ms;
 					dt->s->conf.retention_bytes = c.retention_bytes;
 					dt->s->conf.unblock_ms = c.unblock_ms;
+					dt->s->conf.retention_respect_groups =
+						c.retention_respect_groups;
+					dt->s->conf.retention_max_lag = c.retention_max_lag;
+					dt->s->conf.retention_max_lag_ms = c.retention_max_lag_ms;
+					dt->s->conf.group_expiry_ms = c.group_expiry_ms;
 				}
 			}
 		} else if (!D.stopping) {

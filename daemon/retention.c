@@ -38,34 +38,25 @@ static void delete_segment(struct dtopic *dt, uint64_t base, const char *why)
 void retention(struct dtopic *dt)
 {
 	const struct topic_conf *c = &dt->s->conf;
-	uint64_t *bases, active = dt->s->spilled - dt->s->spilled % c->segment_bytes, total = 0;
-	uint64_t now = ring_realtime_ns();
-	size_t n, i;
-	char p[PATH_MAX];
-	struct stat st;
+	uint64_t active = dt->s->spilled - dt->s->spilled % c->segment_bytes;
+	struct seg_ret_plan p;
 
-	if (c->no_spill || seg_list(dt->dir, &bases, &n))
+	if (seg_retention_plan(D.data_dir, dt->name, c, active, ring_realtime_ns(), &p))
 		return;
-	for (i = 0; i < n; i++)
-		if (!seg_file_path(p, sizeof(p), dt->dir, bases[i], "seg") && !seg_lstat(p, &st))
-			total += (uint64_t)st.st_size;
-	for (i = 0; i < n && bases[i] < active; i++) {
-		struct seg_idx_hdr h;
-		struct seg_idx_entry *e;
-		int good;
-		bool old = false, big = c->retention_bytes && total > c->retention_bytes;
-
-		if (c->retention_ms && !seg_file_path(p, sizeof(p), dt->dir, bases[i], "idx")) {
-			good = seg_idx_load(p, &h, &e);
-			if (good > 0)
-				old = e[good - 1].max_ts + c->retention_ms * 1000000ull < now;
-			free(e);
-		}
-		if (!old && !big)
-			break;
-		if (!seg_file_path(p, sizeof(p), dt->dir, bases[i], "seg") && !seg_lstat(p, &st))
-			total -= (uint64_t)st.st_size < total ? (uint64_t)st.st_size : total;
-		delete_segment(dt, bases[i], old ? "age" : "size");
+	for (size_t i = 0; i < p.n; i++)
+		delete_segment(dt, p.bases[i], p.why[i]);
+	if (p.forced) {
+		dlog(LOG_WARN, dt->name,
+		     "retention: deleted %zu segment(s) group \"%s\" had not read (past "
+		     "retention_max_lag): its next read says -ERANGE; see spillway stat",
+		     p.forced, p.forced_group);
+		spwd_add_retention_forced(dt->t, p.forced);
 	}
-	free(bases);
+	if (p.held_bytes && (dt->held_said != p.held_bytes / (64u << 20) + 1)) {
+		dt->held_said = p.held_bytes / (64u << 20) + 1; /* again every 64 MiB more */
+		dlog(LOG_INFO, dt->name,
+		     "retention: keeping %llu bytes past retention for group \"%s\" (at %lld)",
+		     (unsigned long long)p.held_bytes, p.holder, (long long)p.holder_pos);
+	}
+	seg_ret_plan_free(&p);
 }

@@ -66,6 +66,15 @@ int spwd_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges)
 	return 0;
 }
 
+int spwd_add_retention_forced(struct spw_topic *t, uint64_t segments)
+{
+	if (!t || t->rdonly)
+		return -EINVAL;
+	/* Relaxed: an advisory count for stat; one daemon writes it. */
+	atomic_fetch_add_explicit(&t->hdr->retention_forced, segments, memory_order_relaxed);
+	return 0;
+}
+
 int spwd_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t pid,
 			uint64_t since_ns)
 {

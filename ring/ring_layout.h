@@ -193,6 +193,10 @@ struct ring_hdr {
 	/* Index entries below the durable checkpoint whose bytes failed their
 	 * CRC at the daemon's last recovery (kept, not cut): relaxed, for stat. */
 	_Atomic uint64_t disk_bad_ranges;
+	/* Segments retention deleted although a consumer group had not read
+	 * them (past retention_max_lag, spill/retention.c): relaxed, for stat.
+	 * Zero in rings made before it existed: the layout is unchanged. */
+	_Atomic uint64_t retention_forced;
 };
 
 _Static_assert(sizeof(struct ring_rec) == 16, "record header is 16 bytes");

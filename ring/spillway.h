@@ -126,7 +126,7 @@ struct spw_topic_info {
 	uint64_t corrupt_bytes;  /* ring bytes the daemon skipped as garbage */
 	uint64_t aborted_claims; /* claims of dead producers the daemon aborted */
 	int32_t durable_error;   /* 0, or -errno of a failed fdatasync: durable is frozen */
-	uint32_t reserved3;
+	uint32_t retention_forced; /* segments deleted before a group read them (capped) */
 	uint64_t disk_bad_ranges; /* damaged index entries recovery kept (spillway verify) */
 };
 int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *out);

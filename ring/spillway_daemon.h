@@ -63,6 +63,8 @@ int spwd_resolve(struct spw_topic *t, int64_t position, struct spwd_stall *out);
  * durable acknowledgement waiters past it get err. 0 clears it (a daemon that
  * attaches anew, after recovery re-verified the log). */
 int spwd_set_durable_error(struct spw_topic *t, int err);
+/* Retention deleted segments a group had not read (past its cap), for stat. */
+int spwd_add_retention_forced(struct spw_topic *t, uint64_t segments);
 /* What recovery found damaged below the durable checkpoint, for stat. */
 int spwd_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges);
 /* Publish (or clear, slot < 0) the stall the daemon is waiting on, for stat. */

@@ -31,6 +31,10 @@ void seg_conf_defaults(struct topic_conf *c)
 	c->flush_bytes = 64ull << 20;
 	c->unblock_ms = 1000;
 	c->max_producers = 64;
+	c->retention_respect_groups = true;
+	c->retention_max_lag = 0;
+	c->retention_max_lag_ms = 7ull * 24 * 3600 * 1000;
+	c->group_expiry_ms = 7ull * 24 * 3600 * 1000;
 }
 
 int seg_parse_scaled(const char *s, uint64_t step, const char *units, bool bytes,
@@ -146,7 +150,8 @@ int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 			c->mode = (uint32_t)v;
 			continue;
 		}
-		if (!strcmp(key, "retention") || !strcmp(key, "flush_ms") || !strcmp(key, "unblock_ms"))
+		if (!strcmp(key, "retention") || !strcmp(key, "flush_ms") || !strcmp(key, "unblock_ms") ||
+		    !strcmp(key, "retention_max_lag_time") || !strcmp(key, "group_expiry"))
 			r = seg_parse_duration_ms(val, &v);
 		else
 			r = seg_parse_size(val, &v);
@@ -164,6 +169,10 @@ int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 		else if (!strcmp(key, "flush_bytes")) c->flush_bytes = v;
 		else if (!strcmp(key, "unblock_ms")) c->unblock_ms = v;
 		else if (!strcmp(key, "max_producers")) c->max_producers = v <= 4096 ? (uint32_t)v : 0;
+		else if (!strcmp(key, "retention_respect_groups")) c->retention_respect_groups = v != 0;
+		else if (!strcmp(key, "retention_max_lag")) c->retention_max_lag = v;
+		else if (!strcmp(key, "retention_max_lag_time")) c->retention_max_lag_ms = v;
+		else if (!strcmp(key, "group_expiry")) c->group_expiry_ms = v;
 		/* unknown keys are ignored: newer versions may add some */
 	}
 	fclose(f);
@@ -201,12 +210,16 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 		"# spillway topic settings (spill/FORMAT.md)\n"
 		"ring_bytes = %llu\nsegment_bytes = %llu\nmax_record = %u\nmode = %03o\n"
 		"no_spill = %d\nretention = %llums\nretention_bytes = %llu\nflush_ms = %llu\n"
-		"flush_bytes = %llu\nunblock_ms = %llu\nmax_producers = %u\n",
+		"flush_bytes = %llu\nunblock_ms = %llu\nmax_producers = %u\n"
+		"retention_respect_groups = %d\nretention_max_lag = %llu\n"
+		"retention_max_lag_time = %llums\ngroup_expiry = %llums\n",
 		(unsigned long long)c->ring_bytes, (unsigned long long)c->segment_bytes,
 		c->max_record, c->mode, c->no_spill, (unsigned long long)c->retention_ms,
 		(unsigned long long)c->retention_bytes, (unsigned long long)c->flush_ms,
 		(unsigned long long)c->flush_bytes, (unsigned long long)c->unblock_ms,
-		c->max_producers);
+		c->max_producers, c->retention_respect_groups,
+		(unsigned long long)c->retention_max_lag, (unsigned long long)c->retention_max_lag_ms,
+		(unsigned long long)c->group_expiry_ms);
 	if (fflush(f) || fsync(fileno(f))) {
 		int e = errno;
 

@@ -121,6 +121,12 @@ struct topic_conf {
 	uint64_t flush_ms, flush_bytes;
 	uint64_t unblock_ms;      /* report a live producer's stall after this long */
 	uint32_t max_producers;   /* producer slots of the ring (0 = 64) */
+	/* Retention that respects readers (spill/retention.c): segments a
+	 * named group has not read are kept, up to the caps below. */
+	bool retention_respect_groups;  /* default on */
+	uint64_t retention_max_lag;     /* bytes kept past retention for groups; 0 = no cap */
+	uint64_t retention_max_lag_ms;  /* age past retention for groups; 0 = no cap */
+	uint64_t group_expiry_ms;       /* a group silent this long holds nothing; 0 = never */
 };
 void seg_conf_defaults(struct topic_conf *c);
 int seg_conf_load(const char *topic_dir, struct topic_conf *c);
@@ -235,5 +241,22 @@ int seg_rec_decode(const uint8_t *p, uint64_t pos, uint64_t left, uint64_t ring_
 /* The end of the indexed disk log (the newest segment's last entry), or
  * fallback when there is none. */
 uint64_t seg_log_end(const char *dir, uint64_t fallback);
+
+/* --- retention.c: what retention deletes, and who holds it back -------------- */
+struct seg_ret_plan {
+	uint64_t *bases;      /* segments to delete, oldest first */
+	const char **why;     /* "age", "size", or "... past retention_max_lag" */
+	size_t n;
+	size_t forced;        /* of them, ones a group had not read (it gets -ERANGE) */
+	char forced_group[SPW_NAME_MAX + 1];
+	uint64_t held_bytes;  /* bytes past retention kept for the slowest group */
+	char holder[SPW_NAME_MAX + 1]; /* that group ("" when none holds anything) */
+	int64_t holder_pos;
+};
+/* The plan for the topic's disk log under settings c, now: segments below
+ * active_base only. 0 or -errno; seg_ret_plan_free after. */
+int seg_retention_plan(const char *data_dir, const char *topic, const struct topic_conf *c,
+		       uint64_t active_base, uint64_t now_ns, struct seg_ret_plan *p);
+void seg_ret_plan_free(struct seg_ret_plan *p);
 
 #endif /* SPILLWAY_SPILL_H */

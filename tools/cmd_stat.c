@@ -40,6 +40,8 @@ struct tstat {
 	uint64_t oldest_ts, newest_ts;
 	struct grp *g;
 	int ng;
+	uint64_t held_bytes;            /* kept past retention for the slowest group */
+	char holder[SPW_NAME_MAX + 1];
 };
 
 static int add_group(void *arg, const char *group, int64_t pos)
@@ -130,6 +132,23 @@ static void sample(struct tstat *s, bool full)
 	s->g = NULL;
 	s->ng = 0;
 	spw_group_list(G.data_dir, s->name, add_group, s);
+	{
+		/* Who holds retention back, as the daemon's plan says
+		 * (spill/retention.c). */
+		struct topic_conf conf;
+		struct seg_ret_plan p;
+
+		s->held_bytes = 0;
+		s->holder[0] = '\0';
+		if (s->t && seg_conf_load(dir, &conf) == 0 &&
+		    seg_retention_plan(G.data_dir, s->name, &conf,
+				       s->in.spilled - s->in.spilled % conf.segment_bytes,
+				       cli_now_ns(), &p) == 0) {
+			s->held_bytes = p.held_bytes;
+			snprintf(s->holder, sizeof(s->holder), "%s", p.holder);
+			seg_ret_plan_free(&p);
+		}
+	}
 	s->oldest_ts = 0;
 	ro.shm_dir = G.shm_dir;
 	ro.data_dir = G.data_dir;
@@ -198,10 +217,16 @@ static void print_json(const struct tstat *s)
 	ts_json("newest_timestamp", s->newest_ts);
 	if (s->t) {
 		printf(",\"producers\":{\"live\":%d,\"max\":%u},\"aborted_claims\":%llu,"
-		       "\"corrupt_bytes\":%llu,\"disk_bad_ranges\":%llu,\"durable_error\":",
+		       "\"corrupt_bytes\":%llu,\"disk_bad_ranges\":%llu,"
+		       "\"retention\":{\"held_bytes\":%llu,\"held_by\":",
 		       s->live, in->max_producers,
 		       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes,
-		       (unsigned long long)in->disk_bad_ranges);
+		       (unsigned long long)in->disk_bad_ranges, (unsigned long long)s->held_bytes);
+		if (s->holder[0])
+			out_json_str(stdout, s->holder, strlen(s->holder));
+		else
+			printf("null");
+		printf(",\"forced_deletions\":%u},\"durable_error\":", in->retention_forced);
 		if (in->durable_error)
 			out_json_str(stdout, strerror(-in->durable_error), strlen(strerror(-in->durable_error)));
 		else
@@ -267,6 +292,14 @@ static void print_text(const struct tstat *s)
 				       ? "an fdatasync returned"
 				       : "the durable checkpoint could not be kept:",
 			       strerror(-in->durable_error), (unsigned long long)in->durable);
+		if (s->held_bytes)
+			printf("  retention held back by group \"%s\": %llu bytes kept past retention "
+			       "(retention_max_lag caps it; topic.conf)\n",
+			       s->holder, (unsigned long long)s->held_bytes);
+		if (in->retention_forced)
+			printf("  RETENTION FORCED: %u segment(s) deleted before a group read them (past "
+			       "retention_max_lag): that group's reads say -ERANGE\n",
+			       in->retention_forced);
 		if (in->disk_bad_ranges)
 			printf("  DISK DAMAGE: %llu range(s) of the log fail their CRC (kept; readers get "
 			       "-EBADMSG there, --skip-corrupt passes them; spillway verify %s lists "

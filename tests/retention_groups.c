@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * retention_groups.c - retention that respects readers (spill/retention.c,
+ * daemon/retention.c), with a real spillwayd and retention of 300 ms:
+ *  - a group that has not read the old segments keeps them (the daemon says
+ *    so, `spillway stat` names the group); a group that has read them does not;
+ *  - past retention_max_lag (set in topic.conf, SIGHUP) they go anyway: the
+ *    deletion is logged and counted (retention_forced), and the group's reader
+ *    gets -ERANGE;
+ *  - a group silent longer than group_expiry holds nothing: plain deletions,
+ *    nothing forced.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "../spill/spill.h"
+#include "support.h"
+#include "support_daemon.h"
+#include "daemon_case.h"
+
+#define RING (64u << 10)
+#define SEG (4 * RING)
+
+/* topic.conf of topic: retention 300 ms, plus the given caps. */
+static void set_conf(struct test_daemon *d, const char *topic, uint64_t max_lag,
+		     uint64_t expiry_ms)
+{
+	char dir[1024];
+	struct topic_conf c;
+
+	test_daemon_topic_dir(d, topic, dir, sizeof(dir));
+	assert_int_equal(seg_conf_load(dir, &c), 0);
+	c.retention_ms = 300;
+	c.retention_max_lag = max_lag;
+	c.retention_max_lag_ms = 0;
+	c.group_expiry_ms = expiry_ms;
+	assert_int_equal(seg_conf_save(dir, &c), 0);
+}
+
+static bool seg_exists(struct test_daemon *d, const char *topic, uint64_t base)
+{
+	char dir[1024], p[1200];
+	struct stat st;
+
+	test_daemon_topic_dir(d, topic, dir, sizeof(dir));
+	snprintf(p, sizeof(p), "%s/%020llu.seg", dir, (unsigned long long)base);
+	return stat(p, &st) == 0;
+}
+
+static void fill(struct spw_producer *p, int n)
+{
+	static char buf[2000];
+
+	for (int i = 0; i < n; i++)
+		assert_true(spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC) >= 0);
+}
+
+static void a_lagging_group_keeps_its_segments_until_the_cap(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "rg", RING, SEG, 4096, 20, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_topic_info in;
+	struct spw_reader_opts ro = { 0 };
+	struct spw_reader *r = NULL;
+	char cmd[2048];
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	set_conf(d, "rg", 0, 0);
+	assert_int_equal(seg_group_write(d->data, "rg", "slow", 0), 0);
+	start_attached(d, "rg");
+	open_producer(d, "rg", &t, &p);
+	fill(p, 700); /* ~1.4 MB: five segments */
+	test_sleep_ns(400 * TEST_MS); /* past retention */
+	fill(p, 200); /* a roll: retention runs */
+	assert_int_equal(test_daemon_wait_log(d, "keeping", 1, scaled_s(15, 45)), 0);
+	assert_true(test_daemon_log_count(d, "for group \"slow\"", false) >= 1);
+	assert_true(seg_exists(d, "rg", 0)); /* kept for "slow" */
+	info_of(t, &in);
+	assert_int_equal(in.retention_forced, 0);
+	if (getenv("SPW_CLI")) {
+		snprintf(cmd, sizeof(cmd),
+			 "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' stat rg | grep -q "
+			 "'retention held back by group \"slow\"'",
+			 d->shm, d->data, getenv("SPW_CLI"));
+		assert_int_equal(system(cmd), 0);
+	}
+	/* The cap: at most one segment kept for groups past retention_bytes (0). */
+	set_conf(d, "rg", SEG, 0);
+	assert_int_equal(kill(d->pid, SIGHUP), 0);
+	test_sleep_ns(200 * TEST_MS);
+	fill(p, 200);
+	assert_int_equal(test_daemon_wait_log(d, "had not read", 1, scaled_s(15, 45)), 0);
+	assert_false(seg_exists(d, "rg", 0));
+	info_of(t, &in);
+	assert_true(in.retention_forced >= 1);
+	/* The group's reader is told: -ERANGE. */
+	ro.shm_dir = d->shm;
+	ro.data_dir = d->data;
+	ro.start = SPW_START_GROUP;
+	ro.group = "slow";
+	assert_int_equal(spw_reader_open("rg", &ro, &r), -ERANGE);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
+static void a_group_that_read_them_or_expired_holds_nothing(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec spec = { "rx", RING, SEG, 4096, 20, 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_topic_info in;
+	char dir[1024], gp[1200];
+	struct timeval old[2] = { { 1000000000, 0 }, { 1000000000, 0 } }; /* 2001 */
+	int64_t tail;
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	set_conf(d, "rx", 0, 1000); /* group_expiry 1 s */
+	/* "stale": silent since 2001; "done": read everything (moved below). */
+	assert_int_equal(seg_group_write(d->data, "rx", "stale", 0), 0);
+	test_daemon_topic_dir(d, "rx", dir, sizeof(dir));
+	snprintf(gp, sizeof(gp), "%s/groups/stale", dir);
+	assert_int_equal(utimes(gp, old), 0);
+	start_attached(d, "rx");
+	open_producer(d, "rx", &t, &p);
+	fill(p, 700);
+	info_of(t, &in);
+	tail = (int64_t)in.tail;
+	assert_int_equal(seg_group_write(d->data, "rx", "done", tail), 0);
+	test_sleep_ns(400 * TEST_MS);
+	fill(p, 200);
+	assert_int_equal(test_daemon_wait_log(d, "retention: deleted segment 00000000000000000000",
+					      1, scaled_s(15, 45)),
+			 0);
+	info_of(t, &in);
+	assert_int_equal(in.retention_forced, 0); /* nothing forced: nobody held it */
+	assert_int_equal(test_daemon_log_count(d, "keeping", false), 0);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(a_lagging_group_keeps_its_segments_until_the_cap,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_group_that_read_them_or_expired_holds_nothing,
+						setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
