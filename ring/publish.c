@@ -66,6 +66,15 @@ int spwd_set_disk_damage(struct spw_topic *t, uint64_t bad_ranges)
 	return 0;
 }
 
+int spwd_set_spill_error(struct spw_topic *t, int err)
+{
+	if (!t || t->rdonly || err > 0)
+		return -EINVAL;
+	/* Relaxed: advisory, for stat and for producers that wait. */
+	atomic_store_explicit(&t->hdr->spill_err, err, memory_order_relaxed);
+	return 0;
+}
+
 int spwd_add_retention_forced(struct spw_topic *t, uint64_t segments)
 {
 	if (!t || t->rdonly)

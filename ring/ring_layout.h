@@ -197,6 +197,10 @@ struct ring_hdr {
 	 * them (past retention_max_lag, spill/retention.c): relaxed, for stat.
 	 * Zero in rings made before it existed: the layout is unchanged. */
 	_Atomic uint64_t retention_forced;
+	/* The daemon cannot write this topic's segments (-errno, e.g. -ENOSPC),
+	 * 0 once writes succeed again: why producers wait (stat, the CLI).
+	 * Relaxed: advisory. */
+	_Atomic int32_t spill_err;
 };
 
 _Static_assert(sizeof(struct ring_rec) == 16, "record header is 16 bytes");

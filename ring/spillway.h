@@ -115,7 +115,7 @@ struct spw_topic_info {
 	uint64_t durable;        /* bytes fdatasync'd (daemon) */
 	uint64_t limit;          /* producers may not claim past it */
 	uint32_t daemon_pid;     /* heartbeat: 0 when no daemon ever attached */
-	uint32_t reserved;
+	int32_t spill_error;     /* 0, or -errno: the daemon cannot write segments (disk full?) */
 	uint64_t daemon_heartbeat_ns; /* CLOCK_REALTIME of the last heartbeat */
 	uint32_t max_producers;
 	int32_t stall_slot;      /* the daemon waits on a live producer's claim: */

@@ -63,6 +63,9 @@ int spwd_resolve(struct spw_topic *t, int64_t position, struct spwd_stall *out);
  * durable acknowledgement waiters past it get err. 0 clears it (a daemon that
  * attaches anew, after recovery re-verified the log). */
 int spwd_set_durable_error(struct spw_topic *t, int err);
+/* The daemon cannot write segments (err < 0) or can again (0): why producers
+ * wait, for stat and the CLI. */
+int spwd_set_spill_error(struct spw_topic *t, int err);
 /* Retention deleted segments a group had not read (past its cap), for stat. */
 int spwd_add_retention_forced(struct spw_topic *t, uint64_t segments);
 /* What recovery found damaged below the durable checkpoint, for stat. */

@@ -260,6 +260,7 @@ int spill_stream_open(struct spill_writer *w, struct spw_topic *t, const char *t
 	/* A new daemon starts from what recovery verified: an fdatasync
 	 * failure of a previous run is cleared (W6). */
 	spwd_set_durable_error(t, 0);
+	spwd_set_spill_error(t, 0); /* this daemon has not failed a write yet */
 	/* Acquire: the published counters, to continue from (I1). */
 	s->durable = atomic_load_explicit(&t->hdr->durable, memory_order_acquire);
 	if (s->durable > start)

@@ -221,6 +221,7 @@ void spill_ops_advance(struct spill_stream *s)
 					  (unsigned long long)s->seg.base,
 					  (unsigned long long)op->from, strerror(-op->res));
 			s->err = op->res;
+			spwd_set_spill_error(s->t, op->res);
 			return;
 		}
 		s->spilled = op->to;
@@ -233,6 +234,7 @@ void spill_ops_advance(struct spill_stream *s)
 		if (s->backoff_ns) {
 			spill_log(LOG_INFO, s->name, "writes succeed again: spilling resumed");
 			s->backoff_ns = 0;
+			spwd_set_spill_error(s->t, 0);
 		}
 	}
 }
@@ -343,6 +345,7 @@ static int segment_ready(struct spill_stream *s, uint64_t now_ns)
 		spill_log(LOG_ERROR, s->name, "opening segment for %llu: %s",
 			  (unsigned long long)s->submitted, strerror(-r));
 	s->err = r;
+	spwd_set_spill_error(s->t, r);
 	s->backoff_ns = s->backoff_ns ? s->backoff_ns : 50000000ull;
 	s->retry_ns = now_ns + s->backoff_ns;
 	return r;

@@ -115,6 +115,10 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t);
 void cli_not_found(const char *name);
 /* Does the topic exist (its ring, or its data dir with a topic.conf)? */
 bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
+/* Why producers of a topic wait (its ring is full): no daemon (1), the
+ * daemon cannot write (2, spill_error), a stalled producer (3), or plain
+ * back-pressure (4). The reason's code, and a line in buf. */
+int cli_block_reason(const struct spw_topic_info *in, char *buf, size_t n);
 /* verify and dump: the topic must exist (else its not-found message and
  * CLI_ERR); w walks its disk log record by record with the topic's
  * max_record (spill/walk.c). CLI_OK or CLI_ERR. */

@@ -49,7 +49,7 @@ struct prod {
 	enum fmt fmt;
 	uint64_t records, bytes, in_src;
 	int64_t first_pos, last_pos;
-	bool warned;
+	int said;               /* the blocked reason said last (cli_block_reason), 0 none */
 };
 
 /* Make at least n bytes available from start (fewer only at EOF). 0, or
@@ -92,21 +92,25 @@ static void src_take(struct src *s, size_t n)
 	s->off += n;
 }
 
-static void warn_no_daemon(struct prod *pr, const char *what)
+/* Blocked on a full ring: at once when no daemon runs, else after a second,
+ * one line saying why (cli_block_reason), again when the reason changes. */
+static void say_blocked(struct prod *pr, uint64_t since)
 {
 	struct spw_topic_info in;
-	char why[128];
+	char why[256];
+	int code;
 
-	if (pr->warned)
-		return;
 	spw_topic_info(pr->t, &in);
-	if (cli_daemon_alive(&in, NULL))
+	code = cli_block_reason(&in, why, sizeof(why));
+	if (code == pr->said || (code != 1 && cli_mono_ns() - since < 1000000000ull))
 		return;
-	pr->warned = true;
-	cli_daemon_why(&in, why, sizeof(why));
-	cli_err("topic \"%s\" %s and no spillwayd is running (%s); waiting. Start it: spillwayd "
-		"--shm-dir %s --data-dir %s",
-		pr->topic, what, why, G.shm_dir, G.data_dir);
+	pr->said = code;
+	if (code == 1)
+		cli_err("topic \"%s\" is full and %s; waiting. Start it: spillwayd --shm-dir %s "
+			"--data-dir %s",
+			pr->topic, why, G.shm_dir, G.data_dir);
+	else
+		cli_err("topic \"%s\" is full: %s; waiting", pr->topic, why);
 }
 
 /* A record over max_record: refused, with what was kept. `partial`: a line
@@ -130,11 +134,20 @@ static int send_one(struct prod *pr, const struct src *s, const void *data, size
 	if (len > pr->max_record)
 		return too_big(pr, s, len, false);
 	pos = spw_producer_send(pr->p, data, (uint32_t)len);
-	while (pos == -EAGAIN || pos == -ETIMEDOUT) {
-		if (cli_stop)
-			return 128 + cli_stop;
-		warn_no_daemon(pr, "is full");
-		pos = spw_producer_send_wait(pr->p, data, (uint32_t)len, 250000000);
+	if (pos == -EAGAIN) {
+		uint64_t since = cli_mono_ns();
+
+		while (pos == -EAGAIN || pos == -ETIMEDOUT) {
+			if (cli_stop)
+				return 128 + cli_stop;
+			say_blocked(pr, since);
+			pos = spw_producer_send_wait(pr->p, data, (uint32_t)len, 250000000);
+		}
+		if (pr->said) {
+			cli_err("topic \"%s\" takes records again (waited %.1f s)", pr->topic,
+				(double)(cli_mono_ns() - since) / 1e9);
+			pr->said = 0;
+		}
 	}
 	if (pos < 0) {
 		cli_err("cannot append record %llu of %s to topic \"%s\": %s",
@@ -279,10 +292,20 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 			break;
 		if (cli_stop)
 			return 128 + cli_stop;
-		char what[96];
+		if (!pr->said) {
+			struct spw_topic_info in;
+			char why[256];
 
-		snprintf(what, sizeof(what), "waits for its %s acknowledgement", lvl);
-		warn_no_daemon(pr, what);
+			spw_topic_info(pr->t, &in);
+			pr->said = cli_block_reason(&in, why, sizeof(why));
+			if (pr->said == 1)
+				cli_err("topic \"%s\" waits for its %s acknowledgement and %s; waiting. "
+					"Start it: spillwayd --shm-dir %s --data-dir %s",
+					pr->topic, lvl, why, G.shm_dir, G.data_dir);
+			else if (pr->said == 2)
+				cli_err("topic \"%s\" waits for its %s acknowledgement: %s", pr->topic,
+					lvl, why);
+		}
 	}
 	if (r) {
 		cli_err("waiting for the %s acknowledgement of position %lld of topic \"%s\": %s", lvl,

@@ -226,7 +226,12 @@ static void print_json(const struct tstat *s)
 			out_json_str(stdout, s->holder, strlen(s->holder));
 		else
 			printf("null");
-		printf(",\"forced_deletions\":%u},\"durable_error\":", in->retention_forced);
+		printf(",\"forced_deletions\":%u},\"spill_error\":", in->retention_forced);
+		if (in->spill_error)
+			out_json_str(stdout, strerror(-in->spill_error), strlen(strerror(-in->spill_error)));
+		else
+			printf("null");
+		printf(",\"durable_error\":");
 		if (in->durable_error)
 			out_json_str(stdout, strerror(-in->durable_error), strlen(strerror(-in->durable_error)));
 		else
@@ -292,6 +297,10 @@ static void print_text(const struct tstat *s)
 				       ? "an fdatasync returned"
 				       : "the durable checkpoint could not be kept:",
 			       strerror(-in->durable_error), (unsigned long long)in->durable);
+		if (in->spill_error)
+			printf("  SPILL ERROR: spillwayd cannot write the segments: %s (producers wait "
+			       "once the ring is full; it retries)\n",
+			       strerror(-in->spill_error));
 		if (s->held_bytes)
 			printf("  retention held back by group \"%s\": %llu bytes kept past retention "
 			       "(retention_max_lag caps it; topic.conf)\n",

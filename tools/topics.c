@@ -435,3 +435,28 @@ int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *
 		w->max_record = conf.max_record;
 	return CLI_OK;
 }
+
+int cli_block_reason(const struct spw_topic_info *in, char *buf, size_t n)
+{
+	char why[128];
+
+	if (!cli_daemon_alive(in, NULL)) {
+		cli_daemon_why(in, why, sizeof(why));
+		snprintf(buf, n, "no spillwayd is running (%s)", why);
+		return 1;
+	}
+	if (in->spill_error) {
+		snprintf(buf, n, "spillwayd cannot write its segments: %s (see its log)",
+			 strerror(-in->spill_error));
+		return 2;
+	}
+	if (in->stall_slot >= 0) {
+		snprintf(buf, n, "a producer (slot %d, pid %u) holds the record at %llu uncommitted "
+			 "(stopped? in a debugger?)",
+			 in->stall_slot, in->stall_pid, (unsigned long long)in->stall_position);
+		return 3;
+	}
+	snprintf(buf, n, "the ring is full of bytes spillwayd has not spilled yet (the disk is "
+		 "slower than the producers: back-pressure)");
+	return 4;
+}
