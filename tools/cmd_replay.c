@@ -165,7 +165,18 @@ static int run(const char *name, struct cli_reader *cr, struct rep *x, double ra
 	return CLI_OK;
 }
 
-int cmd_replay(int argc, char **argv)
+struct replay_args {
+	struct spw_reader_opts ro;
+	struct where from, to;
+	const char *name, *outpath;
+	double rate, speed;
+	uint64_t max_gap_ms;
+	bool verbose;
+};
+
+/* Options and the topic name into a (x: the output format). -1 to go on,
+ * else the exit status. */
+static int replay_args(int argc, char **argv, struct replay_args *a, struct rep *x)
 {
 	enum { FROM = OPT_FIRST_LOCAL, TO, RATE, FORMAT, SKIP, SPEED, MAXGAP };
 	static const struct option opts[] = {
@@ -181,45 +192,67 @@ int cmd_replay(int argc, char **argv)
 		CLI_COMMON_OPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	struct spw_reader_opts ro = { 0 };
-	struct cli_reader cr;
-	struct rep x = { .fmt = FMT_LINES };
-	struct where from = { 0 }, to = { 0 };
-	const char *name = NULL, *outpath = NULL;
-	double rate = 0, speed = 0;
-	uint64_t max_gap_ms = 1000;
-	int64_t end, first;
-	uint64_t t0;
-	bool verbose = false;
 	int o, rc = 0;
 
 	while ((o = cli_getopt(argc, argv, "o:v", opts, usage, &rc)) != -1) {
 		switch (o) {
 		case -2: return rc;
-		case FROM: if ((rc = cli_where("--from", optarg, WHERE_ENDS, &from))) return rc; break;
-		case TO: if ((rc = cli_where("--to", optarg, WHERE_ANY_POS, &to))) return rc; break;
-		case RATE: if ((rc = parse_rate(optarg, &rate))) return rc; break;
-		case SPEED: if ((rc = cli_parse_speed(optarg, &speed))) return rc; break;
-		case MAXGAP:
-			if ((rc = cli_duration("--max-gap", optarg, &max_gap_ms)))
+		case FROM:
+			if ((rc = cli_where("--from", optarg, WHERE_ENDS, &a->from)))
 				return rc;
 			break;
-		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &x.fmt))) return rc; break;
-		case 'o': outpath = optarg; break;
-		case 'v': verbose = true; break;
-		case SKIP: ro.flags |= SPW_READER_SKIP_CORRUPT; break;
+		case TO:
+			if ((rc = cli_where("--to", optarg, WHERE_ANY_POS, &a->to)))
+				return rc;
+			break;
+		case RATE: if ((rc = parse_rate(optarg, &a->rate))) return rc; break;
+		case SPEED: if ((rc = cli_parse_speed(optarg, &a->speed))) return rc; break;
+		case MAXGAP:
+			if ((rc = cli_duration("--max-gap", optarg, &a->max_gap_ms)))
+				return rc;
+			break;
+		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &x->fmt))) return rc; break;
+		case 'o': a->outpath = optarg; break;
+		case 'v': a->verbose = true; break;
+		case SKIP: a->ro.flags |= SPW_READER_SKIP_CORRUPT; break;
 		default: return cli_usage("unexpected option");
 		}
 	}
-	if ((rc = cli_topic_arg(argc, argv, &name)))
+	if ((rc = cli_topic_arg(argc, argv, &a->name)))
 		return rc;
-	if (from.kind == W_NONE)
+	if (a->from.kind == W_NONE)
 		return cli_usage("--from is required (earliest, a POSITION or @TIME)");
-	if (rate > 0 && speed > 0)
+	if (a->rate > 0 && a->speed > 0)
 		return cli_usage("--rate and --speed exclude each other");
-	cli_pace_init(&x.pace, speed, max_gap_ms * 1000000ull);
-	if (from.kind == W_LATEST)
+	if (a->from.kind == W_LATEST)
 		return cli_usage("--from latest replays nothing: use earliest, a POSITION or @TIME");
+	return -1;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	struct replay_args a = { .max_gap_ms = 1000 };
+	struct spw_reader_opts ro;
+	struct cli_reader cr;
+	struct rep x = { .fmt = FMT_LINES };
+	struct where from, to;
+	const char *name, *outpath;
+	double rate;
+	int64_t end, first;
+	uint64_t t0;
+	bool verbose;
+	int rc;
+
+	if ((rc = replay_args(argc, argv, &a, &x)) >= 0)
+		return rc;
+	ro = a.ro;
+	from = a.from;
+	to = a.to;
+	name = a.name;
+	outpath = a.outpath;
+	rate = a.rate;
+	verbose = a.verbose;
+	cli_pace_init(&x.pace, a.speed, a.max_gap_ms * 1000000ull);
 	cli_dirs();
 	cli_reader_start(&from, &ro);
 	end = tail_now(name);
