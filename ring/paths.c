@@ -30,7 +30,9 @@ static struct {
 	int fd;
 } roots[RING_ROOTS];
 static unsigned nroots;
-static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER; /* registration only */
+/* Registration only (at start); walks read the entries without it, after
+ * an acquire load of nroots. */
+static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int ring_root_add(const char *dir)
 {
@@ -49,8 +51,8 @@ int ring_root_add(const char *dir)
 	pthread_mutex_lock(&roots_lock);
 	for (unsigned i = 0; i < nroots; i++) {
 		if (roots[i].len == len && !memcmp(roots[i].path, dir, len)) {
-			close(roots[i].fd);
-			roots[i].fd = fd;
+			/* Held already: keep that fd (a walk may be using it). */
+			close(fd);
 			goto out;
 		}
 	}
@@ -63,7 +65,9 @@ int ring_root_add(const char *dir)
 	roots[nroots].path[len] = '\0';
 	roots[nroots].len = len;
 	roots[nroots].fd = fd;
-	nroots++;
+	/* Release: the entry above before the count that shows it; pairs with
+	 * the acquire load in ring_at_resolve (entries are never changed). */
+	__atomic_store_n(&nroots, nroots + 1, __ATOMIC_RELEASE);
 out:
 	pthread_mutex_unlock(&roots_lock);
 	return r;
