@@ -36,7 +36,7 @@ Q := @
 endif
 
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev librdkafka-dev \
-	g++ pkg-config python3 python3-cffi python3-pytest procps
+	g++ pkg-config python3 python3-cffi python3-pytest scdoc man-db procps
 
 # spill/writer*.c: the daemon's io_uring writer (private static library,
 # needs liburing).
@@ -77,16 +77,30 @@ TEST_SUPPORT := $(wildcard tests/support*.c)
 # after every run and rebuild them the next time: keep them.
 .SECONDARY: $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 
+# Man pages: docs/man/NAME.SECTION.scd -> $(BUILD)/man/NAME.SECTION (scdoc).
+MAN_SRC := $(wildcard docs/man/*.scd)
+MAN_OUT := $(MAN_SRC:docs/man/%.scd=$(BUILD)/man/%)
+SCDOC := $(shell command -v scdoc 2>/dev/null)
+
 BENCH_SRC := $(wildcard bench/*.cc)
 BENCH_BIN := $(BUILD)/bench/spillway_bench
 
-.PHONY: all lib test check-tests asan tsan bench bench-compare install uninstall clean deps demo
+.PHONY: all lib man test check-tests asan tsan bench bench-compare install uninstall clean deps demo
 
-all: lib bins
+all: lib bins man
 
 lib: $(LIB_A) $(BUILD)/libspillway.so
 
 bins: $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN))
+
+# Built when scdoc is there (make deps installs it); else said once.
+man: $(if $(SCDOC),$(MAN_OUT))
+	$(if $(SCDOC),,@echo "man pages: scdoc not found (make deps installs it): not built")
+
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	@[ -n "$(Q)" ] && echo "  SCDOC   $<" || true
+	$(Q)scdoc < $< > $@.tmp && mv $@.tmp $@
 
 # --- dependencies -----------------------------------------------------------
 deps:
@@ -145,7 +159,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 # tests/*.sh are the CLI's end-to-end tests (run in the normal build only).
 TEST_SH := $(wildcard tests/*.sh)
 
-check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN)) $(BUILD)/libspillway.so
+check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN)) $(BUILD)/libspillway.so man
 	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) SPW_CLI=$(CURDIR)/$(TOOLS_BIN); set -e; \
 	for t in $(TEST_BIN); do \
 		echo "== $$t"; $(TEST_ENV) $$t; \
@@ -205,8 +219,12 @@ PYTHON ?= /usr/bin/python3
 # /usr/local/lib/python3.X/dist-packages; another PREFIX needs PYTHONPATH.)
 PYDIR ?= $(shell $(PYTHON) -c "import sys; p = '$(PREFIX)'; print(p + '/lib/python3/dist-packages' if p == '/usr' else '%s/lib/python3.%d/dist-packages' % (p, sys.version_info[1]))" 2>/dev/null)
 
-install: lib bins
+MANDIR ?= $(PREFIX)/share/man
+
+install: lib bins man
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	$(if $(SCDOC),for m in $(MAN_OUT); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && \
+		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done)
 	install -m 755 $(DAEMON_BIN) $(DESTDIR)$(BINDIR)/
 	$(if $(TOOLS_SRC),install -m 755 $(TOOLS_BIN) $(DESTDIR)$(BINDIR)/)
 	sed -e 's|@BINDIR@|$(BINDIR)|' daemon/spillwayd.service > $(DESTDIR)$(UNITDIR)/spillwayd.service
@@ -226,6 +244,7 @@ uninstall:
 		$(DESTDIR)$(INCDIR)/spillway.h $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc \
 		$(DESTDIR)$(BINDIR)/spillwayd $(DESTDIR)$(BINDIR)/spillway $(DESTDIR)$(UNITDIR)/spillwayd.service
 	$(if $(PYDIR),rm -rf $(DESTDIR)$(PYDIR)/spillway)
+	for m in $(MAN_SRC:docs/man/%.scd=%); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$$m; done
 
 # The main job: daemon on temp dirs, producers, a live and a lagging
 # consumer, a replay, a summary; cleans up after itself (tools/cmd_demo.c).
