@@ -124,6 +124,12 @@ static int victim_slot(struct spw_topic *t, pid_t vp, int64_t *claim)
 	for (int i = 0; i < n; i++)
 		if (pi[i].pid == (uint32_t)vp && pi[i].alive) {
 			*claim = pi[i].claiming ? pi[i].claim : -1;
+			/* A claim that wraps covers a PADDING record to the ring's
+			 * end (committed at once, ring_layout.h I4, I6) and the
+			 * record at the next lap's start: that record is the one
+			 * spilling waits at. */
+			if (*claim >= 0 && (uint64_t)*claim / RING != (uint64_t)(pi[i].end - 1) / RING)
+				*claim = (int64_t)((uint64_t)(pi[i].end - 1) / RING * RING);
 			return (int)pi[i].slot;
 		}
 	return -1;
