@@ -47,17 +47,9 @@ def main():
                 last = p.send(payload, timeout=30)
             p.wait_ack(last, "spilled", timeout=60)
 
-        def as_bytes():
+        def iterate(zero_copy):
             n = b = 0
-            with spillway.Reader("pyb", live=False) as r:
-                for rec in r:
-                    n += 1
-                    b += len(rec.data)
-            return n, b
-
-        def as_views():
-            n = b = 0
-            with spillway.Reader("pyb", live=False, zero_copy=True) as r:
+            with spillway.Reader("pyb", live=False, zero_copy=zero_copy) as r:
                 for rec in r:
                     n += 1
                     b += len(rec.data)
@@ -73,7 +65,8 @@ def main():
                     n += k
             return n, 0
 
-        for name, fn in (("bytes", as_bytes), ("zero-copy views", as_views),
+        for name, fn in (("bytes", lambda: iterate(False)),
+                         ("zero-copy views", lambda: iterate(True)),
                          ("C batch loop (no per-record Python)", c_floor)):
             rates = [timed(fn)[0] for _ in range(3)]
             med = statistics.median(rates)

@@ -126,6 +126,27 @@ static int wait_status(pid_t pid, int64_t timeout_ns)
 	return -1;
 }
 
+/* The bridge's command line for topic -> ktopic on mock m (extra: one more
+ * flag, or NULL), and the file its stderr goes to. */
+struct bargs {
+	char errfile[1200], brokers[512];
+	const char *argv[8];
+};
+
+static void bargs_set(struct bargs *a, const struct test_daemon *d, const struct mock *m,
+		      const char *topic, const char *ktopic, const char *extra)
+{
+	snprintf(a->errfile, sizeof(a->errfile), "%s/bridge.err", d->root);
+	snprintf(a->brokers, sizeof(a->brokers), "%s", m->bootstraps);
+	a->argv[0] = topic;
+	a->argv[1] = "--brokers";
+	a->argv[2] = a->brokers;
+	a->argv[3] = "--kafka-topic";
+	a->argv[4] = ktopic;
+	a->argv[5] = extra;
+	a->argv[6] = NULL;
+}
+
 /* Wait until the bridge's group says Kafka acknowledged everything up to
  * `end`. */
 static void wait_group(struct test_daemon *d, const char *topic, const char *group, int64_t end)
@@ -215,8 +236,7 @@ static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
 	struct mock m;
-	char errfile[1200], args_b[512];
-	const char *args[8];
+	struct bargs ba;
 	pid_t b;
 	int n;
 
@@ -225,15 +245,8 @@ static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
 	case_producer(d, &spec, &t, &p);
 	mock_start(&m, "kt");
 	send_recs(p, 0, 2000, pos, NULL);
-	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
-	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
-	args[0] = "bt";
-	args[1] = "--brokers";
-	args[2] = args_b;
-	args[3] = "--kafka-topic";
-	args[4] = "kt";
-	args[5] = NULL;
-	b = bridge_start(d, args, errfile);
+	bargs_set(&ba, d, &m, "bt", "kt", NULL);
+	b = bridge_start(d, ba.argv, ba.errfile);
 	wait_group(d, "bt", "bridge-kafka-kt", pos[1999] + 8);
 	kill(b, SIGTERM);
 	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
@@ -258,10 +271,10 @@ static void kill9_five_times(struct test_daemon *d, bool exactly)
 	const struct test_topic_spec spec = { name, RING, 4 * RING, MAXREC, 20, 0 };
 	static int64_t pos[4000], got[20000];
 	static unsigned char seen[4000];
-	char errfile[1200], args_b[512], group[64];
+	char group[64];
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
-	const char *args[8];
+	struct bargs ba;
 	struct mock m;
 	uint64_t sent = 600;
 	pid_t b;
@@ -273,18 +286,10 @@ static void kill9_five_times(struct test_daemon *d, bool exactly)
 	case_producer(d, &spec, &t, &p);
 	mock_start(&m, kt);
 	send_recs(p, 0, sent, pos, NULL);
-	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
-	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
 	snprintf(group, sizeof(group), "bridge-kafka-%s", kt);
-	args[0] = name;
-	args[1] = "--brokers";
-	args[2] = args_b;
-	args[3] = "--kafka-topic";
-	args[4] = kt;
-	args[5] = exactly ? "--exactly-once" : NULL;
-	args[6] = NULL;
+	bargs_set(&ba, d, &m, name, kt, exactly ? "--exactly-once" : NULL);
 	for (int k = 0; k < 5; k++) {
-		b = bridge_start(d, args, errfile);
+		b = bridge_start(d, ba.argv, ba.errfile);
 		wait_group(d, name, group, pos[sent / 2]); /* it is moving */
 		send_recs(p, sent, sent + 600, pos, NULL);
 		sent += 600;
@@ -292,7 +297,7 @@ static void kill9_five_times(struct test_daemon *d, bool exactly)
 		kill(b, SIGKILL);
 		assert_true(wait_status(b, scaled_s(10, 30)) != 0);
 	}
-	b = bridge_start(d, args, errfile);
+	b = bridge_start(d, ba.argv, ba.errfile);
 	wait_group(d, name, group, pos[sent - 1] + 8);
 	kill(b, SIGTERM);
 	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
@@ -339,10 +344,9 @@ static void brokers_down_then_back_lose_nothing(void **state)
 	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "bd", RING, 4 * RING, MAXREC, 20, 0 };
 	static int64_t pos[3000], got[6000];
-	char errfile[1200], args_b[512];
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
-	const char *args[8];
+	struct bargs ba;
 	struct mock m;
 	pid_t b;
 	int n;
@@ -352,15 +356,8 @@ static void brokers_down_then_back_lose_nothing(void **state)
 	case_producer(d, &spec, &t, &p);
 	mock_start(&m, "kd");
 	send_recs(p, 0, 500, pos, NULL);
-	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
-	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
-	args[0] = "bd";
-	args[1] = "--brokers";
-	args[2] = args_b;
-	args[3] = "--kafka-topic";
-	args[4] = "kd";
-	args[5] = NULL;
-	b = bridge_start(d, args, errfile);
+	bargs_set(&ba, d, &m, "bd", "kd", NULL);
+	b = bridge_start(d, ba.argv, ba.errfile);
 	wait_group(d, "bd", "bridge-kafka-kd", pos[499] + 8);
 	for (int32_t id = 1; id <= 3; id++)
 		assert_int_equal(rd_kafka_mock_broker_set_down(m.mc, id), 0);

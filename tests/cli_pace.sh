@@ -15,33 +15,29 @@ done
 sleep 3
 echo 31 | "$CLI" produce paced || fail "produce"
 
+# timed CMD...: run it; every record out, in order; its wall time in $ms.
+timed() {
+	local t0 t1
+	t0=$(date +%s%N)
+	run "$@"
+	t1=$(date +%s%N)
+	[ "$RC" = 0 ] || fail "exit $RC"
+	[ "$(cat "$TMP/out")" = "$(seq 1 31)" ] || fail "records out of order or missing"
+	ms=$(( (t1 - t0) / 1000000 ))
+}
+
 check "--speed 1x: in order, never early, lateness reported"
-t0=$(date +%s%N)
-run "$CLI" replay paced --from earliest --speed 1x --max-gap 10s
-t1=$(date +%s%N)
-[ "$RC" = 0 ] || fail "exit $RC"
-[ "$(cat "$TMP/out")" = "$(seq 1 31)" ] || fail "records out of order or missing"
-ms=$(( (t1 - t0) / 1000000 ))
+timed "$CLI" replay paced --from earliest --speed 1x --max-gap 10s
 [ "$ms" -ge 3700 ] || fail "1x took $ms ms: records went out early (the data spans >= 3.8 s)"
 expect_err "paced at 1x: 31 records, lateness p50"
 
 check "--max-gap 200ms shortens the 3 s silence (still never early)"
-t0=$(date +%s%N)
-run "$CLI" replay paced --from earliest --speed 1x --max-gap 200ms
-t1=$(date +%s%N)
-[ "$RC" = 0 ] || fail "exit $RC"
-[ "$(cat "$TMP/out")" = "$(seq 1 31)" ] || fail "records out of order or missing"
-ms=$(( (t1 - t0) / 1000000 ))
+timed "$CLI" replay paced --from earliest --speed 1x --max-gap 200ms
 [ "$ms" -ge 550 ] || fail "took $ms ms: went out early (three gaps shortened to 0.2 s each)"
 [ "$ms" -lt 3000 ] || fail "took $ms ms: the 3 s gap was not shortened"
 
 check "--speed 4x: a quarter of the time, never less"
-t0=$(date +%s%N)
-run "$CLI" consume paced --speed 4x --max-gap 10s
-t1=$(date +%s%N)
-[ "$RC" = 0 ] || fail "exit $RC"
-[ "$(cat "$TMP/out")" = "$(seq 1 31)" ] || fail "records out of order or missing"
-ms=$(( (t1 - t0) / 1000000 ))
+timed "$CLI" consume paced --speed 4x --max-gap 10s
 [ "$ms" -ge 900 ] || fail "4x took $ms ms: early"
 expect_err "paced at 4x"
 

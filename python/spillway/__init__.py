@@ -190,7 +190,23 @@ def data_dir(d=None):
     return _os.fsdecode(ffi.string(lib.spw_data_dir(_cstr(d))))
 
 
-class Topic:
+class _Handle:
+    """A C handle closed by close(), by `with`, or when collected."""
+
+    def close(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Topic(_Handle):
     """A topic's ring, mapped. Topic.create() makes one, Topic.open() maps one."""
 
     def __init__(self, handle, name, shm):
@@ -246,24 +262,15 @@ class Topic:
             raise ValueError("topic %r is closed" % self.name)
 
     def close(self):
-        if self._t is not None:
+        if getattr(self, "_t", None) is not None:
             lib.spw_topic_close(self._t)
             self._t = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 _ACK = {"committed": 0, "spilled": 1, "durable": 2}
 
 
-class Producer:
+class Producer(_Handle):
     """A producer handle on an open Topic (one thread at a time)."""
 
     def __init__(self, topic):
@@ -299,18 +306,9 @@ class Producer:
             _raise(rc, "waiting for %s of position %d" % (level, position))
 
     def close(self):
-        if self._p is not None:
+        if getattr(self, "_p", None) is not None:
             lib.spw_producer_close(self._p)
             self._p = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 class Record:
@@ -341,7 +339,7 @@ def _time_ns(t):
     return int(t)
 
 
-class Reader:
+class Reader(_Handle):
     """Everything retention kept of a topic, disk then live, in order.
 
     start: 'earliest' (default), 'latest', a position (int), a datetime, or
@@ -513,12 +511,3 @@ class Reader:
             self._release()
             lib.spw_reader_close(self._r)
             self._r = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        self.close()
