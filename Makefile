@@ -36,7 +36,8 @@ Q := @
 endif
 
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev librdkafka-dev \
-	g++ pkg-config python3 python3-cffi python3-pytest scdoc man-db procps
+	g++ pkg-config python3 python3-cffi python3-pytest scdoc man-db procps \
+	libmicrohttpd-dev prometheus debhelper lintian fakeroot dpkg-dev
 
 # spill/writer*.c: the daemon's io_uring writer (private static library,
 # needs liburing).
@@ -57,6 +58,9 @@ HWLOC_LIBS = $(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc)
 ISAL_LIBS = -lisal
 # librdkafka: `spillway bridge kafka` (tools/cmd_bridge.c) and its test.
 RDKAFKA_LIBS = $(shell pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka)
+# libmicrohttpd: spillwayd --metrics-listen (daemon/metrics.c); prometheus
+# (DEB_PKGS) brings promtool, which tests/metrics_http.sh checks it with.
+MHD_LIBS = $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 
 DAEMON_SRC := $(wildcard daemon/*.c)
 DAEMON_BIN := $(BUILD)/spillwayd
@@ -132,7 +136,7 @@ $(SPILL_A): $(SPILL_OBJ)
 
 $(DAEMON_BIN): $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
-	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(ISAL_LIBS) $(LDFLAGS)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(URING_LIBS) $(ISAL_LIBS) $(MHD_LIBS) $(LDFLAGS)
 
 $(TOOLS_BIN): $(TOOLS_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  LD      $@" || true
