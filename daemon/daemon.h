@@ -3,7 +3,8 @@
  * daemon.h - what the files of spillwayd share: the topics it spills, the
  * process state, the log. daemon/main.c (options, config, dirs, lock, the
  * start), daemon/topics.c (discovery, attach, recovery, detach),
- * daemon/loop.c (the event loop, signals, shutdown), daemon/retention.c.
+ * daemon/loop.c (the event loop, signals, shutdown), daemon/retention.c,
+ * daemon/metrics.c (/metrics and the textfile).
  */
 #ifndef SPILLWAY_DAEMON_DAEMON_H
 #define SPILLWAY_DAEMON_DAEMON_H
@@ -11,6 +12,7 @@
 #include "../spill/writer.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #define MAX_TOPICS 256
@@ -36,6 +38,10 @@ struct spillwayd {
 	int ntopics;
 	int inotify_fd, sig_fd, lock_fd;
 	bool stopping;
+	char metrics_listen[128];        /* [ADDR:]PORT, "" none */
+	char metrics_textfile[PATH_MAX]; /* "" none */
+	uint64_t metrics_interval_ms;    /* textfile rewrites */
+	bool metrics_textfile_failed;    /* said once */
 };
 extern struct spillwayd D;
 
@@ -52,6 +58,12 @@ void rescan_shm(void);
 void drain_inotify(void);
 /* retention.c */
 void retention(struct dtopic *dt);
+/* metrics.c */
+int metrics_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+int metrics_start(void);        /* 0, or 1 after saying why */
+void metrics_tick(uint64_t now_ns); /* every heartbeat: blocked producers */
+void metrics_poll(uint64_t now_ns); /* every loop turn: serve, rewrite the textfile */
+void metrics_stop(void);
 /* loop.c: runs until SIGTERM/SIGINT and everything is spilled; the exit
  * status (1 when durability failed). */
 int daemon_run(void);

@@ -85,6 +85,7 @@ int daemon_run(void)
 		if (now - last_beat > 100000000ull) {
 			for (int i = 0; i < D.ntopics; i++)
 				spwd_heartbeat(D.topics[i]->t, (uint32_t)getpid());
+			metrics_tick(now);
 			last_beat = now;
 		}
 		for (int i = 0; i < D.ntopics; i++) {
@@ -97,6 +98,7 @@ int daemon_run(void)
 		}
 		if (now - last_retention > 5000000000ull)
 			last_retention = now;
+		metrics_poll(now);
 		if (D.stopping) {
 			if (!stop_since)
 				stop_since = now;
@@ -113,6 +115,7 @@ int daemon_run(void)
 			     strerror(-D.topics[i]->s->durable_err));
 			failed = true;
 		}
+	metrics_stop(); /* the textfile's last figures, while the topics are there */
 	while (D.ntopics)
 		topic_detach(D.topics[D.ntopics - 1], "shutting down");
 	spill_writer_exit(&D.w);

@@ -26,7 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-struct spillwayd D = { .log_level = LOG_INFO, .inotify_fd = -1, .sig_fd = -1, .lock_fd = -1 };
+struct spillwayd D = { .log_level = LOG_INFO, .inotify_fd = -1, .sig_fd = -1, .lock_fd = -1,
+		       .metrics_interval_ms = 15000 };
 
 static const char *level_names[] = { "error", "warn", "info", "debug" };
 
@@ -101,6 +102,18 @@ int config_load(const char *path, bool at_start)
 		} else if (!strcmp(key, "shm_dir")) {
 			if (at_start)
 				snprintf(D.shm_dir, sizeof(D.shm_dir), "%s", val);
+		} else if (!strcmp(key, "metrics_listen")) {
+			if (strlen(val) >= sizeof(D.metrics_listen)) {
+				dlog(LOG_ERROR, NULL, "%s:%d: metrics_listen is [ADDR:]PORT", path,
+				     lineno);
+				fclose(f);
+				return -EINVAL;
+			}
+			if (at_start && !D.metrics_listen[0])
+				memcpy(D.metrics_listen, val, strlen(val) + 1);
+		} else if (!strcmp(key, "metrics_textfile")) {
+			if (at_start && !D.metrics_textfile[0])
+				snprintf(D.metrics_textfile, sizeof(D.metrics_textfile), "%s", val);
 		} else {
 			dlog(LOG_WARN, NULL, "%s:%d: unknown key '%s' ignored", path, lineno, key);
 		}
@@ -115,12 +128,23 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: spillwayd [--data-dir DIR] [--shm-dir DIR] [--foreground]\n"
 		"                 [--log-level error|warn|info|debug] [--config FILE]\n"
+		"                 [--metrics-listen [ADDR:]PORT] [--metrics-textfile FILE]\n"
+		"                 [--metrics-interval SEC]\n"
 		"Spills every Spillway topic's shared-memory ring to segment files.\n"
 		"  --data-dir DIR   segments (env SPILLWAY_DATA_DIR; default /var/lib/spillway,\n"
 		"                   or $XDG_STATE_HOME/spillway when not root)\n"
 		"  --shm-dir DIR    rings (env SPILLWAY_SHM_DIR; default /dev/shm/spillway)\n"
 		"  --foreground     do not detach (logs go to stderr either way)\n"
-		"  --config FILE    'key = value' lines: data_dir, shm_dir, log_level\n"
+		"  --config FILE    'key = value' lines: data_dir, shm_dir, log_level,\n"
+		"                   metrics_listen, metrics_textfile\n"
+		"  --metrics-listen [ADDR:]PORT\n"
+		"                   serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+		"                   (ADDR defaults to 127.0.0.1; [::1]:PORT for IPv6)\n"
+		"  --metrics-textfile FILE\n"
+		"                   write the same metrics to FILE (atomically, by rename) for\n"
+		"                   node_exporter's textfile collector\n"
+		"  --metrics-interval SEC\n"
+		"                   how often the textfile is rewritten (default 15)\n"
 		"Signals: TERM/INT spill everything, fdatasync, exit 0; HUP rereads the config.\n");
 }
 
@@ -183,6 +207,9 @@ static int parse_args(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "metrics-listen", required_argument, NULL, 'M' },
+		{ "metrics-textfile", required_argument, NULL, 'T' },
+		{ "metrics-interval", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -201,6 +228,32 @@ static int parse_args(int argc, char **argv)
 			}
 			break;
 		case 'c': snprintf(D.config, sizeof(D.config), "%s", optarg); break;
+		case 'M': {
+			struct sockaddr_storage ss;
+			socklen_t len;
+
+			if (metrics_parse_listen(optarg, &ss, &len)) {
+				fprintf(stderr, "spillwayd: --metrics-listen \"%s\": expected [ADDR:]PORT "
+					"(127.0.0.1:9464, [::1]:9464, 9464)\n", optarg);
+				return 2;
+			}
+			if (strlen(optarg) >= sizeof(D.metrics_listen))
+				return 2;
+			memcpy(D.metrics_listen, optarg, strlen(optarg) + 1);
+			break;
+		}
+		case 'T': snprintf(D.metrics_textfile, sizeof(D.metrics_textfile), "%s", optarg); break;
+		case 'I': {
+			double ms;
+
+			if (seg_parse_duration(optarg, 1e3, &ms) || ms < 100 || ms > 86400e3) {
+				fprintf(stderr, "spillwayd: --metrics-interval: bad interval \"%s\" "
+					"(seconds, 0.1 .. 86400)\n", optarg);
+				return 2;
+			}
+			D.metrics_interval_ms = (uint64_t)ms;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -321,7 +374,7 @@ int main(int argc, char **argv)
 		return 1;
 	if (!D.foreground && (r = daemonize()) >= 0)
 		return r;
-	if (setup_events())
+	if (setup_events() || metrics_start())
 		return 1;
 	dlog(LOG_INFO, NULL, "started: data %s, shm %s, io_uring (fixed files %s, fixed buffers %s)",
 	     D.data_dir, D.shm_dir, D.w.fixed_files ? "yes" : "no", D.w.fixed_bufs ? "yes" : "no");

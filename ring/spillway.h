@@ -49,6 +49,7 @@ extern "C" {
 
 #define SPW_VERSION_MAJOR 0
 #define SPW_VERSION_MINOR 1
+#define SPW_VERSION_PATCH 0
 
 #define SPW_NAME_MAX 128               /* topic names: [A-Za-z0-9._-]{1,128}, no leading '.' */
 #define SPW_RING_MIN_BYTES (64u << 10) /* ring_bytes: a power of two >= 64 KiB */
@@ -121,7 +122,7 @@ struct spw_topic_info {
 	int32_t stall_slot;      /* the daemon waits on a live producer's claim: */
 	uint64_t stall_position; /*   its slot (-1: none), position, */
 	uint32_t stall_pid;      /*   pid (0: unknown) and since when */
-	uint32_t reserved2;
+	uint32_t producers_waiting; /* producers asleep now on a full ring (send_wait, claim_wait) */
 	uint64_t stall_since_ns; /*   (CLOCK_REALTIME) */
 	uint64_t corrupt_bytes;  /* ring bytes the daemon skipped as garbage */
 	uint64_t aborted_claims; /* claims of dead producers the daemon aborted */

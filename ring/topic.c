@@ -396,6 +396,8 @@ int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *o)
 	/* Relaxed: advisory. */
 	o->disk_bad_ranges = atomic_load_explicit(&h->disk_bad_ranges, memory_order_relaxed);
 	o->spill_error = atomic_load_explicit(&h->spill_err, memory_order_relaxed);
+	/* Relaxed: a count for display (the I8 handshake reads it seq_cst). */
+	o->producers_waiting = atomic_load_explicit(&h->prod_waiters, memory_order_relaxed);
 	{
 		/* Relaxed: advisory, as it is written. */
 		uint64_t f = atomic_load_explicit(&h->retention_forced, memory_order_relaxed);

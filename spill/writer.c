@@ -288,8 +288,10 @@ int spill_writer_submit(struct spill_writer *w)
 	static unsigned flip;
 	int r = (seg_fault_submit() && (flip++ & 1)) ? -EBUSY : io_uring_submit(&w->ring);
 
-	if (r >= 0)
+	if (r >= 0) {
+		w->inflight += (unsigned)r;
 		return 0;
+	}
 	if (r == -EBUSY || r == -EAGAIN || r == -EINTR) {
 		/* The SQEs stay queued; the next submit (every loop) sends them. */
 		if (w->submit_busy++ == 0)
@@ -324,6 +326,8 @@ int spill_writer_reap(struct spill_writer *w, int64_t wait_ns)
 		n++;
 		if (cqe->user_data == LIBURING_UDATA_TIMEOUT)
 			continue; /* liburing's own timeout on kernels without EXT_ARG */
+		if (w->inflight)
+			w->inflight--;
 		if (ud & 2) { /* a sync round (W6): 3 = its checkpoint write */
 			spill_sync_complete((struct spill_stream *)(ud & ~(uintptr_t)3), cqe->res, ud & 1);
 			continue;

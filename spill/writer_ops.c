@@ -214,6 +214,8 @@ void spill_ops_advance(struct spill_stream *s)
 		if (op->pending)
 			return;
 		if (op->res < 0) {
+			if (!s->err)
+				s->m.write_errors++; /* once per failed attempt */
 			if (!s->err && !s->backoff_ns)
 				spill_log(LOG_ERROR, s->name,
 					  "writing segment %020llu at %llu: %s; keeping the data "
@@ -225,6 +227,7 @@ void spill_ops_advance(struct spill_stream *s)
 			return;
 		}
 		s->spilled = op->to;
+		s->m.records_spilled += op->records - s->seg.done_records;
 		s->seg.done_entries = op->entry0 + (uint64_t)op->nent;
 		s->seg.done_records = op->records;
 		s->seg.done_max_ts = op->max_ts;
@@ -283,6 +286,7 @@ static bool error_settled(struct spill_stream *s, uint64_t now_ns)
 	if (s->op_count) {
 		s->op_count = 0;
 		s->submitted = s->spilled;
+		s->m.records_seen = s->m.records_spilled;
 		s->seg.sub_entries = s->seg.done_entries;
 		s->seg.sub_records = s->seg.done_records;
 		s->seg.sub_max_ts = s->seg.done_max_ts;
@@ -306,6 +310,8 @@ static int pump_no_spill(struct spill_stream *s, uint64_t now_ns)
 	s->seg.sub_records = 0;
 	while (op_build(s, &tmp, now_ns) > 0) {
 		s->submitted = s->spilled = tmp.to;
+		s->m.records_seen += tmp.records;
+		s->m.records_spilled += tmp.records;
 		work++;
 	}
 	if (work)
@@ -341,6 +347,8 @@ static int segment_ready(struct spill_stream *s, uint64_t now_ns)
 		r = spill_seg_activate(s, s->submitted);
 	if (!r)
 		return 1;
+	if (!s->err)
+		s->m.write_errors++;
 	if (!s->err && !s->backoff_ns)
 		spill_log(LOG_ERROR, s->name, "opening segment for %llu: %s",
 			  (unsigned long long)s->submitted, strerror(-r));
@@ -383,6 +391,7 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 		s->op_count++;
 		s->submitted = op->to;
 		s->seg.sub_entries += (uint64_t)op->nent;
+		s->m.records_seen += op->records - s->seg.sub_records;
 		s->seg.sub_records = op->records;
 		s->seg.sub_max_ts = op->max_ts;
 		work++;

@@ -34,12 +34,15 @@ int spill_durable_advance(struct spill_stream *s, uint64_t target)
 		s->ckpt_written = target;
 	}
 	s->durable = target;
+	if (target == s->spilled)
+		s->m.records_durable = s->m.records_spilled;
 	spwd_set_counter(s->t, SPWD_DURABLE, (int64_t)s->durable);
 	return 0;
 }
 
 void spill_durable_fail_what(struct spill_stream *s, const char *what, int err)
 {
+	s->m.sync_errors++;
 	spill_durability_failed = true;
 	if (s->durable_err)
 		return;
@@ -113,6 +116,7 @@ void spill_sync_submit(struct spill_stream *s)
 	io_uring_sqe_set_data(a, (void *)((uintptr_t)s | 2));
 	io_uring_sqe_set_data(b, (void *)((uintptr_t)s | 2));
 	s->sync_target = s->spilled;
+	s->sync_records = s->m.records_spilled;
 	if (need == 4) {
 		/* Linked: the checkpoint is written, then synced, only after
 		 * both data syncs succeeded; a failure cancels the rest (W6). */
@@ -154,6 +158,7 @@ void spill_sync_complete(struct spill_stream *s, int res, bool ckpt_write)
 		if (s->ckpt_fd >= 0)
 			s->ckpt_written = s->sync_target;
 		s->durable = s->sync_target;
+		s->m.records_durable = s->sync_records;
 		spwd_set_counter(s->t, SPWD_DURABLE, (int64_t)s->durable);
 	}
 }

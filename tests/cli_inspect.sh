@@ -36,16 +36,18 @@ python3 -c 'import json,sys; l = json.load(sys.stdin); assert isinstance(l, list
 
 check "stat --prometheus: HELP / TYPE lines and labelled samples"
 expect_rc 0 "$CLI" stat --prometheus
-for m in tail_bytes spilled_bytes durable_bytes ring_fill_ratio daemon_up segments group_lag_bytes; do
+for m in produced_bytes_total spilled_bytes_total durable_bytes_total ring_fill_ratio daemon_up \
+	disk_segments group_lag_bytes; do
 	grep -q "^# HELP spillway_$m " "$TMP/out" || fail "no HELP for spillway_$m"
 	grep -q "^# TYPE spillway_$m \(counter\|gauge\)$" "$TMP/out" || fail "no TYPE for spillway_$m"
 done
-grep -q '^spillway_tail_bytes{topic="s"} [0-9][0-9]*$' "$TMP/out" || fail "no tail sample for s"
-grep -q '^spillway_tail_bytes{topic="other"} 0$' "$TMP/out" || fail "no tail sample for other"
+grep -q '^spillway_produced_bytes_total{topic="s"} [0-9][0-9]*$' "$TMP/out" || fail "no tail sample for s"
+grep -q '^spillway_produced_bytes_total{topic="other"} 0$' "$TMP/out" || fail "no tail sample for other"
 grep -q '^spillway_daemon_up{topic="s"} 1$' "$TMP/out" || fail "daemon_up"
 grep -q '^spillway_group_lag_bytes{topic="s",group="readers"} [0-9]*$' "$TMP/out" || fail "group lag"
 bad=$(grep -v '^#' "$TMP/out" | grep -cv '^spillway_[a-z_]*{[a-z]*="[^"]*"\(,[a-z]*="[^"]*"\)*} [0-9.e+-]*$')
 [ "$bad" -eq 0 ] || fail "$bad malformed sample lines"
+promtool check metrics <"$TMP/out" >"$TMP/lint" 2>&1 || { cat "$TMP/lint" >&2; fail "promtool"; }
 
 check "stat text and --watch: rates between ticks, stops on SIGINT"
 expect_rc 0 "$CLI" stat s

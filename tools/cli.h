@@ -13,7 +13,7 @@
 #define SPILLWAY_CLI_H
 
 #define _GNU_SOURCE
-#include "../spill/spill.h"
+#include "../spill/metrics.h"
 #include "bench_hist.h"
 
 #include <getopt.h>
@@ -133,13 +133,6 @@ bool cli_daemon_alive(const struct spw_topic_info *in, double *age_s);
 void cli_daemon_why(const struct spw_topic_info *in, char *buf, size_t n);
 
 /* The disk log of a topic dir: segments, bytes, first, end, newest ts. */
-struct disk_log {
-	size_t segments;
-	uint64_t bytes, first, end, newest_ts, records;
-	bool any;
-};
-int cli_disk_log(const char *topic_dir, struct disk_log *d);
-
 /* Every topic: rings in the shm dir, topic dirs with a topic.conf in the
  * data dir; sorted, unique, malloc'd. The count, or -1 (error printed). */
 int cli_topic_names(char ***names);

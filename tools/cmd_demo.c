@@ -407,7 +407,7 @@ int cmd_demo(int argc, char **argv)
 	char log[PATH_MAX + 32], tdir[PATH_MAX + SPW_NAME_MAX + 2], line[256], a[32], b[32];
 	struct demo_replay rp = { 0 };
 	struct spw_topic_info in = { 0 };
-	struct disk_log dl = { 0 };
+	struct seg_disk_usage dl = { 0 };
 	struct kids k = { 0 };
 	struct demo_shared *sh;
 	bool keep = false, ok = false;
@@ -467,7 +467,7 @@ int cmd_demo(int argc, char **argv)
 	replay_middle(&c, sh, &rp);
 	printf("[%5.1fs] replay done\n", since());
 	snprintf(tdir, sizeof(tdir), "%s/%s", c.data, c.topic);
-	cli_disk_log(tdir, &dl);
+	seg_disk_usage(tdir, &dl);
 	rc = stop_daemon(&k);
 	if (rc)
 		snprintf(line, sizeof(line), "did NOT stop cleanly on SIGTERM (status 0x%x)", k.daemon_status);

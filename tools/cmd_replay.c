@@ -100,7 +100,7 @@ static int64_t tail_now(const char *name)
 {
 	struct spw_topic *t;
 	struct spw_topic_info in;
-	struct disk_log dl;
+	struct seg_disk_usage dl;
 	char dir[PATH_MAX];
 
 	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t) == 0) {
@@ -108,7 +108,7 @@ static int64_t tail_now(const char *name)
 		spw_topic_close(t);
 		return (int64_t)in.tail;
 	}
-	if (!cli_topic_dir(dir, sizeof(dir), name) && !cli_disk_log(dir, &dl))
+	if (!cli_topic_dir(dir, sizeof(dir), name) && !seg_disk_usage(dir, &dl))
 		return (int64_t)dl.end;
 	return 0;
 }

@@ -23,82 +23,11 @@ static const char usage[] =
 	"  --watch SEC       print again every SEC seconds (rates between ticks); Ctrl-C ends\n"
 	"Rates come from two samples 200 ms apart (or the --watch interval).\n" CLI_COMMON_HELP;
 
-struct grp {
-	char name[SPW_NAME_MAX + 1];
-	int64_t pos;
-};
-
 struct tstat {
-	char name[SPW_NAME_MAX + 1];
-	struct spw_topic *t;
-	struct spw_topic_info in, prev;
+	struct seg_metrics m;          /* spill/metrics.c: the figures */
+	struct spw_topic_info prev;    /* the sample before, for rates */
 	uint64_t prev_ns, now_ns;
-	bool alive;
-	int live;               /* producers holding a slot */
-	double hb_age;
-	struct disk_log dl;
-	uint64_t oldest_ts, newest_ts;
-	struct grp *g;
-	int ng;
-	uint64_t held_bytes;            /* kept past retention for the slowest group */
-	char holder[SPW_NAME_MAX + 1];
 };
-
-static int add_group(void *arg, const char *group, int64_t pos)
-{
-	struct tstat *s = arg;
-	struct grp *ng = realloc(s->g, (size_t)(s->ng + 1) * sizeof(*ng));
-
-	if (!ng)
-		return 1;
-	s->g = ng;
-	snprintf(ng[s->ng].name, sizeof(ng[s->ng].name), "%s", group);
-	ng[s->ng++].pos = pos;
-	return 0;
-}
-
-static int first_ts(void *arg, const struct spw_record *r)
-{
-	*(uint64_t *)arg = r->timestamp_ns;
-	return 1;
-}
-
-/* The newest record time: the disk's, or the ring's committed run past it. */
-static uint64_t newest_in_ring(struct tstat *s)
-{
-	uint64_t newest = 0;
-	int64_t from = (int64_t)(s->in.spilled > s->in.reclaimed ? s->in.spilled : s->in.reclaimed);
-
-	if (!s->t)
-		return 0;
-	for (int i = 0; i < 4 && (uint64_t)from < s->in.tail; i++) {
-		struct spwd_scan_result sc;
-		int64_t n = spwd_scan(s->t, from, s->in.ring_bytes, &sc);
-
-		if (n <= 0)
-			break;
-		if (sc.max_timestamp_ns > newest)
-			newest = sc.max_timestamp_ns;
-		from = sc.end;
-	}
-	return newest;
-}
-
-/* Producers holding a slot with the kernel's word for it (ring/locks.c). */
-static int count_live(struct spw_topic *t)
-{
-	struct spw_topic_info in;
-	struct spw_producer_info *pi;
-	int n, live = 0;
-
-	if (spw_topic_info(t, &in) || !(pi = calloc(in.max_producers, sizeof(*pi))))
-		return 0;
-	n = spw_topic_producers(t, pi, (int)in.max_producers);
-	for (int i = 0; i < n; i++)
-		live += pi[i].alive;
-	free(pi);
-	return live;
-}
 
 /* Seconds the daemon has been waiting on a live producer's claim, or -1. */
 static double stall_s(const struct spw_topic_info *in)
@@ -110,68 +39,25 @@ static double stall_s(const struct spw_topic_info *in)
 	return now > in->stall_since_ns ? (double)(now - in->stall_since_ns) / 1e9 : 0;
 }
 
+/* The ring's counters (for rates); with full, everything else too. */
 static void sample(struct tstat *s, bool full)
 {
-	char dir[PATH_MAX];
-	struct spw_reader_opts ro = { 0 };
-	struct spw_reader *r;
-
-	if (s->t) {
-		s->prev = s->in;
-		s->prev_ns = s->now_ns;
-		spw_topic_info(s->t, &s->in);
-		s->now_ns = cli_mono_ns();
-		s->live = count_live(s->t);
-		s->alive = cli_daemon_alive(&s->in, &s->hb_age);
-	}
-	if (!full)
-		return;
-	cli_topic_dir(dir, sizeof(dir), s->name);
-	cli_disk_log(dir, &s->dl);
-	free(s->g);
-	s->g = NULL;
-	s->ng = 0;
-	spw_group_list(G.data_dir, s->name, add_group, s);
-	{
-		/* Who holds retention back, as the daemon's plan says
-		 * (spill/retention.c). */
-		struct topic_conf conf;
-		struct seg_ret_plan p;
-
-		s->held_bytes = 0;
-		s->holder[0] = '\0';
-		if (s->t && seg_conf_load(dir, &conf) == 0 &&
-		    seg_retention_plan(G.data_dir, s->name, &conf,
-				       s->in.spilled - s->in.spilled % conf.segment_bytes,
-				       cli_now_ns(), &p) == 0) {
-			s->held_bytes = p.held_bytes;
-			snprintf(s->holder, sizeof(s->holder), "%s", p.holder);
-			seg_ret_plan_free(&p);
-		}
-	}
-	s->oldest_ts = 0;
-	ro.shm_dir = G.shm_dir;
-	ro.data_dir = G.data_dir;
-	ro.flags = SPW_READER_NO_VERIFY | SPW_READER_SKIP_CORRUPT;
-	if (spw_reader_open(s->name, &ro, &r) == 0) {
-		spw_reader_poll(r, first_ts, &s->oldest_ts, 1);
-		spw_reader_close(r);
-	}
-	s->newest_ts = newest_in_ring(s);
-	if (s->dl.newest_ts > s->newest_ts)
-		s->newest_ts = s->dl.newest_ts;
-}
-
-static uint64_t tail_of(const struct tstat *s)
-{
-	return s->t ? s->in.tail : s->dl.end;
+	s->prev = s->m.in;
+	s->prev_ns = s->now_ns;
+	if (full)
+		seg_metrics_gather(G.shm_dir, G.data_dir, &s->m);
+	else if (s->m.t)
+		spw_topic_info(s->m.t, &s->m.in);
+	s->now_ns = cli_mono_ns();
+	if (s->m.t)
+		s->m.alive = cli_daemon_alive(&s->m.in, &s->m.hb_age);
 }
 
 static double rate(const struct tstat *s, uint64_t now, uint64_t before)
 {
 	double dt = (double)(s->now_ns - s->prev_ns) / 1e9;
 
-	return s->t && s->prev_ns && dt > 0 && now >= before ? (double)(now - before) / dt : 0;
+	return s->m.t && s->prev_ns && dt > 0 && now >= before ? (double)(now - before) / dt : 0;
 }
 
 static void ts_json(const char *key, uint64_t ns)
@@ -188,17 +74,17 @@ static void ts_json(const char *key, uint64_t ns)
 
 static void print_json(const struct tstat *s)
 {
-	const struct spw_topic_info *in = &s->in;
+	const struct spw_topic_info *in = &s->m.in;
 
 	printf("{\"topic\":");
-	out_json_str(stdout, s->name, strlen(s->name));
+	out_json_str(stdout, s->m.name, strlen(s->m.name));
 	printf(",\"ring\":%s,\"tail\":%llu,\"reclaimed\":%llu,\"spilled\":%llu,\"durable\":%llu,"
 	       "\"limit\":%llu",
-	       s->t ? "true" : "false", (unsigned long long)tail_of(s),
-	       (unsigned long long)(s->t ? in->reclaimed : s->dl.first),
-	       (unsigned long long)(s->t ? in->spilled : s->dl.end),
-	       (unsigned long long)(s->t ? in->durable : s->dl.end), (unsigned long long)in->limit);
-	if (s->t)
+	       s->m.t ? "true" : "false", (unsigned long long)seg_metrics_tail(&s->m),
+	       (unsigned long long)(s->m.t ? in->reclaimed : s->m.dl.first),
+	       (unsigned long long)(s->m.t ? in->spilled : s->m.dl.end),
+	       (unsigned long long)(s->m.t ? in->durable : s->m.dl.end), (unsigned long long)in->limit);
+	if (s->m.t)
 		printf(",\"ring_bytes\":%llu,\"segment_bytes\":%llu,\"max_record\":%u,\"no_spill\":%s,"
 		       "\"fill_pct\":%.2f",
 		       (unsigned long long)in->ring_bytes, (unsigned long long)in->segment_bytes,
@@ -211,19 +97,19 @@ static void print_json(const struct tstat *s)
 	       rate(s, in->durable, s->prev.durable));
 	printf(",\"segments\":{\"count\":%zu,\"bytes\":%llu,\"records\":%llu,\"first\":%llu,"
 	       "\"end\":%llu}",
-	       s->dl.segments, (unsigned long long)s->dl.bytes, (unsigned long long)s->dl.records,
-	       (unsigned long long)s->dl.first, (unsigned long long)s->dl.end);
-	ts_json("oldest_timestamp", s->oldest_ts);
-	ts_json("newest_timestamp", s->newest_ts);
-	if (s->t) {
+	       s->m.dl.segments, (unsigned long long)s->m.dl.bytes, (unsigned long long)s->m.dl.records,
+	       (unsigned long long)s->m.dl.first, (unsigned long long)s->m.dl.end);
+	ts_json("oldest_timestamp", s->m.oldest_ts);
+	ts_json("newest_timestamp", s->m.newest_ts);
+	if (s->m.t) {
 		printf(",\"producers\":{\"live\":%d,\"max\":%u},\"aborted_claims\":%llu,"
 		       "\"corrupt_bytes\":%llu,\"disk_bad_ranges\":%llu,"
 		       "\"retention\":{\"held_bytes\":%llu,\"held_by\":",
-		       s->live, in->max_producers,
+		       s->m.live, in->max_producers,
 		       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes,
-		       (unsigned long long)in->disk_bad_ranges, (unsigned long long)s->held_bytes);
-		if (s->holder[0])
-			out_json_str(stdout, s->holder, strlen(s->holder));
+		       (unsigned long long)in->disk_bad_ranges, (unsigned long long)s->m.held_bytes);
+		if (s->m.holder[0])
+			out_json_str(stdout, s->m.holder, strlen(s->m.holder));
 		else
 			printf("null");
 		printf(",\"forced_deletions\":%u},\"spill_error\":", in->retention_forced);
@@ -243,34 +129,38 @@ static void print_json(const struct tstat *s)
 		else
 			printf(",\"stall\":null");
 	}
-	if (s->t && in->daemon_pid)
+	if (s->m.t && in->daemon_pid)
 		printf(",\"daemon\":{\"alive\":%s,\"pid\":%u,\"heartbeat_age_s\":%.3f}",
-		       s->alive ? "true" : "false", in->daemon_pid, s->hb_age);
+		       s->m.alive ? "true" : "false", in->daemon_pid, s->m.hb_age);
 	else
 		printf(",\"daemon\":{\"alive\":false,\"pid\":null,\"heartbeat_age_s\":null}");
 	printf(",\"groups\":[");
-	for (int i = 0; i < s->ng; i++) {
+	for (int i = 0; i < s->m.ng; i++) {
+		const struct seg_metrics_group *g = &s->m.g[i];
+
 		printf("%s{\"group\":", i ? "," : "");
-		out_json_str(stdout, s->g[i].name, strlen(s->g[i].name));
-		if (s->g[i].pos < 0)
-			printf(",\"position\":null,\"lag_bytes\":null,\"error\":\"%s\"}",
-			       strerror((int)-s->g[i].pos));
+		out_json_str(stdout, g->name, strlen(g->name));
+		if (g->pos < 0)
+			printf(",\"position\":null,\"lag_bytes\":null,\"lag_s\":null,\"error\":\"%s\"}",
+			       strerror((int)-g->pos));
+		else if (g->lag_ns < 0)
+			printf(",\"position\":%lld,\"lag_bytes\":%llu,\"lag_s\":null}",
+			       (long long)g->pos, (unsigned long long)g->lag_bytes);
 		else
-			printf(",\"position\":%lld,\"lag_bytes\":%llu}", (long long)s->g[i].pos,
-			       tail_of(s) > (uint64_t)s->g[i].pos
-				       ? (unsigned long long)(tail_of(s) - (uint64_t)s->g[i].pos)
-				       : 0ull);
+			printf(",\"position\":%lld,\"lag_bytes\":%llu,\"lag_s\":%.3f}",
+			       (long long)g->pos, (unsigned long long)g->lag_bytes,
+			       (double)g->lag_ns / 1e9);
 	}
 	printf("]}");
 }
 
 static void print_text(const struct tstat *s)
 {
-	const struct spw_topic_info *in = &s->in;
+	const struct spw_topic_info *in = &s->m.in;
 	char a[32], b[32], c[32], o[48] = "-", n[48] = "-";
 
-	printf("topic %s\n", s->name);
-	if (s->t) {
+	printf("topic %s\n", s->m.name);
+	if (s->m.t) {
 		cli_human(in->ring_bytes, a, sizeof(a));
 		printf("  tail %llu  spilled %llu  durable %llu  limit %llu  reclaimed %llu\n",
 		       (unsigned long long)in->tail, (unsigned long long)in->spilled,
@@ -281,7 +171,7 @@ static void print_text(const struct tstat *s)
 		printf("  ring %s, %.1f%% full; produce %s/s, spill %s/s (over %.2f s)\n", a,
 		       100.0 * (double)(in->tail - in->reclaimed) / (double)in->ring_bytes, b, c,
 		       (double)(s->now_ns - s->prev_ns) / 1e9);
-		printf("  producers %d live of %u slots\n", s->live, in->max_producers);
+		printf("  producers %d live of %u slots\n", s->m.live, in->max_producers);
 		if (stall_s(in) >= 0)
 			printf("  STALLED: spilling waits at position %llu for %.1f s: producer slot %d "
 			       "(pid %u) holds it uncommitted; a live producer is never aborted "
@@ -301,10 +191,10 @@ static void print_text(const struct tstat *s)
 			printf("  SPILL ERROR: spillwayd cannot write the segments: %s (producers wait "
 			       "once the ring is full; it retries)\n",
 			       strerror(-in->spill_error));
-		if (s->held_bytes)
+		if (s->m.held_bytes)
 			printf("  retention held back by group \"%s\": %llu bytes kept past retention "
 			       "(retention_max_lag caps it; topic.conf)\n",
-			       s->holder, (unsigned long long)s->held_bytes);
+			       s->m.holder, (unsigned long long)s->m.held_bytes);
 		if (in->retention_forced)
 			printf("  RETENTION FORCED: %u segment(s) deleted before a group read them (past "
 			       "retention_max_lag): that group's reads say -ERANGE\n",
@@ -313,148 +203,55 @@ static void print_text(const struct tstat *s)
 			printf("  DISK DAMAGE: %llu range(s) of the log fail their CRC (kept; readers get "
 			       "-EBADMSG there, --skip-corrupt passes them; spillway verify %s lists "
 			       "them)\n",
-			       (unsigned long long)in->disk_bad_ranges, s->name);
+			       (unsigned long long)in->disk_bad_ranges, s->m.name);
 		if (in->aborted_claims || in->corrupt_bytes)
 			printf("  aborted claims of dead producers %llu; garbage cut out of the ring "
 			       "%llu bytes\n",
 			       (unsigned long long)in->aborted_claims,
 			       (unsigned long long)in->corrupt_bytes);
 	} else {
-		printf("  no ring (disk only); the log ends at %llu\n", (unsigned long long)s->dl.end);
+		printf("  no ring (disk only); the log ends at %llu\n", (unsigned long long)s->m.dl.end);
 	}
-	cli_human(s->dl.bytes, a, sizeof(a));
-	if (s->oldest_ts)
-		cli_iso8601(s->oldest_ts, o, sizeof(o));
-	if (s->newest_ts)
-		cli_iso8601(s->newest_ts, n, sizeof(n));
-	printf("  disk %zu segments, %s; oldest record %s, newest %s\n", s->dl.segments, a, o, n);
-	if (s->t && s->alive)
-		printf("  daemon alive, pid %u, heartbeat %.2f s ago\n", in->daemon_pid, s->hb_age);
-	else if (s->t && in->daemon_pid)
+	cli_human(s->m.dl.bytes, a, sizeof(a));
+	if (s->m.oldest_ts)
+		cli_iso8601(s->m.oldest_ts, o, sizeof(o));
+	if (s->m.newest_ts)
+		cli_iso8601(s->m.newest_ts, n, sizeof(n));
+	printf("  disk %zu segments, %s; oldest record %s, newest %s\n", s->m.dl.segments, a, o, n);
+	if (s->m.t && s->m.alive)
+		printf("  daemon alive, pid %u, heartbeat %.2f s ago\n", in->daemon_pid, s->m.hb_age);
+	else if (s->m.t && in->daemon_pid)
 		printf("  daemon NOT running (pid %u, last heartbeat %.1f s ago)\n", in->daemon_pid,
-		       s->hb_age);
+		       s->m.hb_age);
 	else
 		printf("  daemon NOT running (none ever attached)\n");
-	for (int i = 0; i < s->ng; i++) {
-		if (s->g[i].pos < 0)
-			printf("  group %s: unreadable (%s)\n", s->g[i].name, strerror((int)-s->g[i].pos));
+	for (int i = 0; i < s->m.ng; i++) {
+		const struct seg_metrics_group *g = &s->m.g[i];
+
+		if (g->pos < 0)
+			printf("  group %s: unreadable (%s)\n", g->name, strerror((int)-g->pos));
+		else if (g->lag_ns < 0)
+			printf("  group %s: position %lld, lag %llu bytes\n", g->name, (long long)g->pos,
+			       (unsigned long long)g->lag_bytes);
 		else
-			printf("  group %s: position %lld, lag %llu bytes\n", s->g[i].name,
-			       (long long)s->g[i].pos,
-			       tail_of(s) > (uint64_t)s->g[i].pos
-				       ? (unsigned long long)(tail_of(s) - (uint64_t)s->g[i].pos)
-				       : 0ull);
+			printf("  group %s: position %lld, lag %llu bytes, %.1f s\n", g->name,
+			       (long long)g->pos, (unsigned long long)g->lag_bytes,
+			       (double)g->lag_ns / 1e9);
 	}
 }
 
-/* --- Prometheus text format: each family's HELP and TYPE once, then a
- * sample per topic (and per group). */
-enum { M_TAIL, M_RECLAIMED, M_SPILLED, M_DURABLE, M_LIMIT, M_RING, M_FILL, M_PROD, M_SPILL,
-       M_SEGS, M_DISK, M_OLDEST, M_NEWEST, M_UP, M_HB, M_PRODUCERS, M_STALL, M_ABORTED,
-       M_CORRUPT, M_COUNT };
-
-static const struct {
-	const char *name, *type, *help;
-	bool ring_only;
-} fam[M_COUNT] = {
-	{ "spillway_tail_bytes", "counter", "Next free position of the log (bytes produced).", false },
-	{ "spillway_reclaimed_bytes", "counter", "Oldest position still in the ring.", true },
-	{ "spillway_spilled_bytes", "counter", "Position up to which the log is in segment files.",
-	  false },
-	{ "spillway_durable_bytes", "counter", "Position up to which the log is fdatasync'd.", false },
-	{ "spillway_limit_bytes", "gauge", "Producers may not claim past this position.", true },
-	{ "spillway_ring_size_bytes", "gauge", "Size of the shared-memory ring.", true },
-	{ "spillway_ring_fill_ratio", "gauge", "Share of the ring holding unreclaimed records (0..1).",
-	  true },
-	{ "spillway_produce_bytes_per_second", "gauge", "Tail growth over the sampling interval.", true },
-	{ "spillway_spill_bytes_per_second", "gauge", "Spilled growth over the sampling interval.", true },
-	{ "spillway_segments", "gauge", "Segment files on disk.", false },
-	{ "spillway_segment_files_bytes", "gauge", "Bytes in segment files on disk.", false },
-	{ "spillway_oldest_record_timestamp_seconds", "gauge", "Time of the oldest record kept.", false },
-	{ "spillway_newest_record_timestamp_seconds", "gauge", "Time of the newest record.", false },
-	{ "spillway_daemon_up", "gauge", "1 when a spillwayd heartbeat is under 2 s old.", false },
-	{ "spillway_daemon_heartbeat_age_seconds", "gauge", "Age of the last spillwayd heartbeat.", true },
-	{ "spillway_producers", "gauge", "Producers alive (holding a slot's lock).", true },
-	{ "spillway_stall_seconds", "gauge",
-	  "How long spilling has waited on a live producer's uncommitted record (0: not stalled).",
-	  true },
-	{ "spillway_aborted_claims_total", "counter", "Claims of dead producers the daemon aborted.",
-	  true },
-	{ "spillway_corrupt_bytes_total", "counter", "Garbage bytes the daemon cut out of the ring.",
-	  true },
-};
-
-static bool prom_value(const struct tstat *s, int m, long double *v)
-{
-	const struct spw_topic_info *in = &s->in;
-
-	if (fam[m].ring_only && !s->t)
-		return false;
-	switch (m) {
-	case M_TAIL: *v = tail_of(s); break;
-	case M_RECLAIMED: *v = in->reclaimed; break;
-	case M_SPILLED: *v = s->t ? in->spilled : s->dl.end; break;
-	case M_DURABLE: *v = s->t ? in->durable : s->dl.end; break;
-	case M_LIMIT: *v = in->limit; break;
-	case M_RING: *v = in->ring_bytes; break;
-	case M_FILL: *v = (long double)(in->tail - in->reclaimed) / in->ring_bytes; break;
-	case M_PROD: *v = rate(s, in->tail, s->prev.tail); break;
-	case M_SPILL: *v = rate(s, in->spilled, s->prev.spilled); break;
-	case M_SEGS: *v = s->dl.segments; break;
-	case M_DISK: *v = s->dl.bytes; break;
-	case M_OLDEST: *v = s->oldest_ts / 1e9L; return s->oldest_ts != 0;
-	case M_NEWEST: *v = s->newest_ts / 1e9L; return s->newest_ts != 0;
-	case M_UP: *v = s->alive; break;
-	case M_HB: *v = s->hb_age; return in->daemon_pid != 0;
-	case M_PRODUCERS: *v = s->live; break;
-	case M_STALL: *v = stall_s(in) > 0 ? stall_s(in) : 0; break;
-	case M_ABORTED: *v = in->aborted_claims; break;
-	case M_CORRUPT: *v = in->corrupt_bytes; break;
-	default: return false;
-	}
-	return true;
-}
-
-static void prom_num(long double v)
-{
-	if (v == (long double)(unsigned long long)v)
-		printf("%llu\n", (unsigned long long)v);
-	else
-		printf("%.6Lf\n", v);
-}
-
+/* The Prometheus text format: the one exposition (spill/metrics.c), as
+ * spillwayd's /metrics serves it. */
 static void print_prom(const struct tstat *st, int n)
 {
-	long double v;
+	const struct seg_metrics **m = calloc((size_t)n + 1, sizeof(*m));
 
-	for (int m = 0; m < M_COUNT; m++) {
-		printf("# HELP %s %s\n# TYPE %s %s\n", fam[m].name, fam[m].help, fam[m].name,
-		       fam[m].type);
-		for (int i = 0; i < n; i++) {
-			if (!prom_value(&st[i], m, &v))
-				continue;
-			printf("%s{topic=\"%s\"} ", fam[m].name, st[i].name);
-			prom_num(v);
-		}
-	}
-	printf("# HELP spillway_group_position_bytes Committed position of a consumer group.\n"
-	       "# TYPE spillway_group_position_bytes gauge\n");
+	if (!m)
+		return;
 	for (int i = 0; i < n; i++)
-		for (int k = 0; k < st[i].ng; k++)
-			if (st[i].g[k].pos >= 0)
-				printf("spillway_group_position_bytes{topic=\"%s\",group=\"%s\"} %lld\n",
-				       st[i].name, st[i].g[k].name, (long long)st[i].g[k].pos);
-	printf("# HELP spillway_group_lag_bytes Bytes between a group's position and the tail.\n"
-	       "# TYPE spillway_group_lag_bytes gauge\n");
-	for (int i = 0; i < n; i++)
-		for (int k = 0; k < st[i].ng; k++)
-			if (st[i].g[k].pos >= 0)
-				printf("spillway_group_lag_bytes{topic=\"%s\",group=\"%s\"} %llu\n",
-				       st[i].name, st[i].g[k].name,
-				       tail_of(&st[i]) > (uint64_t)st[i].g[k].pos
-					       ? (unsigned long long)(tail_of(&st[i]) -
-								      (uint64_t)st[i].g[k].pos)
-					       : 0ull);
+		m[i] = &st[i].m;
+	seg_metrics_write(stdout, m, n, NULL);
+	free(m);
 }
 
 static void sleep_ns(uint64_t ns)
@@ -558,8 +355,8 @@ int cmd_stat(int argc, char **argv)
 	if (!st)
 		return CLI_ERR;
 	for (int i = 0; i < n; i++) {
-		snprintf(st[i].name, sizeof(st[i].name), "%s", names[i]);
-		spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &st[i].t);
+		snprintf(st[i].m.name, sizeof(st[i].m.name), "%s", names[i]);
+		spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &st[i].m.t);
 		sample(&st[i], false);
 	}
 	cli_catch_signals();
@@ -573,8 +370,8 @@ int cmd_stat(int argc, char **argv)
 		sleep_ns((uint64_t)(a.watch * 1e9));
 	}
 	for (int i = 0; i < n; i++) {
-		spw_topic_close(st[i].t);
-		free(st[i].g);
+		spw_topic_close(st[i].m.t);
+		seg_metrics_free(&st[i].m);
 		if (!a.name)
 			free(names[i]);
 	}

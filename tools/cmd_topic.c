@@ -326,12 +326,12 @@ static int topic_list(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		struct spw_topic *t = NULL;
 		struct spw_topic_info in;
-		struct disk_log dl;
+		struct seg_disk_usage dl;
 		char dir[PATH_MAX], hr[32] = "-", hd[32], tail[24] = "-", fill[16] = "-",
 					     uns[24] = "-", dm[32] = "-";
 
 		if (!cli_topic_dir(dir, sizeof(dir), names[i]))
-			cli_disk_log(dir, &dl);
+			seg_disk_usage(dir, &dl);
 		if (spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &t) == 0) {
 			spw_topic_info(t, &in);
 			cli_human(in.ring_bytes, hr, sizeof(hr));
@@ -394,7 +394,7 @@ static int topic_describe(int argc, char **argv)
 	struct topic_conf c;
 	struct spw_topic *t = NULL;
 	struct spw_topic_info in = { 0 };
-	struct disk_log dl;
+	struct seg_disk_usage dl;
 	struct stat st;
 	bool has_ring, has_data;
 	int rc, cr;
@@ -411,7 +411,7 @@ static int topic_describe(int argc, char **argv)
 	cli_ring_path(ring, sizeof(ring), name);
 	cli_topic_dir(dir, sizeof(dir), name);
 	cr = seg_conf_load(dir, &c);
-	cli_disk_log(dir, &dl);
+	seg_disk_usage(dir, &dl);
 	printf("topic %s\n", name);
 	if (t) {
 		spw_topic_info(t, &in);

@@ -86,7 +86,7 @@ struct demo_replay {
 int demo_replay(const struct demo_cfg *c, struct demo_replay *rp);
 void demo_summary(const struct demo_cfg *c, const struct demo_shared *sh,
 		  const struct demo_replay *rp, const struct spw_topic_info *in,
-		  const struct disk_log *dl, const char *daemon_line);
+		  const struct seg_disk_usage *dl, const char *daemon_line);
 
 /* Child bodies: each returns the exit status of the child. */
 int demo_producer(const struct demo_cfg *c, struct demo_shared *sh, int id);

@@ -111,7 +111,7 @@ static void cons_line(const char *who, const struct demo_cons *k)
 
 void demo_summary(const struct demo_cfg *c, const struct demo_shared *sh,
 		  const struct demo_replay *rp, const struct spw_topic_info *in,
-		  const struct disk_log *dl, const char *daemon_line)
+		  const struct seg_disk_usage *dl, const char *daemon_line)
 {
 	uint64_t recs = 0, bytes = 0, t_start = UINT64_MAX, t_end = 0;
 	char a[32], b[32], d[32], e[32], f[32];

@@ -112,7 +112,7 @@ static int global_flags(int argc, char **argv, int *rc)
 			return -1;
 		}
 		if (!strcmp(a, "--version")) {
-			printf("spillway %d.%d\n", SPW_VERSION_MAJOR, SPW_VERSION_MINOR);
+			printf("spillway %d.%d.%d\n", SPW_VERSION_MAJOR, SPW_VERSION_MINOR, SPW_VERSION_PATCH);
 			*rc = CLI_OK;
 			return -1;
 		}

@@ -145,46 +145,6 @@ void cli_daemon_why(const struct spw_topic_info *in, char *buf, size_t n)
 		snprintf(buf, n, "its spillwayd (pid %u) last beat %.1f s ago", in->daemon_pid, age);
 }
 
-int cli_disk_log(const char *dir, struct disk_log *d)
-{
-	uint64_t *bases;
-	size_t n;
-	int r;
-
-	memset(d, 0, sizeof(*d));
-	r = seg_list(dir, &bases, &n);
-	if (r)
-		return r == -ENOENT ? 0 : r;
-	d->segments = n;
-	d->any = n > 0;
-	for (size_t i = 0; i < n; i++) {
-		char p[PATH_MAX];
-		struct seg_idx_hdr h;
-		struct seg_idx_entry *e;
-		struct stat st;
-		int k;
-
-		if (!seg_file_path(p, sizeof(p), dir, bases[i], "seg") && !stat(p, &st))
-			d->bytes += (uint64_t)st.st_size;
-		if (seg_file_path(p, sizeof(p), dir, bases[i], "idx"))
-			continue;
-		k = seg_idx_load(p, &h, &e);
-		if (k < 0)
-			continue;
-		if (i == 0)
-			d->first = h.first;
-		d->end = k ? e[k - 1].end : h.first;
-		if (k) {
-			d->records += e[k - 1].records;
-			if (e[k - 1].max_ts > d->newest_ts)
-				d->newest_ts = e[k - 1].max_ts;
-		}
-		free(e);
-	}
-	free(bases);
-	return 0;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

@@ -49,7 +49,7 @@ struct spw_topic_info {
     uint64_t start_position; uint64_t tail; uint64_t reclaimed; uint64_t spilled;
     uint64_t durable; uint64_t limit; uint32_t daemon_pid; int32_t spill_error;
     uint64_t daemon_heartbeat_ns; uint32_t max_producers; int32_t stall_slot;
-    uint64_t stall_position; uint32_t stall_pid; uint32_t reserved2; uint64_t stall_since_ns;
+    uint64_t stall_position; uint32_t stall_pid; uint32_t producers_waiting; uint64_t stall_since_ns;
     uint64_t corrupt_bytes; uint64_t aborted_claims; int32_t durable_error; uint32_t retention_forced;
     uint64_t disk_bad_ranges;
 };

@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics.c - a topic's figures, gathered once (seg_metrics_gather) and
+ * written in the Prometheus text format (seg_metrics_write): the one
+ * place both `spillway stat --prometheus` and spillwayd's /metrics take
+ * them from. Names follow the Prometheus conventions: base units (bytes,
+ * seconds), counters end in _total. docs/metrics.md lists them.
+ */
+#define _GNU_SOURCE
+#include "metrics.h"
+
+#include "../ring/spillway_daemon.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int seg_disk_usage(const char *dir, struct seg_disk_usage *d)
+{
+	uint64_t *bases;
+	size_t n;
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	r = seg_list(dir, &bases, &n);
+	if (r)
+		return r == -ENOENT ? 0 : r;
+	d->segments = n;
+	d->any = n > 0;
+	for (size_t i = 0; i < n; i++) {
+		char p[PATH_MAX];
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e;
+		struct stat st;
+		int k;
+
+		if (!seg_file_path(p, sizeof(p), dir, bases[i], "seg") && !seg_lstat(p, &st))
+			d->bytes += (uint64_t)st.st_size;
+		if (seg_file_path(p, sizeof(p), dir, bases[i], "idx"))
+			continue;
+		k = seg_idx_load(p, &h, &e);
+		if (k < 0)
+			continue;
+		if (i == 0)
+			d->first = h.first;
+		d->end = k ? e[k - 1].end : h.first;
+		if (k) {
+			d->records += e[k - 1].records;
+			if (e[k - 1].max_ts > d->newest_ts)
+				d->newest_ts = e[k - 1].max_ts;
+		}
+		free(e);
+	}
+	free(bases);
+	return 0;
+}
+
+uint64_t seg_metrics_tail(const struct seg_metrics *m)
+{
+	return m->t ? m->in.tail : m->dl.end;
+}
+
+static int add_group(void *arg, const char *group, int64_t pos)
+{
+	struct seg_metrics *m = arg;
+	struct seg_metrics_group *ng = realloc(m->g, (size_t)(m->ng + 1) * sizeof(*ng));
+
+	if (!ng)
+		return 1;
+	m->g = ng;
+	ng += m->ng++;
+	memset(ng, 0, sizeof(*ng));
+	snprintf(ng->name, sizeof(ng->name), "%s", group);
+	ng->pos = pos;
+	ng->lag_ns = -1;
+	return 0;
+}
+
+static int first_ts(void *arg, const struct spw_record *r)
+{
+	*(uint64_t *)arg = r->timestamp_ns;
+	return 1;
+}
+
+/* The timestamp of the first record at or after `pos` (start earliest
+ * when pos < 0), without CRC checks (a figure, not a read); 0 unknown. */
+static uint64_t ts_at(const char *shm_dir, const char *data_dir, const struct seg_metrics *m,
+		      int64_t pos)
+{
+	struct spw_reader_opts ro = { 0 };
+	struct spw_reader *r;
+	uint64_t ts = 0;
+
+	ro.shm_dir = shm_dir;
+	ro.data_dir = data_dir;
+	ro.start = pos < 0 ? SPW_START_EARLIEST : SPW_START_POSITION;
+	ro.position = pos;
+	ro.flags = SPW_READER_NO_VERIFY | SPW_READER_SKIP_CORRUPT;
+	if (spw_reader_open(m->name, &ro, &r) == 0) {
+		spw_reader_poll(r, first_ts, &ts, 1);
+		spw_reader_close(r);
+	}
+	return ts;
+}
+
+/* The newest record time: the ring's committed run past what is on disk. */
+static uint64_t newest_in_ring(const struct seg_metrics *m)
+{
+	uint64_t newest = 0;
+	int64_t from = (int64_t)(m->in.spilled > m->in.reclaimed ? m->in.spilled : m->in.reclaimed);
+
+	for (int i = 0; m->t && i < 4 && (uint64_t)from < m->in.tail; i++) {
+		struct spwd_scan_result sc;
+		int64_t n = spwd_scan(m->t, from, m->in.ring_bytes, &sc);
+
+		if (n <= 0)
+			break;
+		if (sc.max_timestamp_ns > newest)
+			newest = sc.max_timestamp_ns;
+		from = sc.end;
+	}
+	return newest;
+}
+
+/* Producers holding a slot with the kernel's word for it (ring/locks.c). */
+static int count_live(struct spw_topic *t, uint32_t max)
+{
+	struct spw_producer_info *pi = calloc(max ? max : 1, sizeof(*pi));
+	int n, live = 0;
+
+	if (!pi)
+		return 0;
+	n = spw_topic_producers(t, pi, (int)max);
+	for (int i = 0; i < n; i++)
+		live += pi[i].alive;
+	free(pi);
+	return live;
+}
+
+/* Who holds retention back, as the daemon's plan says (spill/retention.c). */
+static void held_back(const char *data_dir, const char *dir, struct seg_metrics *m, uint64_t now)
+{
+	struct topic_conf conf;
+	struct seg_ret_plan p;
+
+	m->held_bytes = 0;
+	m->holder[0] = '\0';
+	if (!m->t || seg_conf_load(dir, &conf) ||
+	    seg_retention_plan(data_dir, m->name, &conf,
+			       m->in.spilled - m->in.spilled % conf.segment_bytes, now, &p))
+		return;
+	m->held_bytes = p.held_bytes;
+	snprintf(m->holder, sizeof(m->holder), "%s", p.holder);
+	seg_ret_plan_free(&p);
+}
+
+void seg_metrics_free(struct seg_metrics *m)
+{
+	free(m->g);
+	m->g = NULL;
+	m->ng = 0;
+}
+
+int seg_metrics_gather(const char *shm_dir, const char *data_dir, struct seg_metrics *m)
+{
+	char dir[PATH_MAX];
+	uint64_t now = ring_realtime_ns(), tail;
+	int r;
+
+	seg_metrics_free(m);
+	if (m->t) {
+		spw_topic_info(m->t, &m->in);
+		m->live = count_live(m->t, m->in.max_producers);
+	}
+	if ((r = seg_topic_dir(dir, sizeof(dir), data_dir, m->name)))
+		return r;
+	r = seg_disk_usage(dir, &m->dl);
+	spw_group_list(data_dir, m->name, add_group, m);
+	held_back(data_dir, dir, m, now);
+	m->oldest_ts = ts_at(shm_dir, data_dir, m, -1);
+	m->newest_ts = newest_in_ring(m);
+	if (m->dl.newest_ts > m->newest_ts)
+		m->newest_ts = m->dl.newest_ts;
+	tail = seg_metrics_tail(m);
+	for (int i = 0; i < m->ng; i++) {
+		struct seg_metrics_group *g = &m->g[i];
+		uint64_t ts;
+
+		if (g->pos < 0)
+			continue;
+		g->lag_bytes = tail > (uint64_t)g->pos ? tail - (uint64_t)g->pos : 0;
+		if (!g->lag_bytes)
+			g->lag_ns = 0;
+		else if ((ts = ts_at(shm_dir, data_dir, m, g->pos)))
+			g->lag_ns = now > ts ? (int64_t)(now - ts) : 0;
+	}
+	return r;
+}
+
+/* --- the exposition -------------------------------------------------------- */
+enum {
+	M_PRODUCED, M_SPILLED, M_DURABLE, M_RECLAIMED, M_REC_SEEN, M_REC_SPILLED, M_REC_DURABLE,
+	M_RING, M_FILL, M_PRODUCERS, M_WAITING, M_BLOCKED_FOR, M_BLOCKED_TOTAL, M_STUCK,
+	M_STALL, M_ABORTED, M_CORRUPT, M_WRITE_ERR, M_SYNC_ERR, M_SPILL_FAILING, M_DURABLE_FAILED,
+	M_BAD_RANGES, M_FORCED, M_HELD, M_SEGS, M_DISK, M_OLDEST, M_NEWEST, M_UP, M_HB, M_COUNT
+};
+
+/* src: where a family's value comes from; a topic without it has no sample. */
+enum { ANY, RING, SPILL };
+
+static const struct {
+	const char *name, *type, *help;
+	int src;
+} fam[M_COUNT] = {
+	{ "spillway_produced_bytes_total", "counter",
+	  "Bytes produced: the log's tail position (positions count bytes from the log's start).",
+	  ANY },
+	{ "spillway_spilled_bytes_total", "counter", "Bytes written to segment files.", ANY },
+	{ "spillway_durable_bytes_total", "counter",
+	  "Bytes known durable (fdatasync succeeded, checkpoint written).", ANY },
+	{ "spillway_reclaimed_bytes_total", "counter",
+	  "Bytes the ring has made reusable (the oldest position still in the ring).", RING },
+	{ "spillway_produced_records_total", "counter",
+	  "Committed records spillwayd has walked since it started (what it has seen produced).",
+	  SPILL },
+	{ "spillway_spilled_records_total", "counter",
+	  "Records written to segment files since spillwayd started.", SPILL },
+	{ "spillway_durable_records_total", "counter",
+	  "Records made durable since spillwayd started.", SPILL },
+	{ "spillway_ring_size_bytes", "gauge", "Size of the shared-memory ring.", RING },
+	{ "spillway_ring_fill_ratio", "gauge",
+	  "Share of the ring holding records not yet reclaimed (0..1).", RING },
+	{ "spillway_producers", "gauge", "Producers alive (holding a slot's lock).", RING },
+	{ "spillway_producers_blocked", "gauge",
+	  "Producers asleep now on a full ring (send_wait, claim_wait).", RING },
+	{ "spillway_producers_blocked_seconds", "gauge",
+	  "How long producers have been blocked on the full ring without a break (0: none).",
+	  SPILL },
+	{ "spillway_producers_blocked_seconds_total", "counter",
+	  "Time with at least one producer blocked on the full ring, since spillwayd started.",
+	  SPILL },
+	{ "spillway_stuck_claims", "gauge",
+	  "1 while spilling waits on a live producer's uncommitted record (never aborted).", RING },
+	{ "spillway_stall_seconds", "gauge",
+	  "How long spilling has waited on that record (0: not stalled).", RING },
+	{ "spillway_aborted_claims_total", "counter",
+	  "Claims of dead producers the daemon aborted.", RING },
+	{ "spillway_corrupt_bytes_total", "counter",
+	  "Garbage bytes the daemon cut out of the ring.", RING },
+	{ "spillway_disk_write_errors_total", "counter",
+	  "Failed segment writes or opens (each retried with backoff), since spillwayd started.",
+	  SPILL },
+	{ "spillway_disk_sync_errors_total", "counter",
+	  "Failed fdatasyncs or checkpoint writes, since spillwayd started.", SPILL },
+	{ "spillway_spill_failing", "gauge",
+	  "1 while spillwayd cannot write the segments (the log says why).", RING },
+	{ "spillway_durability_failed", "gauge",
+	  "1 once an fdatasync failed: durable no longer moves until spillwayd restarts.", RING },
+	{ "spillway_disk_bad_ranges", "gauge",
+	  "Damaged index entries recovery kept (spillway verify lists them).", RING },
+	{ "spillway_retention_forced_deletions_total", "counter",
+	  "Segments deleted past retention_max_lag before a group read them.", RING },
+	{ "spillway_retention_held_bytes", "gauge",
+	  "Bytes kept past retention for the slowest consumer group.", RING },
+	{ "spillway_disk_segments", "gauge", "Segment files on disk.", ANY },
+	{ "spillway_disk_bytes", "gauge", "Bytes in segment files on disk.", ANY },
+	{ "spillway_oldest_record_timestamp_seconds", "gauge", "Time of the oldest record kept.",
+	  ANY },
+	{ "spillway_newest_record_timestamp_seconds", "gauge", "Time of the newest record.", ANY },
+	{ "spillway_daemon_up", "gauge", "1 when a live spillwayd serves the topic.", ANY },
+	{ "spillway_daemon_heartbeat_age_seconds", "gauge", "Age of the last spillwayd heartbeat.",
+	  RING },
+};
+
+static bool value(const struct seg_metrics *m, int f, long double *v)
+{
+	const struct spw_topic_info *in = &m->in;
+	const struct seg_metrics_spill *s = m->spill;
+	uint64_t now = ring_realtime_ns();
+
+	if ((fam[f].src == RING && !m->t) || (fam[f].src == SPILL && !s))
+		return false;
+	switch (f) {
+	case M_PRODUCED: *v = seg_metrics_tail(m); break;
+	case M_SPILLED: *v = m->t ? in->spilled : m->dl.end; break;
+	case M_DURABLE: *v = m->t ? in->durable : m->dl.end; break;
+	case M_RECLAIMED: *v = in->reclaimed; break;
+	case M_REC_SEEN: *v = s->records_seen; break;
+	case M_REC_SPILLED: *v = s->records_spilled; break;
+	case M_REC_DURABLE: *v = s->records_durable; break;
+	case M_RING: *v = in->ring_bytes; break;
+	case M_FILL: *v = (long double)(in->tail - in->reclaimed) / in->ring_bytes; break;
+	case M_PRODUCERS: *v = m->live; break;
+	case M_WAITING: *v = in->producers_waiting; break;
+	case M_BLOCKED_FOR:
+		*v = s->blocked_since_ns ? (ring_monotonic_ns() - s->blocked_since_ns) / 1e9L : 0;
+		break;
+	case M_BLOCKED_TOTAL:
+		*v = (s->blocked_ns_total +
+		      (s->blocked_since_ns ? ring_monotonic_ns() - s->blocked_since_ns : 0)) / 1e9L;
+		break;
+	case M_STUCK: *v = in->stall_slot >= 0; break;
+	case M_STALL:
+		*v = in->stall_slot >= 0 && in->stall_since_ns && now > in->stall_since_ns
+			     ? (now - in->stall_since_ns) / 1e9L
+			     : 0;
+		break;
+	case M_ABORTED: *v = in->aborted_claims; break;
+	case M_CORRUPT: *v = in->corrupt_bytes; break;
+	case M_WRITE_ERR: *v = s->write_errors; break;
+	case M_SYNC_ERR: *v = s->sync_errors; break;
+	case M_SPILL_FAILING: *v = in->spill_error != 0; break;
+	case M_DURABLE_FAILED: *v = in->durable_error != 0; break;
+	case M_BAD_RANGES: *v = in->disk_bad_ranges; break;
+	case M_FORCED: *v = in->retention_forced; break;
+	case M_HELD: *v = m->held_bytes; break;
+	case M_SEGS: *v = m->dl.segments; break;
+	case M_DISK: *v = m->dl.bytes; break;
+	case M_OLDEST: *v = m->oldest_ts / 1e9L; return m->oldest_ts != 0;
+	case M_NEWEST: *v = m->newest_ts / 1e9L; return m->newest_ts != 0;
+	case M_UP: *v = m->alive; break;
+	case M_HB: *v = m->hb_age; return in->daemon_pid != 0 && m->hb_age >= 0;
+	default: return false;
+	}
+	return true;
+}
+
+static void num(FILE *f, long double v)
+{
+	if (v >= 0 && v < 1.8e19L && v == (long double)(unsigned long long)v)
+		fprintf(f, "%llu\n", (unsigned long long)v);
+	else
+		fprintf(f, "%.9Lf\n", v);
+}
+
+/* A label value: \, " and newline escaped (names are checked, but a group
+ * file's name comes from a directory listing). */
+static void label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void groups(FILE *f, const struct seg_metrics *const *m, int n)
+{
+	static const char *const names[3] = { "spillway_group_position_bytes",
+					      "spillway_group_lag_bytes",
+					      "spillway_group_lag_seconds" };
+	static const char *const helps[3] = {
+		"Committed position of a consumer group.",
+		"Bytes between a group's committed position and the log's tail.",
+		"Age of the oldest record a group has not read yet (0: caught up).",
+	};
+
+	for (int k = 0; k < 3; k++) {
+		head(f, names[k], "gauge", helps[k]);
+		for (int i = 0; i < n; i++)
+			for (int j = 0; j < m[i]->ng; j++) {
+				const struct seg_metrics_group *g = &m[i]->g[j];
+
+				if (g->pos < 0 || (k == 2 && g->lag_ns < 0))
+					continue;
+				fprintf(f, "%s{topic=\"", names[k]);
+				label(f, m[i]->name);
+				fputs("\",group=\"", f);
+				label(f, g->name);
+				fputs("\"} ", f);
+				num(f, k == 0 ? (long double)g->pos
+				       : k == 1 ? (long double)g->lag_bytes
+						: g->lag_ns / 1e9L);
+			}
+	}
+}
+
+static void proc(FILE *f, const struct seg_metrics_proc *p)
+{
+	head(f, "spillway_daemon_topics", "gauge", "Topics spillwayd spills.");
+	fprintf(f, "spillway_daemon_topics %d\n", p->topics);
+	head(f, "spillway_daemon_io_uring_entries", "gauge",
+	     "Size of spillwayd's io_uring submission queue.");
+	fprintf(f, "spillway_daemon_io_uring_entries %u\n", p->uring_entries);
+	head(f, "spillway_daemon_io_uring_inflight", "gauge",
+	     "io_uring requests submitted and not yet completed (the queue depth in use).");
+	fprintf(f, "spillway_daemon_io_uring_inflight %u\n", p->uring_inflight);
+	head(f, "spillway_daemon_io_uring_submit_busy_total", "counter",
+	     "io_uring submits the kernel refused for now (retried at the next loop).");
+	fprintf(f, "spillway_daemon_io_uring_submit_busy_total %llu\n",
+		(unsigned long long)p->uring_submit_busy);
+	head(f, "spillway_daemon_start_time_seconds", "gauge", "When spillwayd started.");
+	fprintf(f, "spillway_daemon_start_time_seconds ");
+	num(f, p->start_time_ns / 1e9L);
+}
+
+void seg_metrics_write(FILE *f, const struct seg_metrics *const *m, int n,
+		       const struct seg_metrics_proc *p)
+{
+	long double v;
+
+	head(f, "spillway_build_info", "gauge", "Spillway's version (the value is always 1).");
+	fprintf(f, "spillway_build_info{version=\"%d.%d.%d\"} 1\n", SPW_VERSION_MAJOR,
+		SPW_VERSION_MINOR, SPW_VERSION_PATCH);
+	for (int k = 0; k < M_COUNT; k++) {
+		bool any = false;
+
+		for (int i = 0; i < n; i++) {
+			if (!value(m[i], k, &v))
+				continue;
+			if (!any)
+				head(f, fam[k].name, fam[k].type, fam[k].help);
+			any = true;
+			fprintf(f, "%s{topic=\"", fam[k].name);
+			label(f, m[i]->name);
+			fputs("\"} ", f);
+			num(f, v);
+		}
+	}
+	groups(f, m, n);
+	if (p)
+		proc(f, p);
+}
