@@ -66,6 +66,19 @@ static void peek_release_delivers_every_record_once_in_order(void **state)
 	case_close(&h);
 }
 
+/* Send n records of len bytes (tags 0 .. n-1), then peek them, all n in one
+ * batch, into r (room for 8): the consumer's position before the peek. */
+static int64_t send_then_peek(struct ring_case *h, uint64_t n, uint32_t len, struct spw_record *r)
+{
+	int64_t p0;
+
+	for (uint64_t i = 0; i < n; i++)
+		assert_true(send_tag(h->p, len, i) >= 0);
+	p0 = spw_consumer_position(h->c);
+	assert_int_equal(spw_consumer_peek(h->c, r, 8), (int)n);
+	return p0;
+}
+
 static void peek_does_not_move_and_a_partial_release_leaves_the_rest(void **state)
 {
 	struct ring_case h = case_open("batch_partial");
@@ -73,10 +86,7 @@ static void peek_does_not_move_and_a_partial_release_leaves_the_rest(void **stat
 	int64_t p0;
 
 	(void)state;
-	for (uint64_t i = 0; i < 5; i++)
-		assert_true(send_tag(h.p, 100, i) >= 0);
-	p0 = spw_consumer_position(h.c);
-	assert_int_equal(spw_consumer_peek(h.c, a, 8), 5);
+	p0 = send_then_peek(&h, 5, 100, a);
 	assert_int_equal(spw_consumer_position(h.c), p0);
 	assert_int_equal(spw_consumer_peek(h.c, b, 8), 5); /* the same five again */
 	assert_memory_equal(a, b, 5 * sizeof(a[0]));
@@ -143,10 +153,7 @@ static void a_lap_while_the_batch_is_held_is_estale(void **state)
 	int64_t p0;
 
 	(void)state;
-	for (uint64_t i = 0; i < 4; i++)
-		assert_true(send_tag(h.p, 1000, i) >= 0);
-	p0 = spw_consumer_position(h.c);
-	assert_int_equal(spw_consumer_peek(h.c, r, 8), 4);
+	p0 = send_then_peek(&h, 4, 1000, r);
 	/* The daemon's side: reclaim past them (the bytes are zeroed). */
 	assert_int_equal(spwd_reclaim(h.t, r[2].position), 0);
 	assert_int_equal(spw_consumer_release(h.c, r, 4), -ESTALE);

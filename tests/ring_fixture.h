@@ -95,6 +95,17 @@ static inline uint8_t *map_64k(const char *name, uint8_t **hdr_out)
 	return data;
 }
 
+/* The commit word at pos of the 64 KiB ring of topic name (mapped for the
+ * look). */
+static inline uint64_t word_64k(const char *name, uint64_t pos)
+{
+	uint8_t *data = map_64k(name, NULL);
+	uint64_t w = test_commit_word(data, 64 * KiB, pos);
+
+	test_unmap_ring(data, 64 * KiB);
+	return w;
+}
+
 /* Send len bytes of the pattern `tag`. */
 static inline int64_t send_tag(struct spw_producer *p, uint32_t len, uint64_t tag)
 {
@@ -130,6 +141,16 @@ static inline int drain(struct spw_consumer *c, struct test_got *g)
 		assert_true(r >= 0);
 	} while (r > 0);
 	return g->n;
+}
+
+/* g emptied, then c polled to the end into it: n records, the first of
+ * them tag's pattern of len bytes. */
+static inline void drain_first_is(struct spw_consumer *c, struct test_got *g, int n, uint32_t len,
+				  uint64_t tag)
+{
+	g->n = 0;
+	assert_int_equal(drain(c, g), n);
+	assert_int_equal(g->r[0].hash, tag_hash(len, tag));
 }
 
 static inline struct spw_topic_info info_of(struct spw_topic *t)

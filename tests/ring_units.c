@@ -78,7 +78,6 @@ static void record_that_does_not_fit_wraps_after_padding(void **state)
 {
 	struct ring_case h = case_open("wrap");
 	struct spwd_scan_result s;
-	uint8_t *data;
 
 	(void)state;
 	for (int i = 0; i < 64; i++) /* 64 * 1016 = 65024: 512 bytes left */
@@ -88,19 +87,15 @@ static void record_that_does_not_fit_wraps_after_padding(void **state)
 	assert_int_equal(send_tag(h.p, 1000, 77), 65536);
 	assert_int_equal(info_of(h.t).tail, 65536 + 1016);
 
-	data = map_64k("wrap", NULL);
-	assert_int_equal(test_commit_word(data, 64 * KiB, 65024), W_PAD(512, 65024, 64 * KiB));
-	assert_int_equal(test_commit_word(data, 64 * KiB, 65536), W_DATA(1000, 65536, 64 * KiB));
+	assert_int_equal(word_64k("wrap", 65024), W_PAD(512, 65024, 64 * KiB));
+	assert_int_equal(word_64k("wrap", 65536), W_DATA(1000, 65536, 64 * KiB));
 	/* The padding ends lap 0; the record at offset 0 is tagged lap 1. */
-	assert_int_equal(test_word_lap(test_commit_word(data, 64 * KiB, 65024)), 0);
-	assert_int_equal(test_word_lap(test_commit_word(data, 64 * KiB, 65536)), 1);
-	test_unmap_ring(data, 64 * KiB);
+	assert_int_equal(test_word_lap(word_64k("wrap", 65024)), 0);
+	assert_int_equal(test_word_lap(word_64k("wrap", 65536)), 1);
 
-	h.g->n = 0;
-	assert_int_equal(drain(h.c, h.g), 1);
+	drain_first_is(h.c, h.g, 1, 1000, 77);
 	assert_int_equal(h.g->r[0].position, 65536);
 	assert_int_equal(h.g->r[0].len, 1000);
-	assert_int_equal(h.g->r[0].hash, tag_hash(1000, 77));
 	assert_int_equal(spw_consumer_position(h.c), 65536 + 1016);
 
 	/* A scan run never wraps: the padding ends one. */
@@ -121,7 +116,6 @@ static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 {
 	struct ring_case h = case_open("gap8");
 	struct spwd_scan_result s;
-	uint8_t *data;
 
 	(void)state;
 	for (int i = 0; i < 3; i++)
@@ -132,10 +126,7 @@ static void eight_byte_gap_at_ring_end_becomes_padding(void **state)
 	assert_int_equal(spwd_reclaim(h.t, 65528), 0);
 	assert_int_equal(send_tag(h.p, 0, 4), 65536);
 
-	data = map_64k("gap8", NULL);
-	assert_int_equal(test_commit_word(data, 64 * KiB, 65528), W_PAD(8, 65528, 64 * KiB));
-	test_unmap_ring(data, 64 * KiB);
-
+	assert_int_equal(word_64k("gap8", 65528), W_PAD(8, 65528, 64 * KiB));
 	h.g->n = 0;
 	assert_int_equal(drain(h.c, h.g), 1);
 	assert_int_equal(h.g->r[0].position, 65536);
@@ -462,25 +453,18 @@ static void consumer_starts_from_oldest_latest_or_position(void **state)
 	assert_int_equal(spw_consumer_position(at), 72);
 	assert_int_equal(send_tag(p, 50, 3), 216);
 
-	assert_int_equal(drain(oldest, g), 4);
-	assert_int_equal(g->r[0].hash, tag_hash(50, 0));
-	g->n = 0;
-	assert_int_equal(drain(latest, g), 1);
+	drain_first_is(oldest, g, 4, 50, 0);
+	drain_first_is(latest, g, 1, 50, 3);
 	assert_int_equal(g->r[0].position, 216);
-	assert_int_equal(g->r[0].hash, tag_hash(50, 3));
-	g->n = 0;
-	assert_int_equal(drain(at, g), 3);
+	drain_first_is(at, g, 3, 50, 1);
 	assert_int_equal(g->r[0].position, 72);
-	assert_int_equal(g->r[0].hash, tag_hash(50, 1));
 
 	/* After a reclaim, "oldest" is the reclaim bound. */
 	assert_int_equal(spwd_reclaim(t, 144), 0);
 	after = consumer_new(t, SPW_FROM_OLDEST, 0);
 	assert_int_equal(spw_consumer_position(after), 144);
 	assert_int_equal(spw_consumer_oldest(after), 144);
-	g->n = 0;
-	assert_int_equal(drain(after, g), 2);
-	assert_int_equal(g->r[0].hash, tag_hash(50, 2));
+	drain_first_is(after, g, 2, 50, 2);
 	free(g);
 	spw_consumer_close(after);
 	spw_consumer_close(at);
