@@ -239,20 +239,12 @@ static int consumer_main(void *arg)
  */
 static int setup(void **state)
 {
-	(void)state;
+	*state = &env; /* for rdt_group_teardown */
 	if (rdt_env_setup(&env))
 		return -1;
 	sh = rdt_env_shared(&env, sizeof(*sh));
 	if (test_daemon_path() && rdt_daemon_start(&env))
 		return -1;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	rdt_env_finish(&env);
-	sh = NULL;
 	return 0;
 }
 
@@ -693,6 +685,6 @@ static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **
 	rdt_drop(t);
 }
 
-RDT_MAIN(setup, teardown,
+RDT_MAIN(setup, rdt_group_teardown,
 	 RDT_TEST(group_survives_kill9_at_random_points),
 	 RDT_TEST(group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all))

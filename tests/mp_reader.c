@@ -293,7 +293,7 @@ out:
  */
 static int setup(void **state)
 {
-	(void)state;
+	*state = &env; /* for rdt_group_teardown */
 	if (!test_daemon_path()) {
 		fprintf(stderr, "mp_reader: no daemon (SPW_DAEMON unset, no build/spillwayd)\n");
 		return 0;
@@ -301,14 +301,6 @@ static int setup(void **state)
 	if (rdt_env_setup(&env) || rdt_daemon_start(&env))
 		return -1;
 	sh = rdt_env_shared(&env, sizeof(*sh));
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	rdt_env_finish(&env);
-	sh = NULL;
 	return 0;
 }
 
@@ -435,6 +427,6 @@ static void slow_consumer_lapped_while_live_gets_every_record_once(void **state)
 	printf("[ info     ] %.2f s\n", (double)(test_now_ns() - start) / TEST_SEC);
 }
 
-RDT_MAIN(setup, teardown,
+RDT_MAIN(setup, rdt_group_teardown,
 	 RDT_TEST(paused_consumer_resumes_from_disk_then_live),
 	 RDT_TEST(slow_consumer_lapped_while_live_gets_every_record_once))

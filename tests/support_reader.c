@@ -270,6 +270,12 @@ void rdt_env_finish(struct rdt_env *e)
 	e->shared = NULL;
 }
 
+int rdt_group_teardown(void **state)
+{
+	rdt_env_finish(*state);
+	return 0;
+}
+
 void *rdt_env_shared(struct rdt_env *e, size_t bytes)
 {
 	e->shared = test_shared_alloc(bytes);

@@ -74,6 +74,9 @@ void rdt_daemon_dump_log(const struct rdt_env *e);
  * killed, the daemon stopped (rdt_daemon_stop, 20 s; the log dumped unless
  * it exited 0), then rdt_env_teardown; the shared memory is freed. */
 void rdt_env_finish(struct rdt_env *e);
+/* The group teardown of a reader test program whose group setup stored its
+ * sandbox (a struct rdt_env *) in *state: rdt_env_finish of it. Always 0. */
+int rdt_group_teardown(void **state);
 /* Zeroed memory shared with the children forked after (test_shared_alloc),
  * kept with the sandbox: rdt_env_finish frees it. */
 void *rdt_env_shared(struct rdt_env *e, size_t bytes);
