@@ -250,6 +250,30 @@ uninstall:
 	$(if $(PYDIR),rm -rf $(DESTDIR)$(PYDIR)/spillway)
 	for m in $(MAN_SRC:docs/man/%.scd=%); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$$m; done
 
+# --- Debian package -------------------------------------------------------------
+# libspillway0, libspillway-dev and spillway (debian/, docs/packaging.md), built
+# by dpkg-buildpackage in a copy of the tree in $(DEB_DIR)/src: the files git
+# tracks or would track, committed or not (ignored ones such as build/ left
+# out). dpkg-buildpackage writes to the parent dir, so the .debs and .changes
+# land in $(DEB_DIR). The caller's make variables (make test's WERROR=-Werror
+# in MAKEFLAGS) do not reach the package build: debian/rules sets its own.
+# Needs debhelper, dpkg-dev and the Build-Depends (make deps installs them).
+DEB_DIR ?= build/deb
+
+.PHONY: deb
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files --cached --others --exclude-standard | \
+		while IFS= read -r f; do [ ! -e "$$f" ] || printf '%s\n' "$$f"; done | \
+		tar -cf - --no-recursion -T - | tar -xf - -C $(DEB_DIR)/src; \
+	else \
+		tar -cf - --exclude=./.git --exclude=./build --exclude=./build-asan --exclude=./build-tsan . | \
+		tar -xf - -C $(DEB_DIR)/src; \
+	fi
+	cd $(DEB_DIR)/src && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL dpkg-buildpackage -us -uc -b -jauto
+	@echo "deb: packages in $(DEB_DIR):" && ls $(DEB_DIR)/*.deb
+
 # The main job: daemon on temp dirs, producers, a live and a lagging
 # consumer, a replay, a summary; cleans up after itself (tools/cmd_demo.c).
 demo: deps lib bins
