@@ -51,54 +51,6 @@ int cli_usage(const char *fmt, ...)
 	return CLI_USAGE;
 }
 
-/* --- options -------------------------------------------------------------------- */
-static void opt_name(int argc, char **argv, char *buf, size_t n)
-{
-	const char *a = optind > 0 && optind <= argc ? argv[optind - 1] : NULL;
-
-	if (a && a[0] == '-' && a[1] == '-')
-		snprintf(buf, n, "%.*s", (int)strcspn(a, "="), a);
-	else if (optopt > 0 && optopt < 128 && isgraph(optopt))
-		snprintf(buf, n, "-%c", optopt);
-	else
-		snprintf(buf, n, "%s", a ? a : "?");
-}
-
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
-	       const char *usage, int *rc)
-{
-	char so[64], name[64];
-	int c;
-
-	snprintf(so, sizeof(so), ":%sh", shortopts ? shortopts : "");
-	opterr = 0;
-	for (;;) {
-		c = getopt_long(argc, argv, so, opts, NULL);
-		switch (c) {
-		case OPT_SHM_DIR:
-			G.shm_flag = optarg;
-			continue;
-		case OPT_DATA_DIR:
-			G.data_flag = optarg;
-			continue;
-		case 'h':
-			fputs(usage, stdout);
-			*rc = CLI_OK;
-			return -2;
-		case ':':
-			opt_name(argc, argv, name, sizeof(name));
-			*rc = cli_usage("option %s needs a value", name);
-			return -2;
-		case '?':
-			opt_name(argc, argv, name, sizeof(name));
-			*rc = cli_usage("unknown option %s", name);
-			return -2;
-		default:
-			return c;
-		}
-	}
-}
-
 void cli_dirs(void)
 {
 	if ((G.shm_flag && !*G.shm_flag) || (G.data_flag && !*G.data_flag))

@@ -35,7 +35,7 @@ struct cli {
 };
 extern struct cli G;
 
-/* Option values for the common flags; every table lists CLI_COMMON_OPTS. */
+/* Option values for the common flags (tools/opts.c adds them to every table). */
 enum { OPT_SHM_DIR = 0x100, OPT_DATA_DIR, OPT_FIRST_LOCAL = 0x110 };
 #define CLI_COMMON_OPTS                                              \
 	{ "shm-dir", required_argument, NULL, OPT_SHM_DIR },         \
@@ -51,11 +51,51 @@ enum { OPT_SHM_DIR = 0x100, OPT_DATA_DIR, OPT_FIRST_LOCAL = 0x110 };
 	"  -h, --help        this help\n"                                                    \
 	"Exit status: 0 ok, 1 error, 2 usage error.\n"
 
-/* getopt_long with the contract: returns the next option, -1 at the end, or
- * -2 when the command must exit with *rc (--help printed: 0; a bad flag or a
- * missing value reported: 2). Handles --shm-dir, --data-dir and --help. */
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
-	       const char *usage, int *rc);
+/* A subcommand's flags as a table (tools/opts.c): each names its flag, the
+ * kind of value it takes and where the value goes. The table ends with
+ * O_END (no name, no short name). */
+enum cli_opt_kind {
+	CLI_O_FLAG,     /* no value: *(bool *)dst = true */
+	CLI_O_BITS,     /* no value: *(unsigned *)dst |= arg */
+	CLI_O_STR,      /* *(const char **)dst = the value */
+	CLI_O_NAME,     /* the same, checked as a name (cli_name_check: "group") */
+	CLI_O_COUNT,    /* uint64_t (cli_count) */
+	CLI_O_SIZE,     /* uint64_t bytes (cli_size) */
+	CLI_O_DURATION, /* uint64_t ms (cli_duration) */
+	CLI_O_WHERE,    /* struct where (cli_where; arg: WHERE_* flags) */
+	CLI_O_FORMAT,   /* enum fmt (cli_format; arg: the allowed mask) */
+	CLI_O_SPEED,    /* double (cli_parse_speed) */
+	CLI_O_SECONDS,  /* double seconds: a duration, bare = s, arg ms .. 86400 s */
+	CLI_O_FN,       /* fn(dst, "--flag", value): CLI_OK or CLI_USAGE (said) */
+};
+struct cli_opt {
+	const char *name; /* the long flag without "--", or NULL (short only) */
+	int short_name;   /* a one-letter alias, or 0 */
+	enum cli_opt_kind kind;
+	void *dst;
+	unsigned arg;
+	bool *seen;       /* set when the flag is given, or NULL */
+	int (*fn)(void *dst, const char *flag, const char *value);
+};
+/* Table entries, with dst's type checked (a mismatch fails to compile). */
+#define CLI_T(type, p) ((void *)(1 ? (p) : (type *)0))
+#define O_FLAG(n, s, p) { n, s, CLI_O_FLAG, CLI_T(bool, p), 0, NULL, NULL }
+#define O_BITS(n, p, bits) { n, 0, CLI_O_BITS, CLI_T(unsigned, p), bits, NULL, NULL }
+#define O_STR(n, s, p) { n, s, CLI_O_STR, CLI_T(const char *, p), 0, NULL, NULL }
+#define O_NAME(n, p) { n, 0, CLI_O_NAME, CLI_T(const char *, p), 0, NULL, NULL }
+#define O_COUNT(n, p, seen) { n, 0, CLI_O_COUNT, CLI_T(uint64_t, p), 0, seen, NULL }
+#define O_SIZE(n, p, seen) { n, 0, CLI_O_SIZE, CLI_T(uint64_t, p), 0, seen, NULL }
+#define O_DURATION(n, p) { n, 0, CLI_O_DURATION, CLI_T(uint64_t, p), 0, NULL, NULL }
+#define O_WHERE(n, p, flags) { n, 0, CLI_O_WHERE, CLI_T(struct where, p), flags, NULL, NULL }
+#define O_FORMAT(n, p, mask) { n, 0, CLI_O_FORMAT, CLI_T(enum fmt, p), mask, NULL, NULL }
+#define O_SPEED(n, p) { n, 0, CLI_O_SPEED, CLI_T(double, p), 0, NULL, NULL }
+#define O_SECONDS(n, p, min_ms) { n, 0, CLI_O_SECONDS, CLI_T(double, p), min_ms, NULL, NULL }
+#define O_FN(n, s, p, f) { n, s, CLI_O_FN, p, 0, NULL, f }
+#define O_END { NULL, 0, CLI_O_FLAG, NULL, 0, NULL, NULL }
+/* Parse argv by spec (plus --shm-dir, --data-dir, --help): -1 to go on,
+ * else the exit status (CLI_OK after --help; CLI_USAGE after saying what
+ * is wrong). optind is then at the first operand. */
+int cli_opts(int argc, char **argv, const struct cli_opt *spec, const char *usage);
 
 /* "spillway <cmd>: " + message + "\n" on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -132,7 +172,8 @@ bool cli_daemon_alive(const struct spw_topic_info *in, double *age_s);
 /* One line: why no daemon ("no spillwayd ever attached" / "... N s ago"). */
 void cli_daemon_why(const struct spw_topic_info *in, char *buf, size_t n);
 
-/* The disk log of a topic dir: segments, bytes, first, end, newest ts. */
+/* (A topic dir's disk usage: seg_disk_usage, spill/metrics.h.) */
+
 /* Every topic: rings in the shm dir, topic dirs with a topic.conf in the
  * data dir; sorted, unique, malloc'd. The count, or -1 (error printed). */
 int cli_topic_names(char ***names);

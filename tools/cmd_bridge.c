@@ -77,61 +77,49 @@ struct bridge {
 	uint64_t delivered, sent;
 };
 
+static int opt_partition(void *dst, const char *flag, const char *v)
+{
+	uint64_t n;
+	int rc = cli_count(flag, v, &n);
+
+	if (rc)
+		return rc;
+	if (n > INT32_MAX)
+		return cli_usage("%s: %s is too large", flag, v);
+	*(int32_t *)dst = (int32_t)n;
+	return CLI_OK;
+}
+
+/* -X key=value: a librdkafka property. */
+static int opt_property(void *dst, const char *flag, const char *v)
+{
+	struct bridge *b = dst;
+
+	if (!strchr(v, '=') || v[0] == '=')
+		return cli_usage("%s: expected key=value, got \"%s\"", flag, v);
+	if (b->nx == MAX_X)
+		return cli_usage("%s: at most %d properties", flag, MAX_X);
+	b->x[b->nx++] = v;
+	return CLI_OK;
+}
+
 static int bridge_args(int argc, char **argv, struct bridge *b)
 {
-	enum { BROKERS = OPT_FIRST_LOCAL, KTOPIC, PART, GROUP, FROM, TIMEOUT, EXACT };
-	static const struct option opts[] = {
-		{ "brokers", required_argument, NULL, BROKERS },
-		{ "kafka-topic", required_argument, NULL, KTOPIC },
-		{ "partition", required_argument, NULL, PART },
-		{ "group", required_argument, NULL, GROUP },
-		{ "from", required_argument, NULL, FROM },
-		{ "timeout", required_argument, NULL, TIMEOUT },
-		{ "exactly-once", no_argument, NULL, EXACT },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
+	const struct cli_opt spec[] = {
+		O_STR("brokers", 0, &b->brokers),
+		O_STR("kafka-topic", 0, &b->ktopic),
+		O_FN("partition", 0, CLI_T(int32_t, &b->partition), opt_partition),
+		O_NAME("group", &b->group),
+		O_WHERE("from", &b->from, WHERE_ENDS),
+		O_SECONDS("timeout", &b->timeout_s, 1),
+		O_FLAG("exactly-once", 0, &b->exactly_once),
+		O_FN(NULL, 'X', b, opt_property),
+		O_END,
 	};
-	uint64_t v;
-	double ms;
-	int o, rc = 0;
+	int rc = cli_opts(argc, argv, spec, usage);
 
-	while ((o = cli_getopt(argc, argv, "X:", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc;
-		case BROKERS: b->brokers = optarg; break;
-		case KTOPIC: b->ktopic = optarg; break;
-		case PART:
-			if ((rc = cli_count("--partition", optarg, &v)))
-				return rc;
-			if (v > INT32_MAX)
-				return cli_usage("--partition: %s is too large", optarg);
-			b->partition = (int32_t)v;
-			break;
-		case GROUP:
-			if ((rc = cli_name_check("group", optarg)))
-				return rc;
-			b->group = optarg;
-			break;
-		case FROM:
-			if ((rc = cli_where("--from", optarg, WHERE_ENDS, &b->from)))
-				return rc;
-			break;
-		case TIMEOUT:
-			if (seg_parse_duration(optarg, 1e3, &ms) || ms < 1 || ms > 86400e3)
-				return cli_usage("--timeout: bad duration \"%s\" (seconds)", optarg);
-			b->timeout_s = ms / 1e3;
-			break;
-		case EXACT: b->exactly_once = true; break;
-		case 'X':
-			if (!strchr(optarg, '=') || optarg[0] == '=')
-				return cli_usage("-X: expected key=value, got \"%s\"", optarg);
-			if (b->nx == MAX_X)
-				return cli_usage("-X: at most %d properties", MAX_X);
-			b->x[b->nx++] = optarg;
-			break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if (rc >= 0)
+		return rc;
 	if ((rc = cli_topic_arg(argc, argv, &b->name)))
 		return rc;
 	if (!b->brokers)

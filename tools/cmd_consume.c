@@ -82,49 +82,21 @@ static bool deleted(const char *ring, const char *dir, const struct stat *at_ope
 /* Options and the topic name into c. -1 to go on, else the exit status. */
 static int consume_args(int argc, char **argv, struct cons *c)
 {
-	enum { FROM = OPT_FIRST_LOCAL, GROUP, COUNT, FORMAT, SKIP, SPEED, MAXGAP };
-	static const struct option opts[] = {
-		{ "from", required_argument, NULL, FROM },
-		{ "group", required_argument, NULL, GROUP },
-		{ "count", required_argument, NULL, COUNT },
-		{ "follow", no_argument, NULL, 'f' },
-		{ "format", required_argument, NULL, FORMAT },
-		{ "skip-corrupt", no_argument, NULL, SKIP },
-		{ "speed", required_argument, NULL, SPEED },
-		{ "max-gap", required_argument, NULL, MAXGAP },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
+	const struct cli_opt spec[] = {
+		O_WHERE("from", &c->from, WHERE_ENDS),
+		O_NAME("group", &c->group),
+		O_COUNT("count", &c->count, &c->have_count),
+		O_FLAG("follow", 'f', &c->follow),
+		O_FORMAT("format", &c->fmt, FMT_ALL_MASK),
+		O_BITS("skip-corrupt", &c->ro.flags, SPW_READER_SKIP_CORRUPT),
+		O_SPEED("speed", &c->speed),
+		O_DURATION("max-gap", &c->max_gap_ms),
+		O_END,
 	};
-	int o, rc = 0;
+	int rc = cli_opts(argc, argv, spec, usage);
 
-	while ((o = cli_getopt(argc, argv, "f", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc;
-		case FROM:
-			if ((rc = cli_where("--from", optarg, WHERE_ENDS, &c->from)))
-				return rc;
-			break;
-		case GROUP:
-			if ((rc = cli_name_check("group", optarg)))
-				return rc;
-			c->group = optarg;
-			break;
-		case COUNT:
-			if ((rc = cli_count("--count", optarg, &c->count)))
-				return rc;
-			c->have_count = true;
-			break;
-		case 'f': c->follow = true; break;
-		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &c->fmt))) return rc; break;
-		case SKIP: c->ro.flags |= SPW_READER_SKIP_CORRUPT; break;
-		case SPEED: if ((rc = cli_parse_speed(optarg, &c->speed))) return rc; break;
-		case MAXGAP:
-			if ((rc = cli_duration("--max-gap", optarg, &c->max_gap_ms)))
-				return rc;
-			break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if (rc >= 0)
+		return rc;
 	if ((rc = cli_topic_arg(argc, argv, &c->name)))
 		return rc;
 	return -1;

@@ -270,50 +270,52 @@ static void replay_middle(const struct demo_cfg *c, const struct demo_shared *sh
 	demo_replay(c, rp);
 }
 
+static int opt_producers(void *dst, const char *flag, const char *v)
+{
+	uint64_t n;
+	int rc = cli_count(flag, v, &n);
+
+	if (rc)
+		return rc;
+	if (n < 1 || n > DEMO_MAX_PRODUCERS)
+		return cli_usage("%s: 1 to %d", flag, DEMO_MAX_PRODUCERS);
+	*(int *)dst = (int)n;
+	return CLI_OK;
+}
+
+/* A bare number is seconds here, else a duration. */
+static int opt_seconds(void *dst, const char *flag, const char *v)
+{
+	char *end;
+	double secs = strtod(v, &end);
+	uint64_t ms;
+	int rc;
+
+	if (end != v && !*end && secs >= 0)
+		ms = (uint64_t)(secs * 1000);
+	else if ((rc = cli_duration(flag, v, &ms)))
+		return rc;
+	*(uint64_t *)dst = ms * 1000000ull;
+	return CLI_OK;
+}
+
 static int parse(int argc, char **argv, struct demo_cfg *c, bool *keep)
 {
-	enum { PRODS = OPT_FIRST_LOCAL, SECS, BYTES, RING, SEG, KEEP };
-	static const struct option opts[] = {
-		{ "producers", required_argument, NULL, PRODS },
-		{ "seconds", required_argument, NULL, SECS },
-		{ "bytes", required_argument, NULL, BYTES },
-		{ "ring-size", required_argument, NULL, RING },
-		{ "segment-size", required_argument, NULL, SEG },
-		{ "keep", no_argument, NULL, KEEP },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const struct cli_opt spec[] = {
+		O_FN("producers", 0, CLI_T(int, &c->producers), opt_producers),
+		O_FN("seconds", 0, CLI_T(uint64_t, &c->seconds_ns), opt_seconds),
+		O_SIZE("bytes", &c->bytes, NULL),
+		O_SIZE("ring-size", &c->ring_bytes, NULL),
+		O_SIZE("segment-size", &c->segment_bytes, NULL),
+		O_FLAG("keep", 0, keep),
+		O_END,
 	};
-	uint64_t v;
-	int o, rc = 0;
+	int rc = cli_opts(argc, argv, spec, usage);
 
-	while ((o = cli_getopt(argc, argv, "", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc == CLI_OK ? CLI_DONE : rc;
-		case PRODS:
-			if ((rc = cli_count("--producers", optarg, &v)))
-				return rc;
-			if (v < 1 || v > DEMO_MAX_PRODUCERS)
-				return cli_usage("--producers: 1 to %d", DEMO_MAX_PRODUCERS);
-			c->producers = (int)v;
-			break;
-		case SECS: { /* a bare number is seconds here, else a duration */
-			char *end;
-			double secs = strtod(optarg, &end);
-
-			if (end != optarg && !*end && secs >= 0)
-				v = (uint64_t)(secs * 1000);
-			else if ((rc = cli_duration("--seconds", optarg, &v)))
-				return rc;
-			c->seconds_ns = v * 1000000ull;
-			break;
-		}
-		case BYTES: if ((rc = cli_size("--bytes", optarg, &c->bytes))) return rc; break;
-		case RING: if ((rc = cli_size("--ring-size", optarg, &c->ring_bytes))) return rc; break;
-		case SEG: if ((rc = cli_size("--segment-size", optarg, &c->segment_bytes))) return rc; break;
-		case KEEP: *keep = true; break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if (rc >= 0)
+		return rc == CLI_OK ? CLI_DONE : rc;
+	if (G.shm_flag || G.data_flag)
+		return cli_usage("the demo makes its own temporary dirs: no --shm-dir / --data-dir");
 	if (optind < argc)
 		return cli_usage("unexpected argument \"%s\"", argv[optind]);
 	if (c->ring_bytes < SPW_RING_MIN_BYTES || (c->ring_bytes & (c->ring_bytes - 1)) ||

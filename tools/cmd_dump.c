@@ -109,38 +109,22 @@ static int dump_ring(const char *name, struct dctx *d, uint64_t disk_end, bool h
 
 int cmd_dump(int argc, char **argv)
 {
-	enum { FROM = OPT_FIRST_LOCAL, COUNT, NORING };
-	static const struct option opts[] = {
-		{ "from", required_argument, NULL, FROM },
-		{ "count", required_argument, NULL, COUNT },
-		{ "no-ring", no_argument, NULL, NORING },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct where from = { 0 };
 	struct dctx d = { 0 };
 	struct seg_log w = { 0 };
 	const char *name = NULL;
 	char dir[PATH_MAX];
 	bool no_ring = false;
-	int o, rc = 0, r;
+	const struct cli_opt spec[] = {
+		O_WHERE("from", &from, WHERE_ENDS | WHERE_ANY_POS),
+		O_COUNT("count", &d.count, &d.have_count),
+		O_FLAG("no-ring", 0, &no_ring),
+		O_END,
+	};
+	int rc = cli_opts(argc, argv, spec, usage), r;
 
-	while ((o = cli_getopt(argc, argv, "", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc;
-		case FROM:
-			if ((rc = cli_where("--from", optarg, WHERE_ENDS | WHERE_ANY_POS, &from)))
-				return rc;
-			break;
-		case COUNT:
-			if ((rc = cli_count("--count", optarg, &d.count)))
-				return rc;
-			d.have_count = true;
-			break;
-		case NORING: no_ring = true; break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if (rc >= 0)
+		return rc;
 	if ((rc = cli_topic_arg(argc, argv, &name)))
 		return rc;
 	cli_dirs();

@@ -315,43 +315,36 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 	return CLI_OK;
 }
 
+static int opt_ack(void *dst, const char *flag, const char *v)
+{
+	int *ack = dst;
+
+	if (!strcmp(v, "none"))
+		*ack = -1;
+	else if (!strcmp(v, "spilled"))
+		*ack = SPW_ACK_SPILLED;
+	else if (!strcmp(v, "durable"))
+		*ack = SPW_ACK_DURABLE;
+	else
+		return cli_usage("%s: unknown level \"%s\" (use none|spilled|durable)", flag, v);
+	return CLI_OK;
+}
+
 int cmd_produce(int argc, char **argv)
 {
-	enum { FORMAT = OPT_FIRST_LOCAL, ACK };
-	static const struct option opts[] = {
-		{ "format", required_argument, NULL, FORMAT },
-		{ "ack", required_argument, NULL, ACK },
-		{ "verbose", no_argument, NULL, 'v' },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct prod pr = { .fmt = FMT_LINES };
 	struct spw_topic_info in;
-	int ack = -1, o, rc = 0, files;
+	int ack = -1, rc, files;
 	bool verbose = false;
+	const struct cli_opt spec[] = {
+		O_FORMAT("format", &pr.fmt, FMT_IN_MASK),
+		O_FN("ack", 0, CLI_T(int, &ack), opt_ack),
+		O_FLAG("verbose", 'v', &verbose),
+		O_END,
+	};
 
-	while ((o = cli_getopt(argc, argv, "v", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc;
-		case FORMAT:
-			if ((rc = cli_format(optarg, FMT_IN_MASK, &pr.fmt)))
-				return rc;
-			break;
-		case ACK:
-			if (!strcmp(optarg, "none"))
-				ack = -1;
-			else if (!strcmp(optarg, "spilled"))
-				ack = SPW_ACK_SPILLED;
-			else if (!strcmp(optarg, "durable"))
-				ack = SPW_ACK_DURABLE;
-			else
-				return cli_usage("--ack: unknown level \"%s\" (use none|spilled|durable)",
-						 optarg);
-			break;
-		case 'v': verbose = true; break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if ((rc = cli_opts(argc, argv, spec, usage)) >= 0)
+		return rc;
 	if (optind >= argc)
 		return cli_usage("missing the topic NAME");
 	pr.topic = argv[optind];

@@ -61,7 +61,7 @@ static int on_record(void *arg, const struct spw_record *r)
 	return 0;
 }
 
-static int parse_rate(const char *s, double *out)
+static int parse_rate(void *out, const char *flag, const char *s)
 {
 	char *end;
 	double v;
@@ -69,10 +69,10 @@ static int parse_rate(const char *s, double *out)
 	errno = 0;
 	v = strtod(s, &end);
 	if (!errno && end != s && v > 0 && (!*end || !strcmp(end, "/s"))) {
-		*out = v;
+		*(double *)out = v;
 		return CLI_OK;
 	}
-	return cli_usage("--rate: bad rate \"%s\" (records per second, e.g. 1000/s)", s);
+	return cli_usage("%s: bad rate \"%s\" (records per second, e.g. 1000/s)", flag, s);
 }
 
 static void progress(uint64_t done, uint64_t total, uint64_t recs, double secs, bool last)
@@ -178,46 +178,22 @@ struct replay_args {
  * else the exit status. */
 static int replay_args(int argc, char **argv, struct replay_args *a, struct rep *x)
 {
-	enum { FROM = OPT_FIRST_LOCAL, TO, RATE, FORMAT, SKIP, SPEED, MAXGAP };
-	static const struct option opts[] = {
-		{ "from", required_argument, NULL, FROM },
-		{ "to", required_argument, NULL, TO },
-		{ "rate", required_argument, NULL, RATE },
-		{ "speed", required_argument, NULL, SPEED },
-		{ "max-gap", required_argument, NULL, MAXGAP },
-		{ "format", required_argument, NULL, FORMAT },
-		{ "output", required_argument, NULL, 'o' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "skip-corrupt", no_argument, NULL, SKIP },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
+	const struct cli_opt spec[] = {
+		O_WHERE("from", &a->from, WHERE_ENDS),
+		O_WHERE("to", &a->to, WHERE_ANY_POS),
+		O_FN("rate", 0, CLI_T(double, &a->rate), parse_rate),
+		O_SPEED("speed", &a->speed),
+		O_DURATION("max-gap", &a->max_gap_ms),
+		O_FORMAT("format", &x->fmt, FMT_ALL_MASK),
+		O_STR("output", 'o', &a->outpath),
+		O_FLAG("verbose", 'v', &a->verbose),
+		O_BITS("skip-corrupt", &a->ro.flags, SPW_READER_SKIP_CORRUPT),
+		O_END,
 	};
-	int o, rc = 0;
+	int rc = cli_opts(argc, argv, spec, usage);
 
-	while ((o = cli_getopt(argc, argv, "o:v", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc;
-		case FROM:
-			if ((rc = cli_where("--from", optarg, WHERE_ENDS, &a->from)))
-				return rc;
-			break;
-		case TO:
-			if ((rc = cli_where("--to", optarg, WHERE_ANY_POS, &a->to)))
-				return rc;
-			break;
-		case RATE: if ((rc = parse_rate(optarg, &a->rate))) return rc; break;
-		case SPEED: if ((rc = cli_parse_speed(optarg, &a->speed))) return rc; break;
-		case MAXGAP:
-			if ((rc = cli_duration("--max-gap", optarg, &a->max_gap_ms)))
-				return rc;
-			break;
-		case FORMAT: if ((rc = cli_format(optarg, FMT_ALL_MASK, &x->fmt))) return rc; break;
-		case 'o': a->outpath = optarg; break;
-		case 'v': a->verbose = true; break;
-		case SKIP: a->ro.flags |= SPW_READER_SKIP_CORRUPT; break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if (rc >= 0)
+		return rc;
 	if ((rc = cli_topic_arg(argc, argv, &a->name)))
 		return rc;
 	if (a->from.kind == W_NONE)

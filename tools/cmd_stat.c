@@ -269,32 +269,16 @@ struct stat_args {
 
 static int stat_args(int argc, char **argv, struct stat_args *a)
 {
-	enum { JSON = OPT_FIRST_LOCAL, PROM, WATCH };
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, JSON },
-		{ "prometheus", no_argument, NULL, PROM },
-		{ "watch", required_argument, NULL, WATCH },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
+	const struct cli_opt spec[] = {
+		O_FLAG("json", 0, &a->json),
+		O_FLAG("prometheus", 0, &a->prom),
+		O_SECONDS("watch", &a->watch, 50),
+		O_END,
 	};
-	double ms;
-	int o, rc = 0;
+	int rc = cli_opts(argc, argv, spec, usage);
 
-	while ((o = cli_getopt(argc, argv, "", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc;
-		case JSON: a->json = true; break;
-		case PROM: a->prom = true; break;
-		case WATCH:
-			/* The shared duration syntax (spill/conf.c), bare = seconds. */
-			if (seg_parse_duration(optarg, 1e3, &ms) || ms < 50 || ms > 86400e3)
-				return cli_usage("--watch: bad interval \"%s\" (seconds, 0.05 .. 86400)",
-						 optarg);
-			a->watch = ms / 1e3;
-			break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if (rc >= 0)
+		return rc;
 	if (a->json && a->prom)
 		return cli_usage("--json and --prometheus exclude each other");
 	if (optind < argc && (rc = cli_topic_arg(argc, argv, &a->name)))

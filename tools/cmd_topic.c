@@ -51,24 +51,6 @@ static const char list_usage[] =
 
 static const char name_usage[] = "usage: spillway topic %s NAME\n%s\n" CLI_COMMON_HELP;
 
-static int parse_group(const char *s, gid_t *gid)
-{
-	struct group *g = getgrnam(s);
-	char *end;
-	unsigned long v;
-
-	if (g) {
-		*gid = g->gr_gid;
-		return CLI_OK;
-	}
-	v = strtoul(s, &end, 10);
-	if (*s && !*end) {
-		*gid = (gid_t)v;
-		return CLI_OK;
-	}
-	return cli_usage("--group: no such group \"%s\"", s);
-}
-
 struct create_args {
 	struct topic_conf conf;
 	bool have_ring, have_seg, have_max;
@@ -76,81 +58,86 @@ struct create_args {
 	gid_t gid;
 };
 
+/* --group G: a group name or number; dst the create_args. */
+static int opt_group(void *dst, const char *flag, const char *s)
+{
+	struct create_args *a = dst;
+	struct group *g = getgrnam(s);
+	char *end;
+	unsigned long v;
+
+	if (g) {
+		a->gid = g->gr_gid;
+	} else {
+		v = strtoul(s, &end, 10);
+		if (!*s || *end)
+			return cli_usage("%s: no such group \"%s\"", flag, s);
+		a->gid = (gid_t)v;
+	}
+	a->group = s;
+	return CLI_OK;
+}
+
+static int opt_max_record(void *dst, const char *flag, const char *s)
+{
+	uint64_t v;
+	int rc = cli_size(flag, s, &v);
+
+	if (rc)
+		return rc;
+	if (v == 0 || v > SPW_RECORD_MAX_BYTES)
+		return cli_usage("%s: %s is out of range (1 .. 1G-1)", flag, s);
+	*(uint32_t *)dst = (uint32_t)v;
+	return CLI_OK;
+}
+
+/* A whole number 1..max in base into a uint32_t. */
+static int bounded(const char *flag, const char *s, int base, unsigned long max,
+		   const char *what, uint32_t *out)
+{
+	char *end;
+	unsigned long n = strtoul(s, &end, base);
+
+	if (!*s || *end || n == 0 || n > max)
+		return cli_usage("%s: \"%s\" is not %s", flag, s, what);
+	*out = (uint32_t)n;
+	return CLI_OK;
+}
+
+static int opt_max_producers(void *dst, const char *flag, const char *s)
+{
+	return bounded(flag, s, 10, 4096, "a number in 1..4096", dst);
+}
+
+static int opt_mode(void *dst, const char *flag, const char *s)
+{
+	return bounded(flag, s, 8, 0777, "an octal mode (e.g. 0600 or 0660)", dst);
+}
+
 static int create_opts(int argc, char **argv, struct create_args *a, const char **name)
 {
-	enum { RING = OPT_FIRST_LOCAL, SEG, MAXREC, RET, RETB, FMS, FBYTES, UNBLOCK, NOSPILL, MODE,
-	       GROUP, MAXPROD };
-	static const struct option opts[] = {
-		{ "ring-size", required_argument, NULL, RING },
-		{ "segment-size", required_argument, NULL, SEG },
-		{ "max-record", required_argument, NULL, MAXREC },
-		{ "retention", required_argument, NULL, RET },
-		{ "retention-bytes", required_argument, NULL, RETB },
-		{ "flush-ms", required_argument, NULL, FMS },
-		{ "flush-bytes", required_argument, NULL, FBYTES },
-		{ "unblock-ms", required_argument, NULL, UNBLOCK },
-		{ "max-producers", required_argument, NULL, MAXPROD },
-		{ "no-spill", no_argument, NULL, NOSPILL },
-		{ "mode", required_argument, NULL, MODE },
-		{ "group", required_argument, NULL, GROUP },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct topic_conf *c = &a->conf;
-	uint64_t v;
-	int o, rc = 0;
+	const struct cli_opt spec[] = {
+		O_SIZE("ring-size", &c->ring_bytes, &a->have_ring),
+		O_SIZE("segment-size", &c->segment_bytes, &a->have_seg),
+		{ "max-record", 0, CLI_O_FN, CLI_T(uint32_t, &c->max_record), 0, &a->have_max,
+		  opt_max_record },
+		O_DURATION("retention", &c->retention_ms),
+		O_SIZE("retention-bytes", &c->retention_bytes, NULL),
+		O_DURATION("flush-ms", &c->flush_ms),
+		O_SIZE("flush-bytes", &c->flush_bytes, NULL),
+		O_DURATION("unblock-ms", &c->unblock_ms),
+		O_FN("max-producers", 0, CLI_T(uint32_t, &c->max_producers), opt_max_producers),
+		O_FLAG("no-spill", 0, &c->no_spill),
+		O_FN("mode", 0, CLI_T(uint32_t, &c->mode), opt_mode),
+		O_FN("group", 0, a, opt_group),
+		O_END,
+	};
+	int rc;
 
 	seg_conf_defaults(c);
-	while ((o = cli_getopt(argc, argv, "", opts, create_usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc == CLI_OK ? CLI_DONE : rc;
-		case RING: if ((rc = cli_size("--ring-size", optarg, &c->ring_bytes))) return rc;
-			a->have_ring = true; break;
-		case SEG: if ((rc = cli_size("--segment-size", optarg, &c->segment_bytes))) return rc;
-			a->have_seg = true; break;
-		case MAXREC:
-			if ((rc = cli_size("--max-record", optarg, &v)))
-				return rc;
-			if (v == 0 || v > SPW_RECORD_MAX_BYTES)
-				return cli_usage("--max-record: %s is out of range (1 .. 1G-1)", optarg);
-			c->max_record = (uint32_t)v;
-			a->have_max = true;
-			break;
-		case RET: if ((rc = cli_duration("--retention", optarg, &c->retention_ms))) return rc; break;
-		case RETB:
-			if ((rc = cli_size("--retention-bytes", optarg, &c->retention_bytes)))
-				return rc;
-			break;
-		case FMS: if ((rc = cli_duration("--flush-ms", optarg, &c->flush_ms))) return rc; break;
-		case FBYTES: if ((rc = cli_size("--flush-bytes", optarg, &c->flush_bytes))) return rc; break;
-		case UNBLOCK: if ((rc = cli_duration("--unblock-ms", optarg, &c->unblock_ms))) return rc; break;
-		case NOSPILL: c->no_spill = true; break;
-		case MAXPROD: {
-			char *end;
-			unsigned long n = strtoul(optarg, &end, 10);
-
-			if (!*optarg || *end || n == 0 || n > 4096)
-				return cli_usage("--max-producers: \"%s\" is not a number in 1..4096", optarg);
-			c->max_producers = (uint32_t)n;
-			break;
-		}
-		case MODE: {
-			char *end;
-			unsigned long m = strtoul(optarg, &end, 8);
-
-			if (!*optarg || *end || m == 0 || m > 0777)
-				return cli_usage("--mode: bad mode \"%s\" (octal, e.g. 0600 or 0660)", optarg);
-			c->mode = (uint32_t)m;
-			break;
-		}
-		case GROUP:
-			if ((rc = parse_group(optarg, &a->gid)))
-				return rc;
-			a->group = optarg;
-			break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if ((rc = cli_opts(argc, argv, spec, create_usage)) >= 0)
+		return rc == CLI_OK ? CLI_DONE : rc;
 	return cli_topic_arg(argc, argv, name);
 }
 
@@ -308,13 +295,12 @@ undo:
 /* --- list ------------------------------------------------------------------------------ */
 static int topic_list(int argc, char **argv)
 {
-	static const struct option opts[] = { CLI_COMMON_OPTS, { NULL, 0, NULL, 0 } };
+	static const struct cli_opt none[] = { O_END };
 	char **names = NULL;
-	int o, rc = 0, n;
+	int rc, n;
 
-	while ((o = cli_getopt(argc, argv, "", opts, list_usage, &rc)) != -1)
-		if (o == -2)
-			return rc;
+	if ((rc = cli_opts(argc, argv, none, list_usage)) >= 0)
+		return rc;
 	if (optind < argc)
 		return cli_usage("unexpected argument \"%s\"", argv[optind]);
 	cli_dirs();
@@ -361,14 +347,13 @@ static int topic_list(int argc, char **argv)
 /* --- describe / delete ---------------------------------------------------------------- */
 static int name_opts(int argc, char **argv, const char *what, const char *help, const char **name)
 {
-	static const struct option opts[] = { CLI_COMMON_OPTS, { NULL, 0, NULL, 0 } };
+	static const struct cli_opt none[] = { O_END };
 	char usage[1024];
-	int o, rc = 0;
+	int rc;
 
 	snprintf(usage, sizeof(usage), name_usage, what, help);
-	while ((o = cli_getopt(argc, argv, "", opts, usage, &rc)) != -1)
-		if (o == -2)
-			return rc == CLI_OK ? CLI_DONE : rc;
+	if ((rc = cli_opts(argc, argv, none, usage)) >= 0)
+		return rc == CLI_OK ? CLI_DONE : rc;
 	if ((rc = cli_topic_arg(argc, argv, name)))
 		return rc;
 	cli_dirs();

@@ -103,14 +103,6 @@ static int verify_ring(const char *name, uint64_t disk_end, bool have_disk, uint
 
 int cmd_verify(int argc, char **argv)
 {
-	enum { FROM = OPT_FIRST_LOCAL, TO };
-	static const struct option opts[] = {
-		{ "from", required_argument, NULL, FROM },
-		{ "to", required_argument, NULL, TO },
-		{ "quiet", no_argument, NULL, 'q' },
-		CLI_COMMON_OPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct where from = { 0 }, to = { 0 };
 	struct vctx v = { false };
 	struct seg_log w = { 0 };
@@ -118,20 +110,16 @@ int cmd_verify(int argc, char **argv)
 	char dir[PATH_MAX], hb[32];
 	uint64_t ring_bytes = 0;
 	bool has_ring, has_data;
-	int o, rc = 0, r, ring_bad = 0;
+	const struct cli_opt spec[] = {
+		O_WHERE("from", &from, WHERE_ENDS | WHERE_ANY_POS),
+		O_WHERE("to", &to, WHERE_ANY_POS),
+		O_FLAG("quiet", 'q', &v.quiet),
+		O_END,
+	};
+	int rc = cli_opts(argc, argv, spec, usage), r, ring_bad = 0;
 
-	while ((o = cli_getopt(argc, argv, "q", opts, usage, &rc)) != -1) {
-		switch (o) {
-		case -2: return rc;
-		case FROM:
-			if ((rc = cli_where("--from", optarg, WHERE_ENDS | WHERE_ANY_POS, &from)))
-				return rc;
-			break;
-		case TO: if ((rc = cli_where("--to", optarg, WHERE_ANY_POS, &to))) return rc; break;
-		case 'q': v.quiet = true; break;
-		default: return cli_usage("unexpected option");
-		}
-	}
+	if (rc >= 0)
+		return rc;
 	if ((rc = cli_topic_arg(argc, argv, &name)))
 		return rc;
 	cli_dirs();
