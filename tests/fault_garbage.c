@@ -272,6 +272,18 @@ static struct spw_consumer *consumer_at(struct world *w, int64_t pos)
 	return c;
 }
 
+/* A consumer from the oldest record, polled to the end: it got every record
+ * of the world, each as the world has it (bounds_cb, expect). Returned
+ * open, for more checks. */
+static struct spw_consumer *consumer_reads_all(struct world *w)
+{
+	struct spw_consumer *c = consumer_at(w, w->reclaimed);
+	struct bounds_ctx b = { .last = -1, .expect = w };
+
+	FCHECK(w, poll_to_end(w, c, &b) == 0 && b.n == (uint64_t)w->n);
+	return c;
+}
+
 /* DATA records before position p. */
 static int records_before(const struct world *w, int64_t p)
 {
@@ -606,10 +618,7 @@ static void counter_classes(struct world *w)
 	}
 	memcpy(w->hdrp, saved, TEST_HDR_PAGE);
 	spw_consumer_close(c);
-	c = consumer_at(w, w->reclaimed);
-	b = (struct bounds_ctx){ .last = -1, .expect = w };
-	FCHECK(w, poll_to_end(w, c, &b) == 0 && b.n == (uint64_t)w->n);
-	spw_consumer_close(c);
+	spw_consumer_close(consumer_reads_all(w)); /* still the world it was */
 }
 
 /* Garbage in the producer slots (shared memory too): records are found by
@@ -645,9 +654,7 @@ static void slot_class(struct world *w)
 		atomic_store(&sl->end, in + 8 * (1 + rnd(w, 100)));
 		atomic_store(&sl->claim, in | (rnd(w, 2) ? RING_SLOT_CLAIMING : 0));
 	}
-	c = consumer_at(w, w->reclaimed);
-	b = (struct bounds_ctx){ .last = -1, .expect = w };
-	FCHECK(w, poll_to_end(w, c, &b) == 0 && b.n == (uint64_t)w->n);
+	c = consumer_reads_all(w);
 	FCHECK(w, spw_consumer_position(c) == w->tail);
 	FCHECK(w, spw_consumer_skipped(c) == 0);
 	sr = spwd_scan(w->t, w->reclaimed, RING, &s);
@@ -678,11 +685,7 @@ static void slot_class(struct world *w)
 	spw_producer_close(p);
 	memcpy(w->slotp, saved, SLOT_BYTES);
 	spw_consumer_close(c);
-	/* Still the world it was. */
-	c = consumer_at(w, w->reclaimed);
-	b = (struct bounds_ctx){ .last = -1, .expect = w };
-	FCHECK(w, poll_to_end(w, c, &b) == 0 && b.n == (uint64_t)w->n);
-	spw_consumer_close(c);
+	spw_consumer_close(consumer_reads_all(w)); /* still the world it was */
 }
 
 /* Random bytes anywhere in the data: whatever happens, no record outside
