@@ -198,31 +198,19 @@ static inline __attribute__((always_inline)) int claim_exclusive(struct spw_prod
 	return 0;
 }
 
-static inline __attribute__((always_inline)) int claim_impl(struct spw_producer *p, uint32_t len,
-							    struct spw_claim *c, const bool hooked)
+/* Any number of producers: take [tail, next) with the one CAS on tail,
+ * the slot naming the span first (I2). 0, or -EAGAIN (ring full). */
+static inline __attribute__((always_inline)) int claim_shared(struct spw_producer *p,
+							      uint64_t span, uint64_t *tail_out,
+							      uint64_t *next_out, uint64_t *pad_out,
+							      const bool hooked)
 {
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
 	struct ring_slot *s = p->slot;
-	uint64_t span, tail, off, pad, next, lim, ts;
+	uint64_t tail, off, pad, next, lim;
 	bool published = false;
-	struct ring_rec *r;
 
-	/* Relaxed: our own process's generation (bumped only in a child). */
-	if (__builtin_expect(p->fork_gen != ring_fork_gen, 0))
-		return -ECHILD;
-	if (len > t->max_record)
-		return -EMSGSIZE;
-	span = ring_span(len);
-	/* The clock before the CAS: rdtsc then overlaps the stores still
-	 * draining from the last record, instead of waiting behind the locked
-	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
-	ts = ring_clock_now(&p->clk);
-	if (p->exclusive) {
-		if (claim_exclusive(p, span, &tail, &next, &pad, hooked))
-			return -EAGAIN;
-		goto claimed;
-	}
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	for (;;) {
@@ -263,10 +251,35 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 							  memory_order_relaxed))
 			break;
 	}
-claimed:
+	*tail_out = tail;
+	*next_out = next;
+	*pad_out = pad;
+	return 0;
+}
+
+static inline __attribute__((always_inline)) int claim_impl(struct spw_producer *p, uint32_t len,
+							    struct spw_claim *c, const bool hooked)
+{
+	struct spw_topic *t = p->t;
+	uint64_t span, tail, pad, next, ts;
+	struct ring_rec *r;
+
+	/* Relaxed: our own process's generation (bumped only in a child). */
+	if (__builtin_expect(p->fork_gen != ring_fork_gen, 0))
+		return -ECHILD;
+	if (len > t->max_record)
+		return -EMSGSIZE;
+	span = ring_span(len);
+	/* The clock before the CAS: rdtsc then overlaps the stores still
+	 * draining from the last record, instead of waiting behind the locked
+	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
+	ts = ring_clock_now(&p->clk);
+	if (p->exclusive ? claim_exclusive(p, span, &tail, &next, &pad, hooked)
+			 : claim_shared(p, span, &tail, &next, &pad, hooked))
+		return -EAGAIN;
 	/* I2: the span is ours for sure (one CAS can win it): the daemon then
 	 * judges this slot alone. Release: after the CAS. */
-	atomic_store_explicit(&s->claim, tail | RING_SLOT_WON, memory_order_release);
+	atomic_store_explicit(&p->slot->claim, tail | RING_SLOT_WON, memory_order_release);
 	/* Write-prefetch ahead of the tail: the next records' lines are cold
 	 * in rings bigger than the cache. */
 	__builtin_prefetch(t->data + ((next + PREFETCH_BYTES) & t->mask), 1, 3);

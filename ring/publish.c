@@ -43,17 +43,24 @@ int spwd_own(struct spw_topic *t, uint32_t *owner_pid)
 	return 0;
 }
 
-int spwd_set_durable_error(struct spw_topic *t, int err)
+/* After a seq_cst store of what acknowledgement waiters wait on (a counter,
+ * durable_err): this seq_cst load of the waiter count is the waker half of
+ * I8 for spw_producer_wait_ack(), whose waiters register, then re-check. */
+static void wake_ack_waiters(struct spw_topic *t)
 {
-	if (!t || t->rdonly || err > 0)
-		return -EINVAL;
-	/* seq_cst store, then the waiter load: the waker half of I8, as in
-	 * spwd_set_counter; waiters re-check it after registering. */
-	atomic_store_explicit(&t->hdr->durable_err, err, memory_order_seq_cst);
 	if (atomic_load_explicit(&t->hdr->ack_waiters, memory_order_seq_cst)) {
 		atomic_fetch_add_explicit(&t->hdr->ack_wake, 1, memory_order_seq_cst);
 		ring_futex_wake_all(&t->hdr->ack_wake);
 	}
+}
+
+int spwd_set_durable_error(struct spw_topic *t, int err)
+{
+	if (!t || t->rdonly || err > 0)
+		return -EINVAL;
+	/* seq_cst store, then the waiter load (wake_ack_waiters). */
+	atomic_store_explicit(&t->hdr->durable_err, err, memory_order_seq_cst);
+	wake_ack_waiters(t);
 	return 0;
 }
 
@@ -158,12 +165,7 @@ int spwd_set_counter(struct spw_topic *t, enum spwd_counter which, int64_t value
 	 * loads of acknowledgement waiters and tools; the bytes below value are
 	 * on disk before it is published. */
 	atomic_store_explicit(c, (uint64_t)value, memory_order_seq_cst);
-	/* seq_cst store above and load here: the waker half of I8 for
-	 * spw_producer_wait_ack(). */
-	if (atomic_load_explicit(&t->hdr->ack_waiters, memory_order_seq_cst)) {
-		atomic_fetch_add_explicit(&t->hdr->ack_wake, 1, memory_order_seq_cst);
-		ring_futex_wake_all(&t->hdr->ack_wake);
-	}
+	wake_ack_waiters(t);
 	return 0;
 }
 
