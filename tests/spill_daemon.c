@@ -52,9 +52,10 @@ static int teardown(void **state)
 }
 
 /* A topic made with topic.conf edits applied through `edit`, then the
- * daemon started and attached. */
+ * daemon started and attached; the topic opened, with a producer (*p). */
 static struct spw_topic *start_topic(struct test_daemon *d, const char *name, uint64_t ring,
-				     uint64_t seg, void (*edit)(struct topic_conf *))
+				     uint64_t seg, void (*edit)(struct topic_conf *),
+				     struct spw_producer **p)
 {
 	struct test_topic_spec spec = { name, ring, seg, 0, 50, 200 };
 	struct spw_topic *t;
@@ -72,6 +73,7 @@ static struct spw_topic *start_topic(struct test_daemon *d, const char *name, ui
 	assert_true(test_daemon_start(d) > 0);
 	assert_int_equal(test_daemon_wait_attached(d, name, 10 * SEC), 0);
 	assert_int_equal(spw_topic_open(d->shm, name, 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, p), 0);
 	return t;
 }
 
@@ -98,15 +100,39 @@ static void produce(struct spw_producer *p, uint64_t bytes, uint32_t len, int64_
 	}
 }
 
+/* produce, then wait until all of it is spilled. */
+static void produce_spilled(struct spw_producer *p, uint64_t bytes, uint32_t len, int64_t *last)
+{
+	produce(p, bytes, len, last);
+	assert_int_equal(spw_producer_wait_ack(p, *last, SPW_ACK_SPILLED, 10 * SEC), 0);
+}
+
+/* Retention runs after each roll: give the last one a moment (the list
+ * polled up to 100 times, 50 ms apart, until at most `most` segments are
+ * left). The list then (*bases, to free) and its length. */
+static size_t segments_after_retention(struct test_daemon *d, const char *name, size_t most,
+				       uint64_t **bases)
+{
+	size_t n;
+
+	for (int i = 0; i < 100; i++) {
+		n = segments(d, name, bases);
+		free(*bases);
+		if (n <= most)
+			break;
+		test_sleep_ns(SEC / 20);
+	}
+	return segments(d, name, bases);
+}
+
 static void acks_follow_spilled_and_durable(void **state)
 {
 	struct test_daemon *d = *state;
-	struct spw_topic *t = start_topic(d, "ack", 256 << 10, 1 << 20, NULL);
 	struct spw_producer *p;
+	struct spw_topic *t = start_topic(d, "ack", 256 << 10, 1 << 20, NULL, &p);
 	struct spw_topic_info in;
 	int64_t last = 0;
 
-	assert_int_equal(spw_producer_open(t, &p), 0);
 	produce(p, 3 << 20, 1000, &last);
 	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_COMMITTED, 0), 0);
 	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
@@ -162,17 +188,15 @@ static void acks_follow_spilled_and_durable(void **state)
 static void segments_roll_by_size_and_hold_the_log(void **state)
 {
 	struct test_daemon *d = *state;
-	struct spw_topic *t = start_topic(d, "roll", 256 << 10, 1 << 20, NULL);
 	struct spw_producer *p;
+	struct spw_topic *t = start_topic(d, "roll", 256 << 10, 1 << 20, NULL, &p);
 	struct test_seg_walk w = { 0 };
 	uint64_t *bases;
 	int64_t last = 0;
 	size_t n;
 	char dir[1024];
 
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	produce(p, (5 << 20) + 12345, 2000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	produce_spilled(p, (5 << 20) + 12345, 2000, &last);
 	n = segments(d, "roll", &bases);
 	assert_true(n >= 5);
 	for (size_t i = 0; i < n; i++)
@@ -194,24 +218,14 @@ static void keep_two_mib(struct topic_conf *c)
 static void retention_by_bytes_deletes_oldest_segments_only(void **state)
 {
 	struct test_daemon *d = *state;
-	struct spw_topic *t = start_topic(d, "rb", 256 << 10, 1 << 20, keep_two_mib);
 	struct spw_producer *p;
+	struct spw_topic *t = start_topic(d, "rb", 256 << 10, 1 << 20, keep_two_mib, &p);
 	uint64_t *bases;
 	int64_t last = 0;
 	size_t n;
 
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	produce(p, 8 << 20, 2000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
-	/* Retention runs after each roll: give the last one a moment. */
-	for (int i = 0; i < 100; i++) {
-		n = segments(d, "rb", &bases);
-		free(bases);
-		if (n <= 3)
-			break;
-		test_sleep_ns(SEC / 20);
-	}
-	n = segments(d, "rb", &bases);
+	produce_spilled(p, 8 << 20, 2000, &last);
+	n = segments_after_retention(d, "rb", 3, &bases);
 	/* at most 2 MiB of full segments plus the active one, and the newest
 	 * (active) segment is still there */
 	assert_true(n >= 1 && n <= 3);
@@ -234,30 +248,20 @@ static void keep_one_second(struct topic_conf *c)
 static void retention_by_age_spares_the_active_segment(void **state)
 {
 	struct test_daemon *d = *state;
-	struct spw_topic *t = start_topic(d, "ra", 256 << 10, 1 << 20, keep_one_second);
 	struct spw_producer *p;
+	struct spw_topic *t = start_topic(d, "ra", 256 << 10, 1 << 20, keep_one_second, &p);
 	uint64_t *bases;
 	int64_t last = 0;
 	size_t n;
 
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	produce(p, 3 << 20, 2000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	produce_spilled(p, 3 << 20, 2000, &last);
 	n = segments(d, "ra", &bases);
 	free(bases);
 	assert_true(n >= 3); /* young: nothing deleted yet */
 	test_sleep_ns(3 * SEC / 2);
 	/* One more roll triggers a retention pass (and so would the 5 s timer). */
-	produce(p, 1 << 20, 2000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
-	for (int i = 0; i < 100; i++) {
-		n = segments(d, "ra", &bases);
-		free(bases);
-		if (n <= 2)
-			break;
-		test_sleep_ns(SEC / 20);
-	}
-	n = segments(d, "ra", &bases);
+	produce_spilled(p, 1 << 20, 2000, &last);
+	n = segments_after_retention(d, "ra", 2, &bases);
 	assert_true(n >= 1 && n <= 2);
 	assert_int_equal(bases[n - 1], ((uint64_t)last >> 20) << 20);
 	free(bases);
@@ -300,13 +304,11 @@ static void no_spill_topic_reclaims_without_writing(void **state)
 static void deleted_topic_is_detached_cleanly(void **state)
 {
 	struct test_daemon *d = *state;
-	struct spw_topic *t = start_topic(d, "gone", 256 << 10, 1 << 20, NULL);
 	struct spw_producer *p;
+	struct spw_topic *t = start_topic(d, "gone", 256 << 10, 1 << 20, NULL, &p);
 	int64_t last = 0;
 
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	produce(p, 1 << 20, 1000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	produce_spilled(p, 1 << 20, 1000, &last);
 	assert_int_equal(spw_topic_delete(d->shm, "gone"), 0);
 	assert_int_equal(test_daemon_wait_log(d, "topic gone: detaching", 1, 10 * SEC), 0);
 	assert_true(test_daemon_alive(d));
