@@ -70,44 +70,39 @@ struct other_arg {
 static int victim_main(void *arg)
 {
 	struct crash_shared *x = arg;
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	uint64_t len_rng = test_id_len_rng(x->seed, 0);
-	static uint8_t buf[MAXREC];
+	struct test_id_sender s;
 	struct spw_claim c;
 	int64_t pos = -1;
 	uint32_t len;
 	int r;
 
-	TEST_CHECK(test_open_producer(x->dir, "crash", &t, &p) == 0, "victim");
+	TEST_CHECK(test_id_sender_open(&s, x->dir, "crash", x->seed, 0, MAXREC) == 0, "victim");
 	for (uint32_t seq = 0; seq < x->victim_before; seq++) {
-		len = test_id_len(&len_rng, 0, MAXREC);
-		test_id_make(buf, len, x->seed, 0, seq);
-		pos = spw_producer_send(p, buf, len);
+		len = test_id_sender_next(&s); /* record seq */
+		pos = spw_producer_send(s.p, s.buf, len);
 		TEST_CHECK(pos >= 0, "victim: send %u: %" PRId64, seq, pos);
 		atomic_store(&x->victim_pre_tail, pos + (int64_t)test_span(len));
 	}
 	len = x->victim_len;
-	test_id_make(buf, len, x->seed, 0, x->victim_before);
+	test_id_make(s.buf, len, x->seed, 0, x->victim_before);
 	if (x->stop_at == CLAIM_API) {
-		r = spw_producer_claim(p, len, &c);
+		r = spw_producer_claim(s.p, len, &c);
 		TEST_CHECK(r == 0, "victim: claim: %d", r);
 		atomic_store(&x->victim_claim, c.position);
-		memcpy(c.data, buf, len / 2);
+		memcpy(c.data, s.buf, len / 2);
 		raise(SIGSTOP);
 		/* Resumed: finish the record; the claim is still ours. */
-		memcpy((uint8_t *)c.data + len / 2, buf + len / 2, len - len / 2);
-		r = spw_producer_commit(p, &c);
+		memcpy((uint8_t *)c.data + len / 2, s.buf + len / 2, len - len / 2);
+		r = spw_producer_commit(s.p, &c);
 		TEST_CHECK(r == 0, "victim: commit after the stall: %d", r);
 		pos = c.position;
 	} else {
 		test_stop_at(x->stop_at);
-		pos = spw_producer_send(p, buf, len);
+		pos = spw_producer_send(s.p, s.buf, len);
 		TEST_CHECK(pos >= 0, "victim: send after the stall: %" PRId64, pos);
 	}
 	atomic_store(&x->victim_sent, pos);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	test_id_sender_close(&s);
 	return 0;
 }
 

@@ -496,6 +496,36 @@ uint64_t test_id_len_rng(uint64_t seed, uint32_t p)
 	return test_key(seed, p, 0x6c656e67746873ull /* "lengths" */);
 }
 
+int test_id_sender_open(struct test_id_sender *s, const char *dir, const char *name,
+			uint64_t seed, uint32_t id, uint32_t max_record)
+{
+	*s = (struct test_id_sender){ .seed = seed, .len_rng = test_id_len_rng(seed, id),
+				      .id = id, .max_record = max_record };
+	s->buf = malloc(max_record ? max_record : 1);
+	TEST_CHECK(s->buf, "malloc %u", max_record);
+	return test_open_producer(dir, name, &s->t, &s->p);
+}
+
+uint32_t test_id_sender_next(struct test_id_sender *s)
+{
+	uint32_t len = test_id_len(&s->len_rng, s->id, s->max_record);
+
+	test_id_make(s->buf, len, s->seed, s->id, s->seq++);
+	return len;
+}
+
+void test_id_sender_close(struct test_id_sender *s)
+{
+	if (s->p)
+		spw_producer_close(s->p);
+	if (s->t)
+		spw_topic_close(s->t);
+	free(s->buf);
+	s->p = NULL;
+	s->t = NULL;
+	s->buf = NULL;
+}
+
 void test_id_expect_init(struct test_id_expect *e, uint64_t seed, uint32_t nproducers,
 			 uint32_t max_record)
 {

@@ -217,6 +217,25 @@ void test_id_make(void *buf, uint32_t len, uint64_t seed, uint32_t p, uint64_t s
  * (tests/support_reader.c's identity has the same head). */
 void test_id_head(const void *buf, uint32_t *p, uint32_t *len, uint64_t *seq);
 
+/* In a child or thread: producer id sending its records in order (the
+ * victims of the crash and stall tests). test_id_sender_open opens topic
+ * name in dir read-write with a producer (0, or -1 as test_open_producer),
+ * starts id's length stream (test_id_len_rng) and allocates buf of
+ * max_record bytes; test_id_sender_next makes record seq (0, 1, ...) with
+ * the next length of the stream in buf and returns that length;
+ * test_id_sender_close closes both handles and frees buf. */
+struct test_id_sender {
+	struct spw_topic *t;
+	struct spw_producer *p;
+	uint8_t *buf;
+	uint64_t seed, len_rng, seq;
+	uint32_t id, max_record;
+};
+int test_id_sender_open(struct test_id_sender *s, const char *dir, const char *name,
+			uint64_t seed, uint32_t id, uint32_t max_record);
+uint32_t test_id_sender_next(struct test_id_sender *s);
+void test_id_sender_close(struct test_id_sender *s);
+
 /* What a consumer expects next from each producer. */
 struct test_id_expect {
 	uint64_t seed;
