@@ -228,36 +228,80 @@ static int kafka_read_all(struct mock *m, const char *topic, const int64_t *pos,
 	return k;
 }
 
-static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
-{
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "bt", RING, 4 * RING, MAXREC, 20, 0 };
-	static int64_t pos[3000], got[4000];
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
+/* A case bridging spillway topic `topic` to Kafka topic `kt`. */
+struct bcase {
+	struct test_daemon *d;
+	const char *topic, *kt;
+	struct spw_topic *t;
+	struct spw_producer *p;
 	struct mock m;
 	struct bargs ba;
-	pid_t b;
-	int n;
+	char group[64]; /* the bridge's group: bridge-kafka-<kt> */
+};
 
+/* The start of a bridge case: skipped without the CLI (SPW_CLI); the topic
+ * made (ring RING, segments 4 * RING, max_record MAXREC, flush 20 ms), the
+ * daemon attached, a producer open (case_producer); a mock cluster holding
+ * Kafka topic kt; the bridge's command line (extra: one more flag or NULL). */
+static void bridge_case_begin(struct bcase *k, struct test_daemon *d, const char *topic,
+			      const char *kt, const char *extra)
+{
+	const struct test_topic_spec spec = { topic, RING, 4 * RING, MAXREC, 20, 0 };
+
+	*k = (struct bcase){ .d = d, .topic = topic, .kt = kt };
 	if (!getenv("SPW_CLI"))
 		skip();
-	case_producer(d, &spec, &t, &p);
-	mock_start(&m, "kt");
-	send_recs(p, 0, 2000, pos, NULL);
-	bargs_set(&ba, d, &m, "bt", "kt", NULL);
-	b = bridge_start(d, ba.argv, ba.errfile);
-	wait_group(d, "bt", "bridge-kafka-kt", pos[1999] + 8);
+	case_producer(d, &spec, &k->t, &k->p);
+	mock_start(&k->m, kt);
+	snprintf(k->group, sizeof(k->group), "bridge-kafka-%s", kt);
+	bargs_set(&k->ba, d, &k->m, topic, kt, extra);
+}
+
+/* Start the bridge; wait until its group says Kafka has all below `end`. */
+static pid_t bridge_run_to(struct bcase *k, int64_t end)
+{
+	pid_t b = bridge_start(k->d, k->ba.argv, k->ba.errfile);
+
+	wait_group(k->d, k->topic, k->group, end);
+	return b;
+}
+
+/* The end: the mock cluster gone, then case_end. */
+static void bridge_case_end(struct bcase *k)
+{
+	mock_stop(&k->m);
+	case_end(k->d, NULL, k->p, k->t);
+}
+
+/* SIGTERM: the bridge flushes, commits and exits 0. */
+static void bridge_term(pid_t b)
+{
 	kill(b, SIGTERM);
 	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
-	n = kafka_read_all(&m, "kt", pos, 2000, got, 4000, false);
-	assert_int_equal(n, 2000);
-	for (int i = 0; i < n; i++)
-		assert_int_equal(got[i], pos[i]); /* once each, in order */
-	mock_stop(&m);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
+/* Kafka topic kt holds records 0 .. n-1 once each, in order (got: room for
+ * cap). */
+static void kafka_once_in_order(struct mock *m, const char *kt, const int64_t *pos, uint64_t n,
+				int64_t *got, int cap, bool committed)
+{
+	int k = kafka_read_all(m, kt, pos, n, got, cap, committed);
+
+	assert_int_equal(k, (int)n);
+	for (int i = 0; i < k; i++)
+		assert_int_equal(got[i], pos[i]);
+}
+
+static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
+{
+	static int64_t pos[3000], got[4000];
+	struct bcase k;
+
+	bridge_case_begin(&k, *state, "bt", "kt", NULL);
+	send_recs(k.p, 0, 2000, pos, NULL);
+	bridge_term(bridge_run_to(&k, pos[1999] + 8));
+	kafka_once_in_order(&k.m, "kt", pos, 2000, got, 4000, false); /* once each, in order */
+	bridge_case_end(&k);
 }
 
 /* Five kill -9 at whatever instant, each followed by a restart, then a final
@@ -267,46 +311,30 @@ static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
  * a read_committed consumer. */
 static void kill9_five_times(struct test_daemon *d, bool exactly)
 {
-	const char *name = exactly ? "bx" : "bk", *kt = exactly ? "kx" : "kk";
-	const struct test_topic_spec spec = { name, RING, 4 * RING, MAXREC, 20, 0 };
 	static int64_t pos[4000], got[20000];
 	static unsigned char seen[4000];
-	char group[64];
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct bargs ba;
-	struct mock m;
+	struct bcase bc;
 	uint64_t sent = 600;
 	pid_t b;
 	int n;
 
-	if (!getenv("SPW_CLI"))
-		skip();
 	memset(seen, 0, sizeof(seen));
-	case_producer(d, &spec, &t, &p);
-	mock_start(&m, kt);
-	send_recs(p, 0, sent, pos, NULL);
-	snprintf(group, sizeof(group), "bridge-kafka-%s", kt);
-	bargs_set(&ba, d, &m, name, kt, exactly ? "--exactly-once" : NULL);
+	bridge_case_begin(&bc, d, exactly ? "bx" : "bk", exactly ? "kx" : "kk",
+			  exactly ? "--exactly-once" : NULL);
+	send_recs(bc.p, 0, sent, pos, NULL);
 	for (int k = 0; k < 5; k++) {
-		b = bridge_start(d, ba.argv, ba.errfile);
-		wait_group(d, name, group, pos[sent / 2]); /* it is moving */
-		send_recs(p, sent, sent + 600, pos, NULL);
+		b = bridge_run_to(&bc, pos[sent / 2]); /* it is moving */
+		send_recs(bc.p, sent, sent + 600, pos, NULL);
 		sent += 600;
 		test_sleep_ns((int64_t)(k * 7 % 5) * 10 * TEST_MS); /* vary the instant */
 		kill(b, SIGKILL);
 		assert_true(wait_status(b, scaled_s(10, 30)) != 0);
 	}
-	b = bridge_start(d, ba.argv, ba.errfile);
-	wait_group(d, name, group, pos[sent - 1] + 8);
-	kill(b, SIGTERM);
-	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
-	n = kafka_read_all(&m, kt, pos, sent, got, 20000, exactly);
+	bridge_term(bridge_run_to(&bc, pos[sent - 1] + 8));
 	if (exactly) {
-		assert_int_equal(n, (int)sent);
-		for (int i = 0; i < n; i++)
-			assert_int_equal(got[i], pos[i]); /* once, in order */
+		kafka_once_in_order(&bc.m, bc.kt, pos, sent, got, 20000, true); /* once, in order */
 	} else {
+		n = kafka_read_all(&bc.m, bc.kt, pos, sent, got, 20000, false);
 		assert_true(n >= (int)sent);
 		for (int i = 0, k = 0; i < n && i < 20000; i++) {
 			while (k < (int)sent && pos[k] < got[i])
@@ -321,10 +349,7 @@ static void kill9_five_times(struct test_daemon *d, bool exactly)
 		for (uint64_t k = 0; k < sent; k++)
 			assert_true(seen[k]); /* no gap */
 	}
-	mock_stop(&m);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	bridge_case_end(&bc);
 }
 
 static void at_least_once_survives_five_kill9(void **state)
@@ -341,47 +366,29 @@ static void exactly_once_survives_five_kill9(void **state)
  * waits (says so), loses nothing, and finishes in order. */
 static void brokers_down_then_back_lose_nothing(void **state)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "bd", RING, 4 * RING, MAXREC, 20, 0 };
 	static int64_t pos[3000], got[6000];
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct bargs ba;
-	struct mock m;
+	struct bcase k;
 	pid_t b;
-	int n;
 
-	if (!getenv("SPW_CLI"))
-		skip();
-	case_producer(d, &spec, &t, &p);
-	mock_start(&m, "kd");
-	send_recs(p, 0, 500, pos, NULL);
-	bargs_set(&ba, d, &m, "bd", "kd", NULL);
-	b = bridge_start(d, ba.argv, ba.errfile);
-	wait_group(d, "bd", "bridge-kafka-kd", pos[499] + 8);
+	bridge_case_begin(&k, *state, "bd", "kd", NULL);
+	send_recs(k.p, 0, 500, pos, NULL);
+	b = bridge_run_to(&k, pos[499] + 8);
 	for (int32_t id = 1; id <= 3; id++)
-		assert_int_equal(rd_kafka_mock_broker_set_down(m.mc, id), 0);
-	send_recs(p, 500, 1500, pos, NULL); /* the topic keeps taking records */
+		assert_int_equal(rd_kafka_mock_broker_set_down(k.m.mc, id), 0);
+	send_recs(k.p, 500, 1500, pos, NULL); /* the topic keeps taking records */
 	test_sleep_ns(2 * TEST_SEC);
 	{
 		int64_t gp = -1;
 
-		assert_int_equal(spw_group_read(d->data, "bd", "bridge-kafka-kd", &gp), 0);
+		assert_int_equal(spw_group_read(k.d->data, "bd", "bridge-kafka-kd", &gp), 0);
 		assert_true(gp <= pos[1499] + 8); /* nothing counted that Kafka did not take */
 	}
 	for (int32_t id = 1; id <= 3; id++)
-		assert_int_equal(rd_kafka_mock_broker_set_up(m.mc, id), 0);
-	wait_group(d, "bd", "bridge-kafka-kd", pos[1499] + 8);
-	kill(b, SIGTERM);
-	assert_int_equal(wait_status(b, scaled_s(30, 60)), 0);
-	n = kafka_read_all(&m, "kd", pos, 1500, got, 6000, false);
-	assert_int_equal(n, 1500);
-	for (int i = 0; i < n; i++)
-		assert_int_equal(got[i], pos[i]);
-	mock_stop(&m);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+		assert_int_equal(rd_kafka_mock_broker_set_up(k.m.mc, id), 0);
+	wait_group(k.d, "bd", "bridge-kafka-kd", pos[1499] + 8);
+	bridge_term(b);
+	kafka_once_in_order(&k.m, "kd", pos, 1500, got, 6000, false);
+	bridge_case_end(&k);
 }
 
 static int err_has(const char *file, const char *needle)
@@ -400,20 +407,14 @@ static int err_has(const char *file, const char *needle)
 
 static void unreachable_brokers_a_missing_partition_and_a_bad_property_fail_clearly(void **state)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "bf", RING, 4 * RING, MAXREC, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct mock m;
-	char errfile[1200], args_b[512];
+	struct bcase k;
 	const char *args[12];
 	int64_t t0;
 	pid_t b;
 
-	if (!getenv("SPW_CLI"))
-		skip();
-	case_producer(d, &spec, &t, &p);
-	snprintf(errfile, sizeof(errfile), "%s/bridge.err", d->root);
+	/* The mock cluster (Kafka topic "one") is there from the start: the
+	 * first run below names brokers that do not answer instead. */
+	bridge_case_begin(&k, *state, "bf", "one", NULL);
 	args[0] = "bf";
 	args[1] = "--brokers";
 	args[2] = "127.0.0.1:1";
@@ -421,35 +422,30 @@ static void unreachable_brokers_a_missing_partition_and_a_bad_property_fail_clea
 	args[4] = "2";
 	args[5] = NULL;
 	t0 = test_now_ns();
-	b = bridge_start(d, args, errfile);
+	b = bridge_start(k.d, args, k.ba.errfile);
 	assert_int_equal(wait_status(b, scaled_s(20, 60)), 1);
 	assert_true(test_now_ns() - t0 < scaled_s(15, 45));
-	assert_true(err_has(errfile, "did not answer within 2 s"));
+	assert_true(err_has(k.ba.errfile, "did not answer within 2 s"));
 
 	/* A partition the Kafka topic does not have. (The mock cluster creates
 	 * any topic asked for, so a missing topic cannot be shown here; the
 	 * same check reports it, tools/cmd_bridge.c kafka_check.) */
-	mock_start(&m, "one");
-	snprintf(args_b, sizeof(args_b), "%s", m.bootstraps);
-	args[2] = args_b;
+	args[2] = k.ba.brokers;
 	args[5] = "--kafka-topic";
 	args[6] = "one";
 	args[7] = "--partition";
 	args[8] = "5";
 	args[9] = NULL;
-	b = bridge_start(d, args, errfile);
+	b = bridge_start(k.d, args, k.ba.errfile);
 	assert_int_equal(wait_status(b, scaled_s(20, 60)), 1);
-	assert_true(err_has(errfile, "Kafka topic \"one\" has 1 partition(s): no partition 5"));
+	assert_true(err_has(k.ba.errfile, "Kafka topic \"one\" has 1 partition(s): no partition 5"));
 	/* A bad -X property: exit 1, named. */
 	args[7] = "-X";
 	args[8] = "no.such.property=1";
-	b = bridge_start(d, args, errfile);
+	b = bridge_start(k.d, args, k.ba.errfile);
 	assert_int_equal(wait_status(b, scaled_s(20, 60)), 1);
-	assert_true(err_has(errfile, "no.such.property"));
-	mock_stop(&m);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	assert_true(err_has(k.ba.errfile, "no.such.property"));
+	bridge_case_end(&k);
 }
 
 int main(void)

@@ -384,25 +384,21 @@ struct victim {
 static int victim_main(void *arg)
 {
 	struct victim *v = arg;
-	uint64_t len_rng = test_id_len_rng(v->seed, 0);
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	static uint8_t buf[MAXREC];
+	struct test_id_sender s;
 	struct spw_claim c;
 	uint32_t len;
 
-	TEST_CHECK(test_open_producer(v->shm, "victim", &t, &p) == 0, "victim");
+	TEST_CHECK(test_id_sender_open(&s, v->shm, "victim", v->seed, 0, MAXREC) == 0, "victim");
 	for (uint32_t i = 0; i < v->before; i++) {
-		len = test_id_len(&len_rng, 0, MAXREC);
-		test_id_make(buf, len, v->seed, 0, i);
-		TEST_CHECK(spw_producer_send_wait(p, buf, len, 10 * TEST_SEC) >= 0, "send %u", i);
+		len = test_id_sender_next(&s); /* record i */
+		TEST_CHECK(spw_producer_send_wait(s.p, s.buf, len, 10 * TEST_SEC) >= 0, "send %u", i);
 	}
-	len = test_id_len(&len_rng, 0, MAXREC);
+	len = test_id_len(&s.len_rng, 0, MAXREC);
 	if (len < 64)
 		len = 64 | (len & 3); /* keep the length class: payload to half-write */
 	if (v->mode == BEFORE_HEADER)
 		test_stop_at(RING_AT_CLAIMED); /* never resumed: killed while stopped */
-	TEST_CHECK(spw_producer_claim_wait(p, len, 10 * TEST_SEC, &c) == 0, "claim");
+	TEST_CHECK(spw_producer_claim_wait(s.p, len, 10 * TEST_SEC, &c) == 0, "claim");
 	atomic_store(&v->claim_pos, c.position);
 	memset(c.data, 0xab, len / 2);
 	raise(SIGSTOP);
@@ -745,17 +741,6 @@ static void read_all_seqs(struct test_daemon *d, const char *topic, uint64_t wan
 	assert_int_equal(q->n, want);
 }
 
-/* The end of a case that sent by hand: its reader, producer and topic
- * closed, the daemon stopped with exit status 0. */
-static void close_and_stop(struct test_daemon *d, struct spw_reader *r, struct spw_producer *p,
-			   struct spw_topic *t)
-{
-	spw_reader_close(r);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-}
-
 static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void **state)
 {
 	struct test_daemon *d = *state;
@@ -781,15 +766,10 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 	assert_int_equal(test_daemon_log_count(d, "fail their CRC below the durable checkpoint", false), 1);
 	info_of(t, &in);
 	assert_int_equal(in.disk_bad_ranges, 1); /* stat shows it */
-	if (getenv("SPW_CLI")) {
-		char cmd[2048];
-
-		snprintf(cmd, sizeof(cmd),
-			 "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' stat flip | "
-			 "grep -q 'DISK DAMAGE: 1 range(s) of the log fail their CRC'",
-			 d->shm, d->data, getenv("SPW_CLI"));
-		assert_int_equal(system(cmd), 0);
-	}
+	if (getenv("SPW_CLI"))
+		assert_int_equal(test_daemon_cli(d, "stat flip | grep -q 'DISK DAMAGE: 1 range(s) "
+						    "of the log fail their CRC'"),
+				 0);
 	/* New records go on after the old ones. */
 	pos = send_seqs(p, total, 1);
 	assert_int_equal(pos, (int64_t)(total * 216));
@@ -817,7 +797,7 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
 		      "%llu of %llu records read back, error named %s at %lld\n",
 		      (unsigned long long)spw_reader_skipped(r), (unsigned long long)q.n,
 		      (unsigned long long)total + 1, seg, (long long)at);
-	close_and_stop(d, r, p, t);
+	case_end(d, r, p, t);
 }
 
 /* ---------------------------------------------------------------------------
@@ -863,7 +843,7 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	read_all_seqs(d, "reidx", total + 1, &q, &r);
 	info_of(t, &in);
 	assert_int_equal(spw_reader_position(r), (int64_t)in.tail);
-	close_and_stop(d, r, p, t);
+	case_end(d, r, p, t);
 }
 
 /* ---------------------------------------------------------------------------

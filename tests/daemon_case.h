@@ -90,6 +90,18 @@ static inline void case_producer(struct test_daemon *d, const struct test_topic_
 	open_producer(d, spec->name, t, p);
 }
 
+/* The end of a case that sent by hand: the reader (may be NULL), the
+ * producer and the topic closed, then the daemon stopped (SIGTERM) with exit
+ * status 0. */
+static inline void case_end(struct test_daemon *d, struct spw_reader *r, struct spw_producer *p,
+			    struct spw_topic *t)
+{
+	spw_reader_close(r);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
 /* A feed (test_feed_new) on topic whose send attempts time out after 50 ms
  * (counted, then sent again) and whose producers give up 60 s from now
  * (120 s under the sanitizers). */

@@ -524,7 +524,7 @@ static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state
 	struct spw_topic *t = NULL;
 	struct spw_producer *p = NULL;
 	struct spw_topic_info in, in2;
-	char buf[200] = { 0 }, cmd[2048];
+	char buf[200] = { 0 };
 	int64_t pos = -1;
 
 	d->fault_env = true;
@@ -553,13 +553,10 @@ static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state
 	assert_int_equal(in2.durable, in.durable);
 	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, 0), -EIO);
 	assert_int_equal(test_daemon_log_count(d, "fdatasync failed", false), 1);
-	if (getenv("SPW_CLI")) {
-		snprintf(cmd, sizeof(cmd),
-			 "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' stat fsync | "
-			 "grep -q 'DURABILITY FAILED: an fdatasync returned Input/output error'",
-			 d->shm, d->data, getenv("SPW_CLI"));
-		assert_int_equal(system(cmd), 0);
-	}
+	if (getenv("SPW_CLI"))
+		assert_int_equal(test_daemon_cli(d, "stat fsync | grep -q 'DURABILITY FAILED: an "
+						    "fdatasync returned Input/output error'"),
+				 0);
 
 	/* SIGTERM: exit status 1 (durability failed); a new daemon
 	 * re-verifies the log at attach and starts clean. */

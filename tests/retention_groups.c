@@ -76,7 +76,6 @@ static void a_lagging_group_keeps_its_segments_until_the_cap(void **state)
 	struct spw_topic_info in;
 	struct spw_reader_opts ro = { 0 };
 	struct spw_reader *r = NULL;
-	char cmd[2048];
 
 	need_daemon();
 	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
@@ -92,13 +91,10 @@ static void a_lagging_group_keeps_its_segments_until_the_cap(void **state)
 	assert_true(seg_exists(d, "rg", 0)); /* kept for "slow" */
 	info_of(t, &in);
 	assert_int_equal(in.retention_forced, 0);
-	if (getenv("SPW_CLI")) {
-		snprintf(cmd, sizeof(cmd),
-			 "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' stat rg | grep -q "
-			 "'retention held back by group \"slow\"'",
-			 d->shm, d->data, getenv("SPW_CLI"));
-		assert_int_equal(system(cmd), 0);
-	}
+	if (getenv("SPW_CLI"))
+		assert_int_equal(test_daemon_cli(d, "stat rg | grep -q 'retention held back by "
+						    "group \"slow\"'"),
+				 0);
 	/* The cap: at most one segment kept for groups past retention_bytes (0). */
 	set_conf(d, "rg", SEG, 0);
 	assert_int_equal(kill(d->pid, SIGHUP), 0);
@@ -114,9 +110,7 @@ static void a_lagging_group_keeps_its_segments_until_the_cap(void **state)
 	ro.start = SPW_START_GROUP;
 	ro.group = "slow";
 	assert_int_equal(spw_reader_open("rg", &ro, &r), -ERANGE);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	case_end(d, NULL, p, t);
 }
 
 static void a_group_that_read_them_or_expired_holds_nothing(void **state)
@@ -152,9 +146,7 @@ static void a_group_that_read_them_or_expired_holds_nothing(void **state)
 	info_of(t, &in);
 	assert_int_equal(in.retention_forced, 0); /* nothing forced: nobody held it */
 	assert_int_equal(test_daemon_log_count(d, "keeping", false), 0);
-	spw_producer_close(p);
-	spw_topic_close(t);
-	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	case_end(d, NULL, p, t);
 }
 
 int main(void)

@@ -51,25 +51,21 @@ struct victim {
 static int victim_main(void *arg)
 {
 	struct victim *v = arg;
-	uint64_t len_rng = test_id_len_rng(v->seed, 0);
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	static uint8_t buf[MAXREC];
+	struct test_id_sender s;
 	uint64_t seq = 0;
 
-	TEST_CHECK(test_open_producer(v->shm, "stall", &t, &p) == 0, "victim");
+	TEST_CHECK(test_id_sender_open(&s, v->shm, "stall", v->seed, 0, MAXREC) == 0, "victim");
 	for (int k = 0; k <= STALLS; k++) {
 		for (uint32_t i = 0; i < v->between || k == STALLS; i++, seq++) {
-			uint32_t len = test_id_len(&len_rng, 0, MAXREC);
+			uint32_t len = test_id_sender_next(&s); /* record seq */
 			int64_t pos;
 
 			if (k < STALLS && i == v->between - 1) { /* this one stalls */
 				test_stop_at((int)points[k]);
 				atomic_fetch_add(&v->stalls, 1);
 			}
-			test_id_make(buf, len, v->seed, 0, seq);
 			do
-				pos = spw_producer_send_wait(p, buf, len, 100 * TEST_MS);
+				pos = spw_producer_send_wait(s.p, s.buf, len, 100 * TEST_MS);
 			while (pos == -ETIMEDOUT);
 			TEST_CHECK(pos >= 0, "victim: send %" PRIu64 ": %" PRId64, seq, pos);
 			atomic_store(&v->sent, seq + 1);
@@ -77,8 +73,7 @@ static int victim_main(void *arg)
 				break;
 		}
 	}
-	spw_producer_close(p);
-	spw_topic_close(t);
+	test_id_sender_close(&s);
 	return 0;
 }
 
@@ -149,7 +144,6 @@ static void three_second_stalls_at_each_point_lose_nothing_and_wedge_nothing(voi
 	struct test_seg_walk w;
 	struct test_feed *f;
 	int64_t stall_ns = 3 * TEST_SEC;
-	char cmd[2048];
 	pid_t vp;
 	int n;
 
@@ -265,12 +259,8 @@ static void three_second_stalls_at_each_point_lose_nothing_and_wedge_nothing(voi
 	assert_int_equal(chk->records, l->records);
 	assert_int_equal(w.aborted_records, 0);
 	assert_int_equal(w.corrupt_records, 0);
-	if (getenv("SPW_CLI")) {
-		snprintf(cmd, sizeof(cmd),
-			 "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' verify stall >/dev/null",
-			 d->shm, d->data, getenv("SPW_CLI"));
-		assert_int_equal(system(cmd), 0);
-	}
+	if (getenv("SPW_CLI"))
+		assert_int_equal(test_daemon_cli(d, "verify stall >/dev/null"), 0);
 	print_message("[ info     ] %llu records (%llu from the stalled producer), %llu send "
 		      "timeouts meanwhile, 0 aborted, verify clean\n",
 		      (unsigned long long)l->records, (unsigned long long)atomic_load(&v->sent),

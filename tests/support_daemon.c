@@ -231,6 +231,15 @@ pid_t test_daemon_spawn(const struct test_daemon *d, const char *log_path)
 	return spawn(d, log_path);
 }
 
+int test_daemon_cli(const struct test_daemon *d, const char *tail)
+{
+	char cmd[2048];
+
+	snprintf(cmd, sizeof(cmd), "SPILLWAY_SHM_DIR='%s' SPILLWAY_DATA_DIR='%s' '%s' %s", d->shm,
+		 d->data, getenv("SPW_CLI"), tail);
+	return system(cmd);
+}
+
 bool test_daemon_alive(struct test_daemon *d)
 {
 	int st;

@@ -103,6 +103,11 @@ int test_daemon_wait_attached(struct test_daemon *d, const char *topic, int64_t 
 int test_daemon_stop(struct test_daemon *d, int64_t timeout_ns);
 /* SIGKILL and reap. */
 void test_daemon_kill(struct test_daemon *d);
+/* Run the CLI (SPW_CLI, which the caller checked is set) with d's dirs in
+ * SPILLWAY_SHM_DIR / SPILLWAY_DATA_DIR: the shell command
+ * "'<SPW_CLI>' <tail>" (tail: its arguments, maybe a pipe on). What
+ * system() returns (0: the command, the pipe's last, exited 0). */
+int test_daemon_cli(const struct test_daemon *d, const char *tail);
 /* Still running (not exited, not a zombie)? */
 bool test_daemon_alive(struct test_daemon *d);
 
