@@ -401,19 +401,80 @@ static int run_workers(const struct demo_cfg *c, struct demo_shared *sh, struct 
 	return bad;
 }
 
+/* The topic in the temp dirs and a spillwayd attached to it. 0, or -1
+ * after saying why. */
+static int demo_start(struct demo_cfg *c, struct kids *k, const char *bin, const char *log)
+{
+	char a[32], b[32];
+	int rc = 0;
+
+	if (mkdir(c->data, 0755) || (rc = make_topic(c))) {
+		cli_err("cannot create the topic in %s / %s: %s", c->shm, c->data,
+			strerror(rc ? -rc : errno));
+		return -1;
+	}
+	k->daemon = start_daemon(bin, c, log);
+	if (k->daemon < 0 || wait_attached(c, k)) {
+		cli_err("spillwayd (%s) did not attach to the topic within 10 s", bin);
+		return -1;
+	}
+	cli_human(c->ring_bytes, a, sizeof(a));
+	cli_human(c->segment_bytes, b, sizeof(b));
+	printf("spillway demo: spillwayd pid %d (%s)\n  rings in %s, segments in %s\n"
+	       "  topic %s: ring %s, segments %s, records of %u..%u bytes\n",
+	       (int)k->daemon, bin, c->shm, c->data, c->topic, a, b, DEMO_MIN_LEN,
+	       DEMO_MIN_LEN + DEMO_SPREAD - 1);
+	return 0;
+}
+
+/* Producers and consumers, then durability, the replay, the daemon's stop
+ * and the summary. true when every check held. */
+static bool demo_run(struct demo_cfg *c, struct demo_shared *sh, struct kids *k, bool keep)
+{
+	char tdir[PATH_MAX + SPW_NAME_MAX + 2], line[256];
+	struct demo_replay rp = { 0 };
+	struct spw_topic_info in = { 0 };
+	struct seg_disk_usage dl = { 0 };
+	int workers = run_workers(c, sh, k), rc;
+
+	if (workers < 0 || cli_stop) {
+		if (cli_stop)
+			cli_err("interrupted");
+		return false;
+	}
+	if (wait_durable(c, &in)) {
+		cli_err("spillwayd did not make everything durable within 20 s (spilled %llu, durable "
+			"%llu, tail %llu)",
+			(unsigned long long)in.spilled, (unsigned long long)in.durable,
+			(unsigned long long)in.tail);
+		return false;
+	}
+	printf("[%5.1fs] everything spilled and durable\n", since());
+	replay_middle(c, sh, &rp);
+	printf("[%5.1fs] replay done\n", since());
+	snprintf(tdir, sizeof(tdir), "%s/%s", c->data, c->topic);
+	seg_disk_usage(tdir, &dl);
+	rc = stop_daemon(k);
+	if (rc)
+		snprintf(line, sizeof(line), "did NOT stop cleanly on SIGTERM (status 0x%x)",
+			 k->daemon_status);
+	else
+		snprintf(line, sizeof(line), "stopped on SIGTERM, exit 0; temp dirs %s",
+			 keep ? "kept" : "removed");
+	demo_summary(c, sh, &rp, &in, &dl, line);
+	return !workers && !rc && sh->live.exactly_once && sh->lag.exactly_once && rp.ok;
+}
+
 int cmd_demo(int argc, char **argv)
 {
 	struct demo_cfg c = { .topic = "demo", .producers = 3, .seconds_ns = 8000000000ull,
 			      .bytes = 1ull << 30, .ring_bytes = 16u << 20, .segment_bytes = 64u << 20 };
 	char bin[PATH_MAX], root[] = "/tmp/spillway-demo.XXXXXX", shm[] = "/dev/shm/spillway-demo.XXXXXX";
-	char log[PATH_MAX + 32], tdir[PATH_MAX + SPW_NAME_MAX + 2], line[256], a[32], b[32];
-	struct demo_replay rp = { 0 };
-	struct spw_topic_info in = { 0 };
-	struct seg_disk_usage dl = { 0 };
+	char log[PATH_MAX + 32];
 	struct kids k = { 0 };
 	struct demo_shared *sh;
 	bool keep = false, ok = false;
-	int rc, workers;
+	int rc;
 
 	if ((rc = parse(argc, argv, &c, &keep)))
 		return rc == CLI_DONE ? CLI_OK : rc;
@@ -436,49 +497,7 @@ int cmd_demo(int argc, char **argv)
 	snprintf(log, sizeof(log), "%s/spillwayd.log", root);
 	sh->live.first_anomaly = sh->lag.first_anomaly = -1;
 	cli_catch_signals();
-	if (mkdir(c.data, 0755) || (rc = make_topic(&c))) {
-		cli_err("cannot create the topic in %s / %s: %s", c.shm, c.data,
-			strerror(rc ? -rc : errno));
-		goto out;
-	}
-	k.daemon = start_daemon(bin, &c, log);
-	if (k.daemon < 0 || wait_attached(&c, &k)) {
-		cli_err("spillwayd (%s) did not attach to the topic within 10 s", bin);
-		goto out;
-	}
-	cli_human(c.ring_bytes, a, sizeof(a));
-	cli_human(c.segment_bytes, b, sizeof(b));
-	printf("spillway demo: spillwayd pid %d (%s)\n  rings in %s, segments in %s\n"
-	       "  topic %s: ring %s, segments %s, records of %u..%u bytes\n",
-	       (int)k.daemon, bin, c.shm, c.data, c.topic, a, b, DEMO_MIN_LEN,
-	       DEMO_MIN_LEN + DEMO_SPREAD - 1);
-	workers = run_workers(&c, sh, &k);
-	if (workers < 0 || cli_stop) {
-		if (cli_stop)
-			cli_err("interrupted");
-		goto out;
-	}
-	if (wait_durable(&c, &in)) {
-		cli_err("spillwayd did not make everything durable within 20 s (spilled %llu, durable "
-			"%llu, tail %llu)",
-			(unsigned long long)in.spilled, (unsigned long long)in.durable,
-			(unsigned long long)in.tail);
-		goto out;
-	}
-	printf("[%5.1fs] everything spilled and durable\n", since());
-	replay_middle(&c, sh, &rp);
-	printf("[%5.1fs] replay done\n", since());
-	snprintf(tdir, sizeof(tdir), "%s/%s", c.data, c.topic);
-	seg_disk_usage(tdir, &dl);
-	rc = stop_daemon(&k);
-	if (rc)
-		snprintf(line, sizeof(line), "did NOT stop cleanly on SIGTERM (status 0x%x)", k.daemon_status);
-	else
-		snprintf(line, sizeof(line), "stopped on SIGTERM, exit 0; temp dirs %s",
-			 keep ? "kept" : "removed");
-	demo_summary(&c, sh, &rp, &in, &dl, line);
-	ok = !workers && !rc && sh->live.exactly_once && sh->lag.exactly_once && rp.ok;
-out:
+	ok = !demo_start(&c, &k, bin, log) && demo_run(&c, sh, &k, keep);
 	/* Relaxed: a request to any worker still running; SIGKILL follows. */
 	atomic_store_explicit(&sh->stop, 1, memory_order_relaxed);
 	kill_all(&k);

@@ -72,6 +72,61 @@ static void ts_json(const char *key, uint64_t ns)
 	printf(",\"%s_ns\":%llu,\"%s\":\"%s\"", key, (unsigned long long)ns, key, iso);
 }
 
+/* The ring's own: producers, damage, retention, errors, the stall. */
+static void json_ring(const struct tstat *s)
+{
+	const struct spw_topic_info *in = &s->m.in;
+
+	printf(",\"producers\":{\"live\":%d,\"max\":%u,\"blocked\":%u},\"aborted_claims\":%llu,"
+	       "\"corrupt_bytes\":%llu,\"disk_bad_ranges\":%llu,"
+	       "\"retention\":{\"held_bytes\":%llu,\"held_by\":",
+	       s->m.live, in->max_producers, in->producers_waiting,
+	       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes,
+	       (unsigned long long)in->disk_bad_ranges, (unsigned long long)s->m.held_bytes);
+	if (s->m.holder[0])
+		out_json_str(stdout, s->m.holder, strlen(s->m.holder));
+	else
+		printf("null");
+	printf(",\"forced_deletions\":%u},\"spill_error\":", in->retention_forced);
+	if (in->spill_error)
+		out_json_str(stdout, strerror(-in->spill_error), strlen(strerror(-in->spill_error)));
+	else
+		printf("null");
+	printf(",\"durable_error\":");
+	if (in->durable_error)
+		out_json_str(stdout, strerror(-in->durable_error), strlen(strerror(-in->durable_error)));
+	else
+		printf("null");
+	if (stall_s(in) >= 0)
+		printf(",\"stall\":{\"slot\":%d,\"position\":%llu,\"pid\":%u,\"seconds\":%.3f}",
+		       in->stall_slot, (unsigned long long)in->stall_position, in->stall_pid,
+		       stall_s(in));
+	else
+		printf(",\"stall\":null");
+}
+
+static void json_groups(const struct seg_metrics *m)
+{
+	printf(",\"groups\":[");
+	for (int i = 0; i < m->ng; i++) {
+		const struct seg_metrics_group *g = &m->g[i];
+
+		printf("%s{\"group\":", i ? "," : "");
+		out_json_str(stdout, g->name, strlen(g->name));
+		if (g->pos < 0)
+			printf(",\"position\":null,\"lag_bytes\":null,\"lag_s\":null,\"error\":\"%s\"}",
+			       strerror((int)-g->pos));
+		else if (g->lag_ns < 0)
+			printf(",\"position\":%lld,\"lag_bytes\":%llu,\"lag_s\":null}",
+			       (long long)g->pos, (unsigned long long)g->lag_bytes);
+		else
+			printf(",\"position\":%lld,\"lag_bytes\":%llu,\"lag_s\":%.3f}",
+			       (long long)g->pos, (unsigned long long)g->lag_bytes,
+			       (double)g->lag_ns / 1e9);
+	}
+	printf("]}");
+}
+
 static void print_json(const struct tstat *s)
 {
 	const struct spw_topic_info *in = &s->m.in;
@@ -101,57 +156,75 @@ static void print_json(const struct tstat *s)
 	       (unsigned long long)s->m.dl.first, (unsigned long long)s->m.dl.end);
 	ts_json("oldest_timestamp", s->m.oldest_ts);
 	ts_json("newest_timestamp", s->m.newest_ts);
-	if (s->m.t) {
-		printf(",\"producers\":{\"live\":%d,\"max\":%u},\"aborted_claims\":%llu,"
-		       "\"corrupt_bytes\":%llu,\"disk_bad_ranges\":%llu,"
-		       "\"retention\":{\"held_bytes\":%llu,\"held_by\":",
-		       s->m.live, in->max_producers,
-		       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes,
-		       (unsigned long long)in->disk_bad_ranges, (unsigned long long)s->m.held_bytes);
-		if (s->m.holder[0])
-			out_json_str(stdout, s->m.holder, strlen(s->m.holder));
-		else
-			printf("null");
-		printf(",\"forced_deletions\":%u},\"spill_error\":", in->retention_forced);
-		if (in->spill_error)
-			out_json_str(stdout, strerror(-in->spill_error), strlen(strerror(-in->spill_error)));
-		else
-			printf("null");
-		printf(",\"durable_error\":");
-		if (in->durable_error)
-			out_json_str(stdout, strerror(-in->durable_error), strlen(strerror(-in->durable_error)));
-		else
-			printf("null");
-		if (stall_s(in) >= 0)
-			printf(",\"stall\":{\"slot\":%d,\"position\":%llu,\"pid\":%u,\"seconds\":%.3f}",
-			       in->stall_slot, (unsigned long long)in->stall_position, in->stall_pid,
-			       stall_s(in));
-		else
-			printf(",\"stall\":null");
-	}
+	if (s->m.t)
+		json_ring(s);
 	if (s->m.t && in->daemon_pid)
 		printf(",\"daemon\":{\"alive\":%s,\"pid\":%u,\"heartbeat_age_s\":%.3f}",
 		       s->m.alive ? "true" : "false", in->daemon_pid, s->m.hb_age);
 	else
 		printf(",\"daemon\":{\"alive\":false,\"pid\":null,\"heartbeat_age_s\":null}");
-	printf(",\"groups\":[");
-	for (int i = 0; i < s->m.ng; i++) {
-		const struct seg_metrics_group *g = &s->m.g[i];
+	json_groups(&s->m);
+}
 
-		printf("%s{\"group\":", i ? "," : "");
-		out_json_str(stdout, g->name, strlen(g->name));
+/* What needs someone's attention, one line each. */
+static void print_alarms(const struct tstat *s)
+{
+	const struct spw_topic_info *in = &s->m.in;
+
+	if (stall_s(in) >= 0)
+		printf("  STALLED: spilling waits at position %llu for %.1f s: producer slot %d "
+		       "(pid %u) holds it uncommitted; a live producer is never aborted "
+		       "(stopped? in a debugger?)\n",
+		       (unsigned long long)in->stall_position, stall_s(in), in->stall_slot,
+		       in->stall_pid);
+	if (in->durable_error)
+		printf("  DURABILITY FAILED: %s %s; durable stays at %llu and durable "
+		       "acknowledgements fail (the daemon log says more; fix it, then restart "
+		       "spillwayd)\n",
+		       in->durable_error == -EIO || in->durable_error == -ENOSPC ||
+				       in->durable_error == -EDQUOT
+			       ? "an fdatasync returned"
+			       : "the durable checkpoint could not be kept:",
+		       strerror(-in->durable_error), (unsigned long long)in->durable);
+	if (in->spill_error)
+		printf("  SPILL ERROR: spillwayd cannot write the segments: %s (producers wait "
+		       "once the ring is full; it retries)\n",
+		       strerror(-in->spill_error));
+	if (s->m.held_bytes)
+		printf("  retention held back by group \"%s\": %llu bytes kept past retention "
+		       "(retention_max_lag caps it; topic.conf)\n",
+		       s->m.holder, (unsigned long long)s->m.held_bytes);
+	if (in->retention_forced)
+		printf("  RETENTION FORCED: %u segment(s) deleted before a group read them (past "
+		       "retention_max_lag): that group's reads say -ERANGE\n",
+		       in->retention_forced);
+	if (in->disk_bad_ranges)
+		printf("  DISK DAMAGE: %llu range(s) of the log fail their CRC (kept; readers get "
+		       "-EBADMSG there, --skip-corrupt passes them; spillway verify %s lists "
+		       "them)\n",
+		       (unsigned long long)in->disk_bad_ranges, s->m.name);
+	if (in->aborted_claims || in->corrupt_bytes)
+		printf("  aborted claims of dead producers %llu; garbage cut out of the ring "
+		       "%llu bytes\n",
+		       (unsigned long long)in->aborted_claims,
+		       (unsigned long long)in->corrupt_bytes);
+}
+
+static void print_groups(const struct seg_metrics *m)
+{
+	for (int i = 0; i < m->ng; i++) {
+		const struct seg_metrics_group *g = &m->g[i];
+
 		if (g->pos < 0)
-			printf(",\"position\":null,\"lag_bytes\":null,\"lag_s\":null,\"error\":\"%s\"}",
-			       strerror((int)-g->pos));
+			printf("  group %s: unreadable (%s)\n", g->name, strerror((int)-g->pos));
 		else if (g->lag_ns < 0)
-			printf(",\"position\":%lld,\"lag_bytes\":%llu,\"lag_s\":null}",
-			       (long long)g->pos, (unsigned long long)g->lag_bytes);
+			printf("  group %s: position %lld, lag %llu bytes\n", g->name, (long long)g->pos,
+			       (unsigned long long)g->lag_bytes);
 		else
-			printf(",\"position\":%lld,\"lag_bytes\":%llu,\"lag_s\":%.3f}",
+			printf("  group %s: position %lld, lag %llu bytes, %.1f s\n", g->name,
 			       (long long)g->pos, (unsigned long long)g->lag_bytes,
 			       (double)g->lag_ns / 1e9);
 	}
-	printf("]}");
 }
 
 static void print_text(const struct tstat *s)
@@ -171,44 +244,11 @@ static void print_text(const struct tstat *s)
 		printf("  ring %s, %.1f%% full; produce %s/s, spill %s/s (over %.2f s)\n", a,
 		       100.0 * (double)(in->tail - in->reclaimed) / (double)in->ring_bytes, b, c,
 		       (double)(s->now_ns - s->prev_ns) / 1e9);
-		printf("  producers %d live of %u slots\n", s->m.live, in->max_producers);
-		if (stall_s(in) >= 0)
-			printf("  STALLED: spilling waits at position %llu for %.1f s: producer slot %d "
-			       "(pid %u) holds it uncommitted; a live producer is never aborted "
-			       "(stopped? in a debugger?)\n",
-			       (unsigned long long)in->stall_position, stall_s(in), in->stall_slot,
-			       in->stall_pid);
-		if (in->durable_error)
-			printf("  DURABILITY FAILED: %s %s; durable stays at %llu and durable "
-			       "acknowledgements fail (the daemon log says more; fix it, then restart "
-			       "spillwayd)\n",
-			       in->durable_error == -EIO || in->durable_error == -ENOSPC ||
-					       in->durable_error == -EDQUOT
-				       ? "an fdatasync returned"
-				       : "the durable checkpoint could not be kept:",
-			       strerror(-in->durable_error), (unsigned long long)in->durable);
-		if (in->spill_error)
-			printf("  SPILL ERROR: spillwayd cannot write the segments: %s (producers wait "
-			       "once the ring is full; it retries)\n",
-			       strerror(-in->spill_error));
-		if (s->m.held_bytes)
-			printf("  retention held back by group \"%s\": %llu bytes kept past retention "
-			       "(retention_max_lag caps it; topic.conf)\n",
-			       s->m.holder, (unsigned long long)s->m.held_bytes);
-		if (in->retention_forced)
-			printf("  RETENTION FORCED: %u segment(s) deleted before a group read them (past "
-			       "retention_max_lag): that group's reads say -ERANGE\n",
-			       in->retention_forced);
-		if (in->disk_bad_ranges)
-			printf("  DISK DAMAGE: %llu range(s) of the log fail their CRC (kept; readers get "
-			       "-EBADMSG there, --skip-corrupt passes them; spillway verify %s lists "
-			       "them)\n",
-			       (unsigned long long)in->disk_bad_ranges, s->m.name);
-		if (in->aborted_claims || in->corrupt_bytes)
-			printf("  aborted claims of dead producers %llu; garbage cut out of the ring "
-			       "%llu bytes\n",
-			       (unsigned long long)in->aborted_claims,
-			       (unsigned long long)in->corrupt_bytes);
+		printf("  producers %d live of %u slots", s->m.live, in->max_producers);
+		if (in->producers_waiting)
+			printf("; %u blocked on the full ring", in->producers_waiting);
+		printf("\n");
+		print_alarms(s);
 	} else {
 		printf("  no ring (disk only); the log ends at %llu\n", (unsigned long long)s->m.dl.end);
 	}
@@ -225,19 +265,7 @@ static void print_text(const struct tstat *s)
 		       s->m.hb_age);
 	else
 		printf("  daemon NOT running (none ever attached)\n");
-	for (int i = 0; i < s->m.ng; i++) {
-		const struct seg_metrics_group *g = &s->m.g[i];
-
-		if (g->pos < 0)
-			printf("  group %s: unreadable (%s)\n", g->name, strerror((int)-g->pos));
-		else if (g->lag_ns < 0)
-			printf("  group %s: position %lld, lag %llu bytes\n", g->name, (long long)g->pos,
-			       (unsigned long long)g->lag_bytes);
-		else
-			printf("  group %s: position %lld, lag %llu bytes, %.1f s\n", g->name,
-			       (long long)g->pos, (unsigned long long)g->lag_bytes,
-			       (double)g->lag_ns / 1e9);
-	}
+	print_groups(&s->m);
 }
 
 /* The Prometheus text format: the one exposition (spill/metrics.c), as
