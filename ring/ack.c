@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ack.c - spw_producer_wait_ack: a producer waits until its record is
+ * committed (a look at the commit word, then naps), spilled or durable (the
+ * daemon's counters, with the ack futex: the sleeper half of ring_layout.h
+ * I8, paired with ring/publish.c).
+ */
+#define _GNU_SOURCE
+#include "ring_internal.h"
+
+#include <errno.h>
+#include <time.h>
+
+/* The one clock (ring/clock.c), signed for the timeout arithmetic. */
+#define now_ns() ((int64_t)ring_monotonic_ns())
+
+/* Committed yet? 1 yes, 0 not yet, -EINVAL beyond the tail. */
+static int committed(struct spw_topic *t, uint64_t pos)
+{
+	struct ring_hdr *h = t->hdr;
+	uint64_t w;
+	int64_t span;
+
+	/* Acquire loads of tail and reclaimed: bounds (pair with the tail CAS
+	 * and reclaim's store); the commit word decides. */
+	if (pos >= atomic_load_explicit(&h->tail, memory_order_acquire) || (pos & 7))
+		return -EINVAL;
+	if (pos < atomic_load_explicit(&h->reclaimed, memory_order_acquire))
+		return 1; /* reclaimed bytes were committed */
+	/* Acquire: pairs with the commit store (I4). */
+	w = atomic_load_explicit(&ring_rec_at(t, pos)->commit, memory_order_acquire);
+	span = ring_check(t, pos, w);
+	if (span > 0)
+		return 1;
+	if (pos < atomic_load_explicit(&h->reclaimed, memory_order_acquire))
+		return 1; /* reclaimed while we looked */
+	return span == 0 ? 0 : -EBADMSG;
+}
+
+static int wait_committed(struct spw_producer *p, uint64_t pos, int64_t timeout_ns)
+{
+	int64_t start = now_ns();
+	long nap = 1000;
+
+	for (unsigned i = 0;; i++) {
+		int r = committed(p->t, pos);
+
+		if (r)
+			return r > 0 ? 0 : r;
+		if (timeout_ns >= 0 && now_ns() - start >= timeout_ns)
+			return -ETIMEDOUT;
+		if (i < 64) {
+			ring_cpu_relax();
+			continue;
+		}
+		/* Another producer's commit has no futex of its own: nap, up
+		 * to 1 ms, never past the timeout. */
+		struct timespec ts = { 0, nap };
+
+		if (timeout_ns >= 0 && timeout_ns - (now_ns() - start) < nap)
+			ts.tv_nsec = timeout_ns - (now_ns() - start) > 0 ? timeout_ns - (now_ns() - start) : 0;
+		nanosleep(&ts, NULL);
+		if (nap < 1000000)
+			nap *= 2;
+	}
+}
+
+int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
+			  int64_t timeout_ns)
+{
+	struct spw_topic *t;
+	struct ring_hdr *h;
+	_Atomic uint64_t *counter;
+	int64_t start, left;
+	uint32_t seq;
+
+	if (!p || position < 0)
+		return -EINVAL;
+	t = p->t;
+	h = t->hdr;
+	switch (level) {
+	case SPW_ACK_COMMITTED:
+		return wait_committed(p, (uint64_t)position, timeout_ns);
+	case SPW_ACK_SPILLED:
+		counter = &h->spilled;
+		break;
+	case SPW_ACK_DURABLE:
+		counter = &h->durable;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (t->flags & SPW_TOPIC_NO_SPILL)
+		return -EOPNOTSUPP;
+	/* Relaxed: our own process's generation. */
+	if (p->fork_gen != ring_fork_gen)
+		return -ECHILD;
+	start = now_ns();
+	for (;;) {
+		/* Acquire: the futex compare value, read before the re-check. */
+		seq = atomic_load_explicit(&h->ack_wake, memory_order_acquire);
+		/* The sleeper half of I8; pairs with the seq_cst store and waiter
+		 * load in spwd_set_counter(). */
+		bool registered = ring_waiter_enter(p->fd, t, &h->ack_waiters);
+		int r = 1;
+
+		/* seq_cst load: spilled/durable are record boundaries, so a
+		 * counter past the record's start is past its end. */
+		if (atomic_load_explicit(counter, memory_order_seq_cst) > (uint64_t)position)
+			r = 0;
+		/* seq_cst: after the counter; pairs with set_durable_error (I8). */
+		else if (level == SPW_ACK_DURABLE &&
+			 atomic_load_explicit(&h->durable_err, memory_order_seq_cst))
+			r = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
+		left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
+		if (r == 1 && timeout_ns >= 0 && left <= 0)
+			r = -ETIMEDOUT;
+		if (r == 1)
+			/* Unregistered (no lock): 1 ms naps, never a lost wake. */
+			ring_futex_wait(&h->ack_wake, seq,
+					registered ? left : (left < 0 || left > 1000000 ? 1000000 : left));
+		if (registered)
+			ring_waiter_leave(p->fd, t, &h->ack_waiters);
+		if (r != 1)
+			return r;
+	}
+}
