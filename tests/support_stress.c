@@ -73,8 +73,12 @@ static int open_topic(struct test_stress *s, struct spw_topic **own, struct spw_
 	return 0;
 }
 
-static int finish_role(struct test_stress *s, int rc)
+/* The end of a role: the topic it opened itself (own, from open_topic; may
+ * be NULL) closed, a failure (rc < 0) published to the other roles. */
+static int finish_role(struct test_stress *s, struct spw_topic *own, int rc)
 {
+	if (own)
+		spw_topic_close(own);
 	if (rc < 0)
 		atomic_store_explicit(&s->failed, 1, memory_order_relaxed);
 	return rc;
@@ -168,7 +172,7 @@ int test_stress_producer(struct test_stress *s, uint32_t id)
 	int r;
 
 	if (open_topic(s, &own, &t))
-		return finish_role(s, -1);
+		return finish_role(s, NULL, -1);
 	buf = malloc(s->max_record);
 	r = spw_producer_open(t, &p);
 	if (r != 0 || !buf) {
@@ -180,9 +184,7 @@ int test_stress_producer(struct test_stress *s, uint32_t id)
 	if (p)
 		spw_producer_close(p);
 	free(buf);
-	if (own)
-		spw_topic_close(own);
-	return finish_role(s, r);
+	return finish_role(s, own, r);
 }
 
 struct consume_ctx {
@@ -275,7 +277,7 @@ int test_stress_consumer(struct test_stress *s, uint32_t id)
 	int r;
 
 	if (open_topic(s, &own, &t))
-		return finish_role(s, -1);
+		return finish_role(s, NULL, -1);
 	x = calloc(1, sizeof(*x));
 	if (!x)
 		abort();
@@ -310,9 +312,7 @@ int test_stress_consumer(struct test_stress *s, uint32_t id)
 	if (c)
 		spw_consumer_close(c);
 	free(x);
-	if (own)
-		spw_topic_close(own);
-	return finish_role(s, r);
+	return finish_role(s, own, r);
 }
 
 /* The daemon's walk: everything below `upto` is committed, so scan must
@@ -373,11 +373,9 @@ int test_stress_reclaimer(struct test_stress *s)
 	int r;
 
 	if (open_topic(s, &own, &t))
-		return finish_role(s, -1);
+		return finish_role(s, NULL, -1);
 	r = reclaim_loop(s, t);
-	if (own)
-		spw_topic_close(own);
-	return finish_role(s, r);
+	return finish_role(s, own, r);
 }
 
 int test_stress_final_check(struct test_stress *s, struct spw_topic *t)
