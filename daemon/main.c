@@ -197,6 +197,34 @@ static int take_lock(void)
 	return 0;
 }
 
+/* --metrics-listen (M), --metrics-textfile (T), --metrics-interval (I).
+ * 0, or -1 after saying why. */
+static int metrics_flag(int c, const char *v)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	double ms;
+
+	if (c == 'T') {
+		snprintf(D.metrics_textfile, sizeof(D.metrics_textfile), "%s", v);
+	} else if (c == 'M') {
+		if (strlen(v) >= sizeof(D.metrics_listen) || metrics_parse_listen(v, &ss, &len)) {
+			fprintf(stderr, "spillwayd: --metrics-listen \"%s\": expected [ADDR:]PORT "
+				"(127.0.0.1:9464, [::1]:9464, 9464)\n", v);
+			return -1;
+		}
+		memcpy(D.metrics_listen, v, strlen(v) + 1);
+	} else {
+		if (seg_parse_duration(v, 1e3, &ms) || ms < 100 || ms > 86400e3) {
+			fprintf(stderr, "spillwayd: --metrics-interval: bad interval \"%s\" "
+				"(seconds, 0.1 .. 86400)\n", v);
+			return -1;
+		}
+		D.metrics_interval_ms = (uint64_t)ms;
+	}
+	return 0;
+}
+
 /* Options, then the config file (the command line wins over it). -1 to go
  * on, else the exit status. */
 static int parse_args(int argc, char **argv)
@@ -228,32 +256,12 @@ static int parse_args(int argc, char **argv)
 			}
 			break;
 		case 'c': snprintf(D.config, sizeof(D.config), "%s", optarg); break;
-		case 'M': {
-			struct sockaddr_storage ss;
-			socklen_t len;
-
-			if (metrics_parse_listen(optarg, &ss, &len)) {
-				fprintf(stderr, "spillwayd: --metrics-listen \"%s\": expected [ADDR:]PORT "
-					"(127.0.0.1:9464, [::1]:9464, 9464)\n", optarg);
+		case 'M':
+		case 'T':
+		case 'I':
+			if (metrics_flag(c, optarg))
 				return 2;
-			}
-			if (strlen(optarg) >= sizeof(D.metrics_listen))
-				return 2;
-			memcpy(D.metrics_listen, optarg, strlen(optarg) + 1);
 			break;
-		}
-		case 'T': snprintf(D.metrics_textfile, sizeof(D.metrics_textfile), "%s", optarg); break;
-		case 'I': {
-			double ms;
-
-			if (seg_parse_duration(optarg, 1e3, &ms) || ms < 100 || ms > 86400e3) {
-				fprintf(stderr, "spillwayd: --metrics-interval: bad interval \"%s\" "
-					"(seconds, 0.1 .. 86400)\n", optarg);
-				return 2;
-			}
-			D.metrics_interval_ms = (uint64_t)ms;
-			break;
-		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
