@@ -261,7 +261,7 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 							    struct spw_claim *c, const bool hooked)
 {
 	struct spw_topic *t = p->t;
-	uint64_t span, tail, pad, next, ts;
+	uint64_t span, tail = 0, pad = 0, next = 0, ts; /* (set by either claim; gcc -O1 cannot tell) */
 	struct ring_rec *r;
 
 	/* Relaxed: our own process's generation (bumped only in a child). */
