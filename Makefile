@@ -37,7 +37,7 @@ endif
 
 DEB_PKGS := liburing-dev libhwloc-dev libcmocka-dev libbenchmark-dev libisal-dev librdkafka-dev \
 	g++ pkg-config python3 python3-cffi python3-pytest scdoc man-db procps \
-	libmicrohttpd-dev prometheus debhelper lintian fakeroot dpkg-dev
+	libmicrohttpd-dev prometheus debhelper lintian fakeroot dpkg-dev python3-dev
 
 # spill/writer*.c: the daemon's io_uring writer (private static library,
 # needs liburing).
@@ -86,12 +86,20 @@ MAN_SRC := $(wildcard docs/man/*.scd)
 MAN_OUT := $(MAN_SRC:docs/man/%.scd=$(BUILD)/man/%)
 SCDOC := $(shell command -v scdoc 2>/dev/null)
 
+# The Python package's compiled API-mode module (python/build_api.py), with
+# libspillway.a linked in; built when Debian's python3 has cffi and Python.h
+# (python3-cffi, python3-dev: make deps), else the package uses ABI mode.
+PYTHON ?= /usr/bin/python3
+PY_API_OK := $(shell $(PYTHON) -c "import cffi, sysconfig, os; \
+	assert os.path.exists(sysconfig.get_paths()['include'] + '/Python.h')" 2>/dev/null && echo yes)
+PY_API_STAMP := $(BUILD)/python/spillway/.built
+
 BENCH_SRC := $(wildcard bench/*.cc)
 BENCH_BIN := $(BUILD)/bench/spillway_bench
 
-.PHONY: all lib man test check-tests asan tsan bench bench-compare install uninstall clean deps demo
+.PHONY: all lib man py test check-tests asan tsan bench bench-compare install uninstall clean deps demo
 
-all: lib bins man
+all: lib bins man py
 
 lib: $(LIB_A) $(BUILD)/libspillway.so
 
@@ -105,6 +113,16 @@ $(BUILD)/man/%: docs/man/%.scd
 	@mkdir -p $(dir $@)
 	@[ -n "$(Q)" ] && echo "  SCDOC   $<" || true
 	$(Q)scdoc < $< > $@.tmp && mv $@.tmp $@
+
+py: $(if $(PY_API_OK),$(PY_API_STAMP))
+	$(if $(PY_API_OK),,@echo "python: $(PYTHON) lacks cffi or Python.h (make deps): the package uses ABI mode")
+
+$(PY_API_STAMP): python/build_api.py python/spillway/_cdef.py ring/spillway.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	@[ -n "$(Q)" ] && echo "  CFFI    spillway._spillway_api" || true
+	$(Q)rm -f $(BUILD)/python/spillway/_spillway_api*.so
+	$(Q)CC="$(CC)" $(PYTHON) python/build_api.py $(BUILD)/python ring $(LIB_A) $(ISAL_LIBS) -lpthread >/dev/null
+	$(Q)touch $@
 
 # --- dependencies -----------------------------------------------------------
 deps:
@@ -163,7 +181,8 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 # tests/*.sh are the CLI's end-to-end tests (run in the normal build only).
 TEST_SH := $(wildcard tests/*.sh)
 
-check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN)) $(BUILD)/libspillway.so man
+check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN)) $(BUILD)/libspillway.so man \
+	$(if $(TEST_ENV),,py)
 	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) SPW_CLI=$(CURDIR)/$(TOOLS_BIN); set -e; \
 	for t in $(TEST_BIN); do \
 		echo "== $$t"; $(TEST_ENV) $$t; \
@@ -218,14 +237,13 @@ bench-compare: deps lib bins
 # --- install ------------------------------------------------------------------
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 # The Python package (python/spillway) goes where Debian's python3 finds it.
-PYTHON ?= /usr/bin/python3
 # (Debian's python3 reads /usr/lib/python3/dist-packages and
 # /usr/local/lib/python3.X/dist-packages; another PREFIX needs PYTHONPATH.)
 PYDIR ?= $(shell $(PYTHON) -c "import sys; p = '$(PREFIX)'; print(p + '/lib/python3/dist-packages' if p == '/usr' else '%s/lib/python3.%d/dist-packages' % (p, sys.version_info[1]))" 2>/dev/null)
 
 MANDIR ?= $(PREFIX)/share/man
 
-install: lib bins man
+install: lib bins man py
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
 	$(if $(SCDOC),for m in $(MAN_OUT); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s && \
 		install -m 644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done)
@@ -238,7 +256,9 @@ install: lib bins man
 	ln -sf libspillway.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libspillway.so
 	install -m 644 ring/spillway.h $(DESTDIR)$(INCDIR)/
 	$(if $(PYDIR),install -d $(DESTDIR)$(PYDIR)/spillway && \
-		install -m 644 python/spillway/__init__.py $(DESTDIR)$(PYDIR)/spillway/ && \
+		install -m 644 python/spillway/__init__.py python/spillway/_cdef.py $(DESTDIR)$(PYDIR)/spillway/ && \
+		{ [ ! -e $(PY_API_STAMP) ] || install -m 644 $(BUILD)/python/spillway/_spillway_api*.so \
+			$(DESTDIR)$(PYDIR)/spillway/; } && \
 		echo 'LIBDIR = "$(LIBDIR)"' > $(DESTDIR)$(PYDIR)/spillway/_libdir.py)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' spillway.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc

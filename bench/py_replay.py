@@ -6,8 +6,14 @@ as the floor). Needs a build (make) and spillwayd; run alone, pinned:
 
   PYTHONPATH=python taskset -c 0 /usr/bin/python3 bench/py_replay.py [RECORDS] [SIZE]
 
-Prints records/s for bytes, zero-copy views, and the C batch loop, each the
-median of 3 passes over the same disk log (page cache).
+Prints records/s for sending, for iterating as bytes and as zero-copy views,
+and for the C batch loop, each the median of 3 passes (the reads over the same
+disk log, in the page cache). The package's mode (the compiled API-mode
+module, or ABI mode through dlopen) is SPILLWAY_PY_MODE's, else its default;
+the first line names it. Compare the two:
+
+  for m in abi api api abi; do SPILLWAY_PY_MODE=$m PYTHONPATH=python \
+      taskset -c 0 /usr/bin/python3 bench/py_replay.py; done
 """
 import os
 import shutil
@@ -42,10 +48,15 @@ def main():
                           shm + "/s"], stderr=subprocess.DEVNULL)
     try:
         payload = b"x" * SIZE
+        print("mode %s" % spillway.MODE)
         with spillway.Topic.open("pyb") as t, spillway.Producer(t) as p:
+            t0 = time.perf_counter()
             for _ in range(N):
                 last = p.send(payload, timeout=30)
+            rate = N / (time.perf_counter() - t0)
             p.wait_ack(last, "spilled", timeout=60)
+        print("%-38s %8.2f M records/s  (%d B records, one pass, the daemon spilling)" %
+              ("send", rate / 1e6, SIZE))
 
         def iterate(zero_copy):
             n = b = 0

@@ -12,5 +12,15 @@ export PYTHONPATH=$HERE/../python${PYTHONPATH:+:$PYTHONPATH}
 "$PY" -c 'import cffi, pytest' 2>/dev/null ||
 	{ echo "FAIL: $PY lacks cffi or pytest (make deps installs python3-cffi python3-pytest)" >&2; exit 1; }
 cd "$HERE"
-timeout 300 "$PY" -m pytest -q -p no:cacheprovider py_api.py
+# Both ways the package reaches the library (python/spillway/__init__.py
+# _load): the compiled API-mode module, which make builds when python3 has
+# cffi and Python.h, and ABI mode (dlopen).
+if ls "$(dirname "$CLI")"/python/spillway/_spillway_api*.so >/dev/null 2>&1; then
+	mode=$("$PY" -c 'import spillway; print(spillway.MODE)')
+	[ "$mode" = api ] || { echo "FAIL: the API-mode module is built but the package chose $mode" >&2; exit 1; }
+	echo "== API mode"
+	SPILLWAY_PY_MODE=api timeout 300 "$PY" -m pytest -q -p no:cacheprovider py_api.py
+fi
+echo "== ABI mode"
+SPILLWAY_PY_MODE=abi timeout 300 "$PY" -m pytest -q -p no:cacheprovider py_api.py
 echo "ok: py_api.sh"

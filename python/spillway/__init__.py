@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""spillway: Spillway topics from Python, over libspillway.so (cffi, ABI mode).
+"""spillway: Spillway topics from Python, over libspillway (cffi: the compiled
+API-mode module when it is built, else ABI mode through libspillway.so).
 
 A topic is a ring in shared memory that spillwayd spills to segment files;
 positions are byte offsets in the topic's log (see the project's README and
@@ -34,63 +35,13 @@ import struct as _struct
 
 from cffi import FFI as _FFI
 
+from ._cdef import CDEF
+
 __all__ = [
     "Topic", "Producer", "Reader", "Record", "SpillwayError", "Lapped", "CorruptData",
     "NotFound", "shm_dir", "data_dir",
 ]
 
-_CDEF = """
-struct spw_topic_config {
-    uint64_t ring_bytes; uint64_t segment_bytes; uint32_t max_record; uint32_t mode;
-    uint32_t flags; uint32_t max_producers; uint64_t start_position;
-};
-struct spw_topic_info {
-    uint64_t ring_bytes, segment_bytes; uint32_t max_record, flags; uint64_t created_ns;
-    uint64_t start_position; uint64_t tail; uint64_t reclaimed; uint64_t spilled;
-    uint64_t durable; uint64_t limit; uint32_t daemon_pid; int32_t spill_error;
-    uint64_t daemon_heartbeat_ns; uint32_t max_producers; int32_t stall_slot;
-    uint64_t stall_position; uint32_t stall_pid; uint32_t producers_waiting; uint64_t stall_since_ns;
-    uint64_t corrupt_bytes; uint64_t aborted_claims; int32_t durable_error; uint32_t retention_forced;
-    uint64_t disk_bad_ranges;
-};
-struct spw_record {
-    int64_t position; uint64_t timestamp_ns; const void *data; uint32_t len; uint32_t flags;
-};
-enum spw_start { SPW_START_EARLIEST = 0, SPW_START_LATEST = 1, SPW_START_POSITION = 2,
-                 SPW_START_TIME = 3, SPW_START_GROUP = 4 };
-struct spw_reader_opts {
-    const char *shm_dir; const char *data_dir; enum spw_start start; int64_t position;
-    uint64_t time_ns; const char *group; int64_t stop_position; uint64_t stop_time_ns;
-    uint64_t max_records; unsigned flags;
-};
-enum spw_ack { SPW_ACK_COMMITTED = 0, SPW_ACK_SPILLED = 1, SPW_ACK_DURABLE = 2 };
-struct spw_topic; struct spw_producer; struct spw_reader;
-const char *spw_shm_dir(const char *shm_dir);
-const char *spw_data_dir(const char *data_dir);
-int spw_topic_create(const char *shm_dir, const char *name, const struct spw_topic_config *cfg);
-int spw_topic_delete(const char *shm_dir, const char *name);
-int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct spw_topic **out);
-void spw_topic_close(struct spw_topic *t);
-int spw_topic_info(const struct spw_topic *t, struct spw_topic_info *out);
-int spw_producer_open(struct spw_topic *t, struct spw_producer **out);
-void spw_producer_close(struct spw_producer *p);
-int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len);
-int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_t len,
-                               int64_t timeout_ns);
-int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
-                          int64_t timeout_ns);
-int spw_reader_open(const char *topic, const struct spw_reader_opts *opts,
-                    struct spw_reader **out);
-void spw_reader_close(struct spw_reader *r);
-int spw_reader_read(struct spw_reader *r, struct spw_record *recs, int max, int64_t timeout_ns);
-int64_t spw_reader_position(const struct spw_reader *r);
-int spw_reader_done(const struct spw_reader *r);
-int spw_reader_is_live(const struct spw_reader *r);
-uint64_t spw_reader_skipped(const struct spw_reader *r);
-int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, int64_t *position);
-int spw_reader_commit(struct spw_reader *r, const char *group);
-int spw_group_read(const char *data_dir, const char *topic, const char *group, int64_t *position);
-"""
 
 SPW_OPEN_RDONLY = 0x1
 SPW_TOPIC_NO_SPILL = 0x1
@@ -98,13 +49,10 @@ SPW_READER_SKIP_CORRUPT = 0x1
 SPW_READER_NO_LIVE = 0x2
 SPW_READER_NO_VERIFY = 0x4
 
-ffi = _FFI()
-ffi.cdef(_CDEF)
-_REC = _struct.Struct("=qQQII")  # struct spw_record, as the layout test checks
-assert _REC.size == ffi.sizeof("struct spw_record")
-
-
-def _load():
+def _abi():
+    """ABI mode: dlopen the shared library."""
+    ffi = _FFI()
+    ffi.cdef(CDEF)
     here = _os.path.dirname(_os.path.abspath(__file__))
     try:  # written by `make install`: where it put the library
         from ._libdir import LIBDIR as installed
@@ -119,14 +67,54 @@ def _load():
         if not name:
             continue
         try:
-            return ffi.dlopen(name)
+            return ffi, ffi.dlopen(name)
         except OSError as e:
             errs.append(str(e))
     raise ImportError("spillway: cannot load libspillway.so (set SPILLWAY_LIB): "
                       + "; ".join(errs))
 
 
-lib = _load()
+def _api():
+    """API mode: the compiled module (python/build_api.py; libspillway linked
+    in), installed next to this file or built in the build tree."""
+    try:
+        from . import _spillway_api as mod
+        return mod.ffi, mod.lib
+    except ImportError:
+        pass
+    import glob
+    import importlib.machinery
+    import importlib.util
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    for path in glob.glob(_os.path.join(here, "..", "..", "build", "python", "spillway",
+                                        "_spillway_api*.so")):
+        loader = importlib.machinery.ExtensionFileLoader("spillway._spillway_api", path)
+        spec = importlib.util.spec_from_file_location("spillway._spillway_api", path,
+                                                      loader=loader)
+        mod = importlib.util.module_from_spec(spec)
+        loader.exec_module(mod)
+        return mod.ffi, mod.lib
+    raise ImportError("spillway: no compiled API-mode module (make builds it)")
+
+
+def _load():
+    """The faster API-mode module when it is there (docs/python.md has the
+    figures), else ABI mode. SPILLWAY_PY_MODE=abi or =api forces one."""
+    mode = _os.environ.get("SPILLWAY_PY_MODE", "")
+    if mode not in ("", "abi", "api"):
+        raise ImportError("spillway: SPILLWAY_PY_MODE is abi or api, not %r" % mode)
+    if mode != "abi":
+        try:
+            return _api() + ("api",)
+        except ImportError:
+            if mode == "api":
+                raise
+    return _abi() + ("abi",)
+
+
+ffi, lib, MODE = _load()
+_REC = _struct.Struct("=qQQII")  # struct spw_record, as the layout test checks
+assert _REC.size == ffi.sizeof("struct spw_record")
 
 
 class SpillwayError(OSError):
