@@ -3,9 +3,11 @@
  * daemon_case.h - the cmocka fixture shared by the daemon tests
  * (crash_daemon.c, fault_daemon.c): a sandbox per case, a skip when no
  * daemon binary exists, ASan-scaled timeouts, start-and-wait-attached,
- * the usual start of a case (case_begin, case_producer), feeds with a
- * deadline and their end (feed_timed, spilled_then_stop), and the walk of
- * a topic's segments against a feed (walk_check, check_counts).
+ * the usual start of a case (case_begin, case_producer), a case's handles
+ * in one struct (struct dcase: dcase_init, _begin, _producer, _close),
+ * feeds with a deadline and their end (feed_timed, spilled_then_stop), and
+ * the walk of a topic's segments against a feed (walk_check,
+ * check_counts).
  * Include after <cmocka.h> and support_daemon.h.
  */
 #ifndef SPW_TEST_DAEMON_CASE_H
@@ -100,6 +102,82 @@ static inline void case_end(struct test_daemon *d, struct spw_reader *r, struct 
 	spw_producer_close(p);
 	spw_topic_close(t);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
+/* One case's handles and set-up, so a case declares one struct instead of
+ * the same half-dozen locals: the sandbox (d), the topic's spec, the topic
+ * (t), a producer (p) and a reader (r) on it, NULL until opened, a feed (f),
+ * the counters last read (in), a walk of the log (w) and the seed. */
+struct dcase {
+	struct test_daemon *d;
+	struct test_topic_spec spec;
+	struct spw_topic *t;
+	struct spw_producer *p;
+	struct spw_reader *r;
+	struct test_feed *f;
+	struct spw_topic_info in;
+	struct test_seg_walk w;
+	uint64_t seed;
+};
+
+/* The first step of every case: skipped without a daemon; c names the
+ * sandbox in *state and the topic of spec, nothing open yet. Returns d. */
+static inline struct test_daemon *dcase_init(struct dcase *c, void **state,
+					     const struct test_topic_spec *spec)
+{
+	need_daemon();
+	memset(c, 0, sizeof(*c));
+	c->d = *state;
+	c->spec = *spec;
+	return c->d;
+}
+
+/* The case's topic made (topic.conf and ring), the daemon not started. */
+static inline void dcase_make(struct dcase *c)
+{
+	assert_int_equal(test_daemon_make_topic(c->d, &c->spec), 0);
+}
+
+/* The case's topic opened read-only (c->t): for cases whose records come
+ * from a feed. */
+static inline void dcase_open_ro(struct dcase *c)
+{
+	assert_int_equal(spw_topic_open(c->d->shm, c->spec.name, SPW_OPEN_RDONLY, &c->t), 0);
+}
+
+/* dcase_init, then case_begin: the seed (printed, named what) in c->seed,
+ * the topic made, the daemon attached to it. */
+static inline struct test_daemon *dcase_begin(struct dcase *c, void **state,
+					      const struct test_topic_spec *spec, const char *what)
+{
+	dcase_init(c, state, spec);
+	c->seed = case_begin(c->d, &c->spec, what);
+	return c->d;
+}
+
+/* dcase_init, then case_producer: the topic made, the daemon attached, the
+ * topic opened with a producer (c->t, c->p). */
+static inline struct test_daemon *dcase_producer(struct dcase *c, void **state,
+						 const struct test_topic_spec *spec)
+{
+	dcase_init(c, state, spec);
+	case_producer(c->d, &c->spec, &c->t, &c->p);
+	return c->d;
+}
+
+/* Whatever the case opened closed (reader, producer, topic) and its feed
+ * freed; the daemon is left as it is. */
+static inline void dcase_close(struct dcase *c)
+{
+	spw_reader_close(c->r);
+	spw_producer_close(c->p);
+	spw_topic_close(c->t);
+	if (c->f)
+		test_feed_free(c->f);
+	c->r = NULL;
+	c->p = NULL;
+	c->t = NULL;
+	c->f = NULL;
 }
 
 /* A feed (test_feed_new) on topic whose send attempts time out after 50 ms

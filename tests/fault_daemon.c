@@ -73,46 +73,58 @@ static void wait_blocked(struct test_feed *f, int64_t timeout_ns)
 	}
 }
 
+/* The end of a full-disk case, once the fault is gone: the daemon resumes
+ * by itself, spills up to the tail and stops with exit status 0; all of it
+ * is durable; the log holds the feed's two producers' records once each, in
+ * order, up to the tail. */
+static void resumed_then_walk(struct dcase *c)
+{
+	assert_int_equal(test_daemon_wait_log(c->d, "resumed", 1, scaled_s(10, 30)), 0);
+	spilled_then_stop(c->d, c->t, scaled_s(10, 30), &c->in);
+	info_of(c->t, &c->in);
+	assert_int_equal(c->in.durable, c->in.tail);
+	walk_feed(c->d, c->spec.name, c->f, 2, &c->w);
+	assert_int_equal(c->w.end, c->in.tail);
+}
+
 /* ---------------------------------------------------------------------------
  * (a), (b) write errors through the fault seam.
  */
-static void fault_seam(struct test_daemon *d, const char *err_name, const char *strerr)
+static void fault_seam(void **state, const char *err_name, const char *strerr)
 {
 	const struct test_topic_spec spec = { "fault", RING, 4 * RING, MAXREC, 50, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in, in2;
-	struct test_seg_walk w;
-	struct test_feed *f;
-	uint64_t seed, sent_blocked;
+	struct dcase c;
+	struct test_daemon *d = dcase_init(&c, state, &spec);
+	struct spw_topic_info in2;
+	uint64_t sent_blocked;
 	int errors;
 	char content[32];
 
-	need_daemon();
-	seed = test_seed(err_name);
+	c.seed = test_seed(err_name);
 	d->fault_env = true;
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	dcase_make(&c);
 	start_attached(d, "fault");
-	assert_int_equal(spw_topic_open(d->shm, "fault", SPW_OPEN_RDONLY, &t), 0);
-	f = feed_timed(d, "fault", seed, 0, 2, MAXREC);
-	f->per_producer = test_scaled(1500, 600, 600);
-	f->pace_ns = 100 * 1000;
-	test_feed_start(f, d);
+	dcase_open_ro(&c);
+	c.f = feed_timed(d, "fault", c.seed, 0, 2, MAXREC);
+	c.f->per_producer = test_scaled(1500, 600, 600);
+	c.f->pace_ns = 100 * 1000;
+	test_feed_start(c.f, d);
 	/* Some records spilled first: the fault hits a segment in use. */
-	assert_int_equal(test_wait_counter(t, false, 128u << 10, scaled_s(10, 30)), 0);
+	assert_int_equal(test_wait_counter(c.t, false, 128u << 10, scaled_s(10, 30)), 0);
 	snprintf(content, sizeof(content), "%s\n", err_name);
 	write_text(d->fault, content);
 
 	/* The ring fills and stays full: producers block, no record is
 	 * dropped, spilled does not move. */
-	wait_blocked(f, scaled_s(10, 30));
+	wait_blocked(c.f, scaled_s(10, 30));
 	test_sleep_ns(100 * TEST_MS); /* in-flight writes land */
-	info_of(t, &in);
-	sent_blocked = test_feed_total(f, f->sent);
+	info_of(c.t, &c.in);
+	sent_blocked = test_feed_total(c.f, c.f->sent);
 	test_sleep_ns(1500 * TEST_MS); /* several retries with backoff */
-	info_of(t, &in2);
-	assert_int_equal(in2.spilled, in.spilled);
+	info_of(c.t, &in2);
+	assert_int_equal(in2.spilled, c.in.spilled);
 	assert_true(in2.tail - in2.reclaimed > RING - 2 * MAXREC - 64);
-	assert_true(test_feed_total(f, f->sent) - sent_blocked <= 2 * f->producers);
+	assert_true(test_feed_total(c.f, c.f->sent) - sent_blocked <= 2 * c.f->producers);
 	assert_true(test_daemon_alive(d));
 	/* Checked at the end, so that a noisy log does not hide whether the
 	 * data came through. */
@@ -122,20 +134,14 @@ static void fault_seam(struct test_daemon *d, const char *err_name, const char *
 
 	/* Fault gone: it resumes by itself and spills everything. */
 	assert_int_equal(unlink(d->fault), 0);
-	assert_int_equal(test_daemon_wait_log(d, "resumed", 1, scaled_s(10, 30)), 0);
-	spilled_then_stop(d, t, scaled_s(10, 30), &in);
-	info_of(t, &in);
-	assert_int_equal(in.durable, in.tail);
-	walk_feed(d, "fault", f, 2, &w);
-	assert_int_equal(w.end, in.tail);
-	assert_int_equal(w.file_end, in.tail);
-	assert_int_equal(w.data_records, f->per_producer * f->producers);
+	resumed_then_walk(&c);
+	assert_int_equal(c.w.file_end, c.in.tail);
+	assert_int_equal(c.w.data_records, c.f->per_producer * c.f->producers);
 	print_message("[ info     ] blocked at spilled %llu; %llu send timeouts; %d error lines\n",
 		      (unsigned long long)in2.spilled,
-		      (unsigned long long)test_feed_total(f, f->timeouts), errors);
+		      (unsigned long long)test_feed_total(c.f, c.f->timeouts), errors);
 	assert_int_equal(test_daemon_log_count(d, strerr, false), errors); /* none after */
-	spw_topic_close(t);
-	test_feed_free(f);
+	dcase_close(&c);
 	if (errors != 1)
 		fail_msg("the daemon logged \"%s\" %d times while the fault lasted (want once: "
 			 "one line per incident, not one per retry)", strerr, errors);
@@ -143,12 +149,12 @@ static void fault_seam(struct test_daemon *d, const char *err_name, const char *
 
 static void enospc_blocks_producers_logs_once_and_resumes_losing_nothing(void **state)
 {
-	fault_seam(*state, "ENOSPC", "No space left on device");
+	fault_seam(state, "ENOSPC", "No space left on device");
 }
 
 static void eio_blocks_producers_logs_once_and_resumes_losing_nothing(void **state)
 {
-	fault_seam(*state, "EIO", "Input/output error");
+	fault_seam(state, "EIO", "Input/output error");
 }
 
 /* ---------------------------------------------------------------------------
@@ -156,27 +162,23 @@ static void eio_blocks_producers_logs_once_and_resumes_losing_nothing(void **sta
  */
 static void full_tmpfs_data_dir_blocks_then_resumes_when_space_returns(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "small", RING, RING, MAXREC, 50, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in;
-	struct test_seg_walk w;
+	struct dcase c;
+	struct test_daemon *d = dcase_init(&c, state, &spec);
 	struct statvfs vfs;
-	struct test_feed *f;
 	char filler[600];
-	uint64_t seed, free_bytes, fill;
+	uint64_t free_bytes, fill;
 	static uint8_t chunk[64 << 10];
 	int fd;
 
-	need_daemon();
 	if (mount("tmpfs", d->data, "tmpfs", 0, "size=2m,mode=0700")) {
 		print_message("mount -t tmpfs -o size=2m tmpfs %s: %s: skipped\n", d->data,
 			      strerror(errno));
 		skip();
 	}
 	snprintf(d->mounted, sizeof(d->mounted), "%s", d->data);
-	seed = test_seed("tmpfs");
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	c.seed = test_seed("tmpfs");
+	dcase_make(&c);
 	/* Leave room for about one preallocated segment and its index. */
 	assert_int_equal(statvfs(d->data, &vfs), 0);
 	free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
@@ -196,30 +198,24 @@ static void full_tmpfs_data_dir_blocks_then_resumes_when_space_returns(void **st
 	close(fd);
 
 	start_attached(d, "small");
-	assert_int_equal(spw_topic_open(d->shm, "small", SPW_OPEN_RDONLY, &t), 0);
+	dcase_open_ro(&c);
 	/* ~1 MB: more than the room left, less than the whole filesystem. */
-	f = feed_timed(d, "small", seed, 0, 2, MAXREC);
-	f->per_producer = 250;
-	test_feed_start(f, d);
+	c.f = feed_timed(d, "small", c.seed, 0, 2, MAXREC);
+	c.f->per_producer = 250;
+	test_feed_start(c.f, d);
 	assert_int_equal(test_daemon_wait_log(d, "No space left on device", 1, scaled_s(20, 60)), 0);
-	wait_blocked(f, scaled_s(10, 30));
+	wait_blocked(c.f, scaled_s(10, 30));
 	test_sleep_ns(500 * TEST_MS);
 	assert_true(test_daemon_alive(d));
-	info_of(t, &in);
+	info_of(c.t, &c.in);
 	print_message("[ info     ] full at spilled %llu (tail %llu); \"No space\" logged %d times\n",
-		      (unsigned long long)in.spilled, (unsigned long long)in.tail,
+		      (unsigned long long)c.in.spilled, (unsigned long long)c.in.tail,
 		      test_daemon_log_count(d, "No space left on device", false));
 
 	assert_int_equal(unlink(filler), 0);
-	assert_int_equal(test_daemon_wait_log(d, "resumed", 1, scaled_s(10, 30)), 0);
-	spilled_then_stop(d, t, scaled_s(10, 30), &in);
-	info_of(t, &in);
-	assert_int_equal(in.durable, in.tail);
-	walk_feed(d, "small", f, 2, &w);
-	assert_int_equal(w.end, in.tail);
-	assert_int_equal(w.data_records, 500);
-	spw_topic_close(t);
-	test_feed_free(f);
+	resumed_then_walk(&c);
+	assert_int_equal(c.w.data_records, 500);
+	dcase_close(&c);
 	if (umount2(d->mounted, 0) == 0)
 		d->mounted[0] = '\0';
 }
@@ -347,39 +343,34 @@ static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **st
 	static const char *const names[] = { "bad type", "len over max_record", "short padding",
 					     "reserved bit set", "word of another lap",
 					     "one done bit", "random word" };
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "garbage", RING, 4 * RING, MAXREC, 50, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_reader *rd = NULL;
+	struct dcase c;
+	struct test_daemon *d = dcase_init(&c, state, &spec);
 	struct spw_reader_opts ro = { 0 };
-	struct spw_topic_info in;
-	struct test_seg_walk w;
 	struct garbage_expect x;
 	static uint8_t buf[4096];
 	uint8_t *data;
-	uint64_t seed, rng, len_rng, pos[64], bad, span, word, lw, lpos, lspan, lend;
+	uint64_t rng, len_rng, pos[64], bad, span, word, lw, lpos, lspan, lend;
 	uint32_t first_batch = 50, second = 40, k, len, lens[64];
 	enum garbage g;
 	char dir[1024], line[512];
 	int64_t end;
 
-	need_daemon();
-	seed = test_seed("garbage");
-	rng = seed;
+	c.seed = test_seed("garbage");
+	rng = c.seed;
 	g = (enum garbage)test_rand_below(&rng, 7);
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	dcase_make(&c);
 	test_daemon_topic_dir(d, "garbage", dir, sizeof(dir));
 	start_attached(d, "garbage");
-	open_producer(d, "garbage", &t, &p);
-	len_rng = test_id_len_rng(seed, 0);
+	open_producer(d, "garbage", &c.t, &c.p);
+	len_rng = test_id_len_rng(c.seed, 0);
 	for (uint32_t i = 0; i < first_batch; i++) {
 		len = test_id_len(&len_rng, 0, 4096); /* small: the second batch must fit */
-		test_id_make(buf, len, seed, 0, i);
-		assert_true(spw_producer_send_wait(p, buf, len, 10 * TEST_SEC) >= 0);
+		test_id_make(buf, len, c.seed, 0, i);
+		assert_true(spw_producer_send_wait(c.p, buf, len, 10 * TEST_SEC) >= 0);
 	}
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(test_wait_counter(c.t, false, c.in.tail, scaled_s(10, 30)), 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 
 	/* The daemon is down: committed records it has not seen. */
@@ -387,8 +378,8 @@ static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **st
 		int64_t at;
 
 		len = test_id_len(&len_rng, 0, 4096);
-		test_id_make(buf, len, seed, 0, first_batch + i);
-		at = spw_producer_send(p, buf, len);
+		test_id_make(buf, len, c.seed, 0, first_batch + i);
+		at = spw_producer_send(c.p, buf, len);
 		assert_true(at >= 0);
 		pos[i] = (uint64_t)at;
 		lens[i] = len;
@@ -420,63 +411,61 @@ static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **st
 	assert_int_equal(lspan, span);
 	assert_int_equal(lend, bad + span);
 	/* Spilling goes on past the garbage, up to the tail. */
-	info_of(t, &in);
-	end = (int64_t)in.tail;
+	info_of(c.t, &c.in);
+	end = (int64_t)c.in.tail;
 	assert_int_equal(end, (int64_t)(pos[second - 1] + test_span(lens[second - 1])));
-	assert_int_equal(test_wait_counter(t, false, (uint64_t)end, scaled_s(10, 30)), 0);
-	assert_int_equal(test_wait_counter(t, true, (uint64_t)end, scaled_s(10, 30)), 0);
+	assert_int_equal(test_wait_counter(c.t, false, (uint64_t)end, scaled_s(10, 30)), 0);
+	assert_int_equal(test_wait_counter(c.t, true, (uint64_t)end, scaled_s(10, 30)), 0);
 	assert_true(test_daemon_alive(d));
-	info_of(t, &in);
-	assert_int_equal(in.corrupt_bytes, span);
-	assert_int_equal(in.aborted_claims, 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(c.in.corrupt_bytes, span);
+	assert_int_equal(c.in.aborted_claims, 0);
 	assert_int_equal(test_daemon_log_count(d, "corrupt record header", false), 1);
 	/* SIGTERM still ends it cleanly. */
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 
 	/* On disk: every record but the replaced one, in order, the garbage as
 	 * one CORRUPT span of exactly that record's bytes, nothing else skipped. */
-	garbage_expect_init(&x, seed, bad, span, lens[k], first_batch + k);
-	memset(&w, 0, sizeof(w));
-	w.on_data = garbage_on_data;
-	w.on_skip = garbage_on_skip;
-	w.arg = &x;
-	if (test_seg_walk(dir, &w))
-		fail_msg("segment walk: %s%s%s (SPW_TEST_SEED=%#llx)", w.err,
-			 x.check.err[0] ? ": " : "", x.check.err, (unsigned long long)seed);
+	garbage_expect_init(&x, c.seed, bad, span, lens[k], first_batch + k);
+	memset(&c.w, 0, sizeof(c.w));
+	c.w.on_data = garbage_on_data;
+	c.w.on_skip = garbage_on_skip;
+	c.w.arg = &x;
+	if (test_seg_walk(dir, &c.w))
+		fail_msg("segment walk: %s%s%s (SPW_TEST_SEED=%#llx)", c.w.err,
+			 x.check.err[0] ? ": " : "", x.check.err, (unsigned long long)c.seed);
 	assert_true(x.passed);
 	assert_int_equal(x.corrupt_seen, 1);
-	assert_int_equal(w.corrupt_records, 1);
-	assert_int_equal(w.corrupt_bytes, span);
-	assert_int_equal(w.aborted_records, 0);
-	assert_int_equal(w.data_records, first_batch + second - 1);
-	assert_int_equal(w.end, (uint64_t)end);
+	assert_int_equal(c.w.corrupt_records, 1);
+	assert_int_equal(c.w.corrupt_bytes, span);
+	assert_int_equal(c.w.aborted_records, 0);
+	assert_int_equal(c.w.data_records, first_batch + second - 1);
+	assert_int_equal(c.w.end, (uint64_t)end);
 	if (test_feed_check_count(&x.check, 0, first_batch + second))
-		fail_msg("%s (SPW_TEST_SEED=%#llx)", x.check.err, (unsigned long long)seed);
+		fail_msg("%s (SPW_TEST_SEED=%#llx)", x.check.err, (unsigned long long)c.seed);
 
 	/* A reader from the earliest record: the same records, and the garbage
 	 * counted as skipped, byte for byte. */
-	garbage_expect_init(&x, seed, bad, span, lens[k], first_batch + k);
+	garbage_expect_init(&x, c.seed, bad, span, lens[k], first_batch + k);
 	ro.shm_dir = d->shm;
 	ro.data_dir = d->data;
 	ro.start = SPW_START_EARLIEST;
-	assert_int_equal(spw_reader_open("garbage", &ro, &rd), 0);
-	while (spw_reader_position(rd) < end) {
-		int n = spw_reader_poll_wait(rd, garbage_on_record, &x, 64, scaled_s(5, 15));
+	assert_int_equal(spw_reader_open("garbage", &ro, &c.r), 0);
+	while (spw_reader_position(c.r) < end) {
+		int n = spw_reader_poll_wait(c.r, garbage_on_record, &x, 64, scaled_s(5, 15));
 
 		if (n <= 0)
 			fail_msg("reader at %lld: poll returned %d%s%s (SPW_TEST_SEED=%#llx)",
-				 (long long)spw_reader_position(rd), n, x.check.err[0] ? ": " : "",
-				 x.check.err, (unsigned long long)seed);
+				 (long long)spw_reader_position(c.r), n, x.check.err[0] ? ": " : "",
+				 x.check.err, (unsigned long long)c.seed);
 	}
-	assert_int_equal(spw_reader_position(rd), end);
+	assert_int_equal(spw_reader_position(c.r), end);
 	assert_true(x.passed);
 	assert_int_equal(x.check.records, first_batch + second - 1);
-	assert_int_equal(spw_reader_skipped(rd), span);
+	assert_int_equal(spw_reader_skipped(c.r), span);
 	if (test_feed_check_count(&x.check, 0, first_batch + second))
-		fail_msg("reader: %s (SPW_TEST_SEED=%#llx)", x.check.err, (unsigned long long)seed);
-	spw_reader_close(rd);
-	spw_producer_close(p);
-	spw_topic_close(t);
+		fail_msg("reader: %s (SPW_TEST_SEED=%#llx)", x.check.err, (unsigned long long)c.seed);
+	dcase_close(&c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -484,30 +473,24 @@ static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **st
  */
 static void sighup_rereads_and_keeps_spilling(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "hup", RING, 4 * RING, MAXREC, 1000, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in;
-	struct test_seg_walk w;
-	struct test_feed *f;
-	uint64_t seed;
+	struct dcase c;
+	struct test_daemon *d = dcase_begin(&c, state, &spec, "sighup");
 
-	seed = case_begin(d, &spec, "sighup");
-	assert_int_equal(spw_topic_open(d->shm, "hup", SPW_OPEN_RDONLY, &t), 0);
+	dcase_open_ro(&c);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(kill(d->pid, SIGHUP), 0);
 		assert_int_equal(test_daemon_wait_log(d, "rereading", i + 1, scaled_s(5, 15)), 0);
 	}
 	test_sleep_ns(200 * TEST_MS);
 	assert_true(test_daemon_alive(d));
-	f = test_feed_new(d->shm, "hup", seed, 0, 2, MAXREC);
-	f->per_producer = 200;
-	test_feed_start(f, d);
-	spilled_then_stop(d, t, scaled_s(10, 30), &in);
-	walk_feed(d, "hup", f, 2, &w);
-	assert_int_equal(w.end, in.tail);
-	spw_topic_close(t);
-	test_feed_free(f);
+	c.f = test_feed_new(d->shm, "hup", c.seed, 0, 2, MAXREC);
+	c.f->per_producer = 200;
+	test_feed_start(c.f, d);
+	spilled_then_stop(d, c.t, scaled_s(10, 30), &c.in);
+	walk_feed(d, "hup", c.f, 2, &c.w);
+	assert_int_equal(c.w.end, c.in.tail);
+	dcase_close(&c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -519,39 +502,38 @@ static void sighup_rereads_and_keeps_spilling(void **state)
  */
 static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "fsync", RING, 4 * RING, MAXREC, 50, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_topic_info in, in2;
+	struct dcase c;
+	struct test_daemon *d = dcase_init(&c, state, &spec);
+	struct spw_topic_info in2;
 	char buf[200] = { 0 };
 	int64_t pos = -1;
 
 	d->fault_env = true;
-	case_producer(d, &spec, &t, &p);
+	case_producer(d, &spec, &c.t, &c.p);
 	for (int i = 0; i < 100; i++)
-		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+		pos = spw_producer_send_wait(c.p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 
 	write_text(d->fault, "FSYNC\n");
 	for (int i = 0; i < 100; i++)
-		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), -EIO);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
-	info_of(t, &in);
-	assert_int_equal(in.durable_error, -EIO);
-	assert_true(in.durable <= (uint64_t)pos);
+		pos = spw_producer_send_wait(c.p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), -EIO);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(c.in.durable_error, -EIO);
+	assert_true(c.in.durable <= (uint64_t)pos);
 
 	/* The disk "recovers": a later fdatasync would succeed, but durable
 	 * must not move over the range whose sync failed. */
 	assert_int_equal(unlink(d->fault), 0);
 	for (int i = 0; i < 100; i++)
-		pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
+		pos = spw_producer_send_wait(c.p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
 	test_sleep_ns(500 * TEST_MS); /* ten flush intervals */
-	info_of(t, &in2);
-	assert_int_equal(in2.durable, in.durable);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, 0), -EIO);
+	info_of(c.t, &in2);
+	assert_int_equal(in2.durable, c.in.durable);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, 0), -EIO);
 	assert_int_equal(test_daemon_log_count(d, "fdatasync failed", false), 1);
 	if (getenv("SPW_CLI"))
 		assert_int_equal(test_daemon_cli(d, "stat fsync | grep -q 'DURABILITY FAILED: an "
@@ -563,13 +545,12 @@ static void failed_fdatasync_freezes_durable_and_fails_durable_acks(void **state
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 1);
 	assert_int_equal(test_daemon_log_count(d, "stopping with durability failed", false), 1);
 	start_attached(d, "fsync");
-	pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
-	info_of(t, &in);
-	assert_int_equal(in.durable_error, 0);
+	pos = spw_producer_send_wait(c.p, buf, sizeof(buf), 10 * TEST_SEC);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(c.in.durable_error, 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	dcase_close(&c);
 }
 
 /* The checkpoint <topic>/durable (spill/writer.c W6) is written and synced
@@ -594,29 +575,25 @@ static uint64_t ckpt_on_disk(const struct test_daemon *d, const char *topic)
 
 static void every_durable_ack_is_covered_by_the_checkpoint(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "ckpt", RING, 4 * RING, MAXREC, 2, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_topic_info in;
+	struct dcase c;
+	struct test_daemon *d = dcase_producer(&c, state, &spec);
 	char buf[300] = { 0 };
 
-	case_producer(d, &spec, &t, &p);
 	for (int i = 0; i < 300; i++) {
-		int64_t pos = spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC);
+		int64_t pos = spw_producer_send_wait(c.p, buf, sizeof(buf), 10 * TEST_SEC);
 
 		assert_true(pos >= 0);
-		assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)),
+		assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)),
 				 0);
-		info_of(t, &in);
-		assert_true(in.durable > (uint64_t)pos);
-		assert_true(ckpt_on_disk(d, "ckpt") >= in.durable);
+		info_of(c.t, &c.in);
+		assert_true(c.in.durable > (uint64_t)pos);
+		assert_true(ckpt_on_disk(d, "ckpt") >= c.in.durable);
 	}
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-	info_of(t, &in);
-	assert_int_equal(ckpt_on_disk(d, "ckpt"), in.durable);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	info_of(c.t, &c.in);
+	assert_int_equal(ckpt_on_disk(d, "ckpt"), c.in.durable);
+	dcase_close(&c);
 }
 
 /* A checkpoint that cannot be opened (here a symlink planted in its place):
@@ -625,27 +602,25 @@ static void every_durable_ack_is_covered_by_the_checkpoint(void **state)
  * untouched; spilling goes on. */
 static void no_checkpoint_no_durable_acks(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "nockpt", RING, 4 * RING, MAXREC, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
+	struct dcase c;
+	struct test_daemon *d = dcase_init(&c, state, &spec);
 	char dir[1024], link[1200], target[1200], got[16] = { 0 };
 	int64_t pos;
 	int fd;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	dcase_make(&c);
 	snprintf(target, sizeof(target), "%s/outside", d->root);
 	write_text(target, "precious\n");
 	test_daemon_topic_dir(d, "nockpt", dir, sizeof(dir));
 	snprintf(link, sizeof(link), "%s/durable", dir);
 	assert_int_equal(symlink(target, link), 0);
 	start_attached(d, "nockpt");
-	open_producer(d, "nockpt", &t, &p);
-	pos = spw_producer_send_wait(p, "x", 1, 10 * TEST_SEC);
+	open_producer(d, "nockpt", &c.t, &c.p);
+	pos = spw_producer_send_wait(c.p, "x", 1, 10 * TEST_SEC);
 	assert_true(pos >= 0);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), -ELOOP);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_SPILLED, scaled_s(10, 30)), 0);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), -ELOOP);
 	assert_true(test_daemon_log_count(d, "opening the checkpoint", false) >= 1);
 	assert_true(test_daemon_log_count(d, "nockpt/durable failed: Too many levels of symbolic "
 					  "links", false) >= 1);
@@ -655,8 +630,7 @@ static void no_checkpoint_no_durable_acks(void **state)
 	assert_int_equal(read(fd, got, sizeof(got)), 9);
 	close(fd);
 	assert_string_equal(got, "precious\n");
-	spw_producer_close(p);
-	spw_topic_close(t);
+	dcase_close(&c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -666,34 +640,29 @@ static void no_checkpoint_no_durable_acks(void **state)
  */
 static void busy_submits_are_retried_losing_nothing(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "busy", RING, 4 * RING, MAXREC, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in;
-	struct test_seg_walk w;
-	struct test_feed *f;
-	uint64_t seed = test_seed("submit_busy");
+	struct dcase c;
+	struct test_daemon *d = dcase_init(&c, state, &spec);
 
-	need_daemon();
+	c.seed = test_seed("submit_busy");
 	d->fault_env = true;
 	write_text(d->fault, "SUBMIT\n");
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
+	dcase_make(&c);
 	start_attached(d, "busy");
-	assert_int_equal(spw_topic_open(d->shm, "busy", SPW_OPEN_RDONLY, &t), 0);
-	f = feed_timed(d, "busy", seed, 0, 2, MAXREC);
-	f->per_producer = test_scaled(1500, 600, 600);
-	test_feed_start(f, d);
+	dcase_open_ro(&c);
+	c.f = feed_timed(d, "busy", c.seed, 0, 2, MAXREC);
+	c.f->per_producer = test_scaled(1500, 600, 600);
+	test_feed_start(c.f, d);
 	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, true, in.tail, scaled_s(20, 60)), 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(test_wait_counter(c.t, true, c.in.tail, scaled_s(20, 60)), 0);
 	assert_int_equal(test_daemon_log_count(d, "io_uring_submit: Device or resource busy", false), 1);
 	assert_int_equal(unlink(d->fault), 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-	walk_feed(d, "busy", f, 2, &w);
-	assert_int_equal(w.end, in.tail);
-	assert_int_equal(w.data_records, f->per_producer * f->producers);
-	spw_topic_close(t);
-	test_feed_free(f);
+	walk_feed(d, "busy", c.f, 2, &c.w);
+	assert_int_equal(c.w.end, c.in.tail);
+	assert_int_equal(c.w.data_records, c.f->per_producer * c.f->producers);
+	dcase_close(&c);
 }
 
 int main(void)
