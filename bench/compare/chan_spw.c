@@ -9,7 +9,8 @@
  * Spilling (cfg.spill true): a normal topic that the running spillwayd
  * spills and reclaims; the receiver is an spw_reader (disk then live: it
  * never misses a record even when lapped).
- * Receiving is zero copy: the callback reads the record in the ring.
+ * Receiving is zero copy: the record is read in the ring. Spinning, the
+ * batch APIs deliver (peek/release, spw_reader_read); waiting, poll_wait.
  */
 #define _GNU_SOURCE
 #include "chan.h"
@@ -81,7 +82,9 @@ int spwc_open(struct chan *ch, char *err, size_t errlen)
 	}
 	r = spw_topic_open(ch->cfg.shm_dir, ch->topic, 0, &ch->t);
 	if (!r)
-		r = ch->end == CHAN_TX ? spw_producer_open(ch->t, &ch->p)
+		/* The one producer: exclusive (a plain store of tail, no locked
+		 * instruction per send), as Aeron's exclusive publication. */
+		r = ch->end == CHAN_TX ? spw_producer_open_flags(ch->t, SPW_PRODUCER_EXCLUSIVE, &ch->p)
 				       : spw_consumer_open(ch->t, SPW_FROM_OLDEST, 0, &ch->c);
 	if (r)
 		snprintf(err, errlen, "%s on %s: %s", ch->end == CHAN_TX ? "producer" : "consumer",
@@ -151,18 +154,37 @@ static int on_record(void *arg, const struct spw_record *r)
 	return x->fn(x->arg, r->data, r->len);
 }
 
+/* The batch APIs (no callback per record from the library): a reader's
+ * spw_reader_read, or the live consumer's peek, then release of what was
+ * handed out (the payloads are read in the ring before the release). */
+static int recv_batch(struct spw_rx *x, bool busy)
+{
+	struct spw_record recs[POLL_MAX];
+	int n, k = 0;
+
+	if (x->ch->r)
+		n = spw_reader_read(x->ch->r, recs, POLL_MAX, busy ? 0 : WAIT_SLICE_NS);
+	else
+		n = spw_consumer_peek(x->ch->c, recs, POLL_MAX);
+	if (n <= 0)
+		return n;
+	while (k < n && !on_record(x, &recs[k]))
+		k++;
+	if (k < n)
+		k++; /* the record that stopped it (the end) was taken too */
+	return x->ch->r ? k : spw_consumer_release(x->ch->c, recs, k);
+}
+
 int spwc_recv(struct chan *ch, chan_msg_fn fn, void *arg)
 {
 	struct spw_rx x = { ch, fn, arg, 0 };
 	bool busy = ch->cfg.busy;
 	int r;
 
-	if (ch->r)
-		r = busy ? spw_reader_poll(ch->r, on_record, &x, POLL_MAX)
-			 : spw_reader_poll_wait(ch->r, on_record, &x, POLL_MAX, WAIT_SLICE_NS);
+	if (busy || ch->r)
+		r = recv_batch(&x, busy);
 	else
-		r = busy ? spw_consumer_poll(ch->c, on_record, &x, POLL_MAX)
-			 : spw_consumer_poll_wait(ch->c, on_record, &x, POLL_MAX, WAIT_SLICE_NS);
+		r = spw_consumer_poll_wait(ch->c, on_record, &x, POLL_MAX, WAIT_SLICE_NS);
 	if (r < 0)
 		return r;
 	if (ch->c) {

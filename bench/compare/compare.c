@@ -59,11 +59,14 @@
 
 static const struct sysdef systems[] = {
 	{ "spillway-live", SYS_SPW, true, false, false,
-	  "spw_producer_send / spw_consumer_poll, both spinning; no-spill topic, the receiver reclaims", false },
+	  "an exclusive producer's spw_producer_send / spw_consumer_peek+release (batches of <= 256), both "
+	  "spinning; no-spill topic, the receiver reclaims", false },
 	{ "spillway-wait", SYS_SPW, false, false, false,
-	  "spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, then futex sleep)", false },
+	  "an exclusive producer's spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, "
+	  "then futex sleep)", false },
 	{ "spillway-spill", SYS_SPW, false, true, false,
-	  "spillwayd spills to disk meanwhile; blocking calls as spillway-wait; the receiver is an spw_reader", false },
+	  "spillwayd spills to disk meanwhile; an exclusive producer's send_wait; the receiver is an "
+	  "spw_reader (spw_reader_read batches)", false },
 	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false },
 	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false },
 	{ "unix", SYS_UNIX, false, false, false,
