@@ -197,7 +197,9 @@ int metrics_start(void)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	unsigned flags = MHD_USE_ERROR_LOG;
+	/* epoll, not select(): the daemon's fds (segments of up to 256 topics)
+	 * may pass FD_SETSIZE. */
+	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_EPOLL;
 
 	M.start_ns = ring_realtime_ns();
 	if (!D.metrics_listen[0])
