@@ -56,53 +56,60 @@ static void run_feed(struct test_daemon *d, struct test_feed *f)
 	assert_int_equal(test_daemon_wait_kids(d, scaled_s(60, 120)), 0);
 }
 
+/* The end of a case fed by four producers, the daemon stopped: all up to
+ * the tail spilled and durable; the log holds every record of the feed
+ * once, in producer order, and ends at the tail with no torn index bytes. */
+static void all_spilled_and_walked(struct dcase *c)
+{
+	struct test_feed_check chk;
+
+	info_of(c->t, &c->in);
+	assert_int_equal(c->in.spilled, c->in.tail);
+	assert_int_equal(c->in.durable, c->in.tail);
+	test_feed_check_init(&chk, c->seed, 4, MAXREC);
+	walk_check(c->d, c->spec.name, &c->w, &chk, NULL, NULL, c->seed);
+	check_counts(&chk, c->f, c->seed);
+	assert_int_equal(c->w.end, c->in.tail);
+	assert_int_equal(c->w.file_end, c->in.tail);
+	assert_int_equal(c->w.torn_index_bytes, 0);
+}
+
 /* ---------------------------------------------------------------------------
  * (a) kill -9 at random instants while four producers write.
  */
 static void kill9_at_random_instants_loses_and_duplicates_nothing(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "crash", RING, 4 * RING, MAXREC, 50, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in;
-	struct test_seg_walk w;
-	struct test_feed_check c;
-	struct test_feed *f;
-	char dir[1024];
-	uint64_t seed, rng, last_spilled = 0;
+	struct dcase c;
+	struct test_daemon *d = dcase_begin(&c, state, &spec, "kill9");
+	uint64_t rng = c.seed, last_spilled = 0;
 	int cycles = (int)test_scaled(24, 20, 20), waited = 0, r;
 	int64_t t0 = test_now_ns();
 
-	need_daemon();
-	seed = test_seed("kill9");
-	rng = seed;
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	test_daemon_topic_dir(d, "crash", dir, sizeof(dir));
-	start_attached(d, "crash");
-	f = test_feed_new(d->shm, "crash", seed, 0, 4, MAXREC);
-	f->pace_ns = 300 * 1000; /* ~15 MB/s in all: the daemon keeps up, segments roll */
-	f->timeout_ns = 200 * TEST_MS;
-	f->deadline_ns = test_now_ns() + scaled_s(100, 200);
-	test_feed_start(f, d);
-	assert_int_equal(spw_topic_open(d->shm, "crash", SPW_OPEN_RDONLY, &t), 0);
+	c.f = test_feed_new(d->shm, "crash", c.seed, 0, 4, MAXREC);
+	c.f->pace_ns = 300 * 1000; /* ~15 MB/s in all: the daemon keeps up, segments roll */
+	c.f->timeout_ns = 200 * TEST_MS;
+	c.f->deadline_ns = test_now_ns() + scaled_s(100, 200);
+	test_feed_start(c.f, d);
+	assert_int_equal(spw_topic_open(d->shm, "crash", SPW_OPEN_RDONLY, &c.t), 0);
 
 	for (int i = 0; i < cycles; i++) {
 		test_sleep_ns((int64_t)(10 + test_rand_below(&rng, 191)) * TEST_MS);
 		test_daemon_kill(d);
 		/* Dead now: what it published must be in the files (W3), and
 		 * the counters only grow (I1). */
-		info_of(t, &in);
-		assert_seeded(in.spilled >= last_spilled, seed);
-		last_spilled = in.spilled;
-		memset(&w, 0, sizeof(w));
-		r = test_seg_walk(dir, &w);
+		info_of(c.t, &c.in);
+		assert_seeded(c.in.spilled >= last_spilled, c.seed);
+		last_spilled = c.in.spilled;
+		memset(&c.w, 0, sizeof(c.w));
+		r = test_seg_walk(c.dir, &c.w);
 		if (r)
-			fail_msg("walk after kill %d: %d: %s (SPW_TEST_SEED=%#llx)", i, r, w.err,
-				 (unsigned long long)seed);
-		if (w.end < in.spilled)
+			fail_msg("walk after kill %d: %d: %s (SPW_TEST_SEED=%#llx)", i, r, c.w.err,
+				 (unsigned long long)c.seed);
+		if (c.w.end < c.in.spilled)
 			fail_msg("kill %d: the ring says spilled %llu, the files end at %llu "
-				 "(SPW_TEST_SEED=%#llx)", i, (unsigned long long)in.spilled,
-				 (unsigned long long)w.end, (unsigned long long)seed);
+				 "(SPW_TEST_SEED=%#llx)", i, (unsigned long long)c.in.spilled,
+				 (unsigned long long)c.w.end, (unsigned long long)c.seed);
 		assert_true(test_daemon_start(d) > 0);
 		/* Every other run gets to attach (so the log moves on); the rest
 		 * may die anywhere, recovery included. */
@@ -112,30 +119,21 @@ static void kill9_at_random_instants_loses_and_duplicates_nothing(void **state)
 		}
 	}
 	assert_int_equal(test_daemon_wait_attached(d, "crash", scaled_s(10, 30)), 0);
-	atomic_store(&f->stop, 1);
-	spilled_then_stop(d, t, scaled_s(20, 60), &in);
+	atomic_store(&c.f->stop, 1);
+	spilled_then_stop(d, c.t, scaled_s(20, 60), &c.in);
 
-	info_of(t, &in);
-	assert_int_equal(in.spilled, in.tail);
-	assert_int_equal(in.durable, in.tail);
-	test_feed_check_init(&c, seed, 4, MAXREC);
-	walk_check(d, "crash", &w, &c, NULL, NULL, seed);
-	check_counts(&c, f, seed);
-	assert_int_equal(w.first, 0);
-	assert_int_equal(w.end, in.tail);
-	assert_int_equal(w.file_end, in.tail);
-	assert_int_equal(w.torn_index_bytes, 0);
-	assert_int_equal(w.data_records, test_feed_total(f, f->sent));
-	if (test_feed_total(f, f->canceled) == 0)
-		assert_int_equal(w.aborted_records, 0);
+	all_spilled_and_walked(&c);
+	assert_int_equal(c.w.first, 0);
+	assert_int_equal(c.w.data_records, test_feed_total(c.f, c.f->sent));
+	if (test_feed_total(c.f, c.f->canceled) == 0)
+		assert_int_equal(c.w.aborted_records, 0);
 	print_message("[ info     ] %d kills (%d after attach), %llu records, %llu segments, "
 		      "%.1f MB, %llu send timeouts, %.1f s\n",
-		      cycles, waited, (unsigned long long)w.data_records,
-		      (unsigned long long)w.segments, (double)w.end / 1e6,
-		      (unsigned long long)test_feed_total(f, f->timeouts),
+		      cycles, waited, (unsigned long long)c.w.data_records,
+		      (unsigned long long)c.w.segments, (double)c.w.end / 1e6,
+		      (unsigned long long)test_feed_total(c.f, c.f->timeouts),
 		      (double)(test_now_ns() - t0) / TEST_SEC);
-	spw_topic_close(t);
-	test_feed_free(f);
+	dcase_close(&c);
 }
 
 /* A kill -9 inside segment creation: seg_open creates the .seg, then the
@@ -243,62 +241,56 @@ static void checkpoint_at(const char *dir, uint64_t pos)
 	close(fd);
 }
 
-static void restart_after_ring_loss(struct test_daemon *d, enum damage how)
+static void restart_after_ring_loss(void **state, enum damage how)
 {
 	const struct test_topic_spec spec = { "lost", RING, 2 * RING, MAXREC, 50, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in;
-	struct test_seg_walk w;
+	struct dcase c;
+	struct test_daemon *d =
+		dcase_begin(&c, state, &spec, how == CUT_TAIL ? "ring_loss_cut" : "ring_loss_corrupt");
 	struct test_feed *f0, *f1;
 	struct skips skips = { 0 }, *sk = &skips;
-	char dir[1024], sp[1100];
-	uint64_t seed, rng, old_tail, cut_end, kept = 0, k = 0, reused_at = 0, below_cut;
+	char sp[1100];
+	uint64_t rng = c.seed, old_tail, cut_end, kept = 0, k = 0, reused_at = 0, below_cut;
 	int fd;
 
-	need_daemon();
-	seed = test_seed(how == CUT_TAIL ? "ring_loss_cut" : "ring_loss_corrupt");
-	rng = seed;
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	test_daemon_topic_dir(d, "lost", dir, sizeof(dir));
-	start_attached(d, "lost");
-	f0 = test_feed_new(d->shm, "lost", seed, 0, 1, MAXREC);
+	f0 = test_feed_new(d->shm, "lost", c.seed, 0, 1, MAXREC);
 	f0->per_producer = test_scaled(700, 400, 400); /* ~1.4 MB: three segments */
 	run_feed(d, f0);
-	assert_int_equal(spw_topic_open(d->shm, "lost", SPW_OPEN_RDONLY, &t), 0);
-	info_of(t, &in);
-	old_tail = in.tail;
+	assert_int_equal(spw_topic_open(d->shm, "lost", SPW_OPEN_RDONLY, &c.t), 0);
+	info_of(c.t, &c.in);
+	old_tail = c.in.tail;
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-	info_of(t, &in);
-	assert_int_equal(in.durable, old_tail);
-	spw_topic_close(t);
-	t = NULL;
+	info_of(c.t, &c.in);
+	assert_int_equal(c.in.durable, old_tail);
+	spw_topic_close(c.t);
+	c.t = NULL;
 
 	/* Where the last index entry's range begins: damage there cuts the
 	 * log back to it. */
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(test_seg_walk(dir, &w), 0);
-	assert_int_equal(w.end, old_tail);
-	cut_end = w.last_entry_start;
+	memset(&c.w, 0, sizeof(c.w));
+	assert_int_equal(test_seg_walk(c.dir, &c.w), 0);
+	assert_int_equal(c.w.end, old_tail);
+	cut_end = c.w.last_entry_start;
 	assert_true(cut_end < old_tail);
-	below_cut = records_ending_by(dir, cut_end);
+	below_cut = records_ending_by(c.dir, cut_end);
 	assert_int_equal(spw_topic_delete(d->shm, "lost"), 0);
-	snprintf(sp, sizeof(sp), "%s/%020llu.seg", dir, (unsigned long long)w.last_base);
+	snprintf(sp, sizeof(sp), "%s/%020llu.seg", c.dir, (unsigned long long)c.w.last_base);
 	if (how == CUT_TAIL) {
 		/* A tail beyond the durable checkpoint (the crash came before
 		 * the fdatasync that would have covered it): below a checkpoint
 		 * recovery refuses to cut (damage_below_the_checkpoint_...). */
-		checkpoint_at(dir, cut_end);
+		checkpoint_at(c.dir, cut_end);
 		/* >= 8 bytes: less is hidden by rounding positions up to 8. */
 		k = 8 + test_rand_below(&rng, old_tail - cut_end - 7);
-		assert_int_equal(truncate(sp, (off_t)(old_tail - k - w.last_base)), 0);
+		assert_int_equal(truncate(sp, (off_t)(old_tail - k - c.w.last_base)), 0);
 	} else {
 		uint64_t junk = 0x0123456789abcdefull;
 		/* A torn tail beyond the durable checkpoint may be cut; below
 		 * one it is kept (a_flipped_byte_below_the_durable_checkpoint_). */
-		checkpoint_at(dir, cut_end);
+		checkpoint_at(c.dir, cut_end);
 		fd = open(sp, O_WRONLY);
 		assert_true(fd >= 0);
-		assert_int_equal(pwrite(fd, &junk, 8, (off_t)(old_tail - 8 - w.last_base)), 8);
+		assert_int_equal(pwrite(fd, &junk, 8, (off_t)(old_tail - 8 - c.w.last_base)), 8);
 		close(fd);
 	}
 
@@ -307,62 +299,62 @@ static void restart_after_ring_loss(struct test_daemon *d, enum damage how)
 	assert_true(test_daemon_start(d) > 0);
 	assert_int_equal(test_daemon_wait_log(d, "ring recreated", 1, scaled_s(10, 30)), 0);
 	assert_int_equal(test_daemon_wait_attached(d, "lost", scaled_s(10, 30)), 0);
-	assert_int_equal(spw_topic_open(d->shm, "lost", SPW_OPEN_RDONLY, &t), 0);
-	info_of(t, &in);
-	if (in.start_position < old_tail) {
-		reused_at = in.start_position;
+	assert_int_equal(spw_topic_open(d->shm, "lost", SPW_OPEN_RDONLY, &c.t), 0);
+	info_of(c.t, &c.in);
+	if (c.in.start_position < old_tail) {
+		reused_at = c.in.start_position;
 		print_error("BUG: the recreated ring starts at %llu, below the old tail %llu "
 			    "(damage: %s, %llu bytes): positions %llu..%llu are reused\n",
-			    (unsigned long long)in.start_position, (unsigned long long)old_tail,
+			    (unsigned long long)c.in.start_position, (unsigned long long)old_tail,
 			    how == CUT_TAIL ? "cut" : "corrupt", (unsigned long long)k,
-			    (unsigned long long)in.start_position, (unsigned long long)old_tail);
+			    (unsigned long long)c.in.start_position, (unsigned long long)old_tail);
 	}
-	assert_true(in.start_position >= cut_end);
-	assert_int_equal(in.tail, in.start_position);
+	assert_true(c.in.start_position >= cut_end);
+	assert_int_equal(c.in.tail, c.in.start_position);
 
 	/* New records continue after it. */
-	f1 = test_feed_new(d->shm, "lost", seed, 1, 1, MAXREC);
+	f1 = test_feed_new(d->shm, "lost", c.seed, 1, 1, MAXREC);
 	f1->per_producer = 100;
 	run_feed(d, f1);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(test_wait_counter(c.t, false, c.in.tail, scaled_s(10, 30)), 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
-	info_of(t, &in);
+	info_of(c.t, &c.in);
 
 	/* The walk: producer 0's records before the cut intact, the cut range
 	 * ABORTED, producer 1's records after it. */
-	test_feed_check_init(&sk->c, seed, 2, MAXREC);
-	walk_check(d, "lost", &w, &sk->c, note_skip, sk, seed);
+	test_feed_check_init(&sk->c, c.seed, 2, MAXREC);
+	walk_check(d, "lost", &c.w, &sk->c, note_skip, sk, c.seed);
 	kept = sk->c.e.next_seq[0];
 	assert_int_equal(kept, below_cut);
 	assert_true(kept < test_feed_total(f0, f0->sent));
 	assert_int_equal(sk->c.e.next_seq[1], 100);
-	assert_int_equal(w.end, in.tail);
+	assert_int_equal(c.w.end, c.in.tail);
 	assert_true(sk->n >= 1);
 	assert_int_equal(sk->pos[0], cut_end);
-	assert_int_equal(w.aborted_bytes, in.start_position - cut_end);
+	assert_int_equal(c.w.aborted_bytes, c.in.start_position - cut_end);
 	print_message("[ info     ] old tail %llu, log cut back to %llu, new ring at %llu, %llu "
 		      "records kept of %llu\n",
 		      (unsigned long long)old_tail, (unsigned long long)cut_end,
-		      (unsigned long long)in.start_position, (unsigned long long)kept,
+		      (unsigned long long)c.in.start_position, (unsigned long long)kept,
 		      (unsigned long long)test_feed_total(f0, f0->sent));
-	spw_topic_close(t);
+	dcase_close(&c);
 	test_feed_free(f0);
 	test_feed_free(f1);
 	if (reused_at)
 		fail_msg("positions reused: the new ring starts at %llu < old tail %llu "
 			 "(SPW_TEST_SEED=%#llx)", (unsigned long long)reused_at,
-			 (unsigned long long)old_tail, (unsigned long long)seed);
+			 (unsigned long long)old_tail, (unsigned long long)c.seed);
 }
 
 static void ring_loss_with_a_cut_tail_restarts_after_the_old_tail(void **state)
 {
-	restart_after_ring_loss(*state, CUT_TAIL);
+	restart_after_ring_loss(state, CUT_TAIL);
 }
 
 static void ring_loss_with_a_corrupt_tail_restarts_after_the_old_tail(void **state)
 {
-	restart_after_ring_loss(*state, CORRUPT_TAIL);
+	restart_after_ring_loss(state, CORRUPT_TAIL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -406,59 +398,54 @@ static int victim_main(void *arg)
 	return 1;
 }
 
-static void killed_claim(struct test_daemon *d, enum victim_mode mode)
+static void killed_claim(void **state, enum victim_mode mode)
 {
 	const struct test_topic_spec spec = { "victim", RING, 4 * RING, MAXREC, 50, 200 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in;
-	struct test_seg_walk w;
-	struct test_feed *f;
+	struct dcase c;
+	struct test_daemon *d = dcase_begin(
+		&c, state, &spec, mode == BEFORE_HEADER ? "claim_before_header" : "claim_mid_payload");
 	struct victim *v = test_shared_alloc(sizeof(*v));
 	struct skips skips = { 0 }, *sk = &skips;
-	uint64_t seed, tail_at_stop;
+	uint64_t tail_at_stop;
 	/* "within about a second": unblock_ms is 200 */
 	int64_t t_kill, moved_ns, logged,
 		limit_ns = (int64_t)test_scaled(1500, 5000, 5000) * TEST_MS;
 	pid_t vp;
 	bool found = false;
 
-	need_daemon();
-	seed = test_seed(mode == BEFORE_HEADER ? "claim_before_header" : "claim_mid_payload");
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "victim");
-	assert_int_equal(spw_topic_open(d->shm, "victim", SPW_OPEN_RDONLY, &t), 0);
-	f = feed_timed(d, "victim", seed, 1, 3, MAXREC);
-	f->per_producer = test_scaled(600, 300, 300);
-	f->pace_ns = 200 * 1000;
-	test_feed_start(f, d);
+	dcase_open_ro(&c);
+	c.f = feed_timed(d, "victim", c.seed, 1, 3, MAXREC);
+	c.f->per_producer = test_scaled(600, 300, 300);
+	c.f->pace_ns = 200 * 1000;
+	test_feed_start(c.f, d);
 
 	snprintf(v->shm, sizeof(v->shm), "%s", d->shm);
-	v->seed = seed;
+	v->seed = c.seed;
 	v->mode = mode;
 	v->before = 20;
 	atomic_store(&v->claim_pos, -1);
 	vp = test_fork(victim_main, v);
 	test_daemon_add_kid(d, vp);
 	assert_int_equal(test_wait_stopped(vp, scaled_s(10, 30)), 0);
-	info_of(t, &in);
-	tail_at_stop = in.tail; /* past the victim's claim */
+	info_of(c.t, &c.in);
+	tail_at_stop = c.in.tail; /* past the victim's claim */
 	/* Alive but stopped for 3x unblock_ms: the daemon waits and says so. */
 	test_sleep_ns(600 * TEST_MS);
-	info_of(t, &in);
-	assert_true(in.stall_slot >= 0);
-	assert_true(in.stall_position < tail_at_stop);
+	info_of(c.t, &c.in);
+	assert_true(c.in.stall_slot >= 0);
+	assert_true(c.in.stall_position < tail_at_stop);
 	if (mode == MID_PAYLOAD)
-		assert_int_equal(in.stall_position, (uint64_t)atomic_load(&v->claim_pos));
-	assert_true(in.spilled <= in.stall_position);
-	assert_int_equal(in.stall_pid, (uint32_t)vp); /* the kernel's answer */
-	assert_int_equal(in.aborted_claims, 0);
+		assert_int_equal(c.in.stall_position, (uint64_t)atomic_load(&v->claim_pos));
+	assert_true(c.in.spilled <= c.in.stall_position);
+	assert_int_equal(c.in.stall_pid, (uint32_t)vp); /* the kernel's answer */
+	assert_int_equal(c.in.aborted_claims, 0);
 	test_daemon_reap_kid(d, vp);
 	t_kill = test_now_ns();
 	/* The daemon aborts the dead claim after unblock_ms and spills on. */
-	assert_int_equal(test_wait_counter(t, false, tail_at_stop, limit_ns), 0);
+	assert_int_equal(test_wait_counter(c.t, false, tail_at_stop, limit_ns), 0);
 	moved_ns = test_now_ns() - t_kill;
 
-	spilled_then_stop(d, t, scaled_s(10, 30), &in);
+	spilled_then_stop(d, c.t, scaled_s(10, 30), &c.in);
 	assert_true(test_daemon_log_count(d, "aborted", true) >= 1);
 	assert_true(test_daemon_log_count(d, "spilling waits at position", true) >= 1);
 	assert_true(test_daemon_log_count(d, "spilling resumed", true) >= 1);
@@ -468,12 +455,12 @@ static void killed_claim(struct test_daemon *d, enum victim_mode mode)
 		assert_int_equal(logged, atomic_load(&v->claim_pos));
 	assert_true((uint64_t)logged < tail_at_stop);
 
-	info_of(t, &in);
-	test_feed_check_init(&sk->c, seed, 4, MAXREC);
-	walk_check(d, "victim", &w, &sk->c, note_skip, sk, seed);
-	check_counts(&sk->c, f, seed);
+	info_of(c.t, &c.in);
+	test_feed_check_init(&sk->c, c.seed, 4, MAXREC);
+	walk_check(d, "victim", &c.w, &sk->c, note_skip, sk, c.seed);
+	check_counts(&sk->c, c.f, c.seed);
 	assert_int_equal(sk->c.e.next_seq[0], v->before);
-	assert_int_equal(w.end, in.tail);
+	assert_int_equal(c.w.end, c.in.tail);
 	for (int i = 0; i < sk->n; i++)
 		found |= sk->pos[i] == (uint64_t)logged;
 	if (!found)
@@ -482,20 +469,19 @@ static void killed_claim(struct test_daemon *d, enum victim_mode mode)
 	print_message("[ info     ] claim at %lld aborted; spilled past it %.0f ms after the kill; "
 		      "%d aborted records, %llu send timeouts\n",
 		      (long long)logged, (double)moved_ns / TEST_MS, sk->n,
-		      (unsigned long long)test_feed_total(f, f->timeouts));
-	spw_topic_close(t);
-	test_feed_free(f);
+		      (unsigned long long)test_feed_total(c.f, c.f->timeouts));
+	dcase_close(&c);
 	test_shared_free(v, sizeof(*v));
 }
 
 static void producer_stopped_after_its_tail_claim_waits_then_killed_is_aborted_at_once(void **state)
 {
-	killed_claim(*state, BEFORE_HEADER);
+	killed_claim(state, BEFORE_HEADER);
 }
 
 static void producer_stopped_mid_payload_waits_then_killed_is_aborted_at_once(void **state)
 {
-	killed_claim(*state, MID_PAYLOAD);
+	killed_claim(state, MID_PAYLOAD);
 }
 
 /* ---------------------------------------------------------------------------
@@ -503,34 +489,19 @@ static void producer_stopped_mid_payload_waits_then_killed_is_aborted_at_once(vo
  */
 static void sigterm_spills_everything_durably_and_exits_0(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "term", RING, 4 * RING, MAXREC, 1000, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_topic_info in;
-	struct test_seg_walk w;
-	struct test_feed_check c;
-	struct test_feed *f;
-	uint64_t seed;
+	struct dcase c;
+	struct test_daemon *d = dcase_begin(&c, state, &spec, "sigterm");
 
-	seed = case_begin(d, &spec, "sigterm");
-	f = test_feed_new(d->shm, "term", seed, 0, 4, MAXREC);
-	f->per_producer = test_scaled(1000, 300, 300);
-	run_feed(d, f);
-	assert_int_equal(spw_topic_open(d->shm, "term", SPW_OPEN_RDONLY, &t), 0);
+	c.f = test_feed_new(d->shm, "term", c.seed, 0, 4, MAXREC);
+	c.f->per_producer = test_scaled(1000, 300, 300);
+	run_feed(d, c.f);
+	dcase_open_ro(&c);
 	assert_true(test_daemon_alive(d));
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
 	assert_true(test_daemon_log_count(d, "stopped", false) >= 1);
-	info_of(t, &in);
-	assert_int_equal(in.spilled, in.tail);
-	assert_int_equal(in.durable, in.tail);
-	test_feed_check_init(&c, seed, 4, MAXREC);
-	walk_check(d, "term", &w, &c, NULL, NULL, seed);
-	check_counts(&c, f, seed);
-	assert_int_equal(w.end, in.tail);
-	assert_int_equal(w.file_end, in.tail);
-	assert_int_equal(w.torn_index_bytes, 0);
-	spw_topic_close(t);
-	test_feed_free(f);
+	all_spilled_and_walked(&c);
+	dcase_close(&c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -538,17 +509,16 @@ static void sigterm_spills_everything_durably_and_exits_0(void **state)
  */
 static void second_daemon_on_the_same_data_dir_exits_1(void **state)
 {
-	struct test_daemon *d = *state;
 	const struct test_topic_spec spec = { "solo", RING, 4 * RING, MAXREC, 0, 0 };
+	struct dcase c;
+	struct test_daemon *d;
 	char log2[600], pidstr[32];
 	static char text[65536];
 	pid_t second;
 	FILE *fl;
 	long n;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "solo");
+	d = dcase_begin(&c, state, &spec, NULL);
 	snprintf(log2, sizeof(log2), "%s/second.log", d->root);
 	second = test_daemon_spawn(d, log2);
 	assert_true(second > 0);
@@ -575,11 +545,9 @@ static void second_daemon_on_the_same_data_dir_exits_1(void **state)
  * logs): it says so once, naming the owner, and leaves them alone. */
 static void second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone(void **state)
 {
-	struct test_daemon *d = *state, d2;
 	const struct test_topic_spec spec = { "owned", RING, 4 * RING, MAXREC, 0, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_topic_info in;
+	struct dcase c;
+	struct test_daemon *d, d2;
 	char log2[600], want[128], dir2[1200];
 	static char text[65536];
 	struct stat st;
@@ -588,9 +556,7 @@ static void second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone(void **st
 	FILE *fl;
 	long n = 0;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	start_attached(d, "owned");
+	d = dcase_begin(&c, state, &spec, NULL);
 	d2 = *d;
 	snprintf(d2.data, sizeof(d2.data), "%s/data2", d->root);
 	snprintf(log2, sizeof(log2), "%s/second.log", d->root);
@@ -612,11 +578,11 @@ static void second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone(void **st
 		test_sleep_ns(50 * TEST_MS);
 	}
 	/* Records go to the owner only, through several rescans of the second. */
-	open_producer(d, "owned", &t, &p);
+	open_producer(d, "owned", &c.t, &c.p);
 	for (int i = 0; i < 2000; i++)
-		assert_true(spw_producer_send_wait(p, "record", 6, 10 * TEST_SEC) >= 0);
-	info_of(t, &in);
-	assert_int_equal(test_wait_counter(t, false, in.tail, scaled_s(10, 30)), 0);
+		assert_true(spw_producer_send_wait(c.p, "record", 6, 10 * TEST_SEC) >= 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(test_wait_counter(c.t, false, c.in.tail, scaled_s(10, 30)), 0);
 	test_sleep_ns(2500 * TEST_MS);
 	snprintf(dir2, sizeof(dir2), "%s/owned/00000000000000000000.seg", d2.data);
 	assert_int_not_equal(stat(dir2, &st), 0);
@@ -633,8 +599,7 @@ static void second_daemon_on_the_same_shm_dir_leaves_owned_rings_alone(void **st
 		assert_int_equal(count, 1); /* said once, not at every rescan */
 	}
 	assert_true(test_daemon_alive(d));
-	spw_producer_close(p);
-	spw_topic_close(t);
+	dcase_close(&c);
 	kill(second, SIGTERM);
 	assert_int_equal(test_daemon_wait_kids(d, scaled_s(20, 60)), 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
@@ -700,22 +665,23 @@ static int read_seqs(struct test_daemon *d, const char *topic, unsigned flags, s
 	return n;
 }
 
-/* The start of the cases on a damaged log: records 0 .. total - 1 sent and
- * acknowledged durable (settle: then 100 ms more, for the checkpoint written
- * after that sync), the daemon killed (-9); dir: the topic's data dir. */
-static void durable_then_killed(struct test_daemon *d, const struct test_topic_spec *spec,
-				struct spw_topic **t, struct spw_producer **p, uint64_t total,
-				bool settle, char *dir, size_t size)
+/* The start of the cases on a damaged log: topic made (flush 20 ms), the
+ * daemon attached, records 0 .. total - 1 sent and acknowledged durable
+ * (settle: then 100 ms more, for the checkpoint written after that sync),
+ * the daemon killed (-9); c holds the topic and its producer. */
+static struct test_daemon *durable_then_killed(struct dcase *c, void **state, const char *topic,
+					       uint64_t total, bool settle)
 {
+	const struct test_topic_spec spec = { topic, RING, 4 * RING, MAXREC, 20, 0 };
+	struct test_daemon *d = dcase_producer(c, state, &spec);
 	int64_t pos;
 
-	case_producer(d, spec, t, p);
-	pos = send_seqs(*p, 0, total);
-	assert_int_equal(spw_producer_wait_ack(*p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	pos = send_seqs(c->p, 0, total);
+	assert_int_equal(spw_producer_wait_ack(c->p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 	if (settle)
 		test_sleep_ns(100 * TEST_MS);
 	test_daemon_kill(d);
-	test_daemon_topic_dir(d, spec->name, dir, size);
+	return d;
 }
 
 /* The byte of the file at off xored with mask. */
@@ -743,61 +709,56 @@ static void read_all_seqs(struct test_daemon *d, const char *topic, uint64_t wan
 
 static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void **state)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "flip", RING, 4 * RING, MAXREC, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_reader *r = NULL;
-	struct spw_topic_info in;
+	const uint64_t total = 700; /* 700 * 216 B = 151200 B: three index entries */
+	struct dcase c;
+	struct test_daemon *d = durable_then_killed(&c, state, "flip", total, true);
 	struct seqs q = { 0 };
-	char seg[1200], file[1200], dir[1024];
+	char seg[1200], file[1200];
 	int64_t pos = -1, at = -1;
-	uint64_t total = 700; /* 700 * 216 B = 151200 B: three index entries */
 	int n;
 
-	durable_then_killed(d, &spec, &t, &p, total, true, dir, sizeof(dir));
 	/* A third of the way into the segment: inside the second index entry. */
-	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", dir);
+	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", c.dir);
 	xor_byte_at(seg, 80000, 0x40);
 
 	start_attached(d, "flip");
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
 	assert_int_equal(test_daemon_log_count(d, "aborted gap", false), 0);
 	assert_int_equal(test_daemon_log_count(d, "fail their CRC below the durable checkpoint", false), 1);
-	info_of(t, &in);
-	assert_int_equal(in.disk_bad_ranges, 1); /* stat shows it */
+	info_of(c.t, &c.in);
+	assert_int_equal(c.in.disk_bad_ranges, 1); /* stat shows it */
 	if (getenv("SPW_CLI"))
 		assert_int_equal(test_daemon_cli(d, "stat flip | grep -q 'DISK DAMAGE: 1 range(s) "
 						    "of the log fail their CRC'"),
 				 0);
 	/* New records go on after the old ones. */
-	pos = send_seqs(p, total, 1);
+	pos = send_seqs(c.p, total, 1);
 	assert_int_equal(pos, (int64_t)(total * 216));
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
 
 	/* Without skipping: -EBADMSG, naming the segment file and where. */
-	n = read_seqs(d, "flip", SPW_READER_NO_LIVE, &q, &r);
+	n = read_seqs(d, "flip", SPW_READER_NO_LIVE, &q, &c.r);
 	assert_int_equal(n, -EBADMSG);
-	assert_int_equal(spw_reader_error(r, file, sizeof(file), &at), 0);
+	assert_int_equal(spw_reader_error(c.r, file, sizeof(file), &at), 0);
 	assert_string_equal(file, seg);
 	assert_true(at <= 80000 && at > 0);
-	spw_reader_close(r);
+	spw_reader_close(c.r);
 	/* Skipping: only the bad entry's records are missing, all after it
 	 * (durable before the crash, and the new one) arrive. */
 	memset(&q, 0, sizeof(q));
-	n = read_seqs(d, "flip", SPW_READER_NO_LIVE | SPW_READER_SKIP_CORRUPT, &q, &r);
+	n = read_seqs(d, "flip", SPW_READER_NO_LIVE | SPW_READER_SKIP_CORRUPT, &q, &c.r);
 	assert_int_equal(n, 0);
 	assert_int_equal(q.bad, 0);
 	assert_int_equal(q.next, total + 1);
-	assert_true(spw_reader_skipped(r) > 0 && spw_reader_skipped(r) <= 70000);
-	assert_int_equal(q.n + spw_reader_skipped(r) / 216, total + 1);
-	info_of(t, &in);
-	assert_int_equal(spw_reader_position(r), (int64_t)in.tail);
+	assert_true(spw_reader_skipped(c.r) > 0 && spw_reader_skipped(c.r) <= 70000);
+	assert_int_equal(q.n + spw_reader_skipped(c.r) / 216, total + 1);
+	info_of(c.t, &c.in);
+	assert_int_equal(spw_reader_position(c.r), (int64_t)c.in.tail);
 	print_message("[ info     ] byte flipped at 80000: %llu bytes skipped (one index entry), "
 		      "%llu of %llu records read back, error named %s at %lld\n",
-		      (unsigned long long)spw_reader_skipped(r), (unsigned long long)q.n,
+		      (unsigned long long)spw_reader_skipped(c.r), (unsigned long long)q.n,
 		      (unsigned long long)total + 1, seg, (long long)at);
-	case_end(d, r, p, t);
+	dcase_end(&c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -807,23 +768,18 @@ static void a_flipped_byte_below_the_durable_checkpoint_loses_nothing_else(void 
  */
 static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "reidx", RING, 4 * RING, MAXREC, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_reader *r = NULL;
-	struct spw_topic_info in;
+	const uint64_t total = 6000; /* 6000 * 216 B = 1.3 MB: into the second 1 MiB segment */
+	struct dcase c;
+	struct test_daemon *d = durable_then_killed(&c, state, "reidx", total, false);
 	struct seqs q = { 0 };
-	char ip[1200], dir[1024];
-	uint64_t total = 6000; /* 6000 * 216 B = 1.3 MB: into the second 1 MiB segment */
+	char ip[1200];
 	int64_t pos = -1;
 
-	durable_then_killed(d, &spec, &t, &p, total, false, dir, sizeof(dir));
-	snprintf(ip, sizeof(ip), "%s/%020llu.idx", dir, (unsigned long long)(4 * RING));
+	snprintf(ip, sizeof(ip), "%s/%020llu.idx", c.dir, (unsigned long long)(4 * RING));
 	if (truncate(ip, 0)) {
 		char cmd[1200];
 
-		snprintf(cmd, sizeof(cmd), "ls -la %s >&2", dir);
+		snprintf(cmd, sizeof(cmd), "ls -la %s >&2", c.dir);
 		if (system(cmd)) {}
 		fail_msg("truncate %s: %s", ip, strerror(errno));
 	}
@@ -836,14 +792,14 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
 	assert_int_equal(test_daemon_log_count(d, "rebuilt it from the segment's records", false), 1);
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
 	assert_int_equal(test_daemon_log_count(d, "unreadable index", false), 0);
-	info_of(t, &in);
-	pos = send_seqs(p, total, 1);
-	assert_true(pos >= (int64_t)in.tail); /* after every old one (a padding may come first) */
-	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
-	read_all_seqs(d, "reidx", total + 1, &q, &r);
-	info_of(t, &in);
-	assert_int_equal(spw_reader_position(r), (int64_t)in.tail);
-	case_end(d, r, p, t);
+	info_of(c.t, &c.in);
+	pos = send_seqs(c.p, total, 1);
+	assert_true(pos >= (int64_t)c.in.tail); /* after every old one (a padding may come first) */
+	assert_int_equal(spw_producer_wait_ack(c.p, pos, SPW_ACK_DURABLE, scaled_s(10, 30)), 0);
+	read_all_seqs(d, "reidx", total + 1, &q, &c.r);
+	info_of(c.t, &c.in);
+	assert_int_equal(spw_reader_position(c.r), (int64_t)c.in.tail);
+	dcase_end(&c);
 }
 
 /* ---------------------------------------------------------------------------
@@ -853,26 +809,23 @@ static void an_empty_index_after_a_roll_is_rebuilt(void **state)
  */
 static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **state)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "ckpt", RING, 4 * RING, MAXREC, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_reader *r = NULL;
+	const uint64_t total = 700;
+	struct dcase c;
+	struct test_daemon *d = durable_then_killed(&c, state, "ckpt", total, true);
 	struct seqs q = { 0 };
-	char seg[1200], idx[1200], dir[1024];
-	uint64_t total = 700;
+	char seg[1200], idx[1200];
 	struct stat st;
 
-	durable_then_killed(d, &spec, &t, &p, total, true, dir, sizeof(dir));
-	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", dir);
-	snprintf(idx, sizeof(idx), "%s/00000000000000000000.idx", dir);
+	snprintf(seg, sizeof(seg), "%s/00000000000000000000.seg", c.dir);
+	snprintf(idx, sizeof(idx), "%s/00000000000000000000.idx", c.dir);
 	/* (a) A flipped byte in the index's first entry. */
 	xor_byte_at(idx, 64 + 5, 0x10);
 	start_attached(d, "ckpt");
 	assert_int_equal(test_daemon_log_count(d, "rebuilt it from the segment's records", false), 1);
 	assert_int_equal(test_daemon_log_count(d, "cut a torn tail", false), 0);
-	read_all_seqs(d, "ckpt", total, &q, &r);
-	spw_reader_close(r);
+	read_all_seqs(d, "ckpt", total, &q, &c.r);
+	spw_reader_close(c.r);
+	c.r = NULL;
 	test_sleep_ns(100 * TEST_MS);
 	test_daemon_kill(d);
 	/* (b) The segment cut below the checkpoint: refused, not cut more. */
@@ -885,8 +838,7 @@ static void damage_below_the_checkpoint_is_rebuilt_or_refused_never_cut(void **s
 	assert_int_equal(test_daemon_log_count(d, "topic ckpt: attached", false), 0);
 	assert_int_equal(stat(seg, &st), 0);
 	assert_int_equal(st.st_size, 60000);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	dcase_close(&c);
 	test_daemon_kill(d);
 }
 

@@ -3,8 +3,8 @@
  * daemon_case.h - the cmocka fixture shared by the daemon tests
  * (crash_daemon.c, fault_daemon.c): a sandbox per case, a skip when no
  * daemon binary exists, ASan-scaled timeouts, start-and-wait-attached,
- * the usual start of a case (case_begin, case_producer), a case's handles
- * in one struct (struct dcase: dcase_init, _begin, _producer, _close),
+ * the usual start of a case (case_producer), a case's handles in one
+ * struct (struct dcase: dcase_init, _begin, _producer, _close, _end),
  * feeds with a deadline and their end (feed_timed, spilled_then_stop), and
  * the walk of a topic's segments against a feed (walk_check,
  * check_counts).
@@ -52,21 +52,6 @@ static inline void start_attached(struct test_daemon *d, const char *topic)
 	assert_int_equal(test_daemon_wait_attached(d, topic, scaled_s(10, 30)), 0);
 }
 
-/* The start of most cases: skipped without a daemon, the seed printed
- * (what names the case), the topic made, the daemon started and attached
- * to it. Returns the seed. */
-static inline uint64_t case_begin(struct test_daemon *d, const struct test_topic_spec *spec,
-				  const char *what)
-{
-	uint64_t seed;
-
-	need_daemon();
-	seed = test_seed(what);
-	assert_int_equal(test_daemon_make_topic(d, spec), 0);
-	start_attached(d, spec->name);
-	return seed;
-}
-
 static inline void info_of(struct spw_topic *t, struct spw_topic_info *in)
 {
 	assert_int_equal(spw_topic_info(t, in), 0);
@@ -105,12 +90,14 @@ static inline void case_end(struct test_daemon *d, struct spw_reader *r, struct 
 }
 
 /* One case's handles and set-up, so a case declares one struct instead of
- * the same half-dozen locals: the sandbox (d), the topic's spec, the topic
- * (t), a producer (p) and a reader (r) on it, NULL until opened, a feed (f),
- * the counters last read (in), a walk of the log (w) and the seed. */
+ * the same half-dozen locals: the sandbox (d), the topic's spec and its
+ * data dir (dir), the topic (t), a producer (p) and a reader (r) on it,
+ * NULL until opened, a feed (f), the counters last read (in), a walk of the
+ * log (w) and the seed. */
 struct dcase {
 	struct test_daemon *d;
 	struct test_topic_spec spec;
+	char dir[1024];
 	struct spw_topic *t;
 	struct spw_producer *p;
 	struct spw_reader *r;
@@ -129,6 +116,7 @@ static inline struct test_daemon *dcase_init(struct dcase *c, void **state,
 	memset(c, 0, sizeof(*c));
 	c->d = *state;
 	c->spec = *spec;
+	test_daemon_topic_dir(c->d, spec->name, c->dir, sizeof(c->dir));
 	return c->d;
 }
 
@@ -145,13 +133,17 @@ static inline void dcase_open_ro(struct dcase *c)
 	assert_int_equal(spw_topic_open(c->d->shm, c->spec.name, SPW_OPEN_RDONLY, &c->t), 0);
 }
 
-/* dcase_init, then case_begin: the seed (printed, named what) in c->seed,
- * the topic made, the daemon attached to it. */
+/* The start of most cases: dcase_init; the seed printed (what names the
+ * case; none when NULL) and kept in c->seed; the topic made, the daemon
+ * started and attached to it. */
 static inline struct test_daemon *dcase_begin(struct dcase *c, void **state,
 					      const struct test_topic_spec *spec, const char *what)
 {
 	dcase_init(c, state, spec);
-	c->seed = case_begin(c->d, &c->spec, what);
+	if (what)
+		c->seed = test_seed(what);
+	dcase_make(c);
+	start_attached(c->d, c->spec.name);
 	return c->d;
 }
 
@@ -178,6 +170,13 @@ static inline void dcase_close(struct dcase *c)
 	c->p = NULL;
 	c->t = NULL;
 	c->f = NULL;
+}
+
+/* dcase_close, then the daemon stopped (SIGTERM) with exit status 0. */
+static inline void dcase_end(struct dcase *c)
+{
+	dcase_close(c);
+	assert_int_equal(test_daemon_stop(c->d, scaled_s(20, 60)), 0);
 }
 
 /* A feed (test_feed_new) on topic whose send attempts time out after 50 ms

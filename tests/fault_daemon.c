@@ -353,14 +353,13 @@ static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **st
 	uint64_t rng, len_rng, pos[64], bad, span, word, lw, lpos, lspan, lend;
 	uint32_t first_batch = 50, second = 40, k, len, lens[64];
 	enum garbage g;
-	char dir[1024], line[512];
+	char line[512];
 	int64_t end;
 
 	c.seed = test_seed("garbage");
 	rng = c.seed;
 	g = (enum garbage)test_rand_below(&rng, 7);
 	dcase_make(&c);
-	test_daemon_topic_dir(d, "garbage", dir, sizeof(dir));
 	start_attached(d, "garbage");
 	open_producer(d, "garbage", &c.t, &c.p);
 	len_rng = test_id_len_rng(c.seed, 0);
@@ -431,7 +430,7 @@ static void corrupt_header_in_the_ring_is_cut_out_and_spilling_goes_on(void **st
 	c.w.on_data = garbage_on_data;
 	c.w.on_skip = garbage_on_skip;
 	c.w.arg = &x;
-	if (test_seg_walk(dir, &c.w))
+	if (test_seg_walk(c.dir, &c.w))
 		fail_msg("segment walk: %s%s%s (SPW_TEST_SEED=%#llx)", c.w.err,
 			 x.check.err[0] ? ": " : "", x.check.err, (unsigned long long)c.seed);
 	assert_true(x.passed);
@@ -605,15 +604,14 @@ static void no_checkpoint_no_durable_acks(void **state)
 	const struct test_topic_spec spec = { "nockpt", RING, 4 * RING, MAXREC, 20, 0 };
 	struct dcase c;
 	struct test_daemon *d = dcase_init(&c, state, &spec);
-	char dir[1024], link[1200], target[1200], got[16] = { 0 };
+	char link[1200], target[1200], got[16] = { 0 };
 	int64_t pos;
 	int fd;
 
 	dcase_make(&c);
 	snprintf(target, sizeof(target), "%s/outside", d->root);
 	write_text(target, "precious\n");
-	test_daemon_topic_dir(d, "nockpt", dir, sizeof(dir));
-	snprintf(link, sizeof(link), "%s/durable", dir);
+	snprintf(link, sizeof(link), "%s/durable", c.dir);
 	assert_int_equal(symlink(target, link), 0);
 	start_attached(d, "nockpt");
 	open_producer(d, "nockpt", &c.t, &c.p);
