@@ -166,6 +166,32 @@ void spw_producer_close(struct spw_producer *p)
 			ring_test_hook(at);                                    \
 	} while (0)
 
+/* The end of the span a claim at tail takes: a PADDING record to the
+ * ring's end first when the record does not fit before it (I6, *pad its
+ * size, else 0). */
+static inline __attribute__((always_inline)) uint64_t claim_end(const struct spw_topic *t,
+								 uint64_t tail, uint64_t span,
+								 uint64_t *pad)
+{
+	uint64_t off = tail & t->mask;
+
+	*pad = off + span > t->ring_bytes ? t->ring_bytes - off : 0;
+	return tail + *pad + span;
+}
+
+/* I2: the span [tail, next) in our slot, before tail moves past it. claim
+ * first, end second (release): a reader that loads end (acquire) then
+ * claim never pairs our new end with an old claim; the old end with the new
+ * claim is an empty span (old end <= the guess). Release (free on x86): a
+ * reader that sees this claim sees our previous commit, made before it
+ * (consume.c boundary()). Our own line. */
+static inline __attribute__((always_inline)) void publish_span(struct ring_slot *s, uint64_t tail,
+							       uint64_t next)
+{
+	atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_release);
+	atomic_store_explicit(&s->end, next, memory_order_release);
+}
+
 /* The only producer (RING_EXCL_OFF's write lock): the same steps as the
  * shared claim with a plain store of tail instead of the CAS. */
 static inline __attribute__((always_inline)) int claim_exclusive(struct spw_producer *p,
@@ -174,13 +200,9 @@ static inline __attribute__((always_inline)) int claim_exclusive(struct spw_prod
 								 const bool hooked)
 {
 	struct spw_topic *t = p->t;
-	struct ring_slot *s = p->slot;
-	uint64_t off;
 
 	*tail = p->tail_own;
-	off = *tail & t->mask;
-	*pad = off + span > t->ring_bytes ? t->ring_bytes - off : 0; /* I6 */
-	*next = *tail + *pad + span;
+	*next = claim_end(t, *tail, span, pad);
 	if (*next > p->limit_seen) {
 		/* seq_cst: as in the shared claim (I3, and the re-check half of
 		 * I8). */
@@ -188,9 +210,7 @@ static inline __attribute__((always_inline)) int claim_exclusive(struct spw_prod
 		if (*next > p->limit_seen)
 			return -EAGAIN;
 	}
-	/* I2, as in the shared claim. */
-	atomic_store_explicit(&s->claim, *tail | RING_SLOT_CLAIMING, memory_order_release);
-	atomic_store_explicit(&s->end, *next, memory_order_release);
+	publish_span(p->slot, *tail, *next); /* I2, as in the shared claim */
 	HOOK(RING_AT_CLAIMING);
 	/* Release: the slot stores before the new tail (I2), as the CAS. */
 	atomic_store_explicit(&t->hdr->tail, *next, memory_order_release);
@@ -208,15 +228,13 @@ static inline __attribute__((always_inline)) int claim_shared(struct spw_produce
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
 	struct ring_slot *s = p->slot;
-	uint64_t tail, off, pad, next, lim;
+	uint64_t tail, pad, next, lim;
 	bool published = false;
 
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	for (;;) {
-		off = tail & t->mask;
-		pad = off + span > t->ring_bytes ? t->ring_bytes - off : 0; /* I6 */
-		next = tail + pad + span;
+		next = claim_end(t, tail, span, &pad);
 		/* seq_cst: acquire pairs with reclaim's store of limit after
 		 * zeroing (I3: our span reads as zero until we write it); seq_cst
 		 * makes it the re-check half of I8 in claim_wait(). */
@@ -233,14 +251,8 @@ static inline __attribute__((always_inline)) int claim_shared(struct spw_produce
 			return -EAGAIN;
 		}
 		/* I2: the span we are about to take, before the CAS (which
-		 * releases both with the new tail). claim first, end second
-		 * (release): a reader that loads end (acquire) then claim never
-		 * pairs our new end with an old claim; the old end with the new
-		 * claim is an empty span (old end <= guess). Our own line. */
-		/* Release (free on x86): a reader that sees this claim sees our
-		 * previous commit, made before it (consume.c boundary()). */
-		atomic_store_explicit(&s->claim, tail | RING_SLOT_CLAIMING, memory_order_release);
-		atomic_store_explicit(&s->end, next, memory_order_release);
+		 * releases it with the new tail). */
+		publish_span(s, tail, next);
 		published = true;
 		HOOK(RING_AT_CLAIMING);
 		/* acq_rel CAS (a locked instruction anyway): release publishes the
