@@ -67,30 +67,44 @@ static void fill(struct spw_producer *p, int n)
 		assert_true(spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC) >= 0);
 }
 
+/* The start of a case: topic (ring RING, segments SEG, max_record 4096,
+ * flush 20 ms) made, its topic.conf set (set_conf: no lag cap, the given
+ * group expiry); the daemon not started yet. */
+static struct test_daemon *rg_begin(struct dcase *c, void **state, const char *topic,
+				    uint64_t expiry_ms)
+{
+	const struct test_topic_spec spec = { topic, RING, SEG, 4096, 20, 0 };
+	struct test_daemon *d = dcase_init(c, state, &spec);
+
+	dcase_make(c);
+	set_conf(d, topic, 0, expiry_ms);
+	return d;
+}
+
+/* Then: the daemon attached to the topic, a producer on it (c->t, c->p). */
+static void rg_producer(struct dcase *c)
+{
+	start_attached(c->d, c->spec.name);
+	open_producer(c->d, c->spec.name, &c->t, &c->p);
+}
+
 static void a_lagging_group_keeps_its_segments_until_the_cap(void **state)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "rg", RING, SEG, 4096, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_topic_info in;
+	struct dcase c;
+	struct test_daemon *d = rg_begin(&c, state, "rg", 0);
 	struct spw_reader_opts ro = { 0 };
 	struct spw_reader *r = NULL;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	set_conf(d, "rg", 0, 0);
 	assert_int_equal(seg_group_write(d->data, "rg", "slow", 0), 0);
-	start_attached(d, "rg");
-	open_producer(d, "rg", &t, &p);
-	fill(p, 700); /* ~1.4 MB: five segments */
+	rg_producer(&c);
+	fill(c.p, 700); /* ~1.4 MB: five segments */
 	test_sleep_ns(400 * TEST_MS); /* past retention */
-	fill(p, 200); /* a roll: retention runs */
+	fill(c.p, 200); /* a roll: retention runs */
 	assert_int_equal(test_daemon_wait_log(d, "keeping", 1, scaled_s(15, 45)), 0);
 	assert_true(test_daemon_log_count(d, "for group \"slow\"", false) >= 1);
 	assert_true(seg_exists(d, "rg", 0)); /* kept for "slow" */
-	info_of(t, &in);
-	assert_int_equal(in.retention_forced, 0);
+	info_of(c.t, &c.in);
+	assert_int_equal(c.in.retention_forced, 0);
 	if (getenv("SPW_CLI"))
 		assert_int_equal(test_daemon_cli(d, "stat rg | grep -q 'retention held back by "
 						    "group \"slow\"'"),
@@ -99,54 +113,46 @@ static void a_lagging_group_keeps_its_segments_until_the_cap(void **state)
 	set_conf(d, "rg", SEG, 0);
 	assert_int_equal(kill(d->pid, SIGHUP), 0);
 	test_sleep_ns(200 * TEST_MS);
-	fill(p, 200);
+	fill(c.p, 200);
 	assert_int_equal(test_daemon_wait_log(d, "had not read", 1, scaled_s(15, 45)), 0);
 	assert_false(seg_exists(d, "rg", 0));
-	info_of(t, &in);
-	assert_true(in.retention_forced >= 1);
+	info_of(c.t, &c.in);
+	assert_true(c.in.retention_forced >= 1);
 	/* The group's reader is told: -ERANGE. */
 	ro.shm_dir = d->shm;
 	ro.data_dir = d->data;
 	ro.start = SPW_START_GROUP;
 	ro.group = "slow";
 	assert_int_equal(spw_reader_open("rg", &ro, &r), -ERANGE);
-	case_end(d, NULL, p, t);
+	dcase_end(&c);
 }
 
 static void a_group_that_read_them_or_expired_holds_nothing(void **state)
 {
-	struct test_daemon *d = *state;
-	const struct test_topic_spec spec = { "rx", RING, SEG, 4096, 20, 0 };
-	struct spw_topic *t = NULL;
-	struct spw_producer *p = NULL;
-	struct spw_topic_info in;
-	char dir[1024], gp[1200];
+	struct dcase c;
+	struct test_daemon *d = rg_begin(&c, state, "rx", 1000); /* group_expiry 1 s */
+	char gp[1200];
 	struct timeval old[2] = { { 1000000000, 0 }, { 1000000000, 0 } }; /* 2001 */
 	int64_t tail;
 
-	need_daemon();
-	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
-	set_conf(d, "rx", 0, 1000); /* group_expiry 1 s */
 	/* "stale": silent since 2001; "done": read everything (moved below). */
 	assert_int_equal(seg_group_write(d->data, "rx", "stale", 0), 0);
-	test_daemon_topic_dir(d, "rx", dir, sizeof(dir));
-	snprintf(gp, sizeof(gp), "%s/groups/stale", dir);
+	snprintf(gp, sizeof(gp), "%s/groups/stale", c.dir);
 	assert_int_equal(utimes(gp, old), 0);
-	start_attached(d, "rx");
-	open_producer(d, "rx", &t, &p);
-	fill(p, 700);
-	info_of(t, &in);
-	tail = (int64_t)in.tail;
+	rg_producer(&c);
+	fill(c.p, 700);
+	info_of(c.t, &c.in);
+	tail = (int64_t)c.in.tail;
 	assert_int_equal(seg_group_write(d->data, "rx", "done", tail), 0);
 	test_sleep_ns(400 * TEST_MS);
-	fill(p, 200);
+	fill(c.p, 200);
 	assert_int_equal(test_daemon_wait_log(d, "retention: deleted segment 00000000000000000000",
 					      1, scaled_s(15, 45)),
 			 0);
-	info_of(t, &in);
-	assert_int_equal(in.retention_forced, 0); /* nothing forced: nobody held it */
+	info_of(c.t, &c.in);
+	assert_int_equal(c.in.retention_forced, 0); /* nothing forced: nobody held it */
 	assert_int_equal(test_daemon_log_count(d, "keeping", false), 0);
-	case_end(d, NULL, p, t);
+	dcase_end(&c);
 }
 
 int main(void)
