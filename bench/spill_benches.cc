@@ -437,11 +437,11 @@ int64_t read_spw(ReplayLog *L, unsigned flags, uint64_t *recs, bool batch = fals
 	uint64_t c[2] = {0, 0};
 	if (batch) {
 		// spw_reader_read: no callback per record.
-		static spw_record recs[4096];
-		while ((n = spw_reader_read(r, recs, 4096, 0)) > 0)
+		static spw_record batch_recs[4096];
+		while ((n = spw_reader_read(r, batch_recs, 4096, 0)) > 0)
 			for (int i = 0; i < n; i++) {
 				c[0]++;
-				c[1] += recs[i].len;
+				c[1] += batch_recs[i].len;
 			}
 	} else {
 		while ((n = spw_reader_poll(r, count_rec, c, 4096)) > 0)

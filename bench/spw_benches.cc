@@ -158,54 +158,57 @@ std::string bl_name(const char *fn, const benchmark::State &st)
 	return std::string(fn) + "/" + std::to_string(st.range(0));
 }
 
+// One producer sending (send or claim+commit), against the bare ring's
+// bl_send of the same size.
+template <class Send> void send_case(benchmark::State &st, bool exclusive, Send send)
+{
+	SpwSys sys;
+	if (exclusive)
+		sys.set_exclusive();
+	if (!open_or_skip(st, sys))
+		return;
+	run_send(st, sys, (uint32_t)st.range(0),
+		 [&sys, &send](const void *d, uint32_t l) { return send(sys, d, l); },
+		 bl_name("bl_send", st).c_str());
+}
+
+// One consumer of a pre-filled ring (poll, or peek/release), against bl_poll.
+void poll_case(benchmark::State &st, bool batch)
+{
+	SpwSys sys;
+	if (batch)
+		sys.set_batch();
+	if (!open_or_skip(st, sys))
+		return;
+	run_poll(st, sys, (uint32_t)st.range(0), bl_name("bl_poll", st).c_str());
+}
+
 } // namespace
 
 void bm_spw_send(benchmark::State &st)
 {
-	SpwSys sys;
-	if (!open_or_skip(st, sys))
-		return;
-	run_send(st, sys, (uint32_t)st.range(0),
-		 [&sys](const void *d, uint32_t l) { return sys.send(d, l); },
-		 bl_name("bl_send", st).c_str());
+	send_case(st, false, [](SpwSys &s, const void *d, uint32_t l) { return s.send(d, l); });
 }
 
 void bm_spw_send_excl(benchmark::State &st)
 {
-	SpwSys sys;
-	sys.set_exclusive();
-	if (!open_or_skip(st, sys))
-		return;
-	run_send(st, sys, (uint32_t)st.range(0),
-		 [&sys](const void *d, uint32_t l) { return sys.send(d, l); },
-		 bl_name("bl_send", st).c_str());
+	send_case(st, true, [](SpwSys &s, const void *d, uint32_t l) { return s.send(d, l); });
 }
 
 void bm_spw_claim_commit(benchmark::State &st)
 {
-	SpwSys sys;
-	if (!open_or_skip(st, sys))
-		return;
-	run_send(st, sys, (uint32_t)st.range(0),
-		 [&sys](const void *d, uint32_t l) { return sys.claim_commit(d, l); },
-		 bl_name("bl_send", st).c_str());
+	send_case(st, false,
+		  [](SpwSys &s, const void *d, uint32_t l) { return s.claim_commit(d, l); });
 }
 
 void bm_spw_poll(benchmark::State &st)
 {
-	SpwSys sys;
-	if (!open_or_skip(st, sys))
-		return;
-	run_poll(st, sys, (uint32_t)st.range(0), bl_name("bl_poll", st).c_str());
+	poll_case(st, false);
 }
 
 void bm_spw_peek(benchmark::State &st)
 {
-	SpwSys sys;
-	sys.set_batch();
-	if (!open_or_skip(st, sys))
-		return;
-	run_poll(st, sys, (uint32_t)st.range(0), bl_name("bl_poll", st).c_str());
+	poll_case(st, true);
 }
 
 void bm_spw_pc(benchmark::State &st)
