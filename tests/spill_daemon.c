@@ -51,40 +51,62 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A topic made with topic.conf edits applied through `edit`, then the
- * daemon started and attached; the topic opened, with a producer (*p). */
-static struct spw_topic *start_topic(struct test_daemon *d, const char *name, uint64_t ring,
-				     uint64_t seg, void (*edit)(struct topic_conf *),
-				     struct spw_producer **p)
-{
-	struct test_topic_spec spec = { name, ring, seg, 0, 50, 200 };
-	struct spw_topic *t;
+/* A case on one topic: the sandbox, the topic's data dir, the topic and
+ * its producer, the position of the last record sent, and the segment list
+ * last read (bases[0 .. n - 1], freed by the next read and by scase_end). */
+struct scase {
+	struct test_daemon *d;
 	char dir[1024];
+	struct spw_topic *t;
+	struct spw_producer *p;
+	int64_t last;
+	uint64_t *bases;
+	size_t n;
+};
 
+/* The start of a case: topic `name` made (ring 256 KiB, segments 1 MiB,
+ * flush 50 ms, unblock 200 ms) with topic.conf edits applied through
+ * `edit`, then the daemon started and attached; the topic opened, with a
+ * producer. Returns the sandbox. */
+static struct test_daemon *scase_begin(struct scase *s, void **state, const char *name,
+				       void (*edit)(struct topic_conf *))
+{
+	struct test_topic_spec spec = { name, 256 << 10, 1 << 20, 0, 50, 200 };
+	struct test_daemon *d = *state;
+
+	*s = (struct scase){ .d = d };
+	test_daemon_topic_dir(d, name, s->dir, sizeof(s->dir));
 	assert_int_equal(test_daemon_make_topic(d, &spec), 0);
 	if (edit) {
 		struct topic_conf c;
 
-		test_daemon_topic_dir(d, name, dir, sizeof(dir));
-		assert_int_equal(seg_conf_load(dir, &c), 0);
+		assert_int_equal(seg_conf_load(s->dir, &c), 0);
 		edit(&c);
-		assert_int_equal(seg_conf_save(dir, &c), 0);
+		assert_int_equal(seg_conf_save(s->dir, &c), 0);
 	}
 	assert_true(test_daemon_start(d) > 0);
 	assert_int_equal(test_daemon_wait_attached(d, name, 10 * SEC), 0);
-	assert_int_equal(spw_topic_open(d->shm, name, 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, p), 0);
-	return t;
+	assert_int_equal(spw_topic_open(d->shm, name, 0, &s->t), 0);
+	assert_int_equal(spw_producer_open(s->t, &s->p), 0);
+	return d;
 }
 
-static size_t segments(struct test_daemon *d, const char *name, uint64_t **bases)
+/* The end: the segment list freed, the producer and the topic closed. */
+static void scase_end(struct scase *s)
 {
-	char dir[1024];
-	size_t n = 0;
+	free(s->bases);
+	s->bases = NULL;
+	spw_producer_close(s->p);
+	spw_topic_close(s->t);
+}
 
-	test_daemon_topic_dir(d, name, dir, sizeof(dir));
-	assert_int_equal(seg_list(dir, bases, &n), 0);
-	return n;
+/* The topic's segments now, into s->bases (the list before freed); their
+ * number, also in s->n. */
+static size_t segments(struct scase *s)
+{
+	free(s->bases);
+	assert_int_equal(seg_list(s->dir, &s->bases, &s->n), 0);
+	return s->n;
 }
 
 static void produce(struct spw_producer *p, uint64_t bytes, uint32_t len, int64_t *last)
@@ -109,48 +131,41 @@ static void produce_spilled(struct spw_producer *p, uint64_t bytes, uint32_t len
 
 /* Retention runs after each roll: give the last one a moment (the list
  * polled up to 100 times, 50 ms apart, until at most `most` segments are
- * left). The list then (*bases, to free) and its length. */
-static size_t segments_after_retention(struct test_daemon *d, const char *name, size_t most,
-				       uint64_t **bases)
+ * left). The list then (s->bases) and its length. */
+static size_t segments_after_retention(struct scase *s, size_t most)
 {
-	size_t n;
-
 	for (int i = 0; i < 100; i++) {
-		n = segments(d, name, bases);
-		free(*bases);
-		if (n <= most)
+		if (segments(s) <= most)
 			break;
 		test_sleep_ns(SEC / 20);
 	}
-	return segments(d, name, bases);
+	return segments(s);
 }
 
 static void acks_follow_spilled_and_durable(void **state)
 {
-	struct test_daemon *d = *state;
-	struct spw_producer *p;
-	struct spw_topic *t = start_topic(d, "ack", 256 << 10, 1 << 20, NULL, &p);
+	struct scase s;
+	struct test_daemon *d = scase_begin(&s, state, "ack", NULL);
 	struct spw_topic_info in;
-	int64_t last = 0;
 
-	produce(p, 3 << 20, 1000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_COMMITTED, 0), 0);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
-	assert_int_equal(spw_topic_info(t, &in), 0);
-	assert_true(in.spilled > (uint64_t)last);
+	produce(s.p, 3 << 20, 1000, &s.last);
+	assert_int_equal(spw_producer_wait_ack(s.p, s.last, SPW_ACK_COMMITTED, 0), 0);
+	assert_int_equal(spw_producer_wait_ack(s.p, s.last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	assert_int_equal(spw_topic_info(s.t, &in), 0);
+	assert_true(in.spilled > (uint64_t)s.last);
 	/* flush_ms = 50: durable follows without more writes (W6) */
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_DURABLE, 10 * SEC), 0);
-	assert_int_equal(spw_topic_info(t, &in), 0);
-	assert_true(in.durable > (uint64_t)last);
+	assert_int_equal(spw_producer_wait_ack(s.p, s.last, SPW_ACK_DURABLE, 10 * SEC), 0);
+	assert_int_equal(spw_topic_info(s.t, &in), 0);
+	assert_true(in.durable > (uint64_t)s.last);
 	assert_true(in.durable <= in.spilled);
 	/* With the daemon gone, a new record is never acknowledged as spilled. */
 	assert_int_equal(test_daemon_stop(d, 10 * SEC), 0);
-	produce(p, 1000, 1000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, SEC / 5), -ETIMEDOUT);
+	produce(s.p, 1000, 1000, &s.last);
+	assert_int_equal(spw_producer_wait_ack(s.p, s.last, SPW_ACK_SPILLED, SEC / 5), -ETIMEDOUT);
 	/* ... until it comes back. */
 	assert_true(test_daemon_start(d) > 0);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
-	assert_int_equal(spw_producer_wait_ack(p, -1, SPW_ACK_SPILLED, 0), -EINVAL);
+	assert_int_equal(spw_producer_wait_ack(s.p, s.last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	assert_int_equal(spw_producer_wait_ack(s.p, -1, SPW_ACK_SPILLED, 0), -EINVAL);
 
 	/* An open claim: "committed" waits up to its timeout and times out;
 	 * the daemon, past unblock_ms (200 here), still never aborts a live
@@ -159,54 +174,44 @@ static void acks_follow_spilled_and_durable(void **state)
 		struct spw_claim cl;
 		int64_t t0;
 
-		assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
-		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_COMMITTED, 0),
+		assert_int_equal(spw_producer_claim(s.p, 100, &cl), 0);
+		assert_int_equal(spw_producer_wait_ack(s.p, cl.position, SPW_ACK_COMMITTED, 0),
 				 -ETIMEDOUT);
 		t0 = test_now_ns();
-		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_COMMITTED, SEC / 2),
+		assert_int_equal(spw_producer_wait_ack(s.p, cl.position, SPW_ACK_COMMITTED, SEC / 2),
 				 -ETIMEDOUT);
 		assert_true(test_now_ns() - t0 >= SEC / 2);
-		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_SPILLED, SEC / 5),
+		assert_int_equal(spw_producer_wait_ack(s.p, cl.position, SPW_ACK_SPILLED, SEC / 5),
 				 -ETIMEDOUT);
-		assert_int_equal(spw_topic_info(t, &in), 0);
+		assert_int_equal(spw_topic_info(s.t, &in), 0);
 		assert_int_equal(in.spilled, (uint64_t)cl.position);
 		assert_int_equal(in.aborted_claims, 0);
 		memset(cl.data, 'c', 100);
-		assert_int_equal(spw_producer_commit(p, &cl), 0);
-		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_COMMITTED, 0), 0);
-		assert_int_equal(spw_producer_wait_ack(p, cl.position, SPW_ACK_DURABLE, 10 * SEC), 0);
-		assert_int_equal(spw_topic_info(t, &in), 0);
+		assert_int_equal(spw_producer_commit(s.p, &cl), 0);
+		assert_int_equal(spw_producer_wait_ack(s.p, cl.position, SPW_ACK_COMMITTED, 0), 0);
+		assert_int_equal(spw_producer_wait_ack(s.p, cl.position, SPW_ACK_DURABLE, 10 * SEC), 0);
+		assert_int_equal(spw_topic_info(s.t, &in), 0);
 		assert_int_equal(in.aborted_claims, 0);
 		/* Beyond the tail nothing can be committed. */
-		assert_int_equal(spw_producer_wait_ack(p, (int64_t)in.tail, SPW_ACK_COMMITTED, 0),
+		assert_int_equal(spw_producer_wait_ack(s.p, (int64_t)in.tail, SPW_ACK_COMMITTED, 0),
 				 -EINVAL);
 	}
-	spw_producer_close(p);
-	spw_topic_close(t);
+	scase_end(&s);
 }
 
 static void segments_roll_by_size_and_hold_the_log(void **state)
 {
-	struct test_daemon *d = *state;
-	struct spw_producer *p;
-	struct spw_topic *t = start_topic(d, "roll", 256 << 10, 1 << 20, NULL, &p);
+	struct scase s;
 	struct test_seg_walk w = { 0 };
-	uint64_t *bases;
-	int64_t last = 0;
-	size_t n;
-	char dir[1024];
 
-	produce_spilled(p, (5 << 20) + 12345, 2000, &last);
-	n = segments(d, "roll", &bases);
-	assert_true(n >= 5);
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(bases[i], (uint64_t)i << 20); /* one per MiB, no hole */
-	free(bases);
-	test_daemon_topic_dir(d, "roll", dir, sizeof(dir));
-	assert_int_equal(test_seg_walk(dir, &w), 0);
+	scase_begin(&s, state, "roll", NULL);
+	produce_spilled(s.p, (5 << 20) + 12345, 2000, &s.last);
+	assert_true(segments(&s) >= 5);
+	for (size_t i = 0; i < s.n; i++)
+		assert_int_equal(s.bases[i], (uint64_t)i << 20); /* one per MiB, no hole */
+	assert_int_equal(test_seg_walk(s.dir, &w), 0);
 	assert_true(w.data_records >= ((5u << 20) + 12345) / 2000);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	scase_end(&s);
 }
 
 static void keep_two_mib(struct topic_conf *c)
@@ -217,27 +222,22 @@ static void keep_two_mib(struct topic_conf *c)
 
 static void retention_by_bytes_deletes_oldest_segments_only(void **state)
 {
-	struct test_daemon *d = *state;
-	struct spw_producer *p;
-	struct spw_topic *t = start_topic(d, "rb", 256 << 10, 1 << 20, keep_two_mib, &p);
-	uint64_t *bases;
-	int64_t last = 0;
+	struct scase s;
+	struct test_daemon *d = scase_begin(&s, state, "rb", keep_two_mib);
 	size_t n;
 
-	produce_spilled(p, 8 << 20, 2000, &last);
-	n = segments_after_retention(d, "rb", 3, &bases);
+	produce_spilled(s.p, 8 << 20, 2000, &s.last);
+	n = segments_after_retention(&s, 3);
 	/* at most 2 MiB of full segments plus the active one, and the newest
 	 * (active) segment is still there */
 	assert_true(n >= 1 && n <= 3);
-	assert_int_equal(bases[n - 1], ((uint64_t)last >> 20) << 20);
+	assert_int_equal(s.bases[n - 1], ((uint64_t)s.last >> 20) << 20);
 	for (size_t i = 1; i < n; i++)
-		assert_int_equal(bases[i], bases[i - 1] + (1 << 20));
+		assert_int_equal(s.bases[i], s.bases[i - 1] + (1 << 20));
 	assert_true(test_daemon_log_count(d, "retention: deleted segment", true) >= 5);
 	/* The reader agrees: the earliest kept position moved forward. */
-	assert_int_equal(spw_topic_earliest(d->shm, d->data, "rb"), (int64_t)bases[0]);
-	free(bases);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	assert_int_equal(spw_topic_earliest(d->shm, d->data, "rb"), (int64_t)s.bases[0]);
+	scase_end(&s);
 }
 
 static void keep_one_second(struct topic_conf *c)
@@ -247,74 +247,59 @@ static void keep_one_second(struct topic_conf *c)
 
 static void retention_by_age_spares_the_active_segment(void **state)
 {
-	struct test_daemon *d = *state;
-	struct spw_producer *p;
-	struct spw_topic *t = start_topic(d, "ra", 256 << 10, 1 << 20, keep_one_second, &p);
-	uint64_t *bases;
-	int64_t last = 0;
+	struct scase s;
 	size_t n;
 
-	produce_spilled(p, 3 << 20, 2000, &last);
-	n = segments(d, "ra", &bases);
-	free(bases);
-	assert_true(n >= 3); /* young: nothing deleted yet */
+	scase_begin(&s, state, "ra", keep_one_second);
+	produce_spilled(s.p, 3 << 20, 2000, &s.last);
+	assert_true(segments(&s) >= 3); /* young: nothing deleted yet */
 	test_sleep_ns(3 * SEC / 2);
 	/* One more roll triggers a retention pass (and so would the 5 s timer). */
-	produce_spilled(p, 1 << 20, 2000, &last);
-	n = segments_after_retention(d, "ra", 2, &bases);
+	produce_spilled(s.p, 1 << 20, 2000, &s.last);
+	n = segments_after_retention(&s, 2);
 	assert_true(n >= 1 && n <= 2);
-	assert_int_equal(bases[n - 1], ((uint64_t)last >> 20) << 20);
-	free(bases);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	assert_int_equal(s.bases[n - 1], ((uint64_t)s.last >> 20) << 20);
+	scase_end(&s);
 }
 
 static void no_spill_topic_reclaims_without_writing(void **state)
 {
 	struct test_daemon *d = *state;
 	struct spw_topic_config cfg = { .ring_bytes = 64 << 10, .flags = SPW_TOPIC_NO_SPILL };
-	struct spw_topic *t;
-	struct spw_producer *p;
+	struct scase s = { .d = d };
 	struct spw_consumer *c;
-	uint64_t *bases;
-	int64_t last = 0, oldest;
-	size_t n;
+	int64_t oldest;
 
+	test_daemon_topic_dir(d, "ipc", s.dir, sizeof(s.dir));
 	assert_int_equal(spw_topic_create(d->shm, "ipc", &cfg), 0);
 	assert_true(test_daemon_start(d) > 0);
 	assert_int_equal(test_daemon_wait_attached(d, "ipc", 10 * SEC), 0);
-	assert_int_equal(spw_topic_open(d->shm, "ipc", 0, &t), 0);
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	assert_int_equal(spw_topic_open(d->shm, "ipc", 0, &s.t), 0);
+	assert_int_equal(spw_producer_open(s.t, &s.p), 0);
+	assert_int_equal(spw_consumer_open(s.t, SPW_FROM_OLDEST, 0, &c), 0);
 	/* 16x the ring: only possible if the daemon reclaims. */
-	produce(p, 1 << 20, 1000, &last);
-	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 0), -EOPNOTSUPP);
-	n = segments(d, "ipc", &bases);
-	free(bases);
-	assert_int_equal(n, 0); /* nothing written */
+	produce(s.p, 1 << 20, 1000, &s.last);
+	assert_int_equal(spw_producer_wait_ack(s.p, s.last, SPW_ACK_SPILLED, 0), -EOPNOTSUPP);
+	assert_int_equal(segments(&s), 0); /* nothing written */
 	/* The consumer that never read was lapped and learns how much it lost. */
 	assert_int_equal(spw_consumer_poll(c, test_collect_nothing, NULL, 10), -ESTALE);
 	oldest = spw_consumer_oldest(c);
-	assert_true(oldest > 0 && oldest <= last);
+	assert_true(oldest > 0 && oldest <= s.last);
 	spw_consumer_close(c);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	scase_end(&s);
 }
 
 static void deleted_topic_is_detached_cleanly(void **state)
 {
-	struct test_daemon *d = *state;
-	struct spw_producer *p;
-	struct spw_topic *t = start_topic(d, "gone", 256 << 10, 1 << 20, NULL, &p);
-	int64_t last = 0;
+	struct scase s;
+	struct test_daemon *d = scase_begin(&s, state, "gone", NULL);
 
-	produce_spilled(p, 1 << 20, 1000, &last);
+	produce_spilled(s.p, 1 << 20, 1000, &s.last);
 	assert_int_equal(spw_topic_delete(d->shm, "gone"), 0);
 	assert_int_equal(test_daemon_wait_log(d, "topic gone: detaching", 1, 10 * SEC), 0);
 	assert_true(test_daemon_alive(d));
 	assert_int_equal(test_daemon_stop(d, 10 * SEC), 0);
-	spw_producer_close(p);
-	spw_topic_close(t);
+	scase_end(&s);
 }
 
 int main(void)
