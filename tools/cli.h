@@ -92,6 +92,12 @@ struct cli_opt {
 #define O_SECONDS(n, p, min_ms) { n, 0, CLI_O_SECONDS, CLI_T(double, p), min_ms, NULL, NULL }
 #define O_FN(n, s, p, f) { n, s, CLI_O_FN, p, 0, NULL, f }
 #define O_END { NULL, 0, CLI_O_FLAG, NULL, 0, NULL, NULL }
+/* The flags every command that reads a topic out shares (consume, replay):
+ * where to start, the pace, the output format, corrupt ranges. */
+#define O_READ_OUT(from, speed, max_gap, fmt, reader_flags)                      \
+	O_WHERE("from", from, WHERE_ENDS), O_SPEED("speed", speed),               \
+		O_DURATION("max-gap", max_gap), O_FORMAT("format", fmt, FMT_ALL_MASK), \
+		O_BITS("skip-corrupt", reader_flags, SPW_READER_SKIP_CORRUPT)
 /* Parse argv by spec (plus --shm-dir, --data-dir, --help): -1 to go on,
  * else the exit status (CLI_OK after --help; CLI_USAGE after saying what
  * is wrong). optind is then at the first operand. */

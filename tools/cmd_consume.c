@@ -83,14 +83,10 @@ static bool deleted(const char *ring, const char *dir, const struct stat *at_ope
 static int consume_args(int argc, char **argv, struct cons *c)
 {
 	const struct cli_opt spec[] = {
-		O_WHERE("from", &c->from, WHERE_ENDS),
+		O_READ_OUT(&c->from, &c->speed, &c->max_gap_ms, &c->fmt, &c->ro.flags),
 		O_NAME("group", &c->group),
 		O_COUNT("count", &c->count, &c->have_count),
 		O_FLAG("follow", 'f', &c->follow),
-		O_FORMAT("format", &c->fmt, FMT_ALL_MASK),
-		O_BITS("skip-corrupt", &c->ro.flags, SPW_READER_SKIP_CORRUPT),
-		O_SPEED("speed", &c->speed),
-		O_DURATION("max-gap", &c->max_gap_ms),
 		O_END,
 	};
 	int rc = cli_opts(argc, argv, spec, usage);

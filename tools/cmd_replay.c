@@ -179,15 +179,11 @@ struct replay_args {
 static int replay_args(int argc, char **argv, struct replay_args *a, struct rep *x)
 {
 	const struct cli_opt spec[] = {
-		O_WHERE("from", &a->from, WHERE_ENDS),
+		O_READ_OUT(&a->from, &a->speed, &a->max_gap_ms, &x->fmt, &a->ro.flags),
 		O_WHERE("to", &a->to, WHERE_ANY_POS),
 		O_FN("rate", 0, CLI_T(double, &a->rate), parse_rate),
-		O_SPEED("speed", &a->speed),
-		O_DURATION("max-gap", &a->max_gap_ms),
-		O_FORMAT("format", &x->fmt, FMT_ALL_MASK),
 		O_STR("output", 'o', &a->outpath),
 		O_FLAG("verbose", 'v', &a->verbose),
-		O_BITS("skip-corrupt", &a->ro.flags, SPW_READER_SKIP_CORRUPT),
 		O_END,
 	};
 	int rc = cli_opts(argc, argv, spec, usage);
