@@ -267,16 +267,41 @@ static void expect_init(const struct built *b, uint64_t seed, struct test_seg_wa
 	w->arg = x;
 }
 
-static void walk_expect(const char *dir, const struct built *b, uint64_t seed, int nrec,
-			struct test_seg_walk *w, struct expect *x)
+/* A case on a built log: the seed, the temp dir, the log (built_log), a
+ * walk of it and what the walk saw (w, x), a recovery's result (rec), the
+ * path of the last segment file (sp). */
+struct fcase {
+	uint64_t seed;
+	const char *dir;
+	struct built *b;
+	struct test_seg_walk w;
+	struct expect x;
+	struct seg_recovery rec;
+	char sp[1024];
+};
+
+/* The start of such a case: the seed printed (what names the case), the
+ * case's temp dir from *state; returns built_log, not built yet. */
+static struct built *fcase_begin(struct fcase *c, void **state, const char *what)
+{
+	memset(c, 0, sizeof(*c));
+	c->seed = test_seed(what);
+	c->dir = *state;
+	c->b = &built_log;
+	return c->b;
+}
+
+/* Walk the case's log checking each record against the log as built: the
+ * walk succeeds and hands over exactly nrec DATA records (c->w, c->x). */
+static void fcase_walk(struct fcase *c, int nrec)
 {
 	int r;
 
-	expect_init(b, seed, w, x);
-	r = test_seg_walk(dir, w);
+	expect_init(c->b, c->seed, &c->w, &c->x);
+	r = test_seg_walk(c->dir, &c->w);
 	if (r)
-		fail_msg("walk: %d: %s (seed %#llx)", r, w->err, (unsigned long long)seed);
-	assert_int_equal(x->next, nrec);
+		fail_msg("walk: %d: %s (seed %#llx)", r, c->w.err, (unsigned long long)c->seed);
+	assert_int_equal(c->x.next, nrec);
 }
 
 /* ---------------------------------------------------------------------------
@@ -555,22 +580,21 @@ static void load_gives(const char *ip, int want)
 
 static void idx_load_checks_header_and_stops_at_a_bad_entry(void **state)
 {
-	uint64_t seed = test_seed("idx_load");
-	char *dir = *state;
-	struct built *b = &built_log;
+	struct fcase c;
+	struct built *b = fcase_begin(&c, state, "idx_load");
 	char ip[1024], orig[1100];
 	struct seg_idx_hdr h;
 	struct seg_idx_entry *e;
 	int n, k;
-	uint64_t rng = seed;
+	uint64_t rng = c.seed;
 
-	build_log(dir, 0, 40, seed, b); /* one segment, several entries */
+	build_log(c.dir, 0, 40, c.seed, b); /* one segment, several entries */
 	assert_true(b->end < SEGB);
-	idx_path_of(dir, 0, ip, sizeof(ip));
+	idx_path_of(c.dir, 0, ip, sizeof(ip));
 	snprintf(orig, sizeof(orig), "%s.orig", ip);
 	copy_file(ip, orig);
 	n = seg_idx_load(ip, &h, &e);
-	assert_seeded(n >= 4, seed);
+	assert_seeded(n >= 4, c.seed);
 	assert_int_equal(h.base, 0);
 	assert_int_equal(h.first, 0);
 	assert_int_equal(e[n - 1].end, b->end);
@@ -699,48 +723,45 @@ static void patch_first_word(const char *dir, const struct built *b, uint64_t wo
 }
 static void walker_reads_a_built_log_back_and_spots_damage(void **state)
 {
-	uint64_t seed = test_seed("walker");
-	char *dir = *state;
-	struct built *b = &built_log;
-	struct test_seg_walk w;
-	struct expect x;
+	struct fcase c;
+	struct built *b = fcase_begin(&c, state, "walker");
 	char p[1024], q[1100];
 	uint64_t start = 3 * SEGB + 4096 + 8 * 37; /* the first segment starts after its base */
 	int r;
 
-	build_log(dir, start, 400, seed, b);
-	walk_expect(dir, b, seed, 400, &w, &x);
-	assert_int_equal(w.first, start);
-	assert_int_equal(w.end, b->end);
-	assert_int_equal(w.file_end, b->end);
-	assert_int_equal(w.data_records, 400);
-	assert_true(w.segments >= 3);
-	assert_true(w.padding_records >= 1);
-	assert_int_equal(w.aborted_records, 0);
-	assert_int_equal(w.ring_bytes, RING);
-	assert_int_equal(w.segment_bytes, SEGB);
+	build_log(c.dir, start, 400, c.seed, b);
+	fcase_walk(&c, 400);
+	assert_int_equal(c.w.first, start);
+	assert_int_equal(c.w.end, b->end);
+	assert_int_equal(c.w.file_end, b->end);
+	assert_int_equal(c.w.data_records, 400);
+	assert_true(c.w.segments >= 3);
+	assert_true(c.w.padding_records >= 1);
+	assert_int_equal(c.w.aborted_records, 0);
+	assert_int_equal(c.w.ring_bytes, RING);
+	assert_int_equal(c.w.segment_bytes, SEGB);
 
 	/* A flipped payload byte: the entry's data CRC. */
-	assert_int_equal(seg_file_path(p, sizeof(p), dir, start - start % SEGB + SEGB, "seg"), 0);
+	assert_int_equal(seg_file_path(p, sizeof(p), c.dir, start - start % SEGB + SEGB, "seg"), 0);
 	flip_byte(p, 5000);
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(test_seg_walk(dir, &w), -EBADMSG);
+	memset(&c.w, 0, sizeof(c.w));
+	assert_int_equal(test_seg_walk(c.dir, &c.w), -EBADMSG);
 	flip_byte(p, 5000);
 
 	/* A missing middle segment: a gap. */
 	snprintf(q, sizeof(q), "%s.away", p);
 	assert_int_equal(rename(p, q), 0);
-	assert_int_equal(seg_file_path(p, sizeof(p), dir, start - start % SEGB + SEGB, "idx"), 0);
+	assert_int_equal(seg_file_path(p, sizeof(p), c.dir, start - start % SEGB + SEGB, "idx"), 0);
 	{
 		char qi[1100];
 
 		snprintf(qi, sizeof(qi), "%s.away", p);
 		assert_int_equal(rename(p, qi), 0);
-		memset(&w, 0, sizeof(w));
-		assert_int_equal(test_seg_walk(dir, &w), -ERANGE);
+		memset(&c.w, 0, sizeof(c.w));
+		assert_int_equal(test_seg_walk(c.dir, &c.w), -ERANGE);
 		assert_int_equal(rename(qi, p), 0);
 	}
-	assert_int_equal(seg_file_path(p, sizeof(p), dir, start - start % SEGB + SEGB, "seg"), 0);
+	assert_int_equal(seg_file_path(p, sizeof(p), c.dir, start - start % SEGB + SEGB, "seg"), 0);
 	assert_int_equal(rename(q, p), 0);
 
 	/* A bad record header under a matching CRC: the header checks. A
@@ -757,32 +778,32 @@ static void walker_reads_a_built_log_back_and_spots_damage(void **state)
 		};
 
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-			patch_first_word(dir, b, bad[i]);
-			memset(&w, 0, sizeof(w));
-			r = test_seg_walk(dir, &w);
+			patch_first_word(c.dir, b, bad[i]);
+			memset(&c.w, 0, sizeof(c.w));
+			r = test_seg_walk(c.dir, &c.w);
 			if (r != -EPROTO)
 				fail_msg("bad word [%zu] %#llx: walk returned %d, not -EPROTO", i,
 					 (unsigned long long)bad[i], r);
 		}
 		/* A CORRUPT span (garbage the daemon cut out) is skipped and
 		 * counted; the records after it come through. */
-		patch_first_word(dir, b, test_word(TEST_TYPE_CORRUPT, span0, b->pos[0], RING));
-		expect_init(b, seed, &w, &x);
-		x.next = 1;
-		r = test_seg_walk(dir, &w);
+		patch_first_word(c.dir, b, test_word(TEST_TYPE_CORRUPT, span0, b->pos[0], RING));
+		expect_init(b, c.seed, &c.w, &c.x);
+		c.x.next = 1;
+		r = test_seg_walk(c.dir, &c.w);
 		if (r)
-			fail_msg("walk over a CORRUPT span: %d: %s (seed %#llx)", r, w.err,
-				 (unsigned long long)seed);
-		assert_int_equal(x.next, 400);
-		assert_int_equal(w.data_records, 399);
-		assert_int_equal(w.corrupt_records, 1);
-		assert_int_equal(w.corrupt_bytes, span0);
-		assert_int_equal(x.skipped_corrupt, span0);
-		assert_int_equal(w.end, b->end);
+			fail_msg("walk over a CORRUPT span: %d: %s (seed %#llx)", r, c.w.err,
+				 (unsigned long long)c.seed);
+		assert_int_equal(c.x.next, 400);
+		assert_int_equal(c.w.data_records, 399);
+		assert_int_equal(c.w.corrupt_records, 1);
+		assert_int_equal(c.w.corrupt_bytes, span0);
+		assert_int_equal(c.x.skipped_corrupt, span0);
+		assert_int_equal(c.w.end, b->end);
 		/* Back to the record as built. */
-		patch_first_word(dir, b, test_word(TEST_TYPE_DATA, b->len[0], b->pos[0], RING));
-		walk_expect(dir, b, seed, 400, &w, &x);
-		assert_int_equal(w.corrupt_records, 0);
+		patch_first_word(c.dir, b, test_word(TEST_TYPE_DATA, b->len[0], b->pos[0], RING));
+		fcase_walk(&c, 400);
+		assert_int_equal(c.w.corrupt_records, 0);
 	}
 }
 
@@ -790,14 +811,14 @@ static void walker_reads_a_built_log_back_and_spots_damage(void **state)
  * Recovery and gaps
  */
 
-/* built_log: n records built in dir from position 0; sp (size bytes) gets
- * the path of its last segment file. */
-static struct built *build_from_zero(const char *dir, int n, uint64_t seed, char *sp, size_t size)
+/* fcase_begin, then n records built from position 0; c->sp gets the path
+ * of the last segment file. */
+static struct built *build_from_zero(struct fcase *c, void **state, const char *what, int n)
 {
-	struct built *b = &built_log;
+	struct built *b = fcase_begin(c, state, what);
 
-	build_log(dir, 0, n, seed, b);
-	assert_int_equal(seg_file_path(sp, size, dir, b->last_base, "seg"), 0);
+	build_log(c->dir, 0, n, c->seed, b);
+	assert_int_equal(seg_file_path(c->sp, sizeof(c->sp), c->dir, b->last_base, "seg"), 0);
 	return b;
 }
 
@@ -817,69 +838,60 @@ static void recover_expect(const char *dir, struct seg_recovery *rec, uint64_t e
 
 static void recover_cuts_junk_appended_to_the_last_segment(void **state)
 {
-	uint64_t seed = test_seed("recover_junk");
-	char *dir = *state;
-	struct seg_recovery rec;
-	struct test_seg_walk w;
-	struct expect x;
-	char sp[1024];
-	struct built *b = build_from_zero(dir, 300, seed, sp, sizeof(sp));
+	struct fcase c;
+	struct built *b = build_from_zero(&c, state, "recover_junk", 300);
 	uint8_t junk[1000];
-	uint64_t rng = seed, n = 1 + test_rand_below(&rng, sizeof(junk));
+	uint64_t rng = c.seed, n = 1 + test_rand_below(&rng, sizeof(junk));
 	int fd;
 
-	test_fill(junk, sizeof(junk), seed);
-	fd = open(sp, O_WRONLY | O_APPEND);
+	test_fill(junk, sizeof(junk), c.seed);
+	fd = open(c.sp, O_WRONLY | O_APPEND);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, junk, n), (ssize_t)n);
 	close(fd);
 
-	recover_expect(dir, &rec, b->end, (b->end + n + 7) & ~7ull, n);
-	assert_false(rec.empty);
-	assert_int_equal(rec.first, 0);
-	assert_true(rec.segments >= 2);
-	assert_int_equal(fsize(sp), (long)(b->end - b->last_base));
-	walk_expect(dir, b, seed, 300, &w, &x);
-	assert_int_equal(w.end, b->end);
+	recover_expect(c.dir, &c.rec, b->end, (b->end + n + 7) & ~7ull, n);
+	assert_false(c.rec.empty);
+	assert_int_equal(c.rec.first, 0);
+	assert_true(c.rec.segments >= 2);
+	assert_int_equal(fsize(c.sp), (long)(b->end - b->last_base));
+	fcase_walk(&c, 300);
+	assert_int_equal(c.w.end, b->end);
 
 	/* Recovering a clean log changes nothing. */
-	recover_expect(dir, &rec, b->end, b->end, 0);
+	recover_expect(c.dir, &c.rec, b->end, b->end, 0);
 }
 
 static void recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it(void **state)
 {
-	uint64_t seed = test_seed("recover_corrupt");
-	char *dir = *state;
-	struct seg_recovery rec;
-	struct test_seg_walk w;
-	struct expect x;
-	char sp[1024], ip[1024];
-	struct built *b = build_from_zero(dir, 300, seed, sp, sizeof(sp));
-	uint64_t rng = seed, cut = b->last_entry_start, at;
+	struct fcase c;
+	struct built *b = build_from_zero(&c, state, "recover_corrupt", 300);
+	char ip[1024];
+	uint64_t rng = c.seed, cut = b->last_entry_start, at;
 	int keep;
 
-	idx_path_of(dir, b->last_base, ip, sizeof(ip));
+	idx_path_of(c.dir, b->last_base, ip, sizeof(ip));
 	/* Damage a byte of the last entry's range (header or payload). */
 	at = cut + test_rand_below(&rng, b->end - cut);
-	flip_byte(sp, (off_t)(at - b->last_base));
-	memset(&w, 0, sizeof(w));
-	assert_int_equal(test_seg_walk(dir, &w), -EBADMSG);
+	flip_byte(c.sp, (off_t)(at - b->last_base));
+	memset(&c.w, 0, sizeof(c.w));
+	assert_int_equal(test_seg_walk(c.dir, &c.w), -EBADMSG);
 
-	recover_expect(dir, &rec, cut, b->end, b->end - cut);
-	assert_int_equal(fsize(sp), (long)(cut - b->last_base));
+	recover_expect(c.dir, &c.rec, cut, b->end, b->end - cut);
+	assert_int_equal(fsize(c.sp), (long)(cut - b->last_base));
 	keep = records_below(b, cut);
-	walk_expect(dir, b, seed, keep, &w, &x);
-	assert_int_equal(w.end, cut);
+	fcase_walk(&c, keep);
+	assert_int_equal(c.w.end, cut);
 
 	/* The cut range becomes ABORTED records: the log goes on at high. */
-	assert_int_equal(seg_fill_gap(dir, RING, SEGB, rec.end, rec.high), 0);
-	walk_expect(dir, b, seed, keep, &w, &x);
-	assert_int_equal(w.end, b->end);
-	assert_int_equal(x.skipped_aborted, b->end - cut);
-	assert_int_equal(x.first_aborted, (int64_t)cut);
-	assert_int_equal(w.aborted_bytes, b->end - cut);
+	assert_int_equal(seg_fill_gap(c.dir, RING, SEGB, c.rec.end, c.rec.high), 0);
+	fcase_walk(&c, keep);
+	assert_int_equal(c.w.end, b->end);
+	assert_int_equal(c.x.skipped_aborted, b->end - cut);
+	assert_int_equal(c.x.first_aborted, (int64_t)cut);
+	assert_int_equal(c.w.aborted_bytes, b->end - cut);
 	/* And it recovers as a clean log ending at high. */
-	recover_expect(dir, &rec, b->end, b->end, 0);
+	recover_expect(c.dir, &c.rec, b->end, b->end, 0);
 }
 
 /* A segment cut short (the file lost its last bytes): the index still says
@@ -888,46 +900,40 @@ static void recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it(void **st
  * position the file ever held"). */
 static void recover_of_a_cut_segment_reports_the_highest_indexed_position(void **state)
 {
-	uint64_t seed = test_seed("recover_cut");
-	char *dir = *state;
-	struct seg_recovery rec;
-	char sp[1024], err[512] = "";
-	struct built *b = build_from_zero(dir, 300, seed, sp, sizeof(sp));
-	uint64_t rng = seed, k;
+	struct fcase c;
+	struct built *b = build_from_zero(&c, state, "recover_cut", 300);
+	char err[512] = "";
+	uint64_t rng = c.seed, k;
 
 	/* At least 8 bytes: less is hidden by the rounding up to 8 of high. */
 	k = 8 + test_rand_below(&rng, b->end - b->last_entry_start - 7);
-	assert_int_equal(truncate(sp, (off_t)(b->end - k - b->last_base)), 0);
-	assert_int_equal(seg_recover(dir, RING, SEGB, &rec, err, sizeof(err)), 0);
-	assert_int_equal(rec.end, b->last_entry_start);
-	if (rec.high < b->end)
+	assert_int_equal(truncate(c.sp, (off_t)(b->end - k - b->last_base)), 0);
+	assert_int_equal(seg_recover(c.dir, RING, SEGB, &c.rec, err, sizeof(err)), 0);
+	assert_int_equal(c.rec.end, b->last_entry_start);
+	if (c.rec.high < b->end)
 		fail_msg("seg_recover: high %llu < %llu, the end of the last index entry (cut %llu "
 			 "bytes): a ring recreated there would reuse positions (seed %#llx)",
-			 (unsigned long long)rec.high, (unsigned long long)b->end,
-			 (unsigned long long)k, (unsigned long long)seed);
+			 (unsigned long long)c.rec.high, (unsigned long long)b->end,
+			 (unsigned long long)k, (unsigned long long)c.seed);
 }
 
 static void fill_gap_crosses_laps_and_segments_with_aborted_records(void **state)
 {
-	uint64_t seed = test_seed("fill_gap");
-	char *dir = *state;
-	struct built *b = &built_log;
-	struct seg_recovery rec;
-	struct test_seg_walk w;
-	struct expect x;
+	struct fcase c;
+	struct built *b = fcase_begin(&c, state, "fill_gap");
 	uint64_t to;
 
-	build_log(dir, 0, 15, seed, b);
+	build_log(c.dir, 0, 15, c.seed, b);
 	assert_true(b->end < RING);
 	to = b->end + SEGB + RING / 2 + 8 * 11; /* lap ends and a segment end inside */
-	assert_int_equal(seg_fill_gap(dir, RING, SEGB, b->end, to), 0);
-	walk_expect(dir, b, seed, 15, &w, &x);
-	assert_int_equal(w.end, to);
-	assert_int_equal(w.aborted_bytes, to - b->end);
-	assert_int_equal(w.aborted_records, (to - 1) / RING - b->end / RING + 1); /* one a lap */
-	assert_int_equal(w.segments, 2);
-	assert_int_equal(w.data_records, 15);
-	recover_expect(dir, &rec, to, to, 0);
+	assert_int_equal(seg_fill_gap(c.dir, RING, SEGB, b->end, to), 0);
+	fcase_walk(&c, 15);
+	assert_int_equal(c.w.end, to);
+	assert_int_equal(c.w.aborted_bytes, to - b->end);
+	assert_int_equal(c.w.aborted_records, (to - 1) / RING - b->end / RING + 1); /* one a lap */
+	assert_int_equal(c.w.segments, 2);
+	assert_int_equal(c.w.data_records, 15);
+	recover_expect(c.dir, &c.rec, to, to, 0);
 }
 
 int main(void)
