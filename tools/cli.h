@@ -102,6 +102,9 @@ struct cli_opt {
  * else the exit status (CLI_OK after --help; CLI_USAGE after saying what
  * is wrong). optind is then at the first operand. */
 int cli_opts(int argc, char **argv, const struct cli_opt *spec, const char *usage);
+/* The same, then exactly one operand, a valid topic NAME, into *name. */
+int cli_opts_topic(int argc, char **argv, const struct cli_opt *spec, const char *usage,
+		   const char **name);
 
 /* "spillway <cmd>: " + message + "\n" on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

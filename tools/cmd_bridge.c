@@ -94,11 +94,9 @@ static int bridge_args(int argc, char **argv, struct bridge *b)
 		O_FN(NULL, 'X', b, opt_property),
 		O_END,
 	};
-	int rc = cli_opts(argc, argv, spec, usage);
+	int rc = cli_opts_topic(argc, argv, spec, usage, &b->name);
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = cli_topic_arg(argc, argv, &b->name)))
 		return rc;
 	if (!b->brokers)
 		return cli_usage("--brokers is required (HOST:PORT[,...])");

@@ -89,13 +89,7 @@ static int consume_args(int argc, char **argv, struct cons *c)
 		O_FLAG("follow", 'f', &c->follow),
 		O_END,
 	};
-	int rc = cli_opts(argc, argv, spec, usage);
-
-	if (rc >= 0)
-		return rc;
-	if ((rc = cli_topic_arg(argc, argv, &c->name)))
-		return rc;
-	return -1;
+	return cli_opts_topic(argc, argv, spec, usage, &c->name);
 }
 
 /* Poll until caught up (or, following, until stopped or the topic is

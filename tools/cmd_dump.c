@@ -121,12 +121,11 @@ int cmd_dump(int argc, char **argv)
 		O_FLAG("no-ring", 0, &no_ring),
 		O_END,
 	};
-	int rc = cli_opts(argc, argv, spec, usage), r;
+	int rc = cli_opts_topic(argc, argv, spec, usage, &name), r;
 
 	if (rc >= 0)
 		return rc;
-	if ((rc = cli_topic_arg(argc, argv, &name)))
-		return rc;
+	rc = CLI_OK;
 	cli_dirs();
 	if (cli_log_walker(name, dir, sizeof(dir), &w, NULL, NULL))
 		return CLI_ERR;

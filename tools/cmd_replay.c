@@ -186,11 +186,9 @@ static int replay_args(int argc, char **argv, struct replay_args *a, struct rep 
 		O_FLAG("verbose", 'v', &a->verbose),
 		O_END,
 	};
-	int rc = cli_opts(argc, argv, spec, usage);
+	int rc = cli_opts_topic(argc, argv, spec, usage, &a->name);
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = cli_topic_arg(argc, argv, &a->name)))
 		return rc;
 	if (a->from.kind == W_NONE)
 		return cli_usage("--from is required (earliest, a POSITION or @TIME)");

@@ -116,11 +116,9 @@ int cmd_verify(int argc, char **argv)
 		O_FLAG("quiet", 'q', &v.quiet),
 		O_END,
 	};
-	int rc = cli_opts(argc, argv, spec, usage), r, ring_bad = 0;
+	int rc = cli_opts_topic(argc, argv, spec, usage, &name), r, ring_bad = 0;
 
 	if (rc >= 0)
-		return rc;
-	if ((rc = cli_topic_arg(argc, argv, &name)))
 		return rc;
 	cli_dirs();
 	if (cli_log_walker(name, dir, sizeof(dir), &w, &has_ring, &has_data))

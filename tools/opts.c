@@ -155,3 +155,15 @@ int cli_opts(int argc, char **argv, const struct cli_opt *spec, const char *usag
 	free(lo);
 	return c == -1 ? -1 : rc;
 }
+
+int cli_opts_topic(int argc, char **argv, const struct cli_opt *spec, const char *usage,
+		   const char **name)
+{
+	int rc = cli_opts(argc, argv, spec, usage);
+
+	if (rc >= 0)
+		return rc;
+	if ((rc = cli_topic_arg(argc, argv, name)))
+		return rc;
+	return -1;
+}
