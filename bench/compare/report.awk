@@ -148,25 +148,20 @@ END {
 	}
 	printf "\nUnix domain sockets are SOCK_STREAM. Each system gets a buffer of about the Spillway ring's size (%s bytes) where it lets us choose; the spilling case uses a %s-byte ring and a private spillwayd with its data under %s (a disk). ZeroMQ (%s) keeps its defaults and its I/O threads are not pinned (only the application threads are).\n", env["ring_bytes"], env["spill_ring_bytes"], env["data_dir"], env["zmq"]
 
-	nred = 0
-	for (key in env)
-		if (key ~ /^redelivered\./) reds[++nred] = substr(key, 13) ": " env[key]
-	if (nred) {
-		print ""
-		print "## Anomalies"
-		print ""
-		print "The Spillway reader handed these records out twice (a live read cut short by a lap, then the same record again from disk); the receiver skipped the repeats by position:"
-		print ""
-		for (i = 1; i <= nred; i++) print "- " reds[i]
-	}
+	section("redelivered.", "Anomalies", "The Spillway reader handed these records out twice (a live read cut short by a lap, then the same record again from disk); the receiver skipped the repeats by position:")
+	section("error.", "Cases that failed (n/a above)", "")
+}
 
-	nerr = 0
+# The env keys that start with prefix, as a list under a heading (nothing
+# when there are none).
+function section(prefix, title, intro,    key, n, i, items) {
+	n = 0
 	for (key in env)
-		if (key ~ /^error\./) errs[++nerr] = substr(key, 7) ": " env[key]
-	if (nerr) {
-		print ""
-		print "## Cases that failed (n/a above)"
-		print ""
-		for (i = 1; i <= nerr; i++) print "- " errs[i]
-	}
+		if (index(key, prefix) == 1) items[++n] = substr(key, length(prefix) + 1) ": " env[key]
+	if (!n) return
+	print ""
+	print "## " title
+	print ""
+	if (intro != "") { print intro; print "" }
+	for (i = 1; i <= n; i++) print "- " items[i]
 }
