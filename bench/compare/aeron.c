@@ -320,6 +320,19 @@ static void drop_output(struct kid *k)
 		unlink(k->out);
 }
 
+/* A case's end: the receiver stopped, then the driver; their output
+ * dropped. r, or -1 when something said an error. */
+static int case_end(const struct aeron_cfg *a, const char *dir, struct kid *driver, struct kid *peer,
+		    int r, char *err, size_t errlen)
+{
+	stop_peer(peer, a, err, errlen);
+	drop_output(peer);
+	if (driver->pid > 0)
+		driver_stop(driver, a, dir, err, errlen);
+	drop_output(driver);
+	return err[0] ? -1 : r;
+}
+
 /* The publisher's lines: "Streaming N messages of payload length L bytes"
  * and "Total: Xms, R msgs/sec, ...". */
 static int read_pub(const struct kid *k, uint32_t size, double *rate, char *err, size_t errlen)
@@ -410,12 +423,7 @@ int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est
 	if (r == 0)
 		*est = *rate;
 out:
-	stop_peer(&s, a, err, errlen);
-	drop_output(&s);
-	if (d.pid > 0)
-		driver_stop(&d, a, dir, err, errlen);
-	drop_output(&d);
-	return err[0] ? -1 : r;
+	return case_end(a, dir, &d, &s, r, err, errlen);
 }
 
 /* cping's HDR table: "value percentile total 1/(1-p)" rows, in us. */
@@ -518,10 +526,5 @@ int aeron_rtt(const struct aeron_cfg *a, uint32_t size, double dur_s, double *es
 	if (r == 0)
 		*est_ns = mean;
 out:
-	stop_peer(&o, a, err, errlen);
-	drop_output(&o);
-	if (d.pid > 0)
-		driver_stop(&d, a, dir, err, errlen);
-	drop_output(&d);
-	return err[0] ? -1 : r;
+	return case_end(a, dir, &d, &o, r, err, errlen);
 }
