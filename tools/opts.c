@@ -27,7 +27,7 @@ static void opt_name(int argc, char **argv, char *buf, size_t n)
 static int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
 			  const char *usage, int *rc)
 {
-	char so[64], name[64];
+	char so[72], name[64]; /* shortopts (< 64, cli_opts) + ":" "h" */
 	int c;
 
 	snprintf(so, sizeof(so), ":%sh", shortopts ? shortopts : "");
