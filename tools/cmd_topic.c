@@ -372,17 +372,76 @@ static int print_group(void *arg, const char *group, int64_t pos)
 	return 0;
 }
 
+/* describe's ring lines: the file, its sizes, positions and the daemon. */
+static void describe_ring(struct spw_topic *t, const char *ring, struct spw_topic_info *in)
+{
+	char h1[32], h2[32], h3[32], when[48], why[128];
+	struct stat st = { 0 };
+	double age;
+
+	spw_topic_info(t, in);
+	stat(ring, &st);
+	cli_human(in->ring_bytes, h1, sizeof(h1));
+	cli_human(in->segment_bytes, h2, sizeof(h2));
+	cli_human(in->max_record, h3, sizeof(h3));
+	cli_iso8601(in->created_ns, when, sizeof(when));
+	printf("  ring        %s (%s, mode %04o, uid %u, gid %u)\n", ring, h1,
+	       (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
+	printf("  created     %s\n", when);
+	printf("  segments    %s each, max record %s, %s\n", h2, h3,
+	       in->flags & SPW_TOPIC_NO_SPILL ? "no spill (pure IPC)" : "spilled to disk");
+	printf("  positions   start %llu, reclaimed %llu, tail %llu, limit %llu (ring %.1f%% "
+	       "full)\n",
+	       (unsigned long long)in->start_position, (unsigned long long)in->reclaimed,
+	       (unsigned long long)in->tail, (unsigned long long)in->limit,
+	       100.0 * (double)(in->tail - in->reclaimed) / (double)in->ring_bytes);
+	printf("  spilled     %llu (%llu behind the tail), durable %llu\n",
+	       (unsigned long long)in->spilled, (unsigned long long)(in->tail - in->spilled),
+	       (unsigned long long)in->durable);
+	if (cli_daemon_alive(in, &age)) {
+		printf("  daemon      spillwayd pid %u, heartbeat %.2f s ago\n", in->daemon_pid, age);
+	} else {
+		cli_daemon_why(in, why, sizeof(why));
+		printf("  daemon      none: %s\n", why);
+	}
+}
+
+/* describe's settings and disk lines. */
+static void describe_files(const char *dir, const struct seg_disk_usage *dl)
+{
+	struct topic_conf c;
+	char h1[32], h2[32];
+	int cr = seg_conf_load(dir, &c);
+
+	if (cr == 0) {
+		cli_human(c.flush_bytes, h1, sizeof(h1));
+		cli_human(c.retention_bytes, h2, sizeof(h2));
+		printf("  settings    %s/%s: retention %llu ms, retention bytes %s, flush %llu ms or "
+		       "%s, stall report after %llu ms, %u producer slots\n",
+		       dir, SEG_CONF_NAME, (unsigned long long)c.retention_ms,
+		       c.retention_bytes ? h2 : "unlimited", (unsigned long long)c.flush_ms, h1,
+		       (unsigned long long)c.unblock_ms, c.max_producers);
+	} else {
+		printf("  settings    %s/%s: %s\n", dir, SEG_CONF_NAME, strerror(-cr));
+	}
+	cli_human(dl->bytes, h1, sizeof(h1));
+	printf("  disk        %s: %zu segments, %s, %llu records", dir, dl->segments, h1,
+	       (unsigned long long)dl->records);
+	if (dl->any)
+		printf(", positions %llu .. %llu", (unsigned long long)dl->first,
+		       (unsigned long long)dl->end);
+	printf("\n");
+}
+
 static int topic_describe(int argc, char **argv)
 {
 	const char *name = NULL;
-	char dir[PATH_MAX], ring[PATH_MAX + 64], h1[32], h2[32], h3[32], when[48], why[128];
-	struct topic_conf c;
+	char dir[PATH_MAX], ring[PATH_MAX + 64];
 	struct spw_topic *t = NULL;
 	struct spw_topic_info in = { 0 };
 	struct seg_disk_usage dl;
-	struct stat st;
 	bool has_ring, has_data;
-	int rc, cr;
+	int rc;
 
 	if ((rc = name_opts(argc, argv, "describe", "Settings, counters, files and groups of a topic.",
 			    &name)))
@@ -395,60 +454,13 @@ static int topic_describe(int argc, char **argv)
 		return CLI_ERR;
 	cli_ring_path(ring, sizeof(ring), name);
 	cli_topic_dir(dir, sizeof(dir), name);
-	cr = seg_conf_load(dir, &c);
 	seg_disk_usage(dir, &dl);
 	printf("topic %s\n", name);
-	if (t) {
-		spw_topic_info(t, &in);
-		stat(ring, &st);
-		cli_human(in.ring_bytes, h1, sizeof(h1));
-		cli_human(in.segment_bytes, h2, sizeof(h2));
-		cli_human(in.max_record, h3, sizeof(h3));
-		cli_iso8601(in.created_ns, when, sizeof(when));
-		printf("  ring        %s (%s, mode %04o, uid %u, gid %u)\n", ring, h1,
-		       (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
-		printf("  created     %s\n", when);
-		printf("  segments    %s each, max record %s, %s\n", h2, h3,
-		       in.flags & SPW_TOPIC_NO_SPILL ? "no spill (pure IPC)" : "spilled to disk");
-		printf("  positions   start %llu, reclaimed %llu, tail %llu, limit %llu (ring %.1f%% "
-		       "full)\n",
-		       (unsigned long long)in.start_position, (unsigned long long)in.reclaimed,
-		       (unsigned long long)in.tail, (unsigned long long)in.limit,
-		       100.0 * (double)(in.tail - in.reclaimed) / (double)in.ring_bytes);
-		printf("  spilled     %llu (%llu behind the tail), durable %llu\n",
-		       (unsigned long long)in.spilled, (unsigned long long)(in.tail - in.spilled),
-		       (unsigned long long)in.durable);
-		if (cli_daemon_alive(&in, NULL)) {
-			double age;
-
-			cli_daemon_alive(&in, &age);
-			printf("  daemon      spillwayd pid %u, heartbeat %.2f s ago\n", in.daemon_pid,
-			       age);
-		} else {
-			cli_daemon_why(&in, why, sizeof(why));
-			printf("  daemon      none: %s\n", why);
-		}
-	} else {
+	if (t)
+		describe_ring(t, ring, &in);
+	else
 		printf("  ring        none (the log is on disk only; spillwayd recreates the ring)\n");
-	}
-	if (cr == 0) {
-		cli_human(c.flush_bytes, h1, sizeof(h1));
-		cli_human(c.retention_bytes, h2, sizeof(h2));
-		printf("  settings    %s/%s: retention %llu ms, retention bytes %s, flush %llu ms or "
-		       "%s, stall report after %llu ms, %u producer slots\n",
-		       dir, SEG_CONF_NAME, (unsigned long long)c.retention_ms,
-		       c.retention_bytes ? h2 : "unlimited", (unsigned long long)c.flush_ms, h1,
-		       (unsigned long long)c.unblock_ms, c.max_producers);
-	} else {
-		printf("  settings    %s/%s: %s\n", dir, SEG_CONF_NAME, strerror(-cr));
-	}
-	cli_human(dl.bytes, h1, sizeof(h1));
-	printf("  disk        %s: %zu segments, %s, %llu records", dir, dl.segments, h1,
-	       (unsigned long long)dl.records);
-	if (dl.any)
-		printf(", positions %llu .. %llu", (unsigned long long)dl.first,
-		       (unsigned long long)dl.end);
-	printf("\n");
+	describe_files(dir, &dl);
 	spw_group_list(G.data_dir, name, print_group, t ? &in.tail : &dl.end);
 	spw_topic_close(t);
 	return CLI_OK;
