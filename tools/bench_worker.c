@@ -16,7 +16,7 @@
  * find the ring full spin (busy) or sleep on its futex until then.
  */
 #define _GNU_SOURCE
-#include "bench_worker.h"
+#include "bench_role.h"
 
 #include "bench_proc.h"
 #include "bench_topo.h"
@@ -30,13 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#define POLL_MAX 256
-#define WAIT_SLICE_NS 10000000ll    /* blocking polls return after 10 ms idle */
-#define STALL_NS 10000000000ull     /* no progress for 10 s: broken */
-#define TAIL_GRACE_NS 2000000000ull /* producers done, nothing new for 2 s: missing */
-#define SEQ_BITS 48
-#define SEQ_MASK ((1ull << SEQ_BITS) - 1)
 
 struct bw_ctl *bw_ctl_new(const struct bw_params *p, int n)
 {
@@ -62,136 +55,18 @@ void bw_ctl_free(struct bw_ctl *c)
 		munmap(c, sizeof(struct bw_ctl) + (size_t)c->nslots * sizeof(struct bw_slot));
 }
 
-/* --- helpers every role uses ------------------------------------------------ */
-
-/* The hand-off with the parent (tools/bench_proc.h): err and the counts,
- * times and histogram are published by the state stores. */
-#define fail(s, ...) \
-	bench_proc_fail(&(s)->state, BW_FAILED, (s)->err, sizeof((s)->err), __VA_ARGS__)
-#define done(s) bench_proc_exit(&(s)->state, BW_DONE, 0)
-
-static void ready_and_wait(struct bw_ctl *c, struct bw_slot *s)
-{
-	/* READY after the topics are open; go comes after t0_ns. */
-	bench_proc_ready(&s->state, BW_READY, &c->go);
-	s->t_start_ns = ring_monotonic_ns();
-}
-
-/* Where a consumer reads: a live consumer, or a reader (disk then live). */
-struct src {
-	struct spw_topic *t;
-	struct spw_consumer *c;
-	struct spw_reader *r;
-	int64_t reclaimed; /* the bound this process last reclaimed to */
-};
-
-/* Open topic's source for the worker of slot sl, or fail it. */
-static void src_open(struct bw_slot *sl, const struct bw_params *p, const char *topic,
-		     struct src *s)
-{
-	int r;
-
-	memset(s, 0, sizeof(*s));
-	if (p->reader) {
-		struct spw_reader_opts o = { 0 };
-
-		o.shm_dir = p->shm_dir;
-		o.data_dir = p->data_dir;
-		o.start = SPW_START_EARLIEST;
-		r = spw_reader_open(topic, &o, &s->r);
-	} else {
-		r = spw_topic_open(p->shm_dir, topic, 0, &s->t);
-		if (!r)
-			r = spw_consumer_open(s->t, SPW_FROM_OLDEST, 0, &s->c);
-	}
-	if (r)
-		fail(sl, "open a %s on %s: %s", p->reader ? "reader" : "consumer", topic,
-		     strerror(-r));
-}
-
-static int src_poll(struct src *s, bool busy, spw_record_fn fn, void *arg, int max)
-{
-	if (s->r)
-		return busy ? spw_reader_poll(s->r, fn, arg, max)
-			    : spw_reader_poll_wait(s->r, fn, arg, max, WAIT_SLICE_NS);
-	return busy ? spw_consumer_poll(s->c, fn, arg, max)
-		    : spw_consumer_poll_wait(s->c, fn, arg, max, WAIT_SLICE_NS);
-}
-
-static int64_t src_position(const struct src *s)
-{
-	return s->r ? spw_reader_position(s->r) : spw_consumer_position(s->c);
-}
-
-/* Reclaim up to upto when it is a quarter ring past the last bound. */
-static void src_reclaim(struct bw_slot *sl, struct src *s, int64_t upto, uint64_t ring_bytes)
-{
-	int r;
-
-	if (upto - s->reclaimed < (int64_t)(ring_bytes / 4))
-		return;
-	r = spwd_reclaim(s->t, upto);
-	if (r)
-		fail(sl, "reclaim up to %lld: %s", (long long)upto, strerror(-r));
-	s->reclaimed = upto;
-}
-
-/* Send one record: spin on a full ring (busy) or sleep on its futex. */
-static int64_t send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len)
-{
-	uint64_t spins = 0, t0 = 0;
-	int64_t r;
-
-	if (!busy)
-		return spw_producer_send_wait(p, buf, len, (int64_t)STALL_NS);
-	while ((r = spw_producer_send(p, buf, len)) == -EAGAIN) {
-		if ((++spins & 0xffff) == 0) {
-			uint64_t now = ring_monotonic_ns();
-
-			if (!t0)
-				t0 = now;
-			else if (now - t0 > STALL_NS)
-				return -ETIMEDOUT;
-		}
-		bench_relax();
-	}
-	return r;
-}
-
-static void pace(uint64_t t0, uint64_t i, uint64_t rate)
-{
-	uint64_t due = t0 + (uint64_t)((double)i * 1e9 / (double)rate);
-
-	while (ring_monotonic_ns() < due)
-		bench_relax();
-}
-
-static struct spw_producer *open_producer(struct bw_ctl *c, struct bw_slot *s, const char *topic)
-{
-	struct spw_topic *t;
-	struct spw_producer *p;
-	int r = spw_topic_open(c->p.shm_dir, topic, 0, &t);
-
-	if (r)
-		fail(s, "open topic %s in %s: %s", topic, c->p.shm_dir, strerror(-r));
-	r = spw_producer_open(t, &p);
-	if (r)
-		fail(s, "producer on %s: %s", topic, strerror(-r));
-	return p;
-}
-
 /* --- throughput: producers ------------------------------------------------------ */
 
 static void run_producer(struct bw_ctl *c, struct bw_slot *s)
 {
 	const struct bw_params *p = &c->p;
-	struct spw_producer *pr = open_producer(c, s, p->topic);
+	struct spw_producer *pr = bw_open_producer(c, s, p->topic);
 	unsigned char *buf = bench_payload(p->size);
 	uint64_t base = (uint64_t)s->index << SEQ_BITS, i;
 
 	if (!buf)
 		fail(s, "out of memory");
-	ready_and_wait(c, s);
+	bw_ready_and_wait(c, s);
 	for (i = 0;; i++) {
 		uint64_t w = base | i;
 		int64_t r;
@@ -202,9 +77,9 @@ static void run_producer(struct bw_ctl *c, struct bw_slot *s)
 				atomic_load_explicit(&c->stop, memory_order_relaxed)))
 			break;
 		if (p->rate)
-			pace(s->t_start_ns, i, p->rate);
+			bw_pace(s->t_start_ns, i, p->rate);
 		memcpy(buf, &w, sizeof(w));
-		r = send_one(pr, p->busy, buf, p->size);
+		r = bw_send_one(pr, p->busy, buf, p->size);
 		if (r < 0) {
 			s->records = i;
 			fail(s, "send record %llu to %s: %s%s", (unsigned long long)i, p->topic,
@@ -333,7 +208,7 @@ static bool all_seen(struct bw_ctl *c, const struct rx *x, bool *producers_done)
 /* Consumer 0 without a daemon: reclaim to the lowest consumer position. */
 static void reclaim_min(struct bw_ctl *c, struct bw_slot *s, struct src *src)
 {
-	int64_t min = src_position(src);
+	int64_t min = bw_src_position(src);
 
 	for (int i = 0; i < c->nslots; i++) {
 		struct bw_slot *o = &c->slots[i];
@@ -347,7 +222,7 @@ static void reclaim_min(struct bw_ctl *c, struct bw_slot *s, struct src *src)
 		if (p < min)
 			min = p;
 	}
-	src_reclaim(s, src, min, c->p.ring_bytes);
+	bw_src_reclaim(s, src, min, c->p.ring_bytes);
 }
 
 static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
@@ -360,18 +235,18 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 
 	if (!x)
 		fail(s, "out of memory");
-	src_open(s, p, p->topic, &src);
+	bw_src_open(s, p, p->topic, &src);
 	x->s = s;
 	x->size = p->size;
 	x->sample = x->until_sample = p->sample ? p->sample : 1;
 	x->producers = p->producers;
 	x->lapping_ok = p->lapping_ok;
 	/* Release: the start position, before READY (see reclaim_min). */
-	atomic_store_explicit(&s->position, src_position(&src), memory_order_release);
-	ready_and_wait(c, s);
+	atomic_store_explicit(&s->position, bw_src_position(&src), memory_order_release);
+	bw_ready_and_wait(c, s);
 	last_progress = s->t_start_ns;
 	for (;;) {
-		int n = src_poll(&src, p->busy, on_record, x, POLL_MAX);
+		int n = bw_src_poll(&src, p->busy, on_record, x, POLL_MAX);
 
 		if (n >= 0)
 			rx_commit(x);
@@ -381,7 +256,7 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 			s->t_end_ns = last_progress = ring_monotonic_ns();
 			if (p->self_reclaim) {
 				/* Release: everything below was read (reclaim_min). */
-				atomic_store_explicit(&s->position, src_position(&src),
+				atomic_store_explicit(&s->position, bw_src_position(&src),
 						      memory_order_release);
 				if (s->index == 0)
 					reclaim_min(c, s, &src);
@@ -394,7 +269,7 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 				continue;
 		}
 		if (n < 0)
-			fail(s, "poll %s at position %lld: %s", p->topic, (long long)src_position(&src),
+			fail(s, "poll %s at position %lld: %s", p->topic, (long long)bw_src_position(&src),
 			     strerror(-n));
 		if (p->busy && (++idle & 63) != 0) {
 			bench_relax();
@@ -410,7 +285,7 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 			break;
 		if (now - last_progress > STALL_NS)
 			fail(s, "no record for 10 s at position %lld of %s",
-			     (long long)src_position(&src), p->topic);
+			     (long long)bw_src_position(&src), p->topic);
 	}
 	/* Records never seen (lapped at the very end, or lost). */
 	for (int i = 0; i < c->nslots; i++) {
@@ -429,167 +304,6 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 	done(s);
 }
 
-/* --- ping-pong ------------------------------------------------------------------ */
-
-struct pong_rx {
-	uint32_t size;
-	uint64_t expect;
-	bool got;
-	uint64_t fold;
-	struct bw_slot *s;
-};
-
-static int on_pong(void *arg, const struct spw_record *r)
-{
-	struct pong_rx *x = arg;
-	uint64_t seq = 0;
-
-	if (r->len == x->size && r->len >= sizeof(seq))
-		memcpy(&seq, r->data, sizeof(seq));
-	if (r->len != x->size || seq != x->expect)
-		x->s->bad++;
-	x->fold ^= bench_fold(r->data, r->len);
-	x->got = true;
-	return 1;
-}
-
-static void run_pinger(struct bw_ctl *c, struct bw_slot *s)
-{
-	const struct bw_params *p = &c->p;
-	struct spw_producer *pr = open_producer(c, s, p->topic);
-	unsigned char *buf = bench_payload(p->size);
-	struct pong_rx x = { p->size, 0, false, 0, s };
-	struct src src;
-	bool warm = false;
-	uint64_t i;
-
-	if (!buf)
-		fail(s, "out of memory");
-	src_open(s, p, p->topic2, &src);
-	ready_and_wait(c, s);
-	for (i = 0;; i++) {
-		uint64_t t0, t1, stall = 0;
-		int64_t sr;
-
-		if (p->count ? i >= p->warmup + p->count
-			     : /* Relaxed: a request only. */
-			     atomic_load_explicit(&c->stop, memory_order_relaxed))
-			break;
-		if (p->rate)
-			pace(s->t_start_ns, i, p->rate);
-		memcpy(buf, &i, sizeof(i));
-		x.expect = i;
-		x.got = false;
-		t0 = ring_monotonic_ns();
-		sr = send_one(pr, p->busy, buf, p->size);
-		if (sr < 0)
-			fail(s, "send ping %llu: %s", (unsigned long long)i, strerror((int)-sr));
-		while (!x.got) {
-			int n = src_poll(&src, p->busy, on_pong, &x, 1);
-
-			if (n < 0)
-				fail(s, "poll pong %llu: %s", (unsigned long long)i, strerror(-n));
-			if (n == 0 && (++stall & 0xffff) == 0 && ring_monotonic_ns() - t0 > STALL_NS)
-				fail(s, "no pong for 10 s after ping %llu", (unsigned long long)i);
-		}
-		t1 = ring_monotonic_ns();
-		/* Warm-up: the first `warmup` round trips, or the first tenth of
-		 * a timed run if that ends sooner, are timed and then forgotten. */
-		if (!warm && (i == p->warmup ||
-			      (p->duration_ns && t1 - s->t_start_ns > p->duration_ns / 10))) {
-			hist_init(&s->lat);
-			s->records = 0;
-			s->t_measure_ns = t1;
-			warm = true;
-		}
-		hist_record(&s->lat, t1 - t0);
-		s->records++;
-		if (p->self_reclaim)
-			src_reclaim(s, &src, src_position(&src), p->ring_bytes);
-	}
-	s->t_end_ns = ring_monotonic_ns();
-	/* The end: a zero-length ping. */
-	if (send_one(pr, p->busy, buf, BW_EOF_LEN) < 0)
-		fail(s, "send the end marker");
-	s->sink = x.fold;
-	done(s);
-}
-
-struct echo {
-	struct spw_producer *pr;
-	bool busy, eof;
-	uint32_t size;
-	int64_t err;
-	struct bw_slot *s;
-};
-
-static int on_ping(void *arg, const struct spw_record *r)
-{
-	struct echo *e = arg;
-
-	if (r->len == BW_EOF_LEN) {
-		e->eof = true;
-		return 1;
-	}
-	if (r->len != e->size)
-		e->s->bad++;
-	/* Straight from the ring into the pong topic: the one copy. */
-	e->err = send_one(e->pr, e->busy, r->data, r->len);
-	return e->err < 0;
-}
-
-static const struct bw_slot *find_role(const struct bw_ctl *c, int role)
-{
-	for (int i = 0; i < c->nslots; i++)
-		if (c->slots[i].role == role)
-			return &c->slots[i];
-	return NULL;
-}
-
-static void run_ponger(struct bw_ctl *c, struct bw_slot *s)
-{
-	const struct bw_params *p = &c->p;
-	const struct bw_slot *pinger = find_role(c, BW_PINGER);
-	struct echo e = { open_producer(c, s, p->topic2), p->busy, false, p->size, 0, s };
-	struct src src;
-	uint64_t idle = 0, last;
-
-	src_open(s, p, p->topic, &src);
-	if (!pinger)
-		fail(s, "no pinger");
-	ready_and_wait(c, s);
-	last = s->t_start_ns;
-	while (!e.eof) {
-		int n = src_poll(&src, p->busy, on_ping, &e, 1);
-
-		if (e.err < 0)
-			fail(s, "send pong: %s", strerror((int)-e.err));
-		if (n < 0)
-			fail(s, "poll ping at %lld: %s", (long long)src_position(&src), strerror(-n));
-		if (n > 0) {
-			s->records++;
-			if (p->self_reclaim)
-				src_reclaim(s, &src, src_position(&src), p->ring_bytes);
-			idle = 0;
-			last = 0;
-			continue;
-		}
-		if (p->busy && (++idle & 0xffff) != 0)
-			continue;
-		/* Acquire: the pinger's state; a failed pinger sends no end. */
-		if (atomic_load_explicit(&pinger->state, memory_order_acquire) == BW_FAILED)
-			break;
-		uint64_t now = ring_monotonic_ns();
-
-		if (!last)
-			last = now;
-		else if (now - last > STALL_NS)
-			fail(s, "no ping for 10 s at position %lld", (long long)src_position(&src));
-	}
-	s->t_end_ns = ring_monotonic_ns();
-	done(s);
-}
-
 pid_t bw_spawn(struct bw_ctl *c, int i)
 {
 	struct bw_slot *s = &c->slots[i];
@@ -605,8 +319,8 @@ pid_t bw_spawn(struct bw_ctl *c, int i)
 	switch (s->role) {
 	case BW_PRODUCER: run_producer(c, s); break;
 	case BW_CONSUMER: run_consumer(c, s); break;
-	case BW_PINGER: run_pinger(c, s); break;
-	case BW_PONGER: run_ponger(c, s); break;
+	case BW_PINGER: bw_run_pinger(c, s); break;
+	case BW_PONGER: bw_run_ponger(c, s); break;
 	default: fail(s, "unknown role %d", s->role);
 	}
 	_exit(1);
