@@ -378,11 +378,13 @@ int main(int argc, char **argv)
 	spill_log = dlog;
 	if ((r = parse_args(argc, argv)) >= 0)
 		return r;
-	if (prepare_dirs() || take_lock())
+	/* The metrics socket is bound before the fork, so a bad or busy
+	 * address fails the command itself (no thread: it survives the fork). */
+	if (prepare_dirs() || take_lock() || metrics_start())
 		return 1;
 	if (!D.foreground && (r = daemonize()) >= 0)
 		return r;
-	if (setup_events() || metrics_start())
+	if (setup_events())
 		return 1;
 	dlog(LOG_INFO, NULL, "started: data %s, shm %s, io_uring (fixed files %s, fixed buffers %s)",
 	     D.data_dir, D.shm_dir, D.w.fixed_files ? "yes" : "no", D.w.fixed_bufs ? "yes" : "no");

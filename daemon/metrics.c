@@ -25,13 +25,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static struct {
 	struct MHD_Daemon *httpd;
 	uint64_t last_poll_ns, next_textfile_ns, start_ns;
-	uint64_t scrapes;
-} M;
+	int textfile_dir;    /* the textfile's directory, held from the start */
+	const char *textfile_name;
+	bool stopping;       /* the last textfile: the daemon is going */
+} M = { .textfile_dir = -1 };
+
+static int textfile_open(void);
 
 /* ADDR:PORT, [ADDR6]:PORT, or PORT alone (then loopback: any other address
  * only when asked for). 0, or -EINVAL. */
@@ -102,13 +107,13 @@ static char *render(size_t *len)
 
 		snprintf(m[i].name, sizeof(m[i].name), "%s", dt->name);
 		m[i].t = dt->t;
-		seg_metrics_gather(D.shm_dir, D.data_dir, &m[i]);
-		m[i].alive = true; /* this daemon serves it */
+		m[i].spill = &dt->s->m;
+		seg_metrics_gather(D.data_dir, &m[i]);
+		m[i].alive = !M.stopping; /* this daemon serves it, until its last textfile */
 		m[i].hb_age = m[i].in.daemon_heartbeat_ns &&
 					      ring_realtime_ns() > m[i].in.daemon_heartbeat_ns
 				      ? (double)(ring_realtime_ns() - m[i].in.daemon_heartbeat_ns) / 1e9
 				      : 0;
-		m[i].spill = &dt->s->m;
 		pm[i] = &m[i];
 	}
 	f = open_memstream(&buf, len);
@@ -170,7 +175,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	body = render(&len);
 	if (!body)
 		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-	M.scrapes++;
 	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
@@ -197,11 +201,14 @@ int metrics_start(void)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	uint16_t port;
 	/* epoll, not select(): the daemon's fds (segments of up to 256 topics)
 	 * may pass FD_SETSIZE. */
 	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_EPOLL;
 
 	M.start_ns = ring_realtime_ns();
+	if (D.metrics_textfile[0] && textfile_open())
+		return 1;
 	if (!D.metrics_listen[0])
 		return 0;
 	if (metrics_parse_listen(D.metrics_listen, &ss, &len)) {
@@ -210,9 +217,11 @@ int metrics_start(void)
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
 	/* No thread (the loop polls it), at most 16 connections, each dropped
 	 * after 10 s idle. */
-	M.httpd = MHD_start_daemon(flags, 0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+	M.httpd = MHD_start_daemon(flags, port, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER,
 				   mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				   MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
 				   10u, MHD_OPTION_END);
@@ -236,33 +245,72 @@ int metrics_start(void)
 	return 0;
 }
 
+/* The textfile's directory, opened once at start (the path as the admin
+ * gave it): every write then goes through that fd, so a directory swapped
+ * for a link later is never followed (the daemon runs as root). A
+ * directory others may write to is only warned about: node_exporter's is
+ * often another user's. 0, or 1 after saying why. */
+static int textfile_open(void)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(D.metrics_textfile, '/');
+	struct stat st;
+
+	M.textfile_name = slash ? slash + 1 : D.metrics_textfile;
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - D.metrics_textfile) : 1,
+		 slash ? D.metrics_textfile : ".");
+	if (!dir[0])
+		snprintf(dir, sizeof(dir), "/");
+	if (!*M.textfile_name) {
+		dlog(LOG_ERROR, NULL, "--metrics-textfile %s: names a directory, not a file",
+		     D.metrics_textfile);
+		return 1;
+	}
+	M.textfile_dir = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (M.textfile_dir < 0 || fstat(M.textfile_dir, &st)) {
+		dlog(LOG_ERROR, NULL, "--metrics-textfile: cannot open the directory %s: %s", dir,
+		     strerror(errno));
+		return 1;
+	}
+	if ((st.st_mode & 0002) && !(st.st_mode & S_ISVTX))
+		dlog(LOG_WARN, NULL, "--metrics-textfile: %s is writable by anyone: others can "
+		     "replace the figures", dir);
+	return 0;
+}
+
 /* Write the textfile as node_exporter wants it: whole or not at all (a
  * temporary created O_EXCL next to it, never through a link, then renamed
- * over it). */
+ * over it), all through the held directory fd. */
 static void write_textfile(void)
 {
-	char tmp[PATH_MAX + 16];
+	char tmp[NAME_MAX + 8];
 	size_t len = 0;
 	char *body = render(&len);
 	ssize_t w = -1;
-	int fd;
+	int fd, err = 0;
 
 	if (!body)
 		return;
-	snprintf(tmp, sizeof(tmp), "%s.tmp", D.metrics_textfile);
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd >= 0) {
+	snprintf(tmp, sizeof(tmp), ".%.*s.tmp", NAME_MAX - 6, M.textfile_name);
+	unlinkat(M.textfile_dir, tmp, 0);
+	fd = openat(M.textfile_dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		    0644);
+	if (fd < 0) {
+		err = errno;
+	} else {
 		w = write(fd, body, len);
-		if (close(fd) || w != (ssize_t)len || rename(tmp, D.metrics_textfile)) {
-			unlink(tmp);
-			w = -1;
-		}
+		err = w < 0 ? errno : w != (ssize_t)len ? EIO : 0;
+		if (close(fd) && !err)
+			err = errno;
+		if (!err && renameat(M.textfile_dir, tmp, M.textfile_dir, M.textfile_name))
+			err = errno;
+		if (err)
+			unlinkat(M.textfile_dir, tmp, 0);
 	}
-	if (w < 0 && !D.metrics_textfile_failed)
+	if (err && !D.metrics_textfile_failed)
 		dlog(LOG_WARN, NULL, "cannot write the metrics textfile %s: %s (said once)",
-		     D.metrics_textfile, strerror(errno));
-	D.metrics_textfile_failed = w < 0;
+		     D.metrics_textfile, strerror(err));
+	D.metrics_textfile_failed = err != 0;
 	free(body);
 }
 
@@ -292,7 +340,7 @@ void metrics_poll(uint64_t now_ns)
 		MHD_run(M.httpd);
 		M.last_poll_ns = now_ns;
 	}
-	if (D.metrics_textfile[0] && now_ns >= M.next_textfile_ns) {
+	if (M.textfile_dir >= 0 && now_ns >= M.next_textfile_ns) {
 		write_textfile();
 		M.next_textfile_ns = now_ns + D.metrics_interval_ms * 1000000ull;
 	}
@@ -300,8 +348,12 @@ void metrics_poll(uint64_t now_ns)
 
 void metrics_stop(void)
 {
-	if (D.metrics_textfile[0])
-		write_textfile();
+	M.stopping = true;
+	if (M.textfile_dir >= 0) {
+		write_textfile(); /* the last figures, spillway_daemon_up 0 */
+		close(M.textfile_dir);
+		M.textfile_dir = -1;
+	}
 	if (M.httpd)
 		MHD_stop_daemon(M.httpd);
 	M.httpd = NULL;

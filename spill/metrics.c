@@ -12,8 +12,10 @@
 #include "../ring/spillway_daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int seg_disk_usage(const char *dir, struct seg_disk_usage *d)
 {
@@ -76,37 +78,104 @@ static int add_group(void *arg, const char *group, int64_t pos)
 	return 0;
 }
 
-static int first_ts(void *arg, const struct spw_record *r)
-{
-	*(uint64_t *)arg = r->timestamp_ns;
-	return 1;
-}
+/* What decoding a record needs: the ring's geometry (the ring's own, else
+ * the topic.conf's). */
+struct geom {
+	uint64_t ring_bytes, segment_bytes;
+	uint32_t max_record;
+};
 
-/* The timestamp of the first record at or after `pos` (start earliest
- * when pos < 0), without CRC checks (a figure, not a read); 0 unknown. */
-static uint64_t ts_at(const char *shm_dir, const char *data_dir, const struct seg_metrics *m,
-		      int64_t pos)
+static int geom_of(const char *dir, const struct seg_metrics *m, struct geom *g)
 {
-	struct spw_reader_opts ro = { 0 };
-	struct spw_reader *r;
-	uint64_t ts = 0;
+	struct topic_conf c;
 
-	ro.shm_dir = shm_dir;
-	ro.data_dir = data_dir;
-	ro.start = pos < 0 ? SPW_START_EARLIEST : SPW_START_POSITION;
-	ro.position = pos;
-	ro.flags = SPW_READER_NO_VERIFY | SPW_READER_SKIP_CORRUPT;
-	if (spw_reader_open(m->name, &ro, &r) == 0) {
-		spw_reader_poll(r, first_ts, &ts, 1);
-		spw_reader_close(r);
+	if (m->t) {
+		g->ring_bytes = m->in.ring_bytes;
+		g->segment_bytes = m->in.segment_bytes;
+		g->max_record = m->in.max_record;
+		return 0;
 	}
-	return ts;
+	if (seg_conf_load(dir, &c))
+		return -ENOENT;
+	g->ring_bytes = c.ring_bytes;
+	g->segment_bytes = c.segment_bytes;
+	g->max_record = c.max_record;
+	return g->ring_bytes && g->segment_bytes ? 0 : -EINVAL;
 }
 
-/* The newest record time: the ring's committed run past what is on disk. */
+/* The record at pos read where it lies, without a reader (which would map
+ * the whole ring): in the ring while it is still there (its commit word
+ * checked, then I5: not reclaimed meanwhile), else its header in its
+ * segment file, decoded as the walker does. 1 with *r (r->data unset), 0
+ * when no committed record starts there, -errno. */
+static int rec_at(const char *dir, const struct seg_metrics *m, const struct geom *g,
+		  uint64_t pos, struct seg_log_rec *r)
+{
+	uint8_t hdr[16];
+	char path[PATH_MAX];
+	uint64_t base = pos - pos % g->segment_bytes;
+	ssize_t n;
+	int fd;
+
+	if (m->t && pos >= m->in.reclaimed) {
+		struct spw_topic *t = m->t;
+		/* Acquire: pairs with the commit store (I4). */
+		uint64_t w = atomic_load_explicit(&ring_rec_at(t, pos)->commit,
+						  memory_order_acquire);
+		int64_t span = ring_check(t, pos, w);
+
+		r->pos = pos;
+		r->span = span > 0 ? (uint64_t)span : 0;
+		r->type = RING_W_TYPE(w);
+		r->ts = span >= 16 ? ring_rec_at(t, pos)->timestamp_ns : 0;
+		if (!ring_lapped(t, pos))
+			return span > 0;
+		/* reclaimed meanwhile: it is on disk now */
+	}
+	if (seg_file_path(path, sizeof(path), dir, base, "seg"))
+		return -ENAMETOOLONG;
+	fd = seg_open_file(path, O_RDONLY, 0, false);
+	if (fd < 0)
+		return fd;
+	n = pread(fd, hdr, sizeof(hdr), (off_t)(pos - base));
+	close(fd);
+	if (n < 8)
+		return 0;
+	/* The header only: the record may run on past it (to the segment's
+	 * end); with fewer than 16 bytes read, it must end there. */
+	return seg_rec_decode(hdr, pos, n == 16 ? g->segment_bytes - (pos - base) : (uint64_t)n,
+			      g->ring_bytes, g->max_record, r)
+		       ? 0
+		       : 1;
+}
+
+/* The timestamp of the first DATA record at or after pos (a record
+ * boundary; PADDING and ABORTED records passed over), a figure, not a read:
+ * no CRC. 0 when unknown. */
+static uint64_t ts_at(const char *dir, const struct seg_metrics *m, const struct geom *g,
+		      uint64_t pos)
+{
+	struct seg_log_rec r;
+
+	for (int i = 0; i < 4 && pos < seg_metrics_tail(m); i++) {
+		if (rec_at(dir, m, g, pos, &r) <= 0 || !r.span)
+			return 0;
+		if (r.type == RING_T_DATA)
+			return r.ts;
+		pos += r.span;
+	}
+	return 0;
+}
+
+/* The newest record time: the ring's committed run past what is on disk
+ * (spillwayd knows it: the newest it walked; the CLI walks what is not
+ * spilled yet, at most a ring). */
 static uint64_t newest_in_ring(const struct seg_metrics *m)
 {
 	uint64_t newest = 0;
+
+	if (m->spill)
+		return m->spill->newest_ts_seen;
 	int64_t from = (int64_t)(m->in.spilled > m->in.reclaimed ? m->in.spilled : m->in.reclaimed);
 
 	for (int i = 0; m->t && i < 4 && (uint64_t)from < m->in.tail; i++) {
@@ -161,10 +230,12 @@ void seg_metrics_free(struct seg_metrics *m)
 	m->ng = 0;
 }
 
-int seg_metrics_gather(const char *shm_dir, const char *data_dir, struct seg_metrics *m)
+int seg_metrics_gather(const char *data_dir, struct seg_metrics *m)
 {
 	char dir[PATH_MAX];
 	uint64_t now = ring_realtime_ns(), tail;
+	struct geom g;
+	bool geom;
 	int r;
 
 	seg_metrics_free(m);
@@ -175,24 +246,28 @@ int seg_metrics_gather(const char *shm_dir, const char *data_dir, struct seg_met
 	if ((r = seg_topic_dir(dir, sizeof(dir), data_dir, m->name)))
 		return r;
 	r = seg_disk_usage(dir, &m->dl);
+	geom = geom_of(dir, m, &g) == 0;
 	spw_group_list(data_dir, m->name, add_group, m);
 	held_back(data_dir, dir, m, now);
-	m->oldest_ts = ts_at(shm_dir, data_dir, m, -1);
+	m->oldest_ts = !geom ? 0 : ts_at(dir, m, &g, m->dl.any ? m->dl.first : m->in.reclaimed);
 	m->newest_ts = newest_in_ring(m);
 	if (m->dl.newest_ts > m->newest_ts)
 		m->newest_ts = m->dl.newest_ts;
 	tail = seg_metrics_tail(m);
 	for (int i = 0; i < m->ng; i++) {
-		struct seg_metrics_group *g = &m->g[i];
-		uint64_t ts;
+		struct seg_metrics_group *gr = &m->g[i];
+		uint64_t ts, from;
 
-		if (g->pos < 0)
+		if (gr->pos < 0)
 			continue;
-		g->lag_bytes = tail > (uint64_t)g->pos ? tail - (uint64_t)g->pos : 0;
-		if (!g->lag_bytes)
-			g->lag_ns = 0;
-		else if ((ts = ts_at(shm_dir, data_dir, m, g->pos)))
-			g->lag_ns = now > ts ? (int64_t)(now - ts) : 0;
+		gr->lag_bytes = tail > (uint64_t)gr->pos ? tail - (uint64_t)gr->pos : 0;
+		/* A group behind retention: its oldest unread record is the
+		 * oldest kept. */
+		from = m->dl.any && (uint64_t)gr->pos < m->dl.first ? m->dl.first : (uint64_t)gr->pos;
+		if (!gr->lag_bytes)
+			gr->lag_ns = 0;
+		else if (geom && (ts = ts_at(dir, m, &g, from)))
+			gr->lag_ns = now > ts ? (int64_t)(now - ts) : 0;
 	}
 	return r;
 }

@@ -37,6 +37,7 @@ struct seg_metrics_spill {
 	uint64_t write_errors, sync_errors;
 	uint64_t blocked_ns_total;  /* time with >= 1 producer asleep on the full ring */
 	uint64_t blocked_since_ns;  /* monotonic start of the current such time, 0: none */
+	uint64_t newest_ts_seen;    /* the newest record timestamp it walked */
 };
 
 struct seg_metrics {
@@ -64,11 +65,12 @@ struct seg_metrics_proc {
 	uint64_t start_time_ns;   /* CLOCK_REALTIME */
 };
 
-/* Fill m from the ring (m->t, may be NULL; readers open it in shm_dir)
- * and the topic's files under data_dir: m->name and m->t must be set; m->alive, m->hb_age and m->spill
- * are the caller's. Frees what a previous gather of m allocated. 0 or -errno
+/* Fill m from the ring (m->t, may be NULL) and the topic's files under
+ * data_dir, reading records where they lie (no reader is opened: cheap
+ * enough for the daemon's loop): m->name, m->t and m->spill must be set;
+ * m->alive and m->hb_age are the caller's. Frees what a previous gather of m allocated. 0 or -errno
  * (what could be read is filled either way). */
-int seg_metrics_gather(const char *shm_dir, const char *data_dir, struct seg_metrics *m);
+int seg_metrics_gather(const char *data_dir, struct seg_metrics *m);
 void seg_metrics_free(struct seg_metrics *m);
 /* The bytes-position the log ends at: the ring's tail, or the disk's end. */
 uint64_t seg_metrics_tail(const struct seg_metrics *m);

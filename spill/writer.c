@@ -288,10 +288,8 @@ int spill_writer_submit(struct spill_writer *w)
 	static unsigned flip;
 	int r = (seg_fault_submit() && (flip++ & 1)) ? -EBUSY : io_uring_submit(&w->ring);
 
-	if (r >= 0) {
-		w->inflight += (unsigned)r;
+	if (r >= 0)
 		return 0;
-	}
 	if (r == -EBUSY || r == -EAGAIN || r == -EINTR) {
 		/* The SQEs stay queued; the next submit (every loop) sends them. */
 		if (w->submit_busy++ == 0)

@@ -31,7 +31,7 @@ struct spill_writer {
 	bool nodrop;            /* IORING_FEAT_NODROP: the kernel keeps overflowed CQEs */
 	unsigned cq_entries;    /* >= every completion that can be in flight (W7) */
 	uint64_t submit_busy;   /* io_uring_submit said -EBUSY / -EAGAIN: retried */
-	unsigned inflight;      /* requests submitted, completions not yet reaped */
+	unsigned inflight;      /* requests queued or submitted, completions not yet reaped */
 	int submit_err;         /* another submit error, logged once */
 	uint8_t file_used[SPILL_FILE_SLOTS];
 	uint8_t buf_used[SPILL_BUF_SLOTS];
@@ -87,6 +87,7 @@ struct spill_stream {
 	uint64_t rolls; /* segments closed: the daemon runs retention after each */
 	struct seg_metrics_spill m; /* counted for /metrics (spill/metrics.h) */
 	uint64_t sync_records;      /* m.records_spilled when the sync round began */
+	uint64_t records_walked;    /* m.records_seen, but rewound with submitted (W5) */
 };
 
 /* depth SQ entries; the CQ holds every completion max_streams topics can

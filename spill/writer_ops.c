@@ -113,6 +113,18 @@ static bool stalled(struct spill_stream *s, uint64_t pos, bool garbage, uint64_t
 	}
 }
 
+/* n more committed records walked (newest timestamp max_ts): the figures
+ * for /metrics. records_walked goes back on an error's rewind and walks
+ * the same records again; the exported count only ever grows. */
+static void seen(struct spill_stream *s, uint64_t n, uint64_t max_ts)
+{
+	s->records_walked += n;
+	if (s->records_walked > s->m.records_seen)
+		s->m.records_seen = s->records_walked;
+	if (max_ts > s->m.newest_ts_seen)
+		s->m.newest_ts_seen = max_ts;
+}
+
 /* Walk the committed run from s->submitted into index entries (W2). */
 static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns)
 {
@@ -186,6 +198,7 @@ static int op_submit(struct spill_stream *s, struct spill_op *op)
 		return -EBUSY; /* never take half a pair: a lone SQE would go out stale */
 	sd = io_uring_get_sqe(&w->ring);
 	si = io_uring_get_sqe(&w->ring);
+	w->inflight += 2; /* counted when queued: liburing may submit them itself */
 	/* A fixed-buffer write must stay inside one registered iovec (<= 1 GiB);
 	 * the rare op that crosses one is a plain write. */
 	if (s->buf_slot >= 0 && off / SPILL_GIB == (off + len - 1) / SPILL_GIB)
@@ -214,8 +227,8 @@ void spill_ops_advance(struct spill_stream *s)
 		if (op->pending)
 			return;
 		if (op->res < 0) {
-			if (!s->err)
-				s->m.write_errors++; /* once per failed attempt */
+			if (!s->err && op->res != -EBUSY)
+				s->m.write_errors++; /* once per failed attempt (a full SQ is not one) */
 			if (!s->err && !s->backoff_ns)
 				spill_log(LOG_ERROR, s->name,
 					  "writing segment %020llu at %llu: %s; keeping the data "
@@ -286,7 +299,7 @@ static bool error_settled(struct spill_stream *s, uint64_t now_ns)
 	if (s->op_count) {
 		s->op_count = 0;
 		s->submitted = s->spilled;
-		s->m.records_seen = s->m.records_spilled;
+		s->records_walked = s->m.records_spilled; /* walked again on the retry */
 		s->seg.sub_entries = s->seg.done_entries;
 		s->seg.sub_records = s->seg.done_records;
 		s->seg.sub_max_ts = s->seg.done_max_ts;
@@ -310,7 +323,7 @@ static int pump_no_spill(struct spill_stream *s, uint64_t now_ns)
 	s->seg.sub_records = 0;
 	while (op_build(s, &tmp, now_ns) > 0) {
 		s->submitted = s->spilled = tmp.to;
-		s->m.records_seen += tmp.records;
+		seen(s, tmp.records, tmp.max_ts);
 		s->m.records_spilled += tmp.records;
 		work++;
 	}
@@ -391,7 +404,7 @@ int spill_stream_pump(struct spill_stream *s, uint64_t now_ns, bool flush_now)
 		s->op_count++;
 		s->submitted = op->to;
 		s->seg.sub_entries += (uint64_t)op->nent;
-		s->m.records_seen += op->records - s->seg.sub_records;
+		seen(s, op->records - s->seg.sub_records, op->max_ts);
 		s->seg.sub_records = op->records;
 		s->seg.sub_max_ts = op->max_ts;
 		work++;

@@ -109,6 +109,7 @@ void spill_sync_submit(struct spill_stream *s)
 		return; /* retried at the next pump */
 	a = io_uring_get_sqe(&w->ring);
 	b = io_uring_get_sqe(&w->ring);
+	w->inflight += need; /* each completes once, submitted or cancelled */
 	io_uring_prep_fsync(a, g->slot_seg >= 0 ? g->slot_seg : g->fd_seg, IORING_FSYNC_DATASYNC);
 	spill_prep_fd(a, g->slot_seg);
 	io_uring_prep_fsync(b, g->slot_idx >= 0 ? g->slot_idx : g->fd_idx, IORING_FSYNC_DATASYNC);

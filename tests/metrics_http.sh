@@ -116,7 +116,7 @@ sleep 0.5
 promtool check metrics <"$TMP/spillway.prom" >"$TMP/lint" 2>&1 ||
 	{ cat "$TMP/lint" >&2; fail "promtool (textfile)"; }
 grep -q '^spillway_produced_records_total{topic="m"} ' "$TMP/spillway.prom" || fail "textfile samples"
-[ ! -e "$TMP/spillway.prom.tmp" ] || fail "temporary left behind"
+[ ! -e "$TMP/.spillway.prom.tmp" ] || fail "temporary left behind"
 
 check "other paths and methods"
 scrape /nope
@@ -127,16 +127,36 @@ scrape /metrics POST
 check "a disk that refuses writes: errors counted, producers blocked and for how long"
 expect_rc 0 "$CLI" topic create full --ring-size 64K --max-record 1K
 wait_attached full
-echo ENOSPC >"$TMP/fault"
 stop_daemon
 : >"$TMP/daemon.log"
 SPILLWAY_FAULT_FILE=$TMP/fault "$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" \
 	--data-dir "$SPILLWAY_DATA_DIR" --metrics-listen "$ADDR" >>"$TMP/daemon.log" 2>&1 &
 DPID=$!
 wait_attached full
+seq 1 1000 | "$CLI" produce full --ack spilled >/dev/null || fail "produce before the fault"
+echo ENOSPC >"$TMP/fault"
 seq 1 30000 | "$CLI" produce full >/dev/null 2>"$TMP/perr" &
 PP=$!
 BGPIDS+=("$PP")
+# Each failed write rewinds the daemon's walk and every retry walks the same
+# records again: scraped as fast as it answers for 3 s, the produced-records
+# counter must still never go down (a Prometheus counter that does reads as
+# a reset).
+python3 - "http://$ADDR/metrics" 3 <<'EOF' || fail "spillway_produced_records_total went down"
+import sys, time, urllib.request
+url, secs = sys.argv[1], float(sys.argv[2])
+prev, n, end = 0, 0, time.time() + secs
+while time.time() < end:
+    for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+        if line.startswith('spillway_produced_records_total{topic="full"} '):
+            cur = int(line.split()[1])
+            if cur < prev:
+                print("FAIL: %d -> %d after %d scrapes" % (prev, cur, n), file=sys.stderr)
+                sys.exit(1)
+            prev = cur
+    n += 1
+print("check: %d scrapes, produced_records_total only grew (last %d)" % (n, prev))
+EOF
 for _ in $(seq 1 100); do
 	scrape /metrics
 	[ "$(metric spillway_producers_blocked_seconds 'topic="full"')" != 0 ] &&
@@ -159,11 +179,25 @@ awk -v s="$(metric spillway_producers_blocked_seconds_total 'topic="full"')" \
 	'BEGIN { exit !(s + 0 > 0) }' || fail "blocked seconds total"
 stop_daemon
 
+check "the textfile spillwayd leaves at exit says it is down"
+: >"$TMP/daemon.log"
+"$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" \
+	--metrics-textfile "$TMP/last.prom" >>"$TMP/daemon.log" 2>&1 &
+DPID=$!
+wait_attached full
+stop_daemon
+grep -q '^spillway_daemon_up{topic="full"} 0$' "$TMP/last.prom" || fail "daemon_up after exit"
+promtool check metrics <"$TMP/last.prom" >"$TMP/lint" 2>&1 || { cat "$TMP/lint" >&2; fail "promtool (last)"; }
+
 check "bad addresses are refused before starting"
 for bad in "notaport" "127.0.0.1:0" "127.0.0.1:70000" "300.1.1.1:9464" ":9464"; do
 	expect_rc 2 "$DAEMON" --foreground --metrics-listen "$bad"
 	expect_err "--metrics-listen"
 done
+check "a textfile directory that cannot be opened is an error at start"
+expect_rc 1 "$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" \
+	--metrics-textfile "$TMP/no/such/dir/x.prom"
+expect_err "cannot open the directory"
 check "an address in use is an error at start, not a silent daemon without metrics"
 python3 -c 'import socket,sys,time
 s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)' \
@@ -173,5 +207,10 @@ for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
 expect_rc 1 "$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" \
 	--metrics-listen "$(cat "$TMP/port")"
 expect_err "cannot serve metrics"
+check "... also without --foreground: the command fails, no daemon is left"
+expect_rc 1 "$DAEMON" --shm-dir "$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" \
+	--metrics-listen "$(cat "$TMP/port")"
+expect_err "cannot serve metrics"
+pgrep -f "spillwayd --shm-dir $SPILLWAY_SHM_DIR" >/dev/null && fail "a daemon was left running"
 
 done_ok

@@ -16,7 +16,7 @@ cd "$HERE"
 # _load): the compiled API-mode module, which make builds when python3 has
 # cffi and Python.h, and ABI mode (dlopen).
 if ls "$(dirname "$CLI")"/python/spillway/_spillway_api*.so >/dev/null 2>&1; then
-	mode=$("$PY" -c 'import spillway; print(spillway.MODE)')
+	mode=$(env -u SPILLWAY_LIB "$PY" -c 'import spillway; print(spillway.MODE)')
 	[ "$mode" = api ] || { echo "FAIL: the API-mode module is built but the package chose $mode" >&2; exit 1; }
 	echo "== API mode"
 	SPILLWAY_PY_MODE=api timeout 300 "$PY" -m pytest -q -p no:cacheprovider py_api.py

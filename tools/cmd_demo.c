@@ -310,11 +310,14 @@ static int parse(int argc, char **argv, struct demo_cfg *c, bool *keep)
 		O_FLAG("keep", 0, keep),
 		O_END,
 	};
+	/* Global --shm-dir/--data-dir (before "demo") are ignored, as they
+	 * always were; given to demo itself they are refused. */
+	const char *shm_flag = G.shm_flag, *data_flag = G.data_flag;
 	int rc = cli_opts(argc, argv, spec, usage);
 
 	if (rc >= 0)
 		return rc == CLI_OK ? CLI_DONE : rc;
-	if (G.shm_flag || G.data_flag)
+	if (G.shm_flag != shm_flag || G.data_flag != data_flag)
 		return cli_usage("the demo makes its own temporary dirs: no --shm-dir / --data-dir");
 	if (optind < argc)
 		return cli_usage("unexpected argument \"%s\"", argv[optind]);

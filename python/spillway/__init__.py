@@ -17,9 +17,11 @@ Producing::
         pos = p.send(b"hello")
         p.wait_ack(pos, level="spilled", timeout=1.0)
 
-The library is found through $SPILLWAY_LIB, then next to this package in a
-build tree (../build/libspillway.so.0), then where `make install` put it, then
-by the system's loader.
+The compiled API-mode module is used when it is installed beside this package
+or built in the source tree it sits in (build/python/spillway); else ABI mode
+dlopens libspillway.so: $SPILLWAY_LIB (which also selects ABI mode), then
+../build/libspillway.so.0 in a build tree, then where `make install` put it,
+then the system's loader. SPILLWAY_PY_MODE=abi|api forces a mode.
 Errors are SpillwayError (an OSError with errno and the C message), or one of
 its subclasses: Lapped (ESTALE), CorruptData (EBADMSG, with .file and
 .position), NotFound (ENOENT); timeouts raise TimeoutError.
@@ -76,33 +78,41 @@ def _abi():
 
 def _api():
     """API mode: the compiled module (python/build_api.py; libspillway linked
-    in), installed next to this file or built in the build tree."""
+    in), installed next to this file, or built in the source tree this
+    package sits in (build/python/spillway), for this Python's ABI only."""
     try:
         from . import _spillway_api as mod
         return mod.ffi, mod.lib
     except ImportError:
         pass
-    import glob
     import importlib.machinery
     import importlib.util
     here = _os.path.dirname(_os.path.abspath(__file__))
-    for path in glob.glob(_os.path.join(here, "..", "..", "build", "python", "spillway",
-                                        "_spillway_api*.so")):
+    top = _os.path.join(here, "..", "..")
+    if not _os.path.exists(_os.path.join(top, "ring", "spillway.h")):
+        raise ImportError("spillway: no compiled API-mode module installed")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = _os.path.join(top, "build", "python", "spillway", "_spillway_api" + suffix)
+        if not _os.path.exists(path):
+            continue
         loader = importlib.machinery.ExtensionFileLoader("spillway._spillway_api", path)
         spec = importlib.util.spec_from_file_location("spillway._spillway_api", path,
                                                       loader=loader)
         mod = importlib.util.module_from_spec(spec)
         loader.exec_module(mod)
         return mod.ffi, mod.lib
-    raise ImportError("spillway: no compiled API-mode module (make builds it)")
+    raise ImportError("spillway: no compiled API-mode module for this Python (make builds it)")
 
 
 def _load():
     """The faster API-mode module when it is there (docs/python.md has the
-    figures), else ABI mode. SPILLWAY_PY_MODE=abi or =api forces one."""
+    figures), else ABI mode. SPILLWAY_PY_MODE=abi or =api forces one;
+    without it, SPILLWAY_LIB (a library to dlopen) means ABI mode."""
     mode = _os.environ.get("SPILLWAY_PY_MODE", "")
     if mode not in ("", "abi", "api"):
         raise ImportError("spillway: SPILLWAY_PY_MODE is abi or api, not %r" % mode)
+    if not mode and _os.environ.get("SPILLWAY_LIB"):
+        mode = "abi"
     if mode != "abi":
         try:
             return _api() + ("api",)
