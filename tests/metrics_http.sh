@@ -179,6 +179,21 @@ awk -v s="$(metric spillway_producers_blocked_seconds_total 'topic="full"')" \
 	'BEGIN { exit !(s + 0 > 0) }' || fail "blocked seconds total"
 stop_daemon
 
+check "hostile links at the textfile's names: never written through"
+mkdir -p "$TMP/tf"
+echo precious >"$TMP/victim"
+ln -s "$TMP/victim" "$TMP/tf/.x.prom.tmp"
+ln -s "$TMP/victim" "$TMP/tf/x.prom"
+: >"$TMP/daemon.log"
+"$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" \
+	--metrics-textfile "$TMP/tf/x.prom" --metrics-interval 0.2 >>"$TMP/daemon.log" 2>&1 &
+DPID=$!
+wait_attached full
+stop_daemon
+[ "$(cat "$TMP/victim")" = precious ] || fail "a link's target was written"
+[ ! -L "$TMP/tf/x.prom" ] && grep -q '^spillway_build_info' "$TMP/tf/x.prom" ||
+	fail "the textfile did not replace the link with a file of its own"
+
 check "the textfile spillwayd leaves at exit says it is down"
 : >"$TMP/daemon.log"
 "$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" \
