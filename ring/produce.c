@@ -8,6 +8,8 @@
  * read-modify-write), a release store marking the span WON, the timestamp
  * and payload, one release store of the commit word, a release store
  * marking the slot IDLE, and one load of the consumers' waiter count. No syscall, no lock, no fence on x86.
+ * The only live producer (solo, I9; ring/solo.c) stores tail instead of the
+ * CAS after one relaxed load of the solo word: no locked instruction.
  * Nobody ever takes a live claim away (I7), so nothing here needs to
  * detect that it lost its span.
  */
@@ -120,6 +122,14 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	/* I8: sleeping consumers put a barrier into us with membarrier; when
 	 * we cannot register for it, we pay a fence per commit instead. */
 	p->fence_commit = ring_membarrier_register() != 0;
+	/* I9: alone, claim without the CAS; else end another's solo. */
+	r = p->exclusive ? 0 : ring_solo_open(p);
+	if (r) {
+		close(fd); /* drops our slot's lock: the slot is IDLE */
+		ring_producers_unlock();
+		free(p);
+		return r;
+	}
 	ring_clock_init(&p->clk);
 	ring_producer_register(p);
 	ring_producers_unlock();
@@ -147,9 +157,11 @@ void spw_producer_close(struct spw_producer *p)
 				     p->t->ring_bytes));
 		ring_wake_consumers(p->t);
 	}
-	if (p->fork_gen == ring_fork_gen)
+	if (p->fork_gen == ring_fork_gen) {
 		/* Release: after our last record; the slot is free once fd closes. */
 		atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
+		ring_solo_close(p); /* I9: the next producer to open may be solo */
+	}
 	ring_producers_lock();
 	if (p->fd >= 0)
 		close(p->fd);
@@ -192,8 +204,9 @@ static inline __attribute__((always_inline)) void publish_span(struct ring_slot 
 	atomic_store_explicit(&s->end, next, memory_order_release);
 }
 
-/* The only producer (RING_EXCL_OFF's write lock): the same steps as the
- * shared claim with a plain store of tail instead of the CAS. */
+/* The only producer (RING_EXCL_OFF's write lock, or solo: I9): the same
+ * steps as the shared claim with a plain store of tail instead of the CAS.
+ * 0, -EAGAIN (ring full), or 1: no longer solo, claim shared instead. */
 static inline __attribute__((always_inline)) int claim_exclusive(struct spw_producer *p,
 								 uint64_t span, uint64_t *tail,
 								 uint64_t *next, uint64_t *pad,
@@ -211,6 +224,17 @@ static inline __attribute__((always_inline)) int claim_exclusive(struct spw_prod
 			return -EAGAIN;
 	}
 	publish_span(p->slot, *tail, *next); /* I2, as in the shared claim */
+	if (p->solo_w) {
+		/* I9: our CLAIMING store, then the word. A compiler barrier keeps
+		 * that order; the CPU's comes from the membarrier of whoever ends
+		 * our solo. Relaxed load: the word's line stays shared in our
+		 * cache until someone changes it. */
+		atomic_signal_fence(memory_order_seq_cst);
+		if (__builtin_expect(atomic_load_explicit(&t->hdr->solo, memory_order_relaxed) !=
+					     p->solo_w,
+				     0))
+			return 1;
+	}
 	HOOK(RING_AT_CLAIMING);
 	/* Release: the slot stores before the new tail (I2), as the CAS. */
 	atomic_store_explicit(&t->hdr->tail, *next, memory_order_release);
@@ -231,6 +255,9 @@ static inline __attribute__((always_inline)) int claim_shared(struct spw_produce
 	uint64_t tail, pad, next, lim;
 	bool published = false;
 
+	/* I9: no span while a solo claim we must wait for is unsettled. */
+	if (__builtin_expect(p->join_pending, 0) && !ring_solo_join_settled(p))
+		return -EAGAIN;
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	for (;;) {
@@ -274,7 +301,8 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 {
 	struct spw_topic *t = p->t;
 	uint64_t span, tail = 0, pad = 0, next = 0, ts; /* (set by either claim; gcc -O1 cannot tell) */
-	struct ring_rec *r;
+	struct ring_rec *rec;
+	int r;
 
 	/* Relaxed: our own process's generation (bumped only in a child). */
 	if (__builtin_expect(p->fork_gen != ring_fork_gen, 0))
@@ -286,8 +314,16 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	 * draining from the last record, instead of waiting behind the locked
 	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
 	ts = ring_clock_now(&p->clk);
-	if (p->exclusive ? claim_exclusive(p, span, &tail, &next, &pad, hooked)
-			 : claim_shared(p, span, &tail, &next, &pad, hooked))
+	r = p->exclusive ? claim_exclusive(p, span, &tail, &next, &pad, hooked) : 1;
+	if (r > 0) {
+		if (p->solo_w) {
+			/* I9: someone ended our solo; shared from now on. */
+			p->exclusive = false;
+			p->solo_w = 0;
+		}
+		r = claim_shared(p, span, &tail, &next, &pad, hooked);
+	}
+	if (r)
 		return -EAGAIN;
 	/* I2: the span is ours for sure (one CAS can win it): the daemon then
 	 * judges this slot alone. Release: after the CAS. */
@@ -303,13 +339,13 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 		tail += pad;
 		HOOK(RING_AT_PADDED);
 	}
-	r = ring_rec_at(t, tail);
-	r->timestamp_ns = ts;
-	c->data = r + 1;
+	rec = ring_rec_at(t, tail);
+	rec->timestamp_ns = ts;
+	c->data = rec + 1;
 	c->len = len;
 	c->reserved = 0;
 	c->position = (int64_t)tail;
-	c->hdr_ = r;
+	c->hdr_ = rec;
 	return 0;
 }
 
@@ -351,14 +387,15 @@ static int claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
 		seq = atomic_load_explicit(&h->prod_wake, memory_order_acquire);
 		/* The sleeper half of I8 (lock, then a seq_cst increment); pairs
 		 * with the seq_cst load of prod_waiters in spwd_reclaim(). */
-		registered = ring_waiter_enter(p->fd, t, &h->prod_waiters);
+		registered = !p->join_pending && ring_waiter_enter(p->fd, t, &h->prod_waiters);
 		r = claim(p, len, c);
 		if (r == -EAGAIN) {
 			left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
 			if (timeout_ns >= 0 && left <= 0)
 				r = -ETIMEDOUT;
 			else
-				/* Unregistered (no lock): 1 ms naps, never a lost wake. */
+				/* Unregistered (no lock, or waiting for a solo claim
+				 * to settle, I9, which wakes nobody): 1 ms naps. */
 				ring_futex_wait(&h->prod_wake, seq,
 						registered ? left : (left < 0 || left > 1000000 ? 1000000 : left));
 		}

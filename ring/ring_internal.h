@@ -44,9 +44,15 @@ struct spw_producer {
 	uint32_t fork_gen;       /* ring_fork_gen at open: a forked child is refused */
 	int fd;                  /* our own open file description of the ring */
 	bool fence_commit;       /* no membarrier: a seq_cst fence after commit (I8) */
-	bool exclusive;          /* SPW_PRODUCER_EXCLUSIVE: tail is ours alone */
+	bool exclusive;          /* tail is ours alone: SPW_PRODUCER_EXCLUSIVE, or solo */
+	uint64_t solo_w;         /* solo (I9): the solo word naming us; 0 otherwise */
 	uint64_t tail_own;       /* exclusive: the tail, as only we write it */
 	uint64_t limit_seen;     /* exclusive: limit last loaded (it only grows) */
+	/* I9: a solo claim we must see settled before taking a span: that
+	 * slot's claim word as we saw it after our membarrier. */
+	bool join_pending;
+	uint32_t join_slot;
+	uint64_t join_claim;
 	bool claim_open;         /* a zero-copy claim not yet committed or aborted */
 	int64_t claim_pos;       /* ... its position and span */
 	uint64_t claim_span;
@@ -168,6 +174,12 @@ bool ring_span_settled(const struct spw_topic *t, uint64_t from, uint64_t to);
  * it (RING_SLOT_WON), else a guess before the CAS (ring/resolve.c). */
 bool ring_slot_span(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to,
 		    bool *won);
+/* I9 (solo.c): at open, with our slot locked, become the solo producer or
+ * end another's solo. 0 or -errno. At close: give the word up. While a
+ * join is pending: is that claim settled now? */
+int ring_solo_open(struct spw_producer *p);
+void ring_solo_close(struct spw_producer *p);
+bool ring_solo_join_settled(struct spw_producer *p);
 /* The process's list of open producers (closed in a forked child); the
  * register calls need ring_producers_lock held. */
 void ring_producers_lock(void);

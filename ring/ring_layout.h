@@ -5,7 +5,8 @@
  *
  * File <shm_dir>/<topic>.ring = hdr_bytes of header (one 4096-byte page of
  * settings and counters, then the producer slots, rounded up to a page) and
- * ring_bytes of data. Format version 2 (version 1 rings get -EPROTO).
+ * ring_bytes of data. Format version 3 (the solo word, I9, is new in it;
+ * rings of versions 1 and 2 get -EPROTO: recreate them).
  *
  * Header page: the immutable part (written once by create, before the file is
  * linked under its name, so nobody sees a half-made header), then each shared
@@ -85,6 +86,21 @@
  *     register for it at open; one that cannot uses a seq_cst fence).
  *     A count left behind by a sleeper killed with -9 is reset by the
  *     daemon when nobody holds the byte's lock any more (ring_waiters_repair).
+ *  I9 Solo: a shared producer that is the only live one claims like an
+ *     exclusive producer (a release store of tail, no locked instruction)
+ *     while the solo word names it. It becomes solo at open only: it CASes
+ *     the word from off to ON with its slot, then checks that no other slot
+ *     is locked (F_OFD_GETLK), and turns the word off again if one is. Each
+ *     claim publishes its span in its slot (I2), then, after a compiler
+ *     barrier, loads the word: changed means it is solo no longer and it
+ *     takes the span with the CAS instead. A producer that opens while the
+ *     word is ON CASes it off, then calls membarrier(GLOBAL_EXPEDITED):
+ *     that puts a full barrier into the solo producer, so either its load
+ *     sees off, or its CLAIMING store (made before that load) is visible to
+ *     the newcomer, who then takes no span until that claim is settled
+ *     (the slot's claim word changes, or its owner is dead). A solo
+ *     producer turns the word off when it closes. Exclusive producers never
+ *     touch the word.
  */
 #ifndef SPILLWAY_RING_LAYOUT_H
 #define SPILLWAY_RING_LAYOUT_H
@@ -95,7 +111,7 @@
 #include <stdint.h>
 
 #define RING_MAGIC 0x4c57504c4c495053ull /* "SPILLPWL" little-endian */
-#define RING_VERSION 2u
+#define RING_VERSION 3u
 #define RING_PAGE 4096u
 #define RING_LINE 128
 #define RING_MAX_BYTES (1ull << 40)
@@ -117,6 +133,12 @@
 #define RING_W_TYPE(w) ((uint32_t)(((w) >> 32) & 0xfu))
 #define RING_W_RSVD(w) ((uint32_t)(((w) >> 36) & 0xfu))
 #define RING_W_TAG(w) (((w) >> RING_W_TAG_SHIFT) & RING_W_TAG_MASK)
+
+/* The solo word (I9): ON | slot << 1 | generation << 13. */
+#define RING_SOLO_ON 1ull
+#define RING_SOLO_SLOT(w) ((uint32_t)(((w) >> 1) & 0xfffu))
+#define RING_SOLO_GEN_ONE (1ull << 13)
+#define RING_SOLO_GEN(w) ((w) & ~(RING_SOLO_GEN_ONE - 1))
 
 /* Slot claim word: a position (8-aligned) with these low bits. */
 #define RING_SLOT_CLAIMING 1ull /* guess | CLAIMING: span published, CAS not known won (I2) */
@@ -201,6 +223,10 @@ struct ring_hdr {
 	 * 0 once writes succeed again: why producers wait (stat, the CLI).
 	 * Relaxed: advisory. */
 	_Atomic int32_t spill_err;
+	/* I9: the solo word (ring/solo.c). Producers read it with a relaxed
+	 * load per claim while they are solo, and change it by CAS at open and
+	 * close only. Its own line: read-only in the steady state. */
+	alignas(RING_LINE) _Atomic uint64_t solo;
 };
 
 _Static_assert(sizeof(struct ring_rec) == 16, "record header is 16 bytes");
@@ -216,6 +242,7 @@ _Static_assert(offsetof(struct ring_hdr, prod_wake) == 896, "producer wake on li
 _Static_assert(offsetof(struct ring_hdr, cons_wake) == 1024, "consumer wake on line 8");
 _Static_assert(offsetof(struct ring_hdr, ack_wake) == 1152, "ack wake on line 9");
 _Static_assert(offsetof(struct ring_hdr, stall_pos) == 1280, "stall on line 10");
+_Static_assert(offsetof(struct ring_hdr, solo) == 1408, "solo word on line 11");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 

@@ -20,11 +20,12 @@
 #include <stdlib.h>
 #include <sys/types.h>
 
+#include "../ring/ring_internal.h" /* the solo word's generation (I9) */
 #include "support.h"
 #include "support_stress.h"
 
 static void run_processes(const char *what, uint64_t total, uint32_t producers, uint32_t consumers,
-			  int64_t start_position)
+			  int64_t start_position, uint32_t reopen_every)
 {
 	uint64_t seed = test_seed(what);
 	char dir[512];
@@ -37,6 +38,7 @@ static void run_processes(const char *what, uint64_t total, uint32_t producers, 
 
 	snprintf(dir, sizeof(dir), "%s/%s", test_group_dir, what);
 	test_stress_init(s, dir, "mp", seed, total, producers, consumers, start_position);
+	s->reopen_every = reopen_every;
 	assert_int_equal(test_stress_create(s), 0);
 	n = test_stress_roles(s, args);
 
@@ -65,6 +67,13 @@ static void run_processes(const char *what, uint64_t total, uint32_t producers, 
 	assert_int_equal(spw_topic_open(dir, "mp", 0, &t), 0);
 	if (test_stress_final_check(s, t) != 0)
 		fail_msg("end-to-end check failed (rerun with SPW_TEST_SEED=%#" PRIx64 ")", seed);
+	if (reopen_every) {
+		/* Each solo's start and end bumps the word's generation. */
+		uint64_t gens = atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE;
+
+		printf("[ solo     ] %s: %" PRIu64 " solo starts and ends\n", what, gens);
+		assert_true(gens >= 4);
+	}
 	spw_topic_close(t);
 	test_shared_free(s, sizeof(*s));
 	assert_int_equal(spw_topic_delete(dir, "mp"), 0);
@@ -73,13 +82,23 @@ static void run_processes(const char *what, uint64_t total, uint32_t producers, 
 static void processes_deliver_every_record_once_in_producer_order(void **state)
 {
 	(void)state;
-	run_processes("mp_stress", test_scaled(5000000, 400000, 400000), 4, 2, 0);
+	run_processes("mp_stress", test_scaled(5000000, 400000, 400000), 4, 2, 0, 0);
+}
+
+/* Producer processes that keep reopening their handles, so solo elections
+ * (ring/ring_layout.h I9) begin and end across processes while records
+ * flow: the membarrier reaches another process's producer. */
+static void processes_hand_solo_over_without_loss(void **state)
+{
+	(void)state;
+	run_processes("mp_stress_solo", test_scaled(600000, 200000, 200000), 2, 1, 0, 29);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(processes_deliver_every_record_once_in_producer_order),
+		cmocka_unit_test(processes_hand_solo_over_without_loss),
 	};
 
 	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);

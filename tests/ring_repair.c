@@ -125,11 +125,16 @@ static void a_dead_span_ends_where_a_live_claim_starts(void **state)
 {
 	struct fx *f = *state;
 	struct spw_consumer *c;
+	struct spw_producer *other = NULL;
 	char buf[100];
 	int n = 0;
 	int64_t live;
 
 	memset(buf, 'x', sizeof(buf));
+	/* A second producer, so f->p claims with the CAS and sees the tail
+	 * moved behind its back (a lone producer is solo and trusts its own
+	 * tail: ring/ring_layout.h I9). */
+	assert_int_equal(spw_producer_open(f->t, &other), 0);
 	assert_true(spw_producer_send(f->p, buf, sizeof(buf)) >= 0);
 	/* A producer that took [P, P+200) and died, with no slot saying so. */
 	hook_dead_at = (int64_t)atomic_load(&f->t->hdr->tail);
@@ -151,6 +156,7 @@ static void a_dead_span_ends_where_a_live_claim_starts(void **state)
 	assert_int_equal(spw_consumer_poll(c, check_rec, &n, 100), 3);
 	assert_int_equal(spw_consumer_position(c), (int64_t)atomic_load(&f->t->hdr->tail));
 	spw_consumer_close(c);
+	spw_producer_close(other);
 }
 
 static void a_word_of_another_lap_is_never_taken_for_this_one(void **state)

@@ -133,7 +133,20 @@ static int produce_send(struct test_stress *s, struct spw_producer *p, uint32_t 
 	return 0;
 }
 
-static int produce(struct test_stress *s, struct spw_producer *p, uint32_t id, uint8_t *buf)
+/* Close the producer and open a new one on t (the churn of reopen_every). */
+static int reopen(struct spw_topic *t, struct spw_producer **pp, uint32_t id, uint64_t seq)
+{
+	int r;
+
+	spw_producer_close(*pp);
+	*pp = NULL;
+	r = spw_producer_open(t, pp);
+	TEST_CHECK(r == 0, "producer %u: reopen after seq %" PRIu64 ": %d", id, seq, r);
+	return 0;
+}
+
+static int produce(struct test_stress *s, struct spw_topic *t, struct spw_producer **pp,
+		   uint32_t id, uint8_t *buf)
 {
 	uint64_t mode_rng = test_key(s->seed, id, 0x6d6f646573ull /* "modes" */);
 	uint64_t len_rng = test_id_len_rng(s->seed, id);
@@ -148,11 +161,14 @@ static int produce(struct test_stress *s, struct spw_producer *p, uint32_t id, u
 		if (others_failed(s))
 			return 2;
 		if (mode == 3)
-			r = produce_claim(s, p, id, len, seq, &pos);
+			r = produce_claim(s, *pp, id, len, seq, &pos);
 		else
-			r = produce_send(s, p, id, len, seq, mode < 2, buf, &pos);
+			r = produce_send(s, *pp, id, len, seq, mode < 2, buf, &pos);
 		if (r)
 			return r;
+		if (s->reopen_every && seq % s->reopen_every == s->reopen_every - 1 &&
+		    reopen(t, pp, id, seq))
+			return -1;
 		/* Positions are 8-aligned and one producer's grow (claims are
 		 * ordered by the tail). */
 		TEST_CHECK(pos % SPW_RECORD_ALIGN == 0 && pos > last,
@@ -179,7 +195,7 @@ int test_stress_producer(struct test_stress *s, uint32_t id)
 		test_report(__FILE__, __LINE__, "spw_producer_open", "producer %u: %d", id, r);
 		r = -1;
 	} else {
-		r = produce(s, p, id, buf);
+		r = produce(s, t, &p, id, buf);
 	}
 	if (p)
 		spw_producer_close(p);

@@ -39,6 +39,9 @@ struct test_stress {
 	int64_t deadline_ns;     /* CLOCK_MONOTONIC: roles give up after */
 	int64_t start_realtime_ns;
 	int64_t start_position;
+	/* 0, or: each producer closes its handle and opens a new one after
+	 * every reopen_every records (solo elections, ring/ring_layout.h I9) */
+	uint32_t reopen_every;
 
 	/* published while running */
 	_Atomic int64_t consumer_pos[TEST_STRESS_MAX_CONSUMERS];

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring_solo.c - the lone shared producer's claims without a CAS
+ * (ring/ring_layout.h I9, ring/solo.c):
+ *  - a producer that opens alone is solo; the next one to open ends that
+ *    solo, and both then claim with the CAS; closing gives the word up;
+ *    exclusive producers are never solo;
+ *  - a solo producer stopped (SIGSTOP) inside its plain claim, before or
+ *    after its store of tail: a producer opening meanwhile takes no span
+ *    (its sends wait with their own timeouts, nothing is overwritten), and
+ *    goes on as soon as the stopped one resumes or is killed (the kernel's
+ *    lock proves it dead: no timeout). Every record arrives once, intact.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../ring/ring_internal.h"
+#include "support.h"
+
+#define RING (1u << 20)
+#define MAXREC 4096u /* test_id_len draws up to 4096 */
+
+static struct spw_topic *topic_new(const char *name)
+{
+	struct spw_topic_config cfg = { .ring_bytes = RING, .max_record = MAXREC };
+	struct spw_topic *t = NULL;
+
+	assert_int_equal(spw_topic_create(test_group_dir, name, &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, name, 0, &t), 0);
+	return t;
+}
+
+static bool solo_names(const struct spw_topic *t, const struct spw_producer *p)
+{
+	uint64_t w = atomic_load(&t->hdr->solo);
+
+	return (w & RING_SOLO_ON) && RING_SOLO_SLOT(w) == p->slot_index;
+}
+
+struct check {
+	struct test_id_expect e;
+	int n, bad;
+};
+
+static int check_one(void *arg, const struct spw_record *r)
+{
+	struct check *k = arg;
+	char err[300];
+
+	if (test_id_verify(&k->e, r->data, r->len, NULL, err, sizeof(err))) {
+		fprintf(stderr, "record at %lld: %s\n", (long long)r->position, err);
+		k->bad++;
+		return 1;
+	}
+	k->n++;
+	return 0;
+}
+
+/* Every record of the topic from its start, through a consumer, checked
+ * against the senders' streams (test_id_verify): how many. */
+static int read_all(struct spw_topic *t, uint32_t producers, uint64_t seed)
+{
+	struct spw_consumer *c = NULL;
+	struct check k = { .n = 0 };
+	int r;
+
+	test_id_expect_init(&k.e, seed, producers, MAXREC);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	while ((r = spw_consumer_poll(c, check_one, &k, 1000)) > 0)
+		;
+	assert_int_equal(r, 0);
+	assert_int_equal(k.bad, 0);
+	spw_consumer_close(c);
+	return k.n;
+}
+
+static void a_lone_producer_is_solo_until_another_opens(void **state)
+{
+	struct spw_topic *t = topic_new("solo");
+	struct test_id_sender a, b;
+	struct spw_producer *e = NULL;
+	uint64_t seed = test_seed("solo");
+	uint64_t gen;
+
+	(void)state;
+	assert_int_equal(test_id_sender_open(&a, test_group_dir, "solo", seed, 0, MAXREC), 0);
+	assert_true(solo_names(t, a.p) && a.p->exclusive && !a.p->join_pending);
+	for (int i = 0; i < 50; i++)
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+	gen = atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE;
+	/* B opens: A's solo ends; both claim with the CAS from then on. */
+	assert_int_equal(test_id_sender_open(&b, test_group_dir, "solo", seed, 1, MAXREC), 0);
+	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
+	assert_true(atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE > gen);
+	assert_false(b.p->exclusive || b.p->join_pending);
+	for (int i = 0; i < 50; i++) {
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+		assert_true(spw_producer_send(b.p, b.buf, test_id_sender_next(&b)) >= 0);
+	}
+	assert_false(a.p->exclusive); /* it noticed at its next claim */
+	assert_int_equal(read_all(t, 2, seed), 150);
+	/* A leaves; B stays shared (solo is decided at open). */
+	test_id_sender_close(&a);
+	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
+	test_id_sender_close(&b);
+	/* Alone again: solo; closing gives the word up. */
+	assert_int_equal(test_id_sender_open(&a, test_group_dir, "solo", seed, 0, MAXREC), 0);
+	assert_true(solo_names(t, a.p));
+	test_id_sender_close(&a);
+	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
+	/* An exclusive producer never touches the word. */
+	gen = atomic_load(&t->hdr->solo);
+	assert_int_equal(spw_producer_open_flags(t, SPW_PRODUCER_EXCLUSIVE, &e), 0);
+	assert_int_equal(atomic_load(&t->hdr->solo), gen);
+	spw_producer_close(e);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, "solo"), 0);
+}
+
+/* --- a solo producer stopped inside its plain claim ------------------------- */
+
+struct stop_case {
+	const char *name;
+	int at;     /* RING_AT_CLAIMING (before its tail store) or RING_AT_CLAIMED */
+	int resume; /* SIGCONT, else SIGKILL */
+};
+
+struct shared {
+	char name[64];
+	uint64_t seed;
+	int at;
+	_Atomic int solo;       /* the victim saw itself solo */
+	_Atomic uint64_t sent;  /* records it sent before the stopped one */
+};
+
+#define BEFORE 20u
+#define AFTER 30u
+
+static int victim(void *arg)
+{
+	struct shared *x = arg;
+	struct test_id_sender s;
+	int64_t r;
+
+	TEST_CHECK(test_id_sender_open(&s, test_group_dir, x->name, x->seed, 0, MAXREC) == 0,
+		   "victim open");
+	atomic_store(&x->solo, s.p->solo_w != 0);
+	for (uint32_t i = 0; i < BEFORE; i++)
+		TEST_CHECK(spw_producer_send(s.p, s.buf, test_id_sender_next(&s)) >= 0, "send");
+	atomic_store(&x->sent, BEFORE);
+	test_stop_at(x->at);
+	/* Stops inside this send; after SIGCONT it goes on, then notices that
+	 * its solo ended and claims with the CAS. */
+	for (uint32_t i = 0; i < AFTER; i++) {
+		uint32_t len = test_id_sender_next(&s);
+
+		do
+			r = spw_producer_send_wait(s.p, s.buf, len, 10 * TEST_SEC);
+		while (r == -ETIMEDOUT);
+		TEST_CHECK(r >= 0, "send after the stop: %lld", (long long)r);
+	}
+	test_id_sender_close(&s);
+	return 0;
+}
+
+static void run_stop_case(const struct stop_case *k)
+{
+	struct spw_topic *t;
+	struct shared *x = test_shared_alloc(sizeof(*x));
+	struct test_id_sender b;
+	struct spwd_stall st;
+	uint64_t tail_stopped, claim_pos, rng;
+	uint32_t vslot;
+	uint32_t len_stopped = 0, len;
+	int sent_b = 0;
+	pid_t v;
+
+	snprintf(x->name, sizeof(x->name), "%s", k->name);
+	x->seed = test_seed(k->name);
+	x->at = k->at;
+	rng = test_id_len_rng(x->seed, 0); /* the victim's lengths, as it draws them */
+	for (uint32_t i = 0; i <= BEFORE; i++)
+		len_stopped = test_id_len(&rng, 0, MAXREC);
+	t = topic_new(k->name);
+	v = test_fork_tied(victim, x);
+	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
+	assert_true(atomic_load(&x->solo));
+	tail_stopped = atomic_load(&t->hdr->tail);
+	/* Where its claim starts: the tail it has not stored yet, or the span
+	 * its slot says it won. */
+	vslot = RING_SOLO_SLOT(atomic_load(&t->hdr->solo));
+	claim_pos = k->at == RING_AT_CLAIMING ? tail_stopped
+					      : atomic_load(&t->slots[vslot].claim) & ~7ull;
+	assert_int_equal(atomic_load(&t->slots[vslot].claim),
+			 claim_pos | (k->at == RING_AT_CLAIMING ? RING_SLOT_CLAIMING : RING_SLOT_WON));
+	/* B opens while the victim is inside its plain claim: it ends the solo.
+	 * Before the victim's tail store (its slot still says CLAIMING), B must
+	 * take no span until that claim is settled; after it (WON), B goes on. */
+	assert_int_equal(test_id_sender_open(&b, test_group_dir, k->name, x->seed, 1, MAXREC), 0);
+	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
+	assert_int_equal(b.p->join_pending, k->at == RING_AT_CLAIMING);
+	len = test_id_sender_next(&b);
+	if (b.p->join_pending) {
+		assert_int_equal(spw_producer_send(b.p, b.buf, len), -EAGAIN);
+		assert_int_equal(spw_producer_send_wait(b.p, b.buf, len, 50 * TEST_MS), -ETIMEDOUT);
+		assert_int_equal(atomic_load(&t->hdr->tail), tail_stopped);
+	} else {
+		assert_true(spw_producer_send(b.p, b.buf, len) >= (int64_t)tail_stopped);
+		sent_b = 1;
+	}
+	if (k->resume) {
+		assert_int_equal(kill(v, SIGCONT), 0);
+		if (!sent_b)
+			assert_true(spw_producer_send_wait(b.p, b.buf, len, 30 * TEST_SEC) >= 0);
+		for (uint32_t i = 1; i < AFTER; i++)
+			assert_true(spw_producer_send_wait(b.p, b.buf, test_id_sender_next(&b),
+							   30 * TEST_SEC) >= 0);
+		assert_int_equal(test_wait(v, 30 * TEST_SEC), 0);
+		test_id_sender_close(&b);
+		/* Both streams complete, each record once. */
+		assert_int_equal(read_all(t, 2, x->seed), BEFORE + AFTER + AFTER);
+	} else {
+		assert_int_equal(test_kill_reap(v), 128 + SIGKILL);
+		/* Dead: B goes on at once (its lock is gone, no timeout). */
+		if (!sent_b)
+			assert_true(spw_producer_send(b.p, b.buf, len) >= 0);
+		for (uint32_t i = 1; i < AFTER; i++)
+			assert_true(spw_producer_send(b.p, b.buf, test_id_sender_next(&b)) >= 0);
+		test_id_sender_close(&b);
+		if (k->at == RING_AT_CLAIMED) {
+			/* Its tail store happened: its span is the daemon's to
+			 * abort, exactly that span, since its owner is dead. */
+			assert_int_equal(spwd_resolve(t, (int64_t)claim_pos, &st),
+					 SPWD_RESOLVE_ABORTED);
+			assert_int_equal(st.span, test_span(len_stopped));
+		}
+		assert_int_equal(read_all(t, 2, x->seed), BEFORE + AFTER);
+	}
+	test_shared_free(x, sizeof(*x));
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, k->name), 0);
+}
+
+static void a_newcomer_waits_for_a_stopped_solo_claim(void **state)
+{
+	static const struct stop_case cases[] = {
+		{ "stop_before_tail_resume", RING_AT_CLAIMING, 1 },
+		{ "stop_after_tail_resume", RING_AT_CLAIMED, 1 },
+		{ "stop_before_tail_kill", RING_AT_CLAIMING, 0 },
+		{ "stop_after_tail_kill", RING_AT_CLAIMED, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		printf("[ case     ] %s\n", cases[i].name);
+		run_stop_case(&cases[i]);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_lone_producer_is_solo_until_another_opens),
+		cmocka_unit_test(a_newcomer_waits_for_a_stopped_solo_claim),
+	};
+
+	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
+}
