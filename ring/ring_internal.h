@@ -49,10 +49,12 @@ struct spw_producer {
 	uint64_t tail_own;       /* exclusive: the tail, as only we write it */
 	uint64_t limit_seen;     /* exclusive: limit last loaded (it only grows) */
 	/* I9: a solo claim we must see settled before taking a span: that
-	 * slot's claim word as we saw it after our membarrier. */
+	 * slot's claim word as we saw it after our membarrier, and the ENDING
+	 * solo word to turn off once it is. */
 	bool join_pending;
 	uint32_t join_slot;
 	uint64_t join_claim;
+	uint64_t join_word;
 	bool claim_open;         /* a zero-copy claim not yet committed or aborted */
 	int64_t claim_pos;       /* ... its position and span */
 	uint64_t claim_span;

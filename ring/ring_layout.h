@@ -94,13 +94,17 @@
  *     claim publishes its span in its slot (I2), then, after a compiler
  *     barrier, loads the word: changed means it is solo no longer and it
  *     takes the span with the CAS instead. A producer that opens while the
- *     word is ON CASes it off, then calls membarrier(GLOBAL_EXPEDITED):
- *     that puts a full barrier into the solo producer, so either its load
- *     sees off, or its CLAIMING store (made before that load) is visible to
- *     the newcomer, who then takes no span until that claim is settled
- *     (the slot's claim word changes, or its owner is dead). A solo
- *     producer turns the word off when it closes. Exclusive producers never
- *     touch the word.
+ *     word is ON CASes it to ENDING (same slot), then calls
+ *     membarrier(GLOBAL_EXPEDITED): that puts a full barrier into the solo
+ *     producer, so either its load sees the change, or its CLAIMING store
+ *     (made before that load) is visible to the newcomer, who then takes no
+ *     span until that claim is settled (the slot's claim word changes, the
+ *     tail moves past its start, or its owner is dead), and only then
+ *     turns the word off. So off means no plain store of tail can still
+ *     come; whoever opens while the word says ENDING does the barrier and
+ *     the wait itself (the one who set it may have died). A solo producer
+ *     turns the word off when it closes. Exclusive producers never touch
+ *     the word.
  */
 #ifndef SPILLWAY_RING_LAYOUT_H
 #define SPILLWAY_RING_LAYOUT_H
@@ -134,10 +138,13 @@
 #define RING_W_RSVD(w) ((uint32_t)(((w) >> 36) & 0xfu))
 #define RING_W_TAG(w) (((w) >> RING_W_TAG_SHIFT) & RING_W_TAG_MASK)
 
-/* The solo word (I9): ON | slot << 1 | generation << 13. */
+/* The solo word (I9): ON or ENDING | slot << 2 | generation << 14; 0 in
+ * the low bits: nobody is solo and no solo claim can be in flight. */
 #define RING_SOLO_ON 1ull
-#define RING_SOLO_SLOT(w) ((uint32_t)(((w) >> 1) & 0xfffu))
-#define RING_SOLO_GEN_ONE (1ull << 13)
+#define RING_SOLO_ENDING 2ull
+#define RING_SOLO_SLOT_SHIFT 2
+#define RING_SOLO_SLOT(w) ((uint32_t)(((w) >> RING_SOLO_SLOT_SHIFT) & 0xfffu))
+#define RING_SOLO_GEN_ONE (1ull << 14)
 #define RING_SOLO_GEN(w) ((w) & ~(RING_SOLO_GEN_ONE - 1))
 
 /* Slot claim word: a position (8-aligned) with these low bits. */

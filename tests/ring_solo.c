@@ -28,7 +28,8 @@
 #include "support.h"
 
 #define RING (1u << 20)
-#define MAXREC 4096u /* test_id_len draws up to 4096 */
+#define MAXREC 4096u
+#define SOLO_STATE (RING_SOLO_ON | RING_SOLO_ENDING) /* test_id_len draws up to 4096 */
 
 static struct spw_topic *topic_new(const char *name)
 {
@@ -100,7 +101,7 @@ static void a_lone_producer_is_solo_until_another_opens(void **state)
 	gen = atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE;
 	/* B opens: A's solo ends; both claim with the CAS from then on. */
 	assert_int_equal(test_id_sender_open(&b, test_group_dir, "solo", seed, 1, MAXREC), 0);
-	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
 	assert_true(atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE > gen);
 	assert_false(b.p->exclusive || b.p->join_pending);
 	for (int i = 0; i < 50; i++) {
@@ -111,13 +112,13 @@ static void a_lone_producer_is_solo_until_another_opens(void **state)
 	assert_int_equal(read_all(t, 2, seed), 150);
 	/* A leaves; B stays shared (solo is decided at open). */
 	test_id_sender_close(&a);
-	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
 	test_id_sender_close(&b);
 	/* Alone again: solo; closing gives the word up. */
 	assert_int_equal(test_id_sender_open(&a, test_group_dir, "solo", seed, 0, MAXREC), 0);
 	assert_true(solo_names(t, a.p));
 	test_id_sender_close(&a);
-	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
 	/* An exclusive producer never touches the word. */
 	gen = atomic_load(&t->hdr->solo);
 	assert_int_equal(spw_producer_open_flags(t, SPW_PRODUCER_EXCLUSIVE, &e), 0);
@@ -182,6 +183,7 @@ static void run_stop_case(const struct stop_case *k)
 	uint64_t tail_stopped, claim_pos, rng;
 	uint32_t vslot;
 	uint32_t len_stopped = 0, len;
+	struct spw_producer *c = NULL;
 	int sent_b = 0;
 	pid_t v;
 
@@ -207,14 +209,21 @@ static void run_stop_case(const struct stop_case *k)
 	 * Before the victim's tail store (its slot still says CLAIMING), B must
 	 * take no span until that claim is settled; after it (WON), B goes on. */
 	assert_int_equal(test_id_sender_open(&b, test_group_dir, k->name, x->seed, 1, MAXREC), 0);
-	assert_false(atomic_load(&t->hdr->solo) & RING_SOLO_ON);
 	assert_int_equal(b.p->join_pending, k->at == RING_AT_CLAIMING);
 	len = test_id_sender_next(&b);
 	if (b.p->join_pending) {
+		/* ENDING until the claim settles; C, opening now, waits too (it
+		 * must not take the word being ENDING for the end). */
+		assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, RING_SOLO_ENDING);
+		assert_int_equal(spw_producer_open(t, &c), 0);
+		assert_true(c->join_pending);
+		assert_int_equal(spw_producer_send(c, "c", 1), -EAGAIN);
 		assert_int_equal(spw_producer_send(b.p, b.buf, len), -EAGAIN);
 		assert_int_equal(spw_producer_send_wait(b.p, b.buf, len, 50 * TEST_MS), -ETIMEDOUT);
 		assert_int_equal(atomic_load(&t->hdr->tail), tail_stopped);
+		spw_producer_close(c); /* (records of its own would break read_all's count) */
 	} else {
+		assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
 		assert_true(spw_producer_send(b.p, b.buf, len) >= (int64_t)tail_stopped);
 		sent_b = 1;
 	}
@@ -226,6 +235,7 @@ static void run_stop_case(const struct stop_case *k)
 			assert_true(spw_producer_send_wait(b.p, b.buf, test_id_sender_next(&b),
 							   30 * TEST_SEC) >= 0);
 		assert_int_equal(test_wait(v, 30 * TEST_SEC), 0);
+		assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
 		test_id_sender_close(&b);
 		/* Both streams complete, each record once. */
 		assert_int_equal(read_all(t, 2, x->seed), BEFORE + AFTER + AFTER);
