@@ -115,7 +115,10 @@ int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out
 	if (!t || (!out && max) || max < 0)
 		return -EINVAL;
 	/* Acquire: as in resolve (I2). */
-	(void)atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
+	/* Relaxed: advisory, which slot is or was solo (I9). */
+	uint64_t solo = atomic_load_explicit(&t->hdr->solo, memory_order_relaxed);
+
 	for (uint32_t i = 0; i < t->max_producers && n < max; i++) {
 		uint64_t a = 0, b = 0;
 		bool won = false, span = ring_slot_span(t, i, &a, &b, &won);
@@ -135,8 +138,12 @@ int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out
 		o->claim = span ? (int64_t)a : -1;
 		o->end = span ? (int64_t)b : -1;
 		/* Claiming: a span its CAS took (WON) that is not all committed
-		 * yet. A CLAIMING guess owns nothing for sure: not reported. */
-		o->claiming = span && won && !ring_span_settled(t, a, b);
+		 * yet. A CLAIMING guess owns nothing for sure: not reported,
+		 * except the solo producer's at the tail (I9): it is inside its
+		 * claim, and producers that opened since wait for it. */
+		o->claiming = span && !ring_span_settled(t, a, b) &&
+			      (won || (a == tail && (solo & (RING_SOLO_ON | RING_SOLO_ENDING)) &&
+				       RING_SOLO_SLOT(solo) == i));
 		n++;
 	}
 	return n;

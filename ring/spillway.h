@@ -139,7 +139,9 @@ struct spw_producer_info {
 	uint32_t slot;
 	uint32_t pid;      /* as the producer reported it (advisory) */
 	int alive;         /* 1: the kernel says its owner lives */
-	int claiming;      /* 1: inside a claim (claim/end below are its span) */
+	int claiming;      /* 1: inside a claim (claim/end below are its span; claim ==
+			    * the tail: the topic's only producer stopped before moving
+			    * the tail, and producers that opened since wait for it) */
 	int64_t claim, end;
 	uint64_t since_ns; /* CLOCK_REALTIME when the slot was taken */
 };

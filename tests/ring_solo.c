@@ -174,6 +174,18 @@ static int victim(void *arg)
 	return 0;
 }
 
+/* spw_topic_producers names slot as inside a claim at pos, alive. */
+static bool claim_at_tail_reported(const struct spw_topic *t, uint32_t slot, uint64_t pos)
+{
+	struct spw_producer_info pi[8];
+	int n = spw_topic_producers(t, pi, 8);
+
+	for (int i = 0; i < n; i++)
+		if (pi[i].slot == slot)
+			return pi[i].alive && pi[i].claiming && pi[i].claim == (int64_t)pos;
+	return false;
+}
+
 static void run_stop_case(const struct stop_case *k)
 {
 	struct spw_topic *t;
@@ -221,6 +233,20 @@ static void run_stop_case(const struct stop_case *k)
 		assert_int_equal(spw_producer_send(b.p, b.buf, len), -EAGAIN);
 		assert_int_equal(spw_producer_send_wait(b.p, b.buf, len, 50 * TEST_MS), -ETIMEDOUT);
 		assert_int_equal(atomic_load(&t->hdr->tail), tail_stopped);
+		/* Nothing waits without a reason someone can see: the stopped
+		 * claim at the tail, in the producer list and in stat. */
+		assert_true(claim_at_tail_reported(t, vslot, tail_stopped));
+		if (getenv("SPW_CLI")) {
+			char cmd[1600];
+
+			snprintf(cmd, sizeof(cmd),
+				 "'%s' --shm-dir '%s' --data-dir '%s/none' stat %s | grep -q "
+				 "'WAITING ON A CLAIM: producer slot %u (pid %d) is inside a claim at "
+				 "the tail (%llu)'",
+				 getenv("SPW_CLI"), test_group_dir, test_group_dir, k->name, vslot,
+				 (int)v, (unsigned long long)tail_stopped);
+			assert_int_equal(system(cmd), 0);
+		}
 		spw_producer_close(c); /* (records of its own would break read_all's count) */
 	} else {
 		assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);

@@ -101,7 +101,7 @@ static void say_blocked(struct prod *pr, uint64_t since)
 	int code;
 
 	spw_topic_info(pr->t, &in);
-	code = cli_block_reason(&in, why, sizeof(why));
+	code = cli_block_reason(pr->t, &in, why, sizeof(why));
 	if (code == pr->said || (code != 1 && cli_mono_ns() - since < 1000000000ull))
 		return;
 	pr->said = code;
@@ -109,6 +109,8 @@ static void say_blocked(struct prod *pr, uint64_t since)
 		cli_err("topic \"%s\" is full and %s; waiting. Start it: spillwayd --shm-dir %s "
 			"--data-dir %s",
 			pr->topic, why, G.shm_dir, G.data_dir);
+	else if (code == 5)
+		cli_err("topic \"%s\": %s; waiting", pr->topic, why);
 	else
 		cli_err("topic \"%s\" is full: %s; waiting", pr->topic, why);
 }
@@ -297,7 +299,7 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 			char why[256];
 
 			spw_topic_info(pr->t, &in);
-			pr->said = cli_block_reason(&in, why, sizeof(why));
+			pr->said = cli_block_reason(pr->t, &in, why, sizeof(why));
 			if (pr->said == 1)
 				cli_err("topic \"%s\" waits for its %s acknowledgement and %s; waiting. "
 					"Start it: spillwayd --shm-dir %s --data-dir %s",
