@@ -225,6 +225,7 @@ static inline __attribute__((always_inline)) int claim_exclusive(struct spw_prod
 	}
 	publish_span(p->slot, *tail, *next); /* I2, as in the shared claim */
 	if (p->solo_w) {
+		HOOK(RING_AT_SOLO_WORD);
 		/* I9: our CLAIMING store, then the word. A compiler barrier keeps
 		 * that order; the CPU's comes from the membarrier of whoever ends
 		 * our solo. Relaxed load: the word's line stays shared in our
@@ -316,11 +317,14 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	ts = ring_clock_now(&p->clk);
 	r = p->exclusive ? claim_exclusive(p, span, &tail, &next, &pad, hooked) : 1;
 	if (r > 0) {
-		if (p->solo_w) {
-			/* I9: someone ended our solo; shared from now on. */
-			p->exclusive = false;
-			p->solo_w = 0;
-		}
+		/* I9: someone ended our solo; shared from now on. The span our
+		 * slot names was a guess we did not take: IDLE (release: a
+		 * newcomer waiting on it then goes on), and no plain store of
+		 * tail of ours can come any more: an ENDING word naming us may
+		 * go off (ring_solo_close). */
+		atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
+		ring_solo_close(p);
+		p->exclusive = false;
 		r = claim_shared(p, span, &tail, &next, &pad, hooked);
 	}
 	if (r)

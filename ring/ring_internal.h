@@ -177,8 +177,9 @@ bool ring_span_settled(const struct spw_topic *t, uint64_t from, uint64_t to);
 bool ring_slot_span(const struct spw_topic *t, uint32_t i, uint64_t *from, uint64_t *to,
 		    bool *won);
 /* I9 (solo.c): at open, with our slot locked, become the solo producer or
- * end another's solo. 0 or -errno. At close: give the word up. While a
- * join is pending: is that claim settled now? */
+ * end another's solo. 0 or -errno. At close, or when a claim finds the solo
+ * ended (between claims, nothing of ours in flight): give the word up. While
+ * a join is pending: is that claim settled now? */
 int ring_solo_open(struct spw_producer *p);
 void ring_solo_close(struct spw_producer *p);
 bool ring_solo_join_settled(struct spw_producer *p);

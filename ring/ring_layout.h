@@ -34,7 +34,8 @@
  *
  * THE PROTOCOL - numbered invariants (tests cite them):
  *  I1 tail, reclaimed, limit only grow. reclaimed <= every unconsumed record,
- *     tail <= limit == reclaimed + ring_bytes. Writers: tail = producers (CAS),
+ *     tail <= limit == reclaimed + ring_bytes. Writers: tail = producers (CAS;
+ *     a store by the only producer: exclusive, or solo, I9),
  *     reclaimed/limit/spilled/durable/heartbeat/stall = the one daemon.
  *  I2 Before its tail CAS, a producer publishes in its slot the span it is
  *     about to take: claim = guess | RING_SLOT_CLAIMING (guess = the tail
@@ -103,8 +104,10 @@
  *     turns the word off. So off means no plain store of tail can still
  *     come; whoever opens while the word says ENDING does the barrier and
  *     the wait itself (the one who set it may have died). A solo producer
- *     turns the word off when it closes. Exclusive producers never touch
- *     the word.
+ *     turns the word off when it closes, and when it finds its solo ended
+ *     (it then stores IDLE in its slot first: the guess it published is
+ *     not taken). A newcomer whose membarrier fails gets the error from
+ *     open (it cannot tell). Exclusive producers never touch the word.
  */
 #ifndef SPILLWAY_RING_LAYOUT_H
 #define SPILLWAY_RING_LAYOUT_H
@@ -336,7 +339,8 @@ enum ring_point {
 	RING_AT_CLAIMED,      /* right after the tail CAS */
 	RING_AT_PADDED,       /* after writing the padding of a wrapping claim */
 	RING_AT_MID_PAYLOAD,  /* half of a send's payload copied */
-	RING_AT_BEFORE_COMMIT /* payload written, commit word not yet */
+	RING_AT_BEFORE_COMMIT, /* payload written, commit word not yet */
+	RING_AT_SOLO_WORD     /* solo (I9): span published, the solo word not loaded yet */
 };
 extern void (*ring_test_hook)(enum ring_point at) __attribute__((visibility("hidden")));
 

@@ -156,7 +156,9 @@ struct spw_producer;
 
 /* Takes a producer slot of the topic and holds it until close (or the
  * process's death). -EUSERS when all max_producers slots are taken, -EBUSY
- * while an exclusive producer holds the topic. */
+ * while an exclusive producer holds the topic; membarrier()'s error (-EPERM
+ * under a seccomp filter that refuses it, -ENOSYS) when the topic's only
+ * producer runs solo and this process cannot end that safely. */
 int spw_producer_open(struct spw_topic *t, struct spw_producer **out);
 
 /* Producer open flags. SPW_PRODUCER_EXCLUSIVE: this handle is the topic's only
