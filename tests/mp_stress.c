@@ -91,7 +91,7 @@ static void processes_deliver_every_record_once_in_producer_order(void **state)
 static void processes_hand_solo_over_without_loss(void **state)
 {
 	(void)state;
-	run_processes("mp_stress_solo", test_scaled(600000, 200000, 200000), 2, 1, 0, 29);
+	run_processes("mp_stress_solo", test_scaled(600000, 200000, 200000), 3, 1, 0, 29);
 }
 
 int main(void)
