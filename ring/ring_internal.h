@@ -25,8 +25,16 @@ struct spw_topic {
 	int fd;                 /* the ring file (O_CLOEXEC): lock queries, reopen */
 	int own_fd;             /* the daemon's ownership lock (spwd_own), or -1 */
 	bool rdonly;
+	bool prefaulted;        /* every page touched once (topic.c touch_pages) */
 	char name[SPW_NAME_MAX + 1];
 };
+
+/* spw_topic_open, with the choice to map lazily (prefault false: no
+ * MAP_POPULATE, no touching: for readers that may only need the header, such
+ * as a disk reader); ring_topic_prefault touches every page once, later. */
+int ring_topic_open(const char *shm_dir, const char *name, unsigned flags, bool prefault,
+		    struct spw_topic **out);
+void ring_topic_prefault(struct spw_topic *t);
 
 /* Per-handle clock: TSC ticks turned into CLOCK_REALTIME ns, re-synced to
  * clock_gettime every ~1 ms so the error stays tiny (rdtsc ~12 ns here,

@@ -269,7 +269,21 @@ static int header_check(const struct ring_hdr *h, uint64_t file_bytes)
 	return 0;
 }
 
+void ring_topic_prefault(struct spw_topic *t)
+{
+	if (t && !t->prefaulted) {
+		touch_pages(t->hdr, t->map_bytes);
+		t->prefaulted = true;
+	}
+}
+
 int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct spw_topic **out)
+{
+	return ring_topic_open(shm_dir, name, flags, true, out);
+}
+
+int ring_topic_open(const char *shm_dir, const char *name, unsigned flags, bool prefault,
+		    struct spw_topic **out)
 {
 	char path[PATH_MAX];
 	struct ring_hdr hdr;
@@ -313,13 +327,16 @@ int spw_topic_open(const char *shm_dir, const char *name, unsigned flags, struct
 		goto out_close;
 	}
 	prot = (flags & SPW_OPEN_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE;
-	map = mmap(NULL, (size_t)st.st_size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+	map = mmap(NULL, (size_t)st.st_size, prot, MAP_SHARED | (prefault ? MAP_POPULATE : 0), fd,
+		   0);
 	if (map == MAP_FAILED) {
 		r = -errno;
 		free(t);
 		goto out_close;
 	}
-	touch_pages(map, (size_t)st.st_size);
+	if (prefault)
+		touch_pages(map, (size_t)st.st_size);
+	t->prefaulted = prefault;
 	t->hdr = map;
 	t->hdr_bytes = hdr.hdr_bytes;
 	t->slots = (struct ring_slot *)(void *)((uint8_t *)map + RING_SLOT_OFF);
