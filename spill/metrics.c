@@ -191,17 +191,22 @@ static uint64_t newest_in_ring(const struct seg_metrics *m)
 	return newest;
 }
 
-/* Producers holding a slot with the kernel's word for it (ring/locks.c). */
-static int count_live(struct spw_topic *t, uint32_t max)
+/* Producers holding a slot with the kernel's word for it (ring/locks.c);
+ * *at_tail: one of them is inside a claim at the tail that producers opened
+ * since wait for (the only producer stopped mid-claim: ring_layout.h I9). */
+static int count_live(struct spw_topic *t, uint32_t max, uint64_t tail, bool *at_tail)
 {
 	struct spw_producer_info *pi = calloc(max ? max : 1, sizeof(*pi));
 	int n, live = 0;
 
+	*at_tail = false;
 	if (!pi)
 		return 0;
 	n = spw_topic_producers(t, pi, (int)max);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		live += pi[i].alive;
+		*at_tail |= pi[i].alive && pi[i].claiming && pi[i].claim == (int64_t)tail;
+	}
 	free(pi);
 	return live;
 }
@@ -241,7 +246,7 @@ int seg_metrics_gather(const char *data_dir, struct seg_metrics *m)
 	seg_metrics_free(m);
 	if (m->t) {
 		spw_topic_info(m->t, &m->in);
-		m->live = count_live(m->t, m->in.max_producers);
+		m->live = count_live(m->t, m->in.max_producers, m->in.tail, &m->claim_at_tail);
 	}
 	if ((r = seg_topic_dir(dir, sizeof(dir), data_dir, m->name)))
 		return r;
@@ -315,7 +320,8 @@ static const struct {
 	  "Time with at least one producer blocked on the full ring, since spillwayd started.",
 	  SPILL },
 	{ "spillway_stuck_claims", "gauge",
-	  "1 while spilling waits on a live producer's uncommitted record (never aborted).", RING },
+	  "1 while spilling waits on a live producer's uncommitted record (never aborted), or "
+	  "newer producers wait on the only producer's claim at the tail.", RING },
 	{ "spillway_stall_seconds", "gauge",
 	  "How long spilling has waited on that record (0: not stalled).", RING },
 	{ "spillway_aborted_claims_total", "counter",
@@ -374,7 +380,7 @@ static bool value(const struct seg_metrics *m, int f, long double *v)
 		*v = (s->blocked_ns_total +
 		      (s->blocked_since_ns ? ring_monotonic_ns() - s->blocked_since_ns : 0)) / 1e9L;
 		break;
-	case M_STUCK: *v = in->stall_slot >= 0; break;
+	case M_STUCK: *v = in->stall_slot >= 0 || m->claim_at_tail; break;
 	case M_STALL:
 		*v = in->stall_slot >= 0 && in->stall_since_ns && now > in->stall_since_ns
 			     ? (now - in->stall_since_ns) / 1e9L

@@ -45,6 +45,7 @@ struct seg_metrics {
 	struct spw_topic *t;          /* the ring, when one is mapped; else disk only */
 	struct spw_topic_info in;     /* (t) */
 	int live;                     /* (t) producers whose slot lock the kernel holds */
+	bool claim_at_tail;           /* (t) newer producers wait on the only one's claim (I9) */
 	bool alive;                   /* a spillwayd serves it (set by the caller) */
 	double hb_age;                /* its heartbeat's age, s (-1: none ever) */
 	struct seg_disk_usage dl;

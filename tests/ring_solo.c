@@ -266,6 +266,11 @@ static void run_stop_case(const struct stop_case *k)
 				 getenv("SPW_CLI"), test_group_dir, test_group_dir, k->name, vslot,
 				 (int)v, (unsigned long long)tail_stopped);
 			assert_int_equal(system(cmd), 0);
+			snprintf(cmd, sizeof(cmd),
+				 "'%s' --shm-dir '%s' --data-dir '%s/none' stat %s --prometheus | "
+				 "grep -qx 'spillway_stuck_claims{topic=\"%s\"} 1'",
+				 getenv("SPW_CLI"), test_group_dir, test_group_dir, k->name, k->name);
+			assert_int_equal(system(cmd), 0);
 		}
 		spw_producer_close(c); /* (records of its own would break read_all's count) */
 	} else {
