@@ -315,8 +315,9 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	 * draining from the last record, instead of waiting behind the locked
 	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
 	ts = ring_clock_now(&p->clk);
-	r = p->exclusive ? claim_exclusive(p, span, &tail, &next, &pad, hooked) : 1;
-	if (r > 0) {
+	if (!p->exclusive)
+		r = claim_shared(p, span, &tail, &next, &pad, hooked);
+	else if ((r = claim_exclusive(p, span, &tail, &next, &pad, hooked)) > 0) {
 		/* I9: someone ended our solo; shared from now on. The span our
 		 * slot names was a guess we did not take: IDLE (release: a
 		 * newcomer waiting on it then goes on), and no plain store of
