@@ -211,6 +211,17 @@ static int count_live(struct spw_topic *t, uint32_t max, uint64_t tail, bool *at
 	return live;
 }
 
+/* The slot of the producer claiming without a CAS (ring/ring_layout.h I9),
+ * -1 when none: advisory, read once. */
+static int solo_slot(const struct spw_topic *t)
+{
+	/* Relaxed: a report for people; the word's users order it themselves. */
+	uint64_t w = atomic_load_explicit(&t->hdr->solo, memory_order_relaxed);
+
+	return (w & RING_SOLO_ON) && RING_SOLO_SLOT(w) < t->max_producers ? (int)RING_SOLO_SLOT(w)
+									  : -1;
+}
+
 /* Who holds retention back, as the daemon's plan says (spill/retention.c). */
 static void held_back(const char *data_dir, const char *dir, struct seg_metrics *m, uint64_t now)
 {
@@ -244,9 +255,12 @@ int seg_metrics_gather(const char *data_dir, struct seg_metrics *m)
 	int r;
 
 	seg_metrics_free(m);
+	m->solo_slot = -1;
+	m->claim_at_tail = false;
 	if (m->t) {
 		spw_topic_info(m->t, &m->in);
 		m->live = count_live(m->t, m->in.max_producers, m->in.tail, &m->claim_at_tail);
+		m->solo_slot = solo_slot(m->t);
 	}
 	if ((r = seg_topic_dir(dir, sizeof(dir), data_dir, m->name)))
 		return r;

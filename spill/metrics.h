@@ -46,6 +46,7 @@ struct seg_metrics {
 	struct spw_topic_info in;     /* (t) */
 	int live;                     /* (t) producers whose slot lock the kernel holds */
 	bool claim_at_tail;           /* (t) newer producers wait on the only one's claim (I9) */
+	int solo_slot;                /* (t) the slot of the solo producer (I9), -1: none */
 	bool alive;                   /* a spillwayd serves it (set by the caller) */
 	double hb_age;                /* its heartbeat's age, s (-1: none ever) */
 	struct seg_disk_usage dl;

@@ -99,6 +99,15 @@ static void a_lone_producer_is_solo_until_another_opens(void **state)
 	(void)state;
 	assert_int_equal(test_id_sender_open(&a, test_group_dir, "solo", seed, 0, MAXREC), 0);
 	assert_true(solo_names(t, a.p) && a.p->exclusive && !a.p->join_pending);
+	if (getenv("SPW_CLI")) {
+		char cmd[1200];
+
+		snprintf(cmd, sizeof(cmd),
+			 "'%s' --shm-dir '%s' --data-dir '%s/none' stat solo --json | grep -q "
+			 "'\"solo_slot\":%u}'",
+			 getenv("SPW_CLI"), test_group_dir, test_group_dir, a.p->slot_index);
+		assert_int_equal(system(cmd), 0);
+	}
 	for (int i = 0; i < 50; i++)
 		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
 	gen = atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE;

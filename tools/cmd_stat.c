@@ -78,10 +78,15 @@ static void json_ring(const struct tstat *s)
 	const struct spw_topic_info *in = &s->m.in;
 	struct spw_producer_info pi;
 
-	printf(",\"producers\":{\"live\":%d,\"max\":%u,\"blocked\":%u},\"aborted_claims\":%llu,"
+	printf(",\"producers\":{\"live\":%d,\"max\":%u,\"blocked\":%u,\"solo_slot\":", s->m.live,
+	       in->max_producers, in->producers_waiting);
+	if (s->m.solo_slot >= 0)
+		printf("%d}", s->m.solo_slot);
+	else
+		printf("null}");
+	printf(",\"aborted_claims\":%llu,"
 	       "\"corrupt_bytes\":%llu,\"disk_bad_ranges\":%llu,"
 	       "\"retention\":{\"held_bytes\":%llu,\"held_by\":",
-	       s->m.live, in->max_producers, in->producers_waiting,
 	       (unsigned long long)in->aborted_claims, (unsigned long long)in->corrupt_bytes,
 	       (unsigned long long)in->disk_bad_ranges, (unsigned long long)s->m.held_bytes);
 	if (s->m.holder[0])
@@ -257,6 +262,8 @@ static void print_text(const struct tstat *s)
 		       100.0 * (double)(in->tail - in->reclaimed) / (double)in->ring_bytes, b, c,
 		       (double)(s->now_ns - s->prev_ns) / 1e9);
 		printf("  producers %d live of %u slots", s->m.live, in->max_producers);
+		if (s->m.solo_slot >= 0)
+			printf(" (slot %d is the only one: it claims without a CAS)", s->m.solo_slot);
 		if (in->producers_waiting)
 			printf("; %u blocked on the full ring", in->producers_waiting);
 		printf("\n");
