@@ -12,7 +12,9 @@
  *    goes on as soon as the stopped one resumes or is killed (the kernel's
  *    lock proves it dead: no timeout). Every record arrives once, intact;
  *  - a solo producer demoted while idle that then meets a full ring leaves
- *    no guessed span in its slot.
+ *    no guessed span in its slot;
+ *  - a solo parent's forked child cannot use the parent's handle, and its
+ *    own producer ends the parent's solo.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -339,11 +341,66 @@ static void a_newcomer_waits_for_a_stopped_solo_claim(void **state)
 	}
 }
 
+/* --- fork ------------------------------------------------------------------ */
+
+struct fork_arg {
+	uint64_t seed;
+	struct test_id_sender *parent; /* the parent's, as fork() copied it */
+};
+
+static int forked_child(void *arg)
+{
+	struct fork_arg *x = arg;
+	struct test_id_sender s;
+
+	/* The parent's handle is the parent's: refused here, and it must not
+	 * give up the parent's solo either. */
+	TEST_CHECK(spw_producer_send(x->parent->p, "no", 2) == -ECHILD, "inherited handle");
+	TEST_CHECK(test_id_sender_open(&s, test_group_dir, "solofork", x->seed, 1, MAXREC) == 0,
+		   "child open");
+	TEST_CHECK(!s.p->exclusive, "the child is not solo while the parent lives");
+	for (int i = 0; i < 40; i++)
+		TEST_CHECK(spw_producer_send(s.p, s.buf, test_id_sender_next(&s)) >= 0, "child send");
+	test_id_sender_close(&s);
+	return 0;
+}
+
+/* A solo parent forks; the child opens its own producer (ending the parent's
+ * solo across the fork: the child shares the parent's open file description
+ * and so its slot lock) and sends while the parent does. */
+static void a_child_of_a_solo_parent_ends_its_solo(void **state)
+{
+	struct spw_topic *t = topic_new("solofork");
+	struct test_id_sender a;
+	struct fork_arg x;
+	pid_t v;
+
+	(void)state;
+	x.seed = test_seed("solofork");
+	assert_int_equal(test_id_sender_open(&a, test_group_dir, "solofork", x.seed, 0, MAXREC), 0);
+	assert_true(solo_names(t, a.p));
+	for (int i = 0; i < 10; i++)
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+	x.parent = &a;
+	v = test_fork_tied(forked_child, &x);
+	for (int i = 0; i < 40; i++)
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+	assert_int_equal(test_wait(v, 30 * TEST_SEC), 0);
+	for (int i = 0; i < 10; i++)
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+	assert_false(a.p->exclusive); /* its solo ended with the child's open */
+	assert_int_equal(read_all(t, 2, x.seed), 10 + 40 + 10 + 40);
+	test_id_sender_close(&a);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, "solofork"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_lone_producer_is_solo_until_another_opens),
 		cmocka_unit_test(a_newcomer_waits_for_a_stopped_solo_claim),
+		cmocka_unit_test(a_child_of_a_solo_parent_ends_its_solo),
 	};
 
 	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
