@@ -267,6 +267,8 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 			if (x->out && x->n)
 				return 0; /* a batch is all disk or all live */
 			rc = go_live(r);
+			if (rc == -ESTALE)
+				continue; /* reclaimed since the check (R2): the disk has it */
 			if (rc)
 				return rc; /* e.g. a position past the ring's tail */
 			continue;
