@@ -201,6 +201,8 @@ static bool can_go_live(struct spw_reader *r)
 	return r->pos >= atomic_load_explicit(&r->t->hdr->reclaimed, memory_order_acquire);
 }
 
+void (*rd_test_go_live_hook)(struct spw_reader *r) __attribute__((visibility("hidden")));
+
 static int go_live(struct spw_reader *r)
 {
 	int rc;
@@ -209,6 +211,8 @@ static int go_live(struct spw_reader *r)
 		/* Opened lazily (reader_geometry): the first touch of each page
 		 * costs ~5 us on shadow-paged VMs; pay it now, not per record. */
 		ring_topic_prefault(r->t);
+		if (rd_test_go_live_hook)
+			rd_test_go_live_hook(r);
 		rc = spw_consumer_open(r->t, SPW_FROM_POSITION, (int64_t)r->pos, &r->c);
 		if (rc)
 			return rc;

@@ -52,5 +52,9 @@ int rd_seg_load(struct spw_reader *r, uint64_t pos);
 int rd_fill(struct spw_reader *r);
 /* Is pos a record boundary (R1)? 0, -EINVAL (inside a record) or -errno. */
 int rd_check_boundary(struct spw_reader *r, uint64_t pos);
+/* Test seam (tests/spill_reader.c): called when a reader first goes live,
+ * between its check that its position is still in the ring and opening a
+ * consumer there, so a test can have the daemon reclaim it meanwhile. */
+extern void (*rd_test_go_live_hook)(struct spw_reader *r) __attribute__((visibility("hidden")));
 
 #endif
