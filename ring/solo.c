@@ -42,8 +42,9 @@ static bool others_live(const struct spw_topic *t, uint32_t me)
 	return false;
 }
 
-/* The solo word went from w (ENDING) to off: seq_cst, as every change of
- * the word. Whoever else turned it off first did the same wait. */
+/* The solo word goes from w to off, unless it changed since: seq_cst, as
+ * every change of the word. (From ENDING: whoever else turned it off first
+ * did the same wait.) */
 static void solo_off(struct spw_topic *t, uint64_t w)
 {
 	atomic_compare_exchange_strong_explicit(&t->hdr->solo, &w, RING_SOLO_GEN(w) + RING_SOLO_GEN_ONE,
@@ -142,12 +143,7 @@ int ring_solo_open(struct spw_producer *p)
 		/* The word says ON before we look again: a producer that locked
 		 * its slot after our look below sees ON and ends our solo. */
 		if (others_live(t, p->slot_index)) {
-			/* We claimed nothing: nobody must wait for us. */
-			w = next;
-			atomic_compare_exchange_strong_explicit(word, &w,
-								RING_SOLO_GEN(next) + RING_SOLO_GEN_ONE,
-								memory_order_seq_cst,
-								memory_order_relaxed);
+			solo_off(t, next); /* we claimed nothing: nobody must wait for us */
 			return 0;
 		}
 		p->solo_w = next;

@@ -191,24 +191,43 @@ static uint64_t newest_in_ring(const struct seg_metrics *m)
 	return newest;
 }
 
-/* Producers holding a slot with the kernel's word for it (ring/locks.c);
- * *at_tail: one of them is inside a claim at the tail that producers opened
- * since wait for (the only producer stopped mid-claim: ring_layout.h I9). */
-static int count_live(struct spw_topic *t, uint32_t max, uint64_t tail, bool *at_tail)
+/* Is pi a live producer inside a claim at the tail: the topic's only
+ * producer stopped before moving it, which producers that opened since
+ * wait for (ring/ring_layout.h I9; spw_topic_producers reports it)? */
+static bool at_tail(const struct spw_producer_info *pi, uint64_t tail)
+{
+	return pi->alive && pi->claiming && pi->claim == (int64_t)tail;
+}
+
+/* Producers holding a slot with the kernel's word for it (ring/locks.c),
+ * and in *held (slot -1: none) the one inside a claim at the tail. */
+static int count_live(struct spw_topic *t, uint32_t max, uint64_t tail,
+		      struct spw_producer_info *held)
 {
 	struct spw_producer_info *pi = calloc(max ? max : 1, sizeof(*pi));
 	int n, live = 0;
 
-	*at_tail = false;
+	held->slot = (uint32_t)-1;
 	if (!pi)
 		return 0;
 	n = spw_topic_producers(t, pi, (int)max);
 	for (int i = 0; i < n; i++) {
 		live += pi[i].alive;
-		*at_tail |= pi[i].alive && pi[i].claiming && pi[i].claim == (int64_t)tail;
+		if (at_tail(&pi[i], tail))
+			*held = pi[i];
 	}
 	free(pi);
 	return live;
+}
+
+int seg_claim_at_tail(struct spw_topic *t, struct spw_producer_info *out)
+{
+	struct spw_topic_info in;
+
+	if (!t || spw_topic_info(t, &in))
+		return 0;
+	count_live(t, in.max_producers, in.tail, out);
+	return out->slot != (uint32_t)-1;
 }
 
 /* The slot of the producer claiming without a CAS (ring/ring_layout.h I9),
@@ -256,10 +275,10 @@ int seg_metrics_gather(const char *data_dir, struct seg_metrics *m)
 
 	seg_metrics_free(m);
 	m->solo_slot = -1;
-	m->claim_at_tail = false;
+	m->tail_claim.slot = (uint32_t)-1;
 	if (m->t) {
 		spw_topic_info(m->t, &m->in);
-		m->live = count_live(m->t, m->in.max_producers, m->in.tail, &m->claim_at_tail);
+		m->live = count_live(m->t, m->in.max_producers, m->in.tail, &m->tail_claim);
 		m->solo_slot = solo_slot(m->t);
 	}
 	if ((r = seg_topic_dir(dir, sizeof(dir), data_dir, m->name)))
@@ -394,7 +413,7 @@ static bool value(const struct seg_metrics *m, int f, long double *v)
 		*v = (s->blocked_ns_total +
 		      (s->blocked_since_ns ? ring_monotonic_ns() - s->blocked_since_ns : 0)) / 1e9L;
 		break;
-	case M_STUCK: *v = in->stall_slot >= 0 || m->claim_at_tail; break;
+	case M_STUCK: *v = in->stall_slot >= 0 || m->tail_claim.slot != (uint32_t)-1; break;
 	case M_STALL:
 		*v = in->stall_slot >= 0 && in->stall_since_ns && now > in->stall_since_ns
 			     ? (now - in->stall_since_ns) / 1e9L

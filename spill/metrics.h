@@ -45,7 +45,9 @@ struct seg_metrics {
 	struct spw_topic *t;          /* the ring, when one is mapped; else disk only */
 	struct spw_topic_info in;     /* (t) */
 	int live;                     /* (t) producers whose slot lock the kernel holds */
-	bool claim_at_tail;           /* (t) newer producers wait on the only one's claim (I9) */
+	/* (t) the producer inside a claim at the tail that newer producers wait
+	 * on (the only one, stopped: I9); slot (uint32_t)-1 when none */
+	struct spw_producer_info tail_claim;
 	int solo_slot;                /* (t) the slot of the solo producer (I9), -1: none */
 	bool alive;                   /* a spillwayd serves it (set by the caller) */
 	double hb_age;                /* its heartbeat's age, s (-1: none ever) */
@@ -74,6 +76,9 @@ struct seg_metrics_proc {
  * (what could be read is filled either way). */
 int seg_metrics_gather(const char *data_dir, struct seg_metrics *m);
 void seg_metrics_free(struct seg_metrics *m);
+/* The same tail_claim for a topic alone (produce's blocked message): 1 with
+ * *out filled, else 0. */
+int seg_claim_at_tail(struct spw_topic *t, struct spw_producer_info *out);
 /* The bytes-position the log ends at: the ring's tail, or the disk's end. */
 uint64_t seg_metrics_tail(const struct seg_metrics *m);
 

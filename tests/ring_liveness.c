@@ -35,10 +35,9 @@
 static struct spw_topic *topic_new(const char *name, uint32_t max_producers)
 {
 	struct spw_topic_config cfg = { .ring_bytes = RING, .max_producers = max_producers };
-	struct spw_topic *t = NULL;
+	struct spw_topic *t = test_topic_new(name, &cfg);
 
-	assert_int_equal(spw_topic_create(test_group_dir, name, &cfg), 0);
-	assert_int_equal(spw_topic_open(test_group_dir, name, 0, &t), 0);
+	assert_non_null(t);
 	return t;
 }
 

@@ -346,6 +346,18 @@ void test_stop_at(int point)
 	ring_test_hook = stop_at_point;
 }
 
+struct spw_topic *test_topic_new(const char *name, const struct spw_topic_config *cfg)
+{
+	struct spw_topic *t = NULL;
+	int r = spw_topic_create(test_group_dir, name, cfg);
+
+	if (!r)
+		r = spw_topic_open(test_group_dir, name, 0, &t);
+	if (r)
+		fprintf(stderr, "test: topic %s in %s: %s\n", name, test_group_dir, strerror(-r));
+	return t;
+}
+
 int test_open_producer(const char *dir, const char *name, struct spw_topic **t,
 		       struct spw_producer **p)
 {

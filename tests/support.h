@@ -106,6 +106,9 @@ int test_wait_stopped(pid_t pid, int64_t timeout_ns);
  * process stops itself (SIGSTOP) the first time one of its producers reaches
  * point (an enum ring_point); the hook is disarmed as it fires. */
 void test_stop_at(int point);
+/* Create topic name in test_group_dir with cfg and open it read-write: the
+ * handle, or NULL after saying what failed. */
+struct spw_topic *test_topic_new(const char *name, const struct spw_topic_config *cfg);
 /* In a child or thread: open topic name in dir read-write (*t) and a
  * producer on it (*p). 0, or -1 after saying which failed (as TEST_CHECK). */
 int test_open_producer(const char *dir, const char *name, struct spw_topic **t,

@@ -168,13 +168,7 @@ bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
  * daemon cannot write (2, spill_error), a stalled producer (3), plain
  * back-pressure (4), or (checked first) a claim in flight at the tail that
  * newer producers wait for (5, t may be NULL: not checked). The reason's code, and a line in buf. */
-int cli_block_reason(const struct spw_topic *t, const struct spw_topic_info *in, char *buf,
-		     size_t n);
-/* A live producer inside a claim at the tail: the topic's only producer
- * (solo, ring/ring_layout.h I9) stopped before moving the tail, which
- * producers that opened since wait for. 1 with *out filled, else 0. */
-int cli_claim_at_tail(const struct spw_topic *t, const struct spw_topic_info *in,
-		      struct spw_producer_info *out);
+int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char *buf, size_t n);
 /* verify and dump: the topic must exist (else its not-found message and
  * CLI_ERR); w walks its disk log record by record with the topic's
  * max_record (spill/walk.c). CLI_OK or CLI_ERR. */

@@ -76,7 +76,7 @@ static void ts_json(const char *key, uint64_t ns)
 static void json_ring(const struct tstat *s)
 {
 	const struct spw_topic_info *in = &s->m.in;
-	struct spw_producer_info pi;
+	const struct spw_producer_info *pi = &s->m.tail_claim;
 
 	printf(",\"producers\":{\"live\":%d,\"max\":%u,\"blocked\":%u,\"solo_slot\":", s->m.live,
 	       in->max_producers, in->producers_waiting);
@@ -109,9 +109,9 @@ static void json_ring(const struct tstat *s)
 		       stall_s(in));
 	else
 		printf(",\"stall\":null");
-	if (cli_claim_at_tail(s->m.t, in, &pi))
-		printf(",\"claim_at_tail\":{\"slot\":%u,\"pid\":%u,\"position\":%lld}", pi.slot,
-		       pi.pid, (long long)pi.claim);
+	if (pi->slot != (uint32_t)-1)
+		printf(",\"claim_at_tail\":{\"slot\":%u,\"pid\":%u,\"position\":%lld}", pi->slot,
+		       pi->pid, (long long)pi->claim);
 	else
 		printf(",\"claim_at_tail\":null");
 }
@@ -181,7 +181,7 @@ static void print_json(const struct tstat *s)
 static void print_alarms(const struct tstat *s)
 {
 	const struct spw_topic_info *in = &s->m.in;
-	struct spw_producer_info pi;
+	const struct spw_producer_info *pi = &s->m.tail_claim;
 
 	if (stall_s(in) >= 0)
 		printf("  STALLED: spilling waits at position %llu for %.1f s: producer slot %d "
@@ -189,11 +189,11 @@ static void print_alarms(const struct tstat *s)
 		       "(stopped? in a debugger?)\n",
 		       (unsigned long long)in->stall_position, stall_s(in), in->stall_slot,
 		       in->stall_pid);
-	if (cli_claim_at_tail(s->m.t, in, &pi))
+	if (pi->slot != (uint32_t)-1)
 		printf("  WAITING ON A CLAIM: producer slot %u (pid %u) is inside a claim at the "
 		       "tail (%lld) that it began as the topic's only producer (stopped? in a "
 		       "debugger?); producers that opened since wait for it\n",
-		       pi.slot, pi.pid, (long long)pi.claim);
+		       pi->slot, pi->pid, (long long)pi->claim);
 	if (in->durable_error)
 		printf("  DURABILITY FAILED: %s %s; durable stays at %llu and durable "
 		       "acknowledgements fail (the daemon log says more; fix it, then restart "

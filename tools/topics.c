@@ -396,34 +396,12 @@ int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *
 	return CLI_OK;
 }
 
-int cli_claim_at_tail(const struct spw_topic *t, const struct spw_topic_info *in,
-		      struct spw_producer_info *out)
-{
-	struct spw_producer_info *pi;
-	int n, found = 0;
-
-	if (!t || !in->max_producers)
-		return 0;
-	pi = calloc(in->max_producers, sizeof(*pi));
-	if (!pi)
-		return 0;
-	n = spw_topic_producers(t, pi, (int)in->max_producers);
-	for (int i = 0; i < n && !found; i++)
-		if (pi[i].alive && pi[i].claiming && pi[i].claim == (int64_t)in->tail) {
-			*out = pi[i];
-			found = 1;
-		}
-	free(pi);
-	return found;
-}
-
-int cli_block_reason(const struct spw_topic *t, const struct spw_topic_info *in, char *buf,
-		     size_t n)
+int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char *buf, size_t n)
 {
 	struct spw_producer_info pi;
 	char why[128];
 
-	if (cli_claim_at_tail(t, in, &pi)) {
+	if (seg_claim_at_tail(t, &pi)) {
 		snprintf(buf, n, "a producer (slot %u, pid %u) is inside a claim at the tail (%lld) "
 			 "that it began as the topic's only producer (stopped? in a debugger?); "
 			 "producers that opened since wait for it",
