@@ -86,8 +86,8 @@ MAN_SRC := $(wildcard docs/man/*.scd)
 MAN_OUT := $(MAN_SRC:docs/man/%.scd=$(BUILD)/man/%)
 SCDOC := $(shell command -v scdoc 2>/dev/null)
 
-# The Python package's compiled API-mode module (python/build_api.py), with
-# libspillway.a linked in; built when Debian's python3 has cffi and Python.h
+# The Python package's compiled API-mode modules (python/build_api.py): the
+# cffi one with libspillway.a linked in, and _records.c; built when Debian's python3 has cffi and Python.h
 # (python3-cffi, python3-dev: make deps), else the package uses ABI mode.
 PYTHON ?= /usr/bin/python3
 PY_API_OK := $(shell $(PYTHON) -c "import cffi, sysconfig, os; \
@@ -117,10 +117,11 @@ $(BUILD)/man/%: docs/man/%.scd
 py: $(if $(PY_API_OK),$(PY_API_STAMP))
 	$(if $(PY_API_OK),,@echo "python: $(PYTHON) lacks cffi or Python.h (make deps): the package uses ABI mode")
 
-$(PY_API_STAMP): python/build_api.py python/spillway/_cdef.py ring/spillway.h $(LIB_A)
+$(PY_API_STAMP): python/build_api.py python/spillway/_cdef.py python/spillway/_records.c \
+		ring/spillway.h $(LIB_A)
 	@mkdir -p $(dir $@)
-	@[ -n "$(Q)" ] && echo "  CFFI    spillway._spillway_api" || true
-	$(Q)rm -f $(BUILD)/python/spillway/_spillway_api*.so
+	@[ -n "$(Q)" ] && echo "  CFFI    spillway._spillway_api spillway._records" || true
+	$(Q)rm -f $(BUILD)/python/spillway/_spillway_api*.so $(BUILD)/python/spillway/_records*.so
 	$(Q)CC="$(CC)" $(PYTHON) python/build_api.py $(BUILD)/python ring $(LIB_A) $(ISAL_LIBS) -lpthread >/dev/null
 	$(Q)touch $@
 
@@ -258,7 +259,7 @@ install: lib bins man py
 	$(if $(PYDIR),install -d $(DESTDIR)$(PYDIR)/spillway && \
 		install -m 644 python/spillway/__init__.py python/spillway/_cdef.py $(DESTDIR)$(PYDIR)/spillway/ && \
 		{ [ ! -e $(PY_API_STAMP) ] || install -m 644 $(BUILD)/python/spillway/_spillway_api*.so \
-			$(DESTDIR)$(PYDIR)/spillway/; } && \
+			$(BUILD)/python/spillway/_records*.so $(DESTDIR)$(PYDIR)/spillway/; } && \
 		echo 'LIBDIR = "$(LIBDIR)"' > $(DESTDIR)$(PYDIR)/spillway/_libdir.py)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' spillway.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/spillway.pc

@@ -137,6 +137,29 @@ def test_readers():
                   "zero copy: a read-only view")
             r.read()
             raises(ValueError, lambda: bytes(v), "a view of an old batch raises")
+            # A buffer still exported from a view at the next batch: BufferError,
+            # and nothing read is lost (the next read after its release goes on).
+            b3 = r.read()
+            held = spillway.ffi.from_buffer(b3[0].data)
+            raises(BufferError, r.read, "an exported view held over a batch")
+            spillway.ffi.release(held)
+            check(bytes(r.read()[0].data) == b"rec 30", "then the next batch, none lost")
+        # Views and bytes give the same records (an empty one too), batch after
+        # batch; the last batch's views are released when the reader closes.
+        last = p.send(b"")
+        with spillway.Reader("py_r") as r:
+            want = [(x.position, x.timestamp, x.data) for x in r]
+        with spillway.Reader("py_r", zero_copy=True, batch=16) as r:
+            got, held = [], None
+            for b in r.batches():
+                got += [(x.position, x.timestamp, bytes(x.data)) for x in b]
+                held = b[-1].data
+        check(len(want) == 122 and got == want, "zero copy: the records bytes mode reads")
+        check(want[-1][0] == last and want[-1][2] == b"", "an empty record")
+        raises(ValueError, lambda: bytes(held), "a view of a closed reader raises")
+        rec = spillway.Record(8, 1_500_000_000_000_000_000, b"ab")
+        check((rec.position, rec.timestamp, rec.data) == (8, 1_500_000_000_000_000_000, b"ab")
+              and rec.datetime.year == 2017 and "len=2" in repr(rec), "a Record by hand")
         raises(spillway.SpillwayError, lambda: spillway.Reader("py_r", start=pos[1] + 8),
                "a position inside a record")
         e = raises(spillway.NotFound, lambda: spillway.Reader("py_nope"), "a missing topic")

@@ -34,6 +34,7 @@ import errno as _errno
 import os as _os
 
 import struct as _struct
+from itertools import chain as _ch
 
 from cffi import FFI as _FFI
 
@@ -76,13 +77,13 @@ def _abi():
                       + "; ".join(errs))
 
 
-def _api():
-    """API mode: the compiled module (python/build_api.py; libspillway linked
-    in), installed next to this file, or built in the source tree this
-    package sits in (build/python/spillway), for this Python's ABI only."""
+def _ext(name):
+    """A compiled module of this package (python/build_api.py builds both):
+    installed next to this file, or built in the source tree this package
+    sits in (build/python/spillway), for this Python's ABI only."""
+    import importlib
     try:
-        from . import _spillway_api as mod
-        return mod.ffi, mod.lib
+        return importlib.import_module("." + name, __name__)
     except ImportError:
         pass
     import importlib.machinery
@@ -90,18 +91,25 @@ def _api():
     here = _os.path.dirname(_os.path.abspath(__file__))
     top = _os.path.join(here, "..", "..")
     if not _os.path.exists(_os.path.join(top, "ring", "spillway.h")):
-        raise ImportError("spillway: no compiled API-mode module installed")
+        raise ImportError("spillway: no compiled %s installed" % name)
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = _os.path.join(top, "build", "python", "spillway", "_spillway_api" + suffix)
+        path = _os.path.join(top, "build", "python", "spillway", name + suffix)
         if not _os.path.exists(path):
             continue
-        loader = importlib.machinery.ExtensionFileLoader("spillway._spillway_api", path)
-        spec = importlib.util.spec_from_file_location("spillway._spillway_api", path,
-                                                      loader=loader)
+        full = "spillway." + name
+        loader = importlib.machinery.ExtensionFileLoader(full, path)
+        spec = importlib.util.spec_from_file_location(full, path, loader=loader)
         mod = importlib.util.module_from_spec(spec)
         loader.exec_module(mod)
-        return mod.ffi, mod.lib
-    raise ImportError("spillway: no compiled API-mode module for this Python (make builds it)")
+        return mod
+    raise ImportError("spillway: no compiled %s for this Python (make builds it)" % name)
+
+
+def _api():
+    """API mode: the compiled cffi module (libspillway linked in) and
+    _records (python/spillway/_records.c: a batch of records in one call)."""
+    mod = _ext("_spillway_api")
+    return mod.ffi, mod.lib, _ext("_records")
 
 
 def _load():
@@ -119,10 +127,11 @@ def _load():
         except ImportError:
             if mode == "api":
                 raise
-    return _abi() + ("abi",)
+    return _abi() + (None, "abi")
 
 
-ffi, lib, MODE = _load()
+ffi, lib, _records, MODE = _load()
+_chain = _ch.from_iterable
 _REC = _struct.Struct("=qQQII")  # struct spw_record, as the layout test checks
 assert _REC.size == ffi.sizeof("struct spw_record")
 
@@ -309,6 +318,10 @@ class Producer(_Handle):
             self._p = None
 
 
+def _datetime_of(ns):
+    return _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.timezone.utc)
+
+
 class Record:
     """One record: .position (int), .timestamp (ns since the epoch, int), .data (bytes,
     or a read-only memoryview with zero_copy=True) and .datetime (UTC)."""
@@ -322,11 +335,16 @@ class Record:
 
     @property
     def datetime(self):
-        return _dt.datetime.fromtimestamp(self.timestamp / 1e9, tz=_dt.timezone.utc)
+        return _datetime_of(self.timestamp)
 
     def __repr__(self):
         return "Record(position=%d, timestamp=%d, len=%d)" % (self.position, self.timestamp,
                                                               len(self.data))
+
+
+if _records is not None:  # API mode: the same Record in C (python/spillway/_records.c)
+    _records.set_datetime(_datetime_of)
+    Record = _records.Record  # noqa: F811
 
 
 def _time_ns(t):
@@ -390,6 +408,7 @@ class Reader(_Handle):
             _raise(rc, "opening a reader on %r" % topic)
         self._r = out[0]
         self._recs = ffi.new("struct spw_record[]", batch)
+        self._addr = int(ffi.cast("uintptr_t", self._recs))
 
     def _k(self, b):
         if b == ffi.NULL:
@@ -399,6 +418,9 @@ class Reader(_Handle):
         return c
 
     def _release(self):
+        if _records is not None:
+            _records.release(self._views)
+            return
         for v in self._views:
             v.release()
         self._views = []
@@ -415,7 +437,9 @@ class Reader(_Handle):
             _raise(n, "reading topic %r" % self.topic, self._r)
         if n == 0:
             return []
-        # All the batch's descriptors decoded at once (struct spw_record: int64
+        if _records is not None:  # API mode: the batch in one C call
+            return _records.decode(self._addr, n, self._views if self._zero_copy else None)
+        # ABI mode: all the batch's descriptors decoded at once (struct spw_record: int64
         # position, uint64 timestamp, pointer, uint32 len, uint32 flags), and
         # its payloads, which lie between the lowest and highest data pointer
         # (one verified disk chunk, or the live copies), taken in one piece.
@@ -443,8 +467,7 @@ class Reader(_Handle):
                 return
 
     def __iter__(self):
-        for b in self.batches():
-            yield from b
+        return _chain(self.batches())  # a loop step per record, no generator frame
 
     def paced(self, speed=1.0, max_gap=1.0):
         """Yield Records at the pace of their timestamps, scaled by speed (2.0: twice

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: MIT */
+/* _records.c - spillway._records: turns a batch of struct spw_record (what
+ * spw_reader_read fills, ring/spillway.h) into a list of Records in one C
+ * call, so that iterating a replay from Python costs one loop step per record
+ * (docs/python.md has the figures). Built by python/build_api.py beside the
+ * API-mode cffi module and used with it; ABI mode does the same in Python
+ * (python/spillway/__init__.py, Reader.read).
+ *
+ *   decode(addr, n, views) -> list of Record
+ *       addr: the address of n struct spw_record. views None: .data is bytes
+ *       (copied). views a list: .data is a read-only memoryview of the
+ *       reader's own buffer, appended to views too.
+ *   release(views): releases every view in the list and empties it: a view
+ *       used afterwards raises ValueError instead of reading reused memory.
+ *
+ * Record keeps position and timestamp as C integers (Python ints are made on
+ * access), and data. datetime is a property that calls the function set by
+ * set_datetime() (the package passes one taking ns, so the conversion lives
+ * in one place, python/spillway/__init__.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stddef.h>
+
+#include "spillway.h"
+
+typedef struct {
+	PyObject_HEAD
+	int64_t position;
+	uint64_t timestamp;
+	PyObject *data;
+} record_obj;
+
+static PyObject *datetime_fn;      /* set_datetime(): ns -> datetime */
+static PyObject *release_method;   /* memoryview.release, looked up once */
+
+static PyTypeObject record_type;
+
+static PyObject *record_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	static char *names[] = { "position", "timestamp", "data", NULL };
+	long long position;
+	unsigned long long timestamp;
+	PyObject *data;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "LKO:Record", names, &position, &timestamp,
+					 &data))
+		return NULL;
+	record_obj *r = (record_obj *)type->tp_alloc(type, 0);
+	if (!r)
+		return NULL;
+	r->position = position;
+	r->timestamp = timestamp;
+	Py_INCREF(data);
+	r->data = data;
+	return (PyObject *)r;
+}
+
+static void record_dealloc(record_obj *r)
+{
+	Py_XDECREF(r->data);
+	Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyObject *record_repr(record_obj *r)
+{
+	Py_ssize_t len = PyObject_Length(r->data);
+	if (len < 0) { /* a released view has no length: say so, do not fail */
+		PyErr_Clear();
+		return PyUnicode_FromFormat("Record(position=%lld, timestamp=%llu, released)",
+					    (long long)r->position,
+					    (unsigned long long)r->timestamp);
+	}
+	return PyUnicode_FromFormat("Record(position=%lld, timestamp=%llu, len=%zd)",
+				    (long long)r->position, (unsigned long long)r->timestamp, len);
+}
+
+static PyObject *record_datetime(record_obj *r, void *unused)
+{
+	(void)unused;
+	if (!datetime_fn) {
+		PyErr_SetString(PyExc_RuntimeError, "spillway._records: set_datetime() not called");
+		return NULL;
+	}
+	PyObject *ns = PyLong_FromUnsignedLongLong(r->timestamp);
+	if (!ns)
+		return NULL;
+	PyObject *dt = PyObject_CallOneArg(datetime_fn, ns);
+	Py_DECREF(ns);
+	return dt;
+}
+
+static PyMemberDef record_members[] = {
+	{ "position", T_LONGLONG, offsetof(record_obj, position), READONLY,
+	  "the record's position in the topic's log (bytes)" },
+	{ "timestamp", T_ULONGLONG, offsetof(record_obj, timestamp), READONLY,
+	  "ns since the epoch (CLOCK_REALTIME, taken when the producer claimed it)" },
+	{ "data", T_OBJECT_EX, offsetof(record_obj, data), READONLY,
+	  "the payload: bytes, or a read-only memoryview with zero_copy=True" },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static PyGetSetDef record_getset[] = {
+	{ "datetime", (getter)record_datetime, NULL, "the timestamp as an aware UTC datetime",
+	  NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyTypeObject record_type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "spillway.Record",
+	.tp_basicsize = sizeof(record_obj),
+	.tp_dealloc = (destructor)record_dealloc,
+	.tp_repr = (reprfunc)record_repr,
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "One record: .position (int), .timestamp (ns since the epoch, int), .data "
+		  "(bytes, or a read-only memoryview with zero_copy=True) and .datetime (UTC).",
+	.tp_members = record_members,
+	.tp_getset = record_getset,
+	.tp_new = record_new,
+};
+
+/* A read-only view of one record's payload that shares the batch's base view
+ * (its managed buffer): what base[a:b] makes, without the slice object and
+ * index conversions (PyMemoryView_FromObject gives a new view of the same
+ * buffer, 1-D unsigned bytes, contiguous; narrowing it to the record means
+ * setting the start and the one dimension, as slicing does). It stays tracked
+ * by the garbage collector: memoryview's dealloc expects that. */
+static PyObject *record_view(PyObject *base, const struct spw_record *s)
+{
+	PyObject *v = PyMemoryView_FromObject(base);
+	if (!v)
+		return NULL;
+	Py_buffer *b = PyMemoryView_GET_BUFFER(v);
+	b->buf = (void *)s->data;
+	b->len = s->len;
+	b->shape[0] = s->len;
+	return v;
+}
+
+/* Not GC-tracked: a Record refers only to its data (bytes or a view without
+ * an exporter object), which cannot refer back to it. */
+static PyObject *decode(PyObject *mod, PyObject *args)
+{
+	(void)mod;
+	unsigned long long addr;
+	Py_ssize_t n;
+	PyObject *views;
+	if (!PyArg_ParseTuple(args, "KnO:decode", &addr, &n, &views))
+		return NULL;
+	if (views != Py_None && !PyList_CheckExact(views)) {
+		PyErr_SetString(PyExc_TypeError, "decode: views is None or a list");
+		return NULL;
+	}
+	if (n < 0 || (n > 0 && !addr)) {
+		PyErr_SetString(PyExc_ValueError, "decode: bad batch");
+		return NULL;
+	}
+	const struct spw_record *recs = (const struct spw_record *)(uintptr_t)addr;
+	PyObject *out = PyList_New(n), *base = NULL;
+	if (!out)
+		return NULL;
+	if (views != Py_None && n > 0) {
+		/* The managed buffer every view of this batch shares: its own
+		 * extent does not matter (each view says where its record is). */
+		base = PyMemoryView_FromMemory((char *)recs[0].data, recs[0].len, PyBUF_READ);
+		if (!base || PyList_Append(views, base) < 0)
+			goto fail;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		const struct spw_record *s = &recs[i];
+		PyObject *data;
+		if (views == Py_None) {
+			data = PyBytes_FromStringAndSize(s->data, s->len);
+		} else {
+			data = record_view(base, s);
+			if (data && PyList_Append(views, data) < 0)
+				Py_CLEAR(data);
+		}
+		if (!data)
+			goto fail;
+		record_obj *r = PyObject_New(record_obj, &record_type);
+		if (!r) {
+			Py_DECREF(data);
+			goto fail;
+		}
+		r->position = s->position;
+		r->timestamp = s->timestamp_ns;
+		r->data = data;
+		PyList_SET_ITEM(out, i, (PyObject *)r);
+	}
+	Py_XDECREF(base);
+	return out;
+fail:
+	Py_XDECREF(base);
+	Py_DECREF(out); /* PyList_New's unset items are NULL: XDECREF'd */
+	return NULL;
+}
+
+static PyObject *release(PyObject *mod, PyObject *views)
+{
+	(void)mod;
+	if (!PyList_CheckExact(views)) {
+		PyErr_SetString(PyExc_TypeError, "release: a list of memoryviews");
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(views); i++) {
+		PyObject *rc = PyObject_CallOneArg(release_method, PyList_GET_ITEM(views, i));
+		if (!rc)
+			return NULL; /* a view something else exported (BufferError) */
+		Py_DECREF(rc);
+	}
+	if (PyList_SetSlice(views, 0, PyList_GET_SIZE(views), NULL) < 0)
+		return NULL;
+	Py_RETURN_NONE;
+}
+
+static PyObject *set_datetime(PyObject *mod, PyObject *fn)
+{
+	(void)mod;
+	if (!PyCallable_Check(fn)) {
+		PyErr_SetString(PyExc_TypeError, "set_datetime: a callable");
+		return NULL;
+	}
+	Py_INCREF(fn);
+	Py_XSETREF(datetime_fn, fn);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+	{ "decode", decode, METH_VARARGS, "decode(addr, n, views) -> list of Record" },
+	{ "release", release, METH_O, "release(views): release every view, empty the list" },
+	{ "set_datetime", set_datetime, METH_O, "set_datetime(fn): ns -> datetime, for .datetime" },
+	{ NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef module = {
+	PyModuleDef_HEAD_INIT, "spillway._records",
+	"Batches of struct spw_record to Records in one call (python/spillway/_records.c).", -1,
+	methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__records(void)
+{
+	if (PyType_Ready(&record_type) < 0)
+		return NULL;
+	release_method = PyObject_GetAttrString((PyObject *)&PyMemoryView_Type, "release");
+	if (!release_method)
+		return NULL;
+	PyObject *m = PyModule_Create(&module);
+	if (!m)
+		return NULL;
+	Py_INCREF(&record_type);
+	if (PyModule_AddObject(m, "Record", (PyObject *)&record_type) < 0) {
+		Py_DECREF(&record_type);
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
+}
