@@ -333,14 +333,16 @@ static inline int64_t ring_word_check(uint64_t w, uint64_t pos, uint64_t ring_by
 }
 
 /* Test seam: when set, producers call it at each of these points of a
- * claim, so a test can stop (SIGSTOP) or kill the process exactly there. */
+ * claim (and of an open that ends a solo), so a test can stop (SIGSTOP) or
+ * kill the process exactly there. */
 enum ring_point {
 	RING_AT_CLAIMING = 1, /* span published in the slot, before the tail CAS */
 	RING_AT_CLAIMED,      /* right after the tail CAS */
 	RING_AT_PADDED,       /* after writing the padding of a wrapping claim */
 	RING_AT_MID_PAYLOAD,  /* half of a send's payload copied */
 	RING_AT_BEFORE_COMMIT, /* payload written, commit word not yet */
-	RING_AT_SOLO_WORD     /* solo (I9): span published, the solo word not loaded yet */
+	RING_AT_SOLO_WORD,    /* solo (I9): span published, the solo word not loaded yet */
+	RING_AT_SOLO_ENDING   /* open (I9): the solo word set ENDING, the wait not begun */
 };
 extern void (*ring_test_hook)(enum ring_point at) __attribute__((visibility("hidden")));
 

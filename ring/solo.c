@@ -124,6 +124,9 @@ int ring_solo_open(struct spw_producer *p)
 								     memory_order_seq_cst))
 				continue;
 			w = next;
+			/* Relaxed: set by tests before any producer runs. */
+			if (ring_test_hook)
+				ring_test_hook(RING_AT_SOLO_ENDING);
 		}
 		if (w & RING_SOLO_ENDING) {
 			r = end_solo(p, w);

@@ -13,6 +13,11 @@
  *    lock proves it dead: no timeout). Every record arrives once, intact;
  *  - a solo producer demoted while idle that then meets a full ring leaves
  *    no guessed span in its slot;
+ *  - a newcomer stopped or killed right after it set the solo word ENDING
+ *    (test seam RING_AT_SOLO_ENDING): the solo producer, idle, gives the word
+ *    up at its next claim and claims with the CAS; a resumed newcomer goes
+ *    on shared; with the solo producer dead too, the next to open finds the
+ *    word ENDING, sees the dead slot settled and becomes solo itself;
  *  - a solo parent's forked child cannot use the parent's handle, and its
  *    own producer ends the parent's solo.
  */
@@ -340,6 +345,138 @@ static void a_newcomer_waits_for_a_stopped_solo_claim(void **state)
 	}
 }
 
+/* --- a newcomer stopped or killed in the middle of ending a solo ----------- */
+
+#define NEWCOMER_SENDS 15
+
+struct ending_arg {
+	char name[64];
+	uint64_t seed;
+	uint32_t id;
+};
+
+/* Opens a producer that stops right after setting the solo word ENDING, then
+ * (if resumed) sends its stream and closes. */
+static int newcomer(void *arg)
+{
+	struct ending_arg *x = arg;
+	struct test_id_sender s;
+
+	test_stop_at(RING_AT_SOLO_ENDING);
+	TEST_CHECK(test_id_sender_open(&s, test_group_dir, x->name, x->seed, x->id, MAXREC) == 0,
+		   "newcomer open");
+	TEST_CHECK(!s.p->exclusive && !s.p->join_pending, "the newcomer is shared, not waiting");
+	for (int i = 0; i < NEWCOMER_SENDS; i++)
+		TEST_CHECK(spw_producer_send(s.p, s.buf, test_id_sender_next(&s)) >= 0, "send");
+	test_id_sender_close(&s);
+	return 0;
+}
+
+/* A solo producer that sends 10 records, then stops while idle. */
+static int idle_solo(void *arg)
+{
+	struct ending_arg *x = arg;
+	struct test_id_sender s;
+
+	TEST_CHECK(test_id_sender_open(&s, test_group_dir, x->name, x->seed, 0, MAXREC) == 0,
+		   "solo open");
+	TEST_CHECK(s.p->solo_w != 0, "alone: solo");
+	for (int i = 0; i < 10; i++)
+		TEST_CHECK(spw_producer_send(s.p, s.buf, test_id_sender_next(&s)) >= 0, "send");
+	raise(SIGSTOP);
+	return 0;
+}
+
+/* How: 0 the newcomer is killed, 1 resumed, 2 killed and the solo producer
+ * (a child too) killed as well. */
+static void run_ending_case(const char *name, int how)
+{
+	struct spw_topic *t = topic_new(name);
+	struct ending_arg *x = test_shared_alloc(sizeof(*x));
+	struct test_id_sender a, c;
+	pid_t solo_pid = 0, n;
+	uint32_t solo_slot;
+	int from_a = 0, from_n = 0;
+
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	x->seed = test_seed(name);
+	x->id = how == 2 ? 1 : 2;
+	if (how == 2) {
+		solo_pid = test_fork_tied(idle_solo, x);
+		assert_int_equal(test_wait_stopped(solo_pid, 30 * TEST_SEC), 0);
+		from_a = 10;
+	} else {
+		assert_int_equal(test_id_sender_open(&a, test_group_dir, name, x->seed, 0, MAXREC), 0);
+		for (int i = 0; i < 10; i++)
+			assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+		from_a = 10;
+	}
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, RING_SOLO_ON);
+	solo_slot = RING_SOLO_SLOT(atomic_load(&t->hdr->solo));
+	n = test_fork_tied(newcomer, x);
+	assert_int_equal(test_wait_stopped(n, 30 * TEST_SEC), 0);
+	/* Stopped with the word ENDING, naming the solo producer's slot. */
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, RING_SOLO_ENDING);
+	assert_int_equal(RING_SOLO_SLOT(atomic_load(&t->hdr->solo)), solo_slot);
+	if (how == 2) {
+		assert_int_equal(test_kill_reap(solo_pid), 128 + SIGKILL);
+		assert_int_equal(test_kill_reap(n), 128 + SIGKILL);
+		/* Both dead: the next to open finds ENDING naming a dead slot,
+		 * settled (idle when it died): the word goes off, and with
+		 * nobody else alive, the opener is solo. */
+		assert_int_equal(test_id_sender_open(&c, test_group_dir, name, x->seed, 2, MAXREC), 0);
+		assert_false(c.p->join_pending);
+		assert_true(solo_names(t, c.p));
+		for (int i = 0; i < 20; i++)
+			assert_true(spw_producer_send(c.p, c.buf, test_id_sender_next(&c)) >= 0);
+		test_id_sender_close(&c);
+		assert_int_equal(read_all(t, 3, x->seed), from_a + 20);
+		goto out;
+	}
+	/* The solo producer's next claim sees the word changed: it stores
+	 * IDLE, gives the word up and claims with the CAS. */
+	for (int i = 0; i < 20; i++)
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+	from_a += 20;
+	assert_false(a.p->exclusive);
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
+	if (how == 1) {
+		/* Resumed: its wait finds the word already off; shared. */
+		assert_int_equal(kill(n, SIGCONT), 0);
+		assert_int_equal(test_wait(n, 30 * TEST_SEC), 0);
+		from_n = NEWCOMER_SENDS;
+	} else {
+		assert_int_equal(test_kill_reap(n), 128 + SIGKILL);
+	}
+	/* Another opens while A lives: shared, nothing to wait for. */
+	assert_int_equal(test_id_sender_open(&c, test_group_dir, name, x->seed, 1, MAXREC), 0);
+	assert_false(c.p->join_pending || c.p->exclusive);
+	for (int i = 0; i < 20; i++) {
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+		assert_true(spw_producer_send(c.p, c.buf, test_id_sender_next(&c)) >= 0);
+	}
+	from_a += 20;
+	test_id_sender_close(&c);
+	test_id_sender_close(&a);
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
+	assert_int_equal(read_all(t, 3, x->seed), from_a + 20 + from_n);
+out:
+	test_shared_free(x, sizeof(*x));
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, name), 0);
+}
+
+static void a_newcomer_stopped_or_killed_while_ending_a_solo(void **state)
+{
+	(void)state;
+	printf("[ case     ] ending_newcomer_killed\n");
+	run_ending_case("ending_killed", 0);
+	printf("[ case     ] ending_newcomer_resumed\n");
+	run_ending_case("ending_resumed", 1);
+	printf("[ case     ] ending_both_killed\n");
+	run_ending_case("ending_both", 2);
+}
+
 /* --- fork ------------------------------------------------------------------ */
 
 struct fork_arg {
@@ -399,6 +536,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_lone_producer_is_solo_until_another_opens),
 		cmocka_unit_test(a_newcomer_waits_for_a_stopped_solo_claim),
+		cmocka_unit_test(a_newcomer_stopped_or_killed_while_ending_a_solo),
 		cmocka_unit_test(a_child_of_a_solo_parent_ends_its_solo),
 	};
 
