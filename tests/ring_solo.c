@@ -19,7 +19,12 @@
  *    on shared; with the solo producer dead too, the next to open finds the
  *    word ENDING, sees the dead slot settled and becomes solo itself;
  *  - a solo parent's forked child cannot use the parent's handle, and its
- *    own producer ends the parent's solo.
+ *    own producer ends the parent's solo;
+ *  - a process whose seccomp filter refuses membarrier() (this binary
+ *    re-executed, so that nothing was registered before the filter): its
+ *    open gets -EPERM while another producer is solo (that solo then ends
+ *    at its next claim); alone, it opens shared, never solo, fences its
+ *    commits, and its records and a consumer's timed wait work.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -28,7 +33,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/membarrier.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,6 +489,132 @@ static void a_newcomer_stopped_or_killed_while_ending_a_solo(void **state)
 	run_ending_case("ending_both", 2);
 }
 
+/* --- membarrier refused by seccomp ------------------------------------------ */
+
+#if defined(__x86_64__)
+#define SECCOMP_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define SECCOMP_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+/* This process's membarrier() calls fail with EPERM from now on (and its
+ * children's): what a container's seccomp profile may do. */
+static int refuse_membarrier(void)
+{
+#ifdef SECCOMP_ARCH
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SECCOMP_ARCH, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -errno;
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) < 0 && errno == EPERM ? 0 : -EIO;
+#else
+	return -ENOSYS;
+#endif
+}
+
+#define NOBARRIER_SENDS 100
+
+/* The re-executed binary: argv = self --no-membarrier MODE DIR NAME SEED.
+ * MODE "while-solo": open must give -EPERM. MODE "alone": open shared, send
+ * the stream of sender 1, read it back with a timed wait at the end. */
+static int no_membarrier_main(char **argv)
+{
+	struct test_id_sender s;
+	struct spw_consumer *c = NULL;
+	struct check k = { .n = 0 };
+	uint64_t seed = strtoull(argv[5], NULL, 16);
+	int r;
+
+	TEST_CHECK(refuse_membarrier() == 0, "installing the seccomp filter");
+	test_group_dir = argv[3];
+	if (!strcmp(argv[2], "while-solo")) {
+		struct spw_topic *t = NULL;
+		struct spw_producer *p = NULL;
+
+		TEST_CHECK(spw_topic_open(test_group_dir, argv[4], 0, &t) == 0, "topic open");
+		r = spw_producer_open(t, &p);
+		TEST_CHECK(r == -EPERM, "open while another is solo: %d, not -EPERM", r);
+		spw_topic_close(t);
+		return 0;
+	}
+	TEST_CHECK(test_id_sender_open(&s, test_group_dir, argv[4], seed, 1, MAXREC) == 0, "open");
+	TEST_CHECK(s.p->fence_commit && !s.p->exclusive && !s.p->solo_w,
+		   "without membarrier: shared, fencing its commits");
+	TEST_CHECK(!(atomic_load(&s.t->hdr->solo) & SOLO_STATE), "the solo word stays off");
+	for (int i = 0; i < NOBARRIER_SENDS; i++)
+		TEST_CHECK(spw_producer_send(s.p, s.buf, test_id_sender_next(&s)) >= 0, "send");
+	/* A consumer here sleeps in 1 ms slices (it cannot send the barrier
+	 * its sleep relies on, I8): the records, then a timed wait. */
+	test_id_expect_init(&k.e, seed, 2, MAXREC);
+	TEST_CHECK(spw_consumer_open(s.t, SPW_FROM_OLDEST, 0, &c) == 0, "consumer open");
+	while ((r = spw_consumer_poll_wait(c, check_one, &k, 1000, 20 * TEST_MS)) > 0)
+		;
+	TEST_CHECK(k.bad == 0 && k.n >= NOBARRIER_SENDS, "%d records read, %d bad", k.n, k.bad);
+	TEST_CHECK(r == 0 || r == -ETIMEDOUT, "the timed wait on an empty ring: %d", r);
+	spw_consumer_close(c);
+	test_id_sender_close(&s);
+	return 0;
+}
+
+/* Runs this binary again as no_membarrier_main: its exit status. */
+static int run_no_membarrier(const char *mode, const char *name, uint64_t seed)
+{
+	char seedhex[32];
+	int status;
+	pid_t pid;
+
+	snprintf(seedhex, sizeof(seedhex), "%llx", (unsigned long long)seed);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		execl("/proc/self/exe", "ring_solo", "--no-membarrier", mode, test_group_dir, name,
+		      seedhex, (char *)NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void a_process_without_membarrier(void **state)
+{
+	struct spw_topic *t = topic_new("nobarrier");
+	struct test_id_sender a;
+	uint64_t seed = test_seed("nobarrier");
+
+	(void)state;
+#ifndef SECCOMP_ARCH
+	fail_msg("no seccomp architecture constant for this CPU in tests/ring_solo.c");
+#endif
+	assert_int_equal(test_id_sender_open(&a, test_group_dir, "nobarrier", seed, 0, MAXREC), 0);
+	for (int i = 0; i < 10; i++)
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+	assert_true(solo_names(t, a.p));
+	assert_int_equal(run_no_membarrier("while-solo", "nobarrier", seed), 0);
+	/* It set the word ENDING before its barrier failed: A gives it up at
+	 * its next claim and claims with the CAS. */
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, RING_SOLO_ENDING);
+	for (int i = 0; i < 10; i++)
+		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
+	assert_false(a.p->exclusive);
+	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
+	test_id_sender_close(&a);
+	/* Alone, without membarrier: shared, and everything arrives. */
+	assert_int_equal(run_no_membarrier("alone", "nobarrier", seed), 0);
+	assert_int_equal(read_all(t, 2, seed), 20 + NOBARRIER_SENDS);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, "nobarrier"), 0);
+}
+
 /* --- fork ------------------------------------------------------------------ */
 
 struct fork_arg {
@@ -531,13 +669,16 @@ static void a_child_of_a_solo_parent_ends_its_solo(void **state)
 	assert_int_equal(spw_topic_delete(test_group_dir, "solofork"), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 6 && !strcmp(argv[1], "--no-membarrier"))
+		return no_membarrier_main(argv) ? 1 : 0;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_lone_producer_is_solo_until_another_opens),
 		cmocka_unit_test(a_newcomer_waits_for_a_stopped_solo_claim),
 		cmocka_unit_test(a_newcomer_stopped_or_killed_while_ending_a_solo),
 		cmocka_unit_test(a_child_of_a_solo_parent_ends_its_solo),
+		cmocka_unit_test(a_process_without_membarrier),
 	};
 
 	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
