@@ -334,6 +334,21 @@ bool open_or_skip(benchmark::State &st, BlSys &sys)
 
 } // namespace
 
+std::unique_ptr<PairSide> bl_pair_side()
+{
+	struct Side : PairSide {
+		BlSys sys;
+		int open() override { return sys.open(); }
+		int64_t batch(Payload &pl, uint32_t len, int64_t n, uint64_t &seq) override
+		{
+			auto send = [this](const void *d, uint32_t l) { return sys.send(d, l); };
+			return send_batch(send, pl, len, n, seq);
+		}
+		int reclaim() override { return sys.reclaim_all(); }
+	};
+	return std::make_unique<Side>();
+}
+
 void bm_bl_send(benchmark::State &st)
 {
 	BlSys sys;

@@ -24,8 +24,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 // spillway.h names a struct and a function spw_topic_info: in C++ that is
 // -Wshadow's "hides constructor" warning. Harmless (we always write
@@ -90,6 +92,8 @@ void bm_spw_claim_commit(benchmark::State &st);
 void bm_spw_poll(benchmark::State &st);
 void bm_spw_peek(benchmark::State &st);
 void bm_spw_pc(benchmark::State &st);
+void bm_send_pair(benchmark::State &st);
+void bm_send_pair_excl(benchmark::State &st);
 void bm_bl_send(benchmark::State &st);
 void bm_bl_poll(benchmark::State &st);
 void bm_bl_pc(benchmark::State &st);
@@ -206,6 +210,32 @@ inline std::string err_text(const char *what, int64_t err)
 	return std::string(what) + ": " + std::strerror((int)-err);
 }
 
+// One batch of n sends of the same payload (its first 8 bytes the sequence
+// number): 0, or the first send's error. The loop both run_send and the
+// paired driver time.
+template <class SendFn>
+inline int64_t send_batch(SendFn &send, Payload &pl, uint32_t len, int64_t n, uint64_t &seq)
+{
+	for (int64_t i = 0; i < n; i++) {
+		pl.set_seq(seq++);
+		int64_t r = send(pl.data(), len);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+// A ring under test in the paired driver (bm_send_pair, spw_benches.cc): one
+// virtual call per batch, the batch loop itself the same inlined one.
+struct PairSide {
+	virtual ~PairSide() = default;
+	virtual int open() = 0;
+	virtual int64_t batch(Payload &pl, uint32_t len, int64_t n, uint64_t &seq) = 0;
+	virtual int reclaim() = 0;
+};
+std::unique_ptr<PairSide> bl_pair_side();                // baseline.cc
+std::unique_ptr<PairSide> spw_pair_side(bool exclusive); // spw_benches.cc
+
 // --- driver 1: one producer, no reader ------------------------------------------
 // Each timed batch writes at most ring/4 bytes. Between batches, outside the
 // measured time, the producer thread itself plays the reclaimer
@@ -229,14 +259,7 @@ void run_send(benchmark::State &st, Sys &sys, uint32_t len, SendFn send,
 
 	while (st.KeepRunningBatch(batch)) {
 		Clock::time_point t0 = Clock::now();
-		for (int64_t i = 0; i < batch; i++) {
-			pl.set_seq(seq++);
-			int64_t r = send(pl.data(), len);
-			if (r < 0) {
-				err = r;
-				break;
-			}
-		}
+		err = send_batch(send, pl, len, batch, seq);
 		Clock::time_point t1 = Clock::now();
 		st.SetIterationTime(seconds_between(t0, t1));
 		timed += seconds_between(t0, t1);

@@ -289,6 +289,9 @@ void register_all()
 	sizes(RegisterBenchmark("spw_send_excl", bm_spw_send_excl)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("spw_claim_commit", bm_spw_claim_commit)->UseManualTime(),
 	      kClaimSizes, 1);
+	// The two above, batch for batch in one run (spw_benches.cc send_pair).
+	sizes(RegisterBenchmark("send_pair", bm_send_pair)->UseManualTime(), kSizes, 5);
+	sizes(RegisterBenchmark("send_pair_excl", bm_send_pair_excl)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("bl_poll", bm_bl_poll)->UseRealTime(), kPollSizes, 2);
 	sizes(RegisterBenchmark("spw_poll", bm_spw_poll)->UseRealTime(), kPollSizes, 2);
 	sizes(RegisterBenchmark("spw_peek", bm_spw_peek)->UseRealTime(), kPollSizes, 2);

@@ -219,4 +219,95 @@ void bm_spw_pc(benchmark::State &st)
 	run_pc(st, sys, (uint32_t)st.range(0), bl_name("bl_pc", st).c_str());
 }
 
+std::unique_ptr<PairSide> spw_pair_side(bool exclusive)
+{
+	struct Side : PairSide {
+		SpwSys sys;
+		int open() override
+		{
+			const char *what = "";
+			return sys.open(&what);
+		}
+		int64_t batch(Payload &pl, uint32_t len, int64_t n, uint64_t &seq) override
+		{
+			auto send = [this](const void *d, uint32_t l) { return sys.send(d, l); };
+			return send_batch(send, pl, len, n, seq);
+		}
+		int reclaim() override { return sys.reclaim_all(); }
+	};
+	auto s = std::make_unique<Side>();
+	if (exclusive)
+		s->sys.set_exclusive();
+	return s;
+}
+
+namespace {
+
+// send_pair/N: spw_send/N and bl_send/N measured together, batch for batch.
+// One producer, no reader, as run_send (the same batch of ring/4 bytes, the
+// same untimed reclaim after it), but each iteration times one batch of the
+// bare ring and one of Spillway back to back, in alternating order. This
+// machine's speed moves within seconds (another guest, the host), which
+// makes the ratio of two benchmarks run seconds apart swing by +-20%; here
+// both see the same moments. Counters: each side's rate over all its
+// batches, their ratio (vs_baseline), and the median of the per-pair ratios.
+void send_pair(benchmark::State &st, bool exclusive)
+{
+	const uint32_t len = (uint32_t)st.range(0);
+	const int64_t batch = std::max<int64_t>(1, (int64_t)(g_cfg.ring_bytes / 4 / rec_span(len)));
+	std::unique_ptr<PairSide> side[2] = {bl_pair_side(), spw_pair_side(exclusive)};
+	const char *name[2] = {"baseline ring", "spillway topic"};
+	double t[2] = {0, 0};
+	uint64_t seq[2] = {0, 0};
+	std::vector<double> ratios;
+	Payload pl(len);
+	unsigned k = 0;
+
+	for (int s = 0; s < 2; s++) {
+		int r = side[s]->open();
+		if (r < 0) {
+			st.SkipWithError(err_text(name[s], r).c_str());
+			return;
+		}
+	}
+	while (st.KeepRunningBatch(2 * batch)) {
+		double dt[2];
+		for (int j = 0; j < 2; j++) {
+			int s = (int)((k + (unsigned)j) & 1); // bl first, then spw first
+			Clock::time_point t0 = Clock::now();
+			int64_t r = side[s]->batch(pl, len, batch, seq[s]);
+			Clock::time_point t1 = Clock::now();
+			if (r < 0 || (r = side[s]->reclaim()) < 0) {
+				st.SkipWithError(err_text(name[s], r).c_str());
+				return;
+			}
+			dt[s] = seconds_between(t0, t1);
+		}
+		t[0] += dt[0];
+		t[1] += dt[1];
+		ratios.push_back(dt[0] / dt[1]);
+		st.SetIterationTime(dt[0] + dt[1]);
+		k++;
+	}
+	std::sort(ratios.begin(), ratios.end());
+	const double n = (double)seq[0];
+	st.counters["bl_Mps"] = n / t[0] / 1e6;
+	st.counters["spw_Mps"] = n / t[1] / 1e6;
+	st.counters["vs_baseline"] = t[0] / t[1];
+	st.counters["pair_ratio_p50"] = ratios.empty() ? 0 : ratios[ratios.size() / 2];
+	st.SetItemsProcessed(st.iterations());
+}
+
+} // namespace
+
+void bm_send_pair(benchmark::State &st)
+{
+	send_pair(st, false);
+}
+
+void bm_send_pair_excl(benchmark::State &st)
+{
+	send_pair(st, true);
+}
+
 } // namespace spwb
