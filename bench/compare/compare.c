@@ -53,6 +53,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -629,6 +630,16 @@ static int parse(int argc, char **argv)
 	}
 	if (optind < argc || !G.out_dir)
 		return 2;
+	/* The results' directory, made now (as mkdir -p would, one level) and
+	 * checked: a run must not end with nowhere to write. */
+	if (mkdir(G.out_dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, "compare: --out %s: %s\n", G.out_dir, strerror(errno));
+		return 2;
+	}
+	if (access(G.out_dir, W_OK | X_OK)) {
+		fprintf(stderr, "compare: --out %s: %s\n", G.out_dir, strerror(errno));
+		return 2;
+	}
 	if (!G.nsizes) {
 		G.sizes[0] = 64;
 		G.sizes[1] = 1024;
