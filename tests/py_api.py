@@ -16,6 +16,7 @@ PYTHONPATH=python:
 import datetime
 import errno
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -143,9 +144,25 @@ def test_readers():
             held = spillway.ffi.from_buffer(b3[0].data)
             raises(BufferError, r.read, "an exported view held over a batch")
             spillway.ffi.release(held)
-            check(bytes(r.read()[0].data) == b"rec 30", "then the next batch, none lost")
+            b4 = r.read()
+            check(bytes(b4[0].data) == b"rec 30" and bytes(b4[1].data) == b"rec 31",
+                  "then the next batch, none lost, none half released")
+            # A view made from a record's view (which Python cannot revoke):
+            # the next read and close raise BufferError instead of letting it
+            # read reused or freed memory; once it is dropped both go on.
+            kept = b4[1].data[2:]
+            raises(BufferError, r.read, "a slice of a view held over a batch")
+            raises(BufferError, r.close, "a slice of a view held at close")
+            check(bytes(kept) == b"c 31", "the slice still reads its own record")
+            del kept
+            check(bytes(r.read()[0].data) == b"rec 40", "then the next batch, none lost")
+            kept = memoryview(r.read()[0].data)
+            raises(BufferError, r.close, "memoryview() of a view held at close")
+            del kept
+        check(r._r is None, "closed once the view was dropped")
         # Views and bytes give the same records (an empty one too), batch after
-        # batch; the last batch's views are released when the reader closes.
+        # batch; the last batch's views are released by the final, empty read
+        # of the iteration (or at close).
         last = p.send(b"")
         with spillway.Reader("py_r") as r:
             want = [(x.position, x.timestamp, x.data) for x in r]
@@ -160,6 +177,9 @@ def test_readers():
         rec = spillway.Record(8, 1_500_000_000_000_000_000, b"ab")
         check((rec.position, rec.timestamp, rec.data) == (8, 1_500_000_000_000_000_000, b"ab")
               and rec.datetime.year == 2017 and "len=2" in repr(rec), "a Record by hand")
+        again = pickle.loads(pickle.dumps(rec))
+        check((again.position, again.timestamp, again.data) == (8, rec.timestamp, b"ab"),
+              "a Record pickles")
         raises(spillway.SpillwayError, lambda: spillway.Reader("py_r", start=pos[1] + 8),
                "a position inside a record")
         e = raises(spillway.NotFound, lambda: spillway.Reader("py_nope"), "a missing topic")

@@ -32,6 +32,7 @@ import time as _time
 from builtins import max as _builtins_max
 import errno as _errno
 import os as _os
+import sys as _sys
 
 import struct as _struct
 from itertools import chain as _ch
@@ -374,6 +375,7 @@ class Reader(_Handle):
         self._follow = follow
         self._zero_copy = zero_copy
         self._views = []
+        self._span = None
         self._batch = batch
         self._keep = []
         self.pacing = {}
@@ -418,12 +420,24 @@ class Reader(_Handle):
         return c
 
     def _release(self):
+        """Release the last batch's views, or raise BufferError while something
+        made from them could still read the reader's buffer (which the next
+        read reuses and close frees): then nothing is read and nothing freed."""
         if _records is not None:
             _records.release(self._views)
             return
         for v in self._views:
             v.release()
         self._views = []
+        # A view made from a record's view (a slice, memoryview(), cast()) or
+        # its .obj keeps the batch's buffer object alive past our release.
+        if self._span is not None:
+            if _sys.getrefcount(self._span) > 2:  # ours and the argument's
+                raise BufferError(
+                    "spillway: a view made from a record's .data (a slice, memoryview(), "
+                    "cast(), .obj) is still alive; copy what you keep (bytes(...)) and "
+                    "drop it before the next read or close")
+            self._span = None
 
     def read(self, max=None, timeout=0.0):
         """One batch: a list of Records (empty when caught up within timeout seconds;
@@ -449,6 +463,7 @@ class Reader(_Handle):
         lo = desc[0][2]
         span = ffi.buffer(ffi.cast("char *", lo), desc[-1][2] + desc[-1][3] - lo)
         if self._zero_copy:
+            self._span = span
             base = memoryview(span).toreadonly()
             views = [base[p - lo:p - lo + ln] for _, _, p, ln, _ in desc]
             self._views = views

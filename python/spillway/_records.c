@@ -90,6 +90,18 @@ static PyObject *record_datetime(record_obj *r, void *unused)
 	return dt;
 }
 
+static PyObject *record_reduce(record_obj *r, PyObject *unused)
+{
+	(void)unused;
+	return Py_BuildValue("O(LKO)", (PyObject *)Py_TYPE(r), (long long)r->position,
+			     (unsigned long long)r->timestamp, r->data);
+}
+
+static PyMethodDef record_methods[] = {
+	{ "__reduce__", (PyCFunction)record_reduce, METH_NOARGS, "pickle and copy support" },
+	{ NULL, NULL, 0, NULL },
+};
+
 static PyMemberDef record_members[] = {
 	{ "position", T_LONGLONG, offsetof(record_obj, position), READONLY,
 	  "the record's position in the topic's log (bytes)" },
@@ -115,6 +127,7 @@ static PyTypeObject record_type = {
 	.tp_flags = Py_TPFLAGS_DEFAULT,
 	.tp_doc = "One record: .position (int), .timestamp (ns since the epoch, int), .data "
 		  "(bytes, or a read-only memoryview with zero_copy=True) and .datetime (UTC).",
+	.tp_methods = record_methods,
 	.tp_members = record_members,
 	.tp_getset = record_getset,
 	.tp_new = record_new,
@@ -132,7 +145,8 @@ static PyObject *record_view(PyObject *base, const struct spw_record *s)
 	if (!v)
 		return NULL;
 	Py_buffer *b = PyMemoryView_GET_BUFFER(v);
-	b->buf = (void *)s->data;
+	if (s->data) /* (an empty record may have none: keep the base's) */
+		b->buf = (void *)s->data;
 	b->len = s->len;
 	b->shape[0] = s->len;
 	return v;
@@ -163,7 +177,10 @@ static PyObject *decode(PyObject *mod, PyObject *args)
 	if (views != Py_None && n > 0) {
 		/* The managed buffer every view of this batch shares: its own
 		 * extent does not matter (each view says where its record is). */
-		base = PyMemoryView_FromMemory((char *)recs[0].data, recs[0].len, PyBUF_READ);
+		static char none; /* a batch of empty records may have no address */
+
+		base = PyMemoryView_FromMemory(recs[0].data ? (char *)recs[0].data : &none,
+					       recs[0].data ? recs[0].len : 0, PyBUF_READ);
 		if (!base || PyList_Append(views, base) < 0)
 			goto fail;
 	}
@@ -197,20 +214,59 @@ fail:
 	return NULL;
 }
 
+/* Release every view of the batch, all or none. None while something could
+ * still reach the batch's memory: a buffer exported from one of our views
+ * (a NumPy array over it, cffi's from_buffer), or a view made from one (a
+ * slice, memoryview(v), cast()), which shares the batch's managed buffer and
+ * which Python gives us no way to release. Then BufferError, and the caller
+ * neither reads into nor frees that memory. The counts come from the
+ * memoryview structs of <memoryobject.h>, compiled against this Python. */
 static PyObject *release(PyObject *mod, PyObject *views)
 {
+	_PyManagedBufferObject *mb = NULL;
+	Py_ssize_t ours = 0, n;
+
 	(void)mod;
 	if (!PyList_CheckExact(views)) {
 		PyErr_SetString(PyExc_TypeError, "release: a list of memoryviews");
 		return NULL;
 	}
-	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(views); i++) {
+	n = PyList_GET_SIZE(views);
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *v = PyList_GET_ITEM(views, i);
+		PyMemoryViewObject *m = (PyMemoryViewObject *)v;
+
+		if (!PyMemoryView_Check(v)) {
+			PyErr_SetString(PyExc_TypeError, "release: a list of memoryviews");
+			return NULL;
+		}
+		if (m->flags & _Py_MEMORYVIEW_RELEASED)
+			continue; /* the user released it: it counts no more */
+		if (m->exports > 0) {
+			PyErr_SetString(PyExc_BufferError,
+					"spillway: a buffer exported from a record's .data is still held; "
+					"copy what you keep (bytes(...)) and release it before the next "
+					"read or close");
+			return NULL;
+		}
+		mb = m->mbuf;
+		ours++;
+	}
+	if (mb && mb->exports > ours) {
+		PyErr_SetString(PyExc_BufferError,
+				"spillway: a view made from a record's .data (a slice, memoryview(), "
+				"cast()) is still alive; copy what you keep (bytes(...)) and drop it "
+				"before the next read or close");
+		return NULL;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
 		PyObject *rc = PyObject_CallOneArg(release_method, PyList_GET_ITEM(views, i));
+
 		if (!rc)
-			return NULL; /* a view something else exported (BufferError) */
+			return NULL;
 		Py_DECREF(rc);
 	}
-	if (PyList_SetSlice(views, 0, PyList_GET_SIZE(views), NULL) < 0)
+	if (PyList_SetSlice(views, 0, n, NULL) < 0)
 		return NULL;
 	Py_RETURN_NONE;
 }
