@@ -42,9 +42,12 @@ static PyObject *record_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	static char *names[] = { "position", "timestamp", "data", NULL };
 	long long position;
 	unsigned long long timestamp;
-	PyObject *data;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "LKO:Record", names, &position, &timestamp,
-					 &data))
+	PyObject *data, *ts;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "LOO:Record", names, &position, &ts, &data))
+		return NULL;
+	/* Checked: "K" would wrap a negative timestamp silently. */
+	timestamp = PyLong_AsUnsignedLongLong(ts);
+	if (timestamp == (unsigned long long)-1 && PyErr_Occurred())
 		return NULL;
 	record_obj *r = (record_obj *)type->tp_alloc(type, 0);
 	if (!r)
