@@ -180,6 +180,9 @@ def test_readers():
         again = pickle.loads(pickle.dumps(rec))
         check((again.position, again.timestamp, again.data) == (8, rec.timestamp, b"ab"),
               "a Record pickles")
+        if spillway.MODE == "api":  # the C Record holds bytes-like data only
+            raises(TypeError, lambda: spillway.Record(0, 0, [1]), "a Record of a list")
+            raises(OverflowError, lambda: spillway.Record(0, -1, b""), "a negative timestamp")
         raises(spillway.SpillwayError, lambda: spillway.Reader("py_r", start=pos[1] + 8),
                "a position inside a record")
         e = raises(spillway.NotFound, lambda: spillway.Reader("py_nope"), "a missing topic")

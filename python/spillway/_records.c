@@ -49,6 +49,13 @@ static PyObject *record_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	timestamp = PyLong_AsUnsignedLongLong(ts);
 	if (timestamp == (unsigned long long)-1 && PyErr_Occurred())
 		return NULL;
+	/* Bytes-like only: a Record is not tracked by the garbage collector, so
+	 * its data must not be able to refer back to it (a list could). */
+	if (!PyObject_CheckBuffer(data)) {
+		PyErr_Format(PyExc_TypeError, "Record: data must be bytes-like, not %.100s",
+			     Py_TYPE(data)->tp_name);
+		return NULL;
+	}
 	record_obj *r = (record_obj *)type->tp_alloc(type, 0);
 	if (!r)
 		return NULL;
