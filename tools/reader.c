@@ -10,8 +10,9 @@
  *     any repeat in `retracted` (the demo prints it when non-zero).
  *  2. An error after records in the same poll: spw_reader_poll returns the
  *     count, and the next poll reports the error (the reader drops the
- *     unverified chunk). The wrapper reports such an error at once instead,
- *     noticing that spw_reader_error changed during the poll.
+ *     unverified chunk). The wrapper notices that spw_reader_error changed
+ *     during the poll and makes the next call fail even if that poll does
+ *     not report it; when it does, its error is the one returned.
  */
 #include "cli.h"
 
@@ -80,8 +81,6 @@ int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns)
 	int n;
 
 	spw_reader_error(cr->r, f0, sizeof(f0), &p0);
-	if (cr->failed)
-		return f0[0] && stat(f0, &st) ? -ENOENT : -EBADMSG;
 	n = wait_ns ? spw_reader_poll_wait(cr->r, tentative, cr, max, wait_ns)
 		    : spw_reader_poll(cr->r, tentative, cr, max);
 	/* Kept iff the reader moved past it (bug 1). */
@@ -89,6 +88,12 @@ int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns)
 		hand_on(cr);
 	else if (cr->have)
 		cr->retracted++, cr->have = false;
+	if (cr->failed)
+		/* The poll after the one that recorded an error (check 2): its
+		 * own error is the true one (a reader lapped past a no-spill ring
+		 * records where it was, then gets -ERANGE: not a missing
+		 * segment); if it reports none, say what was recorded. */
+		return n < 0 ? n : f0[0] && stat(f0, &st) ? -ENOENT : -EBADMSG;
 	if (n <= 0)
 		return n;
 	spw_reader_error(cr->r, f1, sizeof(f1), &p1);
