@@ -335,8 +335,9 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	/* No software prefetch ahead of the tail: gcc emits a read prefetch
 	 * (prefetcht0) for it, and the hardware's stream prefetcher already
 	 * follows the tail. Measured with the paired benchmark (make bench,
-	 * send_pair): two prefetches 2 KiB ahead cost 2-3% at 64 B and up to
-	 * 8% at 1 KiB, in 1 MiB and 64 MiB rings alike (docs/HACKING.md). */
+	 * send_pair, 6 alternating runs, 1 MiB ring): two prefetches 2 KiB
+	 * ahead cost 2-3% at 64 B and 1-2% at 1 KiB; a 64 MiB ring showed the
+	 * same or more (docs/HACKING.md). */
 	HOOK(RING_AT_CLAIMED);
 	if (pad) {
 		/* Release store (I4, I6): consumers acquire-load it. */
