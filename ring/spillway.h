@@ -273,6 +273,17 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position);
 /* Bytes of CORRUPT spans (garbage the daemon cut out of the ring) this
  * consumer passed over. */
 uint64_t spw_consumer_skipped(const struct spw_consumer *c);
+/* For a consumer that spins on poll or peek and wants throughput more than
+ * latency: once a poll or peek finds nothing, the calls in the next ns
+ * nanoseconds return 0 at once, without reading the ring. A consumer that
+ * has caught up with a fast producer otherwise pulls to its core the cache
+ * line the producer is writing, once per record, and slows both sides down
+ * (64 B records: see README, "Performance"). A record may then wait up to
+ * ns before it is seen: keep it 0 (the default, off) for latency. poll_wait
+ * ignores it. 0, or -EINVAL (ns < 0 or > SPW_CONSUMER_BACKOFF_MAX_NS).
+ * Setting it ends a back-off in progress. */
+#define SPW_CONSUMER_BACKOFF_MAX_NS 1000000000ll
+int spw_consumer_set_backoff(struct spw_consumer *c, int64_t ns);
 
 /* ---------------------------------------------------------------------------
  * Readers: everything retention keeps, disk then live. A reader starts in

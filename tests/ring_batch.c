@@ -8,7 +8,10 @@
  * records are passed over, an uncommitted claim ends a batch, a partial
  * release leaves the rest for the next peek, a lap while the batch is held
  * gives -ESTALE and no move, garbage gives -EBADMSG, bad arguments -EINVAL,
- * and peek agrees with poll record for record.
+ * and peek agrees with poll record for record. And the back-off of a
+ * spinning consumer (spw_consumer_set_backoff): after a peek or poll that
+ * found nothing, peek and poll return 0 without looking until it ends;
+ * poll_wait ignores it; a peek that found records starts none.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -19,6 +22,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "ring_fixture.h"
 #include "support.h"
@@ -235,6 +239,64 @@ static void peek_and_poll_agree(void **state)
 	case_close(&h);
 }
 
+static int count_one(void *arg, const struct spw_record *r)
+{
+	(void)r;
+	++*(int *)arg;
+	return 0;
+}
+
+static void a_backoff_hides_records_until_it_ends(void **state)
+{
+	struct ring_case h = case_open("batch_backoff");
+	struct spw_record r[8];
+	int got = 0;
+
+	(void)state;
+	assert_int_equal(spw_consumer_set_backoff(NULL, 0), -EINVAL);
+	assert_int_equal(spw_consumer_set_backoff(h.c, -1), -EINVAL);
+	assert_int_equal(spw_consumer_set_backoff(h.c, SPW_CONSUMER_BACKOFF_MAX_NS + 1), -EINVAL);
+	/* The longest back-off: nothing below can outlast it. */
+	assert_int_equal(spw_consumer_set_backoff(h.c, SPW_CONSUMER_BACKOFF_MAX_NS), 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0); /* nothing: backing off now */
+	assert_true(send_tag(h.p, 40, 0) >= 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
+	assert_int_equal(spw_consumer_poll(h.c, count_one, &got, 8), 0);
+	assert_int_equal(got, 0);
+	/* poll_wait is a wait already: it looks. */
+	assert_int_equal(spw_consumer_poll_wait(h.c, count_one, &got, 8, 1000000000), 1);
+	assert_int_equal(got, 1);
+	assert_true(send_tag(h.p, 40, 1) >= 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
+	/* Setting it again (here: off) ends the back-off in progress. */
+	assert_int_equal(spw_consumer_set_backoff(h.c, 0), 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 1);
+	assert_int_equal(test_hash(r[0].data, 40), tag_hash(40, 1));
+	assert_int_equal(spw_consumer_release(h.c, r, 1), 1);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0); /* off: no back-off */
+	assert_true(send_tag(h.p, 40, 2) >= 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 1);
+	assert_int_equal(spw_consumer_release(h.c, r, 1), 1);
+
+	/* A short one ends by itself. */
+	assert_int_equal(spw_consumer_set_backoff(h.c, 2000000), 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
+	assert_true(send_tag(h.p, 40, 3) >= 0);
+	{
+		struct timespec ts = { 0, 20000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(spw_consumer_poll(h.c, count_one, &got, 8), 1);
+	assert_int_equal(got, 2);
+	/* A look that found records starts no back-off. */
+	assert_true(send_tag(h.p, 40, 4) >= 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 1);
+	assert_int_equal(test_hash(r[0].data, 40), tag_hash(40, 4));
+	assert_int_equal(spw_consumer_release(h.c, r, 1), 1);
+	case_close(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +307,7 @@ int main(void)
 		cmocka_unit_test(a_lap_while_the_batch_is_held_is_estale),
 		cmocka_unit_test(garbage_is_ebadmsg_and_bad_arguments_einval),
 		cmocka_unit_test(peek_and_poll_agree),
+		cmocka_unit_test(a_backoff_hides_records_until_it_ends),
 	};
 
 	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);

@@ -48,6 +48,7 @@ struct chan_cfg {
 	/* Spillway only */
 	const char *shm_dir, *data_dir;
 	bool spill;               /* a daemon spills (it must be running); else NO_SPILL */
+	int64_t backoff_ns;       /* the live receiver's spw_consumer_set_backoff; 0 off */
 };
 
 struct chan {

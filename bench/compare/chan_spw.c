@@ -86,6 +86,8 @@ int spwc_open(struct chan *ch, char *err, size_t errlen)
 		 * instruction per send), as Aeron's exclusive publication. */
 		r = ch->end == CHAN_TX ? spw_producer_open_flags(ch->t, SPW_PRODUCER_EXCLUSIVE, &ch->p)
 				       : spw_consumer_open(ch->t, SPW_FROM_OLDEST, 0, &ch->c);
+	if (!r && ch->end == CHAN_RX && ch->cfg.backoff_ns)
+		r = spw_consumer_set_backoff(ch->c, ch->cfg.backoff_ns);
 	if (r)
 		snprintf(err, errlen, "%s on %s: %s", ch->end == CHAN_TX ? "producer" : "consumer",
 			 ch->topic, strerror(-r));

@@ -61,32 +61,35 @@
 static const struct sysdef systems[] = {
 	{ "spillway-live", SYS_SPW, true, false, false,
 	  "an exclusive producer's spw_producer_send / spw_consumer_peek+release (batches of <= 256), both "
-	  "spinning; no-spill topic, the receiver reclaims", false },
+	  "spinning; no-spill topic, the receiver reclaims", false, false },
+	{ "spillway-backoff", SYS_SPW, true, false, false,
+	  "as spillway-live, and the receiver backs off after a peek that found nothing "
+	  "(spw_consumer_set_backoff, --backoff NS): throughput over latency", false, true },
 	{ "spillway-wait", SYS_SPW, false, false, false,
 	  "an exclusive producer's spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, "
-	  "then futex sleep)", false },
+	  "then futex sleep)", false, false },
 	{ "spillway-spill", SYS_SPW, false, true, false,
 	  "spillwayd spills to disk meanwhile; an exclusive producer's send_wait; the receiver is an "
-	  "spw_reader (spw_reader_read batches)", false },
-	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false },
-	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false },
+	  "spw_reader (spw_reader_read batches)", false, false },
+	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false, false },
+	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false, false },
 	{ "unix", SYS_UNIX, false, false, false,
-	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB", false },
-	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning", false },
-	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive", false },
-	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN", false },
-	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv", false },
+	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB", false, false },
+	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning", false, false },
+	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive", false, false },
+	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN", false, false },
+	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv", false, false },
 	{ "zmq-busy", SYS_ZMQ, true, false, false,
-	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)", false },
+	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)", false, false },
 	{ "file", SYS_SPW, false, false, true,
-	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)", false },
+	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)", false, false },
 	/* Only with --aeron DIR (bench/compare/aeron.c). */
 	{ "aeron-ipc", SYS_SPW, true, false, false,
 	  "Aeron's C media driver and C samples over aeron:ipc: streaming_exclusive_publisher "
 	  "(try_claim) or, above one 1408-byte MTU frame, streaming_publisher (offer) -> "
 	  "rate_subscriber; cping / cpong for round trips; the subscribers do not check sequence "
 	  "numbers; driver AERON_THREADING_MODE=SHARED, unpinned, otherwise Aeron's defaults",
-	  true },
+	  true, false },
 };
 #define NSYS (sizeof(systems) / sizeof(systems[0]))
 
@@ -98,6 +101,7 @@ static struct {
 	const char *cpus, *out_dir, *data_parent, *only;
 	const char *aeron_dir; /* --aeron DIR: Aeron's C binaries; NULL no Aeron rows */
 	const char *fault;     /* $COMPARE_FAULT "system:sender|receiver:stall|crash" */
+	int64_t backoff_ns;    /* --backoff: spillway-backoff's receiver */
 	double grace_s;        /* --timeout: a side still running this long after the run: killed */
 	uint64_t ring_bytes, spill_ring_bytes;
 	int pu[2];
@@ -105,7 +109,7 @@ static struct {
 	struct aeron_cfg aeron;
 	double aeron_est_rate[MAX_SIZES], aeron_est_rtt[MAX_SIZES];
 } G = { .dur_s = 1, .rtt_dur_s = 0.5, .reps = 3, .ring_bytes = 1u << 20,
-	.spill_ring_bytes = 64u << 20, .grace_s = 20 };
+	.spill_ring_bytes = 64u << 20, .grace_s = 20, .backoff_ns = 50000 };
 
 static struct cell cells[NSYS][MAX_SIZES];
 
@@ -382,6 +386,7 @@ static void chan_cfg_for(const struct sysdef *sd, uint32_t size, struct chan_cfg
 	cfg->scratch = G.scratch;
 	cfg->shm_dir = G.shm_dir;
 	cfg->data_dir = data_dir;
+	cfg->backoff_ns = sd->backoff ? G.backoff_ns : 0;
 }
 
 static void record_err(const struct sysdef *sd, uint32_t size, struct cell *cl, const char *what,
@@ -542,7 +547,7 @@ static void usage(FILE *f)
 		"usage: compare --out DIR [--duration SEC] [--rtt-duration SEC] [--reps N]\n"
 		"               [--sizes 64,1K,16K] [--cpus A,B] [--data-dir DIR] [--only a,b]\n"
 		"               [--ring-size 1M] [--spill-ring-size 64M] [--timeout SEC]\n"
-		"               [--aeron DIR]\n"
+		"               [--aeron DIR] [--backoff NS]\n"
 		"Spillway vs pipe, Unix socket, POSIX mq, ZeroMQ ipc:// and a file writer:\n"
 		"throughput and round trips between two pinned processes. Writes DIR/compare.tsv,\n"
 		"DIR/compare_latency.tsv, DIR/compare_env.txt. Systems:");
@@ -551,6 +556,8 @@ static void usage(FILE *f)
 	fprintf(f, "\nspillwayd (for spillway-spill): $SPW_DAEMON, next to this binary, or $PATH.\n"
 		   "--aeron DIR adds aeron-ipc (Aeron's aeronmd, rate_subscriber,\n"
 		   "streaming_[exclusive_]publisher, cping, cpong from DIR; docs/aeron.md).\n"
+		   "--backoff NS (50000): spillway-backoff's receiver, after a peek that found\n"
+		   "nothing, does not look again for NS ns (spw_consumer_set_backoff).\n"
 		   "--timeout SEC (20): a process still running SEC after its run should have\n"
 		   "ended is killed and its row marked failed. A failed peer never fails the\n"
 		   "run; a failed Spillway case does (exit 1).\n"
@@ -573,6 +580,7 @@ static int parse(int argc, char **argv)
 		{ "spill-ring-size", required_argument, NULL, 'S' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "aeron", required_argument, NULL, 'A' },
+		{ "backoff", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -611,6 +619,15 @@ static int parse(int argc, char **argv)
 		case 'D': G.data_parent = optarg; break;
 		case 'O': G.only = optarg; break;
 		case 'A': G.aeron_dir = optarg; break;
+		case 'B': {
+			char *end;
+			long long v = strtoll(optarg, &end, 10);
+
+			if (end == optarg || *end || v <= 0 || v > SPW_CONSUMER_BACKOFF_MAX_NS)
+				return 2;
+			G.backoff_ns = v;
+			break;
+		}
 		case 'T':
 			if (bench_parse_seconds(optarg, &G.grace_s) || G.grace_s <= 0)
 				return 2;

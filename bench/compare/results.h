@@ -22,6 +22,7 @@ struct sysdef {
 	bool busy, spill, file;
 	const char *how;    /* one line for the markdown */
 	bool aeron;         /* Aeron's own binaries (aeron.c); only with --aeron */
+	bool backoff;       /* the receiver sets spw_consumer_set_backoff (--backoff NS) */
 };
 
 /* Per system and size: one value per repetition (medians are reported). */
