@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli_bench.sh - `spillway bench`: usage errors exit 2, a short run prints the
 # table and valid --json with throughput and latency percentiles, in both
-# modes, with spilling off and on. (Speed itself is never asserted here.)
+# modes, with spilling off and on, and with consumers that back off
+# (--backoff). (Speed itself is never asserted here.)
 set -u
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -26,6 +27,23 @@ d = json.load(open(sys.argv[1]))
 txt = json.dumps(d)
 for key in ("records_per_s", "p50", "p99"):
     assert key in txt, key
+PY
+
+check "--backoff: consumers back off after an empty poll and still get every record once"
+for bad in 0 -5 x 1000000001; do
+	expect_rc 2 "$CLI" bench --backoff "$bad" --duration 0.1 --size 64
+done
+expect_rc 2 "$CLI" bench --backoff 1000 --spill --duration 0.1 --size 64
+expect_rc 2 "$CLI" bench --backoff 1000 --wait --duration 0.1 --size 64
+expect_err "spinning live consumers"
+expect_rc 0 "$CLI" bench --backoff 20000 --consumers 2 --duration 0.3 --size 64 --json
+python3 - "$TMP/out" <<'PY' || fail "bench --backoff: records lost or redelivered, or the setting not reported"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["config"]["backoff_ns"] == 20000, d["config"]
+for r in d["results"]:
+    assert r["lost"] == 0 and r["redelivered"] == 0, r
+    assert len(r["consumers"]) == 2 and all(c["records"] > 0 for c in r["consumers"]), r
 PY
 
 check "ping-pong through two topics reports round trips"

@@ -36,6 +36,10 @@ void bench_usage(FILE *f)
 		"  --busy | --wait    spin on poll/send (default), or the blocking calls that\n"
 		"                     sleep on a futex (default with --spill: leaves the daemon\n"
 		"                     a CPU on small machines)\n"
+		"  --backoff NS       a consumer whose poll found nothing looks again only NS ns\n"
+		"                     later (spw_consumer_set_backoff): more records/s from a\n"
+		"                     fast producer, up to NS more latency (default 0: off;\n"
+		"                     spinning consumers only, not --spill or --wait)\n"
 		"  --sample N         timestamp latency of 1 record in N (default 16; 1 = all;\n"
 		"                     reading the clock costs ~20-30 ns a record)\n"
 		"  --cpus A,B,...     OS PU numbers for producers then consumers (default:\n"
@@ -124,6 +128,15 @@ static const char *one_option(int c, const char *arg, struct bench_opts *o, stru
 		return NULL;
 	case 'a':
 		return int_arg(arg, 1, 1 << 20, &sn->sample) ? "--sample: 1 to 1048576" : NULL;
+	case 'B': {
+		char *end;
+		long long ns = strtoll(arg, &end, 10);
+
+		if (end == arg || *end || ns <= 0 || ns > SPW_CONSUMER_BACKOFF_MAX_NS)
+			return "--backoff: nanoseconds, 1 to 1000000000";
+		o->backoff_ns = ns;
+		return NULL;
+	}
 	case 'S': o->spill = true; return NULL;
 	case 'D': o->daemon = true; return NULL;
 	case 'b': sn->busy = 1; return NULL;
@@ -146,6 +159,8 @@ static const char *conflicts(const struct bench_opts *o, const struct seen *sn)
 	if (o->mode == BENCH_THROUGHPUT && o->consumers == 0 && !o->spill && !o->daemon)
 		return "--consumers 0 needs --spill or --daemon (without consumers, someone must "
 		       "reclaim the ring)";
+	if (o->backoff_ns && (o->spill || sn->busy == 0))
+		return "--backoff is for spinning live consumers: not with --spill or --wait";
 	if (o->mode == BENCH_PINGPONG && (o->producers != 1 || o->consumers != 1))
 		return "--mode pingpong runs one pinger and one ponger: leave --producers and "
 		       "--consumers at 1";
@@ -198,6 +213,7 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, bool *help)
 		{ "busy", no_argument, NULL, 'b' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "sample", required_argument, NULL, 'a' },
+		{ "backoff", required_argument, NULL, 'B' },
 		{ "cpus", required_argument, NULL, 'C' },
 		{ "shm-dir", required_argument, NULL, 'H' },
 		{ "data-dir", required_argument, NULL, 'A' },

@@ -31,6 +31,7 @@ struct bench_opts {
 	bool spill;           /* a daemon spills the topic to disk */
 	bool daemon;          /* no spill, but a daemon reclaims (else consumer 0) */
 	bool busy;            /* spin; else the blocking calls */
+	int64_t backoff_ns;   /* consumers' spw_consumer_set_backoff; 0 off */
 	bool json;
 	const char *cpus;
 	const char *shm_parent, *data_parent;

@@ -34,6 +34,8 @@ void bw_src_open(struct bw_slot *sl, const struct bw_params *p, const char *topi
 		r = spw_topic_open(p->shm_dir, topic, 0, &s->t);
 		if (!r)
 			r = spw_consumer_open(s->t, SPW_FROM_OLDEST, 0, &s->c);
+		if (!r && p->backoff_ns)
+			r = spw_consumer_set_backoff(s->c, p->backoff_ns);
 	}
 	if (r)
 		fail(sl, "open a %s on %s: %s", p->reader ? "reader" : "consumer", topic,

@@ -52,6 +52,7 @@ struct bw_params {
 	uint64_t ring_bytes;
 	int producers, consumers;
 	bool busy;                   /* spin on poll/send; else the blocking calls */
+	int64_t backoff_ns;          /* consumers: spw_consumer_set_backoff; 0 off */
 	bool reader;                 /* consumers are spw_readers (disk then live) */
 	bool self_reclaim;           /* consumer 0 reclaims behind all consumers */
 	bool lapping_ok;             /* a daemon reclaims: count lapped records as lost */
