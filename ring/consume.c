@@ -187,7 +187,14 @@ static bool below_limit(struct spw_consumer *c)
  * off leaves the producer those lines for a while; the consumer then reads a
  * batch of lines the producer has finished with. It costs latency (a record
  * may wait up to backoff_ns), so it is off unless asked for.
+ *
+ * A back-off must not fill the ring: the producer would then wait for room
+ * instead (1 KiB records at ~10 M/s fill a quarter of a 1 MiB ring in 25
+ * us). So each back-off looks at what was read since the last one began
+ * (what the producer wrote meanwhile): more than a quarter ring halves the
+ * back-off, less than a sixteenth doubles it again, up to backoff_ns.
  */
+#define BACKOFF_FLOOR_NS 1000ll
 static bool backing_off(struct spw_consumer *c)
 {
 	if (__builtin_expect(c->idle_until == 0, 1))
@@ -201,8 +208,17 @@ static bool backing_off(struct spw_consumer *c)
 /* A poll or peek found nothing: idle for the back-off, if one is set. */
 static void found_nothing(struct spw_consumer *c)
 {
-	if (c->backoff_ns)
-		c->idle_until = ring_monotonic_ns() + (uint64_t)c->backoff_ns;
+	uint64_t moved, ring = c->t->ring_bytes;
+
+	if (!c->backoff_ns)
+		return;
+	moved = c->pos - c->idle_pos;
+	if (moved > ring / 4 && c->backoff_cur / 2 >= BACKOFF_FLOOR_NS)
+		c->backoff_cur /= 2;
+	else if (moved < ring / 16)
+		c->backoff_cur = c->backoff_cur * 2 < c->backoff_ns ? c->backoff_cur * 2 : c->backoff_ns;
+	c->idle_pos = c->pos;
+	c->idle_until = ring_monotonic_ns() + (uint64_t)c->backoff_cur;
 }
 
 int spw_consumer_set_backoff(struct spw_consumer *c, int64_t ns)
@@ -210,7 +226,9 @@ int spw_consumer_set_backoff(struct spw_consumer *c, int64_t ns)
 	if (!c || ns < 0 || ns > SPW_CONSUMER_BACKOFF_MAX_NS)
 		return -EINVAL;
 	c->backoff_ns = ns;
+	c->backoff_cur = ns;
 	c->idle_until = 0;
+	c->idle_pos = c->pos;
 	return 0;
 }
 

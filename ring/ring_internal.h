@@ -75,8 +75,10 @@ struct spw_consumer {
 	uint64_t pos;
 	uint64_t limit_cache; /* last limit seen: positions below it are safe to read (I3) */
 	uint64_t skipped;     /* bytes of CORRUPT records passed over */
-	int64_t backoff_ns;   /* spw_consumer_set_backoff: 0 = off */
+	int64_t backoff_ns;   /* spw_consumer_set_backoff: the longest back-off; 0 = off */
+	int64_t backoff_cur;  /* the back-off now (consume.c found_nothing adapts it) */
 	uint64_t idle_until;  /* monotonic ns: peek / poll return 0 until then; 0 = not idle */
+	uint64_t idle_pos;    /* pos when the last back-off began */
 	int fd;               /* own description for the waiter lock (I8), -1 until needed */
 };
 

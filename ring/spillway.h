@@ -279,8 +279,10 @@ uint64_t spw_consumer_skipped(const struct spw_consumer *c);
  * has caught up with a fast producer otherwise pulls to its core the cache
  * line the producer is writing, once per record, and slows both sides down
  * (64 B records: see README, "Performance"). A record may then wait up to
- * ns before it is seen: keep it 0 (the default, off) for latency. poll_wait
- * ignores it. 0, or -EINVAL (ns < 0 or > SPW_CONSUMER_BACKOFF_MAX_NS).
+ * ns before it is seen: keep it 0 (the default, off) for latency. The
+ * back-off shortens itself (down to 1 us) while the producer writes more
+ * than a quarter of the ring during one, so it never fills the ring; it
+ * grows back to ns when the producer slows. poll_wait ignores it. 0, or -EINVAL (ns < 0 or > SPW_CONSUMER_BACKOFF_MAX_NS).
  * Setting it ends a back-off in progress. */
 #define SPW_CONSUMER_BACKOFF_MAX_NS 1000000000ll
 int spw_consumer_set_backoff(struct spw_consumer *c, int64_t ns);

@@ -11,7 +11,8 @@
  * and peek agrees with poll record for record. And the back-off of a
  * spinning consumer (spw_consumer_set_backoff): after a peek or poll that
  * found nothing, peek and poll return 0 without looking until it ends;
- * poll_wait ignores it; a peek that found records starts none.
+ * poll_wait ignores it; a peek that found records starts none; it halves
+ * while more than a quarter ring comes in during one and grows back.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -25,6 +26,8 @@
 #include <time.h>
 
 #include "ring_fixture.h"
+#include "ring_internal.h"
+#include "spillway_daemon.h"
 #include "support.h"
 
 /* Peek everything there is, in batches of at most `batch`, releasing each
@@ -297,6 +300,43 @@ static void a_backoff_hides_records_until_it_ends(void **state)
 	case_close(&h);
 }
 
+/* Send n records of 64 B (80 B each in the ring), end the back-off in
+ * progress as if its time had passed, read them all: the back-off the last
+ * (empty) peek began. */
+static int64_t backoff_after(struct ring_case *h, int n)
+{
+	for (int i = 0; i < n; i++)
+		assert_true(send_tag(h->p, 64, (uint64_t)i) >= 0);
+	h->c->idle_until = 0;
+	assert_int_equal(peek_all(h->c, 8, 64, 0), n);
+	assert_true(h->c->idle_until != 0);
+	/* The daemon's part: room for the next round (64 KiB ring). */
+	assert_int_equal(spwd_reclaim(h->t, spw_consumer_position(h->c)), 0);
+	return h->c->backoff_cur;
+}
+
+static void a_backoff_shortens_while_the_ring_fills_and_grows_back(void **state)
+{
+	struct ring_case h = case_open("batch_backoff_adapt"); /* 64 KiB ring */
+
+	(void)state;
+	assert_int_equal(spw_consumer_set_backoff(h.c, 8000000), 0);
+	assert_int_equal(backoff_after(&h, 0), 8000000);
+	/* 230 x 80 B = 18400 B > a quarter of 64 KiB: halved, twice. */
+	assert_int_equal(backoff_after(&h, 230), 4000000);
+	assert_int_equal(backoff_after(&h, 230), 2000000);
+	/* A sixteenth or less (4 KiB): doubled, never past the setting. */
+	assert_int_equal(backoff_after(&h, 10), 4000000);
+	assert_int_equal(backoff_after(&h, 10), 8000000);
+	assert_int_equal(backoff_after(&h, 10), 8000000);
+	/* Between the two: kept. 100 x 80 B = 8000 B. */
+	assert_int_equal(spw_consumer_set_backoff(h.c, 1500), 0);
+	assert_int_equal(backoff_after(&h, 100), 1500);
+	/* Never below 1 us: 1500 / 2 would be. */
+	assert_int_equal(backoff_after(&h, 230), 1500);
+	case_close(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +348,7 @@ int main(void)
 		cmocka_unit_test(garbage_is_ebadmsg_and_bad_arguments_einval),
 		cmocka_unit_test(peek_and_poll_agree),
 		cmocka_unit_test(a_backoff_hides_records_until_it_ends),
+		cmocka_unit_test(a_backoff_shortens_while_the_ring_fills_and_grows_back),
 	};
 
 	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
