@@ -67,6 +67,8 @@ void bw_run_pinger(struct bw_ctl *c, struct bw_slot *s)
 
 			if (n < 0)
 				fail(s, "poll pong %llu: %s", (unsigned long long)i, strerror(-n));
+			if (n == 0)
+				ring_cpu_relax(); /* see the ponger */
 			if (n == 0 && (++stall & 0xffff) == 0 && ring_monotonic_ns() - t0 > STALL_NS)
 				fail(s, "no pong for 10 s after ping %llu", (unsigned long long)i);
 		}
@@ -144,6 +146,11 @@ void bw_run_ponger(struct bw_ctl *c, struct bw_slot *s)
 			fail(s, "send pong: %s", strerror((int)-e.err));
 		if (n < 0)
 			fail(s, "poll ping at %lld: %s", (long long)bw_src_position(&src), strerror(-n));
+		if (n == 0)
+			/* A pause after an empty poll: polling again at once takes the
+			 * line back from the pinger in the middle of its record (round
+			 * trips ~20 ns shorter near, ~100 ns far: docs/HACKING.md). */
+			ring_cpu_relax();
 		if (n > 0) {
 			s->records++;
 			if (p->self_reclaim)
