@@ -157,6 +157,9 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	}
 	c->pos = pos;
 	c->limit_cache = 0;
+	/* A new place to read: no back-off carries over. */
+	c->idle_until = 0;
+	c->idle_pos = pos;
 	return 0;
 }
 
@@ -188,11 +191,14 @@ static bool below_limit(struct spw_consumer *c)
  * batch of lines the producer has finished with. It costs latency (a record
  * may wait up to backoff_ns), so it is off unless asked for.
  *
- * A back-off must not fill the ring: the producer would then wait for room
- * instead (1 KiB records at ~10 M/s fill a quarter of a 1 MiB ring in 25
- * us). So each back-off looks at what was read since the last one began
- * (what the producer wrote meanwhile): more than a quarter ring halves the
- * back-off, less than a sixteenth doubles it again, up to backoff_ns.
+ * A back-off should not fill the ring: the producer would then wait for
+ * room (1 KiB records at ~10 M/s fill a quarter of a 1 MiB ring in 25 us),
+ * or, with a daemon reclaiming, lap the consumer. So each back-off looks at
+ * what was read since the last one began (what the producer wrote
+ * meanwhile): more than a quarter ring scales the back-off down in one step
+ * to what would have let in a quarter ring (not below 1 us), less than a
+ * sixteenth doubles it again, up to backoff_ns. The first back-off after a
+ * quiet spell is the full one: that one can still let more in.
  */
 #define BACKOFF_FLOOR_NS 1000ll
 static bool backing_off(struct spw_consumer *c)
@@ -212,10 +218,16 @@ static void found_nothing(struct spw_consumer *c)
 
 	if (!c->backoff_ns)
 		return;
-	moved = c->pos - c->idle_pos;
-	if (moved > ring / 4 && c->backoff_cur / 2 >= BACKOFF_FLOOR_NS)
-		c->backoff_cur /= 2;
-	else if (moved < ring / 16)
+	/* pos only grows between back-offs (seek resets idle_pos): no wrap. */
+	moved = c->pos > c->idle_pos ? c->pos - c->idle_pos : 0;
+	if (moved > ring / 4) {
+		/* In 128 bits: backoff_cur <= 1e9 times up to a quarter ring. */
+		int64_t scaled = (int64_t)((__uint128_t)(uint64_t)c->backoff_cur * (ring / 4) / moved);
+
+		c->backoff_cur = scaled > BACKOFF_FLOOR_NS ? scaled : BACKOFF_FLOOR_NS;
+		if (c->backoff_cur > c->backoff_ns)
+			c->backoff_cur = c->backoff_ns;
+	} else if (moved < ring / 16)
 		c->backoff_cur = c->backoff_cur * 2 < c->backoff_ns ? c->backoff_cur * 2 : c->backoff_ns;
 	c->idle_pos = c->pos;
 	c->idle_until = ring_monotonic_ns() + (uint64_t)c->backoff_cur;
@@ -470,6 +482,15 @@ int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns)
 	}
 }
 
+/* poll_wait delivered: the producer is writing, so a back-off begun by an
+ * earlier poll or peek is over. */
+static int wait_done(struct spw_consumer *c, int r)
+{
+	if (r > 0)
+		c->idle_until = 0;
+	return r;
+}
+
 int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, int max,
 			   int64_t timeout_ns)
 {
@@ -481,7 +502,7 @@ int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, 
 		return -EINVAL;
 	r = poll_once(c, fn, arg, max);
 	if (r != 0)
-		return r;
+		return wait_done(c, r);
 	start = (int64_t)ring_monotonic_ns();
 	for (;;) {
 		left = timeout_ns < 0 ? -1 : timeout_ns - ((int64_t)ring_monotonic_ns() - start);
@@ -491,7 +512,7 @@ int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, 
 			return 0;
 		r = poll_once(c, fn, arg, max);
 		if (r != 0)
-			return r;
+			return wait_done(c, r);
 	}
 }
 

@@ -278,11 +278,14 @@ uint64_t spw_consumer_skipped(const struct spw_consumer *c);
  * nanoseconds return 0 at once, without reading the ring. A consumer that
  * has caught up with a fast producer otherwise pulls to its core the cache
  * line the producer is writing, once per record, and slows both sides down
- * (64 B records: see README, "Performance"). A record may then wait up to
- * ns before it is seen: keep it 0 (the default, off) for latency. The
- * back-off shortens itself (down to 1 us) while the producer writes more
- * than a quarter of the ring during one, so it never fills the ring; it
- * grows back to ns when the producer slows. poll_wait ignores it. 0, or -EINVAL (ns < 0 or > SPW_CONSUMER_BACKOFF_MAX_NS).
+ * (64 B records: see README, "Numbers"). A record may then wait up to ns
+ * before it is seen, and a lap (-ESTALE) is reported up to ns late: keep it
+ * 0 (the default, off) for latency. After a back-off during which the
+ * producer wrote more than a quarter of the ring, the next ones are scaled
+ * down (not below 1 us) to let in about a quarter; they grow back to ns
+ * when the producer slows, so the first after a quiet spell is ns again:
+ * pick ns well under the time the producer takes to fill a quarter ring.
+ * poll_wait ignores it and ends it when it delivers; seek ends it. 0, or -EINVAL (ns < 0 or > SPW_CONSUMER_BACKOFF_MAX_NS).
  * Setting it ends a back-off in progress. */
 #define SPW_CONSUMER_BACKOFF_MAX_NS 1000000000ll
 int spw_consumer_set_backoff(struct spw_consumer *c, int64_t ns);

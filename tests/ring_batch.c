@@ -266,9 +266,24 @@ static void a_backoff_hides_records_until_it_ends(void **state)
 	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
 	assert_int_equal(spw_consumer_poll(h.c, count_one, &got, 8), 0);
 	assert_int_equal(got, 0);
-	/* poll_wait is a wait already: it looks. */
+	/* poll_wait is a wait already: it looks, and what it delivered ends
+	 * the back-off (the producer is writing). */
 	assert_int_equal(spw_consumer_poll_wait(h.c, count_one, &got, 8, 1000000000), 1);
 	assert_int_equal(got, 1);
+	assert_true(send_tag(h.p, 40, 1) >= 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 1);
+	assert_int_equal(test_hash(r[0].data, 40), tag_hash(40, 1));
+	/* (not released: the same record again below) */
+	assert_int_equal(spw_consumer_peek(h.c, r + 1, 1), 1);
+	assert_int_equal(spw_consumer_release(h.c, r, 1), 1);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0); /* backing off again */
+	assert_true(send_tag(h.p, 40, 1) >= 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
+	/* A seek ends it too: a new place to read. */
+	assert_int_equal(spw_consumer_seek(h.c, spw_consumer_position(h.c)), 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 1);
+	assert_int_equal(spw_consumer_release(h.c, r, 1), 1);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0); /* backing off again */
 	assert_true(send_tag(h.p, 40, 1) >= 0);
 	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
 	/* Setting it again (here: off) ends the back-off in progress. */
@@ -300,15 +315,15 @@ static void a_backoff_hides_records_until_it_ends(void **state)
 	case_close(&h);
 }
 
-/* Send n records of 64 B (80 B each in the ring), end the back-off in
+/* Send n records of 48 B (64 B each in the ring), end the back-off in
  * progress as if its time had passed, read them all: the back-off the last
  * (empty) peek began. */
 static int64_t backoff_after(struct ring_case *h, int n)
 {
 	for (int i = 0; i < n; i++)
-		assert_true(send_tag(h->p, 64, (uint64_t)i) >= 0);
+		assert_true(send_tag(h->p, 48, (uint64_t)i) >= 0);
 	h->c->idle_until = 0;
-	assert_int_equal(peek_all(h->c, 8, 64, 0), n);
+	assert_int_equal(peek_all(h->c, 8, 48, 0), n);
 	assert_true(h->c->idle_until != 0);
 	/* The daemon's part: room for the next round (64 KiB ring). */
 	assert_int_equal(spwd_reclaim(h->t, spw_consumer_position(h->c)), 0);
@@ -322,18 +337,19 @@ static void a_backoff_shortens_while_the_ring_fills_and_grows_back(void **state)
 	(void)state;
 	assert_int_equal(spw_consumer_set_backoff(h.c, 8000000), 0);
 	assert_int_equal(backoff_after(&h, 0), 8000000);
-	/* 230 x 80 B = 18400 B > a quarter of 64 KiB: halved, twice. */
-	assert_int_equal(backoff_after(&h, 230), 4000000);
-	assert_int_equal(backoff_after(&h, 230), 2000000);
+	/* 512 x 64 B = 32 KiB, twice a quarter of 64 KiB: scaled to let in a
+	 * quarter, i.e. halved; 320 x 64 B = 20480 B: times 16384 / 20480. */
+	assert_int_equal(backoff_after(&h, 512), 4000000);
+	assert_int_equal(backoff_after(&h, 320), 3200000);
 	/* A sixteenth or less (4 KiB): doubled, never past the setting. */
-	assert_int_equal(backoff_after(&h, 10), 4000000);
+	assert_int_equal(backoff_after(&h, 10), 6400000);
 	assert_int_equal(backoff_after(&h, 10), 8000000);
 	assert_int_equal(backoff_after(&h, 10), 8000000);
-	/* Between the two: kept. 100 x 80 B = 8000 B. */
+	/* Between the two: kept. 100 x 64 B = 6400 B. */
 	assert_int_equal(spw_consumer_set_backoff(h.c, 1500), 0);
 	assert_int_equal(backoff_after(&h, 100), 1500);
 	/* Never below 1 us: 1500 / 2 would be. */
-	assert_int_equal(backoff_after(&h, 230), 1500);
+	assert_int_equal(backoff_after(&h, 512), 1000);
 	case_close(&h);
 }
 

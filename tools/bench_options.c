@@ -36,10 +36,11 @@ void bench_usage(FILE *f)
 		"  --busy | --wait    spin on poll/send (default), or the blocking calls that\n"
 		"                     sleep on a futex (default with --spill: leaves the daemon\n"
 		"                     a CPU on small machines)\n"
-		"  --backoff NS       a consumer whose poll found nothing looks again only NS ns\n"
-		"                     later (spw_consumer_set_backoff): more records/s from a\n"
-		"                     fast producer, up to NS more latency (default 0: off;\n"
-		"                     spinning consumers only, not --spill or --wait)\n"
+		"  --backoff NS       a consumer whose poll found nothing looks again only up to\n"
+		"                     NS ns later (spw_consumer_set_backoff, 0 to 1e9): more\n"
+		"                     records/s from a fast producer, up to NS more latency\n"
+		"                     (default 0: off; spinning throughput consumers only: not\n"
+		"                     with --spill, --wait, --mode pingpong or --consumers 0)\n"
 		"  --sample N         timestamp latency of 1 record in N (default 16; 1 = all;\n"
 		"                     reading the clock costs ~20-30 ns a record)\n"
 		"  --cpus A,B,...     OS PU numbers for producers then consumers (default:\n"
@@ -132,8 +133,8 @@ static const char *one_option(int c, const char *arg, struct bench_opts *o, stru
 		char *end;
 		long long ns = strtoll(arg, &end, 10);
 
-		if (end == arg || *end || ns <= 0 || ns > SPW_CONSUMER_BACKOFF_MAX_NS)
-			return "--backoff: nanoseconds, 1 to 1000000000";
+		if (end == arg || *end || ns < 0 || ns > SPW_CONSUMER_BACKOFF_MAX_NS)
+			return "--backoff: nanoseconds, 0 (off) to 1000000000";
 		o->backoff_ns = ns;
 		return NULL;
 	}
@@ -161,6 +162,10 @@ static const char *conflicts(const struct bench_opts *o, const struct seen *sn)
 		       "reclaim the ring)";
 	if (o->backoff_ns && (o->spill || sn->busy == 0))
 		return "--backoff is for spinning live consumers: not with --spill or --wait";
+	if (o->backoff_ns && o->mode == BENCH_PINGPONG)
+		return "--backoff is for throughput: in --mode pingpong every round trip would wait it out";
+	if (o->backoff_ns && o->consumers == 0)
+		return "--backoff needs consumers (--consumers 0 has none to back off)";
 	if (o->mode == BENCH_PINGPONG && (o->producers != 1 || o->consumers != 1))
 		return "--mode pingpong runs one pinger and one ponger: leave --producers and "
 		       "--consumers at 1";

@@ -492,7 +492,7 @@ out:
 	ctl_free(c);
 }
 
-static void case_file(uint32_t size, struct cell *cl)
+static void case_file(const struct sysdef *sd, uint32_t size, struct cell *cl)
 {
 	struct ctl *c = ctl_new();
 	char path[4096 + 32], err[512] = "";
@@ -507,7 +507,7 @@ static void case_file(uint32_t size, struct cell *cl)
 	if (run_job(c, &j, G.dur_s, err, sizeof(err)) == 0 && cl->n < MAX_REPS)
 		cl->rate[cl->n++] = (double)c->side[0].count / ((double)(c->side[0].t_end - c->t0) / 1e9);
 	if (err[0])
-		record_err(&systems[NSYS - 1], size, cl, "file", err);
+		record_err(sd, size, cl, "file", err);
 	unlink(path);
 	ctl_free(c);
 }
@@ -557,7 +557,8 @@ static void usage(FILE *f)
 		   "--aeron DIR adds aeron-ipc (Aeron's aeronmd, rate_subscriber,\n"
 		   "streaming_[exclusive_]publisher, cping, cpong from DIR; docs/aeron.md).\n"
 		   "--backoff NS (50000): spillway-backoff's receiver, after a peek that found\n"
-		   "nothing, does not look again for NS ns (spw_consumer_set_backoff).\n"
+		   "nothing, does not look again for up to NS ns (spw_consumer_set_backoff;\n"
+		   "0: off, the row is then spillway-live again).\n"
 		   "--timeout SEC (20): a process still running SEC after its run should have\n"
 		   "ended is killed and its row marked failed. A failed peer never fails the\n"
 		   "run; a failed Spillway case does (exit 1).\n"
@@ -623,7 +624,7 @@ static int parse(int argc, char **argv)
 			char *end;
 			long long v = strtoll(optarg, &end, 10);
 
-			if (end == optarg || *end || v <= 0 || v > SPW_CONSUMER_BACKOFF_MAX_NS)
+			if (end == optarg || *end || v < 0 || v > SPW_CONSUMER_BACKOFF_MAX_NS)
 				return 2;
 			G.backoff_ns = v;
 			break;
@@ -740,7 +741,7 @@ static void run_case(const struct sysdef *sd, int z, int rep, double probe)
 	int n0 = cl->n, r0 = cl->nrtt, f0 = cl->nfail;
 
 	if (sd->file) {
-		case_file(G.sizes[z], cl);
+		case_file(sd, G.sizes[z], cl);
 	} else if (sd->aeron) {
 		case_aeron(sd, z, cl, false);
 		case_aeron(sd, z, cl, true);
