@@ -502,6 +502,32 @@ int spw_producer_abort(struct spw_producer *p, struct spw_claim *c)
 	return claim_close(p, c, RING_T_ABORTED);
 }
 
+/* The payload copy of a send. Up to 64 bytes: two overlapping fixed-size
+ * copies, inline, instead of a call into libc's memcpy (its PLT jump and
+ * size dispatch cost a few ns of a ~15 ns send at 64 B). */
+static inline __attribute__((always_inline)) void copy_payload(void *dst, const void *src,
+							       uint32_t len)
+{
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+
+	if (len > 64) {
+		memcpy(d, s, len);
+	} else if (len >= 32) {
+		__builtin_memcpy(d, s, 32);
+		__builtin_memcpy(d + len - 32, s + len - 32, 32);
+	} else if (len >= 16) {
+		__builtin_memcpy(d, s, 16);
+		__builtin_memcpy(d + len - 16, s + len - 16, 16);
+	} else if (len >= 8) {
+		__builtin_memcpy(d, s, 8);
+		__builtin_memcpy(d + len - 8, s + len - 8, 8);
+	} else {
+		for (uint32_t i = 0; i < len; i++)
+			d[i] = s[i];
+	}
+}
+
 static inline __attribute__((always_inline)) int64_t
 send_claimed(struct spw_producer *p, struct spw_claim *c, const void *data, uint32_t len,
 	     const bool hooked)
@@ -510,8 +536,8 @@ send_claimed(struct spw_producer *p, struct spw_claim *c, const void *data, uint
 		memcpy(c->data, data, len / 2);
 		HOOK(RING_AT_MID_PAYLOAD);
 		memcpy((uint8_t *)c->data + len / 2, (const uint8_t *)data + len / 2, len - len / 2);
-	} else if (len) {
-		memcpy(c->data, data, len);
+	} else {
+		copy_payload(c->data, data, len);
 	}
 	finish(p, (uint64_t)c->position,
 	       ring_word(RING_T_DATA, len, (uint64_t)c->position, p->t->ring_bytes), hooked);

@@ -191,6 +191,37 @@ static void zero_length_records_are_delivered(void **state)
 	case_close(&h);
 }
 
+/* spw_producer_send copies payloads of up to 64 bytes inline (overlapping
+ * fixed-size copies, ring/produce.c copy_payload): every length from 0 to
+ * past that arrives byte for byte, at the position send returned. */
+static void every_small_length_arrives_byte_for_byte(void **state)
+{
+	struct ring_case h = case_open("small_lengths");
+	uint8_t src[140];
+	int64_t pos[131];
+	struct spw_record r[1];
+
+	(void)state;
+	for (uint32_t len = 0; len <= 130; len++) {
+		for (uint32_t i = 0; i < sizeof(src); i++)
+			src[i] = (uint8_t)(len * 31u + i * 7u + 1u);
+		pos[len] = spw_producer_send(h.p, src, len);
+		assert_true(pos[len] >= 0);
+	}
+	for (uint32_t len = 0; len <= 130; len++) {
+		for (uint32_t i = 0; i < sizeof(src); i++)
+			src[i] = (uint8_t)(len * 31u + i * 7u + 1u);
+		assert_int_equal(spw_consumer_peek(h.c, r, 1), 1);
+		assert_int_equal(r[0].position, pos[len]);
+		assert_int_equal(r[0].len, len);
+		if (len)
+			assert_memory_equal(r[0].data, src, len);
+		assert_int_equal(spw_consumer_release(h.c, r, 1), 1);
+	}
+	assert_int_equal(spw_consumer_peek(h.c, r, 1), 0);
+	case_close(&h);
+}
+
 static void null_pointers_are_einval(void **state)
 {
 	struct spw_topic *t = topic_new("nulls", 64 * KiB, 16 * KiB);
@@ -637,6 +668,7 @@ int main(void)
 		cmocka_unit_test(eight_byte_gap_at_ring_end_becomes_padding),
 		cmocka_unit_test(max_record_fits_and_one_more_is_emsgsize),
 		cmocka_unit_test(zero_length_records_are_delivered),
+		cmocka_unit_test(every_small_length_arrives_byte_for_byte),
 		cmocka_unit_test(null_pointers_are_einval),
 		cmocka_unit_test(consumer_seek_checks_alignment_and_bounds),
 		cmocka_unit_test(send_and_claim_when_full_return_eagain),
