@@ -129,15 +129,10 @@ static const char *one_option(int c, const char *arg, struct bench_opts *o, stru
 		return NULL;
 	case 'a':
 		return int_arg(arg, 1, 1 << 20, &sn->sample) ? "--sample: 1 to 1048576" : NULL;
-	case 'B': {
-		char *end;
-		long long ns = strtoll(arg, &end, 10);
-
-		if (end == arg || *end || ns < 0 || ns > SPW_CONSUMER_BACKOFF_MAX_NS)
-			return "--backoff: nanoseconds, 0 (off) to 1000000000";
-		o->backoff_ns = ns;
-		return NULL;
-	}
+	case 'B':
+		return bench_parse_backoff(arg, &o->backoff_ns)
+			       ? "--backoff: nanoseconds, 0 (off) to 1000000000"
+			       : NULL;
 	case 'S': o->spill = true; return NULL;
 	case 'D': o->daemon = true; return NULL;
 	case 'b': sn->busy = 1; return NULL;

@@ -15,6 +15,18 @@ int bench_parse_count(const char *s, uint64_t *out)
 	return seg_parse_scaled(s, 1000, "KMG", false, out);
 }
 
+int bench_parse_backoff(const char *s, int64_t *out)
+{
+	uint64_t v;
+
+	/* No K/M suffix (powers of 1000 would read as counts, not time). */
+	if (seg_parse_scaled(s, 1000, "", false, &v) ||
+	    v > (uint64_t)SPW_CONSUMER_BACKOFF_MAX_NS)
+		return -EINVAL;
+	*out = (int64_t)v;
+	return 0;
+}
+
 int bench_parse_seconds(const char *s, double *out)
 {
 	double ms;

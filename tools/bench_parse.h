@@ -14,5 +14,8 @@
 int bench_parse_seconds(const char *s, double *out);
 /* "1000000", "1M", "10k" (powers of 1000). 0 or -EINVAL. */
 int bench_parse_count(const char *s, uint64_t *out);
+/* A consumer back-off in ns: 0 (off) to SPW_CONSUMER_BACKOFF_MAX_NS, digits
+ * only (spw_consumer_set_backoff). 0 or -EINVAL. */
+int bench_parse_backoff(const char *s, int64_t *out);
 
 #endif

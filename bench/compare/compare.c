@@ -620,15 +620,10 @@ static int parse(int argc, char **argv)
 		case 'D': G.data_parent = optarg; break;
 		case 'O': G.only = optarg; break;
 		case 'A': G.aeron_dir = optarg; break;
-		case 'B': {
-			char *end;
-			long long v = strtoll(optarg, &end, 10);
-
-			if (end == optarg || *end || v < 0 || v > SPW_CONSUMER_BACKOFF_MAX_NS)
+		case 'B':
+			if (bench_parse_backoff(optarg, &G.backoff_ns))
 				return 2;
-			G.backoff_ns = v;
 			break;
-		}
 		case 'T':
 			if (bench_parse_seconds(optarg, &G.grace_s) || G.grace_s <= 0)
 				return 2;
