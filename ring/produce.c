@@ -190,6 +190,37 @@ static inline __attribute__((always_inline)) uint64_t claim_end(const struct spw
 	return tail + *pad + span;
 }
 
+/* The end of a batch's claim at tail below lim (spw_producer_send_batch):
+ * a PADDING record to the ring's end first when m[0] does not fit before
+ * it (I6), then as many of m[0..n) as fit before both lim and the ring's
+ * end (records never straddle it), *k of them; none: *k 0. */
+static inline __attribute__((always_inline)) uint64_t batch_end(const struct spw_topic *t,
+								 uint64_t tail, uint64_t lim,
+								 const struct spw_msg *m, uint32_t n,
+								 uint64_t *pad, uint32_t *k)
+{
+	uint64_t off = tail & t->mask, end, room;
+	uint32_t i;
+
+	*pad = off + ring_span(m[0].len) > t->ring_bytes ? t->ring_bytes - off : 0;
+	end = tail + *pad;
+	room = *pad ? t->ring_bytes : t->ring_bytes - off;
+	if (lim < end)
+		room = 0;
+	else if (lim - end < room)
+		room = lim - end;
+	for (i = 0; i < n; i++) {
+		uint64_t span = ring_span(m[i].len);
+
+		if (span > room)
+			break;
+		room -= span;
+		end += span;
+	}
+	*k = i;
+	return end;
+}
+
 /* I2: the span [tail, next) in our slot, before tail moves past it. claim
  * first, end second (release): a reader that loads end (acquire) then
  * claim never pairs our new end with an old claim; the old end with the new
@@ -207,20 +238,32 @@ static inline __attribute__((always_inline)) void publish_span(struct ring_slot 
  * steps as the shared claim with a plain store of tail instead of the CAS.
  * 0, -EAGAIN (ring full), or 1: no longer solo, claim shared instead. */
 static inline __attribute__((always_inline)) int claim_exclusive(struct spw_producer *p,
-								 uint64_t span, uint64_t *tail,
+								 uint64_t span, const struct spw_msg *m,
+								 uint32_t n, uint32_t *k, uint64_t *tail,
 								 uint64_t *next, uint64_t *pad,
 								 const bool hooked)
 {
 	struct spw_topic *t = p->t;
 
 	*tail = p->tail_own;
-	*next = claim_end(t, *tail, span, pad);
-	if (*next > p->limit_seen) {
-		/* seq_cst: as in the shared claim (I3, and the re-check half of
-		 * I8). */
-		p->limit_seen = atomic_load_explicit(&t->hdr->limit, memory_order_seq_cst);
-		if (*next > p->limit_seen)
-			return -EAGAIN;
+	if (m) { /* a batch (m, n): *k of its records */
+		*next = batch_end(t, *tail, p->limit_seen, m, n, pad, k);
+		if (*k < n) {
+			/* seq_cst: as below. */
+			p->limit_seen = atomic_load_explicit(&t->hdr->limit, memory_order_seq_cst);
+			*next = batch_end(t, *tail, p->limit_seen, m, n, pad, k);
+			if (*k == 0)
+				return -EAGAIN;
+		}
+	} else {
+		*next = claim_end(t, *tail, span, pad);
+		if (*next > p->limit_seen) {
+			/* seq_cst: as in the shared claim (I3, and the re-check
+			 * half of I8). */
+			p->limit_seen = atomic_load_explicit(&t->hdr->limit, memory_order_seq_cst);
+			if (*next > p->limit_seen)
+				return -EAGAIN;
+		}
 	}
 	publish_span(p->slot, *tail, *next); /* I2, as in the shared claim */
 	if (p->solo_w) {
@@ -245,7 +288,8 @@ static inline __attribute__((always_inline)) int claim_exclusive(struct spw_prod
 /* Any number of producers: take [tail, next) with the one CAS on tail,
  * the slot naming the span first (I2). 0, or -EAGAIN (ring full). */
 static inline __attribute__((always_inline)) int claim_shared(struct spw_producer *p,
-							      uint64_t span, uint64_t *tail_out,
+							      uint64_t span, const struct spw_msg *m,
+							      uint32_t n, uint32_t *k, uint64_t *tail_out,
 							      uint64_t *next_out, uint64_t *pad_out,
 							      const bool hooked)
 {
@@ -261,12 +305,15 @@ static inline __attribute__((always_inline)) int claim_shared(struct spw_produce
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	for (;;) {
-		next = claim_end(t, tail, span, &pad);
+		if (!m)
+			next = claim_end(t, tail, span, &pad);
 		/* seq_cst: acquire pairs with reclaim's store of limit after
 		 * zeroing (I3: our span reads as zero until we write it); seq_cst
 		 * makes it the re-check half of I8 in claim_wait(). */
 		lim = atomic_load_explicit(&h->limit, memory_order_seq_cst);
-		if (next > lim) {
+		if (m) /* a batch (m, n): *k of its records, none when full */
+			next = batch_end(t, tail, lim, m, n, &pad, k);
+		if (m ? *k == 0 : next > lim) {
 			uint64_t fresh = atomic_load_explicit(&h->tail, memory_order_relaxed);
 
 			if (fresh != tail) {
@@ -296,27 +343,22 @@ static inline __attribute__((always_inline)) int claim_shared(struct spw_produce
 	return 0;
 }
 
-static inline __attribute__((always_inline)) int claim_impl(struct spw_producer *p, uint32_t len,
-							    struct spw_claim *c, const bool hooked)
+/* Take the span of one record of span bytes (m NULL), or of what fits of
+ * the batch m[0..n) (*k records): exclusive or shared, the slot says WON,
+ * the padding of a wrapping claim written. 0 with *start where the
+ * (first) record goes, or -EAGAIN (the ring is full). */
+static inline __attribute__((always_inline)) int take_span(struct spw_producer *p, uint64_t span,
+							   const struct spw_msg *m, uint32_t n,
+							   uint32_t *k, uint64_t *start,
+							   const bool hooked)
 {
 	struct spw_topic *t = p->t;
-	uint64_t span, tail = 0, pad = 0, next = 0, ts; /* (set by either claim; gcc -O1 cannot tell) */
-	struct ring_rec *rec;
+	uint64_t tail = 0, pad = 0, next = 0; /* (set by either claim; gcc -O1 cannot tell) */
 	int r;
 
-	/* Relaxed: our own process's generation (bumped only in a child). */
-	if (__builtin_expect(p->fork_gen != ring_fork_gen, 0))
-		return -ECHILD;
-	if (len > t->max_record)
-		return -EMSGSIZE;
-	span = ring_span(len);
-	/* The clock before the CAS: rdtsc then overlaps the stores still
-	 * draining from the last record, instead of waiting behind the locked
-	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
-	ts = ring_clock_now(&p->clk);
 	if (!p->exclusive)
-		r = claim_shared(p, span, &tail, &next, &pad, hooked);
-	else if ((r = claim_exclusive(p, span, &tail, &next, &pad, hooked)) > 0) {
+		r = claim_shared(p, span, m, n, k, &tail, &next, &pad, hooked);
+	else if ((r = claim_exclusive(p, span, m, n, k, &tail, &next, &pad, hooked)) > 0) {
 		/* I9: someone ended our solo; shared from now on. The span our
 		 * slot names was a guess we did not take: IDLE (release: a
 		 * newcomer waiting on it then goes on), and no plain store of
@@ -325,7 +367,7 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 		atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
 		ring_solo_close(p);
 		p->exclusive = false;
-		r = claim_shared(p, span, &tail, &next, &pad, hooked);
+		r = claim_shared(p, span, m, n, k, &tail, &next, &pad, hooked);
 	}
 	if (r)
 		return -EAGAIN;
@@ -345,7 +387,28 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 		tail += pad;
 		HOOK(RING_AT_PADDED);
 	}
-	rec = ring_rec_at(t, tail);
+	*start = tail;
+	return 0;
+}
+
+static inline __attribute__((always_inline)) int claim_impl(struct spw_producer *p, uint32_t len,
+							    struct spw_claim *c, const bool hooked)
+{
+	uint64_t ts, tail = 0;
+	struct ring_rec *rec;
+
+	/* Relaxed: our own process's generation (bumped only in a child). */
+	if (__builtin_expect(p->fork_gen != ring_fork_gen, 0))
+		return -ECHILD;
+	if (len > p->t->max_record)
+		return -EMSGSIZE;
+	/* The clock before the CAS: rdtsc then overlaps the stores still
+	 * draining from the last record, instead of waiting behind the locked
+	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
+	ts = ring_clock_now(&p->clk);
+	if (take_span(p, ring_span(len), NULL, 0, NULL, &tail, hooked))
+		return -EAGAIN;
+	rec = ring_rec_at(p->t, tail);
 	rec->timestamp_ns = ts;
 	c->data = rec + 1;
 	c->len = len;
@@ -368,8 +431,23 @@ static int64_t now_ns(void)
 	return (int64_t)ring_monotonic_ns();
 }
 
-static int claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
-		      struct spw_claim *c)
+/* What claim_wait tries: one record's claim, or a batch's (batch_claim). */
+struct claim_try {
+	uint32_t len;           /* one record: its length, c its claim */
+	struct spw_claim *c;
+	const struct spw_msg *m; /* a batch: m[0..n), k of them taken at start */
+	uint32_t n, k;
+	uint64_t start, ts;
+};
+
+static int batch_claim(struct spw_producer *p, struct claim_try *b);
+
+static int try_claim(struct spw_producer *p, struct claim_try *a)
+{
+	return a->m ? batch_claim(p, a) : claim(p, a->len, a->c);
+}
+
+static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeout_ns)
 {
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
@@ -380,7 +458,7 @@ static int claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
 
 	/* Spin first: the daemon usually frees room within microseconds. */
 	for (unsigned i = 1;; i++) {
-		r = claim(p, len, c);
+		r = try_claim(p, a);
 		if (r != -EAGAIN)
 			return r;
 		if ((i & 63) == 0 && now_ns() - start >= (int64_t)SPIN_NS)
@@ -394,7 +472,7 @@ static int claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
 		/* The sleeper half of I8 (lock, then a seq_cst increment); pairs
 		 * with the seq_cst load of prod_waiters in spwd_reclaim(). */
 		registered = !p->join_pending && ring_waiter_enter(p->fd, t, &h->prod_waiters);
-		r = claim(p, len, c);
+		r = try_claim(p, a);
 		if (r == -EAGAIN) {
 			left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
 			if (timeout_ns >= 0 && left <= 0)
@@ -438,7 +516,7 @@ int spw_producer_claim_wait(struct spw_producer *p, uint32_t len, int64_t timeou
 		return -EINVAL;
 	if (p->claim_open)
 		return -EBUSY;
-	r = claim_wait(p, len, timeout_ns, c);
+	r = claim_wait(p, &(struct claim_try){ .len = len, .c = c }, timeout_ns);
 	if (!r) {
 		p->claim_open = true;
 		p->claim_pos = c->position;
@@ -447,11 +525,19 @@ int spw_producer_claim_wait(struct spw_producer *p, uint32_t len, int64_t timeou
 	return r;
 }
 
+static inline __attribute__((always_inline)) void claim_done(struct spw_producer *p);
+
 static inline __attribute__((always_inline)) void finish(struct spw_producer *p, uint64_t pos,
 							  uint64_t w, const bool hooked)
 {
 	HOOK(RING_AT_BEFORE_COMMIT);
 	write_word(p->t, pos, w);
+	claim_done(p);
+}
+
+/* After the last commit of a claim: the slot IDLE, sleeping consumers woken. */
+static inline __attribute__((always_inline)) void claim_done(struct spw_producer *p)
+{
 	/* I2: between records. Release: whoever sees IDLE sees the commit. */
 	atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
 	/* I8: keep the waiter load after the store. A compiler barrier is
@@ -585,8 +671,96 @@ int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_
 
 	if (r)
 		return r;
-	r = claim_wait(p, len, timeout_ns, &c);
+	r = claim_wait(p, &(struct claim_try){ .len = len, .c = &c }, timeout_ns);
 	if (r)
 		return r;
 	return send_claimed(p, &c, data, len, true);
+}
+
+/* A batch's arguments: -EINVAL, -EMSGSIZE (nothing is sent then), -EBUSY. */
+static int batch_check(const struct spw_producer *p, const struct spw_msg *m, uint32_t n)
+{
+	if (!p || (!m && n))
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!m[i].data && m[i].len)
+			return -EINVAL;
+		if (m[i].len > p->t->max_record)
+			return -EMSGSIZE;
+	}
+	return p->claim_open ? -EBUSY : 0;
+}
+
+static inline __attribute__((always_inline)) int batch_claim_impl(struct spw_producer *p,
+								  struct claim_try *b,
+								  const bool hooked)
+{
+	/* Relaxed: our own process's generation (bumped only in a child). */
+	if (__builtin_expect(p->fork_gen != ring_fork_gen, 0))
+		return -ECHILD;
+	/* One clock read for the batch, before the claim as in claim_impl. */
+	b->ts = ring_clock_now(&p->clk);
+	return take_span(p, 0, b->m, b->n, &b->k, &b->start, hooked) ? -EAGAIN : 0;
+}
+
+static int batch_claim(struct spw_producer *p, struct claim_try *b)
+{
+	/* Relaxed: set by tests before any producer runs. */
+	if (__builtin_expect(ring_test_hook != NULL, 0))
+		return batch_claim_impl(p, b, true);
+	return batch_claim_impl(p, b, false);
+}
+
+/* Write and commit the b->k records claimed at b->start, in order (each
+ * commit a release store of its own, I4), then end the claim. */
+static inline __attribute__((always_inline)) int batch_write(struct spw_producer *p,
+							     const struct claim_try *b,
+							     int64_t *positions, const bool hooked)
+{
+	struct spw_topic *t = p->t;
+	uint64_t pos = b->start;
+
+	for (uint32_t i = 0; i < b->k; i++) {
+		struct ring_rec *rec = ring_rec_at(t, pos);
+		uint32_t len = b->m[i].len;
+
+		rec->timestamp_ns = b->ts;
+		copy_payload(rec + 1, b->m[i].data, len);
+		HOOK(RING_AT_BEFORE_COMMIT);
+		write_word(t, pos, ring_word(RING_T_DATA, len, pos, t->ring_bytes));
+		if (positions)
+			positions[i] = (int64_t)pos;
+		pos += ring_span(len);
+	}
+	claim_done(p);
+	return (int)b->k;
+}
+
+int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+			    int64_t *positions)
+{
+	struct claim_try b = { .m = m, .n = n };
+	int r = batch_check(p, m, n);
+
+	if (r || !n)
+		return r;
+	/* Relaxed: set by tests before any producer runs. */
+	if (__builtin_expect(ring_test_hook != NULL, 0)) {
+		r = batch_claim_impl(p, &b, true);
+		return r ? r : batch_write(p, &b, positions, true);
+	}
+	r = batch_claim_impl(p, &b, false);
+	return r ? r : batch_write(p, &b, positions, false);
+}
+
+int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+				 int64_t timeout_ns, int64_t *positions)
+{
+	struct claim_try b = { .m = m, .n = n };
+	int r = batch_check(p, m, n);
+
+	if (r || !n)
+		return r;
+	r = claim_wait(p, &b, timeout_ns);
+	return r ? r : batch_write(p, &b, positions, true);
 }

@@ -180,6 +180,31 @@ int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len
 int64_t spw_producer_send_wait(struct spw_producer *p, const void *data,
 			       uint32_t len, int64_t timeout_ns);
 
+/* One record of a batch for spw_producer_send_batch. */
+struct spw_msg {
+	const void *data;
+	uint32_t len;
+};
+
+/* Send records m[0..n) with one claim: one move of the tail, one clock read
+ * (every record of the batch carries that timestamp), one check for
+ * sleeping consumers. Sends the longest prefix of m that fits in the free
+ * ring before the ring's end (records never straddle it; the next call goes
+ * on after a padding record): returns how many (1..n), 0 when n is 0,
+ * -EAGAIN when not even m[0] fits, -EMSGSIZE when any of the n records is
+ * longer than the topic's max_record and -EINVAL when one has no data (then
+ * nothing is sent), -EBUSY while the handle holds a claim, -ECHILD in a
+ * forked child. positions, when not NULL, gets the position of each record
+ * sent. The records are committed in order, each as soon as it is copied:
+ * a producer killed half way loses only the uncommitted rest (the daemon
+ * aborts it, ring_layout.h I7). */
+int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+			    int64_t *positions);
+/* Blocking variant, as spw_producer_send_wait: waits until at least m[0]
+ * fits; -ETIMEDOUT after timeout_ns (< 0: forever). */
+int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+				 int64_t timeout_ns, int64_t *positions);
+
 /* Zero copy: claim len bytes, write them at c->data, then commit or abort.
  * Exactly one claim per producer handle may be open at a time. */
 struct spw_claim {

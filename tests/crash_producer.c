@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,6 +592,135 @@ static void a_handle_is_refused_in_a_forked_child(void **state)
 	test_shared_free(sh, sizeof(*sh));
 }
 
+/* A batch (spw_producer_send_batch) of BATCH_N records of 1000 bytes; the
+ * victim stops before its second commit: the first record is committed,
+ * the other three are claimed, with the batch's span in its slot. */
+#define BATCH_N 4
+static int commits_seen;
+
+static void stop_at_second_commit(enum ring_point at)
+{
+	if (at == RING_AT_BEFORE_COMMIT && ++commits_seen == 2) {
+		ring_test_hook = NULL;
+		raise(SIGSTOP);
+	}
+}
+
+/* The hash of test_fill(tag) over len bytes, as test_collect records it. */
+static uint64_t fill_hash(uint32_t len, uint64_t tag)
+{
+	uint8_t buf[1000];
+
+	assert_true(len <= sizeof(buf));
+	test_fill(buf, len, tag);
+	return test_hash(buf, len);
+}
+
+static int batch_victim(void *arg)
+{
+	struct crash_shared *x = arg;
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	static uint8_t buf[BATCH_N][1000];
+	struct spw_msg m[BATCH_N];
+	int64_t pos[BATCH_N];
+	int r;
+
+	TEST_CHECK(test_open_producer(x->dir, "batch", &t, &p) == 0, "batch victim");
+	for (int i = 0; i < BATCH_N; i++) {
+		test_fill(buf[i], sizeof(buf[i]), (uint64_t)i);
+		m[i] = (struct spw_msg){ buf[i], sizeof(buf[i]) };
+	}
+	ring_test_hook = stop_at_second_commit;
+	r = spw_producer_send_batch(p, m, BATCH_N, pos);
+	TEST_CHECK(r == BATCH_N, "batch victim: send_batch after the stall: %d", r);
+	atomic_store(&x->victim_sent, pos[BATCH_N - 1]);
+	return 0;
+}
+
+/* Stopped half way through a batch: resolve says LIVE and changes nothing;
+ * then killed (the uncommitted rest, exactly, becomes one ABORTED record at
+ * once; the committed first record stays delivered) or resumed (the rest
+ * arrives). A send after it goes through either way. */
+static void run_batch_crash(bool resume)
+{
+	struct spw_topic *t = topic_new("batch");
+	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
+	struct test_got *g = test_got_new();
+	struct spw_producer *pp = NULL;
+	struct spw_consumer *c = NULL;
+	const int64_t span = (int64_t)test_span(1000);
+	int64_t first, stuck;
+	uint8_t *map, buf[64] = { 0 };
+	struct spwd_scan_result s;
+	struct spwd_stall st;
+	pid_t v;
+
+	snprintf(sh->dir, sizeof(sh->dir), "%s", test_group_dir);
+	atomic_init(&sh->victim_sent, -1);
+	map = test_map_ring(test_group_dir, "batch", RING, NULL);
+	assert_non_null(map);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	first = (int64_t)info_of(t).tail;
+	stuck = first + span;
+	v = test_fork(batch_victim, sh);
+	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
+	assert_int_equal(info_of(t).tail, (uint64_t)(first + BATCH_N * span));
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 1);
+	assert_int_equal(g->r[0].position, first);
+	assert_int_equal(g->r[0].hash, fill_hash(1000, 0));
+	assert_int_equal(spwd_scan(t, stuck, RING, &s), 0);
+	assert_int_equal(s.stuck, stuck);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(spwd_resolve(t, stuck, &st), SPWD_RESOLVE_LIVE);
+		assert_int_equal(st.pid, (uint32_t)v);
+		assert_int_equal(test_commit_word(map, RING, (uint64_t)stuck), 0);
+		test_sleep_ns(10 * TEST_MS);
+	}
+	if (resume) {
+		assert_int_equal(kill(v, SIGCONT), 0);
+		assert_int_equal(test_wait(v, 30 * TEST_SEC), 0);
+		assert_int_equal(atomic_load(&sh->victim_sent), first + (BATCH_N - 1) * span);
+		assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), BATCH_N - 1);
+		for (int i = 1; i < BATCH_N; i++) {
+			assert_int_equal(g->r[i].position, first + i * span);
+			assert_int_equal(g->r[i].hash, fill_hash(1000, (uint64_t)i));
+		}
+	} else {
+		assert_int_equal(kill(v, SIGKILL), 0);
+		assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
+		assert_int_equal(spwd_resolve(t, stuck, &st), SPWD_RESOLVE_ABORTED);
+		assert_int_equal(st.span, (BATCH_N - 1) * span);
+		assert_int_equal(test_commit_word(map, RING, (uint64_t)stuck),
+				 W_ABORTED((uint64_t)(BATCH_N - 1) * span, (uint64_t)stuck));
+		assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 0);
+		assert_int_equal(spw_consumer_position(c), first + BATCH_N * span);
+	}
+	assert_int_equal(spw_producer_open(t, &pp), 0);
+	assert_int_equal(spw_producer_send(pp, buf, sizeof(buf)), first + BATCH_N * span);
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 1);
+	assert_int_equal(g->n, (resume ? BATCH_N : 1) + 1);
+	spw_producer_close(pp);
+	spw_consumer_close(c);
+	test_unmap_ring(map, RING);
+	free(g);
+	test_shared_free(sh, sizeof(*sh));
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, "batch"), 0);
+}
+
+static void killed_half_way_through_a_batch(void **state)
+{
+	(void)state;
+	run_batch_crash(false);
+}
+
+static void stalled_half_way_through_a_batch_then_resumed(void **state)
+{
+	(void)state;
+	run_batch_crash(true);
+}
+
 /* A stall that ends in a commit: resolve said LIVE all along, the record
  * arrives intact, and a zero-copy claim cannot be opened twice. */
 static void resolve_checks_its_position(void **state)
@@ -677,6 +807,8 @@ int main(void)
 		cmocka_unit_test(a_handle_is_refused_in_a_forked_child),
 		cmocka_unit_test(resolve_checks_its_position),
 		cmocka_unit_test(close_with_an_open_claim_aborts_it),
+		cmocka_unit_test(killed_half_way_through_a_batch),
+		cmocka_unit_test(stalled_half_way_through_a_batch_then_resumed),
 	};
 
 	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);

@@ -27,6 +27,16 @@ int bench_parse_backoff(const char *s, int64_t *out)
 	return 0;
 }
 
+int bench_parse_batch(const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (seg_parse_scaled(s, 1000, "", false, &v) || v < 1 || v > BENCH_BATCH_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 int bench_parse_seconds(const char *s, double *out)
 {
 	double ms;

@@ -17,5 +17,9 @@ int bench_parse_count(const char *s, uint64_t *out);
 /* A consumer back-off in ns: 0 (off) to SPW_CONSUMER_BACKOFF_MAX_NS, digits
  * only (spw_consumer_set_backoff). 0 or -EINVAL. */
 int bench_parse_backoff(const char *s, int64_t *out);
+/* Records per spw_producer_send_batch call: 1 to BENCH_BATCH_MAX, digits
+ * only. 0 or -EINVAL. */
+#define BENCH_BATCH_MAX 1024u
+int bench_parse_batch(const char *s, uint32_t *out);
 
 #endif

@@ -31,6 +31,7 @@ struct spw_topic;
 struct spw_producer;
 struct spw_consumer;
 struct spw_reader;
+struct spw_msg;
 
 enum chan_sys { SYS_SPW = 0, SYS_PIPE, SYS_UNIX, SYS_MQ, SYS_ZMQ };
 enum chan_end { CHAN_TX = 0, CHAN_RX = 1 };
@@ -49,6 +50,7 @@ struct chan_cfg {
 	const char *shm_dir, *data_dir;
 	bool spill;               /* a daemon spills (it must be running); else NO_SPILL */
 	int64_t backoff_ns;       /* the live receiver's spw_consumer_set_backoff; 0 off */
+	uint32_t batch;           /* > 1: the sender sends that many per call (chan_send_batch) */
 };
 
 struct chan {
@@ -100,6 +102,8 @@ int spwc_create(struct chan *ch, char *err, size_t errlen);
 void spwc_destroy(struct chan *ch);
 int spwc_open(struct chan *ch, char *err, size_t errlen);
 int spwc_send(struct chan *ch, const void *data, uint32_t len);
+/* All n of m, in spw_producer_send_batch calls. 0 or -errno. */
+int spwc_send_batch(struct chan *ch, const struct spw_msg *m, uint32_t n);
 int spwc_recv(struct chan *ch, chan_msg_fn fn, void *arg);
 void spwc_close(struct chan *ch);
 

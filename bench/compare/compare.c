@@ -61,35 +61,39 @@
 static const struct sysdef systems[] = {
 	{ "spillway-live", SYS_SPW, true, false, false,
 	  "an exclusive producer's spw_producer_send / spw_consumer_peek+release (batches of <= 256), both "
-	  "spinning; no-spill topic, the receiver reclaims", false, false },
+	  "spinning; no-spill topic, the receiver reclaims", false, false, false },
 	{ "spillway-backoff", SYS_SPW, true, false, false,
 	  "as spillway-live, and the receiver backs off after a peek that found nothing "
-	  "(spw_consumer_set_backoff, --backoff NS): throughput over latency", false, true },
+	  "(spw_consumer_set_backoff, --backoff NS): throughput over latency", false, true, false },
+	{ "spillway-batch", SYS_SPW, true, false, false,
+	  "as spillway-backoff, and the producer sends batches (spw_producer_send_batch, --batch N, "
+	  "32): one claim and one clock read per batch; no round trips (one message per trip)",
+	  false, true, true },
 	{ "spillway-wait", SYS_SPW, false, false, false,
 	  "an exclusive producer's spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, "
-	  "then futex sleep)", false, false },
+	  "then futex sleep)", false, false, false },
 	{ "spillway-spill", SYS_SPW, false, true, false,
 	  "spillwayd spills to disk meanwhile; an exclusive producer's send_wait; the receiver is an "
-	  "spw_reader (spw_reader_read batches)", false, false },
-	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false, false },
-	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false, false },
+	  "spw_reader (spw_reader_read batches)", false, false, false },
+	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false, false, false },
+	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false, false, false },
 	{ "unix", SYS_UNIX, false, false, false,
-	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB", false, false },
-	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning", false, false },
-	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive", false, false },
-	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN", false, false },
-	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv", false, false },
+	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB", false, false, false },
+	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning", false, false, false },
+	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive", false, false, false },
+	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN", false, false, false },
+	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv", false, false, false },
 	{ "zmq-busy", SYS_ZMQ, true, false, false,
-	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)", false, false },
+	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)", false, false, false },
 	{ "file", SYS_SPW, false, false, true,
-	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)", false, false },
+	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)", false, false, false },
 	/* Only with --aeron DIR (bench/compare/aeron.c). */
 	{ "aeron-ipc", SYS_SPW, true, false, false,
 	  "Aeron's C media driver and C samples over aeron:ipc: streaming_exclusive_publisher "
 	  "(try_claim) or, above one 1408-byte MTU frame, streaming_publisher (offer) -> "
 	  "rate_subscriber; cping / cpong for round trips; the subscribers do not check sequence "
 	  "numbers; driver AERON_THREADING_MODE=SHARED, unpinned, otherwise Aeron's defaults",
-	  true, false },
+	  true, false, false },
 };
 #define NSYS (sizeof(systems) / sizeof(systems[0]))
 
@@ -102,6 +106,7 @@ static struct {
 	const char *aeron_dir; /* --aeron DIR: Aeron's C binaries; NULL no Aeron rows */
 	const char *fault;     /* $COMPARE_FAULT "system:sender|receiver:stall|crash" */
 	int64_t backoff_ns;    /* --backoff: spillway-backoff's receiver */
+	uint32_t batch;        /* --batch: spillway-batch's messages per call */
 	double grace_s;        /* --timeout: a side still running this long after the run: killed */
 	uint64_t ring_bytes, spill_ring_bytes;
 	int pu[2];
@@ -109,7 +114,7 @@ static struct {
 	struct aeron_cfg aeron;
 	double aeron_est_rate[MAX_SIZES], aeron_est_rtt[MAX_SIZES];
 } G = { .dur_s = 1, .rtt_dur_s = 0.5, .reps = 3, .ring_bytes = 1u << 20,
-	.spill_ring_bytes = 64u << 20, .grace_s = 20, .backoff_ns = 50000 };
+	.spill_ring_bytes = 64u << 20, .grace_s = 20, .backoff_ns = 50000, .batch = 32 };
 
 static struct cell cells[NSYS][MAX_SIZES];
 
@@ -387,6 +392,7 @@ static void chan_cfg_for(const struct sysdef *sd, uint32_t size, struct chan_cfg
 	cfg->shm_dir = G.shm_dir;
 	cfg->data_dir = data_dir;
 	cfg->backoff_ns = sd->backoff ? G.backoff_ns : 0;
+	cfg->batch = sd->batch ? G.batch : 0;
 }
 
 static void record_err(const struct sysdef *sd, uint32_t size, struct cell *cl, const char *what,
@@ -547,7 +553,7 @@ static void usage(FILE *f)
 		"usage: compare --out DIR [--duration SEC] [--rtt-duration SEC] [--reps N]\n"
 		"               [--sizes 64,1K,16K] [--cpus A,B] [--data-dir DIR] [--only a,b]\n"
 		"               [--ring-size 1M] [--spill-ring-size 64M] [--timeout SEC]\n"
-		"               [--aeron DIR] [--backoff NS]\n"
+		"               [--aeron DIR] [--backoff NS] [--batch N]\n"
 		"Spillway vs pipe, Unix socket, POSIX mq, ZeroMQ ipc:// and a file writer:\n"
 		"throughput and round trips between two pinned processes. Writes DIR/compare.tsv,\n"
 		"DIR/compare_latency.tsv, DIR/compare_env.txt. Systems:");
@@ -559,6 +565,8 @@ static void usage(FILE *f)
 		   "--backoff NS (50000): spillway-backoff's receiver, after a peek that found\n"
 		   "nothing, does not look again for up to NS ns (spw_consumer_set_backoff;\n"
 		   "0: off, the row is then spillway-live again).\n"
+		   "--batch N (32, 1-1024): spillway-batch's sender sends N messages per\n"
+		   "spw_producer_send_batch call (its receiver is spillway-backoff's).\n"
 		   "--timeout SEC (20): a process still running SEC after its run should have\n"
 		   "ended is killed and its row marked failed. A failed peer never fails the\n"
 		   "run; a failed Spillway case does (exit 1).\n"
@@ -582,6 +590,7 @@ static int parse(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "aeron", required_argument, NULL, 'A' },
 		{ "backoff", required_argument, NULL, 'B' },
+		{ "batch", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -622,6 +631,10 @@ static int parse(int argc, char **argv)
 		case 'A': G.aeron_dir = optarg; break;
 		case 'B':
 			if (bench_parse_backoff(optarg, &G.backoff_ns))
+				return 2;
+			break;
+		case 'b':
+			if (bench_parse_batch(optarg, &G.batch))
 				return 2;
 			break;
 		case 'T':
@@ -742,7 +755,8 @@ static void run_case(const struct sysdef *sd, int z, int rep, double probe)
 		case_aeron(sd, z, cl, true);
 	} else {
 		case_channels(sd, G.sizes[z], cl, false);
-		case_channels(sd, G.sizes[z], cl, true);
+		if (!sd->batch) /* a round trip is one message: no batch */
+			case_channels(sd, G.sizes[z], cl, true);
 	}
 	if (cl->n > n0)
 		cl->rrate[rep] = cl->rate[cl->n - 1];

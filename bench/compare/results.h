@@ -23,6 +23,7 @@ struct sysdef {
 	const char *how;    /* one line for the markdown */
 	bool aeron;         /* Aeron's own binaries (aeron.c); only with --aeron */
 	bool backoff;       /* the receiver sets spw_consumer_set_backoff (--backoff NS) */
+	bool batch;         /* the sender uses spw_producer_send_batch (--batch N); no round trips */
 };
 
 /* Per system and size: one value per repetition (medians are reported). */

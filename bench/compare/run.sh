@@ -27,7 +27,8 @@
 # 2,3; default: hwloc picks two cores), COMPARE_DATA_DIR (/var/tmp: must be a
 # disk), COMPARE_TIMEOUT (20: seconds a process may run past its run's end
 # before it is killed), COMPARE_BACKOFF (50000: ns the spillway-backoff
-# receiver waits after a peek that found nothing), AERON (a directory with Aeron's C binaries: adds the
+# receiver waits after a peek that found nothing), COMPARE_BATCH (32: messages
+# per spw_producer_send_batch call of the spillway-batch sender), AERON (a directory with Aeron's C binaries: adds the
 # aeron-ipc rows and the ratios against them; docs/aeron.md),
 # COMPARE_FAULT (<system>:<sender|receiver>:<stall|crash>: SIGSTOP or SIGSEGV
 # that process once its run started, to check that the row fails alone).
@@ -111,6 +112,7 @@ args=(--out "$OUT"
 [ -n "${COMPARE_CPUS:-}" ] && args+=(--cpus "$COMPARE_CPUS")
 [ -n "${COMPARE_TIMEOUT:-}" ] && args+=(--timeout "$COMPARE_TIMEOUT")
 [ -n "${COMPARE_BACKOFF:-}" ] && args+=(--backoff "$COMPARE_BACKOFF")
+[ -n "${COMPARE_BATCH:-}" ] && args+=(--batch "$COMPARE_BATCH")
 [ -n "${AERON:-}" ] && args+=(--aeron "$AERON")
 args+=("$@")
 export SPW_DAEMON=${SPW_DAEMON:-$ROOT/$BUILD/spillwayd}

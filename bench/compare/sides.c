@@ -60,6 +60,34 @@ static int on_msg(void *arg, const void *data, uint32_t len)
 	return 0;
 }
 
+/* The batch sender (cfg.batch > 1, Spillway only): batches of cfg.batch
+ * messages, each with its sequence number, one spwc_send_batch each. */
+static uint64_t send_batches(struct ctl *c, struct side *s, struct chan *ch)
+{
+	uint32_t n = ch->cfg.batch, size = ch->cfg.size;
+	unsigned char *buf = bench_payload((size_t)n * size);
+	struct spw_msg *m = calloc(n, sizeof(*m));
+	uint64_t i;
+	int r;
+
+	if (!buf || !m || size < sizeof(i))
+		side_fail(s, "sender: %s", size < sizeof(i) ? "messages too short for a batch"
+								: "out of memory");
+	for (uint32_t k = 0; k < n; k++)
+		m[k] = (struct spw_msg){ buf + (size_t)k * size, size };
+	for (i = 0; !stop_asked(c); i += n) {
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t seq = i + k;
+
+			memcpy(buf + (size_t)k * size, &seq, sizeof(seq));
+		}
+		if ((r = spwc_send_batch(ch, m, n)) < 0)
+			side_fail(s, "send batch at %llu: %s", (unsigned long long)i, strerror(-r));
+	}
+	free(m);
+	return i;
+}
+
 void side_tp_sender(struct ctl *c, struct chan *ch, int pu)
 {
 	struct side *s = &c->side[0];
@@ -71,11 +99,14 @@ void side_tp_sender(struct ctl *c, struct chan *ch, int pu)
 	if (!buf || chan_open(ch, CHAN_TX, err, sizeof(err)))
 		side_fail(s, "sender: %s", buf ? err : "out of memory");
 	side_ready(c, s, pu);
-	for (i = 0; (i & 15) || !stop_asked(c); i++) {
-		memcpy(buf, &i, sizeof(i));
-		if ((r = chan_send(ch, buf, ch->cfg.size)) < 0)
-			side_fail(s, "send %llu: %s", (unsigned long long)i, strerror(-r));
-	}
+	if (ch->cfg.batch > 1 && ch->cfg.sys == SYS_SPW)
+		i = send_batches(c, s, ch);
+	else
+		for (i = 0; (i & 15) || !stop_asked(c); i++) {
+			memcpy(buf, &i, sizeof(i));
+			if ((r = chan_send(ch, buf, ch->cfg.size)) < 0)
+				side_fail(s, "send %llu: %s", (unsigned long long)i, strerror(-r));
+		}
 	s->count = i;
 	if ((r = chan_send_end(ch)) < 0)
 		side_fail(s, "send the end: %s", strerror(-r));
