@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # cli_bench.sh - `spillway bench`: usage errors exit 2, a short run prints the
 # table and valid --json with throughput and latency percentiles, in both
-# modes, with spilling off and on, and with consumers that back off
-# (--backoff). (Speed itself is never asserted here.)
+# modes, with spilling off and on, with consumers that back off (--backoff)
+# and with producers that send batches (--batch). (Speed itself is never
+# asserted here.)
 set -u
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -49,6 +50,34 @@ for r in d["results"]:
     assert r["lost"] == 0 and r["redelivered"] == 0, r
     assert len(r["consumers"]) == 2 and all(c["records"] > 0 for c in r["consumers"]), r
 PY
+
+check "--batch: producers send batches; every record arrives once, in both send modes"
+for bad in 0 -1 x 1025; do
+	expect_rc 2 "$CLI" bench --batch "$bad" --duration 0.1 --size 64
+done
+expect_rc 2 "$CLI" bench --batch 8 --mode pingpong --duration 0.1 --size 64
+expect_err "a round trip is one record"
+# 10007 records: the last batch of each producer is a short one.
+expect_rc 0 "$CLI" bench --batch 7 --producers 2 --count 10007 --size 64,1K --json
+python3 - "$TMP/out" <<'PY' || fail "bench --batch: records lost or redelivered, or the setting not reported"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["config"]["batch"] == 7, d["config"]
+for r in d["results"]:
+    assert r["ok"] and r["sent"] == 2 * 10007, r
+    assert r["lost"] == 0 and r["redelivered"] == 0, r
+    assert r["consumers"][0]["records"] == 2 * 10007, r
+PY
+expect_rc 0 "$CLI" bench --batch 32 --wait --count 20000 --size 64 --json
+python3 - "$TMP/out" <<'PY' || fail "bench --batch --wait: records lost or redelivered"
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["results"][0]
+assert not d["config"]["busy"] and r["ok"] and r["lost"] == 0 and r["redelivered"] == 0, r
+assert r["consumers"][0]["records"] == 20000, r
+PY
+expect_rc 0 "$CLI" bench --batch 16 --duration 0.2 --size 64
+expect_out "batches of 16 records"
 
 check "ping-pong through two topics reports round trips"
 expect_rc 0 "$CLI" bench --mode pingpong --duration 0.2 --size 64

@@ -59,7 +59,7 @@ void bw_run_pinger(struct bw_ctl *c, struct bw_slot *s)
 		x.expect = i;
 		x.got = false;
 		t0 = ring_monotonic_ns();
-		sr = bw_send_one(pr, p->busy, buf, p->size);
+		sr = bench_send_one(pr, p->busy, buf, p->size);
 		if (sr < 0)
 			fail(s, "send ping %llu: %s", (unsigned long long)i, strerror((int)-sr));
 		while (!x.got) {
@@ -89,7 +89,7 @@ void bw_run_pinger(struct bw_ctl *c, struct bw_slot *s)
 	}
 	s->t_end_ns = ring_monotonic_ns();
 	/* The end: a zero-length ping. */
-	if (bw_send_one(pr, p->busy, buf, BW_EOF_LEN) < 0)
+	if (bench_send_one(pr, p->busy, buf, BW_EOF_LEN) < 0)
 		fail(s, "send the end marker");
 	s->sink = x.fold;
 	done(s);
@@ -114,7 +114,7 @@ static int on_ping(void *arg, const struct spw_record *r)
 	if (r->len != e->size)
 		e->s->bad++;
 	/* Straight from the ring into the pong topic: the one copy. */
-	e->err = bw_send_one(e->pr, e->busy, r->data, r->len);
+	e->err = bench_send_one(e->pr, e->busy, r->data, r->len);
 	return e->err < 0;
 }
 

@@ -15,10 +15,22 @@
 #define SPILLWAY_BENCH_PROC_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 void bench_sleep_ns(uint64_t ns);
+
+/* A sender's side, the same in both benchmarks: send one record, or all n
+ * of a batch (spw_producer_send_batch calls until every one went), spinning
+ * on a full ring (busy) or sleeping on its futex. The position (one record),
+ * 0 (a batch), or -errno: -ETIMEDOUT once the ring stayed full for
+ * BENCH_STALL_NS (the consumers or the daemon stalled). */
+#define BENCH_STALL_NS 10000000000ull
+struct spw_producer;
+struct spw_msg;
+int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len);
+int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n);
 
 /* A buffer of size bytes (64-byte aligned; free() it) filled with the fixed
  * pattern every benchmark sender sends. NULL when out of memory. */

@@ -76,6 +76,9 @@ void bench_report_header(FILE *f, const struct bench_opts *o, const struct bench
 	if (o->backoff_ns)
 		fprintf(f, "consumers back off %lld ns after a poll that found nothing\n",
 			(long long)o->backoff_ns);
+	if (o->batch > 1)
+		fprintf(f, "producers send batches of %u records (spw_producer_send_batch)\n",
+			o->batch);
 	fprintf(f, "machine: %s\npinning:", e->topo);
 	for (int i = 0; i < e->nroles; i++) {
 		topo_pu_desc(e->role_pu[i], desc, sizeof(desc));
@@ -193,12 +196,12 @@ static void json_env(FILE *f, const struct bench_opts *o, const struct bench_env
 	fprintf(f, "\"duration_s\": ");
 	json_num(f, o->duration_s);
 	fprintf(f, ", \"count\": %llu, \"rate\": %llu, \"ring_bytes\": %llu, \"spill\": %s, "
-		   "\"daemon\": %s, \"busy\": %s, \"backoff_ns\": %lld, \"latency_sample\": %u, "
-		   "\"reclaim\": ",
+		   "\"daemon\": %s, \"busy\": %s, \"backoff_ns\": %lld, \"batch\": %u, "
+		   "\"latency_sample\": %u, \"reclaim\": ",
 		(unsigned long long)o->count, (unsigned long long)o->rate,
 		(unsigned long long)o->ring_bytes, o->spill ? "true" : "false",
 		o->daemon ? "true" : "false", o->busy ? "true" : "false", (long long)o->backoff_ns,
-		o->sample);
+		o->batch, o->sample);
 	json_str(f, reclaim_desc(o));
 	fprintf(f, ", \"shm_dir\": ");
 	json_str(f, e->shm_dir);

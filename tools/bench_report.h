@@ -32,6 +32,7 @@ struct bench_opts {
 	bool daemon;          /* no spill, but a daemon reclaims (else consumer 0) */
 	bool busy;            /* spin; else the blocking calls */
 	int64_t backoff_ns;   /* consumers' spw_consumer_set_backoff; 0 off */
+	uint32_t batch;       /* producers' records per spw_producer_send_batch; 1 one send each */
 	bool json;
 	const char *cpus;
 	const char *shm_parent, *data_parent;

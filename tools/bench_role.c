@@ -69,28 +69,6 @@ void bw_src_reclaim(struct bw_slot *sl, struct src *s, int64_t upto, uint64_t ri
 	s->reclaimed = upto;
 }
 
-/* Send one record: spin on a full ring (busy) or sleep on its futex. */
-int64_t bw_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len)
-{
-	uint64_t spins = 0, t0 = 0;
-	int64_t r;
-
-	if (!busy)
-		return spw_producer_send_wait(p, buf, len, (int64_t)STALL_NS);
-	while ((r = spw_producer_send(p, buf, len)) == -EAGAIN) {
-		if ((++spins & 0xffff) == 0) {
-			uint64_t now = ring_monotonic_ns();
-
-			if (!t0)
-				t0 = now;
-			else if (now - t0 > STALL_NS)
-				return -ETIMEDOUT;
-		}
-		bench_relax();
-	}
-	return r;
-}
-
 void bw_pace(uint64_t t0, uint64_t i, uint64_t rate)
 {
 	uint64_t due = t0 + (uint64_t)((double)i * 1e9 / (double)rate);

@@ -17,7 +17,7 @@
 
 #define POLL_MAX 256
 #define WAIT_SLICE_NS 10000000ll    /* blocking polls return after 10 ms idle */
-#define STALL_NS 10000000000ull     /* no progress for 10 s: broken */
+#define STALL_NS BENCH_STALL_NS      /* no progress for 10 s: broken (bench_proc.h) */
 #define TAIL_GRACE_NS 2000000000ull /* producers done, nothing new for 2 s: missing */
 #define SEQ_BITS 48
 #define SEQ_MASK ((1ull << SEQ_BITS) - 1)
@@ -44,8 +44,6 @@ int bw_src_poll(struct src *s, bool busy, spw_record_fn fn, void *arg, int max);
 int64_t bw_src_position(const struct src *s);
 /* Reclaim up to upto when it is a quarter ring past the last bound. */
 void bw_src_reclaim(struct bw_slot *sl, struct src *s, int64_t upto, uint64_t ring_bytes);
-/* Send one record: spin on a full ring (busy) or sleep on its futex. */
-int64_t bw_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len);
 void bw_pace(uint64_t t0, uint64_t i, uint64_t rate);
 struct spw_producer *bw_open_producer(struct bw_ctl *c, struct bw_slot *s, const char *topic);
 

@@ -53,6 +53,7 @@ struct bw_params {
 	int producers, consumers;
 	bool busy;                   /* spin on poll/send; else the blocking calls */
 	int64_t backoff_ns;          /* consumers: spw_consumer_set_backoff; 0 off */
+	uint32_t batch;              /* producers: records per spw_producer_send_batch; <= 1 one send each */
 	bool reader;                 /* consumers are spw_readers (disk then live) */
 	bool self_reclaim;           /* consumer 0 reclaims behind all consumers */
 	bool lapping_ok;             /* a daemon reclaims: count lapped records as lost */

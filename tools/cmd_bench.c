@@ -318,6 +318,7 @@ static void fill_params(struct run *ru, uint32_t size, struct bw_params *p)
 	p->consumers = o->consumers;
 	p->busy = o->busy;
 	p->backoff_ns = o->backoff_ns;
+	p->batch = o->batch;
 	p->reader = o->spill;
 	p->self_reclaim = !o->spill && !o->daemon;
 	p->lapping_ok = o->daemon;

@@ -26,7 +26,6 @@
 
 #define POLL_MAX 256
 #define WAIT_SLICE_NS 10000000ll
-#define STALL_NS 10000000000ll
 
 int spwc_create(struct chan *ch, char *err, size_t errlen)
 {
@@ -106,54 +105,16 @@ void spwc_close(struct chan *ch)
 	ch->t = NULL;
 }
 
-/* A busy sender found the ring full: true once it has been for STALL_NS
- * (checked every 64 Ki spins; *t0 0 at the first). */
-static bool stalled(uint64_t *spins, uint64_t *t0)
-{
-	if ((++*spins & 0xffff) == 0) {
-		uint64_t now = ring_monotonic_ns();
-
-		if (!*t0)
-			*t0 = now;
-		else if (now - *t0 > (uint64_t)STALL_NS)
-			return true;
-	}
-	bench_relax();
-	return false;
-}
-
 int spwc_send(struct chan *ch, const void *data, uint32_t len)
 {
-	uint64_t spins = 0, t0 = 0;
-	int64_t r;
+	int64_t r = bench_send_one(ch->p, ch->cfg.busy, data, len);
 
-	if (!ch->cfg.busy) {
-		r = spw_producer_send_wait(ch->p, data, len, STALL_NS);
-		return r < 0 ? (int)r : 0;
-	}
-	while ((r = spw_producer_send(ch->p, data, len)) == -EAGAIN)
-		if (stalled(&spins, &t0))
-			return -ETIMEDOUT;
 	return r < 0 ? (int)r : 0;
 }
 
 int spwc_send_batch(struct chan *ch, const struct spw_msg *m, uint32_t n)
 {
-	uint64_t spins = 0, t0 = 0;
-	uint32_t sent = 0;
-	int r;
-
-	while (sent < n) {
-		r = ch->cfg.busy ? spw_producer_send_batch(ch->p, m + sent, n - sent, NULL)
-				 : spw_producer_send_batch_wait(ch->p, m + sent, n - sent, STALL_NS, NULL);
-		if (r > 0)
-			sent += (uint32_t)r;
-		else if (r != -EAGAIN)
-			return r ? r : -EIO;
-		else if (stalled(&spins, &t0))
-			return -ETIMEDOUT;
-	}
-	return 0;
+	return bench_send_batch(ch->p, ch->cfg.busy, m, n);
 }
 
 struct spw_rx {
