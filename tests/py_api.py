@@ -100,6 +100,26 @@ def test_topics_and_producers():
     raises(spillway.NotFound, lambda: spillway.Topic.open("py_a"), "deleted")
 
 
+def test_send_many_in_batches():
+    # 600 records: batches of 256, 256 and 88 (spw_producer_send_batch_wait).
+    with spillway.Topic.create("py_sm", ring_size=1 << 20, max_record=1024) as t, \
+            spillway.Producer(t) as p:
+        check(p.send_many([]) is None, "no records: None")
+        data = [b"m %d " % i * (i % 7) for i in range(600)]
+        last = p.send_many(iter(data))
+        with spillway.Reader("py_sm") as r:
+            recs = list(r)
+        check([x.data for x in recs] == data, "every record, in order, byte for byte")
+        check(recs[-1].position == last, "the last position is returned")
+        check(recs[0].timestamp == recs[255].timestamp != recs[256].timestamp,
+              "one timestamp per batch of 256")
+        # A record over max_record: its batch sends nothing, those before it went.
+        tail = t.info()["tail"]
+        raises(spillway.SpillwayError, lambda: p.send_many([b"a"] * 300 + [b"x" * 2000]),
+               "too long")
+        check(t.info()["tail"] == tail + 256 * 24, "the first full batch went, not the second")
+
+
 def test_readers():
     with spillway.Topic.create("py_r", ring_size=1 << 20) as t, spillway.Producer(t) as p:
         pos = [p.send(b"rec %d" % i) for i in range(100)]

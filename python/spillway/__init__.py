@@ -299,12 +299,42 @@ class Producer(_Handle):
             _raise(pos, "sending to %r" % self._topic.name)
         return pos
 
+    _BATCH = 256
+
     def send_many(self, records, timeout=None):
-        """send() each record of an iterable; returns the last position (or None)."""
+        """Append the records of an iterable (bytes-like each), in batches of up to 256
+        with spw_producer_send_batch_wait: one C call, one claim and one timestamp per
+        batch. Returns the last position (None for no records). Waits while the ring is
+        full, up to timeout seconds per wait (TimeoutError). A record longer than the
+        topic's max_record raises before anything of its batch is sent (the batches
+        before it are)."""
         pos = None
+        chunk = []
         for r in records:
-            pos = self.send(r, timeout)
+            chunk.append(ffi.from_buffer(r))
+            if len(chunk) == self._BATCH:
+                pos = self._send_batch(chunk, timeout)
+                chunk = []
+        if chunk:
+            pos = self._send_batch(chunk, timeout)
         return pos
+
+    def _send_batch(self, bufs, timeout):
+        n = len(bufs)
+        m = ffi.new("struct spw_msg[]", n)
+        last = ffi.new("int64_t[]", n)
+        for i, b in enumerate(bufs):
+            m[i].data = b
+            m[i].len = len(b)
+        sent = 0
+        while sent < n:
+            # bufs keeps every buffer alive for the call.
+            r = lib.spw_producer_send_batch_wait(self._p, m + sent, n - sent, _ns(timeout),
+                                                 last + sent)
+            if r < 0:
+                _raise(r, "sending to %r" % self._topic.name)
+            sent += r
+        return last[n - 1]
 
     def wait_ack(self, position, level="spilled", timeout=None):
         """Wait until the record at `position` is 'committed', 'spilled' (written to a
