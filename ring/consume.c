@@ -91,13 +91,48 @@ uint64_t spw_consumer_skipped(const struct spw_consumer *c)
 	return c ? c->skipped : 0;
 }
 
+/* Does the chain of committed records from a, a record boundary, land on
+ * pos exactly? For a pos inside a slot's span [a, end): a batch
+ * (spw_producer_send_batch) whose first records are committed and the rest
+ * not yet. Below `reclaimed` records may be zeroed as we walk: start, and
+ * go on, from there (a record boundary too, I1; reclaim never passes an
+ * uncommitted record, so never pos). */
+static bool chain_reaches(struct spw_topic *t, uint64_t a, uint64_t pos)
+{
+	uint64_t q = a;
+
+	for (;;) {
+		/* Acquire: pairs with reclaim's seq_cst store (I1, I5). */
+		uint64_t rec = atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire);
+		int64_t span;
+
+		if (q < rec)
+			q = rec;
+		if (q >= pos)
+			return q == pos;
+		/* Acquire: pairs with the commit store (I4). */
+		span = ring_check(t, q, atomic_load_explicit(&ring_rec_at(t, q)->commit,
+							     memory_order_acquire));
+		if (span <= 0) {
+			/* Zeroed under us (reclaimed moved past q): go on from
+			 * there; else the chain stops short of pos. */
+			if (atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire) > q)
+				continue;
+			return false;
+		}
+		q += (uint64_t)span;
+	}
+}
+
 /* Is pos a record boundary? A committed record starts there, or a claim
- * published in a slot (I2) does, or it is the tail. Anything else is inside
+ * published in a slot (I2) does, or the committed records of a slot's
+ * unfinished batch lead to it, or it is the tail. Anything else is inside
  * a record (payload bytes can be all zero: "nothing yet" forever). */
 static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 {
 	_Atomic uint64_t *word = &ring_rec_at(t, pos)->commit;
-	uint64_t w;
+	uint64_t w, a, e;
+	bool won;
 
 	if (pos == tail)
 		return true;
@@ -116,6 +151,10 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 		/* A wrapping claim's record starts at offset 0 of the next lap. */
 		if ((pos & t->mask) == 0 && (cl & ~7ull) < pos &&
 		    atomic_load_explicit(&t->slots[i].end, memory_order_acquire) > pos)
+			return true;
+		/* Inside a batch's span: its committed records may lead here. */
+		if (ring_slot_span(t, i, &a, &e, &won) && a < pos && pos < e &&
+		    chain_reaches(t, a, pos))
 			return true;
 	}
 	/* A producer that committed while we read the slots moved on: its

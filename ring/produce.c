@@ -17,6 +17,7 @@
 #include "ring_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -526,6 +527,7 @@ int spw_producer_claim_wait(struct spw_producer *p, uint32_t len, int64_t timeou
 }
 
 static inline __attribute__((always_inline)) void claim_done(struct spw_producer *p);
+static inline __attribute__((always_inline)) void commit_wake(struct spw_producer *p);
 
 static inline __attribute__((always_inline)) void finish(struct spw_producer *p, uint64_t pos,
 							  uint64_t w, const bool hooked)
@@ -540,6 +542,12 @@ static inline __attribute__((always_inline)) void claim_done(struct spw_producer
 {
 	/* I2: between records. Release: whoever sees IDLE sees the commit. */
 	atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
+	commit_wake(p);
+}
+
+/* After a commit store: wake the consumers sleeping on the ring, if any. */
+static inline __attribute__((always_inline)) void commit_wake(struct spw_producer *p)
+{
 	/* I8: keep the waiter load after the store. A compiler barrier is
 	 * enough: a sleeping consumer's membarrier supplies the CPU barrier;
 	 * without membarrier we pay the fence ourselves. */
@@ -677,11 +685,16 @@ int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_
 	return send_claimed(p, &c, data, len, true);
 }
 
-/* A batch's arguments: -EINVAL, -EMSGSIZE (nothing is sent then), -EBUSY. */
+/* A batch's arguments: -EINVAL, -EMSGSIZE (nothing is sent then),
+ * -ECHILD, -EBUSY. Only the records one call can send are looked at (the
+ * caller clamped n to batch_max). */
 static int batch_check(const struct spw_producer *p, const struct spw_msg *m, uint32_t n)
 {
 	if (!p || (!m && n))
 		return -EINVAL;
+	/* Relaxed: our own process's generation (bumped only in a child). */
+	if (p->fork_gen != ring_fork_gen)
+		return -ECHILD;
 	for (uint32_t i = 0; i < n; i++) {
 		if (!m[i].data && m[i].len)
 			return -EINVAL;
@@ -731,17 +744,37 @@ static inline __attribute__((always_inline)) int batch_write(struct spw_producer
 		if (positions)
 			positions[i] = (int64_t)pos;
 		pos += ring_span(len);
+		/* Each record is there once committed: a consumer asleep on it
+		 * must not wait for the rest of the batch. The last one's wake
+		 * comes with the IDLE store. */
+		if (i + 1 < b->k)
+			commit_wake(p);
 	}
 	claim_done(p);
 	return (int)b->k;
 }
 
+/* The most records one call can send: every record spans >= 16 bytes, so
+ * a ring holds at most ring_bytes / 16 (and the count must fit an int). */
+static uint32_t batch_max(const struct spw_producer *p, uint32_t n)
+{
+	uint64_t most = p->t->ring_bytes / ring_span(0);
+
+	if (most > INT_MAX)
+		most = INT_MAX;
+	return n > most ? (uint32_t)most : n;
+}
+
 int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
 			    int64_t *positions)
 {
-	struct claim_try b = { .m = m, .n = n };
-	int r = batch_check(p, m, n);
+	struct claim_try b = { .m = m };
+	int r;
 
+	if (p)
+		n = batch_max(p, n);
+	b.n = n;
+	r = batch_check(p, m, n);
 	if (r || !n)
 		return r;
 	/* Relaxed: set by tests before any producer runs. */
@@ -756,9 +789,13 @@ int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uin
 int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
 				 int64_t timeout_ns, int64_t *positions)
 {
-	struct claim_try b = { .m = m, .n = n };
-	int r = batch_check(p, m, n);
+	struct claim_try b = { .m = m };
+	int r;
 
+	if (p)
+		n = batch_max(p, n);
+	b.n = n;
+	r = batch_check(p, m, n);
 	if (r || !n)
 		return r;
 	r = claim_wait(p, &b, timeout_ns);

@@ -45,7 +45,12 @@
  *     producer that owns it (or a later claim of the same slot, which that
  *     producer made only after committing the earlier one). A producer owns
  *     [guess, end) after a successful CAS, then says so (claim = start |
- *     RING_SLOT_WON), and stores RING_SLOT_IDLE (release) after its commit.
+ *     RING_SLOT_WON), and stores RING_SLOT_IDLE (release) after its last
+ *     commit. A span holds one record, or a batch's records
+ *     (spw_producer_send_batch), committed one by one in order: inside it,
+ *     a record boundary is where the chain of committed records from the
+ *     span's start lands (consume.c boundary()), and the first uncommitted
+ *     record to the span's end is the owner's unfinished rest (I7).
  *     Nobody else writes in its span while its owner lives: a live claim is
  *     never taken away. An exclusive
  *     producer (the only one: RING_EXCL_OFF's write lock) does the same with

@@ -186,18 +186,19 @@ struct spw_msg {
 	uint32_t len;
 };
 
-/* Send records m[0..n) with one claim: one move of the tail, one clock read
- * (every record of the batch carries that timestamp), one check for
- * sleeping consumers. Sends the longest prefix of m that fits in the free
- * ring before the ring's end (records never straddle it; the next call goes
- * on after a padding record): returns how many (1..n), 0 when n is 0,
- * -EAGAIN when not even m[0] fits, -EMSGSIZE when any of the n records is
- * longer than the topic's max_record and -EINVAL when one has no data (then
- * nothing is sent), -EBUSY while the handle holds a claim, -ECHILD in a
- * forked child. positions, when not NULL, gets the position of each record
- * sent. The records are committed in order, each as soon as it is copied:
- * a producer killed half way loses only the uncommitted rest (the daemon
- * aborts it, ring_layout.h I7). */
+/* Send records m[0..n) with one claim: one move of the tail and one clock
+ * read (every record of the batch carries that timestamp). Sends the
+ * longest prefix of m that fits in the free ring before the ring's end
+ * (records never straddle it; the next call goes on after a padding
+ * record): returns how many (1..n), 0 when n is 0, -EAGAIN when not even
+ * m[0] fits, -EMSGSIZE when a record is longer than the topic's max_record
+ * and -EINVAL when one has no data (then nothing is sent; only the records
+ * one call can send are checked: at most ring_bytes / 16, and INT_MAX),
+ * -EBUSY while the handle holds a claim, -ECHILD in a forked child.
+ * positions, when not NULL, gets the position of each record sent. The
+ * records are committed in order, each as soon as it is copied (a consumer
+ * asleep on one is woken then): a producer killed half way loses only the
+ * uncommitted rest (the daemon aborts it, ring_layout.h I7). */
 int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
 			    int64_t *positions);
 /* Blocking variant, as spw_producer_send_wait: waits until at least m[0]

@@ -360,12 +360,14 @@ int seg_log_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64
 			struct spw_producer_info *pi = calloc(t->max_producers, sizeof(*pi));
 			int n = pi ? spw_topic_producers(t, pi, (int)t->max_producers) : 0;
 
-			/* In flight: show the claim a producer slot holds, then stop. */
+			/* In flight: show the claim a producer slot holds, then stop.
+			 * Its span may hold several records (the rest of a batch):
+			 * no length is known. */
 			for (int i = 0; i < n && p >= from; i++)
 				if (pi[i].claiming && pi[i].claim <= (int64_t)p && pi[i].end > (int64_t)p) {
 					r.type = SEG_LOG_CLAIMED;
 					r.span = (uint64_t)pi[i].end - p;
-					r.len = r.span >= 16 ? (uint32_t)(r.span - 16) : 0;
+					r.len = 0;
 					rc = on_rec(arg, &r);
 					break;
 				}

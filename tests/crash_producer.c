@@ -593,14 +593,16 @@ static void a_handle_is_refused_in_a_forked_child(void **state)
 }
 
 /* A batch (spw_producer_send_batch) of BATCH_N records of 1000 bytes; the
- * victim stops before its second commit: the first record is committed,
- * the other three are claimed, with the batch's span in its slot. */
+ * victim stops at the batch_hits-th pass through batch_point: right after
+ * its tail claim (nothing committed), or before its second commit (the
+ * first record committed, the other three claimed), the whole batch's span
+ * in its slot either way. */
 #define BATCH_N 4
-static int commits_seen;
+static int batch_point, batch_hits;
 
-static void stop_at_second_commit(enum ring_point at)
+static void stop_in_the_batch(enum ring_point at)
 {
-	if (at == RING_AT_BEFORE_COMMIT && ++commits_seen == 2) {
+	if ((int)at == batch_point && --batch_hits == 0) {
 		ring_test_hook = NULL;
 		raise(SIGSTOP);
 	}
@@ -631,18 +633,19 @@ static int batch_victim(void *arg)
 		test_fill(buf[i], sizeof(buf[i]), (uint64_t)i);
 		m[i] = (struct spw_msg){ buf[i], sizeof(buf[i]) };
 	}
-	ring_test_hook = stop_at_second_commit;
+	ring_test_hook = stop_in_the_batch;
 	r = spw_producer_send_batch(p, m, BATCH_N, pos);
 	TEST_CHECK(r == BATCH_N, "batch victim: send_batch after the stall: %d", r);
 	atomic_store(&x->victim_sent, pos[BATCH_N - 1]);
 	return 0;
 }
 
-/* Stopped half way through a batch: resolve says LIVE and changes nothing;
+/* Stopped in a batch, before commit `done` (0: right after its tail claim;
+ * 1: the first record committed): resolve says LIVE and changes nothing;
  * then killed (the uncommitted rest, exactly, becomes one ABORTED record at
- * once; the committed first record stays delivered) or resumed (the rest
- * arrives). A send after it goes through either way. */
-static void run_batch_crash(bool resume)
+ * once; committed records stay delivered) or resumed (the rest arrives). A
+ * send after it goes through either way. */
+static void run_batch_crash(int done, bool resume)
 {
 	struct spw_topic *t = topic_new("batch");
 	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
@@ -650,7 +653,9 @@ static void run_batch_crash(bool resume)
 	struct spw_producer *pp = NULL;
 	struct spw_consumer *c = NULL;
 	const int64_t span = (int64_t)test_span(1000);
+	struct spw_producer_info pi[8];
 	int64_t first, stuck;
+	int np, held = 0;
 	uint8_t *map, buf[64] = { 0 };
 	struct spwd_scan_result s;
 	struct spwd_stall st;
@@ -662,14 +667,28 @@ static void run_batch_crash(bool resume)
 	assert_non_null(map);
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
 	first = (int64_t)info_of(t).tail;
-	stuck = first + span;
+	stuck = first + done * span;
+	batch_point = done ? RING_AT_BEFORE_COMMIT : RING_AT_CLAIMED;
+	batch_hits = done + 1;
 	v = test_fork(batch_victim, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(info_of(t).tail, (uint64_t)(first + BATCH_N * span));
-	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 1);
-	assert_int_equal(g->r[0].position, first);
-	assert_int_equal(g->r[0].hash, fill_hash(1000, 0));
-	assert_int_equal(spwd_scan(t, stuck, RING, &s), 0);
+	/* Its slot names the whole batch. */
+	np = spw_topic_producers(t, pi, 8);
+	for (int k = 0; k < np; k++)
+		if (pi[k].pid == (uint32_t)v) {
+			assert_true(pi[k].alive && pi[k].claiming);
+			assert_int_equal(pi[k].claim, first);
+			assert_int_equal(pi[k].end, first + BATCH_N * span);
+			held++;
+		}
+	assert_int_equal(held, 1);
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), done);
+	if (done) {
+		assert_int_equal(g->r[0].position, first);
+		assert_int_equal(g->r[0].hash, fill_hash(1000, 0));
+	}
+	assert_int_equal(spwd_scan(t, first, RING, &s), done * span);
 	assert_int_equal(s.stuck, stuck);
 	for (int i = 0; i < 10; i++) {
 		assert_int_equal(spwd_resolve(t, stuck, &st), SPWD_RESOLVE_LIVE);
@@ -681,8 +700,8 @@ static void run_batch_crash(bool resume)
 		assert_int_equal(kill(v, SIGCONT), 0);
 		assert_int_equal(test_wait(v, 30 * TEST_SEC), 0);
 		assert_int_equal(atomic_load(&sh->victim_sent), first + (BATCH_N - 1) * span);
-		assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), BATCH_N - 1);
-		for (int i = 1; i < BATCH_N; i++) {
+		assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), BATCH_N - done);
+		for (int i = 0; i < BATCH_N; i++) {
 			assert_int_equal(g->r[i].position, first + i * span);
 			assert_int_equal(g->r[i].hash, fill_hash(1000, (uint64_t)i));
 		}
@@ -690,16 +709,16 @@ static void run_batch_crash(bool resume)
 		assert_int_equal(kill(v, SIGKILL), 0);
 		assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
 		assert_int_equal(spwd_resolve(t, stuck, &st), SPWD_RESOLVE_ABORTED);
-		assert_int_equal(st.span, (BATCH_N - 1) * span);
+		assert_int_equal(st.span, (BATCH_N - done) * span);
 		assert_int_equal(test_commit_word(map, RING, (uint64_t)stuck),
-				 W_ABORTED((uint64_t)(BATCH_N - 1) * span, (uint64_t)stuck));
+				 W_ABORTED((uint64_t)(BATCH_N - done) * span, (uint64_t)stuck));
 		assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 0);
 		assert_int_equal(spw_consumer_position(c), first + BATCH_N * span);
 	}
 	assert_int_equal(spw_producer_open(t, &pp), 0);
 	assert_int_equal(spw_producer_send(pp, buf, sizeof(buf)), first + BATCH_N * span);
 	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 1);
-	assert_int_equal(g->n, (resume ? BATCH_N : 1) + 1);
+	assert_int_equal(g->n, (resume ? BATCH_N : done) + 1);
 	spw_producer_close(pp);
 	spw_consumer_close(c);
 	test_unmap_ring(map, RING);
@@ -709,16 +728,22 @@ static void run_batch_crash(bool resume)
 	assert_int_equal(spw_topic_delete(test_group_dir, "batch"), 0);
 }
 
+static void killed_right_after_a_batch_claim(void **state)
+{
+	(void)state;
+	run_batch_crash(0, false);
+}
+
 static void killed_half_way_through_a_batch(void **state)
 {
 	(void)state;
-	run_batch_crash(false);
+	run_batch_crash(1, false);
 }
 
 static void stalled_half_way_through_a_batch_then_resumed(void **state)
 {
 	(void)state;
-	run_batch_crash(true);
+	run_batch_crash(1, true);
 }
 
 /* A stall that ends in a commit: resolve said LIVE all along, the record
@@ -807,6 +832,7 @@ int main(void)
 		cmocka_unit_test(a_handle_is_refused_in_a_forked_child),
 		cmocka_unit_test(resolve_checks_its_position),
 		cmocka_unit_test(close_with_an_open_claim_aborts_it),
+		cmocka_unit_test(killed_right_after_a_batch_claim),
 		cmocka_unit_test(killed_half_way_through_a_batch),
 		cmocka_unit_test(stalled_half_way_through_a_batch_then_resumed),
 	};

@@ -20,9 +20,12 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "ring_fixture.h"
+#include "ring_internal.h" /* ring_test_hook, enum ring_point */
 #include "spillway_daemon.h"
 #include "support.h"
 
@@ -95,13 +98,21 @@ static void one_batch(int mode)
 	/* Without positions, and after it a single send: it goes on. */
 	assert_int_equal(spw_producer_send_batch(p, b->m, 3, NULL), 3);
 	assert_int_equal(send_tag(p, 5, 7), expect + (int64_t)(test_span(0) + test_span(1) + test_span(7)));
-	assert_int_equal(drain_all(c, g), (other ? 2 : 1) + NMSG + 3 + 1);
-	got_is(g, other ? 2 : 1, lens, NMSG, 100, pos);
-	for (int i = (other ? 2 : 1) + 1; i < (other ? 2 : 1) + NMSG; i++) /* one clock read */
-		assert_true(g->r[i].timestamp_ns == g->r[i - 1].timestamp_ns);
-	assert_true(g->r[0].timestamp_ns > 0);
-	assert_int_equal(g->r[(other ? 2 : 1) + NMSG].position, expect);
-	assert_int_equal(g->r[(other ? 2 : 1) + NMSG].hash, tag_hash(0, 100));
+	{
+		const int off = other ? 2 : 1; /* the single sends before the batch */
+		int64_t pos2[3] = { expect, expect + (int64_t)test_span(0),
+				    expect + (int64_t)(test_span(0) + test_span(1)) };
+
+		assert_int_equal(drain_all(c, g), off + NMSG + 3 + 1);
+		got_is(g, off, lens, NMSG, 100, pos);
+		assert_true(g->r[off].timestamp_ns > 0);
+		for (int i = off + 1; i < off + NMSG; i++) /* one clock read */
+			assert_true(g->r[i].timestamp_ns == g->r[i - 1].timestamp_ns);
+		got_is(g, off + NMSG, lens, 3, 100, pos2); /* the second batch */
+		assert_true(g->r[off + NMSG].timestamp_ns >= g->r[off].timestamp_ns);
+		assert_int_equal(g->r[off + NMSG + 3].len, 5); /* the single send after it */
+		assert_int_equal(g->r[off + NMSG + 3].hash, tag_hash(5, 7));
+	}
 	free(b);
 	free(g);
 	spw_consumer_close(c);
@@ -210,6 +221,228 @@ static void a_batch_takes_what_fits_in_a_full_ring(void **state)
 	takes_what_fits(true);
 }
 
+/* The tail 24 bytes before the ring's end and 40 bytes free below limit:
+ * m[0] (span 120) needs a padding of 24 and 120 bytes at 0: nothing is
+ * taken, no padding is written. A batch that fills to the end exactly
+ * needs none, and the next starts at 0 of the next lap without one. */
+static void nothing_is_taken_when_the_first_does_not_fit_and_an_exact_fill_pads_nothing(void **state)
+{
+	static const uint32_t lens[3] = { 104, 104, 88 }; /* spans 120, 120, 104 */
+	struct ring_case h = case_open("sb_edge");
+	struct batch *b = malloc(sizeof(*b));
+	const int64_t end = 64 * KiB;
+	int64_t pos[3];
+
+	(void)state;
+	assert_non_null(b);
+	for (int i = 0; i < 63; i++)
+		assert_true(send_tag(h.p, 1008, (uint64_t)i) >= 0);
+	assert_int_equal(send_tag(h.p, 984, 63), 63 * 1024); /* span 1000: 24 left */
+	assert_int_equal(drain_all(h.c, h.g), 64);
+	assert_int_equal(spwd_reclaim(h.t, 40), 0); /* limit: 64 KiB + 40 */
+	batch_make(b, lens, 3, 10);
+	assert_int_equal(spw_producer_send_batch(h.p, b->m, 3, pos), -EAGAIN);
+	assert_int_equal(info_of(h.t).tail, (uint64_t)(end - 24));
+	assert_int_equal(word_64k("sb_edge", (uint64_t)(end - 24)), 0);
+	/* Room again: the padding, then the three at 0 (344 bytes). */
+	assert_int_equal(spwd_reclaim(h.t, spw_consumer_position(h.c)), 0);
+	assert_int_equal(spw_producer_send_batch(h.p, b->m, 3, pos), 3);
+	assert_int_equal(pos[0], end);
+	assert_int_equal(drain_all(h.c, h.g), 3);
+	assert_int_equal(spwd_reclaim(h.t, spw_consumer_position(h.c)), 0);
+	/* Fill the lap to its end exactly: 63 of span 1024, then 1024 - 344 -
+	 * ... : records of span 1024 from 344 leave 680 = 5 * 120 + 80. */
+	for (int i = 0; i < 63; i++)
+		assert_true(send_tag(h.p, 1008, (uint64_t)i) >= 0);
+	assert_int_equal(info_of(h.t).tail, (uint64_t)(2 * end - 680));
+	assert_int_equal(drain_all(h.c, h.g), 63);
+	assert_int_equal(spwd_reclaim(h.t, spw_consumer_position(h.c)), 0);
+	{
+		static const uint32_t six[6] = { 104, 104, 104, 104, 104, 64 }; /* 5 * 120 + 80 */
+		int64_t p6[6];
+
+		batch_make(b, six, 6, 20);
+		assert_int_equal(spw_producer_send_batch(h.p, b->m, 6, p6), 6);
+		assert_int_equal(info_of(h.t).tail, (uint64_t)(2 * end));
+		assert_int_equal(spw_producer_send_batch(h.p, b->m, 2, pos), 2);
+		assert_int_equal(pos[0], 2 * end); /* no padding before it */
+		assert_int_equal(drain_all(h.c, h.g), 8);
+		got_is(h.g, 0, six, 6, 20, p6);
+	}
+	free(b);
+	case_close(&h);
+}
+
+/* A consumer opened (or seeking) at a record inside a batch whose first
+ * records are committed and the rest not yet: a real boundary, accepted;
+ * it then reads the rest once they come. Checked from inside the batch,
+ * through the test seam, before its second commit. */
+static struct spw_topic *mid_t;
+static int64_t mid_pos;
+static int mid_hits, mid_open_rc = 1, mid_poll_rc = -1, mid_inside_rc;
+static struct spw_consumer *mid_c;
+
+static void open_mid_batch(enum ring_point at)
+{
+	if (at != RING_AT_BEFORE_COMMIT || ++mid_hits != 2)
+		return;
+	mid_open_rc = spw_consumer_open(mid_t, SPW_FROM_POSITION, mid_pos, &mid_c);
+	if (!mid_open_rc)
+		mid_poll_rc = spw_consumer_poll(mid_c, test_collect, test_got_new(), 10);
+	/* Inside the uncommitted record: not a boundary. */
+	mid_inside_rc = spw_consumer_open(mid_t, SPW_FROM_POSITION, mid_pos + 8,
+					  &(struct spw_consumer *){ NULL });
+}
+
+static void a_consumer_can_start_at_a_record_inside_an_unfinished_batch(void **state)
+{
+	static const uint32_t lens[4] = { 100, 100, 100, 100 };
+	struct ring_case h = case_open("sb_mid");
+	struct batch *b = malloc(sizeof(*b));
+	int64_t pos[4];
+
+	(void)state;
+	assert_non_null(b);
+	assert_true(send_tag(h.p, 10, 1) >= 0);
+	batch_make(b, lens, 4, 30);
+	mid_t = h.t;
+	mid_pos = (int64_t)info_of(h.t).tail + (int64_t)test_span(100);
+	ring_test_hook = open_mid_batch;
+	assert_int_equal(spw_producer_send_batch(h.p, b->m, 4, pos), 4);
+	ring_test_hook = NULL;
+	assert_int_equal(mid_open_rc, 0);
+	assert_int_equal(mid_poll_rc, 0); /* nothing committed there yet */
+	assert_int_equal(mid_inside_rc, -EINVAL);
+	assert_int_equal(pos[1], mid_pos);
+	assert_int_equal(drain_all(mid_c, h.g), 3);
+	got_is(h.g, 0, lens + 1, 3, 31, pos + 1);
+	spw_consumer_close(mid_c);
+	free(b);
+	case_close(&h);
+}
+
+/* A consumer asleep in poll_wait on a batch's first record is woken by its
+ * commit, not after the rest of the batch: the producer (a child) stops
+ * 300 ms before its second commit, longer than a sleep's safety slice, so a
+ * missing wake shows as a missed wake-up (the library counts them). */
+extern _Atomic uint64_t ring_missed_wakes;
+
+static void nap_before_second_commit(enum ring_point at)
+{
+	static int hits;
+
+	if (at == RING_AT_BEFORE_COMMIT && ++hits == 2)
+		test_sleep_ns(300 * TEST_MS);
+}
+
+static int slow_batch_sender(void *arg)
+{
+	static const uint32_t lens[2] = { 40, 40 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct batch *b = malloc(sizeof(*b));
+
+	(void)arg;
+	TEST_CHECK(b && test_open_producer(test_group_dir, "sb_wake", &t, &p) == 0, "open");
+	batch_make(b, lens, 2, 40);
+	test_sleep_ns(200 * TEST_MS); /* the parent is asleep by then */
+	ring_test_hook = nap_before_second_commit;
+	TEST_CHECK(spw_producer_send_batch(p, b->m, 2, NULL) == 2, "send_batch");
+	spw_producer_close(p);
+	spw_topic_close(t);
+	return 0;
+}
+
+static void a_consumer_asleep_on_a_batch_is_woken_by_each_commit(void **state)
+{
+	struct spw_topic *t = topic_new("sb_wake", 64 * KiB, 16 * KiB);
+	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
+	struct test_got *g = test_got_new();
+	uint64_t missed0 = atomic_load(&ring_missed_wakes);
+	pid_t pid;
+
+	(void)state;
+	pid = test_fork(slow_batch_sender, NULL);
+	assert_int_equal(spw_consumer_poll_wait(c, test_collect, g, 1, 30 * TEST_SEC), 1);
+	assert_int_equal(atomic_load(&ring_missed_wakes) - missed0, 0);
+	assert_int_equal(spw_consumer_poll_wait(c, test_collect, g, 1, 30 * TEST_SEC), 1);
+	assert_int_equal(test_wait(pid, 30 * TEST_SEC), 0);
+	assert_int_equal(g->r[1].hash, tag_hash(40, 41));
+	free(g);
+	spw_consumer_close(c);
+	topic_end(t, "sb_wake");
+}
+
+/* send_batch_wait on a full ring sleeps until a reclaim (another thread
+ * here) makes room, then sends. */
+struct reclaimer {
+	struct ring_case *h;
+};
+
+static void *reclaim_later(void *arg)
+{
+	struct reclaimer *r = arg;
+
+	test_sleep_ns(50 * TEST_MS);
+	drain_all(r->h->c, r->h->g);
+	if (spwd_reclaim(r->h->t, spw_consumer_position(r->h->c)))
+		abort();
+	return NULL;
+}
+
+static void a_waiting_batch_goes_once_room_is_reclaimed(void **state)
+{
+	static const uint32_t lens[3] = { 300, 300, 300 };
+	struct ring_case h = case_open("sb_waitroom");
+	struct reclaimer r = { &h };
+	struct batch *b = malloc(sizeof(*b));
+	pthread_t th;
+	int64_t pos[3];
+
+	(void)state;
+	assert_non_null(b);
+	fill_64k(h.p, 0);
+	batch_make(b, lens, 3, 60);
+	assert_int_equal(pthread_create(&th, NULL, reclaim_later, &r), 0);
+	assert_int_equal(spw_producer_send_batch_wait(h.p, b->m, 3, 30 * TEST_SEC, pos), 3);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(pos[0], 64 * KiB);
+	assert_int_equal(drain_all(h.c, h.g), 3);
+	got_is(h.g, 0, lens, 3, 60, pos);
+	free(b);
+	case_close(&h);
+}
+
+/* A producer handle used in a fork()ed child: -ECHILD, nothing sent. */
+struct forked {
+	struct spw_producer *p;
+	struct spw_msg m[2];
+};
+
+static int batch_in_child(void *arg)
+{
+	struct forked *f = arg;
+
+	TEST_CHECK(spw_producer_send_batch(f->p, f->m, 2, NULL) == -ECHILD, "send_batch in a child");
+	TEST_CHECK(spw_producer_send_batch(f->p, f->m, 0, NULL) == -ECHILD, "an empty one too");
+	TEST_CHECK(spw_producer_send_batch_wait(f->p, f->m, 2, 0, NULL) == -ECHILD, "send_batch_wait");
+	return 0;
+}
+
+static void a_batch_from_a_forked_child_is_refused(void **state)
+{
+	struct ring_case h = case_open("sb_fork");
+	static uint8_t d[8];
+	struct forked f = { h.p, { { d, 8 }, { d, 8 } } };
+	uint64_t tail = info_of(h.t).tail;
+
+	(void)state;
+	assert_int_equal(test_wait(test_fork(batch_in_child, &f), 30 * TEST_SEC), 0);
+	assert_int_equal(info_of(h.t).tail, tail);
+	assert_int_equal(spw_producer_send_batch(h.p, f.m, 2, NULL), 2); /* the parent's is fine */
+	case_close(&h);
+}
+
 static void bad_batches_send_nothing(void **state)
 {
 	struct ring_case h = case_open("sb_bad");
@@ -248,6 +481,11 @@ int main(void)
 		cmocka_unit_test(a_batch_arrives_in_order_from_an_exclusive_producer),
 		cmocka_unit_test(a_batch_stops_at_the_ring_end_and_the_next_pads),
 		cmocka_unit_test(a_batch_takes_what_fits_in_a_full_ring),
+		cmocka_unit_test(nothing_is_taken_when_the_first_does_not_fit_and_an_exact_fill_pads_nothing),
+		cmocka_unit_test(a_consumer_can_start_at_a_record_inside_an_unfinished_batch),
+		cmocka_unit_test(a_consumer_asleep_on_a_batch_is_woken_by_each_commit),
+		cmocka_unit_test(a_waiting_batch_goes_once_room_is_reclaimed),
+		cmocka_unit_test(a_batch_from_a_forked_child_is_refused),
 		cmocka_unit_test(bad_batches_send_nothing),
 	};
 

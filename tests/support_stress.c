@@ -133,6 +133,40 @@ static int produce_send(struct test_stress *s, struct spw_producer *p, uint32_t 
 	return 0;
 }
 
+/* Records seq .. seq + k - 1 (lengths lens) in spw_producer_send_batch_wait
+ * calls (a batch may go in parts), each in its own slice of buf. */
+#define STRESS_BATCH 4
+static int produce_batch(struct test_stress *s, struct spw_producer *p, uint32_t id,
+			 const uint32_t *lens, uint64_t seq, uint32_t k, uint8_t *buf, int64_t *pos)
+{
+	struct spw_msg m[STRESS_BATCH];
+	uint32_t sent = 0;
+
+	for (uint32_t i = 0; i < k; i++) {
+		uint8_t *b = buf + (size_t)i * s->max_record;
+
+		test_id_make(b, lens[i], s->seed, id, seq + i);
+		m[i] = (struct spw_msg){ b, lens[i] };
+	}
+	while (sent < k) {
+		int r = spw_producer_send_batch_wait(p, m + sent, k - sent, 100 * TEST_MS, pos + sent);
+
+		if (r == -ETIMEDOUT) {
+			if (others_failed(s))
+				return 2;
+			TEST_CHECK(!expired(s), "producer %u: ring full until the deadline (seq %" PRIu64
+				   ")", id, seq + sent);
+			s->timeouts[id]++;
+			continue;
+		}
+		TEST_CHECK(r > 0 && (uint32_t)r <= k - sent, "producer %u seq %" PRIu64
+			   ": send_batch_wait(%u): %d", id, seq + sent, k - sent, r);
+		sent += (uint32_t)r;
+	}
+	s->sent_by_batch[id] += k;
+	return 0;
+}
+
 /* Close the producer and open a new one on t (the churn of reopen_every). */
 static int reopen(struct spw_topic *t, struct spw_producer **pp, uint32_t id, uint64_t seq)
 {
@@ -153,28 +187,36 @@ static int produce(struct test_stress *s, struct spw_topic *t, struct spw_produc
 	int64_t last = s->start_position - 1;
 
 	for (uint64_t seq = 0; seq < s->per_producer; seq++) {
-		uint32_t len = test_id_len(&len_rng, id, s->max_record);
-		unsigned mode = (unsigned)test_rand_below(&mode_rng, 4);
-		int64_t pos = -1;
+		uint32_t lens[STRESS_BATCH] = { test_id_len(&len_rng, id, s->max_record) }, k = 1;
+		unsigned mode = (unsigned)test_rand_below(&mode_rng, 5);
+		int64_t pos[STRESS_BATCH] = { -1 };
 		int r;
 
 		if (others_failed(s))
 			return 2;
-		if (mode == 3)
-			r = produce_claim(s, *pp, id, len, seq, &pos);
-		else
-			r = produce_send(s, *pp, id, len, seq, mode < 2, buf, &pos);
+		if (mode == 4) { /* a batch of the next up to 4 records */
+			while (k < STRESS_BATCH && seq + k < s->per_producer)
+				lens[k++] = test_id_len(&len_rng, id, s->max_record);
+			r = produce_batch(s, *pp, id, lens, seq, k, buf, pos);
+		} else if (mode == 3) {
+			r = produce_claim(s, *pp, id, lens[0], seq, &pos[0]);
+		} else {
+			r = produce_send(s, *pp, id, lens[0], seq, mode < 2, buf, &pos[0]);
+		}
 		if (r)
 			return r;
-		if (s->reopen_every && seq % s->reopen_every == s->reopen_every - 1 &&
-		    reopen(t, pp, id, seq))
-			return -1;
-		/* Positions are 8-aligned and one producer's grow (claims are
-		 * ordered by the tail). */
-		TEST_CHECK(pos % SPW_RECORD_ALIGN == 0 && pos > last,
-			   "producer %u seq %" PRIu64 ": position %" PRId64 " after %" PRId64, id, seq,
-			   pos, last);
-		last = pos;
+		for (uint32_t i = 0; i < k; i++) {
+			/* Positions are 8-aligned and one producer's grow (claims
+			 * are ordered by the tail). */
+			TEST_CHECK(pos[i] % SPW_RECORD_ALIGN == 0 && pos[i] > last,
+				   "producer %u seq %" PRIu64 ": position %" PRId64 " after %" PRId64,
+				   id, seq + i, pos[i], last);
+			last = pos[i];
+			if (s->reopen_every && (seq + i) % s->reopen_every == s->reopen_every - 1 &&
+			    reopen(t, pp, id, seq + i))
+				return -1;
+		}
+		seq += k - 1;
 		s->sent[id] = seq + 1;
 	}
 	return 0;
@@ -189,7 +231,7 @@ int test_stress_producer(struct test_stress *s, uint32_t id)
 
 	if (open_topic(s, &own, &t))
 		return finish_role(s, NULL, -1);
-	buf = malloc(s->max_record);
+	buf = malloc((size_t)STRESS_BATCH * s->max_record);
 	r = spw_producer_open(t, &p);
 	if (r != 0 || !buf) {
 		test_report(__FILE__, __LINE__, "spw_producer_open", "producer %u: %d", id, r);
@@ -424,17 +466,20 @@ int test_stress_final_check(struct test_stress *s, struct spw_topic *t)
 
 void test_stress_print(const struct test_stress *s, const char *what, int64_t elapsed_ns)
 {
-	uint64_t claims = 0, timeouts = 0, total = (uint64_t)s->producers * s->per_producer;
+	uint64_t claims = 0, batched = 0, timeouts = 0;
+	uint64_t total = (uint64_t)s->producers * s->per_producer;
 	double sec = (double)elapsed_ns / TEST_SEC;
 
 	for (uint32_t p = 0; p < s->producers; p++) {
 		claims += s->sent_by_claim[p];
+		batched += s->sent_by_batch[p];
 		timeouts += s->timeouts[p];
 	}
-	printf("[ stress   ] %s: %" PRIu64 " records (%" PRIu64 " by claim), %.1f MiB payload, "
+	printf("[ stress   ] %s: %" PRIu64 " records (%" PRIu64 " by claim, %" PRIu64 " in batches), "
+	       "%.1f MiB payload, "
 	       "%u producers, %u consumers, %" PRIu64 " reclaims, %" PRIu64 " wait timeouts, "
 	       "%.2f s (%.0f records/s)\n",
-	       what, total, claims, (double)s->bytes_received[0] / (1 << 20), s->producers,
+	       what, total, claims, batched, (double)s->bytes_received[0] / (1 << 20), s->producers,
 	       s->consumers, s->reclaims, timeouts, sec, sec > 0 ? (double)total / sec : 0.0);
 	fflush(stdout);
 }

@@ -51,6 +51,7 @@ struct test_stress {
 	/* each written by its own role only, read after all roles ended */
 	uint64_t sent[TEST_STRESS_MAX_PRODUCERS];
 	uint64_t sent_by_claim[TEST_STRESS_MAX_PRODUCERS];
+	uint64_t sent_by_batch[TEST_STRESS_MAX_PRODUCERS]; /* in spw_producer_send_batch calls */
 	uint64_t timeouts[TEST_STRESS_MAX_PRODUCERS];
 	uint64_t received[TEST_STRESS_MAX_CONSUMERS][TEST_STRESS_MAX_PRODUCERS];
 	uint64_t bytes_received[TEST_STRESS_MAX_CONSUMERS];

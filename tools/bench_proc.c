@@ -67,9 +67,10 @@ int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m,
 		r = busy ? spw_producer_send_batch(p, m + sent, n - sent, NULL)
 			 : spw_producer_send_batch_wait(p, m + sent, n - sent,
 							(int64_t)BENCH_STALL_NS, NULL);
-		if (r > 0)
+		if (r > 0) {
 			sent += (uint32_t)r;
-		else if (r != -EAGAIN)
+			spins = t0 = 0; /* progress: the stall clock starts again */
+		} else if (r != -EAGAIN)
 			return r ? r : -EIO;
 		else if (stalled(&spins, &t0))
 			return -ETIMEDOUT;

@@ -53,7 +53,7 @@ static int show(void *arg, const struct seg_log_rec *r)
 	else if (r->type == SEG_LOG_CORRUPT)
 		printf("(garbage the daemon cut out of the ring; readers skip and count it)");
 	else if (r->type == SEG_LOG_CLAIMED)
-		printf("(claimed, not committed yet)");
+		printf("(claimed, not committed yet: a record, or the rest of a batch)");
 	putchar('\n');
 	d->n++;
 	return d->have_count && d->n >= d->count;

@@ -50,7 +50,7 @@ struct chan_cfg {
 	const char *shm_dir, *data_dir;
 	bool spill;               /* a daemon spills (it must be running); else NO_SPILL */
 	int64_t backoff_ns;       /* the live receiver's spw_consumer_set_backoff; 0 off */
-	uint32_t batch;           /* > 1: the sender sends that many per call (chan_send_batch) */
+	uint32_t batch;           /* not 0: the sender sends that many per spwc_send_batch call */
 };
 
 struct chan {

@@ -67,7 +67,8 @@ static const struct sysdef systems[] = {
 	  "(spw_consumer_set_backoff, --backoff NS): throughput over latency", false, true, false },
 	{ "spillway-batch", SYS_SPW, true, false, false,
 	  "as spillway-backoff, and the producer sends batches (spw_producer_send_batch, --batch N, "
-	  "32): one claim and one clock read per batch; no round trips (one message per trip)",
+	  "default 32): one claim and one clock read per batch; no round trips (one message per "
+	  "trip)",
 	  false, true, true },
 	{ "spillway-wait", SYS_SPW, false, false, false,
 	  "an exclusive producer's spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, "
@@ -845,6 +846,8 @@ int main(int argc, char **argv)
 	ri.reps = G.reps;
 	ri.ring_bytes = G.ring_bytes;
 	ri.spill_ring_bytes = G.spill_ring_bytes;
+	ri.backoff_ns = G.backoff_ns;
+	ri.batch = G.batch;
 	ri.data_dir = G.data_parent ? G.data_parent : "/var/tmp";
 	ri.pu[0] = G.pu[0];
 	ri.pu[1] = G.pu[1];

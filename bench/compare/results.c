@@ -169,6 +169,7 @@ static void write_env(FILE *f, const struct table *t, const struct run_info *ri)
 		ri->dur_s, ri->rtt_dur_s, ri->reps, (unsigned long long)ri->ring_bytes,
 		(unsigned long long)ri->spill_ring_bytes, ri->data_dir, zv, ri->grace_s, ri->pu[0],
 		ri->pu[1]);
+	fprintf(f, "backoff_ns=%lld\nbatch=%u\n", (long long)ri->backoff_ns, ri->batch);
 	if (ri->aeron[0])
 		fprintf(f, "aeron=%s\n", ri->aeron);
 	for (size_t s = 0; s < t->nsys; s++) {

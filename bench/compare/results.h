@@ -63,6 +63,8 @@ struct run_info {
 	const char *link;
 	double line_rtt_ns;
 	double grace_s;
+	int64_t backoff_ns;                          /* --backoff: spillway-backoff, -batch */
+	uint32_t batch;                              /* --batch: spillway-batch */
 	char aeron[128];                             /* Aeron's version, "" without */
 };
 

@@ -70,9 +70,8 @@ static uint64_t send_batches(struct ctl *c, struct side *s, struct chan *ch)
 	uint64_t i;
 	int r;
 
-	if (!buf || !m || size < sizeof(i))
-		side_fail(s, "sender: %s", size < sizeof(i) ? "messages too short for a batch"
-								: "out of memory");
+	if (!buf || !m)
+		side_fail(s, "sender: out of memory");
 	for (uint32_t k = 0; k < n; k++)
 		m[k] = (struct spw_msg){ buf + (size_t)k * size, size };
 	for (i = 0; !stop_asked(c); i += n) {
@@ -85,21 +84,25 @@ static uint64_t send_batches(struct ctl *c, struct side *s, struct chan *ch)
 			side_fail(s, "send batch at %llu: %s", (unsigned long long)i, strerror(-r));
 	}
 	free(m);
+	free(buf);
 	return i;
 }
 
 void side_tp_sender(struct ctl *c, struct chan *ch, int pu)
 {
 	struct side *s = &c->side[0];
-	unsigned char *buf = bench_payload(ch->cfg.size);
+	unsigned char *buf = NULL;
 	char err[256];
 	uint64_t i;
 	int r;
 
-	if (!buf || chan_open(ch, CHAN_TX, err, sizeof(err)))
-		side_fail(s, "sender: %s", buf ? err : "out of memory");
+	/* The batch row sends with the batch API whatever N (1 too). */
+	if (!ch->cfg.batch && !(buf = bench_payload(ch->cfg.size)))
+		side_fail(s, "sender: out of memory");
+	if (chan_open(ch, CHAN_TX, err, sizeof(err)))
+		side_fail(s, "sender: %s", err);
 	side_ready(c, s, pu);
-	if (ch->cfg.batch > 1 && ch->cfg.sys == SYS_SPW)
+	if (ch->cfg.batch)
 		i = send_batches(c, s, ch);
 	else
 		for (i = 0; (i & 15) || !stop_asked(c); i++) {
@@ -107,6 +110,7 @@ void side_tp_sender(struct ctl *c, struct chan *ch, int pu)
 			if ((r = chan_send(ch, buf, ch->cfg.size)) < 0)
 				side_fail(s, "send %llu: %s", (unsigned long long)i, strerror(-r));
 		}
+	free(buf);
 	s->count = i;
 	if ((r = chan_send_end(ch)) < 0)
 		side_fail(s, "send the end: %s", strerror(-r));
