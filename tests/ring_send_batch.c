@@ -287,8 +287,12 @@ static void open_mid_batch(enum ring_point at)
 	if (at != RING_AT_BEFORE_COMMIT || ++mid_hits != 2)
 		return;
 	mid_open_rc = spw_consumer_open(mid_t, SPW_FROM_POSITION, mid_pos, &mid_c);
-	if (!mid_open_rc)
-		mid_poll_rc = spw_consumer_poll(mid_c, test_collect, test_got_new(), 10);
+	if (!mid_open_rc) {
+		struct test_got *g = test_got_new();
+
+		mid_poll_rc = spw_consumer_poll(mid_c, test_collect, g, 10);
+		free(g);
+	}
 	/* Inside the uncommitted record: not a boundary. */
 	mid_inside_rc = spw_consumer_open(mid_t, SPW_FROM_POSITION, mid_pos + 8,
 					  &(struct spw_consumer *){ NULL });
