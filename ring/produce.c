@@ -526,25 +526,6 @@ int spw_producer_claim_wait(struct spw_producer *p, uint32_t len, int64_t timeou
 	return r;
 }
 
-static inline __attribute__((always_inline)) void claim_done(struct spw_producer *p);
-static inline __attribute__((always_inline)) void commit_wake(struct spw_producer *p);
-
-static inline __attribute__((always_inline)) void finish(struct spw_producer *p, uint64_t pos,
-							  uint64_t w, const bool hooked)
-{
-	HOOK(RING_AT_BEFORE_COMMIT);
-	write_word(p->t, pos, w);
-	claim_done(p);
-}
-
-/* After the last commit of a claim: the slot IDLE, sleeping consumers woken. */
-static inline __attribute__((always_inline)) void claim_done(struct spw_producer *p)
-{
-	/* I2: between records. Release: whoever sees IDLE sees the commit. */
-	atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
-	commit_wake(p);
-}
-
 /* After a commit store: wake the consumers sleeping on the ring, if any. */
 static inline __attribute__((always_inline)) void commit_wake(struct spw_producer *p)
 {
@@ -556,6 +537,22 @@ static inline __attribute__((always_inline)) void commit_wake(struct spw_produce
 	else
 		atomic_signal_fence(memory_order_seq_cst);
 	ring_wake_consumers(p->t);
+}
+
+/* After the last commit of a claim: the slot IDLE, sleeping consumers woken. */
+static inline __attribute__((always_inline)) void claim_done(struct spw_producer *p)
+{
+	/* I2: between records. Release: whoever sees IDLE sees the commit. */
+	atomic_store_explicit(&p->slot->claim, RING_SLOT_IDLE, memory_order_release);
+	commit_wake(p);
+}
+
+static inline __attribute__((always_inline)) void finish(struct spw_producer *p, uint64_t pos,
+							  uint64_t w, const bool hooked)
+{
+	HOOK(RING_AT_BEFORE_COMMIT);
+	write_word(p->t, pos, w);
+	claim_done(p);
 }
 
 /* The claim c of this handle, as claim() made it? */
@@ -685,13 +682,27 @@ int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_
 	return send_claimed(p, &c, data, len, true);
 }
 
-/* A batch's arguments: -EINVAL, -EMSGSIZE (nothing is sent then),
- * -ECHILD, -EBUSY. Only the records one call can send are looked at (the
- * caller clamped n to batch_max). */
-static int batch_check(const struct spw_producer *p, const struct spw_msg *m, uint32_t n)
+/* The most records one call can send: every record spans >= 16 bytes, so
+ * a ring holds at most ring_bytes / 16 (and the count must fit an int). */
+static uint32_t batch_max(const struct spw_producer *p, uint32_t n)
+{
+	uint64_t most = p->t->ring_bytes / ring_span(0);
+
+	if (most > INT_MAX)
+		most = INT_MAX;
+	return n > most ? (uint32_t)most : n;
+}
+
+/* A batch's arguments, for b (n clamped to what one call can send: only
+ * those records are looked at): 0, -EINVAL, -EMSGSIZE (nothing is sent
+ * then), -ECHILD, -EBUSY. */
+static int batch_check(const struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+		       struct claim_try *b)
 {
 	if (!p || (!m && n))
 		return -EINVAL;
+	n = batch_max(p, n);
+	*b = (struct claim_try){ .m = m, .n = n };
 	/* Relaxed: our own process's generation (bumped only in a child). */
 	if (p->fork_gen != ring_fork_gen)
 		return -ECHILD;
@@ -754,28 +765,13 @@ static inline __attribute__((always_inline)) int batch_write(struct spw_producer
 	return (int)b->k;
 }
 
-/* The most records one call can send: every record spans >= 16 bytes, so
- * a ring holds at most ring_bytes / 16 (and the count must fit an int). */
-static uint32_t batch_max(const struct spw_producer *p, uint32_t n)
-{
-	uint64_t most = p->t->ring_bytes / ring_span(0);
-
-	if (most > INT_MAX)
-		most = INT_MAX;
-	return n > most ? (uint32_t)most : n;
-}
-
 int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
 			    int64_t *positions)
 {
-	struct claim_try b = { .m = m };
-	int r;
+	struct claim_try b;
+	int r = batch_check(p, m, n, &b);
 
-	if (p)
-		n = batch_max(p, n);
-	b.n = n;
-	r = batch_check(p, m, n);
-	if (r || !n)
+	if (r || !b.n)
 		return r;
 	/* Relaxed: set by tests before any producer runs. */
 	if (__builtin_expect(ring_test_hook != NULL, 0)) {
@@ -789,14 +785,10 @@ int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uin
 int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
 				 int64_t timeout_ns, int64_t *positions)
 {
-	struct claim_try b = { .m = m };
-	int r;
+	struct claim_try b;
+	int r = batch_check(p, m, n, &b);
 
-	if (p)
-		n = batch_max(p, n);
-	b.n = n;
-	r = batch_check(p, m, n);
-	if (r || !n)
+	if (r || !b.n)
 		return r;
 	r = claim_wait(p, &b, timeout_ns);
 	return r ? r : batch_write(p, &b, positions, true);
