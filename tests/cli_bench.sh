@@ -57,6 +57,8 @@ for bad in 0 -1 x 1025; do
 done
 expect_rc 2 "$CLI" bench --batch 8 --mode pingpong --duration 0.1 --size 64
 expect_err "a round trip is one record"
+expect_rc 2 "$CLI" bench --batch 1024 --size 1M --ring-size 8M --duration 0.1
+expect_err "over 256 MiB of records per call"
 # 10007 records: the last batch of each producer is a short one.
 expect_rc 0 "$CLI" bench --batch 7 --producers 2 --count 10007 --size 64,1K --json
 python3 - "$TMP/out" <<'PY' || fail "bench --batch: records lost or redelivered, or the setting not reported"

@@ -14,6 +14,7 @@
 
 #define IPC_RING_BYTES (1ull << 20)
 #define SPILL_RING_BYTES (64ull << 20)
+#define BATCH_BUF_MAX (256ull << 20) /* a producer's buffer for one --batch */
 
 void bench_usage(FILE *f)
 {
@@ -193,6 +194,13 @@ static int finish(struct bench_opts *o, const struct seen *sn)
 	for (int i = 0; i < o->nsizes; i++) {
 		char rb[32];
 
+		if ((uint64_t)o->batch * o->sizes[i] > BATCH_BUF_MAX) {
+			fprintf(stderr,
+				"spillway bench: --batch %u of --size %u is over %u MiB of records "
+				"per call; lower one of them\n",
+				o->batch, o->sizes[i], (unsigned)(BATCH_BUF_MAX >> 20));
+			return 2;
+		}
 		if (o->sizes[i] <= o->ring_bytes / 4)
 			continue;
 		bench_fmt_bytes(rb, sizeof(rb), o->ring_bytes);

@@ -63,7 +63,7 @@ static void produce_batches(struct bw_ctl *c, struct bw_slot *s, struct spw_prod
 {
 	const struct bw_params *p = &c->p;
 	uint32_t n = p->batch, size = p->size;
-	unsigned char *buf = bench_payload(n * size);
+	unsigned char *buf = bench_payload(n * size); /* <= 256 MiB: bench_options.c */
 	struct spw_msg *m = calloc(n, sizeof(*m));
 	uint64_t base = (uint64_t)s->index << SEQ_BITS, i = 0;
 
@@ -101,6 +101,7 @@ static void produce_batches(struct bw_ctl *c, struct bw_slot *s, struct spw_prod
 	s->records = i;
 	s->t_end_ns = ring_monotonic_ns();
 	free(m);
+	free(buf);
 	done(s);
 }
 

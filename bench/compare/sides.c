@@ -60,8 +60,9 @@ static int on_msg(void *arg, const void *data, uint32_t len)
 	return 0;
 }
 
-/* The batch sender (cfg.batch > 1, Spillway only): batches of cfg.batch
- * messages, each with its sequence number, one spwc_send_batch each. */
+/* The batch sender (cfg.batch not 0: the spillway-batch row): batches of
+ * cfg.batch messages (<= 1024 of <= 1 MiB: compare.c parse), each with its
+ * sequence number, one spwc_send_batch each. */
 static uint64_t send_batches(struct ctl *c, struct side *s, struct chan *ch)
 {
 	uint32_t n = ch->cfg.batch, size = ch->cfg.size;
