@@ -93,10 +93,10 @@ uint64_t spw_consumer_skipped(const struct spw_consumer *c)
 
 /* Does the chain of committed records from a, a record boundary, land on
  * pos exactly? For a pos inside a slot's span [a, end): a batch
- * (spw_producer_send_batch) whose first records are committed and the rest
- * not yet. Below `reclaimed` records may be zeroed as we walk: start, and
- * go on, from there (a record boundary too, I1; reclaim never passes an
- * uncommitted record, so never pos). */
+ * (spw_producer_send_batch) that committed the records before pos but has
+ * not yet moved its claim to pos (I2). Below `reclaimed` records may be
+ * zeroed as we walk: start, and go on, from there (a record boundary too,
+ * I1; reclaim never passes an uncommitted record, so never pos). */
 static bool chain_reaches(struct spw_topic *t, uint64_t a, uint64_t pos)
 {
 	uint64_t q = a;

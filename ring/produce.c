@@ -755,11 +755,19 @@ static inline __attribute__((always_inline)) int batch_write(struct spw_producer
 		if (positions)
 			positions[i] = (int64_t)pos;
 		pos += ring_span(len);
-		/* Each record is there once committed: a consumer asleep on it
-		 * must not wait for the rest of the batch. The last one's wake
-		 * comes with the IDLE store. */
-		if (i + 1 < b->k)
+		if (i + 1 < b->k) {
+			/* I2: what is ours now starts at the next record: the
+			 * daemon judges only the uncommitted rest (what a dead
+			 * owner leaves, or garbage over a committed record, then
+			 * ends exactly there, ring/resolve.c). Release: after the
+			 * commit store. */
+			atomic_store_explicit(&p->slot->claim, pos | RING_SLOT_WON,
+					      memory_order_release);
+			/* Each record is there once committed: a consumer asleep
+			 * on it must not wait for the rest of the batch. The last
+			 * one's wake comes with the IDLE store. */
 			commit_wake(p);
+		}
 	}
 	claim_done(p);
 	return (int)b->k;

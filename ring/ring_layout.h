@@ -47,10 +47,14 @@
  *     [guess, end) after a successful CAS, then says so (claim = start |
  *     RING_SLOT_WON), and stores RING_SLOT_IDLE (release) after its last
  *     commit. A span holds one record, or a batch's records
- *     (spw_producer_send_batch), committed one by one in order: inside it,
- *     a record boundary is where the chain of committed records from the
- *     span's start lands (consume.c boundary()), and the first uncommitted
- *     record to the span's end is the owner's unfinished rest (I7).
+ *     (spw_producer_send_batch), committed one by one in order; after each
+ *     commit but the last the owner stores claim = next record | WON
+ *     (release, after the commit), so the slot names only the uncommitted
+ *     rest [claim, end): a dead owner's rest is aborted exactly, and garbage
+ *     over one of its committed records is cut up to that claim (I7). A
+ *     reader that looks between a commit and that store finds the next
+ *     record by the chain of committed records from the older claim
+ *     (consume.c boundary()).
  *     Nobody else writes in its span while its owner lives: a live claim is
  *     never taken away. An exclusive
  *     producer (the only one: RING_EXCL_OFF's write lock) does the same with

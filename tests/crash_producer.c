@@ -673,12 +673,12 @@ static void run_batch_crash(int done, bool resume)
 	v = test_fork(batch_victim, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(info_of(t).tail, (uint64_t)(first + BATCH_N * span));
-	/* Its slot names the whole batch. */
+	/* Its slot names the batch's uncommitted rest (ring_layout.h I2). */
 	np = spw_topic_producers(t, pi, 8);
 	for (int k = 0; k < np; k++)
 		if (pi[k].pid == (uint32_t)v) {
 			assert_true(pi[k].alive && pi[k].claiming);
-			assert_int_equal(pi[k].claim, first);
+			assert_int_equal(pi[k].claim, stuck);
 			assert_int_equal(pi[k].end, first + BATCH_N * span);
 			held++;
 		}
@@ -726,6 +726,58 @@ static void run_batch_crash(int done, bool resume)
 	test_shared_free(sh, sizeof(*sh));
 	spw_topic_close(t);
 	assert_int_equal(spw_topic_delete(test_group_dir, "batch"), 0);
+}
+
+/* Garbage over the commit word of a batch's first record (a buggy program
+ * with write access), the second committed, the rest not, and then the
+ * producer dies: the daemon cuts out exactly the garbage record (CORRUPT)
+ * and aborts exactly the uncommitted rest; the second record, committed,
+ * is delivered. */
+static void garbage_in_a_batch_whose_producer_dies(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = RING, .max_record = MAXREC };
+	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
+	struct spw_topic *t = NULL;
+	struct test_got *g = test_got_new();
+	struct spw_consumer *c = NULL;
+	const int64_t span = (int64_t)test_span(1000);
+	struct spwd_stall st;
+	int64_t first;
+	uint8_t *map;
+	pid_t v;
+
+	(void)state;
+	/* Its own dir: the victim opens "batch" there. */
+	snprintf(sh->dir, sizeof(sh->dir), "%s/garbage", test_group_dir);
+	assert_int_equal(spw_topic_create(sh->dir, "batch", &cfg), 0);
+	assert_int_equal(spw_topic_open(sh->dir, "batch", 0, &t), 0);
+	map = test_map_ring(sh->dir, "batch", RING, NULL);
+	assert_non_null(map);
+	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
+	first = (int64_t)info_of(t).tail;
+	batch_point = RING_AT_BEFORE_COMMIT;
+	batch_hits = 3; /* before the third commit: two records committed */
+	v = test_fork(batch_victim, sh);
+	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
+	/* A word that fails the validator (no such type, no such length). */
+	*(volatile uint64_t *)(map + ((uint64_t)first & (RING - 1))) = ~0ull;
+	assert_int_equal(kill(v, SIGKILL), 0);
+	assert_int_equal(test_wait(v, 30 * TEST_SEC), 128 + SIGKILL);
+	assert_int_equal(spwd_resolve(t, first, &st), SPWD_RESOLVE_CORRUPT);
+	assert_int_equal(st.span, span);
+	assert_int_equal(spwd_resolve(t, first + 2 * span, &st), SPWD_RESOLVE_ABORTED);
+	assert_int_equal(st.span, (BATCH_N - 2) * span);
+	assert_int_equal(spw_consumer_poll(c, test_collect, g, 100), 1);
+	assert_int_equal(g->r[0].position, first + span);
+	assert_int_equal(g->r[0].hash, fill_hash(1000, 1));
+	assert_int_equal(spw_consumer_skipped(c), (uint64_t)span);
+	assert_int_equal(spw_consumer_position(c), first + BATCH_N * span);
+	spw_consumer_close(c);
+	test_unmap_ring(map, RING);
+	free(g);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(sh->dir, "batch"), 0);
+	test_shared_free(sh, sizeof(*sh));
 }
 
 static void killed_right_after_a_batch_claim(void **state)
@@ -833,6 +885,7 @@ int main(void)
 		cmocka_unit_test(resolve_checks_its_position),
 		cmocka_unit_test(close_with_an_open_claim_aborts_it),
 		cmocka_unit_test(killed_right_after_a_batch_claim),
+		cmocka_unit_test(garbage_in_a_batch_whose_producer_dies),
 		cmocka_unit_test(killed_half_way_through_a_batch),
 		cmocka_unit_test(stalled_half_way_through_a_batch_then_resumed),
 	};

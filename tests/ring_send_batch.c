@@ -327,7 +327,7 @@ static void a_consumer_can_start_at_a_record_inside_an_unfinished_batch(void **s
 
 /* A consumer asleep in poll_wait on a batch's first record is woken by its
  * commit, not after the rest of the batch: the producer (a child) stops
- * 300 ms before its second commit, longer than a sleep's safety slice, so a
+ * 330 ms before its second commit, longer than a sleep's safety slice, so a
  * missing wake shows as a missed wake-up (the library counts them). */
 extern _Atomic uint64_t ring_missed_wakes;
 
@@ -336,7 +336,7 @@ static void nap_before_second_commit(enum ring_point at)
 	static int hits;
 
 	if (at == RING_AT_BEFORE_COMMIT && ++hits == 2)
-		test_sleep_ns(300 * TEST_MS);
+		test_sleep_ns(330 * TEST_MS);
 }
 
 static int slow_batch_sender(void *arg)
@@ -349,7 +349,9 @@ static int slow_batch_sender(void *arg)
 	(void)arg;
 	TEST_CHECK(b && test_open_producer(test_group_dir, "sb_wake", &t, &p) == 0, "open");
 	batch_make(b, lens, 2, 40);
-	test_sleep_ns(200 * TEST_MS); /* the parent is asleep by then */
+	/* The parent is asleep by then, half way through one of its 100 ms
+	 * safety slices (a commit just as a slice ends would count as missed). */
+	test_sleep_ns(150 * TEST_MS);
 	ring_test_hook = nap_before_second_commit;
 	TEST_CHECK(spw_producer_send_batch(p, b->m, 2, NULL) == 2, "send_batch");
 	spw_producer_close(p);
