@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "bench_proc.h"
 
-#include "spillway.h"
+#include "ring_internal.h" /* ring_monotonic_ns, the one clock */
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,46 +20,52 @@ void bench_sleep_ns(uint64_t ns)
 		;
 }
 
-static uint64_t mono_ns(void)
+bool bench_stalled(struct bench_stall *s)
 {
-	struct timespec ts;
+	uint64_t now;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if ((++s->n & 0xffff) != 0)
+		return false;
+	now = ring_monotonic_ns();
+	if (!s->t0)
+		s->t0 = now;
+	return now - s->t0 > BENCH_STALL_NS;
 }
 
-/* A busy sender found the ring full: true once it has been for
- * BENCH_STALL_NS (the clock read every 64 Ki spins; *t0 0 at the first). */
-static bool stalled(uint64_t *spins, uint64_t *t0)
+struct spw_msg *bench_batch_new(uint32_t n, uint32_t size, unsigned char **buf)
 {
-	if ((++*spins & 0xffff) == 0) {
-		uint64_t now = mono_ns();
+	struct spw_msg *m = calloc(n, sizeof(*m));
 
-		if (!*t0)
-			*t0 = now;
-		else if (now - *t0 > BENCH_STALL_NS)
-			return true;
+	*buf = bench_payload(n * size);
+	if (!m || !*buf) {
+		free(m);
+		free(*buf);
+		*buf = NULL;
+		return NULL;
 	}
-	bench_relax();
-	return false;
+	for (uint32_t k = 0; k < n; k++)
+		m[k] = (struct spw_msg){ *buf + (size_t)k * size, size };
+	return m;
 }
 
 int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len)
 {
-	uint64_t spins = 0, t0 = 0;
+	struct bench_stall st = { 0, 0 };
 	int64_t r;
 
 	if (!busy)
 		return spw_producer_send_wait(p, buf, len, (int64_t)BENCH_STALL_NS);
-	while ((r = spw_producer_send(p, buf, len)) == -EAGAIN)
-		if (stalled(&spins, &t0))
+	while ((r = spw_producer_send(p, buf, len)) == -EAGAIN) {
+		if (bench_stalled(&st))
 			return -ETIMEDOUT;
+		bench_relax();
+	}
 	return r;
 }
 
 int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n)
 {
-	uint64_t spins = 0, t0 = 0;
+	struct bench_stall st = { 0, 0 };
 	uint32_t sent = 0;
 	int r;
 
@@ -69,11 +75,14 @@ int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m,
 							(int64_t)BENCH_STALL_NS, NULL);
 		if (r > 0) {
 			sent += (uint32_t)r;
-			spins = t0 = 0; /* progress: the stall clock starts again */
-		} else if (r != -EAGAIN)
+			st = (struct bench_stall){ 0, 0 }; /* progress: the clock starts again */
+		} else if (r != -EAGAIN) {
 			return r ? r : -EIO;
-		else if (stalled(&spins, &t0))
+		} else if (bench_stalled(&st)) {
 			return -ETIMEDOUT;
+		} else {
+			bench_relax();
+		}
 	}
 	return 0;
 }

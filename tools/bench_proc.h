@@ -32,6 +32,19 @@ struct spw_msg;
 int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len);
 int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n);
 
+/* Bounds a spin on EAGAIN (any system's): true once it has lasted
+ * BENCH_STALL_NS. Reads the clock every 64 Ki calls only. Start it zeroed;
+ * zero it again on progress. */
+struct bench_stall {
+	uint64_t n, t0;
+};
+bool bench_stalled(struct bench_stall *s);
+
+/* A batch for a sender: n messages of size bytes, m[k] over the k-th slice
+ * of one payload buffer (*buf, bench_payload's pattern; free both). NULL
+ * when out of memory. */
+struct spw_msg *bench_batch_new(uint32_t n, uint32_t size, unsigned char **buf);
+
 /* A buffer of size bytes (64-byte aligned; free() it) filled with the fixed
  * pattern every benchmark sender sends. NULL when out of memory. */
 unsigned char *bench_payload(uint32_t size);

@@ -63,14 +63,13 @@ static void produce_batches(struct bw_ctl *c, struct bw_slot *s, struct spw_prod
 {
 	const struct bw_params *p = &c->p;
 	uint32_t n = p->batch, size = p->size;
-	unsigned char *buf = bench_payload(n * size); /* <= 256 MiB: bench_options.c */
-	struct spw_msg *m = calloc(n, sizeof(*m));
+	unsigned char *buf;
+	/* n * size <= 256 MiB: bench_options.c */
+	struct spw_msg *m = bench_batch_new(n, size, &buf);
 	uint64_t base = (uint64_t)s->index << SEQ_BITS, i = 0;
 
-	if (!buf || !m)
+	if (!m)
 		fail(s, "out of memory");
-	for (uint32_t k = 0; k < n; k++)
-		m[k] = (struct spw_msg){ buf + (size_t)k * size, size };
 	bw_ready_and_wait(c, s);
 	for (;;) {
 		uint32_t k = n;

@@ -14,6 +14,8 @@
 #define _GNU_SOURCE
 #include "chan.h"
 
+#include "../../tools/bench_proc.h" /* bench_stalled */
+
 #include "ring_internal.h"
 
 #include <errno.h>
@@ -30,26 +32,7 @@
 #endif
 
 #define RBUF_BYTES (256u << 10)
-#define STALL_NS 10000000000ull
 #define MQ_MAX_MSGS 4096
-
-/* Bounds a spin on EAGAIN: true once it has lasted 10 s. Reads the clock
- * every 64 Ki calls only. */
-struct stall {
-	uint64_t n, t0;
-};
-
-static bool stalled(struct stall *s)
-{
-	uint64_t now;
-
-	if ((++s->n & 0xffff) != 0)
-		return false;
-	now = ring_monotonic_ns();
-	if (!s->t0)
-		s->t0 = now;
-	return now - s->t0 > STALL_NS;
-}
 
 void chan_zmq_version(char *buf, size_t len)
 {
@@ -332,7 +315,7 @@ void chan_close(struct chan *ch)
 static int send_stream(struct chan *ch, const void *data, uint32_t len)
 {
 	const unsigned char *p = data;
-	struct stall st = { 0, 0 };
+	struct bench_stall st = { 0, 0 };
 	size_t done = 0;
 
 	while (done < len) {
@@ -343,7 +326,7 @@ static int send_stream(struct chan *ch, const void *data, uint32_t len)
 			continue;
 		}
 		if (n < 0 && errno == EAGAIN) {
-			if (stalled(&st))
+			if (bench_stalled(&st))
 				return -ETIMEDOUT;
 			continue;
 		}
@@ -356,11 +339,11 @@ static int send_stream(struct chan *ch, const void *data, uint32_t len)
 
 static int send_mq(struct chan *ch, const void *data, uint32_t len)
 {
-	struct stall st = { 0, 0 };
+	struct bench_stall st = { 0, 0 };
 
 	while (mq_send(ch->mq, data, len, 0)) {
 		if (errno == EAGAIN) {
-			if (stalled(&st))
+			if (bench_stalled(&st))
 				return -ETIMEDOUT;
 			continue;
 		}
@@ -381,11 +364,11 @@ static void zmq_spin_yield(void)
 
 static int send_zmq(struct chan *ch, const void *data, uint32_t len)
 {
-	struct stall st = { 0, 0 };
+	struct bench_stall st = { 0, 0 };
 
 	while (zmq_send(ch->zsock, data, len, ch->cfg.busy ? ZMQ_DONTWAIT : 0) < 0) {
 		if (errno == EAGAIN) {
-			if (stalled(&st))
+			if (bench_stalled(&st))
 				return -ETIMEDOUT;
 			zmq_spin_yield();
 			continue;

@@ -66,15 +66,13 @@ static int on_msg(void *arg, const void *data, uint32_t len)
 static uint64_t send_batches(struct ctl *c, struct side *s, struct chan *ch)
 {
 	uint32_t n = ch->cfg.batch, size = ch->cfg.size;
-	unsigned char *buf = bench_payload((size_t)n * size);
-	struct spw_msg *m = calloc(n, sizeof(*m));
+	unsigned char *buf;
+	struct spw_msg *m = bench_batch_new(n, size, &buf);
 	uint64_t i;
 	int r;
 
-	if (!buf || !m)
+	if (!m)
 		side_fail(s, "sender: out of memory");
-	for (uint32_t k = 0; k < n; k++)
-		m[k] = (struct spw_msg){ buf + (size_t)k * size, size };
 	for (i = 0; !stop_asked(c); i += n) {
 		for (uint32_t k = 0; k < n; k++) {
 			uint64_t seq = i + k;
