@@ -100,6 +100,13 @@ static int kid_start(struct kid *k, const struct aeron_cfg *a, const char *dir, 
 	return 0;
 }
 
+const char *aeron_term_desc(void)
+{
+	const char *v = getenv("AERON_IPC_TERM_BUFFER_LENGTH");
+
+	return v && *v ? v : "64 MiB (driver default)";
+}
+
 /* Still running? Reaps it (status kept) when it has exited. */
 static bool kid_alive(struct kid *k)
 {
@@ -399,8 +406,8 @@ int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est
 
 	err[0] = '\0';
 	*rate = -1;
-	snprintf(desc, desclen, "%s (%s) -> rate_subscriber, aeron:ipc, driver defaults",
-		 bin, claim ? "try_claim" : "offer");
+	snprintf(desc, desclen, "%s (%s) -> rate_subscriber, aeron:ipc, term %s",
+		 bin, claim ? "try_claim" : "offer", aeron_term_desc());
 	if (driver_start(&d, a, dir, sizeof(dir), err, errlen))
 		goto out;
 	if (kid_start(&s, a, dir, "rate_subscriber", a->pu[1], sargv)) {

@@ -38,6 +38,12 @@ int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est
 int aeron_rtt(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est_ns,
 	      double pct[5], char *err, size_t errlen);
 
+/* The IPC term length the drivers run with: AERON_IPC_TERM_BUFFER_LENGTH
+ * from the environment (aeronmd reads it; the children inherit it), else
+ * "64 MiB (driver default)". Spillway's rows run with --ring-size: the two
+ * are reported side by side (docs/aeron.md, "Buffer sizes"). */
+const char *aeron_term_desc(void);
+
 /* "exited with status 3", "killed by signal 11 (SIGSEGV)". */
 void kid_reason(int status, char *buf, size_t len);
 

@@ -8,6 +8,8 @@
  */
 #include "results.h"
 
+#include "aeron.h"
+
 #include "../../tools/bench_topo.h"
 
 #include <errno.h>
@@ -171,7 +173,7 @@ static void write_env(FILE *f, const struct table *t, const struct run_info *ri)
 		ri->pu[1]);
 	fprintf(f, "backoff_ns=%lld\nbatch=%u\n", (long long)ri->backoff_ns, ri->batch);
 	if (ri->aeron[0])
-		fprintf(f, "aeron=%s\n", ri->aeron);
+		fprintf(f, "aeron=%s\naeron_ipc_term_length=%s\n", ri->aeron, aeron_term_desc());
 	for (size_t s = 0; s < t->nsys; s++) {
 		const char *name = t->sys[s].name;
 
