@@ -30,6 +30,8 @@
 # receiver waits after a peek that found nothing), COMPARE_BATCH (32: messages
 # per spw_producer_send_batch call of the spillway-batch sender), AERON (a directory with Aeron's C binaries: adds the
 # aeron-ipc rows and the ratios against them; docs/aeron.md),
+# COMPARE_RING (1M: the ring of the Spillway rows without spill, and every
+# other system's buffer where it has one; docs/aeron.md "Buffer sizes"),
 # COMPARE_FAULT (<system>:<sender|receiver>:<stall|crash>: SIGSTOP or SIGSEGV
 # that process once its run started, to check that the row fails alone).
 # The defaults take about 3-4 minutes on 2 cores. Run it on a quiet machine:
@@ -113,6 +115,7 @@ args=(--out "$OUT"
 [ -n "${COMPARE_TIMEOUT:-}" ] && args+=(--timeout "$COMPARE_TIMEOUT")
 [ -n "${COMPARE_BACKOFF:-}" ] && args+=(--backoff "$COMPARE_BACKOFF")
 [ -n "${COMPARE_BATCH:-}" ] && args+=(--batch "$COMPARE_BATCH")
+[ -n "${COMPARE_RING:-}" ] && args+=(--ring-size "$COMPARE_RING")
 [ -n "${AERON:-}" ] && args+=(--aeron "$AERON")
 args+=("$@")
 export SPW_DAEMON=${SPW_DAEMON:-$ROOT/$BUILD/spillwayd}
