@@ -692,7 +692,7 @@ static __attribute__((noinline)) int64_t send_general(struct spw_producer *p, co
  * (no test hook, no padding, room below the limit it last saw) in a lean
  * copy of claim_impl() + send_claimed() (the same helpers, in the same
  * order): with everything else in send_general() the compiler keeps this
- * path in registers. Measured: +5-10% at 64 B (docs/HACKING.md). Anything
+ * path in registers. Measured: +7-11% at 64 B (docs/HACKING.md). Anything
  * unusual, including a solo ended under us, goes the general way. */
 int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len)
 {
