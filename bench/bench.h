@@ -94,6 +94,7 @@ void bm_spw_peek(benchmark::State &st);
 void bm_spw_pc(benchmark::State &st);
 void bm_send_pair(benchmark::State &st);
 void bm_send_pair_excl(benchmark::State &st);
+void bm_claim_pair(benchmark::State &st); // send_pair through claim + commit
 void bm_bl_send(benchmark::State &st);
 void bm_bl_poll(benchmark::State &st);
 void bm_bl_pc(benchmark::State &st);
@@ -234,7 +235,8 @@ struct PairSide {
 	virtual int reclaim() = 0;
 };
 std::unique_ptr<PairSide> bl_pair_side();                // baseline.cc
-std::unique_ptr<PairSide> spw_pair_side(bool exclusive); // spw_benches.cc
+// claim: spw_producer_claim + copy + commit instead of spw_producer_send.
+std::unique_ptr<PairSide> spw_pair_side(bool exclusive, bool claim); // spw_benches.cc
 
 // --- driver 1: one producer, no reader ------------------------------------------
 // Each timed batch writes at most ring/4 bytes. Between batches, outside the

@@ -8,6 +8,7 @@
 // under /dev/shm for every topic and baseline ring (removed at exit). Then
 // run, in this order so each baseline is known before its Spillway twin:
 //   bl_send/N   spw_send/N   spw_send_excl/N   spw_claim_commit/64
+//   send_pair/N send_pair_excl/N claim_pair/64        the same, paired with bl_send
 //                                                    one producer, no reader
 //   bl_poll/N   spw_poll/N  spw_peek/N                one consumer, pre-filled
 //                                                     (spw_peek: peek/release)
@@ -292,6 +293,7 @@ void register_all()
 	// The two above, batch for batch in one run (spw_benches.cc send_pair).
 	sizes(RegisterBenchmark("send_pair", bm_send_pair)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("send_pair_excl", bm_send_pair_excl)->UseManualTime(), kSizes, 5);
+	sizes(RegisterBenchmark("claim_pair", bm_claim_pair)->UseManualTime(), kClaimSizes, 1);
 	sizes(RegisterBenchmark("bl_poll", bm_bl_poll)->UseRealTime(), kPollSizes, 2);
 	sizes(RegisterBenchmark("spw_poll", bm_spw_poll)->UseRealTime(), kPollSizes, 2);
 	sizes(RegisterBenchmark("spw_peek", bm_spw_peek)->UseRealTime(), kPollSizes, 2);

@@ -219,10 +219,11 @@ void bm_spw_pc(benchmark::State &st)
 	run_pc(st, sys, (uint32_t)st.range(0), bl_name("bl_pc", st).c_str());
 }
 
-std::unique_ptr<PairSide> spw_pair_side(bool exclusive)
+std::unique_ptr<PairSide> spw_pair_side(bool exclusive, bool claim)
 {
 	struct Side : PairSide {
 		SpwSys sys;
+		bool claim = false;
 		int open() override
 		{
 			const char *what = "";
@@ -230,6 +231,12 @@ std::unique_ptr<PairSide> spw_pair_side(bool exclusive)
 		}
 		int64_t batch(Payload &pl, uint32_t len, int64_t n, uint64_t &seq) override
 		{
+			if (claim) {
+				auto cc = [this](const void *d, uint32_t l) {
+					return sys.claim_commit(d, l);
+				};
+				return send_batch(cc, pl, len, n, seq);
+			}
 			auto send = [this](const void *d, uint32_t l) { return sys.send(d, l); };
 			return send_batch(send, pl, len, n, seq);
 		}
@@ -238,6 +245,7 @@ std::unique_ptr<PairSide> spw_pair_side(bool exclusive)
 	auto s = std::make_unique<Side>();
 	if (exclusive)
 		s->sys.set_exclusive();
+	s->claim = claim;
 	return s;
 }
 
@@ -251,11 +259,11 @@ namespace {
 // makes the ratio of two benchmarks run seconds apart swing by +-20%; here
 // both see the same moments. Counters: each side's rate over all its
 // batches, their ratio (vs_baseline), and the median of the per-pair ratios.
-void send_pair(benchmark::State &st, bool exclusive)
+void send_pair(benchmark::State &st, bool exclusive, bool claim = false)
 {
 	const uint32_t len = (uint32_t)st.range(0);
 	const int64_t batch = std::max<int64_t>(1, (int64_t)(g_cfg.ring_bytes / 4 / rec_span(len)));
-	std::unique_ptr<PairSide> side[2] = {bl_pair_side(), spw_pair_side(exclusive)};
+	std::unique_ptr<PairSide> side[2] = {bl_pair_side(), spw_pair_side(exclusive, claim)};
 	const char *name[2] = {"baseline ring", "spillway topic"};
 	double t[2] = {0, 0};
 	uint64_t seq[2] = {0, 0};
@@ -308,6 +316,11 @@ void bm_send_pair(benchmark::State &st)
 void bm_send_pair_excl(benchmark::State &st)
 {
 	send_pair(st, true);
+}
+
+void bm_claim_pair(benchmark::State &st)
+{
+	send_pair(st, false, true);
 }
 
 } // namespace spwb

@@ -10,8 +10,8 @@
  * marking the slot IDLE, and one load of the consumers' waiter count. No syscall, no lock, no fence on x86.
  * The only live producer (solo, I9; ring/solo.c) stores tail instead of the
  * CAS after one relaxed load of the solo word: no locked instruction.
- * spw_producer_send() of such a producer runs a lean copy of the path
- * (the same helpers) and leaves everything else to send_general().
+ * spw_producer_send() and spw_producer_claim() of such a producer run a
+ * lean inline claim (claim_fast) and leave everything else out of line.
  * Nobody ever takes a live claim away (I7), so nothing here needs to
  * detect that it lost its span.
  */
@@ -411,6 +411,47 @@ static inline __attribute__((always_inline)) int take_span(struct spw_producer *
 	return 0;
 }
 
+/* The common claim of an exclusive or solo producer, inline and in
+ * registers: no test hook, no padding, room below the limit it last saw,
+ * its solo not ended. The same steps and helpers as claim_impl() with
+ * claim_exclusive(), in the same order; false when anything is unusual
+ * (nothing taken: the caller goes the general way, which sees the same
+ * and handles it). Used by spw_producer_send and spw_producer_claim: with
+ * everything else out of line the compiler keeps this path in registers
+ * and stops reloading the topic after each store (+7-11% at 64 B,
+ * docs/HACKING.md). */
+static inline __attribute__((always_inline)) bool claim_fast(struct spw_producer *p, uint32_t len,
+							     uint64_t *tail_out,
+							     struct ring_rec **rec_out)
+{
+	const struct spw_topic *t;
+	uint64_t ts, tail, next, span;
+	struct ring_rec *rec;
+
+	/* Relaxed loads of ring_test_hook and ring_fork_gen: as in claim(). */
+	if (__builtin_expect(!p->exclusive || p->claim_open || ring_test_hook != NULL ||
+				     p->fork_gen != ring_fork_gen,
+			     0))
+		return false;
+	t = p->t;
+	tail = p->tail_own;
+	span = ring_span(len);
+	next = tail + span;
+	if (__builtin_expect(len > t->max_record || (tail & t->mask) + span > t->ring_bytes ||
+				     next > p->limit_seen,
+			     0))
+		return false;
+	rec = ring_rec_at(t, tail);
+	ts = ring_clock_now(&p->clk); /* before the claim, as claim_impl() */
+	if (__builtin_expect(!excl_take(p, tail, next, false), 0))
+		return false;
+	span_won(p, tail);
+	rec->timestamp_ns = ts;
+	*tail_out = tail;
+	*rec_out = rec;
+	return true;
+}
+
 static inline __attribute__((always_inline)) int claim_impl(struct spw_producer *p, uint32_t len,
 							    struct spw_claim *c, const bool hooked)
 {
@@ -510,7 +551,18 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 	}
 }
 
-int spw_producer_claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
+/* An open zero-copy claim c of this handle: the handle remembers it
+ * (claim_check() compares at commit or abort). */
+static inline __attribute__((always_inline)) void claim_opened(struct spw_producer *p,
+							       const struct spw_claim *c)
+{
+	p->claim_open = true;
+	p->claim_pos = c->position;
+	p->claim_span = ring_span(c->len);
+}
+
+static __attribute__((noinline)) int claim_general(struct spw_producer *p, uint32_t len,
+						   struct spw_claim *c)
 {
 	int r;
 
@@ -519,12 +571,25 @@ int spw_producer_claim(struct spw_producer *p, uint32_t len, struct spw_claim *c
 	if (p->claim_open)
 		return -EBUSY;
 	r = claim(p, len, c);
-	if (!r) {
-		p->claim_open = true;
-		p->claim_pos = c->position;
-		p->claim_span = ring_span(len);
-	}
+	if (!r)
+		claim_opened(p, c);
 	return r;
+}
+
+int spw_producer_claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
+{
+	struct ring_rec *rec;
+	uint64_t tail;
+
+	if (__builtin_expect(!p || !c || !claim_fast(p, len, &tail, &rec), 0))
+		return claim_general(p, len, c);
+	c->data = rec + 1;
+	c->len = len;
+	c->reserved = 0;
+	c->position = (int64_t)tail;
+	c->hdr_ = rec;
+	claim_opened(p, c);
+	return 0;
 }
 
 int spw_producer_claim_wait(struct spw_producer *p, uint32_t len, int64_t timeout_ns,
@@ -537,11 +602,8 @@ int spw_producer_claim_wait(struct spw_producer *p, uint32_t len, int64_t timeou
 	if (p->claim_open)
 		return -EBUSY;
 	r = claim_wait(p, &(struct claim_try){ .len = len, .c = c }, timeout_ns);
-	if (!r) {
-		p->claim_open = true;
-		p->claim_pos = c->position;
-		p->claim_span = ring_span(len);
-	}
+	if (!r)
+		claim_opened(p, c);
 	return r;
 }
 
@@ -688,40 +750,16 @@ static __attribute__((noinline)) int64_t send_general(struct spw_producer *p, co
 	return send_claimed(p, &c, data, len, false);
 }
 
-/* spw_producer_send: the common case of an exclusive or solo producer
- * (no test hook, no padding, room below the limit it last saw) in a lean
- * copy of claim_impl() + send_claimed() (the same helpers, in the same
- * order): with everything else in send_general() the compiler keeps this
- * path in registers. Measured: +7-11% at 64 B (docs/HACKING.md). Anything
- * unusual, including a solo ended under us, goes the general way. */
 int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len)
 {
-	const struct spw_topic *t;
 	struct ring_rec *rec;
-	uint64_t ts, tail, next, span;
+	uint64_t tail;
 
-	/* Relaxed loads of ring_test_hook and ring_fork_gen: as in claim(). */
-	if (__builtin_expect(!p || !data || !p->exclusive || p->claim_open ||
-				     ring_test_hook != NULL || p->fork_gen != ring_fork_gen,
-			     0))
+	if (__builtin_expect(!p || !data || !claim_fast(p, len, &tail, &rec), 0))
 		return send_general(p, data, len);
-	t = p->t;
-	tail = p->tail_own;
-	span = ring_span(len);
-	next = tail + span;
-	if (__builtin_expect(len > t->max_record || (tail & t->mask) + span > t->ring_bytes ||
-				     next > p->limit_seen,
-			     0))
-		return send_general(p, data, len);
-	rec = ring_rec_at(t, tail);
-	ts = ring_clock_now(&p->clk);
-	if (__builtin_expect(!excl_take(p, tail, next, false), 0))
-		return send_general(p, data, len);
-	span_won(p, tail);
-	rec->timestamp_ns = ts;
 	copy_payload(rec + 1, data, len);
 	/* Release (I4): as write_word(). */
-	atomic_store_explicit(&rec->commit, ring_word(RING_T_DATA, len, tail, t->ring_bytes),
+	atomic_store_explicit(&rec->commit, ring_word(RING_T_DATA, len, tail, p->t->ring_bytes),
 			      memory_order_release);
 	claim_done(p);
 	return (int64_t)tail;
