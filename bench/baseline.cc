@@ -349,6 +349,17 @@ std::unique_ptr<PairSide> bl_pair_side()
 	return std::make_unique<Side>();
 }
 
+std::unique_ptr<PollSide> bl_poll_side()
+{
+	struct Side : PollSide {
+		BlSys sys;
+		int open() override { return sys.open(); }
+		int64_t fill(Payload &pl, uint32_t len) override { return fill_ring(sys, pl, len); }
+		int64_t pass(RecordCheck &chk) override { return poll_pass(sys, chk); }
+	};
+	return std::make_unique<Side>();
+}
+
 void bm_bl_send(benchmark::State &st)
 {
 	BlSys sys;

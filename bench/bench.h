@@ -95,6 +95,8 @@ void bm_spw_pc(benchmark::State &st);
 void bm_send_pair(benchmark::State &st);
 void bm_send_pair_excl(benchmark::State &st);
 void bm_claim_pair(benchmark::State &st); // send_pair through claim + commit
+void bm_poll_pair(benchmark::State &st);  // poll of a pre-filled ring, paired with bl_poll
+void bm_peek_pair(benchmark::State &st);  // the same through peek + release
 void bm_bl_send(benchmark::State &st);
 void bm_bl_poll(benchmark::State &st);
 void bm_bl_pc(benchmark::State &st);
@@ -235,6 +237,49 @@ struct PairSide {
 	virtual int reclaim() = 0;
 };
 std::unique_ptr<PairSide> bl_pair_side();                // baseline.cc
+
+// A pre-filled ring under test in the paired poll driver (bm_poll_pair,
+// spw_benches.cc): fill it once, then each pass reads every record once
+// (rewinding first) and returns how many it read, or -errno.
+struct PollSide {
+	virtual ~PollSide() = default;
+	virtual int open() = 0;
+	virtual int64_t fill(Payload &pl, uint32_t len) = 0;
+	virtual int64_t pass(RecordCheck &chk) = 0;
+};
+std::unique_ptr<PollSide> bl_poll_side(); // baseline.cc
+// peek: spw_consumer_peek + release instead of spw_consumer_poll.
+std::unique_ptr<PollSide> spw_poll_side(bool peek); // spw_benches.cc
+
+// Fill sys with records of pl until it is full: how many, or -errno.
+template <class Sys> int64_t fill_ring(Sys &sys, Payload &pl, uint32_t len)
+{
+	int64_t filled = 0, r;
+
+	for (;;) {
+		pl.set_seq((uint64_t)filled);
+		r = sys.send(pl.data(), len);
+		if (r == -EAGAIN)
+			return filled;
+		if (r < 0)
+			return r;
+		filled++;
+	}
+}
+
+// Read every record of a filled sys once from the start: how many, or -errno.
+template <class Sys> int64_t poll_pass(Sys &sys, RecordCheck &chk)
+{
+	int64_t got = 0;
+	int n, r = sys.rewind();
+
+	if (r < 0)
+		return r;
+	chk.next_seq = 0;
+	while ((n = sys.poll(check_record, &chk, kPollMax)) > 0)
+		got += n;
+	return n < 0 ? n : got;
+}
 // claim: spw_producer_claim + copy + commit instead of spw_producer_send.
 std::unique_ptr<PairSide> spw_pair_side(bool exclusive, bool claim); // spw_benches.cc
 

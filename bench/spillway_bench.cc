@@ -11,6 +11,7 @@
 //   send_pair/N send_pair_excl/N claim_pair/64        the same, paired with bl_send
 //                                                    one producer, no reader
 //   bl_poll/N   spw_poll/N  spw_peek/N                one consumer, pre-filled
+//   poll_pair/N peek_pair/N                           the same, paired with bl_poll
 //                                                     (spw_peek: peek/release)
 //   bl_pc/N     spw_pc/N                              producer -> consumer, 2 PUs
 // Every Spillway benchmark carries a "vs_baseline" counter (its items/s over
@@ -297,6 +298,9 @@ void register_all()
 	sizes(RegisterBenchmark("bl_poll", bm_bl_poll)->UseRealTime(), kPollSizes, 2);
 	sizes(RegisterBenchmark("spw_poll", bm_spw_poll)->UseRealTime(), kPollSizes, 2);
 	sizes(RegisterBenchmark("spw_peek", bm_spw_peek)->UseRealTime(), kPollSizes, 2);
+	// The two above, pass for pass with bl_poll in one run (spw_benches.cc poll_pair).
+	sizes(RegisterBenchmark("poll_pair", bm_poll_pair)->UseManualTime(), kPollSizes, 2);
+	sizes(RegisterBenchmark("peek_pair", bm_peek_pair)->UseManualTime(), kPollSizes, 2);
 	// Two threads: wall-clock time from the first send to the last record
 	// consumed (the main thread's CPU time would mean nothing).
 	sizes(RegisterBenchmark("bl_pc", bm_bl_pc)->UseRealTime(), kSizes, 5);

@@ -249,7 +249,79 @@ std::unique_ptr<PairSide> spw_pair_side(bool exclusive, bool claim)
 	return s;
 }
 
+std::unique_ptr<PollSide> spw_poll_side(bool peek)
+{
+	struct Side : PollSide {
+		SpwSys sys;
+		int open() override
+		{
+			const char *what = "";
+			return sys.open(&what);
+		}
+		int64_t fill(Payload &pl, uint32_t len) override { return fill_ring(sys, pl, len); }
+		int64_t pass(RecordCheck &chk) override { return poll_pass(sys, chk); }
+	};
+	auto s = std::make_unique<Side>();
+	if (peek)
+		s->sys.set_batch();
+	return s;
+}
+
 namespace {
+
+// poll_pair/N, peek_pair/N: bl_poll/N and spw_poll/N (or spw_peek/N) timed
+// pass for pass in one run, as send_pair does for sends: both rings filled
+// once, then each iteration reads every record of the bare ring once and
+// every record of Spillway's once, in alternating order. Counters as in
+// send_pair (per-record rates, their ratio, the median per-pair ratio).
+void poll_pair(benchmark::State &st, bool peek)
+{
+	const uint32_t len = (uint32_t)st.range(0);
+	std::unique_ptr<PollSide> side[2] = {bl_poll_side(), spw_poll_side(peek)};
+	const char *name[2] = {"baseline ring", "spillway topic"};
+	double t[2] = {0, 0};
+	int64_t filled[2] = {0, 0}, recs[2] = {0, 0};
+	std::vector<double> ratios;
+	Payload pl(len);
+	RecordCheck chk(len);
+	unsigned k = 0;
+
+	for (int s = 0; s < 2; s++) {
+		int64_t r = side[s]->open();
+		if (r >= 0)
+			r = filled[s] = side[s]->fill(pl, len);
+		if (r <= 0) {
+			st.SkipWithError(err_text(name[s], r < 0 ? r : -ENOSPC).c_str());
+			return;
+		}
+	}
+	while (st.KeepRunningBatch(filled[0] + filled[1])) {
+		double dt[2];
+		for (int j = 0; j < 2; j++) {
+			int s = (int)((k + (unsigned)j) & 1);
+			Clock::time_point t0 = Clock::now();
+			int64_t r = side[s]->pass(chk);
+			Clock::time_point t1 = Clock::now();
+			if (r != filled[s] || chk.bad) {
+				st.SkipWithError(err_text(name[s], r < 0 ? r : -EBADMSG).c_str());
+				return;
+			}
+			dt[s] = seconds_between(t0, t1);
+			recs[s] += r;
+		}
+		t[0] += dt[0];
+		t[1] += dt[1];
+		ratios.push_back((dt[0] / (double)filled[0]) / (dt[1] / (double)filled[1]));
+		st.SetIterationTime(dt[0] + dt[1]);
+		k++;
+	}
+	std::sort(ratios.begin(), ratios.end());
+	st.counters["bl_Mps"] = (double)recs[0] / t[0] / 1e6;
+	st.counters["spw_Mps"] = (double)recs[1] / t[1] / 1e6;
+	st.counters["vs_baseline"] = ((double)recs[1] / t[1]) / ((double)recs[0] / t[0]);
+	st.counters["pair_ratio_p50"] = ratios.empty() ? 0 : ratios[ratios.size() / 2];
+	st.SetItemsProcessed(st.iterations());
+}
 
 // send_pair/N: spw_send/N and bl_send/N measured together, batch for batch.
 // One producer, no reader, as run_send (the same batch of ring/4 bytes, the
@@ -321,6 +393,16 @@ void bm_send_pair_excl(benchmark::State &st)
 void bm_claim_pair(benchmark::State &st)
 {
 	send_pair(st, false, true);
+}
+
+void bm_poll_pair(benchmark::State &st)
+{
+	poll_pair(st, false);
+}
+
+void bm_peek_pair(benchmark::State &st)
+{
+	poll_pair(st, true);
 }
 
 } // namespace spwb
