@@ -239,8 +239,9 @@ static inline __attribute__((always_inline)) void publish_span(struct ring_slot 
 
 /* The exclusive (or solo) producer takes [tail, next): the span in its
  * slot (I2), the solo word checked (I9), then tail stored. false: our solo
- * was ended, nothing taken (the slot still names the guess: the caller
- * goes shared, which stores IDLE first). */
+ * was ended, nothing taken, but the slot still names the guess as
+ * CLAIMING: take_span() then stores IDLE before it claims shared (and
+ * claim_fast()'s callers go through take_span() next). */
 static inline __attribute__((always_inline)) bool excl_take(struct spw_producer *p, uint64_t tail,
 							    uint64_t next, const bool hooked)
 {
@@ -414,12 +415,15 @@ static inline __attribute__((always_inline)) int take_span(struct spw_producer *
 /* The common claim of an exclusive or solo producer, inline and in
  * registers: no test hook, no padding, room below the limit it last saw,
  * its solo not ended. The same steps and helpers as claim_impl() with
- * claim_exclusive(), in the same order; false when anything is unusual
- * (nothing taken: the caller goes the general way, which sees the same
- * and handles it). Used by spw_producer_send and spw_producer_claim: with
- * everything else out of line the compiler keeps this path in registers
- * and stops reloading the topic after each store (+7-11% at 64 B,
- * docs/HACKING.md). */
+ * claim_exclusive(), in the same order. false when anything is unusual:
+ * nothing taken, and the caller must go the general way next, which sees
+ * the same and handles it (after a solo found ended, the slot names an
+ * untaken CLAIMING guess until take_span() stores IDLE; tests/ring_solo.c's
+ * first case takes that way). Used by spw_producer_send and
+ * spw_producer_claim: with everything else out of line the compiler keeps
+ * this path in registers and stops reloading the topic after each store
+ * (docs/HACKING.md: send_pair/64 0.78x -> 0.87x, claim_pair/64 0.60x ->
+ * 0.65x). */
 static inline __attribute__((always_inline)) bool claim_fast(struct spw_producer *p, uint32_t len,
 							     uint64_t *tail_out,
 							     struct ring_rec **rec_out)
@@ -428,7 +432,9 @@ static inline __attribute__((always_inline)) bool claim_fast(struct spw_producer
 	uint64_t ts, tail, next, span;
 	struct ring_rec *rec;
 
-	/* Relaxed loads of ring_test_hook and ring_fork_gen: as in claim(). */
+	/* Plain loads of ring_test_hook (as in claim()) and ring_fork_gen (as
+	 * in claim_impl()): set by tests before producers run, bumped only in
+	 * a forked child. */
 	if (__builtin_expect(!p->exclusive || p->claim_open || ring_test_hook != NULL ||
 				     p->fork_gen != ring_fork_gen,
 			     0))

@@ -129,7 +129,11 @@ static void a_lone_producer_is_solo_until_another_opens(void **state)
 	for (int i = 0; i < 50; i++)
 		assert_true(spw_producer_send(a.p, a.buf, test_id_sender_next(&a)) >= 0);
 	gen = atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE;
-	/* B opens: A's solo ends; both claim with the CAS from then on. */
+	/* B opens: A's solo ends; both claim with the CAS from then on. No test
+	 * hook here: A's next send takes the lean path (produce.c claim_fast),
+	 * publishes its span, finds the word changed and hands over to the
+	 * general path, which goes shared (the bail-out after the slot store). */
+	assert_null(ring_test_hook);
 	assert_int_equal(test_id_sender_open(&b, test_group_dir, "solo", seed, 1, MAXREC), 0);
 	assert_int_equal(atomic_load(&t->hdr->solo) & SOLO_STATE, 0);
 	assert_true(atomic_load(&t->hdr->solo) / RING_SOLO_GEN_ONE > gen);
