@@ -336,18 +336,11 @@ template <class Sys>
 void run_poll(benchmark::State &st, Sys &sys, uint32_t len, const char *bl_name)
 {
 	Payload pl(len);
-	int64_t filled = 0, r;
+	int64_t filled = fill_ring(sys, pl, len);
 
-	for (;;) {
-		pl.set_seq((uint64_t)filled);
-		r = sys.send(pl.data(), len);
-		if (r == -EAGAIN)
-			break;
-		if (r < 0) {
-			st.SkipWithError(err_text("fill", r).c_str());
-			return;
-		}
-		filled++;
+	if (filled < 0) {
+		st.SkipWithError(err_text("fill", filled).c_str());
+		return;
 	}
 	if (filled == 0) {
 		st.SkipWithError("fill: not one record fits");

@@ -269,6 +269,20 @@ std::unique_ptr<PollSide> spw_poll_side(bool peek)
 
 namespace {
 
+// The counters of a paired benchmark (send_pair, poll_pair): each side's
+// rate (n records in t seconds), their ratio (vs_baseline), and the median
+// of the per-pair ratios.
+void pair_report(benchmark::State &st, const double n[2], const double t[2],
+		 std::vector<double> &ratios)
+{
+	std::sort(ratios.begin(), ratios.end());
+	st.counters["bl_Mps"] = n[0] / t[0] / 1e6;
+	st.counters["spw_Mps"] = n[1] / t[1] / 1e6;
+	st.counters["vs_baseline"] = (n[1] / t[1]) / (n[0] / t[0]);
+	st.counters["pair_ratio_p50"] = ratios.empty() ? 0 : ratios[ratios.size() / 2];
+	st.SetItemsProcessed(st.iterations());
+}
+
 // poll_pair/N, peek_pair/N: bl_poll/N and spw_poll/N (or spw_peek/N) timed
 // pass for pass in one run, as send_pair does for sends: both rings filled
 // once, then each iteration reads every record of the bare ring once and
@@ -315,12 +329,8 @@ void poll_pair(benchmark::State &st, bool peek)
 		st.SetIterationTime(dt[0] + dt[1]);
 		k++;
 	}
-	std::sort(ratios.begin(), ratios.end());
-	st.counters["bl_Mps"] = (double)recs[0] / t[0] / 1e6;
-	st.counters["spw_Mps"] = (double)recs[1] / t[1] / 1e6;
-	st.counters["vs_baseline"] = ((double)recs[1] / t[1]) / ((double)recs[0] / t[0]);
-	st.counters["pair_ratio_p50"] = ratios.empty() ? 0 : ratios[ratios.size() / 2];
-	st.SetItemsProcessed(st.iterations());
+	const double n[2] = {(double)recs[0], (double)recs[1]};
+	pair_report(st, n, t, ratios);
 }
 
 // send_pair/N: spw_send/N and bl_send/N measured together, batch for batch.
@@ -369,13 +379,8 @@ void send_pair(benchmark::State &st, bool exclusive, bool claim = false)
 		st.SetIterationTime(dt[0] + dt[1]);
 		k++;
 	}
-	std::sort(ratios.begin(), ratios.end());
-	const double n = (double)seq[0];
-	st.counters["bl_Mps"] = n / t[0] / 1e6;
-	st.counters["spw_Mps"] = n / t[1] / 1e6;
-	st.counters["vs_baseline"] = t[0] / t[1];
-	st.counters["pair_ratio_p50"] = ratios.empty() ? 0 : ratios[ratios.size() / 2];
-	st.SetItemsProcessed(st.iterations());
+	const double n[2] = {(double)seq[0], (double)seq[1]};
+	pair_report(st, n, t, ratios);
 }
 
 } // namespace
