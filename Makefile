@@ -179,12 +179,14 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 	$(Q)$(CC) $(CFLAGS) -Itests $< $(TEST_SUPPORT:%.c=$(BUILD)/%.o) $(SPILL_A) $(LIB_A) -o $@ $(CMOCKA_LIBS) $(URING_LIBS) $(ISAL_LIBS) $(RDKAFKA_LIBS) -lm $(LDFLAGS)
 
 # Tests that run the daemon or the CLI find them through SPW_DAEMON / SPW_CLI;
-# tests/*.sh are the CLI's end-to-end tests (run in the normal build only).
+# tests/*.sh are the CLI's end-to-end tests (run in the normal build only);
+# tests/bench_smoke.sh runs the benchmark binary briefly (SPW_BENCH).
 TEST_SH := $(wildcard tests/*.sh)
 
 check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN)) $(BUILD)/libspillway.so man \
-	$(if $(TEST_ENV),,py)
-	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) SPW_CLI=$(CURDIR)/$(TOOLS_BIN); set -e; \
+	$(if $(TEST_ENV),,py $(BENCH_BIN))
+	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) SPW_CLI=$(CURDIR)/$(TOOLS_BIN) \
+		SPW_BENCH=$(CURDIR)/$(BENCH_BIN); set -e; \
 	for t in $(TEST_BIN); do \
 		echo "== $$t"; $(TEST_ENV) $$t; \
 	done; \
