@@ -764,10 +764,7 @@ int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len
 	if (__builtin_expect(!p || !data || !claim_fast(p, len, &tail, &rec), 0))
 		return send_general(p, data, len);
 	copy_payload(rec + 1, data, len);
-	/* Release (I4): as write_word(). */
-	atomic_store_explicit(&rec->commit, ring_word(RING_T_DATA, len, tail, p->t->ring_bytes),
-			      memory_order_release);
-	claim_done(p);
+	finish(p, tail, ring_word(RING_T_DATA, len, tail, p->t->ring_bytes), false);
 	return (int64_t)tail;
 }
 
