@@ -21,6 +21,7 @@
 #include "bench.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -343,6 +344,15 @@ ReplayLog *replay_log()
 	}
 	if (p)
 		pclose(p);
+	// Wait for the kernel to write the log back: a flusher still writing
+	// it would take CPU from whichever replay runs first.
+	for (auto &f : g_replay->files) {
+		int fd = open(f.c_str(), O_RDONLY);
+		if (fd >= 0) {
+			fdatasync(fd);
+			close(fd);
+		}
+	}
 	g_replay->ok = !g_replay->files.empty();
 	return g_replay;
 }
@@ -453,9 +463,53 @@ int64_t read_spw(ReplayLog *L, unsigned flags, uint64_t *recs, bool batch = fals
 	return n < 0 ? n : bytes;
 }
 
-void bm_replay(benchmark::State &st, bool plain, bool cold, bool noverify = false,
-	       bool batch = false)
+// Replay runs unpinned, as a batch reader would: the benchmark thread is
+// pinned to one PU at startup, and a pinned reader never starts its
+// read-ahead thread (spill/reader_ahead.c). Restores the pinning after.
+struct Unpinned {
+	cpu_set_t old;
+	bool ok;
+	Unpinned()
+	{
+		cpu_set_t all;
+		CPU_ZERO(&all);
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			CPU_SET(i, &all);
+		ok = sched_getaffinity(0, sizeof(old), &old) == 0 && sched_setaffinity(0, sizeof(all), &all) == 0;
+	}
+	~Unpinned()
+	{
+		if (ok)
+			sched_setaffinity(0, sizeof(old), &old);
+	}
+};
+
+// A busy machine: one thread spinning (unpinned, like the reader) for as
+// long as it lives, so the reader and its read-ahead thread share the CPUs.
+struct Hog {
+	std::atomic<bool> stop{false};
+	std::thread th;
+	explicit Hog(bool on)
+	{
+		if (on)
+			th = std::thread([this] {
+				while (!stop.load(std::memory_order_relaxed))
+					_mm_pause();
+			});
+	}
+	~Hog()
+	{
+		stop = true;
+		if (th.joinable())
+			th.join();
+	}
+};
+
+void bm_replay(benchmark::State &st, bool plain, bool cold, unsigned flags = 0, bool batch = false,
+	       bool busy = false)
 {
+	Unpinned unpinned;
+	Hog hog(busy);
 	ReplayLog *L = replay_log();
 	if (!L->ok) {
 		st.SkipWithError("could not build the log");
@@ -470,7 +524,7 @@ void bm_replay(benchmark::State &st, bool plain, bool cold, bool noverify = fals
 		if (plain) {
 			bytes = read_plain(L->files, buf);
 		} else {
-			int64_t b = read_spw(L, noverify ? SPW_READER_NO_VERIFY : 0, &recs, batch);
+			int64_t b = read_spw(L, flags, &recs, batch);
 			if (b < 0) {
 				st.SkipWithError("reader failed");
 				break;
@@ -482,8 +536,12 @@ void bm_replay(benchmark::State &st, bool plain, bool cold, bool noverify = fals
 		st.counters["GBps"] = bytes / dt / 1e9;
 		if (!plain)
 			st.counters["Mrec_per_s"] = recs / dt / 1e6;
-		record(std::string(plain ? "read_plain" : noverify ? "read_spwnv" : batch ? "read_spwb" : "read_spw") +
-			       (cold ? "_cold" : "_warm"),
+		record(std::string(plain                              ? "read_plain"
+				   : (flags & SPW_READER_NO_VERIFY)    ? "read_spwnv"
+				   : (flags & SPW_READER_NO_READAHEAD) ? "read_spw1"
+				   : batch                             ? "read_spwb"
+								       : "read_spw") +
+			       (busy ? "_busy" : "") + (cold ? "_cold" : "_warm"),
 		       bytes / dt);
 	}
 }
@@ -493,6 +551,7 @@ void bm_replay(benchmark::State &st, bool plain, bool cold, bool noverify = fals
 // second cold read of the same blocks faster than the first.
 void bm_replay_cold_pair(benchmark::State &st)
 {
+	Unpinned unpinned;
 	static int rep;
 	for (auto _ : st) {
 		bool plain_first = (rep++ & 1) == 0;
@@ -615,10 +674,19 @@ void register_spill()
 	RegisterBenchmark("replay_spw_warm", [](benchmark::State &s) { bm_replay(s, false, false); })
 		->Iterations(1)->UseManualTime();
 	RegisterBenchmark("replay_spw_batch_warm",
-			  [](benchmark::State &s) { bm_replay(s, false, false, false, true); })
+			  [](benchmark::State &s) { bm_replay(s, false, false, 0, true); })
 		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("replay_spw_1thread_warm",
+			  [](benchmark::State &s) { bm_replay(s, false, false, SPW_READER_NO_READAHEAD); })
+		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("replay_busy_spw_warm",
+			  [](benchmark::State &s) { bm_replay(s, false, false, 0, false, true); })
+		->Iterations(1)->UseManualTime();
+	RegisterBenchmark("replay_busy_spw_1thread_warm", [](benchmark::State &s) {
+		bm_replay(s, false, false, SPW_READER_NO_READAHEAD, false, true);
+	})->Iterations(1)->UseManualTime();
 	RegisterBenchmark("replay_spw_noverify_warm",
-			  [](benchmark::State &s) { bm_replay(s, false, false, true); })
+			  [](benchmark::State &s) { bm_replay(s, false, false, SPW_READER_NO_VERIFY); })
 		->Iterations(1)->UseManualTime();
 	RegisterBenchmark("replay_mmap_warm", bm_replay_mmap)->Iterations(1)->UseManualTime();
 	RegisterBenchmark("replay_cold_pair", bm_replay_cold_pair)->Iterations(1)->UseManualTime();
@@ -656,6 +724,14 @@ void print_spill_summary(FILE *out)
 	if (rbw > 0 && rpw > 0)
 		std::fprintf(out, "  replay, batch read    %8.0f MB/s vs plain read %8.0f MB/s: %.2fx (spw_reader_read)\n",
 			     rbw / 1e6, rpw / 1e6, rbw / rpw);
+	double r1 = median(g_spill["read_spw1_warm"]);
+	if (r1 > 0 && rpw > 0)
+		std::fprintf(out, "  replay, one thread    %8.0f MB/s vs plain read %8.0f MB/s: %.2fx (SPW_READER_NO_READAHEAD)\n",
+			     r1 / 1e6, rpw / 1e6, r1 / rpw);
+	double rbu = median(g_spill["read_spw_busy_warm"]), rb1 = median(g_spill["read_spw1_busy_warm"]);
+	if (rbu > 0 && rb1 > 0)
+		std::fprintf(out, "  replay, CPU busy      %8.0f MB/s vs one thread %8.0f MB/s: %.2fx (a spinning thread on the side)\n",
+			     rbu / 1e6, rb1 / 1e6, rbu / rb1);
 	double rnv = median(g_spill["read_spwnv_warm"]);
 	if (rnv > 0 && rpw > 0)
 		std::fprintf(out, "  replay, no CRC check  %8.0f MB/s vs plain read %8.0f MB/s: %.2fx\n",

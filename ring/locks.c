@@ -254,12 +254,17 @@ static void atfork_init(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
+void ring_fork_watch(void)
+{
+	pthread_once(&atfork_once, atfork_init);
+}
+
 /* Held from a producer's reopen of the ring until it is on the list (and
  * in close, until its descriptor is closed): a fork() meanwhile waits, so no
  * child ever inherits a producer lock it would not close. */
 void ring_producers_lock(void)
 {
-	pthread_once(&atfork_once, atfork_init);
+	ring_fork_watch();
 	pthread_mutex_lock(&open_mu);
 }
 

@@ -85,6 +85,9 @@ struct spw_consumer {
 /* Bumped in a fork()ed child (pthread_atfork): handles opened before the
  * fork belong to the parent and are refused with -ECHILD. */
 extern uint32_t ring_fork_gen __attribute__((visibility("hidden")));
+/* Have ring_fork_gen bumped in every forked child from now on (a producer's
+ * open does it; so does a reader starting its read-ahead thread). */
+void ring_fork_watch(void);
 
 /* For the daemon at attach: finish a reclaim a killed daemon left half
  * done (reclaimed moved, limit not): zero the rest, move limit (I3).

@@ -337,6 +337,12 @@ enum spw_start {
 #define SPW_READER_SKIP_CORRUPT 0x1u /* skip a range that fails its CRC, go on */
 #define SPW_READER_NO_LIVE 0x2u      /* never read the ring: disk only */
 #define SPW_READER_NO_VERIFY 0x4u    /* do not check segment CRCs */
+/* Read segments on the calling thread only. By default a reader reading
+ * chunk after chunk from disk starts one helper thread (when the calling
+ * thread may run on two CPUs) that reads and checks every other chunk:
+ * faster from the page cache (README, "Replay"), at the cost of a second
+ * core while it catches up. */
+#define SPW_READER_NO_READAHEAD 0x8u
 
 struct spw_reader_opts {
 	const char *shm_dir;   /* NULL: as spw_shm_dir() */

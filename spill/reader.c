@@ -2,7 +2,7 @@
 /*
  * reader.c - one reader from disk to live (spillway.h "Readers").
  *
- * Invariants (R1-R5; tests cite them):
+ * Invariants (R1-R6; tests cite them):
  *  R1 The reader's position is always a record boundary; it only moves past
  *     a record that was delivered, skipped (PADDING / ABORTED / before the
  *     start time) or, with SPW_READER_SKIP_CORRUPT, inside a bad range.
@@ -16,12 +16,18 @@
  *     CRC32C matched (unless SPW_READER_NO_VERIFY), and every header is
  *     bounds-checked against its range, the ring lap and max_record.
  *  R4 Segments are read with pread into the reader's buffer, index entries
- *     up to ~1 MiB at a time (half the L2, so the CRC and the walk find it
- *     there; measured ~8% faster than 256 KiB, make bench replay): on
- *     these VMs the first touch of each page of a fresh mmap costs ~5 us
+ *     up to ~1 MiB at a time (rd_plan_at; the CRC and the walk then find
+ *     them in cache; measured ~8% faster than 256 KiB, make bench replay):
+ *     on these VMs the first touch of each page of a fresh mmap costs ~5 us
  *     (shadow paging), which made mmap ~4x slower than pread (make bench).
  *  R5 A position below the oldest kept byte is -ERANGE; a segment missing
  *     while older and newer data exist is -ENOENT, never a silent skip.
+ *  R6 Reading chunk after chunk, a reader that may use two CPUs has a
+ *     read-ahead thread read and check every other chunk (reader_ahead.c):
+ *     the same plan (rd_plan_at), the same CRC check (rd_crc_first_bad) and
+ *     the same error handling as the reader's own chunks, so R3-R5 hold
+ *     whichever thread read a chunk; a job the thread has not begun is
+ *     taken back, never waited for, and one it runs at most ~0.5 ms.
  */
 #define _GNU_SOURCE
 #include "reader.h"
@@ -153,7 +159,7 @@ static int deliver(struct ctx *x, const struct spw_record *rec)
 static int disk_walk(struct spw_reader *r, struct ctx *x, int max)
 {
 	while (x->n < max && !r->done && !x->stop && r->pos < r->buf_to) {
-		const uint8_t *p = r->buf + (r->pos - r->buf_from);
+		const uint8_t *p = r->cur + (r->pos - r->buf_from);
 		struct seg_log_rec d;
 		struct spw_record rec;
 
@@ -475,6 +481,7 @@ int spw_reader_open(const char *topic, const struct spw_reader_opts *opts, struc
 	if (!r)
 		return -ENOMEM;
 	r->seg.fd = -1;
+	rd_ahead_init(&r->ahead);
 	r->o = *opts;
 	r->o.group = NULL;
 	snprintf(r->topic, sizeof(r->topic), "%s", topic);
@@ -504,6 +511,7 @@ void spw_reader_close(struct spw_reader *r)
 {
 	if (!r)
 		return;
+	rd_ahead_stop(&r->ahead);
 	spw_consumer_close(r->c);
 	spw_topic_close(r->t);
 	rd_seg_drop(&r->seg);

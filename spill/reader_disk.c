@@ -41,6 +41,7 @@ int rd_seg_load(struct spw_reader *r, uint64_t pos)
 	g->fd = seg_open_file(g->path, O_RDONLY, 0, false);
 	if (g->fd < 0)
 		return g->fd;
+	r->seg_opens++;
 	{
 		struct stat ist;
 
@@ -177,81 +178,119 @@ static int locate(struct spw_reader *r, int *at)
 	return 1;
 }
 
-/* Check the CRC of the entries [i, ...) that lie in the buffer (R3). A bad
- * one at r->pos: -EBADMSG, or skipped with SPW_READER_SKIP_CORRUPT (then
- * 2: fill again); a bad one later: the buffer ends before it. 0 when the
- * buffer is good up to r->buf_to. */
-static int verify_buffer(struct spw_reader *r, int i, uint64_t from, uint64_t to)
+size_t rd_chunk_bytes = RD_CHUNK;
+
+void rd_plan_at(const struct rd_seg *g, int i, struct rd_plan *p)
 {
-	const struct rd_seg *g = &r->seg;
+	int j;
+
+	p->i = i;
+	p->from = i ? g->ent[i - 1].end : g->hdr.first;
+	p->to = g->ent[i].end;
+	for (j = i + 1; j < g->nent && g->ent[j].end - p->from <= rd_chunk_bytes; j++)
+		p->to = g->ent[j].end;
+	p->j = j;
+	/* Whole pages into a page-aligned buffer: the kernel's copy out of
+	 * the page cache runs at about half speed when source and destination
+	 * are not equally aligned. */
+	p->afrom = p->from - ((p->from - g->base) & 4095);
+	p->alen = (p->to - p->afrom + 4095) & ~4095ull;
+}
+
+int rd_crc_first_bad(const struct seg_idx_entry *ent, int n, const uint8_t *buf, uint64_t buf_from,
+		     uint64_t from)
+{
 	uint64_t a = from;
+	int k;
 
-	for (int k = i; k < g->nent && g->ent[k].end <= to; k++) {
-		uint64_t b = g->ent[k].end;
-
-		if (seg_crc32c(0, r->buf + (a - r->buf_from), b - a) != g->ent[k].crc_data) {
-			if (a > r->pos) {
-				r->buf_to = a; /* good up to the bad entry */
-				return 0;
-			}
-			rd_set_err(r, g->path, a);
-			if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
-				return -EBADMSG;
-			r->skipped += b - r->pos;
-			r->pos = b;
-			r->buf_from = r->buf_to = 0;
-			return 2;
-		}
-		a = b;
+	for (k = 0; k < n; k++) {
+		if (seg_crc32c(0, buf + (a - buf_from), ent[k].end - a) != ent[k].crc_data)
+			break;
+		a = ent[k].end;
 	}
+	return k;
+}
+
+int rd_buf_grow(uint8_t **buf, size_t *cap, size_t n)
+{
+	void *nb = NULL;
+
+	if (n <= *cap)
+		return 0;
+	if (posix_memalign(&nb, 4096, n))
+		return -ENOMEM;
+	free(*buf);
+	*buf = nb;
+	*cap = n;
 	return 0;
 }
 
+/* Entry k of chunk p (entries ent, from p.i) failed its CRC (R3). Later in
+ * the chunk: the buffer ends before it (0). At r->pos: -EBADMSG, or skipped
+ * with SPW_READER_SKIP_CORRUPT (2: fill again). */
+static int bad_entry(struct spw_reader *r, const struct rd_plan *p, const struct seg_idx_entry *ent,
+		     int k)
+{
+	uint64_t a = k ? ent[k - 1].end : p->from, b = ent[k].end;
+
+	if (a > r->pos) {
+		r->buf_to = a; /* good up to the bad entry */
+		return 0;
+	}
+	rd_set_err(r, r->seg.path, a);
+	if (!(r->o.flags & SPW_READER_SKIP_CORRUPT))
+		return -EBADMSG;
+	r->skipped += b - r->pos;
+	r->pos = b;
+	r->buf_from = r->buf_to = 0;
+	return 2;
+}
+
 /* Load the index entries around r->pos into the buffer and verify them
- * (R3, R4). Returns 1 when loaded, 0 at the end of what the disk has. */
+ * (R3, R4), or take them from the read-ahead thread (R6). Returns 1 when
+ * loaded, 0 at the end of what the disk has. */
 int rd_fill(struct spw_reader *r)
 {
 	struct rd_seg *g = &r->seg;
-	uint64_t from, to, afrom, alen;
+	const struct seg_idx_entry *ent;
+	const uint8_t *buf;
+	struct rd_plan p;
 	ssize_t got;
-	int i = 0, j, rc;
+	int i = 0, bad, rc;
+	bool took;
 
 again:
 	rc = locate(r, &i);
 	if (rc <= 0)
 		return rc;
-	from = i ? g->ent[i - 1].end : g->hdr.first;
-	to = g->ent[i].end;
-	for (j = i + 1; j < g->nent && g->ent[j].end - from <= RD_CHUNK; j++)
-		to = g->ent[j].end;
-	/* Read whole pages into a page-aligned buffer: the kernel's copy out of
-	 * the page cache runs at about half speed when source and destination
-	 * are not equally aligned. */
-	afrom = from - ((from - g->base) & 4095);
-	alen = (to - afrom + 4095) & ~4095ull;
-	if (alen > r->buf_cap) {
-		void *nb = NULL;
-
-		if (posix_memalign(&nb, 4096, alen))
-			return -ENOMEM;
-		free(r->buf);
-		r->buf = nb;
-		r->buf_cap = alen;
+	rd_plan_at(g, i, &p);
+	took = rd_ahead_take(r, &p, &buf, &got, &bad, &ent);
+	if (!took) {
+		if ((rc = rd_buf_grow(&r->buf, &r->buf_cap, p.alen)))
+			return rc;
+		buf = r->buf;
+		ent = g->ent + p.i;
+		bad = p.j - p.i;
+		got = pread(g->fd, r->buf, p.alen, (off_t)(p.afrom - g->base));
+		if (got < 0)
+			got = -errno;
+		else if (got >= (ssize_t)(p.to - p.afrom) && !(r->o.flags & SPW_READER_NO_VERIFY))
+			bad = rd_crc_first_bad(ent, p.j - p.i, r->buf, p.afrom, p.from);
 	}
-	got = pread(g->fd, r->buf, alen, (off_t)(afrom - g->base));
-	if (got < (ssize_t)(to - afrom)) {
-		rd_set_err(r, g->path, from);
-		return got < 0 ? -errno : -EBADMSG; /* index points past the file */
+	if (got < (ssize_t)(p.to - p.afrom)) {
+		rd_set_err(r, g->path, p.from);
+		return got < 0 ? (int)got : -EBADMSG; /* index points past the file */
 	}
-	r->buf_from = afrom;
-	r->buf_to = to;
-	if (!(r->o.flags & SPW_READER_NO_VERIFY)) {
-		rc = verify_buffer(r, i, from, to);
+	r->cur = buf;
+	r->buf_from = p.afrom;
+	r->buf_to = p.to;
+	if (bad < p.j - p.i) {
+		rc = bad_entry(r, &p, ent, bad);
 		if (rc == 2)
 			goto again; /* a corrupt range skipped */
-		if (rc)
-			return rc;
+		return rc ? rc : 1;
 	}
+	rd_ahead_next(r, &p, took);
 	return 1;
 }
 

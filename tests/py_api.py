@@ -259,6 +259,9 @@ def test_with_a_daemon(tmp_path):
             got = [(x.position, x.data[:6]) for x in r]
         check([g[0] for g in got] == pos, "disk then live: every record once, in order")
         check(all(g[1] == b"%06d" % i for i, g in enumerate(got)), "the bytes")
+        with spillway.Reader("py_d", readahead=False) as r:
+            check([(x.position, x.data[:6]) for x in r] == got,
+                  "readahead=False: the same records")
         # A lapped live reader: live first, then the ring laps it several times;
         # it goes on from the segments, every record once, in order.
         with spillway.Reader("py_d", start=pos[-1]) as r:

@@ -52,6 +52,7 @@ SPW_TOPIC_NO_SPILL = 0x1
 SPW_READER_SKIP_CORRUPT = 0x1
 SPW_READER_NO_LIVE = 0x2
 SPW_READER_NO_VERIFY = 0x4
+SPW_READER_NO_READAHEAD = 0x8
 
 def _abi():
     """ABI mode: dlopen the shared library."""
@@ -397,10 +398,13 @@ class Reader(_Handle):
     lists of Records. zero_copy=True makes .data a read-only memoryview into the
     reader's own buffer, valid only until the next batch: it is released then, and
     using it afterwards raises ValueError instead of reading reused memory.
+    readahead=False keeps segment reading on the calling thread (by default a
+    helper thread reads every other chunk when two CPUs are allowed).
     """
 
     def __init__(self, topic, start="earliest", stop=None, follow=False, zero_copy=False,
-                 skip_corrupt=False, live=True, shm_dir=None, data_dir=None, batch=1024):
+                 skip_corrupt=False, live=True, shm_dir=None, data_dir=None, batch=1024,
+                 readahead=True):
         self.topic = topic
         self._follow = follow
         self._zero_copy = zero_copy
@@ -433,7 +437,8 @@ class Reader(_Handle):
         elif stop is not None:
             o.stop_position = int(stop)
         o.flags = (SPW_READER_SKIP_CORRUPT if skip_corrupt else 0) | \
-            (0 if live else SPW_READER_NO_LIVE)
+            (0 if live else SPW_READER_NO_LIVE) | \
+            (0 if readahead else SPW_READER_NO_READAHEAD)
         out = ffi.new("struct spw_reader **")
         rc = lib.spw_reader_open(topic.encode(), o, out)
         if rc:
