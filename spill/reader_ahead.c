@@ -109,7 +109,7 @@ static uint32_t wait_while(struct rd_ahead *a, const uint32_t *busy, int n, _Ato
 		if (!is_busy)
 			return s;
 		if (spin % 64) {
-			__builtin_ia32_pause();
+			ring_cpu_relax();
 			continue;
 		}
 		now = (int64_t)ring_monotonic_ns();
@@ -357,6 +357,12 @@ void rd_ahead_next(struct spw_reader *r, const struct rd_plan *p, bool took)
 	}
 	if (s != RD_AH_IDLE)
 		return; /* a job further on, or one still running */
+	if (a->fd >= 0 && a->fd_seg != r->seg_opens) {
+		/* The reader left that segment: retention may delete it, and
+		 * an open descriptor would keep its blocks. */
+		close(a->fd);
+		a->fd = -1;
+	}
 	if (p->j >= g->nent)
 		return;
 	rd_plan_at(g, p->j, &q);

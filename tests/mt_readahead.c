@@ -12,7 +12,9 @@
  * records and the same skipped bytes. A thread that never gets to run
  * (held at the test seam rd_test_ahead_hook) never holds the reader up: it
  * takes every job back and reads alone; one stopped in the middle of a job
- * holds it up once (~0.5 ms), then the reader reads on alone. A reader closed with a job in
+ * holds it up once (~0.5 ms), then the reader reads on alone, and gets
+ * jobs again once the thread is back. Once the reader has left a segment,
+ * the thread's descriptor of it is closed (retention may delete it). A reader closed with a job in
  * flight frees everything (ASan, TSan), and a reader inherited by a forked
  * child reads on without the parent's thread (not under TSan: no fork there).
  */
@@ -22,6 +24,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +40,7 @@
 #define RING (256u << 10)
 #define SEGMENT (1u << 20)
 #define MAXREC 4096u
-#define N 4000u
+#define NMAX 6000u
 #define TOPIC "ahead"
 
 /* Record seq: u64 seq, then test_fill(seq + 1); 8..2007 bytes. */
@@ -61,7 +64,10 @@ static bool rec_ok(const void *data, uint32_t len, uint64_t seq)
 /* Called by read_all before it closes its reader. */
 static void (*before_close)(void);
 
-/* The log: N records, all spilled, the daemon stopped (the reads are
+/* Records in the log (make_log). */
+static uint64_t nrec;
+
+/* The log: nrec records, all spilled, the daemon stopped (the reads are
  * disk-only, and the files no longer change). */
 static void make_log(struct test_daemon *d)
 {
@@ -72,9 +78,13 @@ static void make_log(struct test_daemon *d)
 	int64_t end = 0;
 
 	case_producer(d, &spec, &t, &p);
-	for (uint64_t seq = 0; seq < N; seq++) {
+	/* Until just past four segments: the last one holds one small chunk,
+	 * which gives the thread no job there. */
+	for (nrec = 0; end < 4 * (int64_t)SEGMENT + 2048; nrec++) {
+		uint64_t seq = nrec;
 		uint32_t len = rec_len(seq);
 
+		assert_true(nrec < NMAX);
 		memcpy(buf, &seq, 8);
 		test_fill(buf + 8, len - 8, seq + 1);
 		end = spw_producer_send_wait(p, buf, len, 10 * TEST_SEC);
@@ -96,8 +106,8 @@ static void make_log(struct test_daemon *d)
 }
 
 struct outcome {
-	int64_t pos[N + 1];
-	uint64_t seq[N + 1];
+	int64_t pos[NMAX + 1];
+	uint64_t seq[NMAX + 1];
 	size_t n;
 	int rc;              /* the first error, or 0 at the end */
 	int64_t err_pos;
@@ -126,13 +136,13 @@ static void note(struct outcome *o, const struct spw_record *rec)
 {
 	uint64_t seq = 0;
 
-	if (o->n > N) {
+	if (o->n > NMAX) {
 		o->bytes_ok = false;
 		return;
 	}
 	if (rec->len >= 8)
 		memcpy(&seq, rec->data, 8);
-	o->bytes_ok &= seq < N && rec_ok(rec->data, rec->len, seq);
+	o->bytes_ok &= seq < nrec && rec_ok(rec->data, rec->len, seq);
 	o->pos[o->n] = rec->position;
 	o->seq[o->n++] = seq;
 }
@@ -198,8 +208,8 @@ static void every_record_once_in_order_with_or_without_the_thread(void **state)
 		read_all(d, SPW_READER_NO_READAHEAD, batch, &one);
 		read_all(d, 0, batch, &two);
 		assert_int_equal(one.rc, 0);
-		assert_int_equal(one.n, N);
-		for (size_t i = 0; i < N; i++)
+		assert_int_equal(one.n, nrec);
+		for (size_t i = 0; i < nrec; i++)
 			assert_int_equal(one.seq[i], i);
 		assert_same(&one, &two);
 		assert_int_equal(one.chunks, 0);
@@ -249,7 +259,7 @@ static void flipped_bytes_fail_the_same_way_with_or_without_the_thread(void **st
 		read_all(d, SPW_READER_SKIP_CORRUPT, batch, &two);
 		assert_int_equal(one.rc, 0);
 		assert_true(one.skipped > 0);
-		assert_true(one.n < N);
+		assert_true(one.n < nrec);
 		assert_same(&one, &two);
 		assert_true(two.chunks > 10);
 	}
@@ -322,6 +332,93 @@ static void a_thread_stopped_mid_job_holds_the_reader_up_once(void **state)
 	}
 }
 
+static bool all_in_order(const struct outcome *o);
+
+static void a_thread_back_from_a_stall_gets_jobs_again(void **state)
+{
+	static struct spw_record recs[256];
+	struct test_daemon *d = *state;
+	struct spw_reader *r;
+	bool released = false;
+	int n;
+
+	make_log(d);
+	read_all(d, SPW_READER_NO_READAHEAD, true, &one);
+	rd_ahead_give_up_ns = 500000;
+	atomic_store(&hold_thread, 1);
+	atomic_store(&thread_held, 0);
+	hold_at = RD_AH_AT_RUNNING;
+	rd_test_ahead_hook = hold;
+	r = open_reader(d, 0);
+	memset(&two, 0, sizeof(two));
+	two.bytes_ok = true;
+	while ((n = spw_reader_read(r, recs, 256, 0)) > 0) {
+		for (int i = 0; i < n; i++)
+			note(&two, &recs[i]);
+		if (!released && r->ahead.given_up) {
+			/* The reader gave up on the held job and read on; let
+			 * the thread finish it (its result is dropped) and wait
+			 * for its next jobs from now on. */
+			released = true;
+			rd_ahead_give_up_ns = 0;
+			atomic_store(&hold_thread, 0);
+		}
+	}
+	two.rc = n;
+	assert_true(released);
+	assert_int_equal(r->ahead.given_up, 1);
+	assert_true(r->ahead.chunks > 0);
+	assert_same(&one, &two);
+	spw_reader_close(r);
+	rd_test_ahead_hook = NULL;
+}
+
+
+
+/* Segment files this process has open, other than `keep`. */
+static int other_segments_open(const char *keep)
+{
+	char link[300], target[1100];
+	int n = 0;
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	assert_non_null(dir);
+	while ((e = readdir(dir))) {
+		ssize_t k;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		k = readlink(link, target, sizeof(target) - 1);
+		if (k <= 0)
+			continue;
+		target[k] = '\0';
+		n += strstr(target, ".seg") && strcmp(target, keep) != 0;
+	}
+	closedir(dir);
+	return n;
+}
+
+static void the_threads_descriptor_follows_the_reader(void **state)
+{
+	struct test_daemon *d = *state;
+	struct spw_reader *r;
+	struct outcome *o = &one;
+
+	make_log(d);
+	r = open_reader(d, 0);
+	memset(o, 0, sizeof(*o));
+	o->bytes_ok = true;
+	for (int n; (n = spw_reader_poll(r, note_fn, o, 256)) > 0;)
+		;
+	assert_true(all_in_order(o));
+	assert_true(r->ahead.chunks > 10);
+	/* At the end, in the last segment (one small chunk: no job there).
+	 * Retention may delete every older segment: none may stay open. */
+	assert_true(r->seg.base == 4 * (uint64_t)SEGMENT);
+	assert_int_equal(other_segments_open(r->seg.path), 0);
+	spw_reader_close(r);
+}
+
 /* Read until the thread has delivered a few chunks: one is then out. */
 static struct spw_reader *reader_with_a_job_out(struct test_daemon *d, struct outcome *o)
 {
@@ -368,9 +465,9 @@ static void read_rest(struct spw_reader *r, struct outcome *o)
 
 static bool all_in_order(const struct outcome *o)
 {
-	if (o->rc || o->n != N || !o->bytes_ok)
+	if (o->rc || o->n != nrec || !o->bytes_ok)
 		return false;
-	for (size_t i = 0; i < N; i++)
+	for (size_t i = 0; i < nrec; i++)
 		if (o->seq[i] != i)
 			return false;
 	return true;
@@ -422,6 +519,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(a_thread_stopped_mid_job_holds_the_reader_up_once, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_thread_back_from_a_stall_gets_jobs_again, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(the_threads_descriptor_follows_the_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(closing_with_a_job_out_frees_everything, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_forked_child_reads_on_without_the_parents_thread,
 						setup, teardown),
