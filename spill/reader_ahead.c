@@ -35,7 +35,7 @@
  * busy machine, or the reader's own CPU) never makes the reader wait. A
  * running one is waited for at most rd_ahead_give_up_ns (0.5 ms, a few
  * chunks' time): a VM's host may take the thread's vCPU for longer (this
- * machine's steal time reached 0.5 s in a 10 s benchmark run); the reader
+ * machine's steal time reached 0.8 s in a ~10 s benchmark run); the reader
  * then reads the chunk itself and the thread's result is dropped when it
  * comes. Only the chunk the reader asks for next is taken, and only from
  * the same opening of the segment (r->seg_opens) at the same position; a
