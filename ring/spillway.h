@@ -339,7 +339,8 @@ enum spw_start {
 #define SPW_READER_NO_VERIFY 0x4u    /* do not check segment CRCs */
 /* Read segments on the calling thread only. By default a reader reading
  * chunk after chunk from disk starts one helper thread (when the calling
- * thread may run on two CPUs) that reads and checks every other chunk:
+ * thread may run on two CPUs and no cgroup CPU quota is below two) that
+ * reads and checks every other chunk:
  * faster from the page cache (README, "Replay"), at the cost of a second
  * core while it catches up. */
 #define SPW_READER_NO_READAHEAD 0x8u

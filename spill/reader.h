@@ -131,9 +131,13 @@ bool rd_ahead_take(struct spw_reader *r, struct rd_plan *p, const uint8_t **buf,
 void rd_ahead_next(struct spw_reader *r, const struct rd_plan *p, bool took);
 /* Stop and join the thread, free its buffers (spw_reader_close). */
 void rd_ahead_stop(struct rd_ahead *a);
-/* CPUs the calling thread may run on needed to start the thread (2;
- * tests: 1). */
+/* CPUs the calling thread may run on, and the cgroup CPU quota (v2
+ * cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us, over the process's
+ * cgroup and its ancestors), needed to start the thread (2; tests: 1). */
 extern int rd_ahead_min_cpus __attribute__((visibility("hidden")));
+/* A cgroup CPU quota in CPUs: quota / period; 0 for none ("max", -1);
+ * -1 for text that is neither. */
+double rd_quota_cpus(const char *quota, const char *period);
 /* How long the reader waits for a chunk the thread has (0.5 ms; 0: for
  * ever), and whether it takes back a job the thread has not begun (true).
  * Tests set 0 and false: the thread then surely reads every other chunk. */

@@ -46,7 +46,8 @@
  *
  * It starts only for sequential reading (the second chunk in a row), when
  * the calling thread may run on at least two CPUs (the helper inherits its
- * affinity: a pinned reader reads alone), and never with
+ * affinity: a pinned reader reads alone) and no cgroup CPU quota is below
+ * two (cgroup_cpus: a container's CPU limit), and never with
  * SPW_READER_NO_READAHEAD. A failure to start it is not an error: the reader
  * reads alone. A forked child has no such thread (ring_fork_gen): its reader
  * drops the job it inherited and may start its own.
@@ -61,6 +62,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,13 +234,137 @@ static bool ahead_of(const struct spw_reader *r, uint64_t from)
 	return r->ahead.fd_seg == r->seg_opens && r->ahead.p.from > from;
 }
 
+double rd_quota_cpus(const char *quota, const char *period)
+{
+	char *end;
+	double q, p;
+
+	if (!strcmp(quota, "max") || !strcmp(quota, "-1"))
+		return 0;
+	q = strtod(quota, &end);
+	if (end == quota || (*end && *end != '\n') || q <= 0)
+		return -1;
+	p = strtod(period, &end);
+	if (end == period || (*end && *end != '\n') || p <= 0)
+		return -1;
+	return q / p;
+}
+
+/* The first line of a small file into buf (NUL-terminated): 0 or -1. */
+static int read_line(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+/* The quota of the cgroup at dir, in CPUs (0: none). v2: cpu.max holds
+ * "QUOTA PERIOD"; v1: cpu.cfs_quota_us and cpu.cfs_period_us. */
+static double quota_at(const char *dir, bool v2)
+{
+	char path[PATH_MAX + 32], q[64], p[64];
+
+	if (v2) {
+		char *sp;
+
+		snprintf(path, sizeof(path), "%s/cpu.max", dir);
+		if (read_line(path, q, sizeof(q)) || !(sp = strchr(q, ' ')))
+			return 0;
+		*sp = '\0';
+		snprintf(p, sizeof(p), "%s", sp + 1);
+	} else {
+		snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", dir);
+		if (read_line(path, q, sizeof(q)))
+			return 0;
+		snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", dir);
+		if (read_line(path, p, sizeof(p)))
+			return 0;
+	}
+	return rd_quota_cpus(q, p);
+}
+
+/* Does a v1 controller list ("cpu,cpuacct") name the cpu controller? */
+static bool has_cpu(const char *ctl)
+{
+	for (const char *t = ctl; t; t = strchr(t, ',') ? strchr(t, ',') + 1 : NULL)
+		if (!strncmp(t, "cpu", 3) && (t[3] == ',' || t[3] == '\0'))
+			return true;
+	return false;
+}
+
+/* The tightest CPU quota of this process's cgroup and its ancestors, v2
+ * or v1 (the cpu controller's hierarchy), in CPUs; 0 when none is set or
+ * none can be read. A cpuset lists CPUs the affinity check sees; a quota
+ * (a container's CPU limit) does not show there. */
+static double cgroup_cpus(void)
+{
+	char line[PATH_MAX - 64], dir[PATH_MAX];
+	double best = 0;
+	FILE *f = fopen("/proc/self/cgroup", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *path;
+		bool v2;
+
+		if (!ctl || !(path = strchr(ctl + 1, ':')))
+			continue;
+		*path++ = '\0';
+		ctl++;
+		path[strcspn(path, "\n")] = '\0';
+		v2 = !*ctl;
+		if (!v2 && !has_cpu(ctl))
+			continue; /* neither v2 nor v1's cpu controller */
+		for (int base = 0; base < 2; base++) {
+			static const char *const v2base[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+			static const char *const v1base[] = { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" };
+			size_t len;
+
+			len = (size_t)snprintf(dir, sizeof(dir), "%s%s", (v2 ? v2base : v1base)[base],
+					       strcmp(path, "/") ? path : "");
+			if (len >= sizeof(dir))
+				continue;
+			for (;;) { /* this cgroup, then each ancestor */
+				double c = quota_at(dir, v2);
+				char *slash = strrchr(dir, '/');
+
+				if (c > 0 && (best == 0 || c < best))
+					best = c;
+				if (!slash || (size_t)(slash - dir) < strlen((v2 ? v2base : v1base)[base]))
+					break;
+				*slash = '\0';
+			}
+		}
+	}
+	fclose(f);
+	return best;
+}
+
 static bool start(struct rd_ahead *a)
 {
 	sigset_t all, old;
 	cpu_set_t cpus;
+	double quota;
 
 	if (sched_getaffinity(0, sizeof(cpus), &cpus) || CPU_COUNT(&cpus) < rd_ahead_min_cpus)
 		return false;
+	/* A quota below the CPUs needed: the two would take turns on one
+	 * and spin against the quota; read alone. */
+	quota = cgroup_cpus();
+	if (quota > 0 && quota < rd_ahead_min_cpus) {
+		a->failed = true; /* do not look again for every chunk */
+		return false;
+	}
 	ring_fork_watch();
 	/* The thread takes no signals: they stay the application's. */
 	sigfillset(&all);

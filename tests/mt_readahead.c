@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -504,11 +505,129 @@ static void a_forked_child_reads_on_without_the_parents_thread(void **state)
 	spw_reader_close(forked_r);
 }
 
+static void cgroup_quotas_are_read_as_cpus(void **state)
+{
+	(void)state;
+	assert_true(rd_quota_cpus("max", "100000") == 0);
+	assert_true(rd_quota_cpus("-1", "100000") == 0);
+	assert_true(rd_quota_cpus("200000", "100000") == 2);
+	assert_true(rd_quota_cpus("150000", "100000\n") == 1.5);
+	assert_true(rd_quota_cpus("50000", "100000") == 0.5);
+	assert_true(rd_quota_cpus("junk", "100000") == -1);
+	assert_true(rd_quota_cpus("100000", "0") == -1);
+	assert_true(rd_quota_cpus("", "100000") == -1);
+}
+
+/* cgroup v1's cpu hierarchy (this project's CI machine has it), or v2's
+ * root with the cpu controller on for its children; NULL when neither. */
+static const char *cpu_cgroup_root(bool *v2)
+{
+	char ctl[256] = "";
+	FILE *f;
+
+	*v2 = false;
+	if (access("/sys/fs/cgroup/cpu/cgroup.procs", W_OK) == 0 &&
+	    access("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", R_OK) == 0)
+		return "/sys/fs/cgroup/cpu";
+	f = fopen("/sys/fs/cgroup/cgroup.subtree_control", "r");
+	if (f) {
+		if (!fgets(ctl, sizeof(ctl), f))
+			ctl[0] = '\0';
+		fclose(f);
+	}
+	*v2 = true;
+	return strstr(ctl, "cpu") && access("/sys/fs/cgroup/cgroup.procs", W_OK) == 0 ? "/sys/fs/cgroup"
+										      : NULL;
+}
+
+static struct test_daemon *quota_d;
+
+/* In a new cgroup with a quota of `cpus` CPUs (0: none), read the log:
+ * 0 when the thread started exactly when it should (cpus 0 or >= 2). */
+static int read_in_cgroup(void *arg)
+{
+	const char *dir = arg;
+	char path[512];
+	struct spw_reader *r;
+	bool want;
+	FILE *f;
+	int n;
+
+	alarm(60);
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "w");
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f)) {
+		fprintf(stderr, "joining %s: %s\n", dir, strerror(errno));
+		return 2;
+	}
+	want = !strstr(dir, ".one");
+	r = open_reader(quota_d, 0);
+	memset(&one, 0, sizeof(one));
+	one.bytes_ok = true;
+	while ((n = spw_reader_poll(r, note_fn, &one, 256)) > 0)
+		;
+	if (!all_in_order(&one) || r->ahead.running != want) {
+		fprintf(stderr, "%s: running %d, wanted %d\n", dir, r->ahead.running, want);
+		return 1;
+	}
+	spw_reader_close(r);
+	return 0;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void a_one_cpu_quota_keeps_the_reader_alone(void **state)
+{
+	struct test_daemon *d = *state;
+	char one_cpu[256], unlimited[256];
+	bool v2;
+	const char *root = cpu_cgroup_root(&v2);
+	pid_t pid;
+
+	if (!root || sysconf(_SC_NPROCESSORS_ONLN) < 2 || geteuid() != 0) {
+		print_message("no writable cpu cgroup or one CPU: quota parsing checked only\n");
+		return;
+	}
+	make_log(d);
+	rd_ahead_min_cpus = 2;
+	quota_d = d;
+	snprintf(one_cpu, sizeof(one_cpu), "%s/spwtest.%d.one", root, (int)getpid());
+	snprintf(unlimited, sizeof(unlimited), "%s/spwtest.%d.max", root, (int)getpid());
+	assert_int_equal(mkdir(one_cpu, 0755), 0);
+	assert_int_equal(mkdir(unlimited, 0755), 0);
+	if (v2) {
+		write_file(one_cpu, "cpu.max", "100000 100000\n");
+	} else {
+		write_file(one_cpu, "cpu.cfs_period_us", "100000\n");
+		write_file(one_cpu, "cpu.cfs_quota_us", "100000\n");
+	}
+	/* With one CPU of quota the reader reads alone; without, the thread
+	 * starts (the same log, the same two CPUs). */
+	pid = test_fork(read_in_cgroup, one_cpu);
+	assert_true(pid > 0);
+	assert_int_equal(test_wait(pid, scaled_s(60, 120)), 0);
+	pid = test_fork(read_in_cgroup, unlimited);
+	assert_true(pid > 0);
+	assert_int_equal(test_wait(pid, scaled_s(60, 120)), 0);
+	assert_int_equal(rmdir(one_cpu), 0);
+	assert_int_equal(rmdir(unlimited), 0);
+}
+
 int main(void)
 {
 	const char *scale = getenv("SPW_TEST_SCALE");
-	/* TSan does not follow a fork() with threads running: the fork case
-	 * runs in the normal and ASan builds. */
+	/* TSan does not follow a fork() with threads running: the fork and
+	 * cgroup cases (the last two) run in the normal and ASan builds. */
 	bool tsan = scale && !strcmp(scale, "tsan");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(every_record_once_in_order_with_or_without_the_thread,
@@ -523,10 +642,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(the_threads_descriptor_follows_the_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(closing_with_a_job_out_frees_everything, setup, teardown),
+		cmocka_unit_test(cgroup_quotas_are_read_as_cpus),
+		cmocka_unit_test_setup_teardown(a_one_cpu_quota_keeps_the_reader_alone, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_forked_child_reads_on_without_the_parents_thread,
 						setup, teardown),
 	};
 
 	return _cmocka_run_group_tests("mt_readahead", tests,
-				       sizeof(tests) / sizeof(tests[0]) - (tsan ? 1 : 0), NULL, NULL);
+				       sizeof(tests) / sizeof(tests[0]) - (tsan ? 2 : 0), NULL, NULL);
 }
