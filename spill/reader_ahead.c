@@ -135,6 +135,8 @@ static uint32_t wait_while(struct rd_ahead *a, const uint32_t *busy, int n, _Ato
 			is_busy |= s == busy[k];
 		if (is_busy)
 			ring_futex_wait(&a->state, s, nap);
+		/* Relaxed: our own flag; seen late it costs the other
+		 * side one futex wake too many. */
 		atomic_store_explicit(sleeps, 0, memory_order_relaxed);
 	}
 }
@@ -167,6 +169,7 @@ static void *thread_main(void *arg)
 									      memory_order_acquire,
 									      memory_order_relaxed))
 			continue;
+		/* Relaxed: a hint for the reader's wait_while, nothing pairs. */
 		atomic_store_explicit(&a->thread_cpu, sched_getcpu(), memory_order_relaxed);
 		if (rd_test_ahead_hook)
 			rd_test_ahead_hook(RD_AH_AT_RUNNING); /* ... that loses it mid-job */
@@ -404,6 +407,7 @@ bool rd_ahead_take(struct spw_reader *r, struct rd_plan *p, const uint8_t **buf,
 		 * a thread whose CPU went away (a VM's vCPU taken by the
 		 * host, a busy machine): then read the chunk here; its result
 		 * is dropped when it comes (rd_ahead_next). */
+		/* Relaxed: a hint for the thread's wait_while. */
 		atomic_store_explicit(&a->reader_cpu, sched_getcpu(), memory_order_relaxed);
 		s = wait_while(a, out, 2, &a->reader_sleeps, &a->thread_cpu, AH_SPIN_NS,
 			       rd_ahead_give_up_ns ? (int64_t)ring_monotonic_ns() + rd_ahead_give_up_ns : 0);
@@ -418,6 +422,8 @@ bool rd_ahead_take(struct spw_reader *r, struct rd_plan *p, const uint8_t **buf,
 	*bad = a->bad;
 	*ent = a->ent;
 	a->chunks++;
+	/* Relaxed: as in drop(); the DONE it replaces was loaded with
+	 * acquire (take_back or wait_while). */
 	atomic_store_explicit(&a->state, RD_AH_IDLE, memory_order_relaxed);
 	return true;
 }
@@ -455,7 +461,7 @@ static void submit(struct spw_reader *r, const struct rd_plan *q)
 	memcpy(a->ent, g->ent + q->i, (size_t)n * sizeof(*a->ent));
 	a->p = *q;
 	a->verify = !(r->o.flags & SPW_READER_NO_VERIFY);
-	atomic_store_explicit(&a->reader_cpu, sched_getcpu(), memory_order_relaxed);
+	atomic_store_explicit(&a->reader_cpu, sched_getcpu(), memory_order_relaxed); /* a hint */
 	/* seq_cst (post): publishes the job to the thread's acquire load. */
 	post(a, RD_AH_JOB, &a->thread_sleeps);
 }
@@ -478,6 +484,7 @@ void rd_ahead_next(struct spw_reader *r, const struct rd_plan *p, bool took)
 	uint32_t s = atomic_load_explicit(&a->state, memory_order_acquire);
 
 	if (s == RD_AH_DONE && !ahead_of(r, p->from)) {
+		/* Relaxed: as in drop(). */
 		atomic_store_explicit(&a->state, RD_AH_IDLE, memory_order_relaxed);
 		s = RD_AH_IDLE;
 	}
