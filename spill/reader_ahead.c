@@ -298,10 +298,12 @@ static double quota_at(const char *dir, bool v2)
 /* Does a v1 controller list ("cpu,cpuacct") name the cpu controller? */
 static bool has_cpu(const char *ctl)
 {
-	for (const char *t = ctl; t; t = strchr(t, ',') ? strchr(t, ',') + 1 : NULL)
+	for (const char *t = ctl;; t++) {
 		if (!strncmp(t, "cpu", 3) && (t[3] == ',' || t[3] == '\0'))
 			return true;
-	return false;
+		if (!(t = strchr(t, ',')))
+			return false;
+	}
 }
 
 /* The tightest CPU quota of this process's cgroup and its ancestors, v2
@@ -328,22 +330,22 @@ static double cgroup_cpus(void)
 		v2 = !*ctl;
 		if (!v2 && !has_cpu(ctl))
 			continue; /* neither v2 nor v1's cpu controller */
-		for (int base = 0; base < 2; base++) {
-			static const char *const v2base[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
-			static const char *const v1base[] = { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" };
-			size_t len;
+		for (int k = 0; k < 2; k++) {
+			static const char *const v2root[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+			static const char *const v1root[] = { "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct" };
+			const char *root = (v2 ? v2root : v1root)[k];
+			size_t rootlen = strlen(root);
 
-			len = (size_t)snprintf(dir, sizeof(dir), "%s%s", (v2 ? v2base : v1base)[base],
-					       strcmp(path, "/") ? path : "");
-			if (len >= sizeof(dir))
+			if ((size_t)snprintf(dir, sizeof(dir), "%s%s", root, strcmp(path, "/") ? path : "") >=
+			    sizeof(dir))
 				continue;
-			for (;;) { /* this cgroup, then each ancestor */
+			for (;;) { /* this cgroup, then each ancestor up to the root */
 				double c = quota_at(dir, v2);
 				char *slash = strrchr(dir, '/');
 
 				if (c > 0 && (best == 0 || c < best))
 					best = c;
-				if (!slash || (size_t)(slash - dir) < strlen((v2 ? v2base : v1base)[base]))
+				if (!slash || (size_t)(slash - dir) < rootlen)
 					break;
 				*slash = '\0';
 			}
