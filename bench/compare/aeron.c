@@ -10,9 +10,11 @@
  * streaming_exclusive_publisher (try_claim, like a Spillway producer) while
  * the message fits one frame of the default 1408-byte MTU, streaming_publisher
  * (offer, fragmenting) above. A first, unmeasured publisher run warms the
- * path up and sizes the measured run's message count (-m) to the duration;
- * the rate is the measured publisher's own "Total: ... msgs/sec" line (its
- * loop is held back by the subscriber, at most one term window ahead).
+ * path up; the measured one runs the duration plus STEADY_EXTRA_S and is
+ * stopped with SIGINT. The rate is the subscriber's over its whole
+ * once-a-second reports after it read the new publication's log once
+ * (read_sub): the publisher's own "Total" includes that first pass, whose
+ * page faults cost half a one-second run on some VMs.
  * Round trip: cpong pinned to the receiver's PU, cping pinned to the
  * sender's (a fresh cpong for each cping: it answers one session only): a
  * short run sizes the count, then cping's percentiles (HDR,
@@ -43,6 +45,10 @@
 
 #define CLAIM_MAX 1376 /* the default 1408-byte MTU less the 32-byte frame header */
 #define START_NS 10000000000ull
+/* Seconds a measured publisher runs beyond the duration: its first pass
+ * through the new log (read_sub leaves it out) and the partial seconds at
+ * both ends of the subscriber's reports. */
+#define STEADY_EXTRA_S 3.0
 
 void kid_reason(int status, char *buf, size_t len)
 {
@@ -392,22 +398,140 @@ static int run_pub(const struct aeron_cfg *a, const char *dir, const char *bin, 
 	return r;
 }
 
-int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est, double *rate,
-	     char *desc, size_t desclen, char *err, size_t errlen)
+/* The measured publisher: unbounded (-m far beyond reach), stopped with
+ * SIGINT after run_s, when it prints its Total as after a counted run. */
+static int run_pub_for(const struct aeron_cfg *a, const char *dir, const char *bin, uint32_t size,
+		       double run_s, double *rate, char *err, size_t errlen)
+{
+	char len[16];
+	const char *const argv[] = { bin, "-p", dir, "-c", "aeron:ipc", "-s", "1001",
+			       "-l", "0", "-L", len, "-m", "1000000000000000", NULL };
+	struct kid p = { .role = "sender" };
+	uint64_t end;
+	int r;
+
+	snprintf(len, sizeof(len), "%u", size);
+	if (kid_start(&p, a, dir, bin, a->pu[0], argv)) {
+		snprintf(err, errlen, "sender: fork: %s", strerror(errno));
+		return -1;
+	}
+	maybe_fault(a, &p);
+	end = p.t0 + (uint64_t)(run_s * 1e9);
+	while (ring_monotonic_ns() < end && kid_alive(&p))
+		bench_sleep_ns(2000000);
+	if (!kid_alive(&p)) { /* it cannot have finished 10^15 messages: it failed */
+		if (!kid_wait(&p, 0, err, errlen))
+			snprintf(err, errlen, "sender: exited after %.1f s of %.1f",
+				 (double)(ring_monotonic_ns() - p.t0) / 1e9, run_s);
+		r = -1;
+	} else {
+		r = kid_stop(&p, a->grace_s, err, errlen);
+	}
+	if (!r)
+		r = read_pub(&p, size, rate, err, errlen);
+	drop_output(&p);
+	return r;
+}
+
+/* The log of one IPC publication, three terms, in bytes. */
+static double aeron_log_bytes(void)
+{
+	const char *v = getenv("AERON_IPC_TERM_BUFFER_LENGTH");
+	char *end;
+	double t = v && *v ? strtod(v, &end) : 0;
+
+	if (t <= 0)
+		return 3.0 * 64 * 1024 * 1024;
+	if (*end == 'k' || *end == 'K')
+		t *= 1024;
+	else if (*end == 'm' || *end == 'M')
+		t *= 1024 * 1024;
+	else if (*end == 'g' || *end == 'G')
+		t *= 1024.0 * 1024 * 1024;
+	return 3 * t;
+}
+
+/* Bytes a message of size takes in the log: frames of at most CLAIM_MAX
+ * payload bytes, each with its 32-byte header, aligned to 32. */
+static double aeron_frame_bytes(uint32_t size)
+{
+	uint64_t full = size / CLAIM_MAX, rem = size % CLAIM_MAX;
+
+	return (double)(full * ((CLAIM_MAX + 32 + 31) & ~31ull) + (rem ? (rem + 32 + 31) & ~31ull : 0));
+}
+
+/* The steady rate from rate_subscriber's once-a-second reports ("1000ms,
+ * R msgs/sec, B bytes/sec, totals N messages M MB payloads") for the last
+ * image it saw (the measured publication's). Left out: the seconds until
+ * the subscriber has read the whole log once (each new publication maps a
+ * new log, and the first pass through it pays for the page faults of both
+ * processes: ~0.5 s on the VM of 2026-12-04, half a one-second run) and the
+ * last report with messages (the publisher stopped in it). */
+static int read_sub(const struct kid *k, uint32_t size, double *rate, char *err, size_t errlen)
+{
+	char line[512];
+	unsigned long long ms, total, base = 0, prev = 0;
+	double r_, b_, log_bytes = aeron_log_bytes(), frame = aeron_frame_bytes(size);
+	double used_ms = 0, used_msgs = 0, last_ms = 0, last_msgs = 0, idle_ms = 0;
+	bool image = false;
+	FILE *f = fopen(k->out, "r");
+
+	*rate = -1;
+	if (!f) {
+		snprintf(err, errlen, "receiver: no output: %s", strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Available image", 15) == 0) {
+			/* A later image: start over from its first report. */
+			image = true;
+			base = prev;
+			used_ms = used_msgs = last_ms = last_msgs = idle_ms = 0;
+		} else if (sscanf(line, "%llums, %lf msgs/sec, %lf bytes/sec, totals %llu messages", &ms,
+				  &r_, &b_, &total) == 4) {
+			double msgs = total >= prev ? (double)(total - prev) : 0;
+
+			if (!image || (double)(prev - base) * frame < log_bytes) {
+				/* before the image, or in its first pass */
+			} else if (msgs == 0) {
+				idle_ms += (double)ms; /* a stall, if more come: or the end */
+			} else {
+				/* Whole seconds after the first pass; the previous ones
+				 * (stalls too) are known not to be the end. */
+				used_ms += last_ms + idle_ms;
+				used_msgs += last_msgs;
+				last_ms = (double)ms;
+				last_msgs = msgs;
+				idle_ms = 0;
+			}
+			prev = total;
+		}
+	}
+	fclose(f);
+	if (!image || used_ms < 500) {
+		snprintf(err, errlen, "receiver: no steady second in its reports (%s)",
+			 image ? "the run was too short" : "no image");
+		return -1;
+	}
+	*rate = used_msgs * 1000 / used_ms;
+	return 0;
+}
+
+/* The rows' figure is the subscriber's steady rate (read_sub), the
+ * publisher's own Total (which includes the first pass) goes into desc. */
+int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *rate, char *desc,
+	     size_t desclen, char *err, size_t errlen)
 {
 	char dir[4096 + 32];
 	const char *const sargv[] = { "rate_subscriber", "-p", dir, "-c", "aeron:ipc", "-s", "1001", NULL };
 	struct kid d = { .role = "driver" }, s = { .role = "receiver" };
 	bool claim = size <= CLAIM_MAX && have(a, "streaming_exclusive_publisher");
 	const char *bin = claim ? "streaming_exclusive_publisher" : "streaming_publisher";
-	double warm = 0;
-	uint64_t n;
+	double warm = 0, pub = -1;
 	int r = -1;
 
 	err[0] = '\0';
 	*rate = -1;
-	snprintf(desc, desclen, "%s (%s) -> rate_subscriber, aeron:ipc, term %s",
-		 bin, claim ? "try_claim" : "offer", aeron_term_desc());
 	if (driver_start(&d, a, dir, sizeof(dir), err, errlen))
 		goto out;
 	if (kid_start(&s, a, dir, "rate_subscriber", a->pu[1], sargv)) {
@@ -415,21 +539,24 @@ int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est
 		goto out;
 	}
 	/* Warm-up, unmeasured: also makes sure the subscriber is connected. */
-	n = *est > 0 ? (uint64_t)(*est * dur_s / 10) : 100000;
-	if (run_pub(a, dir, bin, size, n < 1000 ? 1000 : n, 1 + dur_s, &warm, false, err, errlen))
+	if (run_pub(a, dir, bin, size, 100000, 1 + dur_s, &warm, false, err, errlen))
 		goto out;
-	if (*est <= 0)
-		*est = warm;
 	if (!kid_alive(&s)) {
 		kid_wait(&s, 0, err, errlen);
 		goto out;
 	}
 	maybe_fault(a, &s);
-	n = (uint64_t)(*est * dur_s);
-	r = run_pub(a, dir, bin, size, n < 1000 ? 1000 : n, dur_s, rate, true, err, errlen);
-	if (r == 0)
-		*est = *rate;
+	/* The first pass through the new log, then >= dur_s of whole seconds. */
+	if (run_pub_for(a, dir, bin, size, dur_s + STEADY_EXTRA_S, &pub, err, errlen))
+		goto out;
+	stop_peer(&s, a, err, errlen); /* SIGINT: it flushes its reports and exits */
+	if (!err[0])
+		r = read_sub(&s, size, rate, err, errlen);
 out:
+	snprintf(desc, desclen,
+		 "%s (%s) -> rate_subscriber, aeron:ipc, term %s; subscriber's steady rate "
+		 "(publisher's Total incl. first log pass: %.3g msgs/s)",
+		 bin, claim ? "try_claim" : "offer", aeron_term_desc(), pub);
 	return case_end(a, dir, &d, &s, r, err, errlen);
 }
 

@@ -29,10 +29,11 @@ int aeron_check(const struct aeron_cfg *a, char *err, size_t errlen);
 /* "aeron 1.48.0-SNAPSHOT (git abcdef)" from `aeronmd -v`. */
 void aeron_version(const struct aeron_cfg *a, char *buf, size_t len);
 
-/* Throughput for dur_s: *rate in messages/s. *est carries the rate between
- * calls (0: not known yet) to size the message count. 0, or -1 with err. */
-int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est, double *rate,
-	     char *desc, size_t desclen, char *err, size_t errlen);
+/* Throughput: *rate in messages/s, the subscriber's rate over >= dur_s of
+ * whole seconds after its first pass through the publication's log (the
+ * publisher runs dur_s + 3 s). 0, or -1 with err. */
+int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *rate, char *desc,
+	     size_t desclen, char *err, size_t errlen);
 /* Round trips for dur_s: pct = p50, p90, p99, p99.9, max in ns. *est_ns
  * carries the p50 between calls. 0, or -1 with err. */
 int aeron_rtt(const struct aeron_cfg *a, uint32_t size, double dur_s, double *est_ns,

@@ -113,7 +113,7 @@ static struct {
 	int pu[2];
 	char shm_dir[4096], scratch[4096 - 64];
 	struct aeron_cfg aeron;
-	double aeron_est_rate[MAX_SIZES], aeron_est_rtt[MAX_SIZES];
+	double aeron_est_rtt[MAX_SIZES];
 } G = { .dur_s = 1, .rtt_dur_s = 0.5, .reps = 3, .ring_bytes = 1u << 20,
 	.spill_ring_bytes = 64u << 20, .grace_s = 20, .backoff_ns = 50000, .batch = 32 };
 
@@ -529,7 +529,7 @@ static void case_aeron(const struct sysdef *sd, int z, struct cell *cl, bool rtt
 	if (!rtt) {
 		double rate;
 
-		if (aeron_tp(&G.aeron, G.sizes[z], G.dur_s, &G.aeron_est_rate[z], &rate, cl->desc,
+		if (aeron_tp(&G.aeron, G.sizes[z], G.dur_s, &rate, cl->desc,
 			     sizeof(cl->desc), err, sizeof(err)) == 0 && cl->n < MAX_REPS)
 			cl->rate[cl->n++] = rate;
 	} else if (aeron_rtt(&G.aeron, G.sizes[z], G.rtt_dur_s, &G.aeron_est_rtt[z], pct, err,
