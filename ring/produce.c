@@ -425,6 +425,7 @@ static inline __attribute__((always_inline)) int take_span(struct spw_producer *
  * (docs/HACKING.md: send_pair/64 0.78x -> 0.87x, claim_pair/64 0.60x ->
  * 0.65x). */
 static inline __attribute__((always_inline)) bool claim_fast(struct spw_producer *p, uint32_t len,
+							     const uint64_t *given_ts,
 							     uint64_t *tail_out,
 							     struct ring_rec **rec_out)
 {
@@ -448,7 +449,8 @@ static inline __attribute__((always_inline)) bool claim_fast(struct spw_producer
 			     0))
 		return false;
 	rec = ring_rec_at(t, tail);
-	ts = ring_clock_now(&p->clk); /* before the claim, as claim_impl() */
+	/* before the claim, as claim_impl() */
+	ts = given_ts ? *given_ts : ring_clock_now(&p->clk);
 	if (__builtin_expect(!excl_take(p, tail, next, false), 0))
 		return false;
 	span_won(p, tail);
@@ -458,7 +460,10 @@ static inline __attribute__((always_inline)) bool claim_fast(struct spw_producer
 	return true;
 }
 
+/* given_ts: the caller's timestamp (spw_producer_send_at); NULL: the
+ * handle's clock. */
 static inline __attribute__((always_inline)) int claim_impl(struct spw_producer *p, uint32_t len,
+							    const uint64_t *given_ts,
 							    struct spw_claim *c, const bool hooked)
 {
 	uint64_t ts, tail = 0;
@@ -472,7 +477,7 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	/* The clock before the CAS: rdtsc then overlaps the stores still
 	 * draining from the last record, instead of waiting behind the locked
 	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
-	ts = ring_clock_now(&p->clk);
+	ts = given_ts ? *given_ts : ring_clock_now(&p->clk);
 	if (take_span(p, ring_span(len), NULL, 0, NULL, &tail, hooked))
 		return -EAGAIN;
 	rec = ring_rec_at(p->t, tail);
@@ -489,8 +494,8 @@ static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
 {
 	/* Relaxed: set by tests before any producer runs. */
 	if (__builtin_expect(ring_test_hook != NULL, 0))
-		return claim_impl(p, len, c, true);
-	return claim_impl(p, len, c, false);
+		return claim_impl(p, len, NULL, c, true);
+	return claim_impl(p, len, NULL, c, false);
 }
 
 static int64_t now_ns(void)
@@ -587,7 +592,7 @@ int spw_producer_claim(struct spw_producer *p, uint32_t len, struct spw_claim *c
 	struct ring_rec *rec;
 	uint64_t tail;
 
-	if (__builtin_expect(!p || !c || !claim_fast(p, len, &tail, &rec), 0))
+	if (__builtin_expect(!p || !c || !claim_fast(p, len, NULL, &tail, &rec), 0))
 		return claim_general(p, len, c);
 	c->data = rec + 1;
 	c->len = len;
@@ -723,10 +728,10 @@ send_claimed(struct spw_producer *p, struct spw_claim *c, const void *data, uint
 }
 
 static __attribute__((noinline)) int64_t send_hooked(struct spw_producer *p, const void *data,
-						     uint32_t len)
+						     uint32_t len, const uint64_t *given_ts)
 {
 	struct spw_claim c;
-	int r = claim_impl(p, len, &c, true);
+	int r = claim_impl(p, len, given_ts, &c, true);
 
 	return r ? r : send_claimed(p, &c, data, len, true);
 }
@@ -740,7 +745,7 @@ static inline int send_check(const struct spw_producer *p, const void *data, uin
 }
 
 static __attribute__((noinline)) int64_t send_general(struct spw_producer *p, const void *data,
-						      uint32_t len)
+						      uint32_t len, const uint64_t *given_ts)
 {
 	struct spw_claim c;
 	int r = send_check(p, data, len);
@@ -749,8 +754,8 @@ static __attribute__((noinline)) int64_t send_general(struct spw_producer *p, co
 		return r;
 	/* Relaxed: set by tests before any producer runs. */
 	if (__builtin_expect(ring_test_hook != NULL, 0))
-		return send_hooked(p, data, len);
-	r = claim_impl(p, len, &c, false);
+		return send_hooked(p, data, len, given_ts);
+	r = claim_impl(p, len, given_ts, &c, false);
 	if (r)
 		return r;
 	return send_claimed(p, &c, data, len, false);
@@ -761,8 +766,23 @@ int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len
 	struct ring_rec *rec;
 	uint64_t tail;
 
-	if (__builtin_expect(!p || !data || !claim_fast(p, len, &tail, &rec), 0))
-		return send_general(p, data, len);
+	if (__builtin_expect(!p || !data || !claim_fast(p, len, NULL, &tail, &rec), 0))
+		return send_general(p, data, len, NULL);
+	copy_payload(rec + 1, data, len);
+	finish(p, tail, ring_word(RING_T_DATA, len, tail, p->t->ring_bytes), false);
+	return (int64_t)tail;
+}
+
+/* spw_producer_send with the caller's timestamp: the same paths, the
+ * clock read left out. */
+int64_t spw_producer_send_at(struct spw_producer *p, const void *data, uint32_t len,
+			     uint64_t timestamp_ns)
+{
+	struct ring_rec *rec;
+	uint64_t tail;
+
+	if (__builtin_expect(!p || !data || !claim_fast(p, len, &timestamp_ns, &tail, &rec), 0))
+		return send_general(p, data, len, &timestamp_ns);
 	copy_payload(rec + 1, data, len);
 	finish(p, tail, ring_word(RING_T_DATA, len, tail, p->t->ring_bytes), false);
 	return (int64_t)tail;

@@ -67,7 +67,9 @@ static int plan_add(struct seg_ret_plan *p, uint64_t base, const char *why)
 	return 0;
 }
 
-/* Is segment i (its index newest timestamp) older than ms before now? */
+/* Is segment i (its index newest timestamp) older than ms before now? A
+ * segment whose records all have time 0 (spw_producer_send_at's "no time")
+ * has no age: kept, as far as age goes. */
 static bool older_than(const char *dir, uint64_t base, uint64_t ms, uint64_t now_ns)
 {
 	char ip[PATH_MAX];
@@ -79,7 +81,7 @@ static bool older_than(const char *dir, uint64_t base, uint64_t ms, uint64_t now
 	if (!ms || seg_file_path(ip, sizeof(ip), dir, base, "idx"))
 		return false;
 	k = seg_idx_load(ip, &h, &e);
-	if (k > 0)
+	if (k > 0 && e[k - 1].max_ts != 0)
 		old = e[k - 1].max_ts + ms * 1000000ull < now_ns;
 	free(e);
 	return old;

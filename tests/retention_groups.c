@@ -8,7 +8,8 @@
  *    deletion is logged and counted (retention_forced), and the group's reader
  *    gets -ERANGE;
  *  - a group silent longer than group_expiry holds nothing: plain deletions,
- *    nothing forced.
+ *    nothing forced;
+ *  - segments of records sent with time 0 (spw_producer_send_at) have no age.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -155,6 +156,47 @@ static void a_group_that_read_them_or_expired_holds_nothing(void **state)
 	dcase_end(&c);
 }
 
+/* spw_producer_send_at, waiting out a full ring (within 10 s). */
+static void fill_at(struct spw_producer *p, int n, uint64_t ts)
+{
+	static char buf[2000];
+	int64_t give_up = test_now_ns() + 10 * TEST_SEC;
+	int64_t r;
+
+	for (int i = 0; i < n; i++) {
+		while ((r = spw_producer_send_at(p, buf, sizeof(buf), ts)) == -EAGAIN &&
+		       test_now_ns() < give_up)
+			test_sleep_ns(TEST_MS);
+		assert_true(r >= 0);
+	}
+}
+
+/* Records sent with time 0 (spw_producer_send_at: "no time") have no age:
+ * their segments outlive the retention age, while older segments with
+ * real timestamps go. */
+static void segments_without_time_have_no_age(void **state)
+{
+	struct dcase c;
+	struct test_daemon *d = rg_begin(&c, state, "rt", 0);
+	uint64_t timeless;
+
+	rg_producer(&c);
+	fill(c.p, 700); /* real timestamps: segments 0.. */
+	info_of(c.t, &c.in);
+	timeless = (c.in.tail + SEG - 1) / SEG * SEG; /* the first segment of time-0 records only */
+	fill_at(c.p, 700, 0);
+	test_sleep_ns(400 * TEST_MS); /* past retention */
+	fill_at(c.p, 200, 0); /* a roll: retention runs */
+	assert_int_equal(test_daemon_wait_log(d, "retention: deleted segment 00000000000000000000",
+					      1, scaled_s(15, 45)),
+			 0);
+	fill_at(c.p, 200, 0); /* another roll, another pass */
+	test_sleep_ns(300 * TEST_MS);
+	assert_true(seg_exists(d, "rt", timeless));
+	assert_true(seg_exists(d, "rt", timeless + SEG));
+	dcase_end(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +204,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_group_that_read_them_or_expired_holds_nothing,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(segments_without_time_have_no_age, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

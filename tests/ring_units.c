@@ -167,6 +167,63 @@ static void max_record_fits_and_one_more_is_emsgsize(void **state)
 	case_close(&h);
 }
 
+/* spw_producer_send_at: the record carries the caller's timestamp as
+ * given (0, out of order, the largest value), on the lean path of the only
+ * producer and on the shared one; refused calls claim nothing. */
+static void send_at_stores_the_callers_timestamp(void **state)
+{
+	static const uint64_t ts[] = { 12345, 0, 7, UINT64_MAX, 1700000000000000000ull };
+	enum { N = sizeof(ts) / sizeof(ts[0]) };
+	struct ring_case h = case_open("sendat");
+	struct spw_producer *p2;
+	struct spw_claim cl;
+	uint8_t buf[200];
+	int64_t expect = 0;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		test_fill(buf, 10u + (uint32_t)i, 40 + (uint64_t)i);
+		assert_int_equal(spw_producer_send_at(h.p, buf, 10u + (uint32_t)i, ts[i]), expect);
+		expect += (int64_t)test_span(10u + (uint32_t)i);
+	}
+	/* A second producer: both claim the shared way (CAS) from now on. */
+	p2 = producer_new(h.t);
+	test_fill(buf, 100, 60);
+	assert_int_equal(spw_producer_send_at(p2, buf, 100, 98), expect);
+	expect += (int64_t)test_span(100);
+	test_fill(buf, 200, 61);
+	assert_int_equal(spw_producer_send_at(h.p, buf, 200, 0), expect);
+	expect += (int64_t)test_span(200);
+
+	/* Refused: nothing claimed. */
+	assert_int_equal(spw_producer_send_at(NULL, buf, 1, 5), -EINVAL);
+	assert_int_equal(spw_producer_send_at(h.p, NULL, 1, 5), -EINVAL);
+	assert_int_equal(spw_producer_send_at(h.p, buf, 16 * KiB + 1, 5), -EMSGSIZE);
+	assert_int_equal(spw_producer_claim(h.p, 8, &cl), 0);
+	assert_int_equal(spw_producer_send_at(h.p, buf, 1, 5), -EBUSY);
+	assert_int_equal(spw_producer_abort(h.p, &cl), 0);
+	expect += (int64_t)test_span(8); /* the aborted claim's span */
+	assert_int_equal(info_of(h.t).tail, expect);
+
+	assert_int_equal(drain(h.c, h.g), N + 2);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(h.g->r[i].len, 10u + (uint32_t)i);
+		assert_int_equal(h.g->r[i].hash, tag_hash(10u + (uint32_t)i, 40 + (uint64_t)i));
+		assert_int_equal(h.g->r[i].timestamp_ns, ts[i]);
+	}
+	assert_int_equal(h.g->r[N].hash, tag_hash(100, 60));
+	assert_int_equal(h.g->r[N].timestamp_ns, 98);
+	assert_int_equal(h.g->r[N + 1].hash, tag_hash(200, 61));
+	assert_int_equal(h.g->r[N + 1].timestamp_ns, 0);
+	/* The clock is still the library's for plain sends after those. */
+	assert_true(send_tag(h.p, 8, 62) >= 0);
+	assert_int_equal(drain(h.c, h.g), N + 3); /* drain counts all it collected */
+	assert_in_range(h.g->r[N + 2].timestamp_ns, (uint64_t)test_realtime_ns() - TEST_SEC,
+			(uint64_t)test_realtime_ns() + TEST_SEC);
+	spw_producer_close(p2);
+	case_close(&h);
+}
+
 static void zero_length_records_are_delivered(void **state)
 {
 	struct ring_case h = case_open("zero");
@@ -667,6 +724,7 @@ int main(void)
 		cmocka_unit_test(record_that_does_not_fit_wraps_after_padding),
 		cmocka_unit_test(eight_byte_gap_at_ring_end_becomes_padding),
 		cmocka_unit_test(max_record_fits_and_one_more_is_emsgsize),
+		cmocka_unit_test(send_at_stores_the_callers_timestamp),
 		cmocka_unit_test(zero_length_records_are_delivered),
 		cmocka_unit_test(every_small_length_arrives_byte_for_byte),
 		cmocka_unit_test(null_pointers_are_einval),

@@ -63,6 +63,19 @@ int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint3
 	return r;
 }
 
+int64_t bench_send_at(struct spw_producer *p, const void *buf, uint32_t len, uint64_t ts)
+{
+	struct bench_stall st = { 0, 0 };
+	int64_t r;
+
+	while ((r = spw_producer_send_at(p, buf, len, ts)) == -EAGAIN) {
+		if (bench_stalled(&st))
+			return -ETIMEDOUT;
+		bench_relax();
+	}
+	return r;
+}
+
 int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n)
 {
 	struct bench_stall st = { 0, 0 };

@@ -30,6 +30,8 @@ void bench_sleep_ns(uint64_t ns);
 struct spw_producer;
 struct spw_msg;
 int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len);
+/* bench_send_one spinning, with the given timestamp (spw_producer_send_at). */
+int64_t bench_send_at(struct spw_producer *p, const void *buf, uint32_t len, uint64_t ts);
 int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n);
 
 /* Bounds a spin on EAGAIN (any system's): true once it has lasted

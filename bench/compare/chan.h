@@ -51,6 +51,7 @@ struct chan_cfg {
 	bool spill;               /* a daemon spills (it must be running); else NO_SPILL */
 	int64_t backoff_ns;       /* the live receiver's spw_consumer_set_backoff; 0 off */
 	uint32_t batch;           /* not 0: the sender sends that many per spwc_send_batch call */
+	bool no_time;             /* busy sends with time 0 (spw_producer_send_at) */
 };
 
 struct chan {

@@ -107,7 +107,8 @@ void spwc_close(struct chan *ch)
 
 int spwc_send(struct chan *ch, const void *data, uint32_t len)
 {
-	int64_t r = bench_send_one(ch->p, ch->cfg.busy, data, len);
+	int64_t r = ch->cfg.no_time && ch->cfg.busy ? bench_send_at(ch->p, data, len, 0)
+						    : bench_send_one(ch->p, ch->cfg.busy, data, len);
 
 	return r < 0 ? (int)r : 0;
 }

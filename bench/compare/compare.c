@@ -61,40 +61,44 @@
 static const struct sysdef systems[] = {
 	{ "spillway-live", SYS_SPW, true, false, false,
 	  "an exclusive producer's spw_producer_send / spw_consumer_peek+release (batches of <= 256), both "
-	  "spinning; no-spill topic, the receiver reclaims", false, false, false },
+	  "spinning; no-spill topic, the receiver reclaims", false, false, false, false },
+	{ "spillway-notime", SYS_SPW, true, false, false,
+	  "as spillway-live, and each record's timestamp is the sender's (0: none, as Aeron's "
+	  "records have none) through spw_producer_send_at: no clock read per send",
+	  false, false, false, true },
 	{ "spillway-backoff", SYS_SPW, true, false, false,
 	  "as spillway-live, and the receiver backs off after a peek that found nothing "
-	  "(spw_consumer_set_backoff, --backoff NS): throughput over latency", false, true, false },
+	  "(spw_consumer_set_backoff, --backoff NS): throughput over latency", false, true, false, false },
 	{ "spillway-batch", SYS_SPW, true, false, false,
 	  "as spillway-backoff, and the producer sends batches (spw_producer_send_batch, --batch N, "
 	  "default 32): one claim and one clock read per batch; no round trips (one message per "
 	  "trip)",
-	  false, true, true },
+	  false, true, true, false },
 	{ "spillway-wait", SYS_SPW, false, false, false,
 	  "an exclusive producer's spw_producer_send_wait / spw_consumer_poll_wait (spin up to ~20-50 us, "
-	  "then futex sleep)", false, false, false },
+	  "then futex sleep)", false, false, false, false },
 	{ "spillway-spill", SYS_SPW, false, true, false,
 	  "spillwayd spills to disk meanwhile; an exclusive producer's send_wait; the receiver is an "
-	  "spw_reader (spw_reader_read batches)", false, false, false },
-	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false, false, false },
-	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false, false, false },
+	  "spw_reader (spw_reader_read batches)", false, false, false, false },
+	{ "pipe", SYS_PIPE, false, false, false, "blocking write() per message, read() up to 256 KiB", false, false, false, false },
+	{ "pipe-busy", SYS_PIPE, true, false, false, "O_NONBLOCK both ends, spinning on EAGAIN", false, false, false, false },
 	{ "unix", SYS_UNIX, false, false, false,
-	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB", false, false, false },
-	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning", false, false, false },
-	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive", false, false, false },
-	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN", false, false, false },
-	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv", false, false, false },
+	  "socketpair(AF_UNIX, SOCK_STREAM), blocking write() per message, read() up to 256 KiB", false, false, false, false },
+	{ "unix-busy", SYS_UNIX, true, false, false, "SOCK_STREAM, O_NONBLOCK both ends, spinning", false, false, false, false },
+	{ "mq", SYS_MQ, false, false, false, "blocking mq_send / mq_receive", false, false, false, false },
+	{ "mq-busy", SYS_MQ, true, false, false, "O_NONBLOCK queue, spinning on EAGAIN", false, false, false, false },
+	{ "zmq", SYS_ZMQ, false, false, false, "PUSH -> PULL over ipc://, blocking zmq_send / zmq_recv", false, false, false, false },
 	{ "zmq-busy", SYS_ZMQ, true, false, false,
-	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)", false, false, false },
+	  "ZMQ_DONTWAIT, spinning on EAGAIN with sched_yield() (a bare spin starves zmq's I/O threads)", false, false, false, false },
 	{ "file", SYS_SPW, false, false, true,
-	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)", false, false, false },
+	  "one process, write() of 1 MiB buffers of messages, fdatasync at the end (counted)", false, false, false, false },
 	/* Only with --aeron DIR (bench/compare/aeron.c). */
 	{ "aeron-ipc", SYS_SPW, true, false, false,
 	  "Aeron's C media driver and C samples over aeron:ipc: streaming_exclusive_publisher "
 	  "(try_claim) or, above one 1408-byte MTU frame, streaming_publisher (offer) -> "
 	  "rate_subscriber; cping / cpong for round trips; the subscribers do not check sequence "
 	  "numbers; driver AERON_THREADING_MODE=SHARED, unpinned, otherwise Aeron's defaults",
-	  true, false, false },
+	  true, false, false, false },
 };
 #define NSYS (sizeof(systems) / sizeof(systems[0]))
 
@@ -394,6 +398,7 @@ static void chan_cfg_for(const struct sysdef *sd, uint32_t size, struct chan_cfg
 	cfg->data_dir = data_dir;
 	cfg->backoff_ns = sd->backoff ? G.backoff_ns : 0;
 	cfg->batch = sd->batch ? G.batch : 0;
+	cfg->no_time = sd->no_time;
 }
 
 static void record_err(const struct sysdef *sd, uint32_t size, struct cell *cl, const char *what,

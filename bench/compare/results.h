@@ -24,6 +24,7 @@ struct sysdef {
 	bool aeron;         /* Aeron's own binaries (aeron.c); only with --aeron */
 	bool backoff;       /* the receiver sets spw_consumer_set_backoff (--backoff NS) */
 	bool batch;         /* the sender uses spw_producer_send_batch (--batch N); no round trips */
+	bool no_time;       /* the sender gives time 0 (spw_producer_send_at): no clock read */
 };
 
 /* Per system and size: one value per repetition (medians are reported). */
