@@ -553,10 +553,8 @@ int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *rat
 	if (!err[0])
 		r = read_sub(&s, size, rate, err, errlen);
 out:
-	snprintf(desc, desclen,
-		 "%s (%s) -> rate_subscriber, aeron:ipc, term %s; subscriber's steady rate "
-		 "(publisher's Total incl. first log pass: %.3g msgs/s)",
-		 bin, claim ? "try_claim" : "offer", aeron_term_desc(), pub);
+	snprintf(desc, desclen, "%s (%s), term %s; the subscriber's steady rate (publisher's Total %.2f M/s)",
+		 bin, claim ? "try_claim" : "offer", aeron_term_desc(), pub / 1e6);
 	return case_end(a, dir, &d, &s, r, err, errlen);
 }
 

@@ -31,6 +31,9 @@ function ns(v) {
 function verdict(ratio, goal) {
 	return sprintf("**%s** (%.2fx; goal >= %gx)", ratio >= goal ? "met" : "missed", ratio, goal)
 }
+function verdict_le(ratio, goal) {
+	return sprintf("**%s** (%.2fx; goal <= %gx)", ratio <= goal ? "met" : "missed", ratio, goal)
+}
 function peer(s) { return s !~ /^spillway/ && s !~ /^file/ }
 function ratio(v) { return (v == "NA" || v == "") ? "n/a" : sprintf("%.2fx", v) }
 
@@ -126,11 +129,30 @@ END {
 		printf "| Spilling on at 16 KiB: producers >= 0.9x the plain file writer's bandwidth | spillway-spill %s MB/s vs file %s MB/s (file: write + fdatasync)%s | %s |\n", mb(mbs[k]), mb(mbs[f]), extra, verdict(mbs[k] / mbs[f], 0.9)
 	} else
 		print "| Spilling on at 16 KiB: producers >= 0.9x the plain file writer's bandwidth | not measured | n/a |"
+	if (have_ratio) {
+		# Against Aeron IPC (the rows' per-round ratios; p99 from the medians).
+		n = split("spillway-live spillway-notime spillway-backoff spillway-batch", rows, " ")
+		for (i = 1; i <= n; i++) {
+			k = rows[i] SUBSEP 64
+			if ((k in vs_tp) && vs_tp[k] != "NA")
+				printf "| 64 B >= 1.2x Aeron IPC's msgs/s | %s %s msgs/s (median of the per-round ratios) | %s |\n", rows[i], rate(msgs[k]), verdict(vs_tp[k], 1.2)
+		}
+		k = "spillway-live" SUBSEP 1024
+		if ((k in vs_tp) && vs_tp[k] != "NA")
+			printf "| 1 KiB >= 1.5x Aeron IPC's msgs/s | spillway-live %s msgs/s | %s |\n", rate(msgs[k]), verdict(vs_tp[k], 1.5)
+		k = "spillway-live" SUBSEP 64; a = "aeron-ipc" SUBSEP 64
+		if ((k in vs_rtt) && vs_rtt[k] != "NA")
+			printf "| Round-trip p50 at 64 B <= 1.0x Aeron IPC's | spillway-live %s vs %s | %s |\n", ns(p50[k]), ns(p50[a]), verdict_le(vs_rtt[k], 1.0)
+		if ((k in p99) && (a in p99) && p99[k] != "NA" && p99[a] != "NA" && p99[a] > 0)
+			printf "| Round-trip p99 at 64 B <= 0.5x Aeron IPC's | spillway-live %s vs %s (medians) | %s |\n", ns(p99[k]), ns(p99[a]), verdict_le(p99[k] / p99[a], 0.5)
+	}
 	print ""
 	k = "spillway-live" SUBSEP 64
 	printf "For reference (not measured in this run): on these machines ZeroMQ reached ~5.4 M msgs/s at 64 B and a "
-	printf "busy-polling pipe took ~1.2 us per round trip; Aeron IPC was measured at ~20 M msgs/s at 64 B and a 64 B round "
-	printf "trip of p50 0.61 us / p99 3.2 us. Spillway live in this run: %s msgs/s, p50 %s / p99 %s.\n\n", rate(msgs[k]), ns(p50[k]), ns(p99[k])
+	printf "busy-polling pipe took ~1.2 us per round trip"
+	if (!have_ratio)
+		printf "; Aeron IPC (not in this run: `make bench-compare AERON=DIR`, docs/aeron.md) was measured at ~20 M msgs/s at 64 B and a 64 B round trip of p50 0.61 us / p99 3.2 us"
+	printf ". Spillway live in this run: %s msgs/s, p50 %s / p99 %s.\n\n", rate(msgs[k]), ns(p50[k]), ns(p99[k])
 
 	# --- how each ran ---------------------------------------------------------------
 	print "## How each system ran"
