@@ -88,6 +88,7 @@ void print_spill_summary(FILE *out);
 // --- the benchmarks (spw_benches.cc, baseline.cc) -------------------------------
 void bm_spw_send(benchmark::State &st);
 void bm_spw_send_excl(benchmark::State &st);
+void bm_spw_send_at(benchmark::State &st); // spw_producer_send_at: the caller's timestamp
 void bm_spw_claim_commit(benchmark::State &st);
 void bm_spw_poll(benchmark::State &st);
 void bm_spw_peek(benchmark::State &st);

@@ -7,7 +7,7 @@
 // first, measure the cache-line round trip between them, make a temp dir
 // under /dev/shm for every topic and baseline ring (removed at exit). Then
 // run, in this order so each baseline is known before its Spillway twin:
-//   bl_send/N   spw_send/N   spw_send_excl/N   spw_claim_commit/64
+//   bl_send/N   spw_send/N   spw_send_excl/N   spw_send_at/N   spw_claim_commit/64
 //   send_pair/N send_pair_excl/N claim_pair/64        the same, paired with bl_send
 //                                                    one producer, no reader
 //   bl_poll/N   spw_poll/N  spw_peek/N                one consumer, pre-filled
@@ -289,6 +289,7 @@ void register_all()
 	sizes(RegisterBenchmark("bl_send", bm_bl_send)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("spw_send", bm_spw_send)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("spw_send_excl", bm_spw_send_excl)->UseManualTime(), kSizes, 5);
+	sizes(RegisterBenchmark("spw_send_at", bm_spw_send_at)->UseManualTime(), kSizes, 5);
 	sizes(RegisterBenchmark("spw_claim_commit", bm_spw_claim_commit)->UseManualTime(),
 	      kClaimSizes, 1);
 	// The two above, batch for batch in one run (spw_benches.cc send_pair).

@@ -57,6 +57,12 @@ public:
 
 	int64_t send(const void *data, uint32_t len) { return spw_producer_send(p_, data, len); }
 
+	// The caller's timestamp (spw_producer_send_at): no clock read.
+	int64_t send_at(const void *data, uint32_t len)
+	{
+		return spw_producer_send_at(p_, data, len, ++ts_);
+	}
+
 	// SPW_PRODUCER_EXCLUSIVE: the topic's only producer (plain tail store).
 	void set_exclusive() { exclusive_ = true; }
 
@@ -136,6 +142,7 @@ private:
 	std::string name_;
 	bool created_ = false;
 	bool exclusive_ = false;
+	uint64_t ts_ = 1700000000000000000ull; // spw_send_at: the caller's clock
 	bool batch_ = false;
 	struct spw_topic *t_ = nullptr;
 	struct spw_producer *p_ = nullptr;
@@ -188,6 +195,11 @@ void poll_case(benchmark::State &st, bool batch)
 void bm_spw_send(benchmark::State &st)
 {
 	send_case(st, false, [](SpwSys &s, const void *d, uint32_t l) { return s.send(d, l); });
+}
+
+void bm_spw_send_at(benchmark::State &st)
+{
+	send_case(st, false, [](SpwSys &s, const void *d, uint32_t l) { return s.send_at(d, l); });
 }
 
 void bm_spw_send_excl(benchmark::State &st)
