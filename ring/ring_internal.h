@@ -79,6 +79,8 @@ struct spw_consumer {
 	int64_t backoff_cur;  /* the back-off now (consume.c found_nothing adapts it) */
 	uint64_t idle_until;  /* monotonic ns: peek / poll return 0 until then; 0 = not idle */
 	uint64_t idle_pos;    /* pos when the last back-off began */
+	uint32_t empty_streak; /* looks in a row that found nothing (waiting_at) */
+	bool small;           /* the last records handed out took <= 2 lines each, on average */
 	int fd;               /* own description for the waiter lock (I8), -1 until needed */
 };
 
