@@ -177,14 +177,14 @@ void spw_producer_close(struct spw_producer *p);
 int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len);
 /* spw_producer_send with the caller's timestamp, stored as the record's
  * timestamp_ns as given: the library reads no clock (on the VM of
- * 2026-12-04 that halved a 64 B send, 13 -> 7 ns; README, "Against the
- * alternatives"), as Kafka's producer takes a record's time when given
- * one. Use ns since the Unix epoch, as the library's own (retention by
- * age, SPW_START_TIME and pacing read it: each segment keeps the largest
- * timestamp so far, so values out of order only delay what depends on
- * time); e.g. one clock reading per turn of the caller's loop. 0 means "no
- * time": such records are never older than a retention age and are never
- * the first at or past a start time. Same returns as spw_producer_send. */
+ * 2026-12-04 a 64 B send took 6.0 ns instead of 10.9; README, "Numbers"),
+ * as Kafka's producer takes a record's time when given one. Use ns since
+ * the Unix epoch, as the library's own (retention by age, SPW_START_TIME
+ * and pacing read it: each segment keeps the largest timestamp so far, so
+ * values out of order only delay what depends on time); e.g. one clock
+ * reading per turn of the caller's loop. 0 means "no time": a segment of
+ * only such records has no age for retention, and they are never the first
+ * at or past a start time. Same returns as spw_producer_send. */
 int64_t spw_producer_send_at(struct spw_producer *p, const void *data, uint32_t len,
 			     uint64_t timestamp_ns);
 /* Blocking variant: spins briefly, then sleeps on a futex until the daemon
