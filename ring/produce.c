@@ -788,8 +788,10 @@ int64_t spw_producer_send_at(struct spw_producer *p, const void *data, uint32_t 
 	return (int64_t)tail;
 }
 
-int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_t len,
-			       int64_t timeout_ns)
+/* given_ts: the caller's timestamp (spw_producer_send_wait_at), NULL: the
+ * clock's, read at claim as always. */
+static int64_t send_wait(struct spw_producer *p, const void *data, uint32_t len, int64_t timeout_ns,
+			 const uint64_t *given_ts)
 {
 	struct spw_claim c;
 	int r = send_check(p, data, len);
@@ -799,7 +801,21 @@ int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_
 	r = claim_wait(p, &(struct claim_try){ .len = len, .c = &c }, timeout_ns);
 	if (r)
 		return r;
+	if (given_ts) /* before the commit (I4): nobody reads the record until then */
+		((struct ring_rec *)c.hdr_)->timestamp_ns = *given_ts;
 	return send_claimed(p, &c, data, len, true);
+}
+
+int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_t len,
+			       int64_t timeout_ns)
+{
+	return send_wait(p, data, len, timeout_ns, NULL);
+}
+
+int64_t spw_producer_send_wait_at(struct spw_producer *p, const void *data, uint32_t len,
+				  int64_t timeout_ns, uint64_t timestamp_ns)
+{
+	return send_wait(p, data, len, timeout_ns, &timestamp_ns);
 }
 
 /* The most records one call can send: every record spans >= 16 bytes, so

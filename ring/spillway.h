@@ -191,6 +191,11 @@ int64_t spw_producer_send_at(struct spw_producer *p, const void *data, uint32_t 
  * reclaims room. timeout_ns < 0 waits forever. -ETIMEDOUT after timeout_ns. */
 int64_t spw_producer_send_wait(struct spw_producer *p, const void *data,
 			       uint32_t len, int64_t timeout_ns);
+/* spw_producer_send_wait with the caller's timestamp (as
+ * spw_producer_send_at; waiting is not the fast path: this one still reads
+ * the clock once, and stores timestamp_ns over it before the commit). */
+int64_t spw_producer_send_wait_at(struct spw_producer *p, const void *data, uint32_t len,
+				  int64_t timeout_ns, uint64_t timestamp_ns);
 
 /* One record of a batch for spw_producer_send_batch. */
 struct spw_msg {

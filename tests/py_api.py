@@ -86,6 +86,16 @@ def test_topics_and_producers():
         first = p.send(b"one")
         last = p.send_many([b"two", bytearray(b"three"), memoryview(b"four")])
         check(first == 0 and last > first, "positions grow")
+        at = p.send(b"five", timestamp=1_700_000_000_123_456_789)
+        at2 = p.send(b"six", timestamp=datetime.datetime(2030, 1, 2, tzinfo=datetime.timezone.utc))
+        at3 = p.send(b"seven", timestamp=0)
+        raises(ValueError, lambda: p.send(b"x", timestamp=-1), "a negative timestamp")
+        with spillway.Reader("py_a", start=at) as r:
+            got = [(x.position, x.timestamp, x.data) for x in r]
+        check(got[:3] == [(at, 1_700_000_000_123_456_789, b"five"),
+                          (at2, 1_893_542_400_000_000_000, b"six"), (at3, 0, b"seven")],
+              "the caller's timestamps, as given")
+        last = at3
         p.wait_ack(last, level="committed", timeout=1.0)
         t0 = time.monotonic()
         raises(TimeoutError, lambda: p.wait_ack(last, level="spilled", timeout=0.2),

@@ -167,9 +167,10 @@ static void max_record_fits_and_one_more_is_emsgsize(void **state)
 	case_close(&h);
 }
 
-/* spw_producer_send_at: the record carries the caller's timestamp as
- * given (0, out of order, the largest value), on the lean path of the only
- * producer and on the shared one; refused calls claim nothing. */
+/* spw_producer_send_at (and _send_wait_at): the record carries the
+ * caller's timestamp as given (0, out of order, the largest value), on the
+ * lean path of the only producer and on the shared one; refused calls
+ * claim nothing. */
 static void send_at_stores_the_callers_timestamp(void **state)
 {
 	static const uint64_t ts[] = { 12345, 0, 7, UINT64_MAX, 1700000000000000000ull };
@@ -195,7 +196,15 @@ static void send_at_stores_the_callers_timestamp(void **state)
 	assert_int_equal(spw_producer_send_at(h.p, buf, 200, 0), expect);
 	expect += (int64_t)test_span(200);
 
+	/* The waiting form: the same timestamp as given. */
+	test_fill(buf, 30, 63);
+	assert_int_equal(spw_producer_send_wait_at(h.p, buf, 30, 0, 4242), expect);
+	expect += (int64_t)test_span(30);
+
 	/* Refused: nothing claimed. */
+	assert_int_equal(spw_producer_send_wait_at(NULL, buf, 1, 0, 5), -EINVAL);
+	assert_int_equal(spw_producer_send_wait_at(h.p, NULL, 1, 0, 5), -EINVAL);
+	assert_int_equal(spw_producer_send_wait_at(h.p, buf, 16 * KiB + 1, 0, 5), -EMSGSIZE);
 	assert_int_equal(spw_producer_send_at(NULL, buf, 1, 5), -EINVAL);
 	assert_int_equal(spw_producer_send_at(h.p, NULL, 1, 5), -EINVAL);
 	assert_int_equal(spw_producer_send_at(h.p, buf, 16 * KiB + 1, 5), -EMSGSIZE);
@@ -205,7 +214,7 @@ static void send_at_stores_the_callers_timestamp(void **state)
 	expect += (int64_t)test_span(8); /* the aborted claim's span */
 	assert_int_equal(info_of(h.t).tail, expect);
 
-	assert_int_equal(drain(h.c, h.g), N + 2);
+	assert_int_equal(drain(h.c, h.g), N + 3);
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(h.g->r[i].len, 10u + (uint32_t)i);
 		assert_int_equal(h.g->r[i].hash, tag_hash(10u + (uint32_t)i, 40 + (uint64_t)i));
@@ -215,10 +224,12 @@ static void send_at_stores_the_callers_timestamp(void **state)
 	assert_int_equal(h.g->r[N].timestamp_ns, 98);
 	assert_int_equal(h.g->r[N + 1].hash, tag_hash(200, 61));
 	assert_int_equal(h.g->r[N + 1].timestamp_ns, 0);
+	assert_int_equal(h.g->r[N + 2].hash, tag_hash(30, 63));
+	assert_int_equal(h.g->r[N + 2].timestamp_ns, 4242);
 	/* The clock is still the library's for plain sends after those. */
 	assert_true(send_tag(h.p, 8, 62) >= 0);
-	assert_int_equal(drain(h.c, h.g), N + 3); /* drain counts all it collected */
-	assert_in_range(h.g->r[N + 2].timestamp_ns, (uint64_t)test_realtime_ns() - TEST_SEC,
+	assert_int_equal(drain(h.c, h.g), N + 4); /* drain counts all it collected */
+	assert_in_range(h.g->r[N + 3].timestamp_ns, (uint64_t)test_realtime_ns() - TEST_SEC,
 			(uint64_t)test_realtime_ns() + TEST_SEC);
 	spw_producer_close(p2);
 	case_close(&h);

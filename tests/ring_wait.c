@@ -216,6 +216,10 @@ static void send_wait_and_claim_wait_time_out_on_a_full_ring(void **state)
 		el = test_now_ns() - t0;
 		assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
 		t0 = test_now_ns();
+		assert_int_equal(spw_producer_send_wait_at(p, buf, sizeof(buf), timeouts[i], 7), -ETIMEDOUT);
+		el = test_now_ns() - t0;
+		assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
+		t0 = test_now_ns();
 		assert_int_equal(spw_producer_claim_wait(p, 0, timeouts[i], &cl), -ETIMEDOUT);
 		el = test_now_ns() - t0;
 		assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);

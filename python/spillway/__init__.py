@@ -291,11 +291,19 @@ class Producer(_Handle):
         self._p = out[0]
         self._topic = topic  # keeps the mapping alive
 
-    def send(self, data, timeout=None):
+    def send(self, data, timeout=None, timestamp=None):
         """Append one record (bytes-like); returns its position. Waits while the ring
-        is full (timeout in seconds, None: for ever; TimeoutError after it)."""
+        is full (timeout in seconds, None: for ever; TimeoutError after it).
+        timestamp: the record's time instead of the library's clock (ns since the
+        epoch, or a datetime; 0: none), through spw_producer_send_wait_at."""
         b = ffi.from_buffer(data)
-        pos = lib.spw_producer_send_wait(self._p, b, len(b), _ns(timeout))
+        if timestamp is None:
+            pos = lib.spw_producer_send_wait(self._p, b, len(b), _ns(timeout))
+        else:
+            ts = _time_ns(timestamp)
+            if ts < 0:
+                raise ValueError("a negative timestamp")
+            pos = lib.spw_producer_send_wait_at(self._p, b, len(b), _ns(timeout), ts)
         if pos < 0:
             _raise(pos, "sending to %r" % self._topic.name)
         return pos

@@ -44,6 +44,8 @@ void spw_producer_close(struct spw_producer *p);
 int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len);
 int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_t len,
                                int64_t timeout_ns);
+int64_t spw_producer_send_wait_at(struct spw_producer *p, const void *data, uint32_t len,
+                                  int64_t timeout_ns, uint64_t timestamp_ns);
 struct spw_msg { const void *data; uint32_t len; };
 int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
                                  int64_t timeout_ns, int64_t *positions);
