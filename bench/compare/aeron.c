@@ -553,8 +553,13 @@ int aeron_tp(const struct aeron_cfg *a, uint32_t size, double dur_s, double *rat
 	if (!err[0])
 		r = read_sub(&s, size, rate, err, errlen);
 out:
-	snprintf(desc, desclen, "%s (%s), term %s; the subscriber's steady rate (publisher's Total %.2f M/s)",
-		 bin, claim ? "try_claim" : "offer", aeron_term_desc(), pub / 1e6);
+	if (pub > 0)
+		snprintf(desc, desclen,
+			 "%s (%s), term %s; the subscriber's steady rate (publisher's Total %.2f M/s)", bin,
+			 claim ? "try_claim" : "offer", aeron_term_desc(), pub / 1e6);
+	else
+		snprintf(desc, desclen, "%s (%s), term %s; the subscriber's steady rate", bin,
+			 claim ? "try_claim" : "offer", aeron_term_desc());
 	return case_end(a, dir, &d, &s, r, err, errlen);
 }
 
