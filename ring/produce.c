@@ -761,31 +761,33 @@ static __attribute__((noinline)) int64_t send_general(struct spw_producer *p, co
 	return send_claimed(p, &c, data, len, false);
 }
 
-int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len)
+/* The lean send (claim_fast), else the general one. given_ts: the
+ * caller's timestamp, NULL: the clock's; a constant at each caller, so each
+ * public send inlines its own path. */
+static inline __attribute__((always_inline)) int64_t send_impl(struct spw_producer *p,
+								const void *data, uint32_t len,
+								const uint64_t *given_ts)
 {
 	struct ring_rec *rec;
 	uint64_t tail;
 
-	if (__builtin_expect(!p || !data || !claim_fast(p, len, NULL, &tail, &rec), 0))
-		return send_general(p, data, len, NULL);
+	if (__builtin_expect(!p || !data || !claim_fast(p, len, given_ts, &tail, &rec), 0))
+		return send_general(p, data, len, given_ts);
 	copy_payload(rec + 1, data, len);
 	finish(p, tail, ring_word(RING_T_DATA, len, tail, p->t->ring_bytes), false);
 	return (int64_t)tail;
 }
 
-/* spw_producer_send with the caller's timestamp: the same paths, the
- * clock read left out. */
+int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len)
+{
+	return send_impl(p, data, len, NULL);
+}
+
+/* With the caller's timestamp: the same paths, the clock read left out. */
 int64_t spw_producer_send_at(struct spw_producer *p, const void *data, uint32_t len,
 			     uint64_t timestamp_ns)
 {
-	struct ring_rec *rec;
-	uint64_t tail;
-
-	if (__builtin_expect(!p || !data || !claim_fast(p, len, &timestamp_ns, &tail, &rec), 0))
-		return send_general(p, data, len, &timestamp_ns);
-	copy_payload(rec + 1, data, len);
-	finish(p, tail, ring_word(RING_T_DATA, len, tail, p->t->ring_bytes), false);
-	return (int64_t)tail;
+	return send_impl(p, data, len, &timestamp_ns);
 }
 
 /* given_ts: the caller's timestamp (spw_producer_send_wait_at), NULL: the

@@ -48,14 +48,15 @@ struct spw_msg *bench_batch_new(uint32_t n, uint32_t size, unsigned char **buf)
 	return m;
 }
 
-int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len)
+/* Spin on a full ring, at most BENCH_STALL_NS; ts NULL: the library's clock. */
+static int64_t send_spinning(struct spw_producer *p, const void *buf, uint32_t len,
+			     const uint64_t *ts)
 {
 	struct bench_stall st = { 0, 0 };
 	int64_t r;
 
-	if (!busy)
-		return spw_producer_send_wait(p, buf, len, (int64_t)BENCH_STALL_NS);
-	while ((r = spw_producer_send(p, buf, len)) == -EAGAIN) {
+	while ((r = ts ? spw_producer_send_at(p, buf, len, *ts) : spw_producer_send(p, buf, len)) ==
+	       -EAGAIN) {
 		if (bench_stalled(&st))
 			return -ETIMEDOUT;
 		bench_relax();
@@ -63,17 +64,16 @@ int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint3
 	return r;
 }
 
+int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len)
+{
+	if (!busy)
+		return spw_producer_send_wait(p, buf, len, (int64_t)BENCH_STALL_NS);
+	return send_spinning(p, buf, len, NULL);
+}
+
 int64_t bench_send_at(struct spw_producer *p, const void *buf, uint32_t len, uint64_t ts)
 {
-	struct bench_stall st = { 0, 0 };
-	int64_t r;
-
-	while ((r = spw_producer_send_at(p, buf, len, ts)) == -EAGAIN) {
-		if (bench_stalled(&st))
-			return -ETIMEDOUT;
-		bench_relax();
-	}
-	return r;
+	return send_spinning(p, buf, len, &ts);
 }
 
 int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n)
