@@ -266,6 +266,34 @@ static void flipped_bytes_fail_the_same_way_with_or_without_the_thread(void **st
 	}
 }
 
+/* One flipped entry at a time, each of entries 1-8 of the first segment:
+ * wherever the chunks fall, some are the thread's and some the reader's
+ * own, and the reader finds the flip where it would alone, whoever checked
+ * that entry. The flip is undone after each (a second XOR). */
+static void one_flipped_entry_anywhere_fails_the_same_way_with_or_without_the_thread(void **state)
+{
+	struct test_daemon *d = *state;
+
+	make_log(d);
+	for (int k = 1; k <= 8; k++) {
+		flip_entries(d, SEGMENT, k, 1);
+		read_all(d, SPW_READER_NO_READAHEAD, false, &one);
+		read_all(d, 0, false, &two);
+		assert_int_equal(one.rc, -EBADMSG);
+		assert_same(&one, &two);
+		read_all(d, SPW_READER_NO_READAHEAD | SPW_READER_SKIP_CORRUPT, false, &one);
+		read_all(d, SPW_READER_SKIP_CORRUPT, false, &two);
+		assert_int_equal(one.rc, 0);
+		assert_true(one.skipped > 0);
+		assert_same(&one, &two);
+		assert_true(two.chunks > 0);
+		flip_entries(d, SEGMENT, k, 1);
+	}
+	read_all(d, 0, false, &two);
+	assert_int_equal(two.rc, 0);
+	assert_int_equal(two.n, nrec);
+}
+
 static _Atomic int hold_thread;
 static _Atomic int thread_held;
 static int hold_at;
@@ -634,6 +662,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(flipped_bytes_fail_the_same_way_with_or_without_the_thread,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(one_flipped_entry_anywhere_fails_the_same_way_with_or_without_the_thread, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(a_thread_that_never_runs_never_holds_the_reader_up, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_thread_stopped_mid_job_holds_the_reader_up_once, setup,
