@@ -662,8 +662,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(flipped_bytes_fail_the_same_way_with_or_without_the_thread,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(one_flipped_entry_anywhere_fails_the_same_way_with_or_without_the_thread, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(
+			one_flipped_entry_anywhere_fails_the_same_way_with_or_without_the_thread, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(a_thread_that_never_runs_never_holds_the_reader_up, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_thread_stopped_mid_job_holds_the_reader_up_once, setup,
