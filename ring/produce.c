@@ -508,8 +508,9 @@ struct claim_try {
 	uint32_t len;           /* one record: its length, c its claim */
 	struct spw_claim *c;
 	const struct spw_msg *m; /* a batch: m[0..n), k of them taken at start */
+	const uint64_t *tss;     /* ... the caller's timestamps of m[0..n), or NULL */
 	uint32_t n, k;
-	uint64_t start, ts;
+	uint64_t start, ts;      /* ts: the clock's, for all of them (tss NULL) */
 };
 
 static int batch_claim(struct spw_producer *p, struct claim_try *b);
@@ -680,6 +681,18 @@ int spw_producer_commit(struct spw_producer *p, struct spw_claim *c)
 	return claim_close(p, c, RING_T_DATA);
 }
 
+int spw_producer_commit_at(struct spw_producer *p, struct spw_claim *c, uint64_t timestamp_ns)
+{
+	int r = claim_check(p, c);
+
+	if (r)
+		return r;
+	/* Before the commit (I4): nobody reads the record until then. Its
+	 * header found from our own claim, not from the caller's struct. */
+	ring_rec_at(p->t, (uint64_t)p->claim_pos)->timestamp_ns = timestamp_ns;
+	return claim_close(p, c, RING_T_DATA);
+}
+
 int spw_producer_abort(struct spw_producer *p, struct spw_claim *c)
 {
 	return claim_close(p, c, RING_T_ABORTED);
@@ -835,12 +848,12 @@ static uint32_t batch_max(const struct spw_producer *p, uint32_t n)
  * those records are looked at): 0, -EINVAL, -EMSGSIZE (nothing is sent
  * then), -ECHILD, -EBUSY. */
 static int batch_check(const struct spw_producer *p, const struct spw_msg *m, uint32_t n,
-		       struct claim_try *b)
+		       const uint64_t *tss, struct claim_try *b)
 {
 	if (!p || (!m && n))
 		return -EINVAL;
 	n = batch_max(p, n);
-	*b = (struct claim_try){ .m = m, .n = n };
+	*b = (struct claim_try){ .m = m, .tss = tss, .n = n };
 	/* Relaxed: our own process's generation (bumped only in a child). */
 	if (p->fork_gen != ring_fork_gen)
 		return -ECHILD;
@@ -860,8 +873,9 @@ static inline __attribute__((always_inline)) int batch_claim_impl(struct spw_pro
 	/* Relaxed: our own process's generation (bumped only in a child). */
 	if (__builtin_expect(p->fork_gen != ring_fork_gen, 0))
 		return -ECHILD;
-	/* One clock read for the batch, before the claim as in claim_impl. */
-	b->ts = ring_clock_now(&p->clk);
+	/* One clock read for the batch, before the claim as in claim_impl;
+	 * none when the caller gave each record's time. */
+	b->ts = b->tss ? 0 : ring_clock_now(&p->clk);
 	return take_span(p, 0, b->m, b->n, &b->k, &b->start, hooked) ? -EAGAIN : 0;
 }
 
@@ -886,7 +900,7 @@ static inline __attribute__((always_inline)) int batch_write(struct spw_producer
 		struct ring_rec *rec = ring_rec_at(t, pos);
 		uint32_t len = b->m[i].len;
 
-		rec->timestamp_ns = b->ts;
+		rec->timestamp_ns = b->tss ? b->tss[i] : b->ts;
 		copy_payload(rec + 1, b->m[i].data, len);
 		HOOK(RING_AT_BEFORE_COMMIT);
 		write_word(t, pos, ring_word(RING_T_DATA, len, pos, t->ring_bytes));
@@ -911,11 +925,13 @@ static inline __attribute__((always_inline)) int batch_write(struct spw_producer
 	return (int)b->k;
 }
 
-int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
-			    int64_t *positions)
+/* tss: the caller's timestamps (spw_producer_send_batch_at), NULL: the
+ * clock's, one read for the batch. */
+static int send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+		      const uint64_t *tss, int64_t *positions)
 {
 	struct claim_try b;
-	int r = batch_check(p, m, n, &b);
+	int r = batch_check(p, m, n, tss, &b);
 
 	if (r || !b.n)
 		return r;
@@ -928,14 +944,39 @@ int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uin
 	return r ? r : batch_write(p, &b, positions, false);
 }
 
-int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
-				 int64_t timeout_ns, int64_t *positions)
+int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+			    int64_t *positions)
+{
+	return send_batch(p, m, n, NULL, positions);
+}
+
+int spw_producer_send_batch_at(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+			       const uint64_t *timestamps_ns, int64_t *positions)
+{
+	return send_batch(p, m, n, timestamps_ns, positions);
+}
+
+static int send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+			   int64_t timeout_ns, const uint64_t *tss, int64_t *positions)
 {
 	struct claim_try b;
-	int r = batch_check(p, m, n, &b);
+	int r = batch_check(p, m, n, tss, &b);
 
 	if (r || !b.n)
 		return r;
 	r = claim_wait(p, &b, timeout_ns);
 	return r ? r : batch_write(p, &b, positions, true);
+}
+
+int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+				 int64_t timeout_ns, int64_t *positions)
+{
+	return send_batch_wait(p, m, n, timeout_ns, NULL, positions);
+}
+
+int spw_producer_send_batch_wait_at(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+				    int64_t timeout_ns, const uint64_t *timestamps_ns,
+				    int64_t *positions)
+{
+	return send_batch_wait(p, m, n, timeout_ns, timestamps_ns, positions);
 }

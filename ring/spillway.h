@@ -222,6 +222,15 @@ int spw_producer_send_batch(struct spw_producer *p, const struct spw_msg *m, uin
  * fits; -ETIMEDOUT after timeout_ns (< 0: forever). */
 int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
 				 int64_t timeout_ns, int64_t *positions);
+/* The two above with the caller's timestamps: m[i] gets timestamps_ns[i]
+ * (as spw_producer_send_at: ns since the Unix epoch, 0 for none) and the
+ * library reads no clock; timestamps_ns NULL: as without _at. The array
+ * covers m[0..n); a call that sends a prefix used only its part. */
+int spw_producer_send_batch_at(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+			       const uint64_t *timestamps_ns, int64_t *positions);
+int spw_producer_send_batch_wait_at(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+				    int64_t timeout_ns, const uint64_t *timestamps_ns,
+				    int64_t *positions);
 
 /* Zero copy: claim len bytes, write them at c->data, then commit or abort.
  * Exactly one claim per producer handle may be open at a time. */
@@ -238,6 +247,9 @@ int spw_producer_claim_wait(struct spw_producer *p, uint32_t len,
 			    int64_t timeout_ns, struct spw_claim *c);
 /* Publish the record. Never fails for a valid claim. */
 int spw_producer_commit(struct spw_producer *p, struct spw_claim *c);
+/* Publish it with the caller's timestamp (as spw_producer_send_at), stored
+ * over the one the claim took from the clock. */
+int spw_producer_commit_at(struct spw_producer *p, struct spw_claim *c, uint64_t timestamp_ns);
 /* Turn the claim into an ABORTED record that consumers skip. */
 int spw_producer_abort(struct spw_producer *p, struct spw_claim *c);
 

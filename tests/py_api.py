@@ -130,6 +130,29 @@ def test_send_many_in_batches():
         check(t.info()["tail"] == tail + 256 * 24, "the first full batch went, not the second")
 
 
+def test_send_many_with_timestamps():
+    # Each record its own time (spw_producer_send_batch_wait_at), over two batches.
+    with spillway.Topic.create("py_smt", ring_size=1 << 20, max_record=1024) as t, \
+            spillway.Producer(t) as p:
+        data = [b"t %d" % i for i in range(300)]
+        times = [1_700_000_000_000_000_000 + i * 1000 for i in range(300)]
+        times[5] = 0
+        times[7] = datetime.datetime(2030, 1, 2, tzinfo=datetime.timezone.utc)
+        last = p.send_many(data, timestamps=iter(times))
+        with spillway.Reader("py_smt") as r:
+            recs = list(r)
+        check([x.data for x in recs] == data, "every record, in order")
+        check(recs[-1].position == last, "the last position is returned")
+        want = [spillway._time_ns(x) for x in times]
+        check([x.timestamp for x in recs] == want, "each record carries its own time")
+        check(recs[7].timestamp == 1893542400 * 10**9, "a datetime in ns")
+        tail = t.info()["tail"]
+        raises(ValueError, lambda: p.send_many([b"a", b"b"], timestamps=[1]), "fewer")
+        raises(ValueError, lambda: p.send_many([b"a"], timestamps=[1, 2]), "more")
+        raises(ValueError, lambda: p.send_many([b"a"], timestamps=[-1]), "negative")
+        check(t.info()["tail"] == tail, "a short batch with bad times sends nothing")
+
+
 def test_readers():
     with spillway.Topic.create("py_r", ring_size=1 << 20) as t, spillway.Producer(t) as p:
         pos = [p.send(b"rec %d" % i) for i in range(100)]

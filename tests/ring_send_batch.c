@@ -7,7 +7,8 @@
  * producer (the tail CAS) and exclusive. What does not fit is left for the
  * next call: at the ring's end (which the next call pads, I6) and at the
  * limit of a full ring (-EAGAIN when not even the first fits; the wait
- * variant times out, then goes on once room is reclaimed). A bad batch
+ * variant times out, then goes on once room is reclaimed). With the
+ * caller's timestamps (_at), each record carries its own. A bad batch
  * sends nothing. Killing or stopping a producer half way through a batch
  * is tests/crash_producer.c's.
  */
@@ -22,6 +23,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ring_fixture.h"
@@ -67,23 +69,57 @@ static void got_is(const struct test_got *g, int from, const uint32_t *lens, uin
 	}
 }
 
-/* 0: alone (solo), 1: beside a second open producer (the CAS), 2: exclusive. */
+/* A topic of 64 KiB for a batch test in one mode. 0: alone (solo), 1:
+ * beside a second open producer (the CAS), 2: exclusive. */
+struct mode_case {
+	char name[32];
+	struct spw_topic *t;
+	struct spw_producer *p, *other;
+	struct spw_consumer *c;
+	struct test_got *g;
+	struct batch *b;
+};
+
+static void mode_open(struct mode_case *k, const char *prefix, int mode)
+{
+	snprintf(k->name, sizeof(k->name), "%s_%s", prefix,
+		 mode == 0 ? "solo" : mode == 1 ? "shared" : "excl");
+	k->t = topic_new(k->name, 64 * KiB, 16 * KiB);
+	k->c = consumer_new(k->t, SPW_FROM_OLDEST, 0);
+	k->g = test_got_new();
+	k->b = malloc(sizeof(*k->b));
+	assert_non_null(k->b);
+	k->p = k->other = NULL;
+	assert_int_equal(spw_producer_open_flags(k->t, mode == 2 ? SPW_PRODUCER_EXCLUSIVE : 0, &k->p),
+			 0);
+	if (mode == 1)
+		k->other = producer_new(k->t);
+}
+
+static void mode_close(struct mode_case *k)
+{
+	free(k->b);
+	free(k->g);
+	spw_consumer_close(k->c);
+	spw_producer_close(k->other);
+	spw_producer_close(k->p);
+	topic_end(k->t, k->name);
+}
+
 static void one_batch(int mode)
 {
 	static const uint32_t lens[NMSG] = { 0,  1,  7,   8,   9,   15,  16,  31,  32,  33,  63,  64,
 					     65, 80, 100, 127, 128, 129, 200, 255, 256, 300, 399, 64 };
-	const char *name = mode == 0 ? "sb_solo" : mode == 1 ? "sb_shared" : "sb_excl";
-	struct spw_topic *t = topic_new(name, 64 * KiB, 16 * KiB);
-	struct spw_producer *p = NULL, *other = NULL;
-	struct spw_consumer *c = consumer_new(t, SPW_FROM_OLDEST, 0);
-	struct test_got *g = test_got_new();
-	struct batch *b = malloc(sizeof(*b));
+	struct mode_case k;
 	int64_t pos[NMSG], expect;
 
-	assert_non_null(b);
-	assert_int_equal(spw_producer_open_flags(t, mode == 2 ? SPW_PRODUCER_EXCLUSIVE : 0, &p), 0);
-	if (mode == 1)
-		other = producer_new(t);
+	mode_open(&k, "sb", mode);
+	struct spw_topic *t = k.t;
+	struct spw_producer *p = k.p, *other = k.other;
+	struct spw_consumer *c = k.c;
+	struct test_got *g = k.g;
+	struct batch *b = k.b;
+
 	assert_true(send_tag(p, 10, 999) >= 0);
 	if (other)
 		assert_true(send_tag(other, 10, 998) >= 0);
@@ -113,12 +149,7 @@ static void one_batch(int mode)
 		assert_int_equal(g->r[off + NMSG + 3].len, 5); /* the single send after it */
 		assert_int_equal(g->r[off + NMSG + 3].hash, tag_hash(5, 7));
 	}
-	free(b);
-	free(g);
-	spw_consumer_close(c);
-	spw_producer_close(other);
-	spw_producer_close(p);
-	topic_end(t, name);
+	mode_close(&k);
 }
 
 static void a_batch_arrives_in_order_alone(void **state)
@@ -449,6 +480,70 @@ static void a_batch_from_a_forked_child_is_refused(void **state)
 	case_close(&h);
 }
 
+/* spw_producer_send_batch_at / _wait_at: record i carries timestamps[i]
+ * as given (0, out of order, the largest value), alone, beside another
+ * producer and exclusive; a prefix cut at the ring's end used only its
+ * part of the array, the next call (m + k, timestamps + k) the rest after
+ * the padding; NULL timestamps: the clock's, one for the batch. */
+static void caller_timestamps(int mode)
+{
+	static const uint32_t lens[6] = { 104, 0, 104, 33, 104, 104 };
+	static const uint64_t ts[6] = { 1700000000000000000ull, 0, 7, UINT64_MAX, 5, 6 };
+	struct mode_case k;
+	int64_t pos[6];
+	uint64_t before;
+
+	mode_open(&k, "sb_at", mode);
+	struct spw_topic *t = k.t;
+	struct spw_producer *p = k.p;
+	struct spw_consumer *c = k.c;
+	struct test_got *g = k.g;
+	struct batch *b = k.b;
+
+	batch_make(b, lens, 6, 300);
+	assert_int_equal(spw_producer_send_batch_at(p, b->m, 6, ts, pos), 6);
+	assert_int_equal(spw_producer_send_batch_wait_at(p, b->m, 2, 0, ts + 2, NULL), 2);
+	before = (uint64_t)test_realtime_ns();
+	assert_int_equal(spw_producer_send_batch_at(p, b->m, 2, NULL, NULL), 2);
+	assert_int_equal(drain_all(c, g), 6 + 2 + 2);
+	got_is(g, 0, lens, 6, 300, pos);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(g->r[i].timestamp_ns, ts[i]);
+	assert_int_equal(g->r[6].timestamp_ns, ts[2]);
+	assert_int_equal(g->r[7].timestamp_ns, ts[3]);
+	assert_in_range(g->r[8].timestamp_ns, before - TEST_SEC, before + TEST_SEC);
+	assert_int_equal(g->r[9].timestamp_ns, g->r[8].timestamp_ns);
+
+	/* 304 bytes before the ring's end (spans 120): two go, then the rest
+	 * after the padding, each with its own time. */
+	while (info_of(t).tail + 1024 + 16 <= 64 * KiB - 304)
+		assert_true(send_tag(p, 1008, 1) >= 0);
+	assert_true(send_tag(p, (uint32_t)(64 * KiB - 304 - info_of(t).tail - 16), 2) >= 0);
+	assert_int_equal(info_of(t).tail, (uint64_t)(64 * KiB - 304));
+	drain_all(c, g);
+	assert_int_equal(spwd_reclaim(t, spw_consumer_position(c)), 0);
+	{
+		static const uint32_t five[5] = { 104, 104, 104, 104, 104 };
+
+		batch_make(b, five, 5, 400);
+		assert_int_equal(spw_producer_send_batch_at(p, b->m, 5, ts, pos), 2);
+		assert_int_equal(spw_producer_send_batch_wait_at(p, b->m + 2, 3, 0, ts + 2, pos + 2), 3);
+		assert_int_equal(pos[2], 64 * KiB);
+		assert_int_equal(drain_all(c, g), 5);
+		got_is(g, 0, five, 5, 400, pos);
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(g->r[i].timestamp_ns, ts[i]);
+	}
+	mode_close(&k);
+}
+
+static void a_batch_with_the_callers_timestamps_carries_each(void **state)
+{
+	(void)state;
+	for (int mode = 0; mode < 3; mode++)
+		caller_timestamps(mode);
+}
+
 static void bad_batches_send_nothing(void **state)
 {
 	struct ring_case h = case_open("sb_bad");
@@ -467,6 +562,11 @@ static void bad_batches_send_nothing(void **state)
 	assert_int_equal(spw_producer_send_batch(h.p, nodata, 2, NULL), -EINVAL);
 	assert_int_equal(spw_producer_send_batch(h.p, toolong, 2, NULL), -EMSGSIZE);
 	assert_int_equal(spw_producer_send_batch_wait(h.p, toolong, 2, 0, NULL), -EMSGSIZE);
+	assert_int_equal(spw_producer_send_batch_at(h.p, toolong, 2, (uint64_t[2]){ 1, 2 }, NULL),
+			 -EMSGSIZE);
+	assert_int_equal(spw_producer_send_batch_wait_at(h.p, nodata, 2, 0, (uint64_t[2]){ 1, 2 }, NULL),
+			 -EINVAL);
+	assert_int_equal(spw_producer_send_batch_at(NULL, ok, 2, (uint64_t[2]){ 1, 2 }, NULL), -EINVAL);
 	assert_int_equal(info_of(h.t).tail, tail);
 	assert_int_equal(spw_producer_claim(h.p, 8, &cl), 0);
 	assert_int_equal(spw_producer_send_batch(h.p, ok, 2, NULL), -EBUSY);
@@ -492,6 +592,7 @@ int main(void)
 		cmocka_unit_test(a_consumer_asleep_on_a_batch_is_woken_by_each_commit),
 		cmocka_unit_test(a_waiting_batch_goes_once_room_is_reclaimed),
 		cmocka_unit_test(a_batch_from_a_forked_child_is_refused),
+		cmocka_unit_test(a_batch_with_the_callers_timestamps_carries_each),
 		cmocka_unit_test(bad_batches_send_nothing),
 	};
 

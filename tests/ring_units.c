@@ -235,6 +235,34 @@ static void send_at_stores_the_callers_timestamp(void **state)
 	case_close(&h);
 }
 
+/* spw_producer_commit_at: the zero-copy record carries the caller's
+ * timestamp; a claim not ours (or none) is refused and stays open. */
+static void commit_at_stores_the_callers_timestamp(void **state)
+{
+	struct ring_case h = case_open("commitat");
+	struct spw_claim cl, forged;
+
+	(void)state;
+	assert_int_equal(spw_producer_claim(h.p, 40, &cl), 0);
+	test_fill(cl.data, 40, 71);
+	forged = cl;
+	forged.position += 16;
+	assert_int_equal(spw_producer_commit_at(h.p, &forged, 1), -EINVAL);
+	assert_int_equal(spw_producer_commit_at(NULL, &cl, 1), -EINVAL);
+	assert_int_equal(spw_producer_commit_at(h.p, NULL, 1), -EINVAL);
+	assert_int_equal(spw_producer_commit_at(h.p, &cl, 987654321), 0);
+	assert_int_equal(spw_producer_commit_at(h.p, &cl, 5), -EINVAL); /* committed */
+	assert_int_equal(spw_producer_claim(h.p, 8, &cl), 0);
+	test_fill(cl.data, 8, 72);
+	assert_int_equal(spw_producer_commit_at(h.p, &cl, 0), 0);
+	assert_int_equal(drain(h.c, h.g), 2);
+	assert_int_equal(h.g->r[0].hash, tag_hash(40, 71));
+	assert_int_equal(h.g->r[0].timestamp_ns, 987654321);
+	assert_int_equal(h.g->r[1].hash, tag_hash(8, 72));
+	assert_int_equal(h.g->r[1].timestamp_ns, 0);
+	case_close(&h);
+}
+
 static void zero_length_records_are_delivered(void **state)
 {
 	struct ring_case h = case_open("zero");
@@ -736,6 +764,7 @@ int main(void)
 		cmocka_unit_test(eight_byte_gap_at_ring_end_becomes_padding),
 		cmocka_unit_test(max_record_fits_and_one_more_is_emsgsize),
 		cmocka_unit_test(send_at_stores_the_callers_timestamp),
+		cmocka_unit_test(commit_at_stores_the_callers_timestamp),
 		cmocka_unit_test(zero_length_records_are_delivered),
 		cmocka_unit_test(every_small_length_arrives_byte_for_byte),
 		cmocka_unit_test(null_pointers_are_einval),

@@ -310,36 +310,57 @@ class Producer(_Handle):
 
     _BATCH = 256
 
-    def send_many(self, records, timeout=None):
+    def send_many(self, records, timeout=None, timestamps=None):
         """Append the records of an iterable (bytes-like each), in batches of up to 256
         with spw_producer_send_batch_wait: one C call, one claim and one timestamp per
         batch. Returns the last position (None for no records). Waits while the ring is
         full, up to timeout seconds per wait (TimeoutError). A record longer than the
         topic's max_record raises before anything of its batch is sent (the batches
-        before it are)."""
+        before it are). timestamps: an iterable of the records' own times, one per
+        record (ns since the epoch or datetimes; 0: none), instead of the library's
+        clock (spw_producer_send_batch_wait_at); ValueError when it is shorter or longer
+        than records (found at its batch: the batches before it are sent)."""
         pos = None
-        chunk = []
+        chunk, times = [], [] if timestamps is not None else None
+        tsi = iter(timestamps) if timestamps is not None else None
         for r in records:
             chunk.append(ffi.from_buffer(r))
+            if tsi is not None:
+                times.append(self._next_time(tsi))
             if len(chunk) == self._BATCH:
-                pos = self._send_batch(chunk, timeout)
+                pos = self._send_batch(chunk, timeout, times)
                 chunk = []
+                times = [] if times is not None else None
+        if tsi is not None and next(tsi, _END) is not _END:
+            raise ValueError("more timestamps than records")
         if chunk:
-            pos = self._send_batch(chunk, timeout)
+            pos = self._send_batch(chunk, timeout, times)
         return pos
 
-    def _send_batch(self, bufs, timeout):
+    @staticmethod
+    def _next_time(tsi):
+        t = next(tsi, _END)
+        if t is _END:
+            raise ValueError("fewer timestamps than records")
+        ns = _time_ns(t)
+        if ns < 0:
+            raise ValueError("a negative timestamp")
+        return ns
+
+    def _send_batch(self, bufs, timeout, times=None):
         n = len(bufs)
         m = ffi.new("struct spw_msg[]", n)
         last = ffi.new("int64_t[]", n)
+        ts = ffi.new("uint64_t[]", times) if times is not None else ffi.NULL
         for i, b in enumerate(bufs):
             m[i].data = b
             m[i].len = len(b)
         sent = 0
         while sent < n:
             # bufs keeps every buffer alive for the call.
-            r = lib.spw_producer_send_batch_wait(self._p, m + sent, n - sent, _ns(timeout),
-                                                 last + sent)
+            r = lib.spw_producer_send_batch_wait_at(self._p, m + sent, n - sent, _ns(timeout),
+                                                    ts + sent if ts else ffi.NULL,
+                                                    last + sent)
             if r < 0:
                 _raise(r, "sending to %r" % self._topic.name)
             sent += r
@@ -385,6 +406,9 @@ class Record:
 if _records is not None:  # API mode: the same Record in C (python/spillway/_records.c)
     _records.set_datetime(_datetime_of)
     Record = _records.Record  # noqa: F811
+
+
+_END = object()  # the end of an iterator (next's default)
 
 
 def _time_ns(t):

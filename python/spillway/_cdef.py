@@ -47,8 +47,9 @@ int64_t spw_producer_send_wait(struct spw_producer *p, const void *data, uint32_
 int64_t spw_producer_send_wait_at(struct spw_producer *p, const void *data, uint32_t len,
                                   int64_t timeout_ns, uint64_t timestamp_ns);
 struct spw_msg { const void *data; uint32_t len; };
-int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
-                                 int64_t timeout_ns, int64_t *positions);
+int spw_producer_send_batch_wait_at(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
+                                    int64_t timeout_ns, const uint64_t *timestamps_ns,
+                                    int64_t *positions);
 int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
                           int64_t timeout_ns);
 int spw_reader_open(const char *topic, const struct spw_reader_opts *opts,
