@@ -64,7 +64,7 @@ END {
 	printf "- **Machine:** %s, %s core(s), %s thread(s), Linux %s\n", model, cores, threads, kernel
 	printf "- **Pinning:** sender / pinger on %s, receiver / ponger on %s (they share: %s)\n", env["sender_pu"], env["receiver_pu"], env["shared"]
 	printf "- **Cache-line round trip** between those two PUs: %s ns (one 64-bit word ping-ponged; the floor under any cross-core hand-off)\n", env["line_rtt_ns"]
-	printf "- MB/s counts payload bytes (10^6 B/s); round trips are timed with CLOCK_MONOTONIC into an HDR-style histogram.\n\n"
+	printf "- MB/s counts payload bytes (10^6 B/s); round trips are timed with CLOCK_MONOTONIC (from just before the ping is sent to the handler that receives the pong, as Aeron's cping times them) into an HDR-style histogram.\n\n"
 
 	print "## Results"
 	print ""

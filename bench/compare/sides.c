@@ -162,6 +162,7 @@ void side_tp_receiver(struct ctl *c, struct chan *ch, int pu)
 struct pong {
 	uint32_t size;
 	uint64_t expect, bad, fold;
+	uint64_t t1; /* the clock when the handler saw the pong */
 	bool got;
 };
 
@@ -170,6 +171,7 @@ static int on_pong(void *arg, const void *data, uint32_t len)
 	struct pong *x = arg;
 	uint64_t seq = 0;
 
+	x->t1 = ring_monotonic_ns();
 	if (len == x->size)
 		memcpy(&seq, data, sizeof(seq));
 	x->bad += len != x->size || seq != x->expect;
@@ -182,7 +184,7 @@ void side_rtt_pinger(struct ctl *c, struct chan *ping, struct chan *pong, int pu
 {
 	struct side *s = &c->side[0];
 	unsigned char *buf = bench_payload(ping->cfg.size);
-	struct pong x = { ping->cfg.size, 0, 0, 0, false };
+	struct pong x = { ping->cfg.size, 0, 0, 0, 0, false };
 	bool warm = false;
 	char err[256];
 	uint64_t i;
@@ -193,11 +195,16 @@ void side_rtt_pinger(struct ctl *c, struct chan *ping, struct chan *pong, int pu
 		side_fail(s, "pinger: %s", buf ? err : "out of memory");
 	side_ready(c, s, pu);
 	for (i = 0; !stop_asked(c); i++) {
-		uint64_t t0 = ring_monotonic_ns(), t1;
+		uint64_t t0, t1;
 
 		memcpy(buf, &i, sizeof(i));
 		x.expect = i;
 		x.got = false;
+		/* Timed as Aeron's cping times its trips: from just before the
+		 * send to the pong's handler (on_pong), not to the return of
+		 * the receive call (its release and bookkeeping after the
+		 * handler: ~10-60 ns more per trip on this VM, docs/HACKING.md). */
+		t0 = ring_monotonic_ns();
 		if ((r = chan_send(ping, buf, ping->cfg.size)) < 0)
 			side_fail(s, "send ping %llu: %s", (unsigned long long)i, strerror(-r));
 		while (!x.got) {
@@ -206,7 +213,7 @@ void side_rtt_pinger(struct ctl *c, struct chan *ping, struct chan *pong, int pu
 			if (r == 0)
 				bench_relax(); /* see side_rtt_ponger */
 		}
-		t1 = ring_monotonic_ns();
+		t1 = x.t1;
 		/* Warm-up: the first 1000 round trips or the first tenth of the
 		 * run, whichever ends first, are timed and then forgotten. */
 		if (!warm && (i == WARMUP_TRIPS || t1 - c->t0 > c->dur_ns / 10)) {
