@@ -524,17 +524,21 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 {
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
-	int64_t start = now_ns(), left;
+	int64_t start = 0, left;
 	uint32_t seq;
 	bool registered;
 	int r;
 
-	/* Spin first: the daemon usually frees room within microseconds. */
+	/* Spin first: the daemon usually frees room within microseconds. The
+	 * timeout counts from the first try that found no room: a call that
+	 * finds room at once reads no clock here. */
 	for (unsigned i = 1;; i++) {
 		r = try_claim(p, a);
 		if (r != -EAGAIN)
 			return r;
-		if ((i & 63) == 0 && now_ns() - start >= (int64_t)SPIN_NS)
+		if (i == 1)
+			start = now_ns();
+		else if ((i & 63) == 0 && now_ns() - start >= (int64_t)SPIN_NS)
 			break;
 		ring_cpu_relax();
 	}

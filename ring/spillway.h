@@ -224,8 +224,10 @@ int spw_producer_send_batch_wait(struct spw_producer *p, const struct spw_msg *m
 				 int64_t timeout_ns, int64_t *positions);
 /* The two above with the caller's timestamps: m[i] gets timestamps_ns[i]
  * (as spw_producer_send_at: ns since the Unix epoch, 0 for none) and the
- * library reads no clock; timestamps_ns NULL: as without _at. The array
- * covers m[0..n); a call that sends a prefix used only its part. */
+ * library reads no clock for them (the waiting form reads the monotonic
+ * clock only once it has to wait, for its timeout); timestamps_ns NULL: as
+ * without _at. The array covers m[0..n); a call that sends a prefix used
+ * only its part. */
 int spw_producer_send_batch_at(struct spw_producer *p, const struct spw_msg *m, uint32_t n,
 			       const uint64_t *timestamps_ns, int64_t *positions);
 int spw_producer_send_batch_wait_at(struct spw_producer *p, const struct spw_msg *m, uint32_t n,

@@ -47,6 +47,7 @@ struct rd_ahead {
 	pthread_t th;
 	uint64_t seq_to;            /* where the last chunk ended: sequential reads start it */
 	uint64_t chunks;            /* chunks the thread read that were delivered (tests) */
+	uint64_t bad_chunks;        /* ... of them, those it found a bad CRC in (tests) */
 	uint64_t taken_back;        /* jobs the reader took back before the thread began */
 	uint64_t given_up;          /* running jobs the reader stopped waiting for */
 	/* The job: written by the reader while IDLE, read by the thread after JOB. */

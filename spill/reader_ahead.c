@@ -424,6 +424,7 @@ bool rd_ahead_take(struct spw_reader *r, struct rd_plan *p, const uint8_t **buf,
 	*bad = a->bad;
 	*ent = a->ent;
 	a->chunks++;
+	a->bad_chunks += a->bad < a->p.j - a->p.i;
 	/* Relaxed: as in drop(); the DONE it replaces was loaded with
 	 * acquire (take_back or wait_while). */
 	atomic_store_explicit(&a->state, RD_AH_IDLE, memory_order_relaxed);

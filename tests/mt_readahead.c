@@ -114,6 +114,7 @@ struct outcome {
 	int64_t err_pos;
 	uint64_t skipped;
 	uint64_t chunks;     /* read by the thread and delivered */
+	uint64_t bad_chunks; /* ... of them, those the thread found a bad CRC in */
 	uint64_t taken_back; /* jobs the reader took back from the thread */
 	uint64_t given_up;   /* running jobs it stopped waiting for */
 	bool bytes_ok;
@@ -178,6 +179,7 @@ static void read_all(struct test_daemon *d, unsigned flags, bool batch, struct o
 	assert_int_equal(spw_reader_error(r, NULL, 0, &o->err_pos), 0);
 	o->skipped = spw_reader_skipped(r);
 	o->chunks = r->ahead.chunks;
+	o->bad_chunks = r->ahead.bad_chunks;
 	o->taken_back = r->ahead.taken_back;
 	o->given_up = r->ahead.given_up;
 	if (before_close)
@@ -266,13 +268,16 @@ static void flipped_bytes_fail_the_same_way_with_or_without_the_thread(void **st
 	}
 }
 
-/* One flipped entry at a time, each of entries 1-8 of the first segment:
- * wherever the chunks fall, some are the thread's and some the reader's
- * own, and the reader finds the flip where it would alone, whoever checked
- * that entry. The flip is undone after each (a second XOR). */
+/* One flipped entry at a time, each of entries 1-8 of the segment at
+ * SEGMENT (the second): the thread reads every other chunk there (setup),
+ * so some flips are in its chunks and some in the reader's own, and the
+ * reader fails or skips where it would alone, whoever checked the entry.
+ * The flip is undone after each (a second XOR). */
 static void one_flipped_entry_anywhere_fails_the_same_way_with_or_without_the_thread(void **state)
 {
 	struct test_daemon *d = *state;
+
+	uint64_t found_by_thread = 0, found_by_reader = 0;
 
 	make_log(d);
 	for (int k = 1; k <= 8; k++) {
@@ -287,8 +292,15 @@ static void one_flipped_entry_anywhere_fails_the_same_way_with_or_without_the_th
 		assert_true(one.skipped > 0);
 		assert_same(&one, &two);
 		assert_true(two.chunks > 0);
+		if (two.bad_chunks)
+			found_by_thread++;
+		else
+			found_by_reader++;
 		flip_entries(d, SEGMENT, k, 1);
 	}
+	/* Both paths were taken: the thread's check and the reader's. */
+	assert_true(found_by_thread > 0);
+	assert_true(found_by_reader > 0);
 	read_all(d, 0, false, &two);
 	assert_int_equal(two.rc, 0);
 	assert_int_equal(two.n, nrec);

@@ -150,7 +150,23 @@ def test_send_many_with_timestamps():
         raises(ValueError, lambda: p.send_many([b"a", b"b"], timestamps=[1]), "fewer")
         raises(ValueError, lambda: p.send_many([b"a"], timestamps=[1, 2]), "more")
         raises(ValueError, lambda: p.send_many([b"a"], timestamps=[-1]), "negative")
+        raises(ValueError, lambda: p.send_many([b"a"], timestamps=[1 << 64]), "past uint64")
+        raises(ValueError, lambda: p.send(b"a", timestamp=1 << 64), "past uint64 (send)")
         check(t.info()["tail"] == tail, "a short batch with bad times sends nothing")
+        # 256 records and 257 times: found before the (only, full) batch goes.
+        raises(ValueError, lambda: p.send_many([b"x"] * 256, timestamps=range(1, 258)),
+               "more timestamps than 256 records")
+        check(t.info()["tail"] == tail, "nothing of the last batch is sent")
+        # 512 and 513: the first batch goes, the last does not.
+        raises(ValueError, lambda: p.send_many([b"x"] * 512, timestamps=range(1, 514)),
+               "more timestamps than 512 records")
+        check(t.info()["tail"] == tail + 256 * 24, "only the first full batch went")
+        # A datetime to the microsecond, exactly (no float rounding).
+        at = p.send(b"d", timestamp=datetime.datetime(2026, 12, 4, 12, 0, 0, 123457,
+                                                      tzinfo=datetime.timezone.utc))
+        with spillway.Reader("py_smt", start=at) as r:
+            rec = next(iter(r))
+        check(rec.timestamp == 1796385600123457000, "a datetime's microseconds exactly")
 
 
 def test_readers():

@@ -236,7 +236,8 @@ static void send_at_stores_the_callers_timestamp(void **state)
 }
 
 /* spw_producer_commit_at: the zero-copy record carries the caller's
- * timestamp; a claim not ours (or none) is refused and stays open. */
+ * timestamp, written where the handle's own claim is (never through the
+ * caller's struct); a claim not ours (or none) is refused and stays open. */
 static void commit_at_stores_the_callers_timestamp(void **state)
 {
 	struct ring_case h = case_open("commitat");
@@ -250,7 +251,17 @@ static void commit_at_stores_the_callers_timestamp(void **state)
 	assert_int_equal(spw_producer_commit_at(h.p, &forged, 1), -EINVAL);
 	assert_int_equal(spw_producer_commit_at(NULL, &cl, 1), -EINVAL);
 	assert_int_equal(spw_producer_commit_at(h.p, NULL, 1), -EINVAL);
-	assert_int_equal(spw_producer_commit_at(h.p, &cl, 987654321), 0);
+	/* The header is found from the handle's own claim: a hdr_ pointing
+	 * elsewhere (checked only for NULL) is never written through. */
+	{
+		uint64_t decoy[4] = { 0 };
+		struct spw_claim other = cl;
+
+		other.hdr_ = decoy;
+		assert_int_equal(spw_producer_commit_at(h.p, &other, 987654321), 0);
+		for (int i = 0; i < 4; i++)
+			assert_int_equal(decoy[i], 0);
+	}
 	assert_int_equal(spw_producer_commit_at(h.p, &cl, 5), -EINVAL); /* committed */
 	assert_int_equal(spw_producer_claim(h.p, 8, &cl), 0);
 	test_fill(cl.data, 8, 72);

@@ -300,9 +300,7 @@ class Producer(_Handle):
         if timestamp is None:
             pos = lib.spw_producer_send_wait(self._p, b, len(b), _ns(timeout))
         else:
-            ts = _time_ns(timestamp)
-            if ts < 0:
-                raise ValueError("a negative timestamp")
+            ts = _record_time(timestamp)
             pos = lib.spw_producer_send_wait_at(self._p, b, len(b), _ns(timeout), ts)
         if pos < 0:
             _raise(pos, "sending to %r" % self._topic.name)
@@ -312,25 +310,28 @@ class Producer(_Handle):
 
     def send_many(self, records, timeout=None, timestamps=None):
         """Append the records of an iterable (bytes-like each), in batches of up to 256
-        with spw_producer_send_batch_wait: one C call, one claim and one timestamp per
-        batch. Returns the last position (None for no records). Waits while the ring is
-        full, up to timeout seconds per wait (TimeoutError). A record longer than the
-        topic's max_record raises before anything of its batch is sent (the batches
-        before it are). timestamps: an iterable of the records' own times, one per
-        record (ns since the epoch or datetimes; 0: none), instead of the library's
-        clock (spw_producer_send_batch_wait_at); ValueError when it is shorter or longer
-        than records (found at its batch: the batches before it are sent)."""
+        with spw_producer_send_batch_wait_at: one C call, one claim and one timestamp
+        per batch. Returns the last position (None for no records). Waits while the
+        ring is full, up to timeout seconds per wait (TimeoutError). A record longer
+        than the topic's max_record raises before anything of its batch is sent (the
+        batches before it are). timestamps: an iterable of the records' own times, one
+        per record (ns since the epoch or datetimes; 0: none), instead of the library's
+        clock; ValueError when it is shorter than records (at the first record without
+        one: the batches before it are sent) or longer (before the last batch is
+        sent)."""
         pos = None
         chunk, times = [], [] if timestamps is not None else None
         tsi = iter(timestamps) if timestamps is not None else None
         for r in records:
-            chunk.append(ffi.from_buffer(r))
-            if tsi is not None:
-                times.append(self._next_time(tsi))
+            # A full batch goes once another record follows: the last one
+            # waits for the check that no timestamps are left over.
             if len(chunk) == self._BATCH:
                 pos = self._send_batch(chunk, timeout, times)
                 chunk = []
                 times = [] if times is not None else None
+            chunk.append(ffi.from_buffer(r))
+            if tsi is not None:
+                times.append(self._next_time(tsi))
         if tsi is not None and next(tsi, _END) is not _END:
             raise ValueError("more timestamps than records")
         if chunk:
@@ -342,10 +343,7 @@ class Producer(_Handle):
         t = next(tsi, _END)
         if t is _END:
             raise ValueError("fewer timestamps than records")
-        ns = _time_ns(t)
-        if ns < 0:
-            raise ValueError("a negative timestamp")
-        return ns
+        return _record_time(t)
 
     def _send_batch(self, bufs, timeout, times=None):
         n = len(bufs)
@@ -411,12 +409,26 @@ if _records is not None:  # API mode: the same Record in C (python/spillway/_rec
 _END = object()  # the end of an iterator (next's default)
 
 
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
 def _time_ns(t):
     if isinstance(t, _dt.datetime):
         if t.tzinfo is None:
             t = t.replace(tzinfo=_dt.timezone.utc)
-        return int(t.timestamp() * 1e9)
+        # Exact to the microsecond (a float of seconds since 1970 is not).
+        return (t - _EPOCH) // _dt.timedelta(microseconds=1) * 1000
     return int(t)
+
+
+def _record_time(t):
+    """A record's timestamp as the C calls take it (uint64 ns): ValueError outside."""
+    ns = _time_ns(t)
+    if ns < 0:
+        raise ValueError("a negative timestamp")
+    if ns >= 1 << 64:
+        raise ValueError("a timestamp past 2**64 - 1 ns")
+    return ns
 
 
 class Reader(_Handle):
