@@ -146,6 +146,8 @@ static void *send_later(void *arg)
 	return NULL;
 }
 
+/* spw_reader_read and spw_reader_poll_wait: 0 at once with no timeout, 0
+ * after a timeout (not before), a record once it comes with -1. */
 static void timeouts_and_bad_arguments(void **state)
 {
 	struct test_daemon *d = *state;
@@ -171,6 +173,16 @@ static void timeouts_and_bad_arguments(void **state)
 	t0 = test_now_ns();
 	assert_int_equal(spw_reader_read(r, recs, 4, 100 * TEST_MS), 0);
 	assert_true(test_now_ns() - t0 >= 90 * TEST_MS);
+	/* The same for the callback form. */
+	{
+		int64_t got[8] = { 0 };
+
+		assert_int_equal(spw_reader_poll_wait(r, collect, got, 4, 0), 0);
+		t0 = test_now_ns();
+		assert_int_equal(spw_reader_poll_wait(r, collect, got, 4, 100 * TEST_MS), 0);
+		assert_true(test_now_ns() - t0 >= 90 * TEST_MS);
+		assert_int_equal(got[0], 0);
+	}
 	/* < 0: until a record comes. */
 	l.p = p;
 	l.seq = 1;
