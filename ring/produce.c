@@ -490,12 +490,14 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	return 0;
 }
 
-static int claim(struct spw_producer *p, uint32_t len, struct spw_claim *c)
+/* given_ts: the caller's timestamp, NULL: the clock's. */
+static int claim(struct spw_producer *p, uint32_t len, const uint64_t *given_ts,
+		 struct spw_claim *c)
 {
 	/* Relaxed: set by tests before any producer runs. */
 	if (__builtin_expect(ring_test_hook != NULL, 0))
-		return claim_impl(p, len, NULL, c, true);
-	return claim_impl(p, len, NULL, c, false);
+		return claim_impl(p, len, given_ts, c, true);
+	return claim_impl(p, len, given_ts, c, false);
 }
 
 static int64_t now_ns(void)
@@ -505,8 +507,9 @@ static int64_t now_ns(void)
 
 /* What claim_wait tries: one record's claim, or a batch's (batch_claim). */
 struct claim_try {
-	uint32_t len;           /* one record: its length, c its claim */
+	uint32_t len;           /* one record: its length, c its claim, */
 	struct spw_claim *c;
+	const uint64_t *ts1;    /* ... the caller's timestamp or NULL (the clock's) */
 	const struct spw_msg *m; /* a batch: m[0..n), k of them taken at start */
 	const uint64_t *tss;     /* ... the caller's timestamps of m[0..n), or NULL */
 	uint32_t n, k;
@@ -517,7 +520,7 @@ static int batch_claim(struct spw_producer *p, struct claim_try *b);
 
 static int try_claim(struct spw_producer *p, struct claim_try *a)
 {
-	return a->m ? batch_claim(p, a) : claim(p, a->len, a->c);
+	return a->m ? batch_claim(p, a) : claim(p, a->len, a->ts1, a->c);
 }
 
 static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeout_ns)
@@ -586,7 +589,7 @@ static __attribute__((noinline)) int claim_general(struct spw_producer *p, uint3
 		return -EINVAL;
 	if (p->claim_open)
 		return -EBUSY;
-	r = claim(p, len, c);
+	r = claim(p, len, NULL, c);
 	if (!r)
 		claim_opened(p, c);
 	return r;
@@ -807,8 +810,8 @@ int64_t spw_producer_send_at(struct spw_producer *p, const void *data, uint32_t 
 	return send_impl(p, data, len, &timestamp_ns);
 }
 
-/* given_ts: the caller's timestamp (spw_producer_send_wait_at), NULL: the
- * clock's, read at claim as always. */
+/* given_ts: the caller's timestamp (spw_producer_send_wait_at), stored at
+ * claim with no clock read; NULL: the clock's, read at claim. */
 static int64_t send_wait(struct spw_producer *p, const void *data, uint32_t len, int64_t timeout_ns,
 			 const uint64_t *given_ts)
 {
@@ -817,11 +820,9 @@ static int64_t send_wait(struct spw_producer *p, const void *data, uint32_t len,
 
 	if (r)
 		return r;
-	r = claim_wait(p, &(struct claim_try){ .len = len, .c = &c }, timeout_ns);
+	r = claim_wait(p, &(struct claim_try){ .len = len, .c = &c, .ts1 = given_ts }, timeout_ns);
 	if (r)
 		return r;
-	if (given_ts) /* before the commit (I4): nobody reads the record until then */
-		((struct ring_rec *)c.hdr_)->timestamp_ns = *given_ts;
 	return send_claimed(p, &c, data, len, true);
 }
 

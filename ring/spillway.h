@@ -192,8 +192,8 @@ int64_t spw_producer_send_at(struct spw_producer *p, const void *data, uint32_t 
 int64_t spw_producer_send_wait(struct spw_producer *p, const void *data,
 			       uint32_t len, int64_t timeout_ns);
 /* spw_producer_send_wait with the caller's timestamp (as
- * spw_producer_send_at; waiting is not the fast path: this one still reads
- * the clock once, and stores timestamp_ns over it before the commit). */
+ * spw_producer_send_at: no clock read for it; the monotonic clock only
+ * once it has to wait, for its timeout). */
 int64_t spw_producer_send_wait_at(struct spw_producer *p, const void *data, uint32_t len,
 				  int64_t timeout_ns, uint64_t timestamp_ns);
 

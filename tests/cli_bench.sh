@@ -2,8 +2,8 @@
 # cli_bench.sh - `spillway bench`: usage errors exit 2, a short run prints the
 # table and valid --json with throughput and latency percentiles, in both
 # modes, with spilling off and on, with consumers that back off (--backoff)
-# and with producers that send batches (--batch). (Speed itself is never
-# asserted here.)
+# and with producers that send batches (--batch) or give the timestamps
+# (--caller-time). (Speed itself is never asserted here.)
 set -u
 . "$(dirname "$0")/cli_lib.sh"
 
@@ -80,6 +80,30 @@ assert r["consumers"][0]["records"] == 20000, r
 PY
 expect_rc 0 "$CLI" bench --batch 16 --duration 0.2 --size 64
 expect_out "batches of 16 records"
+
+check "--caller-time: the producers' timestamps; exactly 1 record in --sample is timed"
+# 2 producers x 10007 records, --sample 8: each producer stamps its records
+# 0, 8, 16, ... (1251 of them), the rest carry 0; one send each and batches
+# (the last batch short), spinning and waiting.
+for mode in "" "--batch 7" "--wait" "--batch 7 --wait"; do
+	# shellcheck disable=SC2086 # $mode is a list of flags
+	expect_rc 0 "$CLI" bench --caller-time --sample 8 $mode --producers 2 --count 10007 \
+		--size 64 --json
+	python3 - "$TMP/out" <<'PY' || fail "bench --caller-time $mode: wrong records or samples"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["config"]["caller_time"] is True, d["config"]
+r = d["results"][0]
+assert r["ok"] and r["sent"] == 2 * 10007 and r["lost"] == 0, r
+assert r["consumers"][0]["records"] == 2 * 10007, r
+assert r["latency_ns"]["count"] == 2 * 1251, r["latency_ns"]
+assert r["latency_ns"]["max"] < 60e9, r["latency_ns"]  # none timed against a 0
+PY
+done
+expect_rc 0 "$CLI" bench --caller-time --duration 0.2 --size 64
+expect_out "producers give the timestamps"
+expect_rc 0 "$CLI" bench --caller-time --mode pingpong --duration 0.2 --size 64
+expect_out "every record carries 0"
 
 check "ping-pong through two topics reports round trips"
 expect_rc 0 "$CLI" bench --mode pingpong --duration 0.2 --size 64

@@ -47,6 +47,10 @@ void bench_usage(FILE *f)
 		"                     clock read per batch; throughput mode only\n"
 		"  --sample N         timestamp latency of 1 record in N (default 16; 1 = all;\n"
 		"                     reading the clock costs ~20-30 ns a record)\n"
+		"  --caller-time      producers give each record its timestamp (spw_producer_send_at,\n"
+		"                     _batch_at): the library reads no clock; 1 record in N\n"
+		"                     (--sample) carries the time of its send, the others 0, and\n"
+		"                     latency is that of those records\n"
 		"  --cpus A,B,...     OS PU numbers for producers then consumers (default:\n"
 		"                     one core each, neighbours first, within this process's binding)\n"
 		"  --shm-dir DIR      rings go in a fresh directory inside DIR (default /dev/shm)\n"
@@ -148,6 +152,7 @@ static const char *one_option(int c, const char *arg, struct bench_opts *o, stru
 	case 'H': o->shm_parent = arg; return NULL;
 	case 'A': o->data_parent = arg; return NULL;
 	case 'j': o->json = true; return NULL;
+	case 'T': o->caller_time = true; return NULL;
 	}
 	return "unknown option or missing value";
 }
@@ -235,6 +240,7 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, bool *help)
 		{ "shm-dir", required_argument, NULL, 'H' },
 		{ "data-dir", required_argument, NULL, 'A' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "caller-time", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};

@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <string.h>
 
+/* --caller-time: the timestamp every ping and pong carries (none). */
+static const uint64_t zero_time;
+
 struct pong_rx {
 	uint32_t size;
 	uint64_t expect;
@@ -59,7 +62,9 @@ void bw_run_pinger(struct bw_ctl *c, struct bw_slot *s)
 		x.expect = i;
 		x.got = false;
 		t0 = ring_monotonic_ns();
-		sr = bench_send_one(pr, p->busy, buf, p->size);
+		/* --caller-time: the record carries 0 (no clock read; the trip is
+		 * timed by t0 and t1 here). */
+		sr = bench_send_one_at(pr, p->busy, buf, p->size, p->caller_time ? &zero_time : NULL);
 		if (sr < 0)
 			fail(s, "send ping %llu: %s", (unsigned long long)i, strerror((int)-sr));
 		while (!x.got) {
@@ -97,7 +102,7 @@ void bw_run_pinger(struct bw_ctl *c, struct bw_slot *s)
 
 struct echo {
 	struct spw_producer *pr;
-	bool busy, eof;
+	bool busy, eof, caller_time;
 	uint32_t size;
 	int64_t err;
 	struct bw_slot *s;
@@ -114,7 +119,7 @@ static int on_ping(void *arg, const struct spw_record *r)
 	if (r->len != e->size)
 		e->s->bad++;
 	/* Straight from the ring into the pong topic: the one copy. */
-	e->err = bench_send_one(e->pr, e->busy, r->data, r->len);
+	e->err = bench_send_one_at(e->pr, e->busy, r->data, r->len, e->caller_time ? &zero_time : NULL);
 	return e->err < 0;
 }
 
@@ -130,7 +135,8 @@ void bw_run_ponger(struct bw_ctl *c, struct bw_slot *s)
 {
 	const struct bw_params *p = &c->p;
 	const struct bw_slot *pinger = find_role(c, BW_PINGER);
-	struct echo e = { bw_open_producer(c, s, p->topic2), p->busy, false, p->size, 0, s };
+	struct echo e = { bw_open_producer(c, s, p->topic2), p->busy, false, p->caller_time, p->size, 0,
+			  s };
 	struct src src;
 	uint64_t idle = 0, last;
 

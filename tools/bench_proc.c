@@ -64,11 +64,18 @@ static int64_t send_spinning(struct spw_producer *p, const void *buf, uint32_t l
 	return r;
 }
 
-int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len)
+int64_t bench_send_one_at(struct spw_producer *p, bool busy, const void *buf, uint32_t len,
+			  const uint64_t *ts)
 {
 	if (!busy)
-		return spw_producer_send_wait(p, buf, len, (int64_t)BENCH_STALL_NS);
-	return send_spinning(p, buf, len, NULL);
+		return ts ? spw_producer_send_wait_at(p, buf, len, (int64_t)BENCH_STALL_NS, *ts)
+			  : spw_producer_send_wait(p, buf, len, (int64_t)BENCH_STALL_NS);
+	return send_spinning(p, buf, len, ts);
+}
+
+int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint32_t len)
+{
+	return bench_send_one_at(p, busy, buf, len, NULL);
 }
 
 int64_t bench_send_at(struct spw_producer *p, const void *buf, uint32_t len, uint64_t ts)
@@ -76,16 +83,19 @@ int64_t bench_send_at(struct spw_producer *p, const void *buf, uint32_t len, uin
 	return send_spinning(p, buf, len, &ts);
 }
 
-int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n)
+int bench_send_batch_at(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n,
+			const uint64_t *tss)
 {
 	struct bench_stall st = { 0, 0 };
 	uint32_t sent = 0;
 	int r;
 
 	while (sent < n) {
-		r = busy ? spw_producer_send_batch(p, m + sent, n - sent, NULL)
-			 : spw_producer_send_batch_wait(p, m + sent, n - sent,
-							(int64_t)BENCH_STALL_NS, NULL);
+		const uint64_t *t = tss ? tss + sent : NULL;
+
+		r = busy ? spw_producer_send_batch_at(p, m + sent, n - sent, t, NULL)
+			 : spw_producer_send_batch_wait_at(p, m + sent, n - sent,
+							   (int64_t)BENCH_STALL_NS, t, NULL);
 		if (r > 0) {
 			sent += (uint32_t)r;
 			st = (struct bench_stall){ 0, 0 }; /* progress: the clock starts again */
@@ -98,6 +108,11 @@ int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m,
 		}
 	}
 	return 0;
+}
+
+int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n)
+{
+	return bench_send_batch_at(p, busy, m, n, NULL);
 }
 
 unsigned char *bench_payload(uint32_t size)

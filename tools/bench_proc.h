@@ -33,6 +33,13 @@ int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint3
 /* bench_send_one spinning, with the given timestamp (spw_producer_send_at). */
 int64_t bench_send_at(struct spw_producer *p, const void *buf, uint32_t len, uint64_t ts);
 int bench_send_batch(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n);
+/* The two with the caller's timestamps (spw_producer_send_at / _wait_at,
+ * spw_producer_send_batch_at / _wait_at): *ts, resp. tss[0..n); NULL: the
+ * library's clock, as above. */
+int64_t bench_send_one_at(struct spw_producer *p, bool busy, const void *buf, uint32_t len,
+			  const uint64_t *ts);
+int bench_send_batch_at(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n,
+			const uint64_t *tss);
 
 /* Bounds a spin on EAGAIN (any system's): true once it has lasted
  * BENCH_STALL_NS. Reads the clock every 64 Ki calls only. Start it zeroed;

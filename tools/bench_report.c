@@ -77,8 +77,13 @@ void bench_report_header(FILE *f, const struct bench_opts *o, const struct bench
 		fprintf(f, "consumers back off %lld ns after a poll that found nothing\n",
 			(long long)o->backoff_ns);
 	if (o->batch > 1)
-		fprintf(f, "producers send batches of %u records (spw_producer_send_batch)\n",
-			o->batch);
+		fprintf(f, "producers send batches of %u records (spw_producer_send_batch%s)\n",
+			o->batch, o->caller_time ? "_at" : "");
+	if (o->caller_time)
+		fprintf(f, "producers give the timestamps (spw_producer_send_at): no clock read in the "
+			   "library; %s\n",
+			o->mode == BENCH_PINGPONG ? "every record carries 0"
+						  : "1 record in --sample carries its send time, the rest 0");
 	fprintf(f, "machine: %s\npinning:", e->topo);
 	for (int i = 0; i < e->nroles; i++) {
 		topo_pu_desc(e->role_pu[i], desc, sizeof(desc));
@@ -97,9 +102,9 @@ void bench_report_header(FILE *f, const struct bench_opts *o, const struct bench
 	if (o->mode == BENCH_PINGPONG)
 		fprintf(f, "latency: round trip (send, echo back on the second topic, receive)\n");
 	else if (o->consumers)
-		fprintf(f, "latency: receipt - record timestamp (CLOCK_REALTIME at claim), 1 record in %u;\n"
+		fprintf(f, "latency: receipt - record timestamp (CLOCK_REALTIME %s), 1 record in %u;\n"
 			   "         flat out, that is mostly queueing in a full ring (--rate: below saturation)\n",
-			o->sample);
+			o->caller_time ? "read before the send" : "at claim", o->sample);
 	fprintf(f, "\n%8s %11s %9s", "size", o->mode == BENCH_PINGPONG ? "trips/s" : "records/s",
 		"MB/s");
 	for (size_t i = 0; i < NPCT; i++)
@@ -197,11 +202,11 @@ static void json_env(FILE *f, const struct bench_opts *o, const struct bench_env
 	json_num(f, o->duration_s);
 	fprintf(f, ", \"count\": %llu, \"rate\": %llu, \"ring_bytes\": %llu, \"spill\": %s, "
 		   "\"daemon\": %s, \"busy\": %s, \"backoff_ns\": %lld, \"batch\": %u, "
-		   "\"latency_sample\": %u, \"reclaim\": ",
+		   "\"caller_time\": %s, \"latency_sample\": %u, \"reclaim\": ",
 		(unsigned long long)o->count, (unsigned long long)o->rate,
 		(unsigned long long)o->ring_bytes, o->spill ? "true" : "false",
 		o->daemon ? "true" : "false", o->busy ? "true" : "false", (long long)o->backoff_ns,
-		o->batch, o->sample);
+		o->batch, o->caller_time ? "true" : "false", o->sample);
 	json_str(f, reclaim_desc(o));
 	fprintf(f, ", \"shm_dir\": ");
 	json_str(f, e->shm_dir);

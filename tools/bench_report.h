@@ -33,6 +33,7 @@ struct bench_opts {
 	bool busy;            /* spin; else the blocking calls */
 	int64_t backoff_ns;   /* consumers' spw_consumer_set_backoff; 0 off */
 	uint32_t batch;       /* producers' records per spw_producer_send_batch; 1 one send each */
+	bool caller_time;     /* producers give the timestamps (spw_producer_send_at) */
 	bool json;
 	const char *cpus;
 	const char *shm_parent, *data_parent;

@@ -57,6 +57,14 @@ void bw_ctl_free(struct bw_ctl *c)
 
 /* --- throughput: producers ------------------------------------------------------ */
 
+/* --caller-time: record i's timestamp. The send's time (CLOCK_REALTIME,
+ * as the consumers read it) on 1 record in p->sample, which the consumers
+ * time; 0 (none) on the rest, no clock read. */
+static uint64_t caller_time(const struct bw_params *p, uint64_t i)
+{
+	return i % (p->sample ? p->sample : 1) == 0 ? ring_realtime_ns() : 0;
+}
+
 /* The producer with --batch: up to p->batch records per call, each with
  * its own sequence number; the rate paces each batch's first record. */
 static void produce_batches(struct bw_ctl *c, struct bw_slot *s, struct spw_producer *pr)
@@ -66,9 +74,10 @@ static void produce_batches(struct bw_ctl *c, struct bw_slot *s, struct spw_prod
 	unsigned char *buf;
 	/* n * size <= 256 MiB: bench_options.c */
 	struct spw_msg *m = bench_batch_new(n, size, &buf);
+	uint64_t *tss = p->caller_time ? calloc(n, sizeof(*tss)) : NULL;
 	uint64_t base = (uint64_t)s->index << SEQ_BITS, i = 0;
 
-	if (!m)
+	if (!m || (p->caller_time && !tss))
 		fail(s, "out of memory");
 	bw_ready_and_wait(c, s);
 	for (;;) {
@@ -87,8 +96,10 @@ static void produce_batches(struct bw_ctl *c, struct bw_slot *s, struct spw_prod
 			uint64_t w = base | (i + j);
 
 			memcpy(buf + (size_t)j * size, &w, sizeof(w));
+			if (tss)
+				tss[j] = caller_time(p, i + j);
 		}
-		r = bench_send_batch(pr, p->busy, m, k);
+		r = bench_send_batch_at(pr, p->busy, m, k, tss);
 		if (r < 0) {
 			s->records = i;
 			fail(s, "send a batch at record %llu to %s: %s%s", (unsigned long long)i,
@@ -99,6 +110,7 @@ static void produce_batches(struct bw_ctl *c, struct bw_slot *s, struct spw_prod
 	}
 	s->records = i;
 	s->t_end_ns = ring_monotonic_ns();
+	free(tss);
 	free(m);
 	free(buf);
 	done(s);
@@ -131,7 +143,13 @@ static void run_producer(struct bw_ctl *c, struct bw_slot *s)
 		if (p->rate)
 			bw_pace(s->t_start_ns, i, p->rate);
 		memcpy(buf, &w, sizeof(w));
-		r = bench_send_one(pr, p->busy, buf, p->size);
+		if (p->caller_time) {
+			uint64_t ts = caller_time(p, i);
+
+			r = bench_send_one_at(pr, p->busy, buf, p->size, &ts);
+		} else {
+			r = bench_send_one(pr, p->busy, buf, p->size);
+		}
 		if (r < 0) {
 			s->records = i;
 			fail(s, "send record %llu to %s: %s%s", (unsigned long long)i, p->topic,
@@ -166,6 +184,7 @@ struct rx {
 	uint32_t size, sample, until_sample;
 	int producers;
 	bool lapping_ok;
+	bool caller_time;  /* time the records that carry one (the producers chose them) */
 	uint64_t fold;
 	uint64_t next[BW_MAX_WORKERS]; /* next sequence expected per producer */
 	int64_t next_pos;              /* after the last record taken */
@@ -226,7 +245,7 @@ static int on_record(void *arg, const struct spw_record *r)
 	if (r->len >= sizeof(p->word))
 		memcpy(&p->word, r->data, sizeof(p->word));
 	x->fold ^= bench_fold(r->data, r->len);
-	p->sampled = --x->until_sample == 0;
+	p->sampled = x->caller_time ? r->timestamp_ns != 0 : --x->until_sample == 0;
 	if (p->sampled) {
 		x->until_sample = x->sample;
 		p->now = ring_realtime_ns();
@@ -293,6 +312,7 @@ static void run_consumer(struct bw_ctl *c, struct bw_slot *s)
 	x->sample = x->until_sample = p->sample ? p->sample : 1;
 	x->producers = p->producers;
 	x->lapping_ok = p->lapping_ok;
+	x->caller_time = p->caller_time;
 	/* Release: the start position, before READY (see reclaim_min). */
 	atomic_store_explicit(&s->position, bw_src_position(&src), memory_order_release);
 	bw_ready_and_wait(c, s);

@@ -54,6 +54,9 @@ struct bw_params {
 	bool busy;                   /* spin on poll/send; else the blocking calls */
 	int64_t backoff_ns;          /* consumers: spw_consumer_set_backoff; 0 off */
 	uint32_t batch;              /* producers: records per spw_producer_send_batch; <= 1 one send each */
+	bool caller_time;            /* producers give the timestamps: the send's time on
+				      * 1 record in `sample`, 0 on the rest; consumers time
+				      * those (throughput), ping-pong sends 0 */
 	bool reader;                 /* consumers are spw_readers (disk then live) */
 	bool self_reclaim;           /* consumer 0 reclaims behind all consumers */
 	bool lapping_ok;             /* a daemon reclaims: count lapped records as lost */

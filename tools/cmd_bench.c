@@ -319,6 +319,7 @@ static void fill_params(struct run *ru, uint32_t size, struct bw_params *p)
 	p->busy = o->busy;
 	p->backoff_ns = o->backoff_ns;
 	p->batch = o->batch;
+	p->caller_time = o->caller_time;
 	p->reader = o->spill;
 	p->self_reclaim = !o->spill && !o->daemon;
 	p->lapping_ok = o->daemon;
