@@ -18,6 +18,7 @@ struct pong_rx {
 	bool got;
 	uint64_t fold;
 	struct bw_slot *s;
+	uint64_t t1; /* the clock as the handler saw the pong */
 };
 
 static int on_pong(void *arg, const struct spw_record *r)
@@ -25,6 +26,7 @@ static int on_pong(void *arg, const struct spw_record *r)
 	struct pong_rx *x = arg;
 	uint64_t seq = 0;
 
+	x->t1 = ring_monotonic_ns();
 	if (r->len == x->size && r->len >= sizeof(seq))
 		memcpy(&seq, r->data, sizeof(seq));
 	if (r->len != x->size || seq != x->expect)
@@ -39,7 +41,7 @@ void bw_run_pinger(struct bw_ctl *c, struct bw_slot *s)
 	const struct bw_params *p = &c->p;
 	struct spw_producer *pr = bw_open_producer(c, s, p->topic);
 	unsigned char *buf = bench_payload(p->size);
-	struct pong_rx x = { p->size, 0, false, 0, s };
+	struct pong_rx x = { p->size, 0, false, 0, s, 0 };
 	struct src src;
 	bool warm = false;
 	uint64_t i;
@@ -77,7 +79,9 @@ void bw_run_pinger(struct bw_ctl *c, struct bw_slot *s)
 			if (n == 0 && (++stall & 0xffff) == 0 && ring_monotonic_ns() - t0 > STALL_NS)
 				fail(s, "no pong for 10 s after ping %llu", (unsigned long long)i);
 		}
-		t1 = ring_monotonic_ns();
+		/* From just before the send to the pong's handler, as Aeron's
+		 * cping and bench/compare time a trip (docs/HACKING.md). */
+		t1 = x.t1;
 		/* Warm-up: the first `warmup` round trips, or the first tenth of
 		 * a timed run if that ends sooner, are timed and then forgotten. */
 		if (!warm && (i == p->warmup ||

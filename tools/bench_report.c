@@ -100,7 +100,7 @@ void bench_report_header(FILE *f, const struct bench_opts *o, const struct bench
 	else
 		fprintf(f, "cache-line round trip: n/a (one PU, or pinning failed)\n");
 	if (o->mode == BENCH_PINGPONG)
-		fprintf(f, "latency: round trip (send, echo back on the second topic, receive)\n");
+		fprintf(f, "latency: round trip (from just before the send to the handler that sees the echo from the second topic)\n");
 	else if (o->consumers)
 		fprintf(f, "latency: receipt - record timestamp (CLOCK_REALTIME %s), 1 record in %u;\n"
 			   "         flat out, that is mostly queueing in a full ring (--rate: below saturation)\n",
