@@ -55,10 +55,32 @@ int spw_producer_open(struct spw_topic *t, struct spw_producer **out)
 	return spw_producer_open_flags(t, 0, out);
 }
 
+/* Lock the first free, settled slot of t through fd and make it p's: 0, or
+ * -EUSERS when every slot is taken, or another -errno. */
+static int take_slot(struct spw_topic *t, int fd, struct spw_producer *p)
+{
+	for (uint32_t i = 0; i < t->max_producers; i++) {
+		int l = ring_lock(fd, ring_slot_off(i), true);
+
+		if (l == -EAGAIN)
+			continue;
+		if (l < 0)
+			return l;
+		if (!slot_settled(t, i)) {
+			ring_unlock(fd, ring_slot_off(i));
+			continue;
+		}
+		p->slot = &t->slots[i];
+		p->slot_index = i;
+		return 0;
+	}
+	return -EUSERS;
+}
+
 int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_producer **out)
 {
 	struct spw_producer *p;
-	int fd, r = -EUSERS;
+	int fd, r;
 
 	if (!t || !out || (flags & ~SPW_PRODUCER_EXCLUSIVE))
 		return -EINVAL;
@@ -71,43 +93,17 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	ring_producers_lock();
 	fd = ring_reopen(t);
 	if (fd < 0) {
-		ring_producers_unlock();
-		free(p);
-		return fd;
+		r = fd;
+		goto fail;
 	}
 	/* Shared, or exclusive: one exclusive producer or any number of others. */
 	r = ring_lock(fd, RING_EXCL_OFF, flags & SPW_PRODUCER_EXCLUSIVE);
 	if (r) {
-		close(fd);
-		ring_producers_unlock();
-		free(p);
-		return r == -EAGAIN ? -EBUSY : r;
+		r = r == -EAGAIN ? -EBUSY : r;
+		goto fail;
 	}
-	r = -EUSERS;
-	for (uint32_t i = 0; i < t->max_producers; i++) {
-		int l = ring_lock(fd, ring_slot_off(i), true);
-
-		if (l == -EAGAIN)
-			continue;
-		if (l < 0) {
-			r = l;
-			break;
-		}
-		if (!slot_settled(t, i)) {
-			ring_unlock(fd, ring_slot_off(i));
-			continue;
-		}
-		p->slot = &t->slots[i];
-		p->slot_index = i;
-		r = 0;
-		break;
-	}
-	if (r) {
-		close(fd);
-		ring_producers_unlock();
-		free(p);
-		return r;
-	}
+	if ((r = take_slot(t, fd, p)))
+		goto fail;
 	/* Relaxed: we hold the slot's lock; readers treat these as advisory
 	 * (pid, gen, since) or order them through our tail CAS (claim, end). */
 	atomic_store_explicit(&p->slot->end, 0, memory_order_relaxed);
@@ -126,12 +122,8 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	p->fence_commit = ring_membarrier_register() != 0;
 	/* I9: alone, claim without the CAS; else end another's solo. */
 	r = p->exclusive ? 0 : ring_solo_open(p);
-	if (r) {
-		close(fd); /* drops our slot's lock: the slot is IDLE */
-		ring_producers_unlock();
-		free(p);
-		return r;
-	}
+	if (r)
+		goto fail; /* closing fd drops our slot's lock: the slot is IDLE */
 	ring_clock_init(&p->clk);
 	ring_producer_register(p);
 	ring_producers_unlock();
@@ -139,6 +131,12 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	p->fork_gen = ring_fork_gen;
 	*out = p;
 	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	ring_producers_unlock();
+	free(p);
+	return r;
 }
 
 static void write_word(struct spw_topic *t, uint64_t pos, uint64_t w)
