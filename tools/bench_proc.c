@@ -80,7 +80,7 @@ int64_t bench_send_one(struct spw_producer *p, bool busy, const void *buf, uint3
 
 int64_t bench_send_at(struct spw_producer *p, const void *buf, uint32_t len, uint64_t ts)
 {
-	return send_spinning(p, buf, len, &ts);
+	return bench_send_one_at(p, true, buf, len, &ts);
 }
 
 int bench_send_batch_at(struct spw_producer *p, bool busy, const struct spw_msg *m, uint32_t n,

@@ -132,7 +132,7 @@ static void run_producer(struct bw_ctl *c, struct bw_slot *s)
 		fail(s, "out of memory");
 	bw_ready_and_wait(c, s);
 	for (i = 0;; i++) {
-		uint64_t w = base | i;
+		uint64_t w = base | i, ts;
 		int64_t r;
 
 		if (p->count ? i >= p->count
@@ -143,13 +143,8 @@ static void run_producer(struct bw_ctl *c, struct bw_slot *s)
 		if (p->rate)
 			bw_pace(s->t_start_ns, i, p->rate);
 		memcpy(buf, &w, sizeof(w));
-		if (p->caller_time) {
-			uint64_t ts = caller_time(p, i);
-
-			r = bench_send_one_at(pr, p->busy, buf, p->size, &ts);
-		} else {
-			r = bench_send_one(pr, p->busy, buf, p->size);
-		}
+		ts = p->caller_time ? caller_time(p, i) : 0;
+		r = bench_send_one_at(pr, p->busy, buf, p->size, p->caller_time ? &ts : NULL);
 		if (r < 0) {
 			s->records = i;
 			fail(s, "send record %llu to %s: %s%s", (unsigned long long)i, p->topic,
