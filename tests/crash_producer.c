@@ -40,6 +40,13 @@
 /* Where the victim stops: a seam point of spw_producer_send, or CLAIM_API:
  * spw_producer_claim, half the payload written through c.data. */
 #define CLAIM_API 100
+/* CLAIM_API_AT: spw_producer_claim, the whole payload written, then
+ * spw_producer_commit_at stopped inside, after its timestamp store and
+ * before the commit word (RING_AT_BEFORE_COMMIT). */
+#define CLAIM_API_AT 101
+/* The caller's timestamp of the victim's stalled record in the caller-time
+ * cases (crash_case.caller_time): a value no clock gives now. */
+#define VICTIM_TS 0x5eed0000c0ffeeull
 
 struct crash_case {
 	const char *name;
@@ -47,6 +54,9 @@ struct crash_case {
 	uint32_t others; /* producer children sending meanwhile */
 	int wrap;        /* the victim's claim covers a padding to the ring end */
 	int resume;      /* SIGCONT the victim instead of killing it */
+	int caller_time; /* the stalled record goes through the caller-time
+			  * forms: spw_producer_send_wait_at (a seam point),
+			  * spw_producer_commit_at (CLAIM_API_AT), VICTIM_TS */
 };
 
 /* Shared with the children (MAP_SHARED). */
@@ -55,6 +65,7 @@ struct crash_shared {
 	uint64_t seed;
 	int64_t deadline_ns;
 	int stop_at;
+	int caller_time;
 	uint32_t victim_before;  /* records the victim sends before its stalled one */
 	uint32_t victim_len;     /* the length of that one */
 	uint64_t per_other;      /* records each other producer sends */
@@ -97,9 +108,19 @@ static int victim_main(void *arg)
 		r = spw_producer_commit(s.p, &c);
 		TEST_CHECK(r == 0, "victim: commit after the stall: %d", r);
 		pos = c.position;
+	} else if (x->stop_at == CLAIM_API_AT) {
+		r = spw_producer_claim(s.p, len, &c);
+		TEST_CHECK(r == 0, "victim: claim: %d", r);
+		atomic_store(&x->victim_claim, c.position);
+		memcpy(c.data, s.buf, len);
+		test_stop_at(RING_AT_BEFORE_COMMIT);
+		r = spw_producer_commit_at(s.p, &c, VICTIM_TS);
+		TEST_CHECK(r == 0, "victim: commit_at after the stall: %d", r);
+		pos = c.position;
 	} else {
 		test_stop_at(x->stop_at);
-		pos = spw_producer_send(s.p, s.buf, len);
+		pos = x->caller_time ? spw_producer_send_wait_at(s.p, s.buf, len, 60 * TEST_SEC, VICTIM_TS)
+				     : spw_producer_send(s.p, s.buf, len);
 		TEST_CHECK(pos >= 0, "victim: send after the stall: %" PRId64, pos);
 	}
 	atomic_store(&x->victim_sent, pos);
@@ -151,6 +172,7 @@ struct crash_ctx {
 	int64_t dead_from, dead_to; /* the victim's claimed span */
 	int64_t fixed_pos;          /* the victim's stalled record (fixed length) */
 	uint32_t fixed_len;
+	bool fixed_ts;              /* ... stamped VICTIM_TS by the victim */
 	int64_t last;
 	uint64_t records;
 	int failed;
@@ -168,6 +190,10 @@ static int crash_cb(void *arg, const struct spw_record *r)
 	if (r->position >= x->dead_from && r->position < x->dead_to) {
 		snprintf(x->msg, sizeof(x->msg), "record at %" PRId64 " inside the aborted span [%"
 			 PRId64 ", %" PRId64 ")", r->position, x->dead_from, x->dead_to);
+		x->failed = 1;
+	} else if (r->position == x->fixed_pos && x->fixed_ts && r->timestamp_ns != VICTIM_TS) {
+		snprintf(x->msg, sizeof(x->msg), "the victim's record at %" PRId64 " has timestamp %"
+			 PRIu64 ", not the one it gave", r->position, r->timestamp_ns);
 		x->failed = 1;
 	} else if (r->position <= x->last) {
 		snprintf(x->msg, sizeof(x->msg), "record at %" PRId64 " after %" PRId64, r->position,
@@ -270,6 +296,7 @@ static void run_crash(const struct crash_case *cc)
 	sh->seed = seed;
 	sh->deadline_ns = test_now_ns() + 120 * TEST_SEC;
 	sh->stop_at = cc->stop_at;
+	sh->caller_time = cc->caller_time;
 	sh->victim_before = cc->wrap ? 0 : 5;
 	sh->victim_len = 1000;
 	sh->per_other = test_scaled(400, 200, 200);
@@ -281,7 +308,7 @@ static void run_crash(const struct crash_case *cc)
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
 
 	/* 1. The victim claims and stops: [victim_from, victim_to) is its. */
-	victim = test_fork(victim_main, sh);
+	victim = test_fork_tied(victim_main, sh);
 	assert_int_equal(test_wait_stopped(victim, 30 * TEST_SEC), 0);
 	victim_from = atomic_load(&sh->victim_pre_tail);
 	victim_to = (int64_t)info_of(t).tail;
@@ -291,17 +318,18 @@ static void run_crash(const struct crash_case *cc)
 	 * padding is unwritten, else the record after it. */
 	stuck = cc->wrap && cc->stop_at == RING_AT_CLAIMED ? victim_from
 		: victim_from + (cc->wrap ? 512 : 0);
-	if (cc->stop_at == CLAIM_API)
+	if (cc->stop_at == CLAIM_API || cc->stop_at == CLAIM_API_AT)
 		assert_int_equal(atomic_load(&sh->victim_claim), stuck);
 	x->dead_from = cc->resume ? -1 : victim_from;
 	x->dead_to = cc->resume ? -1 : victim_to;
 	x->fixed_pos = victim_to - (int64_t)test_span(sh->victim_len);
 	x->fixed_len = sh->victim_len;
+	x->fixed_ts = cc->caller_time || cc->stop_at == CLAIM_API_AT;
 
 	/* 2. Others fill the ring behind it; nobody gets past the stuck claim. */
 	for (uint32_t i = 0; i < cc->others; i++) {
 		oargs[i] = (struct other_arg){ sh, i + 1 };
-		others[i] = test_fork(other_main, &oargs[i]);
+		others[i] = test_fork_tied(other_main, &oargs[i]);
 	}
 	wait_blocked(t, c, x, sh, stuck, cc->others, victim_to);
 	assert_int_equal(x->expect.next_seq[0], sh->victim_before);
@@ -415,20 +443,28 @@ static void run_crash(const struct crash_case *cc)
 	}
 
 /* kill -9 at each point of a claim, with and without a wrap. */
-CASE(killed_right_after_its_tail_claim, RING_AT_CLAIMED, 2, 0, 0)
-CASE(killed_right_after_its_tail_claim_alone_at_the_tail, RING_AT_CLAIMED, 0, 0, 0)
-CASE(killed_after_its_tail_claim_before_its_padding, RING_AT_CLAIMED, 2, 1, 0)
-CASE(killed_after_its_padding, RING_AT_PADDED, 2, 1, 0)
-CASE(killed_mid_payload, RING_AT_MID_PAYLOAD, 2, 0, 0)
-CASE(killed_mid_payload_after_its_padding, RING_AT_MID_PAYLOAD, 2, 1, 0)
-CASE(killed_before_its_commit, RING_AT_BEFORE_COMMIT, 2, 0, 0)
-CASE(killed_with_a_zero_copy_claim_half_written, CLAIM_API, 2, 0, 0)
+CASE(killed_right_after_its_tail_claim, RING_AT_CLAIMED, 2, 0, 0, 0)
+CASE(killed_right_after_its_tail_claim_alone_at_the_tail, RING_AT_CLAIMED, 0, 0, 0, 0)
+CASE(killed_after_its_tail_claim_before_its_padding, RING_AT_CLAIMED, 2, 1, 0, 0)
+CASE(killed_after_its_padding, RING_AT_PADDED, 2, 1, 0, 0)
+CASE(killed_mid_payload, RING_AT_MID_PAYLOAD, 2, 0, 0, 0)
+CASE(killed_mid_payload_after_its_padding, RING_AT_MID_PAYLOAD, 2, 1, 0, 0)
+CASE(killed_before_its_commit, RING_AT_BEFORE_COMMIT, 2, 0, 0, 0)
+CASE(killed_with_a_zero_copy_claim_half_written, CLAIM_API, 2, 0, 0, 0)
 /* Stopped at each point, then resumed: nothing was taken away (B1-B3). */
-CASE(stalled_after_its_tail_claim_then_resumed, RING_AT_CLAIMED, 2, 0, 1)
-CASE(stalled_before_its_padding_then_resumed, RING_AT_CLAIMED, 2, 1, 1)
-CASE(stalled_mid_payload_then_resumed, RING_AT_MID_PAYLOAD, 2, 0, 1)
-CASE(stalled_before_its_commit_then_resumed, RING_AT_BEFORE_COMMIT, 2, 1, 1)
-CASE(stalled_with_a_zero_copy_claim_then_resumed, CLAIM_API, 2, 0, 1)
+CASE(stalled_after_its_tail_claim_then_resumed, RING_AT_CLAIMED, 2, 0, 1, 0)
+CASE(stalled_before_its_padding_then_resumed, RING_AT_CLAIMED, 2, 1, 1, 0)
+CASE(stalled_mid_payload_then_resumed, RING_AT_MID_PAYLOAD, 2, 0, 1, 0)
+CASE(stalled_before_its_commit_then_resumed, RING_AT_BEFORE_COMMIT, 2, 1, 1, 0)
+CASE(stalled_with_a_zero_copy_claim_then_resumed, CLAIM_API, 2, 0, 1, 0)
+/* The caller-time forms (spw_producer_send_wait_at, spw_producer_commit_at)
+ * at the same points: they share the claim and commit paths, and a
+ * resumed one's record carries the timestamp it was given. */
+CASE(killed_right_after_the_tail_claim_of_a_send_wait_at, RING_AT_CLAIMED, 2, 1, 0, 1)
+CASE(killed_mid_payload_of_a_send_wait_at, RING_AT_MID_PAYLOAD, 2, 0, 0, 1)
+CASE(killed_inside_commit_at_after_its_timestamp, CLAIM_API_AT, 2, 0, 0, 1)
+CASE(stalled_before_the_commit_of_a_send_wait_at_then_resumed, RING_AT_BEFORE_COMMIT, 2, 1, 1, 1)
+CASE(stalled_inside_commit_at_then_resumed, CLAIM_API_AT, 2, 0, 1, 1)
 
 /* ------------------------------------------------------------------------- */
 
@@ -473,7 +509,7 @@ static void killed_between_its_slot_and_its_tail_claim(void **state)
 	 * before a CAS (ring/ring_layout.h I9; tests/ring_solo.c stops a solo
 	 * producer there). */
 	assert_int_equal(spw_producer_open(t, &p), 0);
-	v = test_fork(claiming_victim, sh);
+	v = test_fork_tied(claiming_victim, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(info_of(t).tail, 0); /* its CAS never ran */
 	np = spw_topic_producers(t, pi, 64);
@@ -515,7 +551,7 @@ static void a_dead_slot_with_an_open_claim_is_not_reused(void **state)
 	sh->stop_at = RING_AT_MID_PAYLOAD;
 	sh->victim_len = 100;
 	sh->seed = 1;
-	v = test_fork(victim_main, sh);
+	v = test_fork_tied(victim_main, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(spw_producer_open(t, &p), -EUSERS); /* alive, holds the only slot */
 	assert_int_equal(kill(v, SIGKILL), 0);
@@ -554,7 +590,7 @@ static int parent_of_a_child(void *arg)
 
 	TEST_CHECK(test_open_producer(x->dir, "forked", &t, &p) == 0, "parent");
 	TEST_CHECK(spw_producer_send(p, "abc", 3) == 0, "send");
-	child = test_fork(forked_child_uses_parent_handle, p);
+	child = test_fork_tied(forked_child_uses_parent_handle, p);
 	TEST_CHECK(test_wait(child, 30 * TEST_SEC) == 0, "child");
 	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
 	/* A grandchild that lives on after we die: */
@@ -577,7 +613,7 @@ static void a_handle_is_refused_in_a_forked_child(void **state)
 
 	(void)state;
 	snprintf(sh->dir, sizeof(sh->dir), "%s", test_group_dir);
-	v = test_fork(parent_of_a_child, sh);
+	v = test_fork_tied(parent_of_a_child, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(spwd_resolve(t, 24, &st), SPWD_RESOLVE_LIVE);
 	assert_int_equal(kill(v, SIGKILL), 0);
@@ -634,7 +670,15 @@ static int batch_victim(void *arg)
 		m[i] = (struct spw_msg){ buf[i], sizeof(buf[i]) };
 	}
 	ring_test_hook = stop_in_the_batch;
-	r = spw_producer_send_batch(p, m, BATCH_N, pos);
+	if (x->caller_time) {
+		uint64_t ts[BATCH_N];
+
+		for (int i = 0; i < BATCH_N; i++)
+			ts[i] = VICTIM_TS + (uint64_t)i;
+		r = spw_producer_send_batch_wait_at(p, m, BATCH_N, 60 * TEST_SEC, ts, pos);
+	} else {
+		r = spw_producer_send_batch(p, m, BATCH_N, pos);
+	}
 	TEST_CHECK(r == BATCH_N, "batch victim: send_batch after the stall: %d", r);
 	atomic_store(&x->victim_sent, pos[BATCH_N - 1]);
 	return 0;
@@ -644,8 +688,9 @@ static int batch_victim(void *arg)
  * 1: the first record committed): resolve says LIVE and changes nothing;
  * then killed (the uncommitted rest, exactly, becomes one ABORTED record at
  * once; committed records stay delivered) or resumed (the rest arrives). A
- * send after it goes through either way. */
-static void run_batch_crash(int done, bool resume)
+ * send after it goes through either way. caller_time: the batch goes through
+ * spw_producer_send_batch_wait_at, record i stamped VICTIM_TS + i. */
+static void run_batch_crash(int done, bool resume, bool caller_time)
 {
 	struct spw_topic *t = topic_new("batch");
 	struct crash_shared *sh = test_shared_alloc(sizeof(*sh));
@@ -663,6 +708,7 @@ static void run_batch_crash(int done, bool resume)
 
 	snprintf(sh->dir, sizeof(sh->dir), "%s", test_group_dir);
 	atomic_init(&sh->victim_sent, -1);
+	sh->caller_time = caller_time;
 	map = test_map_ring(test_group_dir, "batch", RING, NULL);
 	assert_non_null(map);
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_OLDEST, 0, &c), 0);
@@ -670,7 +716,7 @@ static void run_batch_crash(int done, bool resume)
 	stuck = first + done * span;
 	batch_point = done ? RING_AT_BEFORE_COMMIT : RING_AT_CLAIMED;
 	batch_hits = done + 1;
-	v = test_fork(batch_victim, sh);
+	v = test_fork_tied(batch_victim, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	assert_int_equal(info_of(t).tail, (uint64_t)(first + BATCH_N * span));
 	/* Its slot names the batch's uncommitted rest (ring_layout.h I2). */
@@ -687,6 +733,8 @@ static void run_batch_crash(int done, bool resume)
 	if (done) {
 		assert_int_equal(g->r[0].position, first);
 		assert_int_equal(g->r[0].hash, fill_hash(1000, 0));
+		if (caller_time)
+			assert_int_equal(g->r[0].timestamp_ns, VICTIM_TS);
 	}
 	assert_int_equal(spwd_scan(t, first, RING, &s), done * span);
 	assert_int_equal(s.stuck, stuck);
@@ -704,6 +752,8 @@ static void run_batch_crash(int done, bool resume)
 		for (int i = 0; i < BATCH_N; i++) {
 			assert_int_equal(g->r[i].position, first + i * span);
 			assert_int_equal(g->r[i].hash, fill_hash(1000, (uint64_t)i));
+			if (caller_time)
+				assert_int_equal(g->r[i].timestamp_ns, VICTIM_TS + (uint64_t)i);
 		}
 	} else {
 		assert_int_equal(kill(v, SIGKILL), 0);
@@ -757,7 +807,7 @@ static void garbage_in_a_batch_whose_producer_dies(void **state)
 	first = (int64_t)info_of(t).tail;
 	batch_point = RING_AT_BEFORE_COMMIT;
 	batch_hits = 3; /* before the third commit: two records committed */
-	v = test_fork(batch_victim, sh);
+	v = test_fork_tied(batch_victim, sh);
 	assert_int_equal(test_wait_stopped(v, 30 * TEST_SEC), 0);
 	/* A word that fails the validator (no such type, no such length). */
 	*(volatile uint64_t *)(map + ((uint64_t)first & (RING - 1))) = ~0ull;
@@ -783,19 +833,32 @@ static void garbage_in_a_batch_whose_producer_dies(void **state)
 static void killed_right_after_a_batch_claim(void **state)
 {
 	(void)state;
-	run_batch_crash(0, false);
+	run_batch_crash(0, false, false);
 }
 
 static void killed_half_way_through_a_batch(void **state)
 {
 	(void)state;
-	run_batch_crash(1, false);
+	run_batch_crash(1, false, false);
 }
 
 static void stalled_half_way_through_a_batch_then_resumed(void **state)
 {
 	(void)state;
-	run_batch_crash(1, true);
+	run_batch_crash(1, true, false);
+}
+
+/* The same through spw_producer_send_batch_wait_at (the caller's times). */
+static void killed_half_way_through_a_batch_wait_at(void **state)
+{
+	(void)state;
+	run_batch_crash(1, false, true);
+}
+
+static void stalled_half_way_through_a_batch_wait_at_then_resumed(void **state)
+{
+	(void)state;
+	run_batch_crash(1, true, true);
 }
 
 /* A stall that ends in a commit: resolve said LIVE all along, the record
@@ -879,6 +942,11 @@ int main(void)
 		cmocka_unit_test(stalled_mid_payload_then_resumed),
 		cmocka_unit_test(stalled_before_its_commit_then_resumed),
 		cmocka_unit_test(stalled_with_a_zero_copy_claim_then_resumed),
+		cmocka_unit_test(killed_right_after_the_tail_claim_of_a_send_wait_at),
+		cmocka_unit_test(killed_mid_payload_of_a_send_wait_at),
+		cmocka_unit_test(killed_inside_commit_at_after_its_timestamp),
+		cmocka_unit_test(stalled_before_the_commit_of_a_send_wait_at_then_resumed),
+		cmocka_unit_test(stalled_inside_commit_at_then_resumed),
 		cmocka_unit_test(killed_between_its_slot_and_its_tail_claim),
 		cmocka_unit_test(a_dead_slot_with_an_open_claim_is_not_reused),
 		cmocka_unit_test(a_handle_is_refused_in_a_forked_child),
@@ -888,6 +956,8 @@ int main(void)
 		cmocka_unit_test(garbage_in_a_batch_whose_producer_dies),
 		cmocka_unit_test(killed_half_way_through_a_batch),
 		cmocka_unit_test(stalled_half_way_through_a_batch_then_resumed),
+		cmocka_unit_test(killed_half_way_through_a_batch_wait_at),
+		cmocka_unit_test(stalled_half_way_through_a_batch_wait_at_then_resumed),
 	};
 
 	return cmocka_run_group_tests(tests, test_group_setup, test_group_teardown);
