@@ -12,7 +12,6 @@
 #include <time.h>
 
 /* The one clock (ring/clock.c), signed for the timeout arithmetic. */
-#define now_ns() ((int64_t)ring_monotonic_ns())
 
 /* Committed yet? 1 yes, 0 not yet, -EINVAL beyond the tail. */
 static int committed(struct spw_topic *t, uint64_t pos)
@@ -39,15 +38,17 @@ static int committed(struct spw_topic *t, uint64_t pos)
 
 static int wait_committed(struct spw_producer *p, uint64_t pos, int64_t timeout_ns)
 {
-	int64_t start = now_ns();
+	uint64_t start = timeout_ns > 0 ? ring_monotonic_ns() : 0;
 	long nap = 1000;
 
 	for (unsigned i = 0;; i++) {
 		int r = committed(p->t, pos);
+		int64_t left;
 
 		if (r)
 			return r > 0 ? 0 : r;
-		if (timeout_ns >= 0 && now_ns() - start >= timeout_ns)
+		left = ring_wait_left(timeout_ns, start);
+		if (left == 0)
 			return -ETIMEDOUT;
 		if (i < 64) {
 			ring_cpu_relax();
@@ -57,8 +58,8 @@ static int wait_committed(struct spw_producer *p, uint64_t pos, int64_t timeout_
 		 * to 1 ms, never past the timeout. */
 		struct timespec ts = { 0, nap };
 
-		if (timeout_ns >= 0 && timeout_ns - (now_ns() - start) < nap)
-			ts.tv_nsec = timeout_ns - (now_ns() - start) > 0 ? timeout_ns - (now_ns() - start) : 0;
+		if (left >= 0 && left < nap)
+			ts.tv_nsec = left;
 		nanosleep(&ts, NULL);
 		if (nap < 1000000)
 			nap *= 2;
@@ -71,7 +72,8 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 	struct spw_topic *t;
 	struct ring_hdr *h;
 	_Atomic uint64_t *counter;
-	int64_t start, left;
+	uint64_t start;
+	int64_t left;
 	uint32_t seq;
 
 	if (!p || position < 0)
@@ -95,7 +97,7 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 	/* Relaxed: our own process's generation. */
 	if (p->fork_gen != ring_fork_gen)
 		return -ECHILD;
-	start = now_ns();
+	start = timeout_ns > 0 ? ring_monotonic_ns() : 0;
 	for (;;) {
 		/* Acquire: the futex compare value, read before the re-check. */
 		seq = atomic_load_explicit(&h->ack_wake, memory_order_acquire);
@@ -112,8 +114,8 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 		else if (level == SPW_ACK_DURABLE &&
 			 atomic_load_explicit(&h->durable_err, memory_order_seq_cst))
 			r = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
-		left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
-		if (r == 1 && timeout_ns >= 0 && left <= 0)
+		left = ring_wait_left(timeout_ns, start);
+		if (r == 1 && left == 0)
 			r = -ETIMEDOUT;
 		if (r == 1)
 			/* Unregistered (no lock): 1 ms naps, never a lost wake. */

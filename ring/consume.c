@@ -585,7 +585,8 @@ static int wait_done(struct spw_consumer *c, int r)
 int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, int max,
 			   int64_t timeout_ns)
 {
-	int64_t start, left;
+	uint64_t start;
+	int64_t left;
 	int r;
 
 	/* Waiting is this call's job: the back-off is for spinning callers. */
@@ -594,10 +595,10 @@ int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg, 
 	r = poll_once(c, fn, arg, max);
 	if (r != 0)
 		return wait_done(c, r);
-	start = (int64_t)ring_monotonic_ns();
+	start = timeout_ns > 0 ? ring_monotonic_ns() : 0;
 	for (;;) {
-		left = timeout_ns < 0 ? -1 : timeout_ns - ((int64_t)ring_monotonic_ns() - start);
-		if (timeout_ns >= 0 && left <= 0)
+		left = ring_wait_left(timeout_ns, start);
+		if (left == 0)
 			return 0;
 		if (!ring_consumer_wait(c, left))
 			return 0;

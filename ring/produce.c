@@ -498,11 +498,6 @@ static int claim(struct spw_producer *p, uint32_t len, const uint64_t *given_ts,
 	return claim_impl(p, len, given_ts, c, false);
 }
 
-static int64_t now_ns(void)
-{
-	return (int64_t)ring_monotonic_ns();
-}
-
 /* What claim_wait tries: one record's claim, or a batch's (batch_claim). */
 struct claim_try {
 	uint32_t len;           /* one record: its length, c its claim, */
@@ -525,7 +520,8 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 {
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
-	int64_t start = 0, left;
+	uint64_t start = 0;
+	int64_t left;
 	uint32_t seq;
 	bool registered;
 	int r;
@@ -538,8 +534,8 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 		if (r != -EAGAIN)
 			return r;
 		if (i == 1)
-			start = now_ns();
-		else if ((i & 63) == 0 && now_ns() - start >= (int64_t)SPIN_NS)
+			start = ring_monotonic_ns();
+		else if ((i & 63) == 0 && ring_monotonic_ns() - start >= SPIN_NS)
 			break;
 		ring_cpu_relax();
 	}
@@ -552,8 +548,8 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 		registered = !p->join_pending && ring_waiter_enter(p->fd, t, &h->prod_waiters);
 		r = try_claim(p, a);
 		if (r == -EAGAIN) {
-			left = timeout_ns < 0 ? -1 : timeout_ns - (now_ns() - start);
-			if (timeout_ns >= 0 && left <= 0)
+			left = ring_wait_left(timeout_ns, start);
+			if (left == 0)
 				r = -ETIMEDOUT;
 			else
 				/* Unregistered (no lock, or waiting for a solo claim

@@ -125,6 +125,21 @@ static inline uint64_t ring_clock_now(struct ring_clock *c)
 uint64_t ring_realtime_ns(void);
 uint64_t ring_monotonic_ns(void);
 
+/* What is left of a wait of timeout_ns that began at start (a
+ * ring_monotonic_ns() reading): -1 for a wait without end (timeout_ns < 0),
+ * else the ns left, 0 once it is over. timeout_ns 0 is over at once and
+ * reads no clock, so start may then be left 0. The one rule for every
+ * waiting call's timeout (produce.c, consume.c, ack.c, spill/reader.c). */
+static inline int64_t ring_wait_left(int64_t timeout_ns, uint64_t start)
+{
+	int64_t left;
+
+	if (timeout_ns <= 0)
+		return timeout_ns < 0 ? -1 : 0;
+	left = timeout_ns - (int64_t)(ring_monotonic_ns() - start);
+	return left > 0 ? left : 0;
+}
+
 int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void ring_futex_wake_all(_Atomic uint32_t *word);
 /* Wake the consumers sleeping on t (I8 waker side): inline, one load and a

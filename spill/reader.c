@@ -325,18 +325,6 @@ int spw_reader_poll(struct spw_reader *r, spw_record_fn fn, void *arg, int max)
 	return x.n ? x.n : rc;
 }
 
-/* What is left of timeout_ns since start (read only when timeout_ns > 0):
- * -1 for ever (timeout_ns < 0), else >= 0. */
-static int64_t wait_left(int64_t timeout_ns, uint64_t start)
-{
-	int64_t left;
-
-	if (timeout_ns <= 0)
-		return timeout_ns < 0 ? -1 : 0;
-	left = timeout_ns - (int64_t)(ring_monotonic_ns() - start);
-	return left > 0 ? left : 0;
-}
-
 int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int max,
 			 int64_t timeout_ns)
 {
@@ -349,13 +337,12 @@ int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int 
 	if (!r || !fn || max <= 0)
 		return -EINVAL;
 	for (;;) {
-		int64_t left = wait_left(timeout_ns, start);
+		int64_t left = ring_wait_left(timeout_ns, start);
 
 		rc = poll_once(r, &x, max, true, left);
 		if (x.n || rc < 0 || r->done)
 			return x.n ? x.n : rc;
-		if (timeout_ns == 0 ||
-		    (timeout_ns > 0 && (int64_t)(ring_monotonic_ns() - start) >= timeout_ns))
+		if (ring_wait_left(timeout_ns, start) == 0)
 			return 0;
 		if (!r->live) { /* disk only, caught up: wait for the daemon */
 			struct timespec ts = { 0, 1000000 };
@@ -374,12 +361,10 @@ int spw_reader_read(struct spw_reader *r, struct spw_record *recs, int max, int6
 	if (!r || !recs || max <= 0)
 		return -EINVAL;
 	for (;;) {
-		int64_t left = wait_left(timeout_ns, start);
+		int64_t left = ring_wait_left(timeout_ns, start);
 
 		rc = poll_once(r, &x, max, timeout_ns != 0, left);
-		if (x.n || rc < 0 || r->done || timeout_ns == 0)
-			break;
-		if (timeout_ns > 0 && (int64_t)(ring_monotonic_ns() - start) >= timeout_ns)
+		if (x.n || rc < 0 || r->done || ring_wait_left(timeout_ns, start) == 0)
 			break;
 		if (!r->live) { /* disk only, caught up: wait for the daemon */
 			struct timespec ts = { 0, 1000000 };

@@ -229,6 +229,36 @@ static void send_wait_and_claim_wait_time_out_on_a_full_ring(void **state)
 	topic_end(t, "timeouts");
 }
 
+/* spw_producer_wait_ack's timeouts (ring_wait_left, as the other waits):
+ * with no daemon nothing is ever spilled or durable, so each level times
+ * out after its timeout (0: at once); a committed record is committed at
+ * once. */
+static void wait_ack_times_out_without_a_daemon(void **state)
+{
+	static const int64_t timeouts[] = { 0, 1 * TEST_MS, 50 * TEST_MS };
+	static const enum spw_ack levels[] = { SPW_ACK_SPILLED, SPW_ACK_DURABLE };
+	struct spw_topic *t = topic_64k("ack_timeouts");
+	struct spw_producer *p = NULL;
+	uint8_t buf[64] = { 0 };
+	int64_t pos;
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	pos = spw_producer_send(p, buf, sizeof(buf));
+	assert_true(pos >= 0);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_COMMITTED, 0), 0);
+	for (size_t l = 0; l < sizeof(levels) / sizeof(levels[0]); l++)
+		for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+			int64_t t0 = test_now_ns(), el;
+
+			assert_int_equal(spw_producer_wait_ack(p, pos, levels[l], timeouts[i]), -ETIMEDOUT);
+			el = test_now_ns() - t0;
+			assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
+		}
+	spw_producer_close(p);
+	topic_end(t, "ack_timeouts");
+}
+
 static void poll_wait_times_out_returning_zero(void **state)
 {
 	static const int64_t timeouts[] = { 0, 1 * TEST_MS, 50 * TEST_MS, 200 * TEST_MS };
@@ -485,6 +515,7 @@ int main(void)
 		cmocka_unit_test(claim_wait_blocks_until_a_reclaim_by_another_thread),
 		cmocka_unit_test(send_wait_and_claim_wait_time_out_on_a_full_ring),
 		cmocka_unit_test(poll_wait_times_out_returning_zero),
+		cmocka_unit_test(wait_ack_times_out_without_a_daemon),
 		cmocka_unit_test(poll_wait_is_woken_by_a_send_from_another_thread),
 		cmocka_unit_test(poll_wait_forever_returns_when_a_record_comes),
 		cmocka_unit_test(poll_wait_on_a_readonly_topic_sees_a_send),
