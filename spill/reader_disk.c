@@ -46,7 +46,8 @@ int rd_seg_load(struct spw_reader *r, uint64_t pos)
 		struct stat ist;
 
 		/* The daemon creates the .seg, then the .idx, then writes its
-		 * header: a segment being born is not an error, just not there. */
+		 * header: a segment being born (locate() tells it from a damaged
+		 * one, missing()). */
 		if (stat(ip, &ist) != 0 || ist.st_size < (off_t)SEG_IDX_HDR_BYTES) {
 			rd_seg_drop(g);
 			return -EAGAIN;
@@ -85,11 +86,18 @@ static int seg_refresh(struct spw_reader *r)
 	return 0;
 }
 
-/* Is there data on disk or in the ring past a missing segment at pos? */
-static int missing(struct spw_reader *r, uint64_t pos)
+/* The segment at pos cannot be read: its .seg is missing (err -ENOENT) or
+ * its .idx is missing or shorter than its header (err -EBADMSG). Below the
+ * earliest segment kept: -ERANGE (retention moved past). With a later
+ * segment on disk: err, a hole in the middle of the log, never taken for its
+ * end (R5). Else 0: the end of the disk log for now (the last segment may be
+ * being born: the daemon creates the .seg, then the .idx, then writes its
+ * header). */
+static int missing(struct spw_reader *r, uint64_t pos, int err)
 {
 	int64_t e = rd_earliest(r->dir, r->t);
-	uint64_t *bases;
+	uint64_t base = pos - pos % r->segment_bytes, *bases;
+	char file[PATH_MAX];
 	size_t n;
 	bool later = false;
 
@@ -98,17 +106,19 @@ static int missing(struct spw_reader *r, uint64_t pos)
 		return -ERANGE;
 	}
 	if (seg_list(r->dir, &bases, &n) == 0) {
-		later = n && bases[n - 1] > pos;
-		for (size_t i = 0; i < n; i++)
-			if (bases[i] == pos - pos % r->segment_bytes)
+		later = n && bases[n - 1] > base;
+		for (size_t i = 0; err == -ENOENT && i < n; i++)
+			if (bases[i] == base)
 				later = false; /* created since seg_load looked: try again */
 	}
 	free(bases);
-	if (later) {
+	if (!later)
+		return 0; /* the end of the disk log: nothing yet */
+	if (err == -ENOENT || seg_file_path(file, sizeof(file), r->dir, base, "idx"))
 		rd_set_err(r, r->seg.path, pos);
-		return -ENOENT;
-	}
-	return 0; /* the end of the disk log: nothing yet */
+	else
+		rd_set_err(r, file, pos);
+	return err;
 }
 
 /* The index entry holding r->pos in the loaded segment, or g->nent. */
@@ -133,9 +143,9 @@ static int locate(struct spw_reader *r, int *at)
 	for (;;) {
 		rc = rd_seg_load(r, r->pos);
 		if (rc == -EAGAIN)
-			return 0;
+			return missing(r, r->pos, -EBADMSG);
 		if (rc == -ENOENT)
-			return missing(r, r->pos);
+			return missing(r, r->pos, -ENOENT);
 		if (rc)
 			return rc;
 		g = &r->seg;

@@ -1212,6 +1212,40 @@ static void torn_index_of_sealed_segment_is_an_error_not_the_end(void **state)
 	reader_done(r, g);
 }
 
+/* The index of a middle segment gone, or shorter than its header, while
+ * its .seg and later segments are there: a damaged log, not a segment being
+ * born (only the last one can be that) and not the end of the log: -EBADMSG
+ * at the segment's base, everything before it delivered. */
+static void missing_or_short_index_of_a_middle_segment_is_an_error(void **state)
+{
+	static const char *const pass_name[2] = { "index gone", "index of 10 bytes" };
+	uint64_t base = 2 * SEG_BYTES;
+
+	(void)state;
+	for (int pass = 0; pass < 2; pass++) {
+		struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
+		struct spw_reader *r;
+		struct got *g = got_new();
+		char data[1024], idx[1200];
+
+		print_message("%s\n", pass_name[pass]);
+		damage_begin(&o, data, sizeof(data));
+		o.flags = SPW_READER_NO_LIVE;
+		seg_path(data, base, "idx", idx, sizeof(idx));
+		if (pass == 0)
+			assert_int_equal(unlink(idx), 0);
+		else
+			assert_int_equal(truncate(idx, 10), 0);
+		r = open_ok(&o);
+		assert_int_equal(drain(r, g, 250), -EBADMSG);
+		assert_range(g, 0, cat_at_or_after((int64_t)base));
+		assert_int_equal(spw_reader_position(r), (int64_t)base);
+		assert_error_at(r, idx, (int64_t)base, (int64_t)base + 1);
+		stays_failed(r, g, -EBADMSG, 1);
+		reader_done(r, g);
+	}
+}
+
 static void missing_middle_segment_is_enoent_never_skipped(void **state)
 {
 	static const char *const pass_name[3] = { "no flags", "SKIP_CORRUPT", "index gone too" };
@@ -1592,6 +1626,7 @@ RDT_MAIN(group_setup, group_teardown,
 	 RDT_TEST(bad_record_header_is_ebadmsg_without_crc_check),
 	 RDT_TEST(truncated_segment_is_ebadmsg),
 	 RDT_TEST(torn_index_of_sealed_segment_is_an_error_not_the_end),
+	 RDT_TEST(missing_or_short_index_of_a_middle_segment_is_an_error),
 	 RDT_TEST(missing_middle_segment_is_enoent_never_skipped),
 	 RDT_TEST(retention_deleted_start_is_erange_and_earliest_moves),
 	 RDT_TEST(disk_only_reader_following_the_daemon_never_sees_ebadmsg),
