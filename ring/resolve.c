@@ -203,19 +203,21 @@ int spwd_resolve(struct spw_topic *t, int64_t position, struct spwd_stall *out)
 		/* Uncommitted, and no live slot holds it: its owner is dead. The
 		 * span is the dead slot's; for a slot reused since (or garbage in
 		 * it), up to the next proven boundary or the first written word. */
-		if (!dead_owner) {
+		if (!dead_owner)
 			end = next_claim_start(t, pos, tail);
+		if (end > lap_end)
+			end = lap_end; /* the padding of a wrapping claim: to the end */
+		if (end - pos > RING_SKIP_MAX)
+			end = pos + RING_SKIP_MAX; /* the rest: the next round's */
+		/* Capped first: a hostile tail far ahead must not make this a
+		 * search of 2^60 words (tests/ring_repair.c). */
+		if (!dead_owner)
 			for (uint64_t q = pos + 8; q < end; q += 8)
 				/* Relaxed: a dead span is written by nobody. */
 				if (atomic_load_explicit(&ring_rec_at(t, q)->commit, memory_order_relaxed)) {
 					end = q;
 					break;
 				}
-		}
-		if (end > lap_end)
-			end = lap_end; /* the padding of a wrapping claim: to the end */
-		if (end - pos > RING_SKIP_MAX)
-			end = pos + RING_SKIP_MAX; /* the rest: the next round's */
 		if (!settle(t, pos, w, RING_T_ABORTED, end))
 			return SPWD_RESOLVE_NONE;
 		/* Relaxed: an advisory counter for stat. */

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../ring/ring_internal.h"
 #include "support.h"
@@ -200,6 +201,32 @@ static void a_word_of_another_lap_is_never_taken_for_this_one(void **state)
 	spw_consumer_close(c);
 }
 
+/* A hostile tail far ahead of every claim (a process with write access to
+ * the ring file; I7's garbage), over zeroed bytes: resolve aborts up to the
+ * end of the lap and returns at once. It used to look for the first written
+ * word all the way to that tail, 8 bytes a step, before it capped the span:
+ * ~11 minutes at 2^44 ahead, with every topic of the daemon stopped. */
+static void a_hostile_tail_far_ahead_is_settled_a_lap_at_a_time(void **state)
+{
+	struct fx *f = *state;
+	struct spw_topic *t = f->t;
+	struct spwd_stall st;
+	char buf[100] = { 0 };
+	uint64_t pos, lap_end;
+
+	assert_true(spw_producer_send(f->p, buf, sizeof(buf)) >= 0);
+	pos = atomic_load(&t->hdr->tail);
+	/* Reclaimed: the whole ring is zero, no word ends the search early. */
+	assert_int_equal(spwd_reclaim(t, (int64_t)pos), 0);
+	lap_end = (pos & ~t->mask) + t->ring_bytes;
+	atomic_store(&t->hdr->tail, pos + (1ull << 44));
+	alarm(60); /* the old code: minutes; a failure, not a hung run */
+	assert_int_equal(spwd_resolve(t, (int64_t)pos, &st), SPWD_RESOLVE_ABORTED);
+	alarm(0);
+	assert_int_equal(st.span, lap_end - pos);
+	assert_int_equal(st.slot, -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +235,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(a_word_of_another_lap_is_never_taken_for_this_one, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_hostile_tail_far_ahead_is_settled_a_lap_at_a_time,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
