@@ -396,7 +396,7 @@ static int reader_geometry(struct spw_reader *r)
 	} else if (seg_conf_load(r->dir, &conf) == 0) {
 		r->ring_bytes = conf.ring_bytes;
 		r->segment_bytes = conf.segment_bytes;
-		r->max_record = conf.max_record ? conf.max_record : conf.ring_bytes / 4;
+		r->max_record = conf.max_record ? conf.max_record : seg_max_record_bound(conf.ring_bytes);
 	} else {
 		return seg_lstat(r->dir, &st) ? -ENOENT : -EBADMSG;
 	}

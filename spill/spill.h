@@ -187,6 +187,14 @@ int seg_fault_submit(void);
 /* Consumer groups (spill/group.c): write a position atomically. */
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
 
+/* The bound on a record's payload for a log whose max_record is not known
+ * (no topic.conf, or 0 in it): a quarter ring, never above the hard cap and
+ * never wrapped to 32 bits (rings go up to 2^40 bytes). */
+static inline uint32_t seg_max_record_bound(uint64_t ring_bytes)
+{
+	return ring_bytes / 4 < SPW_RECORD_MAX_BYTES ? (uint32_t)(ring_bytes / 4) : SPW_RECORD_MAX_BYTES;
+}
+
 /* --- walk.c: the one walker of the disk log --------------------------------
  * Segments in order, each index header and entry checked, each entry's data
  * CRC, every record header (ring_word_check), the DATA counts and the

@@ -134,8 +134,13 @@ static int walk_one_entry(struct seg_log *w, int fd, uint64_t file_bytes,
 	if (b - a > *cap) {
 		uint8_t *nb = realloc(*buf, b - a);
 
-		if (!nb)
+		if (!nb) {
+			/* Never a silent skip: unchecked is not clean. */
+			snprintf(why, sizeof(why), "cannot allocate %llu bytes to check this entry",
+				 (unsigned long long)(b - a));
+			bad(w, x->file, a, b, why);
 			return -1;
+		}
 		*buf = nb;
 		*cap = b - a;
 	}
@@ -192,7 +197,7 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 		return 0;
 	}
 	if (!w->max_record)
-		w->max_record = (uint32_t)(h.ring_bytes / 4);
+		w->max_record = seg_max_record_bound(h.ring_bytes);
 	if (w->on_seg && (!k || e[k - 1].end > w->from))
 		w->on_seg(w->arg, sp, &h, k);
 	total = seg_lstat(ip, &ist) ? k
@@ -238,14 +243,37 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 	return a;
 }
 
+/* Principle 2: what the durable checkpoint acknowledged (ckpt_rc, ckpt:
+ * seg_ckpt_load() before the walk, so a daemon moving it meanwhile is never
+ * ahead of what was walked) must be on disk and indexed. A log that ends
+ * below it lost acknowledged data; a damaged checkpoint leaves recovery
+ * blind to what was acknowledged. Both are BAD, never clean. */
+static void check_durable(struct seg_log *w, int ckpt_rc, uint64_t ckpt)
+{
+	char why[300], p[PATH_MAX];
+
+	if (ckpt_rc != -EBADMSG && (ckpt_rc || ckpt <= w->end))
+		return; /* none (-ENOENT, not ours) or covered */
+	snprintf(p, sizeof(p), "%s/%s", w->dir, SEG_CKPT_NAME);
+	if (ckpt_rc) {
+		bad(w, p, 0, 0, "the durable checkpoint is damaged (magic, zero field or CRC): "
+				"how far the log was acknowledged durable is unknown");
+		return;
+	}
+	snprintf(why, sizeof(why), "acknowledged durable up to %llu (the checkpoint), but the "
+		 "indexed log ends at %llu: segments or index entries are missing",
+		 (unsigned long long)ckpt, (unsigned long long)w->end);
+	bad(w, p, w->end, ckpt, why);
+}
+
 int seg_log_walk(struct seg_log *w)
 {
-	uint64_t *bases, expect = 0;
+	uint64_t *bases, expect = 0, ckpt;
 	uint8_t *buf = NULL;
 	size_t n, cap = 0;
 	bool have = false;
 	char why[200], p[PATH_MAX];
-	int r = seg_list(w->dir, &bases, &n);
+	int ckpt_rc = seg_ckpt_load(w->dir, &ckpt), r = seg_list(w->dir, &bases, &n);
 
 	if (r)
 		return r == -ENOENT ? 0 : r;
@@ -278,6 +306,8 @@ int seg_log_walk(struct seg_log *w)
 	}
 	free(bases);
 	free(buf);
+	if (!w->to && !w->stopped)
+		check_durable(w, ckpt_rc, ckpt);
 	return 0;
 }
 

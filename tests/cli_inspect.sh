@@ -91,4 +91,24 @@ expect_rc 1 "$CLI" consume s
 expect_err "$seg is corrupt at position $lo"
 grep -q Z "$TMP/out" && fail "consume printed the corrupted byte"
 
+check "verify: a log cut below its durable checkpoint is never clean (last segment gone, index cut)"
+ck=$(od -An -t u8 -j 8 -N 8 "$SPILLWAY_DATA_DIR/s/durable" | tr -d ' ')
+last=$(ls "$SPILLWAY_DATA_DIR/s/"*.seg | tail -1)
+base=$(basename "$last" .seg); base=$((10#$base))
+[ "$ck" -gt "$base" ] || fail "checkpoint $ck not past the last segment's base $base"
+mkdir -p "$TMP/held"
+mv "$last" "${last%.seg}.idx" "$TMP/held/"
+expect_rc 1 "$CLI" verify s --from "$base"
+grep -q "^BAD $SPILLWAY_DATA_DIR/s/durable: positions $base\.\.$ck .*acknowledged durable up to $ck" "$TMP/out" ||
+	fail "no loss reported: $(cat "$TMP/out")"
+mv "$TMP/held/"* "$SPILLWAY_DATA_DIR/s/"
+cp "${last%.seg}.idx" "$TMP/held/idx"
+truncate -s $((64 + 32)) "${last%.seg}.idx"
+expect_rc 1 "$CLI" verify s --from "$base"
+expect_out "acknowledged durable up to $ck"
+cp "$TMP/held/idx" "${last%.seg}.idx"
+printf 'X' | dd of="$SPILLWAY_DATA_DIR/s/durable" bs=1 seek=3 conv=notrunc status=none
+expect_rc 1 "$CLI" verify s --from "$base"
+expect_out "the durable checkpoint is damaged"
+
 done_ok

@@ -3,8 +3,9 @@
  * cmd_verify.c - spillway verify NAME [--from X] [--to Y]
  *
  * Every index entry's data CRC, every record header inside, the record
- * counts the index claims, the segments' contiguity (spill/walk.c), then
- * the headers of the ring's records past the disk log. Prints each bad range
+ * counts the index claims, the segments' contiguity and (without --to) the
+ * durable checkpoint reached (spill/walk.c), then the headers of the ring's
+ * records past the disk log. Prints each bad range
  * (file, positions, why) and a summary; exit 1 when anything is bad.
  */
 #include "cli.h"
@@ -15,8 +16,9 @@
 static const char usage[] =
 	"usage: spillway verify NAME [--from X] [--to Y] [--quiet]\n"
 	"Check topic NAME's disk log: each index entry's CRC over its segment bytes, every\n"
-	"record header, the record counts, the segments' contiguity; then the headers of\n"
-	"the ring's records not yet on disk. Prints every bad range (file, positions).\n"
+	"record header, the record counts, the segments' contiguity, that the log reaches\n"
+	"its durable checkpoint (without --to); then the headers of the ring's records not\n"
+	"yet on disk. Prints every bad range (file, positions).\n"
 	"  --from X, --to Y  only the entries overlapping [X, Y) (positions or @TIME)\n"
 	"  -q, --quiet       only the bad ranges and the summary\n"
 	"Exit status: 0 clean, 1 corruption found (or the topic is missing), 2 usage.\n"
