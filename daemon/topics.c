@@ -278,6 +278,27 @@ fail_free:
 	free(dt);
 }
 
+/* Give the ring just created at path to group gid, as root: through the
+ * file opened without following a symlink and checked to be the daemon's
+ * own regular file with one link, never by path (someone who can write the
+ * shm dir could swap the name for a link to /etc/shadow in between). */
+static int ring_give_group(const char *path, gid_t gid)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st))
+		r = -errno;
+	else if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1)
+		r = -EPERM;
+	else if (fchown(fd, (uid_t)-1, gid))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 /* After a reboot (ring gone, data kept): a new ring continues at the end of
  * the disk log; a torn tail that was cut becomes an aborted gap, so no
  * position is ever reused. */
@@ -340,9 +361,9 @@ static void topic_restore(const char *name)
 
 		/* A topic shared with a group gets its ring back with that group. */
 		if (seg_lstat(dir, &ds) == 0 && (ds.st_mode & 0070) && ds.st_gid != getegid() &&
-		    chown(ring, (uid_t)-1, ds.st_gid))
+		    (r = ring_give_group(ring, ds.st_gid)))
 			dlog(LOG_WARN, name, "cannot give %s to group %u: %s", ring,
-			     (unsigned)ds.st_gid, strerror(errno));
+			     (unsigned)ds.st_gid, strerror(-r));
 		dlog(LOG_INFO, name, "ring recreated after restart; the log continues at %llu",
 		     (unsigned long long)start);
 	}

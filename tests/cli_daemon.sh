@@ -80,5 +80,20 @@ echo 11 | "$CLI" produce g || fail "produce"
 expect_rc 0 "$CLI" consume g --group grp
 [ "$(cat "$TMP/out")" = 11 ] || fail "the group did not continue after the follower: $(cat "$TMP/out")"
 
+check "a ring recreated at start gets its group-shared topic dir's group back (daemon/topics.c)"
+expect_rc 0 "$CLI" produce g --ack durable "$TMP/ten"
+stop_daemon
+gid=$(getent group nogroup | cut -d: -f3)
+[ -n "$gid" ] || fail "no group nogroup on this machine"
+chgrp nogroup "$SPILLWAY_DATA_DIR/g"
+chmod 0770 "$SPILLWAY_DATA_DIR/g"
+rm -f "$SPILLWAY_SHM_DIR/g.ring" # as after a reboot: /dev/shm is empty
+start_daemon
+for _ in $(seq 1 250); do grep -q "topic g: ring recreated after restart" "$TMP/daemon.log" && break; sleep 0.02; done
+grep -q "topic g: ring recreated after restart" "$TMP/daemon.log" || fail "no ring recreated: $(cat "$TMP/daemon.log")"
+[ "$(stat -c %g "$SPILLWAY_SHM_DIR/g.ring")" = "$gid" ] ||
+	fail "the ring's group is $(stat -c %g "$SPILLWAY_SHM_DIR/g.ring"), not $gid"
+grep -q "cannot give" "$TMP/daemon.log" && fail "$(grep 'cannot give' "$TMP/daemon.log")"
+
 stop_daemon
 done_ok
