@@ -84,6 +84,8 @@ struct spill_stream {
 	uint64_t stuck_since_ns, stuck_checked_ns;
 	bool stall_reported;
 	bool resolve_failed;      /* resolve's error logged once */
+	int64_t scan_err_pos;     /* the scan error last logged, at that position */
+	int scan_err;             /* (logged again only when either changes) */
 	uint64_t rolls; /* segments closed: the daemon runs retention after each */
 	struct seg_metrics_spill m; /* counted for /metrics (spill/metrics.h) */
 	uint64_t sync_records;      /* m.records_spilled when the sync round began */

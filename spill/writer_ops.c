@@ -153,8 +153,14 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 			break;
 		}
 		if (n < 0) {
-			spill_log(LOG_ERROR, s->name, "scan at %llu: %s", (unsigned long long)pos,
-				  strerror((int)-n));
+			/* Once per error and position: a hostile header (a tail of
+			 * 0, a reclaimed past the spill position) fails the same
+			 * way every loop, ~500 times a second. */
+			if (s->scan_err != (int)n || s->scan_err_pos != (int64_t)pos)
+				spill_log(LOG_ERROR, s->name, "scan at %llu: %s (spilling stops here)",
+					  (unsigned long long)pos, strerror((int)-n));
+			s->scan_err = (int)n;
+			s->scan_err_pos = (int64_t)pos;
 			break;
 		}
 		if (n == 0)

@@ -95,5 +95,22 @@ grep -q "topic g: ring recreated after restart" "$TMP/daemon.log" || fail "no ri
 	fail "the ring's group is $(stat -c %g "$SPILLWAY_SHM_DIR/g.ring"), not $gid"
 grep -q "cannot give" "$TMP/daemon.log" && fail "$(grep 'cannot give' "$TMP/daemon.log")"
 
+check "a hostile tail of 0 in the ring header: the scan error is logged once, not every loop"
+wait_attached g
+expect_rc 0 "$CLI" produce g --ack spilled "$TMP/ten"
+python3 - "$SPILLWAY_SHM_DIR/g.ring" <<'PY'
+import mmap, sys
+with open(sys.argv[1], "r+b") as f:
+    m = mmap.mmap(f.fileno(), 4096)
+    m[128:136] = bytes(8)  # ring_layout.h: tail, alone on the header's second line
+    m.close()
+PY
+echo more | "$CLI" produce g >/dev/null 2>&1 &
+BGPIDS+=("$!")
+sleep 1.5
+n=$(grep -c "topic g: scan at" "$TMP/daemon.log")
+[ "$n" -ge 1 ] && [ "$n" -le 2 ] || fail "the scan error was logged $n times in 1.5 s"
+kill -0 "$DPID" 2>/dev/null || fail "spillwayd exited"
+
 stop_daemon
 done_ok
