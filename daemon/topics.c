@@ -181,10 +181,18 @@ static void recovery_report(const char *name, const struct seg_recovery *rec)
 		     (unsigned long long)rec->bad_from, (unsigned long long)rec->bad_to);
 }
 
+/* The largest gap attach records (seg_fill_gap: a lap a step, each with a
+ * CRC pass and two fdatasyncs; seconds at most). A reclaim bound further
+ * past the disk log is more likely a corrupt header than a disk that lost
+ * that much, and filling it would hold the daemon's loop, every topic's,
+ * for minutes or for ever. */
+#define GAP_MAX_LAPS 256u
+#define GAP_MAX_BYTES (64ull << 30)
+
 /* Where spilling continues: the end of the recovered disk log, checked
  * against the ring; bytes the ring reclaimed that never reached the disk
- * become an aborted gap (positions are never reused). 0 and *start, or -1
- * after saying why. */
+ * become an aborted gap (positions are never reused) up to the bounds
+ * above. 0 and *start, or -1 after saying why. */
 static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint64_t *start)
 {
 	struct spw_topic_info in;
@@ -212,6 +220,17 @@ static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint6
 	if (rec->end >= in.reclaimed) {
 		*start = rec->end;
 		return 0;
+	}
+	if (in.reclaimed - rec->end > GAP_MAX_BYTES ||
+	    (in.reclaimed - rec->end) / dt->t->ring_bytes > GAP_MAX_LAPS) {
+		dlog(LOG_ERROR, dt->name,
+		     "the ring says %llu was reclaimed, %llu bytes past the disk log's end %llu: "
+		     "a corrupt ring header, or more lost than attach records as a gap (%u laps, "
+		     "%llu GiB); not attached. The disk log is kept: delete the ring and restart "
+		     "spillwayd to recreate it at the log's end",
+		     (unsigned long long)in.reclaimed, (unsigned long long)(in.reclaimed - rec->end),
+		     (unsigned long long)rec->end, GAP_MAX_LAPS, GAP_MAX_BYTES >> 30);
+		return -1;
 	}
 	dlog(LOG_ERROR, dt->name,
 	     "bytes %llu..%llu were reclaimed from the ring but are not on disk: "

@@ -112,5 +112,25 @@ n=$(grep -c "topic g: scan at" "$TMP/daemon.log")
 [ "$n" -ge 1 ] && [ "$n" -le 2 ] || fail "the scan error was logged $n times in 1.5 s"
 kill -0 "$DPID" 2>/dev/null || fail "spillwayd exited"
 
+check "a hostile reclaim bound 2^36 past the disk log: attach refuses it at once, other topics go on"
+stop_daemon
+python3 - "$SPILLWAY_SHM_DIR/g.ring" <<'PY'
+import mmap, struct, sys
+with open(sys.argv[1], "r+b") as f:
+    m = mmap.mmap(f.fileno(), 4096)
+    spilled = struct.unpack_from("<Q", m, 512)[0]  # ring_layout.h: spilled, 5th line
+    far = spilled + (1 << 36)
+    struct.pack_into("<Q", m, 128, far)  # tail
+    struct.pack_into("<Q", m, 256, far)  # reclaimed
+    m.close()
+PY
+start_daemon
+wait_attached tiny
+for _ in $(seq 1 250); do grep -q "topic g: the ring says .* was reclaimed" "$TMP/daemon.log" && break; sleep 0.02; done
+grep -q "topic g: the ring says [0-9]* was reclaimed, 68719476736 bytes past the disk log" "$TMP/daemon.log" ||
+	fail "no refusal: $(grep 'topic g' "$TMP/daemon.log" | tail -3)"
+grep -q "topic g: attached" "$TMP/daemon.log" && fail "attached over the hostile bound"
+echo ok | "$CLI" produce tiny --ack spilled || fail "another topic does not spill"
+
 stop_daemon
 done_ok
