@@ -39,9 +39,75 @@ static int file_crc(int fd, uint64_t off, uint64_t n, uint32_t *crc)
 	return 0;
 }
 
-/* One index entry for the segment bytes [a, p), appended at xf's offset. */
+/* What an index held before its rebuild, kept as evidence: the ranges
+ * [a, b) of its entries whose own CRC holds and whose start is known (the
+ * header's first when the header holds, or when its base and first are
+ * the rebuild's own though its CRC fails; else the end of the sound entry
+ * just before), with their data CRCs. A rebuilt entry over the same bytes
+ * takes the old CRC: bytes changed since they were indexed then stay BAD,
+ * instead of being blessed by a CRC computed over them now. */
+struct old_entry {
+	uint64_t a, b;
+	uint32_t crc;
+};
+struct old_index {
+	struct old_entry *v;
+	size_t n;
+};
+
+#define OLD_ENTRIES_MAX (1u << 20) /* 32 MiB of index: more is not ours */
+
+static void old_index_load(const char *ip, uint64_t base, uint64_t first, struct old_index *o)
+{
+	struct seg_idx_hdr h;
+	struct seg_idx_entry x;
+	struct stat st;
+	uint64_t prev = 0;
+	bool known;
+	size_t n;
+	int fd = seg_open_file(ip, O_RDONLY, 0, true);
+
+	o->v = NULL;
+	o->n = 0;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) || st.st_size < (off_t)SEG_IDX_HDR_BYTES ||
+	    pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		close(fd);
+		return;
+	}
+	known = h.base == base && (seg_idx_hdr_ok(&h) || h.first == first);
+	prev = h.first;
+	n = ((size_t)st.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES;
+	if (n > OLD_ENTRIES_MAX)
+		n = OLD_ENTRIES_MAX;
+	o->v = calloc(n ? n : 1, sizeof(*o->v));
+	for (size_t i = 0; o->v && i < n; i++) {
+		bool ok = pread(fd, &x, sizeof(x), (off_t)(SEG_IDX_HDR_BYTES + i * SEG_IDX_ENTRY_BYTES)) ==
+				  (ssize_t)sizeof(x) &&
+			  seg_idx_entry_ok(&x) && !(x.end & 7);
+
+		if (ok && known && x.end > prev)
+			o->v[o->n++] = (struct old_entry){ prev, x.end, x.crc_data };
+		known = ok;
+		prev = x.end;
+	}
+	close(fd);
+}
+
+/* The old index's entry over exactly [a, b), or NULL. */
+static const struct old_entry *old_entry_of(const struct old_index *o, uint64_t a, uint64_t b)
+{
+	for (size_t i = 0; i < o->n; i++)
+		if (o->v[i].a == a && o->v[i].b == b)
+			return &o->v[i];
+	return NULL;
+}
+
+/* One index entry for the segment bytes [a, p), appended at xf's offset;
+ * its data CRC the old index's for the same range, if it had one (o). */
 static int put_entry(int xf, const uint8_t *map, uint64_t base, uint64_t a, uint64_t p,
-		     uint64_t records, uint64_t max_ts)
+		     uint64_t records, uint64_t max_ts, const struct old_index *o)
 {
 	struct seg_idx_entry e;
 
@@ -49,7 +115,8 @@ static int put_entry(int xf, const uint8_t *map, uint64_t base, uint64_t a, uint
 	e.end = p;
 	e.records = records;
 	e.max_ts = max_ts;
-	e.crc_data = seg_crc32c(0, map + (a - base), (size_t)(p - a));
+	e.crc_data = old_entry_of(o, a, p) ? old_entry_of(o, a, p)->crc
+					   : seg_crc32c(0, map + (a - base), (size_t)(p - a));
 	seg_idx_entry_seal(&e);
 	return write(xf, &e, sizeof(e)) == (ssize_t)sizeof(e) ? 0 : (errno ? -errno : -EIO);
 }
@@ -65,6 +132,7 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		       uint64_t ring_bytes, uint64_t segment_bytes)
 {
 	struct seg_idx_hdr h;
+	struct old_index old;
 	struct stat st;
 	uint8_t *map;
 	uint64_t p, a, records = 0, max_ts = 0, size;
@@ -96,11 +164,13 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		}
 		first = base + p;
 	}
+	old_index_load(ip, base, first, &old);
 	xf = seg_open_file(ip, O_RDWR | O_CREAT, 0600, true);
 	if (xf < 0 || ftruncate(xf, 0)) {
 		r = xf < 0 ? xf : -errno;
 		if (xf >= 0)
 			close(xf);
+		free(old.v);
 		munmap(map, size);
 		return r;
 	}
@@ -112,11 +182,17 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		uint64_t lap_end = (p & ~(ring_bytes - 1)) + ring_bytes;
 		struct seg_log_rec d;
 
+		if (p > a && old_entry_of(&old, a, p)) {
+			/* Cut where the old index cut: its CRC then stands. */
+			r = put_entry(xf, map, base, a, p, records, max_ts, &old);
+			a = p;
+			continue;
+		}
 		if (seg_rec_decode(map + (p - base), p, base + size - p, ring_bytes,
 				   SPW_RECORD_MAX_BYTES, &d))
 			break; /* the end of what was written whole */
 		if (p > a && p + d.span - a > SEG_ENTRY_SPAN) {
-			r = put_entry(xf, map, base, a, p, records, max_ts);
+			r = put_entry(xf, map, base, a, p, records, max_ts, &old);
 			a = p;
 		}
 		if (d.type == RING_T_DATA) {
@@ -127,15 +203,16 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		p += d.span;
 		if ((p == lap_end || !(p < base + size)) && p > a) {
 			/* The writer never lets an entry cross a lap. */
-			r = put_entry(xf, map, base, a, p, records, max_ts);
+			r = put_entry(xf, map, base, a, p, records, max_ts, &old);
 			a = p;
 		}
 	}
 	if (!r && p > a)
-		r = put_entry(xf, map, base, a, p, records, max_ts);
+		r = put_entry(xf, map, base, a, p, records, max_ts, &old);
 	if (!r && fdatasync(xf))
 		r = -errno;
 	close(xf);
+	free(old.v);
 	munmap(map, size);
 	return r;
 }
@@ -198,7 +275,10 @@ static int last_index(const char *topic_dir, const char *sp, const char *ip, uin
 	int good = seg_idx_load(ip, h, e);
 	uint64_t from = 0;
 
-	if (good >= 0)
+	/* Rebuilt only when missing or damaged: out of memory or an I/O
+	 * error says nothing about the index, and the rebuild would replace
+	 * it (its CRCs are evidence: old_index_load). */
+	if (good >= 0 || (good != -EBADMSG && good != -ENOENT))
 		return good;
 	if (nseg > 1) {
 		char pp[PATH_MAX];

@@ -917,6 +917,47 @@ static void recover_of_a_cut_segment_reports_the_highest_indexed_position(void *
 			 (unsigned long long)k, (unsigned long long)c.seed);
 }
 
+/* Two faults in the last segment, all of it acknowledged durable: a
+ * payload byte flipped in its first entry, and its index's header damaged,
+ * so recovery rebuilds the index from the records. The rebuilt index must
+ * not bless the flipped byte with a CRC computed over it now: the old
+ * entry's CRC is kept as evidence and the range stays BAD (recovery's
+ * count, the walker's data CRC mismatch). */
+static void rebuilding_a_damaged_index_keeps_the_old_crcs_as_evidence(void **state)
+{
+	struct fcase c;
+	struct built *b = build_from_zero(&c, state, "rebuild_evidence", 300);
+	char ip[1024], ck[1100];
+	struct seg_idx_hdr h;
+	struct seg_idx_entry *e = NULL;
+	uint64_t at = 0;
+	int n, fd;
+
+	idx_path_of(c.dir, b->last_base, ip, sizeof(ip));
+	n = seg_idx_load(ip, &h, &e);
+	assert_true(n >= 2);
+	/* The middle of the first payload of >= 16 bytes in the first entry. */
+	for (int i = 0; i < b->n && !at; i++)
+		if (b->pos[i] >= h.first && b->pos[i] + 16 + b->len[i] <= e[0].end && b->len[i] >= 16)
+			at = b->pos[i] + 16 + b->len[i] / 2;
+	free(e);
+	assert_true(at);
+	snprintf(ck, sizeof(ck), "%s/%s", c.dir, SEG_CKPT_NAME);
+	fd = open(ck, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(seg_ckpt_write(fd, b->end), 0);
+	close(fd);
+	flip_byte(c.sp, (off_t)(at - b->last_base));
+	flip_byte(ip, 8); /* the header: its CRC fails, the index is rebuilt */
+
+	recover_expect(c.dir, &c.rec, b->end, b->end, 0);
+	assert_true(c.rec.idx_rebuilt);
+	assert_int_equal(c.rec.bad_ranges, 1);
+	assert_true(c.rec.bad_from <= at && at < c.rec.bad_to);
+	memset(&c.w, 0, sizeof(c.w));
+	assert_int_equal(test_seg_walk(c.dir, &c.w), -EBADMSG);
+}
+
 static void fill_gap_crosses_laps_and_segments_with_aborted_records(void **state)
 {
 	struct fcase c;
@@ -950,6 +991,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(recover_cuts_junk_appended_to_the_last_segment, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(recover_of_a_cut_segment_reports_the_highest_indexed_position, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(rebuilding_a_damaged_index_keeps_the_old_crcs_as_evidence,
+						dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(fill_gap_crosses_laps_and_segments_with_aborted_records, dir_setup, dir_teardown),
 	};
 
