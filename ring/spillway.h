@@ -403,10 +403,13 @@ void spw_reader_close(struct spw_reader *r);
 /* As spw_consumer_poll: the count delivered, 0 when nothing is there (or the
  * bound was reached: see spw_reader_done), or -errno:
  *   -ERANGE   the position was deleted by retention meanwhile
- *   -EBADMSG  a segment failed its CRC or holds a bad header (see
- *             spw_reader_error); with SPW_READER_SKIP_CORRUPT the range is
- *             skipped instead, and counted in spw_reader_skipped()
- *   -ENOENT   a segment is missing in the middle of the log (spw_reader_error)
+ *   -EBADMSG  a segment failed its CRC or holds a bad header, or a segment
+ *             that later ones (or the durable checkpoint) follow has no
+ *             whole index (see spw_reader_error); with
+ *             SPW_READER_SKIP_CORRUPT a CRC-failed range is skipped
+ *             instead, and counted in spw_reader_skipped()
+ *   -ENOENT   a segment is missing in the middle of the log, or at its end
+ *             below the durable checkpoint (spw_reader_error)
  *   -ESTALE   lapped while live with SPW_READER_NO_LIVE unset but the data
  *             dir lacks the range (no daemon spilling?) */
 int spw_reader_poll(struct spw_reader *r, spw_record_fn fn, void *arg, int max);

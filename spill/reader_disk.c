@@ -89,14 +89,18 @@ static int seg_refresh(struct spw_reader *r)
 /* The segment at pos cannot be read: its .seg is missing (err -ENOENT) or
  * its .idx is missing or shorter than its header (err -EBADMSG). Below the
  * earliest segment kept: -ERANGE (retention moved past). With a later
- * segment on disk: err, a hole in the middle of the log, never taken for its
- * end (R5). Else 0: the end of the disk log for now (the last segment may be
- * being born: the daemon creates the .seg, then the .idx, then writes its
- * header). */
+ * segment on disk, or below the durable checkpoint (principle 2: what was
+ * acknowledged durable is on disk): err, a hole in the log, never taken for
+ * its end (R5). Else 0: the end of the disk log for now (the last segment
+ * may be being born: the daemon creates the .seg, then the .idx, then
+ * writes its header). */
 static int missing(struct spw_reader *r, uint64_t pos, int err)
 {
+	/* The checkpoint first: one past pos was published after pos's bytes
+	 * and index were synced, so they were there before we look. */
+	uint64_t base = pos - pos % r->segment_bytes, *bases, ckpt;
+	bool durable = seg_ckpt_peek(r->dir, &ckpt) == 0 && ckpt > pos;
 	int64_t e = rd_earliest(r->dir, r->t);
-	uint64_t base = pos - pos % r->segment_bytes, *bases;
 	char file[PATH_MAX];
 	size_t n;
 	bool later = false;
@@ -112,8 +116,8 @@ static int missing(struct spw_reader *r, uint64_t pos, int err)
 				later = false; /* created since seg_load looked: try again */
 	}
 	free(bases);
-	if (!later)
-		return 0; /* the end of the disk log: nothing yet */
+	if (!later && (!durable || rd_seg_load(r, pos) == 0))
+		return 0; /* the end of the disk log: nothing yet (or it came since) */
 	if (err == -ENOENT || seg_file_path(file, sizeof(file), r->dir, base, "idx"))
 		rd_set_err(r, r->seg.path, pos);
 	else

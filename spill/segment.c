@@ -135,7 +135,7 @@ int seg_ckpt_write(int fd, uint64_t durable)
 	return fdatasync(fd) ? -errno : 0;
 }
 
-int seg_ckpt_load(const char *topic_dir, uint64_t *durable)
+static int ckpt_load(const char *topic_dir, uint64_t *durable, bool own)
 {
 	char p[PATH_MAX];
 	struct seg_ckpt c;
@@ -145,7 +145,7 @@ int seg_ckpt_load(const char *topic_dir, uint64_t *durable)
 	*durable = 0;
 	if ((size_t)snprintf(p, sizeof(p), "%s/%s", topic_dir, SEG_CKPT_NAME) >= sizeof(p))
 		return -ENAMETOOLONG;
-	fd = seg_open_file(p, O_RDONLY, 0, true);
+	fd = seg_open_file(p, O_RDONLY, 0, own);
 	if (fd < 0)
 		return fd;
 	n = pread(fd, &c, sizeof(c), 0);
@@ -155,6 +155,16 @@ int seg_ckpt_load(const char *topic_dir, uint64_t *durable)
 		return -EBADMSG;
 	*durable = c.durable;
 	return 0;
+}
+
+int seg_ckpt_load(const char *topic_dir, uint64_t *durable)
+{
+	return ckpt_load(topic_dir, durable, true);
+}
+
+int seg_ckpt_peek(const char *topic_dir, uint64_t *durable)
+{
+	return ckpt_load(topic_dir, durable, false);
 }
 
 int seg_fill_gap(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,

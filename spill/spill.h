@@ -63,6 +63,10 @@ int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
 void seg_ckpt_encode(void *buf, uint64_t durable);       /* SEG_CKPT_BYTES at buf */
 int seg_ckpt_write(int fd, uint64_t durable);            /* written and synced: 0 or -errno */
 int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT, -EBADMSG */
+/* The same whoever owns the file: for readers and verify, which only raise
+ * an error when the log falls short of it (the daemon's recovery trusts
+ * only its own: seg_ckpt_load). */
+int seg_ckpt_peek(const char *topic_dir, uint64_t *durable);
 
 /* .idx header, 64 bytes, little-endian. */
 struct seg_idx_hdr {

@@ -273,7 +273,7 @@ int seg_log_walk(struct seg_log *w)
 	size_t n, cap = 0;
 	bool have = false;
 	char why[200], p[PATH_MAX];
-	int ckpt_rc = seg_ckpt_load(w->dir, &ckpt), r = seg_list(w->dir, &bases, &n);
+	int ckpt_rc = seg_ckpt_peek(w->dir, &ckpt), r = seg_list(w->dir, &bases, &n);
 
 	if (r)
 		return r == -ENOENT ? 0 : r;

@@ -1246,6 +1246,36 @@ static void missing_or_short_index_of_a_middle_segment_is_an_error(void **state)
 	}
 }
 
+static void unlink_segment(const char *data, uint64_t base);
+
+/* The last segment gone (its .seg and .idx) while the durable checkpoint
+ * says the log went past its base: the log's end is not where the disk
+ * now stops. -ENOENT there, never a clean end of the log over data that
+ * was acknowledged durable (principle 2). */
+static void a_log_ending_below_its_durable_checkpoint_is_enoent(void **state)
+{
+	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
+	struct spw_reader *r;
+	struct got *g = got_new();
+	char data[1024], seg[1200], dir[1200];
+	uint64_t base = ((uint64_t)S.tail - 1) / SEG_BYTES * SEG_BYTES, ck = 0;
+
+	(void)state;
+	damage_begin(&o, data, sizeof(data));
+	o.flags = SPW_READER_NO_LIVE;
+	snprintf(dir, sizeof(dir), "%s/%s", data, TOPIC);
+	assert_int_equal(seg_ckpt_load(dir, &ck), 0);
+	assert_true(ck > base && base > 0);
+	unlink_segment(data, base);
+	seg_path(data, base, "seg", seg, sizeof(seg));
+	r = open_ok(&o);
+	assert_int_equal(drain(r, g, 250), -ENOENT);
+	assert_range(g, 0, cat_at_or_after((int64_t)base));
+	assert_int_equal(spw_reader_position(r), (int64_t)base);
+	stays_failed(r, g, -ENOENT, 1);
+	reader_done(r, g);
+}
+
 static void missing_middle_segment_is_enoent_never_skipped(void **state)
 {
 	static const char *const pass_name[3] = { "no flags", "SKIP_CORRUPT", "index gone too" };
@@ -1627,6 +1657,7 @@ RDT_MAIN(group_setup, group_teardown,
 	 RDT_TEST(truncated_segment_is_ebadmsg),
 	 RDT_TEST(torn_index_of_sealed_segment_is_an_error_not_the_end),
 	 RDT_TEST(missing_or_short_index_of_a_middle_segment_is_an_error),
+	 RDT_TEST(a_log_ending_below_its_durable_checkpoint_is_enoent),
 	 RDT_TEST(missing_middle_segment_is_enoent_never_skipped),
 	 RDT_TEST(retention_deleted_start_is_erange_and_earliest_moves),
 	 RDT_TEST(disk_only_reader_following_the_daemon_never_sees_ebadmsg),
