@@ -182,12 +182,21 @@ static void recovery_report(const char *name, const struct seg_recovery *rec)
 }
 
 /* The largest gap attach records (seg_fill_gap: a lap a step, each with a
- * CRC pass and two fdatasyncs; seconds at most). A reclaim bound further
- * past the disk log is more likely a corrupt header than a disk that lost
- * that much, and filling it would hold the daemon's loop, every topic's,
- * for minutes or for ever. */
+ * CRC pass and two fdatasyncs; seconds): 256 laps, at most 64 GiB, and
+ * always at least a segment and a lap, as much as recovery can cut (only
+ * the last segment's unverified tail: say an fdatasync error froze the
+ * checkpoint while spilling went on). A reclaim bound further past the
+ * disk log is a corrupt header, and filling it would hold the daemon's
+ * loop, every topic's, for minutes or for ever. */
 #define GAP_MAX_LAPS 256u
 #define GAP_MAX_BYTES (64ull << 30)
+
+static uint64_t gap_max(const struct spw_topic *t)
+{
+	uint64_t laps = t->ring_bytes * GAP_MAX_LAPS, most = laps < GAP_MAX_BYTES ? laps : GAP_MAX_BYTES;
+
+	return most > t->segment_bytes + t->ring_bytes ? most : t->segment_bytes + t->ring_bytes;
+}
 
 /* Where spilling continues: the end of the recovered disk log, checked
  * against the ring; bytes the ring reclaimed that never reached the disk
@@ -221,15 +230,14 @@ static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint6
 		*start = rec->end;
 		return 0;
 	}
-	if (in.reclaimed - rec->end > GAP_MAX_BYTES ||
-	    (in.reclaimed - rec->end) / dt->t->ring_bytes > GAP_MAX_LAPS) {
+	if (in.reclaimed - rec->end > gap_max(dt->t)) {
 		dlog(LOG_ERROR, dt->name,
 		     "the ring says %llu was reclaimed, %llu bytes past the disk log's end %llu: "
-		     "a corrupt ring header, or more lost than attach records as a gap (%u laps, "
-		     "%llu GiB); not attached. The disk log is kept: delete the ring and restart "
+		     "a corrupt ring header, or more lost than attach records as a gap (%llu "
+		     "bytes); not attached. The disk log is kept: delete the ring and restart "
 		     "spillwayd to recreate it at the log's end",
 		     (unsigned long long)in.reclaimed, (unsigned long long)(in.reclaimed - rec->end),
-		     (unsigned long long)rec->end, GAP_MAX_LAPS, GAP_MAX_BYTES >> 30);
+		     (unsigned long long)rec->end, (unsigned long long)gap_max(dt->t));
 		return -1;
 	}
 	dlog(LOG_ERROR, dt->name,

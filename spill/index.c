@@ -150,6 +150,11 @@ int seg_idx_load(const char *idx_path, struct seg_idx_hdr *hdr, struct seg_idx_e
 		return -EBADMSG;
 	}
 	n = ((size_t)st.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES;
+	/* Each entry covers 8 bytes or more of its segment: an index longer
+	 * than that is garbage past its last possible entry (not an allocation
+	 * of its whole size). */
+	if (n > hdr->segment_bytes / 8)
+		n = (size_t)(hdr->segment_bytes / 8);
 	if (n) {
 		e = malloc(n * sizeof(*e));
 		if (!e) {

@@ -116,8 +116,12 @@ static int missing(struct spw_reader *r, uint64_t pos, int err)
 				later = false; /* created since seg_load looked: try again */
 	}
 	free(bases);
-	if (!later && (!durable || rd_seg_load(r, pos) == 0))
-		return 0; /* the end of the disk log: nothing yet (or it came since) */
+	if (!later && !durable)
+		return 0; /* the end of the disk log: nothing yet */
+	/* A later segment or the checkpoint proves pos's segment was made
+	 * whole before we listed: it may have been only since we loaded. */
+	if (rd_seg_load(r, pos) == 0)
+		return 0;
 	if (err == -ENOENT || seg_file_path(file, sizeof(file), r->dir, base, "idx"))
 		rd_set_err(r, r->seg.path, pos);
 	else

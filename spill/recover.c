@@ -95,13 +95,22 @@ static void old_index_load(const char *ip, uint64_t base, uint64_t first, struct
 	close(fd);
 }
 
-/* The old index's entry over exactly [a, b), or NULL. */
+/* The old index's entry over exactly [a, b), or NULL: a binary search (the
+ * sound entries kept are in ascending order; the rebuild asks at every
+ * record boundary). */
 static const struct old_entry *old_entry_of(const struct old_index *o, uint64_t a, uint64_t b)
 {
-	for (size_t i = 0; i < o->n; i++)
-		if (o->v[i].a == a && o->v[i].b == b)
-			return &o->v[i];
-	return NULL;
+	size_t lo = 0, hi = o->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (o->v[mid].a < a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < o->n && o->v[lo].a == a && o->v[lo].b == b ? &o->v[lo] : NULL;
 }
 
 /* One index entry for the segment bytes [a, p), appended at xf's offset;

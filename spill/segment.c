@@ -150,6 +150,8 @@ static int ckpt_load(const char *topic_dir, uint64_t *durable, bool own)
 		return fd;
 	n = pread(fd, &c, sizeof(c), 0);
 	close(fd);
+	if (n == 0)
+		return -ENOENT; /* created at attach, not written yet: none */
 	if (n != (ssize_t)sizeof(c) || c.magic != SEG_CKPT_MAGIC || c.zero ||
 	    c.crc != seg_crc32c(0, &c, 16))
 		return -EBADMSG;

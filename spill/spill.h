@@ -62,7 +62,7 @@ int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
 #define SEG_CKPT_BYTES 24u
 void seg_ckpt_encode(void *buf, uint64_t durable);       /* SEG_CKPT_BYTES at buf */
 int seg_ckpt_write(int fd, uint64_t durable);            /* written and synced: 0 or -errno */
-int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT, -EBADMSG */
+int seg_ckpt_load(const char *topic_dir, uint64_t *durable); /* 0, -ENOENT (none, or empty), -EBADMSG */
 /* The same whoever owns the file: for readers and verify, which only raise
  * an error when the log falls short of it (the daemon's recovery trusts
  * only its own: seg_ckpt_load). */

@@ -110,5 +110,8 @@ cp "$TMP/held/idx" "${last%.seg}.idx"
 printf 'X' | dd of="$SPILLWAY_DATA_DIR/s/durable" bs=1 seek=3 conv=notrunc status=none
 expect_rc 1 "$CLI" verify s --from "$base"
 expect_out "the durable checkpoint is damaged"
+: >"$SPILLWAY_DATA_DIR/s/durable" # as attach creates it, before the first sync round
+expect_rc 0 "$CLI" verify s --from "$base"
+expect_out "clean"
 
 done_ok
