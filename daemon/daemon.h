@@ -11,6 +11,7 @@
 
 #include "../spill/writer.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -25,6 +26,9 @@ struct dtopic {
 	ino_t ino;
 	uint64_t rolls_seen; /* retention runs after every segment roll too */
 	uint64_t held_said;  /* the last held size retention logged (64 MiB steps) */
+	/* Set by the SIGBUS handler (loop.c): the ring file was truncated
+	 * under us; the loop detaches the topic. */
+	volatile sig_atomic_t truncated;
 };
 
 struct spillwayd {
@@ -53,6 +57,8 @@ int config_load(const char *path, bool at_start);
 /* topics.c */
 struct dtopic *topic_find(const char *name);
 void topic_detach(struct dtopic *dt, const char *why);
+/* The SIGBUS guard over the rings' mappings (loop.c): 0, or -errno. */
+int sigbus_guard_install(void);
 void scan_data_dir(void);
 void rescan_shm(void);
 void drain_inotify(void);

@@ -16,10 +16,68 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * A ring file truncated under us (by a process with write access to it):
+ * touching its lost pages raises SIGBUS, which would kill the daemon and
+ * stop every topic. The handler puts a private zero page over the faulting
+ * page when it lies in a ring's mapping (the access then reads zeros:
+ * nothing committed there) and flags the topic; the loop detaches it before
+ * its next pump, saying why. The daemon's ring accesses all run on this
+ * thread, between changes to D.topics, so the handler reads a consistent
+ * list. A SIGBUS anywhere else is not ours: the default action is restored
+ * and the access faults again, fatally, as it would have.
+ */
+static long sigbus_page;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+
+	(void)uc;
+	for (int i = 0; i < D.ntopics; i++) {
+		struct spw_topic *t = D.topics[i]->t;
+		uintptr_t lo = (uintptr_t)t->hdr, page = a & ~(uintptr_t)(sigbus_page - 1);
+
+		if (a >= lo && a - lo < t->map_bytes &&
+		    mmap((void *)page, (size_t)sigbus_page, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+			D.topics[i]->truncated = 1;
+			return;
+		}
+	}
+	signal(sig, SIG_DFL);
+}
+
+int sigbus_guard_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigbus_page = sysconf(_SC_PAGESIZE);
+	return sigaction(SIGBUS, &sa, NULL) ? -errno : 0;
+}
+
+/* Topics whose ring was truncated under us (on_sigbus) are detached. */
+static void detach_truncated(void)
+{
+	for (int i = D.ntopics - 1; i >= 0; i--)
+		if (D.topics[i]->truncated) {
+			dlog(LOG_ERROR, D.topics[i]->name,
+			     "the ring file was truncated under spillwayd (its lost pages raised "
+			     "SIGBUS and read as zeros); the disk log is kept: recreate the ring "
+			     "(delete it; spillwayd recreates it at the log's end)");
+			topic_detach(D.topics[i], "ring truncated");
+		}
+}
 
 static void handle_signals(void)
 {
@@ -77,6 +135,7 @@ int daemon_run(void)
 			rescan_shm();
 			last_rescan = now;
 		}
+		detach_truncated();
 		for (int i = 0; i < D.ntopics; i++) {
 			work += spill_stream_pump(D.topics[i]->s, now, D.stopping) > 0;
 			if (D.stopping)

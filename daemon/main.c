@@ -357,6 +357,9 @@ static int setup_events(void)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	D.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
+	if ((r = sigbus_guard_install()))
+		dlog(LOG_WARN, NULL, "no SIGBUS guard (%s): a truncated ring stops spillwayd",
+		     strerror(-r));
 	D.inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (D.inotify_fd >= 0 &&
 	    inotify_add_watch(D.inotify_fd, D.shm_dir,

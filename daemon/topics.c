@@ -75,7 +75,9 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 	return r == -ENOENT ? seg_conf_save(dt->dir, c) : 0;
 }
 
-/* Rings another daemon owns: said once per ring file, not at every rescan. */
+/* Rings refused (another daemon owns them, a header that does not check
+ * out, a reclaim bound past any gap we fill): said once per ring file, not
+ * at every rescan. */
 static struct {
 	char name[SPW_NAME_MAX + 1];
 	ino_t ino;
@@ -231,6 +233,8 @@ static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint6
 		return 0;
 	}
 	if (in.reclaimed - rec->end > gap_max(dt->t)) {
+		if (refused_before(dt->name, dt->ino))
+			return -1;
 		dlog(LOG_ERROR, dt->name,
 		     "the ring says %llu was reclaimed, %llu bytes past the disk log's end %llu: "
 		     "a corrupt ring header, or more lost than attach records as a gap (%llu "
@@ -274,7 +278,8 @@ static void topic_attach(const char *name)
 	dt->ino = st.st_ino;
 	r = spw_topic_open(D.shm_dir, name, 0, &dt->t);
 	if (r) {
-		dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
+		if (!refused_before(name, st.st_ino))
+			dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
 		goto fail_free;
 	}
 	if (attach_claim(dt, path, st.st_ino))

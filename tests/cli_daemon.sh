@@ -130,6 +130,20 @@ for _ in $(seq 1 250); do grep -q "topic g: the ring says .* was reclaimed" "$TM
 grep -q "topic g: the ring says [0-9]* was reclaimed, 68719476736 bytes past the disk log" "$TMP/daemon.log" ||
 	fail "no refusal: $(grep 'topic g' "$TMP/daemon.log" | tail -3)"
 grep -q "topic g: attached" "$TMP/daemon.log" && fail "attached over the hostile bound"
+sleep 2.2 # two rescans: refused once, said once
+[ "$(grep -c "topic g: the ring says" "$TMP/daemon.log")" -eq 1 ] ||
+	fail "the refusal was said $(grep -c "topic g: the ring says" "$TMP/daemon.log") times"
+echo ok | "$CLI" produce tiny --ack spilled || fail "another topic does not spill"
+
+check "a ring truncated under spillwayd: that topic is detached, the daemon lives, other topics spill"
+expect_rc 0 "$CLI" topic create cut --ring-size 64K
+wait_attached cut
+expect_rc 0 "$CLI" produce cut --ack spilled "$TMP/ten"
+truncate -s 0 "$SPILLWAY_SHM_DIR/cut.ring" # its header page too: the heartbeat touches it
+for _ in $(seq 1 250); do grep -q "topic cut: the ring file was truncated" "$TMP/daemon.log" && break; sleep 0.02; done
+grep -q "topic cut: the ring file was truncated" "$TMP/daemon.log" ||
+	fail "not detected: $(grep 'topic cut' "$TMP/daemon.log" | tail -3)"
+kill -0 "$DPID" 2>/dev/null || fail "spillwayd died"
 echo ok | "$CLI" produce tiny --ack spilled || fail "another topic does not spill"
 
 stop_daemon
