@@ -146,6 +146,8 @@ static int entry_at(const struct rd_seg *g, uint64_t pos)
 static int locate(struct spw_reader *r, int *at)
 {
 	struct rd_seg *g;
+	uint64_t ckpt;
+	bool durable;
 	int i = 0, rc;
 
 	for (;;) {
@@ -167,6 +169,9 @@ static int locate(struct spw_reader *r, int *at)
 			rd_seg_drop(g); /* complete: the next segment */
 			continue;
 		}
+		/* The checkpoint before the refresh: what it says is durable
+		 * was indexed before it moved, so the refresh must show it. */
+		durable = seg_ckpt_peek(r->dir, &ckpt) == 0 && ckpt > r->pos;
 		if ((rc = seg_refresh(r)))
 			return rc;
 		if ((i = entry_at(g, r->pos)) < g->nent)
@@ -179,18 +184,19 @@ static int locate(struct spw_reader *r, int *at)
 			if (seg_list(r->dir, &bases, &nb) == 0)
 				later = nb && bases[nb - 1] > g->base;
 			free(bases);
-			if (!later)
+			if (!later && !durable)
 				return 0; /* the end of the log, for now */
 		}
-		/* A newer segment exists: this one must be complete, unless the
-		 * daemon finished it since the refresh. */
+		/* A newer segment exists, or the checkpoint is past pos: this
+		 * one must reach further, unless the daemon finished it since
+		 * the refresh. */
 		if ((rc = seg_refresh(r)))
 			return rc;
 		if (entry_at(g, r->pos) < g->nent ||
 		    (g->nent && g->ent[g->nent - 1].end == g->base + r->segment_bytes))
 			continue;
 		rd_set_err(r, g->path, r->pos);
-		return -EBADMSG; /* a torn index in the middle of the log */
+		return -EBADMSG; /* a torn index in the log (below the checkpoint) */
 	}
 	*at = i;
 	return 1;

@@ -244,7 +244,7 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 }
 
 /* Principle 2: what the durable checkpoint acknowledged (ckpt_rc, ckpt:
- * seg_ckpt_load() before the walk, so a daemon moving it meanwhile is never
+ * seg_ckpt_peek() before the walk, so a daemon moving it meanwhile is never
  * ahead of what was walked) must be on disk and indexed. A log that ends
  * below it lost acknowledged data; a damaged checkpoint leaves recovery
  * blind to what was acknowledged. Both are BAD, never clean. */

@@ -1276,6 +1276,36 @@ static void a_log_ending_below_its_durable_checkpoint_is_enoent(void **state)
 	reader_done(r, g);
 }
 
+/* The last segment's index cut at an entry boundary (entries lost) while
+ * the durable checkpoint says the log went further: -EBADMSG at the cut,
+ * never a clean end of the log. */
+static void a_last_index_cut_below_the_checkpoint_is_ebadmsg(void **state)
+{
+	struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
+	struct spw_reader *r;
+	struct got *g = got_new();
+	struct seg_idx_hdr h;
+	struct seg_idx_entry *e = NULL;
+	char data[1024], idx[1200], dir[1200];
+	uint64_t base = ((uint64_t)S.tail - 1) / SEG_BYTES * SEG_BYTES, ck = 0, cut;
+
+	(void)state;
+	damage_begin(&o, data, sizeof(data));
+	o.flags = SPW_READER_NO_LIVE;
+	snprintf(dir, sizeof(dir), "%s/%s", data, TOPIC);
+	assert_int_equal(seg_ckpt_load(dir, &ck), 0);
+	load_idx(data, base, &h, &e);
+	cut = e[0].end; /* e: freed with the case (load_idx) */
+	assert_true(ck > cut);
+	seg_path(data, base, "idx", idx, sizeof(idx));
+	assert_int_equal(truncate(idx, (off_t)(SEG_IDX_HDR_BYTES + SEG_IDX_ENTRY_BYTES)), 0);
+	r = open_ok(&o);
+	assert_int_equal(drain(r, g, 250), -EBADMSG);
+	assert_range(g, 0, cat_at_or_after((int64_t)cut));
+	assert_int_equal(spw_reader_position(r), (int64_t)cut);
+	reader_done(r, g);
+}
+
 static void missing_middle_segment_is_enoent_never_skipped(void **state)
 {
 	static const char *const pass_name[3] = { "no flags", "SKIP_CORRUPT", "index gone too" };
@@ -1658,6 +1688,7 @@ RDT_MAIN(group_setup, group_teardown,
 	 RDT_TEST(torn_index_of_sealed_segment_is_an_error_not_the_end),
 	 RDT_TEST(missing_or_short_index_of_a_middle_segment_is_an_error),
 	 RDT_TEST(a_log_ending_below_its_durable_checkpoint_is_enoent),
+	 RDT_TEST(a_last_index_cut_below_the_checkpoint_is_ebadmsg),
 	 RDT_TEST(missing_middle_segment_is_enoent_never_skipped),
 	 RDT_TEST(retention_deleted_start_is_erange_and_earliest_moves),
 	 RDT_TEST(disk_only_reader_following_the_daemon_never_sees_ebadmsg),
