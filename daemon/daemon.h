@@ -23,6 +23,7 @@ struct dtopic {
 	char dir[PATH_MAX];
 	struct spw_topic *t;
 	struct spill_stream *s;
+	dev_t dev;           /* the ring file's, as lstat() saw it at attach */
 	ino_t ino;
 	uint64_t rolls_seen; /* retention runs after every segment roll too */
 	uint64_t held_said;  /* the last held size retention logged (64 MiB steps) */

@@ -81,6 +81,12 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 static struct {
 	char name[SPW_NAME_MAX + 1];
 	ino_t ino;
+	bool settled;          /* refused after recovery, on exactly this: */
+	struct attach_key {
+		uint64_t dev, ino; /* the ring file, */
+		uint64_t ring_bytes, segment_bytes, start_position, tail, reclaimed, limit;
+		uint64_t disk;     /* the topic dir's files (seg_dir_stamp) */
+	} key;
 } refused[MAX_TOPICS];
 static int nrefused;
 
@@ -107,6 +113,72 @@ static void refused_forget(const char *name)
 			refused[i] = refused[--nrefused];
 			return;
 		}
+}
+
+/* What an attach decides on once it has claimed the ring: the ring file,
+ * its header's bounds and the topic dir's files. 0, or -errno (no key: the
+ * attach is then never settled). */
+static int attach_key_of(const struct dtopic *dt, const struct stat *st, struct attach_key *k)
+{
+	struct spw_topic_info in;
+
+	memset(k, 0, sizeof(*k));
+	spw_topic_info(dt->t, &in);
+	k->dev = (uint64_t)st->st_dev;
+	k->ino = (uint64_t)st->st_ino;
+	k->ring_bytes = in.ring_bytes;
+	k->segment_bytes = in.segment_bytes;
+	k->start_position = in.start_position;
+	k->tail = in.tail;
+	k->reclaimed = in.reclaimed;
+	k->limit = in.limit;
+	return seg_dir_stamp(dt->dir, &k->disk);
+}
+
+/* An attach refused after recovery on this very key: it would be refused
+ * again, after recovery's CRC pass over the last segment (tens of ms a
+ * second for a 1 GiB segment) and the same message. */
+static bool attach_settled(const char *name, const struct attach_key *k)
+{
+	for (int i = 0; i < nrefused; i++)
+		if (!strcmp(refused[i].name, name))
+			return refused[i].settled && !memcmp(&refused[i].key, k, sizeof(*k));
+	return false;
+}
+
+/* Errors that may pass with nothing changed in the ring or the disk log
+ * (memory, space, a device's bad moment): retried at every rescan. */
+static bool attach_transient(int err)
+{
+	return err == -ENOMEM || err == -ENOSPC || err == -EDQUOT || err == -EIO || err == -EINTR ||
+	       err == -EAGAIN || err == -EMFILE || err == -ENFILE || err == -EBUSY;
+}
+
+/* The attach of name was refused with err after recovery. Settled (not
+ * tried again until the ring file, its bounds or the topic dir's files
+ * change) when err is no passing one and nothing changed while it ran:
+ * before is the key from before recovery, which may itself have cut or
+ * rebuilt files (then the next rescan runs it once more and settles). */
+static void attach_refused(const struct dtopic *dt, const struct stat *st,
+			   const struct attach_key *before, int before_ok, int err)
+{
+	struct attach_key after;
+	int i;
+
+	if (before_ok || attach_transient(err) || attach_key_of(dt, st, &after) ||
+	    memcmp(before, &after, sizeof(after)))
+		return;
+	for (i = 0; i < nrefused && strcmp(refused[i].name, dt->name); i++)
+		;
+	if (i == nrefused) {
+		if (nrefused == MAX_TOPICS)
+			return;
+		snprintf(refused[i].name, sizeof(refused[i].name), "%s", dt->name);
+		nrefused++;
+	}
+	refused[i].ino = st->st_ino;
+	refused[i].settled = true;
+	refused[i].key = after;
 }
 
 /* The ring and its topic dir are this daemon's to spill: a ring of ours
@@ -203,7 +275,7 @@ static uint64_t gap_max(const struct spw_topic *t)
 /* Where spilling continues: the end of the recovered disk log, checked
  * against the ring; bytes the ring reclaimed that never reached the disk
  * become an aborted gap (positions are never reused) up to the bounds
- * above. 0 and *start, or -1 after saying why. */
+ * above. 0 and *start, or -errno after saying why. */
 static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint64_t *start)
 {
 	struct spw_topic_info in;
@@ -211,7 +283,7 @@ static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint6
 
 	if (r < 0) {
 		dlog(LOG_ERROR, dt->name, "the ring's limit is past its reclaim bound: corrupt header");
-		return -1;
+		return r;
 	}
 	if (r > 0)
 		dlog(LOG_WARN, dt->name, "finished a reclaim a previous daemon left half done");
@@ -226,15 +298,13 @@ static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint6
 		     "be reused; recreate the ring at the log's end (delete it and restart "
 		     "spillwayd)",
 		     (unsigned long long)rec->end, (unsigned long long)in.tail);
-		return -1;
+		return -EBADMSG;
 	}
 	if (rec->end >= in.reclaimed) {
 		*start = rec->end;
 		return 0;
 	}
 	if (in.reclaimed - rec->end > gap_max(dt->t)) {
-		if (refused_before(dt->name, dt->ino))
-			return -1;
 		dlog(LOG_ERROR, dt->name,
 		     "the ring says %llu was reclaimed, %llu bytes past the disk log's end %llu: "
 		     "a corrupt ring header, or more lost than attach records as a gap (%llu "
@@ -242,29 +312,28 @@ static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint6
 		     "spillwayd to recreate it at the log's end",
 		     (unsigned long long)in.reclaimed, (unsigned long long)(in.reclaimed - rec->end),
 		     (unsigned long long)rec->end, (unsigned long long)gap_max(dt->t));
-		return -1;
+		return -EBADMSG;
 	}
 	dlog(LOG_ERROR, dt->name,
 	     "bytes %llu..%llu were reclaimed from the ring but are not on disk: "
 	     "recording them as an aborted gap",
 	     (unsigned long long)rec->end, (unsigned long long)in.reclaimed);
 	r = seg_fill_gap(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, rec->end, in.reclaimed);
-	if (r) {
+	if (r)
 		dlog(LOG_ERROR, dt->name, "writing the gap: %s", strerror(-r));
-		return -1;
-	}
-	return 0;
+	return r;
 }
 
 static void topic_attach(const char *name)
 {
 	struct seg_recovery rec;
 	struct topic_conf conf;
+	struct attach_key key;
 	struct dtopic *dt;
 	char path[PATH_MAX + 64], err[PATH_MAX + 128] = "";
 	struct stat st;
 	uint64_t start;
-	int r;
+	int r, key_r;
 
 	if (spw_topic_name_check(name) || topic_find(name) || D.ntopics == MAX_TOPICS)
 		return;
@@ -275,6 +344,7 @@ static void topic_attach(const char *name)
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) >= sizeof(path) ||
 	    seg_lstat(path, &st))
 		goto fail_free;
+	dt->dev = st.st_dev;
 	dt->ino = st.st_ino;
 	r = spw_topic_open(D.shm_dir, name, 0, &dt->t);
 	if (r) {
@@ -284,13 +354,20 @@ static void topic_attach(const char *name)
 	}
 	if (attach_claim(dt, path, st.st_ino))
 		goto fail_close;
+	/* Refused on this very ring and disk log before: silent, no recovery. */
+	key_r = attach_key_of(dt, &st, &key);
+	if (!key_r && attach_settled(name, &key))
+		goto fail_close;
+	dlog(LOG_DEBUG, name, "recovering the disk log in %s", dt->dir);
 	r = seg_recover(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, &rec, err, sizeof(err));
-	if (r) {
+	if (r)
 		dlog(LOG_ERROR, name, "%s", err);
+	else if (!(r = topic_settings(dt, &rec, &conf)))
+		r = attach_start(dt, &rec, &start);
+	if (r) {
+		attach_refused(dt, &st, &key, key_r, r);
 		goto fail_close;
 	}
-	if (topic_settings(dt, &rec, &conf) || attach_start(dt, &rec, &start))
-		goto fail_close;
 	spwd_set_disk_damage(dt->t, rec.bad_ranges);
 	r = spill_stream_open(&D.w, dt->t, dt->dir, &conf, start, &dt->s);
 	if (r) {
@@ -438,8 +515,8 @@ void rescan_shm(void)
 
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, dt->name) >=
 			    sizeof(path) ||
-		    stat(path, &st) || st.st_ino != dt->ino)
-			topic_detach(dt, "ring deleted");
+		    seg_lstat(path, &st) || st.st_ino != dt->ino || st.st_dev != dt->dev)
+			topic_detach(dt, "ring deleted or replaced");
 	}
 	d = opendir(D.shm_dir);
 	if (!d)

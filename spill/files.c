@@ -133,6 +133,57 @@ int seg_lstat(const char *path, struct stat *st)
 	return r;
 }
 
+/* One step of FNV-1a over n bytes. */
+static uint64_t stamp_mix(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static uint64_t stamp_stat(uint64_t h, const struct stat *st)
+{
+	const uint64_t f[] = { (uint64_t)st->st_dev, (uint64_t)st->st_ino, (uint64_t)st->st_mode,
+			       (uint64_t)st->st_uid, (uint64_t)st->st_nlink, (uint64_t)st->st_size,
+			       (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec,
+			       (uint64_t)st->st_ctim.tv_sec, (uint64_t)st->st_ctim.tv_nsec };
+
+	return stamp_mix(h, f, sizeof(f));
+}
+
+int seg_dir_stamp(const char *dir, uint64_t *stamp)
+{
+	uint64_t h = 0xcbf29ce484222325ull, sum = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d = seg_opendir(dir);
+
+	if (!d)
+		return -errno;
+	if (fstat(dirfd(d), &st)) {
+		int r = -errno;
+
+		closedir(d);
+		return r;
+	}
+	h = stamp_stat(h, &st);
+	/* Each entry hashed alone and the hashes added: readdir's order does
+	 * not matter. An entry gone between readdir and fstatat counts by
+	 * name alone (the dir's own times changed with it anyway). */
+	while ((de = readdir(d))) {
+		uint64_t e = stamp_mix(0xcbf29ce484222325ull, de->d_name, strlen(de->d_name) + 1);
+
+		if (!fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			e = stamp_stat(e, &st);
+		sum += e;
+	}
+	closedir(d);
+	*stamp = stamp_mix(h, &sum, sizeof(sum));
+	return 0;
+}
+
 /* --- directories: who owns them, who may write them ----------------------- */
 int seg_dir_check(const char *dir, char *why, size_t why_len)
 {

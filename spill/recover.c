@@ -363,6 +363,8 @@ static int reverify_rebuilt(int sf, uint64_t size, const char *sp, const char *i
 static int cut_tail(int sf, const char *ip, uint64_t size, uint64_t last, int good,
 		    struct seg_recovery *out)
 {
+	struct stat st;
+	off_t want;
 	int xf, r;
 
 	if (size > out->end - last) {
@@ -373,8 +375,14 @@ static int cut_tail(int sf, const char *ip, uint64_t size, uint64_t last, int go
 	xf = seg_open_file(ip, O_RDWR, 0, true);
 	if (xf < 0)
 		return xf;
-	r = ftruncate(xf, (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES)) ? -errno
-											      : 0;
+	/* Only when it changes anything: a recovery that finds the index
+	 * whole leaves the file (its times too) as it was, which the daemon's
+	 * refused attaches rely on (daemon/topics.c, attach_settled). */
+	want = (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES);
+	if (fstat(xf, &st))
+		r = -errno;
+	else
+		r = st.st_size != want && ftruncate(xf, want) ? -errno : 0;
 	close(xf);
 	if (!r && out->truncated && fsync(sf))
 		r = -errno;

@@ -78,10 +78,10 @@ expect_out() {
 	grep -qF -- "$1" "$TMP/out" || fail "stdout lacks \"$1\""
 }
 
-start_daemon() {
+start_daemon() { # [LOG_LEVEL] (info)
 	: >"$TMP/daemon.log"
 	"$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" --data-dir "$SPILLWAY_DATA_DIR" \
-		--log-level info >>"$TMP/daemon.log" 2>&1 &
+		--log-level "${1:-info}" >>"$TMP/daemon.log" 2>&1 &
 	DPID=$!
 }
 
