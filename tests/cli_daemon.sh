@@ -179,12 +179,22 @@ check "a ring truncated under spillwayd: that topic is detached, the daemon live
 expect_rc 0 "$CLI" topic create cut --ring-size 64K
 wait_attached cut
 expect_rc 0 "$CLI" produce cut --ack spilled "$TMP/ten"
+"$CLI" consume cut --follow >"$TMP/follow.out" 2>"$TMP/follow.err" &
+FOLLOWER=$!
+BGPIDS+=("$FOLLOWER")
+for _ in $(seq 1 250); do [ -s "$TMP/follow.out" ] && break; sleep 0.02; done
+[ -s "$TMP/follow.out" ] || fail "the follower read nothing"
 truncate -s 0 "$SPILLWAY_SHM_DIR/cut.ring" # its header page too: the heartbeat touches it
 for _ in $(seq 1 250); do grep -q "topic cut: the ring file was truncated" "$TMP/daemon.log" && break; sleep 0.02; done
 grep -q "topic cut: the ring file was truncated" "$TMP/daemon.log" ||
 	fail "not detected: $(grep 'topic cut' "$TMP/daemon.log" | tail -3)"
 kill -0 "$DPID" 2>/dev/null || fail "spillwayd died"
 echo ok | "$CLI" produce tiny --ack spilled || fail "another topic does not spill"
+rc=0
+wait "$FOLLOWER" || rc=$?
+[ "$rc" -eq 135 ] || fail "the follower of the truncated ring exited $rc, not by SIGBUS (135)"
+grep -q "^spillway: SIGBUS at 0x[0-9a-f]*: a file this command maps was cut short under it" \
+	"$TMP/follow.err" || fail "the follower did not say why it stopped: $(cat "$TMP/follow.err")"
 
 stop_daemon
 done_ok

@@ -336,6 +336,30 @@ static void on_signal(int sig)
 	cli_stop = sig;
 }
 
+/* A ring file cut short under this command (README "Limits"): touching a
+ * lost page raises SIGBUS. Say so in words, then let the signal end the
+ * command as it would have (SA_RESETHAND: the access faults again, now with
+ * the default action), so scripts still see it. write() only: async-signal
+ * safe. */
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	static const char head[] = "spillway: SIGBUS at 0x",
+			  tail[] = ": a file this command maps was cut short under it (a topic's "
+				   "ring truncated while in use?); stopping\n";
+	char hex[16];
+	uintptr_t a = (uintptr_t)si->si_addr;
+	int n = 0;
+
+	(void)sig;
+	(void)uc;
+	do
+		hex[sizeof(hex) - 1 - n++] = "0123456789abcdef"[a & 15];
+	while ((a >>= 4) && n < (int)sizeof(hex));
+	if (write(2, head, sizeof(head) - 1) < 0 ||
+	    write(2, hex + sizeof(hex) - n, (size_t)n) < 0 || write(2, tail, sizeof(tail) - 1) < 0)
+		return;
+}
+
 void cli_catch_signals(void)
 {
 	struct sigaction sa;
@@ -345,6 +369,10 @@ void cli_catch_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = NULL;
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 pid_t cli_fork_tied(void)
