@@ -113,6 +113,12 @@ int rd_check_boundary(struct spw_reader *r, uint64_t pos);
  * between its check that its position is still in the ring and opening a
  * consumer there, so a test can have the daemon reclaim it meanwhile. */
 extern void (*rd_test_go_live_hook)(struct spw_reader *r) __attribute__((visibility("hidden")));
+/* Test seam (tests/spill_reader.c): called when the segment at pos could
+ * not be loaded (err as missing() gets it), before missing() reads the
+ * checkpoint and lists the segments, so a test can have the daemon make
+ * the segment and roll past it meanwhile. */
+extern void (*rd_test_missing_hook)(struct spw_reader *r, uint64_t pos, int err)
+	__attribute__((visibility("hidden")));
 /* Chunk size (RD_CHUNK); tests make it small to get many chunks. */
 extern size_t rd_chunk_bytes __attribute__((visibility("hidden")));
 

@@ -86,6 +86,9 @@ static int seg_refresh(struct spw_reader *r)
 	return 0;
 }
 
+void (*rd_test_missing_hook)(struct spw_reader *r, uint64_t pos, int err)
+	__attribute__((visibility("hidden")));
+
 /* The segment at pos cannot be read: its .seg is missing (err -ENOENT) or
  * its .idx is missing or shorter than its header (err -EBADMSG). Below the
  * earliest segment kept: -ERANGE (retention moved past). With a later
@@ -96,15 +99,18 @@ static int seg_refresh(struct spw_reader *r)
  * writes its header). */
 static int missing(struct spw_reader *r, uint64_t pos, int err)
 {
-	/* The checkpoint first: one past pos was published after pos's bytes
-	 * and index were synced, so they were there before we look. */
 	uint64_t base = pos - pos % r->segment_bytes, *bases, ckpt;
-	bool durable = seg_ckpt_peek(r->dir, &ckpt) == 0 && ckpt > pos;
-	int64_t e = rd_earliest(r->dir, r->t);
 	char file[PATH_MAX];
 	size_t n;
-	bool later = false;
+	bool durable, later = false;
+	int64_t e;
 
+	if (rd_test_missing_hook)
+		rd_test_missing_hook(r, pos, err);
+	/* The checkpoint first: one past pos was published after pos's bytes
+	 * and index were synced, so they were there before we look. */
+	durable = seg_ckpt_peek(r->dir, &ckpt) == 0 && ckpt > pos;
+	e = rd_earliest(r->dir, r->t);
 	if (e >= 0 && pos < (uint64_t)e) {
 		rd_set_err(r, r->seg.path, pos);
 		return -ERANGE;

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1306,6 +1307,131 @@ static void a_last_index_cut_below_the_checkpoint_is_ebadmsg(void **state)
 	reader_done(r, g);
 }
 
+/* --- a segment born in missing()'s window -------------------------------- */
+
+static struct {
+	char dir[1200], stash[1200]; /* the topic dir; where its files wait */
+	uint64_t base, last, ckpt;   /* the segment born, the one rolled to, the checkpoint */
+	bool seg_there;              /* base's .seg is there already (only its index comes) */
+	bool fired;
+	int64_t pos;
+	int err;
+} M;
+
+/* Move the file of the segment at base into the stash or back. */
+static void stash_move(uint64_t base, const char *ext, bool back)
+{
+	char in[1400], out[1400];
+	int w;
+
+	w = snprintf(in, sizeof(in), "%s/%020" PRIu64 ".%s", M.dir, base, ext);
+	assert_true(w > 0 && (size_t)w < sizeof(in));
+	w = snprintf(out, sizeof(out), "%s/%020" PRIu64 ".%s", M.stash, base, ext);
+	assert_true(w > 0 && (size_t)w < sizeof(out));
+	if (rename(back ? out : in, back ? in : out))
+		fail_msg("rename %s: %s", back ? out : in, strerror(errno));
+}
+
+static void write_ckpt(uint64_t durable)
+{
+	int fd = seg_ckpt_open(M.dir);
+
+	assert_true(fd >= 0);
+	assert_int_equal(seg_ckpt_write(fd, durable), 0);
+	close(fd);
+}
+
+/* In missing(), after the reader's load found no segment (or no index
+ * header) at its position: what the live daemon does meanwhile. It makes
+ * that segment, fills it, rolls to the next one and syncs past both. */
+static void roll_in_the_window(struct spw_reader *r, uint64_t pos, int err)
+{
+	(void)r;
+	rd_test_missing_hook = NULL;
+	M.fired = true;
+	M.pos = (int64_t)pos;
+	M.err = err;
+	if (!M.seg_there)
+		stash_move(M.base, "seg", true);
+	stash_move(M.base, "idx", true); /* over the empty one, if any */
+	stash_move(M.last, "seg", true);
+	stash_move(M.last, "idx", true);
+	write_ckpt(M.ckpt);
+}
+
+/* A disk reader at the end of the log finds no segment at its position
+ * (or one without its index header: being born); before missing() looks
+ * again, the daemon makes it whole, rolls to the next and moves the
+ * checkpoint past both. The reader reads on, the records of the new
+ * segments in order, none lost or twice: neither -ENOENT nor -EBADMSG
+ * (the hole that is not there; spill/reader_disk.c missing()). */
+static void a_segment_born_while_the_reader_looks_is_read_not_a_hole(void **state)
+{
+	static const char *const pass_name[2] = { "no .seg yet", "an .idx without its header yet" };
+
+	(void)state;
+	for (int pass = 0; pass < 2; pass++) {
+		struct spw_reader_opts o = opts_base(SPW_START_EARLIEST);
+		struct spw_reader *r;
+		struct got *g = got_new();
+		struct seg_idx_hdr h;
+		struct seg_idx_entry *e = NULL;
+		char data[1024], idx[1200];
+		int fd, n, rc;
+
+		print_message("%s\n", pass_name[pass]);
+		damage_begin(&o, data, sizeof(data));
+		o.flags = SPW_READER_NO_LIVE;
+		memset(&M, 0, sizeof(M));
+		snprintf(M.dir, sizeof(M.dir), "%s/%s", data, TOPIC);
+		snprintf(M.stash, sizeof(M.stash), "%s/stash", data);
+		assert_int_equal(mkdir(M.stash, 0755), 0);
+		M.last = ((uint64_t)S.tail - 1) / SEG_BYTES * SEG_BYTES;
+		M.base = M.last - SEG_BYTES;
+		M.seg_there = pass == 1;
+		assert_true(M.base >= SEG_BYTES);
+		assert_int_equal(seg_ckpt_load(M.dir, &M.ckpt), 0);
+		assert_true(M.ckpt > M.base);
+		/* The segment before ends at base: the log as the daemon left
+		 * it when it had synced that one and not yet made base's. */
+		n = load_idx(data, M.base - SEG_BYTES, &h, &e);
+		assert_int_equal(e[n - 1].end, M.base);
+		if (!M.seg_there)
+			stash_move(M.base, "seg", false);
+		stash_move(M.base, "idx", false);
+		stash_move(M.last, "seg", false);
+		stash_move(M.last, "idx", false);
+		if (M.seg_there) {
+			seg_path(data, M.base, "idx", idx, sizeof(idx));
+			fd = open(idx, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			assert_true(fd >= 0);
+			close(fd);
+		}
+		write_ckpt(M.base);
+
+		/* The end of the log for now, at base. */
+		r = open_ok(&o);
+		assert_int_equal(drain(r, g, 250), 0);
+		assert_range(g, 0, cat_at_or_after((int64_t)M.base));
+		assert_int_equal(spw_reader_position(r), (int64_t)M.base);
+
+		/* The segment comes in the window: read, no hole. */
+		rd_test_missing_hook = roll_in_the_window;
+		rc = drain(r, g, 250);
+		rd_test_missing_hook = NULL;
+		assert_true(M.fired);
+		assert_int_equal(M.pos, (int64_t)M.base);
+		assert_int_equal(M.err, M.seg_there ? -EBADMSG : -ENOENT);
+		if (rc < 0)
+			fail_msg("poll at %" PRId64 ": %s, with the segment made before the reader "
+				 "looked again (seed %#" PRIx64 ")",
+				 spw_reader_position(r), strerror(-rc), S.seed);
+		assert_range(g, 0, S.n);
+		assert_int_equal(spw_reader_position(r), S.tail);
+		reader_done(r, g);
+	}
+}
+
 static void missing_middle_segment_is_enoent_never_skipped(void **state)
 {
 	static const char *const pass_name[3] = { "no flags", "SKIP_CORRUPT", "index gone too" };
@@ -1689,6 +1815,7 @@ RDT_MAIN(group_setup, group_teardown,
 	 RDT_TEST(missing_or_short_index_of_a_middle_segment_is_an_error),
 	 RDT_TEST(a_log_ending_below_its_durable_checkpoint_is_enoent),
 	 RDT_TEST(a_last_index_cut_below_the_checkpoint_is_ebadmsg),
+	 RDT_TEST(a_segment_born_while_the_reader_looks_is_read_not_a_hole),
 	 RDT_TEST(missing_middle_segment_is_enoent_never_skipped),
 	 RDT_TEST(retention_deleted_start_is_erange_and_earliest_moves),
 	 RDT_TEST(disk_only_reader_following_the_daemon_never_sees_ebadmsg),
