@@ -91,6 +91,22 @@ expect_rc 1 "$CLI" consume s
 expect_err "$seg is corrupt at position $lo"
 grep -q Z "$TMP/out" && fail "consume printed the corrupted byte"
 
+check "consume and replay --skip-corrupt: every record outside the bad range, exit 0"
+for cmd in "consume s" "replay s --from earliest"; do
+	expect_rc 0 "$CLI" $cmd --skip-corrupt
+	expect_err "skipped $((hi - lo)) bytes"
+	python3 - "$TMP/out" $((hi - lo)) <<'PY' || fail "$cmd --skip-corrupt: $(tail -c 300 "$TMP/err")"
+import sys
+got = [int(x) for x in open(sys.argv[1])]
+bad = int(sys.argv[2])
+jumps = [(a, b) for a, b in zip(got, got[1:]) if b != a + 1]
+assert got[0] == 1 and got[-1] == 20000, (got[0], got[-1], len(got))
+assert len(jumps) == 1, jumps  # one hole: the bad range, nothing else lost
+missing = jumps[0][1] - jumps[0][0] - 1
+assert 0 < missing <= bad // 24, (missing, bad)  # a record here spans >= 24 bytes
+PY
+done
+
 check "verify: a log cut below its durable checkpoint is never clean (last segment gone, index cut)"
 ck=$(od -An -t u8 -j 8 -N 8 "$SPILLWAY_DATA_DIR/s/durable" | tr -d ' ')
 last=$(ls "$SPILLWAY_DATA_DIR/s/"*.seg | tail -1)

@@ -12,7 +12,9 @@
  *     count, and the next poll reports the error (the reader drops the
  *     unverified chunk). The wrapper notices that spw_reader_error changed
  *     during the poll and makes the next call fail even if that poll does
- *     not report it; when it does, its error is the one returned.
+ *     not report it; when it does, its error is the one returned. A change
+ *     that came with bytes skipped as corrupt (--skip-corrupt) is no error:
+ *     the reader records where it skipped and goes on.
  */
 #include "cli.h"
 
@@ -78,6 +80,7 @@ int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns)
 	char f0[PATH_MAX], f1[PATH_MAX];
 	int64_t p0, p1;
 	struct stat st;
+	uint64_t skipped = spw_reader_skipped(cr->r);
 	int n;
 
 	spw_reader_error(cr->r, f0, sizeof(f0), &p0);
@@ -97,7 +100,9 @@ int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns)
 	if (n <= 0)
 		return n;
 	spw_reader_error(cr->r, f1, sizeof(f1), &p1);
-	if (f1[0] && (strcmp(f0, f1) || p0 != p1))
+	/* A range skipped as corrupt (SPW_READER_SKIP_CORRUPT) is recorded as
+	 * the last error too, but the reader went on past it: no error. */
+	if (f1[0] && (strcmp(f0, f1) || p0 != p1) && spw_reader_skipped(cr->r) == skipped)
 		cr->failed = true; /* bug 2: the next call reports it */
 	return n;
 }
