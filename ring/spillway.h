@@ -426,6 +426,14 @@ int64_t spw_reader_position(const struct spw_reader *r);
 int spw_reader_done(const struct spw_reader *r);
 int spw_reader_is_live(const struct spw_reader *r);
 uint64_t spw_reader_skipped(const struct spw_reader *r); /* bytes skipped as corrupt */
+/* Was the topic deleted under this reader? Its ring unlinked or replaced by
+ * another file (another inode or device, a symlink too) since the reader
+ * mapped it, or, for a topic that had no ring when the reader opened, its data
+ * dir removed. Nothing will come any more: a follower should stop (the CLI's
+ * `consume --follow` exits 1; Python's following iteration raises
+ * NotFound). 1 deleted, 0 not, or -errno. Two stat() calls: for a follower
+ * that found nothing, a few times a second, not for every poll. */
+int spw_reader_deleted(const struct spw_reader *r);
 /* The file and position of the last -EBADMSG / -ENOENT / -ERANGE. */
 int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, int64_t *position);
 /* The oldest position kept (disk, else ring) for a topic. */

@@ -304,6 +304,34 @@ static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
 	bridge_case_end(&k);
 }
 
+/* A topic deleted under the bridge: it says so and exits 1 (it waited for
+ * ever), after flushing and committing what it had sent. */
+static void a_deleted_topic_ends_the_bridge(void **state)
+{
+	static int64_t pos[600], got[1000];
+	struct bcase k;
+	pid_t b;
+	int64_t gp = -1;
+	char text[4096] = "";
+	FILE *f;
+
+	bridge_case_begin(&k, *state, "bdel", "kdel", NULL);
+	send_recs(k.p, 0, 500, pos, NULL);
+	b = bridge_run_to(&k, pos[499] + 8);
+	assert_int_equal(spw_topic_delete(k.d->shm, "bdel"), 0);
+	assert_int_equal(wait_status(b, scaled_s(15, 60)), 1);
+	f = fopen(k.ba.errfile, "r");
+	assert_non_null(f);
+	text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+	fclose(f);
+	if (!strstr(text, "topic \"bdel\" was deleted while bridging it"))
+		fail_msg("the bridge did not say why it stopped: %s", text);
+	assert_int_equal(spw_group_read(k.d->data, "bdel", k.group, &gp), 0);
+	assert_true(gp > pos[499]);
+	kafka_once_in_order(&k.m, "kdel", pos, 500, got, 1000, false);
+	bridge_case_end(&k);
+}
+
 /* Five kill -9 at whatever instant, each followed by a restart, then a final
  * run to the end; records keep coming meanwhile. At least once: no gap, and
  * within one run Kafka's order is the topic's (a restart steps back at most
@@ -453,6 +481,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(every_record_arrives_once_in_order_and_sigterm_commits,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_deleted_topic_ends_the_bridge, setup, teardown),
 		cmocka_unit_test_setup_teardown(at_least_once_survives_five_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(exactly_once_survives_five_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(brokers_down_then_back_lose_nothing, setup, teardown),

@@ -354,6 +354,72 @@ def test_with_a_daemon(tmp_path):
         log.close()
 
 
+def test_handles_closed_under_use():
+    """A Producer whose Topic was closed, by `with` or by the collector at exit,
+    raises ValueError instead of writing into an unmapped ring (it segfaulted);
+    calls on closed handles and a bad ack level say so in words."""
+    script = (
+        "import spillway\n"
+        "with spillway.Topic.create('py_c', ring_size=1 << 16) as t:\n"
+        "    p = spillway.Producer(t)\n"
+        "    p.send(b'inside')\n"
+        "try:\n"
+        "    p.send(b'after')\n"
+        "except ValueError as e:\n"
+        "    print('refused:', e)\n"
+        "t2 = spillway.Topic.open('py_c')\n"
+        "p2 = spillway.Producer(t2)\n"
+        "def uses():\n"
+        "    return t2, p2\n"  # both global at exit: the collector picks the order
+        "print('end')\n")
+    ex = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    out = ex.stdout.decode()
+    check(ex.returncode == 0, "rc %d: %s %s" % (ex.returncode, out, ex.stderr.decode()[-300:]))
+    check("refused: producer of topic 'py_c' is closed" in out and out.endswith("end\n"), out)
+    with spillway.Topic.open("py_c") as t:
+        p = spillway.Producer(t)
+        raises(ValueError, lambda: p.wait_ack(0, level="bogus"), "a bad ack level")
+        p.close()
+        raises(ValueError, lambda: p.send(b"x"), "send on a closed producer")
+        raises(ValueError, lambda: p.send_many([b"x"]), "send_many on a closed producer")
+    r = spillway.Reader("py_c")
+    r.close()
+    for what, fn in (("commit", lambda: r.commit("g")), ("position", lambda: r.position),
+                     ("skipped", lambda: r.skipped), ("read", lambda: r.read())):
+        raises(ValueError, fn, what + " on a closed reader")
+    e = raises(spillway.InvalidArgument, lambda: spillway.Reader("py_c", start=4),
+               "a start inside a record")
+    check(isinstance(e, ValueError) and isinstance(e, spillway.SpillwayError)
+          and e.errno == errno.EINVAL and "inside a record" in str(e), str(e))
+    e = raises(ValueError, lambda: spillway.Reader("py_c", start="group:../x"), "a bad group")
+    check("group name '../x'" in str(e), str(e))
+    spillway.Topic.delete("py_c")
+
+
+def test_a_follower_of_a_deleted_topic_stops():
+    """Reader(follow=True) raises NotFound once its topic is deleted (it waited for
+    ever), as `spillway consume --follow` exits 1; .deleted says so."""
+    with spillway.Topic.create("py_f", ring_size=1 << 16) as t, spillway.Producer(t) as p:
+        p.send(b"x")
+    script = (
+        "import spillway, threading\n"
+        "r = spillway.Reader('py_f', follow=True)\n"
+        "print('deleted before:', r.deleted)\n"
+        "got = []\n"
+        "threading.Timer(0.5, lambda: spillway.Topic.delete('py_f')).start()\n"
+        "try:\n"
+        "    for rec in r:\n"
+        "        got.append(bytes(rec.data))\n"
+        "except spillway.NotFound as e:\n"
+        "    print('stopped:', got, e, r.deleted)\n")
+    ex = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    out = ex.stdout.decode()
+    check(ex.returncode == 0, "rc %d: %s %s" % (ex.returncode, out, ex.stderr.decode()[-300:]))
+    check("deleted before: False" in out, out)
+    check("stopped: [b'x'] [Errno 2] topic 'py_f' was deleted while following it" in out
+          and out.rstrip().endswith("True"), out)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def sandbox():
     """Every test of this module in its own shm and data dirs, removed after."""

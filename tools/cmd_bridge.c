@@ -156,7 +156,7 @@ static void progress(struct bridge *b, struct spw_reader *r, uint64_t *last_ns, 
 static int bridge_loop(rd_kafka_t *rk, struct bridge *b, struct spw_reader *r)
 {
 	struct spw_record recs[256];
-	uint64_t last_commit = cli_mono_ns(), last_ns = cli_mono_ns(), last_n = 0;
+	uint64_t last_commit = cli_mono_ns(), last_ns = cli_mono_ns(), last_n = 0, looked = 0;
 	bool tty = isatty(2);
 
 	while (!cli_stop && !b->fatal) {
@@ -186,6 +186,17 @@ static int bridge_loop(rd_kafka_t *rk, struct bridge *b, struct spw_reader *r)
 			progress(b, r, &last_ns, &last_n);
 		if (spw_reader_done(r))
 			break;
+		/* A deleted topic sends nothing more: say so, rather than wait
+		 * for ever (what was sent is flushed and committed after us). */
+		if (n == 0 && cli_mono_ns() - looked > 1000000000ull) {
+			looked = cli_mono_ns();
+			if (spw_reader_deleted(r) == 1) {
+				cli_err("bridge kafka: topic \"%s\" was deleted while bridging it (at "
+					"position %lld); stopping",
+					b->name, (long long)spw_reader_position(r));
+				return CLI_ERR;
+			}
+		}
 	}
 	return CLI_OK;
 }

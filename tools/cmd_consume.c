@@ -68,17 +68,6 @@ static int on_record(void *arg, const struct spw_record *r)
 	return 0;
 }
 
-/* Was the followed topic deleted? The ring gone or replaced (another inode);
- * a disk-only topic: its dir gone. */
-static bool deleted(const char *ring, const char *dir, const struct stat *at_open, bool had_ring)
-{
-	struct stat st;
-
-	if (had_ring)
-		return stat(ring, &st) || st.st_ino != at_open->st_ino || st.st_dev != at_open->st_dev;
-	return stat(dir, &st) != 0;
-}
-
 /* Options and the topic name into c. -1 to go on, else the exit status. */
 static int consume_args(int argc, char **argv, struct cons *c)
 {
@@ -94,8 +83,7 @@ static int consume_args(int argc, char **argv, struct cons *c)
 
 /* Poll until caught up (or, following, until stopped or the topic is
  * deleted). Returns the exit status; *gone when the topic was deleted. */
-static int consume_loop(struct cons *c, struct cli_reader *cr, const char *ring, const char *dir,
-			const struct stat *st, bool had_ring, bool *gone)
+static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 {
 	uint64_t nap = 0, checked = 0;
 
@@ -132,7 +120,7 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, const char *ring,
 			return c->follow ? CLI_OK : 128 + cli_stop;
 		if (c->follow && n == 0 && cli_mono_ns() - checked > 200000000) {
 			checked = cli_mono_ns();
-			if (!deleted(ring, dir, st, had_ring))
+			if (spw_reader_deleted(cr->r) != 1)
 				continue;
 			cli_err("topic \"%s\" was deleted while following it (at position %lld); stopping",
 				c->name, (long long)spw_reader_position(cr->r));
@@ -147,9 +135,7 @@ int cmd_consume(int argc, char **argv)
 {
 	struct cons c = { .fmt = FMT_LINES, .max_gap_ms = 1000 };
 	struct cli_reader cr;
-	char ring[PATH_MAX + 64], dir[PATH_MAX];
-	struct stat st;
-	bool had_ring, gone = false;
+	bool gone = false;
 	int rc;
 
 	if ((rc = consume_args(argc, argv, &c)) >= 0)
@@ -161,9 +147,6 @@ int cmd_consume(int argc, char **argv)
 		c.ro.start = SPW_START_GROUP;
 		c.ro.group = c.group;
 	}
-	cli_ring_path(ring, sizeof(ring), c.name);
-	cli_topic_dir(dir, sizeof(dir), c.name);
-	had_ring = stat(ring, &st) == 0;
 	if (c.from.kind == W_POSITION && cli_position_check(c.name, c.from.position))
 		return CLI_ERR;
 	rc = cli_reader_open(&cr, c.name, &c.ro, on_record, &c);
@@ -172,7 +155,7 @@ int cmd_consume(int argc, char **argv)
 		return CLI_ERR;
 	}
 	cli_catch_signals();
-	rc = consume_loop(&c, &cr, ring, dir, &st, had_ring, &gone);
+	rc = consume_loop(&c, &cr, &gone);
 	if (fflush(stdout) && rc == CLI_OK) {
 		if (errno != EPIPE)
 			cli_err("writing records of topic \"%s\": %s", c.name, strerror(errno));

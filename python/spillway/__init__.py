@@ -24,7 +24,8 @@ dlopens libspillway.so: $SPILLWAY_LIB (which also selects ABI mode), then
 then the system's loader. SPILLWAY_PY_MODE=abi|api forces a mode.
 Errors are SpillwayError (an OSError with errno and the C message), or one of
 its subclasses: Lapped (ESTALE), CorruptData (EBADMSG, with .file and
-.position), NotFound (ENOENT); timeouts raise TimeoutError.
+.position), NotFound (ENOENT), InvalidArgument (EINVAL, also a ValueError);
+timeouts raise TimeoutError.
 """
 
 import datetime as _dt
@@ -35,6 +36,7 @@ import os as _os
 import sys as _sys
 
 import struct as _struct
+import weakref as _weakref
 from itertools import chain as _ch
 
 from cffi import FFI as _FFI
@@ -43,6 +45,7 @@ from ._cdef import CDEF
 
 __all__ = [
     "Topic", "Producer", "Reader", "Record", "SpillwayError", "Lapped", "CorruptData",
+    "InvalidArgument",
     "NotFound", "shm_dir", "data_dir",
 ]
 
@@ -150,6 +153,10 @@ class NotFound(SpillwayError):
     """-ENOENT: no such topic (no ring and no data dir), or a missing segment."""
 
 
+class InvalidArgument(SpillwayError, ValueError):
+    """-EINVAL: a bad name, start, position or size (also a ValueError)."""
+
+
 class CorruptData(SpillwayError):
     """-EBADMSG: a segment failed its CRC or holds a bad header (.file, .position)."""
 
@@ -168,6 +175,8 @@ def _raise(rc, what, reader=None):
         raise Lapped(err, msg)
     if err == _errno.ENOENT:
         raise NotFound(err, msg)
+    if err == _errno.EINVAL:
+        raise InvalidArgument(err, msg)
     if err == _errno.EBADMSG:
         file, pos = None, None
         if reader is not None:
@@ -222,6 +231,13 @@ class Topic(_Handle):
         self._t = handle
         self.name = name
         self.shm_dir = shm
+        # Producers write into this mapping: it is unmapped only after the last
+        # one is closed. close() closes those it can still reach; the collector
+        # (a cycle, interpreter exit) finalizes in any order and clears weak
+        # references first, so a producer it finalizes later unmaps it then.
+        self._producers = _weakref.WeakSet()
+        self._open = 0
+        self._closing = False
 
     @classmethod
     def create(cls, name, ring_size=0, segment_size=0, max_record=0, mode=0o600,
@@ -267,11 +283,23 @@ class Topic(_Handle):
                 if not f.startswith("reserved")}
 
     def _check(self):
-        if self._t is None:
+        if self._t is None or self._closing:
             raise ValueError("topic %r is closed" % self.name)
 
     def close(self):
+        """Unmap the ring. Producers opened on this topic are closed first (using
+        one afterwards raises ValueError): they write into this mapping."""
         if getattr(self, "_t", None) is not None:
+            for p in list(getattr(self, "_producers", ())):
+                p.close()
+            self._closing = True
+            if not self._open:
+                lib.spw_topic_close(self._t)
+                self._t = None
+
+    def _producer_closed(self):
+        self._open -= 1
+        if self._closing and not self._open and self._t is not None:
             lib.spw_topic_close(self._t)
             self._t = None
 
@@ -290,12 +318,20 @@ class Producer(_Handle):
             _raise(rc, "opening a producer on %r" % topic.name)
         self._p = out[0]
         self._topic = topic  # keeps the mapping alive
+        topic._producers.add(self)
+        topic._open += 1
+
+    def _check(self):
+        if getattr(self, "_p", None) is None:
+            raise ValueError("producer of topic %r is closed (or its Topic was)"
+                             % self._topic.name)
 
     def send(self, data, timeout=None, timestamp=None):
         """Append one record (bytes-like); returns its position. Waits while the ring
         is full (timeout in seconds, None: for ever; TimeoutError after it).
         timestamp: the record's time instead of the library's clock (ns since the
         epoch, or a datetime; 0: none), through spw_producer_send_wait_at."""
+        self._check()
         b = ffi.from_buffer(data)
         if timestamp is None:
             pos = lib.spw_producer_send_wait(self._p, b, len(b), _ns(timeout))
@@ -319,6 +355,7 @@ class Producer(_Handle):
         clock; ValueError when it is shorter than records (at the first record without
         one: the batches before it are sent) or longer (before the last batch is
         sent)."""
+        self._check()
         pos = None
         chunk, times = [], [] if timestamps is not None else None
         tsi = iter(timestamps) if timestamps is not None else None
@@ -346,6 +383,7 @@ class Producer(_Handle):
         return _record_time(t)
 
     def _send_batch(self, bufs, timeout, times=None):
+        self._check()
         n = len(bufs)
         m = ffi.new("struct spw_msg[]", n)
         last = ffi.new("int64_t[]", n)
@@ -367,6 +405,9 @@ class Producer(_Handle):
     def wait_ack(self, position, level="spilled", timeout=None):
         """Wait until the record at `position` is 'committed', 'spilled' (written to a
         segment by spillwayd) or 'durable' (fdatasync'd). TimeoutError after timeout."""
+        self._check()
+        if level not in _ACK:
+            raise ValueError("level: 'committed', 'spilled' or 'durable', not %r" % (level,))
         rc = lib.spw_producer_wait_ack(self._p, position, _ACK[level], _ns(timeout))
         if rc:
             _raise(rc, "waiting for %s of position %d" % (level, position))
@@ -375,6 +416,7 @@ class Producer(_Handle):
         if getattr(self, "_p", None) is not None:
             lib.spw_producer_close(self._p)
             self._p = None
+            self._topic._producer_closed()
 
 
 def _datetime_of(ns):
@@ -431,6 +473,18 @@ def _record_time(t):
     return ns
 
 
+def _start_hint(start):
+    """Why spw_reader_open said EINVAL, in words, for the start it was given."""
+    if isinstance(start, str) and start.startswith("group:"):
+        return ("group name %r: 1-%d of [A-Za-z0-9._-], not starting with '.'"
+                % (start[6:], 128))  # SPW_NAME_MAX, ring/spillway.h
+    if isinstance(start, int):
+        return ("start position %d is negative, not a multiple of 8, past the topic's "
+                "tail, or inside a record (`spillway dump` lists where records start)"
+                % start)
+    return "invalid start %r (Invalid argument)" % (start,)
+
+
 class Reader(_Handle):
     """Everything retention kept of a topic, disk then live, in order.
 
@@ -485,6 +539,11 @@ class Reader(_Handle):
             (0 if readahead else SPW_READER_NO_READAHEAD)
         out = ffi.new("struct spw_reader **")
         rc = lib.spw_reader_open(topic.encode(), o, out)
+        if rc == -_errno.EINVAL:
+            why = ("topic name %r: 1-128 of [A-Za-z0-9._-], not starting with '.'" % topic
+                   if lib.spw_topic_name_check(topic.encode()) else _start_hint(start))
+            raise InvalidArgument(_errno.EINVAL, "opening a reader on %r: %s"
+                                  % (topic, why))
         if rc:
             _raise(rc, "opening a reader on %r" % topic)
         self._r = out[0]
@@ -518,11 +577,14 @@ class Reader(_Handle):
                     "drop it before the next read or close")
             self._span = None
 
+    def _check(self):
+        if getattr(self, "_r", None) is None:
+            raise ValueError("reader of topic %r is closed" % self.topic)
+
     def read(self, max=None, timeout=0.0):
         """One batch: a list of Records (empty when caught up within timeout seconds;
         None: wait for at least one)."""
-        if self._r is None:
-            raise ValueError("reader is closed")
+        self._check()
         self._release()
         n = lib.spw_reader_read(self._r, self._recs, min(max or self._batch, self._batch),
                                 _ns(timeout))
@@ -551,14 +613,38 @@ class Reader(_Handle):
         whole = span[:]
         return [Record(pos, ts, whole[p - lo:p - lo + ln]) for pos, ts, p, ln, _ in desc]
 
+    _GONE_S = 0.2  # a follower that found nothing looks this often for a deleted topic
+
     def batches(self, max=None, timeout=None):
-        """Yield lists of Records until caught up (or, with follow=True, for ever)."""
+        """Yield lists of Records until caught up (or, with follow=True, for ever; a
+        topic deleted meanwhile raises NotFound, as `spillway consume --follow` exits
+        1: nothing more will come)."""
+        wait = 0.0
+        if self._follow:
+            wait = self._GONE_S if timeout is None else min(timeout, self._GONE_S)
+        looked = _time.monotonic()
         while True:
-            b = self.read(max, timeout if self._follow else 0.0)
+            b = self.read(max, wait)
             if b:
                 yield b
             elif not self._follow or lib.spw_reader_done(self._r):
                 return
+            elif _time.monotonic() - looked >= self._GONE_S:
+                looked = _time.monotonic()
+                if self.deleted:
+                    raise NotFound(_errno.ENOENT, "topic %r was deleted while following it "
+                                   "(at position %d)" % (self.topic, self.position))
+
+    @property
+    def deleted(self):
+        """True when the topic was deleted under this reader: its ring unlinked or
+        replaced since the reader mapped it (or, for a topic only on disk, its data
+        dir removed). Nothing more will come; two stat() calls."""
+        self._check()
+        r = lib.spw_reader_deleted(self._r)
+        if r < 0:
+            _raise(r, "checking topic %r" % self.topic)
+        return r == 1
 
     def __iter__(self):
         return _chain(self.batches())  # a loop step per record, no generator frame
@@ -598,6 +684,7 @@ class Reader(_Handle):
     @property
     def position(self):
         """The next position this reader will read."""
+        self._check()
         return lib.spw_reader_position(self._r)
 
     @property
@@ -612,11 +699,13 @@ class Reader(_Handle):
     @property
     def skipped(self):
         """Bytes passed over as corrupt (skip_corrupt=True)."""
+        self._check()
         return lib.spw_reader_skipped(self._r)
 
     def commit(self, group):
         """Record this reader's position as consumer group `group`'s (a file in the
         topic's data dir, which spillwayd makes: NotFound before it ever ran)."""
+        self._check()
         rc = lib.spw_reader_commit(self._r, group.encode())
         if rc:
             _raise(rc, "committing group %r of %r" % (group, self.topic))
