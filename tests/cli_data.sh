@@ -98,7 +98,9 @@ pos=$(sed -n 3p "$TMP/out" | python3 -c 'import json,sys; print(json.load(sys.st
 expect_rc 0 "$CLI" consume t --from "$pos" --count 1
 [ "$(cat "$TMP/out")" = 3 ] || fail "--from $pos gave $(cat "$TMP/out")"
 expect_rc 1 "$CLI" consume t --from 999999999992
-expect_err "beyond the tail"
+expect_err "position 999999999992 is past the end of topic \"t\" (its tail is "
+expect_rc 1 "$CLI" consume t --from 9223372036854775800
+expect_err "position 9223372036854775800 is past the end of topic \"t\""
 expect_rc 1 "$CLI" consume t --from $((pos + 8))
 expect_err "no record of topic \"t\" starts at position $((pos + 8))"
 

@@ -89,6 +89,11 @@ for f in yesterday 13 -8 @ @abc @2026-13-01T00:00:00Z @2026-11-24T25:00:00Z @1.2
 done
 expect_rc 2 "$CLI" replay t --from earliest --to latest
 expect_rc 2 "$CLI" replay t --from latest
+expect_rc 2 "$CLI" replay t --from 96 --to 24 # an empty range is a mistake
+expect_err "--to 24 is not after --from 96"
+expect_rc 2 "$CLI" replay t --from 96 --to 96
+expect_rc 2 "$CLI" replay t --from @2026-11-24T12:00:00Z --to @2026-11-24T11:00:00Z
+expect_err "--to's time is not after --from's"
 expect_rc 2 "$CLI" replay t --from earliest --rate fast
 expect_err "--rate"
 

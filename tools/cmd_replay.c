@@ -196,6 +196,13 @@ static int replay_args(int argc, char **argv, struct replay_args *a, struct rep 
 		return cli_usage("--rate and --speed exclude each other");
 	if (a->from.kind == W_LATEST)
 		return cli_usage("--from latest replays nothing: use earliest, a POSITION or @TIME");
+	/* An empty range is a mistake, not a replay of nothing. */
+	if (a->from.kind == W_POSITION && a->to.kind == W_POSITION &&
+	    a->to.position <= a->from.position)
+		return cli_usage("--to %lld is not after --from %lld: nothing to replay",
+				 (long long)a->to.position, (long long)a->from.position);
+	if (a->from.kind == W_TIME && a->to.kind == W_TIME && a->to.time_ns <= a->from.time_ns)
+		return cli_usage("--to's time is not after --from's: nothing to replay");
 	return -1;
 }
 

@@ -369,6 +369,18 @@ int cli_position_check(const char *name, int64_t pos)
 	if (cli_topic_dir(dir, sizeof(dir), name))
 		return CLI_OK;
 	spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t);
+	if (t) {
+		struct spw_topic_info in;
+
+		spw_topic_info(t, &in);
+		if ((uint64_t)pos > in.tail) {
+			spw_topic_close(t);
+			cli_err("position %lld is past the end of topic \"%s\" (its tail is %llu: "
+				"the next record starts there)",
+				(long long)pos, name, (unsigned long long)in.tail);
+			return CLI_ERR;
+		}
+	}
 	r = seg_log_check_position(dir, t, (uint64_t)pos, &before, &after);
 	spw_topic_close(t);
 	if (!r)
