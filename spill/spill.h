@@ -247,9 +247,12 @@ int seg_log_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64
 		   int (*on_rec)(void *, const struct seg_log_rec *), void *arg, uint64_t *at);
 const char *seg_log_type(uint32_t type);
 /* Does a record start at pos (disk, else ring)? 0 when it does or nothing
- * near it is known; -EINVAL with the neighbouring record starts otherwise. */
+ * near it is known; -EINVAL with the neighbouring record starts otherwise;
+ * -EBADMSG when pos lies in a damaged range (*before, *after: the range; why,
+ * if not NULL: what is wrong, as on_bad says), where no record start can be
+ * trusted. */
 int seg_log_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
-			uint64_t *after);
+			uint64_t *after, char *why, size_t why_len);
 /* One record of the disk format from its bytes at position pos (left bytes
  * readable there): 0 and *out, or -EBADMSG when its commit word is not one
  * the format allows there (ring_word_check) or the record runs past left. */

@@ -435,8 +435,23 @@ int seg_log_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64
 /* --- is POSITION a record boundary? ------------------------------------------ */
 struct bctx {
 	uint64_t pos, before, after;
-	bool hit, have_after;
+	uint64_t bad_from, bad_to; /* a damaged range holding pos, */
+	char bad_why[96];          /* and what is wrong there */
+	bool hit, have_after, in_bad;
 };
+
+static void boundary_bad(void *arg, const char *file, uint64_t from, uint64_t to, const char *why)
+{
+	struct bctx *b = arg;
+
+	(void)file;
+	if (!b->in_bad && from <= b->pos && b->pos < to) {
+		b->in_bad = true;
+		b->bad_from = from;
+		b->bad_to = to;
+		snprintf(b->bad_why, sizeof(b->bad_why), "%s", why);
+	}
+}
 
 static int boundary_rec(void *arg, const struct seg_log_rec *r)
 {
@@ -456,7 +471,7 @@ static int boundary_rec(void *arg, const struct seg_log_rec *r)
 }
 
 int seg_log_check_position(const char *dir, struct spw_topic *t, uint64_t pos, uint64_t *before,
-			uint64_t *after)
+			uint64_t *after, char *why, size_t why_len)
 {
 	struct bctx b = { .pos = pos };
 	struct seg_log w = { 0 };
@@ -467,12 +482,20 @@ int seg_log_check_position(const char *dir, struct spw_topic *t, uint64_t pos, u
 	w.from = pos > (1u << 20) ? pos - (1u << 20) : 0;
 	w.walk_records = true; /* up to the first record past pos: boundary_rec stops it */
 	w.on_rec = boundary_rec;
+	w.on_bad = boundary_bad;
 	w.arg = &b;
 	if (t)
 		spw_topic_info(t, &in);
 	if (t && pos == in.tail)
 		return 0;
 	seg_log_walk(&w);
+	if (b.in_bad && !b.hit) {
+		*before = b.bad_from;
+		*after = b.bad_to;
+		if (why)
+			snprintf(why, why_len, "%s", b.bad_why);
+		return -EBADMSG;
+	}
 	if (!b.hit && !b.have_after && t && pos >= in.reclaimed && pos < in.tail) {
 		uint64_t start = w.segments && w.end > in.reclaimed && w.end <= pos ? w.end : in.reclaimed;
 

@@ -107,6 +107,13 @@ assert 0 < missing <= bad // 24, (missing, bad)  # a record here spans >= 24 byt
 PY
 done
 
+check "--from inside the damaged range: said so, with the range and where to start instead"
+for at in "$lo" $((lo + 8)); do
+	expect_rc 1 "$CLI" consume s --from "$at"
+	expect_err "position $at of topic \"s\" lies in a damaged range (positions $lo..$hi: "
+	expect_err "start at $hi, or read on past it with --skip-corrupt"
+done
+
 check "verify: a log cut below its durable checkpoint is never clean (last segment gone, index cut)"
 ck=$(od -An -t u8 -j 8 -N 8 "$SPILLWAY_DATA_DIR/s/durable" | tr -d ' ')
 last=$(ls "$SPILLWAY_DATA_DIR/s/"*.seg | tail -1)

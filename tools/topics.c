@@ -361,7 +361,7 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 
 int cli_position_check(const char *name, int64_t pos)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], why[96] = "";
 	struct spw_topic *t = NULL;
 	uint64_t before, after;
 	int r;
@@ -381,10 +381,18 @@ int cli_position_check(const char *name, int64_t pos)
 			return CLI_ERR;
 		}
 	}
-	r = seg_log_check_position(dir, t, (uint64_t)pos, &before, &after);
+	r = seg_log_check_position(dir, t, (uint64_t)pos, &before, &after, why, sizeof(why));
 	spw_topic_close(t);
 	if (!r)
 		return CLI_OK;
+	if (r == -EBADMSG) {
+		cli_err("position %lld of topic \"%s\" lies in a damaged range (positions %llu..%llu: "
+			"%s): no record start there can be trusted (spillway verify %s; start at "
+			"%llu, or read on past it with --skip-corrupt)",
+			(long long)pos, name, (unsigned long long)before, (unsigned long long)after, why,
+			name, (unsigned long long)after);
+		return CLI_ERR;
+	}
 	cli_err("no record of topic \"%s\" starts at position %lld (the records around it start at "
 		"%llu and %llu; positions come from consume --format json or dump)",
 		name, (long long)pos, (unsigned long long)before, (unsigned long long)after);
