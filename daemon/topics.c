@@ -77,10 +77,12 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 
 /* Rings refused (another daemon owns them, a header that does not check
  * out, a reclaim bound past any gap we fill): said once per ring file, not
- * at every rescan. */
+ * at every rescan. An entry goes when its ring attaches or is gone
+ * (refused_prune). */
 static struct {
 	char name[SPW_NAME_MAX + 1];
-	ino_t ino;
+	bool said;             /* a refusal before recovery was said for said_ino */
+	ino_t said_ino;
 	bool settled;          /* refused after recovery, on exactly this: */
 	struct attach_key {
 		uint64_t dev, ino; /* the ring file, */
@@ -90,20 +92,44 @@ static struct {
 } refused[MAX_TOPICS];
 static int nrefused;
 
-static bool refused_before(const char *name, ino_t ino)
+/* name's entry, made when missing (NULL: the table is full). */
+static int refused_entry(const char *name)
 {
 	for (int i = 0; i < nrefused; i++)
-		if (!strcmp(refused[i].name, name)) {
-			bool same = refused[i].ino == ino;
+		if (!strcmp(refused[i].name, name))
+			return i;
+	if (nrefused == MAX_TOPICS)
+		return -1;
+	memset(&refused[nrefused], 0, sizeof(refused[nrefused]));
+	snprintf(refused[nrefused].name, sizeof(refused[nrefused].name), "%s", name);
+	return nrefused++;
+}
 
-			refused[i].ino = ino;
-			return same;
-		}
-	if (nrefused < MAX_TOPICS) {
-		snprintf(refused[nrefused].name, sizeof(refused[nrefused].name), "%s", name);
-		refused[nrefused++].ino = ino;
-	}
-	return false;
+/* Was a refusal of this ring file (name, ino) said already? Marks it said. */
+static bool refused_before(const char *name, ino_t ino)
+{
+	int i = refused_entry(name);
+	bool same;
+
+	if (i < 0)
+		return false;
+	same = refused[i].said && refused[i].said_ino == ino;
+	refused[i].said = true;
+	refused[i].said_ino = ino;
+	return same;
+}
+
+/* Forget the refusals of rings that are gone from the shm dir. */
+static void refused_prune(void)
+{
+	char path[PATH_MAX + 64];
+	struct stat st;
+
+	for (int i = nrefused - 1; i >= 0; i--)
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, refused[i].name) <
+			    sizeof(path) &&
+		    seg_lstat(path, &st) == -ENOENT)
+			refused[i] = refused[--nrefused];
 }
 
 static void refused_forget(const char *name)
@@ -147,11 +173,12 @@ static bool attach_settled(const char *name, const struct attach_key *k)
 }
 
 /* Errors that may pass with nothing changed in the ring or the disk log
- * (memory, space, a device's bad moment): retried at every rescan. */
+ * (memory, space, a device's bad moment, a file system remounted writable):
+ * retried at every rescan. */
 static bool attach_transient(int err)
 {
 	return err == -ENOMEM || err == -ENOSPC || err == -EDQUOT || err == -EIO || err == -EINTR ||
-	       err == -EAGAIN || err == -EMFILE || err == -ENFILE || err == -EBUSY;
+	       err == -EAGAIN || err == -EMFILE || err == -ENFILE || err == -EBUSY || err == -EROFS;
 }
 
 /* The attach of name was refused with err after recovery. Settled (not
@@ -166,17 +193,8 @@ static void attach_refused(const struct dtopic *dt, const struct stat *st,
 	int i;
 
 	if (before_ok || attach_transient(err) || attach_key_of(dt, st, &after) ||
-	    memcmp(before, &after, sizeof(after)))
+	    memcmp(before, &after, sizeof(after)) || (i = refused_entry(dt->name)) < 0)
 		return;
-	for (i = 0; i < nrefused && strcmp(refused[i].name, dt->name); i++)
-		;
-	if (i == nrefused) {
-		if (nrefused == MAX_TOPICS)
-			return;
-		snprintf(refused[i].name, sizeof(refused[i].name), "%s", dt->name);
-		nrefused++;
-	}
-	refused[i].ino = st->st_ino;
 	refused[i].settled = true;
 	refused[i].key = after;
 }
@@ -513,11 +531,19 @@ void rescan_shm(void)
 	for (int i = D.ntopics - 1; i >= 0; i--) {
 		struct dtopic *dt = D.topics[i];
 
+		int r;
+
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, dt->name) >=
-			    sizeof(path) ||
-		    seg_lstat(path, &st) || st.st_ino != dt->ino || st.st_dev != dt->dev)
+		    sizeof(path))
+			continue;
+		/* Gone, a link or another file there: detach. Any other error
+		 * (out of fds or memory for a moment) proves nothing: keep it. */
+		r = seg_lstat(path, &st);
+		if ((r == 0 && (st.st_ino != dt->ino || st.st_dev != dt->dev)) || r == -ENOENT ||
+		    r == -ELOOP || r == -ENOTDIR)
 			topic_detach(dt, "ring deleted or replaced");
 	}
+	refused_prune();
 	d = opendir(D.shm_dir);
 	if (!d)
 		return;

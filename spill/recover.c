@@ -53,6 +53,7 @@ struct old_entry {
 struct old_index {
 	struct old_entry *v;
 	size_t n;
+	uint64_t created_ns; /* its sound header's, kept by the rebuild; 0: none */
 };
 
 #define OLD_ENTRIES_MAX (1u << 20) /* 32 MiB of index: more is not ours */
@@ -69,6 +70,7 @@ static void old_index_load(const char *ip, uint64_t base, uint64_t first, struct
 
 	o->v = NULL;
 	o->n = 0;
+	o->created_ns = 0;
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) || st.st_size < (off_t)SEG_IDX_HDR_BYTES ||
@@ -77,6 +79,8 @@ static void old_index_load(const char *ip, uint64_t base, uint64_t first, struct
 		return;
 	}
 	known = h.base == base && (seg_idx_hdr_ok(&h) || h.first == first);
+	if (h.base == base && h.first == first && seg_idx_hdr_ok(&h))
+		o->created_ns = h.created_ns;
 	prev = h.first;
 	n = ((size_t)st.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES;
 	if (n > OLD_ENTRIES_MAX)
@@ -113,9 +117,36 @@ static const struct old_entry *old_entry_of(const struct old_index *o, uint64_t 
 	return lo < o->n && o->v[lo].a == a && o->v[lo].b == b ? &o->v[lo] : NULL;
 }
 
-/* One index entry for the segment bytes [a, p), appended at xf's offset;
- * its data CRC the old index's for the same range, if it had one (o). */
-static int put_entry(int xf, const uint8_t *map, uint64_t base, uint64_t a, uint64_t p,
+/* The rebuilt index, built in memory: the file is rewritten only when it
+ * differs (a refused attach's recovery, run again, then changes nothing on
+ * disk: daemon/topics.c, attach_settled). */
+struct idx_buf {
+	uint8_t *p;
+	size_t n, cap;
+};
+
+static int idx_buf_put(struct idx_buf *b, const void *v, size_t n)
+{
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		uint8_t *np;
+
+		while (cap < b->n + n)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np)
+			return -ENOMEM;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, v, n);
+	b->n += n;
+	return 0;
+}
+
+/* One index entry for the segment bytes [a, p), appended to b; its data
+ * CRC the old index's for the same range, if it had one (o). */
+static int put_entry(struct idx_buf *b, const uint8_t *map, uint64_t base, uint64_t a, uint64_t p,
 		     uint64_t records, uint64_t max_ts, const struct old_index *o)
 {
 	struct seg_idx_entry e;
@@ -127,7 +158,33 @@ static int put_entry(int xf, const uint8_t *map, uint64_t base, uint64_t a, uint
 	e.crc_data = old_entry_of(o, a, p) ? old_entry_of(o, a, p)->crc
 					   : seg_crc32c(0, map + (a - base), (size_t)(p - a));
 	seg_idx_entry_seal(&e);
-	return write(xf, &e, sizeof(e)) == (ssize_t)sizeof(e) ? 0 : (errno ? -errno : -EIO);
+	return idx_buf_put(b, &e, sizeof(e));
+}
+
+/* The index file ip as b says: left alone (times too) when it holds exactly
+ * those bytes, else rewritten and synced. 0 or -errno. */
+static int idx_store(const char *ip, const struct idx_buf *b)
+{
+	struct stat st;
+	uint8_t *cur = NULL;
+	int xf = seg_open_file(ip, O_RDWR | O_CREAT, 0600, true), r = 0;
+
+	if (xf < 0)
+		return xf;
+	if (fstat(xf, &st))
+		r = -errno;
+	else if ((uint64_t)st.st_size == b->n && (cur = malloc(b->n ? b->n : 1)) &&
+		 pread(xf, cur, b->n, 0) == (ssize_t)b->n && !memcmp(cur, b->p, b->n))
+		r = 1; /* the same: nothing to write */
+	free(cur);
+	if (!r) {
+		if (ftruncate(xf, 0) || pwrite(xf, b->p, b->n, 0) != (ssize_t)b->n)
+			r = errno ? -errno : -EIO;
+		else if (fdatasync(xf))
+			r = -errno;
+	}
+	close(xf);
+	return r < 0 ? r : 0;
 }
 
 /* The last index is empty, short or unreadable while its segment holds
@@ -142,10 +199,11 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 {
 	struct seg_idx_hdr h;
 	struct old_index old;
+	struct idx_buf b = { 0 };
 	struct stat st;
 	uint8_t *map;
 	uint64_t p, a, records = 0, max_ts = 0, size;
-	int sf, xf, r = 0;
+	int sf, r = 0;
 
 	sf = seg_open_file(sp, O_RDONLY, 0, true);
 	if (sf < 0)
@@ -174,26 +232,20 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		first = base + p;
 	}
 	old_index_load(ip, base, first, &old);
-	xf = seg_open_file(ip, O_RDWR | O_CREAT, 0600, true);
-	if (xf < 0 || ftruncate(xf, 0)) {
-		r = xf < 0 ? xf : -errno;
-		if (xf >= 0)
-			close(xf);
-		free(old.v);
-		munmap(map, size);
-		return r;
-	}
 	seg_idx_hdr_init(&h, base, first, segment_bytes, ring_bytes);
-	/* The header, then the entries with write() after it. */
-	if (write(xf, &h, sizeof(h)) != (ssize_t)sizeof(h))
-		r = errno ? -errno : -EIO;
+	if (old.created_ns) { /* the segment's birth, not the rebuild's */
+		h.created_ns = old.created_ns;
+		seg_idx_hdr_seal(&h);
+	}
+	/* The header, then the entries after it. */
+	r = idx_buf_put(&b, &h, sizeof(h));
 	for (p = a = first; !r && p < base + size;) {
 		uint64_t lap_end = (p & ~(ring_bytes - 1)) + ring_bytes;
 		struct seg_log_rec d;
 
 		if (p > a && old_entry_of(&old, a, p)) {
 			/* Cut where the old index cut: its CRC then stands. */
-			r = put_entry(xf, map, base, a, p, records, max_ts, &old);
+			r = put_entry(&b, map, base, a, p, records, max_ts, &old);
 			a = p;
 			continue;
 		}
@@ -201,7 +253,7 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 				   SPW_RECORD_MAX_BYTES, &d))
 			break; /* the end of what was written whole */
 		if (p > a && p + d.span - a > SEG_ENTRY_SPAN) {
-			r = put_entry(xf, map, base, a, p, records, max_ts, &old);
+			r = put_entry(&b, map, base, a, p, records, max_ts, &old);
 			a = p;
 		}
 		if (d.type == RING_T_DATA) {
@@ -212,15 +264,15 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 		p += d.span;
 		if ((p == lap_end || !(p < base + size)) && p > a) {
 			/* The writer never lets an entry cross a lap. */
-			r = put_entry(xf, map, base, a, p, records, max_ts, &old);
+			r = put_entry(&b, map, base, a, p, records, max_ts, &old);
 			a = p;
 		}
 	}
 	if (!r && p > a)
-		r = put_entry(xf, map, base, a, p, records, max_ts, &old);
-	if (!r && fdatasync(xf))
-		r = -errno;
-	close(xf);
+		r = put_entry(&b, map, base, a, p, records, max_ts, &old);
+	if (!r)
+		r = idx_store(ip, &b);
+	free(b.p);
 	free(old.v);
 	munmap(map, size);
 	return r;

@@ -159,6 +159,25 @@ again 5 "a replaced ring"
 grep -q "topic g: attached" "$TMP/daemon.log" && fail "attached over the hostile bound"
 kill -0 "$DPID" 2>/dev/null || fail "spillwayd exited"
 
+check "durable data gone from the last segment: refused, and settled (recovery rebuilds nothing twice)"
+expect_rc 0 "$CLI" topic create lost --ring-size 64K --segment-size 1M
+wait_attached lost
+seq 1 20000 | "$CLI" produce lost --ack durable || fail "produce"
+stop_daemon
+truncate -s 200000 "$SPILLWAY_DATA_DIR/lost/00000000000000000000.seg" # below the checkpoint
+start_daemon debug
+wait_attached tiny
+lost_recoveries() { grep -c "topic lost: recovering the disk log" "$TMP/daemon.log"; }
+lost_said() { grep -c "topic lost: .* is durable (checkpoint): refusing to cut" "$TMP/daemon.log"; }
+for _ in $(seq 1 150); do [ "$(lost_said)" -ge 1 ] && break; sleep 0.02; done
+[ "$(lost_said)" -ge 1 ] || fail "no refusal: $(grep 'topic lost' "$TMP/daemon.log" | tail -2)"
+sleep 2.5 # the first recovery rewrote the damaged index: one more run, then settled
+n=$(lost_recoveries)
+[ "$n" -le 2 ] && [ "$(lost_said)" -le 2 ] ||
+	fail "recovery ran $n times in 2.5 s, the refusal said $(lost_said) times (at most 2)"
+sleep 1.5
+[ "$(lost_recoveries)" -eq "$n" ] || fail "a settled refusal recovered again: $(lost_recoveries) runs"
+
 check "a ring moved aside and replaced by a symlink to it: detached, the link not followed"
 expect_rc 0 "$CLI" topic create lnk --ring-size 64K
 wait_attached lnk
@@ -195,6 +214,15 @@ wait "$FOLLOWER" || rc=$?
 [ "$rc" -eq 135 ] || fail "the follower of the truncated ring exited $rc, not by SIGBUS (135)"
 grep -q "^spillway: SIGBUS at 0x[0-9a-f]*: a file this command maps was cut short under it" \
 	"$TMP/follow.err" || fail "the follower did not say why it stopped: $(cat "$TMP/follow.err")"
+"$CLI" consume tiny --follow >/dev/null 2>"$TMP/follow.err" &
+FOLLOWER=$!
+BGPIDS+=("$FOLLOWER")
+sleep 0.3
+kill -BUS "$FOLLOWER"
+rc=0
+wait "$FOLLOWER" || rc=$?
+[ "$rc" -eq 135 ] || fail "a follower sent SIGBUS exited $rc, not by the signal (135): it went on"
+grep -q "SIGBUS" "$TMP/follow.err" && fail "a sent SIGBUS was taken for a truncated ring"
 
 stop_daemon
 done_ok

@@ -337,10 +337,10 @@ static void on_signal(int sig)
 }
 
 /* A ring file cut short under this command (README "Limits"): touching a
- * lost page raises SIGBUS. Say so in words, then let the signal end the
- * command as it would have (SA_RESETHAND: the access faults again, now with
- * the default action), so scripts still see it. write() only: async-signal
- * safe. */
+ * lost page raises SIGBUS. Say so in words, then end the command by the
+ * signal as it would have ended (exit status 135 in a shell), so scripts
+ * still see it. A SIGBUS sent by kill() (si_code <= 0) ends it without the
+ * words. write(), signal() and raise() only: async-signal safe. */
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
 	static const char head[] = "spillway: SIGBUS at 0x",
@@ -350,14 +350,17 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	uintptr_t a = (uintptr_t)si->si_addr;
 	int n = 0;
 
-	(void)sig;
 	(void)uc;
-	do
-		hex[sizeof(hex) - 1 - n++] = "0123456789abcdef"[a & 15];
-	while ((a >>= 4) && n < (int)sizeof(hex));
-	if (write(2, head, sizeof(head) - 1) < 0 ||
-	    write(2, hex + sizeof(hex) - n, (size_t)n) < 0 || write(2, tail, sizeof(tail) - 1) < 0)
-		return;
+	if (si->si_code > 0) {
+		do
+			hex[sizeof(hex) - 1 - n++] = "0123456789abcdef"[a & 15];
+		while ((a >>= 4) && n < (int)sizeof(hex));
+		if (write(2, head, sizeof(head) - 1) >= 0 &&
+		    write(2, hex + sizeof(hex) - n, (size_t)n) >= 0)
+			(void)!write(2, tail, sizeof(tail) - 1);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 void cli_catch_signals(void)
@@ -371,7 +374,7 @@ void cli_catch_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sa.sa_handler = NULL;
 	sa.sa_sigaction = on_sigbus;
-	sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+	sa.sa_flags = SA_SIGINFO;
 	sigaction(SIGBUS, &sa, NULL);
 }
 

@@ -203,6 +203,7 @@ struct cli_reader {
 	size_t cap;
 	struct spw_record pend;
 	bool have, failed;
+	bool skip_corrupt;      /* SPW_READER_SKIP_CORRUPT: skips are recorded, not errors */
 	int stop;               /* fn asked to stop: nothing more is handed out */
 	uint64_t retracted;     /* deliveries the library took back after a lap */
 };

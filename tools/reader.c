@@ -64,6 +64,7 @@ int cli_reader_open(struct cli_reader *cr, const char *topic, const struct spw_r
 	memset(cr, 0, sizeof(*cr));
 	cr->fn = fn;
 	cr->arg = arg;
+	cr->skip_corrupt = o && (o->flags & SPW_READER_SKIP_CORRUPT);
 	return spw_reader_open(topic, o, &cr->r);
 }
 
@@ -100,9 +101,10 @@ int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns)
 	if (n <= 0)
 		return n;
 	spw_reader_error(cr->r, f1, sizeof(f1), &p1);
-	/* A range skipped as corrupt (SPW_READER_SKIP_CORRUPT) is recorded as
-	 * the last error too, but the reader went on past it: no error. */
-	if (f1[0] && (strcmp(f0, f1) || p0 != p1) && spw_reader_skipped(cr->r) == skipped)
+	/* A range skipped as corrupt (SPW_READER_SKIP_CORRUPT only) is recorded
+	 * as the last error too, but the reader went on past it: no error. */
+	if (f1[0] && (strcmp(f0, f1) || p0 != p1) &&
+	    !(cr->skip_corrupt && spw_reader_skipped(cr->r) != skipped))
 		cr->failed = true; /* bug 2: the next call reports it */
 	return n;
 }

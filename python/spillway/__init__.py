@@ -631,7 +631,7 @@ class Reader(_Handle):
                 return
             elif _time.monotonic() - looked >= self._GONE_S:
                 looked = _time.monotonic()
-                if self.deleted:
+                if lib.spw_reader_deleted(self._r) == 1:  # a passing stat error: look again
                     raise NotFound(_errno.ENOENT, "topic %r was deleted while following it "
                                    "(at position %d)" % (self.topic, self.position))
 
