@@ -92,7 +92,7 @@ static struct {
 } refused[MAX_TOPICS];
 static int nrefused;
 
-/* name's entry, made when missing (NULL: the table is full). */
+/* name's entry, made when missing (-1: the table is full). */
 static int refused_entry(const char *name)
 {
 	for (int i = 0; i < nrefused; i++)
@@ -530,7 +530,6 @@ void rescan_shm(void)
 
 	for (int i = D.ntopics - 1; i >= 0; i--) {
 		struct dtopic *dt = D.topics[i];
-
 		int r;
 
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, dt->name) >=

@@ -171,12 +171,23 @@ int seg_dir_stamp(const char *dir, uint64_t *stamp)
 	h = stamp_stat(h, &st);
 	/* Each entry hashed alone and the hashes added: readdir's order does
 	 * not matter. An entry gone between readdir and fstatat counts by
-	 * name alone (the dir's own times changed with it anyway). */
+	 * name alone (the dir's own times changed with it anyway). A subdir
+	 * (groups/) counts by name, inode and mode only: what happens inside
+	 * it (a consumer group committing) is not a change of this dir. */
 	while ((de = readdir(d))) {
 		uint64_t e = stamp_mix(0xcbf29ce484222325ull, de->d_name, strlen(de->d_name) + 1);
 
-		if (!fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
-			e = stamp_stat(e, &st);
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW)) {
+			if (S_ISDIR(st.st_mode)) {
+				const uint64_t f[] = { (uint64_t)st.st_ino, (uint64_t)st.st_mode };
+
+				e = stamp_mix(e, f, sizeof(f));
+			} else {
+				e = stamp_stat(e, &st);
+			}
+		}
 		sum += e;
 	}
 	closedir(d);

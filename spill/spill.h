@@ -44,9 +44,9 @@ int seg_rename(const char *from, const char *to); /* 0 or -errno */
 int seg_mkdir(const char *path, unsigned mode);  /* 0 or -errno (-EEXIST) */
 int seg_lstat(const char *path, struct stat *st); /* 0 or -errno; never follows */
 /* A fingerprint of dir and the files directly in it (each one's inode, size,
- * mode, owner, links, mtime and ctime, by name): equal stamps mean nothing
- * there changed in a way stat() sees. The daemon keeps a refused attach
- * refused until it changes. 0 or -errno. */
+ * mode, owner, links, mtime and ctime, by name; a subdir by name, inode and
+ * mode): equal stamps mean nothing there changed in a way stat() sees. The
+ * daemon keeps a refused attach refused until it changes. 0 or -errno. */
 int seg_dir_stamp(const char *dir, uint64_t *stamp);
 /* A directory spillway keeps files in: a real directory (not a symlink),
  * owned by this user, not writable by others. 0, or -errno and why[]. */

@@ -156,6 +156,9 @@ again 4 "a file removed"
 cp "$SPILLWAY_SHM_DIR/g.ring" "$TMP/g.ring.copy"
 mv "$TMP/g.ring.copy" "$SPILLWAY_SHM_DIR/g.ring" # the same bytes, another inode
 again 5 "a replaced ring"
+[ -d "$SPILLWAY_DATA_DIR/g/groups" ] || fail "no groups/ (the follower above commits one)"
+echo 8 >"$SPILLWAY_DATA_DIR/g/groups/late" # a group committing: not the log changing
+again 5 "a group file written in groups/"
 grep -q "topic g: attached" "$TMP/daemon.log" && fail "attached over the hostile bound"
 kill -0 "$DPID" 2>/dev/null || fail "spillwayd exited"
 
