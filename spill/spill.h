@@ -248,6 +248,7 @@ int seg_log_ring_walk(struct spw_topic *t, uint64_t start, uint64_t from, uint64
 const char *seg_log_type(uint32_t type);
 /* Does a record start at pos (disk, else ring)? 0 when it does or nothing
  * near it is known; -EINVAL with the neighbouring record starts otherwise;
+ * -ERANGE past the ring's tail (*before, *after: the tail);
  * -EBADMSG when pos lies in a damaged range (*before, *after: the range; why,
  * if not NULL: what is wrong, as on_bad says), where no record start can be
  * trusted. */

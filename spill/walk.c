@@ -488,6 +488,10 @@ int seg_log_check_position(const char *dir, struct spw_topic *t, uint64_t pos, u
 		spw_topic_info(t, &in);
 	if (t && pos == in.tail)
 		return 0;
+	if (t && pos > in.tail) {
+		*before = *after = in.tail;
+		return -ERANGE;
+	}
 	seg_log_walk(&w);
 	if (b.in_bad && !b.hit) {
 		*before = b.bad_from;

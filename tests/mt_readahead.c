@@ -459,6 +459,8 @@ static void the_threads_descriptor_follows_the_reader(void **state)
 	/* A job the thread still runs keeps its descriptor until it is done
 	 * (the thread descheduled on a busy VM); the next call after that
 	 * lets it go. */
+	/* seq_cst: pairs with the thread's seq_cst store of DONE after its
+	 * job (reader_ahead.c, post()). */
 	for (int i = 0; i < 2000 && atomic_load(&r->ahead.state) == RD_AH_RUNNING; i++)
 		test_sleep_ns(TEST_MS);
 	assert_int_equal(spw_reader_poll(r, note_fn, o, 256), 0);

@@ -369,22 +369,16 @@ int cli_position_check(const char *name, int64_t pos)
 	if (cli_topic_dir(dir, sizeof(dir), name))
 		return CLI_OK;
 	spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t);
-	if (t) {
-		struct spw_topic_info in;
-
-		spw_topic_info(t, &in);
-		if ((uint64_t)pos > in.tail) {
-			spw_topic_close(t);
-			cli_err("position %lld is past the end of topic \"%s\" (its tail is %llu: "
-				"the next record starts there)",
-				(long long)pos, name, (unsigned long long)in.tail);
-			return CLI_ERR;
-		}
-	}
 	r = seg_log_check_position(dir, t, (uint64_t)pos, &before, &after, why, sizeof(why));
 	spw_topic_close(t);
 	if (!r)
 		return CLI_OK;
+	if (r == -ERANGE) {
+		cli_err("position %lld is past the end of topic \"%s\" (its tail is %llu: "
+			"the next record starts there)",
+			(long long)pos, name, (unsigned long long)before);
+		return CLI_ERR;
+	}
 	if (r == -EBADMSG) {
 		cli_err("position %lld of topic \"%s\" lies in a damaged range (positions %llu..%llu: "
 			"%s): no record start there can be trusted (spillway verify %s; start at "
