@@ -420,6 +420,102 @@ def test_a_follower_of_a_deleted_topic_stops():
           and out.rstrip().endswith("True"), out)
 
 
+def run_py(script, timeout=60):
+    ex = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=timeout)
+    return ex.returncode, ex.stdout.decode(), ex.stderr.decode()
+
+
+FILL = (
+    "import os, signal, threading, time, spillway\n"
+    "t = spillway.Topic.create(NAME, ring_size=1 << 16)\n"
+    "p = spillway.Producer(t)\n"
+    "try:\n"  # no daemon: nothing reclaims, the ring stays full
+    "    while True:\n"
+    "        p.send(b'x' * 4000, timeout=0)\n"
+    "except TimeoutError:\n"
+    "    pass\n")
+
+
+def test_close_from_another_thread_during_a_wait():
+    """Topic.close() or Producer.close() from another thread while a send waits in C
+    for room (cffi releases the GIL) unmapped the ring and freed the handle under
+    that call; now the waiting call raises ValueError and the last one out frees."""
+    for closer in ("t.close()", "p.close()"):
+        script = FILL.replace("NAME", "'py_t'") + (
+            "res = []\n"
+            "def blocked():\n"
+            "    try:\n"
+            "        p.send(b'y' * 4000)\n"  # waits for ever: no timeout
+            "        res.append('sent')\n"
+            "    except ValueError as e:\n"
+            "        res.append('refused: %s' % e)\n"
+            "th = threading.Thread(target=blocked)\n"
+            "th.start()\n"
+            "time.sleep(0.3)\n"
+            "t0 = time.monotonic()\n"
+            "CLOSER\n"
+            "th.join(5)\n"
+            "print('alive' if th.is_alive() else res, round(time.monotonic() - t0, 1))\n"
+            "print('after:', p._p is None, t._t is None)\n").replace("CLOSER", closer)
+        rc, out, err = run_py(script)
+        spillway.Topic.delete("py_t")
+        check(rc == 0, "%s: rc %d: %s %s" % (closer, rc, out, err[-300:]))
+        check("refused: producer of topic 'py_t' was closed while it waited" in out, out)
+        want = "after: True True\n" if closer == "t.close()" else "after: True False\n"
+        check(out.endswith(want), "%s: freed once the call left: %s" % (closer, out))
+
+
+def test_close_a_reader_from_another_thread_during_a_read():
+    """Reader.close() from another thread while read(timeout=None) waits in C: the
+    read raises ValueError and the reader is freed after it (not under it)."""
+    script = (
+        "import threading, time, spillway\n"
+        "t = spillway.Topic.create('py_rt', ring_size=1 << 16)\n"
+        "r = spillway.Reader('py_rt', zero_copy=True)\n"
+        "res = []\n"
+        "def blocked():\n"
+        "    try:\n"
+        "        res.append(r.read(timeout=None))\n"
+        "    except ValueError as e:\n"
+        "        res.append('refused: %s' % e)\n"
+        "th = threading.Thread(target=blocked)\n"
+        "th.start()\n"
+        "time.sleep(0.3)\n"
+        "r.close()\n"
+        "th.join(5)\n"
+        "print('alive' if th.is_alive() else res, 'freed:', r._r is None)\n")
+    rc, out, err = run_py(script)
+    spillway.Topic.delete("py_rt")
+    check(rc == 0, "rc %d: %s %s" % (rc, out, err[-300:]))
+    check("refused: reader of topic 'py_rt' was closed while it waited" in out
+          and out.endswith("freed: True\n"), out)
+
+
+def test_ctrl_c_ends_a_wait():
+    """SIGINT (Ctrl-C) during a send, wait_ack or read that waits for ever raises
+    KeyboardInterrupt within a fraction of a second (the library's futex waits
+    retry on EINTR, so the call never came back to let Python run the handler)."""
+    for call in ("p.send(b'y' * 4000)", "p.wait_ack(0, level='spilled')",
+                 "spillway.Reader(NAME, follow=True, start='latest').read(timeout=None)"):
+        script = FILL + (
+            "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    CALL\n"
+            "    print('returned')\n"
+            "except KeyboardInterrupt:\n"
+            "    print('interrupted after', round(time.monotonic() - t0, 1))\n")
+        script = script.replace("CALL", call).replace("NAME", "'py_k'")
+        try:
+            rc, out, err = run_py(script, timeout=20)
+        except subprocess.TimeoutExpired:
+            rc, out, err = -1, "hung", ""
+        spillway.Topic.delete("py_k")
+        check(rc == 0 and "interrupted after" in out, "%s: rc %d: %s %s"
+              % (call, rc, out, err[-300:]))
+        check(float(out.split()[-1]) < 2.0, "%s: %s" % (call, out))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def sandbox():
     """Every test of this module in its own shm and data dirs, removed after."""

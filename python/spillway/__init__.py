@@ -36,6 +36,7 @@ import os as _os
 import sys as _sys
 
 import struct as _struct
+import threading as _threading
 import weakref as _weakref
 from itertools import chain as _ch
 
@@ -208,11 +209,88 @@ def data_dir(d=None):
     return _os.fsdecode(ffi.string(lib.spw_data_dir(_cstr(d))))
 
 
+_SLICE_S = 0.1  # a wait in C lasts at most this long between looks from Python
+_SLICE_NS = int(_SLICE_S * 1e9)
+_free_lock = _threading.Lock()
+
+
+def _first_ns(timeout):
+    """The first slice of a wait of timeout seconds (None: for ever), in ns."""
+    return _SLICE_NS if timeout is None or timeout > _SLICE_S else _ns(timeout)
+
+
 class _Handle:
-    """A C handle closed by close(), by `with`, or when collected."""
+    """A C handle closed by close(), by `with`, or when collected.
+
+    cffi calls C without the GIL, so another thread may close a handle while a
+    call of it runs, or waits, in C. Such a call is bracketed: it sets _busy,
+    then looks at _closing (_enter); close() sets _closing, then looks at _busy,
+    and frees the handle only when no call is in; a call that finds _closing set
+    on its way out (_leave) frees it instead. Each side stores its own flag
+    before it loads the other's, and the GIL makes those stores and loads
+    sequentially consistent, so at least one side frees (a free-threaded
+    Python would need a lock here); _free() runs once, under _free_lock. One
+    thread at a time calls a Producer or a Reader (close() from any).
+
+    Waits run in slices of _SLICE_S (_wait_on): between two, a close from
+    another thread raises ValueError in the waiting call, and a signal's
+    handler runs (Ctrl-C raises KeyboardInterrupt; the library's futex waits
+    go on after EINTR, so one long wait in C would not have returned for it).
+    """
+
+    _busy = False
+    _closing = False
+
+    def _enter(self):
+        self._busy = True
+        if self._closing or self._handle() is None:
+            self._busy = False
+            self._refuse()
+
+    def _leave(self):
+        self._busy = False
+        if self._closing:
+            self._free()
+
+    def _call(self, fn, *args):
+        """One short C call fn(handle, *args), bracketed."""
+        self._enter()
+        try:
+            return fn(self._handle(), *args)
+        finally:
+            self._leave()
+
+    def _wait_on(self, call, rc, timeout, empty):
+        """The rest of a wait of timeout seconds (None: for ever) whose first
+        slice (_first_ns) returned rc: call(ns) again while it returns `empty`
+        and time is left. Runs between _enter and _leave."""
+        if rc != empty or (timeout is not None and timeout <= _SLICE_S):
+            return rc
+        end = None if timeout is None else _time.monotonic() + timeout - _SLICE_S
+        while True:
+            if self._closing:
+                raise ValueError("%s was closed while it waited" % self._what())
+            left = _SLICE_S if end is None else min(_SLICE_S, end - _time.monotonic())
+            if left <= 0:
+                return rc
+            rc = call(int(left * 1e9))
+            if rc != empty:
+                return rc
+
+    def _refuse(self):
+        raise ValueError("%s is closed" % self._what())
 
     def close(self):
-        raise NotImplementedError
+        """Free the C handle, now or, while a call of it runs in another
+        thread, when that call returns (a waiting one raises ValueError
+        within a slice). Using the handle afterwards raises ValueError."""
+        self._closing = True
+        if not self._busy:
+            try:
+                self._free()
+            except BaseException:  # a Reader's BufferError: it stays open
+                self._closing = False
+                raise
 
     def __enter__(self):
         return self
@@ -235,9 +313,11 @@ class Topic(_Handle):
         # one is closed. close() closes those it can still reach; the collector
         # (a cycle, interpreter exit) finalizes in any order and clears weak
         # references first, so a producer it finalizes later unmaps it then.
+        # _users counts those producers and the calls running on the handle
+        # (a Topic may serve several threads at once), under _lock.
         self._producers = _weakref.WeakSet()
-        self._open = 0
-        self._closing = False
+        self._users = 0
+        self._lock = _threading.Lock()
 
     @classmethod
     def create(cls, name, ring_size=0, segment_size=0, max_record=0, mode=0o600,
@@ -274,34 +354,49 @@ class Topic(_Handle):
 
     def info(self):
         """The ring's counters as a dict (tail, reclaimed, spilled, durable, ...)."""
-        self._check()
         i = ffi.new("struct spw_topic_info *")
-        rc = lib.spw_topic_info(self._t, i)
+        t = self._use()
+        try:
+            rc = lib.spw_topic_info(t, i)
+        finally:
+            self._unuse()
         if rc:
             _raise(rc, "topic %r info" % self.name)
         return {f: getattr(i, f) for f, _ in ffi.typeof("struct spw_topic_info").fields
                 if not f.startswith("reserved")}
 
-    def _check(self):
-        if self._t is None or self._closing:
-            raise ValueError("topic %r is closed" % self.name)
+    def _use(self):
+        """The handle, for a call or a producer, until _unuse()."""
+        with self._lock:
+            if self._t is None or self._closing:
+                raise ValueError("topic %r is closed" % self.name)
+            self._users += 1
+            return self._t
+
+    def _unuse(self):
+        with self._lock:
+            self._users -= 1
+            t = self._t if self._closing and not self._users else None
+            if t is not None:
+                self._t = None
+        if t is not None:
+            lib.spw_topic_close(t)
 
     def close(self):
         """Unmap the ring. Producers opened on this topic are closed first (using
-        one afterwards raises ValueError): they write into this mapping."""
-        if getattr(self, "_t", None) is not None:
-            for p in list(getattr(self, "_producers", ())):
-                p.close()
+        one afterwards raises ValueError; one waiting in send raises it): they
+        write into this mapping, which goes once the last of them is freed."""
+        if getattr(self, "_t", None) is None:
+            return
+        for p in list(getattr(self, "_producers", ())):
+            p.close()
+        with self._lock:
             self._closing = True
-            if not self._open:
-                lib.spw_topic_close(self._t)
+            t = self._t if not self._users else None
+            if t is not None:
                 self._t = None
-
-    def _producer_closed(self):
-        self._open -= 1
-        if self._closing and not self._open and self._t is not None:
-            lib.spw_topic_close(self._t)
-            self._t = None
+        if t is not None:
+            lib.spw_topic_close(t)
 
 
 _ACK = {"committed": 0, "spilled": 1, "durable": 2}
@@ -311,33 +406,60 @@ class Producer(_Handle):
     """A producer handle on an open Topic (one thread at a time)."""
 
     def __init__(self, topic):
-        topic._check()
+        self._topic = topic  # keeps the mapping alive
         out = ffi.new("struct spw_producer **")
-        rc = lib.spw_producer_open(topic._t, out)
+        t = topic._use()  # given back by _free, or here on failure
+        rc = lib.spw_producer_open(t, out)
         if rc:
+            topic._unuse()
             _raise(rc, "opening a producer on %r" % topic.name)
         self._p = out[0]
-        self._topic = topic  # keeps the mapping alive
         topic._producers.add(self)
-        topic._open += 1
 
-    def _check(self):
-        if getattr(self, "_p", None) is None:
-            raise ValueError("producer of topic %r is closed (or its Topic was)"
-                             % self._topic.name)
+    def _handle(self):
+        return getattr(self, "_p", None)
+
+    def _what(self):
+        return "producer of topic %r" % self._topic.name
+
+    def _refuse(self):
+        raise ValueError("producer of topic %r is closed (or its Topic was)"
+                         % self._topic.name)
+
+    def _free(self):
+        with _free_lock:
+            p = getattr(self, "_p", None)
+            self._p = None
+        if p is not None:
+            lib.spw_producer_close(p)
+            self._topic._unuse()
 
     def send(self, data, timeout=None, timestamp=None):
         """Append one record (bytes-like); returns its position. Waits while the ring
         is full (timeout in seconds, None: for ever; TimeoutError after it).
         timestamp: the record's time instead of the library's clock (ns since the
         epoch, or a datetime; 0: none), through spw_producer_send_wait_at."""
-        self._check()
         b = ffi.from_buffer(data)
-        if timestamp is None:
-            pos = lib.spw_producer_send_wait(self._p, b, len(b), _ns(timeout))
-        else:
-            ts = _record_time(timestamp)
-            pos = lib.spw_producer_send_wait_at(self._p, b, len(b), _ns(timeout), ts)
+        n = len(b)
+        ts = None if timestamp is None else _record_time(timestamp)
+        self._enter()  # (_Handle's bracket, inline: this is the hot path)
+        try:
+            p = self._p
+            if ts is None:
+                pos = lib.spw_producer_send_wait(p, b, n, _first_ns(timeout))
+                if pos == -_errno.ETIMEDOUT:
+                    pos = self._wait_on(lambda ns: lib.spw_producer_send_wait(p, b, n, ns),
+                                        pos, timeout, -_errno.ETIMEDOUT)
+            else:
+                pos = lib.spw_producer_send_wait_at(p, b, n, _first_ns(timeout), ts)
+                if pos == -_errno.ETIMEDOUT:
+                    pos = self._wait_on(
+                        lambda ns: lib.spw_producer_send_wait_at(p, b, n, ns, ts),
+                        pos, timeout, -_errno.ETIMEDOUT)
+        finally:
+            self._busy = False
+            if self._closing:
+                self._free()
         if pos < 0:
             _raise(pos, "sending to %r" % self._topic.name)
         return pos
@@ -355,7 +477,8 @@ class Producer(_Handle):
         clock; ValueError when it is shorter than records (at the first record without
         one: the batches before it are sent) or longer (before the last batch is
         sent)."""
-        self._check()
+        if self._handle() is None or self._closing:
+            self._refuse()
         pos = None
         chunk, times = [], [] if timestamps is not None else None
         tsi = iter(timestamps) if timestamps is not None else None
@@ -383,7 +506,6 @@ class Producer(_Handle):
         return _record_time(t)
 
     def _send_batch(self, bufs, timeout, times=None):
-        self._check()
         n = len(bufs)
         m = ffi.new("struct spw_msg[]", n)
         last = ffi.new("int64_t[]", n)
@@ -392,31 +514,41 @@ class Producer(_Handle):
             m[i].data = b
             m[i].len = len(b)
         sent = 0
-        while sent < n:
-            # bufs keeps every buffer alive for the call.
-            r = lib.spw_producer_send_batch_wait_at(self._p, m + sent, n - sent, _ns(timeout),
-                                                    ts + sent if ts else ffi.NULL,
-                                                    last + sent)
-            if r < 0:
-                _raise(r, "sending to %r" % self._topic.name)
-            sent += r
+        self._enter()
+        try:
+            p = self._p
+
+            def call(ns):
+                # bufs keeps every buffer alive for the call.
+                return lib.spw_producer_send_batch_wait_at(p, m + sent, n - sent, ns,
+                                                           ts + sent if ts else ffi.NULL,
+                                                           last + sent)
+            while sent < n:
+                r = self._wait_on(call, call(_first_ns(timeout)), timeout, -_errno.ETIMEDOUT)
+                if r < 0:
+                    _raise(r, "sending to %r" % self._topic.name)
+                sent += r
+        finally:
+            self._leave()
         return last[n - 1]
 
     def wait_ack(self, position, level="spilled", timeout=None):
         """Wait until the record at `position` is 'committed', 'spilled' (written to a
         segment by spillwayd) or 'durable' (fdatasync'd). TimeoutError after timeout."""
-        self._check()
         if level not in _ACK:
             raise ValueError("level: 'committed', 'spilled' or 'durable', not %r" % (level,))
-        rc = lib.spw_producer_wait_ack(self._p, position, _ACK[level], _ns(timeout))
+        lv = _ACK[level]
+        self._enter()
+        try:
+            p = self._p
+            rc = self._wait_on(lambda ns: lib.spw_producer_wait_ack(p, position, lv, ns),
+                               lib.spw_producer_wait_ack(p, position, lv, _first_ns(timeout)),
+                               timeout, -_errno.ETIMEDOUT)
+        finally:
+            self._leave()
         if rc:
             _raise(rc, "waiting for %s of position %d" % (level, position))
 
-    def close(self):
-        if getattr(self, "_p", None) is not None:
-            lib.spw_producer_close(self._p)
-            self._p = None
-            self._topic._producer_closed()
 
 
 def _datetime_of(ns):
@@ -577,19 +709,39 @@ class Reader(_Handle):
                     "drop it before the next read or close")
             self._span = None
 
-    def _check(self):
-        if getattr(self, "_r", None) is None:
-            raise ValueError("reader of topic %r is closed" % self.topic)
+    def _handle(self):
+        return getattr(self, "_r", None)
+
+    def _what(self):
+        return "reader of topic %r" % self.topic
+
+    def _free(self):
+        self._release()  # BufferError: nothing freed (see _release)
+        with _free_lock:
+            r = getattr(self, "_r", None)
+            self._r = None
+        if r is not None:
+            lib.spw_reader_close(r)
 
     def read(self, max=None, timeout=0.0):
         """One batch: a list of Records (empty when caught up within timeout seconds;
         None: wait for at least one)."""
-        self._check()
+        self._enter()
+        try:
+            return self._read(min(max or self._batch, self._batch), timeout)
+        finally:
+            self._leave()
+
+    def _read(self, want, timeout):
         self._release()
-        n = lib.spw_reader_read(self._r, self._recs, min(max or self._batch, self._batch),
-                                _ns(timeout))
+        r, recs = self._r, self._recs
+        n = lib.spw_reader_read(r, recs, want, _first_ns(timeout))
+        if n == 0 and not lib.spw_reader_done(r):
+            n = self._wait_on(lambda ns: lib.spw_reader_read(r, recs, want, ns), n, timeout, 0)
         if n < 0:
-            _raise(n, "reading topic %r" % self.topic, self._r)
+            _raise(n, "reading topic %r" % self.topic, r)
+        if self._closing:  # its buffers go as this call leaves: hand out nothing
+            raise ValueError("%s was closed while it read" % self._what())
         if n == 0:
             return []
         if _records is not None:  # API mode: the batch in one C call
@@ -627,11 +779,11 @@ class Reader(_Handle):
             b = self.read(max, wait)
             if b:
                 yield b
-            elif not self._follow or lib.spw_reader_done(self._r):
+            elif not self._follow or self._call(lib.spw_reader_done):
                 return
             elif _time.monotonic() - looked >= self._GONE_S:
                 looked = _time.monotonic()
-                if lib.spw_reader_deleted(self._r) == 1:  # a passing stat error: look again
+                if self._call(lib.spw_reader_deleted) == 1:  # a passing stat error: look again
                     raise NotFound(_errno.ENOENT, "topic %r was deleted while following it "
                                    "(at position %d)" % (self.topic, self.position))
 
@@ -640,8 +792,7 @@ class Reader(_Handle):
         """True when the topic was deleted under this reader: its ring unlinked or
         replaced since the reader mapped it (or, for a topic only on disk, its data
         dir removed). Nothing more will come; two stat() calls."""
-        self._check()
-        r = lib.spw_reader_deleted(self._r)
+        r = self._call(lib.spw_reader_deleted)
         if r < 0:
             _raise(r, "checking topic %r" % self.topic)
         return r == 1
@@ -684,8 +835,7 @@ class Reader(_Handle):
     @property
     def position(self):
         """The next position this reader will read."""
-        self._check()
-        return lib.spw_reader_position(self._r)
+        return self._call(lib.spw_reader_position)
 
     @property
     def lag(self):
@@ -699,19 +849,11 @@ class Reader(_Handle):
     @property
     def skipped(self):
         """Bytes passed over as corrupt (skip_corrupt=True)."""
-        self._check()
-        return lib.spw_reader_skipped(self._r)
+        return self._call(lib.spw_reader_skipped)
 
     def commit(self, group):
         """Record this reader's position as consumer group `group`'s (a file in the
         topic's data dir, which spillwayd makes: NotFound before it ever ran)."""
-        self._check()
-        rc = lib.spw_reader_commit(self._r, group.encode())
+        rc = self._call(lib.spw_reader_commit, group.encode())
         if rc:
             _raise(rc, "committing group %r of %r" % (group, self.topic))
-
-    def close(self):
-        if getattr(self, "_r", None) is not None:
-            self._release()
-            lib.spw_reader_close(self._r)
-            self._r = None
