@@ -247,6 +247,66 @@ static void a_dir_swapped_for_a_link_after_the_check_is_never_followed(void **st
 	test_daemon_kill(d);
 }
 
+/* Refusals are said once per ring file (daemon/topics.c refused_before), in
+ * a table of MAX_TOPICS (daemon/daemon.h) names that forgets rings that are
+ * gone (refused_prune). Without that, more than MAX_TOPICS refused names in a
+ * daemon's life filled the table for good, and every refusal after was said
+ * again at every rescan (and a settled one re-ran recovery every second). */
+#define GONE_ROUNDS 7
+#define GONE_PER_ROUND 40 /* 280 names in all: more than MAX_TOPICS (256) */
+
+static void make_foreign_ring(const struct test_daemon *d, const char *name)
+{
+	struct spw_topic_config c = { .ring_bytes = RING, .segment_bytes = 4 * RING,
+				      .max_record = MAXREC, .mode = 0600 };
+	char path[1200];
+
+	assert_int_equal(spw_topic_create(d->shm, name, &c), 0);
+	snprintf(path, sizeof(path), "%s/%s.ring", d->shm, name);
+	assert_int_equal(chown(path, 12345, 12345), 0);
+}
+
+static void refusals_of_rings_gone_are_forgotten(void **state)
+{
+	struct test_daemon *d = *state;
+	const struct test_topic_spec ok = { "good", RING, 4 * RING, MAXREC, 50, 0 };
+	char name[64], needle[200];
+
+	need_daemon();
+	assert_int_equal(test_daemon_make_topic(d, &ok), 0);
+	start_attached(d, "good");
+	for (int round = 0; round < GONE_ROUNDS; round++) {
+		int64_t rescans;
+
+		for (int i = 0; i < GONE_PER_ROUND; i++) {
+			snprintf(name, sizeof(name), "gone%d_%d", round, i);
+			make_foreign_ring(d, name);
+		}
+		/* Each refused, once, before they go. */
+		assert_int_equal(test_daemon_wait_log(d, "is owned by uid 12345",
+						      (round + 1) * GONE_PER_ROUND, scaled_s(20, 60)),
+				 0);
+		for (int i = 0; i < GONE_PER_ROUND; i++) {
+			snprintf(name, sizeof(name), "gone%d_%d", round, i);
+			assert_int_equal(spw_topic_delete(d->shm, name), 0);
+		}
+		/* A rescan (every second) prunes them: wait two. */
+		rescans = test_now_ns() + 2200000000ll;
+		while (test_now_ns() < rescans)
+			usleep(50000);
+	}
+	assert_int_equal(test_daemon_log_count(d, "is owned by uid 12345", false),
+			 GONE_ROUNDS * GONE_PER_ROUND);
+	make_foreign_ring(d, "last");
+	snprintf(needle, sizeof(needle), "last.ring is owned by uid 12345");
+	assert_int_equal(test_daemon_wait_log(d, needle, 1, scaled_s(10, 30)), 0);
+	usleep(2500000); /* two rescans more */
+	assert_int_equal(test_daemon_log_count(d, needle, false), 1);
+	assert_int_equal(test_daemon_log_count(d, "topic good: attached", false), 1);
+	assert_int_equal(spw_topic_delete(d->shm, "last"), 0);
+	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +316,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			a_dir_swapped_for_a_link_after_the_check_is_never_followed, setup, teardown),
+		cmocka_unit_test_setup_teardown(refusals_of_rings_gone_are_forgotten, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
