@@ -43,6 +43,15 @@ int spwd_own(struct spw_topic *t, uint32_t *owner_pid)
 	return 0;
 }
 
+int spwd_owned(const struct spw_topic *t)
+{
+	if (!t)
+		return -EINVAL;
+	if (t->own_fd >= 0)
+		return 1; /* ours (F_OFD_GETLK would not report our own lock) */
+	return ring_lock_held(t, RING_DAEMON_OFF);
+}
+
 /* After a seq_cst store of what acknowledgement waiters wait on (a counter,
  * durable_err): this seq_cst load of the waiter count is the waker half of
  * I8 for spw_producer_wait_ack(), whose waiters register, then re-check. */

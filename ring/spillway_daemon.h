@@ -79,6 +79,10 @@ int spwd_set_stall(struct spw_topic *t, int32_t slot, int64_t position, uint32_t
  * when the process dies). 0, or -EBUSY when another process owns it; then
  * *owner_pid names it when the kernel tells (else 0). */
 int spwd_own(struct spw_topic *t, uint32_t *owner_pid);
+/* Does a spillwayd own the ring now (spwd_own's lock, asked of the kernel)?
+ * 1 yes (alive, or stopped: its heartbeat says which), 0 no (none ever, or
+ * it exited: the kernel dropped the lock, a zombie holds none), or -errno. */
+int spwd_owned(const struct spw_topic *t);
 
 /* Counters the daemon publishes. */
 enum spwd_counter { SPWD_SPILLED = 0, SPWD_DURABLE = 1 };

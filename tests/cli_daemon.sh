@@ -227,5 +227,51 @@ wait "$FOLLOWER" || rc=$?
 [ "$rc" -eq 135 ] || fail "a follower sent SIGBUS exited $rc, not by the signal (135): it went on"
 grep -q "SIGBUS" "$TMP/follow.err" && fail "a sent SIGBUS was taken for a truncated ring"
 
+check "a daemon stopped with SIGSTOP: stat, describe, list and produce say it holds the topic but does not beat"
+expect_rc 0 "$CLI" topic create quiet --ring-size 64K --max-record 1K
+wait_attached quiet
+kill -STOP "$DPID"
+sleep 2.5
+expect_rc 0 "$CLI" stat quiet
+expect_out "daemon pid $DPID holds the topic but last beat"
+expect_out "stopped or hung"
+expect_rc 0 "$CLI" topic describe quiet
+expect_out "daemon      spillwayd pid $DPID holds it, SILENT: last beat"
+expect_rc 0 "$CLI" topic list
+grep -q "^quiet .*pid $DPID silent\$" "$TMP/out" || fail "list: $(grep '^quiet' "$TMP/out")"
+run timeout 3 "$CLI" produce quiet "$TMP/many"
+[ "$RC" -eq 124 ] || fail "produce into a full ring did not wait (exit $RC)"
+expect_err "spillwayd (pid $DPID) holds the topic but last beat"
+grep -q "Start it" "$TMP/err" && fail "told to start a daemon that is only stopped"
+kill -CONT "$DPID"
+for _ in $(seq 1 250); do "$CLI" stat quiet 2>/dev/null | grep -q "daemon alive" && break; sleep 0.02; done
+expect_rc 0 "$CLI" stat quiet
+expect_out "daemon alive, pid $DPID"
+
 stop_daemon
+
+check "a daemon stopped cleanly but not reaped yet (a zombie): no daemon, at once"
+# Its parent does not wait for it: kill(pid, 0) succeeds on a zombie and its
+# last heartbeat is fresh, so only the ring's lock (released at exit) can tell.
+/usr/bin/python3 -c '
+import subprocess, sys, time
+p = subprocess.Popen(sys.argv[1:5], stdout=open(sys.argv[5], "w"), stderr=subprocess.STDOUT)
+open(sys.argv[5] + ".pid", "w").write(str(p.pid))
+time.sleep(60)
+' "$DAEMON" --foreground --shm-dir="$SPILLWAY_SHM_DIR" --data-dir="$SPILLWAY_DATA_DIR" \
+	"$TMP/zombie.log" &
+BGPIDS+=("$!")
+for _ in $(seq 1 250); do grep -q "topic quiet: attached" "$TMP/zombie.log" 2>/dev/null && break; sleep 0.02; done
+grep -q "topic quiet: attached" "$TMP/zombie.log" || fail "the unreaped daemon did not attach"
+zpid=$(cat "$TMP/zombie.log.pid")
+sleep 0.3 # a heartbeat or two
+kill -TERM "$zpid"
+for _ in $(seq 1 250); do [ "$(awk '{print $3}' "/proc/$zpid/stat" 2>/dev/null)" = Z ] && break; sleep 0.02; done
+[ "$(awk '{print $3}' "/proc/$zpid/stat")" = Z ] || fail "spillwayd $zpid is not a zombie"
+expect_rc 0 "$CLI" stat quiet
+expect_out "daemon NOT running"
+expect_out "no spillwayd holds the topic"
+expect_rc 0 "$CLI" topic list
+grep -q "^quiet .* none\$" "$TMP/out" || fail "list: $(grep '^quiet' "$TMP/out")"
+[ "$(awk '{print $3}' "/proc/$zpid/stat")" = Z ] || fail "spillwayd $zpid was reaped during the check"
 done_ok

@@ -33,6 +33,7 @@ cli_cleanup() {
 	done
 	if [ -n "$DPID" ]; then
 		kill -TERM "$DPID" 2>/dev/null
+		kill -CONT "$DPID" 2>/dev/null # a test that stopped it failed
 		wait "$DPID" 2>/dev/null
 	fi
 	rm -rf "$TMP" "$SHMROOT"

@@ -177,10 +177,26 @@ int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *
 int cli_ring_path(char *buf, size_t n, const char *name);
 int cli_topic_dir(char *buf, size_t n, const char *name);
 
-/* Daemon liveness as producers see it: a pid, and a heartbeat under ~2 s. */
-bool cli_daemon_alive(const struct spw_topic_info *in, double *age_s);
-/* One line: why no daemon ("no spillwayd ever attached" / "... N s ago"). */
-void cli_daemon_why(const struct spw_topic_info *in, char *buf, size_t n);
+/* The topic's spillwayd (t's ring, in: its info). Whether one owns the ring
+ * is the kernel's answer (spwd_owned: the lock it holds until it exits), not
+ * a PID's; whether it works is its heartbeat's (under ~2 s). */
+enum cli_daemon {
+	CLI_DAEMON_NEVER,  /* no spillwayd ever attached */
+	CLI_DAEMON_GONE,   /* one did; none owns the ring now */
+	CLI_DAEMON_SILENT, /* one owns it but has not beaten for 2 s: stopped or hung */
+	CLI_DAEMON_ALIVE,
+};
+enum cli_daemon cli_daemon_state(const struct spw_topic *t, const struct spw_topic_info *in,
+				 double *age_s);
+static inline bool cli_daemon_alive(const struct spw_topic *t, const struct spw_topic_info *in,
+				    double *age_s)
+{
+	return cli_daemon_state(t, in, age_s) == CLI_DAEMON_ALIVE;
+}
+/* One line: why no working daemon ("no spillwayd has ever attached to it",
+ * "no spillwayd holds the topic now ...", "... holds the topic but last beat ..."). */
+void cli_daemon_why(const struct spw_topic *t, const struct spw_topic_info *in, char *buf,
+		    size_t n);
 
 /* (A topic dir's disk usage: seg_disk_usage, spill/metrics.h.) */
 

@@ -286,6 +286,7 @@ static int produce_src(struct prod *pr, const char *path)
 static int wait_ack(struct prod *pr, enum spw_ack level)
 {
 	const char *lvl = level == SPW_ACK_DURABLE ? "durable" : "spilled";
+	unsigned ack_said = 0; /* the cli_block_reason codes said, a bit each */
 	int r;
 
 	for (;;) {
@@ -294,19 +295,25 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 			break;
 		if (cli_stop)
 			return 128 + cli_stop;
-		if (!pr->said) {
+		{
+			/* Each reason once, when it comes: the daemon's state can change
+			 * while we wait (4, the disk being slower, is no reason here). */
 			struct spw_topic_info in;
 			char why[256];
+			int code;
 
 			spw_topic_info(pr->t, &in);
-			pr->said = cli_block_reason(pr->t, &in, why, sizeof(why));
-			if (pr->said == 1)
-				cli_err("topic \"%s\" waits for its %s acknowledgement and %s; waiting. "
-					"Start it: spillwayd --shm-dir %s --data-dir %s",
-					pr->topic, lvl, why, G.shm_dir, G.data_dir);
-			else if (pr->said == 2)
-				cli_err("topic \"%s\" waits for its %s acknowledgement: %s", pr->topic,
-					lvl, why);
+			code = cli_block_reason(pr->t, &in, why, sizeof(why));
+			if (code != 4 && !(ack_said & (1u << code))) {
+				ack_said |= 1u << code;
+				if (code == 1)
+					cli_err("topic \"%s\" waits for its %s acknowledgement and %s; "
+						"waiting. Start it: spillwayd --shm-dir %s --data-dir %s",
+						pr->topic, lvl, why, G.shm_dir, G.data_dir);
+				else
+					cli_err("topic \"%s\" waits for its %s acknowledgement: %s; "
+						"waiting", pr->topic, lvl, why);
+			}
 		}
 	}
 	if (r) {

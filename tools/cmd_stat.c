@@ -25,6 +25,7 @@ static const char usage[] =
 
 struct tstat {
 	struct seg_metrics m;          /* spill/metrics.c: the figures */
+	enum cli_daemon daemon;        /* m.alive is daemon == CLI_DAEMON_ALIVE */
 	struct spw_topic_info prev;    /* the sample before, for rates */
 	uint64_t prev_ns, now_ns;
 };
@@ -49,8 +50,10 @@ static void sample(struct tstat *s, bool full)
 	else if (s->m.t)
 		spw_topic_info(s->m.t, &s->m.in);
 	s->now_ns = cli_mono_ns();
-	if (s->m.t)
-		s->m.alive = cli_daemon_alive(&s->m.in, &s->m.hb_age);
+	if (s->m.t) {
+		s->daemon = cli_daemon_state(s->m.t, &s->m.in, &s->m.hb_age);
+		s->m.alive = s->daemon == CLI_DAEMON_ALIVE;
+	}
 }
 
 static double rate(const struct tstat *s, uint64_t now, uint64_t before)
@@ -170,10 +173,13 @@ static void print_json(const struct tstat *s)
 	if (s->m.t)
 		json_ring(s);
 	if (s->m.t && in->daemon_pid)
-		printf(",\"daemon\":{\"alive\":%s,\"pid\":%u,\"heartbeat_age_s\":%.3f}",
-		       s->m.alive ? "true" : "false", in->daemon_pid, s->m.hb_age);
+		printf(",\"daemon\":{\"alive\":%s,\"holds_ring\":%s,\"pid\":%u,"
+		       "\"heartbeat_age_s\":%.3f}",
+		       s->m.alive ? "true" : "false",
+		       s->daemon >= CLI_DAEMON_SILENT ? "true" : "false", in->daemon_pid, s->m.hb_age);
 	else
-		printf(",\"daemon\":{\"alive\":false,\"pid\":null,\"heartbeat_age_s\":null}");
+		printf(",\"daemon\":{\"alive\":false,\"holds_ring\":false,\"pid\":null,"
+		       "\"heartbeat_age_s\":null}");
 	json_groups(&s->m);
 }
 
@@ -279,9 +285,13 @@ static void print_text(const struct tstat *s)
 	printf("  disk %zu segments, %s; oldest record %s, newest %s\n", s->m.dl.segments, a, o, n);
 	if (s->m.t && s->m.alive)
 		printf("  daemon alive, pid %u, heartbeat %.2f s ago\n", in->daemon_pid, s->m.hb_age);
+	else if (s->m.t && s->daemon == CLI_DAEMON_SILENT)
+		printf("  daemon pid %u holds the topic but last beat %.1f s ago: stopped or hung "
+		       "(SIGSTOP? a debugger?); nothing is spilled meanwhile\n",
+		       in->daemon_pid, s->m.hb_age);
 	else if (s->m.t && in->daemon_pid)
-		printf("  daemon NOT running (pid %u, last heartbeat %.1f s ago)\n", in->daemon_pid,
-		       s->m.hb_age);
+		printf("  daemon NOT running: no spillwayd holds the topic (the last, pid %u, beat "
+		       "%.1f s ago)\n", in->daemon_pid, s->m.hb_age);
 	else
 		printf("  daemon NOT running (none ever attached)\n");
 	print_groups(&s->m);

@@ -325,10 +325,16 @@ static int topic_list(int argc, char **argv)
 			snprintf(fill, sizeof(fill), "%.1f%%",
 				 100.0 * (double)(in.tail - in.reclaimed) / (double)in.ring_bytes);
 			snprintf(uns, sizeof(uns), "%llu", (unsigned long long)(in.tail - in.spilled));
-			if (cli_daemon_alive(&in, NULL))
+			switch (cli_daemon_state(t, &in, NULL)) {
+			case CLI_DAEMON_ALIVE:
 				snprintf(dm, sizeof(dm), "pid %u", in.daemon_pid);
-			else
+				break;
+			case CLI_DAEMON_SILENT: /* stopped or hung: topic describe says more */
+				snprintf(dm, sizeof(dm), "pid %u silent", in.daemon_pid);
+				break;
+			default:
 				snprintf(dm, sizeof(dm), "none");
+			}
 			spw_topic_close(t);
 		} else {
 			snprintf(hr, sizeof(hr), "(none)");
@@ -375,7 +381,7 @@ static int print_group(void *arg, const char *group, int64_t pos)
 /* describe's ring lines: the file, its sizes, positions and the daemon. */
 static void describe_ring(struct spw_topic *t, const char *ring, struct spw_topic_info *in)
 {
-	char h1[32], h2[32], h3[32], when[48], why[128];
+	char h1[32], h2[32], h3[32], when[48], why[200];
 	struct stat st = { 0 };
 	double age;
 
@@ -398,10 +404,16 @@ static void describe_ring(struct spw_topic *t, const char *ring, struct spw_topi
 	printf("  spilled     %llu (%llu behind the tail), durable %llu\n",
 	       (unsigned long long)in->spilled, (unsigned long long)(in->tail - in->spilled),
 	       (unsigned long long)in->durable);
-	if (cli_daemon_alive(in, &age)) {
+	switch (cli_daemon_state(t, in, &age)) {
+	case CLI_DAEMON_ALIVE:
 		printf("  daemon      spillwayd pid %u, heartbeat %.2f s ago\n", in->daemon_pid, age);
-	} else {
-		cli_daemon_why(in, why, sizeof(why));
+		break;
+	case CLI_DAEMON_SILENT:
+		printf("  daemon      spillwayd pid %u holds it, SILENT: last beat %.1f s ago (stopped "
+		       "or hung?)\n", in->daemon_pid, age);
+		break;
+	default:
+		cli_daemon_why(t, in, why, sizeof(why));
 		printf("  daemon      none: %s\n", why);
 	}
 }

@@ -117,32 +117,47 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
 	return CLI_ERR;
 }
 
-bool cli_daemon_alive(const struct spw_topic_info *in, double *age_s)
+enum cli_daemon cli_daemon_state(const struct spw_topic *t, const struct spw_topic_info *in,
+				 double *age_s)
 {
 	uint64_t now = cli_now_ns();
 	double age = in->daemon_heartbeat_ns && now > in->daemon_heartbeat_ns
 			     ? (double)(now - in->daemon_heartbeat_ns) / 1e9
 			     : 0;
+	int owned = spwd_owned(t);
 
 	if (age_s)
 		*age_s = in->daemon_pid ? age : -1;
-	if (!in->daemon_pid || age > 2.0)
-		return false;
-	return !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
+	if (owned < 0) /* the kernel cannot tell (no lock support?): the PID's word */
+		owned = in->daemon_pid && !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
+	if (!owned)
+		return in->daemon_pid ? CLI_DAEMON_GONE : CLI_DAEMON_NEVER;
+	return age > 2.0 ? CLI_DAEMON_SILENT : CLI_DAEMON_ALIVE;
 }
 
-void cli_daemon_why(const struct spw_topic_info *in, char *buf, size_t n)
+void cli_daemon_why(const struct spw_topic *t, const struct spw_topic_info *in, char *buf,
+		    size_t n)
 {
 	double age;
 
-	cli_daemon_alive(in, &age);
-	if (!in->daemon_pid)
+	switch (cli_daemon_state(t, in, &age)) {
+	case CLI_DAEMON_NEVER:
 		snprintf(buf, n, "no spillwayd has ever attached to it");
-	else if (kill((pid_t)in->daemon_pid, 0) && errno == ESRCH)
-		snprintf(buf, n, "its spillwayd (pid %u) is gone, last heartbeat %.0f s ago",
+		break;
+	case CLI_DAEMON_GONE:
+		snprintf(buf, n, "no spillwayd holds the topic now (the last, pid %u, beat %.0f s ago)",
 			 in->daemon_pid, age);
-	else
-		snprintf(buf, n, "its spillwayd (pid %u) last beat %.1f s ago", in->daemon_pid, age);
+		break;
+	case CLI_DAEMON_SILENT:
+		snprintf(buf, n, "spillwayd (pid %u) holds the topic but last beat %.1f s ago: "
+			 "stopped or hung (SIGSTOP? a debugger?); nothing is spilled meanwhile",
+			 in->daemon_pid, age);
+		break;
+	case CLI_DAEMON_ALIVE:
+		snprintf(buf, n, "spillwayd (pid %u) is working, last beat %.1f s ago", in->daemon_pid,
+			 age);
+		break;
+	}
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -413,7 +428,7 @@ int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *
 int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char *buf, size_t n)
 {
 	struct spw_producer_info pi;
-	char why[128];
+	char why[200];
 
 	if (seg_claim_at_tail(t, &pi)) {
 		snprintf(buf, n, "a producer (slot %u, pid %u) is inside a claim at the tail (%lld) "
@@ -423,8 +438,14 @@ int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char 
 		return 5;
 	}
 
-	if (!cli_daemon_alive(in, NULL)) {
-		cli_daemon_why(in, why, sizeof(why));
+	switch (cli_daemon_state(t, in, NULL)) {
+	case CLI_DAEMON_SILENT:
+		cli_daemon_why(t, in, buf, n);
+		return 6;
+	case CLI_DAEMON_ALIVE:
+		break;
+	default:
+		cli_daemon_why(t, in, why, sizeof(why));
 		snprintf(buf, n, "no spillwayd is running (%s)", why);
 		return 1;
 	}
