@@ -91,8 +91,16 @@ static void handle_signals(void)
 			for (int i = 0; i < D.ntopics; i++) {
 				struct topic_conf c;
 				struct dtopic *dt = D.topics[i];
+				unsigned bad = 0;
+				int r = seg_conf_load_why(dt->dir, &c, &bad);
 
-				if (seg_conf_load(dt->dir, &c) == 0) {
+				if (r && r != -ENOENT)
+					dlog(LOG_ERROR, dt->name, "%s/%s%s%.0u: %s; its settings stay "
+					     "as they were", dt->dir, SEG_CONF_NAME,
+					     bad ? " line " : "", bad,
+					     bad ? "not \"key = value\" with a value it can read"
+						 : strerror(-r));
+				if (r == 0) {
 					dt->s->conf.flush_ms = c.flush_ms;
 					dt->s->conf.flush_bytes = c.flush_bytes;
 					dt->s->conf.retention_ms = c.retention_ms;

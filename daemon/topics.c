@@ -52,11 +52,17 @@ void topic_detach(struct dtopic *dt, const char *why)
  * log is refused (the segments would not match). */
 static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, struct topic_conf *c)
 {
-	int r = seg_conf_load(dt->dir, c);
+	unsigned bad = 0;
+	int r = seg_conf_load_why(dt->dir, c, &bad);
 
 	if (r && r != -ENOENT) {
-		dlog(LOG_ERROR, dt->name, "%s/%s: unreadable (%s)", dt->dir, SEG_CONF_NAME,
-		     strerror(-r));
+		if (bad)
+			dlog(LOG_ERROR, dt->name, "%s/%s line %u: not \"key = value\" with a "
+			     "value it can read (sizes like 64M, durations like 7d, no blanks "
+			     "inside): not attaching", dt->dir, SEG_CONF_NAME, bad);
+		else
+			dlog(LOG_ERROR, dt->name, "%s/%s: unreadable (%s)", dt->dir, SEG_CONF_NAME,
+			     strerror(-r));
 		return r;
 	}
 	if (!r && (c->ring_bytes != dt->t->ring_bytes ||

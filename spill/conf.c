@@ -112,9 +112,18 @@ int seg_parse_duration_ms(const char *s, uint64_t *out)
 
 int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 {
+	return seg_conf_load_why(topic_dir, c, NULL);
+}
+
+int seg_conf_load_why(const char *topic_dir, struct topic_conf *c, unsigned *bad_line)
+{
 	char path[PATH_MAX], line[512], key[64], val[256];
+	unsigned lineno = 0;
 	FILE *f;
 	int r = 0;
+
+	if (bad_line)
+		*bad_line = 0;
 
 	seg_conf_defaults(c);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", topic_dir, SEG_CONF_NAME) >= sizeof(path))
@@ -132,10 +141,15 @@ int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 	}
 	while (fgets(line, sizeof(line), f)) {
 		uint64_t v;
+		int tail = -1;
 
+		lineno++;
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (sscanf(line, " %63[a-z_] = %255s", key, val) != 2) {
+		/* The whole line: a value followed by anything but blanks ("7
+		 * days", "10 GB") is refused, not read up to its first blank. */
+		if (sscanf(line, " %63[a-z_] = %255s %n", key, val, &tail) != 2 || tail < 0 ||
+		    line[tail] != '\0') {
 			r = -EBADMSG;
 			break;
 		}
@@ -176,6 +190,8 @@ int seg_conf_load(const char *topic_dir, struct topic_conf *c)
 		/* unknown keys are ignored: newer versions may add some */
 	}
 	fclose(f);
+	if (r && bad_line)
+		*bad_line = lineno;
 	if (!r && (!c->ring_bytes || (c->ring_bytes & (c->ring_bytes - 1)) ||
 		   !c->segment_bytes || c->segment_bytes % c->ring_bytes ||
 		   c->max_record > c->ring_bytes / 4 || !c->flush_bytes || !c->max_producers))

@@ -139,6 +139,11 @@ struct topic_conf {
 };
 void seg_conf_defaults(struct topic_conf *c);
 int seg_conf_load(const char *topic_dir, struct topic_conf *c);
+/* seg_conf_load, and on -EBADMSG the number of the line that is wrong in
+ * *bad_line (0: the settings together, e.g. a segment size that is no
+ * multiple of the ring). A line is "key = value" and nothing after the value
+ * but blanks: "retention = 7 days" is refused (it is 7d), never read as 7. */
+int seg_conf_load_why(const char *topic_dir, struct topic_conf *c, unsigned *bad_line);
 int seg_conf_save(const char *topic_dir, const struct topic_conf *c);
 int seg_parse_size(const char *s, uint64_t *out);     /* 64K, 1M, 2G, 1T */
 /* A number with an optional unit letter from units (case-insensitive),

@@ -508,15 +508,31 @@ static void topic_conf_garbage_gives_ebadmsg(void **state)
 		"unblock_ms = soon\n",
 		"RING_BYTES = 1M\n",
 		"= 5\n",
+		/* Words after the value were dropped: 7 days read as 7 ms, and
+		 * retention deleted the whole log (a review, 2026-12-04). */
+		"# comment\nretention = 7 days\n",
+		"retention_bytes = 10 GB\n",
+		"flush_ms = 50 # fast\n",
 	};
 	char *dir = *state;
 	struct topic_conf c;
+	unsigned line = 99;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_conf(dir, bad[i]);
 		if (seg_conf_load(dir, &c) != -EBADMSG)
 			fail_msg("topic.conf \"%s\" was not refused with -EBADMSG", bad[i]);
 	}
+	write_conf(dir, "# comment\nretention = 7 days\n");
+	assert_int_equal(seg_conf_load_why(dir, &c, &line), -EBADMSG);
+	assert_int_equal(line, 2);
+	write_conf(dir, "ring_bytes = 1M\nsegment_bytes = 1536K\nmax_record = 64K\n");
+	assert_int_equal(seg_conf_load_why(dir, &c, &line), -EBADMSG);
+	assert_int_equal(line, 0); /* the settings together */
+	/* Blanks (and a CR) after the value are fine. */
+	write_conf(dir, "retention = 7d  \t\r\nflush_ms = 50\n");
+	assert_int_equal(seg_conf_load_why(dir, &c, &line), 0);
+	assert_int_equal(c.retention_ms, 7ull * 86400000);
 }
 
 /* ---------------------------------------------------------------------------

@@ -423,7 +423,8 @@ static void describe_files(const char *dir, const struct seg_disk_usage *dl)
 {
 	struct topic_conf c;
 	char h1[32], h2[32];
-	int cr = seg_conf_load(dir, &c);
+	unsigned bad = 0;
+	int cr = seg_conf_load_why(dir, &c, &bad);
 
 	if (cr == 0) {
 		cli_human(c.flush_bytes, h1, sizeof(h1));
@@ -434,7 +435,8 @@ static void describe_files(const char *dir, const struct seg_disk_usage *dl)
 		       c.retention_bytes ? h2 : "unlimited", (unsigned long long)c.flush_ms, h1,
 		       (unsigned long long)c.unblock_ms, c.max_producers);
 	} else {
-		printf("  settings    %s/%s: %s\n", dir, SEG_CONF_NAME, strerror(-cr));
+		printf("  settings    %s/%s: %s%s%.0u\n", dir, SEG_CONF_NAME, strerror(-cr),
+		       bad ? " at line " : "", bad);
 	}
 	cli_human(dl->bytes, h1, sizeof(h1));
 	printf("  disk        %s: %zu segments, %s, %llu records", dir, dl->segments, h1,
