@@ -480,6 +480,23 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		free(bases);
 		return r;
 	}
+	/* How far the log was acknowledged durable, before anything below
+	 * changes a file: a checkpoint there but not trusted (a link, another
+	 * owner, damaged) is no "none", which would let the steps below cut
+	 * durable bytes (P2). (With no segments there is nothing to cut: the
+	 * writer then fails to open it, and durable acks say why.) */
+	r = seg_ckpt_load(topic_dir, &out->checkpoint);
+	if (r && r != -ENOENT) {
+		snprintf(err, errlen,
+			 "%s/%s: %s: the durable checkpoint cannot be trusted, so recovery cannot "
+			 "tell which bytes were acknowledged durable; nothing was changed. Make it "
+			 "a plain file of this user again, or, if losing acknowledged-durable records "
+			 "is acceptable (spillway verify shows the damage), remove it",
+			 topic_dir, SEG_CKPT_NAME, r == -EBADMSG ? "damaged" : strerror(-r));
+		free(bases);
+		return r;
+	}
+	out->checkpoint = r ? 0 : out->checkpoint;
 	out->segments = n;
 	last = bases[n - 1];
 	out->first = log_first(topic_dir, bases[0]);
@@ -508,8 +525,6 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		return r;
 	}
 	size = (uint64_t)st.st_size;
-	if (seg_ckpt_load(topic_dir, &out->checkpoint))
-		out->checkpoint = 0;
 	good = verify_entries(sf, size, last, &h, e, good, out);
 	if (out->checkpoint > out->end && out->checkpoint > last)
 		good = reverify_rebuilt(sf, size, sp, ip, last, ring_bytes, segment_bytes, &h, &e, out);

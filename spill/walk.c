@@ -252,12 +252,18 @@ static void check_durable(struct seg_log *w, int ckpt_rc, uint64_t ckpt)
 {
 	char why[300], p[PATH_MAX];
 
-	if (ckpt_rc != -EBADMSG && (ckpt_rc || ckpt <= w->end))
-		return; /* none (-ENOENT, not ours) or covered */
+	if (ckpt_rc == -ENOENT || (!ckpt_rc && ckpt <= w->end))
+		return; /* none, or covered */
 	snprintf(p, sizeof(p), "%s/%s", w->dir, SEG_CKPT_NAME);
-	if (ckpt_rc) {
+	if (ckpt_rc == -EBADMSG) {
 		bad(w, p, 0, 0, "the durable checkpoint is damaged (magic, zero field or CRC): "
 				"how far the log was acknowledged durable is unknown");
+		return;
+	}
+	if (ckpt_rc) { /* a link, not a regular file, unreadable: the daemon refuses it too */
+		snprintf(why, sizeof(why), "the durable checkpoint cannot be read (%s): how far the "
+			 "log was acknowledged durable is unknown", strerror(-ckpt_rc));
+		bad(w, p, 0, 0, why);
 		return;
 	}
 	snprintf(why, sizeof(why), "acknowledged durable up to %llu (the checkpoint), but the "

@@ -227,6 +227,30 @@ wait "$FOLLOWER" || rc=$?
 [ "$rc" -eq 135 ] || fail "a follower sent SIGBUS exited $rc, not by the signal (135): it went on"
 grep -q "SIGBUS" "$TMP/follow.err" && fail "a sent SIGBUS was taken for a truncated ring"
 
+check "a durable checkpoint of another owner: recovery refuses, cuts nothing, verify says BAD"
+# It was taken for "no checkpoint": recovery then cut acknowledged-durable bytes
+# of a torn last segment, filled the hole as aborted and verify said clean.
+expect_rc 0 "$CLI" topic create ck --ring-size 64K --segment-size 256K
+wait_attached ck
+seq 1 10000 | "$CLI" produce ck --ack durable || fail "produce --ack durable"
+stop_daemon
+chown nobody "$SPILLWAY_DATA_DIR/ck/durable"
+seg=$(ls "$SPILLWAY_DATA_DIR"/ck/*.seg | tail -1)
+truncate -s 100000 "$seg"
+before=$(cd "$SPILLWAY_DATA_DIR/ck" && ls -l --time-style=+%s.%N -- *.seg *.idx | md5sum)
+start_daemon
+for _ in $(seq 1 250); do grep -q "durable checkpoint cannot be trusted" "$TMP/daemon.log" && break; sleep 0.02; done
+grep -q "ck/durable: Operation not permitted: the durable checkpoint cannot be trusted" "$TMP/daemon.log" ||
+	fail "not refused: $(grep 'topic ck' "$TMP/daemon.log" | tail -3)"
+[ "$(cd "$SPILLWAY_DATA_DIR/ck" && ls -l --time-style=+%s.%N -- *.seg *.idx | md5sum)" = "$before" ] ||
+	fail "recovery changed the segments or indexes: $(grep 'topic ck' "$TMP/daemon.log" | tail -3)"
+grep -q "topic ck: attached" "$TMP/daemon.log" && fail "attached over an untrusted checkpoint"
+run "$CLI" verify ck
+[ "$RC" -ne 0 ] || fail "verify called the log clean: $(cat "$TMP/out")"
+grep -q "^BAD .*ck/0*\.seg: positions 65536\.\." "$TMP/out" || fail "verify: $(tail -3 "$TMP/out")"
+stop_daemon
+start_daemon
+
 check "a daemon stopped with SIGSTOP: stat, describe, list and produce say it holds the topic but does not beat"
 expect_rc 0 "$CLI" topic create quiet --ring-size 64K --max-record 1K
 wait_attached quiet
