@@ -279,7 +279,9 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 }
 
 /* Links where our own files belong are refused, never followed or removed:
- * someone else put them there. 0, or -ELOOP and err. */
+ * someone else put them there. A hard link too (a file with another name
+ * elsewhere: recovery would cut or rewrite that file). 0, or -ELOOP /
+ * -EMLINK and err. */
 static int refuse_foreign(const char *topic_dir, const uint64_t *bases, size_t n, char *err,
 			  size_t errlen)
 {
@@ -290,13 +292,23 @@ static int refuse_foreign(const char *topic_dir, const uint64_t *bases, size_t n
 		for (int k = 0; k < 2; k++) {
 			struct stat ls;
 
-			if (seg_file_path(sp, sizeof(sp), topic_dir, bases[i], ext[k]) == 0 &&
-			    seg_lstat(sp, &ls) == 0 && !S_ISREG(ls.st_mode)) {
+			if (seg_file_path(sp, sizeof(sp), topic_dir, bases[i], ext[k]) ||
+			    seg_lstat(sp, &ls))
+				continue;
+			if (!S_ISREG(ls.st_mode)) {
 				snprintf(err, errlen,
 					 "%s: %s where spillwayd keeps its own file: refused, never "
 					 "followed (remove it)",
 					 sp, S_ISLNK(ls.st_mode) ? "a symbolic link" : "not a regular file");
 				return -ELOOP;
+			}
+			if (ls.st_nlink > 1) {
+				snprintf(err, errlen,
+					 "%s: a file with %ju names (a hard link) where spillwayd "
+					 "keeps its own file: refused, nothing changed (remove the "
+					 "extra name)",
+					 sp, (uintmax_t)ls.st_nlink);
+				return -EMLINK;
 			}
 		}
 	}
@@ -352,9 +364,15 @@ static int last_index(const char *topic_dir, const char *sp, const char *ip, uin
 			from = pe[pg - 1].end; /* else: from the first written word */
 		free(pe);
 	}
-	if (idx_rebuild(sp, ip, last, from, ring_bytes, segment_bytes) == 0) {
-		out->idx_rebuilt = true;
-		good = seg_idx_load(ip, h, e);
+	{
+		int r = idx_rebuild(sp, ip, last, from, ring_bytes, segment_bytes);
+
+		if (r < 0 && r != -EBADMSG && r != -ENOENT)
+			return r; /* the segment itself is unusable (-EMLINK, -EPERM, ...) */
+		if (r == 0) {
+			out->idx_rebuilt = true;
+			good = seg_idx_load(ip, h, e);
+		}
 	}
 	return good;
 }
@@ -506,7 +524,8 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		return -ENAMETOOLONG;
 	good = last_index(topic_dir, sp, ip, last, n, ring_bytes, segment_bytes, &h, &e, out);
 	if (good < 0) {
-		snprintf(err, errlen, "%s: unreadable index header (%s)", ip, strerror(-good));
+		snprintf(err, errlen, "%s: unreadable index header, and no index could be rebuilt "
+			 "from %s (%s)", ip, sp, strerror(-good));
 		return good;
 	}
 	idx_high = good > 0 ? e[good - 1].end : 0;

@@ -251,6 +251,25 @@ grep -q "^BAD .*ck/0*\.seg: positions 65536\.\." "$TMP/out" || fail "verify: $(t
 stop_daemon
 start_daemon
 
+check "a hard link to another file, planted as the last segment: refused, that file untouched"
+# Recovery cut it as a torn tail (the other file lost its bytes): a name in the
+# data dir with another name elsewhere is not the daemon's own file.
+expect_rc 0 "$CLI" topic create hl --ring-size 64K --segment-size 256K
+wait_attached hl
+seq 1 1000 | "$CLI" produce hl --ack durable || fail "produce --ack durable"
+stop_daemon
+head -c 1900 /dev/zero >"$TMP/victim" # reads as a segment nothing was written in yet
+last=$(basename "$(ls "$SPILLWAY_DATA_DIR"/hl/*.seg | tail -1)" .seg)
+planted=$(printf '%020d' $((10#$last + 262144)))
+ln "$TMP/victim" "$SPILLWAY_DATA_DIR/hl/$planted.seg"
+start_daemon
+for _ in $(seq 1 250); do grep -q "topic hl: .*a hard link" "$TMP/daemon.log" && break; sleep 0.02; done
+grep -q "topic hl: .*$planted.seg: a file with 2 names (a hard link)" "$TMP/daemon.log" ||
+	fail "not refused: $(grep 'topic hl' "$TMP/daemon.log" | tail -3)"
+[ "$(stat -c %s "$TMP/victim")" -eq 1900 ] || fail "the linked file was cut"
+[ "$(stat -c %h "$TMP/victim")" -eq 2 ] || fail "the planted link was removed or replaced"
+rm "$SPILLWAY_DATA_DIR/hl/$planted.seg"
+
 check "a daemon stopped with SIGSTOP: stat, describe, list and produce say it holds the topic but does not beat"
 expect_rc 0 "$CLI" topic create quiet --ring-size 64K --max-record 1K
 wait_attached quiet
