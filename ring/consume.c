@@ -62,6 +62,8 @@ int spw_consumer_open(struct spw_topic *t, enum spw_from from, int64_t position,
 	default:
 		return -EINVAL;
 	}
+	if (from != SPW_FROM_POSITION && (pos & 7))
+		return -EBADMSG; /* garbage in the header (P3): bounds move by whole spans */
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

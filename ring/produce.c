@@ -117,6 +117,10 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	/* Acquire: nobody else moves tail while we hold the write lock; this
 	 * is its last value, from the CAS or store that made it. */
 	p->tail_own = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
+	if (p->tail_own & 7) { /* garbage (P3): see claim_shared() */
+		r = -EBADMSG;
+		goto fail;
+	}
 	/* I8: sleeping consumers put a barrier into us with membarrier; when
 	 * we cannot register for it, we pay a fence per commit instead. */
 	p->fence_commit = ring_membarrier_register() != 0;
@@ -326,6 +330,14 @@ static inline __attribute__((always_inline)) int claim_shared(struct spw_produce
 	/* Relaxed: only the CAS's first guess; the CAS validates it. */
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	for (;;) {
+		/* Trust no byte (P3): claims move tail by whole 8-byte spans, so
+		 * an unaligned one is garbage in the header; a claim there would
+		 * write a padding word across the ring's end, past the mapping. */
+		if (__builtin_expect(tail & 7, 0)) {
+			if (published)
+				atomic_store_explicit(&s->claim, RING_SLOT_IDLE, memory_order_relaxed);
+			return -EBADMSG;
+		}
 		if (!m)
 			next = claim_end(t, tail, span, &pad);
 		/* seq_cst: acquire pairs with reclaim's store of limit after
@@ -391,7 +403,7 @@ static inline __attribute__((always_inline)) int take_span(struct spw_producer *
 		r = claim_shared(p, span, m, n, k, &tail, &next, &pad, hooked);
 	}
 	if (r)
-		return -EAGAIN;
+		return r; /* -EAGAIN (full), -EBADMSG (a garbage tail) */
 	span_won(p, tail);
 	/* No software prefetch ahead of the tail: gcc emits a read prefetch
 	 * (prefetcht0) for it, and the hardware's stream prefetcher already
@@ -476,8 +488,12 @@ static inline __attribute__((always_inline)) int claim_impl(struct spw_producer 
 	 * draining from the last record, instead of waiting behind the locked
 	 * instruction (measured: the CAS plus a following rdtsc cost ~2x). */
 	ts = given_ts ? *given_ts : ring_clock_now(&p->clk);
-	if (take_span(p, ring_span(len), NULL, 0, NULL, &tail, hooked))
-		return -EAGAIN;
+	{
+		int r = take_span(p, ring_span(len), NULL, 0, NULL, &tail, hooked);
+
+		if (r)
+			return r;
+	}
 	rec = ring_rec_at(p->t, tail);
 	rec->timestamp_ns = ts;
 	c->data = rec + 1;
@@ -875,7 +891,7 @@ static inline __attribute__((always_inline)) int batch_claim_impl(struct spw_pro
 	/* One clock read for the batch, before the claim as in claim_impl;
 	 * none when the caller gave each record's time. */
 	b->ts = b->tss ? 0 : ring_clock_now(&p->clk);
-	return take_span(p, 0, b->m, b->n, &b->k, &b->start, hooked) ? -EAGAIN : 0;
+	return take_span(p, 0, b->m, b->n, &b->k, &b->start, hooked);
 }
 
 static int batch_claim(struct spw_producer *p, struct claim_try *b)

@@ -20,8 +20,10 @@
  *              or nothing to read yet (never returned by poll: it returns 0)
  *   -ETIMEDOUT a blocking call's timeout passed
  *   -EMSGSIZE  record larger than the topic's max_record
- *   -EBADMSG   garbage where a record header should be (shared memory is
- *              never trusted: every length is bounds-checked)
+ *   -EBADMSG   garbage where a record header should be, or in the ring's
+ *              header (a tail or start that is no record boundary: producer
+ *              open and claims, consumer open); shared memory is never
+ *              trusted: every length and bound is checked
  *   -ESTALE    the consumer was lapped: the bytes at its position were
  *              reclaimed; spw_consumer_oldest() says where the ring's data
  *              starts now (the gap is on disk, see the daemon)
@@ -173,7 +175,7 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 void spw_producer_close(struct spw_producer *p);
 
 /* Copy a record in. Returns its position, or -EAGAIN (ring full),
- * -EMSGSIZE, -EINVAL. */
+ * -EMSGSIZE, -EINVAL, -EBADMSG (garbage in the ring's header). */
 int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len);
 /* spw_producer_send with the caller's timestamp, stored as the record's
  * timestamp_ns as given: the library reads no clock (on the VM of

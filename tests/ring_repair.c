@@ -227,10 +227,48 @@ static void a_hostile_tail_far_ahead_is_settled_a_lap_at_a_time(void **state)
 	assert_int_equal(st.slot, -1);
 }
 
+/* Trust no byte (P3): a tail that is no record boundary (claims move it by
+ * whole 8-byte spans) is garbage in the header. A claim there that wrapped
+ * wrote its padding word across the ring's end, 4 bytes past the mapping
+ * (a review, 2026-12-04); a consumer from the latest position read there.
+ * Now producer open, claims and consumer opens say -EBADMSG. */
+static void an_unaligned_tail_is_refused_not_written_past_the_ring(void **state)
+{
+	struct fx *f = *state;
+	struct spw_producer *other = NULL, *late = NULL;
+	struct spw_consumer *c = NULL;
+	struct spw_claim cl;
+	struct spw_msg m = { "x", 1 };
+	int64_t pos;
+	uint64_t ring = f->t->ring_bytes;
+
+	/* Two producers: neither is solo, both load the header's tail. */
+	assert_int_equal(spw_producer_open(f->t, &other), 0);
+	assert_true(spw_producer_send(f->p, "ab", 2) >= 0);
+	atomic_store(&f->t->hdr->tail, ring - 4);
+	atomic_store(&f->t->hdr->limit, 2 * ring);
+	assert_int_equal(spw_producer_send(f->p, "abcdefgh", 8), -EBADMSG);
+	assert_int_equal(spw_producer_send_wait(other, "abcdefgh", 8, 1000000), -EBADMSG);
+	assert_int_equal(spw_producer_claim(other, 8, &cl), -EBADMSG);
+	assert_int_equal(spw_producer_send_batch(other, &m, 1, &pos), -EBADMSG);
+	assert_int_equal(spw_producer_open(f->t, &late), -EBADMSG);
+	assert_null(late);
+	assert_int_equal(spw_consumer_open(f->t, SPW_FROM_LATEST, 0, &c), -EBADMSG);
+	assert_null(c);
+	atomic_store(&f->t->hdr->reclaimed, 4);
+	assert_int_equal(spw_consumer_open(f->t, SPW_FROM_OLDEST, 0, &c), -EBADMSG);
+	/* The slots name no span left behind. */
+	assert_int_equal(atomic_load(&f->p->slot->claim), RING_SLOT_IDLE);
+	assert_int_equal(atomic_load(&other->slot->claim), RING_SLOT_IDLE);
+	spw_producer_close(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(half_done_reclaim_is_finished_at_attach, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_unaligned_tail_is_refused_not_written_past_the_ring,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_dead_span_ends_where_a_live_claim_starts, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_word_of_another_lap_is_never_taken_for_this_one, setup,
