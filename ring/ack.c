@@ -97,6 +97,12 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 	/* Relaxed: our own process's generation. */
 	if (p->fork_gen != ring_fork_gen)
 		return -ECHILD;
+	/* Acquire: tail only grows (pairs with the claim's CAS or store); a
+	 * position not claimed yet, or inside a record, is never spilled: say
+	 * so, as committed() does, instead of waiting for ever. */
+	if ((uint64_t)position >= atomic_load_explicit(&h->tail, memory_order_acquire) ||
+	    (position & 7))
+		return -EINVAL;
 	start = timeout_ns > 0 ? ring_monotonic_ns() : 0;
 	for (;;) {
 		/* Acquire: the futex compare value, read before the re-check. */

@@ -264,7 +264,8 @@ int spw_producer_abort(struct spw_producer *p, struct spw_claim *c);
  * returns -EIO (the error) once an fdatasync of the topic failed: those
  * bytes may never reach the disk, and the daemon never claims they did. Spilled and durable need the
  * daemon; a topic created with SPW_TOPIC_NO_SPILL never gets there
- * (-EOPNOTSUPP). */
+ * (-EOPNOTSUPP). A position at or past the tail, or not 8-aligned, is
+ * -EINVAL at every level (it is no record that was sent). */
 enum spw_ack { SPW_ACK_COMMITTED = 0, SPW_ACK_SPILLED = 1, SPW_ACK_DURABLE = 2 };
 int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
 			  int64_t timeout_ns);

@@ -255,6 +255,17 @@ static void wait_ack_times_out_without_a_daemon(void **state)
 			el = test_now_ns() - t0;
 			assert_in_range(el, timeouts[i], timeouts[i] + SLACK_NS);
 		}
+	/* A position never claimed (at or past the tail) or inside a record is
+	 * never acknowledged: -EINVAL at once at every level, as committed
+	 * always said (spilled and durable waited their whole timeout, for
+	 * ever with -1). */
+	for (size_t l = 0; l < 3; l++) {
+		static const enum spw_ack all[] = { SPW_ACK_COMMITTED, SPW_ACK_SPILLED,
+						    SPW_ACK_DURABLE };
+
+		assert_int_equal(spw_producer_wait_ack(p, pos + 80, all[l], -1), -EINVAL);
+		assert_int_equal(spw_producer_wait_ack(p, pos + 4, all[l], -1), -EINVAL);
+	}
 	spw_producer_close(p);
 	topic_end(t, "ack_timeouts");
 }
