@@ -582,6 +582,16 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 
 /* An open zero-copy claim c of this handle: the handle remembers it
  * (claim_check() compares at commit or abort). */
+/* A handle with a claim open: -EBUSY, but -ECHILD first in a fork()ed
+ * child (the parent's claim is not the child's to finish). Relaxed: our own
+ * process's generation (bumped only in a child). */
+static inline int claim_busy(const struct spw_producer *p)
+{
+	if (!p->claim_open)
+		return 0;
+	return p->fork_gen != ring_fork_gen ? -ECHILD : -EBUSY;
+}
+
 static inline __attribute__((always_inline)) void claim_opened(struct spw_producer *p,
 							       const struct spw_claim *c)
 {
@@ -597,8 +607,8 @@ static __attribute__((noinline)) int claim_general(struct spw_producer *p, uint3
 
 	if (!p || !c)
 		return -EINVAL;
-	if (p->claim_open)
-		return -EBUSY;
+	if ((r = claim_busy(p)))
+		return r;
 	r = claim(p, len, NULL, c);
 	if (!r)
 		claim_opened(p, c);
@@ -628,8 +638,8 @@ int spw_producer_claim_wait(struct spw_producer *p, uint32_t len, int64_t timeou
 
 	if (!p || !c)
 		return -EINVAL;
-	if (p->claim_open)
-		return -EBUSY;
+	if ((r = claim_busy(p)))
+		return r;
 	r = claim_wait(p, &(struct claim_try){ .len = len, .c = c }, timeout_ns);
 	if (!r)
 		claim_opened(p, c);
@@ -771,7 +781,7 @@ static inline int send_check(const struct spw_producer *p, const void *data, uin
 {
 	if (!p || (!data && len))
 		return -EINVAL;
-	return p->claim_open ? -EBUSY : 0;
+	return claim_busy(p);
 }
 
 static __attribute__((noinline)) int64_t send_general(struct spw_producer *p, const void *data,
@@ -878,7 +888,7 @@ static int batch_check(const struct spw_producer *p, const struct spw_msg *m, ui
 		if (m[i].len > p->t->max_record)
 			return -EMSGSIZE;
 	}
-	return p->claim_open ? -EBUSY : 0;
+	return claim_busy(p);
 }
 
 static inline __attribute__((always_inline)) int batch_claim_impl(struct spw_producer *p,

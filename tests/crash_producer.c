@@ -593,6 +593,10 @@ static int parent_of_a_child(void *arg)
 	child = test_fork_tied(forked_child_uses_parent_handle, p);
 	TEST_CHECK(test_wait(child, 30 * TEST_SEC) == 0, "child");
 	TEST_CHECK(spw_producer_claim(p, 100, &c) == 0, "claim");
+	/* With that claim open: still -ECHILD in a child, not -EBUSY (the
+	 * claim is the parent's; a review found -EBUSY). */
+	child = test_fork_tied(forked_child_uses_parent_handle, p);
+	TEST_CHECK(test_wait(child, 30 * TEST_SEC) == 0, "child, with a claim open");
 	/* A grandchild that lives on after we die: */
 	child = fork();
 	if (child == 0) {
