@@ -111,33 +111,33 @@ static uint64_t garbage_end(const struct spw_topic *t, uint64_t pos, uint64_t bo
 	return best;
 }
 
-/* Who holds pos? The WON slot whose span covers it, if one says so: only
- * one CAS took that span, so it alone decides. Else every CLAIMING slot
- * covering it (its owner died or stalled between CAS and its WON store, or
- * a stale guess that lost: only more careful). One live holder is enough
- * to wait: never take a claim from the living. Returns SPWD_RESOLVE_LIVE
- * (or -errno when liveness cannot be told: wait too), else 0 with *end the
- * dead holder's span end (*dead) or nothing known (!*dead). */
+/* Who holds pos? The WON slots whose span covers it, if any says so: only
+ * one CAS took that span, so they decide, and CLAIMING guesses are not
+ * looked at (a producer stalled on a stale guess must not hold up settling
+ * a dead owner's claim). Honestly there is one such WON slot; more are
+ * garbage or a forgery (P3) and the living among them win: a WON span
+ * forged into a free slot over a live producer's claim must not get that
+ * claim aborted (tests/ring_repair.c). With no WON slot, every CLAIMING
+ * slot covering it counts (its owner died or stalled between CAS and its
+ * WON store, or a stale guess that lost: only more careful). One live
+ * holder is enough to wait: never take a claim from the living. Returns
+ * SPWD_RESOLVE_LIVE (or -errno when liveness cannot be told: wait too),
+ * else 0 with *end the dead holders' nearest span end (*dead) or nothing
+ * known (!*dead). */
 static int holder(struct spw_topic *t, uint64_t pos, struct spwd_stall *out, uint64_t *end,
 		  bool *dead)
 {
-	int32_t won_slot = -1;
+	bool any_won = false, won;
 	uint64_t a, b;
-	bool won;
 
 	*dead = false;
-	for (uint32_t i = 0; i < t->max_producers; i++) {
-		if (ring_slot_span(t, i, &a, &b, &won) && won && pos >= a && pos < b) {
-			won_slot = (int32_t)i;
-			break;
-		}
-	}
+	for (uint32_t i = 0; i < t->max_producers && !any_won; i++)
+		any_won = ring_slot_span(t, i, &a, &b, &won) && won && pos >= a && pos < b;
 	for (uint32_t i = 0; i < t->max_producers; i++) {
 		int alive;
 
-		if (won_slot >= 0 && i != (uint32_t)won_slot)
-			continue;
-		if (!ring_slot_span(t, i, &a, &b, &won) || pos < a || pos >= b)
+		if (!ring_slot_span(t, i, &a, &b, &won) || pos < a || pos >= b ||
+		    (any_won && !won))
 			continue;
 		alive = ring_slot_alive(t, i);
 		out->slot = (int32_t)i;

@@ -75,8 +75,9 @@
  *     Records (and so segment files, whose size is a multiple of the ring)
  *     never straddle the end.
  *  I7 Only the dead are aborted. The daemon turns the uncommitted record at
- *     p into an ABORTED record only when its owner is dead: the WON slot whose
- *     span holds p (exactly one can), else every CLAIMING slot whose span
+ *     p into an ABORTED record only when its owner is dead: every WON slot
+ *     whose span holds p (honestly exactly one can; a forged second one
+ *     never outvotes a live one), else every CLAIMING slot whose span
  *     holds p (a stale guess is only more careful) has its OFD lock free; and
  *     then exactly over the dead slot's span (or, for a slot reused since, up to the next boundary a
  *     slot or the tail proves). A word at p that fails ring_word_check() is

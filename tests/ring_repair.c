@@ -263,12 +263,46 @@ static void an_unaligned_tail_is_refused_not_written_past_the_ring(void **state)
 	spw_producer_close(other);
 }
 
+/* Never take a claim from the living (P1), whatever shared memory says: a
+ * WON span forged into a free slot over a live producer's open claim made
+ * the daemon abort that claim, the dead-looking forgery "alone deciding"
+ * (a review, 2026-12-04). Two WON slots cannot cover one position honestly:
+ * when any covering WON slot is alive, the daemon waits. */
+static void a_forged_won_span_never_aborts_a_live_claim(void **state)
+{
+	struct fx *f = *state;
+	struct spw_producer *live = NULL, *gone = NULL;
+	struct spw_claim c;
+	struct spwd_stall st;
+	uint32_t forged;
+
+	/* A free slot below the live one's (looked at first), its lock free:
+	 * it reads as a dead owner's. */
+	assert_int_equal(spw_producer_open(f->t, &gone), 0);
+	assert_int_equal(spw_producer_open(f->t, &live), 0);
+	forged = (uint32_t)(gone->slot - f->t->slots);
+	assert_true(forged < (uint32_t)(live->slot - f->t->slots));
+	spw_producer_close(gone);
+	assert_int_equal(spw_producer_claim(live, 32, &c), 0);
+	assert_int_equal(ring_slot_alive(f->t, forged), 0);
+	atomic_store(&f->t->slots[forged].end, (uint64_t)c.position + 8);
+	atomic_store(&f->t->slots[forged].claim, (uint64_t)c.position | RING_SLOT_WON);
+	assert_int_equal(spwd_resolve(f->t, c.position, &st), SPWD_RESOLVE_LIVE);
+	assert_int_equal(st.slot, (int32_t)(live->slot - f->t->slots));
+	memcpy(c.data, "the live claim's bytes, intact..", 32);
+	assert_int_equal(spw_producer_commit(live, &c), 0);
+	atomic_store(&f->t->slots[forged].claim, RING_SLOT_IDLE);
+	spw_producer_close(live);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(half_done_reclaim_is_finished_at_attach, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_unaligned_tail_is_refused_not_written_past_the_ring,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(a_forged_won_span_never_aborts_a_live_claim, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(a_dead_span_ends_where_a_live_claim_starts, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(a_word_of_another_lap_is_never_taken_for_this_one, setup,
