@@ -354,6 +354,23 @@ def test_with_a_daemon(tmp_path):
         log.close()
 
 
+def test_create_over_a_disk_log_is_refused():
+    """Topic.create over a topic whose ring is gone but whose disk log is kept started
+    a new ring at position 0, and the daemon later spilled it over the log's
+    positions (a review, 2026-12-04): refused, as `spillway topic create` does."""
+    d = os.path.join(os.environ["SPILLWAY_DATA_DIR"], "py_dl")
+    os.makedirs(d, mode=0o700)
+    with open(os.path.join(d, "%020d.seg" % 0), "wb") as f:
+        f.write(b"\0" * 8)
+    e = raises(FileExistsError, lambda: spillway.Topic.create("py_dl", ring_size=1 << 16),
+               "create over a disk log")
+    check("has a disk log in %s (1 segments)" % d in str(e), str(e))
+    raises(spillway.NotFound, lambda: spillway.Topic.open("py_dl"), "no ring was made")
+    shutil.rmtree(d)
+    spillway.Topic.create("py_dl", ring_size=1 << 16).close()
+    spillway.Topic.delete("py_dl")
+
+
 def test_handles_closed_under_use():
     """A Producer whose Topic was closed, by `with` or by the collector at exit,
     raises ValueError instead of writing into an unmapped ring (it segfaulted);

@@ -204,6 +204,9 @@ def shm_dir(d=None):
     return _os.fsdecode(ffi.string(lib.spw_shm_dir(_cstr(d))))
 
 
+_shm_dir_of = shm_dir  # (Topic.create's parameter has the same name)
+
+
 def data_dir(d=None):
     """The data dir in use: d, else $SPILLWAY_DATA_DIR, else the CLI's default."""
     return _os.fsdecode(ffi.string(lib.spw_data_dir(_cstr(d))))
@@ -321,9 +324,19 @@ class Topic(_Handle):
 
     @classmethod
     def create(cls, name, ring_size=0, segment_size=0, max_record=0, mode=0o600,
-               max_producers=0, no_spill=False, shm_dir=None):
+               max_producers=0, no_spill=False, shm_dir=None, data_dir=None):
         """Create topic `name` (sizes in bytes; 0 = the library's default) and open it.
-        Raises FileExistsError if it exists."""
+        Raises FileExistsError if it exists, ring or disk log: a new ring over a kept
+        disk log would start at position 0 again and reuse the log's positions (as
+        `spillway topic create`, it is refused: start spillwayd, which recreates the
+        ring at the log's end, or delete the topic first)."""
+        segs = _disk_segments(name, data_dir)
+        if segs and not _os.path.lexists(_os.path.join(_shm_dir_of(shm_dir),
+                                                       name + ".ring")):
+            raise FileExistsError(_errno.EEXIST, "topic %r has a disk log in %s (%d segments) "
+                                  "but no ring: start spillwayd to recreate the ring from it, "
+                                  "or delete the topic (ring and data dir) first"
+                                  % (name, _os.path.dirname(segs[0]), len(segs)))
         cfg = ffi.new("struct spw_topic_config *")
         cfg.ring_bytes, cfg.segment_bytes, cfg.max_record = ring_size, segment_size, max_record
         cfg.mode, cfg.max_producers = mode, max_producers
@@ -397,6 +410,20 @@ class Topic(_Handle):
                 self._t = None
         if t is not None:
             lib.spw_topic_close(t)
+
+
+def _disk_segments(name, d=None):
+    """The segment files of topic `name` in data dir d (spill/FORMAT.md: twenty
+    digits and .seg), or []."""
+    if lib.spw_topic_name_check(name.encode()):
+        return []  # spw_topic_create says what is wrong with the name
+    top = _os.path.join(data_dir(d), name)
+    try:
+        names = _os.listdir(top)
+    except OSError:
+        return []
+    return sorted(_os.path.join(top, n) for n in names
+                  if len(n) == 24 and n.endswith(".seg") and n[:20].isdigit())
 
 
 _ACK = {"committed": 0, "spilled": 1, "durable": 2}
