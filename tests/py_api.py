@@ -371,6 +371,26 @@ def test_create_over_a_disk_log_is_refused():
     spillway.Topic.delete("py_dl")
 
 
+def test_garbage_in_the_live_ring_names_the_ring_and_position():
+    """CorruptData from the live ring carried no file and position 0 (the reader's
+    live path never recorded them; a review, 2026-12-04)."""
+    import mmap
+    with spillway.Topic.create("py_g", ring_size=1 << 16, max_producers=64) as t, \
+            spillway.Producer(t) as p:
+        check(p.send(b"a") == 0 and p.send(b"b") == 24, "two records of 24 bytes")
+    ring = os.path.join(os.environ["SPILLWAY_SHM_DIR"], "py_g.ring")
+    with open(ring, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
+        data = 4096 + 64 * 128  # ring/ring_layout.h: the header page, the slots
+        m[data + 24:data + 32] = b"\xff" * 8
+    with spillway.Reader("py_g") as r:
+        got = []
+        e = raises(spillway.CorruptData, lambda: got.extend(x.data for x in r),
+                   "garbage in the live ring")
+    check(e.file == ring and e.position == 24, "file %r position %r" % (e.file, e.position))
+    check("py_g.ring at position 24" in str(e), str(e))
+    spillway.Topic.delete("py_g")
+
+
 def test_handles_closed_under_use():
     """A Producer whose Topic was closed, by `with` or by the collector at exit,
     raises ValueError instead of writing into an unmapped ring (it segfaulted);
