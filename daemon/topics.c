@@ -383,7 +383,15 @@ static void topic_attach(const char *name)
 	if (!key_r && attach_settled(name, &key))
 		goto fail_close;
 	dlog(LOG_DEBUG, name, "recovering the disk log in %s", dt->dir);
-	r = seg_recover(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, &rec, err, sizeof(err));
+	{
+		struct spw_topic_info in;
+
+		/* The ring's acknowledged-spilled bound: recovery rebuilds a
+		 * short index below it rather than cut (spill/spill.h). */
+		spw_topic_info(dt->t, &in);
+		r = seg_recover(dt->dir, dt->t->ring_bytes, dt->t->segment_bytes, in.spilled, &rec,
+				err, sizeof(err));
+	}
 	if (r)
 		dlog(LOG_ERROR, name, "%s", err);
 	else if (!(r = topic_settings(dt, &rec, &conf)))
@@ -459,7 +467,7 @@ static void topic_restore(const char *name)
 			return;
 		}
 	}
-	r = seg_recover(dir, conf.ring_bytes, conf.segment_bytes, &rec, err, sizeof(err));
+	r = seg_recover(dir, conf.ring_bytes, conf.segment_bytes, 0, &rec, err, sizeof(err));
 	if (r) {
 		dlog(LOG_ERROR, name, "%s", err);
 		return;

@@ -475,7 +475,7 @@ static uint64_t log_first(const char *topic_dir, uint64_t base0)
 }
 
 int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
-		struct seg_recovery *out, char *err, size_t errlen)
+		uint64_t spilled, struct seg_recovery *out, char *err, size_t errlen)
 {
 	char sp[PATH_MAX], ip[PATH_MAX];
 	struct seg_idx_entry *e = NULL;
@@ -545,7 +545,8 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	}
 	size = (uint64_t)st.st_size;
 	good = verify_entries(sf, size, last, &h, e, good, out);
-	if (out->checkpoint > out->end && out->checkpoint > last)
+	if ((out->checkpoint > out->end && out->checkpoint > last) ||
+	    (spilled > out->end && spilled > last && last + size > out->end))
 		good = reverify_rebuilt(sf, size, sp, ip, last, ring_bytes, segment_bytes, &h, &e, out);
 	if (out->checkpoint > out->end) {
 		/* Durable bytes that cannot be verified: never cut them. */

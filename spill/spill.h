@@ -171,8 +171,13 @@ struct seg_recovery {
 	uint64_t lost_durable;  /* bytes below the checkpoint that are gone (file shrank) */
 	bool idx_rebuilt;       /* the last index was empty or unreadable: rebuilt from the .seg */
 };
+/* spilled: how far a surviving ring says the log was acknowledged spilled
+ * (its header's counter; 0 without a ring). Below it, or below the durable
+ * checkpoint, an index that stops short is rebuilt from the segment's
+ * records before anything is cut: the records are there (spilled means
+ * written), the index may be what was damaged. */
 int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_bytes,
-		struct seg_recovery *out, char *err, size_t errlen);
+		uint64_t spilled, struct seg_recovery *out, char *err, size_t errlen);
 
 /* Fill [from, to) of the log with ABORTED records (the gap left by a torn
  * tail that consumers may have seen, or lost ring bytes): the log then

@@ -270,6 +270,35 @@ grep -q "topic hl: .*$planted.seg: a file with 2 names (a hard link)" "$TMP/daem
 [ "$(stat -c %h "$TMP/victim")" -eq 2 ] || fail "the planted link was removed or replaced"
 rm "$SPILLWAY_DATA_DIR/hl/$planted.seg"
 
+check "an index cut short under acknowledged-spilled records: recovery rebuilds it, nothing is lost"
+# The records were whole in the segment; recovery cut them as a torn tail and
+# filled the ring's reclaimed range as aborted (found by a review).
+expect_rc 0 "$CLI" topic create ix --ring-size 64K --segment-size 1M --flush-ms 1h
+wait_attached ix
+seq 1 10000 | awk '{ printf "%060d\n", $1 }' >"$TMP/ix.in" # 80-byte records: 25 index entries
+"$CLI" produce ix --ack spilled "$TMP/ix.in" || fail "produce --ack spilled"
+kill -KILL "$DPID"
+wait "$DPID" 2>/dev/null
+DPID=
+truncate -s 352 "$SPILLWAY_DATA_DIR/ix/00000000000000000000.idx" # 9 of them left
+expect_rc 0 "$CLI" verify ix # the records are in the file, not indexed: a note, not BAD
+expect_out "left the ring but are not indexed yet"
+cp -p "$SPILLWAY_DATA_DIR/ix/00000000000000000000.seg" "$TMP/ix.seg"
+truncate -s 300000 "$SPILLWAY_DATA_DIR/ix/00000000000000000000.seg"
+run "$CLI" verify ix # verify called this clean too: reclaimed records gone from the file
+[ "$RC" -eq 1 ] || fail "verify exit $RC over lost records"
+grep -q "^BAD .*ix.ring: positions [0-9]*\.\.[0-9]* were reclaimed from the ring (spilled) but are not on disk" \
+	"$TMP/out" || fail "verify: $(cat "$TMP/out")"
+cp -p "$TMP/ix.seg" "$SPILLWAY_DATA_DIR/ix/00000000000000000000.seg"
+start_daemon
+wait_attached ix
+grep -q "topic ix: .*aborted gap" "$TMP/daemon.log" && fail "acknowledged records filled as a gap"
+expect_rc 0 "$CLI" consume ix
+cmp -s "$TMP/out" "$TMP/ix.in" ||
+	fail "consume read $(wc -l <"$TMP/out") records after recovery, not the 10000 sent"
+expect_rc 0 "$CLI" verify ix
+expect_out "clean"
+
 check "a daemon stopped with SIGSTOP: stat, describe, list and produce say it holds the topic but does not beat"
 expect_rc 0 "$CLI" topic create quiet --ring-size 64K --max-record 1K
 wait_attached quiet

@@ -843,7 +843,7 @@ static void recover_expect(const char *dir, struct seg_recovery *rec, uint64_t e
 			   uint64_t truncated)
 {
 	char err[512] = "";
-	int rc = seg_recover(dir, RING, SEGB, rec, err, sizeof(err));
+	int rc = seg_recover(dir, RING, SEGB, 0, rec, err, sizeof(err));
 
 	if (rc)
 		fail_msg("seg_recover: %d: %s", rc, err);
@@ -924,7 +924,7 @@ static void recover_of_a_cut_segment_reports_the_highest_indexed_position(void *
 	/* At least 8 bytes: less is hidden by the rounding up to 8 of high. */
 	k = 8 + test_rand_below(&rng, b->end - b->last_entry_start - 7);
 	assert_int_equal(truncate(c.sp, (off_t)(b->end - k - b->last_base)), 0);
-	assert_int_equal(seg_recover(c.dir, RING, SEGB, &c.rec, err, sizeof(err)), 0);
+	assert_int_equal(seg_recover(c.dir, RING, SEGB, 0, &c.rec, err, sizeof(err)), 0);
 	assert_int_equal(c.rec.end, b->last_entry_start);
 	if (c.rec.high < b->end)
 		fail_msg("seg_recover: high %llu < %llu, the end of the last index entry (cut %llu "

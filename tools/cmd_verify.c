@@ -65,7 +65,10 @@ static int where_pos(const struct where *w, const char *dir, uint64_t *pos, bool
 }
 
 /* The ring's records past the disk log: headers only (the ring has no CRCs). */
-static int verify_ring(const char *name, uint64_t disk_end, bool have_disk, uint64_t *bytes)
+/* reclaimed: the ring's reclaim bound read before the disk was walked
+ * (read after, a running daemon's progress meanwhile would look lost). */
+static int verify_ring(const char *name, uint64_t disk_end, uint64_t unindexed, bool have_disk,
+		       uint64_t reclaimed, uint64_t *bytes)
 {
 	struct spw_topic *t;
 	struct spw_topic_info in;
@@ -76,6 +79,25 @@ static int verify_ring(const char *name, uint64_t disk_end, bool have_disk, uint
 	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t))
 		return 0;
 	spw_topic_info(t, &in);
+	/* The ring reclaimed only what was spilled (written): those bytes
+	 * belong on disk. Past the indexed end but in the file: readers stop
+	 * there until spillwayd's recovery indexes them; past the file too:
+	 * acknowledged records are gone. */
+	if (have_disk && reclaimed > disk_end + unindexed) {
+		char ring[PATH_MAX + 64];
+
+		cli_ring_path(ring, sizeof(ring), name);
+		printf("BAD %s: positions %llu..%llu were reclaimed from the ring (spilled) but are "
+		       "not on disk\n", ring, (unsigned long long)(disk_end + unindexed),
+		       (unsigned long long)reclaimed);
+		spw_topic_close(t);
+		return 1;
+	}
+	if (have_disk && reclaimed > disk_end)
+		printf("note: positions %llu..%llu left the ring but are not indexed yet: readers "
+		       "reach them once spillwayd indexes them (at once when it runs; at its next "
+		       "start after a crash)\n",
+		       (unsigned long long)disk_end, (unsigned long long)reclaimed);
 	from = (int64_t)(have_disk && disk_end > in.reclaimed ? disk_end : in.reclaimed);
 	for (int i = 0; i < 1024 && (uint64_t)from < in.tail; i++) {
 		int64_t n = spwd_scan(t, from, in.ring_bytes, &sc);
@@ -110,7 +132,7 @@ int cmd_verify(int argc, char **argv)
 	struct seg_log w = { 0 };
 	const char *name = NULL;
 	char dir[PATH_MAX], hb[32];
-	uint64_t ring_bytes = 0;
+	uint64_t ring_bytes = 0, reclaimed = 0;
 	bool has_ring, has_data;
 	const struct cli_opt spec[] = {
 		O_WHERE("from", &from, WHERE_ENDS | WHERE_ANY_POS),
@@ -132,13 +154,24 @@ int cmd_verify(int argc, char **argv)
 	where_pos(&to, dir, &w.to, true);
 	if (from.kind == W_LATEST)
 		w.from = UINT64_MAX;
+	{
+		struct spw_topic *t;
+		struct spw_topic_info in;
+
+		if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t) == 0) {
+			spw_topic_info(t, &in);
+			reclaimed = in.reclaimed; /* before the walk: see verify_ring */
+			spw_topic_close(t);
+		}
+	}
 	r = seg_log_walk(&w);
 	if (r) {
 		cli_err("cannot list the segments of topic \"%s\" in %s: %s", name, dir, strerror(-r));
 		return CLI_ERR;
 	}
 	if (!to.kind && from.kind != W_LATEST)
-		ring_bad = verify_ring(name, w.end, w.segments > 0, &ring_bytes);
+		ring_bad = verify_ring(name, w.end, w.unindexed, w.segments > 0, reclaimed,
+				       &ring_bytes);
 	cli_human(w.bytes, hb, sizeof(hb));
 	printf("verified topic %s: %llu segments, %llu bytes (%s), %llu records checked; ring: "
 	       "%llu bytes of headers past the disk log",
