@@ -162,29 +162,52 @@ static int put_entry(struct idx_buf *b, const uint8_t *map, uint64_t base, uint6
 }
 
 /* The index file ip as b says: left alone (times too) when it holds exactly
- * those bytes, else rewritten and synced. 0 or -errno. */
+ * those bytes, else replaced whole: written to a temp file beside it,
+ * synced, renamed over it, the dir synced. Never rewritten in place: a
+ * crash there would lose the old index, whose CRCs the next rebuild keeps
+ * as evidence (old_index_load). 0 or -errno. */
 static int idx_store(const char *ip, const struct idx_buf *b)
 {
+	char dir[PATH_MAX], tmp[PATH_MAX + 32];
+	const char *slash = strrchr(ip, '/');
 	struct stat st;
 	uint8_t *cur = NULL;
-	int xf = seg_open_file(ip, O_RDWR | O_CREAT, 0600, true), r = 0;
+	int xf = seg_open_file(ip, O_RDONLY, 0, true), r = 0;
 
+	if (xf >= 0) {
+		if (!fstat(xf, &st) && (uint64_t)st.st_size == b->n &&
+		    (cur = malloc(b->n ? b->n : 1)) && pread(xf, cur, b->n, 0) == (ssize_t)b->n &&
+		    !memcmp(cur, b->p, b->n))
+			r = 1; /* the same: nothing to write */
+		free(cur);
+		close(xf);
+		if (r)
+			return 0;
+	} else if (xf != -ENOENT) {
+		return xf;
+	}
+	if (!slash || (size_t)snprintf(dir, sizeof(dir), "%.*s", (int)(slash - ip), ip) >=
+			      sizeof(dir) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, slash + 1, (int)getpid()) >=
+		    sizeof(tmp))
+		return -ENAMETOOLONG;
+	seg_unlink(tmp); /* a stale temp file of ours; a planted name is never followed */
+	xf = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, true);
 	if (xf < 0)
 		return xf;
-	if (fstat(xf, &st))
+	seg_share(xf, dir);
+	if (write(xf, b->p, b->n) != (ssize_t)b->n)
+		r = errno ? -errno : -EIO;
+	else if (fdatasync(xf))
 		r = -errno;
-	else if ((uint64_t)st.st_size == b->n && (cur = malloc(b->n ? b->n : 1)) &&
-		 pread(xf, cur, b->n, 0) == (ssize_t)b->n && !memcmp(cur, b->p, b->n))
-		r = 1; /* the same: nothing to write */
-	free(cur);
-	if (!r) {
-		if (ftruncate(xf, 0) || pwrite(xf, b->p, b->n, 0) != (ssize_t)b->n)
-			r = errno ? -errno : -EIO;
-		else if (fdatasync(xf))
-			r = -errno;
-	}
 	close(xf);
-	return r < 0 ? r : 0;
+	if (!r)
+		r = seg_rename(tmp, ip);
+	if (r) {
+		seg_unlink(tmp);
+		return r;
+	}
+	return seg_sync_dir(dir);
 }
 
 /* The last index is empty, short or unreadable while its segment holds
@@ -451,8 +474,12 @@ static int cut_tail(int sf, const char *ip, uint64_t size, uint64_t last, int go
 	want = (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES);
 	if (fstat(xf, &st))
 		r = -errno;
+	else if (st.st_size != want)
+		/* Synced: the cut entries must not come back after a crash
+		 * while the segment bytes they cover are gone. */
+		r = ftruncate(xf, want) || fdatasync(xf) ? -errno : 0;
 	else
-		r = st.st_size != want && ftruncate(xf, want) ? -errno : 0;
+		r = 0;
 	close(xf);
 	if (!r && out->truncated && fsync(sf))
 		r = -errno;

@@ -293,6 +293,8 @@ cp -p "$TMP/ix.seg" "$SPILLWAY_DATA_DIR/ix/00000000000000000000.seg"
 start_daemon
 wait_attached ix
 grep -q "topic ix: .*aborted gap" "$TMP/daemon.log" && fail "acknowledged records filled as a gap"
+grep -q "topic ix: .*rebuilt it" "$TMP/daemon.log" || fail "the index was not rebuilt"
+ls -A "$SPILLWAY_DATA_DIR/ix" | grep -q "tmp" && fail "a temp file left: $(ls -A "$SPILLWAY_DATA_DIR/ix")"
 expect_rc 0 "$CLI" consume ix
 cmp -s "$TMP/out" "$TMP/ix.in" ||
 	fail "consume read $(wc -l <"$TMP/out") records after recovery, not the 10000 sent"

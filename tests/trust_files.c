@@ -255,15 +255,21 @@ static void a_dir_swapped_for_a_link_after_the_check_is_never_followed(void **st
 #define GONE_ROUNDS 7
 #define GONE_PER_ROUND 40 /* 280 names in all: more than MAX_TOPICS (256) */
 
+/* Made aside and renamed in once foreign: made in the shm dir, the daemon
+ * could attach it before the chown. */
 static void make_foreign_ring(const struct test_daemon *d, const char *name)
 {
 	struct spw_topic_config c = { .ring_bytes = RING, .segment_bytes = 4 * RING,
 				      .max_record = MAXREC, .mode = 0600 };
-	char path[1200];
+	char stage[1100], from[1200], to[1200];
 
-	assert_int_equal(spw_topic_create(d->shm, name, &c), 0);
-	snprintf(path, sizeof(path), "%s/%s.ring", d->shm, name);
-	assert_int_equal(chown(path, 12345, 12345), 0);
+	snprintf(stage, sizeof(stage), "%s.stage", d->shm); /* same file system */
+	assert_true(mkdir(stage, 0700) == 0 || errno == EEXIST);
+	assert_int_equal(spw_topic_create(stage, name, &c), 0);
+	snprintf(from, sizeof(from), "%s/%s.ring", stage, name);
+	snprintf(to, sizeof(to), "%s/%s.ring", d->shm, name);
+	assert_int_equal(chown(from, 12345, 12345), 0);
+	assert_int_equal(rename(from, to), 0);
 }
 
 static void refusals_of_rings_gone_are_forgotten(void **state)
@@ -305,6 +311,12 @@ static void refusals_of_rings_gone_are_forgotten(void **state)
 	assert_int_equal(test_daemon_log_count(d, "topic good: attached", false), 1);
 	assert_int_equal(spw_topic_delete(d->shm, "last"), 0);
 	assert_int_equal(test_daemon_stop(d, scaled_s(20, 60)), 0);
+	{
+		char stage[1100];
+
+		snprintf(stage, sizeof(stage), "%s.stage", d->shm);
+		assert_int_equal(rmdir(stage), 0);
+	}
 }
 
 int main(void)
