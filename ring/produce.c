@@ -580,8 +580,6 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 	}
 }
 
-/* An open zero-copy claim c of this handle: the handle remembers it
- * (claim_check() compares at commit or abort). */
 /* A handle with a claim open: -EBUSY, but -ECHILD first in a fork()ed
  * child (the parent's claim is not the child's to finish). Relaxed: our own
  * process's generation (bumped only in a child). */
@@ -592,6 +590,8 @@ static inline int claim_busy(const struct spw_producer *p)
 	return p->fork_gen != ring_fork_gen ? -ECHILD : -EBUSY;
 }
 
+/* An open zero-copy claim c of this handle: the handle remembers it
+ * (claim_check() compares at commit or abort). */
 static inline __attribute__((always_inline)) void claim_opened(struct spw_producer *p,
 							       const struct spw_claim *c)
 {

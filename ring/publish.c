@@ -48,7 +48,7 @@ int spwd_owned(const struct spw_topic *t)
 	if (!t)
 		return -EINVAL;
 	if (t->own_fd >= 0)
-		return 1; /* ours (F_OFD_GETLK would not report our own lock) */
+		return 1; /* we are the daemon: no need to ask */
 	return ring_lock_held(t, RING_DAEMON_OFF);
 }
 
