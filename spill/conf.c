@@ -252,5 +252,7 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 			return r;
 		}
 	}
-	return 0;
+	/* The rename outlives a crash: a topic.conf lost after its ring and
+	 * segments were made leaves settings that no longer match them. */
+	return seg_sync_dir(topic_dir);
 }
