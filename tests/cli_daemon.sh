@@ -245,6 +245,14 @@ grep -q "ck/durable: Operation not permitted: the durable checkpoint cannot be t
 [ "$(cd "$SPILLWAY_DATA_DIR/ck" && ls -l --time-style=+%s.%N -- *.seg *.idx | md5sum)" = "$before" ] ||
 	fail "recovery changed the segments or indexes: $(grep 'topic ck' "$TMP/daemon.log" | tail -3)"
 grep -q "topic ck: attached" "$TMP/daemon.log" && fail "attached over an untrusted checkpoint"
+# A refused topic is no topic without a daemon: no "Start it" (the CLI said so).
+expect_rc 0 "$CLI" stat ck
+expect_out "daemon NOT attached: spillwayd (pid $DPID) serves this data dir but has not attached the topic"
+expect_rc 0 "$CLI" topic list
+grep -q "^ck .*pid $DPID not attached\$" "$TMP/out" || fail "list: $(grep '^ck' "$TMP/out")"
+run timeout 2 "$CLI" produce ck --ack spilled "$TMP/ten"
+expect_err "waits for its spilled acknowledgement: spillwayd (pid $DPID) serves this data dir"
+grep -q "Start it" "$TMP/err" && fail "told to start a daemon that runs"
 run "$CLI" verify ck
 [ "$RC" -ne 0 ] || fail "verify called the log clean: $(cat "$TMP/out")"
 grep -q "^BAD .*ck/0*\.seg: positions 65536\.\." "$TMP/out" || fail "verify: $(tail -3 "$TMP/out")"

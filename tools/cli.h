@@ -183,6 +183,8 @@ int cli_topic_dir(char *buf, size_t n, const char *name);
 enum cli_daemon {
 	CLI_DAEMON_NEVER,  /* no spillwayd ever attached */
 	CLI_DAEMON_GONE,   /* one did; none owns the ring now */
+	CLI_DAEMON_UNATTACHED, /* none owns it, but one serves the data dir: it refused
+				* the topic (its log says why) or has not seen it yet */
 	CLI_DAEMON_SILENT, /* one owns it but has not beaten for 2 s: stopped or hung */
 	CLI_DAEMON_ALIVE,
 };
@@ -197,6 +199,9 @@ static inline bool cli_daemon_alive(const struct spw_topic *t, const struct spw_
  * "no spillwayd holds the topic now ...", "... holds the topic but last beat ..."). */
 void cli_daemon_why(const struct spw_topic *t, const struct spw_topic_info *in, char *buf,
 		    size_t n);
+/* Does a spillwayd serve the data dir (G.data_dir)? 1 (*pid its pid, 0 when
+ * unknown), 0, or -errno. */
+int cli_data_dir_served(uint32_t *pid);
 
 /* (A topic dir's disk usage: seg_disk_usage, spill/metrics.h.) */
 

@@ -285,7 +285,12 @@ static void print_text(const struct tstat *s)
 	printf("  disk %zu segments, %s; oldest record %s, newest %s\n", s->m.dl.segments, a, o, n);
 	if (s->m.t && s->m.alive)
 		printf("  daemon alive, pid %u, heartbeat %.2f s ago\n", in->daemon_pid, s->m.hb_age);
-	else if (s->m.t && s->daemon == CLI_DAEMON_SILENT)
+	else if (s->m.t && s->daemon == CLI_DAEMON_UNATTACHED) {
+		char why[200];
+
+		cli_daemon_why(s->m.t, in, why, sizeof(why));
+		printf("  daemon NOT attached: %s\n", why);
+	} else if (s->m.t && s->daemon == CLI_DAEMON_SILENT)
 		printf("  daemon pid %u holds the topic but last beat %.1f s ago: stopped or hung "
 		       "(SIGSTOP? a debugger?); nothing is spilled meanwhile\n",
 		       in->daemon_pid, s->m.hb_age);

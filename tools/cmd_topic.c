@@ -332,6 +332,13 @@ static int topic_list(int argc, char **argv)
 			case CLI_DAEMON_SILENT: /* stopped or hung: topic describe says more */
 				snprintf(dm, sizeof(dm), "pid %u silent", in.daemon_pid);
 				break;
+			case CLI_DAEMON_UNATTACHED: { /* refused: the daemon's log says why */
+				uint32_t pid;
+
+				cli_data_dir_served(&pid);
+				snprintf(dm, sizeof(dm), "pid %u not attached", pid);
+				break;
+			}
 			default:
 				snprintf(dm, sizeof(dm), "none");
 			}

@@ -8,11 +8,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* --- topics ------------------------------------------------------------------------- */
@@ -117,9 +119,51 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
 	return CLI_ERR;
 }
 
+/* The kernel's answer, without taking the lock (a daemon starting
+ * meanwhile would then fail): spillwayd's flock on <data>/.spillwayd.lock
+ * (daemon/main.c take_lock) is listed in /proc/locks by the file's device
+ * and inode. The pid is the one the daemon wrote into the file. */
+int cli_data_dir_served(uint32_t *pid)
+{
+	char path[PATH_MAX + 32], line[256], want[64], buf[32] = "";
+	struct stat st;
+	bool held = false;
+	FILE *f;
+	int fd;
+
+	*pid = 0;
+	snprintf(path, sizeof(path), "%s/.spillwayd.lock", G.data_dir);
+	fd = seg_open_file(path, O_RDONLY, 0, false);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -errno;
+	}
+	snprintf(want, sizeof(want), " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
+		 (unsigned long long)st.st_ino);
+	f = fopen("/proc/locks", "re");
+	if (!f) {
+		close(fd);
+		return -errno;
+	}
+	while (!held && fgets(line, sizeof(line), f))
+		held = strstr(line, " FLOCK ") && !strstr(line, "->") && strstr(line, want);
+	fclose(f);
+	if (held) {
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+		buf[n > 0 ? n : 0] = '\0';
+		*pid = (uint32_t)strtoul(buf, NULL, 10);
+	}
+	close(fd);
+	return held;
+}
+
 enum cli_daemon cli_daemon_state(const struct spw_topic *t, const struct spw_topic_info *in,
 				 double *age_s)
 {
+	uint32_t served_by;
 	uint64_t now = cli_now_ns();
 	double age = in->daemon_heartbeat_ns && now > in->daemon_heartbeat_ns
 			     ? (double)(now - in->daemon_heartbeat_ns) / 1e9
@@ -130,6 +174,8 @@ enum cli_daemon cli_daemon_state(const struct spw_topic *t, const struct spw_top
 		*age_s = in->daemon_pid ? age : -1;
 	if (owned < 0) /* the kernel cannot tell (no lock support?): the PID's word */
 		owned = in->daemon_pid && !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
+	if (!owned && cli_data_dir_served(&served_by) == 1)
+		return CLI_DAEMON_UNATTACHED;
 	if (!owned)
 		return in->daemon_pid ? CLI_DAEMON_GONE : CLI_DAEMON_NEVER;
 	return age > 2.0 ? CLI_DAEMON_SILENT : CLI_DAEMON_ALIVE;
@@ -148,6 +194,14 @@ void cli_daemon_why(const struct spw_topic *t, const struct spw_topic_info *in, 
 		snprintf(buf, n, "no spillwayd holds the topic now (the last, pid %u, beat %.0f s ago)",
 			 in->daemon_pid, age);
 		break;
+	case CLI_DAEMON_UNATTACHED: {
+		uint32_t pid;
+
+		cli_data_dir_served(&pid);
+		snprintf(buf, n, "spillwayd (pid %u) serves this data dir but has not attached "
+			 "the topic: it refused it (its log says why) or has not seen it yet", pid);
+		break;
+	}
 	case CLI_DAEMON_SILENT:
 		snprintf(buf, n, "spillwayd (pid %u) holds the topic but last beat %.1f s ago: "
 			 "stopped or hung (SIGSTOP? a debugger?); nothing is spilled meanwhile",
@@ -442,6 +496,9 @@ int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char 
 	case CLI_DAEMON_SILENT:
 		cli_daemon_why(t, in, buf, n);
 		return 6;
+	case CLI_DAEMON_UNATTACHED:
+		cli_daemon_why(t, in, buf, n);
+		return 7;
 	case CLI_DAEMON_ALIVE:
 		break;
 	default:
