@@ -72,7 +72,7 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 	struct spw_topic *t;
 	struct ring_hdr *h;
 	_Atomic uint64_t *counter;
-	uint64_t start;
+	uint64_t start, gone_next = 0;
 	int64_t left;
 	uint32_t seq;
 
@@ -126,10 +126,13 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 		if (r == 1)
 			/* Unregistered (no lock): 1 ms naps, never a lost wake. */
 			ring_futex_wait(&h->ack_wake, seq,
-					registered ? left : (left < 0 || left > 1000000 ? 1000000 : left));
+					registered ? ring_gone_cap(left)
+						   : (left < 0 || left > 1000000 ? 1000000 : left));
 		if (registered)
 			ring_waiter_leave(p->fd, t, &h->ack_waiters);
 		if (r != 1)
 			return r;
+		if (ring_wait_topic_gone(t, &gone_next))
+			return -EIDRM; /* nobody will ever spill it */
 	}
 }

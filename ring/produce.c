@@ -536,7 +536,7 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 {
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
-	uint64_t start = 0;
+	uint64_t start = 0, gone_next = 0;
 	int64_t left;
 	uint32_t seq;
 	bool registered;
@@ -571,12 +571,15 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 				/* Unregistered (no lock, or waiting for a solo claim
 				 * to settle, I9, which wakes nobody): 1 ms naps. */
 				ring_futex_wait(&h->prod_wake, seq,
-						registered ? left : (left < 0 || left > 1000000 ? 1000000 : left));
+						registered ? ring_gone_cap(left)
+							   : (left < 0 || left > 1000000 ? 1000000 : left));
 		}
 		if (registered)
 			ring_waiter_leave(p->fd, t, &h->prod_waiters);
 		if (r != -EAGAIN)
 			return r;
+		if (ring_wait_topic_gone(t, &gone_next))
+			return -EIDRM; /* nobody will ever make room */
 	}
 }
 

@@ -27,6 +27,7 @@ struct spw_topic {
 	bool rdonly;
 	bool prefaulted;        /* every page touched once (topic.c touch_pages) */
 	char name[SPW_NAME_MAX + 1];
+	char path[PATH_MAX];    /* the ring's name as opened: spw_topic_deleted */
 };
 
 /* spw_topic_open, with the choice to map lazily (prefault false: no
@@ -139,6 +140,18 @@ static inline int64_t ring_wait_left(int64_t timeout_ns, uint64_t start)
 	left = timeout_ns - (int64_t)(ring_monotonic_ns() - start);
 	return left > 0 ? left : 0;
 }
+
+/* A producer's wait that may outlast its topic (nobody spills or reclaims
+ * a deleted ring): it sleeps at most RING_GONE_CHECK_NS at a time
+ * (ring_gone_cap) and, once that long has passed since *next (0: from now),
+ * asks whether the ring was deleted or replaced (spw_topic_deleted): true
+ * means end the wait with -EIDRM (ring/wait.c). */
+#define RING_GONE_CHECK_NS 1000000000ll
+static inline int64_t ring_gone_cap(int64_t left)
+{
+	return left < 0 || left > RING_GONE_CHECK_NS ? RING_GONE_CHECK_NS : left;
+}
+bool ring_wait_topic_gone(const struct spw_topic *t, uint64_t *next);
 
 int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns);
 void ring_futex_wake_all(_Atomic uint32_t *word);

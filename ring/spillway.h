@@ -149,6 +149,13 @@ struct spw_producer_info {
 };
 int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out, int max);
 const char *spw_topic_name(const struct spw_topic *t);
+/* Was the topic deleted under this handle? Its ring unlinked, or replaced
+ * by another file (another inode or device, a symlink too), since it was
+ * opened: nothing sent through it will be spilled or reclaimed any more. 1
+ * deleted, 0 not, or -errno; two stat() calls. Waiting producer calls
+ * (spw_producer_send_wait and the other _wait forms, spw_producer_wait_ack)
+ * ask it once a second and then return -EIDRM. */
+int spw_topic_deleted(const struct spw_topic *t);
 
 /* ---------------------------------------------------------------------------
  * Producers. A producer handle is used by one thread at a time; any number of

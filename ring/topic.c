@@ -351,6 +351,7 @@ int ring_topic_open(const char *shm_dir, const char *name, unsigned flags, bool 
 	t->flags = hdr.flags;
 	t->rdonly = flags & SPW_OPEN_RDONLY;
 	snprintf(t->name, sizeof(t->name), "%s", name);
+	snprintf(t->path, sizeof(t->path), "%s", path);
 	t->fd = fd; /* kept: lock queries and per-handle reopen (locks.c) */
 	t->own_fd = -1;
 	*out = t;
@@ -369,6 +370,20 @@ void spw_topic_close(struct spw_topic *t)
 		close(t->own_fd);
 	close(t->fd);
 	free(t);
+}
+
+int spw_topic_deleted(const struct spw_topic *t)
+{
+	struct stat at, now;
+
+	if (!t)
+		return -EINVAL;
+	if (fstat(t->fd, &at))
+		return -errno;
+	/* lstat: a symlink put in its place is another file too. */
+	if (lstat(t->path, &now))
+		return errno == ENOENT || errno == ENOTDIR ? 1 : -errno;
+	return now.st_ino != at.st_ino || now.st_dev != at.st_dev;
 }
 
 const char *spw_topic_name(const struct spw_topic *t)

@@ -32,6 +32,20 @@ int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
 	return 0;
 }
 
+bool ring_wait_topic_gone(const struct spw_topic *t, uint64_t *next)
+{
+	uint64_t now = ring_monotonic_ns();
+
+	if (now < *next)
+		return false;
+	if (!*next) {
+		*next = now + RING_GONE_CHECK_NS;
+		return false;
+	}
+	*next = now + RING_GONE_CHECK_NS;
+	return spw_topic_deleted(t) == 1;
+}
+
 void ring_futex_wake_all(_Atomic uint32_t *word)
 {
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);

@@ -545,21 +545,14 @@ int spw_reader_is_live(const struct spw_reader *r)
 
 int spw_reader_deleted(const struct spw_reader *r)
 {
-	char ring[sizeof(r->shm_dir) + SPW_NAME_MAX + 8];
-	struct stat at, now;
+	struct stat now;
 
 	if (!r)
 		return -EINVAL;
 	/* No ring when opened: a topic only on disk is gone with its dir. */
 	if (!r->t)
 		return stat(r->dir, &now) ? (errno == ENOENT ? 1 : -errno) : 0;
-	if ((size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", r->shm_dir, r->topic) >= sizeof(ring))
-		return -ENAMETOOLONG;
-	if (fstat(r->t->fd, &at))
-		return -errno;
-	if (lstat(ring, &now))
-		return errno == ENOENT ? 1 : -errno;
-	return now.st_ino != at.st_ino || now.st_dev != at.st_dev;
+	return spw_topic_deleted(r->t);
 }
 
 uint64_t spw_reader_skipped(const struct spw_reader *r)

@@ -34,6 +34,21 @@ run timeout 1.5 "$CLI" produce tiny --ack durable "$TMP/one"
 [ "$(grep -c 'no spillwayd is running' "$TMP/err")" -eq 1 ] || fail "ack: the message is not there once"
 expect_err "durable acknowledgement"
 
+check "a topic deleted under a produce waiting for room: exit 1 with the reason (it waited for ever)"
+expect_rc 0 "$CLI" topic create del --ring-size 64K --max-record 1K
+"$CLI" produce del "$TMP/many" 2>"$TMP/del.err" &
+ppid=$!
+BGPIDS+=("$ppid")
+for _ in $(seq 1 250); do grep -q "no spillwayd is running" "$TMP/del.err" && break; sleep 0.02; done
+grep -q "no spillwayd is running" "$TMP/del.err" || fail "produce did not block: $(cat "$TMP/del.err")"
+expect_rc 0 "$CLI" topic delete del
+wait_gone "$ppid" 5
+rc=0
+wait "$ppid" || rc=$?
+[ "$rc" -eq 1 ] || fail "produce exit $rc"
+grep -q 'topic "del" was deleted (its ring unlinked or replaced) while record [0-9]* of' "$TMP/del.err" ||
+	fail "produce said: $(cat "$TMP/del.err")"
+
 check "stat and describe say no daemon runs"
 expect_rc 0 "$CLI" stat tiny
 expect_out "daemon NOT running"

@@ -528,6 +528,24 @@ def test_close_a_reader_from_another_thread_during_a_read():
           and out.endswith("freed: True\n"), out)
 
 
+def test_a_wait_on_a_deleted_topic_raises_notfound():
+    """A send waiting for room, or a wait_ack, on a topic deleted meanwhile raised
+    nothing and waited for ever: nobody will make room or spill it."""
+    for call in ("p.send(b'y' * 4000)", "p.wait_ack(0, level='spilled')"):
+        script = FILL.replace("NAME", "'py_gone'") + (
+            "threading.Timer(0.3, lambda: spillway.Topic.delete('py_gone')).start()\n"
+            "try:\n"
+            "    CALL\n"
+            "except spillway.NotFound as e:\n"
+            "    print('raised:', e.errno, e)\n").replace("CALL", call)
+        try:
+            rc, out, err = run_py(script, timeout=20)
+        except subprocess.TimeoutExpired:
+            rc, out, err = -1, "hung", ""
+        check(rc == 0 and ("raised: %d" % errno.EIDRM) in out
+              and "the topic was deleted" in out, "%s: rc %d: %s %s" % (call, rc, out, err[-300:]))
+
+
 def test_ctrl_c_ends_a_wait():
     """SIGINT (Ctrl-C) during a send, wait_ack or read that waits for ever raises
     KeyboardInterrupt within a fraction of a second (the library's futex waits

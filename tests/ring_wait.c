@@ -270,6 +270,40 @@ static void wait_ack_times_out_without_a_daemon(void **state)
 	topic_end(t, "ack_timeouts");
 }
 
+/* A producer whose topic is deleted under it (and maybe recreated) sends
+ * into a ring nobody will ever spill or reclaim: its waits end with
+ * -EIDRM within about a second instead of waiting for ever, and
+ * spw_topic_deleted() says so (a review, 2026-12-04). */
+static void waits_on_a_deleted_topic_end_with_eidrm(void **state)
+{
+	struct spw_topic *t = topic_64k("gone_under");
+	struct spw_producer *p = NULL;
+	uint8_t buf[1024] = { 0 };
+	int64_t pos = -1, r, t0;
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_topic_deleted(t), 0);
+	for (r = 0; r >= 0; r = spw_producer_send(p, buf, sizeof(buf)))
+		pos = r;
+	assert_int_equal(r, -EAGAIN); /* full: no daemon */
+	assert_int_equal(spw_topic_delete(test_group_dir, "gone_under"), 0);
+	spw_topic_close(topic_64k("gone_under")); /* recreated: another file */
+	assert_int_equal(spw_topic_deleted(t), 1);
+	t0 = test_now_ns();
+	assert_int_equal(spw_producer_send_wait(p, buf, sizeof(buf), 10 * TEST_SEC), -EIDRM);
+	assert_in_range(test_now_ns() - t0, 0, 3 * TEST_SEC);
+	t0 = test_now_ns();
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, -1), -EIDRM);
+	assert_in_range(test_now_ns() - t0, 0, 3 * TEST_SEC);
+	/* Short waits keep their -ETIMEDOUT; what does not wait is unchanged. */
+	assert_int_equal(spw_producer_send_wait(p, buf, sizeof(buf), 0), -ETIMEDOUT);
+	assert_int_equal(spw_producer_send(p, buf, sizeof(buf)), -EAGAIN);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, "gone_under"), 0);
+}
+
 static void poll_wait_times_out_returning_zero(void **state)
 {
 	static const int64_t timeouts[] = { 0, 1 * TEST_MS, 50 * TEST_MS, 200 * TEST_MS };
@@ -530,6 +564,7 @@ int main(void)
 		cmocka_unit_test(poll_wait_is_woken_by_a_send_from_another_thread),
 		cmocka_unit_test(poll_wait_forever_returns_when_a_record_comes),
 		cmocka_unit_test(poll_wait_on_a_readonly_topic_sees_a_send),
+		cmocka_unit_test(waits_on_a_deleted_topic_end_with_eidrm),
 		cmocka_unit_test(poll_wait_is_woken_by_a_send_from_another_process),
 		cmocka_unit_test(every_blocked_producer_process_gets_room),
 		cmocka_unit_test(no_wake_up_is_lost_between_a_commit_and_a_sleeper),
