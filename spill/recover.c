@@ -580,9 +580,13 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 		out->lost_durable = out->checkpoint - out->end;
 		snprintf(err, errlen,
 			 "%s: the log verifies only up to %llu but %llu is durable (checkpoint): "
-			 "refusing to cut acknowledged data; see spillway verify, then move the "
-			 "damaged segment away (or restore it) to continue",
-			 sp, (unsigned long long)out->end, (unsigned long long)out->checkpoint);
+			 "refusing to cut acknowledged data; see spillway verify. To go on, restore "
+			 "the damaged segment from a copy; or, to accept losing the records "
+			 "acknowledged durable from %llu to %llu, remove %s/%s (recovery then cuts "
+			 "the log at %llu)",
+			 sp, (unsigned long long)out->end, (unsigned long long)out->checkpoint,
+			 (unsigned long long)out->end, (unsigned long long)out->checkpoint, topic_dir,
+			 SEG_CKPT_NAME, (unsigned long long)out->end);
 		free(e);
 		close(sf);
 		return -EBADMSG;
