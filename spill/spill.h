@@ -232,6 +232,8 @@ struct seg_log {
 	const char *dir;         /* the topic's data dir */
 	uint64_t from, to;       /* positions of interest [from, to); to 0: no bound */
 	uint32_t max_record;     /* header bounds; 0: ring / 4 */
+	uint64_t ring_bytes, segment_bytes; /* the topic's (topic.conf): index headers
+					     * must agree; 0: not checked */
 	bool walk_records;       /* check every record header (and call on_rec) */
 	int (*on_rec)(void *arg, const struct seg_log_rec *r); /* non-zero stops the walk */
 	void (*on_bad)(void *arg, const char *file, uint64_t from, uint64_t to, const char *why);

@@ -183,6 +183,7 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 	struct seg_idx_hdr h;
 	struct stat st, ist;
 	uint64_t a, seg_bytes = 0, seg_recs = 0, bad0 = w->bad;
+	bool have_ist;
 	int k, fd, total;
 
 	seg_file_path(sp, sizeof(sp), w->dir, base, "seg");
@@ -196,12 +197,24 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 		free(e);
 		return 0;
 	}
+	if ((w->ring_bytes && h.ring_bytes != w->ring_bytes) ||
+	    (w->segment_bytes && h.segment_bytes != w->segment_bytes)) {
+		/* Readers and the daemon go by the topic's settings: a header
+		 * that disagrees (re-sealed after an edit?) is unusable. */
+		snprintf(why, sizeof(why), "index header says ring %llu / segment %llu bytes, the "
+			 "topic's settings (topic.conf) %llu / %llu",
+			 (unsigned long long)h.ring_bytes, (unsigned long long)h.segment_bytes,
+			 (unsigned long long)w->ring_bytes, (unsigned long long)w->segment_bytes);
+		bad(w, ip, base, base, why);
+		free(e);
+		return 0;
+	}
 	if (!w->max_record)
 		w->max_record = seg_max_record_bound(h.ring_bytes);
 	if (w->on_seg && (!k || e[k - 1].end > w->from))
 		w->on_seg(w->arg, sp, &h, k);
-	total = seg_lstat(ip, &ist) ? k
-				    : (int)((ist.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES);
+	have_ist = !seg_lstat(ip, &ist);
+	total = !have_ist ? k : (int)((ist.st_size - SEG_IDX_HDR_BYTES) / SEG_IDX_ENTRY_BYTES);
 	fd = seg_open_file(sp, O_RDONLY, 0, false);
 	if (fd < 0 || fstat(fd, &st)) {
 		snprintf(why, sizeof(why), "segment file unreadable: %s",
@@ -211,6 +224,21 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 			close(fd);
 		free(e);
 		return k ? e[k - 1].end : h.first;
+	}
+	{
+		/* spillwayd refuses a segment or index not owned by the topic
+		 * dir's owner (its user): say so here too, not "clean". */
+		struct stat ds;
+
+		if (!stat(w->dir, &ds) &&
+		    (st.st_uid != ds.st_uid || (have_ist && ist.st_uid != ds.st_uid))) {
+			snprintf(why, sizeof(why), "owned by uid %u, not by the topic dir's owner "
+				 "(uid %u): spillwayd refuses it",
+				 (unsigned)(st.st_uid != ds.st_uid ? st.st_uid : ist.st_uid),
+				 (unsigned)ds.st_uid);
+			bad(w, st.st_uid != ds.st_uid ? sp : ip, h.first,
+			    k ? e[k - 1].end : h.first, why);
+		}
 	}
 	a = h.first;
 	for (int i = 0; i < k && !w->stopped; i++) {

@@ -323,6 +323,20 @@ cmp -s "$TMP/out" "$TMP/ix.in" ||
 	fail "consume read $(wc -l <"$TMP/out") records after recovery, not the 10000 sent"
 expect_rc 0 "$CLI" verify ix
 expect_out "clean"
+# What the daemon would refuse is no clean log either (verify said clean to both).
+seg=$SPILLWAY_DATA_DIR/ix/00000000000000000000.seg
+chown nobody "$seg"
+run "$CLI" verify ix
+[ "$RC" -eq 1 ] && grep -q "^BAD $seg: .*owned by uid [0-9]*, not by the topic dir's owner" "$TMP/out" ||
+	fail "verify of a foreign segment: $(tail -2 "$TMP/out")"
+chown root "$seg"
+cp -p "$SPILLWAY_DATA_DIR/ix/topic.conf" "$TMP/ix.conf"
+sed -i 's/^segment_bytes = .*/segment_bytes = 2097152/' "$SPILLWAY_DATA_DIR/ix/topic.conf"
+run "$CLI" verify ix
+[ "$RC" -eq 1 ] && grep -q "index header says ring 65536 / segment 1048576 bytes, the topic's settings (topic.conf) 65536 / 2097152" "$TMP/out" ||
+	fail "verify against other settings: $(tail -2 "$TMP/out")"
+cp -p "$TMP/ix.conf" "$SPILLWAY_DATA_DIR/ix/topic.conf"
+expect_rc 0 "$CLI" verify ix
 
 check "a daemon stopped with SIGSTOP: stat, describe, list and produce say it holds the topic but does not beat"
 expect_rc 0 "$CLI" topic create quiet --ring-size 64K --max-record 1K

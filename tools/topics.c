@@ -474,8 +474,11 @@ int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *
 	cli_topic_dir(dir, dir_len, name);
 	w->dir = dir;
 	w->walk_records = true;
-	if (seg_conf_load(dir, &conf) == 0)
+	if (seg_conf_load(dir, &conf) == 0) {
 		w->max_record = conf.max_record;
+		w->ring_bytes = conf.ring_bytes;
+		w->segment_bytes = conf.segment_bytes;
+	}
 	return CLI_OK;
 }
 
