@@ -59,7 +59,8 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 		if (bad)
 			dlog(LOG_ERROR, dt->name, "%s/%s line %u: not \"key = value\" with a "
 			     "value it can read (sizes like 64M, durations like 7d, no blanks "
-			     "inside): not attaching", dt->dir, SEG_CONF_NAME, bad);
+			     "inside; a # comment may follow): not attaching", dt->dir, SEG_CONF_NAME,
+			     bad);
 		else
 			dlog(LOG_ERROR, dt->name, "%s/%s: unreadable (%s)", dt->dir, SEG_CONF_NAME,
 			     strerror(-r));

@@ -126,6 +126,9 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 	p->fence_commit = ring_membarrier_register() != 0;
 	/* I9: alone, claim without the CAS; else end another's solo. */
 	r = p->exclusive ? 0 : ring_solo_open(p);
+	/* Garbage (P3), as above: becoming solo reads tail again (solo.c). */
+	if (!r && (p->tail_own & 7))
+		r = -EBADMSG;
 	if (r)
 		goto fail; /* closing fd drops our slot's lock: the slot is IDLE */
 	ring_clock_init(&p->clk);

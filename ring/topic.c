@@ -351,7 +351,12 @@ int ring_topic_open(const char *shm_dir, const char *name, unsigned flags, bool 
 	t->flags = hdr.flags;
 	t->rdonly = flags & SPW_OPEN_RDONLY;
 	snprintf(t->name, sizeof(t->name), "%s", name);
-	snprintf(t->path, sizeof(t->path), "%s", path);
+	/* Absolute: spw_topic_deleted looks it up again later, maybe after
+	 * the process changed its working dir. */
+	if (path[0] == '/' || !getcwd(t->path, sizeof(t->path)) ||
+	    (size_t)snprintf(t->path + strlen(t->path), sizeof(t->path) - strlen(t->path), "/%s",
+			     path) >= sizeof(t->path) - strlen(t->path))
+		snprintf(t->path, sizeof(t->path), "%s", path);
 	t->fd = fd; /* kept: lock queries and per-handle reopen (locks.c) */
 	t->own_fd = -1;
 	*out = t;

@@ -146,10 +146,11 @@ int seg_conf_load_why(const char *topic_dir, struct topic_conf *c, unsigned *bad
 		lineno++;
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		/* The whole line: a value followed by anything but blanks ("7
-		 * days", "10 GB") is refused, not read up to its first blank. */
+		/* The whole line: a value followed by anything but blanks or a
+		 * "# comment" ("7 days", "10 GB") is refused, not read up to its
+		 * first blank. */
 		if (sscanf(line, " %63[a-z_] = %255s %n", key, val, &tail) != 2 || tail < 0 ||
-		    line[tail] != '\0') {
+		    (line[tail] != '\0' && line[tail] != '#')) {
 			r = -EBADMSG;
 			break;
 		}

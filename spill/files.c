@@ -44,8 +44,6 @@ int seg_open_file(const char *path, int flags, unsigned mode, bool own)
 		r = -EINVAL;
 	else if (own && st.st_uid != geteuid())
 		r = -EPERM;
-	else if (own && st.st_nlink != 1)
-		r = -EMLINK; /* a hard link planted there: its other name is not ours */
 	else if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
 		r = -errno;
 	else

@@ -196,8 +196,9 @@ static int idx_store(const char *ip, const struct idx_buf *b)
 	if (xf < 0)
 		return xf;
 	seg_share(xf, dir);
+	errno = 0;
 	if (write(xf, b->p, b->n) != (ssize_t)b->n)
-		r = errno ? -errno : -EIO;
+		r = errno ? -errno : -EIO; /* a short write sets none */
 	else if (fdatasync(xf))
 		r = -errno;
 	close(xf);
@@ -302,9 +303,9 @@ static int idx_rebuild(const char *sp, const char *ip, uint64_t base, uint64_t f
 }
 
 /* Links where our own files belong are refused, never followed or removed:
- * someone else put them there. A hard link too (a file with another name
- * elsewhere: recovery would cut or rewrite that file). 0, or -ELOOP /
- * -EMLINK and err. */
+ * someone else put them there. (Hard links are fine, a backup made with
+ * cp -al: only cutting one would reach the other name, see cut_tail.)
+ * 0, or -ELOOP and err. */
 static int refuse_foreign(const char *topic_dir, const uint64_t *bases, size_t n, char *err,
 			  size_t errlen)
 {
@@ -324,14 +325,6 @@ static int refuse_foreign(const char *topic_dir, const uint64_t *bases, size_t n
 					 "followed (remove it)",
 					 sp, S_ISLNK(ls.st_mode) ? "a symbolic link" : "not a regular file");
 				return -ELOOP;
-			}
-			if (ls.st_nlink > 1) {
-				snprintf(err, errlen,
-					 "%s: a file with %ju names (a hard link) where spillwayd "
-					 "keeps its own file: refused, nothing changed (remove the "
-					 "extra name)",
-					 sp, (uintmax_t)ls.st_nlink);
-				return -EMLINK;
 			}
 		}
 	}
@@ -433,20 +426,29 @@ static int verify_entries(int sf, uint64_t size, uint64_t last, const struct seg
 	return good;
 }
 
-/* Below the checkpoint the index stops short: the index may be what is
- * damaged. Rebuild it from the records once and verify again before
- * judging the bytes. Returns the entries kept (0 when the rebuild fails). */
+/* Below the checkpoint, or below what the ring says was spilled, the
+ * index stops short: the index may be what is damaged. Rebuild it from the
+ * records once and verify again before judging the bytes. Returns the
+ * entries kept, or -errno when no index could be rebuilt: then *h, *e and
+ * out are as they were, and the caller must not cut on their word. */
 static int reverify_rebuilt(int sf, uint64_t size, const char *sp, const char *ip, uint64_t last,
 			    uint64_t ring_bytes, uint64_t segment_bytes, struct seg_idx_hdr *h,
 			    struct seg_idx_entry **e, struct seg_recovery *out)
 {
-	int good;
+	struct seg_idx_entry *ne = NULL;
+	struct seg_idx_hdr nh;
+	int good, r = idx_rebuild(sp, ip, last, h->first, ring_bytes, segment_bytes);
 
+	if (r)
+		return r < 0 ? r : -EIO;
+	good = seg_idx_load(ip, &nh, &ne);
+	if (good < 0) {
+		free(ne);
+		return good;
+	}
 	free(*e);
-	*e = NULL;
-	if (idx_rebuild(sp, ip, last, h->first, ring_bytes, segment_bytes) ||
-	    (good = seg_idx_load(ip, h, e)) < 0)
-		return 0;
+	*e = ne;
+	*h = nh;
 	out->idx_rebuilt = true;
 	return verify_entries(sf, size, last, h, *e, good, out);
 }
@@ -460,21 +462,30 @@ static int cut_tail(int sf, const char *ip, uint64_t size, uint64_t last, int go
 	off_t want;
 	int xf, r;
 
-	if (size > out->end - last) {
-		out->truncated = size - (out->end - last);
-		if (ftruncate(sf, (off_t)(out->end - last)))
-			return -errno;
-	}
+	/* A file with another name (a hard link: a backup made with cp -al, or
+	 * a file planted there) is not cut: that would cut the other name's
+	 * file too. -EMLINK, nothing changed. */
+	if (size > out->end - last && (fstat(sf, &st) || st.st_nlink != 1))
+		return -EMLINK;
 	xf = seg_open_file(ip, O_RDWR, 0, true);
 	if (xf < 0)
 		return xf;
+	want = (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES);
+	if (fstat(xf, &st) || (st.st_size != want && st.st_nlink != 1)) {
+		close(xf);
+		return -EMLINK;
+	}
+	if (size > out->end - last) {
+		out->truncated = size - (out->end - last);
+		if (ftruncate(sf, (off_t)(out->end - last))) {
+			close(xf);
+			return -errno;
+		}
+	}
 	/* Only when it changes anything: a recovery that finds the index
 	 * whole leaves the file (its times too) as it was, which the daemon's
 	 * refused attaches rely on (daemon/topics.c, attach_settled). */
-	want = (off_t)(SEG_IDX_HDR_BYTES + (uint64_t)good * SEG_IDX_ENTRY_BYTES);
-	if (fstat(xf, &st))
-		r = -errno;
-	else if (st.st_size != want)
+	if (st.st_size != want)
 		/* Synced: the cut entries must not come back after a crash
 		 * while the segment bytes they cover are gone. */
 		r = ftruncate(xf, want) || fdatasync(xf) ? -errno : 0;
@@ -573,8 +584,27 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	size = (uint64_t)st.st_size;
 	good = verify_entries(sf, size, last, &h, e, good, out);
 	if ((out->checkpoint > out->end && out->checkpoint > last) ||
-	    (spilled > out->end && spilled > last && last + size > out->end))
-		good = reverify_rebuilt(sf, size, sp, ip, last, ring_bytes, segment_bytes, &h, &e, out);
+	    (spilled > out->end && spilled > last && last + size > out->end)) {
+		int g = reverify_rebuilt(sf, size, sp, ip, last, ring_bytes, segment_bytes, &h, &e,
+					 out);
+
+		if (g >= 0) {
+			good = g;
+		} else if (out->checkpoint <= out->end) {
+			/* Spilled (acknowledged written) bytes past the index, and
+			 * no index could be made for them: cut nothing. (Past the
+			 * checkpoint, the refusal below says more.) */
+			snprintf(err, errlen,
+				 "%s: the index ends at %llu but the ring says %llu was spilled, and "
+				 "no index could be rebuilt from the segment (%s): refusing to cut "
+				 "acknowledged records; see spillway verify",
+				 sp, (unsigned long long)out->end, (unsigned long long)spilled,
+				 strerror(-g));
+			free(e);
+			close(sf);
+			return g;
+		}
+	}
 	if (out->checkpoint > out->end) {
 		/* Durable bytes that cannot be verified: never cut them. */
 		out->lost_durable = out->checkpoint - out->end;
@@ -598,7 +628,13 @@ int seg_recover(const char *topic_dir, uint64_t ring_bytes, uint64_t segment_byt
 	r = cut_tail(sf, ip, size, last, good, out);
 	free(e);
 	close(sf);
-	if (r)
+	if (r == -EMLINK)
+		snprintf(err, errlen, "%s: holds bytes past the verified log (%llu) that recovery "
+			 "would cut, but it or its index has another name (a hard link: a backup "
+			 "made with cp -al, or a file planted there): refused, nothing changed; "
+			 "copy the backup instead of linking it, or remove the extra name",
+			 sp, (unsigned long long)out->end);
+	else if (r)
 		snprintf(err, errlen, "%s: recovery failed: %s", sp, strerror(-r));
 	return r;
 }

@@ -260,8 +260,9 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 			 "or its order fails); nothing after it is covered",
 			 k, total);
 		bad(w, ip, k ? e[k - 1].end : h.first, base + (uint64_t)st.st_size, why);
-	} else if (k && (uint64_t)st.st_size > e[k - 1].end - base) {
-		w->unindexed += (uint64_t)st.st_size - (e[k - 1].end - base);
+	} else if ((uint64_t)st.st_size > (k ? e[k - 1].end : h.first) - base) {
+		/* (With no entry yet, everything past the header's first.) */
+		w->unindexed += (uint64_t)st.st_size - ((k ? e[k - 1].end : h.first) - base);
 	}
 	if (w->on_seg_end)
 		w->on_seg_end(w->arg, sp, seg_bytes, seg_recs, w->bad - bad0);

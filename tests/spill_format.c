@@ -512,7 +512,7 @@ static void topic_conf_garbage_gives_ebadmsg(void **state)
 		 * retention deleted the whole log (a review, 2026-12-04). */
 		"# comment\nretention = 7 days\n",
 		"retention_bytes = 10 GB\n",
-		"flush_ms = 50 # fast\n",
+		"flush_ms = 50 fast\n",
 	};
 	char *dir = *state;
 	struct topic_conf c;
@@ -529,10 +529,12 @@ static void topic_conf_garbage_gives_ebadmsg(void **state)
 	write_conf(dir, "ring_bytes = 1M\nsegment_bytes = 1536K\nmax_record = 64K\n");
 	assert_int_equal(seg_conf_load_why(dir, &c, &line), -EBADMSG);
 	assert_int_equal(line, 0); /* the settings together */
-	/* Blanks (and a CR) after the value are fine. */
-	write_conf(dir, "retention = 7d  \t\r\nflush_ms = 50\n");
+	/* Blanks (and a CR) after the value are fine, and so is a comment
+	 * (FORMAT.md: "# comments"; refusing it broke such files). */
+	write_conf(dir, "retention = 7d  \t\r\nflush_ms = 50   # flush often\n");
 	assert_int_equal(seg_conf_load_why(dir, &c, &line), 0);
 	assert_int_equal(c.retention_ms, 7ull * 86400000);
+	assert_int_equal(c.flush_ms, 50);
 }
 
 /* ---------------------------------------------------------------------------
@@ -878,6 +880,41 @@ static void recover_cuts_junk_appended_to_the_last_segment(void **state)
 	recover_expect(c.dir, &c.rec, b->end, b->end, 0);
 }
 
+/* The ring says more was spilled than the last index covers: the records
+ * are rebuilt into it, or, when no index can be written (here a directory
+ * squats on the rebuild's temp name), recovery refuses and cuts nothing. It
+ * cut the records the index no longer covered (a review, 2026-12-04). */
+static void recover_never_cuts_spilled_records_past_a_short_index(void **state)
+{
+	struct fcase c;
+	struct built *b = build_from_zero(&c, state, "recover_spilled", 300);
+	char ip[PATH_MAX], squat[PATH_MAX + 64], err[1024] = "";
+	long seg_before = fsize(c.sp), idx_before;
+	const char *slash;
+
+	assert_int_equal(seg_file_path(ip, sizeof(ip), c.dir, b->last_base, "idx"), 0);
+	idx_before = fsize(ip);
+	assert_true(idx_before > (long)(SEG_IDX_HDR_BYTES + SEG_IDX_ENTRY_BYTES));
+	assert_int_equal(truncate(ip, idx_before - (long)SEG_IDX_ENTRY_BYTES), 0);
+	slash = strrchr(ip, '/');
+	snprintf(squat, sizeof(squat), "%.*s/.%s.%d.tmp", (int)(slash - ip), ip, slash + 1,
+		 (int)getpid());
+	assert_int_equal(mkdir(squat, 0700), 0);
+	assert_true(seg_recover(c.dir, RING, SEGB, b->end, &c.rec, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "refusing to cut acknowledged records"));
+	assert_int_equal(fsize(c.sp), seg_before); /* nothing cut */
+	assert_int_equal(fsize(ip), idx_before - (long)SEG_IDX_ENTRY_BYTES);
+	assert_int_equal(rmdir(squat), 0);
+	/* With room to write it, the index is rebuilt: every record kept. */
+	assert_int_equal(seg_recover(c.dir, RING, SEGB, b->end, &c.rec, err, sizeof(err)), 0);
+	assert_true(c.rec.idx_rebuilt);
+	assert_int_equal(c.rec.end, b->end);
+	assert_int_equal(c.rec.truncated, 0);
+	assert_int_equal(fsize(c.sp), seg_before);
+	fcase_walk(&c, 300);
+	assert_int_equal(c.w.end, b->end);
+}
+
 static void recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it(void **state)
 {
 	struct fcase c;
@@ -1005,6 +1042,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(idx_load_checks_header_and_stops_at_a_bad_entry, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(walker_reads_a_built_log_back_and_spots_damage, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(recover_cuts_junk_appended_to_the_last_segment, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(recover_never_cuts_spilled_records_past_a_short_index, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(recover_cuts_a_corrupted_last_entry_and_fill_gap_covers_it, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(recover_of_a_cut_segment_reports_the_highest_indexed_position, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(rebuilding_a_damaged_index_keeps_the_old_crcs_as_evidence,

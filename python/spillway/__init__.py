@@ -248,6 +248,8 @@ class _Handle:
         self._busy = True
         if self._closing or self._handle() is None:
             self._busy = False
+            if self._closing:  # a close that saw us busy left the free to us
+                self._free()
             self._refuse()
 
     def _leave(self):
