@@ -270,7 +270,9 @@ expect_err "waits for its spilled acknowledgement: spillwayd (pid $DPID) serves 
 grep -q "Start it" "$TMP/err" && fail "told to start a daemon that runs"
 run "$CLI" verify ck
 [ "$RC" -ne 0 ] || fail "verify called the log clean: $(cat "$TMP/out")"
-grep -q "^BAD .*ck/0*\.seg: positions 65536\.\." "$TMP/out" || fail "verify: $(tail -3 "$TMP/out")"
+# (Where the bad range starts depends on where the writer cut its index entries.)
+grep -q "^BAD .*ck/0*\.seg: positions [0-9]*\.\.[0-9]* .*the file ends at 100000" "$TMP/out" ||
+	fail "verify: $(tail -3 "$TMP/out")"
 stop_daemon
 start_daemon
 
