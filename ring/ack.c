@@ -72,7 +72,7 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 	struct spw_topic *t;
 	struct ring_hdr *h;
 	_Atomic uint64_t *counter;
-	uint64_t start, gone_next = 0;
+	uint64_t start;
 	int64_t left;
 	uint32_t seq;
 
@@ -132,7 +132,7 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 			ring_waiter_leave(p->fd, t, &h->ack_waiters);
 		if (r != 1)
 			return r;
-		if (ring_wait_topic_gone(t, &gone_next))
+		if (ring_wait_topic_gone(t, &p->gone_next))
 			return -EIDRM; /* nobody will ever spill it */
 	}
 }

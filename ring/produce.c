@@ -337,7 +337,7 @@ static inline __attribute__((always_inline)) int claim_shared(struct spw_produce
 		 * an unaligned one is garbage in the header; a claim there would
 		 * write a padding word across the ring's end, past the mapping. */
 		if (__builtin_expect(tail & 7, 0)) {
-			if (published)
+			if (published) /* relaxed, as below: a guess that lost orders nothing */
 				atomic_store_explicit(&s->claim, RING_SLOT_IDLE, memory_order_relaxed);
 			return -EBADMSG;
 		}
@@ -539,7 +539,7 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 {
 	struct spw_topic *t = p->t;
 	struct ring_hdr *h = t->hdr;
-	uint64_t start = 0, gone_next = 0;
+	uint64_t start = 0;
 	int64_t left;
 	uint32_t seq;
 	bool registered;
@@ -581,7 +581,7 @@ static int claim_wait(struct spw_producer *p, struct claim_try *a, int64_t timeo
 			ring_waiter_leave(p->fd, t, &h->prod_waiters);
 		if (r != -EAGAIN)
 			return r;
-		if (ring_wait_topic_gone(t, &gone_next))
+		if (ring_wait_topic_gone(t, &p->gone_next))
 			return -EIDRM; /* nobody will ever make room */
 	}
 }

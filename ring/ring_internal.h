@@ -69,6 +69,9 @@ struct spw_producer {
 	uint64_t claim_span;
 	struct ring_clock clk;
 	struct spw_producer *next_open; /* the process's list (closed in a forked child) */
+	/* When its waits next ask spw_topic_deleted (ring_wait_topic_gone):
+	 * kept across calls, so waits made in short slices ask too. */
+	uint64_t gone_next;
 };
 
 struct spw_consumer {
@@ -143,9 +146,11 @@ static inline int64_t ring_wait_left(int64_t timeout_ns, uint64_t start)
 
 /* A producer's wait that may outlast its topic (nobody spills or reclaims
  * a deleted ring): it sleeps at most RING_GONE_CHECK_NS at a time
- * (ring_gone_cap) and, once that long has passed since *next (0: from now),
- * asks whether the ring was deleted or replaced (spw_topic_deleted): true
- * means end the wait with -EIDRM (ring/wait.c). */
+ * (ring_gone_cap) and, once that long has passed since *next (0: from now;
+ * the producer's gone_next, so a caller waiting in slices of 250 ms, as the
+ * CLI and Python do, is covered too), asks whether the ring was deleted or
+ * replaced (spw_topic_deleted): true means end the wait with -EIDRM
+ * (ring/wait.c). */
 #define RING_GONE_CHECK_NS 1000000000ll
 static inline int64_t ring_gone_cap(int64_t left)
 {

@@ -142,10 +142,6 @@ static int send_one(struct prod *pr, const struct src *s, const void *data, size
 		while (pos == -EAGAIN || pos == -ETIMEDOUT) {
 			if (cli_stop)
 				return 128 + cli_stop;
-			if (spw_topic_deleted(pr->t) == 1) {
-				pos = -EIDRM; /* nobody will make room: say so below */
-				break;
-			}
 			say_blocked(pr, since);
 			pos = spw_producer_send_wait(pr->p, data, (uint32_t)len, 250000000);
 		}
@@ -155,7 +151,7 @@ static int send_one(struct prod *pr, const struct src *s, const void *data, size
 			pr->said = 0;
 		}
 	}
-	if (pos == -EIDRM) {
+	if (pos == -EIDRM) { /* the library asks spw_topic_deleted once a second */
 		cli_err("topic \"%s\" was deleted (its ring unlinked or replaced) while record %llu "
 			"of %s waited for room; what was appended before went into the deleted ring",
 			pr->topic, (unsigned long long)pr->in_src + 1, s->name);
@@ -305,12 +301,6 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 			break;
 		if (cli_stop)
 			return 128 + cli_stop;
-		if (spw_topic_deleted(pr->t) == 1) {
-			cli_err("topic \"%s\" was deleted (its ring unlinked or replaced) while waiting "
-				"for the %s acknowledgement of position %lld: it will not come",
-				pr->topic, lvl, (long long)pr->last_pos);
-			return CLI_ERR;
-		}
 		{
 			/* Each reason once, when it comes: the daemon's state can change
 			 * while we wait (4, the disk being slower, is no reason here). */
@@ -331,6 +321,12 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 						"waiting", pr->topic, lvl, why);
 			}
 		}
+	}
+	if (r == -EIDRM) { /* the library asks spw_topic_deleted once a second */
+		cli_err("topic \"%s\" was deleted (its ring unlinked or replaced) while waiting for "
+			"the %s acknowledgement of position %lld: it will not come",
+			pr->topic, lvl, (long long)pr->last_pos);
+		return CLI_ERR;
 	}
 	if (r) {
 		cli_err("waiting for the %s acknowledgement of position %lld of topic \"%s\": %s", lvl,

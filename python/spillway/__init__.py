@@ -176,6 +176,9 @@ def _raise(rc, what, reader=None):
         raise Lapped(err, msg)
     if err == _errno.ENOENT:
         raise NotFound(err, msg)
+    if err == _errno.EIDRM:  # a producer's wait (the library looks once a second)
+        raise NotFound(err, "%s: the topic was deleted (its ring unlinked or replaced): "
+                       "nothing will come" % what)
     if err == _errno.EINVAL:
         raise InvalidArgument(err, msg)
     if err == _errno.EBADMSG:
@@ -275,9 +278,6 @@ class _Handle:
         while True:
             if self._closing:
                 raise ValueError("%s was closed while it waited" % self._what())
-            if self._gone():
-                raise NotFound(_errno.EIDRM, "%s waited, but the topic was deleted (its ring "
-                               "unlinked or replaced): nothing will come" % self._what())
             left = _SLICE_S if end is None else min(_SLICE_S, end - _time.monotonic())
             if left <= 0:
                 return rc
@@ -287,10 +287,6 @@ class _Handle:
 
     def _refuse(self):
         raise ValueError("%s is closed" % self._what())
-
-    def _gone(self):
-        """Between two slices of a wait: was the topic deleted under it?"""
-        return False
 
     def close(self):
         """Free the C handle, now or, while a call of it runs in another
@@ -457,10 +453,6 @@ class Producer(_Handle):
 
     def _what(self):
         return "producer of topic %r" % self._topic.name
-
-    def _gone(self):
-        # The topic stays mapped while this producer is open (Topic._use).
-        return lib.spw_topic_deleted(self._topic._t) == 1
 
     def _refuse(self):
         raise ValueError("producer of topic %r is closed (or its Topic was)"
