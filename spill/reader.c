@@ -249,14 +249,8 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 			wait = false; /* one wait per call */
 			continue;
 		}
-		if (rc == -EBADMSG) {
-			/* Garbage in the ring at r->pos (where the consumer
-			 * stopped): spw_reader_error names the ring file. */
-			char ring[sizeof(r->shm_dir) + SPW_NAME_MAX + 8];
-
-			snprintf(ring, sizeof(ring), "%s/%s.ring", r->shm_dir, r->topic);
-			rd_set_err(r, ring, r->pos);
-		}
+		if (rc == -EBADMSG) /* garbage in the ring at r->pos: name the ring file */
+			rd_set_err(r, r->t->path, r->pos);
 		if (rc <= 0)
 			return rc;
 		if (x->out) {

@@ -188,17 +188,19 @@ enum cli_daemon {
 	CLI_DAEMON_SILENT, /* one owns it but has not beaten for 2 s: stopped or hung */
 	CLI_DAEMON_ALIVE,
 };
-enum cli_daemon cli_daemon_state(const struct spw_topic *t, const struct spw_topic_info *in,
-				 double *age_s);
-static inline bool cli_daemon_alive(const struct spw_topic *t, const struct spw_topic_info *in,
-				    double *age_s)
-{
-	return cli_daemon_state(t, in, age_s) == CLI_DAEMON_ALIVE;
-}
+/* One look at the topic's daemon: its state, the pid it concerns (the data
+ * dir's daemon when UNATTACHED, else the ring header's) and the heartbeat's
+ * age (-1: none ever). One /proc/locks read at most. */
+struct cli_daemon_look {
+	enum cli_daemon state;
+	uint32_t pid;
+	double age_s;
+};
+void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
+		     struct cli_daemon_look *out);
 /* One line: why no working daemon ("no spillwayd has ever attached to it",
  * "no spillwayd holds the topic now ...", "... holds the topic but last beat ..."). */
-void cli_daemon_why(const struct spw_topic *t, const struct spw_topic_info *in, char *buf,
-		    size_t n);
+void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n);
 /* Does a spillwayd serve the data dir (G.data_dir)? 1 (*pid its pid, 0 when
  * unknown), 0, or -errno. */
 int cli_data_dir_served(uint32_t *pid);

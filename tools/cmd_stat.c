@@ -25,7 +25,7 @@ static const char usage[] =
 
 struct tstat {
 	struct seg_metrics m;          /* spill/metrics.c: the figures */
-	enum cli_daemon daemon;        /* m.alive is daemon == CLI_DAEMON_ALIVE */
+	struct cli_daemon_look daemon; /* m.alive is daemon.state == CLI_DAEMON_ALIVE */
 	struct spw_topic_info prev;    /* the sample before, for rates */
 	uint64_t prev_ns, now_ns;
 };
@@ -51,8 +51,9 @@ static void sample(struct tstat *s, bool full)
 		spw_topic_info(s->m.t, &s->m.in);
 	s->now_ns = cli_mono_ns();
 	if (s->m.t) {
-		s->daemon = cli_daemon_state(s->m.t, &s->m.in, &s->m.hb_age);
-		s->m.alive = s->daemon == CLI_DAEMON_ALIVE;
+		cli_daemon_look(s->m.t, &s->m.in, &s->daemon);
+		s->m.hb_age = s->daemon.age_s;
+		s->m.alive = s->daemon.state == CLI_DAEMON_ALIVE;
 	}
 }
 
@@ -176,7 +177,7 @@ static void print_json(const struct tstat *s)
 		printf(",\"daemon\":{\"alive\":%s,\"holds_ring\":%s,\"pid\":%u,"
 		       "\"heartbeat_age_s\":%.3f}",
 		       s->m.alive ? "true" : "false",
-		       s->daemon >= CLI_DAEMON_SILENT ? "true" : "false", in->daemon_pid, s->m.hb_age);
+		       s->daemon.state >= CLI_DAEMON_SILENT ? "true" : "false", in->daemon_pid, s->m.hb_age);
 	else
 		printf(",\"daemon\":{\"alive\":false,\"holds_ring\":false,\"pid\":null,"
 		       "\"heartbeat_age_s\":null}");
@@ -285,12 +286,12 @@ static void print_text(const struct tstat *s)
 	printf("  disk %zu segments, %s; oldest record %s, newest %s\n", s->m.dl.segments, a, o, n);
 	if (s->m.t && s->m.alive)
 		printf("  daemon alive, pid %u, heartbeat %.2f s ago\n", in->daemon_pid, s->m.hb_age);
-	else if (s->m.t && s->daemon == CLI_DAEMON_UNATTACHED) {
+	else if (s->m.t && s->daemon.state == CLI_DAEMON_UNATTACHED) {
 		char why[200];
 
-		cli_daemon_why(s->m.t, in, why, sizeof(why));
+		cli_daemon_why(&s->daemon, why, sizeof(why));
 		printf("  daemon NOT attached: %s\n", why);
-	} else if (s->m.t && s->daemon == CLI_DAEMON_SILENT)
+	} else if (s->m.t && s->daemon.state == CLI_DAEMON_SILENT)
 		printf("  daemon pid %u holds the topic but last beat %.1f s ago: stopped or hung "
 		       "(SIGSTOP? a debugger?); nothing is spilled meanwhile\n",
 		       in->daemon_pid, s->m.hb_age);

@@ -312,6 +312,7 @@ static int topic_list(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		struct spw_topic *t = NULL;
 		struct spw_topic_info in;
+		struct cli_daemon_look d;
 		struct seg_disk_usage dl;
 		char dir[PATH_MAX], hr[32] = "-", hd[32], tail[24] = "-", fill[16] = "-",
 					     uns[24] = "-", dm[32] = "-";
@@ -325,20 +326,17 @@ static int topic_list(int argc, char **argv)
 			snprintf(fill, sizeof(fill), "%.1f%%",
 				 100.0 * (double)(in.tail - in.reclaimed) / (double)in.ring_bytes);
 			snprintf(uns, sizeof(uns), "%llu", (unsigned long long)(in.tail - in.spilled));
-			switch (cli_daemon_state(t, &in, NULL)) {
+			cli_daemon_look(t, &in, &d);
+			switch (d.state) {
 			case CLI_DAEMON_ALIVE:
-				snprintf(dm, sizeof(dm), "pid %u", in.daemon_pid);
+				snprintf(dm, sizeof(dm), "pid %u", d.pid);
 				break;
 			case CLI_DAEMON_SILENT: /* stopped or hung: topic describe says more */
-				snprintf(dm, sizeof(dm), "pid %u silent", in.daemon_pid);
+				snprintf(dm, sizeof(dm), "pid %u silent", d.pid);
 				break;
-			case CLI_DAEMON_UNATTACHED: { /* refused: the daemon's log says why */
-				uint32_t pid;
-
-				cli_data_dir_served(&pid);
-				snprintf(dm, sizeof(dm), "pid %u not attached", pid);
+			case CLI_DAEMON_UNATTACHED: /* refused: the daemon's log says why */
+				snprintf(dm, sizeof(dm), "pid %u not attached", d.pid);
 				break;
-			}
 			default:
 				snprintf(dm, sizeof(dm), "none");
 			}
@@ -390,7 +388,7 @@ static void describe_ring(struct spw_topic *t, const char *ring, struct spw_topi
 {
 	char h1[32], h2[32], h3[32], when[48], why[200];
 	struct stat st = { 0 };
-	double age;
+	struct cli_daemon_look d;
 
 	spw_topic_info(t, in);
 	stat(ring, &st);
@@ -411,16 +409,17 @@ static void describe_ring(struct spw_topic *t, const char *ring, struct spw_topi
 	printf("  spilled     %llu (%llu behind the tail), durable %llu\n",
 	       (unsigned long long)in->spilled, (unsigned long long)(in->tail - in->spilled),
 	       (unsigned long long)in->durable);
-	switch (cli_daemon_state(t, in, &age)) {
+	cli_daemon_look(t, in, &d);
+	switch (d.state) {
 	case CLI_DAEMON_ALIVE:
-		printf("  daemon      spillwayd pid %u, heartbeat %.2f s ago\n", in->daemon_pid, age);
+		printf("  daemon      spillwayd pid %u, heartbeat %.2f s ago\n", d.pid, d.age_s);
 		break;
 	case CLI_DAEMON_SILENT:
 		printf("  daemon      spillwayd pid %u holds it, SILENT: last beat %.1f s ago (stopped "
-		       "or hung?)\n", in->daemon_pid, age);
+		       "or hung?)\n", d.pid, d.age_s);
 		break;
 	default:
-		cli_daemon_why(t, in, why, sizeof(why));
+		cli_daemon_why(&d, why, sizeof(why));
 		printf("  daemon      none: %s\n", why);
 	}
 }

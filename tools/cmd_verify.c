@@ -65,18 +65,18 @@ static int where_pos(const struct where *w, const char *dir, uint64_t *pos, bool
 }
 
 /* The ring's records past the disk log: headers only (the ring has no CRCs). */
-/* reclaimed: the ring's reclaim bound read before the disk was walked
- * (read after, a running daemon's progress meanwhile would look lost). */
-static int verify_ring(const char *name, uint64_t disk_end, uint64_t unindexed, bool have_disk,
-		       uint64_t reclaimed, uint64_t *bytes)
+/* t: the ring, opened before the disk was walked (NULL: none), and
+ * reclaimed its reclaim bound read then (read after, a running daemon's
+ * progress meanwhile would look lost). Closes t. */
+static int verify_ring(struct spw_topic *t, const char *name, uint64_t disk_end,
+		       uint64_t unindexed, bool have_disk, uint64_t reclaimed, uint64_t *bytes)
 {
-	struct spw_topic *t;
 	struct spw_topic_info in;
 	struct spwd_scan_result sc;
 	int64_t from;
 
 	*bytes = 0;
-	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t))
+	if (!t)
 		return 0;
 	spw_topic_info(t, &in);
 	/* The ring reclaimed only what was spilled (written): those bytes
@@ -133,6 +133,7 @@ int cmd_verify(int argc, char **argv)
 	const char *name = NULL;
 	char dir[PATH_MAX], hb[32];
 	uint64_t ring_bytes = 0, reclaimed = 0;
+	struct spw_topic *t;
 	bool has_ring, has_data;
 	const struct cli_opt spec[] = {
 		O_WHERE("from", &from, WHERE_ENDS | WHERE_ANY_POS),
@@ -154,24 +155,25 @@ int cmd_verify(int argc, char **argv)
 	where_pos(&to, dir, &w.to, true);
 	if (from.kind == W_LATEST)
 		w.from = UINT64_MAX;
-	{
-		struct spw_topic *t;
+	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t) == 0) {
 		struct spw_topic_info in;
 
-		if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t) == 0) {
-			spw_topic_info(t, &in);
-			reclaimed = in.reclaimed; /* before the walk: see verify_ring */
-			spw_topic_close(t);
-		}
+		spw_topic_info(t, &in);
+		reclaimed = in.reclaimed; /* before the walk: see verify_ring */
+	} else {
+		t = NULL;
 	}
 	r = seg_log_walk(&w);
 	if (r) {
 		cli_err("cannot list the segments of topic \"%s\" in %s: %s", name, dir, strerror(-r));
+		spw_topic_close(t);
 		return CLI_ERR;
 	}
 	if (!to.kind && from.kind != W_LATEST)
-		ring_bad = verify_ring(name, w.end, w.unindexed, w.segments > 0, reclaimed,
+		ring_bad = verify_ring(t, name, w.end, w.unindexed, w.segments > 0, reclaimed,
 				       &ring_bytes);
+	else
+		spw_topic_close(t);
 	cli_human(w.bytes, hb, sizeof(hb));
 	printf("verified topic %s: %llu segments, %llu bytes (%s), %llu records checked; ring: "
 	       "%llu bytes of headers past the disk log",

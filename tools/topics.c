@@ -160,56 +160,51 @@ int cli_data_dir_served(uint32_t *pid)
 	return held;
 }
 
-enum cli_daemon cli_daemon_state(const struct spw_topic *t, const struct spw_topic_info *in,
-				 double *age_s)
+void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
+		     struct cli_daemon_look *out)
 {
-	uint32_t served_by;
 	uint64_t now = cli_now_ns();
 	double age = in->daemon_heartbeat_ns && now > in->daemon_heartbeat_ns
 			     ? (double)(now - in->daemon_heartbeat_ns) / 1e9
 			     : 0;
 	int owned = spwd_owned(t);
 
-	if (age_s)
-		*age_s = in->daemon_pid ? age : -1;
+	out->pid = in->daemon_pid;
+	out->age_s = in->daemon_pid ? age : -1;
 	if (owned < 0) /* the kernel cannot tell (no lock support?): the PID's word */
 		owned = in->daemon_pid && !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
-	if (!owned && cli_data_dir_served(&served_by) == 1)
-		return CLI_DAEMON_UNATTACHED;
-	if (!owned)
-		return in->daemon_pid ? CLI_DAEMON_GONE : CLI_DAEMON_NEVER;
-	return age > 2.0 ? CLI_DAEMON_SILENT : CLI_DAEMON_ALIVE;
+	if (owned)
+		out->state = age > 2.0 ? CLI_DAEMON_SILENT : CLI_DAEMON_ALIVE;
+	else if (cli_data_dir_served(&out->pid) == 1)
+		out->state = CLI_DAEMON_UNATTACHED;
+	else
+		out->state = in->daemon_pid ? CLI_DAEMON_GONE : CLI_DAEMON_NEVER;
+	if (out->state != CLI_DAEMON_UNATTACHED)
+		out->pid = in->daemon_pid;
 }
 
-void cli_daemon_why(const struct spw_topic *t, const struct spw_topic_info *in, char *buf,
-		    size_t n)
+void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n)
 {
-	double age;
-
-	switch (cli_daemon_state(t, in, &age)) {
+	switch (d->state) {
 	case CLI_DAEMON_NEVER:
 		snprintf(buf, n, "no spillwayd has ever attached to it");
 		break;
 	case CLI_DAEMON_GONE:
 		snprintf(buf, n, "no spillwayd holds the topic now (the last, pid %u, beat %.0f s ago)",
-			 in->daemon_pid, age);
+			 d->pid, d->age_s);
 		break;
-	case CLI_DAEMON_UNATTACHED: {
-		uint32_t pid;
-
-		cli_data_dir_served(&pid);
+	case CLI_DAEMON_UNATTACHED:
 		snprintf(buf, n, "spillwayd (pid %u) serves this data dir but has not attached "
-			 "the topic: it refused it (its log says why) or has not seen it yet", pid);
+			 "the topic: it refused it (its log says why) or has not seen it yet", d->pid);
 		break;
-	}
 	case CLI_DAEMON_SILENT:
 		snprintf(buf, n, "spillwayd (pid %u) holds the topic but last beat %.1f s ago: "
 			 "stopped or hung (SIGSTOP? a debugger?); nothing is spilled meanwhile",
-			 in->daemon_pid, age);
+			 d->pid, d->age_s);
 		break;
 	case CLI_DAEMON_ALIVE:
-		snprintf(buf, n, "spillwayd (pid %u) is working, last beat %.1f s ago", in->daemon_pid,
-			 age);
+		snprintf(buf, n, "spillwayd (pid %u) is working, last beat %.1f s ago", d->pid,
+			 d->age_s);
 		break;
 	}
 }
@@ -485,6 +480,7 @@ int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *
 int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char *buf, size_t n)
 {
 	struct spw_producer_info pi;
+	struct cli_daemon_look d;
 	char why[200];
 
 	if (seg_claim_at_tail(t, &pi)) {
@@ -495,17 +491,18 @@ int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char 
 		return 5;
 	}
 
-	switch (cli_daemon_state(t, in, NULL)) {
+	cli_daemon_look(t, in, &d);
+	switch (d.state) {
 	case CLI_DAEMON_SILENT:
-		cli_daemon_why(t, in, buf, n);
+		cli_daemon_why(&d, buf, n);
 		return 6;
 	case CLI_DAEMON_UNATTACHED:
-		cli_daemon_why(t, in, buf, n);
+		cli_daemon_why(&d, buf, n);
 		return 7;
 	case CLI_DAEMON_ALIVE:
 		break;
 	default:
-		cli_daemon_why(t, in, why, sizeof(why));
+		cli_daemon_why(&d, why, sizeof(why));
 		snprintf(buf, n, "no spillwayd is running (%s)", why);
 		return 1;
 	}
