@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -36,8 +37,16 @@ void dlog(int level, const char *topic, const char *fmt, ...)
 	struct timespec ts;
 	struct tm tm;
 	char when[32];
+	char msg[2048];
 	va_list ap;
 
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* A topic's errors while it is being attached are its refusal's
+	 * reason, published for the CLI whatever the log level. */
+	if (level == LOG_ERROR && topic)
+		topic_error_said(topic, msg);
 	if (level > D.log_level)
 		return;
 	{
@@ -52,9 +61,7 @@ void dlog(int level, const char *topic, const char *fmt, ...)
 		level_names[level]);
 	if (topic)
 		fprintf(stderr, "topic %s: ", topic);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
+	fputs(msg, stderr);
 	fputc('\n', stderr);
 }
 
@@ -168,18 +175,58 @@ static void default_dirs(void)
 		snprintf(D.shm_dir, sizeof(D.shm_dir), "%s", spw_shm_dir(NULL));
 }
 
+/* About 5 descriptors per attached topic (ring, segment, index, checkpoint,
+ * topic dir) and MAX_TOPICS topics: more than the common soft limit of 1024
+ * (attaches then fail with EMFILE and are retried for ever). The soft limit
+ * goes up to the hard one; a hard limit still short is said once. */
+static void raise_fd_limit(void)
+{
+	const rlim_t want = (rlim_t)MAX_TOPICS * 6 + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur < want)
+		dlog(LOG_WARN, NULL,
+		     "open files limited to %llu (RLIMIT_NOFILE, hard limit %llu): about %llu "
+		     "topics can be attached, not %d; raise it (LimitNOFILE= in the service, "
+		     "ulimit -Hn)",
+		     (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+		     (unsigned long long)(rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 6 : 0), MAX_TOPICS);
+}
+
 static int take_lock(void)
 {
 	char path[PATH_MAX + 32], pid[32] = "";
+	struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	bool busy;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/.spillwayd.lock", D.data_dir);
+	snprintf(path, sizeof(path), "%s/%s", D.data_dir, SEG_LOCK_NAME);
 	fd = seg_open_file(path, O_RDWR | O_CREAT, 0644, true);
 	if (fd < 0) {
 		dlog(LOG_ERROR, NULL, "cannot open lock %s: %s", path, strerror(-fd));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
+	/* The flock keeps out a daemon of an older release (which takes only
+	 * that); the OFD write lock on byte 0 is what the CLI asks the kernel
+	 * about with F_OFD_GETLK without taking it (tools/topics.c
+	 * cli_data_dir_served): no /proc/locks, no PID namespace in the way. */
+	busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
+	if (!busy && fcntl(fd, F_OFD_SETLK, &lock)) {
+		busy = errno == EAGAIN || errno == EACCES;
+		if (!busy)
+			dlog(LOG_WARN, NULL, "cannot take the OFD lock on %s (%s): the CLI will not "
+			     "see this daemon", path, strerror(errno));
+	}
+	if (busy) {
 		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
 
 		pid[n > 0 ? n : 0] = '\0';
@@ -389,8 +436,10 @@ int main(int argc, char **argv)
 		return r;
 	if (setup_events())
 		return 1;
+	raise_fd_limit();
 	dlog(LOG_INFO, NULL, "started: data %s, shm %s, io_uring (fixed files %s, fixed buffers %s)",
 	     D.data_dir, D.shm_dir, D.w.fixed_files ? "yes" : "no", D.w.fixed_bufs ? "yes" : "no");
+	refused_publish(); /* none yet: a previous daemon's reasons are stale */
 	scan_data_dir();
 	rescan_shm();
 	return daemon_run();

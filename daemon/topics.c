@@ -90,6 +90,7 @@ static struct {
 	char name[SPW_NAME_MAX + 1];
 	bool said;             /* a refusal before recovery was said for said_ino */
 	ino_t said_ino;
+	char why[SEG_REFUSED_WHY]; /* the last reason said ("" none), published */
 	bool settled;          /* refused after recovery, on exactly this: */
 	struct attach_key {
 		uint64_t dev, ino; /* the ring file, */
@@ -126,26 +127,106 @@ static bool refused_before(const char *name, ino_t ino)
 	return same;
 }
 
+/* The topic being attached, and the last error said about it meanwhile
+ * (dlog calls topic_error_said): its refusal's reason. */
+static const char *attaching;
+static char attach_why[SEG_REFUSED_WHY];
+
+void topic_error_said(const char *topic, const char *msg)
+{
+	if (attaching && !strcmp(topic, attaching))
+		snprintf(attach_why, sizeof(attach_why), "%s", msg);
+}
+
+/* <data>/.spillwayd.refused afresh: a line "name<TAB>reason" per refused
+ * ring with a reason, so that `spillway stat` can say why a topic is not
+ * attached (tools/topics.c cli_refusal). Advisory: written to a temp file
+ * of ours (O_EXCL, never through a link) and renamed over, not synced; a
+ * failure is logged once and changes nothing else. */
+void refused_publish(void)
+{
+	static bool failed;
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+	FILE *f;
+	int fd, r = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", D.data_dir, SEG_REFUSED_NAME) >=
+		    sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d", D.data_dir, SEG_REFUSED_NAME,
+			     (int)getpid()) >= sizeof(tmp))
+		return;
+	seg_unlink(tmp);
+	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		r = fd < 0 ? fd : -ENOMEM;
+		if (fd >= 0)
+			close(fd);
+	} else {
+		for (int i = 0; i < nrefused; i++) {
+			if (!refused[i].why[0])
+				continue;
+			/* One line each: no tab or control byte inside a reason. */
+			for (char *c = refused[i].why; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					*c = ' ';
+			fprintf(f, "%s\t%s\n", refused[i].name, refused[i].why);
+		}
+		if (fclose(f))
+			r = -errno;
+		if (!r)
+			r = seg_rename(tmp, path);
+	}
+	if (r) {
+		seg_unlink(tmp);
+		if (!failed)
+			dlog(LOG_WARN, NULL, "cannot write %s (why topics are not attached, for "
+			     "the CLI): %s", path, strerror(-r));
+	}
+	failed = r != 0;
+}
+
 /* Forget the refusals of rings that are gone from the shm dir. */
 static void refused_prune(void)
 {
 	char path[PATH_MAX + 64];
 	struct stat st;
+	bool said = false;
 
 	for (int i = nrefused - 1; i >= 0; i--)
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, refused[i].name) <
 			    sizeof(path) &&
-		    seg_lstat(path, &st) == -ENOENT)
+		    seg_lstat(path, &st) == -ENOENT) {
+			said |= refused[i].why[0] != '\0';
 			refused[i] = refused[--nrefused];
+		}
+	if (said)
+		refused_publish();
 }
 
 static void refused_forget(const char *name)
 {
 	for (int i = 0; i < nrefused; i++)
 		if (!strcmp(refused[i].name, name)) {
+			bool said = refused[i].why[0] != '\0';
+
 			refused[i] = refused[--nrefused];
+			if (said)
+				refused_publish();
 			return;
 		}
+}
+
+/* An attach of name failed: keep what was said as its reason (a refusal
+ * said before and silent now keeps the reason it had). */
+static void refused_note(const char *name)
+{
+	int i;
+
+	if (!attach_why[0] || (i = refused_entry(name)) < 0 ||
+	    !strcmp(refused[i].why, attach_why))
+		return;
+	snprintf(refused[i].why, sizeof(refused[i].why), "%s", attach_why);
+	refused_publish();
 }
 
 /* What an attach decides on once it has claimed the ring: the ring file,
@@ -365,6 +446,8 @@ static void topic_attach(const char *name)
 	dt = calloc(1, sizeof(*dt));
 	if (!dt)
 		return;
+	attaching = name;
+	attach_why[0] = '\0';
 	snprintf(dt->name, sizeof(dt->name), "%s", name);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) >= sizeof(path) ||
 	    seg_lstat(path, &st))
@@ -408,6 +491,7 @@ static void topic_attach(const char *name)
 		goto fail_close;
 	}
 	spwd_heartbeat(dt->t, (uint32_t)getpid());
+	attaching = NULL;
 	refused_forget(name);
 	D.topics[D.ntopics++] = dt;
 	dlog(LOG_INFO, name, "attached: ring %llu bytes, spilling from %llu%s",
@@ -418,6 +502,8 @@ fail_close:
 	spw_topic_close(dt->t);
 fail_free:
 	free(dt);
+	attaching = NULL;
+	refused_note(name);
 }
 
 /* Give the ring just created at path to group gid, as root: through the

@@ -394,14 +394,17 @@ static int reader_geometry(struct spw_reader *r)
 	if (r->t) {
 		r->ring_bytes = r->t->ring_bytes;
 		r->segment_bytes = r->t->segment_bytes;
-		r->max_record = r->t->max_record;
 	} else if (seg_conf_load(r->dir, &conf) == 0) {
 		r->ring_bytes = conf.ring_bytes;
 		r->segment_bytes = conf.segment_bytes;
-		r->max_record = conf.max_record ? conf.max_record : seg_max_record_bound(conf.ring_bytes);
 	} else {
 		return seg_lstat(r->dir, &st) ? -ENOENT : -EBADMSG;
 	}
+	/* Disk records are held to the format's bound for the log's ring, not
+	 * to today's max_record: one lowered in topic.conf (a ring recreated
+	 * with it) leaves the records written before it readable. The CRC per
+	 * index entry, not this bound, tells a record from garbage. */
+	r->max_record = seg_max_record_bound(r->ring_bytes);
 	return 0;
 }
 

@@ -69,6 +69,8 @@ struct spw_reader {
 	char topic[SPW_NAME_MAX + 1];
 	char shm_dir[PATH_MAX], data_dir[PATH_MAX], dir[PATH_MAX];
 	struct spw_reader_opts o;
+	/* max_record: what a disk record may hold, the format's bound for
+	 * the ring (seg_max_record_bound), not topic.conf's (reader_geometry) */
 	uint64_t ring_bytes, segment_bytes, max_record;
 	struct spw_topic *t;
 	struct spw_consumer *c;

@@ -23,6 +23,13 @@
 #define SEG_IDX_ENTRY_BYTES 32u
 #define SEG_ENTRY_SPAN (64u << 10) /* an index entry every ~64 KiB */
 #define SEG_CONF_NAME "topic.conf"
+/* <data_dir>/.spillwayd.lock: the running daemon holds a flock and an OFD
+ * write lock on its byte 0 and writes its pid into it (FORMAT.md). */
+#define SEG_LOCK_NAME ".spillwayd.lock"
+/* <data_dir>/.spillwayd.refused: "name<TAB>reason" per topic the running
+ * daemon did not attach, rewritten whole when that changes (FORMAT.md). */
+#define SEG_REFUSED_NAME ".spillwayd.refused"
+#define SEG_REFUSED_WHY 400 /* bytes of a reason, NUL included */
 /* <topic_dir>/durable: how far the log is known durable (FORMAT.md). */
 #define SEG_CKPT_NAME "durable"
 #define SEG_CKPT_MAGIC 0x5450434b44575053ull /* "SPWDKCPT" */

@@ -260,19 +260,49 @@ grep -q "ck/durable: Operation not permitted: the durable checkpoint cannot be t
 [ "$(cd "$SPILLWAY_DATA_DIR/ck" && ls -l --time-style=+%s.%N -- *.seg *.idx | md5sum)" = "$before" ] ||
 	fail "recovery changed the segments or indexes: $(grep 'topic ck' "$TMP/daemon.log" | tail -3)"
 grep -q "topic ck: attached" "$TMP/daemon.log" && fail "attached over an untrusted checkpoint"
-# A refused topic is no topic without a daemon: no "Start it" (the CLI said so).
+# A refused topic is no topic without a daemon: no "Start it" (the CLI said so),
+# and the CLI says why, as the daemon published it (the reason was only in its log).
 expect_rc 0 "$CLI" stat ck
-expect_out "daemon NOT attached: spillwayd (pid $DPID) serves this data dir but has not attached the topic"
+expect_out "daemon NOT attached: spillwayd (pid $DPID) serves this data dir but refused the topic: "
+expect_out "ck/durable: Operation not permitted: the durable checkpoint cannot be trusted"
+expect_rc 0 "$CLI" stat ck --json
+grep -q '"refused":"[^"]*the durable checkpoint cannot be trusted' "$TMP/out" ||
+	fail "stat --json: $(cat "$TMP/out")"
 expect_rc 0 "$CLI" topic list
-grep -q "^ck .*pid $DPID not attached\$" "$TMP/out" || fail "list: $(grep '^ck' "$TMP/out")"
+grep -q "^ck .*pid $DPID refused\$" "$TMP/out" || fail "list: $(grep '^ck' "$TMP/out")"
 run timeout 2 "$CLI" produce ck --ack spilled "$TMP/ten"
-expect_err "waits for its spilled acknowledgement: spillwayd (pid $DPID) serves this data dir"
+expect_err "waits for its spilled acknowledgement: spillwayd (pid $DPID) serves this data dir but refused the topic: "
 grep -q "Start it" "$TMP/err" && fail "told to start a daemon that runs"
+# Another user's file there says nothing (not the daemon's).
+cp "$SPILLWAY_DATA_DIR/.spillwayd.refused" "$TMP/refused.keep"
+printf 'ck\tforged reason\n' >"$SPILLWAY_DATA_DIR/.spillwayd.refused"
+chown nobody "$SPILLWAY_DATA_DIR/.spillwayd.refused"
+expect_rc 0 "$CLI" stat ck
+expect_out "serves this data dir but has not attached the topic yet"
+grep -q "forged" "$TMP/out" && fail "a foreign file's reason was shown"
+cp "$TMP/refused.keep" "$SPILLWAY_DATA_DIR/.spillwayd.refused"
+chown root "$SPILLWAY_DATA_DIR/.spillwayd.refused"
 run "$CLI" verify ck
 [ "$RC" -ne 0 ] || fail "verify called the log clean: $(cat "$TMP/out")"
 # (Where the bad range starts depends on where the writer cut its index entries.)
 grep -q "^BAD .*ck/0*\.seg: positions [0-9]*\.\.[0-9]* .*the file ends at 100000" "$TMP/out" ||
 	fail "verify: $(tail -3 "$TMP/out")"
+# Mended, the reason changes with the next refusal (the segment stays short of
+# the checkpoint), and goes once the topic attaches (checkpoint removed).
+chown root "$SPILLWAY_DATA_DIR/ck/durable"
+for _ in $(seq 1 250); do
+	"$CLI" stat ck >"$TMP/out" 2>&1
+	grep -q "refused the topic: .*durable" "$TMP/out" && ! grep -q "cannot be trusted" "$TMP/out" &&
+		break
+	sleep 0.02
+done
+grep -q "refused the topic: " "$TMP/out" && ! grep -q "cannot be trusted" "$TMP/out" ||
+	fail "the reason did not follow the next refusal: $(grep daemon "$TMP/out")"
+rm "$SPILLWAY_DATA_DIR/ck/durable"
+wait_attached ck
+expect_rc 0 "$CLI" stat ck
+expect_out "daemon alive, pid $DPID"
+grep -q "^ck	" "$SPILLWAY_DATA_DIR/.spillwayd.refused" && fail "the reason stayed after the attach"
 stop_daemon
 start_daemon
 
@@ -393,4 +423,53 @@ expect_out "no spillwayd holds the topic"
 expect_rc 0 "$CLI" topic list
 grep -q "^quiet .* none\$" "$TMP/out" || fail "list: $(grep '^quiet' "$TMP/out")"
 [ "$(awk '{print $3}' "/proc/$zpid/stat")" = Z ] || fail "spillwayd $zpid was reaped during the check"
+
+check "max_record lowered in topic.conf: the records written before stay readable, verify clean"
+# Readers held disk records to the recreated ring's max_record: the log's
+# first record became "corrupt" to consume and verify.
+expect_rc 0 "$CLI" topic create mr --ring-size 256K --segment-size 1M --max-record 64K
+start_daemon
+wait_attached mr
+{ head -c 20000 /dev/zero | tr '\0' x; echo; } >"$TMP/big"
+expect_rc 0 "$CLI" produce mr --ack durable "$TMP/big"
+stop_daemon
+sed -i 's/^max_record = .*/max_record = 1024/' "$SPILLWAY_DATA_DIR/mr/topic.conf"
+rm "$SPILLWAY_SHM_DIR/mr.ring"
+start_daemon
+wait_attached mr
+expect_rc 0 "$CLI" stat mr --json
+grep -q '"max_record":1024,' "$TMP/out" ||
+	fail "the ring was not recreated with the lower max_record: $(cat "$TMP/out")"
+run "$CLI" consume mr
+[ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/big" ||
+	fail "consume after lowering max_record: exit $RC, $(wc -c <"$TMP/out") bytes, $(head -c 300 "$TMP/err")"
+expect_rc 0 "$CLI" verify mr
+stop_daemon
+
+check "spillwayd raises its soft open-files limit to the hard one; a hard limit too low is said"
+# About 5 descriptors a topic: only liburing raised the soft limit, to its fixed
+# file table's size (1064 here), so about 200 of the 256 topics could attach and
+# the rest failed with EMFILE, retried for ever.
+for i in $(seq 1 16); do
+	expect_rc 0 "$CLI" topic create "fd$i" --ring-size 64K --segment-size 256K
+done
+: >"$TMP/daemon.log"
+bash -c 'ulimit -Sn 40 && exec "$@"' _ "$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" \
+	--data-dir "$SPILLWAY_DATA_DIR" >>"$TMP/daemon.log" 2>&1 &
+DPID=$!
+for i in $(seq 1 16); do wait_attached "fd$i"; done
+soft=$(awk '/^Max open files/ {print $4}' "/proc/$DPID/limits")
+hard=$(awk '/^Max open files/ {print $5}' "/proc/$DPID/limits")
+[ "$soft" = "$hard" ] || fail "soft limit $soft, hard $hard"
+grep -q "open files limited" "$TMP/daemon.log" && fail "warned with the hard limit at $hard"
+stop_daemon
+# A hard limit too low for MAX_TOPICS topics is said at start.
+: >"$TMP/daemon.log"
+bash -c 'ulimit -n 200 && exec "$@"' _ "$DAEMON" --foreground --shm-dir "$SPILLWAY_SHM_DIR" \
+	--data-dir "$SPILLWAY_DATA_DIR" >>"$TMP/daemon.log" 2>&1 &
+DPID=$!
+for i in $(seq 1 16); do wait_attached "fd$i"; done
+grep -q "open files limited to 200 (RLIMIT_NOFILE, hard limit 200): about 22 topics can be attached, not 256" \
+	"$TMP/daemon.log" || fail "no warning: $(head -3 "$TMP/daemon.log")"
+stop_daemon
 done_ok

@@ -170,8 +170,8 @@ bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
  * newer producers wait for (5, t may be NULL: not checked). The reason's code, and a line in buf. */
 int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char *buf, size_t n);
 /* verify and dump: the topic must exist (else its not-found message and
- * CLI_ERR); w walks its disk log record by record with the topic's
- * max_record (spill/walk.c). CLI_OK or CLI_ERR. */
+ * CLI_ERR); w walks its disk log record by record, each held to the
+ * format's bound for its ring (spill/walk.c). CLI_OK or CLI_ERR. */
 int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *w,
 		   bool *has_ring, bool *has_data);
 int cli_ring_path(char *buf, size_t n, const char *name);
@@ -184,17 +184,20 @@ enum cli_daemon {
 	CLI_DAEMON_NEVER,  /* no spillwayd ever attached */
 	CLI_DAEMON_GONE,   /* one did; none owns the ring now */
 	CLI_DAEMON_UNATTACHED, /* none owns it, but one serves the data dir: it refused
-				* the topic (its log says why) or has not seen it yet */
+				* the topic (why: the reason it published) or has not
+				* seen it yet */
 	CLI_DAEMON_SILENT, /* one owns it but has not beaten for 2 s: stopped or hung */
 	CLI_DAEMON_ALIVE,
 };
 /* One look at the topic's daemon: its state, the pid it concerns (the data
- * dir's daemon when UNATTACHED, else the ring header's) and the heartbeat's
- * age (-1: none ever). One /proc/locks read at most. */
+ * dir's daemon when UNATTACHED, else the ring header's), the heartbeat's
+ * age (-1: none ever) and, when UNATTACHED, the reason the daemon
+ * published for refusing the topic ("" none: not seen yet). */
 struct cli_daemon_look {
 	enum cli_daemon state;
 	uint32_t pid;
 	double age_s;
+	char why[SEG_REFUSED_WHY];
 };
 void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 		     struct cli_daemon_look *out);
@@ -204,6 +207,10 @@ void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n);
 /* Does a spillwayd serve the data dir (G.data_dir)? 1 (*pid its pid, 0 when
  * unknown), 0, or -errno. */
 int cli_data_dir_served(uint32_t *pid);
+/* The reason the data dir's spillwayd published for not attaching topic
+ * name (<data>/.spillwayd.refused, daemon/topics.c refused_publish), made
+ * printable: 1 and why[], 0 (none), or -errno. */
+int cli_refusal(const char *name, char *why, size_t n);
 
 /* (A topic dir's disk usage: seg_disk_usage, spill/metrics.h.) */
 

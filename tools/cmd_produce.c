@@ -97,7 +97,7 @@ static void src_take(struct src *s, size_t n)
 static void say_blocked(struct prod *pr, uint64_t since)
 {
 	struct spw_topic_info in;
-	char why[256];
+	char why[SEG_REFUSED_WHY + 200];
 	int code;
 
 	spw_topic_info(pr->t, &in);
@@ -305,7 +305,7 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 			/* Each reason once, when it comes: the daemon's state can change
 			 * while we wait (4, the disk being slower, is no reason here). */
 			struct spw_topic_info in;
-			char why[256];
+			char why[SEG_REFUSED_WHY + 200];
 			int code;
 
 			spw_topic_info(pr->t, &in);

@@ -175,12 +175,20 @@ static void print_json(const struct tstat *s)
 		json_ring(s);
 	if (s->m.t && in->daemon_pid)
 		printf(",\"daemon\":{\"alive\":%s,\"holds_ring\":%s,\"pid\":%u,"
-		       "\"heartbeat_age_s\":%.3f}",
+		       "\"heartbeat_age_s\":%.3f",
 		       s->m.alive ? "true" : "false",
 		       s->daemon.state >= CLI_DAEMON_SILENT ? "true" : "false", in->daemon_pid, s->m.hb_age);
 	else
 		printf(",\"daemon\":{\"alive\":false,\"holds_ring\":false,\"pid\":null,"
-		       "\"heartbeat_age_s\":null}");
+		       "\"heartbeat_age_s\":null");
+	/* Why the data dir's daemon did not attach the topic (cli_refusal). */
+	if (s->m.t && s->daemon.state == CLI_DAEMON_UNATTACHED && s->daemon.why[0]) {
+		printf(",\"refused\":");
+		out_json_str(stdout, s->daemon.why, strlen(s->daemon.why));
+		printf("}");
+	} else {
+		printf(",\"refused\":null}");
+	}
 	json_groups(&s->m);
 }
 
@@ -287,7 +295,7 @@ static void print_text(const struct tstat *s)
 	if (s->m.t && s->m.alive)
 		printf("  daemon alive, pid %u, heartbeat %.2f s ago\n", in->daemon_pid, s->m.hb_age);
 	else if (s->m.t && s->daemon.state == CLI_DAEMON_UNATTACHED) {
-		char why[200];
+		char why[SEG_REFUSED_WHY + 200];
 
 		cli_daemon_why(&s->daemon, why, sizeof(why));
 		printf("  daemon NOT attached: %s\n", why);

@@ -334,8 +334,9 @@ static int topic_list(int argc, char **argv)
 			case CLI_DAEMON_SILENT: /* stopped or hung: topic describe says more */
 				snprintf(dm, sizeof(dm), "pid %u silent", d.pid);
 				break;
-			case CLI_DAEMON_UNATTACHED: /* refused: the daemon's log says why */
-				snprintf(dm, sizeof(dm), "pid %u not attached", d.pid);
+			case CLI_DAEMON_UNATTACHED: /* stat says why (the daemon's reason) */
+				snprintf(dm, sizeof(dm), "pid %u %s", d.pid,
+					 d.why[0] ? "refused" : "not attached");
 				break;
 			default:
 				snprintf(dm, sizeof(dm), "none");
@@ -386,7 +387,7 @@ static int print_group(void *arg, const char *group, int64_t pos)
 /* describe's ring lines: the file, its sizes, positions and the daemon. */
 static void describe_ring(struct spw_topic *t, const char *ring, struct spw_topic_info *in)
 {
-	char h1[32], h2[32], h3[32], when[48], why[200];
+	char h1[32], h2[32], h3[32], when[48], why[SEG_REFUSED_WHY + 200];
 	struct stat st = { 0 };
 	struct cli_daemon_look d;
 

@@ -120,44 +120,70 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
 }
 
 /* The kernel's answer, without taking the lock (a daemon starting
- * meanwhile would then fail): spillwayd's flock on <data>/.spillwayd.lock
- * (daemon/main.c take_lock) is listed in /proc/locks by the file's device
- * and inode. The pid is the one the daemon wrote into the file. */
+ * meanwhile would then fail): spillwayd holds an OFD write lock on byte 0
+ * of <data>/.spillwayd.lock (daemon/main.c take_lock), which F_OFD_GETLK
+ * reports whatever the PID namespace or file system. The pid is the one
+ * the daemon wrote into the file. */
 int cli_data_dir_served(uint32_t *pid)
 {
-	char path[PATH_MAX + 32], line[256], want[64], buf[32] = "";
-	struct stat st;
-	bool held = false;
-	FILE *f;
-	int fd;
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	char path[PATH_MAX + 32], buf[32] = "";
+	int fd, r = 0;
 
 	*pid = 0;
-	snprintf(path, sizeof(path), "%s/.spillwayd.lock", G.data_dir);
+	snprintf(path, sizeof(path), "%s/%s", G.data_dir, SEG_LOCK_NAME);
 	fd = seg_open_file(path, O_RDONLY, 0, false);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
-	if (fstat(fd, &st)) {
-		close(fd);
-		return -errno;
-	}
-	snprintf(want, sizeof(want), " %02x:%02x:%llu ", major(st.st_dev), minor(st.st_dev),
-		 (unsigned long long)st.st_ino);
-	f = fopen("/proc/locks", "re");
-	if (!f) {
-		close(fd);
-		return -errno;
-	}
-	while (!held && fgets(line, sizeof(line), f))
-		held = strstr(line, " FLOCK ") && !strstr(line, "->") && strstr(line, want);
-	fclose(f);
-	if (held) {
+	if (fcntl(fd, F_OFD_GETLK, &fl))
+		r = -errno;
+	else if (fl.l_type != F_UNLCK) {
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 
 		buf[n > 0 ? n : 0] = '\0';
 		*pid = (uint32_t)strtoul(buf, NULL, 10);
+		r = 1;
 	}
 	close(fd);
-	return held;
+	return r;
+}
+
+int cli_refusal(const char *name, char *why, size_t n)
+{
+	char path[PATH_MAX + 32], line[SPW_NAME_MAX + SEG_REFUSED_WHY + 8];
+	size_t len = strlen(name);
+	struct stat st, dir;
+	int fd, r = 0;
+	FILE *f;
+
+	if (n)
+		why[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", G.data_dir, SEG_REFUSED_NAME);
+	fd = seg_open_file(path, O_RDONLY, 0, false);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	/* The daemon's own file: its data dir's owner's (as spillwayd checks
+	 * its data dir, seg_dir_check); anyone else's says nothing. */
+	if (fstat(fd, &st) || stat(G.data_dir, &dir) || st.st_uid != dir.st_uid ||
+	    !(f = fdopen(fd, "r"))) {
+		close(fd);
+		return -EPERM;
+	}
+	while (!r && fgets(line, sizeof(line), f)) {
+		if (strncmp(line, name, len) || line[len] != '\t')
+			continue;
+		snprintf(why, n, "%s", line + len + 1);
+		why[strcspn(why, "\n")] = '\0';
+		/* Trust no byte: nothing for the terminal, valid UTF-8 for JSON. */
+		bool utf8 = out_utf8_valid((const uint8_t *)why, strlen(why));
+
+		for (char *c = why; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f || (!utf8 && (unsigned char)*c > 0x7f))
+				*c = '?';
+		r = 1;
+	}
+	fclose(f);
+	return r;
 }
 
 void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
@@ -169,14 +195,17 @@ void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 			     : 0;
 	int owned = spwd_owned(t);
 
+	out->why[0] = '\0';
 	out->pid = in->daemon_pid;
 	out->age_s = in->daemon_pid ? age : -1;
 	if (owned < 0) /* the kernel cannot tell (no lock support?): the PID's word */
 		owned = in->daemon_pid && !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
 	if (owned)
 		out->state = age > 2.0 ? CLI_DAEMON_SILENT : CLI_DAEMON_ALIVE;
-	else if (cli_data_dir_served(&out->pid) == 1)
+	else if (cli_data_dir_served(&out->pid) == 1) {
 		out->state = CLI_DAEMON_UNATTACHED;
+		cli_refusal(t->name, out->why, sizeof(out->why));
+	}
 	else
 		out->state = in->daemon_pid ? CLI_DAEMON_GONE : CLI_DAEMON_NEVER;
 	if (out->state != CLI_DAEMON_UNATTACHED)
@@ -194,8 +223,12 @@ void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n)
 			 d->pid, d->age_s);
 		break;
 	case CLI_DAEMON_UNATTACHED:
-		snprintf(buf, n, "spillwayd (pid %u) serves this data dir but has not attached "
-			 "the topic: it refused it (its log says why) or has not seen it yet", d->pid);
+		if (d->why[0])
+			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but refused the "
+				 "topic: %s", d->pid, d->why);
+		else
+			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but has not "
+				 "attached the topic yet", d->pid);
 		break;
 	case CLI_DAEMON_SILENT:
 		snprintf(buf, n, "spillwayd (pid %u) holds the topic but last beat %.1f s ago: "
@@ -469,8 +502,10 @@ int cli_log_walker(const char *name, char *dir, size_t dir_len, struct seg_log *
 	cli_topic_dir(dir, dir_len, name);
 	w->dir = dir;
 	w->walk_records = true;
+	/* max_record stays 0: the walker holds records to the format's bound
+	 * (seg_max_record_bound), as readers do; topic.conf's may have been
+	 * lowered after they were written (spill/reader.c reader_geometry). */
 	if (seg_conf_load(dir, &conf) == 0) {
-		w->max_record = conf.max_record;
 		w->ring_bytes = conf.ring_bytes;
 		w->segment_bytes = conf.segment_bytes;
 	}
