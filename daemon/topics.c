@@ -140,28 +140,18 @@ void topic_error_said(const char *topic, const char *msg)
 
 /* <data>/.spillwayd.refused afresh: a line "name<TAB>reason" per refused
  * ring with a reason, so that `spillway stat` can say why a topic is not
- * attached (tools/topics.c cli_refusal). Advisory: written to a temp file
- * of ours (O_EXCL, never through a link) and renamed over, not synced; a
- * failure is logged once and changes nothing else. */
+ * attached (tools/topics.c cli_refusal). Advisory: replaced whole
+ * (seg_file_replace), not synced; a failure is logged once and changes
+ * nothing else. */
 void refused_publish(void)
 {
 	static bool failed;
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
-	FILE *f;
-	int fd, r = 0;
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	int r = -ENOMEM;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", D.data_dir, SEG_REFUSED_NAME) >=
-		    sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d", D.data_dir, SEG_REFUSED_NAME,
-			     (int)getpid()) >= sizeof(tmp))
-		return;
-	seg_unlink(tmp);
-	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		r = fd < 0 ? fd : -ENOMEM;
-		if (fd >= 0)
-			close(fd);
-	} else {
+	if (f) {
 		for (int i = 0; i < nrefused; i++) {
 			if (!refused[i].why[0])
 				continue;
@@ -171,17 +161,13 @@ void refused_publish(void)
 					*c = ' ';
 			fprintf(f, "%s\t%s\n", refused[i].name, refused[i].why);
 		}
-		if (fclose(f))
-			r = -errno;
-		if (!r)
-			r = seg_rename(tmp, path);
+		if (fclose(f) == 0)
+			r = seg_file_replace(D.data_dir, SEG_REFUSED_NAME, buf, n, false);
+		free(buf);
 	}
-	if (r) {
-		seg_unlink(tmp);
-		if (!failed)
-			dlog(LOG_WARN, NULL, "cannot write %s (why topics are not attached, for "
-			     "the CLI): %s", path, strerror(-r));
-	}
+	if (r && !failed)
+		dlog(LOG_WARN, NULL, "cannot write %s/%s (why topics are not attached, for the "
+		     "CLI): %s", D.data_dir, SEG_REFUSED_NAME, strerror(-r));
 	failed = r != 0;
 }
 
@@ -378,6 +364,69 @@ static uint64_t gap_max(const struct spw_topic *t)
 	return most > t->segment_bytes + t->ring_bytes ? most : t->segment_bytes + t->ring_bytes;
 }
 
+/* A ring made over a kept disk log by another than spillwayd (a C program's
+ * spw_topic_create after a reboot) starts where it was told, maybe at 0:
+ * below the log's end its positions are the log's, and spilling from the
+ * log's end would leave its first records off the disk while their spilled
+ * acknowledgements succeed, and readers would read the old records there.
+ * The log names the ring that wrote it (<topic>/ring_id: the header's
+ * created_ns, never compared as a time); another ring must start at or
+ * past the log's end (spillwayd's own topic_restore makes it so). A log
+ * without ring_id (older releases) is taken as this ring's. 0, or -errno
+ * after saying why. */
+static int attach_same_ring(struct dtopic *dt, const struct seg_recovery *rec)
+{
+	uint64_t id = 0, created = dt->t->hdr->created_ns, start = dt->t->hdr->start_position;
+	int r;
+
+	if (rec->empty || start >= rec->end)
+		return 0;
+	r = seg_ring_id_load(dt->dir, &id);
+	if (r == -ENOENT || (!r && id == created))
+		return 0;
+	if (r) {
+		dlog(LOG_ERROR, dt->name, "%s/%s: %s: cannot tell whether this ring wrote the disk "
+		     "log; not attaching (remove the file if the ring is the one that wrote it)",
+		     dt->dir, SEG_RING_ID_NAME, strerror(-r));
+		return r;
+	}
+	dlog(LOG_ERROR, dt->name,
+	     "the ring starts at %llu but another ring wrote the disk log, which ends at %llu: "
+	     "positions would be reused and this ring's first records would never reach "
+	     "disk; not attaching. Remove the ring file (producers keep the old mapping) and "
+	     "restart spillwayd, which makes it again at the log's end, or create it with a "
+	     "start position of %llu or more",
+	     (unsigned long long)start, (unsigned long long)rec->end, (unsigned long long)rec->end);
+	return -EEXIST;
+}
+
+/* Before this ring's first byte is spilled: the disk log names it
+ * (attach_same_ring), durably, since segments written after it may
+ * survive a power loss; a ring_id that cannot be written is removed (a
+ * log without one is any ring's) rather than left naming the ring before.
+ * 0, or -errno after saying why. */
+static int attach_mark_ring(struct dtopic *dt)
+{
+	uint64_t id = 0, created = dt->t->hdr->created_ns;
+	char path[PATH_MAX + 16];
+	int r;
+
+	if (seg_ring_id_load(dt->dir, &id) == 0 && id == created)
+		return 0;
+	r = seg_ring_id_save(dt->dir, created);
+	if (!r)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dt->dir, SEG_RING_ID_NAME);
+	dlog(LOG_WARN, dt->name, "cannot write %s: %s (removing it: a ring made over this log "
+	     "later is then not told from this one)", path, strerror(-r));
+	r = seg_unlink(path);
+	if (r && r != -ENOENT) {
+		dlog(LOG_ERROR, dt->name, "cannot remove %s: %s: not attaching", path, strerror(-r));
+		return r;
+	}
+	return seg_sync_dir(dt->dir) == 0 ? 0 : -EIO;
+}
+
 /* Where spilling continues: the end of the recovered disk log, checked
  * against the ring; bytes the ring reclaimed that never reached the disk
  * become an aborted gap (positions are never reused) up to the bounds
@@ -478,13 +527,17 @@ static void topic_attach(const char *name)
 	}
 	if (r)
 		dlog(LOG_ERROR, name, "%s", err);
-	else if (!(r = topic_settings(dt, &rec, &conf)))
+	else if (!(r = topic_settings(dt, &rec, &conf)) && !(r = attach_same_ring(dt, &rec)))
 		r = attach_start(dt, &rec, &start);
 	if (r) {
 		attach_refused(dt, &st, &key, key_r, r);
 		goto fail_close;
 	}
 	spwd_set_disk_damage(dt->t, rec.bad_ranges);
+	if ((r = attach_mark_ring(dt))) {
+		attach_refused(dt, &st, &key, key_r, r);
+		goto fail_close;
+	}
 	r = spill_stream_open(&D.w, dt->t, dt->dir, &conf, start, &dt->s);
 	if (r) {
 		dlog(LOG_ERROR, name, "cannot start spilling: %s", strerror(-r));

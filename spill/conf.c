@@ -257,3 +257,37 @@ int seg_conf_save(const char *topic_dir, const struct topic_conf *c)
 	 * segments were made leaves settings that no longer match them. */
 	return seg_sync_dir(topic_dir);
 }
+
+/* <topic_dir>/ring_id: "spillway ring <created_ns>\n" (FORMAT.md). */
+int seg_ring_id_load(const char *topic_dir, uint64_t *created_ns)
+{
+	char path[PATH_MAX], buf[64], tail;
+	unsigned long long v;
+	ssize_t n;
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", topic_dir, SEG_RING_ID_NAME) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	fd = seg_open_file(path, O_RDONLY, 0, true);
+	if (fd < 0)
+		return fd;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (sscanf(buf, "spillway ring %llu%c", &v, &tail) != 2 || tail != '\n' || !v ||
+	    strlen(buf) != (size_t)n)
+		return -EBADMSG;
+	*created_ns = v;
+	return 0;
+}
+
+int seg_ring_id_save(const char *topic_dir, uint64_t created_ns)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "spillway ring %llu\n", (unsigned long long)created_ns);
+
+	return seg_file_replace(topic_dir, SEG_RING_ID_NAME, buf, (size_t)n, true);
+}

@@ -262,6 +262,41 @@ void seg_share(int fd, const char *topic_dir)
 	}
 }
 
+int seg_file_replace(const char *dir, const char *name, const void *buf, size_t n, bool sync)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int fd, r = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, name, (int)getpid()) >=
+		    sizeof(tmp))
+		return -ENAMETOOLONG;
+	seg_unlink(tmp); /* a stale temp file of ours; a planted name is never followed */
+	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, true);
+	if (fd < 0)
+		return fd;
+	seg_share(fd, dir);
+	for (size_t done = 0; !r && done < n;) {
+		ssize_t w = write(fd, (const char *)buf + done, n - done);
+
+		if (w < 0 && errno != EINTR)
+			r = -errno;
+		else if (w > 0)
+			done += (size_t)w;
+	}
+	if (!r && sync && fsync(fd))
+		r = -errno;
+	if (close(fd) && !r)
+		r = -errno;
+	if (!r)
+		r = seg_rename(tmp, path);
+	if (r)
+		seg_unlink(tmp);
+	else if (sync)
+		r = seg_sync_dir(dir);
+	return r;
+}
+
 unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid)
 {
 	struct stat st;

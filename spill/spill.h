@@ -65,6 +65,17 @@ int seg_dir_check_link(const char *dir, bool allow_link, char *why, size_t why_l
  * its group access (`topic create --group G`): every file spillway writes
  * there gets that group and mode 0640, else 0600. Applied at every create. */
 void seg_share(int fd, const char *topic_dir);
+/* Replace dir/name with the n bytes at buf, never half-written: a temp file
+ * of ours (O_EXCL, never through a link, shared as seg_share says) renamed
+ * over it; with sync, the file then dir fsynced. 0 or -errno. */
+int seg_file_replace(const char *dir, const char *name, const void *buf, size_t n, bool sync);
+/* <topic_dir>/ring_id: which ring wrote the disk log (its header's created_ns),
+ * so that spillwayd tells the ring that continues a log from a new one made
+ * over it at a position the log already holds (FORMAT.md). Load: 0, -ENOENT,
+ * -EBADMSG (not that format), or -errno (a link, another user's). */
+#define SEG_RING_ID_NAME "ring_id"
+int seg_ring_id_load(const char *topic_dir, uint64_t *created_ns);
+int seg_ring_id_save(const char *topic_dir, uint64_t created_ns); /* 0 or -errno; synced */
 /* The mode for a directory spillway makes inside topic_dir: 02770 (setgid,
  * group-writable: members commit group positions) when shared, else 0700;
  * *gid its group. */

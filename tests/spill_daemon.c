@@ -302,6 +302,59 @@ static void deleted_topic_is_detached_cleanly(void **state)
 	scase_end(&s);
 }
 
+/* A ring made again at 0 over a kept disk log (what a C program's
+ * spw_topic_create does after a reboot, spillwayd not running yet): the
+ * daemon attached it once its tail passed the log's end, spilling from
+ * there, so its first records never reached disk while their spilled
+ * acknowledgements succeeded. Now refused, with the way out; the daemon's
+ * own recreation (at the log's end) attaches. */
+static void a_new_ring_at_0_over_a_kept_log_is_refused(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = 256 << 10, .segment_bytes = 1 << 20 };
+	struct spw_producer *p;
+	struct spw_topic *t;
+	struct scase s;
+	struct test_daemon *d = scase_begin(&s, state, "again", NULL);
+	char buf[1000];
+	int64_t first = -1, last = 0;
+
+	produce_spilled(s.p, 64 << 10, 1000, &s.last);
+	scase_end(&s);
+	assert_int_equal(test_daemon_stop(d, 10 * SEC), 0);
+	assert_int_equal(spw_topic_delete(d->shm, "again"), 0);
+	assert_int_equal(spw_topic_create(d->shm, "again", &cfg), 0);
+	assert_true(test_daemon_start(d) > 0);
+	assert_int_equal(spw_topic_open(d->shm, "again", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	memset(buf, 'n', sizeof(buf));
+	/* Past the log's end (~64 KiB), within the ring (no reclaim needed). */
+	for (int i = 0; i < 128; i++) {
+		last = spw_producer_send(p, buf, sizeof(buf));
+		assert_true(last >= 0);
+		if (first < 0)
+			first = last;
+	}
+	assert_int_equal(first, 0);
+	assert_int_equal(test_daemon_wait_log(d, "another ring wrote the disk log", 1, 10 * SEC), 0);
+	assert_int_equal(spw_producer_wait_ack(p, first, SPW_ACK_SPILLED, SEC), -ETIMEDOUT);
+	assert_int_equal(test_daemon_log_count(d, "topic again: attached", false), 0);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	/* The way out: the ring removed, spillwayd makes it at the log's end. */
+	assert_int_equal(test_daemon_stop(d, 10 * SEC), 0);
+	assert_int_equal(spw_topic_delete(d->shm, "again"), 0);
+	assert_true(test_daemon_start(d) > 0);
+	assert_int_equal(test_daemon_wait_attached(d, "again", 10 * SEC), 0);
+	assert_int_equal(spw_topic_open(d->shm, "again", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	last = spw_producer_send(p, buf, sizeof(buf));
+	assert_true(last >= 64000);
+	assert_int_equal(spw_producer_wait_ack(p, last, SPW_ACK_SPILLED, 10 * SEC), 0);
+	spw_producer_close(p);
+	spw_topic_close(t);
+	assert_int_equal(test_daemon_stop(d, 10 * SEC), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +366,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(no_spill_topic_reclaims_without_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(deleted_topic_is_detached_cleanly, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_new_ring_at_0_over_a_kept_log_is_refused, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
