@@ -133,6 +133,36 @@ expect_rc 0 "$CLI" topic describe t
 expect_out "group g1"
 expect_out "group g2"
 
+check "groups: output that fails (disk full, a closed stdout or pipe) commits nothing, says why"
+# The group was committed past records that were never written, and a follower
+# writing to a full disk exited 0 without a word; the errors read "Unknown error -28".
+RC=0
+"$CLI" consume t --group gf --count 3 >/dev/full 2>"$TMP/err" || RC=$?
+[ "$RC" -eq 1 ] || fail "consume to /dev/full exited $RC"
+expect_err 'writing records of topic "t": No space left on device; the group was not committed'
+"$CLI" consume t --follow --group gf >/dev/full 2>"$TMP/ferr" &
+f=$!
+sleep 0.5
+kill -TERM "$f"
+rc=0
+wait "$f" || rc=$?
+[ "$rc" -eq 1 ] || fail "a follower to /dev/full exited $rc on SIGTERM"
+grep -q "No space left on device; the group was not committed" "$TMP/ferr" ||
+	fail "the follower said: $(cat "$TMP/ferr")"
+RC=0
+"$CLI" consume t --group gf --count 3 >&- 2>"$TMP/err" || RC=$?
+[ "$RC" -eq 1 ] || fail "consume to a closed stdout exited $RC"
+expect_err "Bad file descriptor; the group was not committed"
+(trap '' PIPE; sleep 0.3; "$CLI" consume t --group gf --count 3 2>"$TMP/perr"; echo $? >"$TMP/prc") | true
+[ "$(cat "$TMP/prc")" = 1 ] || fail "consume into a closed pipe (SIGPIPE ignored) exited $(cat "$TMP/prc")"
+[ ! -s "$TMP/perr" ] || fail "a closed pipe was reported: $(cat "$TMP/perr")"
+expect_rc 0 "$CLI" consume t --group gf --count 3
+[ "$(cat "$TMP/out")" = "$(seq 1 3)" ] || fail "the group moved: $(head -3 "$TMP/out")"
+RC=0
+"$CLI" replay t --from earliest -o /dev/full 2>"$TMP/err" || RC=$?
+[ "$RC" -eq 1 ] || fail "replay -o /dev/full exited $RC"
+expect_err 'writing records of topic "t" to /dev/full: No space left on device'
+
 check "replay: a bounded range to a file, no progress bar off a terminal"
 expect_rc 0 "$CLI" consume t --format json --count 101
 to=$(sed -n 101p "$TMP/out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["position"])')

@@ -68,6 +68,27 @@ static int on_record(void *arg, const struct spw_record *r)
 	return 0;
 }
 
+/* Flush the records written so far; a write that failed, now or before
+ * (stdio reports some only at a flush), becomes c->werr (-errno): then the
+ * group is not committed past records nobody received. 0 or -1. */
+static int flush_out(struct cons *c)
+{
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	if (!c->werr)
+		c->werr = -(errno ? errno : EIO);
+	return -1;
+}
+
+/* A write error said (not a closed pipe: whoever read it went away). */
+static void say_werr(const struct cons *c)
+{
+	if (c->werr != -EPIPE)
+		cli_err("writing records of topic \"%s\": %s%s", c->name, strerror(-c->werr),
+			c->group ? "; the group was not committed" : "");
+}
+
 /* Options and the topic name into c. -1 to go on, else the exit status. */
 static int consume_args(int argc, char **argv, struct cons *c)
 {
@@ -94,12 +115,10 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 		 * An idle follower backs off to 20 ms naps instead. */
 		int n = cli_reader_poll(cr, max, 0);
 
-		if (c->werr) {
-			if (c->werr != EPIPE)
-				cli_err("writing records of topic \"%s\": %s", c->name,
-					strerror(c->werr));
-			return CLI_ERR;
-		}
+		if (c->follow && n > 0)
+			flush_out(c);
+		if (c->werr)
+			return CLI_ERR; /* said by cmd_consume */
 		if (n < 0) {
 			fflush(stdout);
 			cli_reader_err(c->name, cr->r, n, "reading");
@@ -108,7 +127,6 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 		if (spw_reader_done(cr->r) || (n == 0 && !c->follow))
 			return CLI_OK;
 		if (c->follow && n > 0) {
-			fflush(stdout);
 			nap = 0;
 		} else if (c->follow) {
 			struct timespec ts = { 0, (long)nap };
@@ -156,9 +174,8 @@ int cmd_consume(int argc, char **argv)
 	}
 	cli_catch_signals();
 	rc = consume_loop(&c, &cr, &gone);
-	if (fflush(stdout) && rc == CLI_OK) {
-		if (errno != EPIPE)
-			cli_err("writing records of topic \"%s\": %s", c.name, strerror(errno));
+	if (flush_out(&c) || c.werr) {
+		say_werr(&c);
 		rc = CLI_ERR;
 	}
 	if (c.group && !c.werr && !gone) {

@@ -127,11 +127,8 @@ static int run(const char *name, struct cli_reader *cr, struct rep *x, double ra
 		uint64_t now;
 
 		n = cli_reader_poll(cr, max, 0);
-		if (x->werr) {
-			if (x->werr != EPIPE)
-				cli_err("writing records of topic \"%s\": %s", name, strerror(x->werr));
-			return CLI_ERR;
-		}
+		if (x->werr)
+			return CLI_ERR; /* said by cmd_replay */
 		if (n < 0) {
 			if (tty)
 				fputc('\n', stderr);
@@ -255,12 +252,17 @@ int cmd_replay(int argc, char **argv)
 	first = spw_reader_position(cr.r);
 	t0 = cli_mono_ns();
 	rc = run(name, &cr, &x, rate, end);
-	if (fflush(x.out) && rc == CLI_OK) {
-		cli_err("writing %s: %s", outpath ? outpath : "stdout", strerror(errno));
-		rc = CLI_ERR;
-	}
-	if (outpath && fclose(x.out) && rc == CLI_OK) {
-		cli_err("writing %s: %s", outpath, strerror(errno));
+	/* A write that failed, in a record or at this last flush (stdio says
+	 * some only then), or the file's close: said once, naming the file. */
+	errno = 0;
+	if ((fflush(x.out) || ferror(x.out)) && !x.werr)
+		x.werr = -(errno ? errno : EIO);
+	if (outpath && fclose(x.out) && !x.werr)
+		x.werr = -(errno ? errno : EIO);
+	if (x.werr) {
+		if (x.werr != -EPIPE)
+			cli_err("writing records of topic \"%s\" to %s: %s", name,
+				outpath ? outpath : "stdout", strerror(-x.werr));
 		rc = CLI_ERR;
 	}
 	cli_pace_report(&x.pace, "replay");
