@@ -85,7 +85,9 @@ static void handle_signals(void)
 
 	while (read(D.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			dlog(LOG_INFO, NULL, "SIGHUP: rereading configuration");
+			dlog(LOG_INFO, NULL, "SIGHUP: rereading configuration; making the rings of "
+			     "topics that have a disk log but no ring (spillway topic delete --keep-log)");
+			scan_data_dir();
 			if (D.config[0])
 				config_load(D.config, false);
 			for (int i = 0; i < D.ntopics; i++) {

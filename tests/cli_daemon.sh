@@ -305,6 +305,7 @@ expect_out "daemon alive, pid $DPID"
 grep -q "^ck	" "$SPILLWAY_DATA_DIR/.spillwayd.refused" && fail "the reason stayed after the attach"
 stop_daemon
 start_daemon
+wait_attached ck # past its start-up scan, which makes rings for topic dirs without one
 
 check "a hard link planted as the last segment: not cut (the other name's file untouched); a cp -al backup is fine"
 # Recovery cut it as a torn tail (the other file lost its bytes): a name in the
@@ -423,6 +424,31 @@ expect_out "no spillwayd holds the topic"
 expect_rc 0 "$CLI" topic list
 grep -q "^quiet .* none\$" "$TMP/out" || fail "list: $(grep '^quiet' "$TMP/out")"
 [ "$(awk '{print $3}' "/proc/$zpid/stat")" = Z ] || fail "spillwayd $zpid was reaped during the check"
+
+check "a damaged ring: the CLI's advice keeps the disk log (topic delete --keep-log); spillwayd remakes the ring"
+# The advice was "spillway topic delete", which removed the log with the ring.
+expect_rc 0 "$CLI" topic create hd --ring-size 64K --segment-size 256K
+start_daemon
+wait_attached hd
+seq 1 5000 >"$TMP/hd.in"
+expect_rc 0 "$CLI" produce hd --ack durable "$TMP/hd.in"
+printf GARBAGEGARBAGE | dd of="$SPILLWAY_SHM_DIR/hd.ring" conv=notrunc status=none
+echo x >"$TMP/one"
+expect_rc 1 "$CLI" produce hd "$TMP/one"
+expect_err "remove it, keeping the disk log: spillway topic delete hd --keep-log"
+expect_rc 0 "$CLI" topic delete hd --keep-log
+expect_out "deleted the ring of topic hd; its disk log in $SPILLWAY_DATA_DIR/hd is kept"
+expect_out "spillwayd (pid $DPID) made the ring again: the log continues at "
+expect_rc 0 "$CLI" consume hd
+cmp -s "$TMP/out" "$TMP/hd.in" || fail "the log after --keep-log: $(wc -l <"$TMP/out") records"
+stop_daemon
+expect_rc 0 "$CLI" topic delete hd --keep-log
+expect_out "start spillwayd: it makes the ring again at the log's end"
+expect_rc 1 "$CLI" topic delete hd --keep-log
+expect_err "has no ring to delete"
+[ -d "$SPILLWAY_DATA_DIR/hd" ] || fail "the data dir went"
+expect_rc 0 "$CLI" topic delete hd
+[ ! -e "$SPILLWAY_DATA_DIR/hd" ] || fail "topic delete kept the data dir"
 
 check "max_record lowered in topic.conf: the records written before stay readable, verify clean"
 # Readers held disk records to the recreated ring's max_record: the log's

@@ -22,6 +22,7 @@ static const char topic_usage[] =
 	"       spillway topic list                    every topic: ring, tail, fill, disk, daemon\n"
 	"       spillway topic describe NAME           settings, counters, files, groups\n"
 	"       spillway topic delete NAME             remove the ring and the topic's data dir\n"
+	"       spillway topic delete NAME --keep-log  remove the ring only (spillwayd remakes it)\n"
 	CLI_COMMON_HELP;
 
 static const char create_usage[] =
@@ -183,8 +184,9 @@ static bool create_taken(const char *name, const char *ring, const char *dir)
 	}
 	if (!seg_list(dir, &bases, &nseg) && nseg) {
 		free(bases);
-		cli_err("topic \"%s\" has a disk log in %s (%zu segments) but no ring: start spillwayd "
-			"to recreate the ring from it, or delete it first: spillway topic delete %s%s",
+		cli_err("topic \"%s\" has a disk log in %s (%zu segments) but no ring: spillwayd "
+			"makes the ring again at the log's end when it starts or gets SIGHUP; or "
+			"delete the topic, log and all, first: spillway topic delete %s%s",
 			name, dir, nseg, name, cli_dir_flags());
 		return true;
 	}
@@ -487,30 +489,84 @@ static int topic_describe(int argc, char **argv)
 	return CLI_OK;
 }
 
+static const char delete_usage[] =
+	"usage: spillway topic delete NAME [--keep-log]\n"
+	"Remove the topic's ring and its data dir (segments, groups, settings).\n"
+	"Processes that have the ring mapped keep it until they close it.\n"
+	"  --keep-log   remove the ring only (a damaged one, or one of an older release):\n"
+	"               the disk log stays, and spillwayd makes the ring again at its end\n"
+	"               (asked here with SIGHUP when it runs; else when it starts)\n"
+	CLI_COMMON_HELP;
+
+/* The ring of name removed, its disk log kept: ask the data dir's daemon
+ * to make the ring again at the log's end (SIGHUP: daemon/loop.c) and say
+ * what came of it. */
+static int delete_ring_only(const char *name, const char *dir)
+{
+	struct spw_topic *t = NULL;
+	struct spw_topic_info in;
+	uint32_t pid = 0;
+
+	printf("deleted the ring of topic %s; its disk log in %s is kept\n", name, dir);
+	if (cli_data_dir_served(&pid) != 1 || !pid) {
+		printf("start spillwayd: it makes the ring again at the log's end\n");
+		return CLI_OK;
+	}
+	if (kill((pid_t)pid, SIGHUP)) {
+		printf("spillwayd (pid %u) makes the ring again at the log's end on SIGHUP or at its "
+		       "next start (cannot signal it: %s)\n", pid, strerror(errno));
+		return CLI_OK;
+	}
+	for (int i = 0; i < 50 && spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t); i++)
+		usleep(100000);
+	if (!t) {
+		cli_err("spillwayd (pid %u) did not make the ring again within 5 s (its log, or "
+			"spillway stat %s, says why)", pid, name);
+		return CLI_ERR;
+	}
+	spw_topic_info(t, &in);
+	spw_topic_close(t);
+	printf("spillwayd (pid %u) made the ring again: the log continues at %llu\n", pid,
+	       (unsigned long long)in.start_position);
+	return CLI_OK;
+}
+
 static int topic_delete(int argc, char **argv)
 {
 	const char *name = NULL;
 	char dir[PATH_MAX];
 	struct stat st;
-	bool has_ring, has_data;
+	bool has_ring, has_data, keep_log = false;
+	const struct cli_opt spec[] = { O_FLAG("keep-log", 0, &keep_log), O_END };
 	int rc, r;
 
-	if ((rc = name_opts(argc, argv, "delete",
-			    "Remove the topic's ring and its data dir (segments, groups, settings).\n"
-			    "Processes that have the ring mapped keep it until they close it.",
-			    &name)))
-		return rc == CLI_DONE ? CLI_OK : rc;
+	if ((rc = cli_opts(argc, argv, spec, delete_usage)) >= 0)
+		return rc;
+	if ((rc = cli_topic_arg(argc, argv, &name)))
+		return rc;
+	cli_dirs();
 	cli_topic_dir(dir, sizeof(dir), name);
 	cli_topic_exists(name, &has_ring, &has_data);
 	if (!has_ring && stat(dir, &st)) {
 		cli_not_found(name);
 		return CLI_ERR;
 	}
+	if (keep_log && !has_ring) {
+		char ring[PATH_MAX + 64];
+
+		cli_ring_path(ring, sizeof(ring), name);
+		if (stat(ring, &st)) {
+			cli_err("topic \"%s\" has no ring to delete (its disk log is in %s)", name, dir);
+			return CLI_ERR;
+		}
+	}
 	r = spw_topic_delete(G.shm_dir, name);
 	if (r && r != -ENOENT) {
 		cli_err("cannot delete the ring of topic \"%s\" in %s: %s", name, G.shm_dir, strerror(-r));
 		return CLI_ERR;
 	}
+	if (keep_log)
+		return delete_ring_only(name, dir);
 	/* A daemon that was spilling may still close (and fdatasync) its files
 	 * in there for a moment: retry while the dir keeps reappearing. */
 	for (int i = 0; i < 20; i++) {

@@ -103,14 +103,15 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
 			path);
 		break;
 	case EBADMSG:
-		cli_err("%s is not a valid Spillway ring (bad header); remove it with: spillway topic "
-			"delete %s%s",
+		cli_err("%s is not a valid Spillway ring (bad header); remove it, keeping the disk "
+			"log: spillway topic delete %s --keep-log%s (spillwayd makes it again at the "
+			"log's end)",
 			path, name, cli_dir_flags());
 		break;
 	case EPROTO:
 		cli_err("%s is a ring of another format version (made by another Spillway release); "
-			"once nothing uses it, recreate it: spillway topic delete %s%s, then topic "
-			"create (the disk log is kept)",
+			"once nothing uses it, remove it, keeping the disk log: spillway topic delete "
+			"%s --keep-log%s (spillwayd makes it again at the log's end)",
 			path, name, cli_dir_flags());
 		break;
 	default:
@@ -386,9 +387,10 @@ static void err_damaged(const char *topic, const char *doing)
 	cli_topic_dir(dir, sizeof(dir), topic);
 	cr = seg_conf_load(dir, &conf);
 	if (tr == -EBADMSG)
-		cli_err("%s topic \"%s\": the ring %s has a damaged header (delete it with "
-			"spillway topic delete %s: spillwayd recreates it after the disk log)",
-			doing, topic, ring, topic);
+		cli_err("%s topic \"%s\": the ring %s has a damaged header (remove it, keeping "
+			"the disk log: spillway topic delete %s --keep-log%s; spillwayd makes it "
+			"again at the log's end)",
+			doing, topic, ring, topic, cli_dir_flags());
 	else if (cr == -EBADMSG)
 		cli_err("%s topic \"%s\": %s/%s is damaged (a line or a value that cannot "
 			"be parsed, or sizes that disagree); fix or restore it",
