@@ -262,6 +262,34 @@ void seg_share(int fd, const char *topic_dir)
 	}
 }
 
+int seg_give(const char *path, bool dir, gid_t gid, int mode)
+{
+	struct ring_at at;
+	struct stat st;
+	int fd, r = ring_at_resolve(path, &at);
+
+	if (r)
+		return r;
+	/* Never through a link, even as the last component: root changing
+	 * the owner or mode of what a link points to hands it out. */
+	fd = openat(at.dfd, at.leaf,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
+	r = fd < 0 ? (errno == ENOTDIR || errno == ELOOP ? -ELOOP : -errno) : 0;
+	ring_at_done(&at);
+	if (r)
+		return r;
+	if (fstat(fd, &st))
+		r = -errno;
+	else if ((dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) || st.st_uid != geteuid())
+		r = -EPERM;
+	else if (gid != (gid_t)-1 && gid != st.st_gid && fchown(fd, (uid_t)-1, gid))
+		r = -errno;
+	else if (mode >= 0 && fchmod(fd, (mode_t)mode))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 int seg_file_replace(const char *dir, const char *name, const void *buf, size_t n, bool sync)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];

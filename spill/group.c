@@ -65,10 +65,12 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 		snprintf(td, sizeof(td), "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
 		mode = seg_share_dir_mode(td, &gid);
 		if ((r = seg_mkdir(dir, mode)) == 0) {
-			if (gid != getegid() && chown(dir, (uid_t)-1, gid)) {
-			}
-			if (chmod(dir, (mode_t)mode)) { /* mkdir's mode passed through the umask */
-			}
+			/* Its group, and the mode mkdir's passed through the umask:
+			 * best effort, but never through a name swapped for a link
+			 * meanwhile (seg_give), which would hand out its target. */
+			r = seg_give(dir, true, gid, (int)mode);
+			if (r == -ELOOP || r == -EPERM)
+				return r;
 		} else if (r != -EEXIST) {
 			return r;
 		}

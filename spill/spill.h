@@ -65,6 +65,13 @@ int seg_dir_check_link(const char *dir, bool allow_link, char *why, size_t why_l
  * its group access (`topic create --group G`): every file spillway writes
  * there gets that group and mode 0640, else 0600. Applied at every create. */
 void seg_share(int fd, const char *topic_dir);
+/* Give path (a directory when dir, else a regular file) group gid (-1:
+ * unchanged) and mode (-1: unchanged), through a descriptor opened without
+ * following any link below a root nor the last component, and only when it
+ * is this user's own: never chown or chmod by path (a name swapped for a
+ * link would hand the link's target out). 0, -ELOOP (a link), -EPERM (not
+ * ours, or not that kind of file), or -errno. */
+int seg_give(const char *path, bool dir, gid_t gid, int mode);
 /* Replace dir/name with the n bytes at buf, never half-written: a temp file
  * of ours (O_EXCL, never through a link, shared as seg_share says) renamed
  * over it; with sync, the file then dir fsynced. 0 or -errno. */

@@ -205,24 +205,28 @@ static int create_share(const char *name, const struct create_args *a, const cha
 {
 	char gd[PATH_MAX + 16];
 
+	int r;
+
+	/* Every change through seg_give: a descriptor, never a path a link
+	 * could have taken meanwhile (the shm or data dir may be writable by
+	 * the group: its members could swap a name as root chowns it). */
 	if (!a->group) {
-		if (!chmod(dir, 0700))
+		if (!(r = seg_give(dir, true, (gid_t)-1, 0700)))
 			return 0;
-		cli_err("cannot make %s private: %s", dir, strerror(errno));
+		cli_err("cannot make %s private: %s", dir, strerror(-r));
 		return -1;
 	}
-	if (chown(ring, (uid_t)-1, a->gid) || chown(dir, (uid_t)-1, a->gid) ||
-	    chown(conf, (uid_t)-1, a->gid) || chmod(dir, 0750) || chmod(conf, 0640)) {
+	if ((r = seg_give(ring, false, a->gid, -1)) || (r = seg_give(dir, true, a->gid, 0750)) ||
+	    (r = seg_give(conf, false, a->gid, 0640))) {
 		cli_err("topic \"%s\" created, but cannot give it to group %s: %s (run as root or "
 			"as a member of the group)",
-			name, a->group, strerror(errno));
+			name, a->group, strerror(-r));
 		return -1;
 	}
 	snprintf(gd, sizeof(gd), "%s/groups", dir);
-	if ((mkdir(gd, 02770) && errno != EEXIST) || chown(gd, (uid_t)-1, a->gid) ||
-	    chmod(gd, 02770)) {
+	if (((r = seg_mkdir(gd, 02770)) && r != -EEXIST) || (r = seg_give(gd, true, a->gid, 02770))) {
 		cli_err("topic \"%s\" created, but cannot make %s for group %s: %s", name, gd,
-			a->group, strerror(errno));
+			a->group, strerror(-r));
 		return -1;
 	}
 	return 0;
