@@ -54,9 +54,17 @@ void retention(struct dtopic *dt)
 	}
 	if (p.held_bytes && (dt->held_said != p.held_bytes / (64u << 20) + 1)) {
 		dt->held_said = p.held_bytes / (64u << 20) + 1; /* again every 64 MiB more */
-		dlog(LOG_INFO, dt->name,
-		     "retention: keeping %llu bytes past retention for group \"%s\" (at %lld)",
-		     (unsigned long long)p.held_bytes, p.holder, (long long)p.holder_pos);
+		if (p.holder_err)
+			dlog(LOG_WARN, dt->name,
+			     "retention: keeping %llu bytes past retention for group \"%s\", whose "
+			     "position cannot be read (%s: fix or remove %s/groups/%s, or let "
+			     "group_expiry or retention_max_lag end it)",
+			     (unsigned long long)p.held_bytes, p.holder, strerror(-p.holder_err),
+			     dt->dir, strcmp(p.holder, "groups") ? p.holder : "");
+		else
+			dlog(LOG_INFO, dt->name,
+			     "retention: keeping %llu bytes past retention for group \"%s\" (at %lld)",
+			     (unsigned long long)p.held_bytes, p.holder, (long long)p.holder_pos);
 	}
 	seg_ret_plan_free(&p);
 }

@@ -254,6 +254,7 @@ static void held_back(const char *data_dir, const char *dir, struct seg_metrics 
 			       m->in.spilled - m->in.spilled % conf.segment_bytes, now, &p))
 		return;
 	m->held_bytes = p.held_bytes;
+	m->holder_err = p.holder_err;
 	snprintf(m->holder, sizeof(m->holder), "%s", p.holder);
 	seg_ret_plan_free(&p);
 }

@@ -57,6 +57,7 @@ struct seg_metrics {
 	int ng;
 	uint64_t held_bytes;          /* kept past retention for the slowest group */
 	char holder[SPW_NAME_MAX + 1];
+	int holder_err;               /* its position unreadable (-errno): holds all */
 	const struct seg_metrics_spill *spill; /* spillwayd's own, or NULL */
 };
 

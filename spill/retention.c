@@ -28,6 +28,7 @@ struct holders {
 	uint64_t now_ns, expiry_ns;
 	int64_t min_pos;       /* the slowest live group's position, or -1 */
 	char name[SPW_NAME_MAX + 1];
+	int err;               /* that group's file could not be read: -errno */
 };
 
 static int on_group(void *arg, const char *group, int64_t position)
@@ -35,16 +36,24 @@ static int on_group(void *arg, const char *group, int64_t position)
 	struct holders *h = arg;
 	char p[PATH_MAX];
 	struct stat st;
+	int err = 0;
 
-	if (position < 0)
-		return 0; /* unreadable: reported by stat, holds nothing */
+	/* Unreadable (another user's, damaged, a link): where that group is
+	 * cannot be told, so it holds everything, as a group at the log's
+	 * start would, up to the caps (principle 2: nothing deleted silently
+	 * for a reader we cannot see); group_expiry still applies. */
+	if (position < 0) {
+		err = (int)position;
+		position = 0;
+	}
 	if (h->expiry_ns && (size_t)snprintf(p, sizeof(p), "%s/%s", h->dir, group) < sizeof(p) &&
 	    !seg_lstat(p, &st) &&
 	    (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec +
 			    h->expiry_ns < h->now_ns)
 		return 0; /* silent longer than group_expiry: holds nothing */
-	if (h->min_pos < 0 || position < h->min_pos) {
+	if (h->min_pos < 0 || position < h->min_pos || (position == h->min_pos && err)) {
 		h->min_pos = position;
+		h->err = err;
 		snprintf(h->name, sizeof(h->name), "%s", group);
 	}
 	return 0;
@@ -113,7 +122,13 @@ int seg_retention_plan(const char *data_dir, const char *topic, const struct top
 		snprintf(gd, sizeof(gd), "%s/groups", dir);
 		h.dir = gd;
 		h.expiry_ns = c->group_expiry_ms * 1000000ull;
-		spw_group_list(data_dir, topic, on_group, &h);
+		r = spw_group_list(data_dir, topic, on_group, &h);
+		if (r < 0) { /* the groups dir itself: none of its groups can be seen */
+			h.min_pos = 0;
+			h.err = r;
+			snprintf(h.name, sizeof(h.name), "groups");
+		}
+		r = 0;
 	}
 	for (size_t i = 0; i < n && bases[i] < active_base && !r; i++) {
 		uint64_t end = i + 1 < n ? bases[i + 1] : active_base, size = 0;
@@ -142,6 +157,7 @@ int seg_retention_plan(const char *data_dir, const char *topic, const struct top
 					p->held_bytes = size;
 				snprintf(p->holder, sizeof(p->holder), "%s", h.name);
 				p->holder_pos = h.min_pos;
+				p->holder_err = h.err;
 				break;
 			}
 			p->forced++;

@@ -310,6 +310,9 @@ struct seg_ret_plan {
 	uint64_t held_bytes;  /* bytes past retention kept for the slowest group */
 	char holder[SPW_NAME_MAX + 1]; /* that group ("" when none holds anything) */
 	int64_t holder_pos;
+	int holder_err;       /* -errno: the holder's group file (or the groups
+			       * dir, holder "groups") could not be read, so it
+			       * holds everything (spill/retention.c on_group) */
 };
 /* The plan for the topic's disk log under settings c, now: segments below
  * active_base only. 0 or -errno; seg_ret_plan_free after. */

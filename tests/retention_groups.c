@@ -156,6 +156,40 @@ static void a_group_that_read_them_or_expired_holds_nothing(void **state)
 	dcase_end(&c);
 }
 
+/* A group whose file cannot be read (damaged here; another user's or a
+ * link alike) was taken to hold nothing: retention deleted the segments it
+ * had maybe not read, silently. It holds everything now, said in the log. */
+static void a_group_whose_file_cannot_be_read_holds_everything(void **state)
+{
+	struct dcase c;
+	struct test_daemon *d = rg_begin(&c, state, "ru", 0);
+	char gp[1200];
+	FILE *f;
+
+	assert_int_equal(seg_group_write(d->data, "ru", "blurred", 0), 0);
+	snprintf(gp, sizeof(gp), "%s/groups/blurred", c.dir);
+	f = fopen(gp, "r+");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 8, SEEK_SET), 0);
+	assert_int_equal(fputc(0x5a, f), 0x5a); /* the position: the CRC no longer matches */
+	assert_int_equal(fclose(f), 0);
+	rg_producer(&c);
+	fill(c.p, 700);
+	test_sleep_ns(400 * TEST_MS);
+	fill(c.p, 200);
+	assert_int_equal(test_daemon_wait_log(d, "whose position cannot be read", 1,
+					      scaled_s(15, 45)),
+			 0);
+	assert_true(test_daemon_log_count(d, "for group \"blurred\"", false) >= 1);
+	assert_int_equal(test_daemon_log_count(d, "retention: deleted segment", false), 0);
+	assert_true(seg_exists(d, "ru", 0));
+	if (getenv("SPW_CLI"))
+		assert_int_equal(test_daemon_cli(d, "stat ru | grep -q 'retention held back by "
+						    "group \"blurred\", whose position cannot be read'"),
+				 0);
+	dcase_end(&c);
+}
+
 /* spw_producer_send_at, waiting out a full ring (within 10 s). */
 static void fill_at(struct spw_producer *p, int n, uint64_t ts)
 {
@@ -205,6 +239,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_group_that_read_them_or_expired_holds_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(segments_without_time_have_no_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_group_whose_file_cannot_be_read_holds_everything,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

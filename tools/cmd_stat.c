@@ -222,7 +222,12 @@ static void print_alarms(const struct tstat *s)
 		printf("  SPILL ERROR: spillwayd cannot write the segments: %s (producers wait "
 		       "once the ring is full; it retries)\n",
 		       strerror(-in->spill_error));
-	if (s->m.held_bytes)
+	if (s->m.held_bytes && s->m.holder_err)
+		printf("  retention held back by group \"%s\", whose position cannot be read "
+		       "(%s): %llu bytes kept past retention (fix or remove its file; "
+		       "retention_max_lag caps it)\n",
+		       s->m.holder, strerror(-s->m.holder_err), (unsigned long long)s->m.held_bytes);
+	else if (s->m.held_bytes)
 		printf("  retention held back by group \"%s\": %llu bytes kept past retention "
 		       "(retention_max_lag caps it; topic.conf)\n",
 		       s->m.holder, (unsigned long long)s->m.held_bytes);
