@@ -42,6 +42,7 @@ struct spillwayd {
 	struct dtopic *topics[MAX_TOPICS];
 	int ntopics;
 	int inotify_fd, sig_fd, lock_fd;
+	int pid_fd; /* <data>/.spillwayd.pid, OFD write-locked (main.c publish_pid); -1 none */
 	bool stopping;
 	char metrics_listen[128];        /* [ADDR:]PORT, "" none */
 	char metrics_textfile[PATH_MAX]; /* "" none */

@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-struct spillwayd D = { .log_level = LOG_INFO, .inotify_fd = -1, .sig_fd = -1, .lock_fd = -1,
+struct spillwayd D = { .log_level = LOG_INFO, .inotify_fd = -1, .sig_fd = -1, .lock_fd = -1, .pid_fd = -1,
 		       .metrics_interval_ms = 15000 };
 
 static const char *level_names[] = { "error", "warn", "info", "debug" };
@@ -202,31 +202,60 @@ static void raise_fd_limit(void)
 		     (unsigned long long)(rl.rlim_cur > 64 ? (rl.rlim_cur - 64) / 6 : 0), MAX_TOPICS);
 }
 
+/* <data>/.spillwayd.pid afresh: a temp file of ours (O_EXCL, never through
+ * a link), write-locked (OFD, byte 0) before it is renamed in, so that the
+ * CLI, asking F_OFD_GETLK, sees a daemon exactly while this one lives. A
+ * new inode at each start: a lock someone else holds on an old one (anyone
+ * who can read the file may take a read lock) neither blocks this nor
+ * passes for a daemon. Advisory: a failure is logged, the daemon goes on. */
+static void publish_pid(void)
+{
+	struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 48], pid[32];
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", D.data_dir, SEG_PID_NAME);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", D.data_dir, SEG_PID_NAME, (int)getpid());
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	seg_unlink(tmp);
+	fd = seg_open_file(tmp, O_RDWR | O_CREAT | O_EXCL, 0644, true);
+	if (fd < 0)
+		r = fd;
+	else if (fchmod(fd, 0644) || fcntl(fd, F_OFD_SETLK, &lock) ||
+		 pwrite(fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid))
+		r = -errno;
+	else
+		r = seg_rename(tmp, path);
+	if (r) {
+		dlog(LOG_WARN, NULL, "cannot publish %s (%s): the CLI will not see this daemon",
+		     path, strerror(-r));
+		if (fd >= 0)
+			close(fd);
+		seg_unlink(tmp);
+		return;
+	}
+	if (D.pid_fd >= 0)
+		close(D.pid_fd);
+	D.pid_fd = fd; /* held: the lock lives while the daemon does */
+}
+
 static int take_lock(void)
 {
 	char path[PATH_MAX + 32], pid[32] = "";
-	struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
-	bool busy;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", D.data_dir, SEG_LOCK_NAME);
-	fd = seg_open_file(path, O_RDWR | O_CREAT, 0644, true);
+	fd = seg_open_file(path, O_RDWR | O_CREAT, 0600, true);
 	if (fd < 0) {
 		dlog(LOG_ERROR, NULL, "cannot open lock %s: %s", path, strerror(-fd));
 		return -1;
 	}
-	/* The flock keeps out a daemon of an older release (which takes only
-	 * that); the OFD write lock on byte 0 is what the CLI asks the kernel
-	 * about with F_OFD_GETLK without taking it (tools/topics.c
-	 * cli_data_dir_served): no /proc/locks, no PID namespace in the way. */
-	busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
-	if (!busy && fcntl(fd, F_OFD_SETLK, &lock)) {
-		busy = errno == EAGAIN || errno == EACCES;
-		if (!busy)
-			dlog(LOG_WARN, NULL, "cannot take the OFD lock on %s (%s): the CLI will not "
-			     "see this daemon", path, strerror(errno));
-	}
-	if (busy) {
+	/* Only this user may open it, so only this user's processes can hold
+	 * a lock on it (a reader's shared flock kept spillwayd from starting
+	 * while the file was 0644, as older releases made it). */
+	if (fchmod(fd, 0600))
+		dlog(LOG_WARN, NULL, "cannot make %s private: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
 
 		pid[n > 0 ? n : 0] = '\0';
@@ -241,6 +270,7 @@ static int take_lock(void)
 	if (ftruncate(fd, 0) || pwrite(fd, pid, strlen(pid), 0) < 0)
 		dlog(LOG_WARN, NULL, "cannot write pid to %s", path);
 	D.lock_fd = fd;
+	publish_pid();
 	return 0;
 }
 
@@ -381,6 +411,7 @@ static int daemonize(void)
 	snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
 	if (ftruncate(D.lock_fd, 0) || pwrite(D.lock_fd, pidbuf, strlen(pidbuf), 0) < 0)
 		dlog(LOG_WARN, NULL, "cannot write pid to the lock file");
+	publish_pid(); /* this pid, afresh: the CLI reads it there */
 	nul = open("/dev/null", O_RDWR);
 	if (nul >= 0) {
 		dup2(nul, 0);

@@ -23,9 +23,12 @@
 #define SEG_IDX_ENTRY_BYTES 32u
 #define SEG_ENTRY_SPAN (64u << 10) /* an index entry every ~64 KiB */
 #define SEG_CONF_NAME "topic.conf"
-/* <data_dir>/.spillwayd.lock: the running daemon holds a flock and an OFD
- * write lock on its byte 0 and writes its pid into it (FORMAT.md). */
+/* <data_dir>/.spillwayd.lock (0600): the running daemon holds a flock on it
+ * (one daemon per data dir). <data_dir>/.spillwayd.pid (0644): its pid,
+ * made afresh at each start with an OFD write lock on byte 0 held for the
+ * daemon's life, which the CLI asks about with F_OFD_GETLK (FORMAT.md). */
 #define SEG_LOCK_NAME ".spillwayd.lock"
+#define SEG_PID_NAME ".spillwayd.pid"
 /* <data_dir>/.spillwayd.refused: "name<TAB>reason" per topic the running
  * daemon did not attach, rewritten whole when that changes (FORMAT.md). */
 #define SEG_REFUSED_NAME ".spillwayd.refused"

@@ -450,6 +450,53 @@ expect_err "has no ring to delete"
 expect_rc 0 "$CLI" topic delete hd
 [ ! -e "$SPILLWAY_DATA_DIR/hd" ] || fail "topic delete kept the data dir"
 
+check "another user's lock on the lock or pid file neither keeps spillwayd from starting nor passes for one"
+# The lock file was 0644: anyone who could read it took a shared flock and
+# spillwayd would not start ("another spillwayd (pid <a dead one>)").
+chmod 0711 "$TMP"
+chmod 0755 "$SPILLWAY_DATA_DIR"
+start_daemon
+wait_attached tiny
+stop_daemon
+[ "$(stat -c %a "$SPILLWAY_DATA_DIR/.spillwayd.lock")" = 600 ] || fail "the lock file is not 0600"
+[ "$(stat -c %a "$SPILLWAY_DATA_DIR/.spillwayd.pid")" = 644 ] || fail "the pid file is not 0644"
+runuser -u nobody -- flock -s -n "$SPILLWAY_DATA_DIR/.spillwayd.lock" true 2>/dev/null &&
+	fail "another user could lock the lock file"
+runuser -u nobody -- /usr/bin/python3 -c '
+import fcntl, sys, time
+f = open(sys.argv[1])
+fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 0)
+print("held", flush=True)
+time.sleep(8)' "$SPILLWAY_DATA_DIR/.spillwayd.pid" >"$TMP/holder.out" 2>&1 &
+HOLDER=$!
+BGPIDS+=("$HOLDER")
+for _ in $(seq 1 250); do grep -q held "$TMP/holder.out" && break; sleep 0.02; done
+grep -q held "$TMP/holder.out" || fail "the holder: $(cat "$TMP/holder.out")"
+expect_rc 0 "$CLI" stat tiny
+expect_out "daemon NOT running"
+start_daemon
+wait_attached tiny
+expect_rc 0 "$CLI" stat tiny
+expect_out "daemon alive, pid $DPID"
+kill "$HOLDER"
+stop_daemon
+# A user who cannot read the data dir is not told that no daemon runs.
+chmod 0700 "$SPILLWAY_DATA_DIR"
+expect_rc 0 "$CLI" topic create u1 --ring-size 64K --segment-size 256K
+chown nobody "$SPILLWAY_SHM_DIR/u1.ring"
+chmod 0711 "$SHMROOT"
+chmod 0755 "$SPILLWAY_SHM_DIR"
+start_daemon
+wait_attached tiny
+runuser -u nobody -- env SPILLWAY_SHM_DIR="$SPILLWAY_SHM_DIR" SPILLWAY_DATA_DIR="$SPILLWAY_DATA_DIR" \
+	"$CLI" stat u1 >"$TMP/out" 2>&1
+grep -q "whether one serves $SPILLWAY_DATA_DIR cannot be told ($SPILLWAY_DATA_DIR/.spillwayd.pid: Permission denied)" \
+	"$TMP/out" || fail "stat as another user: $(cat "$TMP/out")"
+stop_daemon
+chmod 0700 "$SPILLWAY_SHM_DIR"
+chown root "$SPILLWAY_SHM_DIR/u1.ring"
+expect_rc 0 "$CLI" topic delete u1
+
 check "max_record lowered in topic.conf: the records written before stay readable, verify clean"
 # Readers held disk records to the recreated ring's max_record: the log's
 # first record became "corrupt" to consume and verify.

@@ -164,7 +164,8 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t);
 void cli_not_found(const char *name);
 /* Does the topic exist (its ring, or its data dir with a topic.conf)? */
 bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
-/* Why producers of a topic wait (its ring is full): no daemon (1), the
+/* Why producers of a topic wait (its ring is full): no daemon (1; 8 when
+ * whether one serves the data dir cannot be told), the
  * daemon cannot write (2, spill_error), a stalled producer (3), plain
  * back-pressure (4), or (checked first) a claim in flight at the tail that
  * newer producers wait for (5, t may be NULL: not checked). The reason's code, and a line in buf. */
@@ -189,6 +190,9 @@ enum cli_daemon {
 	CLI_DAEMON_SILENT, /* one owns it but has not beaten for 2 s: stopped or hung */
 	CLI_DAEMON_ALIVE,
 };
+/* Room for a line of cli_daemon_why or cli_block_reason (a published
+ * reason and two paths). */
+#define CLI_WHY_BYTES (SEG_REFUSED_WHY + 2 * PATH_MAX + 256)
 /* One look at the topic's daemon: its state, the pid it concerns (the data
  * dir's daemon when UNATTACHED, else the ring header's), the heartbeat's
  * age (-1: none ever) and, when UNATTACHED, the reason the daemon
@@ -198,6 +202,8 @@ struct cli_daemon_look {
 	uint32_t pid;
 	double age_s;
 	char why[SEG_REFUSED_WHY];
+	int served_err; /* NEVER / GONE: -errno when whether a spillwayd serves the
+			 * data dir cannot be told (its pid file unreadable) */
 };
 void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 		     struct cli_daemon_look *out);

@@ -97,7 +97,7 @@ static void src_take(struct src *s, size_t n)
 static void say_blocked(struct prod *pr, uint64_t since)
 {
 	struct spw_topic_info in;
-	char why[SEG_REFUSED_WHY + 200];
+	char why[CLI_WHY_BYTES];
 	int code;
 
 	spw_topic_info(pr->t, &in);
@@ -109,6 +109,8 @@ static void say_blocked(struct prod *pr, uint64_t since)
 		cli_err("topic \"%s\" is full and %s; waiting. Start it: spillwayd --shm-dir %s "
 			"--data-dir %s",
 			pr->topic, why, G.shm_dir, G.data_dir);
+	else if (code == 8)
+		cli_err("topic \"%s\" is full and %s; waiting", pr->topic, why);
 	else if (code == 5)
 		cli_err("topic \"%s\": %s; waiting", pr->topic, why);
 	else
@@ -305,7 +307,7 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 			/* Each reason once, when it comes: the daemon's state can change
 			 * while we wait (4, the disk being slower, is no reason here). */
 			struct spw_topic_info in;
-			char why[SEG_REFUSED_WHY + 200];
+			char why[CLI_WHY_BYTES];
 			int code;
 
 			spw_topic_info(pr->t, &in);

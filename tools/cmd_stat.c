@@ -173,7 +173,12 @@ static void print_json(const struct tstat *s)
 	ts_json("newest_timestamp", s->m.newest_ts);
 	if (s->m.t)
 		json_ring(s);
-	if (s->m.t && in->daemon_pid)
+	/* Unattached: the pid is the data dir's daemon's, which refused it or
+	 * has not seen it yet (the ring header's is a daemon's before). */
+	if (s->m.t && s->daemon.state == CLI_DAEMON_UNATTACHED && s->daemon.pid)
+		printf(",\"daemon\":{\"alive\":false,\"holds_ring\":false,\"pid\":%u,"
+		       "\"heartbeat_age_s\":null", s->daemon.pid);
+	else if (s->m.t && in->daemon_pid)
 		printf(",\"daemon\":{\"alive\":%s,\"holds_ring\":%s,\"pid\":%u,"
 		       "\"heartbeat_age_s\":%.3f",
 		       s->m.alive ? "true" : "false",
@@ -299,11 +304,12 @@ static void print_text(const struct tstat *s)
 	printf("  disk %zu segments, %s; oldest record %s, newest %s\n", s->m.dl.segments, a, o, n);
 	if (s->m.t && s->m.alive)
 		printf("  daemon alive, pid %u, heartbeat %.2f s ago\n", in->daemon_pid, s->m.hb_age);
-	else if (s->m.t && s->daemon.state == CLI_DAEMON_UNATTACHED) {
-		char why[SEG_REFUSED_WHY + 200];
+	else if (s->m.t && (s->daemon.state == CLI_DAEMON_UNATTACHED || s->daemon.served_err)) {
+		char why[CLI_WHY_BYTES];
 
 		cli_daemon_why(&s->daemon, why, sizeof(why));
-		printf("  daemon NOT attached: %s\n", why);
+		printf("  daemon NOT %s: %s\n",
+		       s->daemon.state == CLI_DAEMON_UNATTACHED ? "attached" : "known", why);
 	} else if (s->m.t && s->daemon.state == CLI_DAEMON_SILENT)
 		printf("  daemon pid %u holds the topic but last beat %.1f s ago: stopped or hung "
 		       "(SIGSTOP? a debugger?); nothing is spilled meanwhile\n",

@@ -393,7 +393,7 @@ static int print_group(void *arg, const char *group, int64_t pos)
 /* describe's ring lines: the file, its sizes, positions and the daemon. */
 static void describe_ring(struct spw_topic *t, const char *ring, struct spw_topic_info *in)
 {
-	char h1[32], h2[32], h3[32], when[48], why[SEG_REFUSED_WHY + 200];
+	char h1[32], h2[32], h3[32], when[48], why[CLI_WHY_BYTES];
 	struct stat st = { 0 };
 	struct cli_daemon_look d;
 

@@ -120,11 +120,11 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
 	return CLI_ERR;
 }
 
-/* The kernel's answer, without taking the lock (a daemon starting
- * meanwhile would then fail): spillwayd holds an OFD write lock on byte 0
- * of <data>/.spillwayd.lock (daemon/main.c take_lock), which F_OFD_GETLK
- * reports whatever the PID namespace or file system. The pid is the one
- * the daemon wrote into the file. */
+/* The kernel's answer, without taking a lock: spillwayd holds an OFD write
+ * lock on byte 0 of <data>/.spillwayd.pid while it lives (daemon/main.c
+ * publish_pid), which F_OFD_GETLK reports whatever the PID namespace or
+ * file system; a read lock anyone else holds there does not pass for it.
+ * The pid is the one the daemon wrote into the file. */
 int cli_data_dir_served(uint32_t *pid)
 {
 	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
@@ -132,7 +132,7 @@ int cli_data_dir_served(uint32_t *pid)
 	int fd, r = 0;
 
 	*pid = 0;
-	snprintf(path, sizeof(path), "%s/%s", G.data_dir, SEG_LOCK_NAME);
+	snprintf(path, sizeof(path), "%s/%s", G.data_dir, SEG_PID_NAME);
 	fd = seg_open_file(path, O_RDONLY, 0, false);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
@@ -194,21 +194,23 @@ void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 	double age = in->daemon_heartbeat_ns && now > in->daemon_heartbeat_ns
 			     ? (double)(now - in->daemon_heartbeat_ns) / 1e9
 			     : 0;
-	int owned = spwd_owned(t);
+	int owned = spwd_owned(t), served = 0;
 
 	out->why[0] = '\0';
+	out->served_err = 0;
 	out->pid = in->daemon_pid;
 	out->age_s = in->daemon_pid ? age : -1;
 	if (owned < 0) /* the kernel cannot tell (no lock support?): the PID's word */
 		owned = in->daemon_pid && !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
 	if (owned)
 		out->state = age > 2.0 ? CLI_DAEMON_SILENT : CLI_DAEMON_ALIVE;
-	else if (cli_data_dir_served(&out->pid) == 1) {
+	else if ((served = cli_data_dir_served(&out->pid)) == 1) {
 		out->state = CLI_DAEMON_UNATTACHED;
 		cli_refusal(t->name, out->why, sizeof(out->why));
-	}
-	else
+	} else {
 		out->state = in->daemon_pid ? CLI_DAEMON_GONE : CLI_DAEMON_NEVER;
+		out->served_err = served < 0 ? served : 0;
+	}
 	if (out->state != CLI_DAEMON_UNATTACHED)
 		out->pid = in->daemon_pid;
 }
@@ -217,12 +219,22 @@ void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n)
 {
 	switch (d->state) {
 	case CLI_DAEMON_NEVER:
-		snprintf(buf, n, "no spillwayd has ever attached to it");
+	case CLI_DAEMON_GONE: {
+		char last[96] = "";
+
+		if (d->state == CLI_DAEMON_GONE)
+			snprintf(last, sizeof(last), " (the last, pid %u, beat %.0f s ago)", d->pid,
+				 d->age_s);
+		if (d->served_err)
+			snprintf(buf, n, "no spillwayd holds the topic%s; whether one serves %s cannot "
+				 "be told (%s/%s: %s)", last, G.data_dir, G.data_dir, SEG_PID_NAME,
+				 strerror(-d->served_err));
+		else if (d->state == CLI_DAEMON_NEVER)
+			snprintf(buf, n, "no spillwayd has ever attached to it");
+		else
+			snprintf(buf, n, "no spillwayd holds the topic now%s", last);
 		break;
-	case CLI_DAEMON_GONE:
-		snprintf(buf, n, "no spillwayd holds the topic now (the last, pid %u, beat %.0f s ago)",
-			 d->pid, d->age_s);
-		break;
+	}
 	case CLI_DAEMON_UNATTACHED:
 		if (d->why[0])
 			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but refused the "
@@ -460,7 +472,7 @@ void cli_reader_err(const char *topic, struct spw_reader *r, int rc, const char 
 
 int cli_position_check(const char *name, int64_t pos)
 {
-	char dir[PATH_MAX], why[96] = "";
+	char dir[PATH_MAX], why[PATH_MAX + 200] = "";
 	struct spw_topic *t = NULL;
 	uint64_t before, after;
 	int r;
@@ -518,7 +530,7 @@ int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char 
 {
 	struct spw_producer_info pi;
 	struct cli_daemon_look d;
-	char why[200];
+	char why[CLI_WHY_BYTES];
 
 	if (seg_claim_at_tail(t, &pi)) {
 		snprintf(buf, n, "a producer (slot %u, pid %u) is inside a claim at the tail (%lld) "
@@ -540,6 +552,10 @@ int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char 
 		break;
 	default:
 		cli_daemon_why(&d, why, sizeof(why));
+		if (d.served_err) {
+			snprintf(buf, n, "%s", why);
+			return 8;
+		}
 		snprintf(buf, n, "no spillwayd is running (%s)", why);
 		return 1;
 	}
