@@ -79,7 +79,10 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 	c->segment_bytes = dt->t->segment_bytes;
 	c->max_record = dt->t->max_record;
 	c->no_spill = dt->t->flags & SPW_TOPIC_NO_SPILL;
-	return r == -ENOENT ? seg_conf_save(dt->dir, c) : 0;
+	if (r == -ENOENT && (r = seg_conf_save(dt->dir, c)))
+		dlog(LOG_ERROR, dt->name, "cannot write %s/%s: %s: not attaching (retried)", dt->dir,
+		     SEG_CONF_NAME, strerror(-r));
+	return r == -ENOENT ? 0 : r;
 }
 
 /* Rings refused (another daemon owns them, a header that does not check
@@ -88,8 +91,9 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
  * (refused_prune). */
 static struct {
 	char name[SPW_NAME_MAX + 1];
-	bool said;             /* a refusal before recovery was said for said_ino */
+	bool said;             /* a refusal before recovery was said for said_ino: */
 	ino_t said_ino;
+	char said_msg[SEG_REFUSED_WHY]; /* these words (refuse_say) */
 	char why[SEG_REFUSED_WHY]; /* the last reason said ("" none), published */
 	bool settled;          /* refused after recovery, on exactly this: */
 	struct attach_key {
@@ -113,18 +117,32 @@ static int refused_entry(const char *name)
 	return nrefused++;
 }
 
-/* Was a refusal of this ring file (name, ino) said already? Marks it said. */
-static bool refused_before(const char *name, ino_t ino)
+/* A refusal found before recovery: logged when it is not the one last said
+ * for this ring file (name, ino), else (at every rescan) only kept as the
+ * attach's reason. Keyed by the words too, not only the file: a ring whose
+ * refusal changed for another (its owner mended, its topic dir now a link)
+ * is said again, and its published reason follows. */
+static __attribute__((format(printf, 3, 4))) void refuse_say(const char *name, ino_t ino,
+							     const char *fmt, ...)
 {
+	char msg[SEG_REFUSED_WHY];
 	int i = refused_entry(name);
-	bool same;
+	va_list ap;
 
-	if (i < 0)
-		return false;
-	same = refused[i].said && refused[i].said_ino == ino;
-	refused[i].said = true;
-	refused[i].said_ino = ino;
-	return same;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (i >= 0 && refused[i].said && refused[i].said_ino == ino &&
+	    !strcmp(refused[i].said_msg, msg)) {
+		topic_error_said(name, msg);
+		return;
+	}
+	if (i >= 0) {
+		refused[i].said = true;
+		refused[i].said_ino = ino;
+		snprintf(refused[i].said_msg, sizeof(refused[i].said_msg), "%s", msg);
+	}
+	dlog(LOG_ERROR, name, "%s", msg);
 }
 
 /* The topic being attached, and the last error said about it meanwhile
@@ -285,25 +303,25 @@ static int attach_claim(struct dtopic *dt, const char *path, ino_t ino)
 
 	/* A ring of another user in our shm dir is not ours to write. */
 	if (fstat(dt->t->fd, &rs) || rs.st_uid != geteuid()) {
-		if (!refused_before(dt->name, ino))
-			dlog(LOG_ERROR, dt->name, "%s is owned by uid %u, not by this daemon's user: "
-			     "not attaching (remove it, or create topics as uid %u)",
-			     path, (unsigned)rs.st_uid, (unsigned)geteuid());
+		refuse_say(dt->name, ino, "%s is owned by uid %u, not by this daemon's user: "
+			   "not attaching (chown it to uid %u once nothing writes it; removing it "
+			   "loses what it holds unspilled)",
+			   path, (unsigned)rs.st_uid, (unsigned)geteuid());
 		return -1;
 	}
 	/* One daemon per ring, whatever its data dir: before anything here
 	 * touches the ring or the disk log. */
 	r = spwd_own(dt->t, &owner);
 	if (r) {
-		if (refused_before(dt->name, ino))
-			return -1;
 		if (r == -EBUSY)
-			dlog(LOG_ERROR, dt->name,
-			     "%s is spilled by another spillwayd (pid %u%s): not attaching; stop "
-			     "that daemon or give this one another shm dir",
-			     path, owner, owner ? "" : ": not visible here, another PID namespace?");
+			refuse_say(dt->name, ino,
+				   "%s is spilled by another spillwayd (pid %u%s): not attaching; "
+				   "stop that daemon or give this one another shm dir",
+				   path, owner,
+				   owner ? "" : ": not visible here, another PID namespace?");
 		else
-			dlog(LOG_ERROR, dt->name, "%s: cannot take ownership: %s", path, strerror(-r));
+			refuse_say(dt->name, ino, "%s: cannot take ownership: %s", path,
+				   strerror(-r));
 		return -1;
 	}
 	if (seg_topic_dir(dt->dir, sizeof(dt->dir), D.data_dir, dt->name) ||
@@ -312,8 +330,7 @@ static int attach_claim(struct dtopic *dt, const char *path, ino_t ino)
 		return -1;
 	}
 	if (seg_dir_check_link(dt->dir, false, why, sizeof(why))) {
-		if (!refused_before(dt->name, ino))
-			dlog(LOG_ERROR, dt->name, "not attaching: %s", why);
+		refuse_say(dt->name, ino, "not attaching: %s", why);
 		return -1;
 	}
 	return 0;
@@ -490,8 +507,21 @@ static void topic_attach(const char *name)
 	uint64_t start;
 	int r, key_r;
 
-	if (spw_topic_name_check(name) || topic_find(name) || D.ntopics == MAX_TOPICS)
+	if (spw_topic_name_check(name) || topic_find(name))
 		return;
+	if (D.ntopics == MAX_TOPICS) {
+		/* Said (and published) once per ring file, as a refusal. */
+		attaching = name;
+		attach_why[0] = '\0';
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) < sizeof(path) &&
+		    !seg_lstat(path, &st))
+			refuse_say(name, st.st_ino, "not attaching: this spillwayd spills %d topics, "
+				   "its most; run another spillwayd (its own shm and data dirs) for "
+				   "more", MAX_TOPICS);
+		attaching = NULL;
+		refused_note(name);
+		return;
+	}
 	dt = calloc(1, sizeof(*dt));
 	if (!dt)
 		return;
@@ -505,8 +535,7 @@ static void topic_attach(const char *name)
 	dt->ino = st.st_ino;
 	r = spw_topic_open(D.shm_dir, name, 0, &dt->t);
 	if (r) {
-		if (!refused_before(name, st.st_ino))
-			dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
+		refuse_say(name, st.st_ino, "cannot map %s: %s", path, strerror(-r));
 		goto fail_free;
 	}
 	if (attach_claim(dt, path, st.st_ino))

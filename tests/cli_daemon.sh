@@ -450,6 +450,33 @@ expect_err "has no ring to delete"
 expect_rc 0 "$CLI" topic delete hd
 [ ! -e "$SPILLWAY_DATA_DIR/hd" ] || fail "topic delete kept the data dir"
 
+check "a refusal that changes for another is said again, and its published reason follows"
+# One "said" flag per ring file hid the second refusal, and stat kept the first
+# reason ("owned by uid 65534 ... remove it") after it no longer held.
+expect_rc 0 "$CLI" topic create sr --ring-size 64K --segment-size 256K
+chown nobody "$SPILLWAY_SHM_DIR/sr.ring"
+start_daemon
+for _ in $(seq 1 250); do grep -q "sr.ring is owned by uid 65534" "$TMP/daemon.log" && break; sleep 0.02; done
+expect_rc 0 "$CLI" stat sr
+expect_out "refused the topic: $SPILLWAY_SHM_DIR/sr.ring is owned by uid 65534"
+chown root "$SPILLWAY_SHM_DIR/sr.ring"
+mv "$SPILLWAY_DATA_DIR/sr" "$TMP/sr.real"
+ln -s "$TMP/sr.real" "$SPILLWAY_DATA_DIR/sr"
+for _ in $(seq 1 250); do
+	"$CLI" stat sr >"$TMP/out" 2>&1
+	grep -q "refused the topic: not attaching: " "$TMP/out" && break
+	sleep 0.02
+done
+grep -q "refused the topic: not attaching: .*sr" "$TMP/out" || fail "the reason stayed: $(grep daemon "$TMP/out")"
+grep -q "owned by uid 65534" "$TMP/out" && fail "the old reason is still shown"
+[ "$(grep -c "topic sr: " "$TMP/daemon.log")" -eq 2 ] ||
+	fail "not said once each: $(grep "topic sr: " "$TMP/daemon.log")"
+rm "$SPILLWAY_DATA_DIR/sr"
+mv "$TMP/sr.real" "$SPILLWAY_DATA_DIR/sr"
+wait_attached sr
+stop_daemon
+expect_rc 0 "$CLI" topic delete sr
+
 check "another user's lock on the lock or pid file neither keeps spillwayd from starting nor passes for one"
 # The lock file was 0644: anyone who could read it took a shared flock and
 # spillwayd would not start ("another spillwayd (pid <a dead one>)").
