@@ -133,6 +133,18 @@ expect_rc 0 "$CLI" topic describe t
 expect_out "group g1"
 expect_out "group g2"
 
+check "groups: a follower killed -9 reads again at most its last second, not all it had read"
+# It committed only at exit: killed, it read everything since it started again.
+expect_rc 0 "$CLI" consume t --group gk --count 100
+"$CLI" consume t --follow --group gk >"$TMP/kout" 2>&1 &
+f=$!
+for _ in $(seq 1 250); do [ "$(wc -l <"$TMP/kout")" -ge 2900 ] && break; sleep 0.02; done
+sleep 1.5 # a commit
+kill -KILL "$f"
+wait "$f" 2>/dev/null
+expect_rc 0 "$CLI" consume t --group gk
+[ ! -s "$TMP/out" ] || fail "after kill -9 the group read $(wc -l <"$TMP/out") records again"
+
 check "groups: output that fails (disk full, a closed stdout or pipe) commits nothing, says why"
 # The group was committed past records that were never written, and a follower
 # writing to a full disk exited 0 without a word; the errors read "Unknown error -28".

@@ -104,9 +104,30 @@ static int consume_args(int argc, char **argv, struct cons *c)
 
 /* Poll until caught up (or, following, until stopped or the topic is
  * deleted). Returns the exit status; *gone when the topic was deleted. */
+/* A follower commits its group about once a second (after flushing what it
+ * wrote), not only at exit: killed (-9, a crash), it then reads again at
+ * most the last second's records, not everything since it started. */
+static void follow_commit(struct cons *c, struct cli_reader *cr, uint64_t *at, int64_t *pos)
+{
+	uint64_t now = cli_mono_ns();
+	int64_t p = spw_reader_position(cr->r);
+	int e;
+
+	if (now - *at < 1000000000ull || p == *pos || flush_out(c))
+		return;
+	*at = now;
+	e = spw_reader_commit(cr->r, c->group);
+	if (e && *pos != -2)
+		cli_err("cannot commit group \"%s\" of topic \"%s\" at position %lld: %s "
+			"(tried again each second, and at exit)",
+			c->group, c->name, (long long)p, strerror(-e));
+	*pos = e ? -2 : p; /* -2: said once */
+}
+
 static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 {
-	uint64_t nap = 0, checked = 0;
+	uint64_t nap = 0, checked = 0, committed_at = cli_mono_ns();
+	int64_t committed = spw_reader_position(cr->r);
 
 	while (!(c->have_count && c->n >= c->count)) {
 		int max = c->have_count && c->count - c->n < 1024 ? (int)(c->count - c->n) : 1024;
@@ -117,6 +138,8 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 
 		if (c->follow && n > 0)
 			flush_out(c);
+		if (c->follow && c->group && !c->werr)
+			follow_commit(c, cr, &committed_at, &committed);
 		if (c->werr)
 			return CLI_ERR; /* said by cmd_consume */
 		if (n < 0) {

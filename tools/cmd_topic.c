@@ -232,6 +232,25 @@ static int create_share(const char *name, const struct create_args *a, const cha
 	return 0;
 }
 
+/* A spillwayd starting (or on SIGHUP) makes the ring of a topic dir that
+ * has a topic.conf and no ring: between our topic.conf and our ring it may
+ * have made this one from the conf we just wrote. Ours, then, when it is
+ * that: our sizes, an empty log at 0, nothing sent. */
+static bool made_by_daemon(const char *name, const struct spw_topic_config *cfg)
+{
+	struct spw_topic *t;
+	struct spw_topic_info in;
+
+	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t))
+		return false;
+	spw_topic_info(t, &in);
+	spw_topic_close(t);
+	return in.ring_bytes == cfg->ring_bytes && in.segment_bytes == cfg->segment_bytes &&
+	       in.max_record == cfg->max_record && in.max_producers == cfg->max_producers &&
+	       in.start_position == 0 && in.tail == 0 &&
+	       (in.flags & SPW_TOPIC_NO_SPILL) == (cfg->flags & SPW_TOPIC_NO_SPILL);
+}
+
 static int topic_create(int argc, char **argv)
 {
 	struct create_args a = { 0 };
@@ -272,7 +291,9 @@ static int topic_create(int argc, char **argv)
 	cfg.mode = a.conf.mode;
 	cfg.flags = a.conf.no_spill ? SPW_TOPIC_NO_SPILL : 0;
 	r = spw_topic_create(G.shm_dir, name, &cfg);
-	if (r == -EEXIST) {
+	if (r == -EEXIST && made_by_daemon(name, &cfg)) {
+		r = 0;
+	} else if (r == -EEXIST) {
 		cli_err("topic \"%s\" was created meanwhile by someone else in %s", name, G.shm_dir);
 		return CLI_ERR; /* its conf is the one we just wrote: same name, their ring */
 	}
