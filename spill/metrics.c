@@ -92,14 +92,15 @@ static int geom_of(const char *dir, const struct seg_metrics *m, struct geom *g)
 	if (m->t) {
 		g->ring_bytes = m->in.ring_bytes;
 		g->segment_bytes = m->in.segment_bytes;
-		g->max_record = m->in.max_record;
-		return 0;
-	}
-	if (seg_conf_load(dir, &c))
+	} else if (seg_conf_load(dir, &c)) {
 		return -ENOENT;
-	g->ring_bytes = c.ring_bytes;
-	g->segment_bytes = c.segment_bytes;
-	g->max_record = c.max_record;
+	} else {
+		g->ring_bytes = c.ring_bytes;
+		g->segment_bytes = c.segment_bytes;
+	}
+	/* Disk records: the format's bound, as readers hold them (a lowered
+	 * max_record leaves older records readable: spill/reader.c). */
+	g->max_record = g->ring_bytes ? seg_max_record_bound(g->ring_bytes) : 0;
 	return g->ring_bytes && g->segment_bytes ? 0 : -EINVAL;
 }
 

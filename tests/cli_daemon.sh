@@ -544,6 +544,8 @@ run "$CLI" consume mr
 [ "$RC" -eq 0 ] && cmp -s "$TMP/out" "$TMP/big" ||
 	fail "consume after lowering max_record: exit $RC, $(wc -c <"$TMP/out") bytes, $(head -c 300 "$TMP/err")"
 expect_rc 0 "$CLI" verify mr
+expect_rc 0 "$CLI" stat mr
+grep -q "oldest record -," "$TMP/out" && fail "stat lost the oldest record: $(grep disk "$TMP/out")"
 stop_daemon
 
 check "spillwayd raises its soft open-files limit to the hard one; a hard limit too low is said"
