@@ -381,8 +381,9 @@ int spw_reader_read(struct spw_reader *r, struct spw_record *recs, int max, int6
 }
 
 /* The topic's geometry: from its ring when there is one, else from
- * topic.conf (a topic only on disk). 0, -ENOENT (no such topic) or
- * -EBADMSG (a dir without a readable topic.conf). */
+ * topic.conf (a topic only on disk). 0, -ENOENT (no such topic),
+ * -EBADMSG (a dir without a readable topic.conf), or the error opening a
+ * ring that is there (-EBADMSG, -EPROTO, -EACCES...). */
 static int reader_geometry(struct spw_reader *r)
 {
 	struct topic_conf conf;
@@ -390,7 +391,13 @@ static int reader_geometry(struct spw_reader *r)
 
 	/* Lazily: a disk reader may never touch the ring's data (go_live
 	 * prefaults it before reading live). */
-	ring_topic_open(r->shm_dir, r->topic, SPW_OPEN_RDONLY, false, &r->t);
+	int tr = ring_topic_open(r->shm_dir, r->topic, SPW_OPEN_RDONLY, false, &r->t);
+
+	/* A ring there that cannot be opened (a damaged header, another format,
+	 * no permission) is said, not read past: the disk log alone would end
+	 * the read early and silently. */
+	if (tr && tr != -ENOENT)
+		return tr;
 	if (r->t) {
 		r->ring_bytes = r->t->ring_bytes;
 		r->segment_bytes = r->t->segment_bytes;

@@ -436,6 +436,15 @@ printf GARBAGEGARBAGE | dd of="$SPILLWAY_SHM_DIR/hd.ring" conv=notrunc status=no
 echo x >"$TMP/one"
 expect_rc 1 "$CLI" produce hd "$TMP/one"
 expect_err "remove it, keeping the disk log: spillway topic delete hd --keep-log"
+# Not "no ring (disk only)", "clean", or the disk log read alone as all there is.
+expect_rc 0 "$CLI" stat hd
+expect_out "RING UNREADABLE: $SPILLWAY_SHM_DIR/hd.ring: Bad message"
+expect_rc 0 "$CLI" topic list
+grep -q "^hd  *(bad) " "$TMP/out" || fail "list: $(grep '^hd' "$TMP/out")"
+expect_rc 1 "$CLI" verify hd
+expect_out "BAD $SPILLWAY_SHM_DIR/hd.ring: cannot be opened: Bad message"
+expect_rc 1 "$CLI" consume hd
+expect_err "the ring $SPILLWAY_SHM_DIR/hd.ring has a damaged header"
 expect_rc 0 "$CLI" topic delete hd --keep-log
 expect_out "deleted the ring of topic hd; its disk log in $SPILLWAY_DATA_DIR/hd is kept"
 expect_out "spillwayd (pid $DPID) made the ring again: the log continues at "

@@ -28,6 +28,7 @@ struct tstat {
 	struct cli_daemon_look daemon; /* m.alive is daemon.state == CLI_DAEMON_ALIVE */
 	struct spw_topic_info prev;    /* the sample before, for rates */
 	uint64_t prev_ns, now_ns;
+	int ring_err;                  /* a ring file there that cannot be opened: -errno */
 };
 
 /* Seconds the daemon has been waiting on a live producer's claim, or -1. */
@@ -154,6 +155,14 @@ static void print_json(const struct tstat *s)
 	       (unsigned long long)(s->m.t ? in->reclaimed : s->m.dl.first),
 	       (unsigned long long)(s->m.t ? in->spilled : s->m.dl.end),
 	       (unsigned long long)(s->m.t ? in->durable : s->m.dl.end), (unsigned long long)in->limit);
+	if (s->ring_err) {
+		const char *e = strerror(-s->ring_err);
+
+		printf(",\"ring_error\":");
+		out_json_str(stdout, e, strlen(e));
+	} else {
+		printf(",\"ring_error\":null");
+	}
 	if (s->m.t)
 		printf(",\"ring_bytes\":%llu,\"segment_bytes\":%llu,\"max_record\":%u,\"no_spill\":%s,"
 		       "\"fill_pct\":%.2f",
@@ -293,6 +302,15 @@ static void print_text(const struct tstat *s)
 			printf("; %u blocked on the full ring", in->producers_waiting);
 		printf("\n");
 		print_alarms(s);
+	} else if (s->ring_err) {
+		char ring[PATH_MAX + 64];
+
+		cli_ring_path(ring, sizeof(ring), s->m.name);
+		printf("  RING UNREADABLE: %s: %s; the disk log ends at %llu\n", ring,
+		       strerror(-s->ring_err), (unsigned long long)s->m.dl.end);
+		if (s->ring_err == -EBADMSG || s->ring_err == -EPROTO)
+			printf("  (remove it, keeping the disk log: spillway topic delete %s "
+			       "--keep-log%s)\n", s->m.name, cli_dir_flags());
 	} else {
 		printf("  no ring (disk only); the log ends at %llu\n", (unsigned long long)s->m.dl.end);
 	}
@@ -422,7 +440,9 @@ int cmd_stat(int argc, char **argv)
 		return CLI_ERR;
 	for (int i = 0; i < n; i++) {
 		snprintf(st[i].m.name, sizeof(st[i].m.name), "%s", names[i]);
-		spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &st[i].m.t);
+		st[i].ring_err = spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &st[i].m.t);
+		if (st[i].ring_err == -ENOENT)
+			st[i].ring_err = 0; /* disk only */
 		sample(&st[i], false);
 	}
 	cli_catch_signals();

@@ -343,10 +343,11 @@ static int topic_list(int argc, char **argv)
 		struct seg_disk_usage dl;
 		char dir[PATH_MAX], hr[32] = "-", hd[32], tail[24] = "-", fill[16] = "-",
 					     uns[24] = "-", dm[32] = "-";
+		int r;
 
 		if (!cli_topic_dir(dir, sizeof(dir), names[i]))
 			seg_disk_usage(dir, &dl);
-		if (spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &t) == 0) {
+		if ((r = spw_topic_open(G.shm_dir, names[i], SPW_OPEN_RDONLY, &t)) == 0) {
 			spw_topic_info(t, &in);
 			cli_human(in.ring_bytes, hr, sizeof(hr));
 			snprintf(tail, sizeof(tail), "%llu", (unsigned long long)in.tail);
@@ -370,7 +371,8 @@ static int topic_list(int argc, char **argv)
 			}
 			spw_topic_close(t);
 		} else {
-			snprintf(hr, sizeof(hr), "(none)");
+			/* (bad): a ring file there that cannot be opened (stat says why) */
+			snprintf(hr, sizeof(hr), r == -ENOENT ? "(none)" : "(bad)");
 			if (dl.any)
 				snprintf(tail, sizeof(tail), "%llu", (unsigned long long)dl.end);
 		}

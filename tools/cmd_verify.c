@@ -142,6 +142,7 @@ int cmd_verify(int argc, char **argv)
 		O_END,
 	};
 	int rc = cli_opts_topic(argc, argv, spec, usage, &name), r, ring_bad = 0;
+	bool ring_unreadable = false;
 
 	if (rc >= 0)
 		return rc;
@@ -155,13 +156,23 @@ int cmd_verify(int argc, char **argv)
 	where_pos(&to, dir, &w.to, true);
 	if (from.kind == W_LATEST)
 		w.from = UINT64_MAX;
-	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t) == 0) {
+	if ((r = spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t)) == 0) {
 		struct spw_topic_info in;
 
 		spw_topic_info(t, &in);
 		reclaimed = in.reclaimed; /* before the walk: see verify_ring */
 	} else {
+		char ring[PATH_MAX + 64];
+
 		t = NULL;
+		/* A ring there that cannot be opened is no clean log: what it
+		 * holds unspilled, and where the log goes on, cannot be told. */
+		if (r != -ENOENT) {
+			cli_ring_path(ring, sizeof(ring), name);
+			printf("BAD %s: cannot be opened: %s%s\n", ring, strerror(-r),
+			       r == -EBADMSG ? " (a damaged header)" : "");
+			ring_unreadable = true;
+		}
 	}
 	r = seg_log_walk(&w);
 	if (r) {
@@ -181,6 +192,7 @@ int cmd_verify(int argc, char **argv)
 	       (unsigned long long)w.records, (unsigned long long)ring_bytes);
 	if (w.unindexed)
 		printf("; %llu bytes written but not indexed yet", (unsigned long long)w.unindexed);
+	ring_bad += ring_unreadable;
 	if (w.bad || ring_bad)
 		printf("; %llu BAD ranges (%llu bytes)\n", (unsigned long long)(w.bad + (uint64_t)ring_bad),
 		       (unsigned long long)w.bad_bytes);
