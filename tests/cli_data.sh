@@ -90,7 +90,20 @@ expect_rc 0 "$CLI" consume small
 [ "$(cat "$TMP/out")" = "$(printf 'one\ntwo')" ] || fail "kept: $(cat "$TMP/out")"
 head -c 2000 /dev/zero >"$TMP/bigraw"
 expect_rc 1 "$CLI" produce small --format raw "$TMP/bigraw"
-expect_err "max record"
+expect_err "is more than 1024 bytes, over the max record" # it read only that much
+# With --ack, the records before it are acknowledged before it says they were
+# kept (it exited at once, leaving them unspilled): without a daemon it waits.
+stop_daemon
+run timeout 2 "$CLI" produce small --ack durable "$TMP/long"
+[ "$RC" -eq 124 ] || fail "produce --ack durable of a bad input did not wait (exit $RC)"
+expect_err "waits for its durable acknowledgement"
+start_daemon
+wait_attached small
+expect_rc 1 "$CLI" produce small --ack durable "$TMP/long"
+expect_err "the 2 records before it were kept"
+expect_rc 0 "$CLI" stat small --json
+/usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d["durable"] != d["tail"])' \
+	"$TMP/out" || fail "not durable: $(cat "$TMP/out")"
 
 check "--from POSITION (from json) and a position beyond the tail"
 expect_rc 0 "$CLI" consume t --format json --count 3

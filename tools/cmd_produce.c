@@ -50,6 +50,7 @@ struct prod {
 	uint64_t records, bytes, in_src;
 	int64_t first_pos, last_pos;
 	int said;               /* the blocked reason said last (cli_block_reason), 0 none */
+	bool gone;              /* the topic was deleted under it (-EIDRM) */
 };
 
 /* Make at least n bytes available from start (fewer only at EOF). 0, or
@@ -147,13 +148,14 @@ static int send_one(struct prod *pr, const struct src *s, const void *data, size
 			say_blocked(pr, since);
 			pos = spw_producer_send_wait(pr->p, data, (uint32_t)len, 250000000);
 		}
-		if (pr->said) {
+		if (pr->said && pos >= 0) {
 			cli_err("topic \"%s\" takes records again (waited %.1f s)", pr->topic,
 				(double)(cli_mono_ns() - since) / 1e9);
 			pr->said = 0;
 		}
 	}
 	if (pos == -EIDRM) { /* the library asks spw_topic_deleted once a second */
+		pr->gone = true;
 		cli_err("topic \"%s\" was deleted (its ring unlinked or replaced) while record %llu "
 			"of %s waited for room; what was appended before went into the deleted ring",
 			pr->topic, (unsigned long long)pr->in_src + 1, s->name);
@@ -220,6 +222,10 @@ static int produce_raw(struct prod *pr, struct src *s)
 		return read_err(s, r);
 	if (s->end == s->start)
 		return CLI_OK;
+	/* Only max_record + 1 bytes are read: a longer input's length is not
+	 * known, only that it is over. */
+	if (s->end - s->start > pr->max_record)
+		return too_big(pr, s, pr->max_record, true);
 	return send_one(pr, s, s->buf + s->start, s->end - s->start);
 }
 
@@ -402,10 +408,17 @@ int cmd_produce(int argc, char **argv)
 	for (int i = 0; rc == CLI_OK && i < (files ? files : 1); i++)
 		rc = produce_src(&pr, files ? argv[optind + 1 + i] : NULL);
 	if (rc > 128)
-		cli_err("interrupted: %llu records were appended to topic \"%s\"",
-			(unsigned long long)pr.records, pr.topic);
-	if (rc == CLI_OK && ack >= 0 && pr.records)
-		rc = wait_ack(&pr, (enum spw_ack)ack);
+		cli_err("interrupted: %llu records were appended to topic \"%s\"%s",
+			(unsigned long long)pr.records, pr.topic,
+			ack >= 0 && pr.records ? " (their acknowledgement not waited for)" : "");
+	/* Stopped by bad input (a record too big, a torn frame): the records
+	 * before it were appended, and said to be kept; with --ack they are
+	 * acknowledged first, as if the input had ended there. */
+	if ((rc == CLI_OK || (rc == CLI_ERR && !pr.gone)) && ack >= 0 && pr.records) {
+		int ar = wait_ack(&pr, (enum spw_ack)ack);
+
+		rc = rc == CLI_OK ? ar : rc;
+	}
 	if (verbose && rc == CLI_OK && pr.records)
 		fprintf(stderr, "spillway produce: %llu records, %llu bytes to topic %s (positions "
 			"%lld..%lld)\n",
