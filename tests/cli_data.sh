@@ -158,6 +158,15 @@ wait "$f" 2>/dev/null
 expect_rc 0 "$CLI" consume t --group gk
 [ ! -s "$TMP/out" ] || fail "after kill -9 the group read $(wc -l <"$TMP/out") records again"
 
+check "groups: a damaged group file is named, not blamed on an index"
+expect_rc 0 "$CLI" consume t --group gd --count 3
+printf 'Z' | dd of="$SPILLWAY_DATA_DIR/t/groups/gd" bs=1 seek=8 conv=notrunc status=none
+expect_rc 1 "$CLI" consume t --group gd --count 3
+expect_err "group \"gd\" of topic \"t\": $SPILLWAY_DATA_DIR/t/groups/gd cannot be read (Bad message: damaged"
+expect_rc 0 "$CLI" consume t --group gd --from earliest --count 3
+expect_rc 0 "$CLI" consume t --group gd --count 3
+[ "$(cat "$TMP/out")" = "$(seq 4 6)" ] || fail "after a new commit: $(head -3 "$TMP/out")"
+
 check "groups: output that fails (disk full, a closed stdout or pipe) commits nothing, says why"
 # The group was committed past records that were never written, and a follower
 # writing to a full disk exited 0 without a word; the errors read "Unknown error -28".

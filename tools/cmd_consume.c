@@ -185,6 +185,22 @@ int cmd_consume(int argc, char **argv)
 	cli_dirs();
 	cli_reader_start(&c.from, &c.ro);
 	if (c.group && c.from.kind == W_NONE) {
+		int64_t gpos;
+		int g = spw_group_read(G.data_dir, c.name, c.group, &gpos);
+
+		/* A group file that cannot be read is named, not taken for a
+		 * damaged index or a bad start (what the reader's error says). */
+		if (g && g != -ENOENT && g != -EINVAL) {
+			char dir[PATH_MAX];
+
+			cli_topic_dir(dir, sizeof(dir), c.name);
+			cli_err("group \"%s\" of topic \"%s\": %s/groups/%s cannot be read (%s%s); "
+				"restore or remove it, or read with --from earliest (or a position) to "
+				"commit a new one",
+				c.group, c.name, dir, c.group, strerror(-g),
+				g == -EBADMSG ? ": damaged, or not a group file" : "");
+			return CLI_ERR;
+		}
 		c.ro.start = SPW_START_GROUP;
 		c.ro.group = c.group;
 	}

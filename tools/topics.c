@@ -369,6 +369,15 @@ static void err_range(const char *topic, const char *doing, int64_t pos)
 	struct spw_topic_info in = { 0 };
 	int64_t e = spw_topic_earliest(G.shm_dir, G.data_dir, topic);
 
+	if (e < 0) { /* no ring, no log: deleted while it was read */
+		char at[48] = "";
+
+		if (pos >= 0)
+			snprintf(at, sizeof(at), ", at position %lld", (long long)pos);
+		cli_err("%s topic \"%s\": the topic is gone (deleted while it was read%s)", doing,
+			topic, at);
+		return;
+	}
 	if (spw_topic_open(G.shm_dir, topic, SPW_OPEN_RDONLY, &t) == 0) {
 		spw_topic_info(t, &in);
 		spw_topic_close(t);
