@@ -587,3 +587,32 @@ def sandbox():
             os.environ[k] = v
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(shm, ignore_errors=True)
+
+
+def test_bad_reader_and_create_arguments_are_valueerrors():
+    """What the C calls would misread is refused in words: a stop of 0 (the C
+    call's 'no bound': everything was read), -1 (nothing, silently), a bool for a
+    position (True read as 1), times before 1970 (OverflowError), a batch of 0
+    (failed at the first read), read(0) (a full batch); and create's EINVAL says
+    which sizes are wrong (it said only 'Invalid argument')."""
+    with spillway.Topic.create("py_args", ring_size=1 << 16) as t, spillway.Producer(t) as p:
+        for i in range(5):
+            p.send(b"a%d" % i)
+        old = datetime.datetime(1900, 1, 1, tzinfo=datetime.timezone.utc)
+        epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        for kw in ({"stop": 0}, {"stop": -1}, {"stop": epoch}, {"start": True},
+                   {"start": 2**63}, {"start": -8}, {"start": old}, {"batch": 0},
+                   {"stop": 1.5}):
+            with pytest.raises(ValueError):
+                spillway.Reader("py_args", **kw)
+            check(True, kw)
+        with spillway.Reader("py_args") as r:
+            check(r.read(0) == [], "read(0)")
+            check(len(r.read(2)) == 2, "read(2)")
+            with pytest.raises(ValueError):
+                next(r.batches(0))
+    spillway.Topic.delete("py_args")
+    with pytest.raises(spillway.InvalidArgument) as e:
+        spillway.Topic.create("py_args2", ring_size=100 * 1024)
+    check("ring_size a power of two >= 64 KiB" in str(e.value) and "102400" in str(e.value),
+          str(e.value))

@@ -349,6 +349,13 @@ class Topic(_Handle):
         rc = lib.spw_topic_create(_cstr(shm_dir), name.encode(), cfg)
         if rc == -_errno.EEXIST:
             raise FileExistsError(_errno.EEXIST, "topic %r exists" % name)
+        if rc == -_errno.EINVAL:
+            raise InvalidArgument(_errno.EINVAL, "creating topic %r: %s" % (
+                name, "name: 1-128 of [A-Za-z0-9._-], not starting with '.'"
+                if lib.spw_topic_name_check(name.encode()) else
+                "ring_size a power of two >= 64 KiB, segment_size a multiple of it, "
+                "max_record <= ring_size / 4, max_producers <= 4096 (0: the defaults); "
+                "given %d, %d, %d, %d" % (ring_size, segment_size, max_record, max_producers)))
         if rc:
             _raise(rc, "creating topic %r" % name)
         return cls.open(name, shm_dir=shm_dir)
@@ -649,6 +656,31 @@ def _start_hint(start):
     return "invalid start %r (Invalid argument)" % (start,)
 
 
+def _reader_args(start, stop, batch):
+    """ValueError for what the C reader would misread: a bool for a position,
+    one outside 0 .. 2**63-1, a time before 1970, a stop of 0 or less (0 is
+    the C call's 'no bound'), a batch under 1."""
+    def pos(v, what, least):
+        if isinstance(v, bool) or not isinstance(v, int) or not least <= v < 2**63:
+            raise ValueError("%s: a position %d .. 2**63-1, not %r" % (what, least, v))
+
+    def when(v, what, least):
+        ns = _time_ns(v)
+        if not least <= ns < 2**63:
+            raise ValueError("%s: a time after 1970-01-01, not %r" % (what, v))
+
+    if isinstance(start, _dt.datetime):
+        when(start, "start", 0)
+    elif not isinstance(start, str):
+        pos(start, "start", 0)
+    if isinstance(stop, _dt.datetime):
+        when(stop, "stop", 1)
+    elif stop is not None:
+        pos(stop, "stop", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError("batch: records per read, 1 or more, not %r" % (batch,))
+
+
 class Reader(_Handle):
     """Everything retention kept of a topic, disk then live, in order.
 
@@ -672,6 +704,7 @@ class Reader(_Handle):
         self._zero_copy = zero_copy
         self._views = []
         self._span = None
+        _reader_args(start, stop, batch)  # (after what __del__ looks at)
         self._batch = batch
         self._keep = []
         self.pacing = {}
@@ -697,7 +730,7 @@ class Reader(_Handle):
         if isinstance(stop, _dt.datetime):
             o.stop_time_ns = _time_ns(stop)
         elif stop is not None:
-            o.stop_position = int(stop)
+            o.stop_position = stop
         o.flags = (SPW_READER_SKIP_CORRUPT if skip_corrupt else 0) | \
             (0 if live else SPW_READER_NO_LIVE) | \
             (0 if readahead else SPW_READER_NO_READAHEAD)
@@ -758,6 +791,10 @@ class Reader(_Handle):
     def read(self, max=None, timeout=0.0):
         """One batch: a list of Records (empty when caught up within timeout seconds;
         None: wait for at least one)."""
+        if max is not None and (isinstance(max, bool) or not isinstance(max, int) or max < 0):
+            raise ValueError("max: records, 0 or more, not %r" % (max,))
+        if max == 0:
+            return []
         self._enter()
         try:
             return self._read(min(max or self._batch, self._batch), timeout)
@@ -803,6 +840,8 @@ class Reader(_Handle):
         """Yield lists of Records until caught up (or, with follow=True, for ever; a
         topic deleted meanwhile raises NotFound, as `spillway consume --follow` exits
         1: nothing more will come)."""
+        if max == 0:
+            raise ValueError("max: records per batch, 1 or more (None: the reader's batch)")
         wait = 0.0
         if self._follow:
             wait = self._GONE_S if timeout is None else min(timeout, self._GONE_S)
