@@ -197,6 +197,12 @@ RC=0
 [ "$RC" -eq 1 ] || fail "replay -o /dev/full exited $RC"
 expect_err 'writing records of topic "t" to /dev/full: No space left on device'
 
+check "replay --to 0 and --to @0 read nothing (0 was the reader's 'no bound': everything)"
+expect_rc 0 "$CLI" replay t --from earliest --to 0
+[ ! -s "$TMP/out" ] || fail "--to 0 read $(wc -l <"$TMP/out") records"
+expect_rc 0 "$CLI" replay t --from earliest --to @0
+[ ! -s "$TMP/out" ] || fail "--to @0 read $(wc -l <"$TMP/out") records"
+
 check "replay: a bounded range to a file, no progress bar off a terminal"
 expect_rc 0 "$CLI" consume t --format json --count 101
 to=$(sed -n 101p "$TMP/out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["position"])')

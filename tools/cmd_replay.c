@@ -233,8 +233,10 @@ int cmd_replay(int argc, char **argv)
 	ro.stop_position = end;
 	if (to.kind == W_POSITION && to.position < end)
 		ro.stop_position = end = to.position;
+	/* 0 is the reader's "no bound": --to @0 (1970) stops before any record
+	 * with a time, --to 0 before the first byte (nothing is read). */
 	if (to.kind == W_TIME)
-		ro.stop_time_ns = to.time_ns;
+		ro.stop_time_ns = to.time_ns > 0 ? to.time_ns : 1;
 	if (from.kind == W_POSITION && cli_position_check(name, from.position))
 		return CLI_ERR;
 	rc = cli_reader_open(&cr, name, &ro, on_record, &x);
@@ -251,7 +253,7 @@ int cmd_replay(int argc, char **argv)
 	cli_catch_signals();
 	first = spw_reader_position(cr.r);
 	t0 = cli_mono_ns();
-	rc = run(name, &cr, &x, rate, end);
+	rc = to.kind == W_POSITION && to.position == 0 ? CLI_OK : run(name, &cr, &x, rate, end);
 	/* A write that failed, in a record or at this last flush (stdio says
 	 * some only then), or the file's close: said once, naming the file. */
 	errno = 0;
