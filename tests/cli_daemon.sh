@@ -453,6 +453,17 @@ cmp -s "$TMP/out" "$TMP/hd.in" || fail "the log after --keep-log: $(wc -l <"$TMP
 stop_daemon
 expect_rc 0 "$CLI" topic delete hd --keep-log
 expect_out "start spillwayd: it makes the ring again at the log's end"
+# Disk only, no daemon: stat says how the ring comes back, a follower says why it waits.
+expect_rc 0 "$CLI" stat hd
+expect_out "daemon NOT running: start spillwayd to make the ring again at the log's end"
+"$CLI" consume hd --follow >"$TMP/hdf.out" 2>"$TMP/hdf.err" &
+f=$!
+for _ in $(seq 1 100); do grep -q "has no ring" "$TMP/hdf.err" && break; sleep 0.02; done
+kill "$f"
+wait "$f" 2>/dev/null
+grep -q "topic \"hd\" has no ring (.*): following its disk log until spillwayd makes the ring again" \
+	"$TMP/hdf.err" || fail "the follower said: $(cat "$TMP/hdf.err")"
+cmp -s "$TMP/hdf.out" "$TMP/hd.in" || fail "the follower read $(wc -l <"$TMP/hdf.out") records"
 expect_rc 1 "$CLI" topic delete hd --keep-log
 expect_err "has no ring to delete"
 [ -d "$SPILLWAY_DATA_DIR/hd" ] || fail "the data dir went"

@@ -44,7 +44,7 @@ struct cons {
 	/* the run */
 	const char *name, *group;
 	uint64_t count;
-	bool have_count, follow;
+	bool have_count, follow, no_ring_said;
 	struct where from;
 	struct spw_reader_opts ro;
 	struct cli_pace pace;
@@ -124,6 +124,20 @@ static void follow_commit(struct cons *c, struct cli_reader *cr, uint64_t *at, i
 	*pos = e ? -2 : p; /* -2: said once */
 }
 
+/* A follower of a topic that has no ring (disk only) waits for spillwayd
+ * to make it again: said once, with how, not a silent wait. */
+static void no_ring_said(struct cons *c)
+{
+	char ring[PATH_MAX + 64];
+	struct stat st;
+
+	if (c->no_ring_said || cli_ring_path(ring, sizeof(ring), c->name) || !stat(ring, &st))
+		return;
+	c->no_ring_said = true;
+	cli_err("topic \"%s\" has no ring (%s): following its disk log until spillwayd makes the "
+		"ring again (at its start, or on SIGHUP)", c->name, ring);
+}
+
 static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 {
 	uint64_t nap = 0, checked = 0, committed_at = cli_mono_ns();
@@ -161,8 +175,10 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 			return c->follow ? CLI_OK : 128 + cli_stop;
 		if (c->follow && n == 0 && cli_mono_ns() - checked > 200000000) {
 			checked = cli_mono_ns();
-			if (spw_reader_deleted(cr->r) != 1)
+			if (spw_reader_deleted(cr->r) != 1) {
+				no_ring_said(c);
 				continue;
+			}
 			cli_err("topic \"%s\" was deleted while following it (at position %lld); stopping",
 				c->name, (long long)spw_reader_position(cr->r));
 			*gone = true;

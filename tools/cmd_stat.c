@@ -335,8 +335,22 @@ static void print_text(const struct tstat *s)
 	else if (s->m.t && in->daemon_pid)
 		printf("  daemon NOT running: no spillwayd holds the topic (the last, pid %u, beat "
 		       "%.1f s ago)\n", in->daemon_pid, s->m.hb_age);
-	else
+	else if (s->m.t)
 		printf("  daemon NOT running (none ever attached)\n");
+	else {
+		/* No ring: whether a daemon serves the data dir is its pid file's
+		 * lock; it makes the ring again at its start or on SIGHUP. */
+		uint32_t pid = 0;
+		int sv = cli_data_dir_served(&pid);
+
+		if (sv == 1)
+			printf("  daemon pid %u serves the data dir; it makes the ring again at the "
+			       "log's end on SIGHUP or at its next start\n", pid);
+		else
+			printf("  daemon NOT running%s%s%s: start spillwayd to make the ring again at "
+			       "the log's end\n", sv < 0 ? " (cannot tell: " : "",
+			       sv < 0 ? strerror(-sv) : "", sv < 0 ? ")" : "");
+	}
 	print_groups(&s->m);
 }
 
