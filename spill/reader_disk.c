@@ -307,9 +307,23 @@ again:
 		else if (got >= (ssize_t)(p.to - p.afrom) && !(r->o.flags & SPW_READER_NO_VERIFY))
 			bad = rd_crc_first_bad(ent, p.j - p.i, r->buf, p.afrom, p.from);
 	}
-	if (got < (ssize_t)(p.to - p.afrom)) {
+	if (got < 0) {
 		rd_set_err(r, g->path, p.from);
-		return got < 0 ? (int)got : -EBADMSG; /* index points past the file */
+		return (int)got;
+	}
+	if (got < (ssize_t)(p.to - p.afrom)) {
+		/* The file ends inside the chunk (cut short under its index):
+		 * the entries read whole are checked and delivered, the first
+		 * cut one is bad as a CRC failure is (R3: an error there, or
+		 * skipped with SPW_READER_SKIP_CORRUPT, entry by entry). */
+		uint64_t have = p.afrom + (uint64_t)got;
+		int whole = 0;
+
+		while (whole < p.j - p.i && ent[whole].end <= have)
+			whole++;
+		bad = r->o.flags & SPW_READER_NO_VERIFY
+			      ? whole
+			      : rd_crc_first_bad(ent, whole, buf, p.afrom, p.from);
 	}
 	r->cur = buf;
 	r->buf_from = p.afrom;

@@ -109,6 +109,7 @@ struct entry_ref {
 	const struct seg_idx_entry *e;
 	int i;
 	uint64_t records; /* DATA records the entry says it covers */
+	uint64_t indexed_end; /* where the segment's last entry ends */
 };
 
 /* One index entry [a, e->end): its bytes read and CRC-checked, then (with
@@ -125,10 +126,12 @@ static int walk_one_entry(struct seg_log *w, int fd, uint64_t file_bytes,
 	int64_t n;
 
 	if (b - base > file_bytes) {
+		/* The walk of this segment ends here: every indexed byte from
+		 * this entry on is lost, not only this entry's. */
 		snprintf(why, sizeof(why), "the index covers up to %llu but the file ends at "
 			 "%llu (truncated?)",
-			 (unsigned long long)b, (unsigned long long)(base + file_bytes));
-		bad(w, x->file, a, b, why);
+			 (unsigned long long)x->indexed_end, (unsigned long long)(base + file_bytes));
+		bad(w, x->file, a, x->indexed_end > b ? x->indexed_end : b, why);
 		return -1;
 	}
 	if (b - a > *cap) {
@@ -145,7 +148,8 @@ static int walk_one_entry(struct seg_log *w, int fd, uint64_t file_bytes,
 		*cap = b - a;
 	}
 	if (pread(fd, *buf, b - a, (off_t)(a - base)) != (ssize_t)(b - a)) {
-		bad(w, x->file, a, b, "short read");
+		bad(w, x->file, a, x->indexed_end > b ? x->indexed_end : b,
+		    "short read (the rest of the segment is not checked)");
 		return -1;
 	}
 	w->entries++;
@@ -247,7 +251,8 @@ static uint64_t walk_segment(struct seg_log *w, uint64_t base, uint8_t **buf, si
 		if (w->to && a >= w->to)
 			break;
 		if (b > w->from) {
-			struct entry_ref ref = { sp, &h, &e[i], i, e[i].records - (i ? e[i - 1].records : 0) };
+			struct entry_ref ref = { sp, &h, &e[i], i, e[i].records - (i ? e[i - 1].records : 0),
+						 e[k - 1].end };
 
 			if (walk_one_entry(w, fd, (uint64_t)st.st_size, &ref, a, buf, cap, &seg_bytes,
 					   &seg_recs))

@@ -137,4 +137,29 @@ expect_out "the durable checkpoint is damaged"
 expect_rc 0 "$CLI" verify s --from "$base"
 expect_out "clean"
 
+check "a segment in the middle cut short: verify counts all it lost, readers keep the rest"
+# verify named the first cut entry only; consume --skip-corrupt stopped at the
+# segment's first byte, dropping its intact entries too.
+cp "$SPILLWAY_DATA_DIR/s/durable" "$TMP/held/durable"
+: >"$SPILLWAY_DATA_DIR/s/durable"
+mid=$(ls "$SPILLWAY_DATA_DIR/s/"*.seg | sed -n 2p)
+mbase=$(basename "$mid" .seg); mbase=$((10#$mbase))
+cp "$mid" "$TMP/held/mid"
+truncate -s 100000 "$mid"
+expect_rc 1 "$CLI" verify s
+grep -q "^BAD $mid: positions [0-9]*\.\.$((mbase + 131072)) .*the index covers up to $((mbase + 131072)) but the file ends at $((mbase + 100000))" \
+	"$TMP/out" || fail "verify: $(grep BAD "$TMP/out")"
+lost=$(sed -n "s/^BAD $(echo "$mid" | sed 's/[\/&]/\\&/g'): positions \([0-9]*\)\.\.\([0-9]*\).*/\2 - \1/p" "$TMP/out")
+expect_rc 0 "$CLI" consume s --skip-corrupt
+expect_err "skipped $((lost)) bytes"
+n_skip=$(wc -l <"$TMP/out")
+expect_rc 1 "$CLI" consume s
+# Records span 24 bytes: past the segment's first byte, into its intact entries.
+[ "$(wc -l <"$TMP/out")" -gt $((mbase / 24 + 1000)) ] || fail "consume stopped at $(wc -l <"$TMP/out") records"
+[ "$n_skip" -gt "$(wc -l <"$TMP/out")" ] || fail "--skip-corrupt read $n_skip records"
+cp "$TMP/held/mid" "$mid"
+cp "$TMP/held/durable" "$SPILLWAY_DATA_DIR/s/durable"
+run "$CLI" verify s # (the byte corrupted above is still bad)
+grep -q "file ends at" "$TMP/out" && fail "restored, still cut: $(grep BAD "$TMP/out")"
+
 done_ok
