@@ -211,12 +211,19 @@ static void raise_fd_limit(void)
 static void publish_pid(void)
 {
 	struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 48], pid[32];
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 48], pid[PATH_MAX + 48];
 	int fd, r = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", D.data_dir, SEG_PID_NAME);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", D.data_dir, SEG_PID_NAME, (int)getpid());
-	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	/* The pid, then the shm dir whose rings it spills: a CLI given another
+	 * one can say so instead of "not attached yet" for ever. */
+	{
+		char real[PATH_MAX];
+
+		snprintf(pid, sizeof(pid), "%d\n%s\n", (int)getpid(),
+			 realpath(D.shm_dir, real) ? real : D.shm_dir);
+	}
 	seg_unlink(tmp);
 	fd = seg_open_file(tmp, O_RDWR | O_CREAT | O_EXCL, 0644, true);
 	if (fd < 0)

@@ -24,8 +24,8 @@
 #define SEG_ENTRY_SPAN (64u << 10) /* an index entry every ~64 KiB */
 #define SEG_CONF_NAME "topic.conf"
 /* <data_dir>/.spillwayd.lock (0600): the running daemon holds a flock on it
- * (one daemon per data dir). <data_dir>/.spillwayd.pid (0644): its pid,
- * made afresh at each start with an OFD write lock on byte 0 held for the
+ * (one daemon per data dir). <data_dir>/.spillwayd.pid (0644): its pid and
+ * the shm dir it spills (a line each), made afresh at each start with an OFD write lock on byte 0 held for the
  * daemon's life, which the CLI asks about with F_OFD_GETLK (FORMAT.md). */
 #define SEG_LOCK_NAME ".spillwayd.lock"
 #define SEG_PID_NAME ".spillwayd.pid"

@@ -594,4 +594,20 @@ for i in $(seq 1 16); do wait_attached "fd$i"; done
 grep -q "open files limited to 200 (RLIMIT_NOFILE, hard limit 200): about 22 topics can be attached, not 256" \
 	"$TMP/daemon.log" || fail "no warning: $(head -3 "$TMP/daemon.log")"
 stop_daemon
+
+check "a daemon on the same data dir but another shm dir: the CLI says so, not 'not attached yet' for ever"
+mkdir -p "$TMP/d2" "$SHMROOT/a" "$SHMROOT/b"
+chmod 0700 "$TMP/d2" "$SHMROOT/a" "$SHMROOT/b"
+: >"$TMP/daemon.log"
+"$DAEMON" --foreground --shm-dir "$SHMROOT/b" --data-dir "$TMP/d2" >>"$TMP/daemon.log" 2>&1 &
+DPID=$!
+for _ in $(seq 1 250); do grep -q "started" "$TMP/daemon.log" && break; sleep 0.02; done
+SPILLWAY_SHM_DIR="$SHMROOT/a" SPILLWAY_DATA_DIR="$TMP/d2" "$CLI" topic create x --ring-size 64K >/dev/null ||
+	fail "topic create x"
+SPILLWAY_SHM_DIR="$SHMROOT/a" SPILLWAY_DATA_DIR="$TMP/d2" "$CLI" stat x >"$TMP/out" 2>&1
+grep -q "spillwayd (pid $DPID) serves this data dir but it spills the rings of $SHMROOT/b, not of $SHMROOT/a" \
+	"$TMP/out" || fail "stat: $(grep daemon "$TMP/out")"
+SPILLWAY_SHM_DIR="$SHMROOT/a" SPILLWAY_DATA_DIR="$TMP/d2" "$CLI" topic list >"$TMP/out" 2>&1
+grep -q "^x .*pid $DPID other shm dir\$" "$TMP/out" || fail "list: $(cat "$TMP/out")"
+stop_daemon
 done_ok

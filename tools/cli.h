@@ -204,6 +204,7 @@ struct cli_daemon_look {
 	char why[SEG_REFUSED_WHY];
 	int served_err; /* NEVER / GONE: -errno when whether a spillwayd serves the
 			 * data dir cannot be told (its pid file unreadable) */
+	bool other_shm; /* UNATTACHED: it spills another shm dir's rings (why says which) */
 };
 void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 		     struct cli_daemon_look *out);
@@ -211,8 +212,8 @@ void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
  * "no spillwayd holds the topic now ...", "... holds the topic but last beat ..."). */
 void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n);
 /* Does a spillwayd serve the data dir (G.data_dir)? 1 (*pid its pid, 0 when
- * unknown), 0, or -errno. */
-int cli_data_dir_served(uint32_t *pid);
+ * unknown; shm the shm dir it spills, "" when unknown), 0, or -errno. */
+int cli_data_dir_served(uint32_t *pid, char *shm, size_t shm_len);
 /* The reason the data dir's spillwayd published for not attaching topic
  * name (<data>/.spillwayd.refused, daemon/topics.c refused_publish), made
  * printable: 1 and why[], 0 (none), or -errno. */

@@ -341,7 +341,7 @@ static void print_text(const struct tstat *s)
 		/* No ring: whether a daemon serves the data dir is its pid file's
 		 * lock; it makes the ring again at its start or on SIGHUP. */
 		uint32_t pid = 0;
-		int sv = cli_data_dir_served(&pid);
+		int sv = cli_data_dir_served(&pid, NULL, 0);
 
 		if (sv == 1)
 			printf("  daemon pid %u serves the data dir; it makes the ring again at the "

@@ -364,7 +364,9 @@ static int topic_list(int argc, char **argv)
 				break;
 			case CLI_DAEMON_UNATTACHED: /* stat says why (the daemon's reason) */
 				snprintf(dm, sizeof(dm), "pid %u %s", d.pid,
-					 d.why[0] ? "refused" : "not attached");
+					 d.other_shm ? "other shm dir"
+					 : d.why[0]  ? "refused"
+						     : "not attached");
 				break;
 			default:
 				snprintf(dm, sizeof(dm), "none");
@@ -535,7 +537,7 @@ static int delete_ring_only(const char *name, const char *dir)
 	uint32_t pid = 0;
 
 	printf("deleted the ring of topic %s; its disk log in %s is kept\n", name, dir);
-	if (cli_data_dir_served(&pid) != 1 || !pid) {
+	if (cli_data_dir_served(&pid, NULL, 0) != 1 || !pid) {
 		printf("start spillwayd: it makes the ring again at the log's end\n");
 		return CLI_OK;
 	}

@@ -125,13 +125,15 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
  * publish_pid), which F_OFD_GETLK reports whatever the PID namespace or
  * file system; a read lock anyone else holds there does not pass for it.
  * The pid is the one the daemon wrote into the file. */
-int cli_data_dir_served(uint32_t *pid)
+int cli_data_dir_served(uint32_t *pid, char *shm, size_t shm_len)
 {
 	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
-	char path[PATH_MAX + 32], buf[32] = "";
+	char path[PATH_MAX + 32], buf[PATH_MAX + 48] = "";
 	int fd, r = 0;
 
 	*pid = 0;
+	if (shm_len)
+		shm[0] = '\0';
 	snprintf(path, sizeof(path), "%s/%s", G.data_dir, SEG_PID_NAME);
 	fd = seg_open_file(path, O_RDONLY, 0, false);
 	if (fd < 0)
@@ -141,8 +143,15 @@ int cli_data_dir_served(uint32_t *pid)
 	else if (fl.l_type != F_UNLCK) {
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 
+		char *nl;
+
 		buf[n > 0 ? n : 0] = '\0';
 		*pid = (uint32_t)strtoul(buf, NULL, 10);
+		/* The second line: the shm dir it spills (older daemons: none). */
+		if (shm_len && (nl = strchr(buf, '\n')) && nl[1]) {
+			snprintf(shm, shm_len, "%s", nl + 1);
+			shm[strcspn(shm, "\n")] = '\0';
+		}
 		r = 1;
 	}
 	close(fd);
@@ -195,18 +204,28 @@ void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 			     ? (double)(now - in->daemon_heartbeat_ns) / 1e9
 			     : 0;
 	int owned = spwd_owned(t), served = 0;
+	char shm[PATH_MAX];
 
 	out->why[0] = '\0';
 	out->served_err = 0;
+	out->other_shm = false;
 	out->pid = in->daemon_pid;
 	out->age_s = in->daemon_pid ? age : -1;
 	if (owned < 0) /* the kernel cannot tell (no lock support?): the PID's word */
 		owned = in->daemon_pid && !(kill((pid_t)in->daemon_pid, 0) && errno == ESRCH);
 	if (owned)
 		out->state = age > 2.0 ? CLI_DAEMON_SILENT : CLI_DAEMON_ALIVE;
-	else if ((served = cli_data_dir_served(&out->pid)) == 1) {
+	else if ((served = cli_data_dir_served(&out->pid, shm, sizeof(shm))) == 1) {
+		char mine[PATH_MAX];
+
 		out->state = CLI_DAEMON_UNATTACHED;
 		cli_refusal(t->name, out->why, sizeof(out->why));
+		/* Another shm dir: it will never see this ring. */
+		if (!out->why[0] && shm[0] && realpath(G.shm_dir, mine) && strcmp(mine, shm)) {
+			snprintf(out->why, sizeof(out->why), "it spills the rings of %.*s, not of %.*s "
+				 "(give both the same --shm-dir)", 150, shm, 150, mine);
+			out->other_shm = true;
+		}
 	} else {
 		out->state = in->daemon_pid ? CLI_DAEMON_GONE : CLI_DAEMON_NEVER;
 		out->served_err = served < 0 ? served : 0;
@@ -236,7 +255,10 @@ void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n)
 		break;
 	}
 	case CLI_DAEMON_UNATTACHED:
-		if (d->why[0])
+		if (d->other_shm)
+			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but %s", d->pid,
+				 d->why);
+		else if (d->why[0])
 			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but refused the "
 				 "topic: %s", d->pid, d->why);
 		else
