@@ -269,7 +269,10 @@ struct seg_log {
 	void (*on_seg_end)(void *arg, const char *file, uint64_t bytes, uint64_t records, uint64_t bad);
 	void *arg;
 	/* out */
-	uint64_t segments, entries, bytes, records, bad, bad_bytes, unindexed;
+	uint64_t segments, entries, bytes, records, bad, unindexed;
+	uint64_t bad_bytes;      /* in the BAD ranges, each byte once (they may overlap) */
+	void *bad_ranges;        /* (the walk's own: the union so far, freed at its end) */
+	size_t nbad_ranges;
 	uint64_t first, end;     /* first position on disk, end of the verified log */
 	bool stopped;            /* on_rec asked to stop */
 };

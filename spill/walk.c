@@ -33,10 +33,48 @@ const char *seg_log_type(uint32_t type)
 	}
 }
 
+/* Bytes of [from, to) not in a range reported before, which joins them:
+ * one loss seen two ways (a torn index, the checkpoint past it) is counted
+ * once in bad_bytes. The ranges stay sorted and disjoint. */
+static uint64_t bad_new_bytes(struct seg_log *w, uint64_t from, uint64_t to)
+{
+	uint64_t(*v)[2] = w->bad_ranges, covered = 0, len = to > from ? to - from : 0;
+	size_t n = w->nbad_ranges, i = 0, j;
+
+	if (!len)
+		return 0;
+	while (i < n && v[i][1] < from)
+		i++;
+	for (j = i; j < n && v[j][0] <= to; j++) {
+		uint64_t a = v[j][0] > from ? v[j][0] : from, b = v[j][1] < to ? v[j][1] : to;
+
+		covered += b > a ? b - a : 0;
+	}
+	if (j > i) { /* [i, j) overlap or touch it: they merge into one */
+		from = v[i][0] < from ? v[i][0] : from;
+		to = v[j - 1][1] > to ? v[j - 1][1] : to;
+		memmove(&v[i + 1], &v[j], (n - j) * sizeof(*v));
+		n -= j - i - 1;
+	} else {
+		uint64_t(*nv)[2] = realloc(v, (n + 1) * sizeof(*v));
+
+		if (!nv)
+			return len; /* counted, not remembered */
+		v = nv;
+		memmove(&v[i + 1], &v[i], (n - i) * sizeof(*v));
+		n++;
+	}
+	v[i][0] = from;
+	v[i][1] = to;
+	w->bad_ranges = v;
+	w->nbad_ranges = n;
+	return len - covered;
+}
+
 static void bad(struct seg_log *w, const char *file, uint64_t from, uint64_t to, const char *why)
 {
 	w->bad++;
-	w->bad_bytes += to > from ? to - from : 0;
+	w->bad_bytes += bad_new_bytes(w, from, to);
 	if (w->on_bad)
 		w->on_bad(w->arg, file, from, to, why);
 }
@@ -348,6 +386,9 @@ int seg_log_walk(struct seg_log *w)
 	free(buf);
 	if (!w->to && !w->stopped)
 		check_durable(w, ckpt_rc, ckpt);
+	free(w->bad_ranges);
+	w->bad_ranges = NULL;
+	w->nbad_ranges = 0;
 	return 0;
 }
 

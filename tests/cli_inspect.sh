@@ -162,4 +162,15 @@ cp "$TMP/held/durable" "$SPILLWAY_DATA_DIR/s/durable"
 run "$CLI" verify s # (the byte corrupted above is still bad)
 grep -q "file ends at" "$TMP/out" && fail "restored, still cut: $(grep BAD "$TMP/out")"
 
+check "verify counts a loss seen two ways once (a torn index entry, and the gap after it)"
+cp "${mid%.seg}.idx" "$TMP/held/midx"
+printf 'Z' | dd of="${mid%.seg}.idx" bs=1 seek=100 conv=notrunc status=none
+run "$CLI" verify s
+[ "$RC" -eq 1 ] || fail "verify exited $RC"
+grep -q "index entry 1 of .* is torn" "$TMP/out" || fail "verify: $(grep BAD "$TMP/out")"
+sum=$(($(sed -n 's/^BAD .*(\([0-9]*\) bytes).*/\1/p' "$TMP/out" | paste -sd+)))
+total=$(sed -n 's/.*BAD ranges (\([0-9]*\) bytes).*/\1/p' "$TMP/out")
+[ -n "$total" ] && [ "$total" -lt "$sum" ] || fail "counted $total bytes of ranges summing $sum: $(cat "$TMP/out")"
+cp "$TMP/held/midx" "${mid%.seg}.idx"
+
 done_ok
