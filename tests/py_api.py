@@ -616,3 +616,23 @@ def test_bad_reader_and_create_arguments_are_valueerrors():
         spillway.Topic.create("py_args2", ring_size=100 * 1024)
     check("ring_size a power of two >= 64 KiB" in str(e.value) and "102400" in str(e.value),
           str(e.value))
+
+
+def test_a_damaged_group_file_is_named(tmp_path):
+    """A group file that cannot be read raised CorruptData with no file (or, for a
+    FIFO, blamed the group's name)."""
+    d = str(tmp_path / "data")
+    with spillway.Topic.create("py_g", ring_size=1 << 16) as t, spillway.Producer(t) as p:
+        p.send(b"x")
+    gdir = os.path.join(d, "py_g", "groups")
+    os.makedirs(gdir)
+    with open(os.path.join(gdir, "bad"), "wb") as f:
+        f.write(b"\0" * 32)
+    with pytest.raises(spillway.CorruptData) as e:
+        spillway.Reader("py_g", start="group:bad", data_dir=d)
+    check(e.value.file == os.path.join(gdir, "bad") and "damaged" in str(e.value), str(e.value))
+    os.mkfifo(os.path.join(gdir, "fifo"))
+    with pytest.raises(spillway.SpillwayError) as e:
+        spillway.Reader("py_g", start="group:fifo", data_dir=d)
+    check("groups/fifo" in str(e.value) and "1-128 of" not in str(e.value), str(e.value))
+    spillway.Topic.delete("py_g")

@@ -47,7 +47,7 @@ from ._cdef import CDEF
 __all__ = [
     "Topic", "Producer", "Reader", "Record", "SpillwayError", "Lapped", "CorruptData",
     "InvalidArgument",
-    "NotFound", "shm_dir", "data_dir",
+    "NotFound", "NotKept", "shm_dir", "data_dir",
 ]
 
 
@@ -150,6 +150,11 @@ class Lapped(SpillwayError):
     """-ESTALE: the ring lapped a live reader and the bytes are not on disk."""
 
 
+class NotKept(SpillwayError):
+    """-ERANGE: the position asked for (or reached) is no longer kept: deleted by
+    retention, lapped in a no-spill topic, or the topic deleted meanwhile."""
+
+
 class NotFound(SpillwayError):
     """-ENOENT: no such topic (no ring and no data dir), or a missing segment."""
 
@@ -181,6 +186,9 @@ def _raise(rc, what, reader=None):
                        "nothing will come" % what)
     if err == _errno.EINVAL:
         raise InvalidArgument(err, msg)
+    if err == _errno.ERANGE:
+        raise NotKept(err, "%s: no longer kept (deleted by retention, lapped in a no-spill "
+                      "topic, or the topic deleted; start='earliest' reads what is kept)" % what)
     if err == _errno.EBADMSG:
         file, pos = None, None
         if reader is not None:
@@ -656,6 +664,23 @@ def _start_hint(start):
     return "invalid start %r (Invalid argument)" % (start,)
 
 
+def _group_check(topic, group, d):
+    """A group file that is there but cannot be read is named (CorruptData with
+    its path), not taken for a damaged index or a bad start by the reader."""
+    if lib.spw_topic_name_check(topic.encode()) or lib.spw_topic_name_check(group.encode()):
+        return  # spw_reader_open says what is wrong with the name
+    pos = ffi.new("int64_t *")
+    rc = lib.spw_group_read(_cstr(d), topic.encode(), group.encode(), pos)
+    if rc in (0, -_errno.ENOENT):
+        return
+    path = _os.path.join(data_dir(d), topic, "groups", group)
+    if rc == -_errno.EBADMSG:
+        raise CorruptData(-rc, "group %r of topic %r: %s is damaged, or not a group file; "
+                          "remove it, or read from start='earliest' (or a position) and commit "
+                          "a new one" % (group, topic, path), path, None)
+    _raise(rc, "group %r of topic %r: %s" % (group, topic, path))
+
+
 def _reader_args(start, stop, batch):
     """ValueError for what the C reader would misread: a bool for a position,
     one outside 0 .. 2**63-1, a time before 1970, a stop of 0 or less (0 is
@@ -720,6 +745,7 @@ class Reader(_Handle):
         elif isinstance(start, str) and start.startswith("group:"):
             o.start = lib.SPW_START_GROUP
             o.group = self._k(start[6:].encode())
+            _group_check(topic, start[6:], data_dir)
         elif isinstance(start, _dt.datetime):
             o.start, o.time_ns = lib.SPW_START_TIME, _time_ns(start)
         elif isinstance(start, int):
