@@ -64,8 +64,10 @@ int sigbus_guard_install(void);
 void scan_data_dir(void);
 void rescan_shm(void);
 /* dlog's hook: an error said about topic while it is being attached is the
- * reason published for its refusal (<data>/.spillwayd.refused). */
-void topic_error_said(const char *topic, const char *msg);
+ * reason published for its refusal (<data>/.spillwayd.refused). true when
+ * the attempt before on the same ring file said these very words (then
+ * dlog does not log them again). */
+bool topic_error_said(const char *topic, const char *msg);
 /* Write that file afresh (at start: a previous daemon's is stale). */
 void refused_publish(void);
 void drain_inotify(void);

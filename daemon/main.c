@@ -44,9 +44,10 @@ void dlog(int level, const char *topic, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* A topic's errors while it is being attached are its refusal's
-	 * reason, published for the CLI whatever the log level. */
-	if (level == LOG_ERROR && topic)
-		topic_error_said(topic, msg);
+	 * reason, published for the CLI whatever the log level; the same words
+	 * at the next attempts (every rescan) are not logged again. */
+	if (level == LOG_ERROR && topic && topic_error_said(topic, msg))
+		return; /* said by the attach before, in the same words */
 	if (level > D.log_level)
 		return;
 	{

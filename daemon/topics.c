@@ -91,9 +91,15 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
  * (refused_prune). */
 static struct {
 	char name[SPW_NAME_MAX + 1];
-	bool said;             /* a refusal before recovery was said for said_ino: */
+	/* The errors the last attempt said (CRC32C of each; topic_error_said)
+	 * on ring file said_ino and the topic dir's files as said_stamp: the
+	 * same words are not logged again while only the ring's counters move
+	 * (producers writing into a refused ring); other words, another ring
+	 * file or a change in the topic dir are. */
 	ino_t said_ino;
-	char said_msg[SEG_REFUSED_WHY]; /* these words (refuse_say) */
+	uint64_t said_stamp;
+	uint32_t said[8], now[8];
+	int nsaid, nnow;
 	char why[SEG_REFUSED_WHY]; /* the last reason said ("" none), published */
 	bool settled;          /* refused after recovery, on exactly this: */
 	struct attach_key {
@@ -117,43 +123,43 @@ static int refused_entry(const char *name)
 	return nrefused++;
 }
 
-/* A refusal found before recovery: logged when it is not the one last said
- * for this ring file (name, ino), else (at every rescan) only kept as the
- * attach's reason. Keyed by the words too, not only the file: a ring whose
- * refusal changed for another (its owner mended, its topic dir now a link)
- * is said again, and its published reason follows. */
-static __attribute__((format(printf, 3, 4))) void refuse_say(const char *name, ino_t ino,
-							     const char *fmt, ...)
-{
-	char msg[SEG_REFUSED_WHY];
-	int i = refused_entry(name);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (i >= 0 && refused[i].said && refused[i].said_ino == ino &&
-	    !strcmp(refused[i].said_msg, msg)) {
-		topic_error_said(name, msg);
-		return;
-	}
-	if (i >= 0) {
-		refused[i].said = true;
-		refused[i].said_ino = ino;
-		snprintf(refused[i].said_msg, sizeof(refused[i].said_msg), "%s", msg);
-	}
-	dlog(LOG_ERROR, name, "%s", msg);
-}
-
-/* The topic being attached, and the last error said about it meanwhile
- * (dlog calls topic_error_said): its refusal's reason. */
+/* The topic being attached (its ring file's inode), and the last error
+ * said about it meanwhile: its refusal's reason (refused_note). */
 static const char *attaching;
+static ino_t attaching_ino;
+static uint64_t attaching_stamp;
 static char attach_why[SEG_REFUSED_WHY];
 
-void topic_error_said(const char *topic, const char *msg)
+static void attach_begin(const char *name, ino_t ino)
 {
-	if (attaching && !strcmp(topic, attaching))
-		snprintf(attach_why, sizeof(attach_why), "%s", msg);
+	char dir[PATH_MAX];
+	int i = refused_entry(name);
+
+	attaching = name;
+	attaching_ino = ino;
+	attaching_stamp = 0;
+	if (!seg_topic_dir(dir, sizeof(dir), D.data_dir, name))
+		seg_dir_stamp(dir, &attaching_stamp);
+	attach_why[0] = '\0';
+	if (i >= 0)
+		refused[i].nnow = 0;
+}
+
+bool topic_error_said(const char *topic, const char *msg)
+{
+	uint32_t h = seg_crc32c(0, msg, strlen(msg));
+	bool again = false;
+	int i;
+
+	if (!attaching || strcmp(topic, attaching) || (i = refused_entry(topic)) < 0)
+		return false;
+	snprintf(attach_why, sizeof(attach_why), "%s", msg);
+	if (refused[i].said_ino == attaching_ino && refused[i].said_stamp == attaching_stamp)
+		for (int k = 0; k < refused[i].nsaid && !again; k++)
+			again = refused[i].said[k] == h;
+	if (refused[i].nnow < 8)
+		refused[i].now[refused[i].nnow++] = h;
+	return again;
 }
 
 /* <data>/.spillwayd.refused afresh: a line "name<TAB>reason" per refused
@@ -224,10 +230,19 @@ static void refused_forget(const char *name)
  * said before and silent now keeps the reason it had). */
 static void refused_note(const char *name)
 {
-	int i;
+	int i = refused_entry(name);
 
-	if (!attach_why[0] || (i = refused_entry(name)) < 0 ||
-	    !strcmp(refused[i].why, attach_why))
+	if (i < 0)
+		return;
+	/* A settled attempt says nothing (attach_settled): what was said
+	 * before stays what is not said again. */
+	if (refused[i].nnow) {
+		memcpy(refused[i].said, refused[i].now, sizeof(refused[i].said));
+		refused[i].nsaid = refused[i].nnow;
+		refused[i].said_ino = attaching_ino;
+		refused[i].said_stamp = attaching_stamp;
+	}
+	if (!attach_why[0] || !strcmp(refused[i].why, attach_why))
 		return;
 	snprintf(refused[i].why, sizeof(refused[i].why), "%s", attach_why);
 	refused_publish();
@@ -294,7 +309,7 @@ static void attach_refused(const struct dtopic *dt, const struct stat *st,
 /* The ring and its topic dir are this daemon's to spill: a ring of ours
  * (not another user's), owned by no other spillwayd, and a topic dir of
  * ours that is no symlink. 0, or -1 after saying why (once per ring file). */
-static int attach_claim(struct dtopic *dt, const char *path, ino_t ino)
+static int attach_claim(struct dtopic *dt, const char *path)
 {
 	char why[PATH_MAX + 200];
 	uint32_t owner = 0;
@@ -303,7 +318,7 @@ static int attach_claim(struct dtopic *dt, const char *path, ino_t ino)
 
 	/* A ring of another user in our shm dir is not ours to write. */
 	if (fstat(dt->t->fd, &rs) || rs.st_uid != geteuid()) {
-		refuse_say(dt->name, ino, "%s is owned by uid %u, not by this daemon's user: "
+		dlog(LOG_ERROR, dt->name, "%s is owned by uid %u, not by this daemon's user: "
 			   "not attaching (chown it to uid %u once nothing writes it; removing it "
 			   "loses what it holds unspilled)",
 			   path, (unsigned)rs.st_uid, (unsigned)geteuid());
@@ -314,13 +329,13 @@ static int attach_claim(struct dtopic *dt, const char *path, ino_t ino)
 	r = spwd_own(dt->t, &owner);
 	if (r) {
 		if (r == -EBUSY)
-			refuse_say(dt->name, ino,
+			dlog(LOG_ERROR, dt->name,
 				   "%s is spilled by another spillwayd (pid %u%s): not attaching; "
 				   "stop that daemon or give this one another shm dir",
 				   path, owner,
 				   owner ? "" : ": not visible here, another PID namespace?");
 		else
-			refuse_say(dt->name, ino, "%s: cannot take ownership: %s", path,
+			dlog(LOG_ERROR, dt->name, "%s: cannot take ownership: %s", path,
 				   strerror(-r));
 		return -1;
 	}
@@ -330,7 +345,7 @@ static int attach_claim(struct dtopic *dt, const char *path, ino_t ino)
 		return -1;
 	}
 	if (seg_dir_check_link(dt->dir, false, why, sizeof(why))) {
-		refuse_say(dt->name, ino, "not attaching: %s", why);
+		dlog(LOG_ERROR, dt->name, "not attaching: %s", why);
 		return -1;
 	}
 	return 0;
@@ -507,38 +522,34 @@ static void topic_attach(const char *name)
 	uint64_t start;
 	int r, key_r;
 
-	if (spw_topic_name_check(name) || topic_find(name))
+	if (spw_topic_name_check(name) || topic_find(name) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) >= sizeof(path) ||
+	    seg_lstat(path, &st))
 		return;
+	/* Errors said from here on are this attempt's: its refusal's reason,
+	 * and not logged again while the next attempts say the same. */
+	attach_begin(name, st.st_ino);
 	if (D.ntopics == MAX_TOPICS) {
-		/* Said (and published) once per ring file, as a refusal. */
-		attaching = name;
-		attach_why[0] = '\0';
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) < sizeof(path) &&
-		    !seg_lstat(path, &st))
-			refuse_say(name, st.st_ino, "not attaching: this spillwayd spills %d topics, "
-				   "its most; run another spillwayd (its own shm and data dirs) for "
-				   "more", MAX_TOPICS);
+		dlog(LOG_ERROR, name, "not attaching: this spillwayd spills %d topics, its most; run "
+		     "another spillwayd (its own shm and data dirs) for more", MAX_TOPICS);
 		attaching = NULL;
 		refused_note(name);
 		return;
 	}
 	dt = calloc(1, sizeof(*dt));
-	if (!dt)
+	if (!dt) {
+		attaching = NULL;
 		return;
-	attaching = name;
-	attach_why[0] = '\0';
+	}
 	snprintf(dt->name, sizeof(dt->name), "%s", name);
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, name) >= sizeof(path) ||
-	    seg_lstat(path, &st))
-		goto fail_free;
 	dt->dev = st.st_dev;
 	dt->ino = st.st_ino;
 	r = spw_topic_open(D.shm_dir, name, 0, &dt->t);
 	if (r) {
-		refuse_say(name, st.st_ino, "cannot map %s: %s", path, strerror(-r));
+		dlog(LOG_ERROR, name, "cannot map %s: %s", path, strerror(-r));
 		goto fail_free;
 	}
-	if (attach_claim(dt, path, st.st_ino))
+	if (attach_claim(dt, path))
 		goto fail_close;
 	/* Refused on this very ring and disk log before: silent, no recovery. */
 	key_r = attach_key_of(dt, &st, &key);
