@@ -61,7 +61,7 @@ struct dtopic *topic_find(const char *name);
 void topic_detach(struct dtopic *dt, const char *why);
 /* The SIGBUS guard over the rings' mappings (loop.c): 0, or -errno. */
 int sigbus_guard_install(void);
-void scan_data_dir(void);
+void scan_data_dir(bool asked); /* asked: SIGHUP, only dirs with a .remake request */
 void rescan_shm(void);
 /* dlog's hook: an error said about topic while it is being attached is the
  * reason published for its refusal (<data>/.spillwayd.refused). true when

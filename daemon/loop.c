@@ -85,9 +85,12 @@ static void handle_signals(void)
 
 	while (read(D.sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			dlog(LOG_INFO, NULL, "SIGHUP: rereading configuration; making the rings of "
-			     "topics that have a disk log but no ring (spillway topic delete --keep-log)");
-			scan_data_dir();
+			dlog(LOG_INFO, NULL, "SIGHUP: rereading configuration; making the rings "
+			     "asked for (spillway topic delete --keep-log)");
+			/* Deleted rings detached first (their in-flight writes
+			 * done), then the rings asked for made again. */
+			rescan_shm();
+			scan_data_dir(true);
 			if (D.config[0])
 				config_load(D.config, false);
 			for (int i = 0; i < D.ntopics; i++) {

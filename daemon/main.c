@@ -479,7 +479,7 @@ int main(int argc, char **argv)
 	dlog(LOG_INFO, NULL, "started: data %s, shm %s, io_uring (fixed files %s, fixed buffers %s)",
 	     D.data_dir, D.shm_dir, D.w.fixed_files ? "yes" : "no", D.w.fixed_bufs ? "yes" : "no");
 	refused_publish(); /* none yet: a previous daemon's reasons are stale */
-	scan_data_dir();
+	scan_data_dir(false);
 	rescan_shm();
 	return daemon_run();
 }

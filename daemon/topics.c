@@ -79,10 +79,15 @@ static int topic_settings(struct dtopic *dt, const struct seg_recovery *rec, str
 	c->segment_bytes = dt->t->segment_bytes;
 	c->max_record = dt->t->max_record;
 	c->no_spill = dt->t->flags & SPW_TOPIC_NO_SPILL;
-	if (r == -ENOENT && (r = seg_conf_save(dt->dir, c)))
-		dlog(LOG_ERROR, dt->name, "cannot write %s/%s: %s: not attaching (retried)", dt->dir,
-		     SEG_CONF_NAME, strerror(-r));
-	return r == -ENOENT ? 0 : r;
+	if (r == -ENOENT) {
+		int w = seg_conf_save(dt->dir, c);
+
+		if (w)
+			dlog(LOG_ERROR, dt->name, "cannot write %s/%s: %s: not attaching (retried)",
+			     dt->dir, SEG_CONF_NAME, strerror(-w));
+		return w;
+	}
+	return r;
 }
 
 /* Rings refused (another daemon owns them, a header that does not check
@@ -101,6 +106,8 @@ static struct {
 	uint32_t said[8], now[8];
 	int nsaid, nnow;
 	char why[SEG_REFUSED_WHY]; /* the last reason said ("" none), published */
+	bool restoring;        /* its ring could not be made again (topic_restore):
+				* kept while its topic dir is there, not its ring */
 	bool settled;          /* refused after recovery, on exactly this: */
 	struct attach_key {
 		uint64_t dev, ino; /* the ring file, */
@@ -151,8 +158,19 @@ bool topic_error_said(const char *topic, const char *msg)
 	bool again = false;
 	int i;
 
-	if (!attaching || strcmp(topic, attaching) || (i = refused_entry(topic)) < 0)
+	if (!attaching || strcmp(topic, attaching))
 		return false;
+	if ((i = refused_entry(topic)) < 0) {
+		/* The table is full (over MAX_TOPICS refused rings): say it once,
+		 * not each ring's refusal at every rescan. */
+		static bool full_said;
+
+		if (!full_said)
+			dlog(LOG_WARN, NULL, "more than %d rings refused: their refusals are no longer "
+			     "logged (remove the rings that should not be there)", MAX_TOPICS);
+		full_said = true;
+		return true;
+	}
 	snprintf(attach_why, sizeof(attach_why), "%s", msg);
 	if (refused[i].said_ino == attaching_ino && refused[i].said_stamp == attaching_stamp)
 		for (int k = 0; k < refused[i].nsaid && !again; k++)
@@ -186,7 +204,9 @@ void refused_publish(void)
 			fprintf(f, "%s\t%s\n", refused[i].name, refused[i].why);
 		}
 		if (fclose(f) == 0)
-			r = seg_file_replace(D.data_dir, SEG_REFUSED_NAME, buf, n, false);
+			/* 0644, as the pid file: who may see the daemon runs may
+			 * see why it refused a topic (the data dir's mode rules). */
+			r = seg_file_replace(D.data_dir, SEG_REFUSED_NAME, buf, n, false, 0644);
 		free(buf);
 	}
 	if (r && !failed)
@@ -203,9 +223,12 @@ static void refused_prune(void)
 	bool said = false;
 
 	for (int i = nrefused - 1; i >= 0; i--)
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir, refused[i].name) <
-			    sizeof(path) &&
-		    seg_lstat(path, &st) == -ENOENT) {
+		if (refused[i].restoring
+			    ? (seg_topic_dir(path, sizeof(path), D.data_dir, refused[i].name) ||
+			       seg_lstat(path, &st) == -ENOENT)
+			    : ((size_t)snprintf(path, sizeof(path), "%s/%s.ring", D.shm_dir,
+						refused[i].name) < sizeof(path) &&
+			       seg_lstat(path, &st) == -ENOENT)) {
 			said |= refused[i].why[0] != '\0';
 			refused[i] = refused[--nrefused];
 		}
@@ -423,12 +446,14 @@ static int attach_same_ring(struct dtopic *dt, const struct seg_recovery *rec)
 		return r;
 	}
 	dlog(LOG_ERROR, dt->name,
-	     "the ring starts at %llu but another ring wrote the disk log, which ends at %llu: "
-	     "positions would be reused and this ring's first records would never reach "
-	     "disk; not attaching. Remove the ring file (producers keep the old mapping) and "
-	     "restart spillwayd, which makes it again at the log's end, or create it with a "
-	     "start position of %llu or more",
-	     (unsigned long long)start, (unsigned long long)rec->end, (unsigned long long)rec->end);
+	     "the ring starts at %llu but another ring wrote the disk log, which ends at %llu "
+	     "(%s/%s names it): positions would be reused and this ring's first records would "
+	     "never reach disk; not attaching. Remove the ring (spillway topic delete %s "
+	     "--keep-log: spillwayd makes it again at the log's end), or create it with a start "
+	     "position of %llu or more; only if this very ring wrote the log (a downgrade to a "
+	     "release without ring_id and back), remove %s",
+	     (unsigned long long)start, (unsigned long long)rec->end, dt->dir, SEG_RING_ID_NAME,
+	     dt->name, (unsigned long long)rec->end, SEG_RING_ID_NAME);
 	return -EEXIST;
 }
 
@@ -623,34 +648,29 @@ static int ring_give_group(const char *path, gid_t gid)
 /* After a reboot (ring gone, data kept): a new ring continues at the end of
  * the disk log; a torn tail that was cut becomes an aborted gap, so no
  * position is ever reused. */
-static void topic_restore(const char *name)
+/* The ring of topic dir `dir` made again at the log's end: 0, or -1 after
+ * saying why (the reason published: topic_restore). */
+static int restore_ring(const char *name, const char *dir, const char *ring)
 {
-	char dir[PATH_MAX], ring[PATH_MAX + 64], err[PATH_MAX + 128] = "";
+	char err[PATH_MAX + 128] = "", why[PATH_MAX + 200];
 	struct spw_topic_config cfg = { 0 };
 	struct seg_recovery rec;
 	struct topic_conf conf;
-	struct stat st;
+	struct stat ds;
 	uint64_t start = 0;
 	int r;
 
-	if (spw_topic_name_check(name) || seg_topic_dir(dir, sizeof(dir), D.data_dir, name))
-		return;
-	if ((size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", D.shm_dir, name) >= sizeof(ring) ||
-	    seg_lstat(ring, &st) != -ENOENT || seg_conf_load(dir, &conf))
-		return;
-	{
-		/* Not a dir of ours: do not make a ring from what it says. */
-		char why[PATH_MAX + 200];
-
-		if (seg_dir_check_link(dir, false, why, sizeof(why))) {
-			dlog(LOG_ERROR, name, "not recreating the ring: %s", why);
-			return;
-		}
+	if (seg_conf_load(dir, &conf))
+		return 0; /* not a topic dir (or its conf is said when its ring attaches) */
+	/* Not a dir of ours: do not make a ring from what it says. */
+	if (seg_dir_check_link(dir, false, why, sizeof(why))) {
+		dlog(LOG_ERROR, name, "not recreating the ring: %s", why);
+		return -1;
 	}
 	r = seg_recover(dir, conf.ring_bytes, conf.segment_bytes, 0, &rec, err, sizeof(err));
 	if (r) {
-		dlog(LOG_ERROR, name, "%s", err);
-		return;
+		dlog(LOG_ERROR, name, "not recreating the ring: %s", err);
+		return -1;
 	}
 	if (!rec.empty) {
 		start = rec.end;
@@ -661,8 +681,9 @@ static void topic_restore(const char *name)
 			     (unsigned long long)rec.end, (unsigned long long)rec.high);
 			r = seg_fill_gap(dir, conf.ring_bytes, conf.segment_bytes, rec.end, rec.high);
 			if (r) {
-				dlog(LOG_ERROR, name, "writing the gap: %s", strerror(-r));
-				return;
+				dlog(LOG_ERROR, name, "not recreating the ring: writing the gap: %s",
+				     strerror(-r));
+				return -1;
 			}
 			start = rec.high;
 		}
@@ -675,22 +696,58 @@ static void topic_restore(const char *name)
 	cfg.flags = conf.no_spill ? SPW_TOPIC_NO_SPILL : 0;
 	cfg.start_position = start;
 	r = spw_topic_create(D.shm_dir, name, &cfg);
-	if (r && r != -EEXIST)
+	if (r == -EEXIST)
+		return 0; /* made meanwhile (topic create): attached by the rescan */
+	if (r) {
 		dlog(LOG_ERROR, name, "cannot recreate the ring: %s", strerror(-r));
-	else if (!r) {
-		struct stat ds;
-
-		/* A topic shared with a group gets its ring back with that group. */
-		if (seg_lstat(dir, &ds) == 0 && (ds.st_mode & 0070) && ds.st_gid != getegid() &&
-		    (r = ring_give_group(ring, ds.st_gid)))
-			dlog(LOG_WARN, name, "cannot give %s to group %u: %s", ring,
-			     (unsigned)ds.st_gid, strerror(-r));
-		dlog(LOG_INFO, name, "ring recreated after restart; the log continues at %llu",
-		     (unsigned long long)start);
+		return -1;
 	}
+	/* A topic shared with a group gets its ring back with that group. */
+	if (seg_lstat(dir, &ds) == 0 && (ds.st_mode & 0070) && ds.st_gid != getegid() &&
+	    (r = ring_give_group(ring, ds.st_gid)))
+		dlog(LOG_WARN, name, "cannot give %s to group %u: %s", ring, (unsigned)ds.st_gid,
+		     strerror(-r));
+	dlog(LOG_INFO, name, "ring made again; the log continues at %llu", (unsigned long long)start);
+	return 0;
 }
 
-void scan_data_dir(void)
+/* A topic dir with a disk log but no ring (after a reboot, or `spillway
+ * topic delete --keep-log`): a new ring continues at the end of the disk
+ * log; a torn tail that was cut becomes an aborted gap, so no position is
+ * ever reused. At start every such dir; on SIGHUP (asked) only those with
+ * a <topic>/.remake request, which goes once the ring is made: a ring a
+ * program deleted (spw_topic_delete) is not brought back behind its back,
+ * nor one `spillway topic delete` is removing with its dir. A failure's
+ * reason is published as a refusal's (the CLI says it) until the ring is
+ * made or the dir goes (refused_prune). */
+static void topic_restore(const char *name, bool asked)
+{
+	char dir[PATH_MAX], ring[PATH_MAX + 64], mark[PATH_MAX + 16];
+	struct stat st;
+	int i;
+
+	if (spw_topic_name_check(name) || topic_find(name) ||
+	    seg_topic_dir(dir, sizeof(dir), D.data_dir, name) ||
+	    (size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", D.shm_dir, name) >= sizeof(ring) ||
+	    (size_t)snprintf(mark, sizeof(mark), "%s/%s", dir, SEG_REMAKE_NAME) >= sizeof(mark) ||
+	    seg_lstat(ring, &st) != -ENOENT)
+		return;
+	if (asked && seg_lstat(mark, &st))
+		return;
+	attach_begin(name, 0);
+	if (restore_ring(name, dir, ring)) {
+		attaching = NULL;
+		refused_note(name);
+		if ((i = refused_entry(name)) >= 0)
+			refused[i].restoring = true;
+		return;
+	}
+	attaching = NULL;
+	refused_forget(name);
+	seg_unlink(mark);
+}
+
+void scan_data_dir(bool asked)
 {
 	DIR *d = opendir(D.data_dir);
 	struct dirent *de;
@@ -699,7 +756,7 @@ void scan_data_dir(void)
 		return;
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.')
-			topic_restore(de->d_name);
+			topic_restore(de->d_name, asked);
 	closedir(d);
 }
 

@@ -289,5 +289,5 @@ int seg_ring_id_save(const char *topic_dir, uint64_t created_ns)
 	char buf[64];
 	int n = snprintf(buf, sizeof(buf), "spillway ring %llu\n", (unsigned long long)created_ns);
 
-	return seg_file_replace(topic_dir, SEG_RING_ID_NAME, buf, (size_t)n, true);
+	return seg_file_replace(topic_dir, SEG_RING_ID_NAME, buf, (size_t)n, true, -1);
 }

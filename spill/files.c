@@ -290,7 +290,8 @@ int seg_give(const char *path, bool dir, gid_t gid, int mode)
 	return r;
 }
 
-int seg_file_replace(const char *dir, const char *name, const void *buf, size_t n, bool sync)
+int seg_file_replace(const char *dir, const char *name, const void *buf, size_t n, bool sync,
+		     int mode)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
 	int fd, r = 0;
@@ -303,7 +304,10 @@ int seg_file_replace(const char *dir, const char *name, const void *buf, size_t 
 	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, true);
 	if (fd < 0)
 		return fd;
-	seg_share(fd, dir);
+	if (mode >= 0 && fchmod(fd, (mode_t)mode))
+		r = -errno;
+	else if (mode < 0)
+		seg_share(fd, dir);
 	for (size_t done = 0; !r && done < n;) {
 		ssize_t w = write(fd, (const char *)buf + done, n - done);
 

@@ -76,14 +76,18 @@ void seg_share(int fd, const char *topic_dir);
  * ours, or not that kind of file), or -errno. */
 int seg_give(const char *path, bool dir, gid_t gid, int mode);
 /* Replace dir/name with the n bytes at buf, never half-written: a temp file
- * of ours (O_EXCL, never through a link, shared as seg_share says) renamed
- * over it; with sync, the file then dir fsynced. 0 or -errno. */
-int seg_file_replace(const char *dir, const char *name, const void *buf, size_t n, bool sync);
+ * of ours (O_EXCL, never through a link) with mode (-1: shared as seg_share
+ * says) renamed over it; with sync, the file then dir fsynced. 0 or -errno. */
+int seg_file_replace(const char *dir, const char *name, const void *buf, size_t n, bool sync,
+		     int mode);
 /* <topic_dir>/ring_id: which ring wrote the disk log (its header's created_ns),
  * so that spillwayd tells the ring that continues a log from a new one made
  * over it at a position the log already holds (FORMAT.md). Load: 0, -ENOENT,
  * -EBADMSG (not that format), or -errno (a link, another user's). */
 #define SEG_RING_ID_NAME "ring_id"
+/* <topic_dir>/.remake: `spillway topic delete --keep-log` asks spillwayd (on
+ * SIGHUP) to make the topic's ring again at the log's end (FORMAT.md). */
+#define SEG_REMAKE_NAME ".remake"
 int seg_ring_id_load(const char *topic_dir, uint64_t *created_ns);
 int seg_ring_id_save(const char *topic_dir, uint64_t created_ns); /* 0 or -errno; synced */
 /* The mode for a directory spillway makes inside topic_dir: 02770 (setgid,

@@ -297,7 +297,7 @@ static void restart_after_ring_loss(void **state, enum damage how)
 	/* The daemon recreates the ring after the verified log plus the cut
 	 * range, which it records as ABORTED. */
 	assert_true(test_daemon_start(d) > 0);
-	assert_int_equal(test_daemon_wait_log(d, "ring recreated", 1, scaled_s(10, 30)), 0);
+	assert_int_equal(test_daemon_wait_log(d, "ring made again", 1, scaled_s(10, 30)), 0);
 	assert_int_equal(test_daemon_wait_attached(d, "lost", scaled_s(10, 30)), 0);
 	assert_int_equal(spw_topic_open(d->shm, "lost", SPW_OPEN_RDONLY, &c.t), 0);
 	info_of(c.t, &c.in);

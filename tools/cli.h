@@ -205,6 +205,7 @@ struct cli_daemon_look {
 	int served_err; /* NEVER / GONE: -errno when whether a spillwayd serves the
 			 * data dir cannot be told (its pid file unreadable) */
 	bool other_shm; /* UNATTACHED: it spills another shm dir's rings (why says which) */
+	bool why_hidden; /* UNATTACHED: its published reasons cannot be read (why says so) */
 };
 void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 		     struct cli_daemon_look *out);

@@ -134,8 +134,9 @@ static void no_ring_said(struct cons *c)
 	if (c->no_ring_said || cli_ring_path(ring, sizeof(ring), c->name) || !stat(ring, &st))
 		return;
 	c->no_ring_said = true;
-	cli_err("topic \"%s\" has no ring (%s): following its disk log until spillwayd makes the "
-		"ring again (at its start, or on SIGHUP)", c->name, ring);
+	cli_err("topic \"%s\" has no ring (%s): following its disk log only; a ring made later "
+		"(spillwayd at its start, or asked by spillway topic create %s) is not read by this "
+		"follower: start it again then", c->name, ring, c->name);
 }
 
 static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
@@ -179,7 +180,8 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 				no_ring_said(c);
 				continue;
 			}
-			cli_err("topic \"%s\" was deleted while following it (at position %lld); stopping",
+			cli_err("topic \"%s\" was deleted, or its ring removed or replaced, while "
+				"following it (at position %lld); stopping (start again to read on)",
 				c->name, (long long)spw_reader_position(cr->r));
 			*gone = true;
 			return CLI_ERR;
@@ -206,14 +208,16 @@ int cmd_consume(int argc, char **argv)
 
 		/* A group file that cannot be read is named, not taken for a
 		 * damaged index or a bad start (what the reader's error says). */
-		if (g && g != -ENOENT && g != -EINVAL) {
+		/* (-EINVAL: a bad name, which the reader says, or not a file) */
+		if (g && g != -ENOENT && !(g == -EINVAL && spw_topic_name_check(c.group))) {
 			char dir[PATH_MAX];
 
 			cli_topic_dir(dir, sizeof(dir), c.name);
 			cli_err("group \"%s\" of topic \"%s\": %s/groups/%s cannot be read (%s%s); "
 				"restore or remove it, or read with --from earliest (or a position) to "
 				"commit a new one",
-				c.group, c.name, dir, c.group, strerror(-g),
+				c.group, c.name, dir, c.group,
+				g == -EINVAL ? "not a regular file" : strerror(-g),
 				g == -EBADMSG ? ": damaged, or not a group file" : "");
 			return CLI_ERR;
 		}

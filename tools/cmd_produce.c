@@ -51,6 +51,7 @@ struct prod {
 	int64_t first_pos, last_pos;
 	int said;               /* the blocked reason said last (cli_block_reason), 0 none */
 	bool gone;              /* the topic was deleted under it (-EIDRM) */
+	uint32_t said_crc;      /* of the reason said last (code 7's may change) */
 };
 
 /* Make at least n bytes available from start (fewer only at EOF). 0, or
@@ -103,9 +104,13 @@ static void say_blocked(struct prod *pr, uint64_t since)
 
 	spw_topic_info(pr->t, &in);
 	code = cli_block_reason(pr->t, &in, why, sizeof(why));
-	if (code == pr->said || (code != 1 && cli_mono_ns() - since < 1000000000ull))
+	/* Code 7 (the daemon has not attached it) carries the reason it
+	 * published, which may come or change while we wait: said again then. */
+	if ((code == pr->said && (code != 7 || seg_crc32c(0, why, strlen(why)) == pr->said_crc)) ||
+	    (code != 1 && cli_mono_ns() - since < 1000000000ull))
 		return;
 	pr->said = code;
+	pr->said_crc = seg_crc32c(0, why, strlen(why));
 	if (code == 1)
 		cli_err("topic \"%s\" is full and %s; waiting. Start it: spillwayd --shm-dir %s "
 			"--data-dir %s",
@@ -301,6 +306,7 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 {
 	const char *lvl = level == SPW_ACK_DURABLE ? "durable" : "spilled";
 	unsigned ack_said = 0; /* the cli_block_reason codes said, a bit each */
+	uint32_t ack_crc = 0;  /* of code 7's reason said last (it may change) */
 	int r;
 
 	for (;;) {
@@ -318,8 +324,11 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 
 			spw_topic_info(pr->t, &in);
 			code = cli_block_reason(pr->t, &in, why, sizeof(why));
-			if (code != 4 && !(ack_said & (1u << code))) {
+			uint32_t crc = seg_crc32c(0, why, strlen(why));
+
+			if (code != 4 && (!(ack_said & (1u << code)) || (code == 7 && crc != ack_crc))) {
 				ack_said |= 1u << code;
+				ack_crc = code == 7 ? crc : ack_crc;
 				if (code == 1)
 					cli_err("topic \"%s\" waits for its %s acknowledgement and %s; "
 						"waiting. Start it: spillwayd --shm-dir %s --data-dir %s",

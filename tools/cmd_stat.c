@@ -339,13 +339,18 @@ static void print_text(const struct tstat *s)
 		printf("  daemon NOT running (none ever attached)\n");
 	else {
 		/* No ring: whether a daemon serves the data dir is its pid file's
-		 * lock; it makes the ring again at its start or on SIGHUP. */
+		 * lock; it makes the ring again at its start, or when asked
+		 * (topic create), unless it could not (its published reason). */
+		char why[SEG_REFUSED_WHY];
 		uint32_t pid = 0;
 		int sv = cli_data_dir_served(&pid, NULL, 0);
 
-		if (sv == 1)
-			printf("  daemon pid %u serves the data dir; it makes the ring again at the "
-			       "log's end on SIGHUP or at its next start\n", pid);
+		if (sv == 1 && cli_refusal(s->m.name, why, sizeof(why)) == 1)
+			printf("  daemon pid %u could not make the ring again: %s\n", pid, why);
+		else if (sv == 1)
+			printf("  daemon pid %u serves the data dir; `spillway topic create %s` asks it "
+			       "to make the ring again at the log's end (it does at its next start)\n",
+			       pid, s->m.name);
 		else
 			printf("  daemon NOT running%s%s%s: start spillwayd to make the ring again at "
 			       "the log's end\n", sv < 0 ? " (cannot tell: " : "",

@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,9 +170,11 @@ static int create_check(struct create_args *a)
 	return CLI_OK;
 }
 
-/* Is the name taken: a ring, or a disk log without one? true after saying
- * which and how to go on. */
-static bool create_taken(const char *name, const char *ring, const char *dir)
+static int remake_ring(const char *name, const char *dir);
+
+/* Is the name taken: a ring (true after saying so), or a disk log without
+ * one (true and *remake: its ring is asked for, remake_ring)? */
+static bool create_taken(const char *name, const char *ring, const char *dir, bool *remake)
 {
 	uint64_t *bases = NULL;
 	size_t nseg = 0;
@@ -184,10 +187,11 @@ static bool create_taken(const char *name, const char *ring, const char *dir)
 	}
 	if (!seg_list(dir, &bases, &nseg) && nseg) {
 		free(bases);
-		cli_err("topic \"%s\" has a disk log in %s (%zu segments) but no ring: spillwayd "
-			"makes the ring again at the log's end when it starts or gets SIGHUP; or "
-			"delete the topic, log and all, first: spillway topic delete %s%s",
-			name, dir, nseg, name, cli_dir_flags());
+		*remake = true;
+		printf("topic %s has a disk log in %s (%zu segments) but no ring: asking spillwayd to "
+		       "make it again at the log's end, with the settings of its topic.conf (to "
+		       "start afresh, delete the topic, log and all, first: spillway topic delete "
+		       "%s%s)\n", name, dir, nseg, name, cli_dir_flags());
 		return true;
 	}
 	free(bases);
@@ -240,12 +244,17 @@ static bool made_by_daemon(const char *name, const struct spw_topic_config *cfg)
 {
 	struct spw_topic *t;
 	struct spw_topic_info in;
+	struct stat rs, ds;
+	bool daemons;
 
 	if (spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t))
 		return false;
 	spw_topic_info(t, &in);
+	/* The daemon's: owned by its data dir's owner (not planted by another
+	 * user of a shared shm dir). */
+	daemons = !fstat(t->fd, &rs) && !stat(G.data_dir, &ds) && rs.st_uid == ds.st_uid;
 	spw_topic_close(t);
-	return in.ring_bytes == cfg->ring_bytes && in.segment_bytes == cfg->segment_bytes &&
+	return daemons && in.ring_bytes == cfg->ring_bytes && in.segment_bytes == cfg->segment_bytes &&
 	       in.max_record == cfg->max_record && in.max_producers == cfg->max_producers &&
 	       in.start_position == 0 && in.tail == 0 &&
 	       (in.flags & SPW_TOPIC_NO_SPILL) == (cfg->flags & SPW_TOPIC_NO_SPILL);
@@ -258,7 +267,7 @@ static int topic_create(int argc, char **argv)
 	char dir[PATH_MAX], ring[PATH_MAX + 64], conf[PATH_MAX + 16], hr[32], hs[32], hm[32];
 	const char *name = NULL;
 	struct stat st;
-	bool made_dir;
+	bool made_dir, remake = false;
 	int rc, r;
 
 	if ((rc = create_opts(argc, argv, &a, &name)) || (rc = create_check(&a)))
@@ -268,8 +277,8 @@ static int topic_create(int argc, char **argv)
 		cli_err("topic \"%s\": the shm or data dir path is too long", name);
 		return CLI_ERR;
 	}
-	if (create_taken(name, ring, dir))
-		return CLI_ERR;
+	if (create_taken(name, ring, dir, &remake))
+		return remake ? remake_ring(name, dir) : CLI_ERR;
 	made_dir = stat(dir, &st) != 0;
 	r = ring_mkdir_p(dir, 0755);
 	if (r) {
@@ -364,9 +373,9 @@ static int topic_list(int argc, char **argv)
 				break;
 			case CLI_DAEMON_UNATTACHED: /* stat says why (the daemon's reason) */
 				snprintf(dm, sizeof(dm), "pid %u %s", d.pid,
-					 d.other_shm ? "other shm dir"
-					 : d.why[0]  ? "refused"
-						     : "not attached");
+					 d.other_shm			? "other shm dir"
+					 : d.why[0] && !d.why_hidden ? "refused"
+								       : "not attached");
 				break;
 			default:
 				snprintf(dm, sizeof(dm), "none");
@@ -530,27 +539,66 @@ static const char delete_usage[] =
 /* The ring of name removed, its disk log kept: ask the data dir's daemon
  * to make the ring again at the log's end (SIGHUP: daemon/loop.c) and say
  * what came of it. */
-static int delete_ring_only(const char *name, const char *dir)
+/* Is pid a spillwayd (its command name), so that signalling it is asking
+ * the daemon and no one else? Another PID namespace's number is not. */
+static bool is_spillwayd(uint32_t pid)
 {
+	char path[64], comm[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	comm[strcspn(comm, "\n")] = '\0';
+	return !strcmp(comm, "spillwayd");
+}
+
+/* A topic with a disk log and no ring: ask the data dir's daemon to make
+ * the ring again at the log's end (<topic>/.remake, then SIGHUP:
+ * daemon/topics.c topic_restore) and say what came of it. */
+static int remake_ring(const char *name, const char *dir)
+{
+	char mark[PATH_MAX + 16], why[SEG_REFUSED_WHY];
 	struct spw_topic *t = NULL;
 	struct spw_topic_info in;
 	uint32_t pid = 0;
+	int fd, sv;
 
-	printf("deleted the ring of topic %s; its disk log in %s is kept\n", name, dir);
-	if (cli_data_dir_served(&pid, NULL, 0) != 1 || !pid) {
-		printf("start spillwayd: it makes the ring again at the log's end\n");
+	snprintf(mark, sizeof(mark), "%s/%s", dir, SEG_REMAKE_NAME);
+	fd = seg_open_file(mark, O_WRONLY | O_CREAT, 0600, false);
+	if (fd < 0) {
+		printf("spillwayd makes the ring again at the log's end at its next start (cannot "
+		       "ask a running one: %s: %s)\n", mark, strerror(-fd));
 		return CLI_OK;
 	}
-	if (kill((pid_t)pid, SIGHUP)) {
+	close(fd);
+	sv = cli_data_dir_served(&pid, NULL, 0);
+	if (sv != 1 || !pid) {
+		if (sv < 0)
+			printf("spillwayd makes the ring again at the log's end on SIGHUP or at its "
+			       "start (whether one runs cannot be told: %s)\n", strerror(-sv));
+		else
+			printf("start spillwayd: it makes the ring again at the log's end\n");
+		return CLI_OK;
+	}
+	if (!is_spillwayd(pid) || kill((pid_t)pid, SIGHUP)) {
 		printf("spillwayd (pid %u) makes the ring again at the log's end on SIGHUP or at its "
-		       "next start (cannot signal it: %s)\n", pid, strerror(errno));
+		       "next start (not signalled: %s)\n", pid,
+		       is_spillwayd(pid) ? strerror(errno)
+					 : "that pid is not a spillwayd here (another PID namespace?)");
 		return CLI_OK;
 	}
 	for (int i = 0; i < 50 && spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t); i++)
 		usleep(100000);
 	if (!t) {
-		cli_err("spillwayd (pid %u) did not make the ring again within 5 s (its log, or "
-			"spillway stat %s, says why)", pid, name);
+		if (cli_refusal(name, why, sizeof(why)) == 1)
+			cli_err("spillwayd (pid %u) did not make the ring again: %s", pid, why);
+		else
+			cli_err("spillwayd (pid %u) did not make the ring again within 5 s (its log "
+				"says why)", pid);
 		return CLI_ERR;
 	}
 	spw_topic_info(t, &in);
@@ -594,8 +642,10 @@ static int topic_delete(int argc, char **argv)
 		cli_err("cannot delete the ring of topic \"%s\" in %s: %s", name, G.shm_dir, strerror(-r));
 		return CLI_ERR;
 	}
-	if (keep_log)
-		return delete_ring_only(name, dir);
+	if (keep_log) {
+		printf("deleted the ring of topic %s; its disk log in %s is kept\n", name, dir);
+		return remake_ring(name, dir);
+	}
 	/* A daemon that was spilling may still close (and fdatasync) its files
 	 * in there for a moment: retry while the dir keeps reappearing. */
 	for (int i = 0; i < 20; i++) {

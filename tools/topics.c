@@ -129,6 +129,7 @@ int cli_data_dir_served(uint32_t *pid, char *shm, size_t shm_len)
 {
 	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
 	char path[PATH_MAX + 32], buf[PATH_MAX + 48] = "";
+	struct stat st, dir;
 	int fd, r = 0;
 
 	*pid = 0;
@@ -138,11 +139,15 @@ int cli_data_dir_served(uint32_t *pid, char *shm, size_t shm_len)
 	fd = seg_open_file(path, O_RDONLY, 0, false);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
-	if (fcntl(fd, F_OFD_GETLK, &fl))
+	/* The daemon's own file (its data dir's owner's, as spillwayd checks
+	 * its data dir): one planted by another user, and the pid in it, are
+	 * not taken (tools/cmd_topic.c signals that pid). */
+	if (fstat(fd, &st) || stat(G.data_dir, &dir) || st.st_uid != dir.st_uid)
+		r = -EPERM;
+	else if (fcntl(fd, F_OFD_GETLK, &fl))
 		r = -errno;
 	else if (fl.l_type != F_UNLCK) {
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-
 		char *nl;
 
 		buf[n > 0 ? n : 0] = '\0';
@@ -209,6 +214,7 @@ void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 	out->why[0] = '\0';
 	out->served_err = 0;
 	out->other_shm = false;
+	out->why_hidden = false;
 	out->pid = in->daemon_pid;
 	out->age_s = in->daemon_pid ? age : -1;
 	if (owned < 0) /* the kernel cannot tell (no lock support?): the PID's word */
@@ -218,8 +224,14 @@ void cli_daemon_look(const struct spw_topic *t, const struct spw_topic_info *in,
 	else if ((served = cli_data_dir_served(&out->pid, shm, sizeof(shm))) == 1) {
 		char mine[PATH_MAX];
 
+		int rr = cli_refusal(t->name, out->why, sizeof(out->why));
+
 		out->state = CLI_DAEMON_UNATTACHED;
-		cli_refusal(t->name, out->why, sizeof(out->why));
+		if (rr < 0) { /* not "not attached yet" for ever: say it cannot be read */
+			snprintf(out->why, sizeof(out->why), "the reason it published cannot be read "
+				 "here (%.*s/%s: %s)", 200, G.data_dir, SEG_REFUSED_NAME, strerror(-rr));
+			out->why_hidden = true;
+		}
 		/* Another shm dir: it will never see this ring. */
 		if (!out->why[0] && shm[0] && realpath(G.shm_dir, mine) && strcmp(mine, shm)) {
 			snprintf(out->why, sizeof(out->why), "it spills the rings of %.*s, not of %.*s "
@@ -258,6 +270,9 @@ void cli_daemon_why(const struct cli_daemon_look *d, char *buf, size_t n)
 		if (d->other_shm)
 			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but %s", d->pid,
 				 d->why);
+		else if (d->why_hidden)
+			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but has not attached "
+				 "the topic; %s", d->pid, d->why);
 		else if (d->why[0])
 			snprintf(buf, n, "spillwayd (pid %u) serves this data dir but refused the "
 				 "topic: %s", d->pid, d->why);

@@ -362,8 +362,9 @@ class Topic(_Handle):
                 name, "name: 1-128 of [A-Za-z0-9._-], not starting with '.'"
                 if lib.spw_topic_name_check(name.encode()) else
                 "ring_size a power of two >= 64 KiB, segment_size a multiple of it, "
-                "max_record <= ring_size / 4, max_producers <= 4096 (0: the defaults); "
-                "given %d, %d, %d, %d" % (ring_size, segment_size, max_record, max_producers)))
+                "max_record <= ring_size / 4, max_producers <= 4096 (0: the defaults), mode "
+                "permission bits only; given %d, %d, %d, %d, 0o%o"
+                % (ring_size, segment_size, max_record, max_producers, mode)))
         if rc:
             _raise(rc, "creating topic %r" % name)
         return cls.open(name, shm_dir=shm_dir)
