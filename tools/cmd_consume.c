@@ -124,8 +124,8 @@ static void follow_commit(struct cons *c, struct cli_reader *cr, uint64_t *at, i
 	*pos = e ? -2 : p; /* -2: said once */
 }
 
-/* A follower of a topic that has no ring (disk only) waits for spillwayd
- * to make it again: said once, with how, not a silent wait. */
+/* A follower of a topic that has no ring (disk only) reads its disk log
+ * only, and no ring made later: said once, not a silent wait. */
 static void no_ring_said(struct cons *c)
 {
 	char ring[PATH_MAX + 64];
