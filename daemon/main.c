@@ -469,6 +469,19 @@ int main(int argc, char **argv)
 		return r;
 	/* The metrics socket is bound before the fork, so a bad or busy
 	 * address fails the command itself (no thread: it survives the fork). */
+	{
+		/* Blocked before the pid file is published (take_lock): a CLI
+		 * that reads it may send SIGHUP at once, whose default action
+		 * would end a daemon still starting; setup_events reads them
+		 * from a signalfd. */
+		sigset_t mask;
+
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGINT);
+		sigaddset(&mask, SIGHUP);
+		sigprocmask(SIG_BLOCK, &mask, NULL);
+	}
 	if (prepare_dirs() || take_lock() || metrics_start())
 		return 1;
 	if (!D.foreground && (r = daemonize()) >= 0)

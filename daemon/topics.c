@@ -622,6 +622,12 @@ fail_free:
 	free(dt);
 	attaching = NULL;
 	refused_note(name);
+	{
+		int i = refused_entry(name);
+
+		if (i >= 0) /* a ring's refusal now, no more a failed restore's */
+			refused[i].restoring = false;
+	}
 }
 
 /* Give the ring just created at path to group gid, as root: through the
@@ -660,8 +666,18 @@ static int restore_ring(const char *name, const char *dir, const char *ring)
 	uint64_t start = 0;
 	int r;
 
-	if (seg_conf_load(dir, &conf))
-		return 0; /* not a topic dir (or its conf is said when its ring attaches) */
+	if ((r = seg_conf_load(dir, &conf))) {
+		uint64_t *bases = NULL;
+		size_t n = 0;
+
+		seg_list(dir, &bases, &n);
+		free(bases);
+		if (!n)
+			return 0; /* no log: not a topic dir to make a ring for */
+		dlog(LOG_ERROR, name, "not recreating the ring: %s/%s: %s", dir, SEG_CONF_NAME,
+		     r == -EBADMSG ? "a line or value it cannot read" : strerror(-r));
+		return -1;
+	}
 	/* Not a dir of ours: do not make a ring from what it says. */
 	if (seg_dir_check_link(dir, false, why, sizeof(why))) {
 		dlog(LOG_ERROR, name, "not recreating the ring: %s", why);
@@ -726,12 +742,16 @@ static void topic_restore(const char *name, bool asked)
 	struct stat st;
 	int i;
 
-	if (spw_topic_name_check(name) || topic_find(name) ||
-	    seg_topic_dir(dir, sizeof(dir), D.data_dir, name) ||
+	if (spw_topic_name_check(name) || seg_topic_dir(dir, sizeof(dir), D.data_dir, name) ||
 	    (size_t)snprintf(ring, sizeof(ring), "%s/%s.ring", D.shm_dir, name) >= sizeof(ring) ||
-	    (size_t)snprintf(mark, sizeof(mark), "%s/%s", dir, SEG_REMAKE_NAME) >= sizeof(mark) ||
-	    seg_lstat(ring, &st) != -ENOENT)
+	    (size_t)snprintf(mark, sizeof(mark), "%s/%s", dir, SEG_REMAKE_NAME) >= sizeof(mark))
 		return;
+	if (topic_find(name) || seg_lstat(ring, &st) != -ENOENT) {
+		/* It has a ring: a request for one is met (a stale one would
+		 * bring back a ring a program deletes later, at a SIGHUP). */
+		seg_unlink(mark);
+		return;
+	}
 	if (asked && seg_lstat(mark, &st))
 		return;
 	attach_begin(name, 0);

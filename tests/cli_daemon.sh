@@ -478,15 +478,46 @@ start_daemon
 wait_attached hd
 [ ! -e "$SPILLWAY_DATA_DIR/hd/.remake" ] || fail "the request stayed"
 rm "$SPILLWAY_SHM_DIR/hd.ring"
-for _ in $(seq 1 150); do grep -q "topic hd: detaching" "$TMP/daemon.log" && break; sleep 0.02; done
+for _ in $(seq 1 250); do grep -q "topic hd: detaching" "$TMP/daemon.log" && break; sleep 0.02; done
+grep -q "topic hd: detaching" "$TMP/daemon.log" || fail "the removed ring was not detached"
 kill -HUP "$DPID"
-sleep 1.2
+for _ in $(seq 1 250); do grep -q "SIGHUP: rereading" "$TMP/daemon.log" && break; sleep 0.02; done
+grep -q "SIGHUP: rereading" "$TMP/daemon.log" || fail "the SIGHUP was not handled"
+sleep 0.3
 [ ! -e "$SPILLWAY_SHM_DIR/hd.ring" ] || fail "a SIGHUP made a ring nobody asked for"
 expect_rc 0 "$CLI" stat hd
 expect_out "daemon pid $DPID serves the data dir; \`spillway topic create hd\` asks it"
+# Options would change the log's settings: refused, not ignored.
+expect_rc 2 "$CLI" topic create hd --ring-size 1M --no-spill
+expect_err "--ring-size cannot change them; run topic create hd without options"
 expect_rc 0 "$CLI" topic create hd
 expect_out "topic hd has a disk log in $SPILLWAY_DATA_DIR/hd (1 segments) but no ring: asking spillwayd"
 expect_out "spillwayd (pid $DPID) made the ring again: the log continues at "
+# A request left while the ring exists is dropped at the next SIGHUP, not kept to
+# bring back a ring a program deletes later.
+touch "$SPILLWAY_DATA_DIR/hd/.remake"
+kill -HUP "$DPID"
+for _ in $(seq 1 250); do [ -e "$SPILLWAY_DATA_DIR/hd/.remake" ] || break; sleep 0.02; done
+[ ! -e "$SPILLWAY_DATA_DIR/hd/.remake" ] || fail "a request for an existing ring stayed"
+# A topic.conf it cannot read: the ring is not made, the reason is said and the
+# request kept.
+cp "$SPILLWAY_DATA_DIR/hd/topic.conf" "$TMP/hd.conf"
+echo "garbage line" >>"$SPILLWAY_DATA_DIR/hd/topic.conf"
+rm "$SPILLWAY_SHM_DIR/hd.ring"
+for _ in $(seq 1 250); do [ "$(grep -c "topic hd: detaching" "$TMP/daemon.log")" -ge 2 ] && break; sleep 0.02; done
+expect_rc 1 "$CLI" topic create hd
+expect_err "did not make the ring again: not recreating the ring: $SPILLWAY_DATA_DIR/hd/topic.conf: a line or value it cannot read"
+[ -e "$SPILLWAY_DATA_DIR/hd/.remake" ] || fail "the request went with the failure"
+cp "$TMP/hd.conf" "$SPILLWAY_DATA_DIR/hd/topic.conf"
+expect_rc 0 "$CLI" topic create hd
+expect_out "made the ring again"
+stop_daemon
+# No daemon: topic create made no ring, so it says so and exits 1.
+rm "$SPILLWAY_SHM_DIR/hd.ring"
+expect_rc 1 "$CLI" topic create hd
+expect_out "start spillwayd: it makes the ring again at the log's end"
+start_daemon
+wait_attached hd
 stop_daemon
 [ -d "$SPILLWAY_DATA_DIR/hd" ] || fail "the data dir went"
 expect_rc 0 "$CLI" topic delete hd

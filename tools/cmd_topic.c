@@ -170,7 +170,7 @@ static int create_check(struct create_args *a)
 	return CLI_OK;
 }
 
-static int remake_ring(const char *name, const char *dir);
+static int remake_ring(const char *name, const char *dir, bool must);
 
 /* Is the name taken: a ring (true after saying so), or a disk log without
  * one (true and *remake: its ring is asked for, remake_ring)? */
@@ -277,8 +277,22 @@ static int topic_create(int argc, char **argv)
 		cli_err("topic \"%s\": the shm or data dir path is too long", name);
 		return CLI_ERR;
 	}
-	if (create_taken(name, ring, dir, &remake))
-		return remake ? remake_ring(name, dir) : CLI_ERR;
+	if (create_taken(name, ring, dir, &remake)) {
+		if (!remake)
+			return CLI_ERR;
+		/* Its settings are its topic.conf's (the log was written with
+		 * them): options asking for others are refused, not ignored. */
+		for (int i = 1; i < argc; i++)
+			if (argv[i][0] == '-' && strncmp(argv[i], "--shm-dir", 9) &&
+			    strncmp(argv[i], "--data-dir", 10)) {
+				cli_err("topic \"%s\" has a disk log (with the settings of %s/%s): %s "
+					"cannot change them; run topic create %s without options to ask "
+					"for its ring, or delete the topic, log and all, first",
+					name, dir, SEG_CONF_NAME, argv[i], name);
+				return CLI_USAGE;
+			}
+		return remake_ring(name, dir, true);
+	}
 	made_dir = stat(dir, &st) != 0;
 	r = ring_mkdir_p(dir, 0755);
 	if (r) {
@@ -558,8 +572,10 @@ static bool is_spillwayd(uint32_t pid)
 
 /* A topic with a disk log and no ring: ask the data dir's daemon to make
  * the ring again at the log's end (<topic>/.remake, then SIGHUP:
- * daemon/topics.c topic_restore) and say what came of it. */
-static int remake_ring(const char *name, const char *dir)
+ * daemon/topics.c topic_restore) and say what came of it. must (topic
+ * create): CLI_ERR unless the ring was made; else (delete --keep-log, done
+ * already) CLI_OK when it could not even be asked for. */
+static int remake_ring(const char *name, const char *dir, bool must)
 {
 	char mark[PATH_MAX + 16], why[SEG_REFUSED_WHY];
 	struct spw_topic *t = NULL;
@@ -572,7 +588,7 @@ static int remake_ring(const char *name, const char *dir)
 	if (fd < 0) {
 		printf("spillwayd makes the ring again at the log's end at its next start (cannot "
 		       "ask a running one: %s: %s)\n", mark, strerror(-fd));
-		return CLI_OK;
+		return must ? CLI_ERR : CLI_OK;
 	}
 	close(fd);
 	sv = cli_data_dir_served(&pid, NULL, 0);
@@ -582,14 +598,14 @@ static int remake_ring(const char *name, const char *dir)
 			       "start (whether one runs cannot be told: %s)\n", strerror(-sv));
 		else
 			printf("start spillwayd: it makes the ring again at the log's end\n");
-		return CLI_OK;
+		return must ? CLI_ERR : CLI_OK;
 	}
 	if (!is_spillwayd(pid) || kill((pid_t)pid, SIGHUP)) {
 		printf("spillwayd (pid %u) makes the ring again at the log's end on SIGHUP or at its "
 		       "next start (not signalled: %s)\n", pid,
 		       is_spillwayd(pid) ? strerror(errno)
 					 : "that pid is not a spillwayd here (another PID namespace?)");
-		return CLI_OK;
+		return must ? CLI_ERR : CLI_OK;
 	}
 	for (int i = 0; i < 50 && spw_topic_open(G.shm_dir, name, SPW_OPEN_RDONLY, &t); i++)
 		usleep(100000);
@@ -644,7 +660,7 @@ static int topic_delete(int argc, char **argv)
 	}
 	if (keep_log) {
 		printf("deleted the ring of topic %s; its disk log in %s is kept\n", name, dir);
-		return remake_ring(name, dir);
+		return remake_ring(name, dir, false);
 	}
 	/* A daemon that was spilling may still close (and fdatasync) its files
 	 * in there for a moment: retry while the dir keeps reappearing. */

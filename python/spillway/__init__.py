@@ -340,16 +340,17 @@ class Topic(_Handle):
                max_producers=0, no_spill=False, shm_dir=None, data_dir=None):
         """Create topic `name` (sizes in bytes; 0 = the library's default) and open it.
         Raises FileExistsError if it exists, ring or disk log: a new ring over a kept
-        disk log would start at position 0 again and reuse the log's positions (as
-        `spillway topic create`, it is refused: start spillwayd, which recreates the
-        ring at the log's end, or delete the topic first)."""
+        disk log would start at position 0 again and reuse the log's positions (it is
+        refused: `spillway topic create NAME` asks spillwayd to make the ring again at
+        the log's end, as spillwayd does at its start; or delete the topic first)."""
         segs = _disk_segments(name, data_dir)
         if segs and not _os.path.lexists(_os.path.join(_shm_dir_of(shm_dir),
                                                        name + ".ring")):
             raise FileExistsError(_errno.EEXIST, "topic %r has a disk log in %s (%d segments) "
-                                  "but no ring: start spillwayd to recreate the ring from it, "
+                                  "but no ring: `spillway topic create %s` asks spillwayd to "
+                                  "make the ring again at the log's end (it does at its start); "
                                   "or delete the topic (ring and data dir) first"
-                                  % (name, _os.path.dirname(segs[0]), len(segs)))
+                                  % (name, _os.path.dirname(segs[0]), len(segs), name))
         cfg = ffi.new("struct spw_topic_config *")
         cfg.ring_bytes, cfg.segment_bytes, cfg.max_record = ring_size, segment_size, max_record
         cfg.mode, cfg.max_producers = mode, max_producers
