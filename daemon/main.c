@@ -429,18 +429,27 @@ static int daemonize(void)
 	return -1;
 }
 
-/* Signals through a signalfd (SIGTERM, SIGINT, SIGHUP), inotify on the shm
- * dir (new rings), the io_uring writer. 0, or 1 after saying why. */
+/* The signals spillwayd reads from a signalfd (SIGTERM, SIGINT, SIGHUP),
+ * blocked into *mask. main blocks them before the pid file is published
+ * (take_lock): a CLI that reads it may send SIGHUP at once, whose default
+ * action would end a daemon still starting. */
+static void block_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, mask, NULL);
+}
+
+/* Signals through a signalfd (block_signals), inotify on the shm dir (new
+ * rings), the io_uring writer. 0, or 1 after saying why. */
 static int setup_events(void)
 {
 	sigset_t mask;
 	int r;
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	block_signals(&mask);
 	D.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
 	if ((r = sigbus_guard_install()))
@@ -470,17 +479,9 @@ int main(int argc, char **argv)
 	/* The metrics socket is bound before the fork, so a bad or busy
 	 * address fails the command itself (no thread: it survives the fork). */
 	{
-		/* Blocked before the pid file is published (take_lock): a CLI
-		 * that reads it may send SIGHUP at once, whose default action
-		 * would end a daemon still starting; setup_events reads them
-		 * from a signalfd. */
 		sigset_t mask;
 
-		sigemptyset(&mask);
-		sigaddset(&mask, SIGTERM);
-		sigaddset(&mask, SIGINT);
-		sigaddset(&mask, SIGHUP);
-		sigprocmask(SIG_BLOCK, &mask, NULL);
+		block_signals(&mask); /* before take_lock publishes the pid */
 	}
 	if (prepare_dirs() || take_lock() || metrics_start())
 		return 1;

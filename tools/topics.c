@@ -125,26 +125,40 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t)
  * publish_pid), which F_OFD_GETLK reports whatever the PID namespace or
  * file system; a read lock anyone else holds there does not pass for it.
  * The pid is the one the daemon wrote into the file. */
+/* A file the data dir's spillwayd publishes there (SEG_PID_NAME,
+ * SEG_REFUSED_NAME), opened read-only if it is the daemon's own: owned by
+ * the data dir's owner, as spillwayd checks its data dir (seg_dir_check).
+ * fd, -ENOENT, -EPERM (another user's), or -errno. */
+static int daemon_file(const char *name)
+{
+	char path[PATH_MAX + 32];
+	struct stat st, dir;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", G.data_dir, name);
+	fd = seg_open_file(path, O_RDONLY, 0, false);
+	if (fd >= 0 && (fstat(fd, &st) || stat(G.data_dir, &dir) || st.st_uid != dir.st_uid)) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
 int cli_data_dir_served(uint32_t *pid, char *shm, size_t shm_len)
 {
 	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
-	char path[PATH_MAX + 32], buf[PATH_MAX + 48] = "";
-	struct stat st, dir;
+	char buf[PATH_MAX + 48] = "";
 	int fd, r = 0;
 
 	*pid = 0;
 	if (shm_len)
 		shm[0] = '\0';
-	snprintf(path, sizeof(path), "%s/%s", G.data_dir, SEG_PID_NAME);
-	fd = seg_open_file(path, O_RDONLY, 0, false);
+	/* One planted by another user, and the pid in it, are not taken
+	 * (tools/cmd_topic.c signals that pid). */
+	fd = daemon_file(SEG_PID_NAME);
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
-	/* The daemon's own file (its data dir's owner's, as spillwayd checks
-	 * its data dir): one planted by another user, and the pid in it, are
-	 * not taken (tools/cmd_topic.c signals that pid). */
-	if (fstat(fd, &st) || stat(G.data_dir, &dir) || st.st_uid != dir.st_uid)
-		r = -EPERM;
-	else if (fcntl(fd, F_OFD_GETLK, &fl))
+	if (fcntl(fd, F_OFD_GETLK, &fl))
 		r = -errno;
 	else if (fl.l_type != F_UNLCK) {
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -165,24 +179,19 @@ int cli_data_dir_served(uint32_t *pid, char *shm, size_t shm_len)
 
 int cli_refusal(const char *name, char *why, size_t n)
 {
-	char path[PATH_MAX + 32], line[SPW_NAME_MAX + SEG_REFUSED_WHY + 8];
+	char line[SPW_NAME_MAX + SEG_REFUSED_WHY + 8];
 	size_t len = strlen(name);
-	struct stat st, dir;
 	int fd, r = 0;
 	FILE *f;
 
 	if (n)
 		why[0] = '\0';
-	snprintf(path, sizeof(path), "%s/%s", G.data_dir, SEG_REFUSED_NAME);
-	fd = seg_open_file(path, O_RDONLY, 0, false);
+	fd = daemon_file(SEG_REFUSED_NAME); /* anyone else's says nothing */
 	if (fd < 0)
 		return fd == -ENOENT ? 0 : fd;
-	/* The daemon's own file: its data dir's owner's (as spillwayd checks
-	 * its data dir, seg_dir_check); anyone else's says nothing. */
-	if (fstat(fd, &st) || stat(G.data_dir, &dir) || st.st_uid != dir.st_uid ||
-	    !(f = fdopen(fd, "r"))) {
+	if (!(f = fdopen(fd, "r"))) {
 		close(fd);
-		return -EPERM;
+		return -ENOMEM;
 	}
 	while (!r && fgets(line, sizeof(line), f)) {
 		if (strncmp(line, name, len) || line[len] != '\t')
