@@ -313,6 +313,8 @@ int seg_file_replace(const char *dir, const char *name, const void *buf, size_t 
 
 		if (w < 0 && errno != EINTR)
 			r = -errno;
+		else if (w == 0)
+			r = -EIO; /* (a full disk says ENOSPC at the next write) */
 		else if (w > 0)
 			done += (size_t)w;
 	}

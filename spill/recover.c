@@ -162,13 +162,13 @@ static int put_entry(struct idx_buf *b, const uint8_t *map, uint64_t base, uint6
 }
 
 /* The index file ip as b says: left alone (times too) when it holds exactly
- * those bytes, else replaced whole: written to a temp file beside it,
- * synced, renamed over it, the dir synced. Never rewritten in place: a
+ * those bytes, else replaced whole (seg_file_replace: a temp file beside it,
+ * synced, renamed over it, the dir synced). Never rewritten in place: a
  * crash there would lose the old index, whose CRCs the next rebuild keeps
  * as evidence (old_index_load). 0 or -errno. */
 static int idx_store(const char *ip, const struct idx_buf *b)
 {
-	char dir[PATH_MAX], tmp[PATH_MAX + 32];
+	char dir[PATH_MAX];
 	const char *slash = strrchr(ip, '/');
 	struct stat st;
 	uint8_t *cur = NULL;
@@ -187,28 +187,9 @@ static int idx_store(const char *ip, const struct idx_buf *b)
 		return xf;
 	}
 	if (!slash || (size_t)snprintf(dir, sizeof(dir), "%.*s", (int)(slash - ip), ip) >=
-			      sizeof(dir) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, slash + 1, (int)getpid()) >=
-		    sizeof(tmp))
+			      sizeof(dir))
 		return -ENAMETOOLONG;
-	seg_unlink(tmp); /* a stale temp file of ours; a planted name is never followed */
-	xf = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600, true);
-	if (xf < 0)
-		return xf;
-	seg_share(xf, dir);
-	errno = 0;
-	if (write(xf, b->p, b->n) != (ssize_t)b->n)
-		r = errno ? -errno : -EIO; /* a short write sets none */
-	else if (fdatasync(xf))
-		r = -errno;
-	close(xf);
-	if (!r)
-		r = seg_rename(tmp, ip);
-	if (r) {
-		seg_unlink(tmp);
-		return r;
-	}
-	return seg_sync_dir(dir);
+	return seg_file_replace(dir, slash + 1, b->p, b->n, true, -1);
 }
 
 /* The last index is empty, short or unreadable while its segment holds

@@ -562,16 +562,20 @@ stop_daemon
 [ "$(stat -c %a "$SPILLWAY_DATA_DIR/.spillwayd.pid")" = 644 ] || fail "the pid file is not 0644"
 runuser -u nobody -- flock -s -n "$SPILLWAY_DATA_DIR/.spillwayd.lock" true 2>/dev/null &&
 	fail "another user could lock the lock file"
-runuser -u nobody -- /usr/bin/python3 -c '
+# hold_lock SH|EX FILE: nobody holds a POSIX lock on FILE's byte 0 for 8 s (HOLDER).
+hold_lock() {
+	runuser -u nobody -- /usr/bin/python3 -c '
 import fcntl, sys, time
-f = open(sys.argv[1])
-fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 0)
+f = open(sys.argv[2], "r" if sys.argv[1] == "SH" else "r+")
+fcntl.lockf(f, getattr(fcntl, "LOCK_" + sys.argv[1]) | fcntl.LOCK_NB, 1, 0)
 print("held", flush=True)
-time.sleep(8)' "$SPILLWAY_DATA_DIR/.spillwayd.pid" >"$TMP/holder.out" 2>&1 &
-HOLDER=$!
-BGPIDS+=("$HOLDER")
-for _ in $(seq 1 250); do grep -q held "$TMP/holder.out" && break; sleep 0.02; done
-grep -q held "$TMP/holder.out" || fail "the holder: $(cat "$TMP/holder.out")"
+time.sleep(8)' "$1" "$2" >"$TMP/holder.out" 2>&1 &
+	HOLDER=$!
+	BGPIDS+=("$HOLDER")
+	for _ in $(seq 1 250); do grep -q held "$TMP/holder.out" && break; sleep 0.02; done
+	grep -q held "$TMP/holder.out" || fail "the holder: $(cat "$TMP/holder.out")"
+}
+hold_lock SH "$SPILLWAY_DATA_DIR/.spillwayd.pid"
 expect_rc 0 "$CLI" stat tiny
 expect_out "daemon NOT running"
 start_daemon
@@ -588,16 +592,7 @@ BGPIDS+=("$victim")
 rm -f "$SPILLWAY_DATA_DIR/.spillwayd.pid"
 printf '%s\n' "$victim" >"$SPILLWAY_DATA_DIR/.spillwayd.pid"
 chown nobody "$SPILLWAY_DATA_DIR/.spillwayd.pid"
-runuser -u nobody -- /usr/bin/python3 -c '
-import fcntl, struct, sys, time
-f = open(sys.argv[1], "r+")
-fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
-print("held", flush=True)
-time.sleep(8)' "$SPILLWAY_DATA_DIR/.spillwayd.pid" >"$TMP/holder.out" 2>&1 &
-HOLDER=$!
-BGPIDS+=("$HOLDER")
-for _ in $(seq 1 250); do grep -q held "$TMP/holder.out" && break; sleep 0.02; done
-grep -q held "$TMP/holder.out" || fail "the holder: $(cat "$TMP/holder.out")"
+hold_lock EX "$SPILLWAY_DATA_DIR/.spillwayd.pid"
 expect_rc 0 "$CLI" topic create pf --ring-size 64K --segment-size 256K
 expect_rc 0 "$CLI" topic delete pf --keep-log
 grep -q "spillwayd (pid $victim)" "$TMP/out" && fail "a planted pid file was taken: $(cat "$TMP/out")"
