@@ -220,10 +220,12 @@ int ring_membarrier(void)
 
 /* --- fork ------------------------------------------------------------------
  * A forked child shares its parent's open file descriptions, so it would
- * keep the parent's slot locks alive after the parent died. The child closes
- * its copies at once, and its handles are refused (ring_fork_gen). */
+ * keep the parent's slot locks (and group member locks) alive after the
+ * parent died or let go. The child closes its copies at once, and its
+ * handles are refused (ring_fork_gen). */
 uint32_t ring_fork_gen __attribute__((visibility("hidden")));
 static struct spw_producer *open_list;
+static struct ring_held *held_list;
 static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
@@ -243,6 +245,11 @@ static void fork_child(void)
 		if (p->fd >= 0) {
 			close(p->fd);
 			p->fd = -1;
+		}
+	for (struct ring_held *h = held_list; h; h = h->next)
+		if (h->fd >= 0) {
+			close(h->fd);
+			h->fd = -1;
 		}
 	/* Relaxed: the child has one thread now. */
 	ring_fork_gen++;
@@ -284,6 +291,21 @@ void ring_producer_unregister(struct spw_producer *p)
 	for (struct spw_producer **pp = &open_list; *pp; pp = &(*pp)->next_open)
 		if (*pp == p) {
 			*pp = p->next_open;
+			break;
+		}
+}
+
+void ring_held_add(struct ring_held *h)
+{
+	h->next = held_list;
+	held_list = h;
+}
+
+void ring_held_remove(struct ring_held *h)
+{
+	for (struct ring_held **pp = &held_list; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
 			break;
 		}
 }

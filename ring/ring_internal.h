@@ -239,6 +239,15 @@ void ring_producers_lock(void);
 void ring_producers_unlock(void);
 void ring_producer_register(struct spw_producer *p);
 void ring_producer_unregister(struct spw_producer *p);
+/* Other lock-holding descriptors a forked child must not keep (a consumer
+ * group's member lock, spill/group.c): on the same list's terms. add/remove
+ * need ring_producers_lock held; the child closes each and sets fd to -1. */
+struct ring_held {
+	int fd;
+	struct ring_held *next;
+};
+void ring_held_add(struct ring_held *h);
+void ring_held_remove(struct ring_held *h);
 
 static inline void ring_cpu_relax(void)
 {

@@ -451,7 +451,15 @@ int64_t spw_topic_earliest(const char *shm_dir, const char *data_dir, const char
 
 /* Consumer groups: <data_dir>/<topic>/groups/<group>, replaced atomically
  * (write, fsync, rename, fsync dir) with a CRC, so a torn write never yields
- * a bad position. Group names follow the topic-name rules. */
+ * a bad position. Group names follow the topic-name rules.
+ * A group has one reader at a time (as a Kafka partition has one member of
+ * a group): the reader that opens at SPW_START_GROUP, commits to a group or
+ * joins it holds it until it is closed or its process ends (a lock the
+ * kernel drops; a stopped reader keeps it). Another reader then gets
+ * -EBUSY from spw_reader_open (SPW_START_GROUP), spw_reader_join and
+ * spw_reader_commit. A forked child never holds its parent's groups
+ * (there join and commit give -ECHILD). */
+int spw_reader_join(struct spw_reader *r, const char *group);
 int spw_reader_commit(struct spw_reader *r, const char *group);
 int spw_group_read(const char *data_dir, const char *topic, const char *group,
 		   int64_t *position);

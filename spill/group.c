@@ -8,7 +8,8 @@
  * one, then the directory is fsync'd. A torn write leaves either the old or
  * the new file, and a file that fails its CRC reads as -EBADMSG, never as a
  * position. Positions come from a reader (spw_reader_commit), so they are
- * always record boundaries.
+ * always record boundaries. Beside it, groups/.<group>.reader: the lock
+ * the group's one reader holds (membership, below).
  */
 #define _GNU_SOURCE
 #include "spill.h"
@@ -43,38 +44,45 @@ static int group_dir(char *buf, size_t size, const char *data_dir, const char *t
 	return 0;
 }
 
+/* The groups dir of topic into dir (made if missing: 02770 and the topic
+ * dir's group when that is shared, so every member can commit; else 0700),
+ * the topic dir into td. 0 or -errno. */
+static int groups_dir_make(const char *data_dir, const char *topic, char *dir, size_t size,
+			   char *td, size_t tdsize)
+{
+	gid_t gid;
+	unsigned mode;
+	int r = group_dir(dir, size, data_dir, topic);
+
+	if (r)
+		return r;
+	snprintf(td, tdsize, "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
+	mode = seg_share_dir_mode(td, &gid);
+	if ((r = seg_mkdir(dir, mode)) == 0) {
+		/* Its group, and the mode mkdir's passed through the umask:
+		 * best effort, but never through a name swapped for a link
+		 * meanwhile (seg_give), which would hand out its target. */
+		r = seg_give(dir, true, gid, (int)mode);
+		if (r == -ELOOP || r == -EPERM)
+			return r;
+	} else if (r != -EEXIST) {
+		return r;
+	}
+	return 0;
+}
+
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position)
 {
-	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2], tmp[PATH_MAX + SPW_NAME_MAX + 32];
+	char dir[PATH_MAX], td[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2],
+		tmp[PATH_MAX + SPW_NAME_MAX + 32];
 	struct group_file g = { GROUP_MAGIC, 1, (uint64_t)position, ring_realtime_ns(), 0, 0 };
 	int fd, r;
 
 	if (position < 0 || (position & 7) || spw_topic_name_check(group))
 		return -EINVAL;
-	r = group_dir(dir, sizeof(dir), data_dir, topic);
+	r = groups_dir_make(data_dir, topic, dir, sizeof(dir), td, sizeof(td));
 	if (r)
 		return r;
-	{
-		/* The topic dir: dir without "/groups". Shared with its group
-		 * (topic create --group): 02770 and that group, so every member
-		 * can commit; else private. */
-		char td[PATH_MAX];
-		gid_t gid;
-		unsigned mode;
-
-		snprintf(td, sizeof(td), "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
-		mode = seg_share_dir_mode(td, &gid);
-		if ((r = seg_mkdir(dir, mode)) == 0) {
-			/* Its group, and the mode mkdir's passed through the umask:
-			 * best effort, but never through a name swapped for a link
-			 * meanwhile (seg_give), which would hand out its target. */
-			r = seg_give(dir, true, gid, (int)mode);
-			if (r == -ELOOP || r == -EPERM)
-				return r;
-		} else if (r != -EEXIST) {
-			return r;
-		}
-	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, group) >= sizeof(path) ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, group, (int)getpid()) >=
 		    sizeof(tmp))
@@ -84,12 +92,7 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
 	if (fd < 0)
 		return fd;
-	{
-		char td[PATH_MAX];
-
-		snprintf(td, sizeof(td), "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
-		seg_share(fd, td);
-	}
+	seg_share(fd, td);
 	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd)) {
 		r = errno ? -errno : -EIO;
 		close(fd);
@@ -168,4 +171,96 @@ int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, voi
 	}
 	closedir(d);
 	return n;
+}
+
+/* --- membership ------------------------------------------------------------
+ * A group has one reader at a time, as a Kafka partition has one member of a
+ * group: the reader holds an OFD write lock on groups/.<group>.reader (a
+ * name no group can have: group names never start with a dot) for as long
+ * as it is the group's. The kernel drops the lock when the reader closes or
+ * its process ends, however it ends (P1: death proven by the kernel, never
+ * by a timeout); a stopped reader keeps it. A forked child closes its copy
+ * (ring/locks.c), so it never holds the group for its parent. */
+
+static int member_path(char *path, size_t size, const char *dir, const char *group)
+{
+	return (size_t)snprintf(path, size, "%s/.%s.reader", dir, group) >= size ? -ENAMETOOLONG
+										 : 0;
+}
+
+int seg_group_join(const char *data_dir, const char *topic, const char *group,
+		   struct ring_held *h)
+{
+	char dir[PATH_MAX], td[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 16];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	gid_t gid;
+	bool made = true;
+	int fd, r;
+
+	h->fd = -1;
+	if (spw_topic_name_check(group))
+		return -EINVAL;
+	if ((r = groups_dir_make(data_dir, topic, dir, sizeof(dir), td, sizeof(td))) ||
+	    (r = member_path(path, sizeof(path), dir, group)))
+		return r;
+	/* Held from the open until the descriptor is on the fork list: a
+	 * fork() meanwhile waits, so no child inherits a lock it keeps. */
+	ring_producers_lock();
+	fd = seg_open_file(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, true);
+	if (fd == -EEXIST) {
+		/* Made before (by us or, in a shared topic, another member):
+		 * opened as it is, never chmodded (it may be a link's target). */
+		made = false;
+		fd = seg_open_file(path, O_RDWR | O_CLOEXEC, 0, false);
+	}
+	if (fd < 0) {
+		ring_producers_unlock();
+		return fd;
+	}
+	if (made && seg_share_dir_mode(td, &gid) != 0700) {
+		/* Shared topic: every member must be able to lock it. */
+		seg_share(fd, td);
+		if (fchmod(fd, 0660)) {
+		}
+	}
+	if (fcntl(fd, F_OFD_SETLK, &fl)) {
+		r = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+		close(fd);
+		ring_producers_unlock();
+		return r;
+	}
+	h->fd = fd;
+	ring_held_add(h);
+	ring_producers_unlock();
+	return 0;
+}
+
+void seg_group_leave(struct ring_held *h)
+{
+	ring_producers_lock();
+	ring_held_remove(h);
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	ring_producers_unlock();
+}
+
+int seg_group_has_reader(const char *data_dir, const char *topic, const char *group)
+{
+	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 16];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	int fd, r;
+
+	if (spw_topic_name_check(group))
+		return -EINVAL;
+	if ((r = group_dir(dir, sizeof(dir), data_dir, topic)) ||
+	    (r = member_path(path, sizeof(path), dir, group)))
+		return r;
+	fd = seg_open_file(path, O_RDONLY | O_CLOEXEC, 0, false);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	/* Asks, takes nothing: a reader joining meanwhile is not refused. */
+	r = fcntl(fd, F_OFD_GETLK, &fl) ? -errno : fl.l_type != F_UNLCK;
+	close(fd);
+	return r;
 }

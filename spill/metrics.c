@@ -288,6 +288,8 @@ int seg_metrics_gather(const char *data_dir, struct seg_metrics *m)
 	r = seg_disk_usage(dir, &m->dl);
 	geom = geom_of(dir, m, &g) == 0;
 	spw_group_list(data_dir, m->name, add_group, m);
+	for (int i = 0; i < m->ng; i++)
+		m->g[i].reading = seg_group_has_reader(data_dir, m->name, m->g[i].name);
 	held_back(data_dir, dir, m, now);
 	m->oldest_ts = !geom ? 0 : ts_at(dir, m, &g, m->dl.any ? m->dl.first : m->in.reclaimed);
 	m->newest_ts = newest_in_ring(m);

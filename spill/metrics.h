@@ -28,6 +28,7 @@ struct seg_metrics_group {
 	int64_t pos;       /* committed position, or -errno when unreadable */
 	uint64_t lag_bytes;
 	int64_t lag_ns;    /* age of the oldest record it has not read (0: caught up; -1 unknown) */
+	int reading;       /* 1: its one reader holds it now (spill/group.c); 0; -errno */
 };
 
 /* What spillwayd alone knows of a topic it spills (since it started). */

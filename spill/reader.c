@@ -458,7 +458,11 @@ static int reader_start(struct spw_reader *r, const struct spw_reader_opts *opts
 		}
 		return 0;
 	case SPW_START_GROUP:
-		rc = opts->group ? spw_group_read(r->data_dir, r->topic, opts->group, &gp) : -EINVAL;
+		/* The group's one reader first, then its position: no other
+		 * reader commits it between our read and our reading. */
+		rc = opts->group ? spw_reader_join(r, opts->group) : -EINVAL;
+		if (!rc)
+			rc = spw_group_read(r->data_dir, r->topic, opts->group, &gp);
 		if (rc == -ENOENT) {
 			gp = e;
 			rc = gp < 0 ? (int)gp : 0;
@@ -527,6 +531,13 @@ void spw_reader_close(struct spw_reader *r)
 	spw_consumer_close(r->c);
 	spw_topic_close(r->t);
 	rd_seg_drop(&r->seg);
+	while (r->members) {
+		struct rd_member *m = r->members;
+
+		r->members = m->next;
+		seg_group_leave(&m->h);
+		free(m);
+	}
 	free(r->buf);
 	free(r->stage);
 	free(r);
@@ -576,9 +587,35 @@ int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, in
 	return 0;
 }
 
+int spw_reader_join(struct spw_reader *r, const char *group)
+{
+	struct rd_member *m;
+	int rc;
+
+	if (!r || !group || spw_topic_name_check(group))
+		return -EINVAL;
+	for (m = r->members; m; m = m->next)
+		if (!strcmp(m->group, group))
+			/* Closed in a forked child (ring/locks.c): the group
+			 * stays the parent's. */
+			return m->h.fd >= 0 ? 0 : -ECHILD;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	rc = seg_group_join(r->data_dir, r->topic, group, &m->h);
+	if (rc) {
+		free(m);
+		return rc;
+	}
+	snprintf(m->group, sizeof(m->group), "%s", group);
+	m->next = r->members;
+	r->members = m;
+	return 0;
+}
+
 int spw_reader_commit(struct spw_reader *r, const char *group)
 {
-	if (!r)
-		return -EINVAL;
-	return seg_group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
+	int rc = spw_reader_join(r, group);
+
+	return rc ? rc : seg_group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
 }

@@ -65,6 +65,13 @@ struct rd_ahead {
 	int bad;                    /* the first entry (from p.i) whose CRC failed, or p.j - p.i */
 };
 
+/* A group this reader is the one reader of (spill/group.c, membership). */
+struct rd_member {
+	struct ring_held h;
+	struct rd_member *next;
+	char group[SPW_NAME_MAX + 1];
+};
+
 struct spw_reader {
 	char topic[SPW_NAME_MAX + 1];
 	char shm_dir[PATH_MAX], data_dir[PATH_MAX], dir[PATH_MAX];
@@ -89,6 +96,7 @@ struct spw_reader {
 	uint64_t delivered, skipped;
 	char err_file[PATH_MAX];
 	int64_t err_pos;
+	struct rd_member *members; /* the groups it is the one reader of */
 };
 
 /* reader.c */

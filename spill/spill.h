@@ -237,6 +237,13 @@ int seg_fault_submit(void);
 
 /* Consumer groups (spill/group.c): write a position atomically. */
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
+/* A group's one reader: take its member lock into h (0; -EBUSY while
+ * another reader holds it; -errno), let it go, or ask whether a live reader
+ * holds it (1, 0, or -errno). */
+int seg_group_join(const char *data_dir, const char *topic, const char *group,
+		   struct ring_held *h);
+void seg_group_leave(struct ring_held *h);
+int seg_group_has_reader(const char *data_dir, const char *topic, const char *group);
 
 /* The bound on a record's payload for a log whose max_record is not known
  * (no topic.conf, or 0 in it): a quarter ring, never above the hard cap and

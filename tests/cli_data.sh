@@ -158,6 +158,33 @@ wait "$f" 2>/dev/null
 expect_rc 0 "$CLI" consume t --group gk
 [ ! -s "$TMP/out" ] || fail "after kill -9 the group read $(wc -l <"$TMP/out") records again"
 
+check "groups: one reader at a time: a second consume --group is refused while the first reads"
+# Two readers of one group each read everything, and the last commit won, even
+# backwards: a group is now one reader's until it exits (spill/group.c).
+"$CLI" consume t --follow --group g1b >"$TMP/bout" 2>&1 &
+f=$!
+for _ in $(seq 1 250); do [ "$(wc -l <"$TMP/bout")" -ge 3000 ] && break; sleep 0.02; done
+[ "$(wc -l <"$TMP/bout")" -eq 3000 ] || fail "the follower read $(wc -l <"$TMP/bout") lines"
+expect_rc 1 "$CLI" consume t --group g1b --count 1
+expect_err 'group "g1b" of topic "t" is being read by another reader: a group has one reader at a time'
+[ ! -s "$TMP/out" ] || fail "the second reader printed records"
+expect_rc 1 "$CLI" consume t --group g1b --from earliest --count 1
+[ ! -s "$TMP/out" ] || fail "the second reader (--from) printed records"
+sleep 1.5 # the follower's commit (about once a second)
+expect_rc 0 "$CLI" stat t
+expect_out "group g1b: position"
+grep "group g1b:" "$TMP/out" | grep -q ", being read" || fail "stat: $(grep "group g1b" "$TMP/out")"
+expect_rc 0 "$CLI" stat t --json
+expect_out '{"group":"g1b","reading":true'
+kill -STOP "$f" # a stopped reader keeps its group (P1)
+expect_rc 1 "$CLI" consume t --group g1b --count 1
+kill -KILL "$f"
+wait "$f" 2>/dev/null
+expect_rc 0 "$CLI" consume t --group g1b --count 1 # the kernel let it go
+[ ! -s "$TMP/out" ] || fail "after the follower, the group read $(cat "$TMP/out")"
+expect_rc 0 "$CLI" stat t --json
+expect_out '{"group":"g1b","reading":false'
+
 check "groups: a damaged group file is named, not blamed on an index"
 expect_rc 0 "$CLI" consume t --group gd --count 3
 printf 'Z' | dd of="$SPILLWAY_DATA_DIR/t/groups/gd" bs=1 seek=8 conv=notrunc status=none

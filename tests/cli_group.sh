@@ -73,6 +73,9 @@ as "$M" "$MCLI" consume shared --group readers --count 1000 >"$TMP/out" 2>"$TMP/
 	fail "member group commit: $(cat "$TMP/err")"
 [ "$(stat -c %G:%a "$SPILLWAY_DATA_DIR/shared/groups")" = "$G:2770" ] || fail "groups dir: $(stat -c %G:%a "$SPILLWAY_DATA_DIR/shared/groups")"
 [ "$(stat -c %U:%G "$SPILLWAY_DATA_DIR/shared/groups/readers")" = "$M:$G" ] || fail "group file"
+# Its one reader's lock file: the member's, and the group's to lock too.
+[ "$(stat -c %U:%G:%a "$SPILLWAY_DATA_DIR/shared/groups/.readers.reader")" = "$M:$G:660" ] ||
+	fail "group lock file: $(stat -c %U:%G:%a "$SPILLWAY_DATA_DIR/shared/groups/.readers.reader")"
 as "$M" "$MCLI" consume shared --group readers --count 1 >"$TMP/out" 2>"$TMP/err" ||
 	fail "member group resume: $(cat "$TMP/err")"
 [ "$(cat "$TMP/out")" = 1001 ] || fail "group resumed at $(cat "$TMP/out")"

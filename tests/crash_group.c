@@ -42,6 +42,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../spill/spill.h"
 #include "support.h"
 #include "support_reader.h"
 
@@ -579,6 +580,24 @@ static void read_n(struct spw_reader *r, int n)
 	}
 }
 
+/* A topic (ring and data dir, no daemon) holding 100 records of 64 bytes at
+ * pos[0..99]; its topic and producer kept (rdt_keep_*) into *t and *p. */
+static void topic_of_100(const char *name, int64_t pos[100], struct spw_topic **t,
+			 struct spw_producer **p)
+{
+	uint8_t buf[64] = { 0 };
+
+	assert_int_equal(rdt_topic_make(&env, name, RING_BYTES, SEG_BYTES, 20), 0);
+	assert_int_equal(spw_topic_open(env.shm, name, 0, t), 0);
+	rdt_keep_topic(*t);
+	assert_int_equal(spw_producer_open(*t, p), 0);
+	rdt_keep_producer(*p);
+	for (int i = 0; i < 100; i++) {
+		pos[i] = spw_producer_send(*p, buf, sizeof(buf));
+		assert_true(pos[i] >= 0);
+	}
+}
+
 static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **state)
 {
 	struct spw_reader_opts o = { 0 };
@@ -593,15 +612,7 @@ static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **
 
 	(void)state;
 	/* No daemon needed: the ring and the topic's data dir. */
-	assert_int_equal(rdt_topic_make(&env, "gl", RING_BYTES, SEG_BYTES, 20), 0);
-	assert_int_equal(spw_topic_open(env.shm, "gl", 0, &t), 0);
-	rdt_keep_topic(t);
-	assert_int_equal(spw_producer_open(t, &p), 0);
-	rdt_keep_producer(p);
-	for (int i = 0; i < 100; i++) {
-		pos[i] = spw_producer_send(p, buf, sizeof(buf));
-		assert_true(pos[i] >= 0);
-	}
+	topic_of_100("gl", pos, &t, &p);
 	rdt_topic_dir(&env, "gl", dir, sizeof(dir));
 	/* Nothing committed yet: no groups, -ENOENT, and START_GROUP starts
 	 * at the earliest record. */
@@ -685,6 +696,187 @@ static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **
 	rdt_drop(t);
 }
 
+/* Open a reader of topic at group g's position. */
+static int open_group(const char *topic, const char *g, struct spw_reader **r)
+{
+	struct spw_reader_opts o = { 0 };
+
+	o.shm_dir = env.shm;
+	o.data_dir = env.data;
+	o.start = SPW_START_GROUP;
+	o.group = g;
+	return spw_reader_open(topic, &o, r);
+}
+
+struct holder {
+	const char *topic, *g;
+	int fd;
+};
+
+/* A child that opens a reader of group g, says so on fd, then waits to be
+ * killed. */
+static int holder_main(void *arg)
+{
+	struct holder *h = arg;
+	struct spw_reader *r;
+	char c = open_group(h->topic, h->g, &r) == 0 ? 'y' : 'n';
+
+	if (write(h->fd, &c, 1) != 1)
+		return 2;
+	for (;;)
+		pause();
+}
+
+static pid_t group_holder(const char *topic, const char *g)
+{
+	struct holder h = { topic, g, -1 };
+	int fds[2];
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	h.fd = fds[1];
+	pid = rdt_fork(holder_main, &h);
+	close(fds[1]);
+	assert_true(pid > 0);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	assert_int_equal(c, 'y');
+	return pid;
+}
+
+/* A child that only says it runs (its fork handlers are done), then waits. */
+static int idle_main(void *arg)
+{
+	int *fd = arg;
+
+	if (write(*fd, "y", 1) != 1)
+		return 2;
+	for (;;)
+		pause();
+	return 0;
+}
+
+/* In a forked child, the parent's reader's group is not the child's. */
+static int join_in_child(void *arg)
+{
+	return spw_reader_join(arg, "solo") == -ECHILD ? 0 : 1;
+}
+
+/* A group has one reader at a time (spill/group.c, membership): a second
+ * gets -EBUSY from open, join and commit; the group is free again when the
+ * reader closes, or when its process dies (kill -9), never while it is only
+ * stopped; a forked child does not keep it for its parent; a planted link
+ * or FIFO in its place is refused. */
+static void group_has_one_reader_until_it_closes_or_dies(void **state)
+{
+	struct spw_reader_opts o = { 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_reader *r1, *r2, *r3;
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	struct listed l = { 0 };
+	int64_t pos[100], got;
+	pid_t pid;
+
+	(void)state;
+	topic_of_100("go", pos, &t, &p);
+	rdt_topic_dir(&env, "go", dir, sizeof(dir));
+
+	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(open_group("go", "solo", &r1), 0);
+	rdt_keep_reader(r1);
+	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 1);
+	/* A second reader of the group: refused, however it asks. */
+	assert_int_equal(open_group("go", "solo", &r2), -EBUSY);
+	o.shm_dir = env.shm;
+	o.data_dir = env.data;
+	o.start = SPW_START_EARLIEST;
+	assert_int_equal(spw_reader_open("go", &o, &r3), 0);
+	rdt_keep_reader(r3);
+	assert_int_equal(spw_reader_join(r3, "solo"), -EBUSY);
+	assert_int_equal(spw_reader_commit(r3, "solo"), -EBUSY);
+	assert_int_equal(spw_reader_join(r3, "other"), 0);
+	assert_int_equal(spw_reader_join(r3, "other"), 0); /* already its own */
+	assert_int_equal(spw_reader_join(r3, "../x"), -EINVAL);
+	/* The holder commits; nobody else could have. */
+	read_n(r1, 10);
+	assert_int_equal(spw_reader_commit(r1, "solo"), 0);
+	assert_int_equal(spw_reader_join(r1, "solo"), 0);
+	assert_int_equal(spw_group_read(env.data, "go", "solo", &got), 0);
+	assert_int_equal(got, pos[10]);
+	/* The lock files are no groups. */
+	assert_int_equal(spw_group_list(env.data, "go", list_cb, &l), 1);
+	assert_int_equal(listed_pos(&l, "solo"), pos[10]);
+	rdt_drop(r1);
+	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(open_group("go", "solo", &r2), 0);
+	rdt_keep_reader(r2);
+	assert_int_equal(spw_reader_position(r2), pos[10]);
+
+	/* A forked child does not keep its parent's group: in the child the
+	 * handle's group is not its own (-ECHILD), and once the parent closes
+	 * the reader, the group is free while the child lives on. */
+	pid = rdt_fork(join_in_child, r2);
+	assert_true(pid > 0);
+	{
+		int st;
+
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		rdt_child_reaped(pid);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	{
+		int fds[2];
+		char c = 0;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = rdt_fork(idle_main, &fds[1]);
+		close(fds[1]);
+		assert_true(pid > 0);
+		assert_int_equal(read(fds[0], &c, 1), 1);
+		close(fds[0]);
+	}
+	rdt_drop(r2);
+	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(open_group("go", "solo", &r2), 0);
+	rdt_keep_reader(r2);
+	rdt_drop(r2);
+	rdt_kill_reap(pid);
+
+	/* Another process's reader: a stopped one keeps the group (P1: a slow
+	 * reader is never robbed); killed -9, the kernel frees it. */
+	pid = group_holder("go", "solo");
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	assert_int_equal(open_group("go", "solo", &r2), -EBUSY);
+	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 1);
+	rdt_kill_reap(pid);
+	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(open_group("go", "solo", &r2), 0);
+	rdt_keep_reader(r2);
+	assert_int_equal(spw_reader_position(r2), pos[10]);
+	rdt_drop(r2);
+
+	/* A link or a FIFO planted as the lock file: refused, never followed
+	 * or waited on. */
+	snprintf(path, sizeof(path), "%s/groups/.solo.reader", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	assert_int_equal(open_group("go", "solo", &r2), -ELOOP);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(open_group("go", "solo", &r2), -EINVAL);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(open_group("go", "solo", &r2), 0);
+	rdt_keep_reader(r2);
+	rdt_drop(r2);
+
+	rdt_drop(r3);
+	rdt_drop(p);
+	rdt_drop(t);
+}
+
 RDT_MAIN(setup, rdt_group_teardown,
 	 RDT_TEST(group_survives_kill9_at_random_points),
-	 RDT_TEST(group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all))
+	 RDT_TEST(group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all),
+	 RDT_TEST(group_has_one_reader_until_it_closes_or_dies))

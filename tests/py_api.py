@@ -636,3 +636,26 @@ def test_a_damaged_group_file_is_named(tmp_path):
         spillway.Reader("py_g", start="group:fifo", data_dir=d)
     check("groups/fifo" in str(e.value) and "1-128 of" not in str(e.value), str(e.value))
     spillway.Topic.delete("py_g")
+
+
+def test_a_group_has_one_reader(tmp_path):
+    """Two readers of one group each read everything, and the last commit won:
+    now the second one gets GroupBusy until the first is closed."""
+    d = str(tmp_path / "data")
+    with spillway.Topic.create("py_one", ring_size=1 << 16) as t, spillway.Producer(t) as p:
+        for i in range(10):
+            p.send(b"r%d" % i)
+    os.makedirs(os.path.join(d, "py_one"), mode=0o700)
+    with spillway.Reader("py_one", start="group:g", data_dir=d) as r1:
+        with pytest.raises(spillway.GroupBusy) as e:
+            spillway.Reader("py_one", start="group:g", data_dir=d)
+        check("another reader" in str(e.value) and e.value.errno == errno.EBUSY, str(e.value))
+        with spillway.Reader("py_one", data_dir=d) as r2:
+            raises(spillway.GroupBusy, lambda: r2.commit("g"), "a commit to another's group")
+            raises(spillway.GroupBusy, lambda: r2.join("g"), "a join of another's group")
+            r2.join("h")
+        check([x.data for x in r1.read()] == [b"r%d" % i for i in range(10)], "r1 reads all")
+        r1.commit("g")
+    with spillway.Reader("py_one", start="group:g", data_dir=d) as r3:
+        check(r3.read() == [], "the group resumes where its reader committed")
+    spillway.Topic.delete("py_one")

@@ -248,6 +248,7 @@ struct cli_reader {
 int cli_reader_open(struct cli_reader *cr, const char *topic, const struct spw_reader_opts *o,
 		    spw_record_fn fn, void *arg);
 void cli_reader_close(struct cli_reader *cr);
+void cli_group_busy(const char *topic, const char *group);
 /* As spw_reader_poll (wait_ns 0) / spw_reader_poll_wait: > 0 when the reader
  * moved, 0 when caught up, or -errno (also an error the library dropped). */
 int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns);

@@ -210,9 +210,11 @@ static int resume_from(rd_kafka_t *rk, struct bridge *b, struct spw_reader_opts 
 	rd_kafka_error_t *e;
 
 	cli_reader_start(&b->from, ro);
+	/* Read with the group held (bridge_kafka): a position, not
+	 * SPW_START_GROUP, whose reader would try to take the group again. */
 	if (spw_group_read(G.data_dir, b->name, b->group, &gp) == 0) {
-		ro->start = SPW_START_GROUP;
-		ro->group = b->group;
+		ro->start = SPW_START_POSITION;
+		ro->position = gp;
 		b->acked = b->committed = gp;
 	}
 	if (!b->exactly_once)
@@ -263,6 +265,7 @@ static int bridge_kafka(int argc, char **argv)
 	struct bridge b = { .timeout_s = 30, .skip_pos = -1 };
 	struct spw_reader_opts ro = { 0 };
 	struct spw_reader *r = NULL;
+	struct ring_held member = { -1, NULL };
 	rd_kafka_t *rk;
 	int rc;
 
@@ -273,23 +276,40 @@ static int bridge_kafka(int argc, char **argv)
 		cli_not_found(b.name);
 		return CLI_ERR;
 	}
+	/* The group's one reader before anything else: a second bridge on it
+	 * must not start a Kafka producer (with --exactly-once, its
+	 * transactional id would fence the running bridge's). */
+	rc = seg_group_join(G.data_dir, b.name, b.group, &member);
+	if (rc) {
+		if (rc == -EBUSY)
+			cli_group_busy(b.name, b.group);
+		else
+			cli_err("bridge kafka: cannot take group \"%s\" of topic \"%s\": %s", b.group,
+				b.name, strerror(-rc));
+		return CLI_ERR;
+	}
 	cli_catch_signals();
 	rk = bridge_producer_new(&b);
-	if (!rk)
+	if (!rk) {
+		seg_group_leave(&member);
 		return CLI_ERR;
+	}
 	if (bridge_kafka_check(rk, &b) || resume_from(rk, &b, &ro)) {
 		rd_kafka_destroy(rk);
+		seg_group_leave(&member);
 		return CLI_ERR;
 	}
 	rc = spw_reader_open(b.name, &ro, &r);
 	if (rc) {
 		cli_reader_err(b.name, NULL, rc, "bridging");
 		rd_kafka_destroy(rk);
+		seg_group_leave(&member);
 		return CLI_ERR;
 	}
 	rc = bridge_stop(rk, &b, bridge_loop(rk, &b, r));
 	spw_reader_close(r);
 	rd_kafka_destroy(rk);
+	seg_group_leave(&member);
 	return rc;
 }
 

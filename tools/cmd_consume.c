@@ -227,8 +227,18 @@ int cmd_consume(int argc, char **argv)
 	if (c.from.kind == W_POSITION && cli_position_check(c.name, c.from.position))
 		return CLI_ERR;
 	rc = cli_reader_open(&cr, c.name, &c.ro, on_record, &c);
+	/* The group's one reader before the first record, whatever the start
+	 * (--group with --from joins here, not at its first commit). */
+	if (!rc && c.group)
+		rc = spw_reader_join(cr.r, c.group);
+	if (rc == -EBUSY && c.group) {
+		cli_group_busy(c.name, c.group);
+		cli_reader_close(&cr);
+		return CLI_ERR;
+	}
 	if (rc) {
 		cli_reader_err(c.name, NULL, rc, "reading");
+		cli_reader_close(&cr);
 		return CLI_ERR;
 	}
 	cli_catch_signals();

@@ -129,6 +129,7 @@ static void json_groups(const struct seg_metrics *m)
 
 		printf("%s{\"group\":", i ? "," : "");
 		out_json_str(stdout, g->name, strlen(g->name));
+		printf(",\"reading\":%s", g->reading < 0 ? "null" : g->reading ? "true" : "false");
 		if (g->pos < 0)
 			printf(",\"position\":null,\"lag_bytes\":null,\"lag_s\":null,\"error\":\"%s\"}",
 			       strerror((int)-g->pos));
@@ -266,15 +267,18 @@ static void print_groups(const struct seg_metrics *m)
 	for (int i = 0; i < m->ng; i++) {
 		const struct seg_metrics_group *g = &m->g[i];
 
+		/* Its one reader (spill/group.c): being read now, or not. */
+		const char *rd = g->reading > 0 ? ", being read" : "";
+
 		if (g->pos < 0)
-			printf("  group %s: unreadable (%s)\n", g->name, strerror((int)-g->pos));
+			printf("  group %s: unreadable (%s)%s\n", g->name, strerror((int)-g->pos), rd);
 		else if (g->lag_ns < 0)
-			printf("  group %s: position %lld, lag %llu bytes\n", g->name, (long long)g->pos,
-			       (unsigned long long)g->lag_bytes);
+			printf("  group %s: position %lld, lag %llu bytes%s\n", g->name,
+			       (long long)g->pos, (unsigned long long)g->lag_bytes, rd);
 		else
-			printf("  group %s: position %lld, lag %llu bytes, %.1f s\n", g->name,
+			printf("  group %s: position %lld, lag %llu bytes, %.1f s%s\n", g->name,
 			       (long long)g->pos, (unsigned long long)g->lag_bytes,
-			       (double)g->lag_ns / 1e9);
+			       (double)g->lag_ns / 1e9, rd);
 	}
 }
 

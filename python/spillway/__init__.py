@@ -46,7 +46,7 @@ from ._cdef import CDEF
 
 __all__ = [
     "Topic", "Producer", "Reader", "Record", "SpillwayError", "Lapped", "CorruptData",
-    "InvalidArgument",
+    "InvalidArgument", "GroupBusy",
     "NotFound", "NotKept", "shm_dir", "data_dir",
 ]
 
@@ -163,6 +163,11 @@ class InvalidArgument(SpillwayError, ValueError):
     """-EINVAL: a bad name, start, position or size (also a ValueError)."""
 
 
+class GroupBusy(SpillwayError):
+    """-EBUSY: the consumer group is another reader's: a group has one reader at a
+    time, which holds it until it is closed or its process ends."""
+
+
 class CorruptData(SpillwayError):
     """-EBADMSG: a segment failed its CRC or holds a bad header (.file, .position)."""
 
@@ -189,6 +194,10 @@ def _raise(rc, what, reader=None):
     if err == _errno.ERANGE:
         raise NotKept(err, "%s: no longer kept (deleted by retention, lapped in a no-spill "
                       "topic, or the topic deleted; start='earliest' reads what is kept)" % what)
+    if err == _errno.EBUSY:
+        raise GroupBusy(err, "%s: the group is being read by another reader (a group has "
+                        "one reader at a time, until that reader is closed or its process "
+                        "ends)" % what)
     if err == _errno.EBADMSG:
         file, pos = None, None
         if reader is not None:
@@ -950,9 +959,18 @@ class Reader(_Handle):
         """Bytes passed over as corrupt (skip_corrupt=True)."""
         return self._call(lib.spw_reader_skipped)
 
+    def join(self, group):
+        """Become consumer group `group`'s one reader (GroupBusy while another
+        reader is): start='group:NAME' and commit() do it too. This reader keeps
+        the group until it is closed or the process ends."""
+        rc = self._call(lib.spw_reader_join, group.encode())
+        if rc:
+            _raise(rc, "joining group %r of %r" % (group, self.topic))
+
     def commit(self, group):
         """Record this reader's position as consumer group `group`'s (a file in the
-        topic's data dir, which spillwayd makes: NotFound before it ever ran)."""
+        topic's data dir, which spillwayd makes: NotFound before it ever ran).
+        Joins the group first (GroupBusy while another reader holds it)."""
         rc = self._call(lib.spw_reader_commit, group.encode())
         if rc:
             _raise(rc, "committing group %r of %r" % (group, self.topic))

@@ -64,6 +64,7 @@ int spw_reader_deleted(const struct spw_reader *r);
 int spw_topic_name_check(const char *name);
 int spw_topic_deleted(const struct spw_topic *t);
 int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, int64_t *position);
+int spw_reader_join(struct spw_reader *r, const char *group);
 int spw_reader_commit(struct spw_reader *r, const char *group);
 int spw_group_read(const char *data_dir, const char *topic, const char *group, int64_t *position);
 """
