@@ -162,6 +162,8 @@ uint64_t cli_mono_ns(void);
  * hint, garbage header, permissions, dir problems) and return CLI_ERR. */
 int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t);
 void cli_not_found(const char *name);
+/* A group another reader holds (-EBUSY): who, and what to do. */
+void cli_group_busy(const char *topic, const char *group);
 /* Does the topic exist (its ring, or its data dir with a topic.conf)? */
 bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
 /* Why producers of a topic wait (its ring is full): no daemon (1; 8 when
@@ -248,7 +250,6 @@ struct cli_reader {
 int cli_reader_open(struct cli_reader *cr, const char *topic, const struct spw_reader_opts *o,
 		    spw_record_fn fn, void *arg);
 void cli_reader_close(struct cli_reader *cr);
-void cli_group_busy(const char *topic, const char *group);
 /* As spw_reader_poll (wait_ns 0) / spw_reader_poll_wait: > 0 when the reader
  * moved, 0 when caught up, or -errno (also an error the library dropped). */
 int cli_reader_poll(struct cli_reader *cr, int max, int64_t wait_ns);

@@ -68,19 +68,6 @@ int cli_reader_open(struct cli_reader *cr, const char *topic, const struct spw_r
 	return spw_reader_open(topic, o, &cr->r);
 }
 
-/* A group another reader holds (spw_reader_join's -EBUSY): who, and what
- * to do. */
-void cli_group_busy(const char *topic, const char *group)
-{
-	char dir[PATH_MAX];
-
-	cli_topic_dir(dir, sizeof(dir), topic);
-	cli_err("group \"%s\" of topic \"%s\" is being read by another reader: a group has one "
-		"reader at a time, which holds it until it exits (the process that has "
-		"%s/groups/.%s.reader open); read with another group, or without --group",
-		group, topic, dir, group);
-}
-
 void cli_reader_close(struct cli_reader *cr)
 {
 	spw_reader_close(cr->r);

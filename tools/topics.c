@@ -47,6 +47,19 @@ static bool denied(const char *name)
 	return false;
 }
 
+/* A group another reader holds (spw_reader_join's -EBUSY): who, and what
+ * to do. */
+void cli_group_busy(const char *topic, const char *group)
+{
+	char dir[PATH_MAX];
+
+	cli_topic_dir(dir, sizeof(dir), topic);
+	cli_err("group \"%s\" of topic \"%s\" is being read by another reader: a group has one "
+		"reader at a time, which holds it until it exits (the process that has "
+		"%s/groups/.%s.reader open); read with another group, or without --group",
+		group, topic, dir, group);
+}
+
 void cli_not_found(const char *name)
 {
 	if (denied(name))
