@@ -89,20 +89,22 @@ int ring_slot_alive(const struct spw_topic *t, uint32_t i)
 	return ring_lock_held(t, ring_slot_off(i));
 }
 
-uint32_t ring_lock_owner_pid(const struct spw_topic *t, uint64_t off)
+/* The pid of a process holding an OFD lock over `range` ("START END" as
+ * /proc shows it) of the file fd names, or 0. */
+static uint32_t owner_pid(int fd, const char *range)
 {
 	struct stat st;
-	char want[96], path[300], line[256];
+	char want[160], path[300], line[256];
 	DIR *proc;
 	struct dirent *d;
 	uint32_t found = 0;
 
-	if (fstat(t->fd, &st))
+	if (fstat(fd, &st))
 		return 0;
 	/* /proc/<pid>/fdinfo/<fd> lists "lock: ... OFDLCK ADVISORY WRITE -1
 	 * MAJ:MIN:INO START END" for each lock of that description. */
-	snprintf(want, sizeof(want), "%02x:%02x:%llu %llu %llu", major(st.st_dev), minor(st.st_dev),
-		 (unsigned long long)st.st_ino, (unsigned long long)off, (unsigned long long)off);
+	snprintf(want, sizeof(want), "%02x:%02x:%llu %s", major(st.st_dev), minor(st.st_dev),
+		 (unsigned long long)st.st_ino, range);
 	proc = opendir("/proc");
 	if (!proc)
 		return 0;
@@ -139,6 +141,20 @@ uint32_t ring_lock_owner_pid(const struct spw_topic *t, uint64_t off)
 	}
 	closedir(proc);
 	return found;
+}
+
+uint32_t ring_lock_owner_pid(const struct spw_topic *t, uint64_t off)
+{
+	char range[48];
+
+	snprintf(range, sizeof(range), "%llu %llu", (unsigned long long)off,
+		 (unsigned long long)off);
+	return owner_pid(t->fd, range);
+}
+
+uint32_t ring_file_lock_owner_pid(int fd)
+{
+	return owner_pid(fd, "0 EOF");
 }
 
 /* The lock byte of a waiter counter: the counter's own offset in the file. */

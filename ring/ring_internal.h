@@ -206,6 +206,8 @@ int ring_lock_held(const struct spw_topic *t, uint64_t off);  /* 1 held, 0 free,
 /* The pid (in our PID namespace) of a process holding the lock on off,
  * from /proc/<pid>/fdinfo; 0 when the kernel does not tell us. */
 uint32_t ring_lock_owner_pid(const struct spw_topic *t, uint64_t off);
+/* The same for a lock over a whole file (spill/group.c's member lock). */
+uint32_t ring_file_lock_owner_pid(int fd);
 /* Slot i's owner alive? (its lock held). 1, 0, -errno. */
 int ring_slot_alive(const struct spw_topic *t, uint32_t i);
 /* Sleeper side of I8: lock (shared) the counter's byte through fd, increment. */

@@ -457,8 +457,14 @@ int64_t spw_topic_earliest(const char *shm_dir, const char *data_dir, const char
  * joins it holds it until it is closed or its process ends (a lock the
  * kernel drops; a stopped reader keeps it). Another reader then gets
  * -EBUSY from spw_reader_open (SPW_START_GROUP), spw_reader_join and
- * spw_reader_commit. A forked child never holds its parent's groups
- * (there join and commit give -ECHILD). */
+ * spw_reader_commit. A reader that cannot take the lock (-EROFS, -EACCES,
+ * -EPERM, -ENOENT: no topic data dir yet) still opens at the group's
+ * position, without holding it. A commit whose lock file was removed or
+ * replaced meanwhile gives -ENOLCK (and lets the group go). A reader that
+ * joins at its first commit writes its own position, even below the
+ * group's: open at the group (or join) to go on from the group's. A forked
+ * child never holds its parent's groups (there join and commit give
+ * -ECHILD). */
 int spw_reader_join(struct spw_reader *r, const char *group);
 int spw_reader_commit(struct spw_reader *r, const char *group);
 int spw_group_read(const char *data_dir, const char *topic, const char *group,

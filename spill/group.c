@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +181,11 @@ int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, voi
  * as it is the group's. The kernel drops the lock when the reader closes or
  * its process ends, however it ends (P1: death proven by the kernel, never
  * by a timeout); a stopped reader keeps it. A forked child closes its copy
- * (ring/locks.c), so it never holds the group for its parent. */
+ * in its fork handler (ring/locks.c), so it never holds the group for its
+ * parent once it runs. The file is made whole under a temp name (its mode,
+ * group and owner set) and linked into place, so nobody ever opens it half
+ * made; it is never removed (removing a held one would let a second reader
+ * in: a commit checks that its file is still the one there). */
 
 static int member_path(char *path, size_t size, const char *dir, const char *group)
 {
@@ -188,51 +193,120 @@ static int member_path(char *path, size_t size, const char *dir, const char *gro
 										 : 0;
 }
 
+/* The member lock file at (at->dfd, at->leaf), made when missing (in the
+ * groups dir of topic dir td): its descriptor, O_RDWR, or -errno. */
+static int member_open(const struct ring_at *at, const char *td, bool make)
+{
+	static _Atomic unsigned seq;
+	char tmp[NAME_MAX + 1];
+	struct stat st;
+	gid_t gid;
+	int fd = openat(at->dfd, at->leaf, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), r;
+
+	if (fd < 0 && errno == ENOENT && make) {
+		/* Relaxed: only makes each temp name of this process unique. */
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s-%d-%u.new", at->leaf, (int)getpid(),
+				     atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed)) >=
+		    sizeof(tmp))
+			return -ENAMETOOLONG;
+		fd = openat(at->dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		if (seg_share_dir_mode(td, &gid) != 0700) {
+			/* A shared topic: every member must be able to lock it. */
+			seg_share(fd, td);
+			if (fchmod(fd, 0660)) {
+			}
+		}
+		if (geteuid() == 0 && !seg_lstat(td, &st) && st.st_uid != 0 && fchown(fd, st.st_uid, -1)) {
+			/* Root in a user's topic: the topic's owner must be able
+			 * to lock it after us (best effort, our own new file). */
+		}
+		r = linkat(at->dfd, tmp, at->dfd, at->leaf, 0) ? -errno : 0;
+		unlinkat(at->dfd, tmp, 0);
+		if (r == -EEXIST) {
+			close(fd); /* another reader made it meanwhile: theirs */
+			fd = openat(at->dfd, at->leaf, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		} else if (r) {
+			close(fd);
+			return r;
+		}
+	}
+	if (fd < 0)
+		return -errno;
+	/* A FIFO or a device planted there: O_NONBLOCK opened it without a
+	 * wait; never locked. */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/* Does (at) still name the file fd has open? 0, or -ENOLCK. */
+static int member_same(const struct ring_at *at, int fd)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) || fstatat(at->dfd, at->leaf, &b, AT_SYMLINK_NOFOLLOW) ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return -ENOLCK;
+	return 0;
+}
+
+/* The member lock file's path resolved (no links on the way); with make,
+ * the groups dir made when missing, and the topic dir into td. */
+static int member_at(const char *data_dir, const char *topic, const char *group, bool make,
+		     struct ring_at *at, char *td, size_t tdsize)
+{
+	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 16];
+	int r;
+
+	if (spw_topic_name_check(group))
+		return -EINVAL;
+	r = make ? groups_dir_make(data_dir, topic, dir, sizeof(dir), td, tdsize)
+		 : group_dir(dir, sizeof(dir), data_dir, topic);
+	if (!r)
+		r = member_path(path, sizeof(path), dir, group);
+	return r ? r : ring_at_resolve(path, at);
+}
+
 int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		   struct ring_held *h)
 {
-	char dir[PATH_MAX], td[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 16];
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	gid_t gid;
-	bool made = true;
-	int fd, r;
+	struct ring_at at;
+	char td[PATH_MAX];
+	int fd = -1, r;
 
 	h->fd = -1;
-	if (spw_topic_name_check(group))
-		return -EINVAL;
-	if ((r = groups_dir_make(data_dir, topic, dir, sizeof(dir), td, sizeof(td))) ||
-	    (r = member_path(path, sizeof(path), dir, group)))
+	if ((r = member_at(data_dir, topic, group, true, &at, td, sizeof(td))))
 		return r;
 	/* Held from the open until the descriptor is on the fork list: a
 	 * fork() meanwhile waits, so no child inherits a lock it keeps. */
 	ring_producers_lock();
-	fd = seg_open_file(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, true);
-	if (fd == -EEXIST) {
-		/* Made before (by us or, in a shared topic, another member):
-		 * opened as it is, never chmodded (it may be a link's target). */
-		made = false;
-		fd = seg_open_file(path, O_RDWR | O_CLOEXEC, 0, false);
-	}
-	if (fd < 0) {
-		ring_producers_unlock();
-		return fd;
-	}
-	if (made && seg_share_dir_mode(td, &gid) != 0700) {
-		/* Shared topic: every member must be able to lock it. */
-		seg_share(fd, td);
-		if (fchmod(fd, 0660)) {
+	for (int tries = 0; tries < 3; tries++) {
+		fd = member_open(&at, td, true);
+		if (fd < 0) {
+			r = fd;
+			break;
 		}
-	}
-	if (fcntl(fd, F_OFD_SETLK, &fl)) {
-		r = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+		if (fcntl(fd, F_OFD_SETLK, &fl)) {
+			r = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+		} else if ((r = member_same(&at, fd)) == 0) {
+			h->fd = fd;
+			ring_held_add(h);
+			break;
+		}
+		/* Busy, or the name was removed or replaced before we held it:
+		 * a lock on a file nobody else opens proves nothing. */
 		close(fd);
-		ring_producers_unlock();
-		return r;
+		if (r != -ENOLCK)
+			break;
 	}
-	h->fd = fd;
-	ring_held_add(h);
 	ring_producers_unlock();
-	return 0;
+	ring_at_done(&at);
+	return r;
 }
 
 void seg_group_leave(struct ring_held *h)
@@ -245,22 +319,41 @@ void seg_group_leave(struct ring_held *h)
 	ring_producers_unlock();
 }
 
-int seg_group_has_reader(const char *data_dir, const char *topic, const char *group)
+int seg_group_still_held(const char *data_dir, const char *topic, const char *group,
+			 const struct ring_held *h)
 {
-	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 16];
+	struct ring_at at;
+	char td[PATH_MAX];
+	int r;
+
+	if (h->fd < 0)
+		return -ENOLCK;
+	if ((r = member_at(data_dir, topic, group, false, &at, td, sizeof(td))))
+		return r == -ENOENT ? -ENOLCK : r;
+	r = member_same(&at, h->fd);
+	ring_at_done(&at);
+	return r;
+}
+
+int seg_group_holder(const char *data_dir, const char *topic, const char *group, uint32_t *pid)
+{
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct ring_at at;
+	char td[PATH_MAX];
 	int fd, r;
 
-	if (spw_topic_name_check(group))
-		return -EINVAL;
-	if ((r = group_dir(dir, sizeof(dir), data_dir, topic)) ||
-	    (r = member_path(path, sizeof(path), dir, group)))
-		return r;
-	fd = seg_open_file(path, O_RDONLY | O_CLOEXEC, 0, false);
+	if (pid)
+		*pid = 0;
+	if ((r = member_at(data_dir, topic, group, false, &at, td, sizeof(td))))
+		return r == -ENOENT ? 0 : r;
+	fd = openat(at.dfd, at.leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	ring_at_done(&at);
 	if (fd < 0)
-		return fd == -ENOENT ? 0 : fd;
+		return errno == ENOENT ? 0 : -errno;
 	/* Asks, takes nothing: a reader joining meanwhile is not refused. */
 	r = fcntl(fd, F_OFD_GETLK, &fl) ? -errno : fl.l_type != F_UNLCK;
+	if (r == 1 && pid)
+		*pid = ring_file_lock_owner_pid(fd);
 	close(fd);
 	return r;
 }

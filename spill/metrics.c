@@ -78,6 +78,41 @@ static int add_group(void *arg, const char *group, int64_t pos)
 	return 0;
 }
 
+/* Whether each group is being read (its one reader, spill/group.c), and
+ * the groups a reader holds before its first commit (no position file yet:
+ * pos -ENOENT). dir: the topic's data dir. */
+static void held_groups(const char *data_dir, const char *dir, struct seg_metrics *m)
+{
+	char gd[PATH_MAX + 8], name[SPW_NAME_MAX + 1];
+	struct dirent *de;
+	DIR *d;
+
+	for (int i = 0; i < m->ng; i++)
+		m->g[i].reading = seg_group_holder(data_dir, m->name, m->g[i].name, &m->g[i].reader_pid);
+	if ((size_t)snprintf(gd, sizeof(gd), "%s/groups", dir) >= sizeof(gd) || !(d = seg_opendir(gd)))
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		bool listed = false;
+		uint32_t pid;
+
+		/* .<group>.reader */
+		if (de->d_name[0] != '.' || n < 9 || n - 8 >= sizeof(name) ||
+		    strcmp(de->d_name + n - 7, ".reader"))
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 8), de->d_name + 1);
+		for (int i = 0; i < m->ng && !listed; i++)
+			listed = !strcmp(m->g[i].name, name);
+		if (listed || spw_topic_name_check(name) ||
+		    seg_group_holder(data_dir, m->name, name, &pid) != 1 ||
+		    add_group(m, name, -ENOENT))
+			continue;
+		m->g[m->ng - 1].reading = 1;
+		m->g[m->ng - 1].reader_pid = pid;
+	}
+	closedir(d);
+}
+
 /* What decoding a record needs: the ring's geometry (the ring's own, else
  * the topic.conf's). */
 struct geom {
@@ -288,8 +323,7 @@ int seg_metrics_gather(const char *data_dir, struct seg_metrics *m)
 	r = seg_disk_usage(dir, &m->dl);
 	geom = geom_of(dir, m, &g) == 0;
 	spw_group_list(data_dir, m->name, add_group, m);
-	for (int i = 0; i < m->ng; i++)
-		m->g[i].reading = seg_group_has_reader(data_dir, m->name, m->g[i].name);
+	held_groups(data_dir, dir, m);
 	held_back(data_dir, dir, m, now);
 	m->oldest_ts = !geom ? 0 : ts_at(dir, m, &g, m->dl.any ? m->dl.first : m->in.reclaimed);
 	m->newest_ts = newest_in_ring(m);

@@ -29,6 +29,7 @@ struct seg_metrics_group {
 	uint64_t lag_bytes;
 	int64_t lag_ns;    /* age of the oldest record it has not read (0: caught up; -1 unknown) */
 	int reading;       /* 1: its one reader holds it now (spill/group.c); 0; -errno */
+	uint32_t reader_pid; /* that reader's process when /proc tells, else 0 */
 };
 
 /* What spillwayd alone knows of a topic it spills (since it started). */

@@ -459,8 +459,14 @@ static int reader_start(struct spw_reader *r, const struct spw_reader_opts *opts
 		return 0;
 	case SPW_START_GROUP:
 		/* The group's one reader first, then its position: no other
-		 * reader commits it between our read and our reading. */
+		 * reader commits it between our read and our reading. A reader
+		 * that cannot take the lock (a read-only file system, no write
+		 * access to the groups dir or the lock file, no topic data dir
+		 * yet) reads from the position without holding the group, as
+		 * before groups had one reader: its join and commit fail so. */
 		rc = opts->group ? spw_reader_join(r, opts->group) : -EINVAL;
+		if (rc == -EROFS || rc == -EACCES || rc == -EPERM || rc == -ENOENT)
+			rc = 0;
 		if (!rc)
 			rc = spw_group_read(r->data_dir, r->topic, opts->group, &gp);
 		if (rc == -ENOENT) {
@@ -613,9 +619,33 @@ int spw_reader_join(struct spw_reader *r, const char *group)
 	return 0;
 }
 
+/* Leave group g (membership lost: its lock file removed or replaced). */
+static void reader_leave(struct spw_reader *r, const char *g)
+{
+	for (struct rd_member **pp = &r->members; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->group, g)) {
+			struct rd_member *m = *pp;
+
+			*pp = m->next;
+			seg_group_leave(&m->h);
+			free(m);
+			return;
+		}
+}
+
 int spw_reader_commit(struct spw_reader *r, const char *group)
 {
 	int rc = spw_reader_join(r, group);
 
-	return rc ? rc : seg_group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
+	if (rc)
+		return rc;
+	/* Still the group's one reader: its lock file not removed or replaced
+	 * (after which another reader may hold the group). */
+	for (struct rd_member *m = r->members; m; m = m->next)
+		if (!strcmp(m->group, group) &&
+		    (rc = seg_group_still_held(r->data_dir, r->topic, group, &m->h))) {
+			reader_leave(r, group);
+			return rc;
+		}
+	return seg_group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
 }

@@ -238,12 +238,16 @@ int seg_fault_submit(void);
 /* Consumer groups (spill/group.c): write a position atomically. */
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
 /* A group's one reader: take its member lock into h (0; -EBUSY while
- * another reader holds it; -errno), let it go, or ask whether a live reader
- * holds it (1, 0, or -errno). */
+ * another reader holds it; -errno), let it go, check that the lock file is
+ * still the one at its name (0, or -ENOLCK: removed or replaced, the group
+ * may have another reader now), or ask whether a live reader holds it (1,
+ * with its pid when /proc tells, else 0; 0 when not; -errno). */
 int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		   struct ring_held *h);
 void seg_group_leave(struct ring_held *h);
-int seg_group_has_reader(const char *data_dir, const char *topic, const char *group);
+int seg_group_still_held(const char *data_dir, const char *topic, const char *group,
+			 const struct ring_held *h);
+int seg_group_holder(const char *data_dir, const char *topic, const char *group, uint32_t *pid);
 
 /* The bound on a record's payload for a log whose max_record is not known
  * (no topic.conf, or 0 in it): a quarter ring, never above the hard cap and

@@ -777,16 +777,18 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 	char dir[PATH_MAX], path[PATH_MAX + 64];
 	struct listed l = { 0 };
 	int64_t pos[100], got;
+	uint32_t holder;
 	pid_t pid;
 
 	(void)state;
 	topic_of_100("go", pos, &t, &p);
 	rdt_topic_dir(&env, "go", dir, sizeof(dir));
 
-	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(seg_group_holder(env.data, "go", "solo", NULL), 0);
 	assert_int_equal(open_group("go", "solo", &r1), 0);
 	rdt_keep_reader(r1);
-	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 1);
+	assert_int_equal(seg_group_holder(env.data, "go", "solo", &holder), 1);
+	assert_int_equal(holder, (uint32_t)getpid());
 	/* A second reader of the group: refused, however it asks. */
 	assert_int_equal(open_group("go", "solo", &r2), -EBUSY);
 	o.shm_dir = env.shm;
@@ -809,7 +811,7 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 	assert_int_equal(spw_group_list(env.data, "go", list_cb, &l), 1);
 	assert_int_equal(listed_pos(&l, "solo"), pos[10]);
 	rdt_drop(r1);
-	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(seg_group_holder(env.data, "go", "solo", NULL), 0);
 	assert_int_equal(open_group("go", "solo", &r2), 0);
 	rdt_keep_reader(r2);
 	assert_int_equal(spw_reader_position(r2), pos[10]);
@@ -838,7 +840,7 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 		close(fds[0]);
 	}
 	rdt_drop(r2);
-	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(seg_group_holder(env.data, "go", "solo", NULL), 0);
 	assert_int_equal(open_group("go", "solo", &r2), 0);
 	rdt_keep_reader(r2);
 	rdt_drop(r2);
@@ -849,13 +851,54 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 	pid = group_holder("go", "solo");
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	assert_int_equal(open_group("go", "solo", &r2), -EBUSY);
-	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 1);
+	assert_int_equal(seg_group_holder(env.data, "go", "solo", &holder), 1);
+	assert_int_equal(holder, (uint32_t)pid);
 	rdt_kill_reap(pid);
-	assert_int_equal(seg_group_has_reader(env.data, "go", "solo"), 0);
+	assert_int_equal(seg_group_holder(env.data, "go", "solo", NULL), 0);
 	assert_int_equal(open_group("go", "solo", &r2), 0);
 	rdt_keep_reader(r2);
 	assert_int_equal(spw_reader_position(r2), pos[10]);
 	rdt_drop(r2);
+
+	/* The lock file removed under its holder: another reader may take the
+	 * group then, so the old holder's next commit is refused (-ENOLCK) and
+	 * it lets the group go; its commit after that finds the group busy. */
+	snprintf(path, sizeof(path), "%s/groups/.solo.reader", dir);
+	assert_int_equal(open_group("go", "solo", &r1), 0);
+	rdt_keep_reader(r1);
+	assert_int_equal(spw_reader_commit(r1, "solo"), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(open_group("go", "solo", &r2), 0);
+	rdt_keep_reader(r2);
+	assert_int_equal(spw_reader_commit(r1, "solo"), -ENOLCK);
+	assert_int_equal(spw_reader_commit(r1, "solo"), -EBUSY);
+	assert_int_equal(spw_reader_commit(r2, "solo"), 0);
+	rdt_drop(r2);
+	rdt_drop(r1);
+
+	/* Root reading a user's topic at a new group leaves the lock file to
+	 * the topic's owner (else the owner could never lock it again: it is
+	 * never removed), whole from the start, never half made. */
+	if (geteuid() == 0) {
+		struct stat st;
+
+		assert_int_equal(chown(dir, 65534, (gid_t)-1), 0);
+		assert_int_equal(open_group("go", "byroot", &r2), 0);
+		rdt_keep_reader(r2);
+		snprintf(path, sizeof(path), "%s/groups/.byroot.reader", dir);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		{
+			struct stat ds;
+
+			/* 0660 when the topic dir grants its group access
+			 * (shared), else 0600. */
+			assert_int_equal(stat(dir, &ds), 0);
+			assert_int_equal(st.st_mode & 07777, (ds.st_mode & 0070) ? 0660u : 0600u);
+		}
+		rdt_drop(r2);
+		assert_int_equal(chown(dir, 0, (gid_t)-1), 0);
+	}
 
 	/* A link or a FIFO planted as the lock file: refused, never followed
 	 * or waited on. */

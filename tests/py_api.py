@@ -658,4 +658,12 @@ def test_a_group_has_one_reader(tmp_path):
         r1.commit("g")
     with spillway.Reader("py_one", start="group:g", data_dir=d) as r3:
         check(r3.read() == [], "the group resumes where its reader committed")
+    # No topic data dir (spillwayd never ran): a reader still opens at the group,
+    # without holding it (nor does a second); a commit says why it cannot.
+    d2 = str(tmp_path / "none")
+    with spillway.Reader("py_one", start="group:g", data_dir=d2) as r4, \
+            spillway.Reader("py_one", start="group:g", data_dir=d2) as r5:
+        check(len(r4.read()) == 10 and len(r5.read()) == 10, "both read from the start")
+        e = raises(spillway.NotFound, lambda: r4.commit("g"), "a commit without a data dir")
+        check(not isinstance(e, spillway.GroupBusy), str(e))
     spillway.Topic.delete("py_one")

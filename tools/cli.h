@@ -164,6 +164,8 @@ int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t);
 void cli_not_found(const char *name);
 /* A group another reader holds (-EBUSY): who, and what to do. */
 void cli_group_busy(const char *topic, const char *group);
+/* The same for any error of taking or keeping a group (-EBUSY, -ENOLCK, ...). */
+void cli_group_err(const char *topic, const char *group, int e);
 /* Does the topic exist (its ring, or its data dir with a topic.conf)? */
 bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
 /* Why producers of a topic wait (its ring is full): no daemon (1; 8 when

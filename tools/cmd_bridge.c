@@ -276,16 +276,13 @@ static int bridge_kafka(int argc, char **argv)
 		cli_not_found(b.name);
 		return CLI_ERR;
 	}
-	/* The group's one reader before anything else: a second bridge on it
-	 * must not start a Kafka producer (with --exactly-once, its
-	 * transactional id would fence the running bridge's). */
+	/* The group's one reader before anything else: a second bridge of this
+	 * topic and group must not start a Kafka producer (with --exactly-once,
+	 * its transactional id would fence the running bridge's). Bridges with
+	 * other groups into the same partition are not stopped (docs/bridge.md). */
 	rc = seg_group_join(G.data_dir, b.name, b.group, &member);
 	if (rc) {
-		if (rc == -EBUSY)
-			cli_group_busy(b.name, b.group);
-		else
-			cli_err("bridge kafka: cannot take group \"%s\" of topic \"%s\": %s", b.group,
-				b.name, strerror(-rc));
+		cli_group_err(b.name, b.group, rc);
 		return CLI_ERR;
 	}
 	cli_catch_signals();

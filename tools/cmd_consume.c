@@ -117,7 +117,9 @@ static void follow_commit(struct cons *c, struct cli_reader *cr, uint64_t *at, i
 		return;
 	*at = now;
 	e = spw_reader_commit(cr->r, c->group);
-	if (e && *pos != -2)
+	if ((e == -ENOLCK || e == -EBUSY) && *pos != -2)
+		cli_group_err(c->name, c->group, e);
+	else if (e && *pos != -2)
 		cli_err("cannot commit group \"%s\" of topic \"%s\" at position %lld: %s "
 			"(tried again each second, and at exit)",
 			c->group, c->name, (long long)p, strerror(-e));
@@ -231,9 +233,13 @@ int cmd_consume(int argc, char **argv)
 	 * (--group with --from joins here, not at its first commit). */
 	if (!rc && c.group)
 		rc = spw_reader_join(cr.r, c.group);
+	if (rc && c.group && cr.r) {
+		cli_group_err(c.name, c.group, rc);
+		cli_reader_close(&cr);
+		return CLI_ERR;
+	}
 	if (rc == -EBUSY && c.group) {
 		cli_group_busy(c.name, c.group);
-		cli_reader_close(&cr);
 		return CLI_ERR;
 	}
 	if (rc) {
@@ -250,7 +256,10 @@ int cmd_consume(int argc, char **argv)
 	if (c.group && !c.werr && !gone) {
 		int e = spw_reader_commit(cr.r, c.group);
 
-		if (e) {
+		if (e == -ENOLCK || e == -EBUSY) {
+			cli_group_err(c.name, c.group, e);
+			rc = rc ? rc : CLI_ERR;
+		} else if (e) {
 			cli_err("cannot commit group \"%s\" of topic \"%s\" at position %lld: %s",
 				c.group, c.name, (long long)spw_reader_position(cr.r), strerror(-e));
 			rc = rc ? rc : CLI_ERR;

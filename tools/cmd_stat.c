@@ -130,7 +130,11 @@ static void json_groups(const struct seg_metrics *m)
 		printf("%s{\"group\":", i ? "," : "");
 		out_json_str(stdout, g->name, strlen(g->name));
 		printf(",\"reading\":%s", g->reading < 0 ? "null" : g->reading ? "true" : "false");
-		if (g->pos < 0)
+		if (g->reading > 0 && g->reader_pid)
+			printf(",\"reader_pid\":%u", g->reader_pid);
+		if (g->pos == -ENOENT)
+			printf(",\"position\":null,\"lag_bytes\":null,\"lag_s\":null}");
+		else if (g->pos < 0)
 			printf(",\"position\":null,\"lag_bytes\":null,\"lag_s\":null,\"error\":\"%s\"}",
 			       strerror((int)-g->pos));
 		else if (g->lag_ns < 0)
@@ -267,10 +271,19 @@ static void print_groups(const struct seg_metrics *m)
 	for (int i = 0; i < m->ng; i++) {
 		const struct seg_metrics_group *g = &m->g[i];
 
-		/* Its one reader (spill/group.c): being read now, or not. */
-		const char *rd = g->reading > 0 ? ", being read" : "";
+		/* Its one reader (spill/group.c): being read now (by whom, when
+		 * /proc tells), not, or not known. */
+		char rd[96] = "";
 
-		if (g->pos < 0)
+		if (g->reading > 0 && g->reader_pid)
+			snprintf(rd, sizeof(rd), ", being read (pid %u)", g->reader_pid);
+		else if (g->reading > 0)
+			snprintf(rd, sizeof(rd), ", being read");
+		else if (g->reading < 0)
+			snprintf(rd, sizeof(rd), ", reader unknown (%s)", strerror(-g->reading));
+		if (g->pos == -ENOENT)
+			printf("  group %s: no position committed yet%s\n", g->name, rd);
+		else if (g->pos < 0)
 			printf("  group %s: unreadable (%s)%s\n", g->name, strerror((int)-g->pos), rd);
 		else if (g->lag_ns < 0)
 			printf("  group %s: position %lld, lag %llu bytes%s\n", g->name,

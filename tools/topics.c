@@ -51,13 +51,36 @@ static bool denied(const char *name)
  * to do. */
 void cli_group_busy(const char *topic, const char *group)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], who[48] = "";
+	uint32_t pid = 0;
 
 	cli_topic_dir(dir, sizeof(dir), topic);
-	cli_err("group \"%s\" of topic \"%s\" is being read by another reader: a group has one "
+	if (seg_group_holder(G.data_dir, topic, group, &pid) == 1 && pid)
+		snprintf(who, sizeof(who), " (pid %u)", pid);
+	cli_err("group \"%s\" of topic \"%s\" is being read by another reader%s: a group has one "
 		"reader at a time, which holds it until it exits (the process that has "
 		"%s/groups/.%s.reader open); read with another group, or without --group",
-		group, topic, dir, group);
+		group, topic, who, dir, group);
+}
+
+void cli_group_err(const char *topic, const char *group, int e)
+{
+	char dir[PATH_MAX];
+
+	if (e == -EBUSY) {
+		cli_group_busy(topic, group);
+		return;
+	}
+	cli_topic_dir(dir, sizeof(dir), topic);
+	if (e == -ENOLCK)
+		cli_err("group \"%s\" of topic \"%s\": its lock file %s/groups/.%s.reader was removed "
+			"or replaced while this reader held the group, so another reader may hold it "
+			"now: not committed",
+			group, topic, dir, group);
+	else
+		cli_err("cannot take group \"%s\" of topic \"%s\" (its one reader holds a lock on "
+			"%s/groups/.%s.reader): %s",
+			group, topic, dir, group, strerror(-e));
 }
 
 void cli_not_found(const char *name)

@@ -165,7 +165,8 @@ class InvalidArgument(SpillwayError, ValueError):
 
 class GroupBusy(SpillwayError):
     """-EBUSY: the consumer group is another reader's: a group has one reader at a
-    time, which holds it until it is closed or its process ends."""
+    time, which holds it until it is closed or its process ends. (-ENOLCK: a commit
+    found the group's lock file removed or replaced: another reader may hold it.)"""
 
 
 class CorruptData(SpillwayError):
@@ -177,9 +178,12 @@ class CorruptData(SpillwayError):
         self.position = position
 
 
-def _raise(rc, what, reader=None):
+def _raise(rc, what, reader=None, group=False):
     err = -int(rc)
     msg = "%s: %s" % (what, _os.strerror(err))
+    if err == _errno.ECHILD:
+        raise SpillwayError(err, "%s: this handle was opened before a fork(): the child cannot "
+                            "use it (open a new one in the child)" % what)
     if err == _errno.ETIMEDOUT:
         raise TimeoutError(err, msg)
     if err == _errno.ESTALE:
@@ -194,7 +198,11 @@ def _raise(rc, what, reader=None):
     if err == _errno.ERANGE:
         raise NotKept(err, "%s: no longer kept (deleted by retention, lapped in a no-spill "
                       "topic, or the topic deleted; start='earliest' reads what is kept)" % what)
-    if err == _errno.EBUSY:
+    if err == _errno.ENOLCK and group:
+        raise GroupBusy(err, "%s: the group's lock file was removed or replaced while this "
+                        "reader held it, so another reader may hold the group now: not "
+                        "committed" % what)
+    if err == _errno.EBUSY and group:
         raise GroupBusy(err, "%s: the group is being read by another reader (a group has "
                         "one reader at a time, until that reader is closed or its process "
                         "ends)" % what)
@@ -779,7 +787,7 @@ class Reader(_Handle):
             raise InvalidArgument(_errno.EINVAL, "opening a reader on %r: %s"
                                   % (topic, why))
         if rc:
-            _raise(rc, "opening a reader on %r" % topic)
+            _raise(rc, "opening a reader on %r" % topic, group=o.start == lib.SPW_START_GROUP)
         self._r = out[0]
         self._recs = ffi.new("struct spw_record[]", batch)
         self._addr = int(ffi.cast("uintptr_t", self._recs))
@@ -965,7 +973,7 @@ class Reader(_Handle):
         the group until it is closed or the process ends."""
         rc = self._call(lib.spw_reader_join, group.encode())
         if rc:
-            _raise(rc, "joining group %r of %r" % (group, self.topic))
+            _raise(rc, "joining group %r of %r" % (group, self.topic), group=True)
 
     def commit(self, group):
         """Record this reader's position as consumer group `group`'s (a file in the
@@ -973,4 +981,4 @@ class Reader(_Handle):
         Joins the group first (GroupBusy while another reader holds it)."""
         rc = self._call(lib.spw_reader_commit, group.encode())
         if rc:
-            _raise(rc, "committing group %r of %r" % (group, self.topic))
+            _raise(rc, "committing group %r of %r" % (group, self.topic), group=True)
