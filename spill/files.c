@@ -262,6 +262,17 @@ void seg_share(int fd, const char *topic_dir)
 	}
 }
 
+void seg_own_as_topic(int fd, const char *topic_dir)
+{
+	struct stat st;
+
+	if (geteuid() != 0 || seg_lstat(topic_dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid == 0)
+		return;
+	/* Best effort, through our own descriptor: never a name. */
+	if (fchown(fd, st.st_uid, (gid_t)-1)) {
+	}
+}
+
 int seg_give(const char *path, bool dir, gid_t gid, int mode)
 {
 	struct ring_at at;

@@ -60,12 +60,25 @@ static int groups_dir_make(const char *data_dir, const char *topic, char *dir, s
 	snprintf(td, tdsize, "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
 	mode = seg_share_dir_mode(td, &gid);
 	if ((r = seg_mkdir(dir, mode)) == 0) {
+		struct ring_at at;
+		int fd;
+
 		/* Its group, and the mode mkdir's passed through the umask:
 		 * best effort, but never through a name swapped for a link
 		 * meanwhile (seg_give), which would hand out its target. */
 		r = seg_give(dir, true, gid, (int)mode);
 		if (r == -ELOOP || r == -EPERM)
 			return r;
+		/* Made by root in a user's topic: the user's (else only root
+		 * could use its groups after this). */
+		if (geteuid() == 0 && ring_at_resolve(dir, &at) == 0) {
+			fd = openat(at.dfd, at.leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			ring_at_done(&at);
+			if (fd >= 0) {
+				seg_own_as_topic(fd, td);
+				close(fd);
+			}
+		}
 	} else if (r != -EEXIST) {
 		return r;
 	}
@@ -94,6 +107,7 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 	if (fd < 0)
 		return fd;
 	seg_share(fd, td);
+	seg_own_as_topic(fd, td);
 	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd)) {
 		r = errno ? -errno : -EIO;
 		close(fd);
@@ -198,7 +212,7 @@ static int member_path(char *path, size_t size, const char *dir, const char *gro
 static int member_open(const struct ring_at *at, const char *td, bool make)
 {
 	static _Atomic unsigned seq;
-	char tmp[NAME_MAX + 1];
+	char tmp[PATH_MAX + 64]; /* at->leaf may be a whole path (ring_at_resolve) */
 	struct stat st;
 	gid_t gid;
 	int fd = openat(at->dfd, at->leaf, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), r;
@@ -209,6 +223,10 @@ static int member_open(const struct ring_at *at, const char *td, bool make)
 				     atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed)) >=
 		    sizeof(tmp))
 			return -ENAMETOOLONG;
+		/* A stale one of a process with our pid (a crash between its
+		 * open and its link; in a container the pid is always the
+		 * same): ours to remove, never followed. */
+		unlinkat(at->dfd, tmp, 0);
 		fd = openat(at->dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -errno;
@@ -218,10 +236,9 @@ static int member_open(const struct ring_at *at, const char *td, bool make)
 			if (fchmod(fd, 0660)) {
 			}
 		}
-		if (geteuid() == 0 && !seg_lstat(td, &st) && st.st_uid != 0 && fchown(fd, st.st_uid, -1)) {
-			/* Root in a user's topic: the topic's owner must be able
-			 * to lock it after us (best effort, our own new file). */
-		}
+		/* Root in a user's topic: the topic's owner must be able to
+		 * lock it after us. */
+		seg_own_as_topic(fd, td);
 		r = linkat(at->dfd, tmp, at->dfd, at->leaf, 0) ? -errno : 0;
 		unlinkat(at->dfd, tmp, 0);
 		if (r == -EEXIST) {
@@ -303,6 +320,7 @@ int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		close(fd);
 		if (r != -ENOLCK)
 			break;
+		r = -EAGAIN; /* replaced under us each time: try again later */
 	}
 	ring_producers_unlock();
 	ring_at_done(&at);

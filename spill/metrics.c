@@ -88,7 +88,8 @@ static void held_groups(const char *data_dir, const char *dir, struct seg_metric
 	DIR *d;
 
 	for (int i = 0; i < m->ng; i++)
-		m->g[i].reading = seg_group_holder(data_dir, m->name, m->g[i].name, &m->g[i].reader_pid);
+		m->g[i].reading = seg_group_holder(data_dir, m->name, m->g[i].name,
+						   m->reader_pids ? &m->g[i].reader_pid : NULL);
 	if ((size_t)snprintf(gd, sizeof(gd), "%s/groups", dir) >= sizeof(gd) || !(d = seg_opendir(gd)))
 		return;
 	while ((de = readdir(d))) {
@@ -104,11 +105,11 @@ static void held_groups(const char *data_dir, const char *dir, struct seg_metric
 		for (int i = 0; i < m->ng && !listed; i++)
 			listed = !strcmp(m->g[i].name, name);
 		if (listed || spw_topic_name_check(name) ||
-		    seg_group_holder(data_dir, m->name, name, &pid) != 1 ||
+		    seg_group_holder(data_dir, m->name, name, m->reader_pids ? &pid : NULL) != 1 ||
 		    add_group(m, name, -ENOENT))
 			continue;
 		m->g[m->ng - 1].reading = 1;
-		m->g[m->ng - 1].reader_pid = pid;
+		m->g[m->ng - 1].reader_pid = m->reader_pids ? pid : 0;
 	}
 	closedir(d);
 }

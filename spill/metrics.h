@@ -57,6 +57,10 @@ struct seg_metrics {
 	uint64_t oldest_ts, newest_ts; /* record timestamps, ns; 0 unknown */
 	struct seg_metrics_group *g;
 	int ng;
+	/* Set by the caller: find the pid of each group's reader (a walk of
+	 * /proc/<pid>/fdinfo per held group: the CLI's stat, not the daemon's
+	 * metrics endpoint, which does not show it). */
+	bool reader_pids;
 	uint64_t held_bytes;          /* kept past retention for the slowest group */
 	char holder[SPW_NAME_MAX + 1];
 	int holder_err;               /* its position unreadable (-errno): holds all */

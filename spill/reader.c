@@ -466,7 +466,9 @@ static int reader_start(struct spw_reader *r, const struct spw_reader_opts *opts
 		 * before groups had one reader: its join and commit fail so. */
 		rc = opts->group ? spw_reader_join(r, opts->group) : -EINVAL;
 		if (rc == -EROFS || rc == -EACCES || rc == -EPERM || rc == -ENOENT)
-			rc = 0;
+			/* ... but never while we can see another reader hold it. */
+			rc = seg_group_holder(r->data_dir, r->topic, opts->group, NULL) == 1 ? -EBUSY
+											       : 0;
 		if (!rc)
 			rc = spw_group_read(r->data_dir, r->topic, opts->group, &gp);
 		if (rc == -ENOENT) {
@@ -602,9 +604,10 @@ int spw_reader_join(struct spw_reader *r, const char *group)
 		return -EINVAL;
 	for (m = r->members; m; m = m->next)
 		if (!strcmp(m->group, group))
-			/* Closed in a forked child (ring/locks.c): the group
-			 * stays the parent's. */
-			return m->h.fd >= 0 ? 0 : -ECHILD;
+			/* Lost (its lock file removed or replaced: another reader
+			 * may have it now), or closed in a forked child
+			 * (ring/locks.c): never taken back behind the user. */
+			return m->lost ? -ENOLCK : m->h.fd >= 0 ? 0 : -ECHILD;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -619,20 +622,6 @@ int spw_reader_join(struct spw_reader *r, const char *group)
 	return 0;
 }
 
-/* Leave group g (membership lost: its lock file removed or replaced). */
-static void reader_leave(struct spw_reader *r, const char *g)
-{
-	for (struct rd_member **pp = &r->members; *pp; pp = &(*pp)->next)
-		if (!strcmp((*pp)->group, g)) {
-			struct rd_member *m = *pp;
-
-			*pp = m->next;
-			seg_group_leave(&m->h);
-			free(m);
-			return;
-		}
-}
-
 int spw_reader_commit(struct spw_reader *r, const char *group)
 {
 	int rc = spw_reader_join(r, group);
@@ -644,7 +633,12 @@ int spw_reader_commit(struct spw_reader *r, const char *group)
 	for (struct rd_member *m = r->members; m; m = m->next)
 		if (!strcmp(m->group, group) &&
 		    (rc = seg_group_still_held(r->data_dir, r->topic, group, &m->h))) {
-			reader_leave(r, group);
+			if (rc == -ENOLCK) {
+				/* Let it go, for good: the reader must not go on
+				 * as the group's, nor take it back later. */
+				seg_group_leave(&m->h);
+				m->lost = true;
+			}
 			return rc;
 		}
 	return seg_group_write(r->data_dir, r->topic, group, (int64_t)r->pos);

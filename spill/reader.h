@@ -69,6 +69,7 @@ struct rd_ahead {
 struct rd_member {
 	struct ring_held h;
 	struct rd_member *next;
+	bool lost; /* its lock file was removed or replaced: -ENOLCK from now on */
 	char group[SPW_NAME_MAX + 1];
 };
 

@@ -235,6 +235,11 @@ int seg_fault_fsync(void);
 int seg_fault_submit(void);
 
 
+/* Root making a file or dir (fd) in a user's topic dir: give it the topic
+ * dir's owner, so that user can go on using it after root (groups/, a
+ * group's position and lock files). Best effort; nothing when not root. */
+void seg_own_as_topic(int fd, const char *topic_dir);
+
 /* Consumer groups (spill/group.c): write a position atomically. */
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position);
 /* A group's one reader: take its member lock into h (0; -EBUSY while

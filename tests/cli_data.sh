@@ -186,6 +186,29 @@ expect_rc 0 "$CLI" consume t --group g1b --count 1 # the kernel let it go
 expect_rc 0 "$CLI" stat t --json
 expect_out '{"group":"g1b","reading":false'
 
+check "groups: a follower whose group lock file is removed stops at its next commit (exit 1)"
+# Removing the file let a second reader in while the first went on reading, and
+# took the group back later behind its back.
+expect_rc 0 "$CLI" topic create tl
+seq 1 10 >"$TMP/l10"
+expect_rc 0 "$CLI" produce tl --ack spilled "$TMP/l10"
+"$CLI" consume tl --follow --group gl >"$TMP/lout" 2>"$TMP/lerr" &
+f=$!
+for _ in $(seq 1 250); do [ "$(wc -l <"$TMP/lout")" -ge 10 ] && break; sleep 0.02; done
+rm "$SPILLWAY_DATA_DIR/tl/groups/.gl.reader"
+expect_rc 0 "$CLI" produce tl "$TMP/l10"
+for _ in $(seq 1 250); do kill -0 "$f" 2>/dev/null || break; sleep 0.02; done
+kill -KILL "$f" 2>/dev/null
+rc=0
+wait "$f" || rc=$?
+[ "$rc" -eq 1 ] || fail "the follower exited $rc: $(cat "$TMP/lerr")"
+grep -q "was removed or replaced while this reader held the group, so another reader may hold it now: not committed; stopping" "$TMP/lerr" ||
+	fail "the follower said: $(cat "$TMP/lerr")"
+# A FIFO planted as a lock file is named, not blamed on the start position.
+mkfifo "$SPILLWAY_DATA_DIR/tl/groups/.gf2.reader"
+expect_rc 1 "$CLI" consume tl --group gf2 --count 1
+expect_err "groups/.gf2.reader: not a regular file (remove it)"
+
 check "groups: a damaged group file is named, not blamed on an index"
 expect_rc 0 "$CLI" consume t --group gd --count 3
 printf 'Z' | dd of="$SPILLWAY_DATA_DIR/t/groups/gd" bs=1 seek=8 conv=notrunc status=none

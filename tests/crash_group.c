@@ -871,9 +871,13 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 	assert_int_equal(open_group("go", "solo", &r2), 0);
 	rdt_keep_reader(r2);
 	assert_int_equal(spw_reader_commit(r1, "solo"), -ENOLCK);
-	assert_int_equal(spw_reader_commit(r1, "solo"), -EBUSY);
+	/* ... for good: never taken back behind the user's back, even once
+	 * the other reader is gone. */
+	assert_int_equal(spw_reader_commit(r1, "solo"), -ENOLCK);
 	assert_int_equal(spw_reader_commit(r2, "solo"), 0);
 	rdt_drop(r2);
+	assert_int_equal(spw_reader_join(r1, "solo"), -ENOLCK);
+	assert_int_equal(spw_reader_commit(r1, "solo"), -ENOLCK);
 	rdt_drop(r1);
 
 	/* Root reading a user's topic at a new group leaves the lock file to

@@ -658,6 +658,21 @@ def test_a_group_has_one_reader(tmp_path):
         r1.commit("g")
     with spillway.Reader("py_one", start="group:g", data_dir=d) as r3:
         check(r3.read() == [], "the group resumes where its reader committed")
+    # The longest names: the lock file's temp name still fits (it failed with
+    # ENAMETOOLONG when the data dir was given as a path).
+    long_t, long_g = "t" * 120, "g" * 128
+    with spillway.Topic.create(long_t, ring_size=1 << 16) as t, spillway.Producer(t) as p:
+        p.send(b"x")
+    os.makedirs(os.path.join(d, long_t), mode=0o700)
+    with spillway.Reader(long_t, start="group:" + long_g, data_dir=d) as r6:
+        check([x.data for x in r6.read()] == [b"x"], "long names: read")
+        r6.commit(long_g)
+    spillway.Topic.delete(long_t)
+    # A FIFO planted as the lock file is named, not blamed on the start or the name.
+    os.mkfifo(os.path.join(d, "py_one", "groups", ".ff.reader"))
+    e = raises(spillway.SpillwayError, lambda: spillway.Reader("py_one", start="group:ff",
+                                                              data_dir=d), "a FIFO lock file")
+    check(".ff.reader is not a regular file" in str(e), str(e))
     # No topic data dir (spillwayd never ran): a reader still opens at the group,
     # without holding it (nor does a second); a commit says why it cannot.
     d2 = str(tmp_path / "none")

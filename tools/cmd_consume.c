@@ -45,6 +45,7 @@ struct cons {
 	const char *name, *group;
 	uint64_t count;
 	bool have_count, follow, no_ring_said;
+	bool group_lost; /* its lock file removed or replaced: stop, commit nothing */
 	struct where from;
 	struct spw_reader_opts ro;
 	struct cli_pace pace;
@@ -117,9 +118,13 @@ static void follow_commit(struct cons *c, struct cli_reader *cr, uint64_t *at, i
 		return;
 	*at = now;
 	e = spw_reader_commit(cr->r, c->group);
-	if ((e == -ENOLCK || e == -EBUSY) && *pos != -2)
+	if (e == -ENOLCK) {
+		/* Another reader may hold the group now: this one stops. */
 		cli_group_err(c->name, c->group, e);
-	else if (e && *pos != -2)
+		c->group_lost = true;
+		return;
+	}
+	if (e && *pos != -2)
 		cli_err("cannot commit group \"%s\" of topic \"%s\" at position %lld: %s "
 			"(tried again each second, and at exit)",
 			c->group, c->name, (long long)p, strerror(-e));
@@ -157,8 +162,8 @@ static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 			flush_out(c);
 		if (c->follow && c->group && !c->werr)
 			follow_commit(c, cr, &committed_at, &committed);
-		if (c->werr)
-			return CLI_ERR; /* said by cmd_consume */
+		if (c->werr || c->group_lost)
+			return CLI_ERR; /* said by cmd_consume, or follow_commit */
 		if (n < 0) {
 			fflush(stdout);
 			cli_reader_err(c->name, cr->r, n, "reading");
@@ -226,6 +231,19 @@ int cmd_consume(int argc, char **argv)
 		c.ro.start = SPW_START_GROUP;
 		c.ro.group = c.group;
 	}
+	if (c.group && !spw_topic_name_check(c.group)) {
+		/* Its lock file planted as something else (a FIFO, a dir): named,
+		 * not blamed on the start (what the reader's -EINVAL says). */
+		char dir[PATH_MAX], lk[PATH_MAX + SPW_NAME_MAX + 16];
+		struct stat st;
+
+		cli_topic_dir(dir, sizeof(dir), c.name);
+		snprintf(lk, sizeof(lk), "%s/groups/.%s.reader", dir, c.group);
+		if (!lstat(lk, &st) && !S_ISREG(st.st_mode)) {
+			cli_group_err(c.name, c.group, -EINVAL);
+			return CLI_ERR;
+		}
+	}
 	if (c.from.kind == W_POSITION && cli_position_check(c.name, c.from.position))
 		return CLI_ERR;
 	rc = cli_reader_open(&cr, c.name, &c.ro, on_record, &c);
@@ -253,7 +271,7 @@ int cmd_consume(int argc, char **argv)
 		say_werr(&c);
 		rc = CLI_ERR;
 	}
-	if (c.group && !c.werr && !gone) {
+	if (c.group && !c.werr && !gone && !c.group_lost) {
 		int e = spw_reader_commit(cr.r, c.group);
 
 		if (e == -ENOLCK || e == -EBUSY) {

@@ -46,8 +46,10 @@ static void sample(struct tstat *s, bool full)
 {
 	s->prev = s->m.in;
 	s->prev_ns = s->now_ns;
-	if (full)
+	if (full) {
+		s->m.reader_pids = true;
 		seg_metrics_gather(G.data_dir, &s->m);
+	}
 	else if (s->m.t)
 		spw_topic_info(s->m.t, &s->m.in);
 	s->now_ns = cli_mono_ns();

@@ -75,12 +75,17 @@ void cli_group_err(const char *topic, const char *group, int e)
 	if (e == -ENOLCK)
 		cli_err("group \"%s\" of topic \"%s\": its lock file %s/groups/.%s.reader was removed "
 			"or replaced while this reader held the group, so another reader may hold it "
-			"now: not committed",
+			"now: not committed; stopping (never remove that file)",
 			group, topic, dir, group);
 	else
-		cli_err("cannot take group \"%s\" of topic \"%s\" (its one reader holds a lock on "
-			"%s/groups/.%s.reader): %s",
-			group, topic, dir, group, strerror(-e));
+		cli_err("cannot take group \"%s\" of topic \"%s\": its lock file "
+			"%s/groups/.%s.reader: %s%s",
+			group, topic, dir, group,
+			e == -EINVAL && !spw_topic_name_check(group) ? "not a regular file (remove it)"
+								      : strerror(-e),
+			e == -EACCES ? " (its owner, or the topic's, can remove it while no reader "
+				       "holds the group)"
+				     : "");
 }
 
 void cli_not_found(const char *name)

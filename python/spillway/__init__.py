@@ -35,6 +35,7 @@ import errno as _errno
 import os as _os
 import sys as _sys
 
+import stat as _stat
 import struct as _struct
 import threading as _threading
 import weakref as _weakref
@@ -688,6 +689,14 @@ def _group_check(topic, group, d):
     its path), not taken for a damaged index or a bad start by the reader."""
     if lib.spw_topic_name_check(topic.encode()) or lib.spw_topic_name_check(group.encode()):
         return  # spw_reader_open says what is wrong with the name
+    lock = _os.path.join(data_dir(d), topic, "groups", "." + group + ".reader")
+    try:
+        st = _os.lstat(lock)
+    except OSError:
+        st = None
+    if st is not None and not _stat.S_ISREG(st.st_mode):
+        raise SpillwayError(_errno.EINVAL, "group %r of topic %r: its lock file %s is not a "
+                            "regular file: remove it" % (group, topic, lock))
     pos = ffi.new("int64_t *")
     rc = lib.spw_group_read(_cstr(d), topic.encode(), group.encode(), pos)
     if rc in (0, -_errno.ENOENT):
