@@ -264,9 +264,22 @@ void seg_share(int fd, const char *topic_dir)
 
 void seg_own_as_topic(int fd, const char *topic_dir)
 {
+	struct ring_at at;
 	struct stat st;
+	bool trusted;
 
 	if (geteuid() != 0 || seg_lstat(topic_dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid == 0)
+		return;
+	/* Only below a trusted root (seg_trust_root: the CLI's and the
+	 * daemon's data dir), whose paths were walked without following a
+	 * link: elsewhere (a library caller's data dir) a user who owns the
+	 * topic dir could have sent the file anywhere with a symlinked
+	 * groups/, and root would hand it over. */
+	if (ring_at_resolve(topic_dir, &at))
+		return;
+	trusted = at.dfd != AT_FDCWD;
+	ring_at_done(&at);
+	if (!trusted)
 		return;
 	/* Best effort, through our own descriptor: never a name. */
 	if (fchown(fd, st.st_uid, (gid_t)-1)) {

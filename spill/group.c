@@ -218,15 +218,14 @@ static int member_open(const struct ring_at *at, const char *td, bool make)
 	int fd = openat(at->dfd, at->leaf, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), r;
 
 	if (fd < 0 && errno == ENOENT && make) {
-		/* Relaxed: only makes each temp name of this process unique. */
-		if ((size_t)snprintf(tmp, sizeof(tmp), "%s-%d-%u.new", at->leaf, (int)getpid(),
-				     atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed)) >=
-		    sizeof(tmp))
+		/* Unique without a removal of anything: the pid, a count (relaxed:
+		 * only this process's names differ by it) and the clock, for
+		 * processes of one pid in other pid namespaces. A crash between
+		 * this open and the link leaves a harmless .new file. */
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s-%d-%u-%llx.new", at->leaf, (int)getpid(),
+				     atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed),
+				     (unsigned long long)ring_monotonic_ns()) >= sizeof(tmp))
 			return -ENAMETOOLONG;
-		/* A stale one of a process with our pid (a crash between its
-		 * open and its link; in a container the pid is always the
-		 * same): ours to remove, never followed. */
-		unlinkat(at->dfd, tmp, 0);
 		fd = openat(at->dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -errno;

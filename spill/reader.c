@@ -465,10 +465,13 @@ static int reader_start(struct spw_reader *r, const struct spw_reader_opts *opts
 		 * yet) reads from the position without holding the group, as
 		 * before groups had one reader: its join and commit fail so. */
 		rc = opts->group ? spw_reader_join(r, opts->group) : -EINVAL;
-		if (rc == -EROFS || rc == -EACCES || rc == -EPERM || rc == -ENOENT)
-			/* ... but never while we can see another reader hold it. */
-			rc = seg_group_holder(r->data_dir, r->topic, opts->group, NULL) == 1 ? -EBUSY
-											       : 0;
+		if (rc == -EROFS || rc == -EACCES || rc == -EPERM || rc == -ENOENT) {
+			/* ... but never while another reader holds it, nor when
+			 * that cannot be told (a lock file we cannot open). */
+			int h = seg_group_holder(r->data_dir, r->topic, opts->group, NULL);
+
+			rc = h == 1 ? -EBUSY : h < 0 ? h : 0;
+		}
 		if (!rc)
 			rc = spw_group_read(r->data_dir, r->topic, opts->group, &gp);
 		if (rc == -ENOENT) {
@@ -603,11 +606,21 @@ int spw_reader_join(struct spw_reader *r, const char *group)
 	if (!r || !group || spw_topic_name_check(group))
 		return -EINVAL;
 	for (m = r->members; m; m = m->next)
-		if (!strcmp(m->group, group))
+		if (!strcmp(m->group, group)) {
 			/* Lost (its lock file removed or replaced: another reader
 			 * may have it now), or closed in a forked child
 			 * (ring/locks.c): never taken back behind the user. */
-			return m->lost ? -ENOLCK : m->h.fd >= 0 ? 0 : -ECHILD;
+			if (m->lost)
+				return -ENOLCK;
+			if (m->h.fd < 0)
+				return -ECHILD;
+			rc = seg_group_still_held(r->data_dir, r->topic, group, &m->h);
+			if (rc == -ENOLCK) {
+				seg_group_leave(&m->h);
+				m->lost = true;
+			}
+			return rc;
+		}
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -624,22 +637,12 @@ int spw_reader_join(struct spw_reader *r, const char *group)
 
 int spw_reader_commit(struct spw_reader *r, const char *group)
 {
+	/* The group's one reader, still (join checks that its lock file was
+	 * not removed or replaced: then another reader may hold the group,
+	 * and this one lets it go for good, -ENOLCK). */
 	int rc = spw_reader_join(r, group);
 
 	if (rc)
 		return rc;
-	/* Still the group's one reader: its lock file not removed or replaced
-	 * (after which another reader may hold the group). */
-	for (struct rd_member *m = r->members; m; m = m->next)
-		if (!strcmp(m->group, group) &&
-		    (rc = seg_group_still_held(r->data_dir, r->topic, group, &m->h))) {
-			if (rc == -ENOLCK) {
-				/* Let it go, for good: the reader must not go on
-				 * as the group's, nor take it back later. */
-				seg_group_leave(&m->h);
-				m->lost = true;
-			}
-			return rc;
-		}
 	return seg_group_write(r->data_dir, r->topic, group, (int64_t)r->pos);
 }

@@ -237,7 +237,8 @@ int seg_fault_submit(void);
 
 /* Root making a file or dir (fd) in a user's topic dir: give it the topic
  * dir's owner, so that user can go on using it after root (groups/, a
- * group's position and lock files). Best effort; nothing when not root. */
+ * group's position and lock files). Best effort; nothing when not root,
+ * nor outside a trusted root (seg_trust_root). */
 void seg_own_as_topic(int fd, const char *topic_dir);
 
 /* Consumer groups (spill/group.c): write a position atomically. */

@@ -186,7 +186,7 @@ expect_rc 0 "$CLI" consume t --group g1b --count 1 # the kernel let it go
 expect_rc 0 "$CLI" stat t --json
 expect_out '{"group":"g1b","reading":false'
 
-check "groups: a follower whose group lock file is removed stops at its next commit (exit 1)"
+check "groups: a follower whose group lock file is removed stops within 0.2 s (exit 1)"
 # Removing the file let a second reader in while the first went on reading, and
 # took the group back later behind its back.
 expect_rc 0 "$CLI" topic create tl
@@ -196,7 +196,8 @@ expect_rc 0 "$CLI" produce tl --ack spilled "$TMP/l10"
 f=$!
 for _ in $(seq 1 250); do [ "$(wc -l <"$TMP/lout")" -ge 10 ] && break; sleep 0.02; done
 rm "$SPILLWAY_DATA_DIR/tl/groups/.gl.reader"
-expect_rc 0 "$CLI" produce tl "$TMP/l10"
+# Idle, it notices without a record to commit (it used to print the next batch
+# beside the group's new reader first).
 for _ in $(seq 1 250); do kill -0 "$f" 2>/dev/null || break; sleep 0.02; done
 kill -KILL "$f" 2>/dev/null
 rc=0
@@ -204,6 +205,7 @@ wait "$f" || rc=$?
 [ "$rc" -eq 1 ] || fail "the follower exited $rc: $(cat "$TMP/lerr")"
 grep -q "was removed or replaced while this reader held the group, so another reader may hold it now: not committed; stopping" "$TMP/lerr" ||
 	fail "the follower said: $(cat "$TMP/lerr")"
+[ "$(wc -l <"$TMP/lout")" -eq 10 ] || fail "the follower printed $(wc -l <"$TMP/lout") lines"
 # A FIFO planted as a lock file is named, not blamed on the start position.
 mkfifo "$SPILLWAY_DATA_DIR/tl/groups/.gf2.reader"
 expect_rc 1 "$CLI" consume tl --group gf2 --count 1

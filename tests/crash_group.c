@@ -887,6 +887,17 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 		struct stat st;
 
 		assert_int_equal(chown(dir, 65534, (gid_t)-1), 0);
+		/* Not below a trusted root (a library caller's data dir, whose
+		 * groups/ the topic's owner could have made a symlink): root
+		 * hands nothing over. */
+		assert_int_equal(open_group("go", "untrusted", &r2), 0);
+		rdt_keep_reader(r2);
+		snprintf(path, sizeof(path), "%s/groups/.untrusted.reader", dir);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 0);
+		rdt_drop(r2);
+		/* Below one (the CLI's and the daemon's data dir): it does. */
+		assert_int_equal(seg_trust_root(env.data), 0);
 		assert_int_equal(open_group("go", "byroot", &r2), 0);
 		rdt_keep_reader(r2);
 		snprintf(path, sizeof(path), "%s/groups/.byroot.reader", dir);

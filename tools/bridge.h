@@ -30,6 +30,7 @@ struct bridge {
 	int64_t skip_pos;   /* --exactly-once: the record Kafka has last, skipped once */
 	int fatal;          /* a delivery failed: stop, commit nothing past it */
 	char why[512];
+	struct ring_held member; /* the group's one reader (spill/group.c) */
 	uint64_t delivered, sent;
 };
 

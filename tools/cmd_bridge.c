@@ -114,6 +114,24 @@ static int bridge_args(int argc, char **argv, struct bridge *b)
 	return -1;
 }
 
+/* Still the group's one reader? Its lock file removed or replaced (another
+ * reader, another bridge, may hold the group now): fatal, nothing more is
+ * sent or committed. 0 or -1. */
+static int still_ours(struct bridge *b)
+{
+	int r = seg_group_still_held(G.data_dir, b->name, b->group, &b->member);
+
+	if (!r)
+		return 0;
+	if (!b->fatal)
+		snprintf(b->why, sizeof(b->why),
+			 "group \"%s\" of topic \"%s\" lost: its lock file groups/.%s.reader was "
+			 "removed or replaced, so another reader may hold it now (%s)",
+			 b->group, b->name, b->group, strerror(-r));
+	b->fatal = 1;
+	return -1;
+}
+
 /* Record what Kafka acknowledged in the group (only forward). */
 static int commit_acked(struct bridge *b)
 {
@@ -121,6 +139,8 @@ static int commit_acked(struct bridge *b)
 
 	if (b->acked <= b->committed)
 		return 0;
+	if (still_ours(b))
+		return -1;
 	r = seg_group_write(G.data_dir, b->name, b->group, b->acked);
 	if (r) {
 		cli_err("bridge kafka: cannot commit group \"%s\" at %lld: %s", b->group,
@@ -166,6 +186,8 @@ static int bridge_loop(rd_kafka_t *rk, struct bridge *b, struct spw_reader *r)
 			cli_reader_err(b->name, r, n, "bridging");
 			return CLI_ERR;
 		}
+		if (n > 0 && still_ours(b))
+			return CLI_ERR; /* said by bridge_stop (b->why) */
 		for (int i = 0; i < n && !b->fatal; i++) {
 			if (b->skip_pos >= 0 && recs[i].position == b->skip_pos)
 				continue; /* Kafka has it already (--exactly-once resume) */
@@ -262,10 +284,9 @@ static int bridge_stop(rd_kafka_t *rk, struct bridge *b, int rc)
 
 static int bridge_kafka(int argc, char **argv)
 {
-	struct bridge b = { .timeout_s = 30, .skip_pos = -1 };
+	struct bridge b = { .timeout_s = 30, .skip_pos = -1, .member = { -1, NULL } };
 	struct spw_reader_opts ro = { 0 };
 	struct spw_reader *r = NULL;
-	struct ring_held member = { -1, NULL };
 	rd_kafka_t *rk;
 	int rc;
 
@@ -280,7 +301,7 @@ static int bridge_kafka(int argc, char **argv)
 	 * topic and group must not start a Kafka producer (with --exactly-once,
 	 * its transactional id would fence the running bridge's). Bridges with
 	 * other groups into the same partition are not stopped (docs/bridge.md). */
-	rc = seg_group_join(G.data_dir, b.name, b.group, &member);
+	rc = seg_group_join(G.data_dir, b.name, b.group, &b.member);
 	if (rc) {
 		cli_group_err(b.name, b.group, rc);
 		return CLI_ERR;
@@ -288,25 +309,25 @@ static int bridge_kafka(int argc, char **argv)
 	cli_catch_signals();
 	rk = bridge_producer_new(&b);
 	if (!rk) {
-		seg_group_leave(&member);
+		seg_group_leave(&b.member);
 		return CLI_ERR;
 	}
 	if (bridge_kafka_check(rk, &b) || resume_from(rk, &b, &ro)) {
 		rd_kafka_destroy(rk);
-		seg_group_leave(&member);
+		seg_group_leave(&b.member);
 		return CLI_ERR;
 	}
 	rc = spw_reader_open(b.name, &ro, &r);
 	if (rc) {
 		cli_reader_err(b.name, NULL, rc, "bridging");
 		rd_kafka_destroy(rk);
-		seg_group_leave(&member);
+		seg_group_leave(&b.member);
 		return CLI_ERR;
 	}
 	rc = bridge_stop(rk, &b, bridge_loop(rk, &b, r));
 	spw_reader_close(r);
 	rd_kafka_destroy(rk);
-	seg_group_leave(&member);
+	seg_group_leave(&b.member);
 	return rc;
 }
 

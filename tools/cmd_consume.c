@@ -148,10 +148,22 @@ static void no_ring_said(struct cons *c)
 
 static int consume_loop(struct cons *c, struct cli_reader *cr, bool *gone)
 {
-	uint64_t nap = 0, checked = 0, committed_at = cli_mono_ns();
+	uint64_t nap = 0, checked = 0, committed_at = cli_mono_ns(), held_at = cli_mono_ns();
 	int64_t committed = spw_reader_position(cr->r);
 
 	while (!(c->have_count && c->n >= c->count)) {
+		/* Still the group's one reader (at most 0.2 s of output after its
+		 * lock file was removed, when another reader may hold it). */
+		if (c->group && cli_mono_ns() - held_at > 200000000ull) {
+			int e = spw_reader_join(cr->r, c->group);
+
+			held_at = cli_mono_ns();
+			if (e == -ENOLCK) {
+				cli_group_err(c->name, c->group, e);
+				c->group_lost = true;
+				return CLI_ERR;
+			}
+		}
 		int max = c->have_count && c->count - c->n < 1024 ? (int)(c->count - c->n) : 1024;
 		/* Never spw_reader_poll_wait: its read-only mapping cannot sleep on
 		 * the futex and naps 50 us at a time (~16% of a core while idle).
@@ -239,8 +251,11 @@ int cmd_consume(int argc, char **argv)
 
 		cli_topic_dir(dir, sizeof(dir), c.name);
 		snprintf(lk, sizeof(lk), "%s/groups/.%s.reader", dir, c.group);
-		if (!lstat(lk, &st) && !S_ISREG(st.st_mode)) {
-			cli_group_err(c.name, c.group, -EINVAL);
+		/* As the library walks it: no link on the way (-ELOOP). */
+		int e = seg_lstat(lk, &st);
+
+		if (e == -ELOOP || (!e && !S_ISREG(st.st_mode))) {
+			cli_group_err(c.name, c.group, e ? e : -EINVAL);
 			return CLI_ERR;
 		}
 	}
