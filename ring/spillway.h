@@ -460,8 +460,9 @@ int64_t spw_topic_earliest(const char *shm_dir, const char *data_dir, const char
  * spw_reader_commit. A reader that cannot take the lock (-EROFS, -EACCES,
  * -EPERM, -ENOENT: no topic data dir yet) still opens at the group's
  * position, without holding it, unless another reader holds it (-EBUSY)
- * or that cannot be told (its error). A commit whose lock file was removed or
- * replaced meanwhile gives -ENOLCK (and lets the group go). A reader that
+ * or that cannot be told (its error). A join or commit of a group whose lock
+ * file was removed or replaced meanwhile gives -ENOLCK, and the reader lets
+ * the group go for good. A reader that
  * joins at its first commit writes its own position, even below the
  * group's: open at the group (or join) to go on from the group's. A forked
  * child never holds its parent's groups (there join and commit give

@@ -364,9 +364,10 @@ int seg_group_holder(const char *data_dir, const char *topic, const char *group,
 	if ((r = member_at(data_dir, topic, group, false, &at, td, sizeof(td))))
 		return r == -ENOENT ? 0 : r;
 	fd = openat(at.dfd, at.leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	r = fd < 0 ? (errno == ENOENT ? 0 : -errno) : 0; /* before ring_at_done's close */
 	ring_at_done(&at);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return r;
 	/* Asks, takes nothing: a reader joining meanwhile is not refused. */
 	r = fcntl(fd, F_OFD_GETLK, &fl) ? -errno : fl.l_type != F_UNLCK;
 	if (r == 1 && pid)
