@@ -201,10 +201,33 @@ int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, voi
  * made; it is never removed (removing a held one would let a second reader
  * in: a commit checks that its file is still the one there). */
 
+/* The lock file's name in groups/: the one place of its format. */
+#define MEMBER_FMT ".%s.reader"
+#define MEMBER_SUFFIX ".reader"
+
 static int member_path(char *path, size_t size, const char *dir, const char *group)
 {
-	return (size_t)snprintf(path, size, "%s/.%s.reader", dir, group) >= size ? -ENAMETOOLONG
-										 : 0;
+	return (size_t)snprintf(path, size, "%s/" MEMBER_FMT, dir, group) >= size ? -ENAMETOOLONG
+										  : 0;
+}
+
+int seg_group_lock_path(char *buf, size_t size, const char *data_dir, const char *topic,
+			const char *group)
+{
+	char dir[PATH_MAX];
+	int r = group_dir(dir, sizeof(dir), data_dir, topic);
+
+	return r ? r : member_path(buf, size, dir, group);
+}
+
+bool seg_group_lock_name(const char *entry, char *group, size_t size)
+{
+	size_t n = strlen(entry), k = strlen(MEMBER_SUFFIX);
+
+	if (entry[0] != '.' || n < k + 2 || n - k - 1 >= size || strcmp(entry + n - k, MEMBER_SUFFIX))
+		return false;
+	snprintf(group, size, "%.*s", (int)(n - k - 1), entry + 1);
+	return !spw_topic_name_check(group);
 }
 
 /* The member lock file at (at->dfd, at->leaf), made when missing (in the

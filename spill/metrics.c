@@ -93,18 +93,14 @@ static void held_groups(const char *data_dir, const char *dir, struct seg_metric
 	if ((size_t)snprintf(gd, sizeof(gd), "%s/groups", dir) >= sizeof(gd) || !(d = seg_opendir(gd)))
 		return;
 	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
 		bool listed = false;
 		uint32_t pid;
 
-		/* .<group>.reader */
-		if (de->d_name[0] != '.' || n < 9 || n - 8 >= sizeof(name) ||
-		    strcmp(de->d_name + n - 7, ".reader"))
+		if (!seg_group_lock_name(de->d_name, name, sizeof(name)))
 			continue;
-		snprintf(name, sizeof(name), "%.*s", (int)(n - 8), de->d_name + 1);
 		for (int i = 0; i < m->ng && !listed; i++)
 			listed = !strcmp(m->g[i].name, name);
-		if (listed || spw_topic_name_check(name) ||
+		if (listed ||
 		    seg_group_holder(data_dir, m->name, name, m->reader_pids ? &pid : NULL) != 1 ||
 		    add_group(m, name, -ENOENT))
 			continue;

@@ -162,9 +162,8 @@ uint64_t cli_mono_ns(void);
  * hint, garbage header, permissions, dir problems) and return CLI_ERR. */
 int cli_topic_open(const char *name, unsigned flags, struct spw_topic **t);
 void cli_not_found(const char *name);
-/* A group another reader holds (-EBUSY): who, and what to do. */
-void cli_group_busy(const char *topic, const char *group);
-/* The same for any error of taking or keeping a group (-EBUSY, -ENOLCK, ...). */
+/* An error of taking or keeping a group (-EBUSY: who holds it; -ENOLCK;
+ * the lock file's own): what it means and what to do. */
 void cli_group_err(const char *topic, const char *group, int e);
 /* Does the topic exist (its ring, or its data dir with a topic.conf)? */
 bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);

@@ -119,15 +119,17 @@ static int bridge_args(int argc, char **argv, struct bridge *b)
  * sent or committed. 0 or -1. */
 static int still_ours(struct bridge *b)
 {
+	char lk[PATH_MAX + SPW_NAME_MAX + 16];
 	int r = seg_group_still_held(G.data_dir, b->name, b->group, &b->member);
 
 	if (!r)
 		return 0;
-	if (!b->fatal)
+	/* The file's name in the topic's groups/ (the whole path may not fit). */
+	if (!b->fatal && !seg_group_lock_path(lk, sizeof(lk), G.data_dir, b->name, b->group))
 		snprintf(b->why, sizeof(b->why),
-			 "group \"%s\" of topic \"%s\" lost: its lock file groups/.%s.reader was "
-			 "removed or replaced, so another reader may hold it now (%s)",
-			 b->group, b->name, b->group, strerror(-r));
+			 "group \"%s\" of topic \"%s\" lost: its lock file groups/%.160s was removed "
+			 "or replaced, so another reader may hold it now (%s)",
+			 b->group, b->name, strrchr(lk, '/') + 1, strerror(-r));
 	b->fatal = 1;
 	return -1;
 }

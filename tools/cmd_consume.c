@@ -246,14 +246,13 @@ int cmd_consume(int argc, char **argv)
 	if (c.group && !spw_topic_name_check(c.group)) {
 		/* Its lock file planted as something else (a FIFO, a dir): named,
 		 * not blamed on the start (what the reader's -EINVAL says). */
-		char dir[PATH_MAX], lk[PATH_MAX + SPW_NAME_MAX + 16];
+		char lk[PATH_MAX + SPW_NAME_MAX + 16];
 		struct stat st;
-
-		cli_topic_dir(dir, sizeof(dir), c.name);
-		snprintf(lk, sizeof(lk), "%s/groups/.%s.reader", dir, c.group);
 		/* As the library walks it: no link on the way (-ELOOP). */
-		int e = seg_lstat(lk, &st);
+		int e = seg_group_lock_path(lk, sizeof(lk), G.data_dir, c.name, c.group);
 
+		if (!e)
+			e = seg_lstat(lk, &st);
 		if (e == -ELOOP || (!e && !S_ISREG(st.st_mode))) {
 			cli_group_err(c.name, c.group, e ? e : -EINVAL);
 			return CLI_ERR;
@@ -266,13 +265,10 @@ int cmd_consume(int argc, char **argv)
 	 * (--group with --from joins here, not at its first commit). */
 	if (!rc && c.group)
 		rc = spw_reader_join(cr.r, c.group);
-	if (rc && c.group && cr.r) {
+	/* (the open's -EBUSY: SPW_START_GROUP found the group held) */
+	if (rc && c.group && (cr.r || rc == -EBUSY)) {
 		cli_group_err(c.name, c.group, rc);
 		cli_reader_close(&cr);
-		return CLI_ERR;
-	}
-	if (rc == -EBUSY && c.group) {
-		cli_group_busy(c.name, c.group);
 		return CLI_ERR;
 	}
 	if (rc) {

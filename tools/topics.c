@@ -47,45 +47,34 @@ static bool denied(const char *name)
 	return false;
 }
 
-/* A group another reader holds (spw_reader_join's -EBUSY): who, and what
- * to do. */
-void cli_group_busy(const char *topic, const char *group)
-{
-	char dir[PATH_MAX], who[48] = "";
-	uint32_t pid = 0;
-
-	cli_topic_dir(dir, sizeof(dir), topic);
-	if (seg_group_holder(G.data_dir, topic, group, &pid) == 1 && pid)
-		snprintf(who, sizeof(who), " (pid %u)", pid);
-	cli_err("group \"%s\" of topic \"%s\" is being read by another reader%s: a group has one "
-		"reader at a time, which holds it until it exits (the process that has "
-		"%s/groups/.%s.reader open); read with another group, or without --group",
-		group, topic, who, dir, group);
-}
-
 void cli_group_err(const char *topic, const char *group, int e)
 {
-	char dir[PATH_MAX];
+	char lk[PATH_MAX + SPW_NAME_MAX + 16], who[48] = "";
+	uint32_t pid = 0;
 
+	if (seg_group_lock_path(lk, sizeof(lk), G.data_dir, topic, group))
+		snprintf(lk, sizeof(lk), "its groups/ dir");
 	if (e == -EBUSY) {
-		cli_group_busy(topic, group);
-		return;
-	}
-	cli_topic_dir(dir, sizeof(dir), topic);
-	if (e == -ENOLCK)
-		cli_err("group \"%s\" of topic \"%s\": its lock file %s/groups/.%s.reader was removed "
-			"or replaced while this reader held the group, so another reader may hold it "
-			"now: not committed; stopping (never remove that file)",
-			group, topic, dir, group);
-	else
-		cli_err("cannot take group \"%s\" of topic \"%s\": its lock file "
-			"%s/groups/.%s.reader: %s%s",
-			group, topic, dir, group,
+		if (seg_group_holder(G.data_dir, topic, group, &pid) == 1 && pid)
+			snprintf(who, sizeof(who), " (pid %u)", pid);
+		cli_err("group \"%s\" of topic \"%s\" is being read by another reader%s: a group has "
+			"one reader at a time, which holds it until it exits (the process that has %s "
+			"open); read with another group, or without --group",
+			group, topic, who, lk);
+	} else if (e == -ENOLCK) {
+		cli_err("group \"%s\" of topic \"%s\": its lock file %s was removed or replaced "
+			"while this reader held the group, so another reader may hold it now: not "
+			"committed; stopping (never remove that file)",
+			group, topic, lk);
+	} else {
+		cli_err("cannot take group \"%s\" of topic \"%s\": its lock file %s: %s%s", group,
+			topic, lk,
 			e == -EINVAL && !spw_topic_name_check(group) ? "not a regular file (remove it)"
 								      : strerror(-e),
 			e == -EACCES ? " (its owner, or the topic's, can remove it while no reader "
 				       "holds the group)"
 				     : "");
+	}
 }
 
 void cli_not_found(const char *name)
