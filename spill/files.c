@@ -271,10 +271,10 @@ void seg_own_as_topic(int fd, const char *topic_dir)
 	if (geteuid() != 0 || seg_lstat(topic_dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid == 0)
 		return;
 	/* Only below a trusted root (seg_trust_root: the CLI's and the
-	 * daemon's data dir), whose paths were walked without following a
-	 * link: elsewhere (a library caller's data dir) a user who owns the
-	 * topic dir could have sent the file anywhere with a symlinked
-	 * groups/, and root would hand it over. */
+	 * daemon's data dir; or a scope, ring/paths.c: spill/group.c's calls),
+	 * whose paths were walked without following a link: elsewhere a user
+	 * who owns the topic dir could have sent the file anywhere with a
+	 * symlinked groups/, and root would hand it over. */
 	if (ring_at_resolve(topic_dir, &at))
 		return;
 	trusted = at.dfd != AT_FDCWD;

@@ -10,6 +10,13 @@
  * position. Positions come from a reader (spw_reader_commit), so they are
  * always record boundaries. Beside it, groups/.<group>.reader: the lock
  * the group's one reader holds (membership, below).
+ *
+ * Each call below works in a scope of its data dir (RING_SCOPED,
+ * ring/paths.c): every component under it is opened O_NOFOLLOW, so a
+ * groups/ or a file that the topic dir's owner swapped for a symlink is
+ * refused (-ELOOP), never written through, also where the data dir is no
+ * process-wide trusted root (a library caller's: root's Python reading a
+ * user's topic).
  */
 #define _GNU_SOURCE
 #include "spill.h"
@@ -87,6 +94,7 @@ static int groups_dir_make(const char *data_dir, const char *topic, char *dir, s
 
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position)
 {
+	RING_SCOPED(spw_data_dir(data_dir));
 	char dir[PATH_MAX], td[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2],
 		tmp[PATH_MAX + SPW_NAME_MAX + 32];
 	struct group_file g = { GROUP_MAGIC, 1, (uint64_t)position, ring_realtime_ns(), 0, 0 };
@@ -144,6 +152,7 @@ static int group_load(const char *path, int64_t *position)
 
 int spw_group_read(const char *data_dir, const char *topic, const char *group, int64_t *position)
 {
+	RING_SCOPED(spw_data_dir(data_dir));
 	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2];
 	int r;
 
@@ -159,6 +168,7 @@ int spw_group_read(const char *data_dir, const char *topic, const char *group, i
 
 int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, void *arg)
 {
+	RING_SCOPED(spw_data_dir(data_dir));
 	char dir[PATH_MAX], path[PATH_MAX + 300];
 	struct dirent *de;
 	DIR *d;
@@ -313,6 +323,7 @@ static int member_at(const char *data_dir, const char *topic, const char *group,
 int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		   struct ring_held *h)
 {
+	RING_SCOPED(spw_data_dir(data_dir));
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	struct ring_at at;
 	char td[PATH_MAX];
@@ -362,6 +373,7 @@ void seg_group_leave(struct ring_held *h)
 int seg_group_still_held(const char *data_dir, const char *topic, const char *group,
 			 const struct ring_held *h)
 {
+	RING_SCOPED(spw_data_dir(data_dir));
 	struct ring_at at;
 	char td[PATH_MAX];
 	int r;
@@ -377,6 +389,7 @@ int seg_group_still_held(const char *data_dir, const char *topic, const char *gr
 
 int seg_group_holder(const char *data_dir, const char *topic, const char *group, uint32_t *pid)
 {
+	RING_SCOPED(spw_data_dir(data_dir));
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	struct ring_at at;
 	char td[PATH_MAX];

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -887,16 +888,9 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 		struct stat st;
 
 		assert_int_equal(chown(dir, 65534, (gid_t)-1), 0);
-		/* Not below a trusted root (a library caller's data dir, whose
-		 * groups/ the topic's owner could have made a symlink): root
-		 * hands nothing over. */
-		assert_int_equal(open_group("go", "untrusted", &r2), 0);
-		rdt_keep_reader(r2);
-		snprintf(path, sizeof(path), "%s/groups/.untrusted.reader", dir);
-		assert_int_equal(lstat(path, &st), 0);
-		assert_int_equal(st.st_uid, 0);
-		rdt_drop(r2);
-		/* Below one (the CLI's and the daemon's data dir): it does. */
+		/* Below a trusted root (the CLI's and the daemon's data dir;
+		 * a library caller's is a scope of each group call, the test
+		 * before this one). */
 		assert_int_equal(seg_trust_root(env.data), 0);
 		assert_int_equal(open_group("go", "byroot", &r2), 0);
 		rdt_keep_reader(r2);
@@ -934,7 +928,87 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 	rdt_drop(t);
 }
 
+/* A groups/ that the topic dir's owner replaced with a symlink: no group
+ * call goes through it, below a process-wide trusted root or not (a library
+ * caller's data dir, as root's Python reading a user's topic): nothing is
+ * written where it points, and root, walking without links, gives the
+ * files it makes in a user's topic to that user. Runs before any
+ * seg_trust_root of this process (the next test's). */
+static void group_never_goes_through_a_planted_link(void **state)
+{
+	struct spw_reader_opts o = { 0 };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	struct spw_reader *r, *r2;
+	char dir[PATH_MAX], groups[PATH_MAX + 16], away[PATH_MAX + 16], path[PATH_MAX + 64];
+	struct listed l = { 0 };
+	struct dirent *de;
+	int64_t pos[100], got;
+	int n = 0;
+	DIR *d;
+
+	(void)state;
+	topic_of_100("ln", pos, &t, &p);
+	rdt_topic_dir(&env, "ln", dir, sizeof(dir));
+	snprintf(groups, sizeof(groups), "%s/groups", dir);
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(mkdir(away, 0700), 0);
+	assert_true(rmdir(groups) == 0 || errno == ENOENT);
+	assert_int_equal(symlink(away, groups), 0);
+
+	o.shm_dir = env.shm;
+	o.data_dir = env.data;
+	o.start = SPW_START_EARLIEST;
+	assert_int_equal(spw_reader_open("ln", &o, &r), 0);
+	rdt_keep_reader(r);
+	read_n(r, 10);
+	assert_int_equal(spw_reader_commit(r, "g"), -ELOOP);
+	assert_int_equal(spw_reader_join(r, "g"), -ELOOP);
+	assert_int_equal(open_group("ln", "g", &r2), -ELOOP);
+	assert_int_equal(spw_group_read(env.data, "ln", "g", &got), -ELOOP);
+	assert_int_equal(spw_group_list(env.data, "ln", list_cb, &l), -ELOOP);
+	assert_int_equal(seg_group_holder(env.data, "ln", "g", NULL), -ELOOP);
+	/* The same through a data dir named with a trailing slash. */
+	snprintf(path, sizeof(path), "%s/", env.data);
+	assert_int_equal(spw_group_read(path, "ln", "g", &got), -ELOOP);
+	d = opendir(away);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(unlink(groups), 0);
+	assert_int_equal(rmdir(away), 0);
+	assert_int_equal(spw_reader_commit(r, "g"), 0);
+	assert_int_equal(spw_group_read(env.data, "ln", "g", &got), 0);
+	assert_int_equal(got, pos[10]);
+	rdt_drop(r);
+	if (geteuid() == 0) {
+		struct stat st;
+
+		/* Root in a user's topic through the library: the files it
+		 * makes are the user's (else the user could never lock or
+		 * replace them), since it reached them without a link. */
+		assert_int_equal(chown(dir, 65534, (gid_t)-1), 0);
+		assert_int_equal(open_group("ln", "byroot", &r2), 0);
+		rdt_keep_reader(r2);
+		snprintf(path, sizeof(path), "%s/.byroot.reader", groups);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(spw_reader_commit(r2, "byroot"), 0);
+		snprintf(path, sizeof(path), "%s/byroot", groups);
+		assert_int_equal(lstat(path, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		rdt_drop(r2);
+		assert_int_equal(chown(dir, 0, (gid_t)-1), 0);
+	}
+	rdt_drop(p);
+	rdt_drop(t);
+}
+
 RDT_MAIN(setup, rdt_group_teardown,
 	 RDT_TEST(group_survives_kill9_at_random_points),
 	 RDT_TEST(group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all),
+	 RDT_TEST(group_never_goes_through_a_planted_link),
 	 RDT_TEST(group_has_one_reader_until_it_closes_or_dies))

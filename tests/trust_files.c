@@ -6,6 +6,7 @@
  * file outside: every one is refused with an error naming the path, and the
  * target keeps its bytes. A topic dir owned by another user and a shm dir
  * writable by every user are refused with a message that says how to fix it.
+ * A scope (ring/paths.c) walks below its dir as a root, for one thread.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -16,6 +17,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +365,85 @@ static void owner_and_mode_changes_never_go_through_a_link(void **state)
 	target_unchanged(target);
 }
 
+/* Opens base/<rest> as a file below whatever root or scope covers it: 1
+ * when it opened, else the -errno. */
+static int opens(const char *base, const char *rest)
+{
+	char p[700];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", base, rest);
+	fd = seg_open_file(p, O_RDONLY, 0, false);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 1;
+}
+
+static void *opens_in_thread(void *base)
+{
+	return (void *)(intptr_t)opens(base, "l/f");
+}
+
+/* A scope (ring/paths.c, the library's group calls: spill/group.c) is a
+ * root for its thread until left: below it no link is followed; nested
+ * scopes stack, the outer one stays; another thread sees none. */
+static void a_scope_is_a_root_for_its_thread_until_it_is_left(void **state)
+{
+	struct test_daemon *d = *state;
+	char a[600], f[620], l[600], slash[600];
+	int t1, t2, none = -1, toks[5];
+	pthread_t th;
+	void *res;
+
+	snprintf(a, sizeof(a), "%s/a", d->root);
+	snprintf(f, sizeof(f), "%s/f", a);
+	snprintf(l, sizeof(l), "%s/l", d->root);
+	assert_int_equal(mkdir(a, 0700), 0);
+	close(open(f, O_WRONLY | O_CREAT, 0600));
+	assert_int_equal(symlink(a, l), 0);
+
+	assert_int_equal(opens(d->root, "l/f"), 1); /* under no root: as named */
+	t1 = ring_scope_enter(d->root);
+	assert_true(t1 >= 0);
+	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
+	assert_int_equal(opens(d->root, "a/f"), 1);
+	assert_int_equal(pthread_create(&th, NULL, opens_in_thread, d->root), 0);
+	assert_int_equal(pthread_join(th, &res), 0);
+	assert_int_equal((int)(intptr_t)res, 1);
+	t2 = ring_scope_enter(a);
+	assert_int_equal(t2, t1 + 1);
+	assert_int_equal(opens(a, "f"), 1);
+	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
+	ring_scope_leave(&t2);
+	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
+	ring_scope_leave(&t1);
+	assert_int_equal(opens(d->root, "l/f"), 1);
+	ring_scope_leave(&none);
+	ring_scope_leave(&t1); /* twice: nothing */
+
+	/* A trailing slash names the same dir; a missing one makes none. */
+	snprintf(slash, sizeof(slash), "%s//", d->root);
+	t1 = ring_scope_enter(slash);
+	assert_true(t1 >= 0);
+	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
+	ring_scope_leave(&t1);
+	snprintf(slash, sizeof(slash), "%s/missing", d->root);
+	assert_int_equal(ring_scope_enter(slash), -ENOENT);
+	/* Four deep at most; leaving the first leaves them all. */
+	for (int i = 0; i < 5; i++)
+		toks[i] = ring_scope_enter(d->root);
+	assert_true(toks[3] == toks[0] + 3 && toks[4] == -EINVAL);
+	ring_scope_leave(&toks[0]);
+	assert_int_equal(opens(d->root, "l/f"), 1);
+	{
+		RING_SCOPED(d->root);
+
+		assert_int_equal(opens(d->root, "l/f"), -ELOOP);
+	}
+	assert_int_equal(opens(d->root, "l/f"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +457,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(owner_and_mode_changes_never_go_through_a_link, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(a_scope_is_a_root_for_its_thread_until_it_is_left,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
