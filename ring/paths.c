@@ -73,88 +73,18 @@ out:
 	return r;
 }
 
-/* Scoped roots: a root for one call on the calling thread only (a library
- * caller's data dir, which is no process-wide root: spill/group.c), held
- * from ring_scope_enter to ring_scope_leave. Thread-local, so no other
- * thread's walk ever sees one; nested calls stack. */
-#define RING_SCOPES 4
-static __thread struct {
-	const char *path; /* the caller's string, alive for the call */
-	size_t len;
-	int fd;
-} scopes[RING_SCOPES];
-static __thread unsigned nscopes;
-
-int ring_scope_enter(const char *dir)
+/* Walk rest's components below the directory fd (ours: consumed), each
+ * but the leaf opened O_PATH (search permission is enough, as for a path
+ * used as named) and O_NOFOLLOW: the leaf's dir into at. */
+static int walk(int fd, const char *rest, struct ring_at *at)
 {
-	size_t len = strlen(dir);
-	int fd;
-
-	while (len > 1 && dir[len - 1] == '/')
-		len--;
-	if (len == 0 || nscopes == RING_SCOPES)
-		return -EINVAL;
-	/* The dir itself is followed once, as a root is (ring_root_add). */
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	scopes[nscopes].path = dir;
-	scopes[nscopes].len = len;
-	scopes[nscopes].fd = fd;
-	return (int)nscopes++;
-}
-
-void ring_scope_leave(const int *token)
-{
-	if (*token < 0 || (unsigned)*token >= nscopes)
-		return; /* entered none */
-	while (nscopes > (unsigned)*token)
-		close(scopes[--nscopes].fd);
-}
-
-/* rest: where path goes on below dir (len bytes of it), if it does and
- * that is deeper than the best match so far. */
-static bool below(const char *path, const char *dir, size_t len, const char **rest)
-{
-	const char *tail = path + len;
-
-	if (strncmp(path, dir, len) || *tail != '/' || tail[strspn(tail, "/")] == '\0' ||
-	    (*rest && tail + 1 <= *rest))
-		return false;
-	*rest = tail + 1;
-	return true;
-}
-
-/* Components between the root and the leaf are opened O_NOFOLLOW; "." and
- * ".." below a root are refused (-EINVAL); a trailing '/' is allowed. A
- * path under no root (held or scoped), or a root itself, is used as named. */
-int ring_at_resolve(const char *path, struct ring_at *at)
-{
-	const char *rest = NULL;
-	int fd = -1;
-
-	at->dfd = AT_FDCWD;
-	for (unsigned i = 0; i < __atomic_load_n(&nroots, __ATOMIC_ACQUIRE); i++)
-		if (below(path, roots[i].path, roots[i].len, &rest))
-			fd = roots[i].fd;
-	for (unsigned i = 0; i < nscopes; i++)
-		if (below(path, scopes[i].path, scopes[i].len, &rest))
-			fd = scopes[i].fd;
-	if (!rest) {
-		if ((size_t)snprintf(at->leaf, sizeof(at->leaf), "%s", path) >= sizeof(at->leaf))
-			return -ENAMETOOLONG;
-		return 0;
-	}
-	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
 	for (;;) {
 		size_t n;
 		int next;
 
 		rest += strspn(rest, "/");
 		n = strcspn(rest, "/");
-		if (n > NAME_MAX || (n == 1 && rest[0] == '.') ||
+		if (n == 0 || n > NAME_MAX || (n == 1 && rest[0] == '.') ||
 		    (n == 2 && rest[0] == '.' && rest[1] == '.')) {
 			close(fd);
 			return n > NAME_MAX ? -ENAMETOOLONG : -EINVAL;
@@ -164,7 +94,7 @@ int ring_at_resolve(const char *path, struct ring_at *at)
 		rest += n;
 		if (rest[strspn(rest, "/")] == '\0')
 			break; /* the leaf */
-		next = openat(fd, at->leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		next = openat(fd, at->leaf, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		close(fd);
 		if (next < 0)
 			return errno == ENOTDIR ? -ELOOP : -errno; /* a symlink there: refused */
@@ -172,6 +102,60 @@ int ring_at_resolve(const char *path, struct ring_at *at)
 	}
 	at->dfd = fd;
 	return 0;
+}
+
+/* Components between the root and the leaf are opened O_NOFOLLOW; "." and
+ * ".." below a root are refused (-EINVAL); a trailing '/' is allowed. A
+ * path under no root, or a root itself, is used as named. */
+int ring_at_resolve(const char *path, struct ring_at *at)
+{
+	const char *rest = NULL;
+	int fd = -1;
+
+	at->dfd = AT_FDCWD;
+	for (unsigned i = 0; i < __atomic_load_n(&nroots, __ATOMIC_ACQUIRE); i++) {
+		const char *tail = path + roots[i].len;
+
+		if (!strncmp(path, roots[i].path, roots[i].len) && *tail == '/' &&
+		    tail[strspn(tail, "/")] != '\0' && (!rest || tail + 1 > rest)) {
+			rest = tail + 1;
+			fd = roots[i].fd;
+		}
+	}
+	if (!rest) {
+		if ((size_t)snprintf(at->leaf, sizeof(at->leaf), "%s", path) >= sizeof(at->leaf))
+			return -ENAMETOOLONG;
+		return 0;
+	}
+	fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	return walk(fd, rest, at);
+}
+
+int ring_dir_below(const char *base, const char *rel, int how)
+{
+	char path[PATH_MAX];
+	struct ring_at at;
+	int fd, r;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", base, rel) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if ((r = ring_at_resolve(path, &at)))
+		return r;
+	if (at.dfd == AT_FDCWD) {
+		/* Under no held root: base as named (as a root is, once), the
+		 * rest without a link. */
+		fd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if ((r = walk(fd, rel, &at)))
+			return r;
+	}
+	fd = openat(at.dfd, at.leaf, how | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	r = fd >= 0 ? fd : errno == ENOTDIR || errno == ELOOP ? -ELOOP : -errno;
+	ring_at_done(&at);
+	return r;
 }
 
 void ring_at_done(const struct ring_at *at)

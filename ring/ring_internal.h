@@ -268,16 +268,14 @@ struct ring_at {
 	char leaf[PATH_MAX];
 };
 int ring_root_add(const char *dir);                          /* 0 or -errno */
-/* A root for this thread until the matching leave (ring/paths.c): a
- * token >= 0, or -errno and none (paths are then used as named). */
-int ring_scope_enter(const char *dir);
-void ring_scope_leave(const int *token); /* a token < 0: nothing */
-/* A scope that ends with the enclosing block (the compiler's cleanup). */
-#define RING_SCOPED(dir)                                                              \
-	int ring_scope_token_ __attribute__((cleanup(ring_scope_leave))) =           \
-		ring_scope_enter(dir)
 int ring_at_resolve(const char *path, struct ring_at *at);   /* 0 or -errno (-ELOOP) */
 void ring_at_done(const struct ring_at *at);
+/* The directory base/rel, opened `how` (O_RDONLY, or O_PATH: search
+ * permission is then enough): below a held root that covers
+ * it, from there; else base opened as named (an application's own dir, as
+ * a root is) and rel's components walked O_NOFOLLOW from it. So no link
+ * in rel is followed either way (-ELOOP). fd or -errno. */
+int ring_dir_below(const char *base, const char *rel, int how);
 int ring_unlink(const char *path);                          /* 0 or -errno */
 /* openat with O_NOFOLLOW | O_CLOEXEC below a held root: fd or -errno. */
 int ring_openat(const char *path, int flags, unsigned mode);

@@ -262,30 +262,6 @@ void seg_share(int fd, const char *topic_dir)
 	}
 }
 
-void seg_own_as_topic(int fd, const char *topic_dir)
-{
-	struct ring_at at;
-	struct stat st;
-	bool trusted;
-
-	if (geteuid() != 0 || seg_lstat(topic_dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid == 0)
-		return;
-	/* Only below a trusted root (seg_trust_root: the CLI's and the
-	 * daemon's data dir; or a scope, ring/paths.c: spill/group.c's calls),
-	 * whose paths were walked without following a link: elsewhere a user
-	 * who owns the topic dir could have sent the file anywhere with a
-	 * symlinked groups/, and root would hand it over. */
-	if (ring_at_resolve(topic_dir, &at))
-		return;
-	trusted = at.dfd != AT_FDCWD;
-	ring_at_done(&at);
-	if (!trusted)
-		return;
-	/* Best effort, through our own descriptor: never a name. */
-	if (fchown(fd, st.st_uid, (gid_t)-1)) {
-	}
-}
-
 int seg_give(const char *path, bool dir, gid_t gid, int mode)
 {
 	struct ring_at at;
@@ -353,15 +329,4 @@ int seg_file_replace(const char *dir, const char *name, const void *buf, size_t 
 	else if (sync)
 		r = seg_sync_dir(dir);
 	return r;
-}
-
-unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid)
-{
-	struct stat st;
-
-	*gid = getegid();
-	if (seg_lstat(topic_dir, &st) || !S_ISDIR(st.st_mode) || !(st.st_mode & 0070))
-		return 0700;
-	*gid = st.st_gid;
-	return 02770;
 }

@@ -11,12 +11,14 @@
  * always record boundaries. Beside it, groups/.<group>.reader: the lock
  * the group's one reader holds (membership, below).
  *
- * Each call below works in a scope of its data dir (RING_SCOPED,
- * ring/paths.c): every component under it is opened O_NOFOLLOW, so a
- * groups/ or a file that the topic dir's owner swapped for a symlink is
- * refused (-ELOOP), never written through, also where the data dir is no
- * process-wide trusted root (a library caller's: root's Python reading a
- * user's topic).
+ * Every call works through one descriptor of groups/, reached from the data
+ * dir without following a link (ring_dir_below: from the held root of the
+ * CLI or the daemon, or from a library caller's data dir as named), and
+ * makes, opens, renames and links its files relative to it: a groups/ or a
+ * file that the topic dir's owner swapped for a symlink is refused (-ELOOP),
+ * never written through, also for root using the library. What a file
+ * shares (group, mode) and, made by root, whose it is come from that same
+ * descriptor (gdir_give), never from a path looked up again.
  */
 #define _GNU_SOURCE
 #include "spill.h"
@@ -52,90 +54,122 @@ static int group_dir(char *buf, size_t size, const char *data_dir, const char *t
 	return 0;
 }
 
-/* The groups dir of topic into dir (made if missing: 02770 and the topic
- * dir's group when that is shared, so every member can commit; else 0700),
- * the topic dir into td. 0 or -errno. */
-static int groups_dir_make(const char *data_dir, const char *topic, char *dir, size_t size,
-			   char *td, size_t tdsize)
+/* groups/ of a topic, open. */
+struct gdir {
+	int fd;
+	struct stat st;
+};
+
+/* A file or dir fd just made (O_EXCL / mkdirat: a new inode, never one
+ * planted) in the directory described by dir: shared as it is (its group,
+ * mode `shared` when it grants its group access, else `priv`), and made by
+ * root in a user's directory, that user's (else only root could use it
+ * after; the user could replace it there anyway). Best effort: a failure
+ * leaves it private or root's, which refuses access, never grants it. */
+static void gdir_give(int fd, const struct stat *dir, unsigned shared, unsigned priv)
 {
-	gid_t gid;
-	unsigned mode;
-	int r = group_dir(dir, size, data_dir, topic);
+	bool share = (dir->st_mode & 0070) != 0;
 
-	if (r)
-		return r;
-	snprintf(td, tdsize, "%.*s", (int)(strlen(dir) - strlen("/groups")), dir);
-	mode = seg_share_dir_mode(td, &gid);
-	if ((r = seg_mkdir(dir, mode)) == 0) {
-		struct ring_at at;
-		int fd;
-
-		/* Its group, and the mode mkdir's passed through the umask:
-		 * best effort, but never through a name swapped for a link
-		 * meanwhile (seg_give), which would hand out its target. */
-		r = seg_give(dir, true, gid, (int)mode);
-		if (r == -ELOOP || r == -EPERM)
-			return r;
-		/* Made by root in a user's topic: the user's (else only root
-		 * could use its groups after this). */
-		if (geteuid() == 0 && ring_at_resolve(dir, &at) == 0) {
-			fd = openat(at.dfd, at.leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			ring_at_done(&at);
-			if (fd >= 0) {
-				seg_own_as_topic(fd, td);
-				close(fd);
-			}
-		}
-	} else if (r != -EEXIST) {
-		return r;
+	if (share && dir->st_gid != getegid() && fchown(fd, (uid_t)-1, dir->st_gid)) {
 	}
-	return 0;
+	if (fchmod(fd, share ? shared : priv)) {
+	}
+	if (geteuid() == 0 && dir->st_uid != 0 && fchown(fd, dir->st_uid, (gid_t)-1)) {
+	}
+}
+
+/* groups/ of topic (made when missing and make: 02770 with the topic dir's
+ * group when that is shared, so every member can commit, else 0700) into
+ * g. 0 or -errno (-ENOENT: no groups/ or no topic dir; -ELOOP: a link). */
+static int gdir_open(const char *data_dir, const char *topic, bool make, struct gdir *g)
+{
+	struct stat ts;
+	int tfd, r;
+
+	if ((r = spw_topic_name_check(topic)))
+		return r;
+	tfd = ring_dir_below(spw_data_dir(data_dir), topic, O_PATH);
+	if (tfd < 0)
+		return tfd;
+	g->fd = openat(tfd, "groups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (g->fd < 0 && errno == ENOENT && make && fstat(tfd, &ts) == 0) {
+		if (mkdirat(tfd, "groups", 0700) == 0 || errno == EEXIST) {
+			g->fd = openat(tfd, "groups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			/* Ours and empty (the one we made, or one a member made
+			 * meanwhile and left alone): given as the topic dir is. */
+			if (g->fd >= 0 && fstat(g->fd, &g->st) == 0 && g->st.st_uid == geteuid() &&
+			    g->st.st_nlink == 2 && (g->st.st_mode & 07777) == 0700)
+				gdir_give(g->fd, &ts, 02770, 0700);
+		} else {
+			g->fd = -1;
+		}
+	}
+	r = g->fd < 0 ? (errno == ENOTDIR || errno == ELOOP ? -ELOOP : -errno) : 0;
+	close(tfd);
+	if (!r && fstat(g->fd, &g->st)) {
+		r = -errno;
+		close(g->fd);
+	}
+	return r;
+}
+
+/* name in g: a regular file, opened with flags (never through a link, nor
+ * waiting on a FIFO planted there). fd or -errno. */
+static int gdir_file(const struct gdir *g, const char *name, int flags, unsigned mode)
+{
+	struct stat st;
+	int fd = openat(g->fd, name, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, (mode_t)mode);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
 }
 
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position)
 {
-	RING_SCOPED(spw_data_dir(data_dir));
-	char dir[PATH_MAX], td[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2],
-		tmp[PATH_MAX + SPW_NAME_MAX + 32];
+	char tmp[SPW_NAME_MAX + 32];
 	struct group_file g = { GROUP_MAGIC, 1, (uint64_t)position, ring_realtime_ns(), 0, 0 };
+	struct gdir d;
 	int fd, r;
 
 	if (position < 0 || (position & 7) || spw_topic_name_check(group))
 		return -EINVAL;
-	r = groups_dir_make(data_dir, topic, dir, sizeof(dir), td, sizeof(td));
-	if (r)
-		return r;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, group) >= sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, group, (int)getpid()) >=
-		    sizeof(tmp))
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.%d.tmp", group, (int)getpid()) >= sizeof(tmp))
 		return -ENAMETOOLONG;
+	if ((r = gdir_open(data_dir, topic, true, &d)))
+		return r;
 	g.crc = seg_crc32c(0, &g, offsetof(struct group_file, crc));
-	seg_unlink(tmp); /* a stale temp file of ours; a planted name is never followed */
-	fd = seg_open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, true);
-	if (fd < 0)
+	unlinkat(d.fd, tmp, 0); /* a stale temp file of ours; a planted name is never followed */
+	fd = gdir_file(&d, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0) {
+		close(d.fd);
 		return fd;
-	seg_share(fd, td);
-	seg_own_as_topic(fd, td);
-	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd)) {
-		r = errno ? -errno : -EIO;
-		close(fd);
-		seg_unlink(tmp);
-		return r;
 	}
+	gdir_give(fd, &d.st, 0640, 0600);
+	errno = 0;
+	if (write(fd, &g, sizeof(g)) != (ssize_t)sizeof(g) || fsync(fd))
+		r = errno ? -errno : -EIO; /* a short write: no errno */
 	close(fd);
-	if ((r = seg_rename(tmp, path)) != 0) {
-		seg_unlink(tmp);
-		return r;
-	}
+	if (!r && renameat(d.fd, tmp, d.fd, group))
+		r = -errno;
+	if (r)
+		unlinkat(d.fd, tmp, 0);
 	/* The rename must outlive a crash: a position committed and then
 	 * lost would make the group read records twice. */
-	return seg_sync_dir(dir);
+	else if (fsync(d.fd))
+		r = -errno;
+	close(d.fd);
+	return r;
 }
 
-static int group_load(const char *path, int64_t *position)
+static int group_load(const struct gdir *d, const char *name, int64_t *position)
 {
 	struct group_file g;
-	int fd = seg_open_file(path, O_RDONLY, 0, false);
+	int fd = gdir_file(d, name, O_RDONLY, 0);
 	ssize_t n;
 
 	if (fd < 0)
@@ -152,49 +186,47 @@ static int group_load(const char *path, int64_t *position)
 
 int spw_group_read(const char *data_dir, const char *topic, const char *group, int64_t *position)
 {
-	RING_SCOPED(spw_data_dir(data_dir));
-	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 2];
+	struct gdir d;
 	int r;
 
 	if (!position || spw_topic_name_check(group))
 		return -EINVAL;
-	r = group_dir(dir, sizeof(dir), data_dir, topic);
-	if (r)
+	if ((r = gdir_open(data_dir, topic, false, &d)))
 		return r;
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, group) >= sizeof(path))
-		return -ENAMETOOLONG;
-	return group_load(path, position);
+	r = group_load(&d, group, position);
+	close(d.fd);
+	return r;
 }
 
 int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, void *arg)
 {
-	RING_SCOPED(spw_data_dir(data_dir));
-	char dir[PATH_MAX], path[PATH_MAX + 300];
 	struct dirent *de;
-	DIR *d;
+	struct gdir d;
 	int n = 0, r;
+	DIR *dir;
 
 	if (!fn)
 		return -EINVAL;
-	r = group_dir(dir, sizeof(dir), data_dir, topic);
-	if (r)
+	if ((r = gdir_open(data_dir, topic, false, &d)))
+		return r == -ENOENT ? 0 : r;
+	dir = fdopendir(d.fd);
+	if (!dir) {
+		r = -errno;
+		close(d.fd);
 		return r;
-	d = seg_opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
-	while ((de = readdir(d))) {
+	}
+	d.fd = dirfd(dir);
+	while ((de = readdir(dir))) {
 		int64_t pos;
 
 		if (spw_topic_name_check(de->d_name))
 			continue; /* ".", "..", temp files */
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
-			continue;
-		r = group_load(path, &pos);
+		r = group_load(&d, de->d_name, &pos);
 		n++;
 		if (fn(arg, de->d_name, r ? r : pos))
 			break;
 	}
-	closedir(d);
+	closedir(dir);
 	return n;
 }
 
@@ -240,110 +272,86 @@ bool seg_group_lock_name(const char *entry, char *group, size_t size)
 	return !spw_topic_name_check(group);
 }
 
-/* The member lock file at (at->dfd, at->leaf), made when missing (in the
- * groups dir of topic dir td): its descriptor, O_RDWR, or -errno. */
-static int member_open(const struct ring_at *at, const char *td, bool make)
+/* The member lock file `name` in d, made when missing: its descriptor,
+ * O_RDWR, or -errno. */
+static int member_open(const struct gdir *d, const char *name, bool make)
 {
 	static _Atomic unsigned seq;
-	char tmp[PATH_MAX + 64]; /* at->leaf may be a whole path (ring_at_resolve) */
-	struct stat st;
-	gid_t gid;
-	int fd = openat(at->dfd, at->leaf, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), r;
+	char tmp[SPW_NAME_MAX + 80];
+	int fd = gdir_file(d, name, O_RDWR, 0), r;
 
-	if (fd < 0 && errno == ENOENT && make) {
+	if (fd == -ENOENT && make) {
 		/* Unique without a removal of anything: the pid, a count (relaxed:
 		 * only this process's names differ by it) and the clock, for
 		 * processes of one pid in other pid namespaces. A crash between
 		 * this open and the link leaves a harmless .new file. */
-		if ((size_t)snprintf(tmp, sizeof(tmp), "%s-%d-%u-%llx.new", at->leaf, (int)getpid(),
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s-%d-%u-%llx.new", name, (int)getpid(),
 				     atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed),
 				     (unsigned long long)ring_monotonic_ns()) >= sizeof(tmp))
 			return -ENAMETOOLONG;
-		fd = openat(at->dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = gdir_file(d, tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
 		if (fd < 0)
-			return -errno;
-		if (seg_share_dir_mode(td, &gid) != 0700) {
-			/* A shared topic: every member must be able to lock it. */
-			seg_share(fd, td);
-			if (fchmod(fd, 0660)) {
-			}
-		}
-		/* Root in a user's topic: the topic's owner must be able to
-		 * lock it after us. */
-		seg_own_as_topic(fd, td);
-		r = linkat(at->dfd, tmp, at->dfd, at->leaf, 0) ? -errno : 0;
-		unlinkat(at->dfd, tmp, 0);
-		if (r == -EEXIST) {
-			close(fd); /* another reader made it meanwhile: theirs */
-			fd = openat(at->dfd, at->leaf, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		} else if (r) {
+			return fd;
+		/* Shared: every member must be able to lock it; made by root in
+		 * a user's topic: that user must be able to lock it after us. */
+		gdir_give(fd, &d->st, 0660, 0600);
+		r = linkat(d->fd, tmp, d->fd, name, 0) ? -errno : 0;
+		unlinkat(d->fd, tmp, 0);
+		if (r) {
 			close(fd);
-			return r;
+			/* Another reader made it meanwhile: theirs. */
+			return r == -EEXIST ? gdir_file(d, name, O_RDWR, 0) : r;
 		}
-	}
-	if (fd < 0)
-		return -errno;
-	/* A FIFO or a device planted there: O_NONBLOCK opened it without a
-	 * wait; never locked. */
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
 	}
 	return fd;
 }
 
-/* Does (at) still name the file fd has open? 0, or -ENOLCK. */
-static int member_same(const struct ring_at *at, int fd)
+/* Does name in d still name the file fd has open? 0, or -ENOLCK. */
+static int member_same(const struct gdir *d, const char *name, int fd)
 {
 	struct stat a, b;
 
-	if (fstat(fd, &a) || fstatat(at->dfd, at->leaf, &b, AT_SYMLINK_NOFOLLOW) ||
+	if (fstat(fd, &a) || fstatat(d->fd, name, &b, AT_SYMLINK_NOFOLLOW) ||
 	    a.st_dev != b.st_dev || a.st_ino != b.st_ino)
 		return -ENOLCK;
 	return 0;
 }
 
-/* The member lock file's path resolved (no links on the way); with make,
- * the groups dir made when missing, and the topic dir into td. */
+/* groups/ into d and the member lock file's name into name; with make,
+ * groups/ made when missing. */
 static int member_at(const char *data_dir, const char *topic, const char *group, bool make,
-		     struct ring_at *at, char *td, size_t tdsize)
+		     struct gdir *d, char *name, size_t size)
 {
-	char dir[PATH_MAX], path[PATH_MAX + SPW_NAME_MAX + 16];
-	int r;
-
 	if (spw_topic_name_check(group))
 		return -EINVAL;
-	r = make ? groups_dir_make(data_dir, topic, dir, sizeof(dir), td, tdsize)
-		 : group_dir(dir, sizeof(dir), data_dir, topic);
-	if (!r)
-		r = member_path(path, sizeof(path), dir, group);
-	return r ? r : ring_at_resolve(path, at);
+	if ((size_t)snprintf(name, size, MEMBER_FMT, group) >= size)
+		return -ENAMETOOLONG;
+	return gdir_open(data_dir, topic, make, d);
 }
 
 int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		   struct ring_held *h)
 {
-	RING_SCOPED(spw_data_dir(data_dir));
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	struct ring_at at;
-	char td[PATH_MAX];
+	char name[SPW_NAME_MAX + 16];
+	struct gdir d;
 	int fd = -1, r;
 
 	h->fd = -1;
-	if ((r = member_at(data_dir, topic, group, true, &at, td, sizeof(td))))
+	if ((r = member_at(data_dir, topic, group, true, &d, name, sizeof(name))))
 		return r;
 	/* Held from the open until the descriptor is on the fork list: a
 	 * fork() meanwhile waits, so no child inherits a lock it keeps. */
 	ring_producers_lock();
 	for (int tries = 0; tries < 3; tries++) {
-		fd = member_open(&at, td, true);
+		fd = member_open(&d, name, true);
 		if (fd < 0) {
 			r = fd;
 			break;
 		}
 		if (fcntl(fd, F_OFD_SETLK, &fl)) {
 			r = errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
-		} else if ((r = member_same(&at, fd)) == 0) {
+		} else if ((r = member_same(&d, name, fd)) == 0) {
 			h->fd = fd;
 			ring_held_add(h);
 			break;
@@ -356,7 +364,7 @@ int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		r = -EAGAIN; /* replaced under us each time: try again later */
 	}
 	ring_producers_unlock();
-	ring_at_done(&at);
+	close(d.fd);
 	return r;
 }
 
@@ -373,37 +381,34 @@ void seg_group_leave(struct ring_held *h)
 int seg_group_still_held(const char *data_dir, const char *topic, const char *group,
 			 const struct ring_held *h)
 {
-	RING_SCOPED(spw_data_dir(data_dir));
-	struct ring_at at;
-	char td[PATH_MAX];
+	char name[SPW_NAME_MAX + 16];
+	struct gdir d;
 	int r;
 
 	if (h->fd < 0)
 		return -ENOLCK;
-	if ((r = member_at(data_dir, topic, group, false, &at, td, sizeof(td))))
+	if ((r = member_at(data_dir, topic, group, false, &d, name, sizeof(name))))
 		return r == -ENOENT ? -ENOLCK : r;
-	r = member_same(&at, h->fd);
-	ring_at_done(&at);
+	r = member_same(&d, name, h->fd);
+	close(d.fd);
 	return r;
 }
 
 int seg_group_holder(const char *data_dir, const char *topic, const char *group, uint32_t *pid)
 {
-	RING_SCOPED(spw_data_dir(data_dir));
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	struct ring_at at;
-	char td[PATH_MAX];
+	char name[SPW_NAME_MAX + 16];
+	struct gdir d;
 	int fd, r;
 
 	if (pid)
 		*pid = 0;
-	if ((r = member_at(data_dir, topic, group, false, &at, td, sizeof(td))))
+	if ((r = member_at(data_dir, topic, group, false, &d, name, sizeof(name))))
 		return r == -ENOENT ? 0 : r;
-	fd = openat(at.dfd, at.leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	r = fd < 0 ? (errno == ENOENT ? 0 : -errno) : 0; /* before ring_at_done's close */
-	ring_at_done(&at);
+	fd = gdir_file(&d, name, O_RDONLY, 0);
+	close(d.fd);
 	if (fd < 0)
-		return r;
+		return fd == -ENOENT ? 0 : fd;
 	/* Asks, takes nothing: a reader joining meanwhile is not refused. */
 	r = fcntl(fd, F_OFD_GETLK, &fl) ? -errno : fl.l_type != F_UNLCK;
 	if (r == 1 && pid)

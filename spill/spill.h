@@ -90,10 +90,6 @@ int seg_file_replace(const char *dir, const char *name, const void *buf, size_t 
 #define SEG_REMAKE_NAME ".remake"
 int seg_ring_id_load(const char *topic_dir, uint64_t *created_ns);
 int seg_ring_id_save(const char *topic_dir, uint64_t created_ns); /* 0 or -errno; synced */
-/* The mode for a directory spillway makes inside topic_dir: 02770 (setgid,
- * group-writable: members commit group positions) when shared, else 0700;
- * *gid its group. */
-unsigned seg_share_dir_mode(const char *topic_dir, gid_t *gid);
 
 int seg_ckpt_open(const char *topic_dir);               /* fd, or -errno */
 #define SEG_CKPT_BYTES 24u
@@ -235,11 +231,6 @@ int seg_fault_fsync(void);
 int seg_fault_submit(void);
 
 
-/* Root making a file or dir (fd) in a user's topic dir: give it the topic
- * dir's owner, so that user can go on using it after root (groups/, a
- * group's position and lock files). Best effort; nothing when not root,
- * nor outside a trusted root (seg_trust_root). */
-void seg_own_as_topic(int fd, const char *topic_dir);
 
 /* Consumer groups (spill/group.c): write a position atomically. */
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position);

@@ -6,7 +6,7 @@
  * file outside: every one is refused with an error naming the path, and the
  * target keeps its bytes. A topic dir owned by another user and a shm dir
  * writable by every user are refused with a message that says how to fix it.
- * A scope (ring/paths.c) walks below its dir as a root, for one thread.
+ * A dir below a base (ring/paths.c ring_dir_below) is reached without links.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -17,12 +17,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../spill/spill.h"
@@ -365,83 +364,67 @@ static void owner_and_mode_changes_never_go_through_a_link(void **state)
 	target_unchanged(target);
 }
 
-/* Opens base/<rest> as a file below whatever root or scope covers it: 1
- * when it opened, else the -errno. */
-static int opens(const char *base, const char *rest)
-{
-	char p[700];
-	int fd;
-
-	snprintf(p, sizeof(p), "%s/%s", base, rest);
-	fd = seg_open_file(p, O_RDONLY, 0, false);
-	if (fd < 0)
-		return fd;
-	close(fd);
-	return 1;
-}
-
-static void *opens_in_thread(void *base)
-{
-	return (void *)(intptr_t)opens(base, "l/f");
-}
-
-/* A scope (ring/paths.c, the library's group calls: spill/group.c) is a
- * root for its thread until left: below it no link is followed; nested
- * scopes stack, the outer one stays; another thread sees none. */
-static void a_scope_is_a_root_for_its_thread_until_it_is_left(void **state)
+/* ring_dir_below (spill/group.c's way to groups/ from any data dir, this
+ * process holding no root): the base is followed once as named, nothing
+ * below it is; dirs on the way need search permission only, as for a path
+ * used as named. */
+static void dirs_below_a_base_are_reached_without_links(void **state)
 {
 	struct test_daemon *d = *state;
-	char a[600], f[620], l[600], slash[600];
-	int t1, t2, none = -1, toks[5];
-	pthread_t th;
-	void *res;
+	char a[600], lnk[600], lbase[600], base[64];
+	int fd;
 
 	snprintf(a, sizeof(a), "%s/a", d->root);
-	snprintf(f, sizeof(f), "%s/f", a);
-	snprintf(l, sizeof(l), "%s/l", d->root);
+	snprintf(lnk, sizeof(lnk), "%s/l", d->root);
+	snprintf(lbase, sizeof(lbase), "%s/lbase", d->root);
 	assert_int_equal(mkdir(a, 0700), 0);
-	close(open(f, O_WRONLY | O_CREAT, 0600));
-	assert_int_equal(symlink(a, l), 0);
+	snprintf(a, sizeof(a), "%s/a/b", d->root);
+	assert_int_equal(mkdir(a, 0700), 0);
+	assert_int_equal(symlink("a", lnk), 0);
+	assert_int_equal(symlink(d->root, lbase), 0);
 
-	assert_int_equal(opens(d->root, "l/f"), 1); /* under no root: as named */
-	t1 = ring_scope_enter(d->root);
-	assert_true(t1 >= 0);
-	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
-	assert_int_equal(opens(d->root, "a/f"), 1);
-	assert_int_equal(pthread_create(&th, NULL, opens_in_thread, d->root), 0);
-	assert_int_equal(pthread_join(th, &res), 0);
-	assert_int_equal((int)(intptr_t)res, 1);
-	t2 = ring_scope_enter(a);
-	assert_int_equal(t2, t1 + 1);
-	assert_int_equal(opens(a, "f"), 1);
-	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
-	ring_scope_leave(&t2);
-	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
-	ring_scope_leave(&t1);
-	assert_int_equal(opens(d->root, "l/f"), 1);
-	ring_scope_leave(&none);
-	ring_scope_leave(&t1); /* twice: nothing */
+	fd = ring_dir_below(d->root, "a/b", O_RDONLY);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(ring_dir_below(d->root, "l", O_PATH), -ELOOP);
+	assert_int_equal(ring_dir_below(d->root, "l/b", O_PATH), -ELOOP);
+	assert_int_equal(ring_dir_below(d->root, "a/../l", O_PATH), -EINVAL);
+	assert_int_equal(ring_dir_below(d->root, "", O_PATH), -EINVAL);
+	assert_int_equal(ring_dir_below(d->root, "missing", O_PATH), -ENOENT);
+	fd = ring_dir_below(lbase, "a//b/", O_PATH); /* the base itself: as named */
+	assert_true(fd >= 0);
+	close(fd);
 
-	/* A trailing slash names the same dir; a missing one makes none. */
-	snprintf(slash, sizeof(slash), "%s//", d->root);
-	t1 = ring_scope_enter(slash);
-	assert_true(t1 >= 0);
-	assert_int_equal(opens(d->root, "l/f"), -ELOOP);
-	ring_scope_leave(&t1);
-	snprintf(slash, sizeof(slash), "%s/missing", d->root);
-	assert_int_equal(ring_scope_enter(slash), -ENOENT);
-	/* Four deep at most; leaving the first leaves them all. */
-	for (int i = 0; i < 5; i++)
-		toks[i] = ring_scope_enter(d->root);
-	assert_true(toks[3] == toks[0] + 3 && toks[4] == -EINVAL);
-	ring_scope_leave(&toks[0]);
-	assert_int_equal(opens(d->root, "l/f"), 1);
-	{
-		RING_SCOPED(d->root);
+	/* Another user with search permission only on the way. */
+	if (geteuid() == 0) {
+		pid_t pid;
+		int st;
 
-		assert_int_equal(opens(d->root, "l/f"), -ELOOP);
+		snprintf(base, sizeof(base), "/tmp/spw-search-XXXXXX");
+		assert_non_null(mkdtemp(base));
+		snprintf(a, sizeof(a), "%s/t", base);
+		assert_int_equal(mkdir(a, 0711), 0);
+		snprintf(a, sizeof(a), "%s/t/groups", base);
+		assert_int_equal(mkdir(a, 0777), 0);
+		assert_int_equal(chmod(a, 0777), 0);
+		assert_int_equal(chmod(base, 0711), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int f;
+
+			if (setgid(65534) || setuid(65534))
+				_exit(2);
+			f = ring_dir_below(base, "t/groups", O_RDONLY);
+			_exit(f >= 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		assert_int_equal(rmdir(a), 0);
+		snprintf(a, sizeof(a), "%s/t", base);
+		assert_int_equal(rmdir(a), 0);
+		assert_int_equal(rmdir(base), 0);
 	}
-	assert_int_equal(opens(d->root, "l/f"), 1);
 }
 
 int main(void)
@@ -457,8 +440,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(owner_and_mode_changes_never_go_through_a_link, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(a_scope_is_a_root_for_its_thread_until_it_is_left,
-						setup, teardown),
+		cmocka_unit_test_setup_teardown(dirs_below_a_base_are_reached_without_links, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
