@@ -473,6 +473,11 @@ int spw_group_read(const char *data_dir, const char *topic, const char *group,
 		   int64_t *position);
 typedef int (*spw_group_fn)(void *arg, const char *group, int64_t position);
 int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, void *arg);
+/* The path of the file whose lock the group's one reader holds (for
+ * messages and checks: `spillway stat` names its holder), into buf of size
+ * bytes: 0, -EINVAL (a bad name), -ENAMETOOLONG. */
+int spw_group_lock_path(char *buf, size_t size, const char *data_dir, const char *topic,
+			const char *group);
 
 #ifdef __cplusplus
 }

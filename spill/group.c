@@ -253,12 +253,15 @@ static int member_path(char *path, size_t size, const char *dir, const char *gro
 										  : 0;
 }
 
-int seg_group_lock_path(char *buf, size_t size, const char *data_dir, const char *topic,
+int spw_group_lock_path(char *buf, size_t size, const char *data_dir, const char *topic,
 			const char *group)
 {
 	char dir[PATH_MAX];
-	int r = group_dir(dir, sizeof(dir), data_dir, topic);
+	int r;
 
+	if (!buf || spw_topic_name_check(group))
+		return -EINVAL;
+	r = group_dir(dir, sizeof(dir), data_dir, topic);
 	return r ? r : member_path(buf, size, dir, group);
 }
 

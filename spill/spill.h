@@ -245,10 +245,8 @@ void seg_group_leave(struct ring_held *h);
 int seg_group_still_held(const char *data_dir, const char *topic, const char *group,
 			 const struct ring_held *h);
 int seg_group_holder(const char *data_dir, const char *topic, const char *group, uint32_t *pid);
-/* The lock file's path (for messages and checks), or -errno; and whether a
- * groups/ entry is a lock file, with its group's name into group. */
-int seg_group_lock_path(char *buf, size_t size, const char *data_dir, const char *topic,
-			const char *group);
+/* Whether a groups/ entry is a lock file, with its group's name into group
+ * (its path: spw_group_lock_path, spillway.h). */
 bool seg_group_lock_name(const char *entry, char *group, size_t size);
 
 /* The bound on a record's payload for a log whose max_record is not known

@@ -882,8 +882,17 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 	rdt_drop(r1);
 
 	/* A link or a FIFO planted as the lock file: refused, never followed
-	 * or waited on. */
+	 * or waited on. Its path, as the library names it: */
 	snprintf(path, sizeof(path), "%s/groups/.solo.reader", dir);
+	{
+		char lk[PATH_MAX + 64];
+
+		assert_int_equal(spw_group_lock_path(lk, sizeof(lk), env.data, "go", "solo"), 0);
+		assert_string_equal(lk, path);
+		assert_int_equal(spw_group_lock_path(lk, sizeof(lk), env.data, "go", "../x"), -EINVAL);
+		assert_int_equal(spw_group_lock_path(lk, sizeof(lk), env.data, "../go", "x"), -EINVAL);
+		assert_int_equal(spw_group_lock_path(lk, 8, env.data, "go", "solo"), -ENAMETOOLONG);
+	}
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(symlink("/etc/passwd", path), 0);
 	assert_int_equal(open_group("go", "solo", &r2), -ELOOP);

@@ -125,7 +125,7 @@ static int still_ours(struct bridge *b)
 	if (!r)
 		return 0;
 	/* The file's name in the topic's groups/ (the whole path may not fit). */
-	if (!b->fatal && !seg_group_lock_path(lk, sizeof(lk), G.data_dir, b->name, b->group))
+	if (!b->fatal && !spw_group_lock_path(lk, sizeof(lk), G.data_dir, b->name, b->group))
 		snprintf(b->why, sizeof(b->why),
 			 "group \"%s\" of topic \"%s\" lost: its lock file groups/%.160s was removed "
 			 "or replaced, so another reader may hold it now (%s)",

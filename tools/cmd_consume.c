@@ -249,7 +249,7 @@ int cmd_consume(int argc, char **argv)
 		char lk[PATH_MAX + SPW_NAME_MAX + 16];
 		struct stat st;
 		/* As the library walks it: no link on the way (-ELOOP). */
-		int e = seg_group_lock_path(lk, sizeof(lk), G.data_dir, c.name, c.group);
+		int e = spw_group_lock_path(lk, sizeof(lk), G.data_dir, c.name, c.group);
 
 		if (!e)
 			e = seg_lstat(lk, &st);

@@ -52,7 +52,7 @@ void cli_group_err(const char *topic, const char *group, int e)
 	char lk[PATH_MAX + SPW_NAME_MAX + 16], who[48] = "";
 	uint32_t pid = 0;
 
-	if (seg_group_lock_path(lk, sizeof(lk), G.data_dir, topic, group))
+	if (spw_group_lock_path(lk, sizeof(lk), G.data_dir, topic, group))
 		snprintf(lk, sizeof(lk), "its groups/ dir");
 	if (e == -EBUSY) {
 		if (seg_group_holder(G.data_dir, topic, group, &pid) == 1 && pid)

@@ -689,7 +689,10 @@ def _group_check(topic, group, d):
     its path), not taken for a damaged index or a bad start by the reader."""
     if lib.spw_topic_name_check(topic.encode()) or lib.spw_topic_name_check(group.encode()):
         return  # spw_reader_open says what is wrong with the name
-    lock = _os.path.join(data_dir(d), topic, "groups", "." + group + ".reader")
+    buf = ffi.new("char[]", 4096 + 512)
+    if lib.spw_group_lock_path(buf, len(buf), _cstr(d), topic.encode(), group.encode()):
+        return  # spw_reader_open says what is wrong
+    lock = _os.fsdecode(ffi.string(buf))
     try:
         st = _os.lstat(lock)
     except OSError:

@@ -67,4 +67,6 @@ int spw_reader_error(const struct spw_reader *r, char *file, size_t file_len, in
 int spw_reader_join(struct spw_reader *r, const char *group);
 int spw_reader_commit(struct spw_reader *r, const char *group);
 int spw_group_read(const char *data_dir, const char *topic, const char *group, int64_t *position);
+int spw_group_lock_path(char *buf, size_t size, const char *data_dir, const char *topic,
+                        const char *group);
 """
