@@ -78,11 +78,25 @@ static void gdir_give(int fd, const struct stat *dir, unsigned shared, unsigned 
 	}
 }
 
+/* Why name in dfd could not be opened as a directory with O_NOFOLLOW:
+ * -ELOOP for a symlink, -ENOTDIR for anything else that is no dir. */
+static int not_dir(int dfd, const char *name, int err)
+{
+	struct stat st;
+
+	if (err == ENOTDIR && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISLNK(st.st_mode))
+		err = ELOOP;
+	return -err;
+}
+
 /* groups/ of topic (made when missing and make: 02770 with the topic dir's
  * group when that is shared, so every member can commit, else 0700) into
- * g. 0 or -errno (-ENOENT: no groups/ or no topic dir; -ELOOP: a link). */
+ * g. 0 or -errno (-ENOENT: no groups/ or no topic dir; -ELOOP: a link, at
+ * the topic dir or at groups/). */
 static int gdir_open(const char *data_dir, const char *topic, bool make, struct gdir *g)
 {
+	const int how = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 	struct stat ts;
 	int tfd, r;
 
@@ -91,20 +105,28 @@ static int gdir_open(const char *data_dir, const char *topic, bool make, struct 
 	tfd = ring_dir_below(spw_data_dir(data_dir), topic, O_PATH);
 	if (tfd < 0)
 		return tfd;
-	g->fd = openat(tfd, "groups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (g->fd < 0 && errno == ENOENT && make && fstat(tfd, &ts) == 0) {
-		if (mkdirat(tfd, "groups", 0700) == 0 || errno == EEXIST) {
-			g->fd = openat(tfd, "groups", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			/* Ours and empty (the one we made, or one a member made
-			 * meanwhile and left alone): given as the topic dir is. */
-			if (g->fd >= 0 && fstat(g->fd, &g->st) == 0 && g->st.st_uid == geteuid() &&
-			    g->st.st_nlink == 2 && (g->st.st_mode & 07777) == 0700)
+	g->fd = openat(tfd, "groups", how);
+	r = g->fd < 0 ? errno : 0;
+	if (r == ENOENT && make && fstat(tfd, &ts) == 0) {
+		if (mkdirat(tfd, "groups", 0700) == 0) {
+			/* The dir we made, given as the topic dir is, mode set
+			 * outright (a setgid topic dir passes its bit on). Only
+			 * the topic dir's owner could have put another there
+			 * meanwhile: one of root's own in their topic at worst,
+			 * given to them with root's files in it left root's. */
+			g->fd = openat(tfd, "groups", how);
+			r = g->fd < 0 ? errno : 0;
+			if (!r && fstat(g->fd, &g->st) == 0 && g->st.st_uid == geteuid())
 				gdir_give(g->fd, &ts, 02770, 0700);
+		} else if (errno == EEXIST) {
+			g->fd = openat(tfd, "groups", how); /* a member's, made meanwhile */
+			r = g->fd < 0 ? errno : 0;
 		} else {
-			g->fd = -1;
+			r = errno;
 		}
 	}
-	r = g->fd < 0 ? (errno == ENOTDIR || errno == ELOOP ? -ELOOP : -errno) : 0;
+	if (r)
+		r = not_dir(tfd, "groups", r);
 	close(tfd);
 	if (!r && fstat(g->fd, &g->st)) {
 		r = -errno;
@@ -114,7 +136,8 @@ static int gdir_open(const char *data_dir, const char *topic, bool make, struct 
 }
 
 /* name in g: a regular file, opened with flags (never through a link, nor
- * waiting on a FIFO planted there). fd or -errno. */
+ * waiting on a FIFO planted there: O_NONBLOCK for the open only). fd or
+ * -errno. */
 static int gdir_file(const struct gdir *g, const char *name, int flags, unsigned mode)
 {
 	struct stat st;
@@ -125,6 +148,12 @@ static int gdir_file(const struct gdir *g, const char *name, int flags, unsigned
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return -EINVAL;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		int e = errno;
+
+		close(fd);
+		return -e;
 	}
 	return fd;
 }

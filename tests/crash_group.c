@@ -910,9 +910,9 @@ static void group_has_one_reader_until_it_closes_or_dies(void **state)
 }
 
 /* A groups/ that the topic dir's owner replaced with a symlink: no group
- * call goes through it, from a library caller's data dir as much as from a
- * held root (this process holds none: crash_group never calls
- * seg_trust_root): nothing is written where it points. Root reading a
+ * call goes through it, from a library caller's data dir (this process
+ * holds no root: crash_group calls seg_trust_root only in a child) as much
+ * as from a held root: nothing is written where it points. Root reading a
  * user's topic makes groups/ and the files in it that user's, shared as
  * the topic dir is. */
 static void group_never_goes_through_a_planted_link(void **state)
@@ -962,35 +962,76 @@ static void group_never_goes_through_a_planted_link(void **state)
 	assert_int_equal(unlink(groups), 0);
 	assert_int_equal(rmdir(away), 0);
 
+	/* The same below a held root (the CLI's and the daemon's way), in a
+	 * child so that this process keeps holding none. */
+	assert_int_equal(mkdir(away, 0700), 0);
+	assert_int_equal(symlink(away, groups), 0);
+	{
+		pid_t pid = fork();
+		int status;
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int64_t x;
+
+			_exit(seg_trust_root(env.data) != 0                              ? 2
+			      : seg_group_write(env.data, "ln", "g", 8) != -ELOOP       ? 3
+			      : spw_group_read(env.data, "ln", "g", &x) != -ELOOP       ? 4
+			      : seg_group_holder(env.data, "ln", "g", NULL) != -ELOOP   ? 5
+									       : 0);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(unlink(groups), 0);
+	assert_int_equal(rmdir(away), 0);
+	/* A plain file there is no link, and is not called one. */
+	close(open(groups, O_WRONLY | O_CREAT, 0600));
+	assert_int_equal(spw_group_read(env.data, "ln", "g", &got), -ENOTDIR);
+	assert_int_equal(unlink(groups), 0);
+
 	if (geteuid() == 0) {
-		/* Root in a shared topic of another user (owner 65534, group
-		 * 65534, 0770): groups/ is made that user's, 02770 in the
-		 * topic's group, so members commit; the lock file 0660, so
-		 * members lock it; the position 0640. */
-		assert_int_equal(chown(dir, 65534, 65534), 0);
-		assert_int_equal(chmod(dir, 0770), 0);
-		assert_int_equal(spw_reader_commit(r, "g"), 0);
-		assert_int_equal(lstat(groups, &st), 0);
-		assert_true(st.st_uid == 65534 && st.st_gid == 65534);
-		assert_int_equal(st.st_mode & 07777, 02770);
-		snprintf(path, sizeof(path), "%s/.g.reader", groups);
-		assert_int_equal(lstat(path, &st), 0);
-		assert_true(st.st_uid == 65534 && st.st_gid == 65534);
-		assert_int_equal(st.st_mode & 07777, 0660);
-		snprintf(path, sizeof(path), "%s/g", groups);
-		assert_int_equal(lstat(path, &st), 0);
-		assert_true(st.st_uid == 65534 && st.st_gid == 65534);
-		assert_int_equal(st.st_mode & 07777, 0640);
+		/* Root in another user's topic (owner and group 65534): groups/
+		 * and the files root makes there are that user's. Private
+		 * (0700): all private. Shared and setgid (02770): groups/
+		 * 02770 in the topic's group, so members commit; the lock
+		 * file 0660, so members lock it; the position 0640. */
+		static const struct {
+			unsigned topic, groups, lock, position;
+			gid_t gid; /* private: root's group, which grants nothing */
+		} cases[] = { { 0700, 0700, 0600, 0600, 0 }, { 02770, 02770, 0660, 0640, 65534 } };
+
+		for (unsigned k = 0; k < 2; k++) {
+			struct spw_reader *rk;
+
+			assert_int_equal(chown(dir, 65534, 65534), 0);
+			assert_int_equal(chmod(dir, cases[k].topic), 0);
+			assert_int_equal(spw_reader_open("ln", &o, &rk), 0);
+			assert_int_equal(spw_reader_commit(rk, "g"), 0);
+			spw_reader_close(rk);
+			assert_int_equal(lstat(groups, &st), 0);
+			assert_true(st.st_uid == 65534 && st.st_gid == cases[k].gid);
+			assert_int_equal(st.st_mode & 07777, cases[k].groups);
+			snprintf(path, sizeof(path), "%s/.g.reader", groups);
+			assert_int_equal(lstat(path, &st), 0);
+			assert_true(st.st_uid == 65534 && st.st_gid == cases[k].gid);
+			assert_int_equal(st.st_mode & 07777, cases[k].lock);
+			assert_int_equal(unlink(path), 0);
+			snprintf(path, sizeof(path), "%s/g", groups);
+			assert_int_equal(lstat(path, &st), 0);
+			assert_true(st.st_uid == 65534 && st.st_gid == cases[k].gid);
+			assert_int_equal(st.st_mode & 07777, cases[k].position);
+			assert_int_equal(unlink(path), 0);
+			assert_int_equal(rmdir(groups), 0);
+		}
 		/* A groups/ of root's own is left root's, and so are its files
 		 * (the user could not use them there anyway). */
+		assert_int_equal(mkdir(groups, 0700), 0);
 		rdt_drop(r);
-		assert_int_equal(unlink(path), 0);
-		snprintf(path, sizeof(path), "%s/.g.reader", groups);
-		assert_int_equal(unlink(path), 0);
-		assert_int_equal(chown(groups, 0, 0), 0);
-		assert_int_equal(chmod(groups, 0700), 0);
 		assert_int_equal(open_group("ln", "g", &r), 0);
 		rdt_keep_reader(r);
+		snprintf(path, sizeof(path), "%s/.g.reader", groups);
 		assert_int_equal(lstat(path, &st), 0);
 		assert_true(st.st_uid == 0 && (st.st_mode & 07777) == 0600);
 		assert_int_equal(chown(dir, 0, 0), 0);
@@ -999,6 +1040,7 @@ static void group_never_goes_through_a_planted_link(void **state)
 	assert_int_equal(spw_reader_commit(r, "g"), 0);
 	assert_int_equal(spw_group_read(env.data, "ln", "g", &got), 0);
 	assert_int_equal(got, geteuid() == 0 ? pos[0] : pos[10]);
+	assert_int_equal(spw_group_list(env.data, "ln", list_cb, &l), 1);
 	rdt_drop(r);
 	rdt_drop(p);
 	rdt_drop(t);
