@@ -456,6 +456,16 @@ int spw_consumer_peek(struct spw_consumer *c, struct spw_record *recs, int max)
 		return -EINVAL;
 	if (backing_off(c))
 		return 0;
+	/* Caught up (the last look found nothing): the record found now is
+	 * handed out alone, without a look at the next one's commit word. That
+	 * line is usually still the producer's, and the load of it, a miss,
+	 * would hold up the retirement of all the caller does with this record
+	 * (a reply's stores among it) until it came back; poll's callback runs
+	 * before its look ahead, so it has no such wait. Streaming (the last
+	 * look found records), the batch is whole. Measured: docs/HACKING.md,
+	 * "Comparison history" (the round trip of 2026-12-05). */
+	if (c->empty_streak)
+		max = 1;
 	n = peek_once(c, recs, max);
 	if (n == 0) {
 		waiting_at(c);

@@ -325,7 +325,11 @@ int spw_consumer_poll_wait(struct spw_consumer *c, spw_record_fn fn, void *arg,
  * returns n, or -ESTALE when the ring lapped the consumer while it held them
  * (what it read may be torn: the position stays, as poll's would). peek
  * returns the count (0: nothing yet), -ESTALE or -EBADMSG as poll; ABORTED
- * and PADDING records between DATA ones are passed over. */
+ * and PADDING records between DATA ones are passed over. A peek right after
+ * one that found nothing describes one record: it does not look at the
+ * next one's commit word, a cache miss while the producer writes it, which
+ * would hold up what the caller does with this record (a reply) by as long;
+ * the next peek describes the rest. */
 int spw_consumer_peek(struct spw_consumer *c, struct spw_record *recs, int max);
 int spw_consumer_release(struct spw_consumer *c, const struct spw_record *recs, int n);
 /* The next position this consumer will read. */
