@@ -434,7 +434,8 @@ int spw_reader_poll_wait(struct spw_reader *r, spw_record_fn fn, void *arg, int 
  * call) or spw_reader_close. A batch is all from the disk (one verified
  * buffer) or all live (copies, validated as poll's are). timeout_ns: 0
  * returns at once, < 0 waits for at least one record, > 0 waits that long.
- * Returns as spw_reader_poll. */
+ * Returns as spw_reader_poll. Live, right after a look that found nothing,
+ * the batch is the one record found (as spw_consumer_peek's). */
 int spw_reader_read(struct spw_reader *r, struct spw_record *recs, int max, int64_t timeout_ns);
 int64_t spw_reader_position(const struct spw_reader *r);
 int spw_reader_done(const struct spw_reader *r);

@@ -240,9 +240,12 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 	int rc;
 
 	while (x->n < max && !r->done && !x->stop) {
+		bool alone;
+
 		rc = ring_consumer_next_copy(r->c, &r->stage, &r->stage_cap, x->out ? x->staged : 0,
 					     &rec);
 		r->pos = (uint64_t)spw_consumer_position(r->c);
+		r->live_idle |= rc == 0;
 		if (rc == 0 && wait && x->n == 0) {
 			if (!ring_consumer_wait(r->c, timeout_ns))
 				return 0;
@@ -253,6 +256,12 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 			rd_set_err(r, r->t->path, r->pos);
 		if (rc <= 0)
 			return rc;
+		/* A batch for the caller (spw_reader_read) right after a look
+		 * that found nothing: the record found now goes out alone, for
+		 * spw_consumer_peek's reason (ring/consume.c): a look at the next
+		 * one would be a miss that holds up the caller's work with it. */
+		alone = x->out && r->live_idle;
+		r->live_idle = false;
 		if (x->out) {
 			/* The offset for now, the pointer when the batch ends. */
 			int before = x->n;
@@ -266,6 +275,8 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 		}
 		if (r->done && !r->done_after)
 			r->pos = (uint64_t)rec.position; /* the bound: not consumed */
+		if (alone)
+			break;
 	}
 	return 0;
 }

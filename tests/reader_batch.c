@@ -190,6 +190,16 @@ static void timeouts_and_bad_arguments(void **state)
 	assert_int_equal(spw_reader_read(r, recs, 4, -1), 1);
 	check_rec(&recs[0], 1);
 	pthread_join(th, NULL);
+	/* Live, right after a look that found nothing: the first record
+	 * alone (spill/reader.c live_poll), then the rest as a batch. */
+	assert_int_equal(spw_reader_read(r, recs, 4, 0), 0);
+	for (uint64_t i = 2; i < 5; i++)
+		assert_true(send_rec(p, i) >= 0);
+	assert_int_equal(spw_reader_read(r, recs, 4, 0), 1);
+	check_rec(&recs[0], 2);
+	assert_int_equal(spw_reader_read(r, recs, 4, 0), 2);
+	check_rec(&recs[0], 3);
+	check_rec(&recs[1], 4);
 	spw_reader_close(r);
 	spw_producer_close(p);
 	spw_topic_close(t);
