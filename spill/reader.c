@@ -241,6 +241,7 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 
 	while (x->n < max && !r->done && !x->stop) {
 		bool alone;
+		int before;
 
 		rc = ring_consumer_next_copy(r->c, &r->stage, &r->stage_cap, x->out ? x->staged : 0,
 					     &rec);
@@ -262,10 +263,9 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 		 * one would be a miss that holds up the caller's work with it. */
 		alone = x->out && r->live_idle;
 		r->live_idle = false;
+		before = x->n;
 		if (x->out) {
 			/* The offset for now, the pointer when the batch ends. */
-			int before = x->n;
-
 			rec.data = (const void *)(uintptr_t)x->staged;
 			x->staged += rec.len;
 			deliver(x, &rec);
@@ -275,8 +275,8 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 		}
 		if (r->done && !r->done_after)
 			r->pos = (uint64_t)rec.position; /* the bound: not consumed */
-		if (alone)
-			break;
+		if (alone && x->n > before)
+			break; /* (one that deliver() passed over, before a start time: on) */
 	}
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support.h"
@@ -200,6 +201,30 @@ static void timeouts_and_bad_arguments(void **state)
 	assert_int_equal(spw_reader_read(r, recs, 4, 0), 2);
 	check_rec(&recs[0], 3);
 	check_rec(&recs[1], 4);
+	/* ... and when that first record is one a start time passes over, the
+	 * next goes out with it: a read never says 0 with records there. */
+	{
+		struct spw_reader_opts o = { 0 };
+		struct spw_reader *r2 = NULL;
+		uint64_t at = (uint64_t)time(NULL) * 1000000000ull + 3600ull * 1000000000ull;
+		uint8_t buf[512];
+
+		o.shm_dir = d->shm;
+		o.data_dir = d->data;
+		o.start = SPW_START_TIME;
+		o.time_ns = at;
+		assert_int_equal(spw_reader_open("rbwait", &o, &r2), 0);
+		assert_int_equal(spw_reader_read(r2, recs, 4, 0), 0);
+		for (uint64_t seq = 5; seq < 7; seq++) {
+			memcpy(buf, &seq, 8);
+			test_fill(buf + 8, rec_len(seq) - 8, seq + 1);
+			assert_true(spw_producer_send_at(p, buf, rec_len(seq), seq == 5 ? at - 1 : at) >=
+				    0);
+		}
+		assert_int_equal(spw_reader_read(r2, recs, 4, 0), 1);
+		check_rec(&recs[0], 6);
+		spw_reader_close(r2);
+	}
 	spw_reader_close(r);
 	spw_producer_close(p);
 	spw_topic_close(t);
