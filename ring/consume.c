@@ -198,9 +198,10 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	}
 	c->pos = pos;
 	c->limit_cache = 0;
-	/* A new place to read: no back-off carries over. */
+	/* A new place to read: no back-off and no empty looks carry over. */
 	c->idle_until = 0;
 	c->idle_pos = pos;
+	c->empty_streak = 0;
 	return 0;
 }
 
@@ -462,9 +463,10 @@ int spw_consumer_peek(struct spw_consumer *c, struct spw_record *recs, int max)
 	 * would hold up the retirement of all the caller does with this record
 	 * (a reply's stores among it) until it came back; poll's callback runs
 	 * before its look ahead, so it has no such wait. Streaming (the last
-	 * look found records), the batch is whole. Measured: docs/HACKING.md,
-	 * "Comparison history" (the round trip of 2026-12-05). */
-	if (c->empty_streak)
+	 * look found records), the batch is whole; and after a back-off
+	 * (spw_consumer_set_backoff), which waited away from the line. Measured:
+	 * docs/HACKING.md, "Comparison history" (the round trip of 2026-12-05). */
+	if (c->empty_streak && !c->backoff_ns)
 		max = 1;
 	n = peek_once(c, recs, max);
 	if (n == 0) {
@@ -589,8 +591,10 @@ int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns)
  * earlier poll or peek is over. */
 static int wait_done(struct spw_consumer *c, int r)
 {
-	if (r > 0)
+	if (r > 0) {
 		c->idle_until = 0;
+		c->empty_streak = 0; /* found records: not caught up (peek) */
+	}
 	return r;
 }
 

@@ -228,6 +228,7 @@ static int go_live(struct spw_reader *r)
 			return rc;
 	}
 	r->live = true;
+	r->live_idle = false;
 	return 0;
 }
 
@@ -246,7 +247,10 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 		rc = ring_consumer_next_copy(r->c, &r->stage, &r->stage_cap, x->out ? x->staged : 0,
 					     &rec);
 		r->pos = (uint64_t)spw_consumer_position(r->c);
-		r->live_idle |= rc == 0;
+		/* A look that found nothing before this call found any: caught
+		 * up (the empty look that ends a batch is not: streaming). */
+		if (rc == 0 && x->n == 0)
+			r->live_idle = true;
 		if (rc == 0 && wait && x->n == 0) {
 			if (!ring_consumer_wait(r->c, timeout_ns))
 				return 0;
@@ -300,6 +304,7 @@ static int poll_once(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 			rc = live_poll(r, x, max, wait, timeout_ns);
 			if (rc == -ESTALE) { /* lapped: the segments have it (R2) */
 				r->live = false;
+				r->live_idle = false;
 				if (x->out && x->n)
 					return 0;
 				continue;

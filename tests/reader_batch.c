@@ -225,6 +225,14 @@ static void timeouts_and_bad_arguments(void **state)
 		check_rec(&recs[0], 6);
 		spw_reader_close(r2);
 	}
+	/* Streaming (the last read ended on an empty look after records, not
+	 * caught up before them): whole batches. */
+	assert_int_equal(spw_reader_read(r, recs, 4, 0), 2);
+	check_rec(&recs[0], 5);
+	for (uint64_t seq = 7; seq < 10; seq++)
+		assert_true(send_rec(p, seq) >= 0);
+	assert_int_equal(spw_reader_read(r, recs, 4, 0), 3);
+	check_rec(&recs[0], 7);
 	spw_reader_close(r);
 	spw_producer_close(p);
 	spw_topic_close(t);

@@ -140,6 +140,15 @@ static void an_open_claim_ends_the_batch_and_aborted_records_are_passed(void **s
 	case_close(&h);
 }
 
+static int count_into(void *arg, const struct spw_record *rec)
+{
+	int64_t *got = arg;
+
+	(void)rec;
+	got[0]++;
+	return 0;
+}
+
 /* A consumer that has caught up (its last peek found nothing) is handed the
  * next record alone, without a look at the one after (whose line the
  * producer is likely still writing); streaming, it gets whole batches. */
@@ -160,6 +169,34 @@ static void a_peek_after_finding_nothing_hands_out_one_record(void **state)
 		assert_int_equal(test_hash(r[i].data, 24), tag_hash(24, (uint64_t)i + 1));
 	assert_int_equal(spw_consumer_release(h.c, r, 4), 4);
 	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
+	/* Records handed out another way, a seek, or a back-off end the
+	 * caught-up state: the batch after them is whole. */
+	for (uint64_t i = 5; i < 8; i++)
+		assert_true(send_tag(h.p, 24, i) >= 0);
+	{
+		int64_t got[8] = { 0 };
+
+		assert_int_equal(spw_consumer_poll_wait(h.c, count_into, got, 1, 0), 1);
+	}
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 2);
+	assert_int_equal(spw_consumer_release(h.c, r, 2), 2);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
+	{
+		int64_t at = spw_consumer_position(h.c);
+
+		for (uint64_t i = 8; i < 11; i++)
+			assert_true(send_tag(h.p, 24, i) >= 0);
+		assert_int_equal(spw_consumer_seek(h.c, at), 0);
+		assert_int_equal(spw_consumer_peek(h.c, r, 8), 3);
+		assert_int_equal(spw_consumer_release(h.c, r, 3), 3);
+	}
+	assert_int_equal(spw_consumer_set_backoff(h.c, 1), 0);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 0);
+	for (uint64_t i = 11; i < 14; i++)
+		assert_true(send_tag(h.p, 24, i) >= 0);
+	test_sleep_ns(1000000);
+	assert_int_equal(spw_consumer_peek(h.c, r, 8), 3);
+	assert_int_equal(test_hash(r[0].data, 24), tag_hash(24, 11));
 	case_close(&h);
 }
 
