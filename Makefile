@@ -96,6 +96,7 @@ PY_API_STAMP := $(BUILD)/python/spillway/.built
 
 BENCH_SRC := $(wildcard bench/*.cc)
 BENCH_BIN := $(BUILD)/bench/spillway_bench
+RTT_PROBE_BIN := $(BUILD)/bench/rtt_probe
 
 .PHONY: all lib man py test check-tests asan tsan bench bench-compare install uninstall clean deps demo
 
@@ -184,9 +185,9 @@ $(BUILD)/tests/%: tests/%.c $(LIB_A) $(SPILL_A) $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 TEST_SH := $(wildcard tests/*.sh)
 
 check-tests: $(TEST_BIN) $(DAEMON_BIN) $(if $(TOOLS_SRC),$(TOOLS_BIN)) $(BUILD)/libspillway.so man \
-	$(if $(TEST_ENV),,py $(BENCH_BIN))
+	$(if $(TEST_ENV),,py $(BENCH_BIN) $(RTT_PROBE_BIN))
 	@export SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) SPW_CLI=$(CURDIR)/$(TOOLS_BIN) \
-		SPW_BENCH=$(CURDIR)/$(BENCH_BIN); set -e; \
+		SPW_BENCH=$(CURDIR)/$(BENCH_BIN) SPW_RTT_PROBE=$(CURDIR)/$(RTT_PROBE_BIN); set -e; \
 	for t in $(TEST_BIN); do \
 		echo "== $$t"; $(TEST_ENV) $$t; \
 	done; \
@@ -228,7 +229,15 @@ $(BENCH_BIN): $(BENCH_SRC) $(LIB_A)
 	@[ -n "$(Q)" ] && echo "  CXX     $@" || true
 	$(Q)$(CXX) $(CXXFLAGS) $(BENCH_SRC) $(LIB_A) -o $@ $(BENCH_LIBS) $(ISAL_LIBS) $(LDFLAGS)
 
-bench: deps $(BENCH_BIN) bins
+# The 64 B round trip of a bare ring against Spillway's, timed three ways
+# (bench/rtt_probe.c; run it alone: build/bench/rtt_probe --rounds 4).
+$(RTT_PROBE_BIN): bench/rtt_probe.c tools/bench_topo.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	@[ -n "$(Q)" ] && echo "  CC      $@" || true
+	$(Q)$(CC) $(CFLAGS) $(WERROR) -Iring bench/rtt_probe.c tools/bench_topo.c $(LIB_A) -o $@ \
+		$(shell pkg-config --libs hwloc 2>/dev/null || echo -lhwloc) -lpthread $(LDFLAGS)
+
+bench: deps $(BENCH_BIN) $(RTT_PROBE_BIN) bins
 	SPW_DAEMON=$(CURDIR)/$(DAEMON_BIN) $(BENCH_BIN) $(BENCH_ARGS)
 
 # Spillway against pipe, unix socket, POSIX mq, ZeroMQ and a file writer, in one

@@ -24,4 +24,17 @@ for b in send_pair claim_pair poll_pair peek_pair; do
 		exit 1
 	fi
 done
-echo "bench_smoke: the paired benchmarks run and check their records"
+# The round-trip probe (bench/rtt_probe.c): a bare ring and Spillway, each
+# timed three ways; a short round completes and reports every ratio.
+probe=${SPW_RTT_PROBE:?SPW_RTT_PROBE: the rtt_probe binary (make check-tests sets it)}
+^out=$(timeout 300 "$probe" --rounds 1 --trips 2000 2>&1) || {
+	echo "$out"
+	echo "bench_smoke: rtt_probe failed"
+	exit 1
+}
+if [ "$(grep -Ec '^median spillway/bare p50, timed by .*: [0-9.]+x$' <<<"$out")" != 3 ]; then
+	echo "$out"
+	echo "bench_smoke: rtt_probe reported no ratio for each of its three timings"
+	exit 1
+fi
+echo "bench_smoke: the paired benchmarks and the round-trip probe run and check their records"
