@@ -27,7 +27,7 @@ done
 # The round-trip probe (bench/rtt_probe.c): a bare ring and Spillway, each
 # timed three ways; a short round completes and reports every ratio.
 probe=${SPW_RTT_PROBE:?SPW_RTT_PROBE: the rtt_probe binary (make check-tests sets it)}
-^out=$(timeout 300 "$probe" --rounds 1 --trips 2000 2>&1) || {
+out=$(timeout 300 "$probe" --rounds 1 --trips 2000 2>&1) || {
 	echo "$out"
 	echo "bench_smoke: rtt_probe failed"
 	exit 1
