@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,6 +251,8 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 		struct bare a = { rings[0], 0 }, b = { rings[1], 0 };
 		struct spw_side s;
 
+		/* Gone with the pinger, whatever ends it (its deadline below). */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		topo_bind_thread(pus[1]);
 		if (!bare && spw_side_open(&s, shm, "pong", "ping"))
 			_exit(1);
@@ -317,6 +320,18 @@ out:
 	return r;
 }
 
+/* A run past its deadline: the ponger died or stalled (the pinger would
+ * spin on for ever). */
+static void on_alarm(int sig)
+{
+	static const char msg[] = "rtt_probe: a run took over 120 s: its ponger died or stalled\n";
+
+	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1)) {
+	}
+	_exit(1);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -358,6 +373,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	calibrate();
+	signal(SIGALRM, on_alarm);
 	topo_link_desc(pus[0], pus[1], desc, sizeof(desc));
 	printf("rtt_probe: 64 B round trips, pinger on P#%d, ponger on P#%d (%s); %llu trips a "
 	       "run, the first tenth dropped; p50 / p99 in ns\n",
@@ -369,12 +385,16 @@ int main(int argc, char **argv)
 			double b50, b99, s50, s99;
 			/* Alternate which goes first, round by round. */
 			bool bare_first = k % 2 == 0;
-			int r = round_trips(bare_first, how, pus, shm, bare_first ? &b50 : &s50,
+			int r;
+
+			alarm(120 + (unsigned)(G_trips / 100000));
+			r = round_trips(bare_first, how, pus, shm, bare_first ? &b50 : &s50,
 					    bare_first ? &b99 : &s99);
 
 			if (!r)
 				r = round_trips(!bare_first, how, pus, shm, bare_first ? &s50 : &b50,
 						bare_first ? &s99 : &b99);
+			alarm(0);
 			if (r) {
 				fprintf(stderr, "rtt_probe: %s\n", strerror(-r));
 				rmdir(shm);

@@ -280,7 +280,7 @@ static int live_poll(struct spw_reader *r, struct ctx *x, int max, bool wait, in
 		if (r->done && !r->done_after)
 			r->pos = (uint64_t)rec.position; /* the bound: not consumed */
 		if (alone && x->n > before)
-			break; /* (one that deliver() passed over, before a start time: on) */
+			break; /* (one deliver() filtered out, before the start time, does not end it) */
 	}
 	return 0;
 }

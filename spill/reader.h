@@ -84,7 +84,7 @@ struct spw_reader {
 	struct spw_consumer *c;
 	bool live, done, time_skip;
 	bool done_after; /* done after delivering the record (max_records) */
-	bool live_idle;  /* the last live look found nothing (live_poll) */
+	bool live_idle;  /* caught up: a live look found nothing before a record (live_poll) */
 	uint64_t pos;
 	struct rd_seg seg;
 	uint64_t seg_opens;       /* segments opened so far: names one opening */
