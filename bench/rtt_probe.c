@@ -234,12 +234,14 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 		return -ENOMEM;
 	if (bare) {
 		for (int i = 0; i < 2; i++) {
-			rings[i] = mmap(NULL, RING, PROT_READ | PROT_WRITE,
-					MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-			if (rings[i] == MAP_FAILED) {
-				free(lat);
-				return -errno;
+			void *m = mmap(NULL, RING, PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+			if (m == MAP_FAILED) {
+				r = -errno;
+				goto out; /* the one mapped before is unmapped there */
 			}
+			rings[i] = m;
 		}
 	} else {
 		spw_topic_delete(shm, "ping");
@@ -266,7 +268,11 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 			_exit(1);
 		for (uint64_t i = 1; i <= G_trips; i++) {
 			if (bare) {
-				memcpy(in, bare_get(&a, i), PAYLOAD);
+				const uint8_t *ping = bare_get(&a, i);
+
+				if (!ping) /* (never here: the deadline is the pinger's) */
+					_exit(1);
+				memcpy(in, ping, PAYLOAD);
 				bare_put(&b, i, in);
 			} else if (spw_get(&s, in) || spw_producer_send(s.p, in, PAYLOAD) < 0) {
 				_exit(1);
@@ -300,8 +306,10 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 					memcpy(in, back, PAYLOAD);
 				else
 					r = -ETIMEDOUT;
-			} else if ((r = spw_producer_send(s.p, pl, PAYLOAD) < 0 ? -EIO : 0) == 0) {
-				r = spw_get(&s, in);
+			} else {
+				int64_t sent = spw_producer_send(s.p, pl, PAYLOAD);
+
+				r = sent < 0 ? (int)sent : spw_get(&s, in);
 			}
 			t1 = how == T_GETTIME ? mono_ns() : how == T_FENCED ? tsc_fenced() : tsc();
 			lat[i - 1] = t1 - t0;
@@ -325,7 +333,7 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 		pcts(lat, G_trips, how == T_GETTIME ? 1.0 : G_tsc_ns, p50, p99);
 out:
 	for (int i = 0; i < 2; i++)
-		if (rings[i] && rings[i] != MAP_FAILED)
+		if (rings[i])
 			munmap(rings[i], RING);
 	if (!bare) {
 		spw_topic_delete(shm, "ping");
