@@ -4,7 +4,7 @@
  * processes pinned to two PUs (tools/bench_topo.c), rounds alternating, each
  * trip timed three ways. Built by `make bench`; run it alone:
  *
- *   build/bench/rtt_probe [--trips N] [--rounds R] [--cpus A,B]
+ *   build/bench/rtt_probe [--trips N] [--rounds R] [--cpus A,B] [--layouts]
  *
  * The bare ring: 80-byte records (a commit word, a timestamp, 64 B), the
  * commit word stored last with release, the reader spinning on it with a
@@ -20,6 +20,11 @@
  * other two is a load still in flight when the reply was found: what held
  * up Spillway's round trip until a peek after an empty look handed out one
  * record alone (docs/HACKING.md, "Comparison history", 2026-12-05).
+ *
+ * --layouts runs bare rings only, in the layouts of struct layout below,
+ * rounds alternating, timed with clock_gettime: what a record's layout and
+ * store order are worth against the 80-byte record (docs/HACKING.md,
+ * "Comparison history", "Record layouts").
  */
 #define _GNU_SOURCE
 #include "spillway.h"
@@ -104,23 +109,75 @@ static void calibrate(void)
 
 /* --- the bare ring ----------------------------------------------------------------- */
 
+/* How a bare ring lays out and writes its records (--layouts). */
+struct layout {
+	const char *name;
+	uint32_t span, payload; /* payload: 64, or 48 (one line with the header) */
+	bool demote;            /* cldemote the record's lines after the commit */
+	bool tail_first;        /* the payload's second line stored first */
+	bool no_prefetch;       /* the reader does not prefetch the second line */
+};
+
+static const struct layout G_layouts[] = {
+	{ "80 B, stores in order", SPAN, PAYLOAD, false, false, false },
+	{ "64 B, one line (48 B payload)", 64, 48, false, false, false },
+	{ "80 B, reader not prefetching", SPAN, PAYLOAD, false, false, true },
+	{ "80 B, second line stored first", SPAN, PAYLOAD, false, true, false },
+	{ "80 B, lines demoted (cldemote)", SPAN, PAYLOAD, true, false, false },
+};
+#define N_LAYOUTS (sizeof(G_layouts) / sizeof(G_layouts[0]))
+
 struct bare {
 	uint8_t *ring;
 	uint64_t pos;
+	const struct layout *l;
 };
+
+/* CLDEMOTE: a hint to move the line to the shared cache; a NOP on x86
+ * processors without it (its opcode is in the hint-NOP space). */
+static inline void demote(const void *p)
+{
+#if defined(__x86_64__)
+	__asm__ volatile("cldemote (%0)" ::"r"(p) : "memory");
+#else
+	(void)p;
+#endif
+}
+
+/* The payload, in 16-byte stores in order (as the library's copy). */
+static inline void put_payload(uint8_t *d, const uint8_t *pl, uint32_t n, bool tail_first)
+{
+	/* The bytes from the record's second line on, when tail_first. */
+	uint32_t head = tail_first ? (uint32_t)(64 - ((uintptr_t)d & 63)) : n;
+
+	if (head >= n)
+		head = n;
+	for (uint32_t o = head & ~15u; o < n; o += 16)
+		memcpy(d + o, pl + o, 16);
+	for (uint32_t o = 0; o < (head & ~15u); o += 16)
+		memcpy(d + o, pl + o, 16);
+}
 
 static void bare_put(struct bare *b, uint64_t seq, const uint8_t *pl)
 {
+	const struct layout *l = b->l;
 	uint8_t *r;
 
-	if (b->pos % RING + SPAN > RING)
+	if (b->pos % RING + l->span > RING)
 		b->pos += RING - b->pos % RING;
 	r = b->ring + b->pos % RING;
-	memcpy(r + 8, &(uint64_t){ tsc() }, 8);
-	memcpy(r + 16, pl, PAYLOAD);
+	if (!l->tail_first)
+		memcpy(r + 8, &(uint64_t){ tsc() }, 8);
+	put_payload(r + 16, pl, l->payload, l->tail_first);
+	if (l->tail_first) /* after the second line: the first line's stores last */
+		memcpy(r + 8, &(uint64_t){ tsc() }, 8);
 	/* Release: the payload before the word; pairs with bare_get's acquire. */
 	__atomic_store_n((uint64_t *)(void *)r, seq, __ATOMIC_RELEASE);
-	b->pos += SPAN;
+	if (l->demote) {
+		demote(r);
+		demote(r + l->span - 1);
+	}
+	b->pos += l->span;
 }
 
 /* The payload of record seq, or NULL past the run's deadline. */
@@ -129,18 +186,18 @@ static const uint8_t *bare_get(struct bare *b, uint64_t seq)
 	const uint8_t *r;
 	int looks = 0;
 
-	if (b->pos % RING + SPAN > RING)
+	if (b->pos % RING + b->l->span > RING)
 		b->pos += RING - b->pos % RING;
 	r = b->ring + b->pos % RING;
 	/* Acquire: pairs with bare_put's release store of the word. */
 	while (__atomic_load_n((const uint64_t *)(const void *)r, __ATOMIC_ACQUIRE) != seq) {
-		if (++looks > 8)
+		if (++looks > 8 && !b->l->no_prefetch)
 			__builtin_prefetch((const void *)(((uintptr_t)r & ~(uintptr_t)63) + 64));
 		if (G_expired)
 			return NULL;
 		relax();
 	}
-	b->pos += SPAN;
+	b->pos += b->l->span;
 	return r + 16;
 }
 
@@ -218,11 +275,13 @@ static void pcts(uint64_t *lat, uint64_t n, double mult, double *p50, double *p9
 	*p99 = (double)lat[skip + m * 99 / 100] * mult;
 }
 
-/* Round trips of one kind (bare or not) timed with `how`; the ponger is a
- * child on pus[1]. 0, or -errno. */
-static int round_trips(bool bare, int how, const int pus[2], const char *shm, double *p50,
+/* Round trips of one kind timed with `how`: a bare ring in G_layouts[kind],
+ * or Spillway (kind < 0); the ponger is a child on pus[1]. 0, or -errno. */
+static int round_trips(int kind, int how, const int pus[2], const char *shm, double *p50,
 		       double *p99)
 {
+	const bool bare = kind >= 0;
+	const struct layout *l = bare ? &G_layouts[kind] : NULL;
 	uint8_t *rings[2] = { NULL, NULL };
 	uint64_t *lat = malloc(G_trips * sizeof(uint64_t));
 	uint8_t pl[PAYLOAD] = { 1 }, in[PAYLOAD];
@@ -258,7 +317,7 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 		goto out;
 	}
 	if (kid == 0) {
-		struct bare a = { rings[0], 0 }, b = { rings[1], 0 };
+		struct bare a = { rings[0], 0, l }, b = { rings[1], 0, l };
 		struct spw_side s;
 
 		/* Gone with the pinger, whatever ends it (its deadline below). */
@@ -272,7 +331,7 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 
 				if (!ping) /* (never here: the deadline is the pinger's) */
 					_exit(1);
-				memcpy(in, ping, PAYLOAD);
+				memcpy(in, ping, l->payload);
 				bare_put(&b, i, in);
 			} else if (spw_get(&s, in) || spw_producer_send(s.p, in, PAYLOAD) < 0) {
 				_exit(1);
@@ -284,7 +343,7 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 	}
 	topo_bind_thread(pus[0]);
 	{
-		struct bare a = { rings[0], 0 }, b = { rings[1], 0 };
+		struct bare a = { rings[0], 0, l }, b = { rings[1], 0, l };
 		struct spw_side s;
 
 		if (!bare && (r = spw_side_open(&s, shm, "ping", "pong"))) {
@@ -303,7 +362,7 @@ static int round_trips(bool bare, int how, const int pus[2], const char *shm, do
 
 				bare_put(&a, i, pl);
 				if ((back = bare_get(&b, i)))
-					memcpy(in, back, PAYLOAD);
+					memcpy(in, back, l->payload);
 				else
 					r = -ETIMEDOUT;
 			} else {
@@ -358,15 +417,65 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* One run of round trips of kind, under the run's deadline; the reason on
+ * stderr when it failed. */
+static int timed_run(int kind, int how, const int pus[2], const char *shm, double *p50,
+		     double *p99)
+{
+	int r;
+
+	alarm(120 + (unsigned)(G_trips / 1000000)); /* a million trips: under 1 s */
+	r = round_trips(kind, how, pus, shm, p50, p99);
+	alarm(0);
+	if (r)
+		fprintf(stderr, "rtt_probe: %s\n",
+			r == -ETIMEDOUT ? "a run passed its deadline: its ponger died or stalled"
+					: strerror(-r));
+	return r;
+}
+
+/* --layouts: the bare ring in each layout, the order rotating round by
+ * round, each p50 against the 80-byte layout's of the same round. */
+static int run_layouts(int rounds, const int pus[2], const char *shm)
+{
+	double ratio[N_LAYOUTS][64];
+
+	for (int k = 0; k < rounds; k++) {
+		double p50[N_LAYOUTS], p99[N_LAYOUTS];
+
+		printf("round %d: cache-line round trip %.1f ns\n", k + 1,
+		       topo_line_rtt(pus[0], pus[1], 3, 100000, NULL));
+		for (size_t j = 0; j < N_LAYOUTS; j++) {
+			size_t i = (j + (size_t)k) % N_LAYOUTS;
+
+			if (timed_run((int)i, T_GETTIME, pus, shm, &p50[i], &p99[i]))
+				return 1;
+		}
+		for (size_t i = 0; i < N_LAYOUTS; i++) {
+			ratio[i][k] = p50[i] / p50[0];
+			printf("  %-32s p50 %6.0f  p99 %6.0f  %.2fx\n", G_layouts[i].name, p50[i],
+			       p99[i], ratio[i][k]);
+		}
+	}
+	for (size_t i = 1; i < N_LAYOUTS; i++) {
+		qsort(ratio[i], (size_t)rounds, sizeof(double), cmp_double);
+		printf("median p50 against the 80-byte layout: %-32s %.2fx\n", G_layouts[i].name,
+		       ratio[i][rounds / 2]);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = { { "trips", required_argument, NULL, 't' },
 					      { "rounds", required_argument, NULL, 'r' },
 					      { "cpus", required_argument, NULL, 'c' },
+					      { "layouts", no_argument, NULL, 'l' },
 					      { NULL, 0, NULL, 0 } };
 	char shm[] = "/dev/shm/spillway-rtt-probe.XXXXXX", err[256], desc[256];
 	const char *cpus = NULL;
 	int rounds = 4, pus[2], o;
+	bool layouts = false;
 	double ratio[T_N][64];
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -376,6 +485,8 @@ int main(int argc, char **argv)
 			rounds = atoi(optarg);
 		else if (o == 'c')
 			cpus = optarg;
+		else if (o == 'l')
+			layouts = true;
 		else
 			return 2;
 	}
@@ -394,9 +505,16 @@ int main(int argc, char **argv)
 	calibrate();
 	signal(SIGALRM, on_alarm);
 	topo_link_desc(pus[0], pus[1], desc, sizeof(desc));
-	printf("rtt_probe: 64 B round trips, pinger on P#%d, ponger on P#%d (%s); %llu trips a "
+	printf("rtt_probe: %s round trips, pinger on P#%d, ponger on P#%d (%s); %llu trips a "
 	       "run, the first tenth dropped; p50 / p99 in ns\n",
-	       pus[0], pus[1], desc, (unsigned long long)G_trips);
+	       layouts ? "bare-ring layouts' (timed by clock_gettime)" : "64 B", pus[0], pus[1],
+	       desc, (unsigned long long)G_trips);
+	if (layouts) {
+		o = run_layouts(rounds, pus, shm);
+		rmdir(shm);
+		topo_fini();
+		return o;
+	}
 	for (int k = 0; k < rounds; k++) {
 		printf("round %d: cache-line round trip %.1f ns\n", k + 1,
 		       topo_line_rtt(pus[0], pus[1], 3, 100000, NULL));
@@ -406,18 +524,12 @@ int main(int argc, char **argv)
 			bool bare_first = k % 2 == 0;
 			int r;
 
-			alarm(120 + (unsigned)(G_trips / 1000000)); /* a million trips: under 1 s */
-			r = round_trips(bare_first, how, pus, shm, bare_first ? &b50 : &s50,
-					    bare_first ? &b99 : &s99);
-
+			r = timed_run(bare_first ? 0 : -1, how, pus, shm, bare_first ? &b50 : &s50,
+				      bare_first ? &b99 : &s99);
 			if (!r)
-				r = round_trips(!bare_first, how, pus, shm, bare_first ? &s50 : &b50,
-						bare_first ? &s99 : &b99);
-			alarm(0);
+				r = timed_run(bare_first ? -1 : 0, how, pus, shm, bare_first ? &s50 : &b50,
+					      bare_first ? &s99 : &b99);
 			if (r) {
-				fprintf(stderr, "rtt_probe: %s\n",
-					r == -ETIMEDOUT ? "a run passed its deadline: its ponger died or stalled"
-							: strerror(-r));
 				rmdir(shm);
 				return 1;
 			}

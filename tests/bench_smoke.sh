@@ -37,4 +37,16 @@ if [ "$(grep -Ec '^median spillway/bare p50, timed by .*: [0-9.]+x$' <<<"$out")"
 	echo "bench_smoke: rtt_probe reported no ratio for each of its three timings"
 	exit 1
 fi
+# Its layouts mode: each bare-ring layout echoes every trip's sequence
+# number back (a wrong one fails the run) and gets a ratio.
+out=$(timeout 300 "$probe" --layouts --rounds 1 --trips 2000 2>&1) || {
+	echo "$out"
+	echo "bench_smoke: rtt_probe --layouts failed"
+	exit 1
+}
+if [ "$(grep -Ec '^median p50 against the 80-byte layout: .* [0-9.]+x$' <<<"$out")" != 4 ]; then
+	echo "$out"
+	echo "bench_smoke: rtt_probe --layouts reported no ratio for each of its four other layouts"
+	exit 1
+fi
 echo "bench_smoke: the paired benchmarks and the round-trip probe run and check their records"
