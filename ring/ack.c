@@ -120,6 +120,10 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 		else if (level == SPW_ACK_DURABLE &&
 			 atomic_load_explicit(&h->durable_err, memory_order_seq_cst))
 			r = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
+		/* Not there, and spw_topic_delete marked the ring: it never
+		 * will be (a record spilled before the delete still said 0). */
+		if (r == 1 && ring_topic_gone_flag(t))
+			r = -EIDRM;
 		left = ring_wait_left(timeout_ns, start);
 		if (r == 1 && left == 0)
 			r = -ETIMEDOUT;

@@ -392,6 +392,8 @@ static inline __attribute__((always_inline)) int take_span(struct spw_producer *
 	uint64_t tail = 0, pad = 0, next = 0; /* (set by either claim; gcc -O1 cannot tell) */
 	int r;
 
+	if (__builtin_expect(ring_topic_gone_flag(t), 0))
+		return -EIDRM; /* spw_topic_delete: nobody will read or spill it */
 	if (!p->exclusive)
 		r = claim_shared(p, span, m, n, k, &tail, &next, &pad, hooked);
 	else if ((r = claim_exclusive(p, span, m, n, k, &tail, &next, &pad, hooked)) > 0) {
@@ -449,11 +451,11 @@ static inline __attribute__((always_inline)) bool claim_fast(struct spw_producer
 	/* Plain loads of ring_test_hook (as in claim()) and ring_fork_gen (as
 	 * in claim_impl()): set by tests before producers run, bumped only in
 	 * a forked child. */
-	if (__builtin_expect(!p->exclusive || p->claim_open || ring_test_hook != NULL ||
-				     p->fork_gen != ring_fork_gen,
-			     0))
-		return false;
 	t = p->t;
+	if (__builtin_expect(!p->exclusive || p->claim_open || ring_test_hook != NULL ||
+				     p->fork_gen != ring_fork_gen || ring_topic_gone_flag(t),
+			     0))
+		return false; /* (a deleted topic: take_span() says -EIDRM) */
 	tail = p->tail_own;
 	span = ring_span(len);
 	next = tail + span;

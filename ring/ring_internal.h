@@ -103,6 +103,14 @@ int ring_reclaim_repair(struct spw_topic *t);
 /* mkdir -p: 0 or -errno (used by ring/, daemon/ and tools/). */
 int ring_mkdir_p(const char *dir, unsigned mode);
 
+/* Has spw_topic_delete marked this ring (ring_layout.h, the header's
+ * deleted word)? Relaxed: a flag, ordering nothing; its line is read-only
+ * after create, so the load stays in the cache. */
+static inline bool ring_topic_gone_flag(const struct spw_topic *t)
+{
+	return atomic_load_explicit(&t->hdr->deleted, memory_order_relaxed) != 0;
+}
+
 void ring_clock_init(struct ring_clock *c);
 uint64_t ring_clock_now_slow(struct ring_clock *c);
 

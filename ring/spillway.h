@@ -32,6 +32,10 @@
  *   -ECHILD    a producer handle used in a fork()ed child: handles belong to
  *              the process that opened them; open a new one in the child
  *   -EPROTO    a ring file of another format version (recreate the topic)
+ *   -EIDRM     the topic was deleted under the handle: producer calls once
+ *              spw_topic_delete removed it (at once: it marks the ring);
+ *              waits also when the ring file went another way (rm: found
+ *              within a second, spw_topic_deleted)
  *
  * The daemon never takes a claim away from a live producer: a producer that
  * stalls (SIGSTOP, a debugger, swapping) holds the topic back like a full
@@ -97,7 +101,10 @@ int spw_topic_name_check(const char *name);
  * producer). -EEXIST when it exists. cfg may be NULL for all defaults. */
 int spw_topic_create(const char *shm_dir, const char *name,
 		     const struct spw_topic_config *cfg);
-/* Remove the ring file. Processes that have it open keep their mapping. */
+/* Remove the ring file. Processes that have it open keep their mapping:
+ * consumers read on what is in it; producers' calls return -EIDRM from then
+ * on (the ring is marked deleted after the unlink; a ring we may not write
+ * is only unlinked, and producers' waits find that within a second). */
 int spw_topic_delete(const char *shm_dir, const char *name);
 /* Map a topic. The header is validated (magic, version, sizes, file size);
  * a garbage header gives -EBADMSG. */
@@ -182,7 +189,8 @@ int spw_producer_open_flags(struct spw_topic *t, unsigned flags, struct spw_prod
 void spw_producer_close(struct spw_producer *p);
 
 /* Copy a record in. Returns its position, or -EAGAIN (ring full),
- * -EMSGSIZE, -EINVAL, -EBADMSG (garbage in the ring's header). */
+ * -EMSGSIZE, -EINVAL, -EBADMSG (garbage in the ring's header), -EIDRM (the
+ * topic was deleted: spw_topic_delete). */
 int64_t spw_producer_send(struct spw_producer *p, const void *data, uint32_t len);
 /* spw_producer_send with the caller's timestamp, stored as the record's
  * timestamp_ns as given: the library reads no clock (on the VM of

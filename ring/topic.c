@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,14 +225,43 @@ fail:
 	return r;
 }
 
+/* Tell the producers of the ring open at fd that it is gone (the header's
+ * deleted word, ring_layout.h): best effort, through pwrite rather than a
+ * mapping (a file cut short meanwhile gives an error, not SIGBUS). A file
+ * that is not a ring of this version is left as it is. */
+static void mark_deleted(int fd)
+{
+	const uint32_t one = 1;
+	struct ring_hdr h;
+	struct stat st;
+	ssize_t w;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
+	    h.magic != RING_MAGIC || h.version != RING_VERSION)
+		return;
+	w = pwrite(fd, &one, sizeof(one), offsetof(struct ring_hdr, deleted));
+	(void)w; /* best effort: the unlink is what deleted it */
+}
+
 int spw_topic_delete(const char *shm_dir, const char *name)
 {
 	char path[PATH_MAX];
-	int r = ring_path(path, sizeof(path), shm_dir, name);
+	int fd, r = ring_path(path, sizeof(path), shm_dir, name);
 
 	if (r)
 		return r;
-	return ring_unlink(path);
+	/* Opened before the unlink and marked only after it succeeded: a
+	 * delete that fails leaves its producers sending. O_NONBLOCK: a FIFO
+	 * planted there must not hold the delete up. No write permission on
+	 * the file: no mark (waits still find the unlink, spw_topic_deleted). */
+	fd = ring_openat(path, O_RDWR | O_NONBLOCK, 0);
+	r = ring_unlink(path);
+	if (fd >= 0) {
+		if (!r)
+			mark_deleted(fd);
+		close(fd);
+	}
+	return r;
 }
 
 /* Read one byte of every page through this process's new mapping. Measured
@@ -383,6 +413,8 @@ int spw_topic_deleted(const struct spw_topic *t)
 
 	if (!t)
 		return -EINVAL;
+	if (ring_topic_gone_flag(t))
+		return 1;
 	if (fstat(t->fd, &at))
 		return -errno;
 	/* lstat: a symlink put in its place is another file too. */

@@ -34,8 +34,11 @@ int ring_futex_wait(_Atomic uint32_t *word, uint32_t expect, int64_t timeout_ns)
 
 bool ring_wait_topic_gone(const struct spw_topic *t, uint64_t *next)
 {
-	uint64_t now = ring_monotonic_ns();
+	uint64_t now;
 
+	if (ring_topic_gone_flag(t)) /* spw_topic_delete's mark: at once */
+		return true;
+	now = ring_monotonic_ns();
 	if (now < *next)
 		return false;
 	if (!*next) {

@@ -46,7 +46,7 @@ wait_gone "$ppid" 5
 rc=0
 wait "$ppid" || rc=$?
 [ "$rc" -eq 1 ] || fail "produce exit $rc"
-grep -q 'topic "del" was deleted (its ring unlinked or replaced) while record [0-9]* of' "$TMP/del.err" ||
+grep -q 'topic "del" was deleted (its ring unlinked or replaced) before record [0-9]* of' "$TMP/del.err" ||
 	fail "produce said: $(cat "$TMP/del.err")"
 
 check "stat and describe say no daemon runs"

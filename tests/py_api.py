@@ -546,6 +546,16 @@ def test_a_wait_on_a_deleted_topic_raises_notfound():
               and "the topic was deleted" in out, "%s: rc %d: %s %s" % (call, rc, out, err[-300:]))
 
 
+def test_a_send_with_room_on_a_deleted_topic_raises_notfound():
+    """Topic.delete marks the ring: a send that finds room raises NotFound (EIDRM)
+    at once, where it used to go into the unlinked ring, read and spilled by nobody."""
+    with spillway.Topic.create("py_del", ring_size=1 << 16) as t, spillway.Producer(t) as p:
+        p.send(b"before")
+        spillway.Topic.delete("py_del")
+        e = raises(spillway.NotFound, lambda: p.send(b"after"), "send after the delete")
+        check(e.errno == errno.EIDRM and "the topic was deleted" in str(e), str(e))
+
+
 def test_ctrl_c_ends_a_wait():
     """SIGINT (Ctrl-C) during a send, wait_ack or read that waits for ever raises
     KeyboardInterrupt within a fraction of a second (the library's futex waits

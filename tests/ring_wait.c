@@ -287,7 +287,15 @@ static void waits_on_a_deleted_topic_end_with_eidrm(void **state)
 	for (r = 0; r >= 0; r = spw_producer_send(p, buf, sizeof(buf)))
 		pos = r;
 	assert_int_equal(r, -EAGAIN); /* full: no daemon */
-	assert_int_equal(spw_topic_delete(test_group_dir, "gone_under"), 0);
+	/* Removed another way than spw_topic_delete (rm, a script): the ring
+	 * is not marked, so what does not wait cannot tell, and waits find
+	 * the unlink within about a second. */
+	{
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/gone_under.ring", test_group_dir);
+		assert_int_equal(unlink(path), 0);
+	}
 	spw_topic_close(topic_64k("gone_under")); /* recreated: another file */
 	assert_int_equal(spw_topic_deleted(t), 1);
 	t0 = test_now_ns();
@@ -302,6 +310,46 @@ static void waits_on_a_deleted_topic_end_with_eidrm(void **state)
 	spw_producer_close(p);
 	spw_topic_close(t);
 	assert_int_equal(spw_topic_delete(test_group_dir, "gone_under"), 0);
+}
+
+/* spw_topic_delete marks the ring after its unlink: its producers' calls
+ * return -EIDRM at once, waiting or not, with room or without, and the
+ * delete of a recreated topic does not touch the new ring. */
+static void producers_of_a_topic_deleted_get_eidrm_at_once(void **state)
+{
+	struct spw_topic *t = topic_64k("del_now"), *t2;
+	struct spw_producer *p = NULL, *q = NULL, *p2 = NULL;
+	uint8_t buf[1024] = { 0 };
+	int64_t pos, t0;
+
+	(void)state;
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	assert_int_equal(spw_producer_open_flags(t, 0, &q), 0); /* a shared one too */
+	pos = spw_producer_send(p, buf, sizeof(buf));
+	assert_true(pos >= 0);
+	assert_int_equal(spw_topic_delete(test_group_dir, "del_now"), 0);
+	assert_int_equal(spw_topic_deleted(t), 1);
+	t0 = test_now_ns();
+	assert_int_equal(spw_producer_send(p, buf, sizeof(buf)), -EIDRM); /* room: still refused */
+	assert_int_equal(spw_producer_send(q, buf, sizeof(buf)), -EIDRM);
+	assert_int_equal(spw_producer_send_at(p, buf, 8, 1), -EIDRM);
+	assert_int_equal(spw_producer_send_wait(q, buf, sizeof(buf), -1), -EIDRM);
+	assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_SPILLED, -1), -EIDRM);
+	assert_in_range(test_now_ns() - t0, 0, TEST_SEC / 2);
+	/* Recreated and deleted again while the new one has a producer: only
+	 * the new ring is marked by that delete, and the new producer, open
+	 * on it, sends until then. */
+	t2 = topic_64k("del_now");
+	assert_int_equal(spw_producer_open(t2, &p2), 0);
+	assert_true(spw_producer_send(p2, buf, 8) >= 0);
+	assert_int_equal(spw_topic_deleted(t2), 0);
+	assert_int_equal(spw_topic_delete(test_group_dir, "del_now"), 0);
+	assert_int_equal(spw_producer_send(p2, buf, 8), -EIDRM);
+	spw_producer_close(p2);
+	spw_producer_close(q);
+	spw_producer_close(p);
+	spw_topic_close(t2);
+	spw_topic_close(t);
 }
 
 static void poll_wait_times_out_returning_zero(void **state)
@@ -565,6 +613,7 @@ int main(void)
 		cmocka_unit_test(poll_wait_forever_returns_when_a_record_comes),
 		cmocka_unit_test(poll_wait_on_a_readonly_topic_sees_a_send),
 		cmocka_unit_test(waits_on_a_deleted_topic_end_with_eidrm),
+		cmocka_unit_test(producers_of_a_topic_deleted_get_eidrm_at_once),
 		cmocka_unit_test(poll_wait_is_woken_by_a_send_from_another_process),
 		cmocka_unit_test(every_blocked_producer_process_gets_room),
 		cmocka_unit_test(no_wake_up_is_lost_between_a_commit_and_a_sleeper),

@@ -159,10 +159,11 @@ static int send_one(struct prod *pr, const struct src *s, const void *data, size
 			pr->said = 0;
 		}
 	}
-	if (pos == -EIDRM) { /* the library asks spw_topic_deleted once a second */
+	if (pos == -EIDRM) { /* spw_topic_delete's mark, or an unlink its waits found */
 		pr->gone = true;
-		cli_err("topic \"%s\" was deleted (its ring unlinked or replaced) while record %llu "
-			"of %s waited for room; what was appended before went into the deleted ring",
+		cli_err("topic \"%s\" was deleted (its ring unlinked or replaced) before record %llu "
+			"of %s; records appended before the delete that were not spilled went with "
+			"the ring",
 			pr->topic, (unsigned long long)pr->in_src + 1, s->name);
 		return CLI_ERR;
 	}
@@ -339,7 +340,7 @@ static int wait_ack(struct prod *pr, enum spw_ack level)
 			}
 		}
 	}
-	if (r == -EIDRM) { /* the library asks spw_topic_deleted once a second */
+	if (r == -EIDRM) { /* spw_topic_delete's mark, or an unlink its waits found */
 		cli_err("topic \"%s\" was deleted (its ring unlinked or replaced) while waiting for "
 			"the %s acknowledgement of position %lld: it will not come",
 			pr->topic, lvl, (long long)pr->last_pos);

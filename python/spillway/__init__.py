@@ -191,7 +191,7 @@ def _raise(rc, what, reader=None, group=False):
         raise Lapped(err, msg)
     if err == _errno.ENOENT:
         raise NotFound(err, msg)
-    if err == _errno.EIDRM:  # a producer's wait (the library looks once a second)
+    if err == _errno.EIDRM:  # a producer's call on a deleted topic
         raise NotFound(err, "%s: the topic was deleted (its ring unlinked or replaced): "
                        "nothing will come" % what)
     if err == _errno.EINVAL:
