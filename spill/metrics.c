@@ -319,7 +319,10 @@ int seg_metrics_gather(const char *data_dir, struct seg_metrics *m)
 		return r;
 	r = seg_disk_usage(dir, &m->dl);
 	geom = geom_of(dir, m, &g) == 0;
-	spw_group_list(data_dir, m->name, add_group, m);
+	/* (a groups/ that is a link or a file: said, not shown as no groups) */
+	m->groups_err = spw_group_list(data_dir, m->name, add_group, m);
+	if (m->groups_err > 0)
+		m->groups_err = 0;
 	held_groups(data_dir, dir, m);
 	held_back(data_dir, dir, m, now);
 	m->oldest_ts = !geom ? 0 : ts_at(dir, m, &g, m->dl.any ? m->dl.first : m->in.reclaimed);

@@ -57,6 +57,7 @@ struct seg_metrics {
 	uint64_t oldest_ts, newest_ts; /* record timestamps, ns; 0 unknown */
 	struct seg_metrics_group *g;
 	int ng;
+	int groups_err;               /* groups/ could not be listed (-errno): none shown */
 	/* Set by the caller: find the pid of each group's reader (a walk of
 	 * /proc/<pid>/fdinfo per held group: the CLI's stat, not the daemon's
 	 * metrics endpoint, which does not show it). */

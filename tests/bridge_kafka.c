@@ -332,6 +332,51 @@ static void a_deleted_topic_ends_the_bridge(void **state)
 	bridge_case_end(&k);
 }
 
+/* A group position file that cannot be read (a flipped byte): the bridge
+ * says so and exits 1, and leaves the file as it was. It used to take that
+ * for "no position" and start at --from: with latest, what the group had
+ * not sent never reached Kafka, and its next commit wrote over the file. */
+static void an_unreadable_group_position_stops_the_bridge(void **state)
+{
+	static int64_t pos[300];
+	struct bcase k;
+	char path[4096], text[4096] = "";
+	uint8_t before[64], after[64], x;
+	ssize_t n0, n1;
+	int64_t gp;
+	FILE *f;
+	int fd;
+
+	bridge_case_begin(&k, *state, "bgr", "kgr", NULL);
+	send_recs(k.p, 0, 200, pos, NULL);
+	bridge_term(bridge_run_to(&k, pos[199] + 8));
+	snprintf(path, sizeof(path), "%s/bgr/groups/%s", k.d->data, k.group);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &x, 1, 9), 1);
+	x ^= 0x40;
+	assert_int_equal(pwrite(fd, &x, 1, 9), 1);
+	n0 = pread(fd, before, sizeof(before), 0);
+	close(fd);
+	assert_int_equal(spw_group_read(k.d->data, "bgr", k.group, &gp), -EBADMSG);
+	send_recs(k.p, 200, 300, pos, NULL);
+	assert_int_equal(wait_status(bridge_start(k.d, k.ba.argv, k.ba.errfile), scaled_s(20, 60)),
+			 1);
+	f = fopen(k.ba.errfile, "r");
+	assert_non_null(f);
+	text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+	fclose(f);
+	if (!strstr(text, "cannot be read (Bad message: damaged, or not a group file)"))
+		fail_msg("the bridge did not say why it stopped: %s", text);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n1 = pread(fd, after, sizeof(after), 0);
+	close(fd);
+	assert_int_equal(n1, n0);
+	assert_memory_equal(after, before, (size_t)n0);
+	bridge_case_end(&k);
+}
+
 /* Five kill -9 at whatever instant, each followed by a restart, then a final
  * run to the end; records keep coming meanwhile. At least once: no gap, and
  * within one run Kafka's order is the topic's (a restart steps back at most
@@ -482,6 +527,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(every_record_arrives_once_in_order_and_sigterm_commits,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(a_deleted_topic_ends_the_bridge, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_unreadable_group_position_stops_the_bridge, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(at_least_once_survives_five_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(exactly_once_survives_five_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(brokers_down_then_back_lose_nothing, setup, teardown),

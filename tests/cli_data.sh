@@ -220,6 +220,25 @@ expect_rc 0 "$CLI" consume t --group gd --from earliest --count 3
 expect_rc 0 "$CLI" consume t --group gd --count 3
 [ "$(cat "$TMP/out")" = "$(seq 4 6)" ] || fail "after a new commit: $(head -3 "$TMP/out")"
 
+check "groups: a groups/ dir that is a link or a file: stat and describe say they cannot list it"
+# They showed no group at all, exit 0, while every group call failed (ELOOP).
+mv "$SPILLWAY_DATA_DIR/t/groups" "$SPILLWAY_DATA_DIR/t/groups.real"
+ln -s groups.real "$SPILLWAY_DATA_DIR/t/groups"
+expect_rc 0 "$CLI" stat t
+expect_out "groups: cannot list the topic's groups/ dir (Too many levels of symbolic links): none shown"
+expect_rc 0 "$CLI" stat t --json
+expect_out '"groups_error":"Too many levels of symbolic links","groups":[]'
+expect_rc 0 "$CLI" topic describe t
+expect_out "groups      cannot list $SPILLWAY_DATA_DIR/t/groups (Too many levels of symbolic links)"
+rm "$SPILLWAY_DATA_DIR/t/groups"
+: >"$SPILLWAY_DATA_DIR/t/groups"
+expect_rc 0 "$CLI" stat t
+expect_out "groups: cannot list the topic's groups/ dir (Not a directory): none shown"
+rm "$SPILLWAY_DATA_DIR/t/groups"
+mv "$SPILLWAY_DATA_DIR/t/groups.real" "$SPILLWAY_DATA_DIR/t/groups"
+expect_rc 0 "$CLI" stat t
+expect_out "group gd: position"
+
 check "groups: output that fails (disk full, a closed stdout or pipe) commits nothing, says why"
 # The group was committed past records that were never written, and a follower
 # writing to a full disk exited 0 without a word; the errors read "Unknown error -28".
@@ -285,4 +304,28 @@ grep -q "bytes lost" "$TMP/lap.err" || fail "the lapped follower said: $(cat "$T
 echo "  follower: $(cat "$TMP/lap.err")"
 
 stop_daemon
+
+check "groups: no room for a new group's lock file: the group is named, not the reading"
+# On a data dir out of inodes, consume --group (no --from) said only 'reading
+# topic "u": No space left on device'.
+SMALL="$TMP/small"
+mkdir -p "$SMALL"
+mount -t tmpfs -o size=4m,nr_inodes=64 tmpfs "$SMALL" || fail "mount -t tmpfs on $SMALL (tests run as root)"
+(
+	export SPILLWAY_DATA_DIR="$SMALL/data"
+	expect_rc 0 "$CLI" topic create u --ring-size 64K --max-record 1K
+	echo one | "$CLI" produce u || fail "produce u"
+	mkdir -p "$SMALL/fill"
+	for i in $(seq 1 64); do { : >"$SMALL/fill/$i"; } 2>/dev/null || break; done
+	expect_rc 1 "$CLI" consume u --group b --count 1
+	expect_err "cannot take group \"b\" of topic \"u\": its lock file"
+	expect_err "No space left on device"
+	rm -rf "$SMALL/fill"
+	expect_rc 0 "$CLI" consume u --group b --count 1
+	[ "$(cat "$TMP/out")" = one ] || fail "after room came back: $(cat "$TMP/out")"
+	"$CLI" topic delete u >/dev/null 2>&1
+)
+rc=$?
+umount "$SMALL"
+[ "$rc" -eq 0 ] || exit "$rc"
 done_ok

@@ -165,6 +165,12 @@ void cli_not_found(const char *name);
 /* An error of taking or keeping a group (-EBUSY: who holds it; -ENOLCK;
  * the lock file's own): what it means and what to do. */
 void cli_group_err(const char *topic, const char *group, int e);
+/* g: spw_group_read's answer for a group. A position file that is there
+ * but cannot be read (not -ENOENT, which is "none yet"): says so, naming
+ * the file and what_then (the command's way on), and returns true. Never
+ * taken for "no position": starting elsewhere would skip or repeat what
+ * the group read. */
+bool cli_group_unreadable(const char *topic, const char *group, int g, const char *what_then);
 /* Does the topic exist (its ring, or its data dir with a topic.conf)? */
 bool cli_topic_exists(const char *name, bool *has_ring, bool *has_data);
 /* Why producers of a topic wait (its ring is full): no daemon (1; 8 when

@@ -232,14 +232,22 @@ static int resume_from(rd_kafka_t *rk, struct bridge *b, struct spw_reader_opts 
 {
 	int64_t gp, last;
 	rd_kafka_error_t *e;
+	int g;
 
 	cli_reader_start(&b->from, ro);
 	/* Read with the group held (bridge_kafka): a position, not
 	 * SPW_START_GROUP, whose reader would try to take the group again. */
-	if (spw_group_read(G.data_dir, b->name, b->group, &gp) == 0) {
+	g = spw_group_read(G.data_dir, b->name, b->group, &gp);
+	if (g == 0) {
 		ro->start = SPW_START_POSITION;
 		ro->position = gp;
 		b->acked = b->committed = gp;
+	} else if (cli_group_unreadable(b->name, b->group, g,
+					"and the bridge then starts at --from (what this group "
+					"already sent to Kafka is not known any more)")) {
+		/* Not --from in its place: with latest, what the group had not
+		 * sent would never reach Kafka, and the file would be gone. */
+		return -1;
 	}
 	if (!b->exactly_once)
 		return 0;

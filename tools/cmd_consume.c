@@ -227,19 +227,10 @@ int cmd_consume(int argc, char **argv)
 
 		/* A group file that cannot be read is named, not taken for a
 		 * damaged index or a bad start (what the reader's error says). */
-		/* (-EINVAL: a bad name, which the reader says, or not a file) */
-		if (g && g != -ENOENT && !(g == -EINVAL && spw_topic_name_check(c.group))) {
-			char dir[PATH_MAX];
-
-			cli_topic_dir(dir, sizeof(dir), c.name);
-			cli_err("group \"%s\" of topic \"%s\": %s/groups/%s cannot be read (%s%s); "
-				"restore or remove it, or read with --from earliest (or a position) to "
-				"commit a new one",
-				c.group, c.name, dir, c.group,
-				g == -EINVAL ? "not a regular file" : strerror(-g),
-				g == -EBADMSG ? ": damaged, or not a group file" : "");
+		if (cli_group_unreadable(c.name, c.group, g,
+					 "or read with --from earliest (or a position) to commit a "
+					 "new one"))
 			return CLI_ERR;
-		}
 		c.ro.start = SPW_START_GROUP;
 		c.ro.group = c.group;
 	}
@@ -265,8 +256,9 @@ int cmd_consume(int argc, char **argv)
 	 * (--group with --from joins here, not at its first commit). */
 	if (!rc && c.group)
 		rc = spw_reader_join(cr.r, c.group);
-	/* (the open's -EBUSY: SPW_START_GROUP found the group held) */
-	if (rc && c.group && (cr.r || rc == -EBUSY)) {
+	/* (the open's -EBUSY: SPW_START_GROUP found the group held; -ENOSPC,
+	 * -EDQUOT: it could not make the group's lock file) */
+	if (rc && c.group && (cr.r || rc == -EBUSY || rc == -ENOSPC || rc == -EDQUOT)) {
 		cli_group_err(c.name, c.group, rc);
 		cli_reader_close(&cr);
 		return CLI_ERR;

@@ -125,6 +125,8 @@ static void json_ring(const struct tstat *s)
 
 static void json_groups(const struct seg_metrics *m)
 {
+	if (m->groups_err)
+		printf(",\"groups_error\":\"%s\"", strerror(-m->groups_err));
 	printf(",\"groups\":[");
 	for (int i = 0; i < m->ng; i++) {
 		const struct seg_metrics_group *g = &m->g[i];
@@ -270,6 +272,9 @@ static void print_alarms(const struct tstat *s)
 
 static void print_groups(const struct seg_metrics *m)
 {
+	if (m->groups_err)
+		printf("  groups: cannot list the topic's groups/ dir (%s): none shown\n",
+		       strerror(-m->groups_err));
 	for (int i = 0; i < m->ng; i++) {
 		const struct seg_metrics_group *g = &m->g[i];
 

@@ -536,7 +536,8 @@ static int topic_describe(int argc, char **argv)
 	else
 		printf("  ring        none (the log is on disk only; spillwayd recreates the ring)\n");
 	describe_files(dir, &dl);
-	spw_group_list(G.data_dir, name, print_group, t ? &in.tail : &dl.end);
+	if ((rc = spw_group_list(G.data_dir, name, print_group, t ? &in.tail : &dl.end)) < 0)
+		printf("  groups      cannot list %s/groups (%s)\n", dir, strerror(-rc));
 	spw_topic_close(t);
 	return CLI_OK;
 }

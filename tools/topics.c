@@ -47,6 +47,21 @@ static bool denied(const char *name)
 	return false;
 }
 
+bool cli_group_unreadable(const char *topic, const char *group, int g, const char *what_then)
+{
+	char dir[PATH_MAX];
+
+	/* (-EINVAL: a bad name, which the reader says, or not a file) */
+	if (!g || g == -ENOENT || (g == -EINVAL && spw_topic_name_check(group)))
+		return false;
+	cli_topic_dir(dir, sizeof(dir), topic);
+	cli_err("group \"%s\" of topic \"%s\": %s/groups/%s cannot be read (%s%s); "
+		"restore or remove it, %s",
+		group, topic, dir, group, g == -EINVAL ? "not a regular file" : strerror(-g),
+		g == -EBADMSG ? ": damaged, or not a group file" : "", what_then);
+	return true;
+}
+
 void cli_group_err(const char *topic, const char *group, int e)
 {
 	char lk[PATH_MAX + SPW_NAME_MAX + 16], who[48] = "";
