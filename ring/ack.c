@@ -118,8 +118,14 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 			r = 0;
 		/* seq_cst: after the counter; pairs with set_durable_error (I8). */
 		else if (level == SPW_ACK_DURABLE &&
-			 atomic_load_explicit(&h->durable_err, memory_order_seq_cst))
-			r = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
+			 atomic_load_explicit(&h->durable_err, memory_order_seq_cst)) {
+			/* Relaxed: the same word again. A -errno, as the daemon
+			 * stores it; anything else is garbage in shared memory,
+			 * never handed out as a count (1 would read as "wait"). */
+			int32_t e = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
+
+			r = e < 0 && e >= -4095 ? e : -EIO;
+		}
 		/* Not there, and spw_topic_delete marked the ring: it never
 		 * will be (a record spilled before the delete still said 0). */
 		if (r == 1 && ring_topic_gone_flag(t))

@@ -76,8 +76,12 @@ int ring_reclaim_repair(struct spw_topic *t)
 
 	if (lim == rec + t->ring_bytes)
 		return 0;
-	if (lim > rec + t->ring_bytes)
-		return -EBADMSG; /* limit ahead of the bound: garbage */
+	/* An honest limit is the reclaimed before the last one plus the ring
+	 * (I3), and reclaim never passes the tail, which never passes limit:
+	 * rec <= lim <= rec + ring. Anything else is garbage, not a half-done
+	 * reclaim: zeroing from lim - ring would wipe records not yet spilled. */
+	if (lim > rec + t->ring_bytes || lim < rec)
+		return -EBADMSG;
 	/* A daemon died between publishing `reclaimed` and moving `limit`
 	 * (I3): finish its zeroing, then let producers in. */
 	zero_ring(t, from, rec);

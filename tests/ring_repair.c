@@ -95,6 +95,22 @@ static void half_done_reclaim_is_finished_at_attach(void **state)
 	/* A limit past the bound is garbage, not something to "repair". */
 	atomic_store(&f->t->hdr->limit, atomic_load(&f->t->hdr->limit) + 8);
 	assert_int_equal(ring_reclaim_repair(f->t), -EBADMSG);
+	/* So is one below reclaimed (a review, 2026-12-05): the repair zeroed
+	 * from limit - ring to reclaimed, the whole ring with its committed
+	 * records not yet spilled, which the daemon then aborted as a dead
+	 * producer's claim. Nothing is zeroed. */
+	{
+		uint64_t rec = atomic_load(&f->t->hdr->reclaimed);
+		const uint8_t *ring = (const uint8_t *)ring_rec_at(f->t, rec);
+		uint64_t w = *(const uint64_t *)(const void *)ring;
+
+		assert_true(w != 0);
+		atomic_store(&f->t->hdr->limit, rec - 8);
+		assert_int_equal(ring_reclaim_repair(f->t), -EBADMSG);
+		atomic_store(&f->t->hdr->limit, 0);
+		assert_int_equal(ring_reclaim_repair(f->t), -EBADMSG);
+		assert_int_equal(*(const uint64_t *)(const void *)ring, w);
+	}
 }
 
 static struct fx *hook_fx;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "ring_fixture.h"
+#include "ring_internal.h"
 #include "support.h"
 
 #define SLACK_NS (5 * TEST_SEC) /* upper bounds: a loaded 2-core machine */
@@ -265,6 +267,20 @@ static void wait_ack_times_out_without_a_daemon(void **state)
 
 		assert_int_equal(spw_producer_wait_ack(p, pos + 80, all[l], -1), -EINVAL);
 		assert_int_equal(spw_producer_wait_ack(p, pos + 4, all[l], -1), -EINVAL);
+	}
+	/* A durable error word that is no -errno (garbage in shared memory):
+	 * -EIO, never the word itself (7 was returned as a count, and 1 would
+	 * have read as "not yet": a review, 2026-12-05). */
+	{
+		static const int32_t bad[] = { 7, 1, -5000, INT32_MIN };
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			atomic_store(&t->hdr->durable_err, bad[i]);
+			assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, -1), -EIO);
+		}
+		atomic_store(&t->hdr->durable_err, -ENOSPC);
+		assert_int_equal(spw_producer_wait_ack(p, pos, SPW_ACK_DURABLE, -1), -ENOSPC);
+		atomic_store(&t->hdr->durable_err, 0);
 	}
 	spw_producer_close(p);
 	topic_end(t, "ack_timeouts");
