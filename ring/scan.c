@@ -28,6 +28,13 @@ int64_t spwd_scan(struct spw_topic *t, int64_t from, uint64_t max_bytes, struct 
 	/* Acquire: pairs with the producers' tail CAS; each of them loaded limit
 	 * after the zeroing, so below tail no previous lap is visible (I3). */
 	tail = atomic_load_explicit(&t->hdr->tail, memory_order_acquire);
+	/* Acquire: limit only grows, and every claim stays below the limit its
+	 * producer loaded before it (I3): loaded after tail, an honest limit is
+	 * never below it. Past limit lie the unreclaimed lap's records, which
+	 * a walk would take for garbage and cut (overwriting them): a tail
+	 * there is garbage in the header, not records. */
+	if (tail > atomic_load_explicit(&t->hdr->limit, memory_order_acquire))
+		return -EUCLEAN;
 	if (start > tail)
 		return -EINVAL;
 	lap_end = (start & ~t->mask) + t->ring_bytes; /* a run never wraps (I6) */

@@ -866,6 +866,61 @@ static void scan_refuses_a_record_running_past_the_tail(void **state)
 	assert_int_equal(spw_topic_delete(test_group_dir, "pasttail"), 0);
 }
 
+/* A tail forged past the limit (a review, 2026-12-05): past the limit lie
+ * the unreclaimed lap's records, which scan took for garbage for the
+ * tail's lap; spillwayd cut them as CORRUPT (overwriting records not yet
+ * reclaimed), reclaim stopped for good, and a huge tail made it write
+ * CORRUPT spans without end. Scan now refuses the header (-EUCLEAN) and
+ * touches nothing; `spillway verify` says BAD. */
+static void a_tail_past_the_limit_is_garbage_not_records(void **state)
+{
+	struct spw_topic_config cfg = { .ring_bytes = RING, .max_record = MAXREC };
+	struct spw_topic *t = NULL;
+	struct spw_producer *p = NULL;
+	uint8_t buf[100] = { 0 }, *map, *hdrp = NULL, *before = malloc(RING);
+	struct ring_hdr *h;
+	struct spwd_scan_result s;
+	uint64_t tail, lim;
+	int64_t r;
+
+	(void)state;
+	assert_non_null(before);
+	assert_int_equal(spw_topic_create(test_group_dir, "tailpast", &cfg), 0);
+	assert_int_equal(spw_topic_open(test_group_dir, "tailpast", 0, &t), 0);
+	assert_int_equal(spw_producer_open(t, &p), 0);
+	while ((r = spw_producer_send(p, buf, sizeof(buf))) >= 0)
+		;
+	assert_int_equal(r, -EAGAIN); /* a full lap, nothing reclaimed */
+	spw_producer_close(p);
+	map = test_map_ring(test_group_dir, "tailpast", RING, &hdrp);
+	assert_non_null(map);
+	h = (struct ring_hdr *)(void *)hdrp;
+	tail = atomic_load(&h->tail);
+	lim = atomic_load(&h->limit);
+	assert_true(tail <= lim);
+	for (int k = 0; k < 2; k++) {
+		atomic_store(&h->tail, k == 0 ? lim + 5 * RING : 1ull << 62);
+		memcpy(before, map, RING);
+		assert_int_equal(spwd_scan(t, 0, RING, &s), -EUCLEAN);
+		assert_memory_equal(map, before, RING);
+		if (getenv("SPW_CLI")) {
+			char cmd[1600];
+
+			snprintf(cmd, sizeof(cmd),
+				 "'%s' --shm-dir '%s' --data-dir '%s/none' verify tailpast | grep -q "
+				 "'^BAD .*the ring.s header breaks its invariant'",
+				 getenv("SPW_CLI"), test_group_dir, test_group_dir);
+			assert_int_equal(system(cmd), 0);
+		}
+	}
+	atomic_store(&h->tail, tail);
+	assert_true(spwd_scan(t, 0, RING, &s) > 0);
+	test_unmap_ring(map, RING);
+	free(before);
+	spw_topic_close(t);
+	assert_int_equal(spw_topic_delete(test_group_dir, "tailpast"), 0);
+}
+
 /* ------------------------------------------------------------------------- */
 /* open refuses a garbage header or file size with -EBADMSG. */
 struct field {
@@ -963,6 +1018,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(readers_survive_garbage_in_the_ring),
 		cmocka_unit_test(scan_refuses_a_record_running_past_the_tail),
+		cmocka_unit_test(a_tail_past_the_limit_is_garbage_not_records),
 		cmocka_unit_test(open_refuses_a_garbage_header_page),
 	};
 

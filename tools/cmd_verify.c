@@ -98,6 +98,25 @@ static int verify_ring(struct spw_topic *t, const char *name, uint64_t disk_end,
 		       "reach them once spillwayd indexes them (at once when it runs; at its next "
 		       "start after a crash)\n",
 		       (unsigned long long)disk_end, (unsigned long long)reclaimed);
+	/* The header's counters as I1 has them (ring_layout.h): reclaimed <=
+	 * tail <= limit, 8-aligned. spw_topic_info reads tail, reclaimed, then
+	 * limit: a reclaim in between can put reclaimed past the tail it read,
+	 * so a state is BAD only when it stays so, read again. */
+	for (int i = 0; i < 3 && (in.tail > in.limit || in.reclaimed > in.tail ||
+				  ((in.tail | in.reclaimed) & 7));
+	     i++)
+		spw_topic_info(t, &in);
+	if (in.tail > in.limit || in.reclaimed > in.tail || ((in.tail | in.reclaimed) & 7)) {
+		char ring[PATH_MAX + 64];
+
+		cli_ring_path(ring, sizeof(ring), name);
+		printf("BAD %s: the ring's header breaks its invariant: reclaimed %llu, tail %llu, "
+		       "limit %llu (garbage written into the header)\n",
+		       ring, (unsigned long long)in.reclaimed, (unsigned long long)in.tail,
+		       (unsigned long long)in.limit);
+		spw_topic_close(t);
+		return 1;
+	}
 	from = (int64_t)(have_disk && disk_end > in.reclaimed ? disk_end : in.reclaimed);
 	for (int i = 0; i < 1024 && (uint64_t)from < in.tail; i++) {
 		int64_t n = spwd_scan(t, from, in.ring_bytes, &sc);
@@ -107,12 +126,18 @@ static int verify_ring(struct spw_topic *t, const char *name, uint64_t disk_end,
 			from = (int64_t)in.reclaimed;
 			continue;
 		}
-		if (n == -EBADMSG) {
+		if (n == -EBADMSG || n == -EUCLEAN || n == -EINVAL) {
 			char ring[PATH_MAX + 64];
 
 			cli_ring_path(ring, sizeof(ring), name);
-			printf("BAD %s: at position %lld: garbage record header in the ring\n", ring,
-			       (long long)sc.end);
+			if (n == -EBADMSG)
+				printf("BAD %s: at position %lld: garbage record header in the ring\n",
+				       ring, (long long)sc.end);
+			else
+				printf("BAD %s: at position %lld: the ring's header is garbage (%s)\n",
+				       ring, (long long)from,
+				       n == -EUCLEAN ? "its tail is past its limit"
+						     : "the walk's start is past the tail or unaligned");
 			spw_topic_close(t);
 			return 1;
 		}
