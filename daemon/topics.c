@@ -494,7 +494,14 @@ static int attach_start(struct dtopic *dt, const struct seg_recovery *rec, uint6
 	int r = ring_reclaim_repair(dt->t);
 
 	if (r < 0) {
-		dlog(LOG_ERROR, dt->name, "the ring's limit is past its reclaim bound: corrupt header");
+		spw_topic_info(dt->t, &in);
+		dlog(LOG_ERROR, dt->name,
+		     "the ring's header is corrupt: its limit %llu is not between its reclaim bound "
+		     "%llu and that plus the ring (%llu); nothing in the ring was changed; not "
+		     "attached. The disk log is kept: delete the ring and restart spillwayd to "
+		     "recreate it at the log's end",
+		     (unsigned long long)in.limit, (unsigned long long)in.reclaimed,
+		     (unsigned long long)(in.reclaimed + in.ring_bytes));
 		return r;
 	}
 	if (r > 0)

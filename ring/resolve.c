@@ -111,19 +111,19 @@ static uint64_t garbage_end(const struct spw_topic *t, uint64_t pos, uint64_t bo
 	return best;
 }
 
-/* Who holds pos? The WON slots whose span covers it, if any says so: only
- * one CAS took that span, so they decide, and CLAIMING guesses are not
- * looked at (a producer stalled on a stale guess must not hold up settling
- * a dead owner's claim). Honestly there is one such WON slot; more are
- * garbage or a forgery (P3) and the living among them win: a WON span
- * forged into a free slot over a live producer's claim must not get that
- * claim aborted (tests/ring_repair.c). With no WON slot, every CLAIMING
- * slot covering it counts (its owner died or stalled between CAS and its
- * WON store, or a stale guess that lost: only more careful). One live
- * holder is enough to wait: never take a claim from the living. Returns
- * SPWD_RESOLVE_LIVE (or -errno when liveness cannot be told: wait too),
- * else 0 with *end the dead holders' nearest span end (*dead) or nothing
- * known (!*dead). */
+/* Who holds pos? Every slot whose span covers it and whose owner lives
+ * holds it: one is enough to wait (never take a claim from the living,
+ * P1). That counts CLAIMING slots beside a WON one: the WON slot may be a
+ * forgery in a free slot (P3) over a live producer stopped between its
+ * tail CAS and its WON store, whose claim must not be aborted (a review,
+ * 2026-12-05; tests/ring_repair.c). The price: a live producer whose guess
+ * lost the CAS and that stops before clearing it holds up settling the
+ * dead winner's claim until it runs again, a wait stat names like any
+ * stalled producer's. With none alive, the dead span's end comes from the
+ * WON slots if any (only one CAS took that span; CLAIMING guesses may be
+ * stale), else from the CLAIMING ones. Returns SPWD_RESOLVE_LIVE (or
+ * -errno when liveness cannot be told: wait too), else 0 with *end the
+ * dead holders' nearest span end (*dead) or nothing known (!*dead). */
 static int holder(struct spw_topic *t, uint64_t pos, struct spwd_stall *out, uint64_t *end,
 		  bool *dead)
 {
@@ -136,15 +136,20 @@ static int holder(struct spw_topic *t, uint64_t pos, struct spwd_stall *out, uin
 	for (uint32_t i = 0; i < t->max_producers; i++) {
 		int alive;
 
-		if (!ring_slot_span(t, i, &a, &b, &won) || pos < a || pos >= b ||
-		    (any_won && !won))
+		if (!ring_slot_span(t, i, &a, &b, &won) || pos < a || pos >= b)
 			continue;
 		alive = ring_slot_alive(t, i);
+		if (alive != 0) { /* alive, or we cannot tell: wait */
+			out->slot = (int32_t)i;
+			/* Relaxed: advisory. */
+			out->pid = atomic_load_explicit(&t->slots[i].pid, memory_order_relaxed);
+			return alive < 0 ? alive : SPWD_RESOLVE_LIVE;
+		}
+		if (any_won && !won)
+			continue; /* a dead guess: the WON span says where it ends */
 		out->slot = (int32_t)i;
 		/* Relaxed: advisory. */
 		out->pid = atomic_load_explicit(&t->slots[i].pid, memory_order_relaxed);
-		if (alive != 0) /* alive, or we cannot tell: wait */
-			return alive < 0 ? alive : SPWD_RESOLVE_LIVE;
 		if (!*dead || b < *end)
 			*end = b;
 		*dead = true;

@@ -283,7 +283,8 @@ static void an_unaligned_tail_is_refused_not_written_past_the_ring(void **state)
  * WON span forged into a free slot over a live producer's open claim made
  * the daemon abort that claim, the dead-looking forgery "alone deciding"
  * (a review, 2026-12-04). Two WON slots cannot cover one position honestly:
- * when any covering WON slot is alive, the daemon waits. */
+ * when any covering WON slot is alive, the daemon waits; so it does for a
+ * live CLAIMING one beside a dead WON one. */
 static void a_forged_won_span_never_aborts_a_live_claim(void **state)
 {
 	struct fx *f = *state;
@@ -305,6 +306,15 @@ static void a_forged_won_span_never_aborts_a_live_claim(void **state)
 	atomic_store(&f->t->slots[forged].claim, (uint64_t)c.position | RING_SLOT_WON);
 	assert_int_equal(spwd_resolve(f->t, c.position, &st), SPWD_RESOLVE_LIVE);
 	assert_int_equal(st.slot, (int32_t)(live->slot - f->t->slots));
+	/* The live producer an instant earlier: its tail CAS done, its slot
+	 * still CLAIMING (stopped before its WON store). The forged WON slot
+	 * used to decide alone, and the claim was aborted under the living
+	 * producer (a review, 2026-12-05). */
+	atomic_store(&live->slot->claim, (uint64_t)c.position | RING_SLOT_CLAIMING);
+	assert_int_equal(spwd_resolve(f->t, c.position, &st), SPWD_RESOLVE_LIVE);
+	assert_int_equal(st.slot, (int32_t)(live->slot - f->t->slots));
+	assert_int_equal(atomic_load(&ring_rec_at(f->t, (uint64_t)c.position)->commit), 0);
+	atomic_store(&live->slot->claim, (uint64_t)c.position | RING_SLOT_WON);
 	memcpy(c.data, "the live claim's bytes, intact..", 32);
 	assert_int_equal(spw_producer_commit(live, &c), 0);
 	atomic_store(&f->t->slots[forged].claim, RING_SLOT_IDLE);
