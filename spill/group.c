@@ -167,12 +167,16 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 
 	if (position < 0 || (position & 7) || spw_topic_name_check(group))
 		return -EINVAL;
-	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.%d.tmp", group, (int)getpid()) >= sizeof(tmp))
+	/* One name per group: only the group's one reader writes it (the
+	 * lock: spw_reader_commit and the bridge join first), so a temp file
+	 * a killed commit left is removed by the next commit, not piled up
+	 * (a name per pid was, one per kill: a review, 2026-12-05). */
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", group) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	if ((r = gdir_open(data_dir, topic, true, &d)))
 		return r;
 	g.crc = seg_crc32c(0, &g, offsetof(struct group_file, crc));
-	unlinkat(d.fd, tmp, 0); /* a stale temp file of ours; a planted name is never followed */
+	unlinkat(d.fd, tmp, 0); /* a killed commit's; a planted name is never followed */
 	fd = gdir_file(&d, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		close(d.fd);
@@ -198,11 +202,19 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 static int group_load(const struct gdir *d, const char *name, int64_t *position)
 {
 	struct group_file g;
+	struct stat st;
 	int fd = gdir_file(d, name, O_RDONLY, 0);
 	ssize_t n;
 
 	if (fd < 0)
 		return fd;
+	/* Written only as a whole new file renamed into place: 32 bytes, one
+	 * link. Anything else (a file grown past them, a hard link to a file
+	 * elsewhere, maybe another user's) is not ours to trust. */
+	if (fstat(fd, &st) || st.st_size != (off_t)sizeof(g) || st.st_nlink != 1) {
+		close(fd);
+		return -EBADMSG;
+	}
 	n = read(fd, &g, sizeof(g));
 	close(fd);
 	if (n != (ssize_t)sizeof(g) || g.magic != GROUP_MAGIC || g.version != 1 ||

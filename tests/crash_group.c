@@ -681,6 +681,46 @@ static void group_file_corrupt_or_short_reads_ebadmsg_and_list_shows_all(void **
 	assert_true(fd >= 0);
 	close(fd);
 
+	/* A commit's temp file has one name per group (a review, 2026-12-05:
+	 * one per pid piled up, one per killed commit): one a killed commit
+	 * left is replaced, and none is left after a commit. */
+	snprintf(path, sizeof(path), "%s/groups/.alpha.tmp", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "torn", 4), 4);
+	close(fd);
+	assert_int_equal(seg_group_write(env.data, "gl", "alpha", a), 0);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(spw_group_read(env.data, "gl", "alpha", &got), 0);
+	assert_int_equal(got, a);
+	/* A file grown past its 32 bytes, or with a second link (a hard link
+	 * to a file elsewhere): -EBADMSG, though its first 32 bytes are a
+	 * valid position. */
+	{
+		char src[1200], alias[1200];
+		uint8_t g32[32], pad[512] = { 0 };
+
+		snprintf(src, sizeof(src), "%s/groups/alpha", dir);
+		fd = open(src, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(read(fd, g32, sizeof(g32)), 32);
+		close(fd);
+		snprintf(path, sizeof(path), "%s/groups/grown", dir);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, g32, sizeof(g32)), 32);
+		assert_int_equal(write(fd, pad, sizeof(pad)), (ssize_t)sizeof(pad));
+		close(fd);
+		assert_int_equal(spw_group_read(env.data, "gl", "grown", &got), -EBADMSG);
+		unlink(path);
+		snprintf(alias, sizeof(alias), "%s/alias-outside", dir);
+		assert_int_equal(link(src, alias), 0);
+		assert_int_equal(spw_group_read(env.data, "gl", "alpha", &got), -EBADMSG);
+		unlink(alias);
+		assert_int_equal(spw_group_read(env.data, "gl", "alpha", &got), 0);
+		assert_int_equal(got, a);
+	}
+
 	assert_int_equal(spw_group_list(env.data, "gl", list_cb, &l), 4);
 	assert_int_equal(l.n, 4);
 	assert_int_equal(listed_pos(&l, "alpha"), a);
