@@ -126,10 +126,54 @@ static bool chain_reaches(struct spw_topic *t, uint64_t a, uint64_t pos)
 	}
 }
 
-/* Is pos a record boundary? A committed record starts there, or a claim
- * published in a slot (I2) does, or the committed records of a slot's
- * unfinished batch lead to it, or it is the tail. Anything else is inside
- * a record (payload bytes can be all zero: "nothing yet" forever). */
+/* A valid-looking word at pos: is pos really where a record starts, or
+ * payload bytes that read as a header for their own position (any
+ * producer can send those)? Walk the chain of records from reclaimed (a
+ * boundary, I1), over committed records and over the claims slots publish
+ * (I2), at most WALK_MAX steps. 1: the chain lands on pos; 0: it steps over
+ * pos (inside a record: refuse); -1: it could not tell (an unsettled gap,
+ * or too far), and the word is taken as it was before this walk. */
+#define WALK_MAX (1u << 20)
+static int chain_lands(struct spw_topic *t, uint64_t pos)
+{
+	uint64_t q = 0, a, e;
+	bool won;
+
+	for (uint32_t n = 0; n < WALK_MAX; n++) {
+		/* Acquire: pairs with reclaim's seq_cst store (I1, I5). */
+		uint64_t rec = atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire);
+		int64_t span;
+		uint64_t next = 0;
+
+		if (q < rec)
+			q = rec;
+		if (q >= pos)
+			return q == pos;
+		/* Acquire: pairs with the commit store (I4). */
+		span = ring_check(t, q, atomic_load_explicit(&ring_rec_at(t, q)->commit,
+							     memory_order_acquire));
+		if (span > 0) {
+			q += (uint64_t)span;
+			continue;
+		}
+		if (atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire) > q)
+			continue; /* zeroed under us: on from the new bound */
+		/* Not committed yet: a claim published at q says where it ends. */
+		for (uint32_t i = 0; i < t->max_producers && !next; i++)
+			if (ring_slot_span(t, i, &a, &e, &won) && a == q && e > q)
+				next = e;
+		if (!next)
+			return -1;
+		q = next;
+	}
+	return -1;
+}
+
+/* Is pos a record boundary? A committed record starts there (and the chain
+ * of records does not step over it: chain_lands), or a claim published in
+ * a slot (I2) does, or the committed records of a slot's unfinished batch
+ * lead to it, or it is the tail. Anything else is inside a record (payload
+ * bytes can be all zero: "nothing yet" forever). */
 static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 {
 	_Atomic uint64_t *word = &ring_rec_at(t, pos)->commit;
@@ -141,7 +185,7 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 	/* Acquire: pairs with the commit store (I4). */
 	w = atomic_load_explicit(word, memory_order_acquire);
 	if (w)
-		return ring_check(t, pos, w) > 0;
+		return ring_check(t, pos, w) > 0 && chain_lands(t, pos) != 0;
 	for (uint32_t i = 0; i < t->max_producers; i++) {
 		/* Acquire: pairs with the tail CAS that released it (I2). */
 		uint64_t cl = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
@@ -162,7 +206,7 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 	/* A producer that committed while we read the slots moved on: its
 	 * commit store came before its next slot store (acquire above). */
 	w = atomic_load_explicit(word, memory_order_acquire);
-	return w && ring_check(t, pos, w) > 0;
+	return w && ring_check(t, pos, w) > 0 && chain_lands(t, pos) != 0;
 }
 
 int64_t spw_consumer_position(const struct spw_consumer *c)

@@ -447,6 +447,27 @@ static void consumer_seek_checks_alignment_and_bounds(void **state)
 		assert_int_equal(h.g->r[2].position, 480);
 		assert_int_equal(h.g->r[2].hash, tag_hash(200, 4));
 	}
+	/* A payload holding 8 bytes that read as a record header for their own
+	 * position (any producer can send them): the chain of records from the
+	 * oldest steps over that position, so it is refused. It was accepted,
+	 * and the consumer then delivered a record never sent and waited for
+	 * ever on the zero bytes after it (a review, 2026-12-05). */
+	{
+		uint8_t pl[64] = { 0 };
+		uint64_t fake = test_word(TEST_TYPE_DATA, 16, 696 + 16 + 16, info_of(h.t).ring_bytes);
+
+		memcpy(pl + 16, &fake, sizeof(fake));
+		assert_int_equal(spw_producer_send(h.p, pl, sizeof(pl)), 696);
+		assert_int_equal(send_tag(h.p, 100, 5), 696 + 80);
+		assert_int_equal(spw_consumer_seek(h.c, 696 + 32), -EINVAL);
+		assert_int_equal(spw_consumer_open(h.t, SPW_FROM_POSITION, 696 + 32, &c2), -EINVAL);
+		assert_null(c2);
+		assert_int_equal(spw_consumer_seek(h.c, 696), 0);
+		assert_int_equal(spw_consumer_seek(h.c, 696 + 80), 0);
+		assert_int_equal(drain(h.c, h.g), 4);
+		assert_int_equal(h.g->r[3].position, 696 + 80);
+		assert_int_equal(h.g->r[3].hash, tag_hash(100, 5));
+	}
 	case_close(&h);
 }
 
