@@ -126,7 +126,7 @@ static bool chain_reaches(struct spw_topic *t, uint64_t a, uint64_t pos)
 	}
 }
 
-/* A valid-looking word at pos: is pos really where a record starts, or
+/* (ring_internal.h) A valid-looking word at pos: is pos really where a record starts, or
  * payload bytes that read as a header for their own position (any
  * producer can send those)? Walk the chain of records from reclaimed (a
  * boundary, I1), over committed records and over the claims slots publish
@@ -134,7 +134,7 @@ static bool chain_reaches(struct spw_topic *t, uint64_t a, uint64_t pos)
  * pos (inside a record: refuse); -1: it could not tell (an unsettled gap,
  * or too far), and the word is taken as it was before this walk. */
 #define WALK_MAX (1u << 20)
-static int chain_lands(struct spw_topic *t, uint64_t pos)
+int ring_chain_lands(struct spw_topic *t, uint64_t pos)
 {
 	uint64_t q = 0, a, e;
 	bool won;
@@ -170,7 +170,7 @@ static int chain_lands(struct spw_topic *t, uint64_t pos)
 }
 
 /* Is pos a record boundary? A committed record starts there (and the chain
- * of records does not step over it: chain_lands), or a claim published in
+ * of records does not step over it: ring_chain_lands), or a claim published in
  * a slot (I2) does, or the committed records of a slot's unfinished batch
  * lead to it, or it is the tail. Anything else is inside a record (payload
  * bytes can be all zero: "nothing yet" forever). */
@@ -185,7 +185,7 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 	/* Acquire: pairs with the commit store (I4). */
 	w = atomic_load_explicit(word, memory_order_acquire);
 	if (w)
-		return ring_check(t, pos, w) > 0 && chain_lands(t, pos) != 0;
+		return ring_check(t, pos, w) > 0 && ring_chain_lands(t, pos) != 0;
 	for (uint32_t i = 0; i < t->max_producers; i++) {
 		/* Acquire: pairs with the tail CAS that released it (I2). */
 		uint64_t cl = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
@@ -206,7 +206,7 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 	/* A producer that committed while we read the slots moved on: its
 	 * commit store came before its next slot store (acquire above). */
 	w = atomic_load_explicit(word, memory_order_acquire);
-	return w && ring_check(t, pos, w) > 0 && chain_lands(t, pos) != 0;
+	return w && ring_check(t, pos, w) > 0 && ring_chain_lands(t, pos) != 0;
 }
 
 int64_t spw_consumer_position(const struct spw_consumer *c)

@@ -349,7 +349,9 @@ static uint64_t disk_span(const struct spw_reader *r, uint64_t pos, uint64_t w)
 
 /* Is pos a record boundary (R1)? Walks the ring from its reclaim bound, or
  * the index entry holding pos on disk. 0, -EINVAL (inside a record), or
- * -errno; a walk that meets an uncommitted record before pos accepts it. */
+ * -errno. A scan that meets an uncommitted record before pos goes on over
+ * the claims slots publish (ring_chain_lands); only a gap nobody claims
+ * (a dead producer's, not settled yet) leaves pos taken on trust. */
 int rd_check_boundary(struct spw_reader *r, uint64_t pos)
 {
 	struct spwd_scan_result sc;
@@ -368,8 +370,8 @@ int rd_check_boundary(struct spw_reader *r, uint64_t pos)
 				return (int)n;
 			if ((uint64_t)sc.end > pos)
 				return -EINVAL;
-			if (n == 0)
-				return 0;
+			if (n == 0) /* an open claim: over it, if a slot says where it ends */
+				return ring_chain_lands(r->t, pos) == 0 ? -EINVAL : 0;
 			q = (uint64_t)sc.end;
 		}
 		if (q >= pos)

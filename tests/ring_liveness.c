@@ -282,6 +282,38 @@ static void seek_inside_a_record_is_refused(void **state)
 	assert_int_equal(spw_producer_claim(p, 100, &cl), 0);
 	assert_int_equal(spw_consumer_seek(c, 432), 0);
 	assert_int_equal(spw_consumer_seek(c, 440), -EINVAL);
+	/* Past that open claim, a payload holding bytes that read as a header
+	 * for their own position: refused by seek and by a reader's start,
+	 * which walk over the claim (its slot says where it ends). The reader
+	 * took it on trust past an uncommitted record, delivered a record never
+	 * sent and then read nothing for ever (a review, 2026-12-05). */
+	{
+		struct spw_producer *p2 = NULL;
+		struct spw_reader *r = NULL;
+		struct spw_reader_opts o = { 0 };
+		char data[1200];
+		uint8_t pl[64] = { 0 };
+		uint64_t at = 432 + 120 + 16 + 16; /* in the payload of the record after the claim */
+		uint64_t fake = ring_word(RING_T_DATA, 8, at, t->ring_bytes);
+
+		memcpy(pl + 16, &fake, sizeof(fake));
+		assert_int_equal(spw_producer_open(t, &p2), 0);
+		assert_int_equal(spw_producer_send(p2, pl, sizeof(pl)), 432 + 120);
+		assert_int_equal(spw_producer_send(p2, "real", 4), 432 + 120 + 80);
+		assert_int_equal(spw_consumer_seek(c, (int64_t)at), -EINVAL);
+		assert_int_equal(spw_consumer_seek(c, 432 + 120), 0);
+		snprintf(data, sizeof(data), "%s/no-log", test_group_dir);
+		o.shm_dir = test_group_dir;
+		o.data_dir = data;
+		o.start = SPW_START_POSITION;
+		o.position = (int64_t)at;
+		assert_int_equal(spw_reader_open("seek", &o, &r), -EINVAL);
+		assert_null(r);
+		o.position = 432 + 120;
+		assert_int_equal(spw_reader_open("seek", &o, &r), 0);
+		spw_reader_close(r);
+		spw_producer_close(p2);
+	}
 	assert_int_equal(spw_producer_abort(p, &cl), 0);
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 16, &c2), -EINVAL);
 	assert_null(c2);
