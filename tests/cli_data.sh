@@ -177,8 +177,13 @@ grep "group g1b:" "$TMP/out" | grep -q ", being read (pid $f)" || fail "stat: $(
 expect_rc 0 "$CLI" stat t --json
 expect_out "{\"group\":\"g1b\",\"reading\":true,\"reader_pid\":$f,"
 sleep 1.5 # the follower's commit (about once a second)
-kill -STOP "$f" # a stopped reader keeps its group (P1)
+kill -STOP "$f" # a stopped reader keeps its group (P1), and is called stopped
+for _ in $(seq 1 100); do grep -q '^State:.*stopped' "/proc/$f/status" && break; sleep 0.02; done
 expect_rc 1 "$CLI" consume t --group g1b --count 1
+expect_err "is being read by another reader (pid $f, STOPPED: SIGSTOP or a debugger; it holds the group until it runs and exits)"
+expect_rc 0 "$CLI" stat t
+grep "group g1b:" "$TMP/out" | grep -q ", being read (pid $f, STOPPED: its reader holds the group, reading nothing)" ||
+	fail "stat: $(grep "group g1b" "$TMP/out")"
 kill -KILL "$f"
 wait "$f" 2>/dev/null
 expect_rc 0 "$CLI" consume t --group g1b --count 1 # the kernel let it go

@@ -165,6 +165,8 @@ void cli_not_found(const char *name);
 /* An error of taking or keeping a group (-EBUSY: who holds it; -ENOLCK;
  * the lock file's own): what it means and what to do. */
 void cli_group_err(const char *topic, const char *group, int e);
+/* Does /proc say pid is stopped (SIGSTOP) or stopped by a tracer? */
+bool cli_pid_stopped(uint32_t pid);
 /* g: spw_group_read's answer for a group. A position file that is there
  * but cannot be read (not -ENOENT, which is "none yet"): says so, naming
  * the file and what_then (the command's way on), and returns true. Never

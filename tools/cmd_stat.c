@@ -280,10 +280,14 @@ static void print_groups(const struct seg_metrics *m)
 
 		/* Its one reader (spill/group.c): being read now (by whom, when
 		 * /proc tells), not, or not known. */
-		char rd[96] = "";
+		char rd[128] = "";
 
 		if (g->reading > 0 && g->reader_pid)
-			snprintf(rd, sizeof(rd), ", being read (pid %u)", g->reader_pid);
+			snprintf(rd, sizeof(rd),
+				 cli_pid_stopped(g->reader_pid) ? ", being read (pid %u, STOPPED: its "
+								  "reader holds the group, reading nothing)"
+								: ", being read (pid %u)",
+				 g->reader_pid);
 		else if (g->reading > 0)
 			snprintf(rd, sizeof(rd), ", being read");
 		else if (g->reading < 0)

@@ -47,6 +47,27 @@ static bool denied(const char *name)
 	return false;
 }
 
+bool cli_pid_stopped(uint32_t pid)
+{
+	char path[64], buf[512];
+	const char *rp;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold spaces and parentheses. */
+	rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+}
+
 bool cli_group_unreadable(const char *topic, const char *group, int g, const char *what_then)
 {
 	char dir[PATH_MAX];
@@ -64,14 +85,16 @@ bool cli_group_unreadable(const char *topic, const char *group, int g, const cha
 
 void cli_group_err(const char *topic, const char *group, int e)
 {
-	char lk[PATH_MAX + SPW_NAME_MAX + 16], who[48] = "";
+	char lk[PATH_MAX + SPW_NAME_MAX + 16], who[160] = "";
 	uint32_t pid = 0;
 
 	if (spw_group_lock_path(lk, sizeof(lk), G.data_dir, topic, group))
 		snprintf(lk, sizeof(lk), "its groups/ dir");
 	if (e == -EBUSY) {
 		if (seg_group_holder(G.data_dir, topic, group, &pid) == 1 && pid)
-			snprintf(who, sizeof(who), " (pid %u)", pid);
+			snprintf(who, sizeof(who), cli_pid_stopped(pid) ? " (pid %u, STOPPED: SIGSTOP or a "
+					 "debugger; it holds the group until it runs and exits)" : " (pid %u)",
+				 pid);
 		cli_err("group \"%s\" of topic \"%s\" is being read by another reader%s: a group has "
 			"one reader at a time, which holds it until it exits (the process that has %s "
 			"open); read with another group, or without --group",
