@@ -486,6 +486,12 @@ int spw_reader_join(struct spw_reader *r, const char *group);
 int spw_reader_commit(struct spw_reader *r, const char *group);
 int spw_group_read(const char *data_dir, const char *topic, const char *group,
 		   int64_t *position);
+/* Calls fn for each group of the topic with its position, or the -errno
+ * of a position file that cannot be read (-EBADMSG: damaged, not 32 bytes,
+ * or more than one link). fn returns nonzero to stop the walk; it must
+ * return, not longjmp or throw out of it (the walk's directory would stay
+ * open). The number of groups walked, 0 without a groups/ dir, or -errno:
+ * -ELOOP (groups/ is a symlink), -ENOTDIR (a file). */
 typedef int (*spw_group_fn)(void *arg, const char *group, int64_t position);
 int spw_group_list(const char *data_dir, const char *topic, spw_group_fn fn, void *arg);
 /* The path of the file whose lock the group's one reader holds (for
