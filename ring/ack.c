@@ -126,9 +126,13 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 
 			r = e < 0 && e >= -4095 ? e : -EIO;
 		}
-		/* Not there, and spw_topic_delete marked the ring: it never
-		 * will be (a record spilled before the delete still said 0). */
-		if (r == 1 && ring_topic_gone_flag(t))
+		/* Not there (looked at just now, after any wake), the ring gone
+		 * (spw_topic_delete's mark at once; an unlink within a second),
+		 * and no daemon holds it any more: it never will be. While one
+		 * does, it may still write and sync what it has as it lets the
+		 * ring go (spill_stream_close): with --keep-log that is kept, and
+		 * an -EIDRM would have the caller send it twice (a review). */
+		if (r == 1 && ring_wait_topic_gone(t, &p->gone_next) && spwd_owned(t) == 0)
 			r = -EIDRM;
 		left = ring_wait_left(timeout_ns, start);
 		if (r == 1 && left == 0)
@@ -142,7 +146,5 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 			ring_waiter_leave(p->fd, t, &h->ack_waiters);
 		if (r != 1)
 			return r;
-		if (ring_wait_topic_gone(t, &p->gone_next))
-			return -EIDRM; /* nobody will ever spill it */
 	}
 }

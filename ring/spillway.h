@@ -156,12 +156,16 @@ struct spw_producer_info {
 };
 int spw_topic_producers(const struct spw_topic *t, struct spw_producer_info *out, int max);
 const char *spw_topic_name(const struct spw_topic *t);
-/* Was the topic deleted under this handle? Its ring unlinked, or replaced
- * by another file (another inode or device, a symlink too), since it was
- * opened: nothing sent through it will be spilled or reclaimed any more. 1
- * deleted, 0 not, or -errno; two stat() calls. Waiting producer calls
- * (spw_producer_send_wait and the other _wait forms, spw_producer_wait_ack)
- * ask it once a second and then return -EIDRM. */
+/* Was the topic deleted under this handle? spw_topic_delete marked its
+ * ring, or it was unlinked, or replaced by another file (another inode or
+ * device, a symlink too), since it was opened: nothing sent through it will
+ * be spilled or reclaimed any more. 1 deleted, 0 not, or -errno; the mark
+ * is a load, the rest two stat() calls. Producer calls return -EIDRM at
+ * once after the mark; their waits (spw_producer_send_wait and the other
+ * _wait forms) ask this once a second for a ring removed another way; a
+ * spilled or durable spw_producer_wait_ack returns -EIDRM once, besides,
+ * no spillwayd holds the ring (one still attached may sync the record as
+ * it lets the ring go). */
 int spw_topic_deleted(const struct spw_topic *t);
 
 /* ---------------------------------------------------------------------------

@@ -167,16 +167,16 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 
 	if (position < 0 || (position & 7) || spw_topic_name_check(group))
 		return -EINVAL;
-	/* One name per group: only the group's one reader writes it (the
-	 * lock: spw_reader_commit and the bridge join first), so a temp file
-	 * a killed commit left is removed by the next commit, not piled up
-	 * (a name per pid was, one per kill: a review, 2026-12-05). */
-	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", group) >= sizeof(tmp))
+	/* A name per process: two writers that overlap (a lock file replaced
+	 * under its holder) never rename each other's half-written file. What
+	 * killed commits leave is swept when the group is next joined
+	 * (sweep_tmp). */
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.%d.tmp", group, (int)getpid()) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	if ((r = gdir_open(data_dir, topic, true, &d)))
 		return r;
 	g.crc = seg_crc32c(0, &g, offsetof(struct group_file, crc));
-	unlinkat(d.fd, tmp, 0); /* a killed commit's; a planted name is never followed */
+	unlinkat(d.fd, tmp, 0); /* a stale temp file of ours; a planted name is never followed */
 	fd = gdir_file(&d, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		close(d.fd);
@@ -203,15 +203,30 @@ static int group_load(const struct gdir *d, const char *name, int64_t *position)
 {
 	struct group_file g;
 	struct stat st;
-	int fd = gdir_file(d, name, O_RDONLY, 0);
+	int fd = -1;
 	ssize_t n;
 
-	if (fd < 0)
-		return fd;
 	/* Written only as a whole new file renamed into place: 32 bytes, one
-	 * link. Anything else (a file grown past them, a hard link to a file
-	 * elsewhere, maybe another user's) is not ours to trust. */
-	if (fstat(fd, &st) || st.st_size != (off_t)sizeof(g) || st.st_nlink != 1) {
+	 * link. More links (a hard link to a file elsewhere, maybe another
+	 * user's) or another size is not ours to trust. No link at all is the
+	 * file a commit replaced while we opened it: the new one, again. */
+	for (int tries = 0; tries < 8; tries++) {
+		fd = gdir_file(d, name, O_RDONLY, 0);
+		if (fd < 0)
+			return fd;
+		if (fstat(fd, &st)) {
+			n = -errno;
+			close(fd);
+			return (int)n;
+		}
+		if (st.st_nlink != 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+		return -EAGAIN; /* replaced under us each time */
+	if (st.st_size != (off_t)sizeof(g) || st.st_nlink != 1) {
 		close(fd);
 		return -EBADMSG;
 	}
@@ -373,6 +388,37 @@ static int member_at(const char *data_dir, const char *topic, const char *group,
 	return gdir_open(data_dir, topic, make, d);
 }
 
+/* Remove the temp files of commits to group that were killed before
+ * their rename (".<group>.<pid>.tmp"): called by the group's new holder,
+ * when no commit of another process should be under way. */
+static void sweep_tmp(const struct gdir *d, const char *group)
+{
+	size_t gl = strlen(group);
+	struct dirent *de;
+	DIR *dir;
+	int fd = dup(d->fd);
+
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		const char *s = de->d_name, *e;
+
+		if (s[0] != '.' || strncmp(s + 1, group, gl) || s[1 + gl] != '.')
+			continue;
+		s += 2 + gl;
+		for (e = s; *e >= '0' && *e <= '9'; e++)
+			;
+		if (e > s && !strcmp(e, ".tmp"))
+			unlinkat(d->fd, de->d_name, 0);
+	}
+	closedir(dir);
+}
+
 int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		   struct ring_held *h)
 {
@@ -398,6 +444,7 @@ int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		} else if ((r = member_same(&d, name, fd)) == 0) {
 			h->fd = fd;
 			ring_held_add(h);
+			sweep_tmp(&d, group);
 			break;
 		}
 		/* Busy, or the name was removed or replaced before we held it:

@@ -77,6 +77,26 @@ frc=$?
 [ "$frc" -eq 1 ] || fail "the follower exited $frc"
 grep -qF 'topic "f" was deleted, or its ring removed or replaced, while following it' "$TMP/ferr" || fail "follower: $(cat "$TMP/ferr")"
 
+check "a durable ack awaited while the topic is deleted with --keep-log: it comes (the daemon's last sync)"
+# The deleted mark made the wait end at once ('it will not come') while the
+# daemon, still attached, then synced the record, which the kept log holds: a
+# caller would have sent it twice (a review, 2026-12-05).
+expect_rc 0 "$CLI" topic create dk --ring-size 64K --flush-ms 8000
+wait_attached dk
+echo hello | "$CLI" produce dk --ack durable 2>"$TMP/dk.err" &
+dpid=$!
+BGPIDS+=("$dpid")
+sleep 0.5
+expect_rc 0 "$CLI" topic delete dk --keep-log
+wait_gone "$dpid" 15
+rc=0
+wait "$dpid" || rc=$?
+[ "$rc" -eq 0 ] || fail "produce --ack durable exited $rc: $(cat "$TMP/dk.err")"
+wait_attached dk # the ring made again at the log's end
+expect_rc 0 "$CLI" consume dk --from earliest --count 1
+[ "$(cat "$TMP/out")" = hello ] || fail "the kept log holds: $(cat "$TMP/out")"
+expect_rc 0 "$CLI" topic delete dk
+
 check "a follower stopped with SIGTERM exits 0 and commits its group"
 expect_rc 0 "$CLI" topic create g --ring-size 64K
 wait_attached g
@@ -126,6 +146,36 @@ sleep 1.5
 n=$(grep -c "topic g: scan at" "$TMP/daemon.log")
 [ "$n" -ge 1 ] && [ "$n" -le 2 ] || fail "the scan error was logged $n times in 1.5 s"
 kill -0 "$DPID" 2>/dev/null || fail "spillwayd exited"
+
+check "a hostile tail past the limit: spillwayd cuts nothing and says so once; stat and produce name it"
+# spillwayd walked past the limit into the unreclaimed lap, cut its records as
+# CORRUPT, and stopped reclaiming for good; producers waited, told the disk was
+# slow (a review, 2026-12-05).
+expect_rc 0 "$CLI" topic create tp --ring-size 64K
+wait_attached tp
+seq 1 100 | "$CLI" produce tp --ack spilled || fail "produce tp"
+python3 - "$SPILLWAY_SHM_DIR/tp.ring" <<'PY'
+import mmap, struct, sys
+with open(sys.argv[1], "r+b") as f:
+    m = mmap.mmap(f.fileno(), 4096)
+    limit = struct.unpack_from("<Q", m, 384)[0]  # ring_layout.h: limit, the 4th line
+    struct.pack_into("<Q", m, 128, limit + 5 * 65536)  # tail
+    m.close()
+PY
+cp "$SPILLWAY_SHM_DIR/tp.ring" "$TMP/tp.before"
+run timeout 2 "$CLI" produce tp "$TMP/ten"
+[ "$RC" -eq 124 ] || fail "produce into the garbage header exited $RC"
+expect_err "the ring's header is garbage: its tail"
+expect_rc 0 "$CLI" stat tp
+expect_out "GARBAGE HEADER: tail"
+sleep 0.5
+[ "$(grep -c "topic tp: the ring's header is garbage: its tail [0-9]* is past its limit" "$TMP/daemon.log")" -eq 1 ] ||
+	fail "spillwayd said: $(grep 'topic tp' "$TMP/daemon.log" | tail -3)"
+cmp -s <(tail -c 65536 "$SPILLWAY_SHM_DIR/tp.ring") <(tail -c 65536 "$TMP/tp.before") ||
+	fail "the ring's records were changed"
+expect_rc 1 "$CLI" verify tp
+expect_out "the ring's header breaks its invariant"
+expect_rc 0 "$CLI" topic delete tp
 
 check "a hostile reclaim bound 2^36 past the disk log: attach refuses it at once, other topics go on"
 stop_daemon

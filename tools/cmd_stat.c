@@ -320,9 +320,16 @@ static void print_text(const struct tstat *s)
 		       (unsigned long long)in->reclaimed);
 		cli_human((uint64_t)rate(s, in->tail, s->prev.tail), b, sizeof(b));
 		cli_human((uint64_t)rate(s, in->spilled, s->prev.spilled), c, sizeof(c));
-		printf("  ring %s, %.1f%% full; produce %s/s, spill %s/s (over %.2f s)\n", a,
-		       100.0 * (double)(in->tail - in->reclaimed) / (double)in->ring_bytes, b, c,
-		       (double)(s->now_ns - s->prev_ns) / 1e9);
+		/* (tail read before limit: an honest tail is never past it) */
+		if (in->tail > in->limit)
+			printf("  GARBAGE HEADER: tail %llu is past limit %llu: something wrote into "
+			       "the ring's header; spillwayd does not spill past it, and producers "
+			       "wait for room that never comes\n",
+			       (unsigned long long)in->tail, (unsigned long long)in->limit);
+		else
+			printf("  ring %s, %.1f%% full; produce %s/s, spill %s/s (over %.2f s)\n", a,
+			       100.0 * (double)(in->tail - in->reclaimed) / (double)in->ring_bytes, b,
+			       c, (double)(s->now_ns - s->prev_ns) / 1e9);
 		printf("  producers %d live of %u slots", s->m.live, in->max_producers);
 		if (s->m.solo_slot >= 0)
 			printf(" (slot %d is the only one: it claims without a CAS)", s->m.solo_slot);

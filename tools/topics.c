@@ -655,6 +655,15 @@ int cli_block_reason(struct spw_topic *t, const struct spw_topic_info *in, char 
 	struct cli_daemon_look d;
 	char why[CLI_WHY_BYTES];
 
+	if (in->tail > in->limit) {
+		/* spillwayd stops there too (ring/scan.c): nothing makes room. */
+		snprintf(buf, n, "the ring's header is garbage: its tail %llu is past its limit %llu "
+			 "(something wrote into it); spillwayd does not spill past that, so nothing "
+			 "makes room (its log says so; topic delete --keep-log makes a new ring, "
+			 "losing what was not spilled)",
+			 (unsigned long long)in->tail, (unsigned long long)in->limit);
+		return 9;
+	}
 	if (seg_claim_at_tail(t, &pi)) {
 		snprintf(buf, n, "a producer (slot %u, pid %u) is inside a claim at the tail (%lld) "
 			 "that it began as the topic's only producer (stopped? in a debugger?); "
