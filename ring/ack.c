@@ -66,6 +66,27 @@ static int wait_committed(struct spw_producer *p, uint64_t pos, int64_t timeout_
 	}
 }
 
+/* Where a spilled or durable acknowledgement of position stands: 0 there,
+ * 1 not yet, or the -errno a failed fdatasync left (durable). */
+static int ack_state(struct ring_hdr *h, _Atomic uint64_t *counter, enum spw_ack level,
+		     int64_t position)
+{
+	int32_t e;
+
+	/* seq_cst load: spilled/durable are record boundaries, so a counter
+	 * past the record's start is past its end. */
+	if (atomic_load_explicit(counter, memory_order_seq_cst) > (uint64_t)position)
+		return 0;
+	/* seq_cst: after the counter; pairs with set_durable_error (I8). */
+	if (level != SPW_ACK_DURABLE || !atomic_load_explicit(&h->durable_err, memory_order_seq_cst))
+		return 1;
+	/* Relaxed: the same word again. A -errno, as the daemon stores it;
+	 * anything else is garbage in shared memory, never handed out as a
+	 * count (1 would read as "wait"). */
+	e = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
+	return e < 0 && e >= -4095 ? e : -EIO;
+}
+
 int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack level,
 			  int64_t timeout_ns)
 {
@@ -110,30 +131,22 @@ int spw_producer_wait_ack(struct spw_producer *p, int64_t position, enum spw_ack
 		/* The sleeper half of I8; pairs with the seq_cst store and waiter
 		 * load in spwd_set_counter(). */
 		bool registered = ring_waiter_enter(p->fd, t, &h->ack_waiters);
-		int r = 1;
+		int r = ack_state(h, counter, level, position);
 
-		/* seq_cst load: spilled/durable are record boundaries, so a
-		 * counter past the record's start is past its end. */
-		if (atomic_load_explicit(counter, memory_order_seq_cst) > (uint64_t)position)
-			r = 0;
-		/* seq_cst: after the counter; pairs with set_durable_error (I8). */
-		else if (level == SPW_ACK_DURABLE &&
-			 atomic_load_explicit(&h->durable_err, memory_order_seq_cst)) {
-			/* Relaxed: the same word again. A -errno, as the daemon
-			 * stores it; anything else is garbage in shared memory,
-			 * never handed out as a count (1 would read as "wait"). */
-			int32_t e = atomic_load_explicit(&h->durable_err, memory_order_relaxed);
-
-			r = e < 0 && e >= -4095 ? e : -EIO;
-		}
 		/* Not there (looked at just now, after any wake), the ring gone
 		 * (spw_topic_delete's mark at once; an unlink within a second),
-		 * and no daemon holds it any more: it never will be. While one
-		 * does, it may still write and sync what it has as it lets the
-		 * ring go (spill_stream_close): with --keep-log that is kept, and
-		 * an -EIDRM would have the caller send it twice (a review). */
-		if (r == 1 && ring_wait_topic_gone(t, &p->gone_next) && spwd_owned(t) == 0)
-			r = -EIDRM;
+		 * and no daemon holds it any more (or we cannot tell): it never
+		 * will be. While one does, it may still write and sync what it
+		 * has as it lets the ring go (spill_stream_close): with
+		 * --keep-log that is kept, and an -EIDRM would have the caller
+		 * send it twice (a review). Looked at once more after the lock
+		 * was found free: the daemon's last counter store came before
+		 * its release. */
+		if (r == 1 && ring_wait_topic_gone(t, &p->gone_next) && spwd_owned(t) != 1) {
+			r = ack_state(h, counter, level, position);
+			if (r == 1)
+				r = -EIDRM;
+		}
 		left = ring_wait_left(timeout_ns, start);
 		if (r == 1 && left == 0)
 			r = -ETIMEDOUT;

@@ -68,7 +68,8 @@ int spw_consumer_open(struct spw_topic *t, enum spw_from from, int64_t position,
 	if (!c)
 		return -ENOMEM;
 	c->t = t;
-	c->pos = pos;
+	/* (at a position: from the oldest, which seek's walk starts at) */
+	c->pos = from == SPW_FROM_POSITION ? 0 : pos;
 	c->fd = -1;
 	if (from == SPW_FROM_POSITION) {
 		r = spw_consumer_seek(c, position);
@@ -126,44 +127,67 @@ static bool chain_reaches(struct spw_topic *t, uint64_t a, uint64_t pos)
 	}
 }
 
-/* (ring_internal.h) A valid-looking word at pos: is pos really where a record starts, or
- * payload bytes that read as a header for their own position (any
- * producer can send those)? Walk the chain of records from reclaimed (a
- * boundary, I1), over committed records and over the claims slots publish
- * (I2), at most WALK_MAX steps. 1: the chain lands on pos; 0: it steps over
- * pos (inside a record: refuse); -1: it could not tell (an unsettled gap,
- * or too far), and the word is taken as it was before this walk. */
+/* (ring_internal.h) A valid-looking word at pos: is pos really where a
+ * record starts, or payload bytes that read as a header for their own
+ * position (any producer can send those)? Walk the chain of records from
+ * `from`, a boundary the caller knows (0: reclaimed, one by I1), over
+ * committed records and over the claims WON slots hold (I2; a CLAIMING
+ * slot's span is a guess that may have lost its CAS: no ground to step
+ * on), at most WALK_MAX steps. 1: the chain lands on pos; 0: it steps over
+ * pos (inside a record: refuse); -1: it could not tell (a gap no WON slot
+ * holds: a guess, a dead producer's claim not settled yet; or too far),
+ * and the word is taken on trust as before this walk. */
 #define WALK_MAX (1u << 20)
-int ring_chain_lands(struct spw_topic *t, uint64_t pos)
+
+/* The end of the claim a WON slot holds over uncommitted q: one starting
+ * at q, or, at a lap's start, a wrapped one (its padding before q, its
+ * record at q, I6). 0: none. */
+static uint64_t won_claim_end(const struct spw_topic *t, uint64_t q)
 {
-	uint64_t q = 0, a, e;
+	uint64_t a, e;
 	bool won;
+
+	for (uint32_t i = 0; i < t->max_producers; i++)
+		if (ring_slot_span(t, i, &a, &e, &won) && won && e > q &&
+		    (a == q || ((q & t->mask) == 0 && a < q)))
+			return e;
+	return 0;
+}
+
+int ring_chain_lands(struct spw_topic *t, uint64_t from, uint64_t pos)
+{
+	uint64_t q = from;
 
 	for (uint32_t n = 0; n < WALK_MAX; n++) {
 		/* Acquire: pairs with reclaim's seq_cst store (I1, I5). */
 		uint64_t rec = atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire);
+		_Atomic uint64_t *word;
 		int64_t span;
-		uint64_t next = 0;
+		uint64_t next;
 
 		if (q < rec)
 			q = rec;
 		if (q >= pos)
 			return q == pos;
+		word = &ring_rec_at(t, q)->commit;
 		/* Acquire: pairs with the commit store (I4). */
-		span = ring_check(t, q, atomic_load_explicit(&ring_rec_at(t, q)->commit,
-							     memory_order_acquire));
+		span = ring_check(t, q, atomic_load_explicit(word, memory_order_acquire));
 		if (span > 0) {
 			q += (uint64_t)span;
 			continue;
 		}
 		if (atomic_load_explicit(&t->hdr->reclaimed, memory_order_acquire) > q)
 			continue; /* zeroed under us: on from the new bound */
-		/* Not committed yet: a claim published at q says where it ends. */
-		for (uint32_t i = 0; i < t->max_producers && !next; i++)
-			if (ring_slot_span(t, i, &a, &e, &won) && a == q && e > q)
-				next = e;
+		next = won_claim_end(t, q);
 		if (!next)
 			return -1;
+		/* Acquire: still uncommitted after the slot said so? A batch
+		 * commits in order and moves its claim only after each commit
+		 * (I2): nothing past q in that claim is committed, so the jump
+		 * passes no record the caller may have seen. Committed meanwhile:
+		 * step over it instead. */
+		if (atomic_load_explicit(word, memory_order_acquire))
+			continue;
 		q = next;
 	}
 	return -1;
@@ -174,7 +198,7 @@ int ring_chain_lands(struct spw_topic *t, uint64_t pos)
  * a slot (I2) does, or the committed records of a slot's unfinished batch
  * lead to it, or it is the tail. Anything else is inside a record (payload
  * bytes can be all zero: "nothing yet" forever). */
-static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
+static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail, uint64_t from, bool prove)
 {
 	_Atomic uint64_t *word = &ring_rec_at(t, pos)->commit;
 	uint64_t w, a, e;
@@ -185,7 +209,7 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 	/* Acquire: pairs with the commit store (I4). */
 	w = atomic_load_explicit(word, memory_order_acquire);
 	if (w)
-		return ring_check(t, pos, w) > 0 && ring_chain_lands(t, pos) != 0;
+		return ring_check(t, pos, w) > 0 && (!prove || ring_chain_lands(t, from, pos) != 0);
 	for (uint32_t i = 0; i < t->max_producers; i++) {
 		/* Acquire: pairs with the tail CAS that released it (I2). */
 		uint64_t cl = atomic_load_explicit(&t->slots[i].claim, memory_order_acquire);
@@ -206,7 +230,7 @@ static bool boundary(struct spw_topic *t, uint64_t pos, uint64_t tail)
 	/* A producer that committed while we read the slots moved on: its
 	 * commit store came before its next slot store (acquire above). */
 	w = atomic_load_explicit(word, memory_order_acquire);
-	return w && ring_check(t, pos, w) > 0 && ring_chain_lands(t, pos) != 0;
+	return w && ring_check(t, pos, w) > 0 && (!prove || ring_chain_lands(t, from, pos) != 0);
 }
 
 int64_t spw_consumer_position(const struct spw_consumer *c)
@@ -222,7 +246,10 @@ int64_t spw_consumer_oldest(const struct spw_consumer *c)
 	return (int64_t)atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire);
 }
 
-int spw_consumer_seek(struct spw_consumer *c, int64_t position)
+/* prove: walk the chain of records to a valid-looking word at pos
+ * (ring_chain_lands), from the consumer's own position when that is not
+ * past pos (a boundary it reached), else from reclaimed. */
+static int seek_at(struct spw_consumer *c, int64_t position, bool prove)
 {
 	uint64_t pos = (uint64_t)position, tail;
 
@@ -235,7 +262,7 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	/* Acquire: pairs with reclaim's seq_cst store (I1). */
 	if (pos < atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire))
 		return -ESTALE;
-	if (!boundary(c->t, pos, tail)) {
+	if (!boundary(c->t, pos, tail, c->pos <= pos ? c->pos : 0, prove)) {
 		if (pos < atomic_load_explicit(&c->t->hdr->reclaimed, memory_order_acquire))
 			return -ESTALE; /* what we looked at was being reused */
 		return -EINVAL;
@@ -247,6 +274,16 @@ int spw_consumer_seek(struct spw_consumer *c, int64_t position)
 	c->idle_pos = pos;
 	c->empty_streak = 0;
 	return 0;
+}
+
+int spw_consumer_seek(struct spw_consumer *c, int64_t position)
+{
+	return seek_at(c, position, true);
+}
+
+int ring_consumer_seek_known(struct spw_consumer *c, int64_t position)
+{
+	return seek_at(c, position, false);
 }
 
 /* Is p below limit? (step 1). The cached limit is only ever behind the

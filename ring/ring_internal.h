@@ -193,11 +193,15 @@ int ring_consumer_next_copy(struct spw_consumer *c, uint8_t **stage, size_t *cap
 /* Spin, then sleep until something is at the consumer's position (or it was
  * lapped): 1, or 0 after timeout_ns (< 0: forever). */
 int ring_consumer_wait(struct spw_consumer *c, int64_t timeout_ns);
-/* Does the chain of records from the reclaim bound land on pos (1), step
- * over it (0: pos is inside a record), or not tell (-1: an unsettled gap,
- * or too far)? Over committed records and claims published in slots
- * (consume.c; seek and the reader's start check, spill/reader_disk.c). */
-int ring_chain_lands(struct spw_topic *t, uint64_t pos);
+/* Does the chain of records from `from` (a boundary the caller knows; 0:
+ * the reclaim bound) land on pos (1), step over it (0: pos is inside a
+ * record), or not tell (-1: a gap no WON slot holds, or too far)? Over
+ * committed records and the claims of WON slots (consume.c; seek and the
+ * reader's start check, spill/reader_disk.c). */
+int ring_chain_lands(struct spw_topic *t, uint64_t from, uint64_t pos);
+/* spw_consumer_seek without that walk, for a position the caller knows to
+ * be a record boundary (the reader going live where its disk log ended). */
+int ring_consumer_seek_known(struct spw_consumer *c, int64_t position);
 
 /* The record at ring offset off, and ring_word_check() with this topic's
  * settings (span > 0, 0 not committed yet, RING_WORD_BAD). */

@@ -351,9 +351,12 @@ int64_t spw_consumer_oldest(const struct spw_consumer *c);
 /* Move to a position (a record boundary the caller knows, e.g. the oldest
  * after -ESTALE). -ESTALE if already reclaimed, -EINVAL if beyond the tail,
  * unaligned, or not a record boundary (a position inside a record is
- * refused, never silently accepted, even where the payload holds bytes
- * that read as a record header: the chain of records from the oldest is
- * walked to the position, one commit word per record, at most 2^20). */
+ * refused, even where the payload holds bytes that read as a record header:
+ * the chain of records is walked to the position, one commit word per
+ * record, from the consumer's own position when that is not past it, else
+ * from the oldest). The walk stops after 2^20 records, or at a gap no
+ * producer holds by a won claim (a dead producer's, not settled yet): past
+ * that, a valid-looking header is taken on trust. */
 int spw_consumer_seek(struct spw_consumer *c, int64_t position);
 /* Bytes of CORRUPT spans (garbage the daemon cut out of the ring) this
  * consumer passed over. */

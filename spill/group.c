@@ -160,7 +160,7 @@ static int gdir_file(const struct gdir *g, const char *name, int flags, unsigned
 
 int seg_group_write(const char *data_dir, const char *topic, const char *group, int64_t position)
 {
-	char tmp[SPW_NAME_MAX + 32];
+	char tmp[SPW_NAME_MAX + 48];
 	struct group_file g = { GROUP_MAGIC, 1, (uint64_t)position, ring_realtime_ns(), 0, 0 };
 	struct gdir d;
 	int fd, r;
@@ -171,12 +171,12 @@ int seg_group_write(const char *data_dir, const char *topic, const char *group, 
 	 * under its holder) never rename each other's half-written file. What
 	 * killed commits leave is swept when the group is next joined
 	 * (sweep_tmp). */
-	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.%d.tmp", group, (int)getpid()) >= sizeof(tmp))
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.%d-%llx.tmp", group, (int)getpid(),
+			     (unsigned long long)ring_realtime_ns()) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	if ((r = gdir_open(data_dir, topic, true, &d)))
 		return r;
 	g.crc = seg_crc32c(0, &g, offsetof(struct group_file, crc));
-	unlinkat(d.fd, tmp, 0); /* a stale temp file of ours; a planted name is never followed */
 	fd = gdir_file(&d, tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		close(d.fd);
@@ -203,30 +203,17 @@ static int group_load(const struct gdir *d, const char *name, int64_t *position)
 {
 	struct group_file g;
 	struct stat st;
-	int fd = -1;
+	int fd = gdir_file(d, name, O_RDONLY, 0);
 	ssize_t n;
 
+	if (fd < 0)
+		return fd;
 	/* Written only as a whole new file renamed into place: 32 bytes, one
 	 * link. More links (a hard link to a file elsewhere, maybe another
 	 * user's) or another size is not ours to trust. No link at all is the
-	 * file a commit replaced while we opened it: the new one, again. */
-	for (int tries = 0; tries < 8; tries++) {
-		fd = gdir_file(d, name, O_RDONLY, 0);
-		if (fd < 0)
-			return fd;
-		if (fstat(fd, &st)) {
-			n = -errno;
-			close(fd);
-			return (int)n;
-		}
-		if (st.st_nlink != 0)
-			break;
-		close(fd);
-		fd = -1;
-	}
-	if (fd < 0)
-		return -EAGAIN; /* replaced under us each time */
-	if (st.st_size != (off_t)sizeof(g) || st.st_nlink != 1) {
+	 * file a commit replaced just after we opened it: a whole earlier
+	 * commit, as good as a read a moment sooner (a review). */
+	if (fstat(fd, &st) || st.st_size != (off_t)sizeof(g) || st.st_nlink > 1) {
 		close(fd);
 		return -EBADMSG;
 	}
@@ -389,8 +376,9 @@ static int member_at(const char *data_dir, const char *topic, const char *group,
 }
 
 /* Remove the temp files of commits to group that were killed before
- * their rename (".<group>.<pid>.tmp"): called by the group's new holder,
- * when no commit of another process should be under way. */
+ * their rename (".<group>.<pid>-<ns>.tmp"): called by the group's new
+ * holder, when no commit of another process should be under way (one whose
+ * lock file was replaced under it then fails its rename, -ENOENT). */
 static void sweep_tmp(const struct gdir *d, const char *group)
 {
 	size_t gl = strlen(group);
@@ -411,7 +399,7 @@ static void sweep_tmp(const struct gdir *d, const char *group)
 		if (s[0] != '.' || strncmp(s + 1, group, gl) || s[1 + gl] != '.')
 			continue;
 		s += 2 + gl;
-		for (e = s; *e >= '0' && *e <= '9'; e++)
+		for (e = s; (*e >= '0' && *e <= '9') || (*e >= 'a' && *e <= 'f') || *e == '-'; e++)
 			;
 		if (e > s && !strcmp(e, ".tmp"))
 			unlinkat(d->fd, de->d_name, 0);
@@ -444,7 +432,6 @@ int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		} else if ((r = member_same(&d, name, fd)) == 0) {
 			h->fd = fd;
 			ring_held_add(h);
-			sweep_tmp(&d, group);
 			break;
 		}
 		/* Busy, or the name was removed or replaced before we held it:
@@ -455,6 +442,8 @@ int seg_group_join(const char *data_dir, const char *topic, const char *group,
 		r = -EAGAIN; /* replaced under us each time: try again later */
 	}
 	ring_producers_unlock();
+	if (!r)
+		sweep_tmp(&d, group); /* (not under the fork lock: a readdir) */
 	close(d.fd);
 	return r;
 }

@@ -219,14 +219,16 @@ static int go_live(struct spw_reader *r)
 		ring_topic_prefault(r->t);
 		if (rd_test_go_live_hook)
 			rd_test_go_live_hook(r);
-		rc = spw_consumer_open(r->t, SPW_FROM_POSITION, (int64_t)r->pos, &r->c);
-		if (rc)
-			return rc;
-	} else {
-		rc = spw_consumer_seek(r->c, (int64_t)r->pos);
+		rc = spw_consumer_open(r->t, SPW_FROM_OLDEST, 0, &r->c);
 		if (rc)
 			return rc;
 	}
+	/* r->pos is a boundary: where the disk log (CRC-checked) left off, or
+	 * a start rd_check_boundary proved. No walk of the ring's chain here:
+	 * it would cost O(ring) per switch to live (a review). */
+	rc = ring_consumer_seek_known(r->c, (int64_t)r->pos);
+	if (rc)
+		return rc;
 	r->live = true;
 	r->live_idle = false;
 	return 0;

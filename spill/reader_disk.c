@@ -370,8 +370,17 @@ int rd_check_boundary(struct spw_reader *r, uint64_t pos)
 				return (int)n;
 			if ((uint64_t)sc.end > pos)
 				return -EINVAL;
-			if (n == 0) /* an open claim: over it, if a slot says where it ends */
-				return ring_chain_lands(r->t, pos) == 0 ? -EINVAL : 0;
+			if (n == 0) { /* an open claim at sc.end: over it, if a WON slot holds it */
+				int l = ring_chain_lands(r->t, (uint64_t)sc.end, pos);
+
+				if (l != 0)
+					return 0; /* landed, or cannot tell: as before */
+				/* Reclaimed past pos meanwhile: on disk now (below). */
+				if (pos >= atomic_load_explicit(&r->t->hdr->reclaimed,
+								memory_order_acquire))
+					return -EINVAL;
+				break; /* (q < pos: to the disk check) */
+			}
 			q = (uint64_t)sc.end;
 		}
 		if (q >= pos)

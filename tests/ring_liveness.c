@@ -315,6 +315,34 @@ static void seek_inside_a_record_is_refused(void **state)
 		spw_producer_close(p2);
 	}
 	assert_int_equal(spw_producer_abort(p, &cl), 0);
+	/* A guess that lost its CAS, still in its CLAIMING slot, at the start
+	 * of the winner's open claim: the walk stood on the guess's span and
+	 * stepped over the honest record after the claim, refusing it (a
+	 * review, 2026-12-05). Only a WON slot's span is ground to step on. */
+	{
+		struct spw_producer *gone = NULL, *p2 = NULL, *p3 = NULL;
+		struct spw_claim won;
+		uint32_t g;
+		int64_t x;
+
+		assert_int_equal(spw_producer_open(t, &gone), 0); /* a free slot, below p2's */
+		assert_int_equal(spw_producer_open(t, &p2), 0);
+		assert_int_equal(spw_producer_open(t, &p3), 0);
+		g = (uint32_t)(gone->slot - t->slots);
+		assert_true(g < (uint32_t)(p2->slot - t->slots));
+		spw_producer_close(gone);
+		assert_int_equal(spw_producer_claim(p2, 40, &won), 0);
+		x = spw_producer_send(p3, "after the claim", 15);
+		assert_int_equal(x, won.position + 56);
+		atomic_store(&t->slots[g].end, (uint64_t)x + 64);
+		atomic_store(&t->slots[g].claim, (uint64_t)won.position | RING_SLOT_CLAIMING);
+		assert_int_equal(spw_consumer_seek(c, x), 0);
+		assert_int_equal(ring_chain_lands(t, 0, (uint64_t)x), 1);
+		atomic_store(&t->slots[g].claim, RING_SLOT_IDLE);
+		assert_int_equal(spw_producer_abort(p2, &won), 0);
+		spw_producer_close(p3);
+		spw_producer_close(p2);
+	}
 	assert_int_equal(spw_consumer_open(t, SPW_FROM_POSITION, 16, &c2), -EINVAL);
 	assert_null(c2);
 	spw_consumer_close(c);
