@@ -195,8 +195,9 @@ struct ring_hdr {
 	uint64_t created_ns;
 	uint64_t start_position;
 	uint32_t max_producers;
-	/* 0; 1 once spw_topic_delete is removing the ring (stored through
-	 * pwrite just before the unlink, never reset): producers then refuse
+	/* 0; 1 once spw_topic_delete removed the ring (stored through pwrite
+	 * on a descriptor opened before the unlink, once the unlink succeeded;
+	 * never reset): producers then refuse
 	 * to send (-EIDRM) instead of writing records nobody will read or
 	 * spill. The only word of line 0 written after create; readers load
 	 * it relaxed (a flag: it orders nothing), and its one changing byte

@@ -350,8 +350,8 @@ static uint64_t disk_span(const struct spw_reader *r, uint64_t pos, uint64_t w)
 /* Is pos a record boundary (R1)? Walks the ring from its reclaim bound, or
  * the index entry holding pos on disk. 0, -EINVAL (inside a record), or
  * -errno. A scan that meets an uncommitted record before pos goes on over
- * the claims slots publish (ring_chain_lands); only a gap nobody claims
- * (a dead producer's, not settled yet) leaves pos taken on trust. */
+ * the claims WON slots hold (ring_chain_lands); only a gap no WON slot
+ * holds (a dead producer's, not settled yet) leaves pos taken on trust. */
 int rd_check_boundary(struct spw_reader *r, uint64_t pos)
 {
 	struct spwd_scan_result sc;

@@ -304,6 +304,20 @@ static void every_record_arrives_once_in_order_and_sigterm_commits(void **state)
 	bridge_case_end(&k);
 }
 
+/* The bridge's stderr (its errfile) holds what: else the test fails,
+ * showing what it said. */
+static void bridge_said(const struct bcase *k, const char *what)
+{
+	char text[4096] = "";
+	FILE *f = fopen(k->ba.errfile, "r");
+
+	assert_non_null(f);
+	text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+	fclose(f);
+	if (!strstr(text, what))
+		fail_msg("the bridge did not say \"%s\": %s", what, text);
+}
+
 /* A topic deleted under the bridge: it says so and exits 1 (it waited for
  * ever), after flushing and committing what it had sent. */
 static void a_deleted_topic_ends_the_bridge(void **state)
@@ -312,20 +326,13 @@ static void a_deleted_topic_ends_the_bridge(void **state)
 	struct bcase k;
 	pid_t b;
 	int64_t gp = -1;
-	char text[4096] = "";
-	FILE *f;
 
 	bridge_case_begin(&k, *state, "bdel", "kdel", NULL);
 	send_recs(k.p, 0, 500, pos, NULL);
 	b = bridge_run_to(&k, pos[499] + 8);
 	assert_int_equal(spw_topic_delete(k.d->shm, "bdel"), 0);
 	assert_int_equal(wait_status(b, scaled_s(15, 60)), 1);
-	f = fopen(k.ba.errfile, "r");
-	assert_non_null(f);
-	text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
-	fclose(f);
-	if (!strstr(text, "topic \"bdel\" was deleted while bridging it"))
-		fail_msg("the bridge did not say why it stopped: %s", text);
+	bridge_said(&k, "topic \"bdel\" was deleted while bridging it");
 	assert_int_equal(spw_group_read(k.d->data, "bdel", k.group, &gp), 0);
 	assert_true(gp > pos[499]);
 	kafka_once_in_order(&k.m, "kdel", pos, 500, got, 1000, false);
@@ -340,11 +347,10 @@ static void an_unreadable_group_position_stops_the_bridge(void **state)
 {
 	static int64_t pos[300];
 	struct bcase k;
-	char path[4096], text[4096] = "";
+	char path[4096];
 	uint8_t before[64], after[64], x;
 	ssize_t n0, n1;
 	int64_t gp;
-	FILE *f;
 	int fd;
 
 	bridge_case_begin(&k, *state, "bgr", "kgr", NULL);
@@ -362,12 +368,7 @@ static void an_unreadable_group_position_stops_the_bridge(void **state)
 	send_recs(k.p, 200, 300, pos, NULL);
 	assert_int_equal(wait_status(bridge_start(k.d, k.ba.argv, k.ba.errfile), scaled_s(20, 60)),
 			 1);
-	f = fopen(k.ba.errfile, "r");
-	assert_non_null(f);
-	text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
-	fclose(f);
-	if (!strstr(text, "cannot be read (Bad message: damaged, or not a group file)"))
-		fail_msg("the bridge did not say why it stopped: %s", text);
+	bridge_said(&k, "cannot be read (Bad message: damaged, or not a group file)");
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	n1 = pread(fd, after, sizeof(after), 0);
