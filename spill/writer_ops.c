@@ -156,8 +156,11 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 			/* Once per error and position: a hostile header (a tail of
 			 * 0, a reclaimed past the spill position) fails the same
 			 * way every loop, ~500 times a second. */
-			if ((s->scan_err != (int)n || s->scan_err_pos != (int64_t)pos) &&
-			    n == -EUCLEAN)
+			if (s->scan_err == (int)n && s->scan_err_pos == (int64_t)pos)
+				; /* said already */
+			else if (n == -EUCLEAN)
+				/* Relaxed loads: the figures of a message, ordering
+				 * nothing (scan judged with its own acquire loads). */
 				spill_log(LOG_ERROR, s->name,
 					  "the ring's header is garbage: its tail %llu is past its limit "
 					  "%llu (something wrote into the header); spilling stops at "
@@ -169,7 +172,7 @@ static int op_build(struct spill_stream *s, struct spill_op *op, uint64_t now_ns
 					  (unsigned long long)atomic_load_explicit(&t->hdr->limit,
 										   memory_order_relaxed),
 					  (unsigned long long)pos);
-			else if (s->scan_err != (int)n || s->scan_err_pos != (int64_t)pos)
+			else
 				spill_log(LOG_ERROR, s->name, "scan at %llu: %s (spilling stops here)",
 					  (unsigned long long)pos, strerror((int)-n));
 			s->scan_err = (int)n;
